@@ -1,0 +1,407 @@
+package brick
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/brickfs/brickfs/brick/sunrpc"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// Config describes one brick: the options of its protocol/client translator
+// in the volfile plus brickfs's own timing.
+type Config struct {
+	// Name is the client translator's name in the volfile, e.g.
+	// "cinder-client-1": the brick's identity in errors and logs.
+	Name string
+	// RemoteHost is the glusterd host that knows the brick's port.
+	RemoteHost string
+	// RemotePort is glusterd's port; 0 means 24007.
+	RemotePort int
+	// RemoteSubvolume is the brick path, e.g. "/bricks/b1".
+	RemoteSubvolume string
+	// Username and Password come from a trusted volfile; empty when absent.
+	Username, Password string
+	// VolfileKey is the key the volfile was fetched with, e.g. "/cinder".
+	VolfileKey string
+	// VolumeID is checked by the brick when set.
+	VolumeID string
+	// Options are every option of the client translator, sent in SETVOLUME
+	// as the native client does.
+	Options [][2]string
+	// PingInterval is how often the brick is pinged; 0 means 2s.
+	PingInterval time.Duration
+	// PingTimeout is how long a brick may leave a ping unanswered before the
+	// connection is dropped; 0 means 42s (GF_NETWORK_TIMEOUT).
+	PingTimeout time.Duration
+	// ReconnectMax caps the reconnect backoff; 0 means 3s (rpc-clnt's period).
+	ReconnectMax time.Duration
+	// DialTimeout bounds one TCP connect; 0 means 5s.
+	DialTimeout time.Duration
+}
+
+func (c *Config) fill() {
+	if c.RemotePort == 0 {
+		c.RemotePort = 24007
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = 2 * time.Second
+	}
+	if c.PingTimeout == 0 {
+		c.PingTimeout = 42 * time.Second
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = 3 * time.Second
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 5 * time.Second
+	}
+}
+
+// Client is a connection to one brick that survives reconnects.
+//
+// LOCK ORDERING: Client.mu before Fd.mu is never taken; Fd.mu may be held
+// while calling Client methods that take Client.mu briefly.
+type Client struct {
+	cfg Config
+	log *zap.Logger
+	ctx string // CTX_ID part of process-uuid, unique per Client
+
+	mu     sync.Mutex
+	conn   *sunrpc.Conn  // GUARDED_BY(mu); nil while down
+	gen    uint64        // GUARDED_BY(mu); bumped on every successful connect
+	up     chan struct{} // GUARDED_BY(mu); closed when conn is set
+	recon  int           // GUARDED_BY(mu); RECON_NO
+	xid    uint32        // GUARDED_BY(mu); next xid, kept across reconnects
+	closed bool          // GUARDED_BY(mu)
+
+	lastErr atomic.Value // error of the last failed connect attempt
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	// OnStateChange, when set before Start, is called with true when the
+	// brick comes up and false when it goes down.
+	OnStateChange func(up bool)
+}
+
+// New returns a Client for cfg; Start connects it.
+func New(cfg Config, log *zap.Logger) *Client {
+	cfg.fill()
+	if log == nil {
+		log = zap.NewNop()
+	}
+	var id [16]byte
+	_, _ = rand.Read(id[:])
+	return &Client{
+		cfg:  cfg,
+		log:  log.With(zap.String("brick", cfg.Name)),
+		ctx:  hex.EncodeToString(id[:]),
+		up:   make(chan struct{}),
+		xid:  1,
+		stop: make(chan struct{}),
+	}
+}
+
+// Name is the brick's client translator name.
+func (c *Client) Name() string { return c.cfg.Name }
+
+// Start makes the first connection and, if it succeeds, keeps the brick
+// connected in the background until Close. A first connection that fails is
+// returned as an error and nothing keeps running.
+func (c *Client) Start(ctx context.Context) error {
+	if err := c.connect(ctx); err != nil {
+		return err
+	}
+	c.wg.Add(1)
+	go c.keeper()
+	return nil
+}
+
+// Close drops the connection and stops the background work.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	conn := c.conn
+	c.mu.Unlock()
+	close(c.stop)
+	if conn != nil {
+		_ = conn.Close()
+	}
+	c.wg.Wait()
+	return nil
+}
+
+// Up reports whether the brick is connected.
+func (c *Client) Up() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn != nil
+}
+
+// current returns the live connection and its generation.
+func (c *Client) current() (*sunrpc.Conn, uint64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil {
+		err, _ := c.lastErr.Load().(error)
+		if err == nil {
+			err = errors.New("not connected")
+		}
+		return nil, 0, &OpError{Brick: c.cfg.Name, Errno: syscall.ENOTCONN, Err: err}
+	}
+	return c.conn, c.gen, nil
+}
+
+// WaitUp waits until the brick is connected or ctx ends.
+func (c *Client) WaitUp(ctx context.Context) error {
+	c.mu.Lock()
+	up := c.up
+	c.mu.Unlock()
+	select {
+	case <-up:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Client) glusterdAddr() string {
+	return net.JoinHostPort(c.cfg.RemoteHost, strconv.Itoa(c.cfg.RemotePort))
+}
+
+// connect runs PORTBYBRICK on glusterd, then DUMP and SETVOLUME on the brick.
+func (c *Client) connect(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			c.lastErr.Store(err)
+		}
+	}()
+	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	c.mu.Lock()
+	xid := c.xid
+	c.mu.Unlock()
+
+	gd, err := sunrpc.Dial(dctx, c.glusterdAddr(), xid, sunrpc.Options{Log: c.log})
+	if err != nil {
+		return fmt.Errorf("brick %s: cannot reach glusterd at %s to find the brick's port: %w", c.cfg.Name, c.glusterdAddr(), err)
+	}
+	port, err := PortByBrick(dctx, gd, c.cfg.RemoteSubvolume)
+	xid = gd.NextXid()
+	_ = gd.Close()
+	if err != nil {
+		return fmt.Errorf("brick %s: glusterd at %s: %w", c.cfg.Name, c.glusterdAddr(), err)
+	}
+	addr := net.JoinHostPort(c.cfg.RemoteHost, strconv.Itoa(port))
+	conn, err := sunrpc.Dial(dctx, addr, xid, sunrpc.Options{Log: c.log, OnCallback: c.onCallback})
+	if err != nil {
+		return fmt.Errorf("brick %s (%s:%s): connect: %w", c.cfg.Name, addr, c.cfg.RemoteSubvolume, err)
+	}
+	progs, err := Dump(dctx, conn)
+	if err == nil && !hasProgram(progs, ProgFOP, VersFOP) {
+		err = fmt.Errorf("the brick does not offer the GlusterFS 4.x FOP program (%d/%d); brickfs needs GlusterFS 4.0 or later", ProgFOP, VersFOP)
+	}
+	if err == nil {
+		err = c.setVolume(dctx, conn)
+	}
+	if err != nil {
+		_ = conn.Close()
+		return fmt.Errorf("brick %s (%s:%s): %w", c.cfg.Name, addr, c.cfg.RemoteSubvolume, err)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		_ = conn.Close()
+		return errors.New("client closed")
+	}
+	c.conn = conn
+	c.gen++
+	close(c.up)
+	c.mu.Unlock()
+	c.log.Info("brick connected", zap.String("remote", addr), zap.String("subvol", c.cfg.RemoteSubvolume))
+	if c.OnStateChange != nil {
+		c.OnStateChange(true)
+	}
+	return nil
+}
+
+func hasProgram(ps []Program, num, vers uint64) bool {
+	for _, p := range ps {
+		if p.Num == num && p.Vers == vers {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrAuth is wrapped by SETVOLUME failures that retrying cannot fix.
+var ErrAuth = errors.New("brick refused the client")
+
+func (c *Client) setVolume(ctx context.Context, conn *sunrpc.Conn) error {
+	c.mu.Lock()
+	c.recon++
+	recon := c.recon
+	c.mu.Unlock()
+	host, _ := os.Hostname()
+	d := xdr.OldDict{}.
+		Set("opversion", "100000").
+		Set("clnt-lk-version", "1").
+		Set("volfile-checksum", "0").
+		Set("volfile-key", c.cfg.VolfileKey)
+	if c.cfg.VolumeID != "" {
+		d = d.Set("volume-id", c.cfg.VolumeID)
+	}
+	d = d.Set("client-version", "10.3").
+		Set("process-name", "fuse").
+		Set("process-uuid", fmt.Sprintf("CTX_ID:%s-GRAPH_ID:0-PID:%d-HOST:%s-PC_NAME:%s-RECON_NO:-%d",
+			c.ctx, os.Getpid(), host, c.cfg.Name, recon)).
+		Set("fops-version", strconv.Itoa(ProgFOP))
+	for _, kv := range c.cfg.Options {
+		d = d.Set(kv[0], kv[1])
+	}
+	d = d.Set("remote-subvolume", c.cfg.RemoteSubvolume)
+	if c.cfg.Username != "" {
+		d = d.Set("username", c.cfg.Username).Set("password", c.cfg.Password)
+	}
+	e := xdr.NewEncoder(1024)
+	e.Opaque(d.Marshal())
+	body, err := conn.Call(ctx, ProgHandshake, VersHandshake, ProcSetVolume, c.internalCred(0, 0), e.B, nil)
+	if err != nil {
+		return fmt.Errorf("SETVOLUME: %w", err)
+	}
+	dec := xdr.NewDecoder(body)
+	ret, errno := dec.Int32(), dec.Int32()
+	reply, derr := xdr.UnmarshalOldDict(dec.Opaque(1 << 20))
+	if dec.Err() != nil {
+		return fmt.Errorf("SETVOLUME: bad reply: %v", dec.Err())
+	}
+	if derr != nil {
+		return fmt.Errorf("SETVOLUME: bad reply dict: %v", derr)
+	}
+	if ret >= 0 {
+		return nil
+	}
+	msg, _ := reply.Get("ERROR")
+	en := syscall.Errno(errno)
+	switch en {
+	case syscall.EACCES:
+		return fmt.Errorf("%w: authentication failed (%s): the volfile's username/password do not match the brick; re-fetch the volfile from a glusterd of this cluster", ErrAuth, msg)
+	case syscall.ENOENT:
+		return fmt.Errorf("%w: %s (%v)", ErrAuth, msg, en)
+	}
+	return fmt.Errorf("SETVOLUME refused: %s (%v)", msg, en)
+}
+
+// keeper pings the live connection and reconnects when it breaks.
+func (c *Client) keeper() {
+	defer c.wg.Done()
+	for {
+		conn, _, err := c.current()
+		if err == nil {
+			c.watch(conn)
+			c.mu.Lock()
+			if c.conn == conn {
+				c.conn = nil
+				c.up = make(chan struct{})
+				c.xid = conn.NextXid()
+			}
+			closed := c.closed
+			c.mu.Unlock()
+			_ = conn.Close()
+			if closed {
+				return
+			}
+			cerr := conn.Err()
+			c.lastErr.Store(cerr)
+			c.log.Warn("brick disconnected", zap.Error(cerr))
+			if c.OnStateChange != nil {
+				c.OnStateChange(false)
+			}
+		}
+		if !c.reconnect() {
+			return
+		}
+	}
+}
+
+// watch pings conn until it breaks or the client stops.
+func (c *Client) watch(conn *sunrpc.Conn) {
+	t := time.NewTicker(c.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-conn.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.PingTimeout)
+		err := Ping(ctx, conn)
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				c.log.Warn("brick did not answer a ping in time, disconnecting", zap.Duration("timeout", c.cfg.PingTimeout))
+				_ = conn.Close()
+			}
+			return
+		}
+	}
+}
+
+// reconnect retries with capped, jittered backoff until it succeeds or the
+// client stops. It returns false when the client stopped.
+func (c *Client) reconnect() bool {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		select {
+		case <-c.stop:
+			return false
+		default:
+		}
+		err := c.connect(context.Background())
+		if err == nil {
+			return true
+		}
+		if attempt == 1 || attempt%20 == 0 {
+			c.log.Warn("brick reconnect failed, retrying", zap.Int("attempt", attempt), zap.Error(err))
+		}
+		j, _ := rand.Int(rand.Reader, big.NewInt(int64(backoff/2)+1))
+		select {
+		case <-c.stop:
+			return false
+		case <-time.After(backoff/2 + time.Duration(j.Int64())):
+		}
+		if backoff *= 2; backoff > c.cfg.ReconnectMax {
+			backoff = c.cfg.ReconnectMax
+		}
+	}
+}
+
+func (c *Client) onCallback(call sunrpc.Call) {
+	if ce := c.log.Check(zap.DebugLevel, "brick callback"); ce != nil {
+		ce.Write(zap.Uint32("prog", call.Prog), zap.Uint32("proc", call.Proc))
+	}
+}
+
+// internalCred is the v2 credential of an internal frame (pid 0, lk-owner
+// the pid as 4 little-endian bytes, as rpc-clnt sends when a frame has none).
+func (c *Client) internalCred(uid, gid uint32) sunrpc.Cred {
+	return sunrpc.CredV2(0, uid, gid, nil, []byte{0, 0, 0, 0})
+}

@@ -1,0 +1,949 @@
+package brick
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/brickfs/brickfs/brick/sunrpc"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// Caller is who a fop runs as: the process behind a FUSE request.
+type Caller struct {
+	Pid      int32
+	UID, GID uint32
+	Groups   []uint32
+	// LkOwner is the lock owner (8 bytes from the kernel for POSIX locks and
+	// FLUSH); empty means the pid as 4 little-endian bytes, as rpc-clnt sends.
+	LkOwner []byte
+}
+
+type callerKey struct{}
+
+// WithCaller returns ctx carrying who the fops run as. Fops on a context
+// without a Caller run as an internal frame: pid 0, uid 0, gid 0.
+func WithCaller(ctx context.Context, c *Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+func callerOf(ctx context.Context) *Caller {
+	c, _ := ctx.Value(callerKey{}).(*Caller)
+	return c
+}
+
+func (c *Client) cred(ctx context.Context, flags uint32, stamp bool) sunrpc.Cred {
+	var ct time.Time
+	if stamp {
+		ct = time.Now()
+	}
+	cl := callerOf(ctx)
+	if cl == nil {
+		return sunrpc.CredV3(0, 0, 0, nil, []byte{0, 0, 0, 0}, flags, ct)
+	}
+	owner := cl.LkOwner
+	if len(owner) == 0 {
+		owner = binary.LittleEndian.AppendUint32(nil, uint32(cl.Pid))
+	}
+	return sunrpc.CredV3(cl.Pid, cl.UID, cl.GID, cl.Groups, owner, flags, ct)
+}
+
+// AnonFd is GF_ANON_FD_NO: the brick opens the inode for that one call.
+// Never send -1: a brick dereferences a NULL fd for it and crashes.
+const AnonFd = -2
+
+// Fd is an open file or directory. It stays valid across reconnects: the
+// first fop after a reconnect reopens it by gfid, as protocol/client does.
+type Fd struct {
+	GFID  xdr.GFID
+	Flags uint32
+	Dir   bool
+
+	mu       sync.Mutex
+	remote   int64  // GUARDED_BY(mu)
+	gen      uint64 // GUARDED_BY(mu); connection generation remote belongs to
+	released bool   // GUARDED_BY(mu)
+}
+
+// reopenMask drops the flags that must not be replayed on reopen.
+const reopenMask = ^uint32(syscall.O_CREAT | syscall.O_EXCL | syscall.O_TRUNC)
+
+// resolve returns the connection and remote fd to use for f, reopening f on
+// the current connection if it was opened on an earlier one.
+func (c *Client) resolve(ctx context.Context, f *Fd, proc uint32) (*sunrpc.Conn, int64, error) {
+	conn, gen, err := c.current()
+	if err != nil {
+		return nil, 0, c.opErr(proc, f.GFID, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released {
+		return nil, 0, &OpError{Brick: c.cfg.Name, Fop: FopName(proc), GFID: f.GFID, Errno: syscall.EBADF, Err: errors.New("fd already released")}
+	}
+	if f.gen == gen {
+		return conn, f.remote, nil
+	}
+	var rfd int64
+	if f.Dir {
+		rfd, err = c.openOn(ctx, conn, opOpendir, f.GFID, 0)
+	} else {
+		rfd, err = c.openOn(ctx, conn, opOpen, f.GFID, f.Flags&reopenMask)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	c.log.Info("reopened fd after reconnect", zap.Stringer("gfid", f.GFID))
+	f.remote, f.gen = rfd, gen
+	return conn, rfd, nil
+}
+
+func (c *Client) opErr(proc uint32, gfid xdr.GFID, err error) error {
+	var oe *OpError
+	if errors.As(err, &oe) {
+		if oe.Fop == "" {
+			e := *oe
+			e.Fop, e.GFID = FopName(proc), gfid
+			return &e
+		}
+		return err
+	}
+	en := syscall.EIO
+	switch {
+	case errors.Is(err, sunrpc.ErrDisconnected):
+		en = syscall.ENOTCONN
+	case errors.Is(err, context.DeadlineExceeded):
+		en = syscall.ETIMEDOUT
+	case errors.Is(err, context.Canceled):
+		en = syscall.EINTR
+	}
+	var re *sunrpc.RPCError
+	if errors.As(err, &re) {
+		c.log.Error("brick rejected a request", zap.String("fop", FopName(proc)), zap.Error(err))
+	}
+	return &OpError{Brick: c.cfg.Name, Fop: FopName(proc), GFID: gfid, Errno: en, Err: err}
+}
+
+// call sends one fop on conn and returns a decoder positioned after op_ret
+// and op_errno. A negative op_ret becomes an *OpError; op_errno is ignored
+// on success, where bricks often leave it non-zero.
+func (c *Client) call(ctx context.Context, conn *sunrpc.Conn, proc uint32, gfid xdr.GFID, cred sunrpc.Cred, args, data []byte) (*xdr.Decoder, int32, error) {
+	body, err := conn.Call(ctx, ProgFOP, VersFOP, proc, cred, args, data)
+	if err != nil {
+		return nil, 0, c.opErr(proc, gfid, err)
+	}
+	d := xdr.NewDecoder(body)
+	ret, errno := d.Int32(), d.Int32()
+	if d.Err() != nil {
+		return nil, 0, c.opErr(proc, gfid, fmt.Errorf("short reply: %w", d.Err()))
+	}
+	if ret < 0 {
+		return d, ret, &OpError{Brick: c.cfg.Name, Fop: FopName(proc), GFID: gfid, Errno: syscall.Errno(errno)}
+	}
+	return d, ret, nil
+}
+
+// do runs a gfid-based fop on the current connection.
+func (c *Client) do(ctx context.Context, proc uint32, gfid xdr.GFID, args []byte, data []byte) (*xdr.Decoder, int32, error) {
+	conn, _, err := c.current()
+	if err != nil {
+		return nil, 0, c.opErr(proc, gfid, err)
+	}
+	flags, stamp := utimeFlags(proc)
+	return c.call(ctx, conn, proc, gfid, c.cred(ctx, flags, stamp), args, data)
+}
+
+// doFd runs an fd-based fop; build encodes the arguments given the remote fd.
+func (c *Client) doFd(ctx context.Context, proc uint32, f *Fd, flags uint32, stamp bool, build func(e *xdr.Encoder, rfd int64) error, data []byte) (*xdr.Decoder, int32, error) {
+	conn, rfd, err := c.resolve(ctx, f, proc)
+	if err != nil {
+		return nil, 0, err
+	}
+	e := xdr.NewEncoder(96)
+	if err := build(e, rfd); err != nil {
+		return nil, 0, c.opErr(proc, f.GFID, err)
+	}
+	return c.call(ctx, conn, proc, f.GFID, c.cred(ctx, flags, stamp), e.B, data)
+}
+
+func (c *Client) fdOp(ctx context.Context, proc uint32, f *Fd, build func(e *xdr.Encoder, rfd int64) error, data []byte) (*xdr.Decoder, int32, error) {
+	flags, stamp := utimeFlags(proc)
+	return c.doFd(ctx, proc, f, flags, stamp, build, data)
+}
+
+// finish checks that a reply decoded cleanly.
+func (c *Client) finish(d *xdr.Decoder, proc uint32, gfid xdr.GFID) error {
+	if d.Err() != nil {
+		return c.opErr(proc, gfid, fmt.Errorf("malformed reply: %w", d.Err()))
+	}
+	return nil
+}
+
+func enc(n int) *xdr.Encoder { return xdr.NewEncoder(n) }
+
+// Lookup resolves name in parent (named lookup), or gfid itself when name is
+// empty (nameless lookup). It returns the inode's iatt and the reply xdata.
+func (c *Client) Lookup(ctx context.Context, parent xdr.GFID, name string, gfid xdr.GFID, xdata xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+	e := enc(64 + len(name))
+	e.GFID(gfid)
+	e.GFID(parent)
+	e.Uint32(0)
+	e.String(name)
+	if err := e.Dict(xdata); err != nil {
+		return xdr.Iatt{}, nil, c.opErr(opLookup, gfid, err)
+	}
+	d, _, err := c.do(ctx, opLookup, gfid, e.B, nil)
+	if err != nil {
+		return xdr.Iatt{}, nil, err
+	}
+	rx := d.Dict()
+	st := d.Iatt()
+	_ = d.Iatt() // postparent
+	return st, rx, c.finish(d, opLookup, gfid)
+}
+
+// Stat returns the iatt of gfid.
+func (c *Client) Stat(ctx context.Context, gfid xdr.GFID) (xdr.Iatt, error) {
+	e := enc(32)
+	e.GFID(gfid)
+	_ = e.Dict(nil)
+	d, _, err := c.do(ctx, opStat, gfid, e.B, nil)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	_ = d.Dict()
+	st := d.Iatt()
+	return st, c.finish(d, opStat, gfid)
+}
+
+// Fstat returns the iatt of an open file.
+func (c *Client) Fstat(ctx context.Context, f *Fd) (xdr.Iatt, error) {
+	d, _, err := c.fdOp(ctx, opFstat, f, func(e *xdr.Encoder, rfd int64) error {
+		e.GFID(f.GFID)
+		e.Int64(rfd)
+		return e.Dict(nil)
+	}, nil)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	_ = d.Dict()
+	st := d.Iatt()
+	return st, c.finish(d, opFstat, f.GFID)
+}
+
+func (c *Client) read2iatt(d *xdr.Decoder, proc uint32, gfid xdr.GFID) (pre, post xdr.Iatt, err error) {
+	_ = d.Dict()
+	pre = d.Iatt()
+	post = d.Iatt()
+	return pre, post, c.finish(d, proc, gfid)
+}
+
+// Setattr changes the attributes selected by valid (SetAttr* bits).
+func (c *Client) Setattr(ctx context.Context, gfid xdr.GFID, attr *xdr.Iatt, valid uint32) (pre, post xdr.Iatt, err error) {
+	conn, _, err := c.current()
+	if err != nil {
+		return pre, post, c.opErr(opSetattr, gfid, err)
+	}
+	e := enc(200)
+	e.GFID(gfid)
+	e.Iatt(attr)
+	e.Uint32(valid)
+	_ = e.Dict(xdr.Dict{})
+	d, _, err := c.call(ctx, conn, opSetattr, gfid, c.cred(ctx, setattrFlags(valid), true), e.B, nil)
+	if err != nil {
+		return pre, post, err
+	}
+	return c.read2iatt(d, opSetattr, gfid)
+}
+
+// Fsetattr is Setattr on an open file.
+func (c *Client) Fsetattr(ctx context.Context, f *Fd, attr *xdr.Iatt, valid uint32) (pre, post xdr.Iatt, err error) {
+	d, _, err := c.doFd(ctx, opFsetattr, f, setattrFlags(valid), true, func(e *xdr.Encoder, rfd int64) error {
+		e.GFID(f.GFID)
+		e.Int64(rfd)
+		e.Iatt(attr)
+		e.Uint32(valid)
+		return e.Dict(xdr.Dict{})
+	}, nil)
+	if err != nil {
+		return pre, post, err
+	}
+	return c.read2iatt(d, opFsetattr, f.GFID)
+}
+
+// Truncate sets the size of gfid.
+func (c *Client) Truncate(ctx context.Context, gfid xdr.GFID, size uint64) (pre, post xdr.Iatt, err error) {
+	e := enc(40)
+	e.GFID(gfid)
+	e.Uint64(size)
+	_ = e.Dict(xdr.Dict{})
+	d, _, err := c.do(ctx, opTruncate, gfid, e.B, nil)
+	if err != nil {
+		return pre, post, err
+	}
+	return c.read2iatt(d, opTruncate, gfid)
+}
+
+// Ftruncate sets the size of an open file.
+func (c *Client) Ftruncate(ctx context.Context, f *Fd, size uint64) (pre, post xdr.Iatt, err error) {
+	d, _, err := c.fdOp(ctx, opFtruncate, f, func(e *xdr.Encoder, rfd int64) error {
+		e.GFID(f.GFID)
+		e.Int64(rfd)
+		e.Uint64(size)
+		return e.Dict(xdr.Dict{})
+	}, nil)
+	if err != nil {
+		return pre, post, err
+	}
+	return c.read2iatt(d, opFtruncate, f.GFID)
+}
+
+// Access checks mask (R_OK, W_OK, X_OK) for the caller.
+func (c *Client) Access(ctx context.Context, gfid xdr.GFID, mask uint32) error {
+	e := enc(32)
+	e.GFID(gfid)
+	e.Uint32(mask)
+	_ = e.Dict(nil)
+	d, _, err := c.do(ctx, opAccess, gfid, e.B, nil)
+	if err != nil {
+		return err
+	}
+	_ = d.Dict()
+	return c.finish(d, opAccess, gfid)
+}
+
+func (c *Client) openOn(ctx context.Context, conn *sunrpc.Conn, proc uint32, gfid xdr.GFID, flags uint32) (int64, error) {
+	e := enc(36)
+	e.GFID(gfid)
+	if proc == opOpen {
+		e.Uint32(flags)
+	}
+	_ = e.Dict(nil)
+	fl, stamp := utimeFlags(proc)
+	d, _, err := c.call(ctx, conn, proc, gfid, c.cred(ctx, fl, stamp), e.B, nil)
+	if err != nil {
+		return 0, err
+	}
+	_ = d.Dict()
+	rfd := d.Int64()
+	return rfd, c.finish(d, proc, gfid)
+}
+
+func (c *Client) open(ctx context.Context, proc uint32, gfid xdr.GFID, flags uint32) (*Fd, error) {
+	conn, gen, err := c.current()
+	if err != nil {
+		return nil, c.opErr(proc, gfid, err)
+	}
+	rfd, err := c.openOn(ctx, conn, proc, gfid, flags)
+	if err != nil {
+		return nil, err
+	}
+	return &Fd{GFID: gfid, Flags: flags, Dir: proc == opOpendir, remote: rfd, gen: gen}, nil
+}
+
+// Open opens a file with GF_O_* flags (the Linux values).
+func (c *Client) Open(ctx context.Context, gfid xdr.GFID, flags uint32) (*Fd, error) {
+	return c.open(ctx, opOpen, gfid, flags)
+}
+
+// Opendir opens a directory.
+func (c *Client) Opendir(ctx context.Context, gfid xdr.GFID) (*Fd, error) {
+	return c.open(ctx, opOpendir, gfid, 0)
+}
+
+// Release closes f on the brick. It is sent as an internal frame.
+func (c *Client) Release(ctx context.Context, f *Fd) error {
+	f.mu.Lock()
+	if f.released {
+		f.mu.Unlock()
+		return nil
+	}
+	f.released = true
+	rfd, gen := f.remote, f.gen
+	f.mu.Unlock()
+	conn, cur, err := c.current()
+	if err != nil || cur != gen {
+		return nil // the fd died with its connection
+	}
+	proc := uint32(opRelease)
+	if f.Dir {
+		proc = opReleasedir
+	}
+	e := enc(40)
+	e.GFID(f.GFID)
+	e.Int64(rfd)
+	_ = e.Dict(xdr.Dict{})
+	d, _, err := c.call(context.WithoutCancel(ctx), conn, proc, f.GFID, c.cred(context.Background(), 0, false), e.B, nil)
+	if err != nil {
+		return err
+	}
+	_ = d.Dict()
+	return c.finish(d, proc, f.GFID)
+}
+
+// Dirent is one READDIRP entry (gfx_dirplist).
+type Dirent struct {
+	Ino, Off uint64
+	Type     uint32
+	Name     string
+	Stat     xdr.Iatt
+}
+
+// Readdirp reads directory entries with their attributes from offset, up to
+// size bytes of reply. eof is set when the brick signals the end.
+func (c *Client) Readdirp(ctx context.Context, f *Fd, offset uint64, size uint32) ([]Dirent, bool, error) {
+	d, ret, err := c.fdOp(ctx, opReaddirp, f, func(e *xdr.Encoder, rfd int64) error {
+		e.GFID(f.GFID)
+		e.Int64(rfd)
+		e.Uint64(offset)
+		e.Uint32(size)
+		return e.Dict(nil)
+	}, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	ents, eof, derr := DecodeReaddirp(d, ret)
+	if derr != nil {
+		return nil, false, c.opErr(opReaddirp, f.GFID, derr)
+	}
+	return ents, eof, nil
+}
+
+// DecodeReaddirp decodes the rest of a gfx_readdirp_rsp after op_ret and
+// op_errno. The end of the directory shows as an entry with offset
+// 0x7fffffffffffffff or an empty list.
+func DecodeReaddirp(d *xdr.Decoder, ret int32) ([]Dirent, bool, error) {
+	_ = d.Dict()
+	var ents []Dirent
+	if ret > 0 && ret < 1<<16 {
+		ents = make([]Dirent, 0, ret)
+	}
+	eof := false
+	for d.Bool() {
+		var de Dirent
+		de.Ino = d.Uint64()
+		de.Off = d.Uint64()
+		_ = d.Uint32() // d_len
+		de.Type = d.Uint32()
+		de.Name = d.String(4096)
+		de.Stat = d.Iatt()
+		_ = d.Dict()
+		if d.Err() != nil {
+			break
+		}
+		if de.Off == 1<<63-1 {
+			eof = true
+		}
+		ents = append(ents, de)
+	}
+	if d.Err() != nil {
+		return nil, false, fmt.Errorf("malformed readdirp reply: %w", d.Err())
+	}
+	if len(ents) == 0 {
+		eof = true
+	}
+	return ents, eof, nil
+}
+
+// entryOp encodes a creation fop's xdata: gfid-req plus extra.
+func entryXdata(gfid xdr.GFID, extra xdr.Dict) xdr.Dict {
+	x := xdr.Dict{{Key: "gfid-req", Value: xdr.UUID(gfid)}}
+	return append(x, extra...)
+}
+
+func (c *Client) read3iatt(d *xdr.Decoder, proc uint32, gfid xdr.GFID) (xdr.Iatt, error) {
+	_ = d.Dict()
+	st := d.Iatt()
+	_ = d.Iatt()
+	_ = d.Iatt()
+	return st, c.finish(d, proc, gfid)
+}
+
+// Create creates and opens name in parent with the client-chosen gfid.
+func (c *Client) Create(ctx context.Context, parent xdr.GFID, name string, flags, mode, umask uint32, gfid xdr.GFID, extra xdr.Dict) (*Fd, xdr.Iatt, error) {
+	conn, gen, err := c.current()
+	if err != nil {
+		return nil, xdr.Iatt{}, c.opErr(opCreate, parent, err)
+	}
+	e := enc(96 + len(name))
+	e.GFID(parent)
+	e.Uint32(flags)
+	e.Uint32(mode)
+	e.Uint32(umask)
+	e.String(name)
+	if err := e.Dict(entryXdata(gfid, extra)); err != nil {
+		return nil, xdr.Iatt{}, c.opErr(opCreate, parent, err)
+	}
+	fl, _ := utimeFlags(opCreate)
+	d, _, err := c.call(ctx, conn, opCreate, parent, c.cred(ctx, fl, true), e.B, nil)
+	if err != nil {
+		return nil, xdr.Iatt{}, err
+	}
+	_ = d.Dict()
+	st := d.Iatt()
+	rfd := d.Int64()
+	_ = d.Iatt()
+	_ = d.Iatt()
+	if err := c.finish(d, opCreate, parent); err != nil {
+		return nil, xdr.Iatt{}, err
+	}
+	return &Fd{GFID: st.GFID, Flags: flags, remote: rfd, gen: gen}, st, nil
+}
+
+// Mkdir creates a directory; extra carries e.g. the DHT layout.
+func (c *Client) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
+	e := enc(96 + len(name))
+	e.GFID(parent)
+	e.Uint32(mode)
+	e.Uint32(umask)
+	e.String(name)
+	if err := e.Dict(entryXdata(gfid, extra)); err != nil {
+		return xdr.Iatt{}, c.opErr(opMkdir, parent, err)
+	}
+	d, _, err := c.do(ctx, opMkdir, parent, e.B, nil)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	return c.read3iatt(d, opMkdir, parent)
+}
+
+// Mknod creates a device, FIFO, socket or regular file node.
+func (c *Client) Mknod(ctx context.Context, parent xdr.GFID, name string, mode uint32, rdev uint64, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
+	e := enc(104 + len(name))
+	e.GFID(parent)
+	e.Uint64(rdev)
+	e.Uint32(mode)
+	e.Uint32(umask)
+	e.String(name)
+	if err := e.Dict(entryXdata(gfid, extra)); err != nil {
+		return xdr.Iatt{}, c.opErr(opMknod, parent, err)
+	}
+	d, _, err := c.do(ctx, opMknod, parent, e.B, nil)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	return c.read3iatt(d, opMknod, parent)
+}
+
+// Symlink creates name in parent pointing at target.
+func (c *Client) Symlink(ctx context.Context, parent xdr.GFID, name, target string, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
+	e := enc(96 + len(name) + len(target))
+	e.GFID(parent)
+	e.String(name)
+	e.Uint32(umask)
+	e.String(target)
+	if err := e.Dict(entryXdata(gfid, extra)); err != nil {
+		return xdr.Iatt{}, c.opErr(opSymlink, parent, err)
+	}
+	d, _, err := c.do(ctx, opSymlink, parent, e.B, nil)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	return c.read3iatt(d, opSymlink, parent)
+}
+
+// Readlink returns a symlink's target.
+func (c *Client) Readlink(ctx context.Context, gfid xdr.GFID) (string, error) {
+	e := enc(32)
+	e.GFID(gfid)
+	e.Uint32(4096)
+	_ = e.Dict(nil)
+	d, _, err := c.do(ctx, opReadlink, gfid, e.B, nil)
+	if err != nil {
+		return "", err
+	}
+	_ = d.Dict()
+	_ = d.Iatt()
+	path := d.String(4096)
+	return path, c.finish(d, opReadlink, gfid)
+}
+
+// Link makes newName in newParent a hard link to gfid.
+func (c *Client) Link(ctx context.Context, gfid, newParent xdr.GFID, newName string) (xdr.Iatt, error) {
+	e := enc(64 + len(newName))
+	e.GFID(gfid)
+	e.GFID(newParent)
+	e.String(newName)
+	_ = e.Dict(xdr.Dict{})
+	d, _, err := c.do(ctx, opLink, gfid, e.B, nil)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	return c.read3iatt(d, opLink, gfid)
+}
+
+// Unlink removes name from parent.
+func (c *Client) Unlink(ctx context.Context, parent xdr.GFID, name string) error {
+	e := enc(40 + len(name))
+	e.GFID(parent)
+	e.String(name)
+	e.Uint32(0)
+	_ = e.Dict(xdr.Dict{})
+	d, _, err := c.do(ctx, opUnlink, parent, e.B, nil)
+	if err != nil {
+		return err
+	}
+	_, _, err = c.read2iatt(d, opUnlink, parent)
+	return err
+}
+
+// Rmdir removes the empty directory name from parent.
+func (c *Client) Rmdir(ctx context.Context, parent xdr.GFID, name string) error {
+	e := enc(40 + len(name))
+	e.GFID(parent)
+	e.Int32(0)
+	e.String(name)
+	_ = e.Dict(xdr.Dict{})
+	d, _, err := c.do(ctx, opRmdir, parent, e.B, nil)
+	if err != nil {
+		return err
+	}
+	_, _, err = c.read2iatt(d, opRmdir, parent)
+	return err
+}
+
+// Rename moves oldName in oldParent to newName in newParent.
+func (c *Client) Rename(ctx context.Context, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string) (xdr.Iatt, error) {
+	e := enc(64 + len(oldName) + len(newName))
+	e.GFID(oldParent)
+	e.GFID(newParent)
+	e.String(oldName)
+	e.String(newName)
+	_ = e.Dict(nil)
+	d, _, err := c.do(ctx, opRename, oldParent, e.B, nil)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	_ = d.Dict()
+	st := d.Iatt()
+	for i := 0; i < 4; i++ {
+		_ = d.Iatt()
+	}
+	return st, c.finish(d, opRename, oldParent)
+}
+
+// Read reads up to size bytes at off. A short result means end of file. The
+// returned slice is owned by the caller.
+func (c *Client) Read(ctx context.Context, f *Fd, off uint64, size uint32) ([]byte, error) {
+	d, ret, err := c.fdOp(ctx, opRead, f, func(e *xdr.Encoder, rfd int64) error {
+		e.GFID(f.GFID)
+		e.Int64(rfd)
+		e.Uint64(off)
+		e.Uint32(size)
+		e.Uint32(f.Flags)
+		return e.Dict(nil)
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	_ = d.Iatt()
+	n := d.Uint32()
+	_ = d.Dict()
+	if d.Err() == nil && (int64(n) != int64(ret) || n > size) {
+		d.Fail(fmt.Errorf("read reply says %d bytes, op_ret %d, asked %d", n, ret, size))
+	}
+	data := d.Raw(int(n))
+	return data, c.finish(d, opRead, f.GFID)
+}
+
+// Write writes data at off and returns the file's attributes after it. The
+// data is sent as it is, never copied.
+func (c *Client) Write(ctx context.Context, f *Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, error) {
+	d, ret, err := c.fdOp(ctx, opWrite, f, func(e *xdr.Encoder, rfd int64) error {
+		e.GFID(f.GFID)
+		e.Int64(rfd)
+		e.Uint64(off)
+		e.Uint32(uint32(len(data)))
+		e.Uint32(f.Flags)
+		return e.Dict(xdata)
+	}, data)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	_, post, err := c.read2iatt(d, opWrite, f.GFID)
+	if err == nil && int(ret) != len(data) {
+		err = &OpError{Brick: c.cfg.Name, Fop: "WRITE", GFID: f.GFID, Errno: syscall.EIO, Err: fmt.Errorf("short write: %d of %d bytes", ret, len(data))}
+	}
+	return post, err
+}
+
+// Flush is sent on every close(2) with the closing lock owner; the brick
+// drops that owner's POSIX locks.
+func (c *Client) Flush(ctx context.Context, f *Fd) error {
+	d, _, err := c.fdOp(ctx, opFlush, f, func(e *xdr.Encoder, rfd int64) error {
+		e.GFID(f.GFID)
+		e.Int64(rfd)
+		return e.Dict(nil)
+	}, nil)
+	if err != nil {
+		return err
+	}
+	_ = d.Dict()
+	return c.finish(d, opFlush, f.GFID)
+}
+
+// Fsync flushes f to stable storage; datasync asks for fdatasync.
+func (c *Client) Fsync(ctx context.Context, f *Fd, datasync bool) error {
+	var ds uint32
+	if datasync {
+		ds = 1
+	}
+	d, _, err := c.fdOp(ctx, opFsync, f, func(e *xdr.Encoder, rfd int64) error {
+		e.GFID(f.GFID)
+		e.Int64(rfd)
+		e.Uint32(ds)
+		return e.Dict(nil)
+	}, nil)
+	if err != nil {
+		return err
+	}
+	_, _, err = c.read2iatt(d, opFsync, f.GFID)
+	return err
+}
+
+// Fsyncdir is Fsync on a directory.
+func (c *Client) Fsyncdir(ctx context.Context, f *Fd, datasync bool) error {
+	var ds int32
+	if datasync {
+		ds = 1
+	}
+	d, _, err := c.fdOp(ctx, opFsyncdir, f, func(e *xdr.Encoder, rfd int64) error {
+		e.GFID(f.GFID)
+		e.Int64(rfd)
+		e.Int32(ds)
+		return e.Dict(nil)
+	}, nil)
+	if err != nil {
+		return err
+	}
+	_ = d.Dict()
+	return c.finish(d, opFsyncdir, f.GFID)
+}
+
+// Statfs returns the brick filesystem's statistics.
+func (c *Client) Statfs(ctx context.Context, gfid xdr.GFID) (xdr.Statfs, error) {
+	e := enc(32)
+	e.GFID(gfid)
+	_ = e.Dict(nil)
+	d, _, err := c.do(ctx, opStatfs, gfid, e.B, nil)
+	if err != nil {
+		return xdr.Statfs{}, err
+	}
+	_ = d.Dict()
+	st := d.Statfs()
+	return st, c.finish(d, opStatfs, gfid)
+}
+
+func (c *Client) readDictRsp(d *xdr.Decoder, proc uint32, gfid xdr.GFID) (xdr.Dict, error) {
+	_ = d.Dict()
+	out := d.Dict()
+	_ = d.Iatt()
+	_ = d.Iatt()
+	return out, c.finish(d, proc, gfid)
+}
+
+// Getxattr returns the xattr name of gfid, or all of them when name is "".
+func (c *Client) Getxattr(ctx context.Context, gfid xdr.GFID, name string) (xdr.Dict, error) {
+	e := enc(40 + len(name))
+	e.GFID(gfid)
+	if name != "" {
+		e.Uint32(1)
+	} else {
+		e.Uint32(0)
+	}
+	e.String(name)
+	_ = e.Dict(nil)
+	d, _, err := c.do(ctx, opGetxattr, gfid, e.B, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.readDictRsp(d, opGetxattr, gfid)
+}
+
+// Setxattr sets the xattrs in dict (values PTR) with XATTR_CREATE/REPLACE flags.
+func (c *Client) Setxattr(ctx context.Context, gfid xdr.GFID, dict xdr.Dict, flags uint32) error {
+	e := enc(64)
+	e.GFID(gfid)
+	e.Uint32(flags)
+	if err := e.Dict(dict); err != nil {
+		return c.opErr(opSetxattr, gfid, err)
+	}
+	_ = e.Dict(xdr.Dict{})
+	d, _, err := c.do(ctx, opSetxattr, gfid, e.B, nil)
+	if err != nil {
+		return err
+	}
+	_ = d.Dict()
+	return c.finish(d, opSetxattr, gfid)
+}
+
+// Removexattr removes the xattr name of gfid.
+func (c *Client) Removexattr(ctx context.Context, gfid xdr.GFID, name string) error {
+	e := enc(40 + len(name))
+	e.GFID(gfid)
+	e.String(name)
+	_ = e.Dict(nil)
+	d, _, err := c.do(ctx, opRemovexattr, gfid, e.B, nil)
+	if err != nil {
+		return err
+	}
+	_ = d.Dict()
+	return c.finish(d, opRemovexattr, gfid)
+}
+
+// Xattrop applies an xattrop (GF_XATTROP_* flags) to gfid and returns the
+// resulting values.
+func (c *Client) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, dict xdr.Dict) (xdr.Dict, error) {
+	e := enc(64)
+	e.GFID(gfid)
+	e.Uint32(flags)
+	if err := e.Dict(dict); err != nil {
+		return nil, c.opErr(opXattrop, gfid, err)
+	}
+	_ = e.Dict(nil)
+	d, _, err := c.do(ctx, opXattrop, gfid, e.B, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.readDictRsp(d, opXattrop, gfid)
+}
+
+func (c *Client) rangeOp(ctx context.Context, proc uint32, f *Fd, mode uint32, off, length uint64) error {
+	d, _, err := c.fdOp(ctx, proc, f, func(e *xdr.Encoder, rfd int64) error {
+		e.GFID(f.GFID)
+		e.Int64(rfd)
+		if proc == opFallocate {
+			e.Uint32(mode)
+		}
+		e.Uint64(off)
+		e.Uint64(length)
+		return e.Dict(xdr.Dict{})
+	}, nil)
+	if err != nil {
+		return err
+	}
+	_, _, err = c.read2iatt(d, proc, f.GFID)
+	return err
+}
+
+// Fallocate allocates (mode FALLOC_FL_* bits) the range.
+func (c *Client) Fallocate(ctx context.Context, f *Fd, mode uint32, off, length uint64) error {
+	return c.rangeOp(ctx, opFallocate, f, mode, off, length)
+}
+
+// Discard punches a hole in the range.
+func (c *Client) Discard(ctx context.Context, f *Fd, off, length uint64) error {
+	return c.rangeOp(ctx, opDiscard, f, 0, off, length)
+}
+
+// Zerofill writes zeroes over the range.
+func (c *Client) Zerofill(ctx context.Context, f *Fd, off, length uint64) error {
+	return c.rangeOp(ctx, opZerofill, f, 0, off, length)
+}
+
+// Seek whence values for SEEK.
+const (
+	SeekData = 0
+	SeekHole = 1
+)
+
+// Seek finds the next data or hole at or after off.
+func (c *Client) Seek(ctx context.Context, f *Fd, off uint64, what int32) (uint64, error) {
+	d, _, err := c.fdOp(ctx, opSeek, f, func(e *xdr.Encoder, rfd int64) error {
+		e.GFID(f.GFID)
+		e.Int64(rfd)
+		e.Uint64(off)
+		e.Int32(what)
+		return e.Dict(nil)
+	}, nil)
+	if err != nil {
+		return 0, err
+	}
+	_ = d.Dict()
+	o := d.Uint64()
+	return o, c.finish(d, opSeek, f.GFID)
+}
+
+// Lock commands and types (glusterfs-fops.h GF_LK_*).
+const (
+	LkGet  = 0
+	LkSet  = 1
+	LkSetW = 2
+
+	LkRead   = 0
+	LkWrite  = 1
+	LkUnlock = 2
+)
+
+// Lk runs a POSIX lock command. The owner is the caller's LkOwner, sent in
+// both the credential and the flock, as the native client does.
+func (c *Client) Lk(ctx context.Context, f *Fd, cmd uint32, fl xdr.Flock) (xdr.Flock, error) {
+	if cl := callerOf(ctx); cl != nil && len(cl.LkOwner) > 0 {
+		fl.Owner = cl.LkOwner
+	}
+	d, _, err := c.fdOp(ctx, opLk, f, func(e *xdr.Encoder, rfd int64) error {
+		e.GFID(f.GFID)
+		e.Int64(rfd)
+		e.Uint32(cmd)
+		e.Uint32(fl.Type)
+		e.Flock(&fl)
+		return e.Dict(nil)
+	}, nil)
+	if err != nil {
+		return xdr.Flock{}, err
+	}
+	_ = d.Dict()
+	out := d.Flock()
+	return out, c.finish(d, opLk, f.GFID)
+}
+
+// Inodelk takes or drops an inode lock in domain (cmd LkSet/LkSetW/LkGet).
+func (c *Client) Inodelk(ctx context.Context, gfid xdr.GFID, domain string, cmd uint32, fl xdr.Flock) error {
+	e := enc(96 + len(domain))
+	e.GFID(gfid)
+	e.Uint32(cmd)
+	e.Uint32(fl.Type)
+	e.Flock(&fl)
+	e.String(domain)
+	_ = e.Dict(nil)
+	d, _, err := c.do(ctx, opInodelk, gfid, e.B, nil)
+	if err != nil {
+		return err
+	}
+	_ = d.Dict()
+	return c.finish(d, opInodelk, gfid)
+}
+
+// Entry lock commands (ENTRYLK_*).
+const (
+	EntrylkLock   = 0
+	EntrylkUnlock = 1
+	EntrylkLockNB = 2
+)
+
+// Entrylk takes or drops the lock on name in parent within domain.
+func (c *Client) Entrylk(ctx context.Context, parent xdr.GFID, name, domain string, cmd, typ uint32) error {
+	e := enc(64 + len(name) + len(domain))
+	e.GFID(parent)
+	e.Uint32(cmd)
+	e.Uint32(typ)
+	if name != "" {
+		e.Uint64(1)
+	} else {
+		e.Uint64(0)
+	}
+	e.String(name)
+	e.String(domain)
+	_ = e.Dict(nil)
+	d, _, err := c.do(ctx, opEntrylk, parent, e.B, nil)
+	if err != nil {
+		return err
+	}
+	_ = d.Dict()
+	return c.finish(d, opEntrylk, parent)
+}

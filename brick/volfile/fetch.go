@@ -1,0 +1,150 @@
+package volfile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/brickfs/brickfs/brick/sunrpc"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// GETSPEC on glusterd's handshake program (GLUSTER_HNDSK_PROGRAM, GF_HNDSK_GETSPEC).
+const (
+	progHandshake = 14398633
+	versHandshake = 2
+	procGetSpec   = 2
+
+	// getspecFlagServersList is GF_GETSPEC_FLAG_SERVERS_LIST: ask for the
+	// list of peers, as the FUSE client does.
+	getspecFlagServersList = 1
+	// maxSpec bounds a volfile read from the wire.
+	maxSpec = MaxSize
+)
+
+// ErrNoVolume means glusterd answered that the volume does not exist.
+var ErrNoVolume = errors.New("no such volume")
+
+// Fetched is a volfile as one glusterd served it.
+type Fetched struct {
+	Volfile []byte
+	From    Server
+	// Peers lists the cluster's glusterds as the server reported them
+	// (cluster.brick-vol-servers); usable as further volfile servers.
+	Peers []Server
+}
+
+// Fetch asks each server in turn for the client volfile of key (the volume
+// name, or "vol.transport") and returns the first answer. timeout bounds
+// each server. When none answers, the error names every server tried and
+// what went wrong with it.
+func Fetch(ctx context.Context, servers []Server, key string, timeout time.Duration) (*Fetched, error) {
+	if len(servers) == 0 {
+		return nil, errors.New("no volfile server given")
+	}
+	var errs *multierror.Error
+	noVolume := 0
+	for _, s := range servers {
+		sctx, cancel := context.WithTimeout(ctx, timeout)
+		spec, peers, err := getSpec(sctx, s, key)
+		cancel()
+		if err == nil {
+			return &Fetched{Volfile: spec, From: s, Peers: peers}, nil
+		}
+		if errors.Is(err, ErrNoVolume) {
+			noVolume++
+		}
+		errs = multierror.Append(errs, fmt.Errorf("%s: %w", s, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	errs.ErrorFormat = func(es []error) string {
+		parts := make([]string, len(es))
+		for i, e := range es {
+			parts[i] = e.Error()
+		}
+		return strings.Join(parts, "; ")
+	}
+	if noVolume == len(servers) {
+		return nil, fmt.Errorf("volume %q does not exist (%s); check the name with `gluster volume list`: %w", key, errs.Error(), ErrNoVolume)
+	}
+	return nil, fmt.Errorf("no volfile server answered (tried %s); check that glusterd runs on them or pass backup-volfile-servers=HOST2:HOST3", errs.Error())
+}
+
+func getSpec(ctx context.Context, s Server, key string) ([]byte, []Server, error) {
+	conn, err := sunrpc.Dial(ctx, s.String(), 0, sunrpc.Options{})
+	if err != nil {
+		var oe interface{ Timeout() bool }
+		if errors.As(err, &oe) && oe.Timeout() {
+			return nil, nil, errors.New("timed out connecting")
+		}
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, nil, errors.New("connection refused")
+		}
+		return nil, nil, err
+	}
+	defer conn.Close()
+	body, err := conn.Call(ctx, progHandshake, versHandshake, procGetSpec,
+		sunrpc.CredV2(0, 0, 0, nil, []byte{0, 0, 0, 0}), EncodeGetSpec(key), nil)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, nil, errors.New("timed out waiting for the volfile")
+		}
+		return nil, nil, err
+	}
+	return DecodeGetSpec(body)
+}
+
+// EncodeGetSpec encodes gf_getspec_req {u32 flags; string key; opaque xdata}
+// with the op-version range glusterd requires (max-op-version below a
+// volume's client-op-version gets EOPNOTSUPP).
+func EncodeGetSpec(key string) []byte {
+	x := xdr.OldDict{}.Set("max-op-version", "100000").Set("min-op-version", "1")
+	e := xdr.NewEncoder(64 + len(key))
+	e.Uint32(getspecFlagServersList)
+	e.String(key)
+	e.Opaque(x.Marshal())
+	return e.B
+}
+
+// DecodeGetSpec decodes gf_getspec_rsp {int op_ret; int op_errno; string
+// spec; opaque xdata}.
+func DecodeGetSpec(body []byte) ([]byte, []Server, error) {
+	d := xdr.NewDecoder(body)
+	ret, errno := d.Int32(), d.Int32()
+	spec := d.Opaque(maxSpec)
+	xd := d.Opaque(1 << 20)
+	if d.Err() != nil {
+		return nil, nil, fmt.Errorf("malformed GETSPEC reply: %w", d.Err())
+	}
+	if ret < 0 {
+		switch en := syscall.Errno(errno); en {
+		case syscall.ENOENT:
+			return nil, nil, ErrNoVolume
+		case syscall.EOPNOTSUPP:
+			return nil, nil, errors.New("glusterd refused to serve the volfile: the volume needs a newer client op-version")
+		default:
+			return nil, nil, fmt.Errorf("glusterd refused to serve the volfile: %v", en)
+		}
+	}
+	if len(spec) == 0 {
+		return nil, nil, errors.New("glusterd sent an empty volfile")
+	}
+	var peers []Server
+	if dict, err := xdr.UnmarshalOldDict(xd); err == nil {
+		if v, ok := dict.Get("cluster.brick-vol-servers"); ok {
+			for _, hp := range strings.Fields(v) {
+				if srv, err := parseServer(hp, true); err == nil {
+					peers = append(peers, srv)
+				}
+			}
+		}
+	}
+	return append([]byte(nil), spec...), peers, nil
+}

@@ -1,0 +1,416 @@
+// Package cli is the command line of brickfs and mount.brickfs: it turns
+// arguments into a mount, builds the logger, daemonizes, and reports every
+// failure as one line that says what to do, with a non-zero exit.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	gofuse "github.com/hanwen/go-fuse/v2/fuse"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/brickfs/brickfs/brick/volfile"
+	"github.com/brickfs/brickfs/failover"
+	"github.com/brickfs/brickfs/fuse"
+)
+
+// Exit codes, as mount(8) helpers use them.
+const (
+	ExitOK      = 0
+	ExitUsage   = 1
+	ExitFail    = 1
+	ExitMounted = 32
+)
+
+// Version is set at build time.
+var Version = "dev"
+
+const usage = `brickfs: a GlusterFS client for VM volume files
+
+Usage:
+  brickfs mount [-f] [-o OPTIONS] HOST[,HOST...]:/VOLUME MOUNTPOINT
+  brickfs unmount MOUNTPOINT
+  brickfs version
+  mount -t brickfs HOST[,HOST...]:/VOLUME MOUNTPOINT [-o OPTIONS]
+
+brickfs mount returns once the filesystem is live and keeps serving it in
+the background (-f: in the foreground).
+
+Options (-o, comma-separated):
+  backup-volfile-servers=H2:H3  more glusterds to fetch the volfile from
+  log-file=PATH                 default /var/log/brickfs/<mountpoint>.log
+  log-level=LEVEL               debug, info, warning, error (default info)
+  attribute-timeout=S           kernel attribute cache, seconds (default 1)
+  entry-timeout=S               kernel name cache, seconds (default 1)
+  negative-timeout=S            cache of failed lookups, seconds (default 0)
+  ping-interval=S               how often bricks are pinged (default 2)
+  ping-timeout=S                unanswered ping that drops a brick (default: the volfile's, 42)
+  volfile-fetch-timeout=S       per volfile server (default 5)
+  volfile-cache-dir=DIR         last good volfiles (default /var/lib/brickfs/volfiles)
+  server-port=PORT              glusterd port (default 24007)
+  ro, acl, noatime, nodev, nosuid, noexec, _netdev, x-*  as mount(8) knows them
+The native client's other options (direct-io-mode, lru-limit, ...) are
+accepted and have no effect.
+`
+
+// Main runs the brickfs command and returns its exit code.
+func Main(args []string, stderr io.Writer) int {
+	if isDaemonChild() {
+		return daemonChild(stderr)
+	}
+	if len(args) < 1 {
+		fmt.Fprint(stderr, usage)
+		return ExitUsage
+	}
+	switch args[0] {
+	case "mount":
+		m, fg, err := parseMountArgs(args[1:])
+		if err != nil {
+			fmt.Fprintf(stderr, "brickfs: %v\n", err)
+			return ExitUsage
+		}
+		return runMount(m, fg, stderr)
+	case "unmount", "umount":
+		if len(args) != 2 {
+			fmt.Fprintln(stderr, "brickfs: usage: brickfs unmount MOUNTPOINT")
+			return ExitUsage
+		}
+		if err := Unmount(args[1]); err != nil {
+			fmt.Fprintf(stderr, "brickfs: %v\n", err)
+			return ExitFail
+		}
+		return ExitOK
+	case "version", "--version", "-V":
+		fmt.Fprintf(os.Stdout, "brickfs %s\n", Version)
+		return ExitOK
+	case "help", "--help", "-h":
+		fmt.Fprint(os.Stdout, usage)
+		return ExitOK
+	}
+	fmt.Fprintf(stderr, "brickfs: unknown command %q; run `brickfs help`\n", args[0])
+	return ExitUsage
+}
+
+// parseMountArgs reads `[-f] [-o OPTS] SPEC MNT` with flags anywhere.
+func parseMountArgs(args []string) (Mount, bool, error) {
+	m := defaults()
+	fg := false
+	var pos []string
+	var opts []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-f" || a == "--foreground":
+			fg = true
+		case a == "-o":
+			if i+1 >= len(args) {
+				return m, fg, errors.New("-o needs a value, e.g. -o log-level=debug")
+			}
+			i++
+			opts = append(opts, args[i])
+		case strings.HasPrefix(a, "-o"):
+			opts = append(opts, a[2:])
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			return m, fg, fmt.Errorf("unknown flag %q; run `brickfs help`", a)
+		default:
+			pos = append(pos, a)
+		}
+	}
+	if len(pos) != 2 {
+		return m, fg, errors.New("usage: brickfs mount [-f] [-o OPTIONS] HOST[,HOST...]:/VOLUME MOUNTPOINT")
+	}
+	m.Spec, m.MountPoint = pos[0], pos[1]
+	for _, o := range opts {
+		if err := m.parseOptions(o); err != nil {
+			return m, fg, err
+		}
+	}
+	return m, fg, nil
+}
+
+func runMount(m Mount, foreground bool, stderr io.Writer) int {
+	if err := checkMountPoint(m.MountPoint); err != nil {
+		fmt.Fprintf(stderr, "brickfs: %v\n", err)
+		var am *AlreadyMountedError
+		if errors.As(err, &am) {
+			return ExitMounted
+		}
+		return ExitFail
+	}
+	if _, err := volfile.ParseSpec(m.Spec, m.Backup); err != nil {
+		fmt.Fprintf(stderr, "brickfs: %v\n", err)
+		return ExitUsage
+	}
+	for _, w := range m.Warnings {
+		fmt.Fprintf(stderr, "brickfs: warning: %s\n", w)
+	}
+	if foreground {
+		return serve(m, nil, stderr)
+	}
+	return daemonize(m, stderr)
+}
+
+func newLogger(m Mount, foreground bool) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(m.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.Sampling = nil
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	cfg.Encoding = "console"
+	path := m.LogFile
+	if path == "" {
+		path = defaultLogFile(m.MountPoint)
+	}
+	if path == "-" || path == "stderr" {
+		cfg.OutputPaths = []string{"stderr"}
+	} else {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, fmt.Errorf("cannot create the log directory: %v; pass log-file=PATH", err)
+		}
+		cfg.OutputPaths = []string{path}
+		if foreground {
+			cfg.OutputPaths = append(cfg.OutputPaths, "stderr")
+		}
+	}
+	cfg.ErrorOutputPaths = cfg.OutputPaths
+	return cfg.Build()
+}
+
+// loadVolfile fetches the volfile, falling back to the last good copy.
+func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, log *zap.Logger) (*volfile.Graph, error) {
+	servers := spec.Servers
+	if m.ServerPort != 0 {
+		for i := range servers {
+			if servers[i].Port == volfile.DefaultPort {
+				servers[i].Port = m.ServerPort
+			}
+		}
+	}
+	cache := volfile.Cache{Dir: m.VolfileCacheDir}
+	got, err := volfile.Fetch(ctx, servers, spec.Volume, m.FetchTimeout)
+	var b []byte
+	switch {
+	case err == nil:
+		b = got.Volfile
+		log.Info("volfile fetched", zap.String("volume", spec.Volume), zap.Stringer("remote", got.From), zap.Int("bytes", len(b)))
+		if _, perr := volfile.Parse(b); perr == nil {
+			if serr := cache.Save(spec.Volume, servers, b); serr != nil {
+				log.Warn("cannot keep a copy of the volfile", zap.Error(serr))
+			}
+		}
+	case errors.Is(err, volfile.ErrNoVolume):
+		return nil, err
+	default:
+		cached, at, cerr := cache.Load(spec.Volume, servers)
+		if cerr != nil {
+			return nil, err
+		}
+		log.Warn("no volfile server answered; mounting from the last good volfile",
+			zap.String("volume", spec.Volume), zap.Time("saved", at), zap.Error(err))
+		b = cached
+	}
+	g, err := volfile.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("the volfile of %s is not valid: %w", spec.Volume, err)
+	}
+	if err := g.Check(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// serve mounts and serves until unmounted. ready, when set, is told the
+// outcome of the mount (the daemonizing parent waits on it).
+func serve(m Mount, ready func(error), stderr io.Writer) int {
+	report := func(err error) int {
+		if ready != nil {
+			ready(err)
+		} else {
+			fmt.Fprintf(stderr, "brickfs: %v\n", err)
+		}
+		return ExitFail
+	}
+	log, err := newLogger(m, ready == nil)
+	if err != nil {
+		return report(fmt.Errorf("log: %w", err))
+	}
+	defer func() { _ = log.Sync() }()
+	spec, err := volfile.ParseSpec(m.Spec, m.Backup)
+	if err != nil {
+		return report(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	g, err := loadVolfile(ctx, m, spec, log)
+	if err != nil {
+		log.Error("mount failed", zap.Error(err))
+		return report(err)
+	}
+	vol, err := failover.Open(ctx, g, failover.Options{
+		PingInterval: m.PingInterval, PingTimeout: m.PingTimeout, VolfileKey: "/" + spec.Volume,
+	}, log)
+	if err != nil {
+		log.Error("mount failed", zap.Error(err))
+		return report(fmt.Errorf("%w; check `gluster volume status %s`", err, spec.Volume))
+	}
+	defer vol.Close()
+
+	fsys := fuse.New(vol, fuse.Options{
+		AttrTimeout: m.AttrTimeout, EntryTimeout: m.EntryTimeout, NegativeTimeout: m.NegativeTimeout,
+		VolumeID: vol.ID, Log: log,
+	})
+	mo := gofuse.MountOptions{
+		FsName:      m.Spec,
+		Name:        "brickfs",
+		AllowOther:  os.Geteuid() == 0,
+		EnableLocks: true,
+		DirectMount: true,
+		Options:     append([]string(nil), m.KernelFlags...),
+	}
+	if !m.ACL {
+		mo.Options = append(mo.Options, "default_permissions")
+	} else {
+		mo.EnableAcl = true
+	}
+	if m.ReadOnly {
+		mo.Options = append(mo.Options, "ro")
+	}
+	srv, err := fsys.Server(m.MountPoint, mo)
+	if err != nil {
+		log.Error("mount failed", zap.Error(err))
+		return report(fmt.Errorf("cannot mount FUSE at %s: %v; check that /dev/fuse exists and you are root", m.MountPoint, err))
+	}
+	if _, err := os.Stat(m.MountPoint); err != nil {
+		_ = srv.Unmount()
+		return report(fmt.Errorf("the mount at %s is not answering: %v", m.MountPoint, err))
+	}
+	log.Info("mounted", zap.String("spec", m.Spec), zap.String("mountpoint", m.MountPoint), zap.String("volume", spec.Volume))
+	if ready != nil {
+		ready(nil)
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	go func() {
+		for s := range sigs {
+			if s == syscall.SIGHUP {
+				continue
+			}
+			log.Info("signal received, unmounting", zap.Stringer("signal", s))
+			if err := srv.Unmount(); err != nil {
+				log.Warn("unmount failed; the mount point is busy", zap.Error(err))
+			}
+		}
+	}()
+	srv.Wait()
+	log.Info("unmounted", zap.String("mountpoint", m.MountPoint))
+	return ExitOK
+}
+
+// Unmount unmounts a brickfs mount point.
+func Unmount(mnt string) error {
+	abs, err := filepath.Abs(mnt)
+	if err != nil {
+		return err
+	}
+	src, typ, ok := mountedAt(abs)
+	if !ok {
+		return fmt.Errorf("%s is not mounted", abs)
+	}
+	if typ != "fuse.brickfs" {
+		return fmt.Errorf("%s is a %s mount of %s, not brickfs; use umount", abs, typ, src)
+	}
+	if err := syscall.Unmount(abs, 0); err != nil {
+		if errors.Is(err, syscall.EBUSY) {
+			return fmt.Errorf("%s is busy: a process still uses it (see `fuser -vm %s`); stop it, or detach with `umount -l %s`", abs, abs, abs)
+		}
+		if out, ferr := exec.Command("fusermount3", "-u", abs).CombinedOutput(); ferr != nil {
+			return fmt.Errorf("cannot unmount %s: %v (%s)", abs, err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
+}
+
+// HelperMain runs mount.brickfs as mount(8) calls it:
+//
+//	mount.brickfs SPEC DIR [-sfnv] [-N NAMESPACE] [-o OPTIONS] [-t TYPE]
+//
+// -s (sloppy) and -n (no mtab) are accepted; -v logs more; -f (fake) checks
+// the arguments and mounts nothing; -N is refused (brickfs does not enter
+// mount namespaces); -t must name brickfs.
+func HelperMain(args []string, stderr io.Writer) int {
+	if isDaemonChild() {
+		return daemonChild(stderr)
+	}
+	m := defaults()
+	var pos, opts []string
+	fake, verbose := false, false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-o" || a == "-t" || a == "-N":
+			if i+1 >= len(args) {
+				fmt.Fprintf(stderr, "mount.brickfs: %s needs a value\n", a)
+				return ExitUsage
+			}
+			i++
+			switch a {
+			case "-o":
+				opts = append(opts, args[i])
+			case "-t":
+				if t := args[i]; t != "brickfs" && t != "fuse.brickfs" {
+					fmt.Fprintf(stderr, "mount.brickfs: type %q is not brickfs\n", t)
+					return ExitUsage
+				}
+			case "-N":
+				fmt.Fprintln(stderr, "mount.brickfs: -N (mount namespace) is not supported; run mount inside the namespace instead")
+				return ExitUsage
+			}
+		case strings.HasPrefix(a, "-o") && len(a) > 2:
+			opts = append(opts, a[2:])
+		case strings.HasPrefix(a, "-") && len(a) > 1 && strings.Trim(a[1:], "sfnv") == "":
+			fake = fake || strings.Contains(a, "f")
+			verbose = verbose || strings.Contains(a, "v")
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			fmt.Fprintf(stderr, "mount.brickfs: unknown flag %q\nusage: mount.brickfs SPEC DIR [-sfnv] [-o OPTIONS]\n", a)
+			return ExitUsage
+		default:
+			pos = append(pos, a)
+		}
+	}
+	if len(pos) != 2 {
+		fmt.Fprintln(stderr, "usage: mount.brickfs HOST[,HOST...]:/VOLUME DIR [-sfnv] [-o OPTIONS]")
+		return ExitUsage
+	}
+	m.Spec, m.MountPoint = pos[0], pos[1]
+	for _, o := range opts {
+		if err := m.parseOptions(o); err != nil {
+			fmt.Fprintf(stderr, "mount.brickfs: %v\n", err)
+			return ExitUsage
+		}
+	}
+	if verbose && m.LogLevel == "info" {
+		m.LogLevel = "debug"
+	}
+	if fake {
+		if _, err := volfile.ParseSpec(m.Spec, m.Backup); err != nil {
+			fmt.Fprintf(stderr, "mount.brickfs: %v\n", err)
+			return ExitUsage
+		}
+		return ExitOK
+	}
+	return runMount(m, false, stderr)
+}

@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The daemonizing parent re-executes itself with daemonEnv set and a pipe as
+// fd 3; the child mounts and writes one line: "ok" or the error. The parent
+// exits with the outcome, so `mount` returns only when the filesystem is live.
+const daemonEnv = "BRICKFS_DAEMON_CHILD"
+
+func isDaemonChild() bool { return os.Getenv(daemonEnv) != "" }
+
+// mountTimeout bounds how long the parent waits for the child.
+const mountTimeout = 90 * time.Second
+
+func daemonize(m Mount, stderr io.Writer) int {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "brickfs: cannot find own executable: %v\n", err)
+		return ExitFail
+	}
+	spec, err := json.Marshal(m)
+	if err != nil {
+		fmt.Fprintf(stderr, "brickfs: %v\n", err)
+		return ExitFail
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintf(stderr, "brickfs: %v\n", err)
+		return ExitFail
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		fmt.Fprintf(stderr, "brickfs: %v\n", err)
+		return ExitFail
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), daemonEnv+"="+string(spec))
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Dir = "/"
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(stderr, "brickfs: cannot start the mount daemon: %v\n", err)
+		return ExitFail
+	}
+	_ = w.Close()
+	_ = devnull.Close()
+	done := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(r).ReadString('\n')
+		done <- strings.TrimSpace(line)
+	}()
+	select {
+	case line := <-done:
+		if line == "ok" {
+			_ = cmd.Process.Release()
+			return ExitOK
+		}
+		_ = cmd.Wait()
+		if line == "" {
+			line = "the mount daemon exited without mounting; see the log file"
+		}
+		fmt.Fprintf(stderr, "brickfs: %s\n", line)
+		return ExitFail
+	case <-time.After(mountTimeout):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		fmt.Fprintf(stderr, "brickfs: the mount did not come up within %v; see the log file\n", mountTimeout)
+		return ExitFail
+	}
+}
+
+func daemonChild(stderr io.Writer) int {
+	var m Mount
+	if err := json.Unmarshal([]byte(os.Getenv(daemonEnv)), &m); err != nil {
+		fmt.Fprintf(stderr, "brickfs: bad daemon arguments: %v\n", err)
+		return ExitFail
+	}
+	_ = os.Unsetenv(daemonEnv)
+	pipe := os.NewFile(3, "ready")
+	if pipe == nil {
+		return serve(m, nil, stderr)
+	}
+	told := false
+	ready := func(err error) {
+		if told {
+			return
+		}
+		told = true
+		msg := "ok"
+		if err != nil {
+			msg = strings.ReplaceAll(err.Error(), "\n", " ")
+		}
+		_, _ = fmt.Fprintln(pipe, msg)
+		_ = pipe.Close()
+	}
+	code := serve(m, ready, stderr)
+	if !told {
+		ready(errors.New("the mount daemon stopped before the mount was live; see the log file"))
+	}
+	return code
+}

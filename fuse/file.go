@@ -1,0 +1,174 @@
+package fuse
+
+import (
+	"context"
+	"math"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	gofuse "github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// file is an open regular file.
+type file struct {
+	fsys *FS
+	fd   *brick.Fd
+}
+
+func (h *file) vol() Volume { return h.fsys.vol }
+
+var _ = (fs.FileReader)((*file)(nil))
+
+func (h *file) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
+	data, err := h.vol().Read(h.fsys.caller(ctx, nil), h.fd, uint64(off), uint32(len(dest)))
+	if err != nil {
+		return nil, h.fsys.fail("READ", err)
+	}
+	return gofuse.ReadResultData(data), 0
+}
+
+var _ = (fs.FileWriter)((*file)(nil))
+
+func (h *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if _, err := h.vol().Write(h.fsys.caller(ctx, nil), h.fd, uint64(off), data, nil); err != nil {
+		return 0, h.fsys.fail("WRITE", err)
+	}
+	return uint32(len(data)), 0
+}
+
+var _ = (fs.FileGetattrer)((*file)(nil))
+
+func (h *file) Getattr(ctx context.Context, out *gofuse.AttrOut) syscall.Errno {
+	st, err := h.vol().Fstat(h.fsys.caller(ctx, nil), h.fd)
+	if err != nil {
+		return h.fsys.fail("FSTAT", err)
+	}
+	fillAttr(&st, &out.Attr)
+	out.SetTimeout(h.fsys.opts.AttrTimeout)
+	return 0
+}
+
+var _ = (fs.FileFlusher)((*file)(nil))
+
+func (h *file) Flush(ctx context.Context) syscall.Errno {
+	if err := h.vol().Flush(h.fsys.caller(ctx, h.fsys.flushOwner(ctx)), h.fd); err != nil {
+		return h.fsys.fail("FLUSH", err)
+	}
+	return 0
+}
+
+var _ = (fs.FileFsyncer)((*file)(nil))
+
+func (h *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if err := h.vol().Fsync(h.fsys.caller(ctx, nil), h.fd, flags&1 != 0); err != nil {
+		return h.fsys.fail("FSYNC", err)
+	}
+	return 0
+}
+
+var _ = (fs.FileReleaser)((*file)(nil))
+
+func (h *file) Release(ctx context.Context) syscall.Errno {
+	if err := h.vol().Release(context.Background(), h.fd); err != nil {
+		return h.fsys.fail("RELEASE", err)
+	}
+	return 0
+}
+
+// Linux fallocate mode bits.
+const (
+	fallocKeepSize  = 0x01
+	fallocPunchHole = 0x02
+	fallocZeroRange = 0x10
+)
+
+var _ = (fs.FileAllocater)((*file)(nil))
+
+func (h *file) Allocate(ctx context.Context, off, size uint64, mode uint32) syscall.Errno {
+	ctx = h.fsys.caller(ctx, nil)
+	var err error
+	switch {
+	case mode&fallocPunchHole != 0:
+		// PUNCH_HOLE always comes with KEEP_SIZE: GlusterFS's DISCARD.
+		err = h.vol().Discard(ctx, h.fd, off, size)
+	case mode&fallocZeroRange != 0:
+		err = h.vol().Zerofill(ctx, h.fd, off, size)
+		if err == nil && mode&fallocKeepSize == 0 {
+			// ZEROFILL keeps the size; extend like fallocate would.
+			err = h.vol().Fallocate(ctx, h.fd, 0, off, size)
+		}
+	default:
+		err = h.vol().Fallocate(ctx, h.fd, mode, off, size)
+	}
+	if err != nil {
+		return h.fsys.fail("FALLOCATE", err)
+	}
+	return 0
+}
+
+var _ = (fs.FileLseeker)((*file)(nil))
+
+func (h *file) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, syscall.Errno) {
+	what := int32(brick.SeekData)
+	switch whence {
+	case 3: // SEEK_DATA
+	case 4: // SEEK_HOLE
+		what = brick.SeekHole
+	default:
+		return 0, syscall.EINVAL
+	}
+	o, err := h.vol().Seek(h.fsys.caller(ctx, nil), h.fd, off, what)
+	if err != nil {
+		return 0, h.fsys.fail("SEEK", err)
+	}
+	return o, 0
+}
+
+func toFlock(lk *gofuse.FileLock) xdr.Flock {
+	fl := xdr.Flock{Type: lk.Typ, Start: lk.Start, Pid: lk.Pid}
+	if lk.End != math.MaxUint64 && lk.End >= lk.Start {
+		fl.Len = lk.End - lk.Start + 1
+	}
+	return fl
+}
+
+func fromFlock(fl *xdr.Flock, out *gofuse.FileLock) {
+	out.Typ, out.Start, out.Pid = fl.Type, fl.Start, fl.Pid
+	out.End = math.MaxUint64
+	if fl.Len != 0 {
+		out.End = fl.Start + fl.Len - 1
+	}
+}
+
+var _ = (fs.FileGetlker)((*file)(nil))
+
+func (h *file) Getlk(ctx context.Context, owner uint64, lk *gofuse.FileLock, flags uint32, out *gofuse.FileLock) syscall.Errno {
+	got, err := h.vol().Lk(h.fsys.caller(ctx, ownerBytes(owner)), h.fd, brick.LkGet, toFlock(lk))
+	if err != nil {
+		return h.fsys.fail("LK", err)
+	}
+	fromFlock(&got, out)
+	return 0
+}
+
+var _ = (fs.FileSetlker)((*file)(nil))
+
+func (h *file) Setlk(ctx context.Context, owner uint64, lk *gofuse.FileLock, flags uint32) syscall.Errno {
+	return h.setlk(ctx, owner, lk, brick.LkSet)
+}
+
+var _ = (fs.FileSetlkwer)((*file)(nil))
+
+func (h *file) Setlkw(ctx context.Context, owner uint64, lk *gofuse.FileLock, flags uint32) syscall.Errno {
+	return h.setlk(ctx, owner, lk, brick.LkSetW)
+}
+
+func (h *file) setlk(ctx context.Context, owner uint64, lk *gofuse.FileLock, cmd uint32) syscall.Errno {
+	if _, err := h.vol().Lk(h.fsys.caller(ctx, ownerBytes(owner)), h.fd, cmd, toFlock(lk)); err != nil {
+		return h.fsys.fail("LK", err)
+	}
+	return 0
+}

@@ -1,0 +1,284 @@
+package fuse
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	gofuse "github.com/hanwen/go-fuse/v2/fuse"
+	"go.uber.org/zap"
+
+	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// Options shape the filesystem.
+type Options struct {
+	// AttrTimeout and EntryTimeout are how long the kernel may cache
+	// attributes and names (the native client's attribute-timeout and
+	// entry-timeout, both 1 s by default).
+	AttrTimeout, EntryTimeout time.Duration
+	// NegativeTimeout caches failed lookups; 0 disables it, as the native
+	// client does by default.
+	NegativeTimeout time.Duration
+	// VolumeID hides the brick's .glusterfs-anonymous-inode-<volume-id>
+	// directory in the volume root; when empty, any such name is hidden.
+	VolumeID string
+	// MaxWrite is the largest READ/WRITE the kernel sends; 0 means 1 MiB.
+	MaxWrite int
+	Log      *zap.Logger
+}
+
+// FS is a brickfs filesystem over a Volume.
+type FS struct {
+	vol  Volume
+	opts Options
+	log  *zap.Logger
+
+	groups groupCache
+
+	// lkOwners holds the lock owner of a FLUSH in flight per caller pid:
+	// go-fuse does not pass FlushIn.LockOwner to the node API, so the raw
+	// wrapper (see rawFS) parks it here for the duration of the call.
+	ownersMu sync.Mutex
+	owners   map[uint32][]byte // GUARDED_BY(ownersMu)
+}
+
+// New returns a filesystem over vol.
+func New(vol Volume, opts Options) *FS {
+	if opts.MaxWrite == 0 {
+		opts.MaxWrite = 1 << 20
+	}
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	return &FS{vol: vol, opts: opts, log: opts.Log, owners: map[uint32][]byte{}}
+}
+
+// Root returns the node of the volume root.
+func (f *FS) Root() fs.InodeEmbedder { return &node{fsys: f, gfid: xdr.RootGFID} }
+
+// NodeOptions returns go-fuse options matching o.
+func (f *FS) NodeOptions() *fs.Options {
+	at, et, nt := f.opts.AttrTimeout, f.opts.EntryTimeout, f.opts.NegativeTimeout
+	return &fs.Options{
+		AttrTimeout:     &at,
+		EntryTimeout:    &et,
+		NegativeTimeout: &nt,
+		RootStableAttr:  &fs.StableAttr{Ino: 1, Mode: syscall.S_IFDIR},
+	}
+}
+
+// caller turns a FUSE request's identity into a brick.Caller.
+func (f *FS) caller(ctx context.Context, owner []byte) context.Context {
+	c, ok := gofuse.FromContext(ctx)
+	if !ok {
+		return ctx
+	}
+	return brick.WithCaller(ctx, &brick.Caller{
+		Pid:     int32(c.Pid),
+		UID:     c.Uid,
+		GID:     c.Gid,
+		Groups:  f.groups.get(c.Pid, c.Gid),
+		LkOwner: owner,
+	})
+}
+
+// toErrno is the one place brick errors become errnos for the kernel.
+// EIO is the fallback: never ENOSYS, which would make the kernel stop
+// sending that operation for the life of the mount.
+func toErrno(err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	en := brick.Errno(err)
+	switch en {
+	case 0, syscall.ENOSYS:
+		return syscall.EIO
+	}
+	return en
+}
+
+func (f *FS) fail(op string, err error) syscall.Errno {
+	en := toErrno(err)
+	switch en {
+	case syscall.ENOENT, syscall.ENODATA, syscall.EEXIST, syscall.EAGAIN, syscall.ENOTEMPTY, syscall.EACCES, syscall.EPERM, syscall.EOPNOTSUPP, syscall.ERANGE, syscall.ESTALE:
+		if ce := f.log.Check(zap.DebugLevel, "fop failed"); ce != nil {
+			ce.Write(zap.String("fop", op), zap.Error(err))
+		}
+	default:
+		f.log.Warn("fop failed", zap.String("fop", op), zap.Error(err))
+	}
+	return en
+}
+
+func newGFID() xdr.GFID {
+	var g xdr.GFID
+	if _, err := rand.Read(g[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand failed: %v", err))
+	}
+	g[6] = g[6]&0x0f | 0x40
+	g[8] = g[8]&0x3f | 0x80
+	return g
+}
+
+// inoOf is the FUSE inode number of gfid: the brick's ia_ino (its last 8
+// bytes), 1 for the root.
+func inoOf(g xdr.GFID) uint64 {
+	if g == xdr.RootGFID {
+		return 1
+	}
+	return g.Ino()
+}
+
+func fillAttr(a *xdr.Iatt, out *gofuse.Attr) {
+	out.Ino = inoOf(a.GFID)
+	out.Size = a.Size
+	out.Blocks = a.Blocks
+	out.Atime, out.Atimensec = uint64(a.Atime), a.AtimeNsec
+	out.Mtime, out.Mtimensec = uint64(a.Mtime), a.MtimeNsec
+	out.Ctime, out.Ctimensec = uint64(a.Ctime), a.CtimeNsec
+	out.Mode = a.Mode
+	out.Nlink = a.Nlink
+	out.Uid, out.Gid = a.UID, a.GID
+	out.Rdev = uint32(a.Rdev)
+	out.Blksize = a.Blksize
+}
+
+func (f *FS) entry(ctx context.Context, parent *fs.Inode, a *xdr.Iatt, out *gofuse.EntryOut) *fs.Inode {
+	fillAttr(a, &out.Attr)
+	out.SetEntryTimeout(f.opts.EntryTimeout)
+	out.SetAttrTimeout(f.opts.AttrTimeout)
+	return parent.NewInode(ctx, &node{fsys: f, gfid: a.GFID}, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: inoOf(a.GFID)})
+}
+
+func (f *FS) hidden(parent xdr.GFID, name string) bool {
+	if parent != xdr.RootGFID || !strings.HasPrefix(name, ".glusterfs-anonymous-inode-") {
+		return false
+	}
+	return f.opts.VolumeID == "" || strings.HasSuffix(name, f.opts.VolumeID)
+}
+
+// groupCache remembers callers' supplementary groups for a short time, as
+// the native client's gid-timeout does: reading /proc on every fop costs.
+type groupCache struct {
+	mu sync.Mutex
+	m  map[uint32]groupEntry // GUARDED_BY(mu)
+}
+
+type groupEntry struct {
+	groups []uint32
+	at     time.Time
+}
+
+const groupTTL = 2 * time.Second
+
+func (g *groupCache) get(pid, gid uint32) []uint32 {
+	if pid == 0 {
+		return nil
+	}
+	now := time.Now()
+	g.mu.Lock()
+	if e, ok := g.m[pid]; ok && now.Sub(e.at) < groupTTL {
+		g.mu.Unlock()
+		return e.groups
+	}
+	g.mu.Unlock()
+	groups := readGroups(pid)
+	g.mu.Lock()
+	if g.m == nil || len(g.m) > 4096 {
+		g.m = map[uint32]groupEntry{}
+	}
+	g.m[pid] = groupEntry{groups, now}
+	g.mu.Unlock()
+	return groups
+}
+
+func readGroups(pid uint32) []uint32 {
+	fh, err := os.Open("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/status")
+	if err != nil {
+		return nil
+	}
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "Groups:") {
+			continue
+		}
+		var out []uint32
+		for _, w := range strings.Fields(line[len("Groups:"):]) {
+			if n, err := strconv.ParseUint(w, 10, 32); err == nil {
+				out = append(out, uint32(n))
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+func ownerBytes(owner uint64) []byte {
+	return binary.LittleEndian.AppendUint64(nil, owner)
+}
+
+func (f *FS) setFlushOwner(pid uint32, owner []byte) {
+	f.ownersMu.Lock()
+	if owner == nil {
+		delete(f.owners, pid)
+	} else {
+		f.owners[pid] = owner
+	}
+	f.ownersMu.Unlock()
+}
+
+func (f *FS) flushOwner(ctx context.Context) []byte {
+	c, ok := gofuse.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	f.ownersMu.Lock()
+	defer f.ownersMu.Unlock()
+	return f.owners[c.Pid]
+}
+
+// rawFS wraps go-fuse's bridge to keep FLUSH's lock owner, which the node
+// API drops: the brick's locks translator releases that owner's POSIX locks
+// on FLUSH, as close(2) requires.
+type rawFS struct {
+	gofuse.RawFileSystem
+	fsys *FS
+}
+
+func (r *rawFS) Flush(cancel <-chan struct{}, in *gofuse.FlushIn) gofuse.Status {
+	r.fsys.setFlushOwner(in.Pid, ownerBytes(in.LockOwner))
+	defer r.fsys.setFlushOwner(in.Pid, nil)
+	return r.RawFileSystem.Flush(cancel, in)
+}
+
+// Server mounts f at dir and returns the running server.
+func (f *FS) Server(dir string, mo gofuse.MountOptions) (*gofuse.Server, error) {
+	opts := f.NodeOptions()
+	if mo.MaxWrite == 0 {
+		mo.MaxWrite = f.opts.MaxWrite
+	}
+	raw := &rawFS{RawFileSystem: fs.NewNodeFS(f.Root(), opts), fsys: f}
+	srv, err := gofuse.NewServer(raw, dir, &mo)
+	if err != nil {
+		return nil, err
+	}
+	go srv.Serve()
+	if err := srv.WaitMount(); err != nil {
+		_ = srv.Unmount()
+		return nil, err
+	}
+	return srv, nil
+}

@@ -143,7 +143,16 @@ func (c *Client) call(ctx context.Context, conn *sunrpc.Conn, proc uint32, gfid 
 		return nil, 0, c.opErr(proc, gfid, fmt.Errorf("short reply: %w", d.Err()))
 	}
 	if ret < 0 {
-		return d, ret, &OpError{Brick: c.cfg.Name, Fop: FopName(proc), GFID: gfid, Errno: syscall.Errno(errno)}
+		en := syscall.Errno(errno)
+		if en == 0 {
+			// A failure without an errno (seen on READLINK racing a
+			// rename): use the brick's default for the fop.
+			en = syscall.EIO
+			if proc == opReadlink {
+				en = syscall.EINVAL
+			}
+		}
+		return d, ret, &OpError{Brick: c.cfg.Name, Fop: FopName(proc), GFID: gfid, Errno: en}
 	}
 	return d, ret, nil
 }

@@ -129,7 +129,8 @@ func (h *file) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, sy
 
 func toFlock(lk *gofuse.FileLock) xdr.Flock {
 	fl := xdr.Flock{Type: lk.Typ, Start: lk.Start, Pid: lk.Pid}
-	if lk.End != math.MaxUint64 && lk.End >= lk.Start {
+	// The kernel says "to the end of the file" with End = OFFSET_MAX.
+	if lk.End < math.MaxInt64 && lk.End >= lk.Start {
 		fl.Len = lk.End - lk.Start + 1
 	}
 	return fl
@@ -137,8 +138,8 @@ func toFlock(lk *gofuse.FileLock) xdr.Flock {
 
 func fromFlock(fl *xdr.Flock, out *gofuse.FileLock) {
 	out.Typ, out.Start, out.Pid = fl.Type, fl.Start, fl.Pid
-	out.End = math.MaxUint64
-	if fl.Len != 0 {
+	out.End = math.MaxInt64
+	if fl.Len != 0 && fl.Len <= math.MaxInt64-fl.Start {
 		out.End = fl.Start + fl.Len - 1
 	}
 }
@@ -167,8 +168,36 @@ func (h *file) Setlkw(ctx context.Context, owner uint64, lk *gofuse.FileLock, fl
 }
 
 func (h *file) setlk(ctx context.Context, owner uint64, lk *gofuse.FileLock, cmd uint32) syscall.Errno {
-	if _, err := h.vol().Lk(h.fsys.caller(ctx, ownerBytes(owner)), h.fd, cmd, toFlock(lk)); err != nil {
-		return h.fsys.fail("LK", err)
+	lctx := h.fsys.caller(ctx, ownerBytes(owner))
+	fl := toFlock(lk)
+	if cmd != brick.LkSetW {
+		if _, err := h.vol().Lk(lctx, h.fd, cmd, fl); err != nil {
+			return h.fsys.fail("LK", err)
+		}
+		return 0
 	}
-	return 0
+	// A blocking wait that a signal interrupts answers EINTR at once; the
+	// request stays queued on the brick, so a grant that arrives later is
+	// released again rather than held by an owner that gave up.
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.vol().Lk(lctx, h.fd, cmd, fl)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return h.fsys.fail("LK", err)
+		}
+		return 0
+	case <-ctx.Done():
+		go func() {
+			if err := <-done; err == nil {
+				un := fl
+				un.Type = brick.LkUnlock
+				_, _ = h.vol().Lk(lctx, h.fd, brick.LkSet, un)
+			}
+		}()
+		return syscall.EINTR
+	}
 }

@@ -78,9 +78,17 @@ func (f *FS) NodeOptions() *fs.Options {
 	}
 }
 
-// caller turns a FUSE request's identity into a brick.Caller.
+// caller turns a FUSE request's identity into a brick.Caller. The result
+// ignores the kernel's interrupts: a fop already sent may complete on the
+// brick, and answering EINTR would then lie about a rename or write that
+// happened (the native fuse-bridge ignores interrupts the same way). Lock
+// waits handle interrupts themselves (file.setlk).
 func (f *FS) caller(ctx context.Context, owner []byte) context.Context {
-	c, ok := gofuse.FromContext(ctx)
+	return f.callerCtx(context.WithoutCancel(ctx), ctx, owner)
+}
+
+func (f *FS) callerCtx(ctx, req context.Context, owner []byte) context.Context {
+	c, ok := gofuse.FromContext(req)
 	if !ok {
 		return ctx
 	}
@@ -111,7 +119,7 @@ func toErrno(err error) syscall.Errno {
 func (f *FS) fail(op string, err error) syscall.Errno {
 	en := toErrno(err)
 	switch en {
-	case syscall.ENOENT, syscall.ENODATA, syscall.EEXIST, syscall.EAGAIN, syscall.ENOTEMPTY, syscall.EACCES, syscall.EPERM, syscall.EOPNOTSUPP, syscall.ERANGE, syscall.ESTALE:
+	case syscall.ENOENT, syscall.ENODATA, syscall.EEXIST, syscall.EAGAIN, syscall.ENOTEMPTY, syscall.EACCES, syscall.EPERM, syscall.EOPNOTSUPP, syscall.ERANGE, syscall.ESTALE, syscall.ENXIO, syscall.ENOTDIR, syscall.EISDIR, syscall.EINVAL, syscall.ENOSPC:
 		if ce := f.log.Check(zap.DebugLevel, "fop failed"); ce != nil {
 			ce.Write(zap.String("fop", op), zap.Error(err))
 		}

@@ -279,6 +279,12 @@ func serve(m Mount, ready func(error), stderr io.Writer) int {
 		AllowOther:  os.Geteuid() == 0,
 		EnableLocks: true,
 		DirectMount: true,
+		// Async direct I/O lets a VM's queue depth reach the bricks: without
+		// it the kernel serializes O_DIRECT requests of one file. The native
+		// fuse-bridge asks for it too, with the same background queue.
+		ExtraCapabilities:   gofuse.CAP_ASYNC_DIO,
+		MaxBackground:       64,
+		CongestionThreshold: 48,
 		Options:     append([]string(nil), m.KernelFlags...),
 	}
 	if !m.ACL {

@@ -88,7 +88,7 @@ type Client struct {
 	xid    uint32        // GUARDED_BY(mu); next xid, kept across reconnects
 	closed bool          // GUARDED_BY(mu)
 
-	lastErr atomic.Value // error of the last failed connect attempt
+	lastErr atomic.Pointer[error] // why the last connect failed or the connection broke
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	// OnStateChange, when set before Start, is called with true when the
@@ -159,9 +159,9 @@ func (c *Client) current() (*sunrpc.Conn, uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conn == nil {
-		err, _ := c.lastErr.Load().(error)
-		if err == nil {
-			err = errors.New("not connected")
+		err := errors.New("not connected")
+		if p := c.lastErr.Load(); p != nil {
+			err = *p
 		}
 		return nil, 0, &OpError{Brick: c.cfg.Name, Errno: syscall.ENOTCONN, Err: err}
 	}
@@ -189,7 +189,7 @@ func (c *Client) glusterdAddr() string {
 func (c *Client) connect(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
-			c.lastErr.Store(err)
+			c.lastErr.Store(&err)
 		}
 	}()
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
@@ -328,7 +328,7 @@ func (c *Client) keeper() {
 				return
 			}
 			cerr := conn.Err()
-			c.lastErr.Store(cerr)
+			c.lastErr.Store(&cerr)
 			c.log.Warn("brick disconnected", zap.Error(cerr))
 			if c.OnStateChange != nil {
 				c.OnStateChange(false)

@@ -429,7 +429,9 @@ func (c *Client) Readdirp(ctx context.Context, f *Fd, offset uint64, size uint32
 func DecodeReaddirp(d *xdr.Decoder, ret int32) ([]Dirent, bool, error) {
 	_ = d.Dict()
 	var ents []Dirent
-	if ret > 0 && ret < 1<<16 {
+	// Trust op_ret for the capacity only as far as the reply could hold
+	// that many entries (192 bytes is the smallest encoded entry).
+	if ret > 0 && int(ret) <= d.Len()/192 {
 		ents = make([]Dirent, 0, ret)
 	}
 	eof := false
@@ -461,8 +463,8 @@ func DecodeReaddirp(d *xdr.Decoder, ret int32) ([]Dirent, bool, error) {
 
 // entryOp encodes a creation fop's xdata: gfid-req plus extra.
 func entryXdata(gfid xdr.GFID, extra xdr.Dict) xdr.Dict {
-	x := xdr.Dict{{Key: "gfid-req", Value: xdr.UUID(gfid)}}
-	return append(x, extra...)
+	// Native order: the translators' keys, then gfid-req.
+	return append(append(xdr.Dict{}, extra...), xdr.Pair{Key: "gfid-req", Value: xdr.UUID(gfid)})
 }
 
 func (c *Client) read3iatt(d *xdr.Decoder, proc uint32, gfid xdr.GFID) (xdr.Iatt, error) {
@@ -501,7 +503,7 @@ func (c *Client) Create(ctx context.Context, parent xdr.GFID, name string, flags
 	if err := c.finish(d, opCreate, parent); err != nil {
 		return nil, xdr.Iatt{}, err
 	}
-	return &Fd{GFID: st.GFID, Flags: flags, remote: rfd, gen: gen}, st, nil
+	return &Fd{GFID: st.GFID, Flags: flags & reopenMask, remote: rfd, gen: gen}, st, nil
 }
 
 // Mkdir creates a directory; extra carries e.g. the DHT layout.

@@ -272,13 +272,52 @@ func (r *rawFS) Flush(cancel <-chan struct{}, in *gofuse.FlushIn) gofuse.Status 
 	return r.RawFileSystem.Flush(cancel, in)
 }
 
-// Server mounts f at dir and returns the running server.
-func (f *FS) Server(dir string, mo gofuse.MountOptions) (*gofuse.Server, error) {
-	opts := f.NodeOptions()
-	if mo.MaxWrite == 0 {
-		mo.MaxWrite = f.opts.MaxWrite
+// MountConfig is how the kernel mount looks and behaves.
+type MountConfig struct {
+	// FsName is the source shown in /proc/mounts: the spec as given.
+	FsName string
+	// ReadOnly mounts read-only; ACL hands permission checks to the bricks'
+	// POSIX ACLs instead of the kernel's default_permissions.
+	ReadOnly, ACL bool
+	// KernelFlags are further mount options for the kernel (noatime, nodev...).
+	KernelFlags []string
+}
+
+// Server is a mounted filesystem.
+type Server struct{ srv *gofuse.Server }
+
+// Unmount asks the kernel to unmount; it fails while the mount is busy.
+func (s *Server) Unmount() error { return s.srv.Unmount() }
+
+// Wait returns once the filesystem has been unmounted.
+func (s *Server) Wait() { s.srv.Wait() }
+
+// Mount mounts f at dir (type fuse.brickfs) and serves it.
+func (f *FS) Mount(dir string, mc MountConfig) (*Server, error) {
+	mo := gofuse.MountOptions{
+		FsName:      mc.FsName,
+		Name:        "brickfs",
+		AllowOther:  os.Geteuid() == 0,
+		EnableLocks: true,
+		DirectMount: true,
+		MaxWrite:    f.opts.MaxWrite,
+		// Async direct I/O lets a VM's queue depth reach the bricks: without
+		// it the kernel serializes O_DIRECT requests of one file. The native
+		// fuse-bridge asks for it too, with the same background queue.
+		ExtraCapabilities:   gofuse.CAP_ASYNC_DIO,
+		MaxBackground:       64,
+		CongestionThreshold: 48,
+		Options:             append([]string(nil), mc.KernelFlags...),
 	}
-	raw := &rawFS{RawFileSystem: fs.NewNodeFS(f.Root(), opts), fsys: f}
+	if mc.ACL {
+		mo.EnableAcl = true
+	} else {
+		mo.Options = append(mo.Options, "default_permissions")
+	}
+	if mc.ReadOnly {
+		mo.Options = append(mo.Options, "ro")
+	}
+	raw := &rawFS{RawFileSystem: fs.NewNodeFS(f.Root(), f.NodeOptions()), fsys: f}
 	srv, err := gofuse.NewServer(raw, dir, &mo)
 	if err != nil {
 		return nil, err
@@ -288,5 +327,5 @@ func (f *FS) Server(dir string, mo gofuse.MountOptions) (*gofuse.Server, error) 
 		_ = srv.Unmount()
 		return nil, err
 	}
-	return srv, nil
+	return &Server{srv: srv}, nil
 }

@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -273,29 +272,8 @@ func serve(m Mount, ready func(error), stderr io.Writer) int {
 		AttrTimeout: m.AttrTimeout, EntryTimeout: m.EntryTimeout, NegativeTimeout: m.NegativeTimeout,
 		VolumeID: vol.ID, Log: log,
 	})
-	mo := gofuse.MountOptions{
-		FsName:      m.Spec,
-		Name:        "brickfs",
-		AllowOther:  os.Geteuid() == 0,
-		EnableLocks: true,
-		DirectMount: true,
-		// Async direct I/O lets a VM's queue depth reach the bricks: without
-		// it the kernel serializes O_DIRECT requests of one file. The native
-		// fuse-bridge asks for it too, with the same background queue.
-		ExtraCapabilities:   gofuse.CAP_ASYNC_DIO,
-		MaxBackground:       64,
-		CongestionThreshold: 48,
-		Options:     append([]string(nil), m.KernelFlags...),
-	}
-	if !m.ACL {
-		mo.Options = append(mo.Options, "default_permissions")
-	} else {
-		mo.EnableAcl = true
-	}
-	if m.ReadOnly {
-		mo.Options = append(mo.Options, "ro")
-	}
-	srv, err := fsys.Server(m.MountPoint, mo)
+	mc := fuse.MountConfig{FsName: m.Spec, ReadOnly: m.ReadOnly, ACL: m.ACL, KernelFlags: m.KernelFlags}
+	srv, err := fsys.Mount(m.MountPoint, mc)
 	if err != nil {
 		log.Error("mount failed", zap.Error(err))
 		return report(fmt.Errorf("cannot mount FUSE at %s: %v; check that /dev/fuse exists and you are root", m.MountPoint, err))

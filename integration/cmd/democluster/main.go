@@ -1,0 +1,136 @@
+// Command democluster starts a local GlusterFS cluster with the integration
+// harness, writes where to find it to an env file for scripts/demo.sh, waits
+// for SIGINT or SIGTERM, and tears everything down.
+//
+//	democluster [-nodes 3] [-replica=true] -env FILE
+//
+// The env file (shell syntax, sourced by demo.sh) holds BRICKFS_DEMO_DIR,
+// BRICKFS_DEMO_PREFIX, BRICKFS_DEMO_SINGLE_SPEC, BRICKFS_DEMO_REPLICA_SPEC
+// (empty with -replica=false), BRICKFS_DEMO_BACKUP (backup-volfile-servers),
+// BRICKFS_DEMO_GLUSTER (a gluster CLI command line for node 1) and, per
+// replica brick I, BRICKFS_DEMO_REPLICA_BRICKI_PID. It is written only once
+// the cluster is up, so its existence means "ready". Must run as root.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/brickfs/brickfs/integration"
+)
+
+func main() {
+	nodes := flag.Int("nodes", 3, "number of glusterd nodes")
+	replica := flag.Bool("replica", true, "also create a replica 3 volume")
+	envFile := flag.String("env", "", "write the cluster description to this file (required)")
+	flag.Parse()
+	if *envFile == "" {
+		log.Fatal("democluster: -env FILE is required")
+	}
+	log.SetFlags(log.Ltime | log.Lmicroseconds)
+	// Catch signals from the start: one that comes during bring-up is acted
+	// on once the cluster is up, instead of killing us before teardown.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	d := &demoT{}
+	code := d.run(func() {
+		c := integration.NewCluster(d, *nodes)
+		c.CreateVolume(d, "single", integration.Single)
+		c.Start(d, "single")
+		vars := [][2]string{
+			{"BRICKFS_DEMO_DIR", c.Dir},
+			{"BRICKFS_DEMO_PREFIX", c.Prefix},
+			{"BRICKFS_DEMO_SINGLE_SPEC", c.Spec("single")},
+			{"BRICKFS_DEMO_REPLICA_SPEC", ""},
+			{"BRICKFS_DEMO_BACKUP", c.BackupVolfileServers()},
+			{"BRICKFS_DEMO_GLUSTER", fmt.Sprintf("gluster --mode=script --glusterd-sock=%s --log-file=%s/cli-demo.log", c.GlusterdSock(1), c.LogDir())},
+		}
+		if *replica && *nodes >= 3 {
+			c.CreateVolume(d, "rep3", integration.Replica3)
+			c.Set(d, "rep3", "network.ping-timeout", "5")
+			c.Start(d, "rep3")
+			vars[3][1] = c.Spec("rep3")
+			for _, b := range c.Bricks(d, "rep3") {
+				vars = append(vars, [2]string{fmt.Sprintf("BRICKFS_DEMO_REPLICA_BRICK%d_PID", b.Index), fmt.Sprint(b.PID)})
+				d.Logf("rep3 brick %s", b)
+			}
+		}
+		var sb strings.Builder
+		for _, v := range vars {
+			fmt.Fprintf(&sb, "%s=%s\n", v[0], shellQuote(v[1]))
+		}
+		tmp := *envFile + ".tmp"
+		if err := os.WriteFile(tmp, []byte(sb.String()), 0o644); err != nil {
+			d.Fatalf("write env file: %v", err)
+		}
+		if err := os.Rename(tmp, *envFile); err != nil {
+			d.Fatalf("write env file: %v", err)
+		}
+		d.Logf("cluster ready: %s; env in %s; waiting for SIGINT/SIGTERM", c, *envFile)
+		d.Logf("got %v; tearing down", <-sig)
+		os.Remove(*envFile)
+	})
+	os.Exit(code)
+}
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// demoT implements integration.T for a program: Fatalf and Skipf stop the
+// body, cleanups run in reverse order, and the exit code says whether
+// anything failed.
+type demoT struct {
+	mu       sync.Mutex
+	failed   bool
+	cleanups []func()
+}
+
+type stop struct{}
+
+func (d *demoT) run(body func()) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(stop); !ok {
+				d.Errorf("panic: %v", r)
+			}
+		}
+		for i := len(d.cleanups) - 1; i >= 0; i-- {
+			d.cleanups[i]()
+		}
+		if d.Failed() {
+			code = 1
+		}
+	}()
+	body()
+	return 0
+}
+
+func (d *demoT) Helper()          {}
+func (d *demoT) Name() string     { return "democluster" }
+func (d *demoT) Cleanup(f func()) { d.cleanups = append(d.cleanups, f) }
+func (d *demoT) Logf(format string, args ...any) {
+	log.Printf(format, args...)
+}
+func (d *demoT) Errorf(format string, args ...any) {
+	d.mu.Lock()
+	d.failed = true
+	d.mu.Unlock()
+	log.Printf("ERROR: "+format, args...)
+}
+func (d *demoT) Fatalf(format string, args ...any) {
+	d.Errorf(format, args...)
+	panic(stop{})
+}
+func (d *demoT) Skipf(format string, args ...any) { d.Fatalf(format, args...) }
+func (d *demoT) Failed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.failed
+}

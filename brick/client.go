@@ -44,13 +44,17 @@ type Config struct {
 	Options [][2]string
 	// PingInterval is how often the brick is pinged; 0 means 2s.
 	PingInterval time.Duration
-	// PingTimeout is how long a brick may leave a ping unanswered before the
-	// connection is dropped; 0 means 42s (GF_NETWORK_TIMEOUT).
+	// PingTimeout is how long calls may wait with nothing arriving from the
+	// brick before the connection is dropped; 0 means 42s (GF_NETWORK_TIMEOUT).
 	PingTimeout time.Duration
 	// ReconnectMax caps the reconnect backoff; 0 means 3s (rpc-clnt's period).
 	ReconnectMax time.Duration
 	// DialTimeout bounds one TCP connect; 0 means 5s.
 	DialTimeout time.Duration
+	// MaxInflight bounds the fops in flight to the brick; 0 means 48. A
+	// brick stops reading a connection with 64 requests outstanding
+	// (server.outstanding-rpc-limit), which would also hold up pings.
+	MaxInflight int
 }
 
 func (c *Config) fill() {
@@ -68,6 +72,9 @@ func (c *Config) fill() {
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 5 * time.Second
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = 48
 	}
 }
 
@@ -88,6 +95,7 @@ type Client struct {
 	xid    uint32        // GUARDED_BY(mu); next xid, kept across reconnects
 	closed bool          // GUARDED_BY(mu)
 
+	slots   chan struct{}         // fops in flight, at most MaxInflight
 	lastErr atomic.Pointer[error] // why the last connect failed or the connection broke
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -105,12 +113,13 @@ func New(cfg Config, log *zap.Logger) *Client {
 	var id [16]byte
 	_, _ = rand.Read(id[:])
 	return &Client{
-		cfg:  cfg,
-		log:  log.With(zap.String("brick", cfg.Name)),
-		ctx:  hex.EncodeToString(id[:]),
-		up:   make(chan struct{}),
-		xid:  1,
-		stop: make(chan struct{}),
+		cfg:   cfg,
+		log:   log.With(zap.String("brick", cfg.Name)),
+		ctx:   hex.EncodeToString(id[:]),
+		up:    make(chan struct{}),
+		xid:   1,
+		slots: make(chan struct{}, cfg.MaxInflight),
+		stop:  make(chan struct{}),
 	}
 }
 
@@ -127,6 +136,13 @@ func (c *Client) Start(ctx context.Context) error {
 	c.wg.Add(1)
 	go c.keeper()
 	return nil
+}
+
+// StartBackground keeps trying to connect in the background until Close,
+// for a brick that may be down when the volume is mounted.
+func (c *Client) StartBackground() {
+	c.wg.Add(1)
+	go c.keeper()
 }
 
 // Close drops the connection and stops the background work.
@@ -152,6 +168,19 @@ func (c *Client) Up() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.conn != nil
+}
+
+// Kick drops the current connection, as a dead brick's would be: pending
+// calls fail with ENOTCONN, the brick releases this client's locks and fds,
+// and the client reconnects in the background.
+func (c *Client) Kick(reason string) {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn != nil {
+		c.log.Warn("dropping brick connection", zap.String("reason", reason))
+		go conn.Close()
+	}
 }
 
 // current returns the live connection and its generation.
@@ -340,27 +369,44 @@ func (c *Client) keeper() {
 	}
 }
 
-// watch pings conn until it breaks or the client stops.
+// watch checks conn's health until it breaks or the client stops. A ping
+// goes out every PingInterval, each in its own goroutine so that a hung
+// brick cannot hold up the checks. The brick is declared dead when calls
+// (pings included) have waited PingTimeout with nothing at all arriving:
+// any reply proves it alive, so a brick slowed by a saturating load is
+// never dropped for a late ping, while a hung or silent one is dropped
+// PingTimeout after its last word.
 func (c *Client) watch(conn *sunrpc.Conn) {
-	t := time.NewTicker(c.cfg.PingInterval)
+	check := c.cfg.PingTimeout / 10
+	if check > c.cfg.PingInterval {
+		check = c.cfg.PingInterval
+	}
+	if check < 10*time.Millisecond {
+		check = 10 * time.Millisecond
+	}
+	t := time.NewTicker(check)
 	defer t.Stop()
+	var lastPing time.Time
 	for {
 		select {
 		case <-c.stop:
 			return
 		case <-conn.Done():
 			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.PingTimeout)
-		err := Ping(ctx, conn)
-		cancel()
-		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
-				c.log.Warn("brick did not answer a ping in time, disconnecting", zap.Duration("timeout", c.cfg.PingTimeout))
-				_ = conn.Close()
+		case now := <-t.C:
+			if now.Sub(lastPing) >= c.cfg.PingInterval {
+				lastPing = now
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 2*c.cfg.PingTimeout)
+					defer cancel()
+					_ = Ping(ctx, conn)
+				}()
 			}
-			return
+			if s := conn.Silence(now); s > c.cfg.PingTimeout {
+				c.log.Warn("brick stopped answering, disconnecting", zap.Duration("silent", s), zap.Duration("timeout", c.cfg.PingTimeout))
+				_ = conn.Close()
+				return
+			}
 		}
 	}
 }

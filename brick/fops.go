@@ -133,7 +133,13 @@ func (c *Client) opErr(proc uint32, gfid xdr.GFID, err error) error {
 // and op_errno. A negative op_ret becomes an *OpError; op_errno is ignored
 // on success, where bricks often leave it non-zero.
 func (c *Client) call(ctx context.Context, conn *sunrpc.Conn, proc uint32, gfid xdr.GFID, cred sunrpc.Cred, args, data []byte) (*xdr.Decoder, int32, error) {
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, 0, c.opErr(proc, gfid, ctx.Err())
+	}
 	body, err := conn.Call(ctx, ProgFOP, VersFOP, proc, cred, args, data)
+	<-c.slots
 	if err != nil {
 		return nil, 0, c.opErr(proc, gfid, err)
 	}
@@ -808,15 +814,18 @@ func (c *Client) Removexattr(ctx context.Context, gfid xdr.GFID, name string) er
 }
 
 // Xattrop applies an xattrop (GF_XATTROP_* flags) to gfid and returns the
-// resulting values.
-func (c *Client) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, dict xdr.Dict) (xdr.Dict, error) {
+// resulting values. xdata carries e.g. the index translator's
+// glusterfs.xattrop-entry-create name.
+func (c *Client) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, dict, xdata xdr.Dict) (xdr.Dict, error) {
 	e := enc(64)
 	e.GFID(gfid)
 	e.Uint32(flags)
 	if err := e.Dict(dict); err != nil {
 		return nil, c.opErr(opXattrop, gfid, err)
 	}
-	_ = e.Dict(nil)
+	if err := e.Dict(xdata); err != nil {
+		return nil, c.opErr(opXattrop, gfid, err)
+	}
 	d, _, err := c.do(ctx, opXattrop, gfid, e.B, nil)
 	if err != nil {
 		return nil, err

@@ -208,7 +208,7 @@ var fopRuns = []fopRun{
 	}},
 	{"Removexattr", hdr, func(ctx context.Context, c *Client, _ *Fd) error { return c.Removexattr(ctx, g1, "user.x") }},
 	{"Xattrop", hdr + 12 + 2*iatts, func(ctx context.Context, c *Client, _ *Fd) error {
-		_, err := c.Xattrop(ctx, g1, 0, xdr.Dict{{Key: "trusted.afr.dirty", Value: xdr.Ptr(make([]byte, 12))}})
+		_, err := c.Xattrop(ctx, g1, 0, xdr.Dict{{Key: "trusted.afr.dirty", Value: xdr.Ptr(make([]byte, 12))}}, nil)
 		return err
 	}},
 	{"Fallocate", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error { return c.Fallocate(ctx, f, 0, 0, 10) }},

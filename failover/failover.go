@@ -2,10 +2,14 @@ package failover
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/hashicorp/go-multierror"
 	"go.uber.org/zap"
 
 	"github.com/brickfs/brickfs/brick"
@@ -64,12 +68,25 @@ var _ Brick = (*brick.Client)(nil)
 // Options tune the bricks of a volume.
 type Options struct {
 	// PingInterval and PingTimeout override brick health checking; zero
-	// keeps brick's defaults (PingTimeout then comes from the volfile's
-	// ping-timeout).
+	// keeps the defaults: for a replicated volume 0.5 s and 1.5 s (a hung
+	// brick costs a pause of about 1.5 s), for a single brick 2 s and the
+	// volfile's ping-timeout (42 s), since there is nowhere to fail over to.
 	PingInterval, PingTimeout time.Duration
+	// FopTimeout bounds one brick's part of a fop in a replicated volume
+	// (default 10 s): a brick that answers pings but not fops is dropped
+	// after it.
+	FopTimeout time.Duration
+	// PostOpDelay is how long an idle eager lock is kept (default 1 s).
+	PostOpDelay time.Duration
 	// VolfileKey is the key the volfile was fetched with.
 	VolfileKey string
 }
+
+// Replicated volumes' health-check defaults.
+const (
+	DefaultReplicaPingInterval = 500 * time.Millisecond
+	DefaultReplicaPingTimeout  = 1500 * time.Millisecond
+)
 
 // Volume is a mounted volume graph.
 type Volume struct {
@@ -132,27 +149,165 @@ func Open(ctx context.Context, g *volfile.Graph, opts Options, log *zap.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	cl := chain[len(chain)-1]
-	cfg, err := BrickConfig(cl, opts)
-	if err != nil {
-		return nil, err
-	}
 	v := &Volume{}
 	for _, x := range chain {
 		if id, ok := x.Option("volume-id"); ok {
 			v.ID = id
 		}
 	}
-	c := brick.New(cfg, log)
-	if err := c.Start(ctx); err != nil {
-		return nil, err
+	last := chain[len(chain)-1]
+	var top Fops
+	if volfile.Canonical(last.Type) == volfile.TypeReplicate {
+		r, clients, err := openReplicate(ctx, last, opts, log)
+		if err != nil {
+			return nil, err
+		}
+		v.clients, top = clients, r
+	} else {
+		cfg, err := BrickConfig(last, opts)
+		if err != nil {
+			return nil, err
+		}
+		c := brick.New(cfg, log)
+		if err := c.Start(ctx); err != nil {
+			return nil, err
+		}
+		v.clients, top = []*brick.Client{c}, c
 	}
-	v.clients = []*brick.Client{c}
-	v.Fops = c
+	v.Fops = top
 	if volfile.Find(chain, volfile.TypeDistribute) != nil {
-		v.Fops = &distribute{Fops: c}
+		v.Fops = &distribute{Fops: top}
 	}
 	return v, nil
+}
+
+// replicateOptions reads AFR's options from the replicate translator
+// (xlators/cluster/afr/src/afr.c option table).
+func replicateOptions(x *volfile.Volume, n int) (ReplicateOptions, []string, error) {
+	ro := ReplicateOptions{Arbiter: -1}
+	names := make([]string, n)
+	for i, s := range x.Subvolumes {
+		names[i] = s.Name
+	}
+	if p, ok := x.Option("afr-pending-xattr"); ok {
+		parts := strings.Split(p, ",")
+		if len(parts) != n {
+			return ro, nil, fmt.Errorf("volfile: %s lists %d afr-pending-xattr names for %d bricks", x.Name, len(parts), n)
+		}
+		names = parts
+	}
+	qt, _ := x.Option("quorum-type")
+	switch qt {
+	case "", "auto":
+		if qt == "" && n <= 2 {
+			ro.Quorum = -1 // AFR applies auto only above two children by default
+		}
+	case "none":
+		ro.Quorum = -1
+	case "fixed":
+		qc, _ := x.Option("quorum-count")
+		q, err := strconv.Atoi(qc)
+		if err != nil || q < 1 || q > n {
+			return ro, nil, fmt.Errorf("volfile: %s has quorum-type fixed with quorum-count %q", x.Name, qc)
+		}
+		ro.Quorum = q
+	default:
+		return ro, nil, fmt.Errorf("volfile: %s has unknown quorum-type %q", x.Name, qt)
+	}
+	if ac, ok := x.Option("arbiter-count"); ok && ac != "0" {
+		if ac != "1" {
+			return ro, nil, fmt.Errorf("volfile: %s has arbiter-count %s; brickfs supports one arbiter", x.Name, ac)
+		}
+		ro.Arbiter = n - 1
+	}
+	if ta, ok := x.Option("thin-arbiter"); ok && ta != "" {
+		return ro, nil, fmt.Errorf("volfile: %s uses a thin arbiter, which brickfs does not support", x.Name)
+	}
+	return ro, names, nil
+}
+
+// openReplicate connects the bricks of a replica set. The mount goes on
+// while at least one brick answers; the others keep being retried.
+func openReplicate(ctx context.Context, x *volfile.Volume, opts Options, log *zap.Logger) (*Replicate, []*brick.Client, error) {
+	n := len(x.Subvolumes)
+	ro, names, err := replicateOptions(x, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	ro.FopTimeout, ro.PostOpDelay = opts.FopTimeout, opts.PostOpDelay
+	if opts.PingInterval == 0 {
+		opts.PingInterval = DefaultReplicaPingInterval
+	}
+	if opts.PingTimeout == 0 {
+		opts.PingTimeout = DefaultReplicaPingTimeout
+	}
+	clients := make([]*brick.Client, n)
+	kids := make([]Child, n)
+	for i, s := range x.Subvolumes {
+		if volfile.Canonical(s.Type) != volfile.TypeClient {
+			return nil, nil, fmt.Errorf("volfile: %s has %s (%s) below it; brickfs replicates over bricks only", x.Name, s.Name, s.Type)
+		}
+		cfg, err := BrickConfig(s, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		clients[i] = brick.New(cfg, log)
+		kids[i] = clients[i]
+	}
+	r, err := NewReplicate(x.Name, kids, names, ro, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, c := range clients {
+		i := i
+		c.OnStateChange = func(up bool) { r.ChildEvent(i, up) }
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Add(1)
+		go func(i int, c *brick.Client) {
+			defer wg.Done()
+			errs[i] = c.Start(ctx)
+		}(i, c)
+	}
+	wg.Wait()
+	var merr *multierror.Error
+	upCount := 0
+	for i, err := range errs {
+		if err == nil {
+			upCount++
+			continue
+		}
+		if errors.Is(err, brick.ErrAuth) {
+			for _, c := range clients {
+				_ = c.Close()
+			}
+			return nil, nil, err
+		}
+		merr = multierror.Append(merr, err)
+		clients[i].StartBackground()
+	}
+	if upCount == 0 {
+		for _, c := range clients {
+			_ = c.Close()
+		}
+		merr.ErrorFormat = oneLine
+		return nil, nil, fmt.Errorf("no brick of %s answered: %v", x.Name, merr)
+	}
+	if merr != nil {
+		merr.ErrorFormat = oneLine
+		log.Warn("mounting with bricks down; they are retried in the background", zap.String("subvol", x.Name), zap.Error(merr))
+	}
+	return r, clients, nil
+}
+
+func oneLine(es []error) string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "; ")
 }
 
 // distribute carries out cluster/distribute over one subvolume: every new

@@ -205,6 +205,7 @@ type Conn struct {
 	err     error                 // GUARDED_BY(mu); set once when the connection breaks
 
 	lastRecv  atomic.Int64 // unix nanos of the last byte-complete record
+	busySince atomic.Int64 // unix nanos when the pending map last went from empty to non-empty
 	callbacks chan Call
 	dropped   atomic.Uint64
 	done      chan struct{}
@@ -271,6 +272,20 @@ func (c *Conn) Err() error {
 // LastRecv is when the last whole record arrived from the peer.
 func (c *Conn) LastRecv() time.Time { return time.Unix(0, c.lastRecv.Load()) }
 
+// Silence is how long calls have waited with nothing at all arriving from
+// the peer: zero while no call is pending. Any reply proves the peer alive,
+// so a busy peer is never silent; a hung one is.
+func (c *Conn) Silence(now time.Time) time.Duration {
+	if c.Pending() == 0 {
+		return 0
+	}
+	from := c.lastRecv.Load()
+	if b := c.busySince.Load(); b > from {
+		from = b
+	}
+	return now.Sub(time.Unix(0, from))
+}
+
 // Pending is the number of calls waiting for replies.
 func (c *Conn) Pending() int {
 	c.mu.Lock()
@@ -328,6 +343,9 @@ func (c *Conn) register() (uint32, chan reply, error) {
 			c.nextXid = 1
 		}
 		if _, busy := c.pending[x]; !busy && x != 0 {
+			if len(c.pending) == 0 {
+				c.busySince.Store(time.Now().UnixNano())
+			}
 			c.pending[x] = ch
 			return x, ch, nil
 		}

@@ -9,6 +9,7 @@ import (
 const (
 	TypeClient     = "protocol/client"
 	TypeDistribute = "cluster/distribute"
+	TypeReplicate  = "cluster/replicate"
 	TypeUtime      = "features/utime"
 	TypeIOStats    = "debug/io-stats"
 )
@@ -68,6 +69,7 @@ var translators = map[string]rule{
 	TypeClient:                  {role: Carry, minSub: 0, maxSub: 0, why: "a protocol/client is a leaf and has no subvolumes"},
 	TypeUtime:                   {role: Carry, minSub: 1, maxSub: 1, why: oneChild},
 	TypeDistribute:              {role: Carry, minSub: 1, maxSub: 1, why: distributed},
+	TypeReplicate:               {role: Carry, minSub: 1, maxSub: -1, why: "a replica set needs at least one brick"},
 	TypeIOStats:                 {role: PassBy, minSub: 1, maxSub: 1, why: oneChild}, // statistics only; brickfs keeps its own
 	"debug/trace":               {role: PassBy, minSub: 1, maxSub: 1, why: oneChild},
 	"debug/error-gen":           {role: PassBy, minSub: 1, maxSub: 1, why: oneChild}, // fault injection for tests
@@ -86,7 +88,6 @@ var translators = map[string]rule{
 
 	// Refused with a specific reason. Anything not in the table is refused
 	// with couldHarm.
-	"cluster/replicate":        {role: Unsupported, why: "which brickfs does not support yet; mounting it could read or write data wrongly"},
 	"features/read-only":       {role: Unsupported, why: "which brickfs does not enforce; mounting it could change a volume that must stay read-only"},
 	"features/worm":            {role: Unsupported, why: "which brickfs does not enforce; mounting it could change or delete files the volume keeps write-once"},
 	"features/snapview-client": {role: Unsupported, why: "which brickfs does not support (user-serviceable snapshots); turn features.uss off or mount with glusterfs"},
@@ -109,7 +110,7 @@ var translators = map[string]rule{
 // table uses.
 var aliases = map[string]string{
 	"cluster/dht":               TypeDistribute,
-	"cluster/afr":               "cluster/replicate",
+	"cluster/afr":               TypeReplicate,
 	"cluster/ec":                "cluster/disperse",
 	"performance/stat-prefetch": "performance/md-cache",
 }
@@ -172,8 +173,10 @@ func (g *Graph) Check() error {
 	return nil
 }
 
-// Chain checks g and, for a graph over one brick, returns its translators
-// from Top down to the protocol/client, one per level. Callers look in it
+// Chain checks g and returns its translators from Top down, one per level,
+// ending at the protocol/client of a graph over one brick or at the
+// cluster/replicate of a graph over one replica set (whose subvolumes are
+// the bricks). Callers look in it
 // for the translators they must carry out: a cluster/distribute means MKDIR
 // must set the DHT layout xattr; a features/utime means fops carry the
 // ctime flags. A graph over more than one brick is an error.
@@ -187,6 +190,9 @@ func (g *Graph) Chain() ([]*Volume, error) {
 		if len(chain) > len(g.Volumes) {
 			// Only a Graph built by hand can loop; Parse allows no cycles.
 			return nil, fmt.Errorf("volume %q: the graph has a cycle through %q", g.Top.Name, v.Name)
+		}
+		if Canonical(v.Type) == TypeReplicate {
+			return chain, nil
 		}
 		switch len(v.Subvolumes) {
 		case 0:

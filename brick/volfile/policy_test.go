@@ -1,7 +1,6 @@
 package volfile
 
 import (
-	"errors"
 	"strings"
 	"testing"
 )
@@ -29,24 +28,26 @@ func TestCheckRealVolfiles(t *testing.T) {
 		t.Error("Find found replicate")
 	}
 
-	// Replication is not supported yet.
+	// A graph over one replica set: the chain ends at the replicate,
+	// whose subvolumes are the bricks.
 	for _, f := range []string{"factcheck-replica3.vol", "afrtest-replica3.vol"} {
 		g, err := Parse(readTestdata(t, f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		vol := g.Top.Name
-		want := `volume "` + vol + `" uses translator "` + vol + `-replicate-0" (cluster/replicate), which brickfs does not support yet; mounting it could read or write data wrongly`
-		err = g.Check()
-		if err == nil || err.Error() != want {
-			t.Errorf("%s: Check = %v\nwant %s", f, err, want)
+		if err := g.Check(); err != nil {
+			t.Errorf("%s: Check = %v", f, err)
 		}
-		var ue *UnsupportedError
-		if !errors.As(err, &ue) || ue.Type != "cluster/replicate" || ue.Volume != vol {
-			t.Errorf("%s: error %#v", f, err)
+		chain, err := g.Chain()
+		if err != nil {
+			t.Fatalf("%s: Chain: %v", f, err)
 		}
-		if _, err := g.Chain(); err == nil {
-			t.Errorf("%s: Chain accepted replicate", f)
+		last := chain[len(chain)-1]
+		if Canonical(last.Type) != TypeReplicate || len(last.Subvolumes) != 3 || last.Name != g.Top.Name+"-replicate-0" {
+			t.Errorf("%s: chain ends at %s (%s) with %d subvolumes", f, last.Name, last.Type, len(last.Subvolumes))
+		}
+		if Find(chain, TypeDistribute) == nil {
+			t.Errorf("%s: no distribute in the chain", f)
 		}
 	}
 }
@@ -100,8 +101,7 @@ func TestCheckPolicy(t *testing.T) {
 			`volume "cinder" uses translator "cinder-features-snapview-client" (features/snapview-client), which brickfs does not support (user-serviceable snapshots); turn features.uss off or mount with glusterfs`},
 		{"disperse alias", []string{"debug/io-stats", "cluster/ec"},
 			`volume "cinder" uses translator "cinder-cluster-ec" (cluster/ec), which brickfs does not support; mounting it could read or write data wrongly`},
-		{"afr alias", []string{"debug/io-stats", "cluster/afr"},
-			`volume "cinder" uses translator "cinder-cluster-afr" (cluster/afr), which brickfs does not support yet; mounting it could read or write data wrongly`},
+		{"afr alias", []string{"debug/io-stats", "cluster/afr"}, ""},
 		{"topmost reported first", []string{"features/worm", "features/shard"},
 			`volume "cinder" uses translator "cinder" (features/worm), which brickfs does not enforce; mounting it could change or delete files the volume keeps write-once`},
 	}
@@ -167,7 +167,8 @@ func TestClassify(t *testing.T) {
 		"cluster/dht":           Carry,
 		TypeIOStats:             PassBy,
 		"performance/md-cache":  PassBy,
-		"cluster/replicate":     Unsupported,
+		"cluster/replicate":     Carry,
+		"cluster/afr":           Carry,
 		"features/shard":        Unsupported,
 		"no/such":               Unsupported,
 		"":                      Unsupported,

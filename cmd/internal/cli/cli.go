@@ -53,8 +53,12 @@ Options (-o, comma-separated):
   attribute-timeout=S           kernel attribute cache, seconds (default 1)
   entry-timeout=S               kernel name cache, seconds (default 1)
   negative-timeout=S            cache of failed lookups, seconds (default 0)
-  ping-interval=S               how often bricks are pinged (default 2)
-  ping-timeout=S                unanswered ping that drops a brick (default: the volfile's, 42)
+  ping-interval=S               how often bricks are pinged (default 0.5 replicated, 2 single)
+  ping-timeout=S                silence that drops a brick with calls waiting
+                                (default 1.5 replicated; single brick: the volfile's, 42)
+  fop-timeout=S                 a replica brick that has not finished a fop by then is
+                                dropped and marked for heal (default 10)
+  post-op-delay=S               idle time before an eager lock is released (default 1)
   volfile-fetch-timeout=S       per volfile server (default 5)
   volfile-cache-dir=DIR         last good volfiles (default /var/lib/brickfs/volfiles)
   server-port=PORT              glusterd port (default 24007)
@@ -261,6 +265,7 @@ func serve(m Mount, ready func(error), stderr io.Writer) int {
 	}
 	vol, err := failover.Open(ctx, g, failover.Options{
 		PingInterval: m.PingInterval, PingTimeout: m.PingTimeout, VolfileKey: "/" + spec.Volume,
+		FopTimeout: m.FopTimeout, PostOpDelay: m.PostOpDelay,
 	}, log)
 	if err != nil {
 		log.Error("mount failed", zap.Error(err))

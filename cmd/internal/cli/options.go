@@ -20,6 +20,7 @@ type Mount struct {
 
 	AttrTimeout, EntryTimeout, NegativeTimeout time.Duration
 	PingInterval, PingTimeout                  time.Duration
+	FopTimeout, PostOpDelay                    time.Duration
 	FetchTimeout                               time.Duration
 	VolfileCacheDir                            string
 	ReadOnly                                   bool
@@ -137,6 +138,10 @@ func (m *Mount) parseOptions(s string) error {
 			m.PingInterval, err = seconds(key, val)
 		case "ping-timeout":
 			m.PingTimeout, err = seconds(key, val)
+		case "fop-timeout":
+			m.FopTimeout, err = seconds(key, val)
+		case "post-op-delay":
+			m.PostOpDelay, err = seconds(key, val)
 		case "volfile-fetch-timeout":
 			m.FetchTimeout, err = seconds(key, val)
 		case "volfile-cache-dir":

@@ -1,0 +1,583 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+var _ Fops = (*Replicate)(nil)
+
+// --- readability and the read child ---
+
+// setReadable computes which children hold a good copy from the changelog
+// the replies carry (afr_readables_fill, afr_accused_fill): a child is
+// unreadable if any reply accuses it. The arbiter never holds data.
+func (r *Replicate) setReadable(ino *inode, ok []bool, dicts []xdr.Dict, isDir bool, gen uint64) {
+	data, meta := clone(ok), clone(ok)
+	slot := slotData
+	if isDir {
+		slot = slotEntry
+	}
+	for i := range dicts {
+		if !ok[i] {
+			continue
+		}
+		for j, k := range r.keys {
+			b, found := dicts[i].Bytes(k)
+			if !found {
+				continue
+			}
+			c, valid := parseCounts(b)
+			if !valid {
+				continue
+			}
+			if c[slot] != 0 {
+				data[j] = false
+			}
+			if c[slotMeta] != 0 {
+				meta[j] = false
+			}
+		}
+	}
+	if a := r.opts.Arbiter; a >= 0 && a < len(data) && !isDir {
+		data[a] = false
+	}
+	ino.mu.Lock()
+	ino.readable, ino.metaRead, ino.isDir, ino.readGen = data, meta, isDir, gen
+	ino.lastUsed = timeNow()
+	ino.mu.Unlock()
+}
+
+// refresh looks the inode up on every child that is up and recomputes its
+// readable children.
+func (r *Replicate) refresh(ctx context.Context, ino *inode) ([]xdr.Iatt, []bool, error) {
+	gen := r.gen.Load()
+	up := r.up()
+	if !r.hasQuorum(up) {
+		return nil, nil, r.errNoQuorum("LOOKUP")
+	}
+	sts := make([]xdr.Iatt, r.n())
+	dicts := make([]xdr.Dict, r.n())
+	keys := r.lookupKeys()
+	rs := r.fanout(ctx, up, func(ctx context.Context, i int) error {
+		st, d, err := r.kids[i].Lookup(ctx, xdr.GFID{}, "", ino.gfid, keys)
+		sts[i], dicts[i] = st, d
+		return err
+	})
+	ok := succeeded(rs, up)
+	if !r.hasQuorum(ok) {
+		if count(ok) == 0 {
+			return nil, nil, r.finalErr(rs, up)
+		}
+		return nil, nil, r.errNoQuorum("LOOKUP")
+	}
+	isDir := false
+	for i := range ok {
+		if ok[i] {
+			isDir = sts[i].Mode&syscall.S_IFMT == syscall.S_IFDIR
+			break
+		}
+	}
+	r.setReadable(ino, ok, dicts, isDir, gen)
+	return sts, ok, nil
+}
+
+// readOrder returns the children to read from, best first: the hash child
+// of the gfid if readable (read-hash-mode 1), then the other readable
+// children in index order. No readable child is split-brain: EIO.
+func (r *Replicate) readOrder(ctx context.Context, ino *inode, meta bool) ([]int, error) {
+	ino.mu.Lock()
+	fresh := ino.readable != nil && ino.readGen == r.gen.Load()
+	ino.mu.Unlock()
+	if !fresh {
+		if _, _, err := r.refresh(ctx, ino); err != nil {
+			return nil, err
+		}
+	}
+	up := r.up()
+	if !r.hasQuorum(up) {
+		return nil, r.errNoQuorum("READ")
+	}
+	ino.mu.Lock()
+	cand := and(ino.readable, ino.metaRead)
+	if count(and(cand, up)) == 0 {
+		cand = ino.readable
+		if meta {
+			cand = ino.metaRead
+		}
+	}
+	ino.mu.Unlock()
+	cand = and(cand, up)
+	if count(cand) == 0 {
+		var names []string
+		for _, k := range r.kids {
+			names = append(names, k.Name())
+		}
+		r.log.Error("split-brain: no brick holds a copy that the others do not blame; heal it with `gluster volume heal VOLUME split-brain ...`",
+			zap.Stringer("gfid", ino.gfid), zap.Strings("bricks", names))
+		return nil, &brick.OpError{Brick: r.name, GFID: ino.gfid, Errno: syscall.EIO, Err: errors.New("split-brain: no readable copy")}
+	}
+	order := make([]int, 0, count(cand))
+	h := int(superFastHash(ino.gfid) % uint32(r.n()))
+	if cand[h] {
+		order = append(order, h)
+	}
+	for i, c := range cand {
+		if c && i != h {
+			order = append(order, i)
+		}
+	}
+	return order, nil
+}
+
+// retryable errors make a read go to the next readable child.
+func retryable(err error) bool {
+	switch brick.Errno(err) {
+	case syscall.ENOTCONN, syscall.ETIMEDOUT, syscall.EIO, syscall.EBADF, syscall.ESTALE:
+		return true
+	}
+	return false
+}
+
+// readTxn runs a read on one readable child, moving to the next on a
+// failure of the child rather than of the request (afr_read_txn).
+func (r *Replicate) readTxn(ctx context.Context, gfid xdr.GFID, meta bool, fn func(ctx context.Context, i int) error) error {
+	ino := r.inode(gfid)
+	order, err := r.readOrder(ctx, ino, meta)
+	if err != nil {
+		return err
+	}
+	for n, i := range order {
+		cctx, cancel := context.WithTimeout(ctx, r.opts.FopTimeout)
+		err = fn(cctx, i)
+		cancel()
+		if err == nil || !retryable(err) {
+			return err
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			r.kids[i].Kick("a read did not complete within the fop timeout")
+		}
+		if n+1 < len(order) {
+			r.log.Warn("read failed on a brick, trying the next", zap.String("brick", r.kids[i].Name()), zap.Stringer("gfid", gfid), zap.Error(err))
+		}
+	}
+	return err
+}
+
+// pick returns the iatt of the best child among ok: readable first.
+func (r *Replicate) pick(ino *inode, ok []bool, sts []xdr.Iatt) xdr.Iatt {
+	ino.mu.Lock()
+	readable := ino.readable
+	ino.mu.Unlock()
+	h := int(superFastHash(ino.gfid) % uint32(r.n()))
+	if ok[h] && (readable == nil || readable[h]) {
+		return sts[h]
+	}
+	for i := range ok {
+		if ok[i] && (readable == nil || readable[i]) {
+			return sts[i]
+		}
+	}
+	for i := range ok {
+		if ok[i] && i != r.opts.Arbiter {
+			return sts[i]
+		}
+	}
+	for i := range ok {
+		if ok[i] {
+			return sts[i]
+		}
+	}
+	return xdr.Iatt{}
+}
+
+// --- fds ---
+
+// replFd is an fd of the replica set: one brick fd per child, opened
+// lazily on children that were down at open time (afr_fix_open).
+type replFd struct {
+	fd  *brick.Fd // the handle the filesystem holds
+	ino *inode
+
+	mu        sync.Mutex
+	kids      []*brick.Fd // GUARDED_BY(mu)
+	readChild int         // GUARDED_BY(mu); readdir sticks to one child, -1 until chosen
+}
+
+func (r *Replicate) newFd(ino *inode, flags uint32, dir bool, kids []*brick.Fd) *brick.Fd {
+	fd := &brick.Fd{GFID: ino.gfid, Flags: flags, Dir: dir}
+	r.fds.Store(fd, &replFd{fd: fd, ino: ino, kids: kids, readChild: -1})
+	ino.mu.Lock()
+	ino.fds++
+	ino.mu.Unlock()
+	return fd
+}
+
+func (r *Replicate) rfd(f *brick.Fd) (*replFd, error) {
+	v, ok := r.fds.Load(f)
+	if !ok {
+		return nil, &brick.OpError{Brick: r.name, GFID: f.GFID, Errno: syscall.EBADF, Err: errors.New("unknown fd")}
+	}
+	return v.(*replFd), nil
+}
+
+// child returns the brick fd of child i, opening it there if needed.
+func (r *Replicate) child(ctx context.Context, rf *replFd, i int) (*brick.Fd, error) {
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	if rf.kids[i] != nil {
+		return rf.kids[i], nil
+	}
+	var fd *brick.Fd
+	var err error
+	if rf.fd.Dir {
+		fd, err = r.kids[i].Opendir(ctx, rf.fd.GFID)
+	} else {
+		fd, err = r.kids[i].Open(ctx, rf.fd.GFID, rf.fd.Flags&^uint32(syscall.O_CREAT|syscall.O_EXCL|syscall.O_TRUNC))
+	}
+	if err != nil {
+		return nil, err
+	}
+	rf.kids[i] = fd
+	return fd, nil
+}
+
+func (r *Replicate) withFd(f *brick.Fd, fn func(ctx context.Context, i int, cf *brick.Fd) error) (*replFd, func(ctx context.Context, i int) error, error) {
+	rf, err := r.rfd(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rf, func(ctx context.Context, i int) error {
+		cf, err := r.child(ctx, rf, i)
+		if err != nil {
+			return err
+		}
+		return fn(ctx, i, cf)
+	}, nil
+}
+
+func (r *Replicate) open(ctx context.Context, gfid xdr.GFID, flags uint32, dir bool) (*brick.Fd, error) {
+	up := r.up()
+	if !r.hasQuorum(up) {
+		return nil, r.errNoQuorum("OPEN")
+	}
+	kids := make([]*brick.Fd, r.n())
+	rs := r.fanout(ctx, up, func(ctx context.Context, i int) error {
+		var err error
+		if dir {
+			kids[i], err = r.kids[i].Opendir(ctx, gfid)
+		} else {
+			kids[i], err = r.kids[i].Open(ctx, gfid, flags)
+		}
+		return err
+	})
+	ok := succeeded(rs, up)
+	if count(ok) == 0 {
+		return nil, r.finalErr(rs, up)
+	}
+	return r.newFd(r.inode(gfid), flags, dir, kids), nil
+}
+
+// Open opens gfid on every child that is up.
+func (r *Replicate) Open(ctx context.Context, gfid xdr.GFID, flags uint32) (*brick.Fd, error) {
+	return r.open(ctx, gfid, flags, false)
+}
+
+// Opendir opens a directory on every child that is up.
+func (r *Replicate) Opendir(ctx context.Context, gfid xdr.GFID) (*brick.Fd, error) {
+	return r.open(ctx, gfid, 0, true)
+}
+
+// Release finishes the eager lock if this was the inode's last fd and
+// closes the brick fds.
+func (r *Replicate) Release(ctx context.Context, f *brick.Fd) error {
+	v, ok := r.fds.LoadAndDelete(f)
+	if !ok {
+		return nil
+	}
+	rf := v.(*replFd)
+	rf.ino.mu.Lock()
+	rf.ino.fds--
+	last := rf.ino.fds == 0
+	rf.ino.mu.Unlock()
+	if last {
+		r.postOpNow(rf.ino)
+	}
+	rf.mu.Lock()
+	kids := rf.kids
+	rf.mu.Unlock()
+	for i, cf := range kids {
+		if cf != nil {
+			_ = r.kids[i].Release(ctx, cf)
+		}
+	}
+	return nil
+}
+
+// --- lookups and reads ---
+
+// Lookup resolves a name on every child that is up and returns the inode
+// of a readable child; the changelog in the replies refreshes which
+// children are readable.
+func (r *Replicate) Lookup(ctx context.Context, parent xdr.GFID, name string, gfid xdr.GFID, xdata xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+	up := r.up()
+	if !r.hasQuorum(up) {
+		return xdr.Iatt{}, nil, r.errNoQuorum("LOOKUP")
+	}
+	gen := r.gen.Load()
+	x := append(append(xdr.Dict{}, xdata...), r.lookupKeys()...)
+	sts := make([]xdr.Iatt, r.n())
+	dicts := make([]xdr.Dict, r.n())
+	rs := r.fanout(ctx, up, func(ctx context.Context, i int) error {
+		st, d, err := r.kids[i].Lookup(ctx, parent, name, gfid, x)
+		sts[i], dicts[i] = st, d
+		return err
+	})
+	ok := succeeded(rs, up)
+	answered := clone(ok)
+	for i, rp := range rs {
+		if up[i] && rp.err != nil && brick.Errno(rp.err) == syscall.ENOENT {
+			answered[i] = true
+		}
+	}
+	if !r.hasQuorum(answered) {
+		return xdr.Iatt{}, nil, r.errNoQuorum("LOOKUP")
+	}
+	if name != "" {
+		// Trust only children that hold a good copy of the parent's
+		// entries: a name missing on a stale child is not gone, and one
+		// left there is not real.
+		pino := r.inode(parent)
+		pino.mu.Lock()
+		pr, pdir, pgen := pino.readable, pino.isDir, pino.readGen
+		pino.mu.Unlock()
+		if pr != nil && pdir && pgen == gen && count(and(pr, answered)) > 0 {
+			ok = and(ok, pr)
+		}
+	}
+	if count(ok) == 0 {
+		return xdr.Iatt{}, nil, r.finalErr(rs, up)
+	}
+	var g xdr.GFID
+	for i := range ok {
+		if !ok[i] {
+			continue
+		}
+		if g.IsZero() {
+			g = sts[i].GFID
+		} else if sts[i].GFID != g {
+			r.log.Error("gfid split-brain: bricks hold different files under one name",
+				zap.Stringer("parent", parent), zap.String("name", name))
+			return xdr.Iatt{}, nil, &brick.OpError{Brick: r.name, Fop: "LOOKUP", GFID: parent, Errno: syscall.EIO, Err: errors.New("gfid split-brain")}
+		}
+	}
+	ino := r.inode(g)
+	isDir := false
+	for i := range ok {
+		if ok[i] {
+			isDir = sts[i].Mode&syscall.S_IFMT == syscall.S_IFDIR
+			break
+		}
+	}
+	r.setReadable(ino, ok, dicts, isDir, gen)
+	ino.mu.Lock()
+	readable := ino.readable
+	ino.mu.Unlock()
+	if !isDir && count(readable) == 0 {
+		r.log.Error("split-brain: no brick holds a copy that the others do not blame", zap.Stringer("gfid", g), zap.String("name", name))
+		return xdr.Iatt{}, nil, &brick.OpError{Brick: r.name, Fop: "LOOKUP", GFID: g, Errno: syscall.EIO, Err: errors.New("split-brain")}
+	}
+	st := r.pick(ino, ok, sts)
+	for i := range ok {
+		if ok[i] && sts[i].GFID == st.GFID {
+			return st, stripAFR(dicts[i]), nil
+		}
+	}
+	return st, nil, nil
+}
+
+// stripAFR hides the changelog from callers, as afr_filter_xattrs does.
+func stripAFR(d xdr.Dict) xdr.Dict {
+	out := d[:0:0]
+	for _, p := range d {
+		if !strings.HasPrefix(p.Key, "trusted.afr.") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Stat returns the attributes from a readable child.
+func (r *Replicate) Stat(ctx context.Context, gfid xdr.GFID) (xdr.Iatt, error) {
+	var st xdr.Iatt
+	err := r.readTxn(ctx, gfid, false, func(ctx context.Context, i int) error {
+		var err error
+		st, err = r.kids[i].Stat(ctx, gfid)
+		return err
+	})
+	return st, err
+}
+
+// Fstat returns the attributes of an open file from a readable child.
+func (r *Replicate) Fstat(ctx context.Context, f *brick.Fd) (xdr.Iatt, error) {
+	var st xdr.Iatt
+	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *brick.Fd) error {
+		var err error
+		st, err = r.kids[i].Fstat(ctx, cf)
+		return err
+	})
+	if err != nil {
+		return st, err
+	}
+	return st, r.readTxn(ctx, f.GFID, false, fn)
+}
+
+// Access checks permissions on a readable child.
+func (r *Replicate) Access(ctx context.Context, gfid xdr.GFID, mask uint32) error {
+	return r.readTxn(ctx, gfid, true, func(ctx context.Context, i int) error {
+		return r.kids[i].Access(ctx, gfid, mask)
+	})
+}
+
+// Readlink reads a symlink on a readable child.
+func (r *Replicate) Readlink(ctx context.Context, gfid xdr.GFID) (string, error) {
+	var s string
+	err := r.readTxn(ctx, gfid, true, func(ctx context.Context, i int) error {
+		var err error
+		s, err = r.kids[i].Readlink(ctx, gfid)
+		return err
+	})
+	return s, err
+}
+
+// Read reads from a readable child, moving to the next on failure.
+func (r *Replicate) Read(ctx context.Context, f *brick.Fd, off uint64, size uint32) ([]byte, error) {
+	var data []byte
+	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *brick.Fd) error {
+		var err error
+		data, err = r.kids[i].Read(ctx, cf, off, size)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return data, r.readTxn(ctx, f.GFID, false, fn)
+}
+
+// Seek finds data or a hole on a readable child.
+func (r *Replicate) Seek(ctx context.Context, f *brick.Fd, off uint64, what int32) (uint64, error) {
+	var o uint64
+	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *brick.Fd) error {
+		var err error
+		o, err = r.kids[i].Seek(ctx, cf, off, what)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return o, r.readTxn(ctx, f.GFID, false, fn)
+}
+
+// Getxattr reads xattrs on a readable child, without the changelog.
+func (r *Replicate) Getxattr(ctx context.Context, gfid xdr.GFID, name string) (xdr.Dict, error) {
+	if strings.HasPrefix(name, "trusted.afr.") {
+		return nil, &brick.OpError{Brick: r.name, Fop: "GETXATTR", GFID: gfid, Errno: syscall.ENODATA}
+	}
+	var d xdr.Dict
+	err := r.readTxn(ctx, gfid, true, func(ctx context.Context, i int) error {
+		var err error
+		d, err = r.kids[i].Getxattr(ctx, gfid, name)
+		return err
+	})
+	return stripAFR(d), err
+}
+
+// Statfs reports the child with the least space available, as afr_statfs does.
+func (r *Replicate) Statfs(ctx context.Context, gfid xdr.GFID) (xdr.Statfs, error) {
+	up := r.up()
+	sts := make([]xdr.Statfs, r.n())
+	rs := r.fanout(ctx, up, func(ctx context.Context, i int) error {
+		var err error
+		sts[i], err = r.kids[i].Statfs(ctx, gfid)
+		return err
+	})
+	ok := succeeded(rs, up)
+	var best xdr.Statfs
+	found := false
+	for i := range ok {
+		if ok[i] && i != r.opts.Arbiter && (!found || sts[i].Bavail < best.Bavail) {
+			best, found = sts[i], true
+		}
+	}
+	if !found {
+		return best, r.finalErr(rs, up)
+	}
+	return best, nil
+}
+
+// Readdirp reads a directory from one readable child; later pages stick to
+// it (afr_readdir). Entries whose inode that child may hold stale come
+// without attributes, so the kernel looks them up.
+func (r *Replicate) Readdirp(ctx context.Context, f *brick.Fd, offset uint64, size uint32) ([]brick.Dirent, bool, error) {
+	rf, err := r.rfd(f)
+	if err != nil {
+		return nil, false, err
+	}
+	rf.mu.Lock()
+	rc := rf.readChild
+	rf.mu.Unlock()
+	var ents []brick.Dirent
+	var eof bool
+	read := func(ctx context.Context, i int) error {
+		cf, err := r.child(ctx, rf, i)
+		if err != nil {
+			return err
+		}
+		ents, eof, err = r.kids[i].Readdirp(ctx, cf, offset, size)
+		if err == nil {
+			rf.mu.Lock()
+			rf.readChild = i
+			rf.mu.Unlock()
+		}
+		return err
+	}
+	if rc >= 0 && offset != 0 {
+		err = read(ctx, rc)
+	} else {
+		err = r.readTxn(ctx, f.GFID, false, read)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	rf.mu.Lock()
+	rc = rf.readChild
+	rf.mu.Unlock()
+	gen := r.gen.Load()
+	for n := range ents {
+		g := ents[n].Stat.GFID
+		if g.IsZero() {
+			continue
+		}
+		r.mu.Lock()
+		ino := r.inodes[g]
+		r.mu.Unlock()
+		if ino == nil {
+			continue
+		}
+		ino.mu.Lock()
+		stale := ino.readable != nil && (ino.readGen != gen || !ino.readable[rc])
+		ino.mu.Unlock()
+		if stale {
+			ents[n].Stat = xdr.Iatt{}
+		}
+	}
+	return ents, eof, nil
+}

@@ -1,0 +1,528 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sort"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// Lock ranges: data transactions lock the whole file, metadata
+// transactions the single byte AFR reserves for them (LLONG_MAX-1), in the
+// same domain (afr_set_transaction_flock, afr-inode-write.c).
+var (
+	dataRange = xdr.Flock{Type: brick.LkWrite}
+	metaRange = xdr.Flock{Type: brick.LkWrite, Start: math.MaxInt64 - 1}
+)
+
+func unlockOf(fl xdr.Flock) xdr.Flock {
+	fl.Type = brick.LkUnlock
+	return fl
+}
+
+// lockInode takes fl on the children in set: non-blocking on all at once,
+// and when any is contended, blocking one child at a time in index order,
+// so two clients never deadlock (afr_lock, afr-lk-common.c).
+func (r *Replicate) lockInode(ctx context.Context, ino *inode, set []bool, fl xdr.Flock) ([]bool, error) {
+	ictx := internal(ctx, ino.owner)
+	rs := r.fanout(ictx, set, func(ctx context.Context, i int) error {
+		return r.kids[i].Inodelk(ctx, ino.gfid, r.name, brick.LkSet, fl)
+	})
+	locked := succeeded(rs, set)
+	contended := false
+	for i, rp := range rs {
+		if set[i] && rp.err != nil && brick.Errno(rp.err) == syscall.EAGAIN {
+			contended = true
+		}
+	}
+	if !contended {
+		return locked, r.lockErr(rs, set, locked)
+	}
+	r.unlockInode(ctx, ino, locked, fl)
+	locked = make([]bool, r.n())
+	for i := range r.kids {
+		if !set[i] {
+			continue
+		}
+		err := r.kids[i].Inodelk(ictx, ino.gfid, r.name, brick.LkSetW, fl)
+		rs[i] = reply{err: err, done: true}
+		locked[i] = err == nil
+	}
+	return locked, r.lockErr(rs, set, locked)
+}
+
+func (r *Replicate) lockErr(rs []reply, set, locked []bool) error {
+	if r.hasQuorum(locked) {
+		return nil
+	}
+	return r.finalErr(rs, set)
+}
+
+func (r *Replicate) unlockInode(ctx context.Context, ino *inode, locked []bool, fl xdr.Flock) {
+	ictx := internal(ctx, ino.owner)
+	r.fanout(ictx, locked, func(ctx context.Context, i int) error {
+		return r.kids[i].Inodelk(ctx, ino.gfid, r.name, brick.LkSet, unlockOf(fl))
+	})
+}
+
+// xattrop sends an ADD_ARRAY changelog update to the children in set and
+// returns which applied it.
+func (r *Replicate) xattrop(ctx context.Context, gfid xdr.GFID, owner []byte, set []bool, dirty counts, pending map[int]counts, xdata xdr.Dict) []bool {
+	dict := r.changelog(dirty, pending)
+	rs := r.fanout(internal(ctx, owner), set, func(ctx context.Context, i int) error {
+		_, err := r.kids[i].Xattrop(ctx, gfid, xattropAddArray, dict, xdata)
+		return err
+	})
+	for i, rp := range rs {
+		if set[i] && rp.err != nil {
+			r.log.Warn("changelog update failed", zap.String("brick", r.kids[i].Name()), zap.Stringer("gfid", gfid), zap.Error(rp.err))
+		}
+	}
+	return succeeded(rs, set)
+}
+
+// blame builds pending +1 in slot for every child in who.
+func blame(who []bool, slot int) map[int]counts {
+	m := map[int]counts{}
+	for i, w := range who {
+		if w {
+			m[i] = slotOnly(slot, 1)
+		}
+	}
+	return m
+}
+
+func not(set []bool) []bool {
+	o := make([]bool, len(set))
+	for i, v := range set {
+		o[i] = !v
+	}
+	return o
+}
+
+func and(a, b []bool) []bool {
+	o := make([]bool, len(a))
+	for i := range a {
+		o[i] = a[i] && b[i]
+	}
+	return o
+}
+
+func clone(b []bool) []bool { return append([]bool(nil), b...) }
+
+// accuse records on the children in to that the children in who missed a
+// change of kind slot. It must reach quorum before the change may be
+// acknowledged: that is what keeps an acknowledged write from being lost
+// to a heal in the wrong direction.
+func (r *Replicate) accuse(ctx context.Context, gfid xdr.GFID, owner []byte, to, who []bool, slot int, xdata xdr.Dict) error {
+	if count(who) == 0 {
+		return nil
+	}
+	var names []string
+	for i, w := range who {
+		if w {
+			names = append(names, r.kids[i].Name())
+		}
+	}
+	r.log.Warn("change missed bricks; marking them for heal", zap.Stringer("gfid", gfid), zap.Strings("bricks", names), zap.Int("slot", slot))
+	ok := r.xattrop(ctx, gfid, owner, to, counts{}, blame(who, slot), xdata)
+	if !r.hasQuorum(ok) {
+		return r.errNoQuorum("XATTROP")
+	}
+	return nil
+}
+
+// outcome judges a fop's replies on part. It returns the children that
+// succeeded and the error for the caller: a symmetric error, no quorum,
+// or nil; failed children left to accuse are part minus ok.
+func (r *Replicate) outcome(rs []reply, part []bool) (ok []bool, err error) {
+	ok = succeeded(rs, part)
+	switch {
+	case count(ok) == count(part):
+		return ok, nil
+	case count(ok) == 0 && symmetric(rs, part):
+		return ok, r.finalErr(rs, part)
+	case !r.hasQuorum(ok):
+		err := r.finalErr(rs, part)
+		if count(ok) > 0 {
+			// Succeeded on too few: report the failure; dirty stays
+			// raised on the bricks so the heal daemon sorts them out.
+			err = r.errNoQuorum("")
+		}
+		return ok, err
+	}
+	return ok, nil
+}
+
+// --- data transactions: eager lock and delayed post-op ---
+
+// dataTxn runs op on the children taking part in the inode's eager data
+// lock. off and length order overlapping changes: they never run at once,
+// so all replicas apply them in the same order.
+func (r *Replicate) dataTxn(ctx context.Context, ino *inode, off, length uint64, op func(ctx context.Context, i int) error) ([]bool, error) {
+	part, err := r.acquire(ctx, ino, off, length)
+	if err != nil {
+		return nil, err
+	}
+	rs := r.fanout(ctx, part, op)
+	ok, err := r.outcome(rs, part)
+	now := err != nil
+	if err == nil && count(ok) < count(part) {
+		failed := and(part, not(ok))
+		err = r.accuse(ctx, ino.gfid, ino.owner, ok, failed, slotData, nil)
+		ino.mu.Lock()
+		ino.part = and(ino.part, not(failed))
+		ino.mu.Unlock()
+		now = true
+	}
+	if err == nil && !r.validWrite(ino, ok) {
+		err = &brick.OpError{Brick: r.name, Fop: "WRITE", GFID: ino.gfid, Errno: syscall.EIO,
+			Err: errors.New("the change reached only bricks that hold a stale copy")}
+		now = true
+	}
+	r.release(ino, off, length, now)
+	return ok, err
+}
+
+// validWrite refuses a change that landed only on children known to be
+// stale (afr_is_write_subvol_valid).
+func (r *Replicate) validWrite(ino *inode, ok []bool) bool {
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	if ino.readable == nil {
+		return true
+	}
+	for i := range ok {
+		if ok[i] && ino.readable[i] {
+			return true
+		}
+	}
+	return false
+}
+
+func overlaps(busy [][2]uint64, off, length uint64) bool {
+	end := off + length
+	if length == 0 {
+		end = off
+	}
+	for _, b := range busy {
+		bend := b[0] + b[1]
+		if b[1] == 0 {
+			bend = b[0]
+		}
+		if off < bend && b[0] < end {
+			return true
+		}
+	}
+	return false
+}
+
+// acquire joins the inode's eager lock, taking it if needed, and returns
+// the children taking part.
+func (r *Replicate) acquire(ctx context.Context, ino *inode, off, length uint64) ([]bool, error) {
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	for {
+		gen := r.gen.Load()
+		switch {
+		case ino.changing:
+			ino.cond.Wait()
+		case ino.held && ino.lockGen != gen:
+			// A child came or went since the lock was taken: release it
+			// and take it again over the children up now.
+			if len(ino.busy) > 0 {
+				ino.cond.Wait()
+				continue
+			}
+			r.unlockHeld(ino)
+		case ino.held:
+			if overlaps(ino.busy, off, length) {
+				ino.cond.Wait()
+				continue
+			}
+			if ino.timer != nil {
+				ino.timer.Stop()
+				ino.timer = nil
+			}
+			ino.busy = append(ino.busy, [2]uint64{off, length})
+			ino.lastUsed = time.Now()
+			return clone(ino.part), nil
+		default:
+			ino.changing = true
+			ino.mu.Unlock()
+			locked, part, err := r.takeDataLock(ctx, ino)
+			ino.mu.Lock()
+			ino.changing = false
+			ino.cond.Broadcast()
+			if err != nil {
+				return nil, err
+			}
+			ino.held, ino.lockGen, ino.locked, ino.part = true, gen, locked, part
+		}
+	}
+}
+
+// takeDataLock locks the inode on the children up and raises dirty in the
+// pre-op; a child already down is accused right there.
+func (r *Replicate) takeDataLock(ctx context.Context, ino *inode) (locked, part []bool, err error) {
+	up := r.up()
+	if !r.hasQuorum(up) {
+		return nil, nil, r.errNoQuorum("FINODELK")
+	}
+	locked, err = r.lockInode(ctx, ino, up, dataRange)
+	if err != nil {
+		r.unlockInode(ctx, ino, locked, dataRange)
+		return nil, nil, err
+	}
+	part = r.xattrop(ctx, ino.gfid, ino.owner, locked, slotOnly(slotData, 1), blame(not(locked), slotData), nil)
+	if !r.hasQuorum(part) {
+		r.unlockInode(ctx, ino, locked, dataRange)
+		return nil, nil, r.errNoQuorum("FXATTROP")
+	}
+	if missed := and(locked, not(part)); count(missed) > 0 {
+		if err := r.accuse(ctx, ino.gfid, ino.owner, part, missed, slotData, nil); err != nil {
+			r.unlockInode(ctx, ino, locked, dataRange)
+			return nil, nil, err
+		}
+	}
+	return locked, part, nil
+}
+
+// release ends one fop under the eager lock. The last one arms the delayed
+// post-op, or runs it now after a failure.
+func (r *Replicate) release(ino *inode, off, length uint64, now bool) {
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	for i, b := range ino.busy {
+		if b == [2]uint64{off, length} {
+			ino.busy = append(ino.busy[:i], ino.busy[i+1:]...)
+			break
+		}
+	}
+	ino.cond.Broadcast()
+	if len(ino.busy) > 0 || !ino.held || ino.changing {
+		return
+	}
+	if now {
+		r.unlockHeld(ino)
+		return
+	}
+	if ino.timer == nil {
+		ino.timer = time.AfterFunc(r.opts.PostOpDelay, func() { r.postOpNow(ino) })
+	}
+}
+
+// postOpNow finishes the eager lock if it is idle: on the timer, on FLUSH,
+// and on release of the last fd.
+func (r *Replicate) postOpNow(ino *inode) {
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	for ino.changing {
+		ino.cond.Wait()
+	}
+	if ino.held && len(ino.busy) == 0 {
+		r.unlockHeld(ino)
+	}
+}
+
+// unlockHeld sends the post-op (dirty -1 where the pre-op raised it and
+// the child kept up) and unlocks. REQUIRES ino.mu held; drops it during the
+// network calls with changing set.
+func (r *Replicate) unlockHeld(ino *inode) {
+	if ino.timer != nil {
+		ino.timer.Stop()
+		ino.timer = nil
+	}
+	ino.changing = true
+	part, locked := clone(ino.part), clone(ino.locked)
+	ino.mu.Unlock()
+	ctx := context.Background()
+	r.xattrop(ctx, ino.gfid, ino.owner, and(part, r.up()), slotOnly(slotData, -1), nil, nil)
+	r.unlockInode(ctx, ino, and(locked, r.up()), dataRange)
+	ino.mu.Lock()
+	ino.held, ino.changing, ino.locked, ino.part = false, false, nil, nil
+	ino.cond.Broadcast()
+}
+
+// --- metadata transactions ---
+
+// metaTxn runs a metadata change (setattr, setxattr, removexattr) under
+// AFR's metadata lock. With every child locked it sends no changelog (the
+// optimistic changelog); otherwise pre-op and post-op around the change.
+func (r *Replicate) metaTxn(ctx context.Context, ino *inode, op func(ctx context.Context, i int) error) ([]bool, error) {
+	up := r.up()
+	if !r.hasQuorum(up) {
+		return nil, r.errNoQuorum("INODELK")
+	}
+	locked, err := r.lockInode(ctx, ino, up, metaRange)
+	if err != nil {
+		r.unlockInode(ctx, ino, locked, metaRange)
+		return nil, err
+	}
+	defer r.unlockInode(ctx, ino, locked, metaRange)
+	optimistic := count(locked) == r.n()
+	part := locked
+	if !optimistic {
+		part = r.xattrop(ctx, ino.gfid, ino.owner, locked, slotOnly(slotMeta, 1), blame(not(locked), slotMeta), nil)
+		if !r.hasQuorum(part) {
+			return nil, r.errNoQuorum("XATTROP")
+		}
+	}
+	rs := r.fanout(ctx, part, op)
+	ok, err := r.outcome(rs, part)
+	if err != nil {
+		return ok, err
+	}
+	if failed := and(part, not(ok)); count(failed) > 0 {
+		if err := r.accuse(ctx, ino.gfid, ino.owner, ok, failed, slotMeta, nil); err != nil {
+			return ok, err
+		}
+	}
+	if !optimistic {
+		r.xattrop(ctx, ino.gfid, ino.owner, ok, slotOnly(slotMeta, -1), nil, nil)
+	}
+	return ok, nil
+}
+
+// --- entry transactions ---
+
+// entry names a directory entry: the lock target and changelog subject of
+// entry operations.
+type entry struct {
+	parent xdr.GFID
+	name   string
+}
+
+func entryXdata(key, name string) xdr.Dict {
+	return xdr.Dict{{Key: key, Value: xdr.Str(name)}}
+}
+
+// entryTxn runs an entry operation (create, mkdir, unlink, rename...)
+// under entry locks on names, with the parents' changelog when a child is
+// missing: the entry slot, and the name filed for granular entry heal
+// (glusterfs.xattrop-entry-create).
+func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx context.Context, i int) error) ([]bool, error) {
+	up := r.up()
+	if !r.hasQuorum(up) {
+		return nil, r.errNoQuorum("ENTRYLK")
+	}
+	sort.Slice(names, func(a, b int) bool {
+		if names[a].parent != names[b].parent {
+			return string(names[a].parent[:]) < string(names[b].parent[:])
+		}
+		return names[a].name < names[b].name
+	})
+	owner := newOwner()
+	locked, err := r.lockEntries(ctx, owner, names, up)
+	if err != nil {
+		r.unlockEntries(ctx, owner, names, locked)
+		return nil, err
+	}
+	defer r.unlockEntries(ctx, owner, names, locked)
+	optimistic := count(locked) == r.n()
+	part := locked
+	if !optimistic {
+		for _, e := range names {
+			part = and(part, r.xattrop(ctx, e.parent, owner, locked, slotOnly(slotEntry, 1), blame(not(locked), slotEntry),
+				entryXdata("glusterfs.xattrop-entry-create", e.name)))
+		}
+		if !r.hasQuorum(part) {
+			return nil, r.errNoQuorum("XATTROP")
+		}
+	}
+	rs := r.fanout(ctx, part, op)
+	ok, err := r.outcome(rs, part)
+	if err != nil {
+		return ok, err
+	}
+	if failed := and(part, not(ok)); count(failed) > 0 {
+		for _, e := range names {
+			if err := r.accuse(ctx, e.parent, owner, ok, failed, slotEntry, entryXdata("glusterfs.xattrop-entry-create", e.name)); err != nil {
+				return ok, err
+			}
+		}
+	}
+	if !optimistic {
+		for _, e := range names {
+			r.xattrop(ctx, e.parent, owner, ok, slotOnly(slotEntry, -1), nil, nil)
+		}
+	}
+	return ok, nil
+}
+
+func (r *Replicate) lockEntries(ctx context.Context, owner []byte, names []entry, set []bool) ([]bool, error) {
+	ictx := internal(ctx, owner)
+	rs := r.fanout(ictx, set, func(ctx context.Context, i int) error {
+		for n, e := range names {
+			if err := r.kids[i].Entrylk(ctx, e.parent, e.name, r.name, brick.EntrylkLockNB, brick.LkWrite); err != nil {
+				for _, u := range names[:n] {
+					_ = r.kids[i].Entrylk(ctx, u.parent, u.name, r.name, brick.EntrylkUnlock, brick.LkWrite)
+				}
+				return err
+			}
+		}
+		return nil
+	})
+	locked := succeeded(rs, set)
+	contended := false
+	for i, rp := range rs {
+		if set[i] && rp.err != nil && brick.Errno(rp.err) == syscall.EAGAIN {
+			contended = true
+		}
+	}
+	if !contended {
+		return locked, r.lockErr(rs, set, locked)
+	}
+	r.unlockEntries(ctx, owner, names, locked)
+	locked = make([]bool, r.n())
+	for i := range r.kids {
+		if !set[i] {
+			continue
+		}
+		var err error
+		for _, e := range names {
+			if err = r.kids[i].Entrylk(ictx, e.parent, e.name, r.name, brick.EntrylkLock, brick.LkWrite); err != nil {
+				break
+			}
+		}
+		rs[i] = reply{err: err, done: true}
+		locked[i] = err == nil
+	}
+	return locked, r.lockErr(rs, set, locked)
+}
+
+func (r *Replicate) unlockEntries(ctx context.Context, owner []byte, names []entry, locked []bool) {
+	r.fanout(internal(ctx, owner), locked, func(ctx context.Context, i int) error {
+		for _, e := range names {
+			_ = r.kids[i].Entrylk(ctx, e.parent, e.name, r.name, brick.EntrylkUnlock, brick.LkWrite)
+		}
+		return nil
+	})
+}
+
+// markNewEntry accuses, on the new inode itself, the children where a
+// create failed, so the heal daemon creates it there with its data and
+// metadata (afr_mark_new_entry_changelog).
+func (r *Replicate) markNewEntry(ctx context.Context, gfid xdr.GFID, ok []bool, dir bool) {
+	if ok == nil || count(ok) == r.n() {
+		return
+	}
+	c := counts{1, 1, 0}
+	if dir {
+		c = counts{1, 1, 1}
+	}
+	pending := map[int]counts{}
+	for i, v := range ok {
+		if !v {
+			pending[i] = c
+		}
+	}
+	r.xattrop(ctx, gfid, nil, ok, counts{}, pending, nil)
+}

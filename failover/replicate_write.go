@@ -1,0 +1,391 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"syscall"
+
+	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// --- entry operations ---
+
+// Create creates name on every child with one gfid and opens it.
+func (r *Replicate) Create(ctx context.Context, parent xdr.GFID, name string, flags, mode, umask uint32, gfid xdr.GFID, extra xdr.Dict) (*brick.Fd, xdr.Iatt, error) {
+	kids := make([]*brick.Fd, r.n())
+	sts := make([]xdr.Iatt, r.n())
+	ok, err := r.entryTxn(ctx, []entry{{parent, name}}, func(ctx context.Context, i int) error {
+		var err error
+		kids[i], sts[i], err = r.kids[i].Create(ctx, parent, name, flags, mode, umask, gfid, extra)
+		return err
+	})
+	if err != nil {
+		r.releaseKids(ctx, kids)
+		return nil, xdr.Iatt{}, err
+	}
+	ino := r.inode(sts[first(ok)].GFID)
+	r.markNewEntry(ctx, ino.gfid, ok, false)
+	r.setReadable(ino, ok, make([]xdr.Dict, r.n()), false, r.gen.Load())
+	return r.newFd(ino, flags&^uint32(syscall.O_CREAT|syscall.O_EXCL|syscall.O_TRUNC), false, kids), r.pick(ino, ok, sts), nil
+}
+
+func first(ok []bool) int {
+	for i, v := range ok {
+		if v {
+			return i
+		}
+	}
+	return 0
+}
+
+func (r *Replicate) releaseKids(ctx context.Context, kids []*brick.Fd) {
+	for i, f := range kids {
+		if f != nil {
+			_ = r.kids[i].Release(ctx, f)
+		}
+	}
+}
+
+// newEntry runs a creation fop (mkdir, mknod, symlink, link) and marks the
+// new inode for heal on the children it missed.
+func (r *Replicate) newEntry(ctx context.Context, parent xdr.GFID, name string, dir bool, fn func(ctx context.Context, i int) (xdr.Iatt, error)) (xdr.Iatt, error) {
+	sts := make([]xdr.Iatt, r.n())
+	ok, err := r.entryTxn(ctx, []entry{{parent, name}}, func(ctx context.Context, i int) error {
+		var err error
+		sts[i], err = fn(ctx, i)
+		return err
+	})
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	ino := r.inode(sts[first(ok)].GFID)
+	r.markNewEntry(ctx, ino.gfid, ok, dir)
+	r.setReadable(ino, ok, make([]xdr.Dict, r.n()), dir, r.gen.Load())
+	return r.pick(ino, ok, sts), nil
+}
+
+// Mkdir creates a directory on every child with one gfid.
+func (r *Replicate) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
+	return r.newEntry(ctx, parent, name, true, func(ctx context.Context, i int) (xdr.Iatt, error) {
+		return r.kids[i].Mkdir(ctx, parent, name, mode, umask, gfid, extra)
+	})
+}
+
+// Mknod creates a node on every child with one gfid.
+func (r *Replicate) Mknod(ctx context.Context, parent xdr.GFID, name string, mode uint32, rdev uint64, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
+	return r.newEntry(ctx, parent, name, false, func(ctx context.Context, i int) (xdr.Iatt, error) {
+		return r.kids[i].Mknod(ctx, parent, name, mode, rdev, umask, gfid, extra)
+	})
+}
+
+// Symlink creates a symlink on every child with one gfid.
+func (r *Replicate) Symlink(ctx context.Context, parent xdr.GFID, name, target string, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
+	return r.newEntry(ctx, parent, name, false, func(ctx context.Context, i int) (xdr.Iatt, error) {
+		return r.kids[i].Symlink(ctx, parent, name, target, umask, gfid, extra)
+	})
+}
+
+// Link adds a hard link on every child.
+func (r *Replicate) Link(ctx context.Context, gfid, newParent xdr.GFID, newName string) (xdr.Iatt, error) {
+	sts := make([]xdr.Iatt, r.n())
+	ok, err := r.entryTxn(ctx, []entry{{newParent, newName}}, func(ctx context.Context, i int) error {
+		var err error
+		sts[i], err = r.kids[i].Link(ctx, gfid, newParent, newName)
+		return err
+	})
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	return r.pick(r.inode(gfid), ok, sts), nil
+}
+
+// Unlink removes name on every child.
+func (r *Replicate) Unlink(ctx context.Context, parent xdr.GFID, name string) error {
+	_, err := r.entryTxn(ctx, []entry{{parent, name}}, func(ctx context.Context, i int) error {
+		return r.kids[i].Unlink(ctx, parent, name)
+	})
+	return err
+}
+
+// Rmdir removes an empty directory on every child.
+func (r *Replicate) Rmdir(ctx context.Context, parent xdr.GFID, name string) error {
+	_, err := r.entryTxn(ctx, []entry{{parent, name}}, func(ctx context.Context, i int) error {
+		return r.kids[i].Rmdir(ctx, parent, name)
+	})
+	return err
+}
+
+// Rename renames on every child under locks on both names.
+func (r *Replicate) Rename(ctx context.Context, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string) (xdr.Iatt, error) {
+	sts := make([]xdr.Iatt, r.n())
+	names := []entry{{oldParent, oldName}, {newParent, newName}}
+	ok, err := r.entryTxn(ctx, names, func(ctx context.Context, i int) error {
+		var err error
+		sts[i], err = r.kids[i].Rename(ctx, oldParent, oldName, newParent, newName)
+		return err
+	})
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	return sts[first(ok)], nil
+}
+
+// --- metadata operations ---
+
+// Setattr changes attributes on every child.
+func (r *Replicate) Setattr(ctx context.Context, gfid xdr.GFID, attr *xdr.Iatt, valid uint32) (pre, post xdr.Iatt, err error) {
+	if valid&brick.SetAttrSize != 0 {
+		return pre, post, errors.New("failover: size changes go through Truncate")
+	}
+	ino := r.inode(gfid)
+	sts := make([]xdr.Iatt, r.n())
+	ok, err := r.metaTxn(ctx, ino, func(ctx context.Context, i int) error {
+		var err error
+		_, sts[i], err = r.kids[i].Setattr(ctx, gfid, attr, valid)
+		return err
+	})
+	if err != nil {
+		return pre, post, err
+	}
+	return pre, r.pick(ino, ok, sts), nil
+}
+
+// Fsetattr is Setattr through an open file.
+func (r *Replicate) Fsetattr(ctx context.Context, f *brick.Fd, attr *xdr.Iatt, valid uint32) (pre, post xdr.Iatt, err error) {
+	sts := make([]xdr.Iatt, r.n())
+	rf, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *brick.Fd) error {
+		var err error
+		_, sts[i], err = r.kids[i].Fsetattr(ctx, cf, attr, valid)
+		return err
+	})
+	if err != nil {
+		return pre, post, err
+	}
+	ok, err := r.metaTxn(ctx, rf.ino, fn)
+	if err != nil {
+		return pre, post, err
+	}
+	return pre, r.pick(rf.ino, ok, sts), nil
+}
+
+// Setxattr sets xattrs on every child. The changelog is AFR's own.
+func (r *Replicate) Setxattr(ctx context.Context, gfid xdr.GFID, dict xdr.Dict, flags uint32) error {
+	for _, p := range dict {
+		if len(p.Key) >= len("trusted.afr.") && p.Key[:len("trusted.afr.")] == "trusted.afr." {
+			return &brick.OpError{Brick: r.name, Fop: "SETXATTR", GFID: gfid, Errno: syscall.EPERM, Err: errors.New("the replication changelog is not settable")}
+		}
+	}
+	_, err := r.metaTxn(ctx, r.inode(gfid), func(ctx context.Context, i int) error {
+		return r.kids[i].Setxattr(ctx, gfid, dict, flags)
+	})
+	return err
+}
+
+// Removexattr removes an xattr on every child.
+func (r *Replicate) Removexattr(ctx context.Context, gfid xdr.GFID, name string) error {
+	_, err := r.metaTxn(ctx, r.inode(gfid), func(ctx context.Context, i int) error {
+		return r.kids[i].Removexattr(ctx, gfid, name)
+	})
+	return err
+}
+
+// --- data operations ---
+
+// whole is the range of changes that touch the file's size or everything.
+const whole = ^uint64(0)
+
+// Truncate sets the size on every child.
+func (r *Replicate) Truncate(ctx context.Context, gfid xdr.GFID, size uint64) (pre, post xdr.Iatt, err error) {
+	ino := r.inode(gfid)
+	sts := make([]xdr.Iatt, r.n())
+	ok, err := r.dataTxn(ctx, ino, 0, whole, func(ctx context.Context, i int) error {
+		var err error
+		_, sts[i], err = r.kids[i].Truncate(ctx, gfid, size)
+		return err
+	})
+	if err != nil {
+		return pre, post, err
+	}
+	return pre, r.pick(ino, ok, sts), nil
+}
+
+// fdData runs a data change through an fd on every child taking part.
+func (r *Replicate) fdData(ctx context.Context, f *brick.Fd, off, length uint64, sts []xdr.Iatt, op func(ctx context.Context, i int, cf *brick.Fd) error) (xdr.Iatt, error) {
+	rf, fn, err := r.withFd(f, op)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	ok, err := r.dataTxn(ctx, rf.ino, off, length, fn)
+	if err != nil || sts == nil {
+		return xdr.Iatt{}, err
+	}
+	return r.pick(rf.ino, ok, sts), nil
+}
+
+// Ftruncate sets the size of an open file on every child.
+func (r *Replicate) Ftruncate(ctx context.Context, f *brick.Fd, size uint64) (pre, post xdr.Iatt, err error) {
+	sts := make([]xdr.Iatt, r.n())
+	post, err = r.fdData(ctx, f, 0, whole, sts, func(ctx context.Context, i int, cf *brick.Fd) error {
+		var err error
+		_, sts[i], err = r.kids[i].Ftruncate(ctx, cf, size)
+		return err
+	})
+	return pre, post, err
+}
+
+// arbiterByte is what AFR writes to an arbiter brick, which keeps no data.
+var arbiterByte = []byte{0xff}
+
+// Write writes data on every child taking part. The same bytes go to
+// every child; the arbiter gets one byte at the offset.
+func (r *Replicate) Write(ctx context.Context, f *brick.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, error) {
+	sts := make([]xdr.Iatt, r.n())
+	return r.fdData(ctx, f, off, uint64(len(data)), sts, func(ctx context.Context, i int, cf *brick.Fd) error {
+		d := data
+		if i == r.opts.Arbiter {
+			d = arbiterByte
+		}
+		var err error
+		sts[i], err = r.kids[i].Write(ctx, cf, off, d, xdata)
+		return err
+	})
+}
+
+// Fsync flushes every child taking part.
+func (r *Replicate) Fsync(ctx context.Context, f *brick.Fd, datasync bool) error {
+	_, err := r.fdData(ctx, f, whole, 0, nil, func(ctx context.Context, i int, cf *brick.Fd) error {
+		return r.kids[i].Fsync(ctx, cf, datasync)
+	})
+	return err
+}
+
+// Fsyncdir flushes a directory on every child that is up.
+func (r *Replicate) Fsyncdir(ctx context.Context, f *brick.Fd, datasync bool) error {
+	rf, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *brick.Fd) error {
+		return r.kids[i].Fsyncdir(ctx, cf, datasync)
+	})
+	if err != nil {
+		return err
+	}
+	up := r.up()
+	_, err = r.outcome(r.fanout(ctx, up, fn), up)
+	_ = rf
+	return err
+}
+
+// Fallocate allocates on every child taking part.
+func (r *Replicate) Fallocate(ctx context.Context, f *brick.Fd, mode uint32, off, length uint64) error {
+	_, err := r.fdData(ctx, f, off, length, nil, func(ctx context.Context, i int, cf *brick.Fd) error {
+		return r.kids[i].Fallocate(ctx, cf, mode, off, length)
+	})
+	return err
+}
+
+// Discard punches a hole on every child taking part.
+func (r *Replicate) Discard(ctx context.Context, f *brick.Fd, off, length uint64) error {
+	_, err := r.fdData(ctx, f, off, length, nil, func(ctx context.Context, i int, cf *brick.Fd) error {
+		return r.kids[i].Discard(ctx, cf, off, length)
+	})
+	return err
+}
+
+// Zerofill zeroes a range on every child taking part.
+func (r *Replicate) Zerofill(ctx context.Context, f *brick.Fd, off, length uint64) error {
+	_, err := r.fdData(ctx, f, off, length, nil, func(ctx context.Context, i int, cf *brick.Fd) error {
+		return r.kids[i].Zerofill(ctx, cf, off, length)
+	})
+	return err
+}
+
+// Flush passes close(2) to every child, with the caller's lock owner, and
+// finishes the eager lock now rather than at the post-op timer.
+func (r *Replicate) Flush(ctx context.Context, f *brick.Fd) error {
+	rf, err := r.rfd(f)
+	if err != nil {
+		return err
+	}
+	r.postOpNow(rf.ino)
+	rf.mu.Lock()
+	open := make([]bool, r.n())
+	for i, cf := range rf.kids {
+		open[i] = cf != nil && r.kids[i].Up()
+	}
+	kids := append([]*brick.Fd(nil), rf.kids...)
+	rf.mu.Unlock()
+	r.fanout(ctx, open, func(ctx context.Context, i int) error {
+		return r.kids[i].Flush(ctx, kids[i])
+	})
+	return nil
+}
+
+// Lk takes POSIX locks on every child that is up, one after the other; a
+// conflict on any undoes the others (afr_lk).
+func (r *Replicate) Lk(ctx context.Context, f *brick.Fd, cmd uint32, fl xdr.Flock) (xdr.Flock, error) {
+	rf, err := r.rfd(f)
+	if err != nil {
+		return xdr.Flock{}, err
+	}
+	up := r.up()
+	if !r.hasQuorum(up) {
+		return xdr.Flock{}, r.errNoQuorum("LK")
+	}
+	if cmd == brick.LkGet {
+		var out xdr.Flock
+		err := r.readTxn(ctx, f.GFID, false, func(ctx context.Context, i int) error {
+			cf, err := r.child(ctx, rf, i)
+			if err != nil {
+				return err
+			}
+			out, err = r.kids[i].Lk(ctx, cf, cmd, fl)
+			return err
+		})
+		return out, err
+	}
+	var got []int
+	var out xdr.Flock
+	var lastErr error
+	for i := range r.kids {
+		if !up[i] {
+			continue
+		}
+		cf, err := r.child(ctx, rf, i)
+		if err == nil {
+			out, err = r.kids[i].Lk(ctx, cf, cmd, fl)
+		}
+		if err == nil {
+			got = append(got, i)
+			continue
+		}
+		if brick.Errno(err) != syscall.ENOTCONN || fl.Type == brick.LkUnlock {
+			lastErr = err
+			if fl.Type == brick.LkUnlock {
+				continue
+			}
+			un := fl
+			un.Type = brick.LkUnlock
+			for _, j := range got {
+				if cj, e := r.child(ctx, rf, j); e == nil {
+					_, _ = r.kids[j].Lk(context.WithoutCancel(ctx), cj, brick.LkSet, un)
+				}
+			}
+			return xdr.Flock{}, err
+		}
+		lastErr = err
+	}
+	if fl.Type != brick.LkUnlock && !r.hasQuorum(boolsOf(got, r.n())) {
+		if lastErr == nil {
+			lastErr = r.errNoQuorum("LK")
+		}
+		return xdr.Flock{}, lastErr
+	}
+	return out, nil
+}
+
+func boolsOf(idx []int, n int) []bool {
+	b := make([]bool, n)
+	for _, i := range idx {
+		b[i] = true
+	}
+	return b
+}

@@ -94,10 +94,14 @@ type Volume struct {
 	// ID is the volume-id when the volfile names it.
 	ID      string
 	clients []*brick.Client
+	repl    *Replicate
 }
 
 // Close disconnects every brick.
 func (v *Volume) Close() error {
+	if v.repl != nil {
+		v.repl.Close()
+	}
 	for _, c := range v.clients {
 		_ = c.Close()
 	}
@@ -162,7 +166,7 @@ func Open(ctx context.Context, g *volfile.Graph, opts Options, log *zap.Logger) 
 		if err != nil {
 			return nil, err
 		}
-		v.clients, top = clients, r
+		v.clients, v.repl, top = clients, r, r
 	} else {
 		cfg, err := BrickConfig(last, opts)
 		if err != nil {

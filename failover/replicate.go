@@ -71,6 +71,13 @@ type Replicate struct {
 	mu     sync.Mutex
 	inodes map[xdr.GFID]*inode // GUARDED_BY(mu)
 	fds    sync.Map            // *brick.Fd -> *replFd
+
+	healMu   sync.Mutex
+	toHeal   map[xdr.GFID]bool // GUARDED_BY(healMu); files with a data accusation brickfs made
+	healOnce sync.Once
+	healKick chan struct{}
+	healStop chan struct{}
+	healDone chan struct{}
 }
 
 // NewReplicate returns the replica set of kids. pendingNames are the
@@ -105,6 +112,7 @@ func (r *Replicate) ChildEvent(i int, up bool) {
 	r.gen.Add(1)
 	if up {
 		r.log.Info("child up", zap.String("brick", r.kids[i].Name()))
+		r.kickHeal()
 	} else {
 		r.log.Warn("child down", zap.String("brick", r.kids[i].Name()))
 	}

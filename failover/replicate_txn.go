@@ -132,6 +132,9 @@ func (r *Replicate) accuse(ctx context.Context, gfid xdr.GFID, owner []byte, to,
 		}
 	}
 	r.log.Warn("change missed bricks; marking them for heal", zap.Stringer("gfid", gfid), zap.Strings("bricks", names), zap.Int("slot", slot))
+	if slot == slotData {
+		r.noteHeal(gfid)
+	}
 	ok := r.xattrop(ctx, gfid, owner, to, counts{}, blame(who, slot), xdata)
 	if !r.hasQuorum(ok) {
 		return r.errNoQuorum("XATTROP")
@@ -282,6 +285,9 @@ func (r *Replicate) takeDataLock(ctx context.Context, ino *inode) (locked, part 
 		return nil, nil, err
 	}
 	part = r.xattrop(ctx, ino.gfid, ino.owner, locked, slotOnly(slotData, 1), blame(not(locked), slotData), nil)
+	if count(locked) < r.n() {
+		r.noteHeal(ino.gfid)
+	}
 	if !r.hasQuorum(part) {
 		r.unlockInode(ctx, ino, locked, dataRange)
 		return nil, nil, r.errNoQuorum("FXATTROP")

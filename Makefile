@@ -1,12 +1,14 @@
 # brickfs make targets. See the README's "change this -> run that" table.
 #
-#   make build        bin/brickfs, bin/mount.brickfs (commands not written yet are skipped)
+#   make build        bin/brickfs, bin/mount.brickfs
+#   make deps         install what the tests need (scripts/deps.sh, apt-get)
 #   make lint         gofmt, go vet, import layering (scripts/lint-layers.sh)
 #   make test         unit tests: brick, failover, fuse, cmd
 #   make integration  real GlusterFS on loopback; root; REQUIRE_FUSE=1 REQUIRE_GLUSTER=1
 #   make fuzz         every Fuzz* target for $(FUZZTIME) each (default 15s)
 #   make bench        all benchmarks
-#   make check        lint + test + integration (what CI runs)
+#   make check        lint + test + integration
+#   make ci           deps + check: the README's test command, what .ci/run runs
 #   make demo         scripts/demo.sh: local cluster, brickfs mount, failover
 
 SHELL := /bin/bash
@@ -15,18 +17,14 @@ GO ?= go
 FUZZTIME ?= 15s
 CMDS := brickfs mount.brickfs
 
-.PHONY: build lint test integration fuzz bench check demo clean
+.PHONY: build deps lint test integration fuzz bench check ci demo clean
 
 build:
 	@mkdir -p bin
-	@for c in $(CMDS); do \
-		if ls cmd/$$c/*.go >/dev/null 2>&1; then \
-			echo "go build -o bin/$$c ./cmd/$$c"; \
-			$(GO) build -o bin/$$c ./cmd/$$c || exit 1; \
-		else \
-			echo "build: cmd/$$c has no Go files yet; skipped"; \
-		fi; \
-	done
+	@for c in $(CMDS); do echo "go build -o bin/$$c ./cmd/$$c"; $(GO) build -o bin/$$c ./cmd/$$c || exit 1; done
+
+deps:
+	bash scripts/deps.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*')); \
@@ -34,7 +32,6 @@ lint:
 	$(GO) vet ./...
 	bash scripts/lint-layers.sh
 
-# Patterns that match no package yet only warn.
 test:
 	$(GO) test ./brick/... ./failover/... ./fuse/... ./cmd/...
 
@@ -49,6 +46,8 @@ bench:
 	$(GO) test -run='^$$' -bench=. ./...
 
 check: lint test integration
+
+ci: deps check
 
 demo:
 	bash scripts/demo.sh

@@ -148,6 +148,14 @@ func inoOf(g xdr.GFID) uint64 {
 	return g.Ino()
 }
 
+// fuseRdev turns an iatt's ia_rdev, which GlusterFS packs as major<<32 |
+// minor (ia_makedev, libglusterfs/src/glusterfs/iatt.h), into the dev_t
+// encoding the kernel expects in fuse_attr.rdev (new_encode_dev).
+func fuseRdev(iaRdev uint64) uint32 {
+	major, minor := uint32(iaRdev>>32), uint32(iaRdev)
+	return minor&0xff | major<<8 | (minor&^0xff)<<12
+}
+
 func fillAttr(a *xdr.Iatt, out *gofuse.Attr) {
 	out.Ino = inoOf(a.GFID)
 	out.Size = a.Size
@@ -158,7 +166,7 @@ func fillAttr(a *xdr.Iatt, out *gofuse.Attr) {
 	out.Mode = a.Mode
 	out.Nlink = a.Nlink
 	out.Uid, out.Gid = a.UID, a.GID
-	out.Rdev = uint32(a.Rdev)
+	out.Rdev = fuseRdev(a.Rdev)
 	out.Blksize = a.Blksize
 }
 

@@ -44,7 +44,11 @@ func daemonize(m Mount, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "brickfs: %v\n", err)
 		return ExitFail
 	}
-	cmd := exec.Command(exe)
+	// The child reads its Mount from daemonEnv and ignores its arguments;
+	// they name the spec and mount point so that ps, pgrep -f and the
+	// integration harness (which finds FUSE daemons by mount point) can
+	// tell which mount a daemon serves.
+	cmd := exec.Command(exe, "mount", m.Spec, m.MountPoint)
 	cmd.Env = append(os.Environ(), daemonEnv+"="+string(spec))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
 	cmd.ExtraFiles = []*os.File{w}

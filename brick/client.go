@@ -95,10 +95,11 @@ type Client struct {
 	xid    uint32        // GUARDED_BY(mu); next xid, kept across reconnects
 	closed bool          // GUARDED_BY(mu)
 
-	slots   chan struct{}         // fops in flight, at most MaxInflight
-	lastErr atomic.Pointer[error] // why the last connect failed or the connection broke
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	slots    chan struct{}          // fops in flight, at most MaxInflight
+	volumeID atomic.Pointer[string] // as the brick reported it in SETVOLUME
+	lastErr  atomic.Pointer[error]  // why the last connect failed or the connection broke
+	stop     chan struct{}
+	wg       sync.WaitGroup
 	// OnStateChange, when set before Start, is called with true when the
 	// brick comes up and false when it goes down.
 	OnStateChange func(up bool)
@@ -161,6 +162,14 @@ func (c *Client) Close() error {
 	}
 	c.wg.Wait()
 	return nil
+}
+
+// VolumeID is the volume-id the brick reported when it accepted us, or "".
+func (c *Client) VolumeID() string {
+	if p := c.volumeID.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // Up reports whether the brick is connected.
@@ -324,6 +333,9 @@ func (c *Client) setVolume(ctx context.Context, conn *sunrpc.Conn) error {
 		return fmt.Errorf("SETVOLUME: bad reply dict: %v", derr)
 	}
 	if ret >= 0 {
+		if id, ok := reply.Get("volume-id"); ok {
+			c.volumeID.Store(&id)
+		}
 		return nil
 	}
 	msg, _ := reply.Get("ERROR")

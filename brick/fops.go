@@ -671,6 +671,13 @@ func (c *Client) Read(ctx context.Context, f *Fd, off uint64, size uint32) ([]by
 // Write writes data at off and returns the file's attributes after it. The
 // data is sent as it is, never copied.
 func (c *Client) Write(ctx context.Context, f *Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, error) {
+	post, _, err := c.WriteX(ctx, f, off, data, xdata)
+	return post, err
+}
+
+// WriteX is Write that also returns the reply's xdata (AFR reads
+// glusterfs.inodelk-count from it to see other clients waiting).
+func (c *Client) WriteX(ctx context.Context, f *Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	d, ret, err := c.fdOp(ctx, opWrite, f, func(e *xdr.Encoder, rfd int64) error {
 		e.GFID(f.GFID)
 		e.Int64(rfd)
@@ -680,13 +687,18 @@ func (c *Client) Write(ctx context.Context, f *Fd, off uint64, data []byte, xdat
 		return e.Dict(xdata)
 	}, data)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
-	_, post, err := c.read2iatt(d, opWrite, f.GFID)
-	if err == nil && int(ret) != len(data) {
+	rx := d.Dict()
+	_ = d.Iatt()
+	post := d.Iatt()
+	if err := c.finish(d, opWrite, f.GFID); err != nil {
+		return xdr.Iatt{}, nil, err
+	}
+	if int(ret) != len(data) {
 		err = &OpError{Brick: c.cfg.Name, Fop: "WRITE", GFID: f.GFID, Errno: syscall.EIO, Err: fmt.Errorf("short write: %d of %d bytes", ret, len(data))}
 	}
-	return post, err
+	return post, rx, err
 }
 
 // Flush is sent on every close(2) with the closing lock owner; the brick

@@ -178,6 +178,14 @@ func Open(ctx context.Context, g *volfile.Graph, opts Options, log *zap.Logger) 
 		}
 		v.clients, top = []*brick.Client{c}, c
 	}
+	if v.ID == "" {
+		for _, c := range v.clients {
+			if id := c.VolumeID(); id != "" {
+				v.ID = id
+				break
+			}
+		}
+	}
 	v.Fops = top
 	if volfile.Find(chain, volfile.TypeDistribute) != nil {
 		v.Fops = &distribute{Fops: top}

@@ -40,6 +40,7 @@ func (r *Replicate) kickHeal() {
 		r.healKick = make(chan struct{}, 1)
 		r.healStop = make(chan struct{})
 		r.healDone = make(chan struct{})
+		r.healCtx, r.healCancel = context.WithCancel(context.Background())
 		go r.healWorker()
 	})
 	select {
@@ -52,6 +53,7 @@ func (r *Replicate) kickHeal() {
 func (r *Replicate) Close() {
 	r.healOnce.Do(func() {})
 	if r.healStop != nil {
+		r.healCancel()
 		close(r.healStop)
 		<-r.healDone
 	}
@@ -60,10 +62,20 @@ func (r *Replicate) Close() {
 func (r *Replicate) healWorker() {
 	defer close(r.healDone)
 	for {
+		r.healMu.Lock()
+		waiting := len(r.toHeal) > 0
+		r.healMu.Unlock()
+		retry := make(<-chan time.Time)
+		if waiting {
+			// Heals that could not run (a brick down, the heal daemon at
+			// the same file) are tried again now and then.
+			retry = time.After(10 * time.Second)
+		}
 		select {
 		case <-r.healStop:
 			return
 		case <-r.healKick:
+		case <-retry:
 		}
 		// Let a returning brick finish its handshake and the writers move
 		// their eager locks over to it first.
@@ -84,7 +96,7 @@ func (r *Replicate) healWorker() {
 				return
 			default:
 			}
-			done, err := r.healData(context.Background(), g)
+			done, err := r.healData(r.healCtx, g)
 			if err != nil {
 				r.log.Warn("heal failed; the self-heal daemon will heal it", zap.Stringer("gfid", g), zap.Error(err))
 			}
@@ -97,35 +109,123 @@ func (r *Replicate) healWorker() {
 	}
 }
 
-// healData heals one regular file. It reports done when no up brick is
-// left accused for data.
+// healDomainSuffix names the lock domain heals take first, as the
+// self-heal daemon does: two healers of one file never run at once.
+const healDomainSuffix = ":self-heal"
+
+// matrix is the data slot of every child's changelog: m[i][j] is what
+// child i holds against child j; dirty[i] is child i's own dirty count.
+type matrix struct {
+	m     [][]int32
+	dirty []int32
+}
+
+func (r *Replicate) readMatrix(ctx context.Context, ino *inode, set []bool) (matrix, bool) {
+	ds := r.xattropGet(ctx, ino, set)
+	mx := matrix{m: make([][]int32, r.n()), dirty: make([]int32, r.n())}
+	for i := range ds {
+		mx.m[i] = make([]int32, r.n())
+		if !set[i] {
+			continue
+		}
+		if ds[i] == nil {
+			return mx, false
+		}
+		if b, ok := ds[i].Bytes(dirtyKey); ok {
+			if c, ok := parseCounts(b); ok {
+				mx.dirty[i] = c[slotData]
+			}
+		}
+		for j, k := range r.keys {
+			if b, ok := ds[i].Bytes(k); ok {
+				if c, ok := parseCounts(b); ok {
+					mx.m[i][j] = c[slotData]
+				}
+			}
+		}
+	}
+	return mx, true
+}
+
+// direction picks sources and sinks as afr_selfheal_find_direction does:
+// a child accused by no child that is not itself accused by itself.
+func (r *Replicate) direction(mx matrix) (sources, sinks []bool) {
+	accused := make([]bool, r.n())
+	for i := range mx.m {
+		if mx.m[i][i] != 0 {
+			continue // a fool accuses nobody
+		}
+		for j, v := range mx.m[i] {
+			if v != 0 && j != i {
+				accused[j] = true
+			}
+		}
+	}
+	sources, sinks = make([]bool, r.n()), make([]bool, r.n())
+	for i := range accused {
+		switch {
+		case accused[i]:
+			sinks[i] = true
+		case i != r.opts.Arbiter:
+			sources[i] = true
+		}
+	}
+	return sources, sinks
+}
+
+// healData heals one regular file. It reports done when nothing is left
+// to heal; a heal that cannot run now (a brick down, another healer at it,
+// split-brain) is left for the next round or for the self-heal daemon.
 func (r *Replicate) healData(ctx context.Context, g xdr.GFID) (bool, error) {
+	up := r.up()
+	if count(up) < r.n() {
+		return false, nil // AFR heals only with every brick locked
+	}
 	ino := r.inode(g)
-	sts, ok, err := r.refresh(ctx, ino)
+	if _, ok, err := r.refresh(ctx, ino); err != nil {
+		return false, err
+	} else if count(ok) < r.n() {
+		return false, nil
+	}
+	ino.mu.Lock()
+	isDir := ino.isDir
+	ino.mu.Unlock()
+	if isDir {
+		return true, nil // entry heal is the self-heal daemon's
+	}
+
+	// The healers' tie-breaker lock, non-blocking: if the self-heal daemon
+	// holds it, it is healing this file already.
+	owner := newOwner()
+	hctx := internal(ctx, owner)
+	domain := r.name + healDomainSuffix
+	rs := r.fanout(hctx, up, func(ctx context.Context, i int) error {
+		return r.kids[i].Inodelk(ctx, g, domain, brick.LkSet, dataRange)
+	})
+	locked := succeeded(rs, up)
+	defer r.fanout(hctx, locked, func(ctx context.Context, i int) error {
+		return r.kids[i].Inodelk(ctx, g, domain, brick.LkSet, unlockOf(dataRange))
+	})
+	if count(locked) < r.n() {
+		return false, nil
+	}
+
+	// The direction, from the changelog read under the file's data lock.
+	part, err := r.acquire(ctx, ino, 0, whole)
 	if err != nil {
 		return false, err
 	}
-	ino.mu.Lock()
-	readable, isDir := clone(ino.readable), ino.isDir
-	ino.mu.Unlock()
-	if isDir {
+	snap, ok := r.readMatrix(ctx, ino, part)
+	r.release(ino, 0, whole, false)
+	if !ok || count(part) < r.n() {
+		return false, nil
+	}
+	sources, sinks := r.direction(snap)
+	if count(sinks) == 0 {
 		return true, nil
 	}
-	up := r.up()
-	sources := and(readable, and(ok, up))
-	// The arbiter is never readable for data; it counts as a sink so that
-	// an accusation of it is cleared, but no data is copied to it.
-	sinks := and(and(ok, up), not(readable))
-	if a := r.opts.Arbiter; a >= 0 && sinks[a] && !r.accused(ctx, ino, a, sources) {
-		sinks[a] = false // unreadable by design, not accused
-	}
-	if count(sinks) == 0 {
-		// Nothing up to heal; an accused brick still down is healed when
-		// it returns.
-		return count(not(up)) == 0, nil
-	}
 	if count(sources) == 0 {
-		return false, nil // split-brain: left to the operator and shd
+		return false, nil // split-brain: the operator decides
 	}
 	src := first(sources)
 	var names []string
@@ -134,19 +234,17 @@ func (r *Replicate) healData(ctx context.Context, g xdr.GFID) (bool, error) {
 			names = append(names, r.kids[i].Name())
 		}
 	}
-	r.log.Info("healing file", zap.Stringer("gfid", g), zap.String("source", r.kids[src].Name()), zap.Strings("sinks", names), zap.Uint64("size", sts[src].Size))
 	start := time.Now()
-
 	fds := make([]*brick.Fd, r.n())
 	defer func() {
 		for i, f := range fds {
 			if f != nil {
-				_ = r.kids[i].Release(ctx, f)
+				_ = r.kids[i].Release(context.Background(), f)
 			}
 		}
 	}()
 	for i := range r.kids {
-		if i == src || sinks[i] {
+		if i == src || (sinks[i] && i != r.opts.Arbiter) {
 			f, err := r.kids[i].Open(ctx, g, syscall.O_RDWR)
 			if err != nil {
 				return false, err
@@ -154,29 +252,25 @@ func (r *Replicate) healData(ctx context.Context, g xdr.GFID) (bool, error) {
 			fds[i] = f
 		}
 	}
-	size := sts[src].Size
-	for off := uint64(0); off < size; off += healChunk {
+	st, err := r.kids[src].Fstat(ctx, fds[src])
+	if err != nil {
+		return false, err
+	}
+	r.log.Info("healing file", zap.Stringer("gfid", g), zap.String("source", r.kids[src].Name()), zap.Strings("sinks", names), zap.Uint64("size", st.Size))
+	for off := uint64(0); off < st.Size; off += healChunk {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
 		if err := r.healChunkAt(ctx, ino, fds, src, sinks, off); err != nil {
 			return false, err
 		}
 	}
-	if err := r.healFinish(ctx, ino, fds, src, sinks); err != nil {
+	done, err := r.healFinish(ctx, ino, fds, src, sources, sinks, snap)
+	if err != nil || !done {
 		return false, err
 	}
 	r.log.Info("file healed", zap.Stringer("gfid", g), zap.Duration("took", time.Since(start)))
 	return true, nil
-}
-
-// accused reports whether any of the children in by accuses child k for data.
-func (r *Replicate) accused(ctx context.Context, ino *inode, k int, by []bool) bool {
-	for _, d := range r.xattropGet(ctx, ino, by) {
-		if b, ok := d.Bytes(r.keys[k]); ok {
-			if c, ok := parseCounts(b); ok && c[slotData] != 0 {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // healChunkAt copies one chunk from src to the sinks, ordered against the
@@ -194,7 +288,7 @@ func (r *Replicate) healChunkAt(ctx context.Context, ino *inode, fds []*brick.Fd
 		return nil
 	}
 	for i, s := range sinks {
-		if s && i != r.opts.Arbiter {
+		if s && fds[i] != nil {
 			if _, err := r.kids[i].Write(ctx, fds[i], off, data, nil); err != nil {
 				return err
 			}
@@ -203,59 +297,66 @@ func (r *Replicate) healChunkAt(ctx context.Context, ino *inode, fds []*brick.Fd
 	return nil
 }
 
-// healFinish sets the sinks' size to the source's and clears the
-// accusations, all under the whole-file range: nothing of ours is in flight
-// and no other client holds the data lock, so every dirty count above the
-// one this eager lock's pre-op added is a leftover of the failure.
-func (r *Replicate) healFinish(ctx context.Context, ino *inode, fds []*brick.Fd, src int, sinks []bool) error {
+// healFinish sets the sinks' size to the source's and takes back exactly
+// the accusations the heal started from, under the whole-file range: none
+// of our fops is in flight and no other client holds the data lock. If a
+// sink was accused again meanwhile, or left the transaction, nothing is
+// cleared and the next round heals again. A sink's dirty count above the
+// one this eager lock's pre-op added is a leftover of the failure and is
+// cleared too; the sources' dirty counts are left alone.
+func (r *Replicate) healFinish(ctx context.Context, ino *inode, fds []*brick.Fd, src int, sources, sinks []bool, snap matrix) (bool, error) {
 	part, err := r.acquire(ctx, ino, 0, whole)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer r.release(ino, 0, whole, false)
+	if count(part) < r.n() {
+		return false, nil
+	}
+	now, ok := r.readMatrix(ctx, ino, part)
+	if !ok {
+		return false, nil
+	}
+	for i := range now.m {
+		for j := range now.m[i] {
+			if sinks[j] && now.m[i][j] != snap.m[i][j] {
+				return false, nil
+			}
+		}
+	}
 	st, err := r.kids[src].Fstat(ctx, fds[src])
 	if err != nil {
-		return err
+		return false, err
 	}
 	for i, s := range sinks {
-		if s && i != r.opts.Arbiter {
+		if s && fds[i] != nil {
 			if _, _, err := r.kids[i].Ftruncate(ctx, fds[i], st.Size); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
-	cur := r.xattropGet(ctx, ino, part)
-	for i, d := range cur {
-		if d == nil {
-			continue
-		}
+	for i := range r.kids {
 		var dirty counts
-		if b, ok := d.Bytes(dirtyKey); ok {
-			if c, ok := parseCounts(b); ok && c[slotData] > 1 {
-				dirty[slotData] = -(c[slotData] - 1)
-			}
+		if sinks[i] && now.dirty[i] > 1 {
+			dirty[slotData] = -(now.dirty[i] - 1)
 		}
 		pending := map[int]counts{}
-		for k, key := range r.keys {
-			if !sinks[k] {
-				continue
-			}
-			if b, ok := d.Bytes(key); ok {
-				if c, ok := parseCounts(b); ok && c[slotData] != 0 {
-					pending[k] = slotOnly(slotData, -c[slotData])
-				}
+		for j := range r.kids {
+			if sinks[j] && snap.m[i][j] != 0 {
+				pending[j] = slotOnly(slotData, -snap.m[i][j])
 			}
 		}
-		if dirty != (counts{}) || len(pending) > 0 {
-			one := make([]bool, r.n())
-			one[i] = true
-			if ok := r.xattrop(ctx, ino.gfid, ino.owner, one, dirty, pending, nil); !ok[i] {
-				return &brick.OpError{Brick: r.kids[i].Name(), Fop: "XATTROP", GFID: ino.gfid, Errno: syscall.EIO}
-			}
+		if dirty == (counts{}) && len(pending) == 0 {
+			continue
+		}
+		one := make([]bool, r.n())
+		one[i] = true
+		if ok := r.xattrop(ctx, ino.gfid, ino.owner, one, dirty, pending, nil); !ok[i] {
+			return false, &brick.OpError{Brick: r.kids[i].Name(), Fop: "XATTROP", GFID: ino.gfid, Errno: syscall.EIO}
 		}
 	}
-	r.setReadable(ino, and(part, r.up()), make([]xdr.Dict, r.n()), false, r.gen.Load())
-	return nil
+	r.setReadable(ino, part, make([]xdr.Dict, r.n()), false, r.gen.Load())
+	return true, nil
 }
 
 // xattropGet reads the changelog of the children in set (all-zero adds).

@@ -19,6 +19,7 @@ import (
 // Child is a brick as the replicate layer drives it.
 type Child interface {
 	Brick
+	WriteX(ctx context.Context, f *brick.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, xdr.Dict, error)
 	Inodelk(ctx context.Context, gfid xdr.GFID, domain string, cmd uint32, fl xdr.Flock) error
 	Entrylk(ctx context.Context, parent xdr.GFID, name, domain string, cmd, typ uint32) error
 	Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, dict, xdata xdr.Dict) (xdr.Dict, error)
@@ -78,6 +79,9 @@ type Replicate struct {
 	healKick chan struct{}
 	healStop chan struct{}
 	healDone chan struct{}
+	// healCtx is cancelled by Close, so an unmount never waits for a heal.
+	healCtx    context.Context
+	healCancel context.CancelFunc
 }
 
 // NewReplicate returns the replica set of kids. pendingNames are the
@@ -287,8 +291,14 @@ type inode struct {
 	part     []bool      // GUARDED_BY(mu); children taking part (locked, pre-op done, not accused)
 	busy     [][2]uint64 // GUARDED_BY(mu); ranges of fops in flight
 	timer    *time.Timer // GUARDED_BY(mu); the delayed post-op
-	fds      int         // GUARDED_BY(mu); open fds, for dropping idle inodes
-	lastUsed time.Time   // GUARDED_BY(mu)
+	// releaseNow asks the last fop in flight to end the eager lock at once:
+	// after a failure, or when another client waits for the lock.
+	releaseNow bool // GUARDED_BY(mu)
+	// noPostOp keeps dirty raised at unlock: a change reached too few
+	// bricks and the heal daemon must compare them (afr_changelog_post_op_do).
+	noPostOp bool      // GUARDED_BY(mu)
+	fds      int       // GUARDED_BY(mu); open fds, for dropping idle inodes
+	lastUsed time.Time // GUARDED_BY(mu)
 }
 
 func (r *Replicate) inode(g xdr.GFID) *inode {

@@ -357,6 +357,12 @@ func (r *Replicate) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 		// left there is not real.
 		pino := r.inode(parent)
 		pino.mu.Lock()
+		fresh := pino.readable != nil && pino.readGen == gen
+		pino.mu.Unlock()
+		if !fresh {
+			_, _, _ = r.refresh(ctx, pino)
+		}
+		pino.mu.Lock()
 		pr, pdir, pgen := pino.readable, pino.isDir, pino.readGen
 		pino.mu.Unlock()
 		if pr != nil && pdir && pgen == gen && count(and(pr, answered)) > 0 {
@@ -392,8 +398,18 @@ func (r *Replicate) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 	readable := ino.readable
 	ino.mu.Unlock()
 	if !isDir && count(readable) == 0 {
-		r.log.Error("split-brain: no brick holds a copy that the others do not blame", zap.Stringer("gfid", g), zap.String("name", name))
-		return xdr.Iatt{}, nil, &brick.OpError{Brick: r.name, Fop: "LOOKUP", GFID: g, Errno: syscall.EIO, Err: errors.New("split-brain")}
+		var names []string
+		for _, k := range r.kids {
+			names = append(names, k.Name())
+		}
+		r.log.Error("split-brain: no brick holds a copy that the others do not blame; resolve it with `gluster volume heal VOLUME split-brain ...`",
+			zap.Stringer("gfid", g), zap.Stringer("parent", parent), zap.String("name", name), zap.Strings("bricks", names))
+		if r.opts.Quorum >= 0 {
+			// Under client quorum AFR fails the lookup itself: "no read
+			// subvols", ENOTCONN (afr_lookup_done). Without quorum the
+			// file can be stat'ed and its reads fail with EIO.
+			return xdr.Iatt{}, nil, &brick.OpError{Brick: r.name, Fop: "LOOKUP", GFID: g, Errno: syscall.ENOTCONN, Err: errors.New("split-brain: no readable copy")}
+		}
 	}
 	st := r.pick(ino, ok, sts)
 	for i := range ok {
@@ -561,22 +577,28 @@ func (r *Replicate) Readdirp(ctx context.Context, f *brick.Fd, offset uint64, si
 	rc = rf.readChild
 	rf.mu.Unlock()
 	gen := r.gen.Load()
+	allUp := count(r.up()) == r.n()
 	for n := range ents {
 		g := ents[n].Stat.GFID
-		if g.IsZero() {
+		if g.IsZero() || ents[n].Name == "." || ents[n].Name == ".." {
 			continue
 		}
 		r.mu.Lock()
 		ino := r.inodes[g]
 		r.mu.Unlock()
+		var good bool
 		if ino == nil {
-			continue
+			// Unknown file: trust the listing only while every brick is
+			// up, when a stale copy is unlikely and the attribute cache
+			// expires within attribute-timeout anyway.
+			good = allUp
+		} else {
+			ino.mu.Lock()
+			good = ino.readable != nil && ino.readGen == gen && ino.readable[rc] && ino.metaRead[rc]
+			ino.mu.Unlock()
 		}
-		ino.mu.Lock()
-		stale := ino.readable != nil && (ino.readGen != gen || !ino.readable[rc])
-		ino.mu.Unlock()
-		if stale {
-			ents[n].Stat = xdr.Iatt{}
+		if !good {
+			ents[n].Stat = xdr.Iatt{} // the kernel looks it up instead
 		}
 	}
 	return ents, eof, nil

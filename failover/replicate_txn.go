@@ -153,10 +153,10 @@ func (r *Replicate) outcome(rs []reply, part []bool) (ok []bool, err error) {
 	case count(ok) == 0 && symmetric(rs, part):
 		return ok, r.finalErr(rs, part)
 	case !r.hasQuorum(ok):
+		// Succeeded on too few: report the failure with the bricks' own
+		// errno (afr_final_errno), ENOTCONN when they had none.
 		err := r.finalErr(rs, part)
-		if count(ok) > 0 {
-			// Succeeded on too few: report the failure; dirty stays
-			// raised on the bricks so the heal daemon sorts them out.
+		if brick.Errno(err) == syscall.ENOTCONN {
 			err = r.errNoQuorum("")
 		}
 		return ok, err
@@ -176,9 +176,19 @@ func (r *Replicate) dataTxn(ctx context.Context, ino *inode, off, length uint64,
 	}
 	rs := r.fanout(ctx, part, op)
 	ok, err := r.outcome(rs, part)
-	now := err != nil
-	if err == nil && count(ok) < count(part) {
+	now := false
+	switch {
+	case err != nil && !symmetric(rs, part):
+		// Too few bricks took the change: leave dirty raised and accuse
+		// nobody; the heal daemon compares the copies.
+		ino.mu.Lock()
+		ino.noPostOp = true
+		ino.mu.Unlock()
+		r.unreadable(ino, and(part, not(ok)), slotData)
+		now = true
+	case err == nil && count(ok) < count(part):
 		failed := and(part, not(ok))
+		r.unreadable(ino, failed, slotData)
 		err = r.accuse(ctx, ino.gfid, ino.owner, ok, failed, slotData, nil)
 		ino.mu.Lock()
 		ino.part = and(ino.part, not(failed))
@@ -192,6 +202,37 @@ func (r *Replicate) dataTxn(ctx context.Context, ino *inode, off, length uint64,
 	}
 	r.release(ino, off, length, now)
 	return ok, err
+}
+
+// unreadable stops reads from children that missed a change, at once:
+// the cached readable set would otherwise send a read to the stale copy
+// until the next refresh.
+func (r *Replicate) unreadable(ino *inode, who []bool, slot int) {
+	if count(who) == 0 {
+		return
+	}
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	for i, w := range who {
+		if !w {
+			continue
+		}
+		if slot == slotMeta {
+			if ino.metaRead != nil {
+				ino.metaRead[i] = false
+			}
+		} else if ino.readable != nil {
+			ino.readable[i] = false
+		}
+	}
+}
+
+// contended notes that another client waits for the inode's lock: the
+// eager lock is given up as soon as the fops in flight are done.
+func (r *Replicate) contended(ino *inode) {
+	ino.mu.Lock()
+	ino.releaseNow = true
+	ino.mu.Unlock()
 }
 
 // validWrite refuses a change that landed only on children known to be
@@ -313,10 +354,13 @@ func (r *Replicate) release(ino *inode, off, length uint64, now bool) {
 		}
 	}
 	ino.cond.Broadcast()
+	if now {
+		ino.releaseNow = true
+	}
 	if len(ino.busy) > 0 || !ino.held || ino.changing {
 		return
 	}
-	if now {
+	if ino.releaseNow {
 		r.unlockHeld(ino)
 		return
 	}
@@ -347,13 +391,16 @@ func (r *Replicate) unlockHeld(ino *inode) {
 		ino.timer = nil
 	}
 	ino.changing = true
-	part, locked := clone(ino.part), clone(ino.locked)
+	part, locked, postOp := clone(ino.part), clone(ino.locked), !ino.noPostOp
 	ino.mu.Unlock()
 	ctx := context.Background()
-	r.xattrop(ctx, ino.gfid, ino.owner, and(part, r.up()), slotOnly(slotData, -1), nil, nil)
+	if postOp {
+		r.xattrop(ctx, ino.gfid, ino.owner, and(part, r.up()), slotOnly(slotData, -1), nil, nil)
+	}
 	r.unlockInode(ctx, ino, and(locked, r.up()), dataRange)
 	ino.mu.Lock()
 	ino.held, ino.changing, ino.locked, ino.part = false, false, nil, nil
+	ino.releaseNow, ino.noPostOp = false, false
 	ino.cond.Broadcast()
 }
 
@@ -387,6 +434,7 @@ func (r *Replicate) metaTxn(ctx context.Context, ino *inode, op func(ctx context
 		return ok, err
 	}
 	if failed := and(part, not(ok)); count(failed) > 0 {
+		r.unreadable(ino, failed, slotMeta)
 		if err := r.accuse(ctx, ino.gfid, ino.owner, ok, failed, slotMeta, nil); err != nil {
 			return ok, err
 		}
@@ -493,8 +541,11 @@ func (r *Replicate) lockEntries(ctx context.Context, owner []byte, names []entry
 			continue
 		}
 		var err error
-		for _, e := range names {
+		for n, e := range names {
 			if err = r.kids[i].Entrylk(ictx, e.parent, e.name, r.name, brick.EntrylkLock, brick.LkWrite); err != nil {
+				for _, u := range names[:n] {
+					_ = r.kids[i].Entrylk(ictx, u.parent, u.name, r.name, brick.EntrylkUnlock, brick.LkWrite)
+				}
 				break
 			}
 		}

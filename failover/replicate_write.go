@@ -238,16 +238,28 @@ func (r *Replicate) Ftruncate(ctx context.Context, f *brick.Fd, size uint64) (pr
 var arbiterByte = []byte{0xff}
 
 // Write writes data on every child taking part. The same bytes go to
-// every child; the arbiter gets one byte at the offset.
+// every child; the arbiter gets one byte at the offset. Each write asks
+// the bricks how many inodelks wait in the replica's domain, as AFR does:
+// more than ours means another client wants the file, and the eager lock
+// is given up right after.
 func (r *Replicate) Write(ctx context.Context, f *brick.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, error) {
 	sts := make([]xdr.Iatt, r.n())
+	x := append(append(xdr.Dict{}, xdata...), xdr.Pair{Key: "glusterfs.inodelk-dom-count", Value: xdr.Str(r.name)})
+	var ino *inode
+	if rf, err := r.rfd(f); err == nil {
+		ino = rf.ino
+	}
 	return r.fdData(ctx, f, off, uint64(len(data)), sts, func(ctx context.Context, i int, cf *brick.Fd) error {
 		d := data
 		if i == r.opts.Arbiter {
 			d = arbiterByte
 		}
 		var err error
-		sts[i], err = r.kids[i].Write(ctx, cf, off, d, xdata)
+		var rx xdr.Dict
+		sts[i], rx, err = r.kids[i].WriteX(ctx, cf, off, d, x)
+		if n, ok := rx.Uint("glusterfs.inodelk-count"); ok && n > 1 && ino != nil {
+			r.contended(ino)
+		}
 		return err
 	})
 }

@@ -128,6 +128,12 @@ const openMask = ^uint32(syscall.O_CREAT | syscall.O_EXCL | syscall.O_NOCTTY)
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	fd, err := n.vol().Open(n.fsys.caller(ctx, nil), n.gfid, flags&openMask)
 	if err != nil {
+		if brick.Errno(err) == syscall.ESTALE {
+			// The name was replaced or removed since the kernel looked it
+			// up; the kernel retries a stale open only once, so say what
+			// happened to the file: it is gone.
+			return nil, 0, syscall.ENOENT
+		}
 		return nil, 0, n.fsys.fail("OPEN", err)
 	}
 	return &file{fsys: n.fsys, fd: fd}, openFlags(flags), 0

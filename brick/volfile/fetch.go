@@ -72,9 +72,17 @@ func Fetch(ctx context.Context, servers []Server, key string, timeout time.Durat
 		return strings.Join(parts, "; ")
 	}
 	if noVolume == len(servers) {
-		return nil, fmt.Errorf("volume %q does not exist (%s); check the name with `gluster volume list`: %w", key, errs.Error(), ErrNoVolume)
+		return nil, fmt.Errorf("volume %q does not exist on %s; check the name with `gluster volume list`: %w", key, serverList(servers), ErrNoVolume)
 	}
 	return nil, fmt.Errorf("no volfile server answered (tried %s); check that glusterd runs on them or pass backup-volfile-servers=HOST2:HOST3", errs.Error())
+}
+
+func serverList(servers []Server) string {
+	parts := make([]string, len(servers))
+	for i, s := range servers {
+		parts[i] = s.String()
+	}
+	return strings.Join(parts, ", ")
 }
 
 func getSpec(ctx context.Context, s Server, key string) ([]byte, []Server, error) {

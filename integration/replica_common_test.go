@@ -1,0 +1,180 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The TestReplica* tests each bring up a cluster of their own: their faults
+// (dropped hosts, restarted glusterds, killed bricks) would disturb any test
+// sharing it. Each runs fio with verification on a brickfs mount while a
+// fault happens, then clears the fault, waits for the self-heal daemon and
+// checks that every brick holds the same data the mount reads.
+//
+// The longest single I/O during each fault is logged as "STALL name=1.23s"
+// and never asserted: machines are noisy. Only correctness is asserted.
+
+// Sizes and durations of the replica tests.
+const (
+	repFileSize   = "32M"
+	repFioRun     = 16 * time.Second // one fio run with a fault in it
+	repFaultAfter = 3 * time.Second  // fio runs this long before the fault
+	repHold       = 8 * time.Second  // a hang (SIGSTOP, dropped host) lasts this long
+	repHealWait   = 2 * time.Minute
+)
+
+// repEnv is one replica test's cluster, volume and brickfs mount.
+type repEnv struct {
+	t    *testing.T
+	c    *Cluster
+	vol  string
+	kind Kind
+	mnt  string // brickfs mount
+}
+
+// newRepEnv brings up a 3-node cluster with volume vol of the given kind,
+// started, and mounts it with brickfs.
+func newRepEnv(t *testing.T, vol string, kind Kind, mountOpts ...string) *repEnv {
+	t.Helper()
+	RequireGlusterFS(t)
+	RequireFUSE(t)
+	BrickfsBin(t)
+	if _, err := os.Stat("/usr/bin/fio"); err != nil {
+		need(t, false, bothEnvs, "fio not installed; install fio (bash scripts/deps.sh)")
+	}
+	c := NewCluster(t, 3)
+	c.CreateVolume(t, vol, kind)
+	c.Start(t, vol)
+	e := &repEnv{t: t, c: c, vol: vol, kind: kind}
+	e.mnt = c.MountBrickfs(t, c.Spec(vol), mountOpts...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			repDumpLog(t, c, e.mnt)
+		}
+		// BRICKFS_REPLICA_LOGS=DIR keeps every brickfs log of these tests.
+		if dir := os.Getenv("BRICKFS_REPLICA_LOGS"); dir != "" {
+			if b, err := os.ReadFile(c.MountLog(e.mnt)); err == nil && os.MkdirAll(dir, 0o755) == nil {
+				os.WriteFile(filepath.Join(dir, t.Name()+".log"), b, 0o644)
+			}
+		}
+	})
+	return e
+}
+
+// repDumpLog prints the brickfs log's warnings and errors (the harness
+// prints only its tail).
+func repDumpLog(t *testing.T, c *Cluster, mnt string) {
+	log := c.MountLog(mnt)
+	if log == "" {
+		return
+	}
+	lines := LogLines(log, `"level":"warn"`, `"level":"error"`, "WARN", "ERROR")
+	if len(lines) > 200 {
+		lines = lines[len(lines)-200:]
+	}
+	t.Logf("brickfs log %s, warnings and errors (last %d):\n%s", log, len(lines), strings.Join(lines, "\n"))
+}
+
+// fill writes the test file with fio's verify headers through the mount.
+func (e *repEnv) fill(name string) string {
+	e.t.Helper()
+	path := filepath.Join(e.mnt, name)
+	if r := FioFill(context.Background(), path, repFileSize); !r.Clean() {
+		e.t.Fatalf("fill %s: %v\n%s", name, r, r.Stderr)
+	}
+	return path
+}
+
+// faultRun runs a verifying fio randwrite on the file for runtime and calls
+// fault (in the test goroutine) after repFaultAfter. It fails the test
+// unless fio was clean, and returns fio's result.
+func (e *repEnv) faultRun(name, file string, runtime time.Duration, fault func()) FioResult {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), runtime+3*time.Minute)
+	defer cancel()
+	job := Fio{Name: "rw-" + name, File: file, Size: repFileSize, RW: "randwrite", IODepth: 4, Runtime: runtime, Verify: true}
+	done := make(chan FioResult, 1)
+	go func() { done <- job.Run(ctx, filepath.Dir(file)) }()
+	select {
+	case r := <-done:
+		e.t.Fatalf("fio ended before the fault: %v\n%s", r, r.Stderr)
+	case <-time.After(repFaultAfter):
+	}
+	start := time.Now()
+	fault()
+	e.t.Logf("fault %q and its recovery took %v", name, time.Since(start).Round(time.Millisecond))
+	r := <-done
+	e.t.Logf("STALL %s=%.2fs (max write %v, max verify read %v, %d writes, %d verify reads)",
+		name, r.MaxStall().Seconds(), r.MaxWrite.Round(time.Millisecond), r.MaxRead.Round(time.Millisecond), r.WriteIOs, r.ReadIOs)
+	if !r.Clean() {
+		e.t.Errorf("fio during fault %q: %v\n%s", name, r, r.Stderr)
+	}
+	if r.WriteIOs == 0 {
+		e.t.Errorf("fio during fault %q wrote nothing", name)
+	}
+	return r
+}
+
+// healAndCheck waits until the bricks have nothing left to heal, then
+// checks every block of the files with fio and compares the backends.
+func (e *repEnv) healAndCheck(names ...string) {
+	e.t.Helper()
+	took := e.c.WaitHealed(e.t, e.vol, names, repHealWait)
+	e.t.Logf("healed in %v", took.Round(time.Millisecond))
+	for _, n := range names {
+		if r := FioCheck(context.Background(), filepath.Join(e.mnt, n), repFileSize); !r.Clean() {
+			e.t.Errorf("verify %s after heal: %v\n%s", n, r, r.Stderr)
+		}
+		e.c.CheckBackends(e.t, e.vol, e.kind, n, e.mnt)
+	}
+}
+
+// waitBrickUsed waits until brickfs writes to brick i again: a new file
+// created through the mount appears on that brick's backend with no
+// pending marks against it. It returns how long that took.
+func (e *repEnv) waitBrickUsed(i int, timeout time.Duration) time.Duration {
+	e.t.Helper()
+	start := time.Now()
+	b := e.c.Brick(e.t, e.vol, i)
+	n := 0
+	waitFor(e.t, timeout, fmt.Sprintf("brickfs to use brick %d again", i), func() (bool, string) {
+		n++
+		name := fmt.Sprintf("probe-%d-%d", i, n)
+		if err := os.WriteFile(filepath.Join(e.mnt, name), []byte(name), 0o644); err != nil {
+			return false, fmt.Sprintf("write %s: %v", name, err)
+		}
+		got, err := os.ReadFile(filepath.Join(b.Path, name))
+		if err != nil || string(got) != name {
+			return false, fmt.Sprintf("%s on brick %d: %q, %v", name, i, got, err)
+		}
+		return true, ""
+	})
+	d := time.Since(start)
+	e.t.Logf("brickfs wrote to brick %d again %v after it was back", i, d.Round(time.Millisecond))
+	return d
+}
+
+// requirePending fails the test unless the surviving bricks blame brick i
+// (trusted.afr.VOL-client-I non-zero, or the gfid in their xattrop index):
+// writes made while it is down must be marked for heal, or shd would
+// never copy them.
+func (e *repEnv) requirePending(i int) {
+	e.t.Helper()
+	why := e.c.PendingHeal(e.t, e.vol, nil)
+	key := fmt.Sprintf("trusted.afr.%s-client-%d", e.vol, i)
+	for _, b := range e.c.Bricks(e.t, e.vol) {
+		if b.Index == i {
+			continue
+		}
+		if st, err := AFRState(filepath.Join(b.Path, "data")); err == nil && !hexZero(st[key]) {
+			e.t.Logf("while brick %d is down, brick %d blames it: %s=%s", i, b.Index, key, st[key])
+			return
+		}
+	}
+	e.t.Errorf("brick %d is down and fio writes, but no surviving brick blames it (%s); pending state: %v", i, key, why)
+}

@@ -1,0 +1,110 @@
+package integration
+
+import (
+	"testing"
+	"time"
+)
+
+// TestReplicaKillBrick: SIGKILL one brick of a replica-3 volume during a
+// verifying fio run, restart it (on a new port); brickfs must reconnect by
+// itself, write to it again, and the self-heal daemon must make the three
+// copies identical.
+func TestReplicaKillBrick(t *testing.T) {
+	e := newRepEnv(t, "rkill", Replica3)
+	file := e.fill("data")
+	e.faultRun("kill", file, repFioRun, func() {
+		old := e.c.KillBrick(t, e.vol, 0)
+		time.Sleep(3 * time.Second) // writes run on two bricks
+		e.requirePending(0)
+		nb := e.c.RestartBrick(t, e.vol, 0)
+		if nb.Port == old.Port {
+			t.Logf("restarted brick got the same port %d", nb.Port)
+		}
+		// While fio still writes: brickfs must find the new port itself.
+		t.Logf("RECONNECT kill=%.2fs", e.waitBrickUsed(0, 30*time.Second).Seconds())
+	})
+	e.healAndCheck("data")
+}
+
+// TestReplicaStopBrick: SIGSTOP one brick for repHold (a hung brick: its
+// connections stay open and nothing answers), then SIGCONT.
+func TestReplicaStopBrick(t *testing.T) {
+	e := newRepEnv(t, "rstop", Replica3)
+	file := e.fill("data")
+	e.faultRun("stop", file, repFioRun, func() {
+		e.c.StopBrick(t, e.vol, 2)
+		t.Logf("brick 2 stopped at %s", time.Now().UTC().Format("15:04:05.000"))
+		time.Sleep(repHold / 2)
+		e.requirePending(2)
+		time.Sleep(repHold / 2)
+		e.c.ContBrick(t, e.vol, 2)
+	})
+	e.waitBrickUsed(2, 30*time.Second)
+	e.healAndCheck("data")
+}
+
+// TestReplicaDropHost: every packet to and from brick 2's node is dropped
+// for repHold (its glusterd too), then let through again.
+func TestReplicaDropHost(t *testing.T) {
+	e := newRepEnv(t, "rdrop", Replica3)
+	file := e.fill("data")
+	e.faultRun("drop", file, repFioRun, func() {
+		e.c.DropHost(t, 3)
+		time.Sleep(repHold / 2)
+		e.requirePending(2)
+		time.Sleep(repHold / 2)
+		e.c.UndropHost(t, 3)
+	})
+	e.waitBrickUsed(2, 60*time.Second)
+	e.healAndCheck("data")
+}
+
+// TestReplicaSequentialFaults: a fault on brick 0, recovery and heal, then
+// a fault on brick 1; never two at once, so quorum always holds.
+func TestReplicaSequentialFaults(t *testing.T) {
+	e := newRepEnv(t, "rseq", Replica3)
+	file := e.fill("data")
+	e.faultRun("seq-kill-b0", file, repFioRun, func() {
+		e.c.KillBrick(t, e.vol, 0)
+		time.Sleep(3 * time.Second)
+		e.requirePending(0)
+		e.c.RestartBrick(t, e.vol, 0)
+	})
+	e.waitBrickUsed(0, 30*time.Second)
+	e.healAndCheck("data")
+	e.faultRun("seq-stop-b1", file, repFioRun, func() {
+		e.c.StopBrick(t, e.vol, 1)
+		time.Sleep(repHold / 2)
+		e.requirePending(1)
+		time.Sleep(repHold / 2)
+		e.c.ContBrick(t, e.vol, 1)
+	})
+	e.waitBrickUsed(1, 30*time.Second)
+	e.healAndCheck("data")
+}
+
+// TestReplicaGlusterdRestart: every node's glusterd restarts in turn while
+// fio writes; the bricks keep running, so I/O should not notice.
+func TestReplicaGlusterdRestart(t *testing.T) {
+	e := newRepEnv(t, "rgd", Replica3)
+	file := e.fill("data")
+	e.faultRun("glusterd-restart", file, 25*time.Second, func() {
+		for n := 1; n <= e.c.Nodes(); n++ {
+			start := time.Now()
+			e.c.RestartGlusterd(t, n)
+			t.Logf("glusterd %d restarted in %v", n, time.Since(start).Round(time.Millisecond))
+		}
+	})
+	e.healAndCheck("data")
+	if lines := LogLines(e.c.MountLog(e.mnt), "child down", "brick stopped answering"); len(lines) > 0 {
+		t.Errorf("a glusterd restart took a brick down in brickfs:\n%s", joinLines(lines))
+	}
+}
+
+func joinLines(ls []string) string {
+	out := ""
+	for _, l := range ls {
+		out += l + "\n"
+	}
+	return out
+}

@@ -1,0 +1,116 @@
+package integration
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestReplicaNativeAndBrickfs: GlusterFS's own client and brickfs write
+// different files of one replica-3 volume at the same time; afterwards each
+// file reads back the same through both mounts and on every brick.
+func TestReplicaNativeAndBrickfs(t *testing.T) {
+	e := newRepEnv(t, "rmixed", Replica3)
+	native := e.c.MountNative(t, e.vol)
+	e.fill("from-brickfs")
+	if r := FioFill(context.Background(), filepath.Join(native, "from-native"), repFileSize); !r.Clean() {
+		t.Fatalf("fill through the native mount: %v\n%s", r, r.Stderr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	jobs := map[string]Fio{
+		"brickfs": {Name: "b", File: filepath.Join(e.mnt, "from-brickfs"), Size: repFileSize, RW: "randwrite", IODepth: 4, Runtime: 15 * time.Second, Verify: true},
+		"native":  {Name: "n", File: filepath.Join(native, "from-native"), Size: repFileSize, RW: "randwrite", IODepth: 4, Runtime: 15 * time.Second, Verify: true},
+	}
+	var mu sync.Mutex
+	res := map[string]FioResult{}
+	var wg sync.WaitGroup
+	for who, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := j.Run(ctx, t.TempDir())
+			mu.Lock()
+			res[who] = r
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	for who, r := range res {
+		t.Logf("STALL mixed-%s=%.2fs (%d writes)", who, r.MaxStall().Seconds(), r.WriteIOs)
+		if !r.Clean() || r.WriteIOs == 0 {
+			t.Errorf("fio on the %s mount: %v\n%s", who, r, r.Stderr)
+		}
+	}
+	files := []string{"from-brickfs", "from-native"}
+	t.Logf("healed in %v", e.c.WaitHealed(t, e.vol, files, repHealWait).Round(time.Millisecond))
+	for _, f := range files {
+		for _, m := range []string{e.mnt, native} {
+			if r := FioCheck(ctx, filepath.Join(m, f), repFileSize); !r.Clean() {
+				t.Errorf("verify %s through %s: %v\n%s", f, m, r, r.Stderr)
+			}
+		}
+		e.c.CheckBackends(t, e.vol, e.kind, f, e.mnt, native)
+	}
+}
+
+// falseFailover are the brickfs log lines that mean a brick was taken for
+// dead.
+var falseFailover = []string{"brick stopped answering", "child down", "dropping brick connection", "brick disconnected"}
+
+// TestReplicaSaturated: a saturating load (4 jobs at queue depth 32) and no
+// fault: a slow but healthy brick must not be taken for a hung one.
+func TestReplicaSaturated(t *testing.T) {
+	e := newRepEnv(t, "rsat", Replica3)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	r := Fio{Name: "sat", Dir: e.mnt, Size: "64M", RW: "randwrite", IODepth: 32, NumJobs: 4, Runtime: 20 * time.Second}.Run(ctx, t.TempDir())
+	t.Logf("STALL saturated=%.2fs (no fault; %d writes in %v)", r.MaxStall().Seconds(), r.WriteIOs, r.Took.Round(time.Millisecond))
+	if !r.Clean() || r.WriteIOs == 0 {
+		t.Errorf("fio: %v\n%s", r, r.Stderr)
+	}
+	if lines := LogLines(e.c.MountLog(e.mnt), falseFailover...); len(lines) > 0 {
+		t.Errorf("brickfs dropped a healthy brick under load (%d lines):\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	var files []string
+	for i := 0; i < 4; i++ {
+		files = append(files, "sat."+string(rune('0'+i))+".0")
+	}
+	e.c.WaitHealed(t, e.vol, files, repHealWait)
+	for _, f := range files {
+		e.c.CheckBackends(t, e.vol, e.kind, f, e.mnt)
+	}
+}
+
+// replicaKindKill runs a plain write/read/verify, then one SIGKILL fault on
+// brick victim, on a volume of the given kind.
+func replicaKindKill(t *testing.T, vol string, kind Kind, victim int) {
+	e := newRepEnv(t, vol, kind)
+	file := e.fill("data")
+	if r := FioCheck(context.Background(), file, repFileSize); !r.Clean() {
+		t.Fatalf("verify after fill: %v\n%s", r, r.Stderr)
+	}
+	e.c.CheckBackends(t, e.vol, kind, "data", e.mnt)
+	e.faultRun("kill-"+vol, file, repFioRun, func() {
+		e.c.KillBrick(t, e.vol, victim)
+		time.Sleep(3 * time.Second)
+		e.requirePending(victim)
+		e.c.RestartBrick(t, e.vol, victim)
+		t.Logf("RECONNECT kill-%s=%.2fs", vol, e.waitBrickUsed(victim, 30*time.Second).Seconds())
+	})
+	e.healAndCheck("data")
+}
+
+// TestReplicaArbiter: replica 3 arbiter 1; a data brick is killed.
+func TestReplicaArbiter(t *testing.T) {
+	replicaKindKill(t, "rarb", Replica3Arbiter1, 1)
+}
+
+// TestReplica2: replica 2; quorum auto on two bricks is "half including
+// child 0", so brick 1 is the one killed.
+func TestReplica2(t *testing.T) {
+	replicaKindKill(t, "rrep2", Replica2, 1)
+}

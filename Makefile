@@ -33,7 +33,7 @@ lint:
 	bash scripts/lint-layers.sh
 
 test:
-	$(GO) test ./brick/... ./failover/... ./fuse/... ./cmd/...
+	$(GO) test -race ./brick/... ./failover/... ./fuse/... ./cmd/...
 
 integration: build
 	@if [ "$$(id -u)" -ne 0 ]; then echo "integration: needs root (mounts, glusterd, iptables); run: sudo make integration"; exit 1; fi

@@ -1,0 +1,310 @@
+package failover
+
+import (
+	"context"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// fakeChild is an in-memory brick: enough of one for the transaction
+// logic. Fops it does not implement panic through the nil Fops.
+type fakeChild struct {
+	Fops
+	name string
+
+	mu       sync.Mutex
+	up       bool
+	writeErr error
+	lookupX  xdr.Dict // changelog this child reports on LOOKUP, if set
+	events   []string // what reached the brick, in order
+	xattrops []xdr.Dict
+	xattrs   map[string]counts // the changelog as ADD_ARRAY left it
+}
+
+func (f *fakeChild) log(e string) {
+	f.mu.Lock()
+	f.events = append(f.events, e)
+	f.mu.Unlock()
+}
+
+func (f *fakeChild) Name() string { return f.name }
+func (f *fakeChild) Up() bool     { f.mu.Lock(); defer f.mu.Unlock(); return f.up }
+func (f *fakeChild) Kick(string)  {}
+func (f *fakeChild) down() error {
+	return &brick.OpError{Brick: f.name, Errno: syscall.ENOTCONN}
+}
+
+func (f *fakeChild) Inodelk(ctx context.Context, gfid xdr.GFID, domain string, cmd uint32, fl xdr.Flock) error {
+	if !f.Up() {
+		return f.down()
+	}
+	if fl.Type == brick.LkUnlock {
+		f.log("unlock")
+	} else {
+		f.log("lock")
+	}
+	return nil
+}
+
+func (f *fakeChild) Entrylk(ctx context.Context, parent xdr.GFID, name, domain string, cmd, typ uint32) error {
+	if !f.Up() {
+		return f.down()
+	}
+	f.log("entrylk")
+	return nil
+}
+
+func (f *fakeChild) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, dict, xdata xdr.Dict) (xdr.Dict, error) {
+	if !f.Up() {
+		return nil, f.down()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.xattrops = append(f.xattrops, dict)
+	f.events = append(f.events, "xattrop")
+	if f.xattrs == nil {
+		f.xattrs = map[string]counts{}
+	}
+	out := xdr.Dict{}
+	for _, p := range dict {
+		c, _ := parseCounts(p.Value.Bytes)
+		v := f.xattrs[p.Key]
+		for i := range v {
+			v[i] += c[i]
+		}
+		f.xattrs[p.Key] = v
+		out = append(out, xdr.Pair{Key: p.Key, Value: xdr.Ptr(v.bytes())})
+	}
+	return out, nil
+}
+
+func (f *fakeChild) Open(ctx context.Context, gfid xdr.GFID, flags uint32) (*brick.Fd, error) {
+	if !f.Up() {
+		return nil, f.down()
+	}
+	return &brick.Fd{GFID: gfid, Flags: flags}, nil
+}
+
+func (f *fakeChild) Release(ctx context.Context, fd *brick.Fd) error { return nil }
+
+func (f *fakeChild) WriteX(ctx context.Context, fd *brick.Fd, off uint64, data []byte, x xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+	if !f.Up() {
+		return xdr.Iatt{}, nil, f.down()
+	}
+	f.mu.Lock()
+	err := f.writeErr
+	f.mu.Unlock()
+	if err != nil {
+		return xdr.Iatt{}, nil, err
+	}
+	f.log("write")
+	return xdr.Iatt{GFID: fd.GFID, Size: off + uint64(len(data)), Mode: syscall.S_IFREG | 0o644}, nil, nil
+}
+
+func (f *fakeChild) Lookup(ctx context.Context, parent xdr.GFID, name string, gfid xdr.GFID, x xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+	if !f.Up() {
+		return xdr.Iatt{}, nil, f.down()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	x = f.lookupX
+	if x == nil {
+		for k, v := range f.xattrs {
+			x = append(x, xdr.Pair{Key: k, Value: xdr.Ptr(v.bytes())})
+		}
+	}
+	return xdr.Iatt{GFID: testGFID, Mode: syscall.S_IFREG | 0o644}, x, nil
+}
+
+var testGFID = xdr.GFID{0x10, 15: 0x42}
+
+func newTestReplica(t *testing.T) (*Replicate, []*fakeChild) {
+	t.Helper()
+	fakes := make([]*fakeChild, 3)
+	kids := make([]Child, 3)
+	for i := range fakes {
+		fakes[i] = &fakeChild{name: "v-client-" + string(rune('0'+i)), up: true}
+		kids[i] = fakes[i]
+	}
+	r, err := NewReplicate("v-replicate-0", kids, []string{"v-client-0", "v-client-1", "v-client-2"},
+		ReplicateOptions{Arbiter: -1, PostOpDelay: 20 * time.Millisecond, FopTimeout: time.Second}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r, fakes
+}
+
+// pendingOf returns the data slot that dict adds against child k.
+func pendingOf(d xdr.Dict, k string) int32 {
+	b, _ := d.Bytes("trusted.afr." + k)
+	c, _ := parseCounts(b)
+	return c[slotData]
+}
+
+func TestWriteAccusesFailedBrickBeforeAck(t *testing.T) {
+	r, f := newTestReplica(t)
+	ctx := context.Background()
+	if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := r.Open(ctx, testGFID, syscall.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f[2].mu.Lock()
+	f[2].writeErr = &brick.OpError{Brick: "v-client-2", Errno: syscall.ENOTCONN}
+	f[2].mu.Unlock()
+	if _, err := r.Write(ctx, fd, 0, []byte("data"), nil); err != nil {
+		t.Fatalf("write with one brick failing: %v", err)
+	}
+	// The accusation reached both survivors before Write returned.
+	for _, c := range f[:2] {
+		c.mu.Lock()
+		accused := false
+		for _, d := range c.xattrops {
+			if pendingOf(d, "v-client-2") == 1 {
+				accused = true
+			}
+		}
+		c.mu.Unlock()
+		if !accused {
+			t.Errorf("%s: no accusation of v-client-2 before the write was acknowledged", c.name)
+		}
+	}
+	// The failed brick serves no more reads of this file: neither from
+	// the cached readable set nor after a fresh lookup.
+	order, err := r.readOrder(ctx, r.inode(testGFID), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range order {
+		if i == 2 {
+			t.Fatalf("cached read order %v includes the brick that missed a write", order)
+		}
+	}
+	r.inode(testGFID).readable = nil
+	order, err = r.readOrder(ctx, r.inode(testGFID), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range order {
+		if i == 2 {
+			t.Fatalf("read order %v includes the brick that missed a write", order)
+		}
+	}
+}
+
+func TestWriteWithoutQuorumKeepsDirty(t *testing.T) {
+	r, f := newTestReplica(t)
+	ctx := context.Background()
+	fd, err := r.Open(ctx, testGFID, syscall.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range f[1:] {
+		c.mu.Lock()
+		c.writeErr = &brick.OpError{Brick: c.name, Errno: syscall.EIO}
+		c.mu.Unlock()
+	}
+	_, err = r.Write(ctx, fd, 0, []byte("data"), nil)
+	if brick.Errno(err) != syscall.EIO {
+		t.Fatalf("write on 1 of 3: %v, want the bricks' EIO", err)
+	}
+	r.postOpNow(r.inode(testGFID))
+	for _, c := range f {
+		c.mu.Lock()
+		for _, d := range c.xattrops {
+			b, _ := d.Bytes(dirtyKey)
+			if dc, _ := parseCounts(b); dc[slotData] < 0 {
+				t.Errorf("%s: dirty cleared after a change that missed quorum", c.name)
+			}
+			for _, k := range []string{"v-client-0", "v-client-1", "v-client-2"} {
+				if pendingOf(d, k) != 0 {
+					t.Errorf("%s: %s accused after a change that missed quorum", c.name, k)
+				}
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+func TestSymmetricErrorAccusesNobody(t *testing.T) {
+	r, f := newTestReplica(t)
+	ctx := context.Background()
+	fd, err := r.Open(ctx, testGFID, syscall.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range f {
+		c.mu.Lock()
+		c.writeErr = &brick.OpError{Brick: c.name, Errno: syscall.ENOSPC}
+		c.mu.Unlock()
+	}
+	if _, err := r.Write(ctx, fd, 0, []byte("data"), nil); brick.Errno(err) != syscall.ENOSPC {
+		t.Fatalf("got %v, want ENOSPC", err)
+	}
+	for _, c := range f {
+		c.mu.Lock()
+		for _, d := range c.xattrops {
+			for _, k := range []string{"v-client-0", "v-client-1", "v-client-2"} {
+				if pendingOf(d, k) != 0 {
+					t.Errorf("%s accused for an error every brick gave", k)
+				}
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+func TestReadAvoidsAccusedBrick(t *testing.T) {
+	r, f := newTestReplica(t)
+	ctx := context.Background()
+	blame := r.changelog(counts{}, map[int]counts{1: {1, 0, 0}})
+	f[0].lookupX = blame
+	if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	order, err := r.readOrder(ctx, r.inode(testGFID), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(order) != 2 || order[0] == 1 || order[1] == 1 {
+		t.Fatalf("read order %v, want bricks 0 and 2 only", order)
+	}
+	// Every brick accused: split-brain is EIO, never a silent pick.
+	f[0].lookupX = r.changelog(counts{}, map[int]counts{1: {1, 0, 0}, 2: {1, 0, 0}})
+	f[1].lookupX = r.changelog(counts{}, map[int]counts{0: {1, 0, 0}})
+	r.inode(testGFID).readable = nil
+	if _, err := r.readOrder(ctx, r.inode(testGFID), false); brick.Errno(err) != syscall.EIO {
+		t.Fatalf("split-brain read: %v, want EIO", err)
+	}
+}
+
+func TestQuorum(t *testing.T) {
+	r, f := newTestReplica(t)
+	ctx := context.Background()
+	for _, c := range f[1:] {
+		c.mu.Lock()
+		c.up = false
+		c.mu.Unlock()
+	}
+	if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); brick.Errno(err) != syscall.ENOTCONN {
+		t.Fatalf("lookup with 1 of 3 up: %v, want ENOTCONN", err)
+	}
+	if _, err := r.Open(ctx, testGFID, syscall.O_RDWR); brick.Errno(err) != syscall.ENOTCONN {
+		t.Fatalf("open with 1 of 3 up: %v, want ENOTCONN", err)
+	}
+	// auto quorum for two children: half counts only with child 0.
+	r2, _ := NewReplicate("w", []Child{f[0], f[1]}, []string{"a", "b"}, ReplicateOptions{Arbiter: -1}, zaptest.NewLogger(t))
+	if !r2.hasQuorum([]bool{true, false}) || r2.hasQuorum([]bool{false, true}) {
+		t.Fatal("replica 2 auto quorum")
+	}
+}

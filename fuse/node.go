@@ -2,6 +2,7 @@ package fuse
 
 import (
 	"context"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,6 +18,35 @@ type node struct {
 	fs.Inode
 	fsys *FS
 	gfid xdr.GFID
+
+	// noXattr remembers, for attribute-timeout, names GETXATTR found
+	// absent: the kernel asks for security.capability before every
+	// buffered write and ls for ACLs and SELinux labels on every entry,
+	// as md-cache answers them in the native client.
+	xmu     sync.Mutex
+	noXattr map[string]time.Time // GUARDED_BY(xmu)
+}
+
+func (n *node) absent(name string) bool {
+	n.xmu.Lock()
+	defer n.xmu.Unlock()
+	t, ok := n.noXattr[name]
+	return ok && time.Now().Before(t)
+}
+
+func (n *node) setAbsent(name string, absent bool) {
+	n.xmu.Lock()
+	defer n.xmu.Unlock()
+	if !absent || n.fsys.opts.AttrTimeout <= 0 {
+		delete(n.noXattr, name)
+		return
+	}
+	if n.noXattr == nil {
+		n.noXattr = map[string]time.Time{}
+	}
+	if len(n.noXattr) < 64 {
+		n.noXattr[name] = time.Now().Add(n.fsys.opts.AttrTimeout)
+	}
 }
 
 func (n *node) vol() Volume { return n.fsys.vol }
@@ -264,12 +294,18 @@ func (n *node) Statfs(ctx context.Context, out *gofuse.StatfsOut) syscall.Errno 
 var _ = (fs.NodeGetxattrer)((*node)(nil))
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if n.absent(attr) {
+		return 0, syscall.ENODATA
+	}
 	d, err := n.vol().Getxattr(n.fsys.caller(ctx, nil), n.gfid, attr)
 	if err != nil {
-		return 0, n.fsys.fail("GETXATTR", err)
+		en := n.fsys.fail("GETXATTR", err)
+		n.setAbsent(attr, en == syscall.ENODATA)
+		return 0, en
 	}
 	v, ok := d.Bytes(attr)
 	if !ok {
+		n.setAbsent(attr, true)
 		return 0, syscall.ENODATA
 	}
 	if len(dest) == 0 {
@@ -305,6 +341,7 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 var _ = (fs.NodeSetxattrer)((*node)(nil))
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	n.setAbsent(attr, false)
 	v := append([]byte(nil), data...)
 	if err := n.vol().Setxattr(n.fsys.caller(ctx, nil), n.gfid, xdr.Dict{{Key: attr, Value: xdr.Ptr(v)}}, flags); err != nil {
 		return n.fsys.fail("SETXATTR", err)
@@ -315,6 +352,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 var _ = (fs.NodeRemovexattrer)((*node)(nil))
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	n.setAbsent(attr, false)
 	if err := n.vol().Removexattr(n.fsys.caller(ctx, nil), n.gfid, attr); err != nil {
 		return n.fsys.fail("REMOVEXATTR", err)
 	}

@@ -454,6 +454,18 @@ type entry struct {
 	name   string
 }
 
+// changed lists the entries whose parent's changelog an entry operation
+// updates: a NULL name only locks a whole directory (rmdir's victim).
+func changed(names []entry) []entry {
+	out := make([]entry, 0, len(names))
+	for _, e := range names {
+		if e.name != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func entryXdata(key, name string) xdr.Dict {
 	return xdr.Dict{{Key: key, Value: xdr.Str(name)}}
 }
@@ -462,7 +474,11 @@ func entryXdata(key, name string) xdr.Dict {
 // under entry locks on names, with the parents' changelog when a child is
 // missing: the entry slot, and the name filed for granular entry heal
 // (glusterfs.xattrop-entry-create).
-func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx context.Context, i int) error) ([]bool, error) {
+//
+// created, when set, runs after a creation succeeded on a quorum, still
+// under the locks and before the parents' post-op, to mark the new inode
+// for heal on the bricks that missed it (afr_mark_new_entry_changelog).
+func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx context.Context, i int) error, created func(ctx context.Context, ok []bool)) ([]bool, error) {
 	up := r.up()
 	if !r.hasQuorum(up) {
 		return nil, r.errNoQuorum("ENTRYLK")
@@ -483,7 +499,7 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 	optimistic := count(locked) == r.n()
 	part := locked
 	if !optimistic {
-		for _, e := range names {
+		for _, e := range changed(names) {
 			part = and(part, r.xattrop(ctx, e.parent, owner, locked, slotOnly(slotEntry, 1), blame(not(locked), slotEntry),
 				entryXdata("glusterfs.xattrop-entry-create", e.name)))
 		}
@@ -496,15 +512,18 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 	if err != nil {
 		return ok, err
 	}
+	if created != nil {
+		created(ctx, ok)
+	}
 	if failed := and(part, not(ok)); count(failed) > 0 {
-		for _, e := range names {
+		for _, e := range changed(names) {
 			if err := r.accuse(ctx, e.parent, owner, ok, failed, slotEntry, entryXdata("glusterfs.xattrop-entry-create", e.name)); err != nil {
 				return ok, err
 			}
 		}
 	}
 	if !optimistic {
-		for _, e := range names {
+		for _, e := range changed(names) {
 			r.xattrop(ctx, e.parent, owner, ok, slotOnly(slotEntry, -1), nil, nil)
 		}
 	}
@@ -568,7 +587,7 @@ func (r *Replicate) unlockEntries(ctx context.Context, owner []byte, names []ent
 // create failed, so the heal daemon creates it there with its data and
 // metadata (afr_mark_new_entry_changelog).
 func (r *Replicate) markNewEntry(ctx context.Context, gfid xdr.GFID, ok []bool, dir bool) {
-	if ok == nil || count(ok) == r.n() {
+	if ok == nil || count(ok) == r.n() || gfid.IsZero() {
 		return
 	}
 	c := counts{1, 1, 0}
@@ -581,5 +600,7 @@ func (r *Replicate) markNewEntry(ctx context.Context, gfid xdr.GFID, ok []bool, 
 			pending[i] = c
 		}
 	}
-	r.xattrop(ctx, gfid, nil, ok, counts{}, pending, nil)
+	if done := r.xattrop(ctx, gfid, nil, ok, counts{}, pending, nil); !r.hasQuorum(done) {
+		r.log.Error("could not mark a new entry for heal on enough bricks; run `gluster volume heal VOLUME full`", zap.Stringer("gfid", gfid))
+	}
 }

@@ -19,13 +19,14 @@ func (r *Replicate) Create(ctx context.Context, parent xdr.GFID, name string, fl
 		var err error
 		kids[i], sts[i], err = r.kids[i].Create(ctx, parent, name, flags, mode, umask, gfid, extra)
 		return err
+	}, func(ctx context.Context, ok []bool) {
+		r.markNewEntry(ctx, sts[first(ok)].GFID, ok, false)
 	})
 	if err != nil {
 		r.releaseKids(ctx, kids)
 		return nil, xdr.Iatt{}, err
 	}
 	ino := r.inode(sts[first(ok)].GFID)
-	r.markNewEntry(ctx, ino.gfid, ok, false)
 	r.setReadable(ino, ok, make([]xdr.Dict, r.n()), false, r.gen.Load())
 	return r.newFd(ino, flags&^uint32(syscall.O_CREAT|syscall.O_EXCL|syscall.O_TRUNC), false, kids), r.pick(ino, ok, sts), nil
 }
@@ -55,12 +56,13 @@ func (r *Replicate) newEntry(ctx context.Context, parent xdr.GFID, name string, 
 		var err error
 		sts[i], err = fn(ctx, i)
 		return err
+	}, func(ctx context.Context, ok []bool) {
+		r.markNewEntry(ctx, sts[first(ok)].GFID, ok, dir)
 	})
 	if err != nil {
 		return xdr.Iatt{}, err
 	}
 	ino := r.inode(sts[first(ok)].GFID)
-	r.markNewEntry(ctx, ino.gfid, ok, dir)
 	r.setReadable(ino, ok, make([]xdr.Dict, r.n()), dir, r.gen.Load())
 	return r.pick(ino, ok, sts), nil
 }
@@ -93,7 +95,7 @@ func (r *Replicate) Link(ctx context.Context, gfid, newParent xdr.GFID, newName 
 		var err error
 		sts[i], err = r.kids[i].Link(ctx, gfid, newParent, newName)
 		return err
-	})
+	}, nil)
 	if err != nil {
 		return xdr.Iatt{}, err
 	}
@@ -104,15 +106,23 @@ func (r *Replicate) Link(ctx context.Context, gfid, newParent xdr.GFID, newName 
 func (r *Replicate) Unlink(ctx context.Context, parent xdr.GFID, name string) error {
 	_, err := r.entryTxn(ctx, []entry{{parent, name}}, func(ctx context.Context, i int) error {
 		return r.kids[i].Unlink(ctx, parent, name)
-	})
+	}, nil)
 	return err
 }
 
-// Rmdir removes an empty directory on every child.
+// Rmdir removes an empty directory on every child, also locking the
+// directory itself (a NULL name), so no other client creates in it
+// meanwhile (afr_rmdir).
 func (r *Replicate) Rmdir(ctx context.Context, parent xdr.GFID, name string) error {
-	_, err := r.entryTxn(ctx, []entry{{parent, name}}, func(ctx context.Context, i int) error {
+	names := []entry{{parent, name}}
+	if st, _, err := r.Lookup(ctx, parent, name, xdr.GFID{}, nil); err == nil {
+		names = append(names, entry{st.GFID, ""})
+	} else if brick.Errno(err) == syscall.ENOENT {
+		return err
+	}
+	_, err := r.entryTxn(ctx, names, func(ctx context.Context, i int) error {
 		return r.kids[i].Rmdir(ctx, parent, name)
-	})
+	}, nil)
 	return err
 }
 
@@ -124,7 +134,7 @@ func (r *Replicate) Rename(ctx context.Context, oldParent xdr.GFID, oldName stri
 		var err error
 		sts[i], err = r.kids[i].Rename(ctx, oldParent, oldName, newParent, newName)
 		return err
-	})
+	}, nil)
 	if err != nil {
 		return xdr.Iatt{}, err
 	}

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,13 +25,14 @@ import (
 // healChunk is the size copied under one lock (AFR uses 128 KiB).
 const healChunk = 1 << 20
 
-// noteHeal remembers that gfid has a data accusation brickfs made.
-func (r *Replicate) noteHeal(gfid xdr.GFID) {
+// noteHeal remembers that gfid has an accusation of kind slot (data or
+// metadata) that brickfs made.
+func (r *Replicate) noteHeal(gfid xdr.GFID, slot int) {
 	r.healMu.Lock()
 	if r.toHeal == nil {
-		r.toHeal = map[xdr.GFID]bool{}
+		r.toHeal = map[xdr.GFID]uint8{}
 	}
-	r.toHeal[gfid] = true
+	r.toHeal[gfid] |= 1 << slot
 	r.healMu.Unlock()
 }
 
@@ -85,25 +87,36 @@ func (r *Replicate) healWorker() {
 		case <-time.After(200 * time.Millisecond):
 		}
 		r.healMu.Lock()
-		todo := make([]xdr.GFID, 0, len(r.toHeal))
-		for g := range r.toHeal {
-			todo = append(todo, g)
+		todo := make(map[xdr.GFID]uint8, len(r.toHeal))
+		for g, kinds := range r.toHeal {
+			todo[g] = kinds
 		}
 		r.healMu.Unlock()
-		for _, g := range todo {
+		for g, kinds := range todo {
 			select {
 			case <-r.healStop:
 				return
 			default:
 			}
-			done, err := r.healData(r.healCtx, g)
-			if err != nil {
-				r.log.Warn("heal failed; the self-heal daemon will heal it", zap.Stringer("gfid", g), zap.Error(err))
-			}
-			if done || brick.Errno(err) == syscall.ENOENT || brick.Errno(err) == syscall.ESTALE {
-				r.healMu.Lock()
-				delete(r.toHeal, g)
-				r.healMu.Unlock()
+			for _, slot := range []int{slotData, slotMeta} {
+				if kinds&(1<<slot) == 0 {
+					continue
+				}
+				heal := r.healData
+				if slot == slotMeta {
+					heal = r.healMeta
+				}
+				done, err := heal(r.healCtx, g)
+				if err != nil {
+					r.log.Warn("heal failed; the self-heal daemon will heal it", zap.Stringer("gfid", g), zap.Int("slot", slot), zap.Error(err))
+				}
+				if done || brick.Errno(err) == syscall.ENOENT || brick.Errno(err) == syscall.ESTALE {
+					r.healMu.Lock()
+					if r.toHeal[g] &^= 1 << slot; r.toHeal[g] == 0 {
+						delete(r.toHeal, g)
+					}
+					r.healMu.Unlock()
+				}
 			}
 		}
 	}
@@ -121,6 +134,10 @@ type matrix struct {
 }
 
 func (r *Replicate) readMatrix(ctx context.Context, ino *inode, set []bool) (matrix, bool) {
+	return r.readMatrixSlot(ctx, ino, set, slotData)
+}
+
+func (r *Replicate) readMatrixSlot(ctx context.Context, ino *inode, set []bool, slot int) (matrix, bool) {
 	ds := r.xattropGet(ctx, ino, set)
 	mx := matrix{m: make([][]int32, r.n()), dirty: make([]int32, r.n())}
 	for i := range ds {
@@ -133,13 +150,13 @@ func (r *Replicate) readMatrix(ctx context.Context, ino *inode, set []bool) (mat
 		}
 		if b, ok := ds[i].Bytes(dirtyKey); ok {
 			if c, ok := parseCounts(b); ok {
-				mx.dirty[i] = c[slotData]
+				mx.dirty[i] = c[slot]
 			}
 		}
 		for j, k := range r.keys {
 			if b, ok := ds[i].Bytes(k); ok {
 				if c, ok := parseCounts(b); ok {
-					mx.m[i][j] = c[slotData]
+					mx.m[i][j] = c[slot]
 				}
 			}
 		}
@@ -369,4 +386,116 @@ func (r *Replicate) xattropGet(ctx context.Context, ino *inode, set []bool) []xd
 		return err
 	})
 	return out
+}
+
+// internalXattr names the xattrs a metadata heal leaves alone: the
+// changelog, the gfid and what the bricks keep for themselves.
+func internalXattr(k string) bool {
+	for _, p := range []string{"trusted.afr.", "trusted.gfid", "trusted.glusterfs.", "trusted.ec.", "trusted.pgfid."} {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// healMeta heals a file's metadata (mode, owner, times, xattrs) from a
+// brick nobody accuses, under AFR's metadata lock taken with the heal's own
+// owner on every brick, then takes back exactly the accusations it started
+// from (afr_selfheal_metadata).
+func (r *Replicate) healMeta(ctx context.Context, g xdr.GFID) (bool, error) {
+	up := r.up()
+	if count(up) < r.n() {
+		return false, nil
+	}
+	ino := r.inode(g)
+	owner := newOwner()
+	hctx := internal(ctx, owner)
+	rs := r.fanout(hctx, up, func(ctx context.Context, i int) error {
+		return r.kids[i].Inodelk(ctx, g, r.name, brick.LkSet, metaRange)
+	})
+	locked := succeeded(rs, up)
+	defer r.fanout(hctx, locked, func(ctx context.Context, i int) error {
+		return r.kids[i].Inodelk(ctx, g, r.name, brick.LkSet, unlockOf(metaRange))
+	})
+	if count(locked) < r.n() {
+		return false, nil // a metadata change is in flight; try again later
+	}
+	snap, ok := r.readMatrixSlot(ctx, ino, locked, slotMeta)
+	if !ok {
+		return false, nil
+	}
+	sources, sinks := r.direction(snap)
+	if a := r.opts.Arbiter; a >= 0 && !sinks[a] {
+		sources[a] = true // an arbiter holds metadata
+	}
+	if count(sinks) == 0 {
+		return true, nil
+	}
+	if count(sources) == 0 {
+		return false, nil
+	}
+	src := first(sources)
+	st, err := r.kids[src].Stat(hctx, g)
+	if err != nil {
+		return false, err
+	}
+	want, err := r.kids[src].Getxattr(hctx, g, "")
+	if err != nil {
+		return false, err
+	}
+	attr := xdr.Iatt{Mode: st.Mode & 07777, UID: st.UID, GID: st.GID,
+		Atime: st.Atime, AtimeNsec: st.AtimeNsec, Mtime: st.Mtime, MtimeNsec: st.MtimeNsec}
+	valid := uint32(brick.SetAttrMode | brick.SetAttrUID | brick.SetAttrGID | brick.SetAttrAtime | brick.SetAttrMtime)
+	for i, s := range sinks {
+		if !s {
+			continue
+		}
+		if _, _, err := r.kids[i].Setattr(hctx, g, &attr, valid); err != nil {
+			return false, err
+		}
+		have, err := r.kids[i].Getxattr(hctx, g, "")
+		if err != nil {
+			return false, err
+		}
+		for _, p := range want {
+			if internalXattr(p.Key) {
+				continue
+			}
+			if v, ok := have.Get(p.Key); ok && string(v.Bytes) == string(p.Value.Bytes) {
+				continue
+			}
+			if err := r.kids[i].Setxattr(hctx, g, xdr.Dict{{Key: p.Key, Value: xdr.Ptr(p.Value.Bytes)}}, 0); err != nil {
+				return false, err
+			}
+		}
+		for _, p := range have {
+			if _, ok := want.Get(p.Key); !ok && !internalXattr(p.Key) {
+				if err := r.kids[i].Removexattr(hctx, g, p.Key); err != nil && brick.Errno(err) != syscall.ENODATA {
+					return false, err
+				}
+			}
+		}
+	}
+	for i := range r.kids {
+		pending := map[int]counts{}
+		for j := range r.kids {
+			if sinks[j] && snap.m[i][j] != 0 {
+				pending[j] = slotOnly(slotMeta, -snap.m[i][j])
+			}
+		}
+		if len(pending) == 0 {
+			continue
+		}
+		one := make([]bool, r.n())
+		one[i] = true
+		if ok := r.xattrop(hctx, g, owner, one, counts{}, pending, nil); !ok[i] {
+			return false, &brick.OpError{Brick: r.kids[i].Name(), Fop: "XATTROP", GFID: g, Errno: syscall.EIO}
+		}
+	}
+	ino.mu.Lock()
+	ino.readable = nil // refresh on the next read
+	ino.mu.Unlock()
+	r.log.Info("metadata healed", zap.Stringer("gfid", g), zap.String("source", r.kids[src].Name()))
+	return true, nil
 }

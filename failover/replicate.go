@@ -74,7 +74,7 @@ type Replicate struct {
 	fds    sync.Map            // *brick.Fd -> *replFd
 
 	healMu   sync.Mutex
-	toHeal   map[xdr.GFID]bool // GUARDED_BY(healMu); files with a data accusation brickfs made
+	toHeal   map[xdr.GFID]uint8 // GUARDED_BY(healMu); 1<<slot for each kind of accusation brickfs made
 	healOnce sync.Once
 	healKick chan struct{}
 	healStop chan struct{}

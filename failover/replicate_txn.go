@@ -132,8 +132,8 @@ func (r *Replicate) accuse(ctx context.Context, gfid xdr.GFID, owner []byte, to,
 		}
 	}
 	r.log.Warn("change missed bricks; marking them for heal", zap.Stringer("gfid", gfid), zap.Strings("bricks", names), zap.Int("slot", slot))
-	if slot == slotData {
-		r.noteHeal(gfid)
+	if slot != slotEntry {
+		r.noteHeal(gfid, slot)
 	}
 	ok := r.xattrop(ctx, gfid, owner, to, counts{}, blame(who, slot), xdata)
 	if !r.hasQuorum(ok) {
@@ -327,7 +327,7 @@ func (r *Replicate) takeDataLock(ctx context.Context, ino *inode) (locked, part 
 	}
 	part = r.xattrop(ctx, ino.gfid, ino.owner, locked, slotOnly(slotData, 1), blame(not(locked), slotData), nil)
 	if count(locked) < r.n() {
-		r.noteHeal(ino.gfid)
+		r.noteHeal(ino.gfid, slotData)
 	}
 	if !r.hasQuorum(part) {
 		r.unlockInode(ctx, ino, locked, dataRange)
@@ -427,6 +427,7 @@ func (r *Replicate) metaTxn(ctx context.Context, ino *inode, op func(ctx context
 		if !r.hasQuorum(part) {
 			return nil, r.errNoQuorum("XATTROP")
 		}
+		r.noteHeal(ino.gfid, slotMeta)
 	}
 	rs := r.fanout(ctx, part, op)
 	ok, err := r.outcome(rs, part)

@@ -27,14 +27,13 @@ func unlockOf(fl xdr.Flock) xdr.Flock {
 	return fl
 }
 
-// lockInode takes fl on the children in set: non-blocking on all at once,
-// and when any is contended, blocking one child at a time in index order,
-// so two clients never deadlock (afr_lock, afr-lk-common.c).
-func (r *Replicate) lockInode(ctx context.Context, ino *inode, set []bool, fl xdr.Flock) ([]bool, error) {
-	ictx := internal(ctx, ino.owner)
-	rs := r.fanout(ictx, set, func(ctx context.Context, i int) error {
-		return r.kids[i].Inodelk(ctx, ino.gfid, r.name, brick.LkSet, fl)
-	})
+// takeLocks runs AFR's lock algorithm (afr_lock, afr-lk-common.c) on the
+// children in set: lock(ctx, i, false) on all at once, and when any is
+// contended, undo the granted ones and lock(ctx, i, true) blocking, one
+// child at a time in index order, so two clients never deadlock. It fails
+// unless a quorum is locked.
+func (r *Replicate) takeLocks(ctx context.Context, set []bool, lock func(ctx context.Context, i int, block bool) error, undo func(locked []bool)) ([]bool, error) {
+	rs := r.fanout(ctx, set, func(ctx context.Context, i int) error { return lock(ctx, i, false) })
 	locked := succeeded(rs, set)
 	contended := false
 	for i, rp := range rs {
@@ -42,27 +41,32 @@ func (r *Replicate) lockInode(ctx context.Context, ino *inode, set []bool, fl xd
 			contended = true
 		}
 	}
-	if !contended {
-		return locked, r.lockErr(rs, set, locked)
-	}
-	r.unlockInode(ctx, ino, locked, fl)
-	locked = make([]bool, r.n())
-	for i := range r.kids {
-		if !set[i] {
-			continue
+	if contended {
+		undo(locked)
+		locked = make([]bool, r.n())
+		for i := range r.kids {
+			if set[i] {
+				err := lock(ctx, i, true)
+				rs[i] = reply{err: err, done: true}
+				locked[i] = err == nil
+			}
 		}
-		err := r.kids[i].Inodelk(ictx, ino.gfid, r.name, brick.LkSetW, fl)
-		rs[i] = reply{err: err, done: true}
-		locked[i] = err == nil
 	}
-	return locked, r.lockErr(rs, set, locked)
+	if r.hasQuorum(locked) {
+		return locked, nil
+	}
+	return locked, r.finalErr(rs, set)
 }
 
-func (r *Replicate) lockErr(rs []reply, set, locked []bool) error {
-	if r.hasQuorum(locked) {
-		return nil
-	}
-	return r.finalErr(rs, set)
+// lockInode takes fl on the inode in the replica's domain.
+func (r *Replicate) lockInode(ctx context.Context, ino *inode, set []bool, fl xdr.Flock) ([]bool, error) {
+	return r.takeLocks(internal(ctx, ino.owner), set, func(ctx context.Context, i int, block bool) error {
+		cmd := uint32(brick.LkSet)
+		if block {
+			cmd = brick.LkSetW
+		}
+		return r.kids[i].Inodelk(ctx, ino.gfid, r.name, cmd, fl)
+	}, func(locked []bool) { r.unlockInode(ctx, ino, locked, fl) })
 }
 
 func (r *Replicate) unlockInode(ctx context.Context, ino *inode, locked []bool, fl xdr.Flock) {
@@ -531,11 +535,16 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 	return ok, nil
 }
 
+// lockEntries takes the entry locks on names, in their sorted order, on
+// each child; a child that fails one gives back the ones it took.
 func (r *Replicate) lockEntries(ctx context.Context, owner []byte, names []entry, set []bool) ([]bool, error) {
-	ictx := internal(ctx, owner)
-	rs := r.fanout(ictx, set, func(ctx context.Context, i int) error {
+	return r.takeLocks(internal(ctx, owner), set, func(ctx context.Context, i int, block bool) error {
+		cmd := uint32(brick.EntrylkLockNB)
+		if block {
+			cmd = brick.EntrylkLock
+		}
 		for n, e := range names {
-			if err := r.kids[i].Entrylk(ctx, e.parent, e.name, r.name, brick.EntrylkLockNB, brick.LkWrite); err != nil {
+			if err := r.kids[i].Entrylk(ctx, e.parent, e.name, r.name, cmd, brick.LkWrite); err != nil {
 				for _, u := range names[:n] {
 					_ = r.kids[i].Entrylk(ctx, u.parent, u.name, r.name, brick.EntrylkUnlock, brick.LkWrite)
 				}
@@ -543,36 +552,7 @@ func (r *Replicate) lockEntries(ctx context.Context, owner []byte, names []entry
 			}
 		}
 		return nil
-	})
-	locked := succeeded(rs, set)
-	contended := false
-	for i, rp := range rs {
-		if set[i] && rp.err != nil && brick.Errno(rp.err) == syscall.EAGAIN {
-			contended = true
-		}
-	}
-	if !contended {
-		return locked, r.lockErr(rs, set, locked)
-	}
-	r.unlockEntries(ctx, owner, names, locked)
-	locked = make([]bool, r.n())
-	for i := range r.kids {
-		if !set[i] {
-			continue
-		}
-		var err error
-		for n, e := range names {
-			if err = r.kids[i].Entrylk(ictx, e.parent, e.name, r.name, brick.EntrylkLock, brick.LkWrite); err != nil {
-				for _, u := range names[:n] {
-					_ = r.kids[i].Entrylk(ictx, u.parent, u.name, r.name, brick.EntrylkUnlock, brick.LkWrite)
-				}
-				break
-			}
-		}
-		rs[i] = reply{err: err, done: true}
-		locked[i] = err == nil
-	}
-	return locked, r.lockErr(rs, set, locked)
+	}, func(locked []bool) { r.unlockEntries(ctx, owner, names, locked) })
 }
 
 func (r *Replicate) unlockEntries(ctx context.Context, owner []byte, names []entry, locked []bool) {

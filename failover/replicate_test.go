@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -94,6 +95,14 @@ func (f *fakeChild) Open(ctx context.Context, gfid xdr.GFID, flags uint32) (*bri
 
 func (f *fakeChild) Release(ctx context.Context, fd *brick.Fd) error { return nil }
 
+func (f *fakeChild) Fsync(ctx context.Context, fd *brick.Fd, datasync bool) error {
+	if !f.Up() {
+		return f.down()
+	}
+	f.log("fsync")
+	return nil
+}
+
 func (f *fakeChild) WriteX(ctx context.Context, fd *brick.Fd, off uint64, data []byte, x xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	if !f.Up() {
 		return xdr.Iatt{}, nil, f.down()
@@ -165,7 +174,8 @@ func TestWriteAccusesFailedBrickBeforeAck(t *testing.T) {
 	if _, err := r.Write(ctx, fd, 0, []byte("data"), nil); err != nil {
 		t.Fatalf("write with one brick failing: %v", err)
 	}
-	// The accusation reached both survivors before Write returned.
+	// The accusation reached both survivors before Write returned, after
+	// their data was flushed.
 	for _, c := range f[:2] {
 		c.mu.Lock()
 		accused := false
@@ -174,9 +184,13 @@ func TestWriteAccusesFailedBrickBeforeAck(t *testing.T) {
 				accused = true
 			}
 		}
+		events := strings.Join(c.events, " ")
 		c.mu.Unlock()
 		if !accused {
 			t.Errorf("%s: no accusation of v-client-2 before the write was acknowledged", c.name)
+		}
+		if !strings.Contains(events, "write fsync xattrop") {
+			t.Errorf("%s: events %q: want the data flushed before the accusation", c.name, events)
 		}
 	}
 	// The failed brick serves no more reads of this file: neither from

@@ -173,7 +173,12 @@ func (r *Replicate) outcome(rs []reply, part []bool) (ok []bool, err error) {
 // dataTxn runs op on the children taking part in the inode's eager data
 // lock. off and length order overlapping changes: they never run at once,
 // so all replicas apply them in the same order.
-func (r *Replicate) dataTxn(ctx context.Context, ino *inode, off, length uint64, op func(ctx context.Context, i int) error) ([]bool, error) {
+//
+// rf, when the change goes through an fd, lets the survivors be flushed
+// before they are told that a brick missed the change, so the accusation
+// never reaches their disks before the data it vouches for
+// (ensure-durability, afr_changelog_post_op_safe).
+func (r *Replicate) dataTxn(ctx context.Context, ino *inode, rf *replFd, off, length uint64, op func(ctx context.Context, i int) error) ([]bool, error) {
 	part, err := r.acquire(ctx, ino, off, length)
 	if err != nil {
 		return nil, err
@@ -191,9 +196,23 @@ func (r *Replicate) dataTxn(ctx context.Context, ino *inode, off, length uint64,
 		r.unreadable(ino, and(part, not(ok)), slotData)
 		now = true
 	case err == nil && count(ok) < count(part):
+		if rf != nil {
+			ok = succeeded(r.fanout(ctx, ok, func(ctx context.Context, i int) error {
+				cf, err := r.child(ctx, rf, i)
+				if err != nil {
+					return err
+				}
+				return r.kids[i].Fsync(ctx, cf, true)
+			}), ok)
+			if !r.hasQuorum(ok) {
+				err = r.errNoQuorum("FSYNC")
+			}
+		}
 		failed := and(part, not(ok))
 		r.unreadable(ino, failed, slotData)
-		err = r.accuse(ctx, ino.gfid, ino.owner, ok, failed, slotData, nil)
+		if err == nil {
+			err = r.accuse(ctx, ino.gfid, ino.owner, ok, failed, slotData, nil)
+		}
 		ino.mu.Lock()
 		ino.part = and(ino.part, not(failed))
 		ino.mu.Unlock()

@@ -209,7 +209,7 @@ const whole = ^uint64(0)
 func (r *Replicate) Truncate(ctx context.Context, gfid xdr.GFID, size uint64) (pre, post xdr.Iatt, err error) {
 	ino := r.inode(gfid)
 	sts := make([]xdr.Iatt, r.n())
-	ok, err := r.dataTxn(ctx, ino, 0, whole, func(ctx context.Context, i int) error {
+	ok, err := r.dataTxn(ctx, ino, nil, 0, whole, func(ctx context.Context, i int) error {
 		var err error
 		_, sts[i], err = r.kids[i].Truncate(ctx, gfid, size)
 		return err
@@ -226,7 +226,7 @@ func (r *Replicate) fdData(ctx context.Context, f *brick.Fd, off, length uint64,
 	if err != nil {
 		return xdr.Iatt{}, err
 	}
-	ok, err := r.dataTxn(ctx, rf.ino, off, length, fn)
+	ok, err := r.dataTxn(ctx, rf.ino, rf, off, length, fn)
 	if err != nil || sts == nil {
 		return xdr.Iatt{}, err
 	}

@@ -611,9 +611,17 @@ func (c *Client) Unlink(ctx context.Context, parent xdr.GFID, name string) error
 
 // Rmdir removes the empty directory name from parent.
 func (c *Client) Rmdir(ctx context.Context, parent xdr.GFID, name string) error {
+	return c.RmdirFlags(ctx, parent, name, 0)
+}
+
+// RmdirFlags is RMDIR with its xflags: 1 has the brick move a directory
+// that is not empty, with its contents, to its landfill for removal, as
+// self-heal does to delete a directory the good bricks no longer have
+// (posix_rmdir).
+func (c *Client) RmdirFlags(ctx context.Context, parent xdr.GFID, name string, flags int32) error {
 	e := enc(40 + len(name))
 	e.GFID(parent)
-	e.Int32(0)
+	e.Int32(flags)
 	e.String(name)
 	_ = e.Dict(xdr.Dict{})
 	d, _, err := c.do(ctx, opRmdir, parent, e.B, nil)

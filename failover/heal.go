@@ -65,7 +65,7 @@ func (r *Replicate) healWorker() {
 	defer close(r.healDone)
 	for {
 		r.healMu.Lock()
-		waiting := len(r.toHeal) > 0
+		waiting := len(r.toHeal) > 0 || len(r.entryHeal) > 0
 		r.healMu.Unlock()
 		retry := make(<-chan time.Time)
 		if waiting {
@@ -86,6 +86,9 @@ func (r *Replicate) healWorker() {
 			return
 		case <-time.After(200 * time.Millisecond):
 		}
+		// Names first: a file made on the returning brick is then filled
+		// in by the data and metadata heals below.
+		r.healEntries(r.healCtx)
 		r.healMu.Lock()
 		todo := make(map[xdr.GFID]uint8, len(r.toHeal))
 		for g, kinds := range r.toHeal {
@@ -199,17 +202,15 @@ func (r *Replicate) healData(ctx context.Context, g xdr.GFID) (bool, error) {
 		return false, nil // AFR heals only with every brick locked
 	}
 	ino := r.inode(g)
-	if _, ok, err := r.refresh(ctx, ino); err != nil {
+	sts, ok, err := r.refresh(ctx, ino)
+	if err != nil {
 		return false, err
 	} else if count(ok) < r.n() {
 		return false, nil
 	}
-	ino.mu.Lock()
-	isDir := ino.isDir
-	ino.mu.Unlock()
-	if isDir {
-		return true, nil // entry heal is the self-heal daemon's
-	}
+	// Only regular files hold data; for others (a FIFO made while a brick
+	// was down carries a data mark too) the accusation is just cleared.
+	regular := sts[first(ok)].Mode&syscall.S_IFMT == syscall.S_IFREG
 
 	// The healers' tie-breaker lock, non-blocking: if the self-heal daemon
 	// holds it, it is healing this file already.
@@ -232,9 +233,9 @@ func (r *Replicate) healData(ctx context.Context, g xdr.GFID) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	snap, ok := r.readMatrix(ctx, ino, part)
+	snap, read := r.readMatrix(ctx, ino, part)
 	r.release(ino, 0, whole, false)
-	if !ok || count(part) < r.n() {
+	if !read || count(part) < r.n() {
 		return false, nil
 	}
 	sources, sinks := r.direction(snap)
@@ -260,6 +261,9 @@ func (r *Replicate) healData(ctx context.Context, g xdr.GFID) (bool, error) {
 			}
 		}
 	}()
+	if !regular {
+		return r.healFinish(ctx, ino, fds, src, sources, sinks, snap)
+	}
 	for i := range r.kids {
 		if i == src || (sinks[i] && i != r.opts.Arbiter) {
 			f, err := r.kids[i].Open(ctx, g, syscall.O_RDWR)
@@ -341,14 +345,16 @@ func (r *Replicate) healFinish(ctx context.Context, ino *inode, fds []*brick.Fd,
 			}
 		}
 	}
-	st, err := r.kids[src].Fstat(ctx, fds[src])
-	if err != nil {
-		return false, err
-	}
-	for i, s := range sinks {
-		if s && fds[i] != nil {
-			if _, _, err := r.kids[i].Ftruncate(ctx, fds[i], st.Size); err != nil {
-				return false, err
+	if fds[src] != nil {
+		st, err := r.kids[src].Fstat(ctx, fds[src])
+		if err != nil {
+			return false, err
+		}
+		for i, s := range sinks {
+			if s && fds[i] != nil {
+				if _, _, err := r.kids[i].Ftruncate(ctx, fds[i], st.Size); err != nil {
+					return false, err
+				}
 			}
 		}
 	}

@@ -23,6 +23,7 @@ type Child interface {
 	Inodelk(ctx context.Context, gfid xdr.GFID, domain string, cmd uint32, fl xdr.Flock) error
 	Entrylk(ctx context.Context, parent xdr.GFID, name, domain string, cmd, typ uint32) error
 	Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, dict, xdata xdr.Dict) (xdr.Dict, error)
+	RmdirFlags(ctx context.Context, parent xdr.GFID, name string, flags int32) error
 	Kick(reason string)
 }
 
@@ -73,12 +74,13 @@ type Replicate struct {
 	inodes map[xdr.GFID]*inode // GUARDED_BY(mu)
 	fds    sync.Map            // *brick.Fd -> *replFd
 
-	healMu   sync.Mutex
-	toHeal   map[xdr.GFID]uint8 // GUARDED_BY(healMu); 1<<slot for each kind of accusation brickfs made
-	healOnce sync.Once
-	healKick chan struct{}
-	healStop chan struct{}
-	healDone chan struct{}
+	healMu    sync.Mutex
+	toHeal    map[xdr.GFID]uint8           // GUARDED_BY(healMu); 1<<slot for each kind of accusation brickfs made
+	entryHeal map[xdr.GFID]map[string]bool // GUARDED_BY(healMu); names changed while a brick missed it, per directory
+	healOnce  sync.Once
+	healKick  chan struct{}
+	healStop  chan struct{}
+	healDone  chan struct{}
 	// healCtx is cancelled by Close, so an unmount never waits for a heal.
 	healCtx    context.Context
 	healCancel context.CancelFunc

@@ -38,6 +38,9 @@ func (f *fakeChild) log(e string) {
 func (f *fakeChild) Name() string { return f.name }
 func (f *fakeChild) Up() bool     { f.mu.Lock(); defer f.mu.Unlock(); return f.up }
 func (f *fakeChild) Kick(string)  {}
+func (f *fakeChild) RmdirFlags(ctx context.Context, parent xdr.GFID, name string, flags int32) error {
+	return syscall.ENOSYS
+}
 func (f *fakeChild) down() error {
 	return &brick.OpError{Brick: f.name, Errno: syscall.ENOTCONN}
 }

@@ -539,6 +539,11 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 	if created != nil {
 		created(ctx, ok)
 	}
+	if count(ok) < r.n() {
+		for _, e := range changed(names) {
+			r.noteEntryHeal(e.parent, e.name)
+		}
+	}
 	if failed := and(part, not(ok)); count(failed) > 0 {
 		for _, e := range changed(names) {
 			if err := r.accuse(ctx, e.parent, owner, ok, failed, slotEntry, entryXdata("glusterfs.xattrop-entry-create", e.name)); err != nil {
@@ -593,7 +598,11 @@ func (r *Replicate) markNewEntry(ctx context.Context, gfid xdr.GFID, ok []bool, 
 	c := counts{1, 1, 0}
 	if dir {
 		c = counts{1, 1, 1}
+		r.noteEntryHeal(gfid, "")
+	} else {
+		r.noteHeal(gfid, slotData)
 	}
+	r.noteHeal(gfid, slotMeta)
 	pending := map[int]counts{}
 	for i, v := range ok {
 		if !v {

@@ -1,0 +1,320 @@
+package failover
+
+import (
+	"context"
+	"strings"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// Client-side entry heal, for the same reason as the data heal in heal.go:
+// after a hung or silent brick only brickfs knows which names it changed
+// without that brick. It records them, and when the brick is back it
+// creates on it what the good bricks have (same gfid, so the data and
+// metadata heals then fill the new files in) and removes what they no
+// longer have, under AFR's entry lock on the whole directory, then takes
+// back the directory's entry accusations and purges its granular
+// entry-heal index (afr-self-heal-entry.c, afr-self-heal-name.c).
+
+// noteEntryHeal remembers a name an entry operation changed while a brick
+// missed it; an empty name registers the directory alone (a directory made
+// while a brick was missing, whose whole namespace needs healing).
+func (r *Replicate) noteEntryHeal(dir xdr.GFID, name string) {
+	r.healMu.Lock()
+	if r.entryHeal == nil {
+		r.entryHeal = map[xdr.GFID]map[string]bool{}
+	}
+	if r.entryHeal[dir] == nil {
+		r.entryHeal[dir] = map[string]bool{}
+	}
+	if name != "" && len(r.entryHeal[dir]) < 100000 {
+		r.entryHeal[dir][name] = true
+	}
+	r.healMu.Unlock()
+}
+
+// healEntries heals every directory with recorded names; directories made
+// on the sink by one pass let their own names heal in the next.
+func (r *Replicate) healEntries(ctx context.Context) {
+	for pass := 0; pass < 64; pass++ {
+		r.healMu.Lock()
+		todo := make(map[xdr.GFID][]string, len(r.entryHeal))
+		for d, names := range r.entryHeal {
+			todo[d] = make([]string, 0, len(names))
+			for n := range names {
+				todo[d] = append(todo[d], n)
+			}
+		}
+		r.healMu.Unlock()
+		progress := false
+		for d, names := range todo {
+			if ctx.Err() != nil {
+				return
+			}
+			done, err := r.healDir(ctx, d, names)
+			if err != nil {
+				r.log.Warn("entry heal failed; the self-heal daemon will heal it", zap.Stringer("gfid", d), zap.Error(err))
+			}
+			if done || brick.Errno(err) == syscall.ENOENT || brick.Errno(err) == syscall.ESTALE {
+				r.healMu.Lock()
+				delete(r.entryHeal, d)
+				r.healMu.Unlock()
+				progress = true
+			}
+		}
+		if !progress {
+			return
+		}
+	}
+}
+
+// healDir heals the recorded names of one directory.
+func (r *Replicate) healDir(ctx context.Context, dir xdr.GFID, names []string) (bool, error) {
+	up := r.up()
+	if count(up) < r.n() {
+		return false, nil
+	}
+	ino := r.inode(dir)
+	owner := newOwner()
+	hctx := internal(ctx, owner)
+	// The whole directory, in the heal domain then the replica's domain,
+	// as glustershd takes it: no name changes in it meanwhile.
+	var locked [2][]bool
+	for n, domain := range []string{r.name + healDomainSuffix, r.name} {
+		rs := r.fanout(hctx, up, func(ctx context.Context, i int) error {
+			return r.kids[i].Entrylk(ctx, dir, "", domain, brick.EntrylkLockNB, brick.LkWrite)
+		})
+		locked[n] = succeeded(rs, up)
+		domain := domain
+		defer r.fanout(hctx, locked[n], func(ctx context.Context, i int) error {
+			return r.kids[i].Entrylk(ctx, dir, "", domain, brick.EntrylkUnlock, brick.LkWrite)
+		})
+		if count(locked[n]) < r.n() {
+			return false, nil // busy: next round
+		}
+	}
+	snap, ok := r.readMatrixSlot(hctx, ino, up, slotEntry)
+	snapData, ok2 := r.readMatrixSlot(hctx, ino, up, slotData)
+	if !ok || !ok2 {
+		return false, nil
+	}
+	sources, sinks := r.direction(snap)
+	if r.opts.Arbiter >= 0 && !sinks[r.opts.Arbiter] {
+		sources[r.opts.Arbiter] = true // an arbiter holds the namespace
+	}
+	if count(sinks) == 0 {
+		return true, nil
+	}
+	if count(sources) == 0 {
+		return false, nil // split-brain
+	}
+	// Compare the whole directory, not only the names brickfs recorded:
+	// other clients may have changed names too, and the accusation this
+	// heal takes back covers theirs as well.
+	all := map[string]bool{}
+	for _, n := range names {
+		all[n] = true
+	}
+	for i := range r.kids {
+		if !sources[i] && !sinks[i] {
+			continue
+		}
+		listed, err := r.listNames(hctx, i, dir)
+		if err != nil {
+			return false, err
+		}
+		for _, n := range listed {
+			all[n] = true
+		}
+	}
+	complete := true
+	for name := range all {
+		healed, err := r.healName(hctx, dir, name, sources, sinks)
+		if err != nil {
+			return false, err
+		}
+		complete = complete && healed
+	}
+	if !complete {
+		return false, nil
+	}
+	now, ok := r.readMatrixSlot(hctx, ino, up, slotEntry)
+	nowData, ok2 := r.readMatrixSlot(hctx, ino, up, slotData)
+	if !ok || !ok2 {
+		return false, nil
+	}
+	for i := range now.m {
+		for j := range now.m[i] {
+			if sinks[j] && (now.m[i][j] != snap.m[i][j] || nowData.m[i][j] != snapData.m[i][j]) {
+				return false, nil // a new change missed a brick meanwhile
+			}
+		}
+	}
+	purge := xdr.Dict{{Key: "glusterfs.xattrop-purge-index", Value: xdr.Int(1)}}
+	for i := range r.kids {
+		pending := map[int]counts{}
+		for j := range r.kids {
+			if !sinks[j] {
+				continue
+			}
+			var c counts
+			c[slotEntry] = -snap.m[i][j]
+			// A new directory's data slot asks for a full entry heal,
+			// which this was.
+			c[slotData] = -snapData.m[i][j]
+			if c != (counts{}) {
+				pending[j] = c
+			}
+		}
+		if len(pending) == 0 {
+			continue
+		}
+		one := make([]bool, r.n())
+		one[i] = true
+		if ok := r.xattrop(hctx, dir, owner, one, counts{}, pending, purge); !ok[i] {
+			return false, &brick.OpError{Brick: r.kids[i].Name(), Fop: "XATTROP", GFID: dir, Errno: syscall.EIO}
+		}
+	}
+	r.log.Info("directory healed", zap.Stringer("gfid", dir), zap.Int("names", len(names)))
+	return true, nil
+}
+
+// healName makes one name on the sinks what it is on the sources. It
+// reports false for what it leaves to the self-heal daemon: a name whose
+// gfid differs between bricks, or a directory to remove that is not empty.
+func (r *Replicate) healName(ctx context.Context, dir xdr.GFID, name string, sources, sinks []bool) (bool, error) {
+	sts := make([]xdr.Iatt, r.n())
+	all := make([]bool, r.n())
+	for i := range all {
+		all[i] = sources[i] || sinks[i]
+	}
+	rs := r.fanout(ctx, all, func(ctx context.Context, i int) error {
+		var err error
+		sts[i], _, err = r.kids[i].Lookup(ctx, dir, name, xdr.GFID{}, nil)
+		return err
+	})
+	exists := func(i int) (bool, error) {
+		switch err := rs[i].err; {
+		case err == nil:
+			return true, nil
+		case brick.Errno(err) == syscall.ENOENT:
+			return false, nil
+		default:
+			return false, err
+		}
+	}
+	src := -1 // a source holding the name, not the arbiter if another does
+	for i := range sources {
+		if !sources[i] {
+			continue
+		}
+		e, err := exists(i)
+		if err != nil {
+			return false, err
+		}
+		if e && (src < 0 || src == r.opts.Arbiter) {
+			src = i
+		}
+	}
+	found := src >= 0
+	complete := true
+	for k := range sinks {
+		if !sinks[k] {
+			continue
+		}
+		e, err := exists(k)
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case found && e && sts[k].GFID == sts[src].GFID:
+		case found && e:
+			r.log.Warn("gfid mismatch on a name; left to the self-heal daemon", zap.Stringer("dir", dir), zap.String("name", name))
+			complete = false
+		case found:
+			if err := r.impunge(ctx, dir, name, src, k, sts[src]); err != nil {
+				return false, err
+			}
+		case e:
+			if err := r.expunge(ctx, dir, name, k, sts[k]); err != nil {
+				if brick.Errno(err) == syscall.ENOTEMPTY {
+					complete = false
+					continue
+				}
+				return false, err
+			}
+		}
+	}
+	return complete, nil
+}
+
+// impunge creates on brick k the entry the source src has, with its gfid.
+func (r *Replicate) impunge(ctx context.Context, dir xdr.GFID, name string, src, k int, st xdr.Iatt) error {
+	// Another name of the same inode already on the sink: a hard link.
+	if _, _, err := r.kids[k].Lookup(ctx, xdr.GFID{}, "", st.GFID, nil); err == nil && st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		_, err := r.kids[k].Link(ctx, st.GFID, dir, name)
+		return err
+	}
+	var err error
+	perm := st.Mode & 07777
+	switch st.Mode & syscall.S_IFMT {
+	case syscall.S_IFDIR:
+		_, err = r.kids[k].Mkdir(ctx, dir, name, perm, 0, st.GFID, nil)
+		if err == nil {
+			r.noteHeal(st.GFID, slotMeta)
+			r.noteEntryHeal(st.GFID, "")
+		}
+	case syscall.S_IFLNK:
+		var target string
+		if target, err = r.kids[src].Readlink(ctx, st.GFID); err == nil {
+			_, err = r.kids[k].Symlink(ctx, dir, name, target, 0, st.GFID, nil)
+		}
+	default:
+		_, err = r.kids[k].Mknod(ctx, dir, name, st.Mode, st.Rdev, 0, st.GFID, nil)
+		if err == nil {
+			if st.Mode&syscall.S_IFMT == syscall.S_IFREG {
+				r.noteHeal(st.GFID, slotData)
+			}
+			r.noteHeal(st.GFID, slotMeta)
+		}
+	}
+	return err
+}
+
+// expunge removes from brick k a name the sources no longer have.
+func (r *Replicate) expunge(ctx context.Context, dir xdr.GFID, name string, k int, st xdr.Iatt) error {
+	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		return r.kids[k].RmdirFlags(ctx, dir, name, 1) // with what is left in it
+	}
+	return r.kids[k].Unlink(ctx, dir, name)
+}
+
+// listNames lists a directory on brick k.
+func (r *Replicate) listNames(ctx context.Context, k int, dir xdr.GFID) ([]string, error) {
+	fd, err := r.kids[k].Opendir(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer r.kids[k].Release(context.WithoutCancel(ctx), fd)
+	var names []string
+	var off uint64
+	for {
+		ents, eof, err := r.kids[k].Readdirp(ctx, fd, off, 128<<10)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			if e.Name != "." && e.Name != ".." && !(dir == xdr.RootGFID && strings.HasPrefix(e.Name, ".glusterfs-anonymous-inode-")) {
+				names = append(names, e.Name)
+			}
+		}
+		if eof || len(ents) == 0 {
+			return names, nil
+		}
+		off = ents[len(ents)-1].Off
+	}
+}

@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/brickfs/brickfs/integration"
@@ -38,8 +37,8 @@ func main() {
 	// on once the cluster is up, instead of killing us before teardown.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	d := &demoT{}
-	code := d.run(func() {
+	d := integration.NewProgram("democluster")
+	code := d.Run(func() {
 		c := integration.NewCluster(d, *nodes)
 		c.CreateVolume(d, "single", integration.Single)
 		c.Start(d, "single")
@@ -81,56 +80,4 @@ func main() {
 
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// demoT implements integration.T for a program: Fatalf and Skipf stop the
-// body, cleanups run in reverse order, and the exit code says whether
-// anything failed.
-type demoT struct {
-	mu       sync.Mutex
-	failed   bool
-	cleanups []func()
-}
-
-type stop struct{}
-
-func (d *demoT) run(body func()) (code int) {
-	defer func() {
-		if r := recover(); r != nil {
-			if _, ok := r.(stop); !ok {
-				d.Errorf("panic: %v", r)
-			}
-		}
-		for i := len(d.cleanups) - 1; i >= 0; i-- {
-			d.cleanups[i]()
-		}
-		if d.Failed() {
-			code = 1
-		}
-	}()
-	body()
-	return 0
-}
-
-func (d *demoT) Helper()          {}
-func (d *demoT) Name() string     { return "democluster" }
-func (d *demoT) Cleanup(f func()) { d.cleanups = append(d.cleanups, f) }
-func (d *demoT) Logf(format string, args ...any) {
-	log.Printf(format, args...)
-}
-func (d *demoT) Errorf(format string, args ...any) {
-	d.mu.Lock()
-	d.failed = true
-	d.mu.Unlock()
-	log.Printf("ERROR: "+format, args...)
-}
-func (d *demoT) Fatalf(format string, args ...any) {
-	d.Errorf(format, args...)
-	panic(stop{})
-}
-func (d *demoT) Skipf(format string, args ...any) { d.Fatalf(format, args...) }
-func (d *demoT) Failed() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.failed
 }

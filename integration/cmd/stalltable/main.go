@@ -33,7 +33,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -77,10 +76,10 @@ func main() {
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	d := &progT{}
+	d := integration.NewProgram("stalltable")
 	results := map[string]map[string]result{} // client -> scenario
 	start := time.Now()
-	code := d.run(func() {
+	code := d.Run(func() {
 		c := integration.NewCluster(d, 3)
 		const vol = "stall"
 		c.CreateVolume(d, vol, integration.Replica3)
@@ -102,7 +101,7 @@ func main() {
 				d.Fatalf("fill %s: %v\n%s", file, r, r.Stderr)
 			}
 			for _, s := range scenarios {
-				d.check(sig)
+				check(d, sig)
 				r := runScenario(d, c, vol, k, s, file, *size, *lead, *down, *hold, *tailD)
 				results[k][s] = r
 				d.Logf("RESULT %s %s: max stall %v, %d errors, %d writes %s", k, s, r.stall.Round(time.Millisecond), r.errs, r.ios, r.note)
@@ -122,7 +121,7 @@ func main() {
 }
 
 // runScenario runs fio on file and the fault in the middle of it.
-func runScenario(d *progT, c *integration.Cluster, vol, client, scen, file, size string, lead, down, hold, tailD time.Duration) result {
+func runScenario(d *integration.Program, c *integration.Cluster, vol, client, scen, file, size string, lead, down, hold, tailD time.Duration) result {
 	const victim = 2 // brick 2, on node 3: not the volfile server
 	fault := hold
 	if scen == "kill" {
@@ -168,7 +167,7 @@ func runScenario(d *progT, c *integration.Cluster, vol, client, scen, file, size
 
 // healed has the self-heal daemon heal the volume; it only logs when that
 // takes longer than three minutes.
-func healed(d *progT, c *integration.Cluster, vol, file string) {
+func healed(d *integration.Program, c *integration.Cluster, vol, file string) {
 	start := time.Now()
 	for time.Since(start) < 3*time.Minute {
 		why := c.PendingHeal(d, vol, []string{file})
@@ -216,64 +215,11 @@ func render(res map[string]map[string]result, scenarios []string, hold, down, le
 	return b.String()
 }
 
-// progT implements integration.T for a program: Fatalf stops the body,
-// cleanups run in reverse order, and the exit code says whether anything
-// failed.
-type progT struct {
-	mu       sync.Mutex
-	failed   bool
-	cleanups []func()
-}
-
-type stop struct{}
-
-func (d *progT) run(body func()) (code int) {
-	defer func() {
-		if r := recover(); r != nil {
-			if _, ok := r.(stop); !ok {
-				d.Errorf("panic: %v", r)
-			}
-		}
-		d.Logf("tearing down")
-		for i := len(d.cleanups) - 1; i >= 0; i-- {
-			d.cleanups[i]()
-		}
-		if d.Failed() {
-			code = 1
-		}
-	}()
-	body()
-	return 0
-}
-
 // check stops the body if a signal came.
-func (d *progT) check(sig chan os.Signal) {
+func check(d *integration.Program, sig chan os.Signal) {
 	select {
 	case s := <-sig:
 		d.Fatalf("got %v; stopping", s)
 	default:
 	}
-}
-
-func (d *progT) Helper()          {}
-func (d *progT) Name() string     { return "stalltable" }
-func (d *progT) Cleanup(f func()) { d.mu.Lock(); d.cleanups = append(d.cleanups, f); d.mu.Unlock() }
-func (d *progT) Logf(format string, args ...any) {
-	log.Printf(format, args...)
-}
-func (d *progT) Errorf(format string, args ...any) {
-	d.mu.Lock()
-	d.failed = true
-	d.mu.Unlock()
-	log.Printf("ERROR: "+format, args...)
-}
-func (d *progT) Fatalf(format string, args ...any) {
-	d.Errorf(format, args...)
-	panic(stop{})
-}
-func (d *progT) Skipf(format string, args ...any) { d.Fatalf(format, args...) }
-func (d *progT) Failed() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.failed
 }

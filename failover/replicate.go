@@ -61,12 +61,15 @@ type ReplicateOptions struct {
 //
 // LOCK ORDERING: inode.mu is never held across a network call.
 type Replicate struct {
-	name   string // lock domain: the replicate translator's name
-	kids   []Child
-	keys   []string // trusted.afr.<afr-pending-xattr[i]>
-	quorum int
-	opts   ReplicateOptions
-	log    *zap.Logger
+	name string // lock domain: the replicate translator's name
+	kids []Child
+	keys []string // trusted.afr.<afr-pending-xattr[i]>
+	// domCount asks every WRITE for the inodelks waiting in our domain
+	// (glusterfs.inodelk-dom-count); built once, sent as it is.
+	domCount xdr.Dict
+	quorum   int
+	opts     ReplicateOptions
+	log      *zap.Logger
 
 	gen atomic.Uint64 // bumped on every child up/down event
 
@@ -102,6 +105,7 @@ func NewReplicate(name string, kids []Child, pendingNames []string, opts Replica
 	for _, n := range pendingNames {
 		r.keys = append(r.keys, "trusted.afr."+n)
 	}
+	r.domCount = xdr.Dict{{Key: "glusterfs.inodelk-dom-count", Value: xdr.Str(name)}}
 	switch {
 	case opts.Quorum < 0:
 		r.quorum = 1

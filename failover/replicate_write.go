@@ -222,11 +222,21 @@ func (r *Replicate) Truncate(ctx context.Context, gfid xdr.GFID, size uint64) (p
 
 // fdData runs a data change through an fd on every child taking part.
 func (r *Replicate) fdData(ctx context.Context, f *brick.Fd, off, length uint64, sts []xdr.Iatt, op func(ctx context.Context, i int, cf *brick.Fd) error) (xdr.Iatt, error) {
-	rf, fn, err := r.withFd(f, op)
+	rf, err := r.rfd(f)
 	if err != nil {
 		return xdr.Iatt{}, err
 	}
-	ok, err := r.dataTxn(ctx, rf.ino, rf, off, length, fn)
+	return r.rfData(ctx, rf, off, length, sts, op)
+}
+
+func (r *Replicate) rfData(ctx context.Context, rf *replFd, off, length uint64, sts []xdr.Iatt, op func(ctx context.Context, i int, cf *brick.Fd) error) (xdr.Iatt, error) {
+	ok, err := r.dataTxn(ctx, rf.ino, rf, off, length, func(ctx context.Context, i int) error {
+		cf, err := r.child(ctx, rf, i)
+		if err != nil {
+			return err
+		}
+		return op(ctx, i, cf)
+	})
 	if err != nil || sts == nil {
 		return xdr.Iatt{}, err
 	}
@@ -253,13 +263,16 @@ var arbiterByte = []byte{0xff}
 // more than ours means another client wants the file, and the eager lock
 // is given up right after.
 func (r *Replicate) Write(ctx context.Context, f *brick.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, error) {
-	sts := make([]xdr.Iatt, r.n())
-	x := append(append(xdr.Dict{}, xdata...), xdr.Pair{Key: "glusterfs.inodelk-dom-count", Value: xdr.Str(r.name)})
-	var ino *inode
-	if rf, err := r.rfd(f); err == nil {
-		ino = rf.ino
+	rf, err := r.rfd(f)
+	if err != nil {
+		return xdr.Iatt{}, err
 	}
-	return r.fdData(ctx, f, off, uint64(len(data)), sts, func(ctx context.Context, i int, cf *brick.Fd) error {
+	x := r.domCount
+	if len(xdata) > 0 {
+		x = append(append(xdr.Dict{}, xdata...), r.domCount...)
+	}
+	sts := make([]xdr.Iatt, r.n())
+	return r.rfData(ctx, rf, off, uint64(len(data)), sts, func(ctx context.Context, i int, cf *brick.Fd) error {
 		d := data
 		if i == r.opts.Arbiter {
 			d = arbiterByte
@@ -267,8 +280,8 @@ func (r *Replicate) Write(ctx context.Context, f *brick.Fd, off uint64, data []b
 		var err error
 		var rx xdr.Dict
 		sts[i], rx, err = r.kids[i].WriteX(ctx, cf, off, d, x)
-		if n, ok := rx.Uint("glusterfs.inodelk-count"); ok && n > 1 && ino != nil {
-			r.contended(ino)
+		if n, ok := rx.Uint("glusterfs.inodelk-count"); ok && n > 1 {
+			r.contended(rf.ino)
 		}
 		return err
 	})
@@ -284,7 +297,7 @@ func (r *Replicate) Fsync(ctx context.Context, f *brick.Fd, datasync bool) error
 
 // Fsyncdir flushes a directory on every child that is up.
 func (r *Replicate) Fsyncdir(ctx context.Context, f *brick.Fd, datasync bool) error {
-	rf, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *brick.Fd) error {
+	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *brick.Fd) error {
 		return r.kids[i].Fsyncdir(ctx, cf, datasync)
 	})
 	if err != nil {
@@ -292,7 +305,6 @@ func (r *Replicate) Fsyncdir(ctx context.Context, f *brick.Fd, datasync bool) er
 	}
 	up := r.up()
 	_, err = r.outcome(r.fanout(ctx, up, fn), up)
-	_ = rf
 	return err
 }
 

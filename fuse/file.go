@@ -54,7 +54,7 @@ func (h *file) Getattr(ctx context.Context, out *gofuse.AttrOut) syscall.Errno {
 var _ = (fs.FileFlusher)((*file)(nil))
 
 func (h *file) Flush(ctx context.Context) syscall.Errno {
-	if err := h.vol().Flush(h.fsys.caller(ctx, h.fsys.flushOwner(ctx)), h.fd); err != nil {
+	if err := h.vol().Flush(h.fsys.caller(ctx, h.fsys.flushOwnerOf(ctx)), h.fd); err != nil {
 		return h.fsys.fail("FLUSH", err)
 	}
 	return 0

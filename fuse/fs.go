@@ -50,7 +50,7 @@ type FS struct {
 	// go-fuse does not pass FlushIn.LockOwner to the node API, so the raw
 	// wrapper (see rawFS) parks it here for the duration of the call.
 	ownersMu sync.Mutex
-	owners   map[uint32][]byte // GUARDED_BY(ownersMu)
+	owners   map[uint32]*flushOwner // GUARDED_BY(ownersMu)
 }
 
 // New returns a filesystem over vol.
@@ -61,7 +61,7 @@ func New(vol Volume, opts Options) *FS {
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
 	}
-	return &FS{vol: vol, opts: opts, log: opts.Log, owners: map[uint32][]byte{}}
+	return &FS{vol: vol, opts: opts, log: opts.Log, owners: map[uint32]*flushOwner{}}
 }
 
 // Root returns the node of the volume root.
@@ -246,24 +246,46 @@ func ownerBytes(owner uint64) []byte {
 	return binary.LittleEndian.AppendUint64(nil, owner)
 }
 
-func (f *FS) setFlushOwner(pid uint32, owner []byte) {
-	f.ownersMu.Lock()
-	if owner == nil {
-		delete(f.owners, pid)
-	} else {
-		f.owners[pid] = owner
-	}
-	f.ownersMu.Unlock()
+// flushOwner is the lock owner of the FLUSHes in flight for one pid; n
+// counts them, so one finishing does not take the owner from another.
+type flushOwner struct {
+	owner []byte
+	n     int
 }
 
-func (f *FS) flushOwner(ctx context.Context) []byte {
+func (f *FS) beginFlush(pid uint32, owner []byte) {
+	f.ownersMu.Lock()
+	defer f.ownersMu.Unlock()
+	fo := f.owners[pid]
+	if fo == nil {
+		fo = &flushOwner{}
+		f.owners[pid] = fo
+	}
+	fo.owner = owner
+	fo.n++
+}
+
+func (f *FS) endFlush(pid uint32) {
+	f.ownersMu.Lock()
+	defer f.ownersMu.Unlock()
+	if fo := f.owners[pid]; fo != nil {
+		if fo.n--; fo.n <= 0 {
+			delete(f.owners, pid)
+		}
+	}
+}
+
+func (f *FS) flushOwnerOf(ctx context.Context) []byte {
 	c, ok := gofuse.FromContext(ctx)
 	if !ok {
 		return nil
 	}
 	f.ownersMu.Lock()
 	defer f.ownersMu.Unlock()
-	return f.owners[c.Pid]
+	if fo := f.owners[c.Pid]; fo != nil {
+		return fo.owner
+	}
+	return nil
 }
 
 // rawFS wraps go-fuse's bridge to keep FLUSH's lock owner, which the node
@@ -275,8 +297,8 @@ type rawFS struct {
 }
 
 func (r *rawFS) Flush(cancel <-chan struct{}, in *gofuse.FlushIn) gofuse.Status {
-	r.fsys.setFlushOwner(in.Pid, ownerBytes(in.LockOwner))
-	defer r.fsys.setFlushOwner(in.Pid, nil)
+	r.fsys.beginFlush(in.Pid, ownerBytes(in.LockOwner))
+	defer r.fsys.endFlush(in.Pid)
 	return r.RawFileSystem.Flush(cancel, in)
 }
 

@@ -72,6 +72,8 @@ func RequireGlusterFS(t T) {
 		_, err := exec.LookPath(prog)
 		need(t, err == nil, glusterEnvs, "%s not found in PATH; install glusterfs-server (bash scripts/deps.sh)", prog)
 	}
+	_, herr := glfsheal()
+	need(t, herr == nil, glusterEnvs, "%v", herr)
 	held, err := wildcardListener(24007)
 	if err != nil {
 		t.Fatalf("read /proc/net/tcp: %v", err)

@@ -253,7 +253,9 @@ func (c *Cluster) PendingHeal(t T, volume string, files []string) []string {
 
 // WaitHealed triggers an index heal (`gluster volume heal VOL`, every few
 // seconds, since the self-heal daemon does not heal after a hang it never
-// saw) and waits until PendingHeal is empty. It returns how long it took.
+// saw) and waits until PendingHeal is empty and `gluster volume heal VOL
+// info` (HealInfo) lists no entries on any brick. It returns how long it
+// took.
 func (c *Cluster) WaitHealed(t T, volume string, files []string, timeout time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -261,6 +263,9 @@ func (c *Cluster) WaitHealed(t T, volume string, files []string, timeout time.Du
 	var triggerErr error
 	waitFor(t, timeout, "heal of "+volume, func() (bool, string) {
 		why := c.PendingHeal(t, volume, files)
+		if len(why) == 0 {
+			why = c.healInfoPending(t, volume)
+		}
 		if len(why) == 0 {
 			return true, ""
 		}

@@ -178,3 +178,39 @@ func (e *repEnv) requirePending(i int) {
 	}
 	e.t.Errorf("brick %d is down and fio writes, but no surviving brick blames it (%s); pending state: %v", i, key, why)
 }
+
+// requireHealInfoPending checks that `gluster volume heal VOL info`
+// (HealInfo) shows brick i as not connected and entries to heal on every
+// other brick: what brickfs marked while i was down is in the indices the
+// self-heal daemon and heal info read. Only for a crashed brick: glfsheal
+// would wait on a hung one.
+func (e *repEnv) requireHealInfoPending(i int) {
+	e.t.Helper()
+	n := 1
+	for _, b := range e.c.Bricks(e.t, e.vol) {
+		if b.Index != i {
+			n = b.Node
+			break
+		}
+	}
+	info, err := e.c.HealInfo(n, e.vol)
+	if err != nil {
+		e.t.Errorf("heal info while brick %d is down: %v", i, err)
+		return
+	}
+	bricks := e.c.Bricks(e.t, e.vol)
+	if len(info) != len(bricks) {
+		e.t.Errorf("heal info lists %d bricks, the volume has %d: %+v", len(info), len(bricks), info)
+		return
+	}
+	for _, b := range bricks {
+		h := info[b.Index]
+		switch {
+		case b.Index == i && h.Status == "Connected":
+			e.t.Errorf("heal info: brick %d is down but shows as connected: %+v", i, h)
+		case b.Index != i && (h.Status != "Connected" || h.Entries < 1):
+			e.t.Errorf("heal info: brick %d is up and should list what brick %d missed: %+v", b.Index, i, h)
+		}
+	}
+	e.t.Logf("heal info while brick %d is down: %+v", i, info)
+}

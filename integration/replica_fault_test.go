@@ -16,6 +16,7 @@ func TestReplicaKillBrick(t *testing.T) {
 		old := e.c.KillBrick(t, e.vol, 0)
 		time.Sleep(3 * time.Second) // writes run on two bricks
 		e.requirePending(0)
+		e.requireHealInfoPending(0)
 		nb := e.c.RestartBrick(t, e.vol, 0)
 		if nb.Port == old.Port {
 			t.Logf("restarted brick got the same port %d", nb.Port)

@@ -123,4 +123,3 @@ func (c *Cluster) healInfoPending(t T, volume string) []string {
 	}
 	return why
 }
-

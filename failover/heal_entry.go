@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"syscall"
 
@@ -236,7 +237,7 @@ func (r *Replicate) healName(ctx context.Context, dir xdr.GFID, name string, sou
 			r.log.Warn("gfid mismatch on a name; left to the self-heal daemon", zap.Stringer("dir", dir), zap.String("name", name))
 			complete = false
 		case found:
-			if err := r.impunge(ctx, dir, name, src, k, sts[src]); err != nil {
+			if err := r.impunge(ctx, dir, name, src, sources, k, sts[src]); err != nil {
 				return false, err
 			}
 		case e:
@@ -253,21 +254,27 @@ func (r *Replicate) healName(ctx context.Context, dir xdr.GFID, name string, sou
 }
 
 // impunge creates on brick k the entry the source src has, with its gfid.
-func (r *Replicate) impunge(ctx context.Context, dir xdr.GFID, name string, src, k int, st xdr.Iatt) error {
+// A new inode (not a hard link to one k already holds) is first marked on
+// the sources as missing on k (afr_selfheal_newentry_mark), so the empty
+// copy made on k is never taken for a good one: the heal of the inode
+// itself, by brickfs or the self-heal daemon, fills it in.
+func (r *Replicate) impunge(ctx context.Context, dir xdr.GFID, name string, src int, sources []bool, k int, st xdr.Iatt) error {
 	// Another name of the same inode already on the sink: a hard link.
 	if _, _, err := r.kids[k].Lookup(ctx, xdr.GFID{}, "", st.GFID, nil); err == nil && st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
 		_, err := r.kids[k].Link(ctx, st.GFID, dir, name)
 		return err
+	}
+	sink := make([]bool, r.n())
+	sink[k] = true
+	if done := r.markNew(ctx, st, sources, sink); count(and(done, sources)) == 0 {
+		return &brick.OpError{Brick: r.kids[src].Name(), Fop: "XATTROP", GFID: st.GFID, Errno: syscall.EIO,
+			Err: errors.New("no source took the new-entry mark")}
 	}
 	var err error
 	perm := st.Mode & 07777
 	switch st.Mode & syscall.S_IFMT {
 	case syscall.S_IFDIR:
 		_, err = r.kids[k].Mkdir(ctx, dir, name, perm, 0, st.GFID, nil)
-		if err == nil {
-			r.noteHeal(st.GFID, slotMeta)
-			r.noteEntryHeal(st.GFID, "")
-		}
 	case syscall.S_IFLNK:
 		var target string
 		if target, err = r.kids[src].Readlink(ctx, st.GFID); err == nil {
@@ -275,12 +282,6 @@ func (r *Replicate) impunge(ctx context.Context, dir xdr.GFID, name string, src,
 		}
 	default:
 		_, err = r.kids[k].Mknod(ctx, dir, name, st.Mode, st.Rdev, 0, st.GFID, nil)
-		if err == nil {
-			if st.Mode&syscall.S_IFMT == syscall.S_IFREG {
-				r.noteHeal(st.GFID, slotData)
-			}
-			r.noteHeal(st.GFID, slotMeta)
-		}
 	}
 	return err
 }

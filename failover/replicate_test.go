@@ -27,6 +27,10 @@ type fakeChild struct {
 	events   []string // what reached the brick, in order
 	xattrops []xdr.Dict
 	xattrs   map[string]counts // the changelog as ADD_ARRAY left it
+	rmdirErr error
+	names    map[string]xdr.Iatt // the namespace, if set (entry_test.go)
+	created  int64               // seq of the last entry made here
+	markedAt int64               // seq of the last xattrop
 }
 
 func (f *fakeChild) log(e string) {
@@ -73,6 +77,7 @@ func (f *fakeChild) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, di
 	defer f.mu.Unlock()
 	f.xattrops = append(f.xattrops, dict)
 	f.events = append(f.events, "xattrop")
+	f.markedAt = seq.Add(1)
 	if f.xattrs == nil {
 		f.xattrs = map[string]counts{}
 	}
@@ -126,6 +131,18 @@ func (f *fakeChild) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.names != nil {
+		if name == "" {
+			for _, st := range f.names {
+				if st.GFID == gfid {
+					return st, nil, nil
+				}
+			}
+		} else if st, ok := f.names[name]; ok {
+			return st, nil, nil
+		}
+		return xdr.Iatt{}, nil, &brick.OpError{Brick: f.name, Fop: "LOOKUP", Errno: syscall.ENOENT}
+	}
 	x = f.lookupX
 	if x == nil {
 		for k, v := range f.xattrs {

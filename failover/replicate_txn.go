@@ -534,6 +534,7 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 	rs := r.fanout(ctx, part, op)
 	ok, err := r.outcome(rs, part)
 	if err != nil {
+		r.entryTooFew(ctx, owner, names, rs, part, ok, optimistic)
 		return ok, err
 	}
 	if created != nil {
@@ -557,6 +558,44 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 		}
 	}
 	return ok, nil
+}
+
+// entryTooFew records an entry change that some bricks took but too few
+// for quorum: the caller gets an error while those bricks hold the change
+// (afr_handle_quorum). Bricks that refused it with an errno of their own
+// (ENOTEMPTY, EEXIST, ENOENT: their namespace differs, and it is what the
+// caller was told) blame the bricks that took it, so a heal undoes it
+// there; an rmdir refused as ENOTEMPTY by two bricks of three has its
+// directory put back on the third. Without such bricks (the rest failed
+// by connection) the parents stay dirty on the bricks that took it, for a
+// heal to compare the copies.
+func (r *Replicate) entryTooFew(ctx context.Context, owner []byte, names []entry, rs []reply, part, ok []bool, optimistic bool) {
+	if count(ok) == 0 {
+		return
+	}
+	refused := make([]bool, r.n())
+	for i, rp := range rs {
+		refused[i] = part[i] && !ok[i] && rp.done && rp.err != nil && brick.Errno(rp.err) != syscall.ENOTCONN
+	}
+	var took []string
+	for i, v := range ok {
+		if v {
+			took = append(took, r.kids[i].Name())
+		}
+	}
+	for _, e := range changed(names) {
+		r.noteEntryHeal(e.parent, e.name)
+		switch {
+		case count(refused) > 0:
+			r.log.Warn("an entry change reached too few bricks; the bricks that refused it mark the others for heal",
+				zap.Stringer("parent", e.parent), zap.String("name", e.name), zap.Strings("took it", took))
+			r.xattrop(ctx, e.parent, owner, refused, counts{}, blame(ok, slotEntry), entryXdata("glusterfs.xattrop-entry-create", e.name))
+		case optimistic:
+			r.log.Warn("an entry change reached too few bricks; leaving the parent dirty for heal",
+				zap.Stringer("parent", e.parent), zap.String("name", e.name), zap.Strings("took it", took))
+			r.xattrop(ctx, e.parent, owner, ok, slotOnly(slotEntry, 1), nil, entryXdata("glusterfs.xattrop-entry-create", e.name))
+		}
+	}
 }
 
 // lockEntries takes the entry locks on names, in their sorted order, on
@@ -591,25 +630,36 @@ func (r *Replicate) unlockEntries(ctx context.Context, owner []byte, names []ent
 // markNewEntry accuses, on the new inode itself, the children where a
 // create failed, so the heal daemon creates it there with its data and
 // metadata (afr_mark_new_entry_changelog).
-func (r *Replicate) markNewEntry(ctx context.Context, gfid xdr.GFID, ok []bool, dir bool) {
-	if ok == nil || count(ok) == r.n() || gfid.IsZero() {
+func (r *Replicate) markNewEntry(ctx context.Context, st xdr.Iatt, ok []bool) {
+	if ok == nil || count(ok) == r.n() || st.GFID.IsZero() {
 		return
 	}
-	c := counts{1, 1, 0}
-	if dir {
-		c = counts{1, 1, 1}
-		r.noteEntryHeal(gfid, "")
-	} else {
-		r.noteHeal(gfid, slotData)
+	if done := r.markNew(ctx, st, ok, not(ok)); !r.hasQuorum(done) {
+		r.log.Error("could not mark a new entry for heal on enough bricks; run `gluster volume heal VOLUME full`", zap.Stringer("gfid", st.GFID))
 	}
-	r.noteHeal(gfid, slotMeta)
+}
+
+// markNew records, on the bricks of to, that the bricks of missing lack
+// the new inode st or hold only a fresh empty copy of it
+// (afr_mark_pending_changelog): metadata always, data for a regular file,
+// entries and a full data heal for a directory. It queues the inode for
+// brickfs's own heal and returns where the marks landed.
+func (r *Replicate) markNew(ctx context.Context, st xdr.Iatt, to, missing []bool) []bool {
+	c := counts{0, 1, 0}
+	switch st.Mode & syscall.S_IFMT {
+	case syscall.S_IFDIR:
+		c = counts{1, 1, 1}
+		r.noteEntryHeal(st.GFID, "")
+	case syscall.S_IFREG:
+		c[slotData] = 1
+		r.noteHeal(st.GFID, slotData)
+	}
+	r.noteHeal(st.GFID, slotMeta)
 	pending := map[int]counts{}
-	for i, v := range ok {
-		if !v {
+	for i, v := range missing {
+		if v {
 			pending[i] = c
 		}
 	}
-	if done := r.xattrop(ctx, gfid, nil, ok, counts{}, pending, nil); !r.hasQuorum(done) {
-		r.log.Error("could not mark a new entry for heal on enough bricks; run `gluster volume heal VOLUME full`", zap.Stringer("gfid", gfid))
-	}
+	return r.xattrop(ctx, st.GFID, nil, to, counts{}, pending, nil)
 }

@@ -20,7 +20,7 @@ func (r *Replicate) Create(ctx context.Context, parent xdr.GFID, name string, fl
 		kids[i], sts[i], err = r.kids[i].Create(ctx, parent, name, flags, mode, umask, gfid, extra)
 		return err
 	}, func(ctx context.Context, ok []bool) {
-		r.markNewEntry(ctx, sts[first(ok)].GFID, ok, false)
+		r.markNewEntry(ctx, sts[first(ok)], ok)
 	})
 	if err != nil {
 		r.releaseKids(ctx, kids)
@@ -57,7 +57,7 @@ func (r *Replicate) newEntry(ctx context.Context, parent xdr.GFID, name string, 
 		sts[i], err = fn(ctx, i)
 		return err
 	}, func(ctx context.Context, ok []bool) {
-		r.markNewEntry(ctx, sts[first(ok)].GFID, ok, dir)
+		r.markNewEntry(ctx, sts[first(ok)], ok)
 	})
 	if err != nil {
 		return xdr.Iatt{}, err

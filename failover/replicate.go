@@ -168,6 +168,28 @@ func (r *Replicate) errNoQuorum(op string) error {
 type reply struct {
 	err  error
 	done bool
+	at   time.Time // when the child answered
+}
+
+// slowChange is how long a data change may take before it is logged with
+// where its time went.
+const slowChange = time.Second
+
+// replyTimes describes, for the slow-change log, when each child answered
+// counted from start, and how.
+func replyTimes(rs []reply, start time.Time) []string {
+	var out []string
+	for i, rp := range rs {
+		if !rp.done {
+			continue
+		}
+		res := "ok"
+		if rp.err != nil {
+			res = rp.err.Error()
+		}
+		out = append(out, fmt.Sprintf("%d: %v %s", i, rp.at.Sub(start).Round(time.Millisecond), res))
+	}
+	return out
 }
 
 // fanout runs fn on every child in set, in parallel, each bounded by the
@@ -190,7 +212,7 @@ func (r *Replicate) fanout(ctx context.Context, set []bool, fn func(ctx context.
 				r.kids[i].Kick("a fop did not complete within the fop timeout")
 				err = &brick.OpError{Brick: r.kids[i].Name(), Errno: syscall.ENOTCONN, Err: err}
 			}
-			out[i] = reply{err: err, done: true}
+			out[i] = reply{err: err, done: true, at: time.Now()}
 		}(i)
 	}
 	wg.Wait()

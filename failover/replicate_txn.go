@@ -179,11 +179,22 @@ func (r *Replicate) outcome(rs []reply, part []bool) (ok []bool, err error) {
 // never reaches their disks before the data it vouches for
 // (ensure-durability, afr_changelog_post_op_safe).
 func (r *Replicate) dataTxn(ctx context.Context, ino *inode, rf *replFd, off, length uint64, op func(ctx context.Context, i int) error) ([]bool, error) {
+	var t [3]time.Time // start, locked, fop done: for the slow-change log
+	t[0] = time.Now()
 	part, err := r.acquire(ctx, ino, off, length)
 	if err != nil {
 		return nil, err
 	}
+	t[1] = time.Now()
 	rs := r.fanout(ctx, part, op)
+	t[2] = time.Now()
+	defer func() {
+		if end := time.Now(); end.Sub(t[0]) >= slowChange {
+			r.log.Warn("slow data change", zap.Stringer("gfid", ino.gfid), zap.Uint64("offset", off),
+				zap.Duration("took", end.Sub(t[0])), zap.Duration("lock wait", t[1].Sub(t[0])),
+				zap.Duration("bricks", t[2].Sub(t[1])), zap.Duration("after", end.Sub(t[2])), zap.Any("replies", replyTimes(rs, t[1])))
+		}
+	}()
 	ok, err := r.outcome(rs, part)
 	now := false
 	switch {

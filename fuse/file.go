@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
@@ -23,6 +24,7 @@ func (h *file) vol() Volume { return h.fsys.vol }
 var _ = (fs.FileReader)((*file)(nil))
 
 func (h *file) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
+	defer h.fsys.slow("READ", off, time.Now())
 	data, err := h.vol().Read(h.fsys.caller(ctx, nil), h.fd, uint64(off), uint32(len(dest)))
 	if err != nil {
 		return nil, h.fsys.fail("READ", err)
@@ -33,6 +35,7 @@ func (h *file) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadRes
 var _ = (fs.FileWriter)((*file)(nil))
 
 func (h *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	defer h.fsys.slow("WRITE", off, time.Now())
 	if _, err := h.vol().Write(h.fsys.caller(ctx, nil), h.fd, uint64(off), data, nil); err != nil {
 		return 0, h.fsys.fail("WRITE", err)
 	}

@@ -129,6 +129,18 @@ func (f *FS) fail(op string, err error) syscall.Errno {
 	return en
 }
 
+// slowIO is how long a read or write may take before it is logged: a VM
+// notices a pause of that length.
+const slowIO = time.Second
+
+// slow logs an I/O that took slowIO or more; call it deferred with the
+// start time.
+func (f *FS) slow(op string, off int64, start time.Time) {
+	if d := time.Since(start); d >= slowIO {
+		f.log.Warn("slow I/O", zap.String("fop", op), zap.Int64("offset", off), zap.Duration("took", d))
+	}
+}
+
 func newGFID() xdr.GFID {
 	var g xdr.GFID
 	if _, err := rand.Read(g[:]); err != nil {

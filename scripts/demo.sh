@@ -163,6 +163,19 @@ if [ -n "${BRICKFS_DEMO_REPLICA_SPEC:-}" ]; then
 	sleep 5
 	after=$(sha256sum <"$M3/disk.img")
 	[ "$sum" = "$after" ] || { echo "demo: data changed across the brick restart" >&2; exit 1; }
+	# `gluster volume heal rep3 info` runs glfsheal, which asks the system
+	# glusterd's socket; this cluster's glusterd listens on its own.
+	glfsheal=$(ls /usr/lib/*/glusterfs/glfsheal /usr/libexec/glusterfs/glfsheal 2>/dev/null | head -n1 || true)
+	if [ -n "$glfsheal" ]; then
+		echo "demo: heal info (what 'gluster volume heal rep3 info' runs), waiting for it to drain:"
+		for _ in $(seq 30); do
+			info=$("$glfsheal" rep3 glusterd-sock "$BRICKFS_DEMO_DIR/n1/gd.sock" || true)
+			[ "$(grep -c '^Number of entries: 0$' <<<"$info")" = 3 ] && break
+			sleep 1
+		done
+		sed 's/^/  /' <<<"$info"
+		[ "$(grep -c '^Number of entries: 0$' <<<"$info")" = 3 ] || { echo "demo: heal info did not drain to zero in 30 s" >&2; exit 1; }
+	fi
 	echo "demo: checksums of disk.img on the three brick backends:"
 	run sha256sum "$BRICKFS_DEMO_DIR"/n*/bricks/rep3-b*/disk.img
 	run getfattr -d -m trusted.afr -e hex "$BRICKFS_DEMO_DIR"/n*/bricks/rep3-b*/disk.img

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -53,11 +54,19 @@ func (f *fakeChild) makeEntry(name string, st xdr.Iatt) (xdr.Iatt, error) {
 	return st, nil
 }
 
-// against is what child f's changelog holds against child k, per slot.
-func (f *fakeChild) against(k string) counts {
+// against is what child f's changelog on inode g holds against child k,
+// per slot.
+func (f *fakeChild) against(g xdr.GFID, k string) counts {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.xattrs["trusted.afr."+k]
+	return f.xattrs[g]["trusted.afr."+k]
+}
+
+// dirtyOf is child f's dirty counters on inode g.
+func (f *fakeChild) dirtyOf(g xdr.GFID) counts {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.xattrs[g][dirtyKey]
 }
 
 func setRmdirErr(f *fakeChild, en syscall.Errno) {
@@ -66,9 +75,37 @@ func setRmdirErr(f *fakeChild, en syscall.Errno) {
 	f.mu.Unlock()
 }
 
+var clients = []string{"v-client-0", "v-client-1", "v-client-2"}
+
+// blames lists, as "i->k", every accusation in slot on inode g.
+func blames(f []*fakeChild, g xdr.GFID, slot int) map[string]int32 {
+	out := map[string]int32{}
+	for i, c := range f {
+		for _, k := range clients {
+			if v := c.against(g, k)[slot]; v != 0 {
+				out[fmt.Sprintf("%d->%s", i, k)] = v
+			}
+		}
+	}
+	return out
+}
+
+func sameBlames(got, want map[string]int32) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
 // An rmdir two bricks of three refuse as ENOTEMPTY fails, and the two
-// blame the brick that removed the directory, so a heal puts it back
-// there instead of leaving the copies different with nothing marked.
+// blame the brick that removed the directory, on the parent, so a heal
+// puts it back there instead of leaving the copies different with nothing
+// marked.
 func TestRmdirRefusedByMajorityMarksTheBrickThatTookIt(t *testing.T) {
 	r, f := newTestReplica(t)
 	setRmdirErr(f[1], syscall.ENOTEMPTY)
@@ -76,16 +113,13 @@ func TestRmdirRefusedByMajorityMarksTheBrickThatTookIt(t *testing.T) {
 	if err := r.Rmdir(context.Background(), xdr.RootGFID, "d"); brick.Errno(err) != syscall.ENOTEMPTY {
 		t.Fatalf("rmdir refused by 2 of 3: %v, want ENOTEMPTY", err)
 	}
-	for _, c := range f[1:] {
-		if got := c.against("v-client-0"); got[slotEntry] != 1 {
-			t.Errorf("%s blames v-client-0 %v, want one entry change", c.name, got)
-		}
+	want := map[string]int32{"1->v-client-0": 1, "2->v-client-0": 1}
+	if got := blames(f, xdr.RootGFID, slotEntry); !sameBlames(got, want) {
+		t.Errorf("entry blame on the parent: %v, want %v", got, want)
 	}
-	for _, k := range []string{"v-client-1", "v-client-2"} {
-		for _, c := range f {
-			if got := c.against(k); got != (counts{}) {
-				t.Errorf("%s blames %s %v; it refused the rmdir, it missed nothing", c.name, k, got)
-			}
+	for i, c := range f {
+		if d := c.dirtyOf(xdr.RootGFID); d != (counts{}) {
+			t.Errorf("brick %d: parent dirty %v; the blame says it all", i, d)
 		}
 	}
 	if _, ok := r.entryHeal[xdr.RootGFID]["d"]; !ok {
@@ -101,39 +135,108 @@ func TestRmdirRefusedByMinorityMarksIt(t *testing.T) {
 	if err := r.Rmdir(context.Background(), xdr.RootGFID, "d"); err != nil {
 		t.Fatalf("rmdir refused by 1 of 3: %v, want success", err)
 	}
-	for _, c := range f[:2] {
-		if got := c.against("v-client-2"); got[slotEntry] != 1 {
-			t.Errorf("%s blames v-client-2 %v, want one entry change", c.name, got)
-		}
+	want := map[string]int32{"0->v-client-2": 1, "1->v-client-2": 1}
+	if got := blames(f, xdr.RootGFID, slotEntry); !sameBlames(got, want) {
+		t.Errorf("entry blame on the parent: %v, want %v", got, want)
+	}
+}
+
+// One brick refuses, one loses its connection: the refuser blames both
+// the brick that took the change and the one whose outcome is unknown.
+func TestEntryRefusalAndLostConnection(t *testing.T) {
+	r, f := newTestReplica(t)
+	setRmdirErr(f[1], syscall.ENOTEMPTY)
+	setRmdirErr(f[2], syscall.ENOTCONN)
+	if err := r.Rmdir(context.Background(), xdr.RootGFID, "d"); err == nil {
+		t.Fatal("rmdir taken by 1 of 3 succeeded")
+	}
+	want := map[string]int32{"1->v-client-0": 1, "1->v-client-2": 1}
+	if got := blames(f, xdr.RootGFID, slotEntry); !sameBlames(got, want) {
+		t.Errorf("entry blame on the parent: %v, want %v", got, want)
 	}
 }
 
 // An entry change that only one brick took because the others lost
-// their connection fails for lack of quorum, accuses nobody (nobody
-// answered otherwise), and leaves the parent dirty where it was taken.
-func TestEntryChangeCutShortByConnectionsLeavesDirty(t *testing.T) {
-	r, f := newTestReplica(t)
-	setRmdirErr(f[1], syscall.ENOTCONN)
-	setRmdirErr(f[2], syscall.ENOTCONN)
-	if err := r.Rmdir(context.Background(), xdr.RootGFID, "d"); brick.Errno(err) != syscall.ENOTCONN {
-		t.Fatalf("rmdir taken by 1 of 3: %v, want ENOTCONN", err)
-	}
-	f[0].mu.Lock()
-	dirty := f[0].xattrs[dirtyKey]
-	f[0].mu.Unlock()
-	if dirty[slotEntry] != 1 {
-		t.Errorf("parent dirty on the brick that took the change: %v, want one entry change", dirty)
-	}
-	for _, c := range f {
-		for _, k := range []string{"v-client-0", "v-client-1", "v-client-2"} {
-			if got := c.against(k); got != (counts{}) {
-				t.Errorf("%s blames %s %v after a change cut short by connections", c.name, k, got)
+// their connection, or whose calls were cut short, fails for lack of
+// quorum, accuses nobody (nobody answered otherwise), and leaves the
+// parent dirty where it was taken, only there.
+func TestEntryChangeCutShortLeavesDirty(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"lost connection", &brick.OpError{Fop: "RMDIR", Errno: syscall.ENOTCONN}},
+		{"timed out", &brick.OpError{Fop: "RMDIR", Errno: syscall.ETIMEDOUT, Err: context.DeadlineExceeded}},
+		{"cancelled ENOENT", &brick.OpError{Fop: "RMDIR", Errno: syscall.ENOENT, Err: context.Canceled}},
+	} {
+		r, f := newTestReplica(t)
+		for _, c := range f[1:] {
+			c.mu.Lock()
+			c.rmdirErr = tc.err
+			c.mu.Unlock()
+		}
+		if err := r.Rmdir(context.Background(), xdr.RootGFID, "d"); err == nil {
+			t.Fatalf("%s: rmdir taken by 1 of 3 succeeded", tc.name)
+		}
+		want := []counts{{0, 0, 1}, {}, {}}
+		for i, c := range f {
+			if d := c.dirtyOf(xdr.RootGFID); d != want[i] {
+				t.Errorf("%s: brick %d parent dirty %v, want %v", tc.name, i, d, want[i])
 			}
+		}
+		if got := blames(f, xdr.RootGFID, slotEntry); len(got) > 0 {
+			t.Errorf("%s: accusations %v after a change cut short", tc.name, got)
 		}
 	}
 }
 
-// The entry heal recreating a missing file on a sink first marks it on
+// Refusing bricks that the parent's changelog already accuses are not
+// trusted to hold the truth: the parent is left dirty instead, as AFR
+// does, rather than making every brick blame every other.
+func TestEntryRefusersAlreadyAccusedLeaveDirty(t *testing.T) {
+	r, f := newTestReplica(t)
+	f[0].xattrs = map[xdr.GFID]map[string]counts{xdr.RootGFID: {
+		"trusted.afr.v-client-1": {0, 0, 2},
+		"trusted.afr.v-client-2": {0, 0, 2},
+	}}
+	setRmdirErr(f[1], syscall.ENOTEMPTY)
+	setRmdirErr(f[2], syscall.ENOTEMPTY)
+	if err := r.Rmdir(context.Background(), xdr.RootGFID, "d"); brick.Errno(err) != syscall.ENOTEMPTY {
+		t.Fatalf("rmdir refused by 2 of 3: %v, want ENOTEMPTY", err)
+	}
+	want := map[string]int32{"0->v-client-1": 2, "0->v-client-2": 2}
+	if got := blames(f, xdr.RootGFID, slotEntry); !sameBlames(got, want) {
+		t.Errorf("entry blame on the parent: %v, want only the old %v", got, want)
+	}
+	if d := f[0].dirtyOf(xdr.RootGFID); d != (counts{0, 0, 1}) {
+		t.Errorf("parent dirty on the brick that took it: %v, want one entry change", d)
+	}
+}
+
+// With a brick down when the locks are taken, the pre-op raised dirty and
+// blamed it; a refusal then adds its blame of the brick that took the
+// change, and dirty stays as the pre-op left it.
+func TestEntryRefusalWithPreOp(t *testing.T) {
+	r, f := newTestReplica(t)
+	f[2].mu.Lock()
+	f[2].up = false
+	f[2].mu.Unlock()
+	setRmdirErr(f[1], syscall.ENOTEMPTY)
+	if err := r.Rmdir(context.Background(), xdr.RootGFID, "d"); err == nil {
+		t.Fatal("rmdir taken by 1 of 3 succeeded")
+	}
+	want := map[string]int32{"0->v-client-2": 1, "1->v-client-2": 1, "1->v-client-0": 1}
+	if got := blames(f, xdr.RootGFID, slotEntry); !sameBlames(got, want) {
+		t.Errorf("entry blame on the parent: %v, want %v", got, want)
+	}
+	for i, c := range f[:2] {
+		if d := c.dirtyOf(xdr.RootGFID); d != (counts{0, 0, 1}) {
+			t.Errorf("brick %d parent dirty %v, want the pre-op's one entry change", i, d)
+		}
+	}
+}
+
+// The entry heal recreating a missing inode on a sink first marks it on
 // the sources as needing data and metadata there, so the fresh empty copy
 // is never taken for a good one.
 func TestImpungeMarksBeforeCreating(t *testing.T) {
@@ -158,12 +261,12 @@ func TestImpungeMarksBeforeCreating(t *testing.T) {
 		if err != nil || !done {
 			t.Fatalf("mode %o: healName: done %v, %v", tc.mode, done, err)
 		}
-		if _, ok := f[2].names["x"]; !ok {
-			t.Fatalf("mode %o: x not recreated on the sink", tc.mode)
+		if got, ok := f[2].names["x"]; !ok || got.GFID != gfid || got.Mode&syscall.S_IFMT != tc.mode&syscall.S_IFMT {
+			t.Fatalf("mode %o: x not recreated on the sink with its gfid and type: %+v", tc.mode, got)
 		}
 		for _, c := range f[:2] {
-			if got := c.against("v-client-2"); got != tc.want {
-				t.Errorf("mode %o: %s marks v-client-2 %v, want %v", tc.mode, c.name, got, tc.want)
+			if got := c.against(gfid, "v-client-2"); got != tc.want {
+				t.Errorf("mode %o: %s marks v-client-2 %v on the new inode, want %v", tc.mode, c.name, got, tc.want)
 			}
 			c.mu.Lock()
 			marked := c.markedAt
@@ -171,6 +274,9 @@ func TestImpungeMarksBeforeCreating(t *testing.T) {
 			if marked <= before || marked > f[2].created {
 				t.Errorf("mode %o: %s marked at %d, sink created at %d: want the mark first", tc.mode, c.name, marked, f[2].created)
 			}
+		}
+		if got := blames(f, xdr.RootGFID, slotEntry); len(got) > 0 {
+			t.Errorf("mode %o: marks on the parent %v; the new inode is what needs them", tc.mode, got)
 		}
 	}
 }

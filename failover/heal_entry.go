@@ -237,7 +237,10 @@ func (r *Replicate) healName(ctx context.Context, dir xdr.GFID, name string, sou
 			r.log.Warn("gfid mismatch on a name; left to the self-heal daemon", zap.Stringer("dir", dir), zap.String("name", name))
 			complete = false
 		case found:
-			if err := r.impunge(ctx, dir, name, src, sources, k, sts[src]); err != nil {
+			if err := r.impunge(ctx, dir, name, src, sources, k, sts[src]); errors.Is(err, errLeftToShd) {
+				r.log.Warn("a directory to recreate exists under another name on a brick; left to the self-heal daemon", zap.Stringer("dir", dir), zap.String("name", name))
+				complete = false
+			} else if err != nil {
 				return false, err
 			}
 		case e:
@@ -253,24 +256,35 @@ func (r *Replicate) healName(ctx context.Context, dir xdr.GFID, name string, sou
 	return complete, nil
 }
 
+// errLeftToShd is what impunge answers for a case it leaves to the
+// self-heal daemon.
+var errLeftToShd = errors.New("left to the self-heal daemon")
+
 // impunge creates on brick k the entry the source src has, with its gfid.
 // A new inode (not a hard link to one k already holds) is first marked on
 // the sources as missing on k (afr_selfheal_newentry_mark), so the empty
 // copy made on k is never taken for a good one: the heal of the inode
 // itself, by brickfs or the self-heal daemon, fills it in.
 func (r *Replicate) impunge(ctx context.Context, dir xdr.GFID, name string, src int, sources []bool, k int, st xdr.Iatt) error {
-	// Another name of the same inode already on the sink: a hard link.
-	if _, _, err := r.kids[k].Lookup(ctx, xdr.GFID{}, "", st.GFID, nil); err == nil && st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+	_, _, err := r.kids[k].Lookup(ctx, xdr.GFID{}, "", st.GFID, nil)
+	switch en := brick.Errno(err); {
+	case err == nil && st.Mode&syscall.S_IFMT != syscall.S_IFDIR:
+		// Another name of the same inode already on the sink: a hard link.
 		_, err := r.kids[k].Link(ctx, st.GFID, dir, name)
+		return err
+	case err == nil:
+		// The directory lives under another name on the sink (a rename
+		// it missed); moving it back is the self-heal daemon's.
+		return errLeftToShd
+	case en != syscall.ENOENT && en != syscall.ESTALE:
 		return err
 	}
 	sink := make([]bool, r.n())
 	sink[k] = true
-	if done := r.markNew(ctx, st, sources, sink); count(and(done, sources)) == 0 {
+	if done := r.markNew(ctx, st, sources, sink); count(done) == 0 {
 		return &brick.OpError{Brick: r.kids[src].Name(), Fop: "XATTROP", GFID: st.GFID, Errno: syscall.EIO,
 			Err: errors.New("no source took the new-entry mark")}
 	}
-	var err error
 	perm := st.Mode & 07777
 	switch st.Mode & syscall.S_IFMT {
 	case syscall.S_IFDIR:

@@ -26,7 +26,7 @@ type fakeChild struct {
 	lookupX  xdr.Dict // changelog this child reports on LOOKUP, if set
 	events   []string // what reached the brick, in order
 	xattrops []xdr.Dict
-	xattrs   map[string]counts // the changelog as ADD_ARRAY left it
+	xattrs   map[xdr.GFID]map[string]counts // the changelog as ADD_ARRAY left it, per inode
 	rmdirErr error
 	names    map[string]xdr.Iatt // the namespace, if set (entry_test.go)
 	created  int64               // seq of the last entry made here
@@ -79,16 +79,19 @@ func (f *fakeChild) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, di
 	f.events = append(f.events, "xattrop")
 	f.markedAt = seq.Add(1)
 	if f.xattrs == nil {
-		f.xattrs = map[string]counts{}
+		f.xattrs = map[xdr.GFID]map[string]counts{}
+	}
+	if f.xattrs[gfid] == nil {
+		f.xattrs[gfid] = map[string]counts{}
 	}
 	out := xdr.Dict{}
 	for _, p := range dict {
 		c, _ := parseCounts(p.Value.Bytes)
-		v := f.xattrs[p.Key]
+		v := f.xattrs[gfid][p.Key]
 		for i := range v {
 			v[i] += c[i]
 		}
-		f.xattrs[p.Key] = v
+		f.xattrs[gfid][p.Key] = v
 		out = append(out, xdr.Pair{Key: p.Key, Value: xdr.Ptr(v.bytes())})
 	}
 	return out, nil
@@ -145,7 +148,7 @@ func (f *fakeChild) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 	}
 	x = f.lookupX
 	if x == nil {
-		for k, v := range f.xattrs {
+		for k, v := range f.xattrs[testGFID] {
 			x = append(x, xdr.Pair{Key: k, Value: xdr.Ptr(v.bytes())})
 		}
 	}

@@ -572,22 +572,27 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 }
 
 // entryTooFew records an entry change that some bricks took but too few
-// for quorum: the caller gets an error while those bricks hold the change
-// (afr_handle_quorum). Bricks that refused it with an errno of their own
-// (ENOTEMPTY, EEXIST, ENOENT: their namespace differs, and it is what the
-// caller was told) blame the bricks that took it, so a heal undoes it
-// there; an rmdir refused as ENOTEMPTY by two bricks of three has its
-// directory put back on the third. Without such bricks (the rest failed
-// by connection) the parents stay dirty on the bricks that took it, for a
-// heal to compare the copies.
+// for quorum: the caller gets an error while those bricks hold the change.
+// AFR leaves the parent dirty on the bricks that took it
+// (afr_handle_quorum, afr_need_dirty_marking), which a heal resolves by a
+// conservative merge: a name removed on a minority comes back, but a
+// name created on a minority stays. brickfs does better where the other
+// bricks refused the change themselves with a namespace errno (ENOTEMPTY,
+// EEXIST, ENOENT...) and the parent's changelog vouches for them: what they
+// hold is what the caller was told, so they blame every other brick of the
+// transaction, and a heal makes those match them (an rmdir refused as
+// ENOTEMPTY by two bricks of three has its directory put back on the
+// third). Otherwise, or if that mark cannot be written, the parent is left
+// dirty on the bricks that took the change, as AFR does.
 func (r *Replicate) entryTooFew(ctx context.Context, owner []byte, names []entry, rs []reply, part, ok []bool, optimistic bool) {
 	if count(ok) == 0 {
 		return
 	}
 	refused := make([]bool, r.n())
 	for i, rp := range rs {
-		refused[i] = part[i] && !ok[i] && rp.done && rp.err != nil && brick.Errno(rp.err) != syscall.ENOTCONN
+		refused[i] = part[i] && !ok[i] && rp.done && namespaceRefusal(rp.err)
 	}
+	others := and(part, not(refused))
 	var took []string
 	for i, v := range ok {
 		if v {
@@ -596,17 +601,50 @@ func (r *Replicate) entryTooFew(ctx context.Context, owner []byte, names []entry
 	}
 	for _, e := range changed(names) {
 		r.noteEntryHeal(e.parent, e.name)
-		switch {
-		case count(refused) > 0:
-			r.log.Warn("an entry change reached too few bricks; the bricks that refused it mark the others for heal",
-				zap.Stringer("parent", e.parent), zap.String("name", e.name), zap.Strings("took it", took))
-			r.xattrop(ctx, e.parent, owner, refused, counts{}, blame(ok, slotEntry), entryXdata("glusterfs.xattrop-entry-create", e.name))
-		case optimistic:
-			r.log.Warn("an entry change reached too few bricks; leaving the parent dirty for heal",
-				zap.Stringer("parent", e.parent), zap.String("name", e.name), zap.Strings("took it", took))
-			r.xattrop(ctx, e.parent, owner, ok, slotOnly(slotEntry, 1), nil, entryXdata("glusterfs.xattrop-entry-create", e.name))
+		xd := entryXdata("glusterfs.xattrop-entry-create", e.name)
+		if count(refused) > 0 && r.vouchedFor(ctx, e.parent, part, refused) {
+			done := r.xattrop(ctx, e.parent, owner, refused, counts{}, blame(others, slotEntry), xd)
+			if count(done) > 0 {
+				r.log.Warn("an entry change reached too few bricks; the bricks that refused it mark the others for heal",
+					zap.Stringer("parent", e.parent), zap.String("name", e.name), zap.Strings("took it", took))
+				continue
+			}
+		}
+		r.log.Warn("an entry change reached too few bricks; leaving the parent dirty for heal",
+			zap.Stringer("parent", e.parent), zap.String("name", e.name), zap.Strings("took it", took))
+		if optimistic {
+			// Without a pre-op nothing is raised yet; with one, dirty
+			// stays raised on every brick of the transaction.
+			r.xattrop(ctx, e.parent, owner, ok, slotOnly(slotEntry, 1), nil, xd)
 		}
 	}
+}
+
+// namespaceRefusal reports whether err is a brick's own answer about its
+// namespace (the name exists, does not, the directory is not empty...),
+// as opposed to a failure that leaves unknown whether the brick applied
+// the change (a lost connection, a timeout, a cancelled call).
+func namespaceRefusal(err error) bool {
+	var oe *brick.OpError
+	if !errors.As(err, &oe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	switch oe.Errno {
+	case syscall.ENOTEMPTY, syscall.EEXIST, syscall.ENOENT, syscall.ENOTDIR, syscall.EISDIR:
+		return true
+	}
+	return false
+}
+
+// vouchedFor reports whether the parent's entry changelog, read on the
+// bricks of set, accuses none of who: they are not known to miss changes.
+func (r *Replicate) vouchedFor(ctx context.Context, parent xdr.GFID, set, who []bool) bool {
+	mx, read := r.readMatrixSlot(ctx, r.inode(parent), set, slotEntry)
+	if !read {
+		return false
+	}
+	_, sinks := r.direction(mx)
+	return count(and(sinks, who)) == 0
 }
 
 // lockEntries takes the entry locks on names, in their sorted order, on

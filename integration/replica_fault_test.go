@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"net"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -17,10 +19,16 @@ func TestReplicaKillBrick(t *testing.T) {
 		time.Sleep(3 * time.Second) // writes run on two bricks
 		e.requirePending(0)
 		e.requireHealInfoPending(0)
+		// Hold the old port so that glusterd must give the brick a new
+		// one (it picks a port it can bind on every address); whoever
+		// connects there is hung up on, as by a service that took it.
+		hold := holdPort(t, old.Host, old.Port)
 		nb := e.c.RestartBrick(t, e.vol, 0)
+		hold.Close()
 		if nb.Port == old.Port {
-			t.Logf("restarted brick got the same port %d", nb.Port)
+			t.Fatalf("restarted brick got its old port %d although it was held", nb.Port)
 		}
+		t.Logf("brick 0 moved from port %d to %d", old.Port, nb.Port)
 		// While fio still writes: brickfs must find the new port itself.
 		t.Logf("RECONNECT kill=%.2fs", e.waitBrickUsed(0, 30*time.Second).Seconds())
 	})
@@ -100,6 +108,26 @@ func TestReplicaGlusterdRestart(t *testing.T) {
 	if lines := LogLines(e.c.MountLog(e.mnt), "child down", "brick stopped answering"); len(lines) > 0 {
 		t.Errorf("a glusterd restart took a brick down in brickfs:\n%s", joinLines(lines))
 	}
+}
+
+// holdPort listens on host:port and closes every connection it accepts,
+// until the returned listener is closed.
+func holdPort(t *testing.T, host string, port int) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		t.Fatalf("hold the dead brick's port %s:%d: %v", host, port, err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return l
 }
 
 func joinLines(ls []string) string {

@@ -3,6 +3,7 @@ package failover
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -277,6 +278,48 @@ func TestImpungeMarksBeforeCreating(t *testing.T) {
 		}
 		if got := blames(f, xdr.RootGFID, slotEntry); len(got) > 0 {
 			t.Errorf("mode %o: marks on the parent %v; the new inode is what needs them", tc.mode, got)
+		}
+	}
+}
+
+func (f *fakeChild) Unlink(ctx context.Context, parent xdr.GFID, name string) error {
+	if !f.Up() {
+		return f.down()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.names[name]; !ok {
+		return &brick.OpError{Brick: f.name, Fop: "UNLINK", Errno: syscall.ENOENT}
+	}
+	delete(f.names, name)
+	f.events = append(f.events, "unlink "+name)
+	return nil
+}
+
+// A sink holding another inode under the name (a gfid mismatch) gets the
+// sources' inode instead, marked for heal, as the self-heal daemon would
+// do (afr_selfheal_recreate_entry).
+func TestHealNameReplacesMismatchedGFID(t *testing.T) {
+	r, f := newTestReplica(t)
+	good := xdr.Iatt{GFID: xdr.GFID{0x30, 15: 1}, Mode: syscall.S_IFREG | 0o644}
+	stray := xdr.Iatt{GFID: xdr.GFID{0x31, 15: 2}, Mode: syscall.S_IFREG | 0o600}
+	for _, c := range f {
+		c.names = map[string]xdr.Iatt{"x": good}
+	}
+	f[2].names["x"] = stray
+	done, err := r.healName(context.Background(), xdr.RootGFID, "x", []bool{true, true, false}, []bool{false, false, true})
+	if err != nil || !done {
+		t.Fatalf("healName: done %v, %v", done, err)
+	}
+	if got := f[2].names["x"]; got.GFID != good.GFID {
+		t.Fatalf("sink holds %v under the name, want the sources' %v", got.GFID, good.GFID)
+	}
+	if !strings.Contains(strings.Join(f[2].events, " "), "unlink x create x") {
+		t.Errorf("sink events %v: want the stray unlinked, then the name recreated", f[2].events)
+	}
+	for _, c := range f[:2] {
+		if got := c.against(good.GFID, "v-client-2"); got != (counts{1, 1, 0}) {
+			t.Errorf("%s marks v-client-2 %v on the inode, want data and metadata", c.name, got)
 		}
 	}
 }

@@ -185,8 +185,9 @@ func (r *Replicate) healDir(ctx context.Context, dir xdr.GFID, names []string) (
 }
 
 // healName makes one name on the sinks what it is on the sources. It
-// reports false for what it leaves to the self-heal daemon: a name whose
-// gfid differs between bricks, or a directory to remove that is not empty.
+// reports false for what it leaves to the self-heal daemon: a directory
+// to recreate that the sink holds under another name, or one to remove
+// that the brick refuses to remove.
 func (r *Replicate) healName(ctx context.Context, dir xdr.GFID, name string, sources, sinks []bool) (bool, error) {
 	sts := make([]xdr.Iatt, r.n())
 	all := make([]bool, r.n())
@@ -234,8 +235,18 @@ func (r *Replicate) healName(ctx context.Context, dir xdr.GFID, name string, sou
 		switch {
 		case found && e && sts[k].GFID == sts[src].GFID:
 		case found && e:
-			r.log.Warn("gfid mismatch on a name; left to the self-heal daemon", zap.Stringer("dir", dir), zap.String("name", name))
-			complete = false
+			// Another inode under the name on the sink: replaced by the
+			// source's, as afr_selfheal_recreate_entry does.
+			r.log.Info("a name holds another inode on a brick; replacing it with the sources'", zap.Stringer("dir", dir), zap.String("name", name),
+				zap.String("brick", r.kids[k].Name()), zap.Stringer("gfid", sts[k].GFID), zap.Stringer("source gfid", sts[src].GFID))
+			if err := r.expunge(ctx, dir, name, k, sts[k]); err != nil {
+				if brick.Errno(err) == syscall.ENOTEMPTY {
+					complete = false
+					continue
+				}
+				return false, err
+			}
+			fallthrough
 		case found:
 			if err := r.impunge(ctx, dir, name, src, sources, k, sts[src]); errors.Is(err, errLeftToShd) {
 				r.log.Warn("a directory to recreate exists under another name on a brick; left to the self-heal daemon", zap.Stringer("dir", dir), zap.String("name", name))

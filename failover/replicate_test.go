@@ -170,6 +170,9 @@ func newTestReplica(t *testing.T) (*Replicate, []*fakeChild) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The fakes implement the transaction fops, not the heal's: the
+	// heal worker never starts (kicks land in a buffer nobody reads).
+	r.healOnce.Do(func() { r.healKick = make(chan struct{}, 1) })
 	t.Cleanup(r.Close)
 	return r, fakes
 }

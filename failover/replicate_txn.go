@@ -143,6 +143,11 @@ func (r *Replicate) accuse(ctx context.Context, gfid xdr.GFID, owner []byte, to,
 	if !r.hasQuorum(ok) {
 		return r.errNoQuorum("XATTROP")
 	}
+	if count(r.up()) == r.n() {
+		// The accused brick is up (it failed the fop itself): nothing
+		// else wakes the heal worker.
+		r.kickHeal()
+	}
 	return nil
 }
 
@@ -599,6 +604,8 @@ func (r *Replicate) entryTooFew(ctx context.Context, owner []byte, names []entry
 			took = append(took, r.kids[i].Name())
 		}
 	}
+	// With every brick up nothing else wakes the heal worker.
+	defer r.kickHeal()
 	for _, e := range changed(names) {
 		r.noteEntryHeal(e.parent, e.name)
 		xd := entryXdata("glusterfs.xattrop-entry-create", e.name)

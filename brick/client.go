@@ -89,11 +89,12 @@ type Client struct {
 
 	mu     sync.Mutex
 	conn   *sunrpc.Conn  // GUARDED_BY(mu); nil while down
-	gen    uint64        // GUARDED_BY(mu); bumped on every successful connect
+	gen    uint64        // GUARDED_BY(mu); a new connGen on every successful connect
 	up     chan struct{} // GUARDED_BY(mu); closed when conn is set
 	recon  int           // GUARDED_BY(mu); RECON_NO
 	xid    uint32        // GUARDED_BY(mu); next xid, kept across reconnects
 	closed bool          // GUARDED_BY(mu)
+	moved  *Config       // GUARDED_BY(mu); where Retarget sent the client, if it did
 
 	slots    chan struct{}          // fops in flight, at most MaxInflight
 	volumeID atomic.Pointer[string] // as the brick reported it in SETVOLUME
@@ -219,8 +220,42 @@ func (c *Client) WaitUp(ctx context.Context) error {
 	}
 }
 
-func (c *Client) glusterdAddr() string {
-	return net.JoinHostPort(c.cfg.RemoteHost, strconv.Itoa(c.cfg.RemotePort))
+// target is where the client connects now: its Config, with the brick
+// fields a volfile change may have moved (Retarget).
+func (c *Client) target() Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cfg := c.cfg
+	if c.moved != nil {
+		t := c.moved
+		cfg.RemoteHost, cfg.RemotePort, cfg.RemoteSubvolume = t.RemoteHost, t.RemotePort, t.RemoteSubvolume
+		cfg.Username, cfg.Password, cfg.Options = t.Username, t.Password, t.Options
+	}
+	return cfg
+}
+
+// Target reports the host, glusterd port and brick path the client
+// connects to.
+func (c *Client) Target() (host string, port int, subvolume string) {
+	t := c.target()
+	return t.RemoteHost, t.RemotePort, t.RemoteSubvolume
+}
+
+// Retarget points the client at another brick, as a replace-brick or
+// reset-brick in the volfile does: the connection is dropped and the next
+// one goes to cfg's host and brick path, with cfg's credentials and
+// options. What the old brick held for this client (locks, fds) goes with
+// the old connection; fds are reopened on the new brick by gfid.
+func (c *Client) Retarget(cfg Config) {
+	cfg.fill()
+	c.mu.Lock()
+	c.moved = &cfg
+	c.mu.Unlock()
+	c.Kick(fmt.Sprintf("the volfile moved the brick to %s:%s", cfg.RemoteHost, cfg.RemoteSubvolume))
+}
+
+func glusterdAddr(cfg Config) string {
+	return net.JoinHostPort(cfg.RemoteHost, strconv.Itoa(cfg.RemotePort))
 }
 
 // connect runs PORTBYBRICK on glusterd, then DUMP and SETVOLUME on the brick.
@@ -230,37 +265,38 @@ func (c *Client) connect(ctx context.Context) (err error) {
 			c.lastErr.Store(&err)
 		}
 	}()
-	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	cfg := c.target()
+	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	c.mu.Lock()
 	xid := c.xid
 	c.mu.Unlock()
 
-	gd, err := sunrpc.Dial(dctx, c.glusterdAddr(), xid, sunrpc.Options{Log: c.log})
+	gd, err := sunrpc.Dial(dctx, glusterdAddr(cfg), xid, sunrpc.Options{Log: c.log})
 	if err != nil {
-		return fmt.Errorf("brick %s: cannot reach glusterd at %s to find the brick's port: %w", c.cfg.Name, c.glusterdAddr(), err)
+		return fmt.Errorf("brick %s: cannot reach glusterd at %s to find the brick's port: %w", c.cfg.Name, glusterdAddr(cfg), err)
 	}
-	port, err := PortByBrick(dctx, gd, c.cfg.RemoteSubvolume)
+	port, err := PortByBrick(dctx, gd, cfg.RemoteSubvolume)
 	xid = gd.NextXid()
 	_ = gd.Close()
 	if err != nil {
-		return fmt.Errorf("brick %s: glusterd at %s: %w", c.cfg.Name, c.glusterdAddr(), err)
+		return fmt.Errorf("brick %s: glusterd at %s: %w", c.cfg.Name, glusterdAddr(cfg), err)
 	}
-	addr := net.JoinHostPort(c.cfg.RemoteHost, strconv.Itoa(port))
+	addr := net.JoinHostPort(cfg.RemoteHost, strconv.Itoa(port))
 	conn, err := sunrpc.Dial(dctx, addr, xid, sunrpc.Options{Log: c.log, OnCallback: c.onCallback})
 	if err != nil {
-		return fmt.Errorf("brick %s (%s:%s): connect: %w", c.cfg.Name, addr, c.cfg.RemoteSubvolume, err)
+		return fmt.Errorf("brick %s (%s:%s): connect: %w", c.cfg.Name, addr, cfg.RemoteSubvolume, err)
 	}
 	progs, err := Dump(dctx, conn)
 	if err == nil && !hasProgram(progs, ProgFOP, VersFOP) {
 		err = fmt.Errorf("the brick does not offer the GlusterFS 4.x FOP program (%d/%d); brickfs needs GlusterFS 4.0 or later", ProgFOP, VersFOP)
 	}
 	if err == nil {
-		err = c.setVolume(dctx, conn)
+		err = c.setVolume(dctx, conn, cfg)
 	}
 	if err != nil {
 		_ = conn.Close()
-		return fmt.Errorf("brick %s (%s:%s): %w", c.cfg.Name, addr, c.cfg.RemoteSubvolume, err)
+		return fmt.Errorf("brick %s (%s:%s): %w", c.cfg.Name, addr, cfg.RemoteSubvolume, err)
 	}
 	c.mu.Lock()
 	if c.closed {
@@ -269,10 +305,10 @@ func (c *Client) connect(ctx context.Context) (err error) {
 		return errors.New("client closed")
 	}
 	c.conn = conn
-	c.gen++
+	c.gen = connGen.Add(1)
 	close(c.up)
 	c.mu.Unlock()
-	c.log.Info("brick connected", zap.String("remote", addr), zap.String("subvol", c.cfg.RemoteSubvolume))
+	c.log.Info("brick connected", zap.String("remote", addr), zap.String("subvol", cfg.RemoteSubvolume))
 	if c.OnStateChange != nil {
 		c.OnStateChange(true)
 	}
@@ -288,10 +324,16 @@ func hasProgram(ps []Program, num, vers uint64) bool {
 	return false
 }
 
+// connGen numbers connections across every Client of the process, so an
+// Fd opened through one Client is never taken for open on another's
+// connection (a brick replaced in the volfile gets a new Client, and the
+// Fds of the old one are reopened there).
+var connGen atomic.Uint64
+
 // ErrAuth is wrapped by SETVOLUME failures that retrying cannot fix.
 var ErrAuth = errors.New("brick refused the client")
 
-func (c *Client) setVolume(ctx context.Context, conn *sunrpc.Conn) error {
+func (c *Client) setVolume(ctx context.Context, conn *sunrpc.Conn, cfg Config) error {
 	c.mu.Lock()
 	c.recon++
 	recon := c.recon
@@ -301,21 +343,21 @@ func (c *Client) setVolume(ctx context.Context, conn *sunrpc.Conn) error {
 		Set("opversion", "100000").
 		Set("clnt-lk-version", "1").
 		Set("volfile-checksum", "0").
-		Set("volfile-key", c.cfg.VolfileKey)
-	if c.cfg.VolumeID != "" {
-		d = d.Set("volume-id", c.cfg.VolumeID)
+		Set("volfile-key", cfg.VolfileKey)
+	if cfg.VolumeID != "" {
+		d = d.Set("volume-id", cfg.VolumeID)
 	}
 	d = d.Set("client-version", "10.3").
 		Set("process-name", "fuse").
 		Set("process-uuid", fmt.Sprintf("CTX_ID:%s-GRAPH_ID:0-PID:%d-HOST:%s-PC_NAME:%s-RECON_NO:-%d",
 			c.ctx, os.Getpid(), host, c.cfg.Name, recon)).
 		Set("fops-version", strconv.Itoa(ProgFOP))
-	for _, kv := range c.cfg.Options {
+	for _, kv := range cfg.Options {
 		d = d.Set(kv[0], kv[1])
 	}
-	d = d.Set("remote-subvolume", c.cfg.RemoteSubvolume)
-	if c.cfg.Username != "" {
-		d = d.Set("username", c.cfg.Username).Set("password", c.cfg.Password)
+	d = d.Set("remote-subvolume", cfg.RemoteSubvolume)
+	if cfg.Username != "" {
+		d = d.Set("username", cfg.Username).Set("password", cfg.Password)
 	}
 	e := xdr.NewEncoder(1024)
 	e.Opaque(d.Marshal())

@@ -95,6 +95,10 @@ type Volume struct {
 	ID      string
 	clients []*brick.Client
 	repl    *Replicate
+	opts    Options
+
+	mu    sync.Mutex
+	chain []*volfile.Volume // GUARDED_BY(mu); the graph in use, top to bottom
 }
 
 // Close disconnects every brick.
@@ -153,7 +157,7 @@ func Open(ctx context.Context, g *volfile.Graph, opts Options, log *zap.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	v := &Volume{}
+	v := &Volume{opts: opts, chain: chain}
 	for _, x := range chain {
 		if id, ok := x.Option("volume-id"); ok {
 			v.ID = id
@@ -217,7 +221,12 @@ func replicateOptions(x *volfile.Volume, n int) (ReplicateOptions, []string, err
 	case "none":
 		ro.Quorum = -1
 	case "fixed":
-		qc, _ := x.Option("quorum-count")
+		qc, ok := x.Option("quorum-count")
+		if !ok || qc == "0" {
+			// AFR's quorum-count defaults to 0: no quorum at all.
+			ro.Quorum = -1
+			break
+		}
 		q, err := strconv.Atoi(qc)
 		if err != nil || q < 1 || q > n {
 			return ro, nil, fmt.Errorf("volfile: %s has quorum-type fixed with quorum-count %q", x.Name, qc)

@@ -67,7 +67,7 @@ type Replicate struct {
 	// domCount asks every WRITE for the inodelks waiting in our domain
 	// (glusterfs.inodelk-dom-count); built once, sent as it is.
 	domCount xdr.Dict
-	quorum   int
+	quorum   atomic.Pointer[quorumRule] // replaced when the volfile changes it
 	opts     ReplicateOptions
 	log      *zap.Logger
 
@@ -106,14 +106,7 @@ func NewReplicate(name string, kids []Child, pendingNames []string, opts Replica
 		r.keys = append(r.keys, "trusted.afr."+n)
 	}
 	r.domCount = xdr.Dict{{Key: "glusterfs.inodelk-dom-count", Value: xdr.Str(name)}}
-	switch {
-	case opts.Quorum < 0:
-		r.quorum = 1
-	case opts.Quorum > 0:
-		r.quorum = opts.Quorum
-	default:
-		r.quorum = len(kids)/2 + 1
-	}
+	r.SetQuorum(opts.Quorum)
 	return r, nil
 }
 
@@ -149,14 +142,36 @@ func count(b []bool) int {
 	return n
 }
 
+// quorumRule is client quorum as the volfile sets it.
+type quorumRule struct {
+	min      int  // children that must take part
+	autoEven bool // auto with an even count: exactly half will do if child 0 is in
+}
+
+// SetQuorum sets client quorum: q < 0 none, 0 auto (a majority; for an
+// even count, half including the first child), q > 0 fixed at q children.
+func (r *Replicate) SetQuorum(q int) {
+	rule := &quorumRule{}
+	switch {
+	case q < 0:
+		rule.min = 1
+	case q > 0:
+		rule.min = q
+	default:
+		rule.min = r.n()/2 + 1
+		rule.autoEven = r.n()%2 == 0
+	}
+	r.quorum.Store(rule)
+}
+
 // hasQuorum mirrors afr_has_quorum for the auto and fixed types.
 func (r *Replicate) hasQuorum(set []bool) bool {
+	q := r.quorum.Load()
 	c := count(set)
-	if c >= r.quorum {
+	if c >= q.min {
 		return true
 	}
-	// auto quorum with an even count: exactly half counts if child 0 is in.
-	return r.opts.Quorum == 0 && r.n()%2 == 0 && c*2 == r.n() && set[0]
+	return q.autoEven && c*2 == r.n() && set[0]
 }
 
 // errNoQuorum is AFR's quorum errno in 10.3 (afr_quorum_errno): ENOTCONN.

@@ -446,3 +446,32 @@ func (c *Cluster) StartForce(t T, volume string) {
 	c.MustGluster(t, c.cliNode(t), "volume", "start", volume, "force")
 	c.waitBricks(t, volume, nil)
 }
+
+// ReplaceBrick moves brick i of the volume to a new directory on the same
+// node with `gluster volume replace-brick VOL OLD NEW commit force` (the
+// old brick process is stopped by glusterd, the new one started empty and
+// marked for a full heal) and waits until the new brick is online.
+func (c *Cluster) ReplaceBrick(t T, volume string, i int) BrickInfo {
+	t.Helper()
+	v := c.vol(t, volume)
+	old := c.Brick(t, volume, i)
+	c.mu.Lock()
+	b := v.bricks[i]
+	oldPath := b.path
+	newPath := fmt.Sprintf("%s-r%d", oldPath, time.Now().UnixNano()%100000)
+	c.mu.Unlock()
+	c.MustGluster(t, c.cliNode(t), "volume", "replace-brick", volume,
+		c.Host(b.node)+":"+oldPath, c.Host(b.node)+":"+newPath, "commit", "force")
+	c.mu.Lock()
+	b.path = newPath
+	b.port = 0
+	c.mu.Unlock()
+	pids := map[int]int{}
+	if old.PID != 0 {
+		pids[i] = old.PID
+	}
+	c.waitBricks(t, volume, pids)
+	nb := c.Brick(t, volume, i)
+	t.Logf("replaced brick %d: %s:%s -> %s", i, old.Host, oldPath, nb)
+	return nb
+}

@@ -98,6 +98,12 @@ func getSpec(ctx context.Context, s Server, key string) ([]byte, []Server, error
 		return nil, nil, err
 	}
 	defer conn.Close()
+	return GetSpec(ctx, conn, key)
+}
+
+// GetSpec asks glusterd on conn for the client volfile of key; it also
+// returns the cluster's glusterds as glusterd listed them.
+func GetSpec(ctx context.Context, conn *sunrpc.Conn, key string) ([]byte, []Server, error) {
 	body, err := conn.Call(ctx, progHandshake, versHandshake, procGetSpec,
 		sunrpc.CredV2(0, 0, 0, nil, []byte{0, 0, 0, 0}), EncodeGetSpec(key), nil)
 	if err != nil {

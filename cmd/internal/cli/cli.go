@@ -194,15 +194,8 @@ func newLogger(m Mount, foreground bool) (*zap.Logger, error) {
 }
 
 // loadVolfile fetches the volfile, falling back to the last good copy.
-func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, log *zap.Logger) (*volfile.Graph, error) {
-	servers := spec.Servers
-	if m.ServerPort != 0 {
-		for i := range servers {
-			if servers[i].Port == volfile.DefaultPort {
-				servers[i].Port = m.ServerPort
-			}
-		}
-	}
+func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, log *zap.Logger) (*volfile.Graph, []byte, error) {
+	servers := volfileServers(m, spec)
 	cache := volfile.Cache{Dir: m.VolfileCacheDir}
 	got, err := volfile.Fetch(ctx, servers, spec.Volume, m.FetchTimeout)
 	var b []byte
@@ -216,11 +209,11 @@ func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, log *zap.Logge
 			}
 		}
 	case errors.Is(err, volfile.ErrNoVolume):
-		return nil, err
+		return nil, nil, err
 	default:
 		cached, at, cerr := cache.Load(spec.Volume, servers)
 		if cerr != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		log.Warn("no volfile server answered; mounting from the last good volfile",
 			zap.String("volume", spec.Volume), zap.Time("saved", at), zap.Error(err))
@@ -228,12 +221,26 @@ func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, log *zap.Logge
 	}
 	g, err := volfile.Parse(b)
 	if err != nil {
-		return nil, fmt.Errorf("the volfile of %s is not valid: %w", spec.Volume, err)
+		return nil, nil, fmt.Errorf("the volfile of %s is not valid: %w", spec.Volume, err)
 	}
 	if err := g.Check(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return g, nil
+	return g, b, nil
+}
+
+// volfileServers lists where the volfile is fetched from: the spec's
+// hosts then backup-volfile-servers, on the server-port option's port.
+func volfileServers(m Mount, spec volfile.Spec) []volfile.Server {
+	servers := append([]volfile.Server(nil), spec.Servers...)
+	if m.ServerPort != 0 {
+		for i := range servers {
+			if servers[i].Port == volfile.DefaultPort {
+				servers[i].Port = m.ServerPort
+			}
+		}
+	}
+	return servers
 }
 
 // serve mounts and serves until unmounted. ready, when set, is told the
@@ -258,7 +265,7 @@ func serve(m Mount, ready func(error), stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	g, err := loadVolfile(ctx, m, spec, log)
+	g, raw, err := loadVolfile(ctx, m, spec, log)
 	if err != nil {
 		log.Error("mount failed", zap.Error(err))
 		return report(err)
@@ -291,6 +298,17 @@ func serve(m Mount, ready func(error), stderr io.Writer) int {
 	if ready != nil {
 		ready(nil)
 	}
+	// Follow the volfile: a brick moved by replace-brick, or a quorum
+	// changed by `gluster volume set`, takes effect without a remount.
+	fctx, stopFollow := context.WithCancel(context.Background())
+	defer stopFollow()
+	servers := volfileServers(m, spec)
+	cache := volfile.Cache{Dir: m.VolfileCacheDir}
+	go vol.Follow(fctx, servers, spec.Volume, raw, failover.FollowOptions{Applied: func(b []byte) {
+		if err := cache.Save(spec.Volume, servers, b); err != nil {
+			log.Warn("cannot keep a copy of the volfile", zap.Error(err))
+		}
+	}}, log)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	go func() {

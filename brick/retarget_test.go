@@ -1,0 +1,71 @@
+package brick
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/brickfs/brickfs/brick/bricktest"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// TestRetargetMovesToAnotherBrick: a brick moved in the volfile
+// (replace-brick) is reached at its new glusterd and path; an fd opened
+// on the old brick is reopened on the new one by gfid, and nothing more
+// goes to the old one.
+func TestRetargetMovesToAnotherBrick(t *testing.T) {
+	g := gfidN(78)
+	st := xdr.Iatt{GFID: g, Ino: g.Ino(), Mode: 0100644, Nlink: 1}
+	writes := func(fk *bricktest.Fake) {
+		fk.Handle(opOpen, func(*bricktest.Call) bricktest.Reply {
+			e := bricktest.Rsp(0, 0)
+			e.Int64(9)
+			return bricktest.OK(e.B)
+		})
+		fk.Handle(opWrite, func(c *bricktest.Call) bricktest.Reply {
+			return bricktest.OK(bricktest.IattRsp(int32(len(c.Args)-52), 0, 2, &st))
+		})
+	}
+	oldFk := bricktest.New(t, bricktest.Options{BrickPath: "/bricks/old"})
+	newFk := bricktest.New(t, bricktest.Options{BrickPath: "/bricks/new"})
+	writes(oldFk)
+	writes(newFk)
+	c := startClient(t, oldFk, nil)
+	ctx := testCtx(t)
+	f, err := c.Open(ctx, g, syscall.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(ctx, f, 0, []byte("old"), nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fastConfig(newFk)
+	c.Retarget(cfg)
+	if h, p, s := c.Target(); h != newFk.Host() || p != newFk.GlusterdPort() || s != "/bricks/new" {
+		t.Fatalf("Target after Retarget: %s:%d %s", h, p, s)
+	}
+	newFk.WaitBrickConn(10 * time.Second)
+	waitFor(t, 5*time.Second, "client up on the new brick", c.Up)
+	oldWrites := len(oldFk.FopCalls(opWrite))
+	if _, err := c.Write(ctx, f, 3, []byte("new"), nil); err != nil {
+		t.Fatalf("write after the move: %v", err)
+	}
+	if n := len(newFk.FopCalls(opOpen)); n != 1 {
+		t.Errorf("%d OPENs on the new brick, want the fd reopened once", n)
+	}
+	if n := len(newFk.FopCalls(opWrite)); n != 1 {
+		t.Errorf("%d WRITEs on the new brick, want 1", n)
+	}
+	if n := len(oldFk.FopCalls(opWrite)); n != oldWrites {
+		t.Errorf("the old brick got %d more WRITEs after the move", n-oldWrites)
+	}
+	if len(oldFk.BrickConns()) != 0 {
+		t.Errorf("the old brick still has %d connections from the client", len(oldFk.BrickConns()))
+	}
+	for _, call := range newFk.Calls() {
+		if call.Prog == bricktest.ProgHandshake && call.Proc == bricktest.ProcSetVolume {
+			return
+		}
+	}
+	t.Error("no SETVOLUME on the new brick")
+}

@@ -1,0 +1,125 @@
+package failover
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/sunrpc"
+	"github.com/brickfs/brickfs/brick/volfile"
+)
+
+// FollowOptions tune Follow; zero values take the defaults.
+type FollowOptions struct {
+	// Check is how often the glusterd connection is pinged (default 10 s);
+	// one that does not answer within it is dropped for the next server.
+	Check time.Duration
+	// Retry is the longest wait between connection attempts (default 10 s).
+	Retry time.Duration
+	// Applied, when set, is called with every volfile Follow applied.
+	Applied func(spec []byte)
+}
+
+// Follow keeps the volume in step with its volfile until ctx ends, as the
+// native client does: it stays connected to one of servers (the next one
+// when that one goes away), and whenever glusterd announces a change of
+// the volume's volfile (the FETCHSPEC callback), and after every
+// reconnect, it fetches the volfile of key and applies what changed with
+// Reconfigure. spec is the volfile the volume runs with now.
+func (v *Volume) Follow(ctx context.Context, servers []volfile.Server, key string, spec []byte, o FollowOptions, log *zap.Logger) {
+	if o.Check == 0 {
+		o.Check = 10 * time.Second
+	}
+	if o.Retry == 0 {
+		o.Retry = 10 * time.Second
+	}
+	log = log.With(zap.String("volfile-key", key))
+	current := spec
+	changed := make(chan struct{}, 1)
+	onCallback := func(c sunrpc.Call) {
+		if c.Prog == brick.ProgCallback && c.Proc == brick.CbkFetchSpec {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		}
+	}
+	check := func(conn *sunrpc.Conn) {
+		cctx, cancel := context.WithTimeout(ctx, o.Check)
+		got, _, err := volfile.GetSpec(cctx, conn, key)
+		cancel()
+		if err != nil {
+			log.Warn("cannot fetch the volfile to check it for changes", zap.Stringer("remote", conn.RemoteAddr()), zap.Error(err))
+			return
+		}
+		if bytes.Equal(got, current) {
+			return
+		}
+		current = got
+		g, err := volfile.Parse(got)
+		if err == nil {
+			err = g.Check()
+		}
+		var changes []string
+		if err == nil {
+			changes, err = v.Reconfigure(g)
+		}
+		if err != nil {
+			log.Error("the volume's volfile changed in a way brickfs cannot apply while mounted; the mount goes on as it was", zap.Error(err))
+			return
+		}
+		log.Info("the volume's volfile changed; applied", zap.Strings("changes", changes))
+		if o.Applied != nil {
+			o.Applied(got)
+		}
+	}
+	wait := time.Second
+	for i := 0; ctx.Err() == nil; i++ {
+		s := servers[i%len(servers)]
+		dctx, cancel := context.WithTimeout(ctx, o.Check)
+		conn, err := sunrpc.Dial(dctx, s.String(), 0, sunrpc.Options{Log: log, OnCallback: onCallback})
+		cancel()
+		if err != nil {
+			if i%len(servers) == len(servers)-1 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+				wait = min(2*wait, o.Retry)
+			}
+			continue
+		}
+		wait = time.Second
+		log.Debug("following the volfile", zap.Stringer("remote", s))
+		check(conn)
+		v.followOn(ctx, conn, changed, check, o.Check)
+		_ = conn.Close()
+	}
+}
+
+// followOn serves one glusterd connection until it breaks or ctx ends.
+func (v *Volume) followOn(ctx context.Context, conn *sunrpc.Conn, changed <-chan struct{}, check func(*sunrpc.Conn), every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-conn.Done():
+			return
+		case <-changed:
+			check(conn)
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, every)
+			err := brick.Ping(pctx, conn)
+			cancel()
+			if err != nil {
+				return
+			}
+		}
+	}
+}

@@ -95,6 +95,7 @@ type Client struct {
 	xid    uint32        // GUARDED_BY(mu); next xid, kept across reconnects
 	closed bool          // GUARDED_BY(mu)
 	moved  *Config       // GUARDED_BY(mu); where Retarget sent the client, if it did
+	moves  uint64        // GUARDED_BY(mu); Retarget calls so far
 
 	slots    chan struct{}          // fops in flight, at most MaxInflight
 	volumeID atomic.Pointer[string] // as the brick reported it in SETVOLUME
@@ -223,6 +224,12 @@ func (c *Client) WaitUp(ctx context.Context) error {
 // target is where the client connects now: its Config, with the brick
 // fields a volfile change may have moved (Retarget).
 func (c *Client) target() Config {
+	cfg, _ := c.targetGen()
+	return cfg
+}
+
+// targetGen is target with the count of Retarget calls it reflects.
+func (c *Client) targetGen() (Config, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cfg := c.cfg
@@ -230,8 +237,11 @@ func (c *Client) target() Config {
 		t := c.moved
 		cfg.RemoteHost, cfg.RemotePort, cfg.RemoteSubvolume = t.RemoteHost, t.RemotePort, t.RemoteSubvolume
 		cfg.Username, cfg.Password, cfg.Options = t.Username, t.Password, t.Options
+		if t.VolumeID != "" {
+			cfg.VolumeID = t.VolumeID
+		}
 	}
-	return cfg
+	return cfg, c.moves
 }
 
 // Target reports the host, glusterd port and brick path the client
@@ -250,6 +260,7 @@ func (c *Client) Retarget(cfg Config) {
 	cfg.fill()
 	c.mu.Lock()
 	c.moved = &cfg
+	c.moves++
 	c.mu.Unlock()
 	c.Kick(fmt.Sprintf("the volfile moved the brick to %s:%s", cfg.RemoteHost, cfg.RemoteSubvolume))
 }
@@ -265,7 +276,7 @@ func (c *Client) connect(ctx context.Context) (err error) {
 			c.lastErr.Store(&err)
 		}
 	}()
-	cfg := c.target()
+	cfg, moves := c.targetGen()
 	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	c.mu.Lock()
@@ -303,6 +314,13 @@ func (c *Client) connect(ctx context.Context) (err error) {
 		c.mu.Unlock()
 		_ = conn.Close()
 		return errors.New("client closed")
+	}
+	if c.moves != moves {
+		// Retarget ran while this attempt was under way: it reached the
+		// old brick. The next attempt goes to the new one.
+		c.mu.Unlock()
+		_ = conn.Close()
+		return fmt.Errorf("brick %s moved while connecting to %s:%s", cfg.Name, addr, cfg.RemoteSubvolume)
 	}
 	c.conn = conn
 	c.gen = connGen.Add(1)

@@ -265,8 +265,10 @@ func TestReconnectNewPortReopensFd(t *testing.T) {
 			pmaps++
 		}
 	}
-	if pmaps != 2 {
-		t.Fatalf("%d PORTBYBRICK calls, want 2", pmaps)
+	// Two at least: one per connect. A reconnect attempt that lands while
+	// the fake is between its listeners fails and asks again.
+	if pmaps < 2 {
+		t.Fatalf("%d PORTBYBRICK calls, want one per connect (2 or more)", pmaps)
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -69,3 +69,36 @@ func TestRetargetMovesToAnotherBrick(t *testing.T) {
 	}
 	t.Error("no SETVOLUME on the new brick")
 }
+
+// TestRetargetDuringReconnect: a Retarget that comes while a reconnect to
+// the old brick is half done is not lost: that attempt is dropped and the
+// client ends up on the new brick.
+func TestRetargetDuringReconnect(t *testing.T) {
+	oldFk := bricktest.New(t, bricktest.Options{BrickPath: "/bricks/old"})
+	newFk := bricktest.New(t, bricktest.Options{BrickPath: "/bricks/new"})
+	c := startClient(t, oldFk, nil)
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	oldFk.SetSetVolume(func(d xdr.OldDict) bricktest.SetVolumeResult {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+		return bricktest.AcceptVolume(d)
+	})
+	oldFk.DropConnections()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reconnect to the old brick")
+	}
+	c.Retarget(fastConfig(newFk))
+	close(release)
+	newFk.WaitBrickConn(10 * time.Second)
+	waitFor(t, 5*time.Second, "client up", c.Up)
+	time.Sleep(200 * time.Millisecond)
+	if n := len(oldFk.BrickConns()); n != 0 {
+		t.Fatalf("%d connections to the old brick after the move", n)
+	}
+}

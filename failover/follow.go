@@ -28,7 +28,8 @@ type FollowOptions struct {
 // when that one goes away), and whenever glusterd announces a change of
 // the volume's volfile (the FETCHSPEC callback), and after every
 // reconnect, it fetches the volfile of key and applies what changed with
-// Reconfigure. spec is the volfile the volume runs with now.
+// Reconfigure. spec is the volfile the volume runs with now. Follow
+// returns once ctx has ended and nothing it started is still running.
 func (v *Volume) Follow(ctx context.Context, servers []volfile.Server, key string, spec []byte, o FollowOptions, log *zap.Logger) {
 	if o.Check == 0 {
 		o.Check = 10 * time.Second
@@ -47,16 +48,20 @@ func (v *Volume) Follow(ctx context.Context, servers []volfile.Server, key strin
 			}
 		}
 	}
-	check := func(conn *sunrpc.Conn) {
+	// check fetches the volfile on conn and applies it if it changed; it
+	// reports whether glusterd answered.
+	check := func(conn *sunrpc.Conn) bool {
 		cctx, cancel := context.WithTimeout(ctx, o.Check)
 		got, _, err := volfile.GetSpec(cctx, conn, key)
 		cancel()
 		if err != nil {
-			log.Warn("cannot fetch the volfile to check it for changes", zap.Stringer("remote", conn.RemoteAddr()), zap.Error(err))
-			return
+			if ctx.Err() == nil {
+				log.Warn("cannot fetch the volfile to check it for changes", zap.Stringer("remote", conn.RemoteAddr()), zap.Error(err))
+			}
+			return false
 		}
 		if bytes.Equal(got, current) {
-			return
+			return true
 		}
 		current = got
 		g, err := volfile.Parse(got)
@@ -69,21 +74,33 @@ func (v *Volume) Follow(ctx context.Context, servers []volfile.Server, key strin
 		}
 		if err != nil {
 			log.Error("the volume's volfile changed in a way brickfs cannot apply while mounted; the mount goes on as it was", zap.Error(err))
-			return
+			return true
 		}
 		log.Info("the volume's volfile changed; applied", zap.Strings("changes", changes))
 		if o.Applied != nil {
 			o.Applied(got)
 		}
+		return true
 	}
 	wait := time.Second
+	failedRound := true // no server answered yet in this round
+	failedRounds := 0   // rounds in a row that no server answered
 	for i := 0; ctx.Err() == nil; i++ {
 		s := servers[i%len(servers)]
-		dctx, cancel := context.WithTimeout(ctx, o.Check)
-		conn, err := sunrpc.Dial(dctx, s.String(), 0, sunrpc.Options{Log: log, OnCallback: onCallback})
-		cancel()
-		if err != nil {
-			if i%len(servers) == len(servers)-1 {
+		if i%len(servers) == 0 {
+			if failedRound && i > 0 {
+				// Said when it starts, then about every 5 minutes.
+				if failedRounds%30 == 0 {
+					log.Warn("no volfile server answers; volume changes (replace-brick, quorum) are not applied until one does",
+						zap.Stringers("servers", servers), zap.Int("rounds", failedRounds+1))
+				}
+				failedRounds++
+			} else if i > 0 {
+				failedRounds = 0
+			}
+			if i > 0 {
+				// A full round: wait before the next one, longer each time
+				// nothing lasted.
 				select {
 				case <-ctx.Done():
 					return
@@ -91,18 +108,26 @@ func (v *Volume) Follow(ctx context.Context, servers []volfile.Server, key strin
 				}
 				wait = min(2*wait, o.Retry)
 			}
+			failedRound = true
+		}
+		dctx, cancel := context.WithTimeout(ctx, o.Check)
+		conn, err := sunrpc.Dial(dctx, s.String(), 0, sunrpc.Options{Log: log, OnCallback: onCallback})
+		cancel()
+		if err != nil {
 			continue
 		}
-		wait = time.Second
 		log.Debug("following the volfile", zap.Stringer("remote", s))
-		check(conn)
-		v.followOn(ctx, conn, changed, check, o.Check)
+		if check(conn) {
+			failedRound = false
+			wait = time.Second
+			v.followOn(ctx, conn, changed, check, o.Check)
+		}
 		_ = conn.Close()
 	}
 }
 
 // followOn serves one glusterd connection until it breaks or ctx ends.
-func (v *Volume) followOn(ctx context.Context, conn *sunrpc.Conn, changed <-chan struct{}, check func(*sunrpc.Conn), every time.Duration) {
+func (v *Volume) followOn(ctx context.Context, conn *sunrpc.Conn, changed <-chan struct{}, check func(*sunrpc.Conn) bool, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -112,7 +137,9 @@ func (v *Volume) followOn(ctx context.Context, conn *sunrpc.Conn, changed <-chan
 		case <-conn.Done():
 			return
 		case <-changed:
-			check(conn)
+			if !check(conn) {
+				return
+			}
 		case <-t.C:
 			pctx, cancel := context.WithTimeout(ctx, every)
 			err := brick.Ping(pctx, conn)

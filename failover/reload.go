@@ -21,6 +21,11 @@ func (v *Volume) Reconfigure(g *volfile.Graph) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the new volfile cannot be mounted by brickfs (%w); the mount keeps the graph it has", err)
 	}
+	for _, x := range chain {
+		if id, ok := x.Option("volume-id"); ok && v.ID != "" && id != v.ID {
+			return nil, fmt.Errorf("the volume now has volume-id %s, the mounted one had %s: it was deleted and created again; remount to use the new volume", id, v.ID)
+		}
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if was, now := carried(v.chain), carried(chain); was != now {
@@ -80,7 +85,11 @@ func (v *Volume) reconfigureReplicate(old, x *volfile.Volume) ([]string, error) 
 	}
 	if ro.Quorum != oldRO.Quorum {
 		v.repl.SetQuorum(ro.Quorum)
-		changes = append(changes, fmt.Sprintf("client quorum of %s is now %s", x.Name, quorumText(ro.Quorum, n)))
+		msg := fmt.Sprintf("client quorum of %s is now %s", x.Name, quorumText(ro.Quorum, n))
+		if up := v.repl.up(); !v.repl.hasQuorum(up) {
+			msg += fmt.Sprintf("; only %d bricks are up, so changes fail with ENOTCONN until enough are", count(up))
+		}
+		changes = append(changes, msg)
 	}
 	return changes, nil
 }
@@ -126,6 +135,8 @@ func (v *Volume) moveBricks(subs []*volfile.Volume) ([]string, error) {
 		if cfg.RemoteHost == host && np == port && cfg.RemoteSubvolume == path {
 			continue
 		}
+		// The brick checks it belongs to the mounted volume.
+		cfg.VolumeID = v.ID
 		changes = append(changes, fmt.Sprintf("brick %s moved from %s:%s to %s:%s", c.Name(), host, path, cfg.RemoteHost, cfg.RemoteSubvolume))
 		moves = append(moves, func() { c.Retarget(cfg) })
 	}

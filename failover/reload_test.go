@@ -97,6 +97,10 @@ func TestReconfigure(t *testing.T) {
 	}
 	fakes[3].WaitBrickConn(10 * time.Second)
 
+	if v.ID == "" {
+		t.Fatal("the volume has no id")
+	}
+	refuse("another volume-id", replicaVolfile(moved, " option volume-id 00000000-1111-2222-3333-444444444444\n", ""), "created again")
 	refuse("a fourth brick", replicaVolfile(fakes, "", ""), "remount")
 	refuse("shard", replicaVolfile(moved, "", "features/shard"), "cannot be mounted by brickfs")
 	refuse("an arbiter", replicaVolfile(moved, " option arbiter-count 1\n", ""), "arbiter")

@@ -144,6 +144,7 @@ func count(b []bool) int {
 
 // quorumRule is client quorum as the volfile sets it.
 type quorumRule struct {
+	none     bool // no client quorum: any child will do
 	min      int  // children that must take part
 	autoEven bool // auto with an even count: exactly half will do if child 0 is in
 }
@@ -154,7 +155,7 @@ func (r *Replicate) SetQuorum(q int) {
 	rule := &quorumRule{}
 	switch {
 	case q < 0:
-		rule.min = 1
+		rule.none, rule.min = true, 1
 	case q > 0:
 		rule.min = q
 	default:

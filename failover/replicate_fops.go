@@ -404,7 +404,7 @@ func (r *Replicate) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 		}
 		r.log.Error("split-brain: no brick holds a copy that the others do not blame; resolve it with `gluster volume heal VOLUME split-brain ...`",
 			zap.Stringer("gfid", g), zap.Stringer("parent", parent), zap.String("name", name), zap.Strings("bricks", names))
-		if r.opts.Quorum >= 0 {
+		if !r.quorum.Load().none {
 			// Under client quorum AFR fails the lookup itself: "no read
 			// subvols", ENOTCONN (afr_lookup_done). Without quorum the
 			// file can be stat'ed and its reads fail with EIO.

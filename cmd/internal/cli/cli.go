@@ -301,14 +301,18 @@ func serve(m Mount, ready func(error), stderr io.Writer) int {
 	// Follow the volfile: a brick moved by replace-brick, or a quorum
 	// changed by `gluster volume set`, takes effect without a remount.
 	fctx, stopFollow := context.WithCancel(context.Background())
-	defer stopFollow()
+	followDone := make(chan struct{})
+	defer func() { stopFollow(); <-followDone }() // before vol.Close
 	servers := volfileServers(m, spec)
 	cache := volfile.Cache{Dir: m.VolfileCacheDir}
-	go vol.Follow(fctx, servers, spec.Volume, raw, failover.FollowOptions{Applied: func(b []byte) {
-		if err := cache.Save(spec.Volume, servers, b); err != nil {
-			log.Warn("cannot keep a copy of the volfile", zap.Error(err))
-		}
-	}}, log)
+	go func() {
+		defer close(followDone)
+		vol.Follow(fctx, servers, spec.Volume, raw, failover.FollowOptions{Applied: func(b []byte) {
+			if err := cache.Save(spec.Volume, servers, b); err != nil {
+				log.Warn("cannot keep a copy of the volfile", zap.Error(err))
+			}
+		}}, log)
+	}()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	go func() {

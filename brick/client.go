@@ -449,7 +449,7 @@ func (c *Client) keeper() {
 // never dropped for a late ping, while a hung or silent one is dropped
 // PingTimeout after its last word.
 func (c *Client) watch(conn *sunrpc.Conn) {
-	check := c.cfg.PingTimeout / 10
+	check := c.cfg.PingTimeout / 30 // a hung brick is dropped at most 3 % late
 	if check > c.cfg.PingInterval {
 		check = c.cfg.PingInterval
 	}

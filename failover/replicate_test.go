@@ -28,7 +28,7 @@ type fakeChild struct {
 	xattrops []xdr.Dict
 	xattrs   map[xdr.GFID]map[string]counts // the changelog as ADD_ARRAY left it, per inode
 	rmdirErr error
-	quiet    bool // record no events (benchmarks)
+	quiet    bool                // record no events (benchmarks)
 	names    map[string]xdr.Iatt // the namespace, if set (entry_test.go)
 	created  int64               // seq of the last entry made here
 	markedAt int64               // seq of the last xattrop

@@ -39,6 +39,10 @@ type Config struct {
 	VolfileKey string
 	// VolumeID is checked by the brick when set.
 	VolumeID string
+	// Subdir, when set ("/a/b"), makes the brick serve that directory of
+	// the volume as the root (subdir-mount): the root gfid this client
+	// sends stands for it.
+	Subdir string
 	// Options are every option of the client translator, sent in SETVOLUME
 	// as the native client does.
 	Options [][2]string
@@ -373,6 +377,9 @@ func (c *Client) setVolume(ctx context.Context, conn *sunrpc.Conn, cfg Config) e
 	for _, kv := range cfg.Options {
 		d = d.Set(kv[0], kv[1])
 	}
+	if cfg.Subdir != "" {
+		d = d.Set("subdir-mount", cfg.Subdir)
+	}
 	d = d.Set("remote-subvolume", cfg.RemoteSubvolume)
 	if cfg.Username != "" {
 		d = d.Set("username", cfg.Username).Set("password", cfg.Password)
@@ -404,6 +411,9 @@ func (c *Client) setVolume(ctx context.Context, conn *sunrpc.Conn, cfg Config) e
 	case syscall.EACCES:
 		return fmt.Errorf("%w: authentication failed (%s): the volfile's username/password do not match the brick; re-fetch the volfile from a glusterd of this cluster", ErrAuth, msg)
 	case syscall.ENOENT:
+		if cfg.Subdir != "" {
+			return fmt.Errorf("%w: %s: the directory %s does not exist in the volume; create it through a mount of the whole volume", ErrAuth, msg, cfg.Subdir)
+		}
 		return fmt.Errorf("%w: %s (%v)", ErrAuth, msg, en)
 	}
 	return fmt.Errorf("SETVOLUME refused: %s (%v)", msg, en)

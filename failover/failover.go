@@ -80,6 +80,8 @@ type Options struct {
 	PostOpDelay time.Duration
 	// VolfileKey is the key the volfile was fetched with.
 	VolfileKey string
+	// Subdir mounts that directory of the volume ("/a/b") as the root.
+	Subdir string
 }
 
 // Replicated volumes' health-check defaults.
@@ -114,7 +116,7 @@ func (v *Volume) Close() error {
 
 // BrickConfig builds a brick's Config from its protocol/client translator.
 func BrickConfig(cl *volfile.Volume, opts Options) (brick.Config, error) {
-	cfg := brick.Config{Name: cl.Name, VolfileKey: opts.VolfileKey, PingInterval: opts.PingInterval, PingTimeout: opts.PingTimeout}
+	cfg := brick.Config{Name: cl.Name, VolfileKey: opts.VolfileKey, Subdir: opts.Subdir, PingInterval: opts.PingInterval, PingTimeout: opts.PingTimeout}
 	for _, o := range cl.Options {
 		switch o.Key {
 		case "remote-host":

@@ -151,7 +151,11 @@ func runMount(m Mount, foreground bool, stderr io.Writer) int {
 		}
 		return ExitFail
 	}
-	if _, err := volfile.ParseSpec(m.Spec, m.Backup); err != nil {
+	spec, err := volfile.ParseSpec(m.Spec, m.Backup)
+	if err == nil {
+		_, err = subdirOf(m, spec)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "brickfs: %v\n", err)
 		return ExitUsage
 	}
@@ -243,6 +247,18 @@ func volfileServers(m Mount, spec volfile.Spec) []volfile.Server {
 	return servers
 }
 
+// subdirOf is the directory of the volume to mount: from the spec
+// (HOST:/VOL/SUB) or the subdir-mount option; both must agree.
+func subdirOf(m Mount, spec volfile.Spec) (string, error) {
+	switch {
+	case m.Subdir == "":
+		return spec.Subdir, nil
+	case spec.Subdir == "" || spec.Subdir == m.Subdir:
+		return m.Subdir, nil
+	}
+	return "", fmt.Errorf("the spec names the directory %s and subdir-mount names %s; give one of them", spec.Subdir, m.Subdir)
+}
+
 // serve mounts and serves until unmounted. ready, when set, is told the
 // outcome of the mount (the daemonizing parent waits on it).
 func serve(m Mount, ready func(error), stderr io.Writer) int {
@@ -265,6 +281,10 @@ func serve(m Mount, ready func(error), stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	subdir, err := subdirOf(m, spec)
+	if err != nil {
+		return report(err)
+	}
 	g, raw, err := loadVolfile(ctx, m, spec, log)
 	if err != nil {
 		log.Error("mount failed", zap.Error(err))
@@ -272,7 +292,7 @@ func serve(m Mount, ready func(error), stderr io.Writer) int {
 	}
 	vol, err := failover.Open(ctx, g, failover.Options{
 		PingInterval: m.PingInterval, PingTimeout: m.PingTimeout, VolfileKey: "/" + spec.Volume,
-		FopTimeout: m.FopTimeout, PostOpDelay: m.PostOpDelay,
+		FopTimeout: m.FopTimeout, PostOpDelay: m.PostOpDelay, Subdir: subdir,
 	}, log)
 	if err != nil {
 		log.Error("mount failed", zap.Error(err))

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,6 +28,9 @@ type Mount struct {
 	ACL                                        bool
 	Transport                                  string
 	ServerPort                                 int
+	// Subdir is the subdir-mount option, "/a/b"; the spec's HOST:/VOL/SUB
+	// form sets it too.
+	Subdir string
 	// KernelFlags are mount flags the kernel understands (noatime, nodev...).
 	KernelFlags []string
 	// Warnings collects options accepted but not acted on.
@@ -156,7 +160,10 @@ func (m *Mount) parseOptions(s string) error {
 				err = fmt.Errorf("option server-port=%q: want a TCP port number", val)
 			}
 		case "subdir-mount":
-			err = fmt.Errorf("option subdir-mount: brickfs does not mount subdirectories yet; mount the volume and use a bind mount")
+			m.Subdir = path.Clean("/" + val)
+			if m.Subdir == "/" {
+				m.Subdir = ""
+			}
 		default:
 			if ignoredKeys[key] {
 				m.Warnings = append(m.Warnings, "option "+key+" is accepted but has no effect in brickfs")

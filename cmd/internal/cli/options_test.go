@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/brickfs/brickfs/brick/volfile"
 )
 
 func TestParseOptions(t *testing.T) {
@@ -35,12 +37,41 @@ func TestParseOptionsErrors(t *testing.T) {
 		"attribute-timeout=soon": "want a number of seconds",
 		"transport=rdma":         "only tcp",
 		"server-port=0":          "TCP port",
-		"subdir-mount=/a":        "bind mount",
 	} {
 		m := defaults()
 		err := m.parseOptions(opt)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", opt, err, want)
+		}
+	}
+}
+
+// The directory to mount comes from the spec (HOST:/VOL/SUB) or from
+// subdir-mount, as mount.glusterfs takes it; two different ones are an
+// error.
+func TestSubdir(t *testing.T) {
+	for _, tc := range []struct {
+		spec, opt, want, err string
+	}{
+		{"h1:/vol", "", "", ""},
+		{"h1:/vol/a/b", "", "/a/b", ""},
+		{"h1:/vol", "subdir-mount=a/b/", "/a/b", ""},
+		{"h1:/vol/a/b", "subdir-mount=/a/b", "/a/b", ""},
+		{"h1:/vol/a", "subdir-mount=/b", "", "give one of them"},
+	} {
+		m := defaults()
+		if tc.opt != "" {
+			if err := m.parseOptions(tc.opt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		spec, err := volfile.ParseSpec(tc.spec, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := subdirOf(m, spec)
+		if got != tc.want || (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%s -o %s: %q, %v; want %q, error %q", tc.spec, tc.opt, got, err, tc.want, tc.err)
 		}
 	}
 }

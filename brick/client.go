@@ -3,6 +3,7 @@ package brick
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -39,6 +40,10 @@ type Config struct {
 	VolfileKey string
 	// VolumeID is checked by the brick when set.
 	VolumeID string
+	// TLS, when set, is used on the brick connection (the volfile's
+	// transport.socket.ssl-enabled); glusterd is asked for the port in
+	// the clear, as management TLS is a separate, host-wide setting.
+	TLS *tls.Config
 	// Subdir, when set ("/a/b"), makes the brick serve that directory of
 	// the volume as the root (subdir-mount): the root gfid this client
 	// sends stands for it.
@@ -240,7 +245,7 @@ func (c *Client) targetGen() (Config, uint64) {
 	if c.moved != nil {
 		t := c.moved
 		cfg.RemoteHost, cfg.RemotePort, cfg.RemoteSubvolume = t.RemoteHost, t.RemotePort, t.RemoteSubvolume
-		cfg.Username, cfg.Password, cfg.Options = t.Username, t.Password, t.Options
+		cfg.Username, cfg.Password, cfg.Options, cfg.TLS = t.Username, t.Password, t.Options, t.TLS
 		if t.VolumeID != "" {
 			cfg.VolumeID = t.VolumeID
 		}
@@ -298,7 +303,7 @@ func (c *Client) connect(ctx context.Context) (err error) {
 		return fmt.Errorf("brick %s: glusterd at %s: %w", c.cfg.Name, glusterdAddr(cfg), err)
 	}
 	addr := net.JoinHostPort(cfg.RemoteHost, strconv.Itoa(port))
-	conn, err := sunrpc.Dial(dctx, addr, xid, sunrpc.Options{Log: c.log, OnCallback: c.onCallback})
+	conn, err := sunrpc.Dial(dctx, addr, xid, sunrpc.Options{Log: c.log, OnCallback: c.onCallback, TLS: cfg.TLS})
 	if err != nil {
 		return fmt.Errorf("brick %s (%s:%s): connect: %w", c.cfg.Name, addr, cfg.RemoteSubvolume, err)
 	}

@@ -149,6 +149,11 @@ func BrickConfig(cl *volfile.Volume, opts Options) (brick.Config, error) {
 	if cfg.RemoteHost == "" || cfg.RemoteSubvolume == "" {
 		return cfg, fmt.Errorf("volfile: %s lacks remote-host or remote-subvolume", cl.Name)
 	}
+	tc, err := brickTLS(cl)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.TLS = tc
 	return cfg, nil
 }
 

@@ -36,7 +36,7 @@ func (v *Volume) Reconfigure(g *volfile.Graph) ([]string, error) {
 	if volfile.Canonical(last.Type) == volfile.TypeReplicate {
 		changes, err = v.reconfigureReplicate(oldLast, last)
 	} else {
-		changes, err = v.moveBricks([]*volfile.Volume{last})
+		changes, err = v.moveBricks([]*volfile.Volume{oldLast}, []*volfile.Volume{last})
 	}
 	if err != nil {
 		return nil, err
@@ -79,7 +79,7 @@ func (v *Volume) reconfigureReplicate(old, x *volfile.Volume) ([]string, error) 
 			return nil, fmt.Errorf("the bricks of %s were renamed or reordered (%s was %s); remount to use them", x.Name, x.Subvolumes[i].Name, old.Subvolumes[i].Name)
 		}
 	}
-	changes, err := v.moveBricks(x.Subvolumes)
+	changes, err := v.moveBricks(old.Subvolumes, x.Subvolumes)
 	if err != nil {
 		return nil, err
 	}
@@ -104,9 +104,10 @@ func quorumText(q, n int) string {
 	return fmt.Sprintf("auto (%d of %d)", n/2+1, n)
 }
 
-// moveBricks points every client whose brick moved at its new place. It
-// checks them all before it moves any.
-func (v *Volume) moveBricks(subs []*volfile.Volume) ([]string, error) {
+// moveBricks points every client whose brick moved, or whose TLS settings
+// changed, at its new place with its new settings. It checks them all
+// before it moves any.
+func (v *Volume) moveBricks(olds, subs []*volfile.Volume) ([]string, error) {
 	if len(subs) != len(v.clients) {
 		return nil, fmt.Errorf("the volume now has %d bricks, brickfs has %d; remount to use them", len(subs), len(v.clients))
 	}
@@ -132,16 +133,31 @@ func (v *Volume) moveBricks(subs []*volfile.Volume) ([]string, error) {
 		if np == 0 {
 			np = 24007
 		}
-		if cfg.RemoteHost == host && np == port && cfg.RemoteSubvolume == path {
+		tlsChanged := i < len(olds) && tlsKey(olds[i]) != tlsKey(s)
+		if cfg.RemoteHost == host && np == port && cfg.RemoteSubvolume == path && !tlsChanged {
 			continue
 		}
 		// The brick checks it belongs to the mounted volume.
 		cfg.VolumeID = v.ID
-		changes = append(changes, fmt.Sprintf("brick %s moved from %s:%s to %s:%s", c.Name(), host, path, cfg.RemoteHost, cfg.RemoteSubvolume))
+		if tlsChanged {
+			changes = append(changes, fmt.Sprintf("brick %s: TLS settings changed (%s)", c.Name(), tlsKey(s)))
+		} else {
+			changes = append(changes, fmt.Sprintf("brick %s moved from %s:%s to %s:%s", c.Name(), host, path, cfg.RemoteHost, cfg.RemoteSubvolume))
+		}
 		moves = append(moves, func() { c.Retarget(cfg) })
 	}
 	for _, m := range moves {
 		m()
 	}
 	return changes, nil
+}
+
+// tlsKey sums up a client translator's TLS options, to notice a change.
+func tlsKey(cl *volfile.Volume) string {
+	var parts []string
+	for _, k := range []string{"ssl-enabled", "ssl-own-cert", "ssl-private-key", "ssl-ca-list", "ssl-crl-path"} {
+		v, _ := cl.Option("transport.socket." + k)
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, " ")
 }

@@ -22,6 +22,7 @@ package sunrpc
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -184,6 +185,9 @@ type Options struct {
 	OnCallback func(Call)
 	// Log receives connection-level messages; nil means no logging.
 	Log *zap.Logger
+	// TLS, when set, makes Dial speak TLS on the connection, as a
+	// GlusterFS socket with ssl-enabled does.
+	TLS *tls.Config
 }
 
 type reply struct {
@@ -253,8 +257,26 @@ func Dial(ctx context.Context, addr string, firstXid uint32, opts Options) (*Con
 		// The client volfile's keepalive-time 20, interval 2, count 9.
 		_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: 20 * time.Second, Interval: 2 * time.Second, Count: 9})
 	}
+	if opts.TLS != nil {
+		tc := tls.Client(nc, opts.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+		}
+		nc = tlsConn{tc, nc}
+	}
 	return NewConn(nc, firstXid, opts), nil
 }
+
+// tlsConn closes the TCP connection under a TLS one directly: a
+// close_notify alert to a hung peer could wait seconds for buffer space,
+// holding up the failure of every pending call.
+type tlsConn struct {
+	*tls.Conn
+	raw net.Conn
+}
+
+func (t tlsConn) Close() error { return t.raw.Close() }
 
 // RemoteAddr is the peer's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }

@@ -179,8 +179,15 @@ func fillAttr(a *xdr.Iatt, out *gofuse.Attr) {
 	out.Nlink = a.Nlink
 	out.Uid, out.Gid = a.UID, a.GID
 	out.Rdev = fuseRdev(a.Rdev)
-	out.Blksize = a.Blksize
+	// The preferred I/O size the native client reports whatever the brick
+	// says (fuse-bridge sets ia_blksize to its 128 KiB page size): tools
+	// that size their buffers by it (cp, dd without bs=) move 128 KiB at a
+	// time instead of the backend's 4 KiB.
+	out.Blksize = preferredIO
 }
+
+// preferredIO is st_blksize for every file.
+const preferredIO = 128 << 10
 
 func (f *FS) entry(ctx context.Context, parent *fs.Inode, a *xdr.Iatt, out *gofuse.EntryOut) *fs.Inode {
 	fillAttr(a, &out.Attr)

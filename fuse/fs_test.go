@@ -48,6 +48,9 @@ func TestFillAttrAndIno(t *testing.T) {
 	if out.Ino != 0x92cee07f658841c8 || out.Size != 10 || out.Mode != 0100644 || out.Nlink != 2 || out.Uid != 7 || out.Gid != 8 || out.Mtime != 5 || out.Mtimensec != 6 {
 		t.Fatalf("attr %+v", out)
 	}
+	if out.Blksize != 131072 {
+		t.Errorf("st_blksize %d, want the native client's 131072", out.Blksize)
+	}
 	if inoOf(xdr.RootGFID) != 1 {
 		t.Fatal("root ino")
 	}

@@ -77,8 +77,7 @@ func TestBrickfsFops(t *testing.T) {
 				tsTime(st.Mtim), tsTime(st.Ctim), tsTime(st.Atim), st.Blocks, st.Nlink, st.Ino, tsTime(nst.Mtim), tsTime(nst.Ctim), tsTime(nst.Atim), nst.Blocks, nst.Nlink, nst.Ino)
 		}
 		if st.Blksize != nst.Blksize {
-			// Not asserted: only tools sizing their buffers read it.
-			t.Logf("st_blksize: brickfs %d, native %d", st.Blksize, nst.Blksize)
+			t.Errorf("st_blksize: brickfs %d, native %d", st.Blksize, nst.Blksize)
 		}
 		c.Unmount(t, nat)
 		f, err := os.OpenFile(p, os.O_RDWR|os.O_APPEND, 0)

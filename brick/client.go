@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -260,6 +261,14 @@ func (c *Client) Target() (host string, port int, subvolume string) {
 	return t.RemoteHost, t.RemotePort, t.RemoteSubvolume
 }
 
+// Connection reports whether the brick is connected and a number that
+// changes with every new connection.
+func (c *Client) Connection() (up bool, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn != nil, c.gen
+}
+
 // Retarget points the client at another brick, as a replace-brick or
 // reset-brick in the volfile does: the connection is dropped and the next
 // one goes to cfg's host and brick path, with cfg's credentials and
@@ -308,6 +317,9 @@ func (c *Client) connect(ctx context.Context) (err error) {
 		return fmt.Errorf("brick %s (%s:%s): connect: %w", c.cfg.Name, addr, cfg.RemoteSubvolume, err)
 	}
 	progs, err := Dump(dctx, conn)
+	if err != nil && cfg.TLS != nil && strings.Contains(err.Error(), "tls: ") {
+		err = fmt.Errorf("%w; the brick may have refused this host's TLS certificate: check ssl.own-cert and ssl.private-key here and ssl.ca-list on the servers", err)
+	}
 	if err == nil && !hasProgram(progs, ProgFOP, VersFOP) {
 		err = fmt.Errorf("the brick does not offer the GlusterFS 4.x FOP program (%d/%d); brickfs needs GlusterFS 4.0 or later", ProgFOP, VersFOP)
 	}
@@ -414,10 +426,13 @@ func (c *Client) setVolume(ctx context.Context, conn *sunrpc.Conn, cfg Config) e
 	en := syscall.Errno(errno)
 	switch en {
 	case syscall.EACCES:
+		if cfg.TLS != nil {
+			return fmt.Errorf("%w: authentication failed (%s): the brick does not allow this host's certificate name (gluster volume set VOLUME auth.ssl-allow NAME), or the volfile's username/password do not match it (re-fetch the volfile from a glusterd of this cluster)", ErrAuth, msg)
+		}
 		return fmt.Errorf("%w: authentication failed (%s): the volfile's username/password do not match the brick; re-fetch the volfile from a glusterd of this cluster", ErrAuth, msg)
 	case syscall.ENOENT:
-		if cfg.Subdir != "" {
-			return fmt.Errorf("%w: %s: the directory %s does not exist in the volume; create it through a mount of the whole volume", ErrAuth, msg, cfg.Subdir)
+		if cfg.Subdir != "" && strings.HasPrefix(msg, "subdirectory for mount") {
+			return fmt.Errorf("%w: %s: the directory %s does not exist on this brick; create it through a mount of the whole volume, or if other bricks have it, heal the volume (gluster volume heal VOLUME)", ErrAuth, msg, cfg.Subdir)
 		}
 		return fmt.Errorf("%w: %s (%v)", ErrAuth, msg, en)
 	}

@@ -3,7 +3,9 @@ package failover
 import (
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/brickfs/brickfs/brick"
 	"github.com/brickfs/brickfs/brick/volfile"
 )
 
@@ -113,6 +115,7 @@ func (v *Volume) moveBricks(olds, subs []*volfile.Volume) ([]string, error) {
 	}
 	var changes []string
 	var moves []func()
+	var movedClients []*brick.Client
 	for i, s := range subs {
 		if volfile.Canonical(s.Type) != volfile.TypeClient {
 			return nil, fmt.Errorf("volfile: %s has %s (%s) where a brick was; remount to use it", s.Name, s.Name, s.Type)
@@ -145,17 +148,41 @@ func (v *Volume) moveBricks(olds, subs []*volfile.Volume) ([]string, error) {
 			changes = append(changes, fmt.Sprintf("brick %s moved from %s:%s to %s:%s", c.Name(), host, path, cfg.RemoteHost, cfg.RemoteSubvolume))
 		}
 		moves = append(moves, func() { c.Retarget(cfg) })
+		movedClients = append(movedClients, c)
 	}
-	for _, m := range moves {
+	// One brick at a time, each given a while to come back before the
+	// next goes: a change that touches every brick (its TLS settings)
+	// never takes the whole replica set down at once.
+	for i, m := range moves {
 		m()
+		if i < len(moves)-1 {
+			v.waitReconnect(movedClients[i], moveWait)
+		}
 	}
 	return changes, nil
+}
+
+// moveWait bounds how long Reconfigure waits for a moved brick to
+// reconnect before it moves the next one.
+const moveWait = 10 * time.Second
+
+// waitReconnect waits until c has a connection newer than the one it had
+// when Retarget was called, or timeout.
+func (v *Volume) waitReconnect(c *brick.Client, timeout time.Duration) {
+	_, was := c.Connection()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if up, gen := c.Connection(); up && gen != was {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // tlsKey sums up a client translator's TLS options, to notice a change.
 func tlsKey(cl *volfile.Volume) string {
 	var parts []string
-	for _, k := range []string{"ssl-enabled", "ssl-own-cert", "ssl-private-key", "ssl-ca-list", "ssl-crl-path"} {
+	for _, k := range []string{"ssl-enabled", "ssl-own-cert", "ssl-private-key", "ssl-ca-list", "ssl-crl-path", "ssl-cert-depth"} {
 		v, _ := cl.Option("transport.socket." + k)
 		parts = append(parts, k+"="+v)
 	}

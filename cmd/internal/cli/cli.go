@@ -38,10 +38,12 @@ var Version = "dev"
 const usage = `brickfs: a GlusterFS client for VM volume files
 
 Usage:
-  brickfs mount [-f] [-o OPTIONS] HOST[,HOST...]:/VOLUME MOUNTPOINT
+  brickfs mount [-f] [-o OPTIONS] HOST[,HOST...]:/VOLUME[/DIR] MOUNTPOINT
   brickfs unmount MOUNTPOINT
   brickfs version
-  mount -t brickfs HOST[,HOST...]:/VOLUME MOUNTPOINT [-o OPTIONS]
+  mount -t brickfs HOST[,HOST...]:/VOLUME[/DIR] MOUNTPOINT [-o OPTIONS]
+
+/DIR mounts that directory of the volume as the root (as subdir-mount=DIR).
 
 brickfs mount returns once the filesystem is live and keeps serving it in
 the background (-f: in the foreground).
@@ -62,6 +64,7 @@ Options (-o, comma-separated):
   volfile-fetch-timeout=S       per volfile server (default 5)
   volfile-cache-dir=DIR         last good volfiles (default /var/lib/brickfs/volfiles)
   server-port=PORT              glusterd port (default 24007)
+  subdir-mount=DIR              mount that directory of the volume
   ro, acl, noatime, nodev, nosuid, noexec, _netdev, x-*  as mount(8) knows them
 The native client's other options (direct-io-mode, lru-limit, ...) are
 accepted and have no effect.
@@ -131,7 +134,7 @@ func parseMountArgs(args []string) (Mount, bool, error) {
 		}
 	}
 	if len(pos) != 2 {
-		return m, fg, errors.New("usage: brickfs mount [-f] [-o OPTIONS] HOST[,HOST...]:/VOLUME MOUNTPOINT")
+		return m, fg, errors.New("usage: brickfs mount [-f] [-o OPTIONS] HOST[,HOST...]:/VOLUME[/DIR] MOUNTPOINT")
 	}
 	m.Spec, m.MountPoint = pos[0], pos[1]
 	for _, o := range opts {

@@ -120,14 +120,14 @@ func (v *Volume) Follow(ctx context.Context, servers []volfile.Server, key strin
 		if check(conn) {
 			failedRound = false
 			wait = time.Second
-			v.followOn(ctx, conn, changed, check, o.Check)
+			followOn(ctx, conn, changed, check, o.Check)
 		}
 		_ = conn.Close()
 	}
 }
 
 // followOn serves one glusterd connection until it breaks or ctx ends.
-func (v *Volume) followOn(ctx context.Context, conn *sunrpc.Conn, changed <-chan struct{}, check func(*sunrpc.Conn) bool, every time.Duration) {
+func followOn(ctx context.Context, conn *sunrpc.Conn, changed <-chan struct{}, check func(*sunrpc.Conn) bool, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

@@ -128,10 +128,7 @@ func (v *Volume) moveBricks(olds, subs []*volfile.Volume) ([]string, error) {
 		if cfg.Name != c.Name() {
 			return nil, fmt.Errorf("brick %s is now %s; remount to use it", c.Name(), cfg.Name)
 		}
-		host, port, path := c.Target()
-		if port == 0 {
-			port = 24007
-		}
+		host, port, path := c.Target() // port filled in: 24007 unless set
 		np := cfg.RemotePort
 		if np == 0 {
 			np = 24007

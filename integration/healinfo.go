@@ -88,17 +88,7 @@ func parseHealInfo(out string) ([]HealEntries, error) {
 // healInfoPending lists why heal info is not drained: a brick of a node
 // that is not dropped that is not connected or still lists entries.
 func (c *Cluster) healInfoPending(t T, volume string) []string {
-	n := 0
-	for i := 1; i <= c.Nodes(); i++ {
-		if !c.Dropped(i) {
-			n = i
-			break
-		}
-	}
-	if n == 0 {
-		return []string{"every node is dropped"}
-	}
-	info, err := c.HealInfo(n, volume)
+	info, err := c.HealInfo(c.cliNode(t), volume)
 	if err != nil {
 		return []string{"heal info: " + err.Error()}
 	}

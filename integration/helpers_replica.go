@@ -271,16 +271,7 @@ func (c *Cluster) WaitHealed(t T, volume string, files []string, timeout time.Du
 		}
 		if time.Since(lastTrigger) > 5*time.Second {
 			lastTrigger = time.Now()
-			n := 0
-			for i := 1; i <= c.Nodes(); i++ {
-				if !c.Dropped(i) {
-					n = i
-					break
-				}
-			}
-			if n > 0 {
-				_, triggerErr = c.Gluster(n, "volume", "heal", volume)
-			}
+			_, triggerErr = c.Gluster(c.cliNode(t), "volume", "heal", volume)
 		}
 		return false, fmt.Sprintf("%s (last heal trigger: %v)", strings.Join(why, "; "), triggerErr)
 	})

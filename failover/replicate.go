@@ -292,6 +292,20 @@ func symmetric(rs []reply, set []bool) bool {
 	return en != 0
 }
 
+// answered returns the children of set that gave an answer of their own:
+// a success or an errno about the request. A lost connection, a timeout
+// or a dropped brick (all ENOTCONN) is no answer. Client quorum is about
+// bricks that did not answer: when the answering bricks are enough and
+// agree on an error, that error is the caller's (afr_final_errno), not
+// ENOTCONN.
+func answered(rs []reply, set []bool) []bool {
+	a := make([]bool, len(rs))
+	for i, rp := range rs {
+		a[i] = set[i] && rp.done && (rp.err == nil || brick.Errno(rp.err) != syscall.ENOTCONN)
+	}
+	return a
+}
+
 func succeeded(rs []reply, set []bool) []bool {
 	ok := make([]bool, len(rs))
 	for i, rp := range rs {

@@ -73,10 +73,12 @@ func (r *Replicate) refresh(ctx context.Context, ino *inode) ([]xdr.Iatt, []bool
 		return err
 	})
 	ok := succeeded(rs, up)
-	if !r.hasQuorum(ok) {
-		if count(ok) == 0 {
-			return nil, nil, r.finalErr(rs, up)
-		}
+	switch {
+	case !r.hasQuorum(answered(rs, up)):
+		return nil, nil, r.errNoQuorum("LOOKUP")
+	case count(ok) == 0:
+		return nil, nil, r.finalErr(rs, up)
+	case !r.hasQuorum(ok):
 		return nil, nil, r.errNoQuorum("LOOKUP")
 	}
 	isDir := false
@@ -342,12 +344,7 @@ func (r *Replicate) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 		return err
 	})
 	ok := succeeded(rs, up)
-	answered := clone(ok)
-	for i, rp := range rs {
-		if up[i] && rp.err != nil && brick.Errno(rp.err) == syscall.ENOENT {
-			answered[i] = true
-		}
-	}
+	answered := answered(rs, up)
 	if !r.hasQuorum(answered) {
 		return xdr.Iatt{}, nil, r.errNoQuorum("LOOKUP")
 	}

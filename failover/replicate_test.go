@@ -28,6 +28,7 @@ type fakeChild struct {
 	xattrops []xdr.Dict
 	xattrs   map[xdr.GFID]map[string]counts // the changelog as ADD_ARRAY left it, per inode
 	rmdirErr error
+	lookErr  error               // LOOKUP's answer, if set
 	quiet    bool                // record no events (benchmarks)
 	names    map[string]xdr.Iatt // the namespace, if set (entry_test.go)
 	created  int64               // seq of the last entry made here
@@ -137,6 +138,9 @@ func (f *fakeChild) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.lookErr != nil {
+		return xdr.Iatt{}, nil, f.lookErr
+	}
 	if f.names != nil {
 		if name == "" {
 			for _, st := range f.names {
@@ -349,5 +353,47 @@ func TestQuorum(t *testing.T) {
 	r2, _ := NewReplicate("w", []Child{f[0], f[1]}, []string{"a", "b"}, ReplicateOptions{Arbiter: -1}, zaptest.NewLogger(t))
 	if !r2.hasQuorum([]bool{true, false}) || r2.hasQuorum([]bool{false, true}) {
 		t.Fatal("replica 2 auto quorum")
+	}
+}
+
+// TestUnanimousErrorIsTheAnswer: when the bricks that answer are a quorum
+// and all refuse a lookup, their errno is the caller's (afr_final_errno),
+// not ENOTCONN; quorum is only about bricks that did not answer.
+func TestUnanimousErrorIsTheAnswer(t *testing.T) {
+	ctx := context.Background()
+	set := func(f *fakeChild, up bool, err syscall.Errno) {
+		f.mu.Lock()
+		f.up = up
+		f.lookErr = nil
+		if err != 0 {
+			f.lookErr = &brick.OpError{Brick: f.name, Fop: "LOOKUP", Errno: err}
+		}
+		f.mu.Unlock()
+	}
+	for _, tc := range []struct {
+		name string
+		up   []bool
+		errs []syscall.Errno
+		want syscall.Errno
+	}{
+		{"all ENAMETOOLONG", []bool{true, true, true}, []syscall.Errno{syscall.ENAMETOOLONG, syscall.ENAMETOOLONG, syscall.ENAMETOOLONG}, syscall.ENAMETOOLONG},
+		{"all EACCES", []bool{true, true, true}, []syscall.Errno{syscall.EACCES, syscall.EACCES, syscall.EACCES}, syscall.EACCES},
+		{"two EACCES, one down", []bool{true, true, false}, []syscall.Errno{syscall.EACCES, syscall.EACCES, 0}, syscall.EACCES},
+		{"two EACCES, one lost", []bool{true, true, true}, []syscall.Errno{syscall.EACCES, syscall.ENOTCONN, syscall.EACCES}, syscall.EACCES},
+		{"one EACCES, two lost", []bool{true, true, true}, []syscall.Errno{syscall.ENOTCONN, syscall.EACCES, syscall.ENOTCONN}, syscall.ENOTCONN},
+		{"ENOENT beats EACCES", []bool{true, true, true}, []syscall.Errno{syscall.EACCES, syscall.ENOENT, syscall.EACCES}, syscall.ENOENT},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, f := newTestReplica(t)
+			for i := range f {
+				set(f[i], tc.up[i], tc.errs[i])
+			}
+			if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); brick.Errno(err) != tc.want {
+				t.Errorf("lookup by name: %v, want %v", err, tc.want)
+			}
+			if _, _, err := r.refresh(ctx, r.inode(testGFID)); brick.Errno(err) != tc.want {
+				t.Errorf("lookup by gfid: %v, want %v", err, tc.want)
+			}
+		})
 	}
 }

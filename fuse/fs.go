@@ -75,6 +75,9 @@ func (f *FS) NodeOptions() *fs.Options {
 		EntryTimeout:    &et,
 		NegativeTimeout: &nt,
 		RootStableAttr:  &fs.StableAttr{Ino: 1, Mode: syscall.S_IFDIR},
+		// The mode is the bricks' bit for bit: without this go-fuse shows
+		// mode 0000 as 0644 (files) or 0755 (directories).
+		NullPermissions: true,
 	}
 }
 

@@ -27,10 +27,14 @@ import (
 
 // TestMain runs the tests, then tears down the shared cluster. Re-executed
 // with lockHelperEnv set, the test binary is the lock-holding second process
-// of the POSIX lock tests instead (see lockHelperMain).
+// of the POSIX lock tests instead (see lockHelperMain); with fopHelperEnv
+// set, it runs fops as another user (see fopHelperMain).
 func TestMain(m *testing.M) {
 	if os.Getenv(lockHelperEnv) != "" {
 		os.Exit(lockHelperMain())
+	}
+	if os.Getenv(fopHelperEnv) != "" {
+		os.Exit(fopHelperMain())
 	}
 	flag.Parse()
 	if os.Getenv(posixChildEnv) != "" {

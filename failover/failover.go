@@ -103,6 +103,18 @@ type Volume struct {
 	chain []*volfile.Volume // GUARDED_BY(mu); the graph in use, top to bottom
 }
 
+// ZerofillKeepSize carries out fallocate(ZERO_RANGE|KEEP_SIZE): zeroes
+// below EOF, preallocates past it, never changes the size. On a replica
+// set it runs as one data transaction; on a single brick nothing orders it
+// against another client's truncate (the native client has no ZERO_RANGE
+// at all: it preallocates and zeroes nothing).
+func (v *Volume) ZerofillKeepSize(ctx context.Context, f *brick.Fd, off, length uint64) error {
+	if v.repl != nil {
+		return v.repl.ZerofillKeepSize(ctx, f, off, length)
+	}
+	return zeroKeepSize(ctx, v.Fops, f, off, length)
+}
+
 // Close disconnects every brick.
 func (v *Volume) Close() error {
 	if v.repl != nil {

@@ -374,7 +374,7 @@ func (r *Replicate) healFinish(ctx context.Context, ino *inode, fds []*brick.Fd,
 		}
 		one := make([]bool, r.n())
 		one[i] = true
-		if ok := r.xattrop(ctx, ino.gfid, ino.owner, one, dirty, pending, nil); !ok[i] {
+		if ok, _ := r.xattrop(ctx, ino.gfid, ino.owner, one, dirty, pending, nil); !ok[i] {
 			return false, &brick.OpError{Brick: r.kids[i].Name(), Fop: "XATTROP", GFID: ino.gfid, Errno: syscall.EIO}
 		}
 	}
@@ -495,7 +495,7 @@ func (r *Replicate) healMeta(ctx context.Context, g xdr.GFID) (bool, error) {
 		}
 		one := make([]bool, r.n())
 		one[i] = true
-		if ok := r.xattrop(hctx, g, owner, one, counts{}, pending, nil); !ok[i] {
+		if ok, _ := r.xattrop(hctx, g, owner, one, counts{}, pending, nil); !ok[i] {
 			return false, &brick.OpError{Brick: r.kids[i].Name(), Fop: "XATTROP", GFID: g, Errno: syscall.EIO}
 		}
 	}

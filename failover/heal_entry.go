@@ -176,7 +176,7 @@ func (r *Replicate) healDir(ctx context.Context, dir xdr.GFID, names []string) (
 		}
 		one := make([]bool, r.n())
 		one[i] = true
-		if ok := r.xattrop(hctx, dir, owner, one, counts{}, pending, purge); !ok[i] {
+		if ok, _ := r.xattrop(hctx, dir, owner, one, counts{}, pending, purge); !ok[i] {
 			return false, &brick.OpError{Brick: r.kids[i].Name(), Fop: "XATTROP", GFID: dir, Errno: syscall.EIO}
 		}
 	}

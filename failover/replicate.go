@@ -293,17 +293,24 @@ func symmetric(rs []reply, set []bool) bool {
 }
 
 // answered returns the children of set that gave an answer of their own:
-// a success or an errno about the request. A lost connection, a timeout
-// or a dropped brick (all ENOTCONN) is no answer. Client quorum is about
-// bricks that did not answer: when the answering bricks are enough and
-// agree on an error, that error is the caller's (afr_final_errno), not
-// ENOTCONN.
+// a success or the brick's own op_errno. A failure on our side is no
+// answer: a lost connection, a timeout, an interrupt, a malformed reply.
+// Client quorum is about bricks that did not answer: when the answering
+// bricks are enough and none succeeded, their errno is the caller's
+// (afr_final_errno), not ENOTCONN.
 func answered(rs []reply, set []bool) []bool {
 	a := make([]bool, len(rs))
 	for i, rp := range rs {
-		a[i] = set[i] && rp.done && (rp.err == nil || brick.Errno(rp.err) != syscall.ENOTCONN)
+		a[i] = set[i] && rp.done && (rp.err == nil || ownErrno(rp.err))
 	}
 	return a
+}
+
+// ownErrno reports whether err is a brick's own op_errno (an *OpError
+// without a cause of ours) other than ENOTCONN.
+func ownErrno(err error) bool {
+	var oe *brick.OpError
+	return errors.As(err, &oe) && oe.Err == nil && oe.Errno != syscall.ENOTCONN
 }
 
 func succeeded(rs []reply, set []bool) []bool {

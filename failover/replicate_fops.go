@@ -73,13 +73,10 @@ func (r *Replicate) refresh(ctx context.Context, ino *inode) ([]xdr.Iatt, []bool
 		return err
 	})
 	ok := succeeded(rs, up)
-	switch {
-	case !r.hasQuorum(answered(rs, up)):
-		return nil, nil, r.errNoQuorum("LOOKUP")
-	case count(ok) == 0:
-		return nil, nil, r.finalErr(rs, up)
-	case !r.hasQuorum(ok):
-		return nil, nil, r.errNoQuorum("LOOKUP")
+	if !r.hasQuorum(ok) {
+		// As afr_inode_refresh_done: the bricks' errno when they gave
+		// one (an ENOENT while another client removes the file).
+		return nil, nil, r.quorumErr("LOOKUP", rs, up)
 	}
 	isDir := false
 	for i := range ok {
@@ -344,7 +341,23 @@ func (r *Replicate) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 		return err
 	})
 	ok := succeeded(rs, up)
-	answered := answered(rs, up)
+	if count(ok) == 0 {
+		// Nobody has the name: with a quorum of bricks answering, their
+		// errno is the answer (ENOENT, ENAMETOOLONG, EACCES...).
+		if !r.hasQuorum(answered(rs, up)) {
+			return xdr.Iatt{}, nil, r.errNoQuorum("LOOKUP")
+		}
+		return xdr.Iatt{}, nil, r.finalErr(rs, up)
+	}
+	// Some have it: those, and those that do not hold the name, must be a
+	// quorum (afr_lookup_done); a brick that failed otherwise may hold a
+	// copy the others would refuse.
+	answered := clone(ok)
+	for i, rp := range rs {
+		if up[i] && rp.err != nil && brick.Errno(rp.err) == syscall.ENOENT && ownErrno(rp.err) {
+			answered[i] = true
+		}
+	}
 	if !r.hasQuorum(answered) {
 		return xdr.Iatt{}, nil, r.errNoQuorum("LOOKUP")
 	}

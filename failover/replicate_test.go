@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,7 +29,11 @@ type fakeChild struct {
 	xattrops []xdr.Dict
 	xattrs   map[xdr.GFID]map[string]counts // the changelog as ADD_ARRAY left it, per inode
 	rmdirErr error
-	lookErr  error               // LOOKUP's answer, if set
+	lookErr  error // LOOKUP's answer, if set
+	xopErr   error // XATTROP's answer, if set
+	size     uint64
+	zeroed   [][2]uint64         // ZEROFILL ranges
+	falloc   [][3]uint64         // FALLOCATE flags, offset, length
 	quiet    bool                // record no events (benchmarks)
 	names    map[string]xdr.Iatt // the namespace, if set (entry_test.go)
 	created  int64               // seq of the last entry made here
@@ -79,6 +84,9 @@ func (f *fakeChild) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, di
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.xopErr != nil {
+		return nil, f.xopErr
+	}
 	f.xattrops = append(f.xattrops, dict)
 	f.events = append(f.events, "xattrop")
 	f.markedAt = seq.Add(1)
@@ -357,42 +365,165 @@ func TestQuorum(t *testing.T) {
 }
 
 // TestUnanimousErrorIsTheAnswer: when the bricks that answer are a quorum
-// and all refuse a lookup, their errno is the caller's (afr_final_errno),
-// not ENOTCONN; quorum is only about bricks that did not answer.
+// and none succeeds, their errno is the caller's (afr_final_errno), not
+// ENOTCONN; quorum is only about bricks that did not answer. A failure on
+// our side (a lost connection, a timeout, an interrupt) is no answer. A
+// name that fewer than a quorum of bricks hold is not trusted.
 func TestUnanimousErrorIsTheAnswer(t *testing.T) {
 	ctx := context.Background()
-	set := func(f *fakeChild, up bool, err syscall.Errno) {
-		f.mu.Lock()
-		f.up = up
-		f.lookErr = nil
-		if err != 0 {
-			f.lookErr = &brick.OpError{Brick: f.name, Fop: "LOOKUP", Errno: err}
-		}
-		f.mu.Unlock()
+	own := func(f *fakeChild, en syscall.Errno) error {
+		return &brick.OpError{Brick: f.name, Fop: "LOOKUP", Errno: en}
 	}
+	ours := func(f *fakeChild, en syscall.Errno) error {
+		return &brick.OpError{Brick: f.name, Fop: "LOOKUP", Errno: en, Err: context.DeadlineExceeded}
+	}
+	type ans struct {
+		up   bool
+		err  func(*fakeChild, syscall.Errno) error
+		code syscall.Errno
+	}
+	ok := ans{up: true}
+	down := ans{}
+	e := func(en syscall.Errno) ans { return ans{up: true, err: own, code: en} }
+	lost := ans{up: true, err: ours, code: syscall.ENOTCONN}
 	for _, tc := range []struct {
-		name string
-		up   []bool
-		errs []syscall.Errno
-		want syscall.Errno
+		name         string
+		a            [3]ans
+		byName, byID syscall.Errno // 0: success
 	}{
-		{"all ENAMETOOLONG", []bool{true, true, true}, []syscall.Errno{syscall.ENAMETOOLONG, syscall.ENAMETOOLONG, syscall.ENAMETOOLONG}, syscall.ENAMETOOLONG},
-		{"all EACCES", []bool{true, true, true}, []syscall.Errno{syscall.EACCES, syscall.EACCES, syscall.EACCES}, syscall.EACCES},
-		{"two EACCES, one down", []bool{true, true, false}, []syscall.Errno{syscall.EACCES, syscall.EACCES, 0}, syscall.EACCES},
-		{"two EACCES, one lost", []bool{true, true, true}, []syscall.Errno{syscall.EACCES, syscall.ENOTCONN, syscall.EACCES}, syscall.EACCES},
-		{"one EACCES, two lost", []bool{true, true, true}, []syscall.Errno{syscall.ENOTCONN, syscall.EACCES, syscall.ENOTCONN}, syscall.ENOTCONN},
-		{"ENOENT beats EACCES", []bool{true, true, true}, []syscall.Errno{syscall.EACCES, syscall.ENOENT, syscall.EACCES}, syscall.ENOENT},
+		{"all ENAMETOOLONG", [3]ans{e(syscall.ENAMETOOLONG), e(syscall.ENAMETOOLONG), e(syscall.ENAMETOOLONG)}, syscall.ENAMETOOLONG, syscall.ENAMETOOLONG},
+		{"all EACCES", [3]ans{e(syscall.EACCES), e(syscall.EACCES), e(syscall.EACCES)}, syscall.EACCES, syscall.EACCES},
+		{"two EACCES, one down", [3]ans{e(syscall.EACCES), e(syscall.EACCES), down}, syscall.EACCES, syscall.EACCES},
+		{"two EACCES, one lost", [3]ans{e(syscall.EACCES), lost, e(syscall.EACCES)}, syscall.EACCES, syscall.EACCES},
+		{"one EACCES, two lost", [3]ans{lost, e(syscall.EACCES), lost}, syscall.ENOTCONN, syscall.EACCES},
+		{"ENOENT beats EACCES", [3]ans{e(syscall.EACCES), e(syscall.ENOENT), e(syscall.EACCES)}, syscall.ENOENT, syscall.ENOENT},
+		{"timeouts of ours are no answer", [3]ans{{up: true, err: ours, code: syscall.ETIMEDOUT}, {up: true, err: ours, code: syscall.EINTR}, e(syscall.EACCES)}, syscall.ENOTCONN, syscall.EACCES},
+		{"one copy, two EACCES", [3]ans{ok, e(syscall.EACCES), e(syscall.EACCES)}, syscall.ENOTCONN, syscall.EACCES},
+		{"one copy, two ENOENT", [3]ans{ok, e(syscall.ENOENT), e(syscall.ENOENT)}, 0, syscall.ENOENT},
+		{"two copies, one EACCES", [3]ans{ok, ok, e(syscall.EACCES)}, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, f := newTestReplica(t)
-			for i := range f {
-				set(f[i], tc.up[i], tc.errs[i])
+			for i, a := range tc.a {
+				f[i].up = a.up
+				if a.err != nil {
+					f[i].lookErr = a.err(f[i], a.code)
+				}
 			}
-			if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); brick.Errno(err) != tc.want {
-				t.Errorf("lookup by name: %v, want %v", err, tc.want)
+			if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); brick.Errno(err) != tc.byName || (tc.byName == 0) != (err == nil) {
+				t.Errorf("lookup by name: %v, want %v", err, tc.byName)
 			}
-			if _, _, err := r.refresh(ctx, r.inode(testGFID)); brick.Errno(err) != tc.want {
-				t.Errorf("lookup by gfid: %v, want %v", err, tc.want)
+			if _, _, err := r.refresh(ctx, r.inode(testGFID)); brick.Errno(err) != tc.byID || (tc.byID == 0) != (err == nil) {
+				t.Errorf("lookup by gfid: %v, want %v", err, tc.byID)
+			}
+		})
+	}
+}
+
+// A changelog update the bricks refuse with their own errno gives the
+// caller that errno: a write whose pre-op two of three bricks refuse as
+// ENOSPC fails with ENOSPC (QEMU pauses the VM on it), not ENOTCONN.
+func TestChangelogErrno(t *testing.T) {
+	r, f := newTestReplica(t)
+	ctx := context.Background()
+	if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := r.Open(ctx, testGFID, syscall.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range f[1:] {
+		c.xopErr = &brick.OpError{Brick: c.name, Fop: "FXATTROP", Errno: syscall.ENOSPC}
+	}
+	if _, err := r.Write(ctx, fd, 0, []byte("x"), nil); brick.Errno(err) != syscall.ENOSPC {
+		t.Fatalf("write with the pre-op refused as ENOSPC on two bricks: %v, want ENOSPC", err)
+	}
+	// Lost connections are no errno of the bricks': ENOTCONN.
+	for _, c := range f[1:] {
+		c.xopErr = &brick.OpError{Brick: c.name, Fop: "FXATTROP", Errno: syscall.ENOTCONN}
+	}
+	if _, err := r.Write(ctx, fd, 0, []byte("x"), nil); brick.Errno(err) != syscall.ENOTCONN {
+		t.Fatalf("write with the pre-op lost on two bricks: %v, want ENOTCONN", err)
+	}
+}
+
+func (f *fakeChild) Fstat(ctx context.Context, fd *brick.Fd) (xdr.Iatt, error) {
+	if !f.Up() {
+		return xdr.Iatt{}, f.down()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return xdr.Iatt{GFID: fd.GFID, Size: f.size, Mode: syscall.S_IFREG | 0o644}, nil
+}
+
+func (f *fakeChild) Zerofill(ctx context.Context, fd *brick.Fd, off, length uint64) error {
+	if !f.Up() {
+		return f.down()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.zeroed = append(f.zeroed, [2]uint64{off, length})
+	f.size = max(f.size, off+length) // ZEROFILL extends, as on a brick
+	f.events = append(f.events, "zerofill")
+	return nil
+}
+
+func (f *fakeChild) Fallocate(ctx context.Context, fd *brick.Fd, mode uint32, off, length uint64) error {
+	if !f.Up() {
+		return f.down()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.falloc = append(f.falloc, [3]uint64{uint64(mode), off, length})
+	if mode == 0 {
+		f.size = max(f.size, off+length)
+	}
+	f.events = append(f.events, "fallocate")
+	return nil
+}
+
+// fallocate(ZERO_RANGE|KEEP_SIZE) zeroes only below each brick's EOF and
+// preallocates the rest with KEEP_SIZE, inside a data transaction (locked),
+// and leaves every size as it was.
+func TestZerofillKeepSize(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		name              string
+		off, length, size uint64
+		zero              [][2]uint64
+		falloc            [][3]uint64
+	}{
+		{"past EOF", 5 * mib, mib, 5 * mib, nil, [][3]uint64{{1, 5 * mib, mib}}},
+		{"crossing EOF", 4 * mib, 2 * mib, 5 * mib, [][2]uint64{{4 * mib, mib}}, [][3]uint64{{1, 5 * mib, mib}}},
+		{"below EOF", mib, mib, 5 * mib, [][2]uint64{{mib, mib}}, nil},
+		{"empty file", 0, mib, 0, nil, [][3]uint64{{1, 0, mib}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, f := newTestReplica(t)
+			ctx := context.Background()
+			if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); err != nil {
+				t.Fatal(err)
+			}
+			fd, err := r.Open(ctx, testGFID, syscall.O_RDWR)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range f {
+				c.size = tc.size
+			}
+			if err := r.ZerofillKeepSize(ctx, fd, tc.off, tc.length); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range f {
+				c.mu.Lock()
+				if c.size != tc.size || !slices.Equal(c.zeroed, tc.zero) || !slices.Equal(c.falloc, tc.falloc) {
+					t.Errorf("%s: size %d, zerofill %v, fallocate %v; want size %d, %v, %v", c.name, c.size, c.zeroed, c.falloc, tc.size, tc.zero, tc.falloc)
+				}
+				if len(c.events) == 0 || c.events[0] != "lock" {
+					t.Errorf("%s: %v, want the change under the data lock", c.name, c.events)
+				}
+				c.mu.Unlock()
 			}
 		})
 	}

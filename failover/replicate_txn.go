@@ -77,8 +77,10 @@ func (r *Replicate) unlockInode(ctx context.Context, ino *inode, locked []bool, 
 }
 
 // xattrop sends an ADD_ARRAY changelog update to the children in set and
-// returns which applied it.
-func (r *Replicate) xattrop(ctx context.Context, gfid xdr.GFID, owner []byte, set []bool, dirty counts, pending map[int]counts, xdata xdr.Dict) []bool {
+// returns which applied it, and the error for the caller should too few
+// have: the bricks' own errno (an ENOSPC or EDQUOT of the changelog is the
+// caller's, as AFR keeps it from the changelog callback), else ENOTCONN.
+func (r *Replicate) xattrop(ctx context.Context, gfid xdr.GFID, owner []byte, set []bool, dirty counts, pending map[int]counts, xdata xdr.Dict) ([]bool, error) {
 	dict := r.changelog(dirty, pending)
 	rs := r.fanout(internal(ctx, owner), set, func(ctx context.Context, i int) error {
 		_, err := r.kids[i].Xattrop(ctx, gfid, xattropAddArray, dict, xdata)
@@ -89,7 +91,18 @@ func (r *Replicate) xattrop(ctx context.Context, gfid xdr.GFID, owner []byte, se
 			r.log.Warn("changelog update failed", zap.String("brick", r.kids[i].Name()), zap.Stringer("gfid", gfid), zap.Error(rp.err))
 		}
 	}
-	return succeeded(rs, set)
+	return succeeded(rs, set), r.quorumErr("XATTROP", rs, set)
+}
+
+// quorumErr is the error of a fop that succeeded on too few children of
+// set: the bricks' own errno by afr_final_errno's order, ENOTCONN ("client
+// quorum is not met") when none gave one.
+func (r *Replicate) quorumErr(op string, rs []reply, set []bool) error {
+	err := r.finalErr(rs, set)
+	if brick.Errno(err) == syscall.ENOTCONN {
+		return r.errNoQuorum(op)
+	}
+	return err
 }
 
 // blame builds pending +1 in slot for every child in who.
@@ -139,9 +152,9 @@ func (r *Replicate) accuse(ctx context.Context, gfid xdr.GFID, owner []byte, to,
 	if slot != slotEntry {
 		r.noteHeal(gfid, slot)
 	}
-	ok := r.xattrop(ctx, gfid, owner, to, counts{}, blame(who, slot), xdata)
+	ok, fail := r.xattrop(ctx, gfid, owner, to, counts{}, blame(who, slot), xdata)
 	if !r.hasQuorum(ok) {
-		return r.errNoQuorum("XATTROP")
+		return fail
 	}
 	if count(r.up()) == r.n() {
 		// The accused brick is up (it failed the fop itself): nothing
@@ -164,11 +177,7 @@ func (r *Replicate) outcome(rs []reply, part []bool) (ok []bool, err error) {
 	case !r.hasQuorum(ok):
 		// Succeeded on too few: report the failure with the bricks' own
 		// errno (afr_final_errno), ENOTCONN when they had none.
-		err := r.finalErr(rs, part)
-		if brick.Errno(err) == syscall.ENOTCONN {
-			err = r.errNoQuorum("")
-		}
-		return ok, err
+		return ok, r.quorumErr("", rs, part)
 	}
 	return ok, nil
 }
@@ -213,16 +222,18 @@ func (r *Replicate) dataTxn(ctx context.Context, ino *inode, rf *replFd, off, le
 		now = true
 	case err == nil && count(ok) < count(part):
 		if rf != nil {
-			ok = succeeded(r.fanout(ctx, ok, func(ctx context.Context, i int) error {
+			frs := r.fanout(ctx, ok, func(ctx context.Context, i int) error {
 				cf, err := r.child(ctx, rf, i)
 				if err != nil {
 					return err
 				}
 				return r.kids[i].Fsync(ctx, cf, true)
-			}), ok)
-			if !r.hasQuorum(ok) {
-				err = r.errNoQuorum("FSYNC")
+			})
+			flushed := succeeded(frs, ok)
+			if !r.hasQuorum(flushed) {
+				err = r.quorumErr("FSYNC", frs, ok)
 			}
+			ok = flushed
 		}
 		failed := and(part, not(ok))
 		r.unreadable(ino, failed, slotData)
@@ -364,13 +375,13 @@ func (r *Replicate) takeDataLock(ctx context.Context, ino *inode) (locked, part 
 		r.unlockInode(ctx, ino, locked, dataRange)
 		return nil, nil, err
 	}
-	part = r.xattrop(ctx, ino.gfid, ino.owner, locked, slotOnly(slotData, 1), blame(not(locked), slotData), nil)
+	part, fail := r.xattrop(ctx, ino.gfid, ino.owner, locked, slotOnly(slotData, 1), blame(not(locked), slotData), nil)
 	if count(locked) < r.n() {
 		r.noteHeal(ino.gfid, slotData)
 	}
 	if !r.hasQuorum(part) {
 		r.unlockInode(ctx, ino, locked, dataRange)
-		return nil, nil, r.errNoQuorum("FXATTROP")
+		return nil, nil, fail
 	}
 	if missed := and(locked, not(part)); count(missed) > 0 {
 		if err := r.accuse(ctx, ino.gfid, ino.owner, part, missed, slotData, nil); err != nil {
@@ -434,7 +445,7 @@ func (r *Replicate) unlockHeld(ino *inode) {
 	ino.mu.Unlock()
 	ctx := context.Background()
 	if postOp {
-		r.xattrop(ctx, ino.gfid, ino.owner, and(part, r.up()), slotOnly(slotData, -1), nil, nil)
+		_, _ = r.xattrop(ctx, ino.gfid, ino.owner, and(part, r.up()), slotOnly(slotData, -1), nil, nil)
 	}
 	r.unlockInode(ctx, ino, and(locked, r.up()), dataRange)
 	ino.mu.Lock()
@@ -462,9 +473,10 @@ func (r *Replicate) metaTxn(ctx context.Context, ino *inode, op func(ctx context
 	optimistic := count(locked) == r.n()
 	part := locked
 	if !optimistic {
-		part = r.xattrop(ctx, ino.gfid, ino.owner, locked, slotOnly(slotMeta, 1), blame(not(locked), slotMeta), nil)
+		var fail error
+		part, fail = r.xattrop(ctx, ino.gfid, ino.owner, locked, slotOnly(slotMeta, 1), blame(not(locked), slotMeta), nil)
 		if !r.hasQuorum(part) {
-			return nil, r.errNoQuorum("XATTROP")
+			return nil, fail
 		}
 		r.noteHeal(ino.gfid, slotMeta)
 	}
@@ -480,7 +492,7 @@ func (r *Replicate) metaTxn(ctx context.Context, ino *inode, op func(ctx context
 		}
 	}
 	if !optimistic {
-		r.xattrop(ctx, ino.gfid, ino.owner, ok, slotOnly(slotMeta, -1), nil, nil)
+		_, _ = r.xattrop(ctx, ino.gfid, ino.owner, ok, slotOnly(slotMeta, -1), nil, nil)
 	}
 	return ok, nil
 }
@@ -539,12 +551,20 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 	optimistic := count(locked) == r.n()
 	part := locked
 	if !optimistic {
+		var fail error
 		for _, e := range changed(names) {
-			part = and(part, r.xattrop(ctx, e.parent, owner, locked, slotOnly(slotEntry, 1), blame(not(locked), slotEntry),
-				entryXdata("glusterfs.xattrop-entry-create", e.name)))
+			done, f := r.xattrop(ctx, e.parent, owner, locked, slotOnly(slotEntry, 1), blame(not(locked), slotEntry),
+				entryXdata("glusterfs.xattrop-entry-create", e.name))
+			if !r.hasQuorum(done) {
+				fail = f
+			}
+			part = and(part, done)
 		}
 		if !r.hasQuorum(part) {
-			return nil, r.errNoQuorum("XATTROP")
+			if fail == nil {
+				fail = r.errNoQuorum("XATTROP")
+			}
+			return nil, fail
 		}
 	}
 	rs := r.fanout(ctx, part, op)
@@ -570,7 +590,7 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 	}
 	if !optimistic {
 		for _, e := range changed(names) {
-			r.xattrop(ctx, e.parent, owner, ok, slotOnly(slotEntry, -1), nil, nil)
+			_, _ = r.xattrop(ctx, e.parent, owner, ok, slotOnly(slotEntry, -1), nil, nil)
 		}
 	}
 	return ok, nil
@@ -610,7 +630,7 @@ func (r *Replicate) entryTooFew(ctx context.Context, owner []byte, names []entry
 		r.noteEntryHeal(e.parent, e.name)
 		xd := entryXdata("glusterfs.xattrop-entry-create", e.name)
 		if count(refused) > 0 && r.vouchedFor(ctx, e.parent, part, refused) {
-			done := r.xattrop(ctx, e.parent, owner, refused, counts{}, blame(others, slotEntry), xd)
+			done, _ := r.xattrop(ctx, e.parent, owner, refused, counts{}, blame(others, slotEntry), xd)
 			if count(done) > 0 {
 				r.log.Warn("an entry change reached too few bricks; the bricks that refused it mark the others for heal",
 					zap.Stringer("parent", e.parent), zap.String("name", e.name), zap.Strings("took it", took))
@@ -622,7 +642,7 @@ func (r *Replicate) entryTooFew(ctx context.Context, owner []byte, names []entry
 		if optimistic {
 			// Without a pre-op nothing is raised yet; with one, dirty
 			// stays raised on every brick of the transaction.
-			r.xattrop(ctx, e.parent, owner, ok, slotOnly(slotEntry, 1), nil, xd)
+			_, _ = r.xattrop(ctx, e.parent, owner, ok, slotOnly(slotEntry, 1), nil, xd)
 		}
 	}
 }
@@ -717,5 +737,6 @@ func (r *Replicate) markNew(ctx context.Context, st xdr.Iatt, to, missing []bool
 			pending[i] = c
 		}
 	}
-	return r.xattrop(ctx, st.GFID, nil, to, counts{}, pending, nil)
+	done, _ := r.xattrop(ctx, st.GFID, nil, to, counts{}, pending, nil)
+	return done
 }

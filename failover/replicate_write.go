@@ -332,6 +332,45 @@ func (r *Replicate) Zerofill(ctx context.Context, f *brick.Fd, off, length uint6
 	return err
 }
 
+// ZerofillKeepSize carries out fallocate(ZERO_RANGE|KEEP_SIZE) on every
+// child taking part, under the data lock over the whole file: no other
+// client's write or truncate moves EOF between a child's fstat and its
+// ZEROFILL, which would otherwise grow the file back (see zeroKeepSize).
+func (r *Replicate) ZerofillKeepSize(ctx context.Context, f *brick.Fd, off, length uint64) error {
+	_, err := r.fdData(ctx, f, 0, whole, nil, func(ctx context.Context, i int, cf *brick.Fd) error {
+		return zeroKeepSize(ctx, r.kids[i], cf, off, length)
+	})
+	return err
+}
+
+// zeroKeepSize zeroes [off, off+length) of one brick's file below its EOF
+// and preallocates the rest, leaving the size alone: what
+// fallocate(ZERO_RANGE|KEEP_SIZE) does on a local filesystem. The brick's
+// ZEROFILL has no KEEP_SIZE variant (it is fallocate(ZERO_RANGE) and
+// extends a file whose range crosses EOF), so the part past EOF gets
+// FALLOCATE with flags 1 (KEEP_SIZE), sent first so that ENOSPC fails the
+// call before anything is zeroed.
+func zeroKeepSize(ctx context.Context, b Fops, f *brick.Fd, off, length uint64) error {
+	st, err := b.Fstat(ctx, f)
+	if err != nil {
+		return err
+	}
+	if end := off + length; end > st.Size {
+		start := max(off, st.Size)
+		if err := b.Fallocate(ctx, f, fallocKeepSize, start, end-start); err != nil {
+			return err
+		}
+	}
+	if below := min(off+length, st.Size); below > off {
+		return b.Zerofill(ctx, f, off, below-off)
+	}
+	return nil
+}
+
+// fallocKeepSize is FALLOC_FL_KEEP_SIZE: the only FALLOCATE flag a brick
+// honours (any non-zero flags mean KEEP_SIZE to it).
+const fallocKeepSize = 0x01
+
 // Flush passes close(2) to every child, with the caller's lock owner, and
 // finishes the eager lock now rather than at the post-op timer.
 func (r *Replicate) Flush(ctx context.Context, f *brick.Fd) error {

@@ -98,7 +98,7 @@ func (h *file) Allocate(ctx context.Context, off, size uint64, mode uint32) sysc
 		// PUNCH_HOLE always comes with KEEP_SIZE: GlusterFS's DISCARD.
 		err = h.vol().Discard(ctx, h.fd, off, size)
 	case mode&fallocZeroRange != 0 && mode&fallocKeepSize != 0:
-		err = h.zeroKeepSize(ctx, off, size)
+		err = h.vol().ZerofillKeepSize(ctx, h.fd, off, size)
 	case mode&fallocZeroRange != 0:
 		// ZEROFILL is fallocate(ZERO_RANGE) on the brick: it zeroes and
 		// extends the file when the range crosses EOF, as asked.
@@ -110,30 +110,6 @@ func (h *file) Allocate(ctx context.Context, off, size uint64, mode uint32) sysc
 		return h.fsys.fail("FALLOCATE", err)
 	}
 	return 0
-}
-
-// zeroKeepSize carries out fallocate(ZERO_RANGE|KEEP_SIZE). The brick's
-// ZEROFILL has no KEEP_SIZE variant and extends a file whose range crosses
-// EOF, so only the part below EOF is zeroed and the rest is preallocated
-// with FALLOCATE KEEP_SIZE (flags 1), which never changes the size: what a
-// local filesystem does in one call. A write that extends the file between
-// the fstat and the ZEROFILL is not zeroed past the old EOF; it is data
-// written after the call as far as anyone can tell.
-func (h *file) zeroKeepSize(ctx context.Context, off, size uint64) error {
-	st, err := h.vol().Fstat(ctx, h.fd)
-	if err != nil {
-		return err
-	}
-	if below := min(off+size, st.Size); below > off {
-		if err := h.vol().Zerofill(ctx, h.fd, off, below-off); err != nil {
-			return err
-		}
-	}
-	if off+size > st.Size {
-		start := max(off, st.Size)
-		return h.vol().Fallocate(ctx, h.fd, fallocKeepSize, start, off+size-start)
-	}
-	return nil
 }
 
 var _ = (fs.FileLseeker)((*file)(nil))

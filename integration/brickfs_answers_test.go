@@ -116,6 +116,28 @@ func fopHelperMain() int {
 	return 0
 }
 
+// denyACL is a POSIX access ACL (the system.posix_acl_access xattr) for a
+// directory of mode 0777 whose one named-user entry gives uid nothing.
+func denyACL(uid int) []byte {
+	le16 := func(b []byte, v uint16) []byte { return append(b, byte(v), byte(v>>8)) }
+	le32 := func(b []byte, v uint32) []byte { return append(b, byte(v), byte(v>>8), byte(v>>16), byte(v>>24)) }
+	const undef = 0xffffffff
+	b := le32(nil, 2) // POSIX_ACL_XATTR_VERSION
+	for _, e := range []struct {
+		tag, perm uint16
+		id        uint32
+	}{
+		{0x01, 7, undef},       // ACL_USER_OBJ rwx
+		{0x02, 0, uint32(uid)}, // ACL_USER uid ---
+		{0x04, 7, undef},       // ACL_GROUP_OBJ rwx
+		{0x10, 7, undef},       // ACL_MASK rwx
+		{0x20, 7, undef},       // ACL_OTHER rwx
+	} {
+		b = le32(le16(le16(b, e.tag), e.perm), e.id)
+	}
+	return b
+}
+
 // nobody is the unprivileged user the fop helper runs as.
 const nobody = 65534
 
@@ -170,9 +192,8 @@ func TestBrickfsAnswers(t *testing.T) {
 			c.CreateVolume(t, vol, kind)
 			c.Start(t, vol)
 
-			// Set up through a mount of its own, so that the mounts under
-			// test have nothing cached: the kernel checks no search
-			// permission on a dentry it holds, the bricks do on LOOKUP.
+			// Set up through mounts of their own, so that the mounts under
+			// test start with nothing cached.
 			setup := c.MountBrickfs(t, c.Spec(vol))
 			mk := func(p string, mode os.FileMode, uid int, dir bool) {
 				t.Helper()
@@ -195,12 +216,21 @@ func TestBrickfsAnswers(t *testing.T) {
 			}
 			mk("open", 0o777, 0, true)
 			mk("open/src", 0o644, nobody, false)
-			mk("locked", 0o755, 0, true)
+			// "locked" lets everybody in by its mode, which is all the
+			// kernel checks (default_permissions, no acl); a POSIX ACL
+			// entry denies uid 65534, which only the bricks' access-control
+			// translator enforces. So its EACCES is the bricks' answer to
+			// LOOKUP, not the kernel's.
+			mk("locked", 0o777, 0, true)
 			mk("locked/f", 0o666, nobody, false)
 			mk("locked/d", 0o777, nobody, true)
-			if err := os.Chmod(filepath.Join(setup, "locked"), 0o700); err != nil {
-				t.Fatal(err)
+			c.Unmount(t, setup)
+			aclMnt := c.MountNative(t, vol, "acl")
+			if err := syscall.Setxattr(filepath.Join(aclMnt, "locked"), "system.posix_acl_access", denyACL(nobody), 0); err != nil {
+				t.Fatalf("set an ACL denying uid %d: %v", nobody, err)
 			}
+			c.Unmount(t, aclMnt)
+			setup = c.MountBrickfs(t, c.Spec(vol))
 			mk("zero", 0o777, 0, true)
 			mk("zero/f", 0, nobody, false)
 			mk("zero/d", 0, nobody, true)
@@ -243,6 +273,16 @@ func TestBrickfsAnswers(t *testing.T) {
 				}
 				if lines := LogLines(c.MountLog(mnt), "quorum is not met"); len(lines) > 0 {
 					t.Errorf("brickfs logged a quorum failure with every brick up:\n%s", strings.Join(lines, "\n"))
+				}
+				// The EACCES came from the bricks, through brickfs.
+				refused := 0
+				for _, l := range LogLines(c.MountLog(mnt), "permission denied") {
+					if strings.Contains(l, "LOOKUP") {
+						refused++
+					}
+				}
+				if refused == 0 {
+					t.Errorf("no LOOKUP refused with EACCES in the brickfs log: the kernel, not the bricks, refused")
 				}
 			})
 
@@ -317,8 +357,9 @@ func TestBrickfsAnswers(t *testing.T) {
 						t.Errorf("brickfs: after fzero -k 4m 2m of 5 MiB of 0xab: %d bytes, want 4 MiB of 0xab then 1 MiB of zeros", len(got))
 					}
 					for _, b := range c.Bricks(t, vol) {
-						if bst := statOf(t, filepath.Join(b.Path, filepath.Base(p))); bst.Size != 5*mib {
-							t.Errorf("brick %d: size %d, want %d", b.Index, bst.Size, 5*mib)
+						// The part past EOF is preallocated (KEEP_SIZE).
+						if bst := statOf(t, filepath.Join(b.Path, filepath.Base(p))); bst.Size != 5*mib || bst.Blocks*512 < 6*mib {
+							t.Errorf("brick %d: size %d, %d bytes allocated; want %d, at least %d", b.Index, bst.Size, bst.Blocks*512, 5*mib, 6*mib)
 						}
 					}
 				}

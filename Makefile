@@ -1,6 +1,9 @@
 # brickfs make targets. See the README's "change this -> run that" table.
 #
 #   make build        bin/brickfs, bin/mount.brickfs
+#   make install      brickfs, mount.brickfs and the systemd generator (root)
+#   make install-glusterfs   also make `mount -t glusterfs` use brickfs
+#   make uninstall    give mount -t glusterfs back to GlusterFS, remove brickfs
 #   make deps         install what the tests need (scripts/deps.sh, apt-get)
 #   make lint         gofmt, go vet, import layering (scripts/lint-layers.sh)
 #   make test         unit tests: brick, failover, fuse, cmd
@@ -16,12 +19,25 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 FUZZTIME ?= 15s
 CMDS := brickfs mount.brickfs
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/brickfs/brickfs/cmd/internal/cli.Version=$(VERSION)
+# DESTDIR installs into another root (a package build, a test).
+DESTDIR ?= /
 
-.PHONY: build deps lint test integration fuzz bench check ci demo clean
+.PHONY: build deps lint test integration fuzz bench check ci demo clean install install-glusterfs uninstall
 
 build:
 	@mkdir -p bin
-	@for c in $(CMDS); do echo "go build -o bin/$$c ./cmd/$$c"; $(GO) build -o bin/$$c ./cmd/$$c || exit 1; done
+	@for c in $(CMDS); do echo "go build -o bin/$$c ./cmd/$$c"; $(GO) build -ldflags "$(LDFLAGS)" -o bin/$$c ./cmd/$$c || exit 1; done
+
+install: build
+	bin/brickfs install --root $(DESTDIR)
+
+install-glusterfs: build
+	bin/brickfs install --root $(DESTDIR) --glusterfs
+
+uninstall: build
+	bin/brickfs install --root $(DESTDIR) --uninstall
 
 deps:
 	bash scripts/deps.sh

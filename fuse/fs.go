@@ -122,7 +122,7 @@ func toErrno(err error) syscall.Errno {
 func (f *FS) fail(op string, err error) syscall.Errno {
 	en := toErrno(err)
 	switch en {
-	case syscall.ENOENT, syscall.ENODATA, syscall.EEXIST, syscall.EAGAIN, syscall.ENOTEMPTY, syscall.EACCES, syscall.EPERM, syscall.EOPNOTSUPP, syscall.ERANGE, syscall.ESTALE, syscall.ENXIO, syscall.ENOTDIR, syscall.EISDIR, syscall.EINVAL, syscall.ENOSPC:
+	case syscall.ENOENT, syscall.ENODATA, syscall.EEXIST, syscall.EAGAIN, syscall.ENOTEMPTY, syscall.EACCES, syscall.EPERM, syscall.EOPNOTSUPP, syscall.ERANGE, syscall.ESTALE, syscall.ENXIO, syscall.ENOTDIR, syscall.EISDIR, syscall.EINVAL, syscall.ENOSPC, syscall.ENAMETOOLONG:
 		if ce := f.log.Check(zap.DebugLevel, "fop failed"); ce != nil {
 			ce.Write(zap.String("fop", op), zap.Error(err))
 		}
@@ -328,11 +328,15 @@ func (r *rawFS) Flush(cancel <-chan struct{}, in *gofuse.FlushIn) gofuse.Status 
 type MountConfig struct {
 	// FsName is the source shown in /proc/mounts: the spec as given.
 	FsName string
-	// ReadOnly mounts read-only; ACL hands permission checks to the bricks'
-	// POSIX ACLs instead of the kernel's default_permissions.
-	ReadOnly, ACL bool
-	// KernelFlags are further mount options for the kernel (noatime, nodev...).
-	KernelFlags []string
+	// Type is the filesystem type, shown as fuse.TYPE: brickfs, or
+	// glusterfs when brickfs stands in for mount.glusterfs.
+	Type string
+	// Flags are the VFS mount flags (MS_RDONLY, MS_NOATIME, MS_NODEV...);
+	// zero means nosuid,nodev.
+	Flags uintptr
+	// ACL hands permission checks to the bricks' POSIX ACLs instead of the
+	// kernel's default_permissions.
+	ACL bool
 }
 
 // Server is a mounted filesystem.
@@ -344,30 +348,30 @@ func (s *Server) Unmount() error { return s.srv.Unmount() }
 // Wait returns once the filesystem has been unmounted.
 func (s *Server) Wait() { s.srv.Wait() }
 
-// Mount mounts f at dir (type fuse.brickfs) and serves it.
+// Mount mounts f at dir (type fuse.TYPE) and serves it.
 func (f *FS) Mount(dir string, mc MountConfig) (*Server, error) {
+	if mc.Type == "" {
+		mc.Type = "brickfs"
+	}
 	mo := gofuse.MountOptions{
-		FsName:      mc.FsName,
-		Name:        "brickfs",
-		AllowOther:  os.Geteuid() == 0,
-		EnableLocks: true,
-		DirectMount: true,
-		MaxWrite:    f.opts.MaxWrite,
+		FsName:           mc.FsName,
+		Name:             mc.Type,
+		DirectMountFlags: mc.Flags,
+		AllowOther:       os.Geteuid() == 0,
+		EnableLocks:      true,
+		DirectMount:      true,
+		MaxWrite:         f.opts.MaxWrite,
 		// Async direct I/O lets a VM's queue depth reach the bricks: without
 		// it the kernel serializes O_DIRECT requests of one file. The native
 		// fuse-bridge asks for it too, with the same background queue.
 		ExtraCapabilities:   gofuse.CAP_ASYNC_DIO,
 		MaxBackground:       64,
 		CongestionThreshold: 48,
-		Options:             append([]string(nil), mc.KernelFlags...),
 	}
 	if mc.ACL {
 		mo.EnableAcl = true
 	} else {
 		mo.Options = append(mo.Options, "default_permissions")
-	}
-	if mc.ReadOnly {
-		mo.Options = append(mo.Options, "ro")
 	}
 	raw := &rawFS{RawFileSystem: fs.NewNodeFS(f.Root(), f.NodeOptions()), fsys: f}
 	srv, err := gofuse.NewServer(raw, dir, &mo)

@@ -22,8 +22,12 @@ declare -A probe=(
 	[psmisc]=fuser
 	[procps]=pgrep
 	[qemu-utils]=qemu-img
+	[qemu-system-x86]=qemu-system-x86_64
+	[xfsprogs]=xfs_io
+	[systemd]=systemd-escape
+	[util-linux]=unshare
 )
-order=(glusterfs-server glusterfs-client fuse3 fio attr iptables tshark psmisc procps qemu-utils)
+order=(glusterfs-server glusterfs-client fuse3 fio attr iptables tshark psmisc procps qemu-utils qemu-system-x86 xfsprogs systemd util-linux)
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/sbin/$1" ] || [ -x "/usr/sbin/$1" ]; }
 

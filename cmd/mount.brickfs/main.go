@@ -1,5 +1,6 @@
 // Command mount.brickfs is the mount(8) helper for `mount -t brickfs` and
-// fstab lines of type brickfs. mount(8) calls it as
+// fstab lines of type brickfs (installed as mount.glusterfs, for `mount -t
+// glusterfs`: see cli.HelperMain). mount(8) calls it as
 //
 //	/sbin/mount.brickfs SPEC DIR [-sfnv] [-N NAMESPACE] [-o OPTIONS] [-t TYPE]
 //
@@ -17,4 +18,4 @@ import (
 	"github.com/brickfs/brickfs/cmd/internal/cli"
 )
 
-func main() { os.Exit(cli.HelperMain(os.Args[1:], os.Stderr)) }
+func main() { os.Exit(cli.Run(os.Args, os.Stderr)) }

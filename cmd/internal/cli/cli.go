@@ -29,8 +29,34 @@ const (
 	ExitOK      = 0
 	ExitUsage   = 1
 	ExitFail    = 1
+	ExitRefused = 2 // a mount point mount.glusterfs refuses: /, /tmp, a brick
 	ExitMounted = 32
 )
+
+// Run is the entry point of every brickfs binary. What it does follows the
+// name it was called by (argv[0]), so that one binary can be installed
+// under each: mount.glusterfs and mount.brickfs (mount(8) helpers),
+// brickfs-fstab-generator (a systemd generator), brickfs (the command).
+func Run(argv []string, stderr io.Writer) int {
+	if isDaemonChild() {
+		return daemonChild(stderr)
+	}
+	if isWatcher() {
+		return watcherMain()
+	}
+	name := "brickfs"
+	if len(argv) > 0 {
+		name = filepath.Base(argv[0])
+		argv = argv[1:]
+	}
+	switch {
+	case strings.HasPrefix(name, "mount."):
+		return HelperMain(name, argv, stderr)
+	case name == generatorName:
+		return GeneratorMain(argv, stderr)
+	}
+	return Main(argv, stderr)
+}
 
 // Version is set at build time.
 var Version = "dev"
@@ -40,8 +66,10 @@ const usage = `brickfs: a GlusterFS client for VM volume files
 Usage:
   brickfs mount [-f] [-o OPTIONS] HOST[,HOST...]:/VOLUME[/DIR] MOUNTPOINT
   brickfs unmount MOUNTPOINT
+  brickfs install [--glusterfs|--revert|--uninstall|--status] [--root DIR]
   brickfs version
   mount -t brickfs HOST[,HOST...]:/VOLUME[/DIR] MOUNTPOINT [-o OPTIONS]
+  mount -t glusterfs ...        once brickfs install --glusterfs made brickfs the helper
 
 /DIR mounts that directory of the volume as the root (as subdir-mount=DIR).
 
@@ -65,16 +93,17 @@ Options (-o, comma-separated):
   volfile-cache-dir=DIR         last good volfiles (default /var/lib/brickfs/volfiles)
   server-port=PORT              glusterd port (default 24007)
   subdir-mount=DIR              mount that directory of the volume
-  ro, acl, noatime, nodev, nosuid, noexec, _netdev, x-*  as mount(8) knows them
+  ro, rw, [no]suid, [no]dev, [no]exec, [no]atime, [no]diratime, [no]relatime,
+  [no]strictatime, [no]lazytime     mount flags, as mount(8) means them
+  auto_unmount                  unmount if the daemon dies
+  acl                           permission checks by the bricks' POSIX ACLs
+  _netdev, nofail, noauto, x-*  for mount(8) and systemd
 The native client's other options (direct-io-mode, lru-limit, ...) are
-accepted and have no effect.
+accepted and have no effect; brickfs says so once.
 `
 
 // Main runs the brickfs command and returns its exit code.
 func Main(args []string, stderr io.Writer) int {
-	if isDaemonChild() {
-		return daemonChild(stderr)
-	}
 	if len(args) < 1 {
 		fmt.Fprint(stderr, usage)
 		return ExitUsage
@@ -86,7 +115,9 @@ func Main(args []string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "brickfs: %v\n", err)
 			return ExitUsage
 		}
-		return runMount(m, fg, stderr)
+		return runMount("brickfs", m, fg, stderr)
+	case "install":
+		return installMain(args[1:], stderr)
 	case "unmount", "umount":
 		if len(args) != 2 {
 			fmt.Fprintln(stderr, "brickfs: usage: brickfs unmount MOUNTPOINT")
@@ -142,15 +173,21 @@ func parseMountArgs(args []string) (Mount, bool, error) {
 			return m, fg, err
 		}
 	}
+	m.finish()
 	return m, fg, nil
 }
 
-func runMount(m Mount, foreground bool, stderr io.Writer) int {
+// runMount mounts m; prog names the command in what it prints.
+func runMount(prog string, m Mount, foreground bool, stderr io.Writer) int {
 	if err := checkMountPoint(m.MountPoint); err != nil {
-		fmt.Fprintf(stderr, "brickfs: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		var am *AlreadyMountedError
-		if errors.As(err, &am) {
+		var re *RefusedError
+		switch {
+		case errors.As(err, &am):
 			return ExitMounted
+		case errors.As(err, &re):
+			return ExitRefused
 		}
 		return ExitFail
 	}
@@ -159,16 +196,16 @@ func runMount(m Mount, foreground bool, stderr io.Writer) int {
 		_, err = subdirOf(m, spec)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "brickfs: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return ExitUsage
 	}
-	for _, w := range m.Warnings {
-		fmt.Fprintf(stderr, "brickfs: warning: %s\n", w)
+	for _, w := range m.Warnings() {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", prog, w)
 	}
 	if foreground {
 		return serve(m, nil, stderr)
 	}
-	return daemonize(m, stderr)
+	return daemonize(prog, m, stderr)
 }
 
 func newLogger(m Mount, foreground bool) (*zap.Logger, error) {
@@ -200,8 +237,9 @@ func newLogger(m Mount, foreground bool) (*zap.Logger, error) {
 	return cfg.Build()
 }
 
-// loadVolfile fetches the volfile, falling back to the last good copy.
-func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, log *zap.Logger) (*volfile.Graph, []byte, error) {
+// loadVolfile fetches the volfile, falling back to the last good copy;
+// note is set when the copy was used, for the user.
+func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, log *zap.Logger) (g *volfile.Graph, raw []byte, note string, err error) {
 	servers := volfileServers(m, spec)
 	cache := volfile.Cache{Dir: m.VolfileCacheDir}
 	got, err := volfile.Fetch(ctx, servers, spec.Volume, m.FetchTimeout)
@@ -216,24 +254,26 @@ func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, log *zap.Logge
 			}
 		}
 	case errors.Is(err, volfile.ErrNoVolume):
-		return nil, nil, err
+		return nil, nil, "", err
 	default:
 		cached, at, cerr := cache.Load(spec.Volume, servers)
 		if cerr != nil {
-			return nil, nil, err
+			return nil, nil, "", err
 		}
 		log.Warn("no volfile server answered; mounting from the last good volfile",
 			zap.String("volume", spec.Volume), zap.Time("saved", at), zap.Error(err))
+		note = fmt.Sprintf("no volfile server answered (%v); mounted %s from the last good volfile, saved %s in %s; changes to the volume apply once a server answers",
+			err, spec.Volume, at.Format(time.RFC3339), m.VolfileCacheDir)
 		b = cached
 	}
-	g, err := volfile.Parse(b)
+	g, err = volfile.Parse(b)
 	if err != nil {
-		return nil, nil, fmt.Errorf("the volfile of %s is not valid: %w", spec.Volume, err)
+		return nil, nil, "", fmt.Errorf("the volfile of %s is not valid: %w", spec.Volume, err)
 	}
 	if err := g.Check(); err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	return g, b, nil
+	return g, b, note, nil
 }
 
 // volfileServers lists where the volfile is fetched from: the spec's
@@ -263,17 +303,25 @@ func subdirOf(m Mount, spec volfile.Spec) (string, error) {
 }
 
 // serve mounts and serves until unmounted. ready, when set, is told the
-// outcome of the mount (the daemonizing parent waits on it).
-func serve(m Mount, ready func(error), stderr io.Writer) int {
-	report := func(err error) int {
-		if ready != nil {
-			ready(err)
-		} else {
-			fmt.Fprintf(stderr, "brickfs: %v\n", err)
+// outcome of the mount and what the user should hear of it (the
+// daemonizing parent waits on it); without it both go to stderr.
+func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int {
+	fg := ready == nil
+	if fg {
+		ready = func(notes []string, err error) {
+			for _, n := range notes {
+				fmt.Fprintf(stderr, "brickfs: warning: %s\n", n)
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "brickfs: %v\n", err)
+			}
 		}
+	}
+	report := func(err error) int {
+		ready(nil, err)
 		return ExitFail
 	}
-	log, err := newLogger(m, ready == nil)
+	log, err := newLogger(m, fg)
 	if err != nil {
 		return report(fmt.Errorf("log: %w", err))
 	}
@@ -288,7 +336,7 @@ func serve(m Mount, ready func(error), stderr io.Writer) int {
 	if err != nil {
 		return report(err)
 	}
-	g, raw, err := loadVolfile(ctx, m, spec, log)
+	g, raw, note, err := loadVolfile(ctx, m, spec, log)
 	if err != nil {
 		log.Error("mount failed", zap.Error(err))
 		return report(err)
@@ -307,20 +355,31 @@ func serve(m Mount, ready func(error), stderr io.Writer) int {
 		AttrTimeout: m.AttrTimeout, EntryTimeout: m.EntryTimeout, NegativeTimeout: m.NegativeTimeout,
 		VolumeID: vol.ID, Log: log,
 	})
-	mc := fuse.MountConfig{FsName: m.Spec, ReadOnly: m.ReadOnly, ACL: m.ACL, KernelFlags: m.KernelFlags}
+	mc := fuse.MountConfig{FsName: m.Spec, Type: m.FsType, Flags: m.MountFlags, ACL: m.ACL}
 	srv, err := fsys.Mount(m.MountPoint, mc)
 	if err != nil {
 		log.Error("mount failed", zap.Error(err))
-		return report(fmt.Errorf("cannot mount FUSE at %s: %v; check that /dev/fuse exists and you are root", m.MountPoint, err))
+		return report(mountError(m.MountPoint, err))
 	}
 	if _, err := os.Stat(m.MountPoint); err != nil {
 		_ = srv.Unmount()
 		return report(fmt.Errorf("the mount at %s is not answering: %v", m.MountPoint, err))
 	}
-	log.Info("mounted", zap.String("spec", m.Spec), zap.String("mountpoint", m.MountPoint), zap.String("volume", spec.Volume))
-	if ready != nil {
-		ready(nil)
+	log.Info("mounted", zap.String("spec", m.Spec), zap.String("mountpoint", m.MountPoint), zap.String("volume", spec.Volume),
+		zap.String("type", "fuse."+m.FsType))
+	if m.AutoUnmount {
+		w, err := startWatcher(m)
+		if err != nil {
+			_ = srv.Unmount()
+			return report(fmt.Errorf("auto_unmount: %v", err))
+		}
+		defer w.done()
 	}
+	var notes []string
+	if note != "" {
+		notes = append(notes, note)
+	}
+	ready(notes, nil)
 	// Follow the volfile: a brick moved by replace-brick, or a quorum
 	// changed by `gluster volume set`, takes effect without a remount.
 	fctx, stopFollow := context.WithCancel(context.Background())
@@ -364,7 +423,7 @@ func Unmount(mnt string) error {
 	if !ok {
 		return fmt.Errorf("%s is not mounted", abs)
 	}
-	if typ != "fuse.brickfs" {
+	if typ != "fuse.brickfs" && (typ != "fuse.glusterfs" || !servedByBrickfs(src, abs)) {
 		return fmt.Errorf("%s is a %s mount of %s, not brickfs; use umount", abs, typ, src)
 	}
 	if err := syscall.Unmount(abs, 0); err != nil {
@@ -378,18 +437,25 @@ func Unmount(mnt string) error {
 	return nil
 }
 
-// HelperMain runs mount.brickfs as mount(8) calls it:
+// HelperMain runs a mount helper as mount(8) calls it:
 //
 //	mount.brickfs SPEC DIR [-sfnv] [-N NAMESPACE] [-o OPTIONS] [-t TYPE]
 //
-// -s (sloppy) and -n (no mtab) are accepted; -v logs more; -f (fake) checks
-// the arguments and mounts nothing; -N is refused (brickfs does not enter
-// mount namespaces); -t must name brickfs.
-func HelperMain(args []string, stderr io.Writer) int {
-	if isDaemonChild() {
-		return daemonChild(stderr)
+// Called as mount.glusterfs it stands in for GlusterFS's own helper: the
+// mount shows type fuse.glusterfs, and messages, usage and -V name
+// mount.glusterfs. -s (sloppy) and -n (no mtab) are accepted; -v logs
+// more; -f (fake) checks the arguments and mounts nothing; -V prints the
+// version; -h the usage; -N is refused (brickfs does not enter mount
+// namespaces); -t must name the helper's type (TYPE, TYPE.SUBTYPE or
+// fuse.TYPE).
+func HelperMain(name string, args []string, stderr io.Writer) int {
+	prog, fstype := "mount.brickfs", "brickfs"
+	if strings.HasPrefix(name, "mount.glusterfs") {
+		prog, fstype = "mount.glusterfs", "glusterfs"
 	}
+	usage := fmt.Sprintf("usage: %s HOST[,HOST...]:/VOLUME[/DIR] DIR [-sfnvV] [-o OPTIONS]", prog)
 	m := defaults()
+	m.FsType = fstype
 	var pos, opts []string
 	fake, verbose := false, false
 	for i := 0; i < len(args); i++ {
@@ -397,7 +463,7 @@ func HelperMain(args []string, stderr io.Writer) int {
 		switch {
 		case a == "-o" || a == "-t" || a == "-N":
 			if i+1 >= len(args) {
-				fmt.Fprintf(stderr, "mount.brickfs: %s needs a value\n", a)
+				fmt.Fprintf(stderr, "%s: %s needs a value\n", prog, a)
 				return ExitUsage
 			}
 			i++
@@ -405,46 +471,53 @@ func HelperMain(args []string, stderr io.Writer) int {
 			case "-o":
 				opts = append(opts, args[i])
 			case "-t":
-				if t := args[i]; t != "brickfs" && t != "fuse.brickfs" {
-					fmt.Fprintf(stderr, "mount.brickfs: type %q is not brickfs\n", t)
+				if t := args[i]; t != fstype && t != "fuse."+fstype && !strings.HasPrefix(t, fstype+".") {
+					fmt.Fprintf(stderr, "%s: type %q is not %s; this helper mounts only %s volumes\n", prog, t, fstype, fstype)
 					return ExitUsage
 				}
 			case "-N":
-				fmt.Fprintln(stderr, "mount.brickfs: -N (mount namespace) is not supported; run mount inside the namespace instead")
+				fmt.Fprintf(stderr, "%s: -N (mount namespace) is not supported; run mount inside the namespace instead\n", prog)
 				return ExitUsage
 			}
 		case strings.HasPrefix(a, "-o") && len(a) > 2:
 			opts = append(opts, a[2:])
+		case a == "-V" || a == "--version":
+			fmt.Fprintf(os.Stdout, "%s (brickfs %s)\n", prog, Version)
+			return ExitOK
+		case a == "-h" || a == "--help":
+			fmt.Fprintln(os.Stdout, usage)
+			return ExitOK
 		case strings.HasPrefix(a, "-") && len(a) > 1 && strings.Trim(a[1:], "sfnv") == "":
 			fake = fake || strings.Contains(a, "f")
 			verbose = verbose || strings.Contains(a, "v")
 		case strings.HasPrefix(a, "-") && len(a) > 1:
-			fmt.Fprintf(stderr, "mount.brickfs: unknown flag %q\nusage: mount.brickfs SPEC DIR [-sfnv] [-o OPTIONS]\n", a)
+			fmt.Fprintf(stderr, "%s: unknown flag %q\n%s\n", prog, a, usage)
 			return ExitUsage
 		default:
 			pos = append(pos, a)
 		}
 	}
 	if len(pos) != 2 {
-		fmt.Fprintln(stderr, "usage: mount.brickfs HOST[,HOST...]:/VOLUME DIR [-sfnv] [-o OPTIONS]")
+		fmt.Fprintln(stderr, usage)
 		return ExitUsage
 	}
 	m.Spec, m.MountPoint = pos[0], pos[1]
 	for _, o := range opts {
 		if err := m.parseOptions(o); err != nil {
-			fmt.Fprintf(stderr, "mount.brickfs: %v\n", err)
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 			return ExitUsage
 		}
 	}
+	m.finish()
 	if verbose && m.LogLevel == "info" {
 		m.LogLevel = "debug"
 	}
 	if fake {
 		if _, err := volfile.ParseSpec(m.Spec, m.Backup); err != nil {
-			fmt.Fprintf(stderr, "mount.brickfs: %v\n", err)
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 			return ExitUsage
 		}
 		return ExitOK
 	}
-	return runMount(m, false, stderr)
+	return runMount(prog, m, false, stderr)
 }

@@ -23,25 +23,28 @@ func isDaemonChild() bool { return os.Getenv(daemonEnv) != "" }
 // mountTimeout bounds how long the parent waits for the child.
 const mountTimeout = 90 * time.Second
 
-func daemonize(m Mount, stderr io.Writer) int {
+// daemonize starts the mount daemon and waits for it to say whether the
+// mount is live. The daemon writes "warn TEXT" lines for the user, then
+// "ok" or the error.
+func daemonize(prog string, m Mount, stderr io.Writer) int {
 	exe, err := os.Executable()
 	if err != nil {
-		fmt.Fprintf(stderr, "brickfs: cannot find own executable: %v\n", err)
+		fmt.Fprintf(stderr, "%s: cannot find own executable: %v\n", prog, err)
 		return ExitFail
 	}
 	spec, err := json.Marshal(m)
 	if err != nil {
-		fmt.Fprintf(stderr, "brickfs: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return ExitFail
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		fmt.Fprintf(stderr, "brickfs: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return ExitFail
 	}
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
-		fmt.Fprintf(stderr, "brickfs: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return ExitFail
 	}
 	// The child reads its Mount from daemonEnv and ignores its arguments;
@@ -55,15 +58,24 @@ func daemonize(m Mount, stderr io.Writer) int {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
 	if err := cmd.Start(); err != nil {
-		fmt.Fprintf(stderr, "brickfs: cannot start the mount daemon: %v\n", err)
+		fmt.Fprintf(stderr, "%s: cannot start the mount daemon: %v\n", prog, err)
 		return ExitFail
 	}
 	_ = w.Close()
 	_ = devnull.Close()
 	done := make(chan string, 1)
 	go func() {
-		line, _ := bufio.NewReader(r).ReadString('\n')
-		done <- strings.TrimSpace(line)
+		br := bufio.NewReader(r)
+		for {
+			line, _ := br.ReadString('\n')
+			line = strings.TrimSpace(line)
+			if note, ok := strings.CutPrefix(line, "warn "); ok {
+				fmt.Fprintf(stderr, "%s: warning: %s\n", prog, note)
+				continue
+			}
+			done <- line
+			return
+		}
 	}()
 	select {
 	case line := <-done:
@@ -75,12 +87,12 @@ func daemonize(m Mount, stderr io.Writer) int {
 		if line == "" {
 			line = "the mount daemon exited without mounting; see the log file"
 		}
-		fmt.Fprintf(stderr, "brickfs: %s\n", line)
+		fmt.Fprintf(stderr, "%s: %s\n", prog, line)
 		return ExitFail
 	case <-time.After(mountTimeout):
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		fmt.Fprintf(stderr, "brickfs: the mount did not come up within %v; see the log file\n", mountTimeout)
+		fmt.Fprintf(stderr, "%s: the mount did not come up within %v; see the log file\n", prog, mountTimeout)
 		return ExitFail
 	}
 }
@@ -97,11 +109,14 @@ func daemonChild(stderr io.Writer) int {
 		return serve(m, nil, stderr)
 	}
 	told := false
-	ready := func(err error) {
+	ready := func(notes []string, err error) {
 		if told {
 			return
 		}
 		told = true
+		for _, n := range notes {
+			_, _ = fmt.Fprintln(pipe, "warn "+strings.ReplaceAll(n, "\n", " "))
+		}
 		msg := "ok"
 		if err != nil {
 			msg = strings.ReplaceAll(err.Error(), "\n", " ")
@@ -111,7 +126,7 @@ func daemonChild(stderr io.Writer) int {
 	}
 	code := serve(m, ready, stderr)
 	if !told {
-		ready(errors.New("the mount daemon stopped before the mount was live; see the log file"))
+		ready(nil, errors.New("the mount daemon stopped before the mount was live; see the log file"))
 	}
 	return code
 }

@@ -5,8 +5,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -31,10 +33,18 @@ type Mount struct {
 	// Subdir is the subdir-mount option, "/a/b"; the spec's HOST:/VOL/SUB
 	// form sets it too.
 	Subdir string
-	// KernelFlags are mount flags the kernel understands (noatime, nodev...).
-	KernelFlags []string
-	// Warnings collects options accepted but not acted on.
-	Warnings []string
+	// FsType is the type the mount shows as fuse.TYPE in /proc/mounts:
+	// brickfs, or glusterfs when called as mount.glusterfs.
+	FsType string
+	// MountFlags are the VFS mount flags (MS_*) the options ask for.
+	MountFlags uintptr
+	// AutoUnmount unmounts the mount point if the daemon dies.
+	AutoUnmount bool
+	// Ignored lists options accepted for mount.glusterfs compatibility that
+	// brickfs does not act on, each once.
+	Ignored []string
+	// BackupLegacy is backupvolfile-server, merged into Backup by finish.
+	BackupLegacy string `json:"-"`
 }
 
 // Defaults as the native client has them.
@@ -46,27 +56,62 @@ func defaults() Mount {
 		FetchTimeout:    5 * time.Second,
 		VolfileCacheDir: "/var/lib/brickfs/volfiles",
 		Transport:       "tcp",
+		FsType:          "brickfs",
+		MountFlags:      defaultMountFlags,
 	}
 }
 
-// ignoredFlags are value-less options mount.glusterfs accepts and either
-// ignores or only warns about.
+// defaultMountFlags are mount(8)'s defaults (rw, suid, dev, exec,
+// relatime), as the native client mounts. MS_SILENT only keeps the flags
+// non-zero, which go-fuse would otherwise replace with nosuid,nodev.
+const defaultMountFlags = syscall.MS_RELATIME | syscall.MS_SILENT
+
+// vfsFlags are the options that are VFS mount flags: each sets and clears
+// bits of MountFlags, as mount(8) and the kernel mean them.
+var vfsFlags = map[string]struct{ set, clear uintptr }{
+	"ro":            {syscall.MS_RDONLY, 0},
+	"rw":            {0, syscall.MS_RDONLY},
+	"nosuid":        {syscall.MS_NOSUID, 0},
+	"suid":          {0, syscall.MS_NOSUID},
+	"nodev":         {syscall.MS_NODEV, 0},
+	"dev":           {0, syscall.MS_NODEV},
+	"noexec":        {syscall.MS_NOEXEC, 0},
+	"exec":          {0, syscall.MS_NOEXEC},
+	"noatime":       {syscall.MS_NOATIME, syscall.MS_RELATIME | syscall.MS_STRICTATIME},
+	"atime":         {0, syscall.MS_NOATIME},
+	"nodiratime":    {syscall.MS_NODIRATIME, 0},
+	"diratime":      {0, syscall.MS_NODIRATIME},
+	"relatime":      {syscall.MS_RELATIME, syscall.MS_NOATIME | syscall.MS_STRICTATIME},
+	"norelatime":    {0, syscall.MS_RELATIME},
+	"strictatime":   {syscall.MS_STRICTATIME, syscall.MS_NOATIME | syscall.MS_RELATIME},
+	"nostrictatime": {0, syscall.MS_STRICTATIME},
+	"lazytime":      {msLazytime, 0},
+	"nolazytime":    {0, msLazytime},
+	// The native helper's spelling of these two (mount.glusterfs 10.3).
+	"lazyatime":   {msLazytime, 0},
+	"nolazyatime": {0, msLazytime},
+}
+
+// msLazytime is MS_LAZYTIME (linux/mount.h), missing from package syscall.
+const msLazytime = 1 << 25
+
+// quietFlags are value-less options that mean nothing to a mount helper:
+// mount(8) and systemd act on them (auto, noauto, nofail, _netdev, user...)
+// or they are the default (defaults).
+var quietFlags = map[string]bool{
+	"auto": true, "noauto": true, "_netdev": true, "defaults": true, "nofail": true,
+	"user": true, "nouser": true, "users": true, "owner": true, "group": true,
+	"silent": true, "loud": true,
+}
+
+// ignoredFlags are value-less options mount.glusterfs accepts that brickfs
+// does not act on: said once on stderr.
 var ignoredFlags = map[string]bool{
-	"rw": true, "auto": true, "noauto": true, "_netdev": true, "defaults": true,
-	"async": true, "sync": true, "dirsync": true, "mand": true, "nomand": true, "silent": true,
-	"loud": true, "iversion": true, "noiversion": true, "nofail": true, "user": true, "nouser": true,
-	"users": true, "owner": true, "group": true,
+	"async": true, "sync": true, "dirsync": true, "mand": true, "nomand": true,
+	"iversion": true, "noiversion": true,
 	"selinux": true, "worm": true, "enable-ino32": true, "mem-accounting": true, "aux-gfid-mount": true,
 	"thin-client": true, "resolve-gids": true, "global-threading": true, "localtime-logging": true,
 	"fopen-keep-cache": true,
-}
-
-// kernelFlags go to the kernel mount as they are.
-var kernelFlags = map[string]bool{
-	"atime": true, "noatime": true, "diratime": true, "nodiratime": true, "relatime": true,
-	"norelatime": true, "strictatime": true, "nostrictatime": true, "lazyatime": true,
-	"nolazyatime": true, "dev": true, "nodev": true, "exec": true, "noexec": true, "suid": true,
-	"nosuid": true,
 }
 
 // ignoredKeys are key=value options of mount.glusterfs that tune the native
@@ -93,9 +138,41 @@ func seconds(key, v string) (time.Duration, error) {
 	return time.Duration(f * float64(time.Second)), nil
 }
 
+// ignore notes an option brickfs accepts and does not act on, once.
+func (m *Mount) ignore(key string) {
+	if !slices.Contains(m.Ignored, key) {
+		m.Ignored = append(m.Ignored, key)
+	}
+}
+
+// Warnings are what the mount says on stderr about its options.
+func (m *Mount) Warnings() []string {
+	if len(m.Ignored) == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("option%s %s: accepted for compatibility with mount.glusterfs; brickfs does not act on %s",
+		map[bool]string{true: "s", false: ""}[len(m.Ignored) > 1], strings.Join(m.Ignored, ", "),
+		map[bool]string{true: "them", false: "it"}[len(m.Ignored) > 1])}
+}
+
+// finish merges what several -o strings gave: backupvolfile-server joins
+// backup-volfile-servers (mount.glusterfs drops it when both are given).
+func (m *Mount) finish() {
+	if m.BackupLegacy == "" {
+		return
+	}
+	servers := strings.Split(m.Backup, ":")
+	if m.Backup == "" {
+		servers = nil
+	}
+	if !slices.Contains(servers, m.BackupLegacy) {
+		servers = append(servers, m.BackupLegacy)
+	}
+	m.Backup, m.BackupLegacy = strings.Join(servers, ":"), ""
+}
+
 // parseOptions applies a comma-separated -o string to m.
 func (m *Mount) parseOptions(s string) error {
-	var backupLegacy string
 	for _, opt := range strings.Split(s, ",") {
 		opt = strings.TrimSpace(opt)
 		if opt == "" {
@@ -106,17 +183,18 @@ func (m *Mount) parseOptions(s string) error {
 			continue
 		}
 		if !hasVal {
+			f, isFlag := vfsFlags[key]
 			switch {
-			case key == "ro":
-				m.ReadOnly = true
+			case isFlag:
+				m.MountFlags = m.MountFlags&^f.clear | f.set
+				m.ReadOnly = m.MountFlags&syscall.MS_RDONLY != 0
 			case key == "acl":
 				m.ACL = true
-			case kernelFlags[key]:
-				m.KernelFlags = append(m.KernelFlags, key)
+			case key == "auto_unmount":
+				m.AutoUnmount = true
+			case quietFlags[key]:
 			case ignoredFlags[key]:
-				if key != "rw" && key != "auto" && key != "noauto" && key != "_netdev" && key != "defaults" {
-					m.Warnings = append(m.Warnings, "option "+key+" is accepted but has no effect in brickfs")
-				}
+				m.ignore(key)
 			default:
 				return fmt.Errorf("unknown mount option %q; see `brickfs help` for the options brickfs takes", key)
 			}
@@ -131,7 +209,7 @@ func (m *Mount) parseOptions(s string) error {
 		case "backup-volfile-servers":
 			m.Backup = val
 		case "backupvolfile-server":
-			backupLegacy = val
+			m.BackupLegacy = val
 		case "attribute-timeout":
 			m.AttrTimeout, err = seconds(key, val)
 		case "entry-timeout":
@@ -166,7 +244,7 @@ func (m *Mount) parseOptions(s string) error {
 			}
 		default:
 			if ignoredKeys[key] {
-				m.Warnings = append(m.Warnings, "option "+key+" is accepted but has no effect in brickfs")
+				m.ignore(key)
 				continue
 			}
 			return fmt.Errorf("unknown mount option %q; see `brickfs help` for the options brickfs takes", key)
@@ -174,9 +252,6 @@ func (m *Mount) parseOptions(s string) error {
 		if err != nil {
 			return err
 		}
-	}
-	if m.Backup == "" && backupLegacy != "" {
-		m.Backup = backupLegacy
 	}
 	return nil
 }
@@ -215,6 +290,9 @@ func checkMountPoint(mnt string) error {
 	}
 	if !st.IsDir() {
 		return fmt.Errorf("mount point %s is not a directory", mnt)
+	}
+	if err := refuseMountPoint(mnt); err != nil {
+		return err
 	}
 	if src, typ, ok := mountedAt(mnt); ok {
 		return &AlreadyMountedError{MountPoint: mnt, Source: src, Type: typ}

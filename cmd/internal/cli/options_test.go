@@ -2,9 +2,11 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,11 +23,66 @@ func TestParseOptions(t *testing.T) {
 		!m.ReadOnly || m.PingTimeout != 2*time.Second || m.FopTimeout != 7*time.Second || m.PostOpDelay != 250*time.Millisecond || m.ServerPort != 24008 {
 		t.Fatalf("parsed %+v", m)
 	}
-	if len(m.KernelFlags) != 1 || m.KernelFlags[0] != "noatime" {
-		t.Fatalf("kernel flags %v", m.KernelFlags)
+	if m.MountFlags != syscall.MS_RDONLY|syscall.MS_NOATIME|syscall.MS_SILENT {
+		t.Fatalf("mount flags %#x", m.MountFlags)
 	}
-	if len(m.Warnings) != 1 || !strings.Contains(m.Warnings[0], "lru-limit") {
-		t.Fatalf("warnings %v", m.Warnings)
+	if w := m.Warnings(); len(w) != 1 || !strings.Contains(w[0], "lru-limit") {
+		t.Fatalf("warnings %v", w)
+	}
+}
+
+// The VFS options become mount flags as mount(8) means them: each later
+// option overrides an earlier one, the default is relatime with suid and
+// dev allowed (as the native client mounts).
+func TestMountFlags(t *testing.T) {
+	for _, tc := range []struct {
+		opts string
+		want uintptr
+	}{
+		{"", syscall.MS_RELATIME},
+		{"defaults", syscall.MS_RELATIME},
+		{"noatime", syscall.MS_NOATIME},
+		{"noatime,relatime", syscall.MS_RELATIME},
+		{"strictatime", syscall.MS_STRICTATIME},
+		{"relatime,norelatime", 0},
+		{"nodiratime,lazytime", syscall.MS_RELATIME | syscall.MS_NODIRATIME | msLazytime},
+		{"lazytime,nolazytime", syscall.MS_RELATIME},
+		{"nodev,nosuid,noexec", syscall.MS_RELATIME | syscall.MS_NODEV | syscall.MS_NOSUID | syscall.MS_NOEXEC},
+		{"nodev,dev,nosuid,suid,noexec,exec", syscall.MS_RELATIME},
+		{"ro", syscall.MS_RELATIME | syscall.MS_RDONLY},
+		{"ro,rw", syscall.MS_RELATIME},
+	} {
+		m := defaults()
+		if err := m.parseOptions(tc.opts); err != nil {
+			t.Fatalf("%q: %v", tc.opts, err)
+		}
+		if got := m.MountFlags &^ syscall.MS_SILENT; got != tc.want {
+			t.Errorf("%q: flags %#x, want %#x", tc.opts, got, tc.want)
+		}
+		if m.MountFlags&syscall.MS_SILENT == 0 {
+			t.Errorf("%q: flags %#x lack MS_SILENT: go-fuse would replace zero flags by nosuid,nodev", tc.opts, m.MountFlags)
+		}
+		if m.ReadOnly != (tc.want&syscall.MS_RDONLY != 0) {
+			t.Errorf("%q: ReadOnly %v", tc.opts, m.ReadOnly)
+		}
+	}
+	m := defaults()
+	if err := m.parseOptions("auto_unmount,nofail,_netdev,noauto,user"); err != nil || !m.AutoUnmount || len(m.Warnings()) != 0 {
+		t.Fatalf("auto_unmount %v, warnings %v, err %v", m.AutoUnmount, m.Warnings(), err)
+	}
+}
+
+// Options brickfs does not act on are said once, in one line.
+func TestIgnoredOnce(t *testing.T) {
+	m := defaults()
+	for _, o := range []string{"lru-limit=1,direct-io-mode=enable", "lru-limit=2,sync"} {
+		if err := m.parseOptions(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := m.Warnings()
+	if len(w) != 1 || strings.Count(w[0], "lru-limit") != 1 || !strings.Contains(w[0], "direct-io-mode") || !strings.Contains(w[0], "sync") {
+		t.Fatalf("warnings %q", w)
 	}
 }
 
@@ -78,12 +135,31 @@ func TestSubdir(t *testing.T) {
 
 func TestLegacyBackupServer(t *testing.T) {
 	m := defaults()
-	if err := m.parseOptions("backupvolfile-server=h9"); err != nil || m.Backup != "h9" {
-		t.Fatalf("%v %q", err, m.Backup)
+	if err := m.parseOptions("backupvolfile-server=h9"); err != nil {
+		t.Fatal(err)
+	}
+	m.finish()
+	if m.Backup != "h9" {
+		t.Fatalf("backupvolfile-server alone: %q", m.Backup)
+	}
+	// Given together, in one -o or in two, both forms are used (the
+	// native helper drops backupvolfile-server).
+	for _, opts := range [][]string{{"backupvolfile-server=h9,backup-volfile-servers=h2:h3"}, {"backupvolfile-server=h9", "backup-volfile-servers=h2:h3"}} {
+		m = defaults()
+		for _, o := range opts {
+			if err := m.parseOptions(o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m.finish()
+		if m.Backup != "h2:h3:h9" {
+			t.Fatalf("%v: backup servers %q, want h2:h3:h9", opts, m.Backup)
+		}
 	}
 	m = defaults()
-	if err := m.parseOptions("backupvolfile-server=h9,backup-volfile-servers=h2"); err != nil || m.Backup != "h2" {
-		t.Fatalf("the plural form must win: %v %q", err, m.Backup)
+	_ = m.parseOptions("backupvolfile-server=h2,backup-volfile-servers=h2:h3")
+	if m.finish(); m.Backup != "h2:h3" {
+		t.Fatalf("a server given twice: %q", m.Backup)
 	}
 }
 
@@ -102,7 +178,7 @@ func TestParseMountArgs(t *testing.T) {
 func TestHelperArgv(t *testing.T) {
 	var out bytes.Buffer
 	// -f (fake) checks arguments without mounting.
-	if code := HelperMain([]string{"h1,h2:/vol", "/mnt/x", "-sfnv", "-o", "_netdev,backup-volfile-servers=h3", "-t", "brickfs"}, &out); code != 0 {
+	if code := HelperMain("mount.brickfs", []string{"h1,h2:/vol", "/mnt/x", "-sfnv", "-o", "_netdev,backup-volfile-servers=h3", "-t", "brickfs"}, &out); code != 0 {
 		t.Fatalf("fake mount: exit %d: %s", code, out.String())
 	}
 	for _, c := range []struct {
@@ -117,9 +193,83 @@ func TestHelperArgv(t *testing.T) {
 		{[]string{"h1:/vol"}, "usage"},
 	} {
 		out.Reset()
-		if code := HelperMain(c.args, &out); code == 0 || !strings.Contains(out.String(), c.want) {
+		if code := HelperMain("mount.brickfs", c.args, &out); code == 0 || !strings.Contains(out.String(), c.want) {
 			t.Errorf("%v: exit %d, %q; want %q", c.args, code, out.String(), c.want)
 		}
+	}
+}
+
+// Called as mount.glusterfs, the helper is mount.glusterfs: it takes
+// -t glusterfs and glusterfs.SUBTYPE, names itself so, and mounts type
+// glusterfs; as mount.brickfs it refuses glusterfs.
+func TestHelperAsGlusterfs(t *testing.T) {
+	var out bytes.Buffer
+	for _, typ := range []string{"glusterfs", "glusterfs.brickfs", "fuse.glusterfs"} {
+		out.Reset()
+		if code := HelperMain("mount.glusterfs", []string{"h1:/vol", "/mnt/x", "-f", "-t", typ}, &out); code != 0 {
+			t.Errorf("mount.glusterfs -t %s: exit %d: %s", typ, code, out.String())
+		}
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"mount.glusterfs", []string{"h1:/vol", "/mnt/x", "-q"}, "mount.glusterfs: unknown flag"},
+		{"mount.glusterfs", []string{"h1:/vol", "/mnt/x", "-t", "brickfs"}, `mount.glusterfs: type "brickfs" is not glusterfs`},
+		{"mount.glusterfs", []string{"h1:/vol"}, "usage: mount.glusterfs "},
+		{"mount.glusterfs", []string{"h1:/vol", "/mnt/x", "-f", "-o", "nonsense"}, "mount.glusterfs: unknown mount option"},
+		{"mount.brickfs", []string{"h1:/vol", "/mnt/x", "-t", "glusterfs"}, `mount.brickfs: type "glusterfs" is not brickfs`},
+	} {
+		out.Reset()
+		if code := HelperMain(c.name, c.args, &out); code == 0 || !strings.Contains(out.String(), c.want) {
+			t.Errorf("%s %v: exit %d, %q; want %q", c.name, c.args, code, out.String(), c.want)
+		}
+	}
+}
+
+// mount.glusterfs's refusals: /, /tmp and bricks, exit 2.
+func TestRefuseMountPoint(t *testing.T) {
+	for _, p := range []string{"/", "/tmp", "/tmp/"} {
+		var re *RefusedError
+		if err := checkMountPoint(p); !errors.As(err, &re) {
+			t.Errorf("%s: %v, want a refusal", p, err)
+		}
+	}
+	dir := t.TempDir()
+	brick := filepath.Join(dir, "brick")
+	if err := os.Mkdir(brick, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setxattr(brick, "trusted.gfid", make([]byte, 16), 0); err != nil {
+		t.Fatalf("set trusted.gfid (the test needs root): %v", err)
+	}
+	var re *RefusedError
+	if err := checkMountPoint(brick); !errors.As(err, &re) || !strings.Contains(err.Error(), "brick") {
+		t.Errorf("a brick directory: %v, want a refusal naming it a brick", err)
+	}
+	// A directory holding a brick of this host's glusterd.
+	state := t.TempDir()
+	old := glusterdState
+	glusterdState = state
+	t.Cleanup(func() { glusterdState = old })
+	parent := filepath.Join(dir, "data")
+	if err := os.MkdirAll(filepath.Join(parent, "b1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bf := filepath.Join(state, "vols", "v", "bricks", "h:-data-b1")
+	os.MkdirAll(filepath.Dir(bf), 0o755)
+	if err := os.WriteFile(bf, []byte("hostname=h\npath="+filepath.Join(parent, "b1")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkMountPoint(parent); !errors.As(err, &re) || !strings.Contains(err.Error(), filepath.Join(parent, "b1")) {
+		t.Errorf("the parent of a brick: %v, want a refusal naming the brick", err)
+	}
+	if err := checkMountPoint(dir + "x"); errors.As(err, &re) {
+		t.Errorf("a sibling: %v", err)
+	}
+	if err := checkMountPoint(t.TempDir()); err != nil {
+		t.Errorf("a plain directory: %v", err)
 	}
 }
 

@@ -50,7 +50,7 @@ func brickTLS(cl *volfile.Volume) (*tls.Config, error) {
 		depth = n
 	}
 	if crl, ok := cl.Option("transport.socket.ssl-crl-path"); ok && crl != "" && !strings.EqualFold(crl, "NULL") {
-		return nil, fmt.Errorf("volfile: %s checks certificates against a revocation list (ssl.crl-path %s), which brickfs does not support; unset ssl.crl-path or mount with glusterfs", cl.Name, crl)
+		return nil, fmt.Errorf("volfile: %s checks certificates against a revocation list (ssl.crl-path %s), which brickfs does not support; unset ssl.crl-path, or use GlusterFS's own client (its helper is /sbin/mount.glusterfs.distrib while brickfs stands in for mount.glusterfs)", cl.Name, crl)
 	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {

@@ -339,6 +339,25 @@ type MountConfig struct {
 	ACL bool
 }
 
+// flagOptions spells mount flags as the options fusermount3 takes.
+func flagOptions(flags uintptr) []string {
+	var o []string
+	for _, f := range []struct {
+		bit  uintptr
+		name string
+	}{
+		{syscall.MS_RDONLY, "ro"}, {syscall.MS_NOSUID, "nosuid"}, {syscall.MS_NODEV, "nodev"},
+		{syscall.MS_NOEXEC, "noexec"}, {syscall.MS_NOATIME, "noatime"}, {syscall.MS_NODIRATIME, "nodiratime"},
+		{syscall.MS_RELATIME, "relatime"}, {syscall.MS_STRICTATIME, "strictatime"}, {syscall.MS_SYNCHRONOUS, "sync"},
+		{syscall.MS_DIRSYNC, "dirsync"},
+	} {
+		if flags&f.bit != 0 {
+			o = append(o, f.name)
+		}
+	}
+	return o
+}
+
 // Server is a mounted filesystem.
 type Server struct{ srv *gofuse.Server }
 
@@ -367,6 +386,15 @@ func (f *FS) Mount(dir string, mc MountConfig) (*Server, error) {
 		ExtraCapabilities:   gofuse.CAP_ASYNC_DIO,
 		MaxBackground:       64,
 		CongestionThreshold: 48,
+	}
+	if os.Geteuid() == 0 {
+		// The mount flags apply only to a direct mount: never let a
+		// failed one fall back to fusermount3, which would mount without
+		// them (a ro mount read-write) and hide the kernel's errno.
+		mo.DirectMountStrict = true
+	} else {
+		// Not root: fusermount3 mounts, and takes the flags as options.
+		mo.Options = append(mo.Options, flagOptions(mc.Flags)...)
 	}
 	if mc.ACL {
 		mo.EnableAcl = true

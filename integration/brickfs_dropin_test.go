@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -485,6 +486,29 @@ func testMountOptions(t *testing.T, c *Cluster, d *dropIn, vol string) {
 	if _, err := os.ReadDir(m4); err == nil || !mounted(m4) {
 		t.Errorf("without auto_unmount a killed daemon's mount reads %v, mounted %v; want ENOTCONN and still mounted", err, mounted(m4))
 	}
+	// With auto_unmount and a clean unmount, the watcher goes with the
+	// daemon (the harness fails the unmount if any process naming the
+	// mount point is left), and a new mount at the same place made before
+	// the old daemon's watcher acts is not touched.
+	m7 := filepath.Join(d.Dir, "opts7")
+	d.Mount(t, c, c.Spec(vol), m7, "auto_unmount")
+	c.Unmount(t, m7)
+	d.Mount(t, c, c.Spec(vol), m7)
+	if _, err := os.ReadDir(m7); err != nil || !mounted(m7) {
+		t.Errorf("a new mount at %s after an auto_unmount one: %v, mounted %v", m7, err, mounted(m7))
+	}
+
+	// The defaults: as mount.glusterfs those of the native client (suid,
+	// dev), as brickfs nosuid,nodev; relatime for both.
+	opts, super = mountInfo(t, m7)
+	if !hasOpt(opts, "relatime") || hasOpt(opts, "nosuid") || hasOpt(opts, "nodev") {
+		t.Errorf("mount -t glusterfs without options: %s; want relatime, suid, dev", fmtOpts(opts, super))
+	}
+	own := c.MountBrickfs(t, c.Spec(vol))
+	opts, super = mountInfo(t, own)
+	if !hasOpt(opts, "relatime") || !hasOpt(opts, "nosuid") || !hasOpt(opts, "nodev") {
+		t.Errorf("brickfs mount without options: %s; want relatime, nosuid, nodev", fmtOpts(opts, super))
+	}
 
 	// From the cached volfile: said on stderr, not only in the log.
 	cache := filepath.Join(c.Dir, "volfile-cache-dropin")
@@ -581,13 +605,13 @@ func TestBrickfsFstab(t *testing.T) {
 			t.Fatalf("brickfs-fstab-generator wrote no early %s: %v", unit, err)
 		}
 		t.Logf("brickfs-fstab-generator (early directory, shadows the one above):\n%s", ours)
-		for _, w := range []string{"After=network-online.target", "Wants=network-online.target", "Where=" + mnt1, "Type=brickfs", ",_netdev\n", "TimeoutSec=30"} {
+		for _, w := range []string{"After=local-fs.target network-online.target", "Wants=network-online.target", "Where=" + mnt1, "Type=brickfs", ",_netdev\n", "TimeoutSec=30"} {
 			if !strings.Contains(string(ours), w) {
 				t.Errorf("the brickfs unit lacks %q", w)
 			}
 		}
-		if strings.Contains(string(ours), "local-fs") {
-			t.Errorf("the brickfs unit names local-fs.target")
+		if strings.Contains(string(ours), "Before=local-fs") {
+			t.Errorf("the brickfs unit is ordered before local-fs.target")
 		}
 		if target, err := os.Readlink(filepath.Join(out, "early", "remote-fs.target.wants", unit)); err != nil || target != "../"+unit {
 			t.Errorf("remote-fs.target.wants/%s: %q, %v (nofail: wanted, not required)", unit, target, err)
@@ -606,12 +630,24 @@ func TestBrickfsFstab(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(out, "early", "mnt-native.mount")); err == nil {
 			t.Errorf("a unit for the glusterfs line: systemd gets it right by itself")
 		}
-		// The unit systemd would load is ours: check it parses.
-		if sa, err := exec.LookPath("systemd-analyze"); err == nil {
-			cmd := exec.Command(sa, "verify", "--man=no", filepath.Join(out, "early", unit))
-			cmd.Env = append(os.Environ(), "SYSTEMD_UNIT_PATH="+filepath.Join(out, "early")+":")
-			if b, err := cmd.CombinedOutput(); err != nil && strings.Contains(string(b), unit) {
-				t.Errorf("systemd-analyze verify: %v: %s", err, b)
+		// What systemd 252 makes of both generators' output together, as
+		// it would load them at boot: local-fs.target neither requires
+		// nor waits for the brickfs mounts; remote-fs.target does.
+		before := targetDeps(t, filepath.Join(sysOut, "normal"))
+		after := targetDeps(t, filepath.Join(out, "early"), filepath.Join(sysOut, "normal"))
+		t.Logf("systemd-analyze, systemd's generator alone: local-fs.target %q; remote-fs.target %q", before["Local File Systems"], before["Remote File Systems"])
+		t.Logf("systemd-analyze, with brickfs-fstab-generator: local-fs.target %q; remote-fs.target %q", after["Local File Systems"], after["Remote File Systems"])
+		if !slices.Contains(before["Local File Systems"], "Requires: "+plain) {
+			t.Errorf("systemd alone: local-fs.target %v does not require %s; the generator may no longer be needed", before["Local File Systems"], plain)
+		}
+		for _, d := range after["Local File Systems"] {
+			if strings.HasPrefix(d, "Requires: ") || strings.HasPrefix(d, "Wants: ") || strings.HasPrefix(d, "After: ") {
+				t.Errorf("with brickfs's generator local-fs.target still has %q", d)
+			}
+		}
+		for _, want := range []string{"Requires: " + plain, "Wants: " + unit} {
+			if !slices.Contains(after["Remote File Systems"], want) {
+				t.Errorf("remote-fs.target lacks %q: %v", want, after["Remote File Systems"])
 			}
 		}
 	})
@@ -654,6 +690,38 @@ func TestBrickfsFstab(t *testing.T) {
 	})
 }
 
+// targetDeps loads local-fs.target and remote-fs.target with systemd's
+// own unit loader (systemd-analyze verify, unit path dirs then the
+// system's), fails on any unit systemd refuses, and returns, per target
+// description, its dependencies on mount units ("Requires: X.mount").
+func targetDeps(t *testing.T, dirs ...string) map[string][]string {
+	t.Helper()
+	cmd := exec.Command("systemd-analyze", "verify", "local-fs.target", "remote-fs.target")
+	cmd.Env = append(os.Environ(), "SYSTEMD_LOG_LEVEL=debug", "SYSTEMD_UNIT_PATH="+strings.Join(dirs, ":")+":/lib/systemd/system")
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, b)
+	}
+	for _, bad := range []string{"bad unit file setting", "Refusing", "Failed to create"} {
+		if strings.Contains(string(b), bad) {
+			t.Errorf("systemd-analyze: %q in\n%s", bad, b)
+		}
+	}
+	deps := map[string][]string{}
+	cur := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if d, ok := strings.CutPrefix(l, "Description: "); ok {
+			cur = d
+			continue
+		}
+		if f := strings.Fields(l); len(f) >= 2 && strings.HasSuffix(f[1], ".mount") && strings.HasSuffix(f[0], ":") {
+			deps[cur] = append(deps[cur], f[0]+" "+f[1])
+		}
+	}
+	return deps
+}
+
 // systemdEscapePath is `systemd-escape --path P`.
 func systemdEscapePath(t *testing.T, p string) string {
 	t.Helper()
@@ -669,8 +737,10 @@ func TestBrickfsInstall(t *testing.T) {
 	RequireRoot(t)
 	bin := BrickfsBin(t)
 	needTool(t, "dpkg-divert", "dpkg")
+	// A merged-/usr root, as Debian 12's.
 	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, "sbin"), 0o755)
+	os.MkdirAll(filepath.Join(root, "usr/sbin"), 0o755)
+	os.Symlink("usr/sbin", filepath.Join(root, "sbin"))
 	os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755)
 	native := "#!/bin/sh\necho 'glusterfs 10.3 (the native helper)'\n"
 	os.WriteFile(filepath.Join(root, "sbin/mount.glusterfs"), []byte(native), 0o755)
@@ -680,15 +750,23 @@ func TestBrickfsInstall(t *testing.T) {
 	if st := mustRun(t, bin, "install", "--status", "--root", root); !strings.HasPrefix(st, "brickfs (/sbin/mount.glusterfs -> /usr/local/sbin/brickfs; GlusterFS's helper diverted to /sbin/mount.glusterfs.distrib)") {
 		t.Errorf("--status after install: %q", st)
 	}
-	// The links run the installed copy under each name (resolved inside
-	// the scratch root).
-	installed := filepath.Join(root, "usr/local/sbin/brickfs")
-	for name, want := range map[string]string{"mount.glusterfs": "mount.glusterfs (brickfs ", "mount.brickfs": "mount.brickfs (brickfs "} {
-		link := filepath.Join(t.TempDir(), name)
-		os.Symlink(installed, link)
-		if v := mustRun(t, link, "-V"); !strings.HasPrefix(v, want) {
-			t.Errorf("%s -V: %q, want %q", name, v, want)
+	// The installed links run the installed copy under each name, in the
+	// scratch root as it would be the root.
+	for name, want := range map[string]string{"/sbin/mount.glusterfs": "mount.glusterfs (brickfs ", "/sbin/mount.brickfs": "mount.brickfs (brickfs "} {
+		target, err := os.Readlink(filepath.Join(root, name))
+		if err != nil || target != "/usr/local/sbin/brickfs" {
+			t.Fatalf("%s -> %q, %v", name, target, err)
 		}
+		// What exec of the link does in that root: the target, with the
+		// link's name as argv[0].
+		cmd := exec.Command(filepath.Join(root, target), "-V")
+		cmd.Args[0] = name
+		if v, err := cmd.Output(); err != nil || !strings.HasPrefix(string(v), want) {
+			t.Errorf("%s -V in the installed root: %q, %v; want %q", name, v, err, want)
+		}
+	}
+	if out := mustRun(t, "dpkg-divert", "--root", root, "--list"); !strings.Contains(out, "/usr/sbin/mount.glusterfs to /usr/sbin/mount.glusterfs.distrib") {
+		t.Errorf("the /usr/sbin alias of the helper is not diverted: %s", out)
 	}
 	if b, err := os.ReadFile(filepath.Join(root, "sbin/mount.glusterfs.distrib")); err != nil || string(b) != native {
 		t.Errorf("the native helper was not diverted: %q, %v", b, err)

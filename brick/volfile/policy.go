@@ -90,7 +90,7 @@ var translators = map[string]rule{
 	// with couldHarm.
 	"features/read-only":       {role: Unsupported, why: "which brickfs does not enforce; mounting it could change a volume that must stay read-only"},
 	"features/worm":            {role: Unsupported, why: "which brickfs does not enforce; mounting it could change or delete files the volume keeps write-once"},
-	"features/snapview-client": {role: Unsupported, why: "which brickfs does not support (user-serviceable snapshots); turn features.uss off or mount with glusterfs"},
+	"features/snapview-client": {role: Unsupported, why: "which brickfs does not support (user-serviceable snapshots); turn features.uss off, or use GlusterFS's own client (its helper is /sbin/mount.glusterfs.distrib while brickfs stands in for mount.glusterfs)"},
 	"cluster/disperse":         {role: Unsupported, why: couldHarm},
 	"debug/sink":               {role: Unsupported, why: couldHarm}, // answers fops without passing them down
 	"cluster/stripe":           {role: Unsupported, why: couldHarm},

@@ -98,7 +98,7 @@ func TestCheckPolicy(t *testing.T) {
 		{"worm", []string{"debug/io-stats", "features/worm"},
 			`volume "cinder" uses translator "cinder-features-worm" (features/worm), which brickfs does not enforce; mounting it could change or delete files the volume keeps write-once`},
 		{"uss", []string{"debug/io-stats", "features/snapview-client"},
-			`volume "cinder" uses translator "cinder-features-snapview-client" (features/snapview-client), which brickfs does not support (user-serviceable snapshots); turn features.uss off or mount with glusterfs`},
+			`volume "cinder" uses translator "cinder-features-snapview-client" (features/snapview-client), which brickfs does not support (user-serviceable snapshots); turn features.uss off, or use GlusterFS's own client (its helper is /sbin/mount.glusterfs.distrib while brickfs stands in for mount.glusterfs)`},
 		{"disperse alias", []string{"debug/io-stats", "cluster/ec"},
 			`volume "cinder" uses translator "cinder-cluster-ec" (cluster/ec), which brickfs does not support; mounting it could read or write data wrongly`},
 		{"afr alias", []string{"debug/io-stats", "cluster/afr"}, ""},

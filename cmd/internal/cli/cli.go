@@ -173,8 +173,7 @@ func parseMountArgs(args []string) (Mount, bool, error) {
 			return m, fg, err
 		}
 	}
-	m.finish()
-	return m, fg, nil
+	return m, fg, m.finish()
 }
 
 // runMount mounts m; prog names the command in what it prints.
@@ -317,8 +316,9 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 			}
 		}
 	}
+	var notes []string // what the user should hear, also if the mount fails
 	report := func(err error) int {
-		ready(nil, err)
+		ready(notes, err)
 		return ExitFail
 	}
 	log, err := newLogger(m, fg)
@@ -337,6 +337,9 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 		return report(err)
 	}
 	g, raw, note, err := loadVolfile(ctx, m, spec, log)
+	if note != "" {
+		notes = append(notes, note)
+	}
 	if err != nil {
 		log.Error("mount failed", zap.Error(err))
 		return report(err)
@@ -355,6 +358,13 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 		AttrTimeout: m.AttrTimeout, EntryTimeout: m.EntryTimeout, NegativeTimeout: m.NegativeTimeout,
 		VolumeID: vol.ID, Log: log,
 	})
+	var w *watcher
+	if m.AutoUnmount {
+		if w, err = startWatcher(m.MountPoint); err != nil {
+			return report(fmt.Errorf("auto_unmount: %v", err))
+		}
+		defer w.done()
+	}
 	mc := fuse.MountConfig{FsName: m.Spec, Type: m.FsType, Flags: m.MountFlags, ACL: m.ACL}
 	srv, err := fsys.Mount(m.MountPoint, mc)
 	if err != nil {
@@ -365,20 +375,16 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 		_ = srv.Unmount()
 		return report(fmt.Errorf("the mount at %s is not answering: %v", m.MountPoint, err))
 	}
+	if w != nil {
+		w.mounted(m.MountPoint)
+	}
+	unrecord, err := recordMount(m.MountPoint)
+	if err != nil {
+		log.Warn("cannot record the mount; brickfs unmount will not know it as brickfs's", zap.Error(err))
+	}
+	defer unrecord()
 	log.Info("mounted", zap.String("spec", m.Spec), zap.String("mountpoint", m.MountPoint), zap.String("volume", spec.Volume),
 		zap.String("type", "fuse."+m.FsType))
-	if m.AutoUnmount {
-		w, err := startWatcher(m)
-		if err != nil {
-			_ = srv.Unmount()
-			return report(fmt.Errorf("auto_unmount: %v", err))
-		}
-		defer w.done()
-	}
-	var notes []string
-	if note != "" {
-		notes = append(notes, note)
-	}
 	ready(notes, nil)
 	// Follow the volfile: a brick moved by replace-brick, or a quorum
 	// changed by `gluster volume set`, takes effect without a remount.
@@ -423,7 +429,7 @@ func Unmount(mnt string) error {
 	if !ok {
 		return fmt.Errorf("%s is not mounted", abs)
 	}
-	if typ != "fuse.brickfs" && (typ != "fuse.glusterfs" || !servedByBrickfs(src, abs)) {
+	if typ != "fuse.brickfs" && (typ != "fuse.glusterfs" || !servedByBrickfs(abs)) {
 		return fmt.Errorf("%s is a %s mount of %s, not brickfs; use umount", abs, typ, src)
 	}
 	if err := syscall.Unmount(abs, 0); err != nil {
@@ -435,6 +441,17 @@ func Unmount(mnt string) error {
 		}
 	}
 	return nil
+}
+
+// helperDefaults is the helper's name and defaults for the name it was
+// called by: as mount.glusterfs, the native client's type and mount flags.
+func helperDefaults(name string) (string, Mount) {
+	m := defaults()
+	if strings.HasPrefix(name, "mount.glusterfs") {
+		m.FsType, m.MountFlags = "glusterfs", glusterfsMountFlags
+		return "mount.glusterfs", m
+	}
+	return "mount.brickfs", m
 }
 
 // HelperMain runs a mount helper as mount(8) calls it:
@@ -449,13 +466,9 @@ func Unmount(mnt string) error {
 // namespaces); -t must name the helper's type (TYPE, TYPE.SUBTYPE or
 // fuse.TYPE).
 func HelperMain(name string, args []string, stderr io.Writer) int {
-	prog, fstype := "mount.brickfs", "brickfs"
-	if strings.HasPrefix(name, "mount.glusterfs") {
-		prog, fstype = "mount.glusterfs", "glusterfs"
-	}
+	prog, m := helperDefaults(name)
+	fstype := m.FsType
 	usage := fmt.Sprintf("usage: %s HOST[,HOST...]:/VOLUME[/DIR] DIR [-sfnvV] [-o OPTIONS]", prog)
-	m := defaults()
-	m.FsType = fstype
 	var pos, opts []string
 	fake, verbose := false, false
 	for i := 0; i < len(args); i++ {
@@ -508,7 +521,10 @@ func HelperMain(name string, args []string, stderr io.Writer) int {
 			return ExitUsage
 		}
 	}
-	m.finish()
+	if err := m.finish(); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return ExitUsage
+	}
 	if verbose && m.LogLevel == "info" {
 		m.LogLevel = "debug"
 	}

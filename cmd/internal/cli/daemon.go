@@ -25,7 +25,7 @@ const mountTimeout = 90 * time.Second
 
 // daemonize starts the mount daemon and waits for it to say whether the
 // mount is live. The daemon writes "warn TEXT" lines for the user, then
-// "ok" or the error.
+// "ok" or "err TEXT".
 func daemonize(prog string, m Mount, stderr io.Writer) int {
 	exe, err := os.Executable()
 	if err != nil {
@@ -84,6 +84,7 @@ func daemonize(prog string, m Mount, stderr io.Writer) int {
 			return ExitOK
 		}
 		_ = cmd.Wait()
+		line = strings.TrimPrefix(line, "err ")
 		if line == "" {
 			line = "the mount daemon exited without mounting; see the log file"
 		}
@@ -108,6 +109,9 @@ func daemonChild(stderr io.Writer) int {
 	if pipe == nil {
 		return serve(m, nil, stderr)
 	}
+	// Nothing the daemon starts (the auto_unmount watcher) may hold the
+	// pipe: the parent would wait for it.
+	syscall.CloseOnExec(3)
 	told := false
 	ready := func(notes []string, err error) {
 		if told {
@@ -119,7 +123,7 @@ func daemonChild(stderr io.Writer) int {
 		}
 		msg := "ok"
 		if err != nil {
-			msg = strings.ReplaceAll(err.Error(), "\n", " ")
+			msg = "err " + strings.ReplaceAll(err.Error(), "\n", " ")
 		}
 		_, _ = fmt.Fprintln(pipe, msg)
 		_ = pipe.Close()

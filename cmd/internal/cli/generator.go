@@ -25,9 +25,15 @@ const generatorName = "brickfs-fstab-generator"
 // such line this generator writes the mount unit into EARLY-DIR, which
 // takes precedence over systemd-fstab-generator's: with _netdev added to
 // its Options=, so that systemd orders it after the network and before
-// remote-fs.target, and pulled in by remote-fs.target. Lines of type
-// glusterfs (brickfs as mount.glusterfs), and lines with _netdev, are
-// already right and left alone.
+// remote-fs.target, and pulled in by remote-fs.target. systemd's generator
+// still links the unit into local-fs.target.requires (or .wants) in its
+// own directory; the early directory masks those links (a link to
+// /dev/null of the same name), so local-fs.target neither waits for the
+// mount nor fails with it. Lines of type glusterfs (brickfs as
+// mount.glusterfs), and lines with _netdev, are already right and left
+// alone. The early directory also outranks a unit of the same name in
+// /etc/systemd/system: to override a brickfs line's unit, add _netdev to
+// the line, or use a drop-in (UNIT.d/*.conf).
 func GeneratorMain(args []string, stderr io.Writer) int {
 	if len(args) != 1 && len(args) != 3 {
 		fmt.Fprintf(stderr, "%s: usage: %s NORMAL-DIR [EARLY-DIR LATE-DIR] (systemd runs it at boot and on daemon-reload)\n", generatorName, generatorName)
@@ -119,22 +125,26 @@ func writeNetworkMount(dir, source string, e fstabEntry) error {
 	fmt.Fprintf(&b, "# Written by %s: a brickfs mount is a network mount.\n", generatorName)
 	b.WriteString("[Unit]\n")
 	b.WriteString("Documentation=man:fstab(5) man:systemd-fstab-generator(8)\n")
-	fmt.Fprintf(&b, "SourcePath=%s\n", source)
-	b.WriteString("After=network-online.target\nWants=network-online.target\n")
+	fmt.Fprintf(&b, "SourcePath=%s\n", specifierEscape(source))
+	// After local filesystems (its log and volfile cache live under /var)
+	// and the network; local-fs.target has no default dependencies, so
+	// this makes no cycle.
+	b.WriteString("After=local-fs.target network-online.target\nWants=network-online.target\n")
 	for _, v := range optionValues(e.opts, "x-systemd.requires") {
-		fmt.Fprintf(&b, "Requires=%s\nAfter=%s\n", v, v)
+		u := unitOf(v)
+		fmt.Fprintf(&b, "Requires=%s\nAfter=%s\n", u, u)
 	}
 	for _, v := range optionValues(e.opts, "x-systemd.after") {
-		fmt.Fprintf(&b, "After=%s\n", v)
+		fmt.Fprintf(&b, "After=%s\n", unitOf(v))
 	}
 	for _, v := range optionValues(e.opts, "x-systemd.before") {
-		fmt.Fprintf(&b, "Before=%s\n", v)
+		fmt.Fprintf(&b, "Before=%s\n", unitOf(v))
 	}
 	for _, v := range optionValues(e.opts, "x-systemd.requires-mounts-for") {
-		fmt.Fprintf(&b, "RequiresMountsFor=%s\n", v)
+		fmt.Fprintf(&b, "RequiresMountsFor=%s\n", specifierEscape(v))
 	}
 	b.WriteString("\n[Mount]\n")
-	fmt.Fprintf(&b, "What=%s\nWhere=%s\nType=%s\n", e.what, where, e.typ)
+	fmt.Fprintf(&b, "What=%s\nWhere=%s\nType=%s\n", specifierEscape(e.what), specifierEscape(where), e.typ)
 	opts := e.opts
 	if opts == "defaults" {
 		opts = ""
@@ -142,7 +152,7 @@ func writeNetworkMount(dir, source string, e fstabEntry) error {
 	if opts != "" {
 		opts += ","
 	}
-	fmt.Fprintf(&b, "Options=%s_netdev\n", opts)
+	fmt.Fprintf(&b, "Options=%s_netdev\n", specifierEscape(opts))
 	if v := optionValues(e.opts, "x-systemd.mount-timeout"); len(v) > 0 {
 		fmt.Fprintf(&b, "TimeoutSec=%s\n", v[len(v)-1])
 	}
@@ -152,40 +162,62 @@ func writeNetworkMount(dir, source string, e fstabEntry) error {
 	if err := os.WriteFile(filepath.Join(dir, unit), []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	// What pulls the mount in: nothing for noauto, the automount unit that
-	// systemd-fstab-generator writes for x-systemd.automount, else the
-	// targets asked for, remote-fs.target by default.
-	if hasOption(e.opts, "noauto") || hasOption(e.opts, "x-systemd.automount") {
-		return nil
-	}
-	kind := ".requires"
-	if hasOption(e.opts, "nofail") {
-		kind = ".wants"
-	}
-	targets := optionValues(e.opts, "x-systemd.wanted-by")
-	if len(targets) > 0 {
-		kind = ".wants"
-	} else if targets = optionValues(e.opts, "x-systemd.required-by"); len(targets) == 0 {
-		targets = []string{"remote-fs.target"}
-	}
-	for _, t := range targets {
-		d := filepath.Join(dir, t+kind)
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	// Mask the links systemd-fstab-generator makes from local-fs.target.
+	for _, kind := range []string{".requires", ".wants"} {
+		if err := link(filepath.Join(dir, "local-fs.target"+kind), unit, "/dev/null"); err != nil {
 			return err
 		}
-		link := filepath.Join(d, unit)
-		_ = os.Remove(link)
-		if err := os.Symlink("../"+unit, link); err != nil {
-			return err
+	}
+	// What pulls the mount in: x-systemd.wanted-by and required-by as
+	// asked (also with noauto, as systemd does); otherwise nothing for
+	// noauto, the automount unit that systemd-fstab-generator writes for
+	// x-systemd.automount, else remote-fs.target: required, or wanted with
+	// nofail.
+	wanted, required := optionValues(e.opts, "x-systemd.wanted-by"), optionValues(e.opts, "x-systemd.required-by")
+	if len(wanted)+len(required) == 0 && !hasOption(e.opts, "noauto") && !hasOption(e.opts, "x-systemd.automount") {
+		if hasOption(e.opts, "nofail") {
+			wanted = []string{"remote-fs.target"}
+		} else {
+			required = []string{"remote-fs.target"}
+		}
+	}
+	for kind, targets := range map[string][]string{".wants": wanted, ".requires": required} {
+		for _, t := range targets {
+			if err := link(filepath.Join(dir, unitOf(t)+kind), unit, "../"+unit); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
+// link makes dir/name a symlink to target.
+func link(dir, name, target string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	p := filepath.Join(dir, name)
+	_ = os.Remove(p)
+	return os.Symlink(target, p)
+}
+
+// unitOf is the unit an x-systemd option names: an absolute path is the
+// mount unit of that path (as systemd-fstab-generator takes it).
+func unitOf(v string) string {
+	if path.IsAbs(v) {
+		return unitNamePath(v) + ".mount"
+	}
+	return v
+}
+
+// specifierEscape doubles '%', which systemd reads as a specifier in unit
+// files (an IPv6 zone in a spec, fe80::1%eth0).
+func specifierEscape(s string) string { return strings.ReplaceAll(s, "%", "%%") }
+
 // unitNamePath escapes a path into a unit name as systemd-escape --path
 // does (unit_name_path_escape): slashes become dashes, and every byte that
-// is not ASCII alphanumeric, ':', '_' or '.' (nor a leading '.') becomes
-// \xNN.
+// is not ASCII alphanumeric, ':', '_' or '.' becomes \xNN, as does a '.'
+// that starts the whole name.
 func unitNamePath(p string) string {
 	p = strings.Trim(path.Clean(p), "/")
 	if p == "" {
@@ -197,7 +229,7 @@ func unitNamePath(p string) string {
 		switch {
 		case c == '/':
 			b.WriteByte('-')
-		case c == '.' && (i == 0 || p[i-1] == '/'):
+		case c == '.' && i == 0:
 			fmt.Fprintf(&b, `\x%02x`, c)
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == ':', c == '_', c == '.':
 			b.WriteByte(c)

@@ -3,24 +3,26 @@ package cli
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
+// unitNamePath escapes as systemd-escape --path does.
 func TestUnitNamePath(t *testing.T) {
-	for in, want := range map[string]string{
-		"/":                          "-",
-		"/mnt/cinder":                "mnt-cinder",
-		"/var/lib/nova/mnt/abc/":     "var-lib-nova-mnt-abc",
-		"/mnt/a b":                   `mnt-a\x20b`,
-		"/mnt/my-vol":                `mnt-my\x2dvol`,
-		"/mnt/.hidden":               `mnt-\x2ehidden`,
-		"/srv/gluster:vol/x_y.z":     `srv-gluster:vol-x_y.z`,
-		"/var/lib/cinder/mnt/9f8e7d": "var-lib-cinder-mnt-9f8e7d",
-	} {
-		if got := unitNamePath(in); got != want {
-			t.Errorf("%q: %q, want %q", in, got, want)
+	esc, err := exec.LookPath("systemd-escape")
+	if err != nil {
+		t.Fatalf("systemd-escape not found (install systemd: bash scripts/deps.sh): %v", err)
+	}
+	for _, p := range []string{"/", "/mnt/cinder", "/var/lib/nova/mnt/abc/", "/mnt/a b", "/mnt/my-vol",
+		"/mnt/.hidden", "/.dot/x", "/srv/gluster:vol/x_y.z", "/mnt/ünï", "/mnt/a\\b", "/mnt/%i"} {
+		out, err := exec.Command(esc, "--path", p).Output()
+		if err != nil {
+			t.Fatalf("systemd-escape --path %q: %v", p, err)
+		}
+		if got, want := unitNamePath(p), strings.TrimSpace(string(out)); got != want {
+			t.Errorf("%q: %q, systemd-escape says %q", p, got, want)
 		}
 	}
 }
@@ -40,6 +42,8 @@ gl1:/netdev /mnt/netdev brickfs _netdev 0 0
 gl1:/native /mnt/native glusterfs defaults 0 0
 /dev/sda1 / ext4 defaults 0 1
 gl1:/bare /mnt/bare brickfs
+fe80::1%eth0:/v6 /mnt/v6 brickfs x-systemd.requires=/srv,x-systemd.after=foo.service 0 0
+gl1:/by /mnt/by brickfs noauto,nofail,x-systemd.wanted-by=a.target,x-systemd.required-by=b.target 0 0
 `), 0o644)
 	t.Setenv("SYSTEMD_FSTAB", fstab)
 	normal, early, late := filepath.Join(dir, "n"), filepath.Join(dir, "e"), filepath.Join(dir, "l")
@@ -55,11 +59,13 @@ gl1:/bare /mnt/bare brickfs
 		return string(b)
 	}
 	for name, want := range map[string][]string{
-		"mnt-cinder.mount":    {"After=network-online.target", "Wants=network-online.target", "What=gl1,gl2:/cinder", "Where=/mnt/cinder", "Type=brickfs", "Options=backup-volfile-servers=gl3,_netdev\n"},
+		"mnt-cinder.mount":    {"Wants=network-online.target", "What=gl1,gl2:/cinder", "Where=/mnt/cinder", "Type=brickfs", "Options=backup-volfile-servers=gl3,_netdev\n"},
 		"mnt-nofail.mount":    {"Requires=foo.service", "After=foo.service", "Options=nofail,x-systemd.requires=foo.service,_netdev\n"},
 		"mnt-noauto.mount":    {"Type=fuse.brickfs", "Options=noauto,_netdev\n"},
 		"mnt-automount.mount": {"Options=x-systemd.automount,_netdev\n"},
 		"mnt-bare.mount":      {"What=gl1:/bare", "Options=_netdev\n"},
+		"mnt-v6.mount":        {"What=fe80::1%%eth0:/v6", "Requires=srv.mount\nAfter=srv.mount", "After=foo.service"},
+		"mnt-by.mount":        {"Options=noauto,nofail,x-systemd.wanted-by=a.target,x-systemd.required-by=b.target,_netdev\n"},
 	} {
 		u := unit(name)
 		for _, w := range want {
@@ -67,8 +73,8 @@ gl1:/bare /mnt/bare brickfs
 				t.Errorf("%s lacks %q:\n%s", name, w, u)
 			}
 		}
-		if strings.Contains(u, "local-fs") {
-			t.Errorf("%s names local-fs:\n%s", name, u)
+		if strings.Contains(u, "Before=local-fs") || !strings.Contains(u, "After=local-fs.target network-online.target\n") {
+			t.Errorf("%s is not ordered after local-fs.target and the network:\n%s", name, u)
 		}
 	}
 	links := map[string]bool{}
@@ -84,6 +90,17 @@ gl1:/bare /mnt/bare brickfs
 		"remote-fs.target.requires/mnt-cinder.mount -> ../mnt-cinder.mount": true,
 		"remote-fs.target.wants/mnt-nofail.mount -> ../mnt-nofail.mount":    true,
 		"remote-fs.target.requires/mnt-bare.mount -> ../mnt-bare.mount":     true,
+		"remote-fs.target.requires/mnt-v6.mount -> ../mnt-v6.mount":         true,
+		// Asked for by name: kept with noauto, and nofail does not turn
+		// a requirement into a want.
+		"a.target.wants/mnt-by.mount -> ../mnt-by.mount":    true,
+		"b.target.requires/mnt-by.mount -> ../mnt-by.mount": true,
+	}
+	// systemd-fstab-generator's links from local-fs.target are masked.
+	for _, u := range []string{"mnt-cinder", "mnt-nofail", "mnt-noauto", "mnt-automount", "mnt-bare", "mnt-v6", "mnt-by"} {
+		for _, k := range []string{"requires", "wants"} {
+			want["local-fs.target."+k+"/"+u+".mount -> /dev/null"] = true
+		}
 	}
 	for l := range want {
 		if !links[l] {

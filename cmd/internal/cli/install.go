@@ -19,6 +19,11 @@ const (
 	// dpkg-divert moves it while brickfs stands in for it.
 	nativeHelper   = "/sbin/mount.glusterfs"
 	nativeDiverted = "/sbin/mount.glusterfs.distrib"
+	// On a merged-/usr system /sbin is a link to usr/sbin, and a later
+	// glusterfs-client may ship the helper under this name instead: it is
+	// diverted too (without renaming: it is the same file).
+	aliasHelper   = "/usr/sbin/mount.glusterfs"
+	aliasDiverted = "/usr/sbin/mount.glusterfs.distrib"
 )
 
 const installUsage = `usage:
@@ -95,13 +100,27 @@ func (in installer) dpkgDivert(args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// diverted reports whether /sbin/mount.glusterfs is diverted, and to where.
-func (in installer) diverted() (string, bool) {
-	out, err := in.dpkgDivert("--truename", nativeHelper)
-	if err != nil || out == nativeHelper {
+// diverted reports whether helper is diverted, and to where.
+func (in installer) divertedPath(helper string) (string, bool) {
+	out, err := in.dpkgDivert("--truename", helper)
+	if err != nil || out == helper {
 		return "", false
 	}
 	return out, true
+}
+
+func (in installer) diverted() (string, bool) { return in.divertedPath(nativeHelper) }
+
+// mergedUsr reports whether /sbin is a link to usr/sbin in the root.
+func (in installer) mergedUsr() bool {
+	t, err := os.Readlink(in.path("/sbin"))
+	return err == nil && strings.Trim(t, "/") == "usr/sbin"
+}
+
+// ours reports whether p is a link to the installed brickfs.
+func (in installer) ours(p string) bool {
+	t, err := os.Readlink(in.path(p))
+	return err == nil && t == installBin
 }
 
 // link makes p a symlink to target, replacing a symlink but never a file.
@@ -142,43 +161,74 @@ func (in installer) install(glusterfs bool) error {
 		}
 		fmt.Fprintf(in.out, "linked %s -> %s\n", in.path(p), installBin)
 	}
+	fmt.Fprintln(in.out, "run `systemctl daemon-reload` for systemd to run the fstab generator now")
 	if !glusterfs {
 		fmt.Fprintf(in.out, "mount -t brickfs uses brickfs; mount -t glusterfs: %s\n", in.status())
 		return nil
 	}
 	if _, ok := in.diverted(); !ok {
+		if in.ours(nativeHelper) {
+			return fmt.Errorf("%s is brickfs's link but GlusterFS's helper is not diverted (the diversion was removed by hand?); reinstall glusterfs-client (apt-get install --reinstall glusterfs-client), then run this again", in.path(nativeHelper))
+		}
 		if _, err := os.Lstat(in.path(nativeHelper)); err != nil {
 			return fmt.Errorf("%s is missing: install glusterfs-client first (apt-get install glusterfs-client), so that reverting can restore it", in.path(nativeHelper))
 		}
 		if _, err := in.dpkgDivert("--local", "--rename", "--divert", nativeDiverted, "--add", nativeHelper); err != nil {
 			return err
 		}
+		if err := in.link(installBin, nativeHelper); err != nil {
+			// Put GlusterFS's helper back rather than leave none.
+			if _, rerr := in.dpkgDivert("--local", "--rename", "--divert", nativeDiverted, "--remove", nativeHelper); rerr != nil {
+				return fmt.Errorf("%v; and putting GlusterFS's helper back failed: %v; run `dpkg-divert --local --rename --remove %s`", err, rerr, nativeHelper)
+			}
+			return err
+		}
 	}
-	if err := in.link(installBin, nativeHelper); err != nil {
-		return err
+	if in.mergedUsr() {
+		if _, ok := in.divertedPath(aliasHelper); !ok {
+			if _, err := in.dpkgDivert("--local", "--no-rename", "--divert", aliasDiverted, "--add", aliasHelper); err != nil {
+				return err
+			}
+		}
 	}
 	fmt.Fprintf(in.out, "mount -t glusterfs: %s\n", in.status())
 	return nil
 }
 
-// revert gives mount -t glusterfs back to the native helper.
+// revert gives mount -t glusterfs back to the native helper. brickfs's
+// link is moved aside first and put back if dpkg-divert fails, so there is
+// always a helper.
 func (in installer) revert() error {
 	to, ok := in.diverted()
+	p := in.path(nativeHelper)
+	_, lerr := os.Lstat(p)
+	if ok && lerr == nil && !in.ours(nativeHelper) {
+		return fmt.Errorf("%s is not brickfs's link; leaving it and the diversion to %s in place", p, to)
+	}
+	if ato, aok := in.divertedPath(aliasHelper); aok {
+		if _, err := in.dpkgDivert("--local", "--no-rename", "--divert", ato, "--remove", aliasHelper); err != nil {
+			return err
+		}
+	}
 	if !ok {
 		fmt.Fprintf(in.out, "mount -t glusterfs: %s\n", in.status())
 		return nil
 	}
-	p := in.path(nativeHelper)
-	if fi, err := os.Lstat(p); err == nil {
-		if fi.Mode()&os.ModeSymlink == 0 {
-			return fmt.Errorf("%s is not brickfs's link; leaving the diversion to %s in place", p, to)
-		}
-		if err := os.Remove(p); err != nil {
+	aside := ""
+	if lerr == nil {
+		aside = p + ".brickfs-revert"
+		if err := os.Rename(p, aside); err != nil {
 			return err
 		}
 	}
 	if _, err := in.dpkgDivert("--local", "--rename", "--divert", to, "--remove", nativeHelper); err != nil {
+		if aside != "" {
+			_ = os.Rename(aside, p)
+		}
 		return err
+	}
+	if aside != "" {
+		_ = os.Remove(aside)
 	}
 	fmt.Fprintf(in.out, "mount -t glusterfs: %s\n", in.status())
 	return nil
@@ -186,17 +236,35 @@ func (in installer) revert() error {
 
 func (in installer) uninstall() error {
 	for _, p := range []string{installGenerator, installHelper} {
-		if fi, err := os.Lstat(in.path(p)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if in.ours(p) {
 			if err := os.Remove(in.path(p)); err != nil {
 				return err
 			}
 			fmt.Fprintf(in.out, "removed %s\n", in.path(p))
 		}
 	}
-	if err := os.Remove(in.path(installBin)); err != nil && !os.IsNotExist(err) {
+	switch err := os.Remove(in.path(installBin)); {
+	case err == nil:
+		fmt.Fprintf(in.out, "removed %s\n", in.path(installBin))
+	case !os.IsNotExist(err):
 		return err
 	}
-	fmt.Fprintf(in.out, "removed %s\n", in.path(installBin))
+	if in.root == "/" {
+		if b, err := os.ReadFile("/proc/self/mounts"); err == nil && strings.Contains(string(b), " fuse.brickfs ") {
+			fmt.Fprintln(in.out, "note: brickfs mounts are still live (see `findmnt -t fuse.brickfs`); their daemons run until unmounted")
+		}
+		if ents, _ := os.ReadDir(mountRecords); len(ents) > 0 {
+			fmt.Fprintf(in.out, "note: %d brickfs daemons still serve mounts (%s)\n", len(ents), mountRecords)
+		}
+	}
+	if b, err := os.ReadFile(in.path("/etc/fstab")); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if e, ok := parseFstabLine(l); ok && isBrickfsType(e.typ) {
+				fmt.Fprintf(in.out, "note: /etc/fstab still mounts %s with brickfs; that line fails at boot now\n", e.where)
+			}
+		}
+	}
+	fmt.Fprintln(in.out, "run `systemctl daemon-reload` for systemd to drop the fstab generator")
 	return nil
 }
 

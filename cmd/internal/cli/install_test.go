@@ -16,8 +16,18 @@ func TestInstallRevert(t *testing.T) {
 	if _, err := exec.LookPath("dpkg-divert"); err != nil {
 		t.Fatalf("dpkg-divert not found (Debian's dpkg): %v", err)
 	}
+	t.Run("Classic", func(t *testing.T) { testInstallRevert(t, false) })
+	t.Run("MergedUsr", func(t *testing.T) { testInstallRevert(t, true) })
+}
+
+func testInstallRevert(t *testing.T, merged bool) {
 	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, "sbin"), 0o755)
+	if merged {
+		os.MkdirAll(filepath.Join(root, "usr/sbin"), 0o755)
+		os.Symlink("usr/sbin", filepath.Join(root, "sbin"))
+	} else {
+		os.MkdirAll(filepath.Join(root, "sbin"), 0o755)
+	}
 	os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755)
 	native := []byte("#!/bin/sh\necho native helper\n")
 	if err := os.WriteFile(filepath.Join(root, nativeHelper), native, 0o755); err != nil {
@@ -48,12 +58,32 @@ func TestInstallRevert(t *testing.T) {
 	if s := in.status(); !strings.HasPrefix(s, "brickfs") {
 		t.Errorf("status after install: %s", s)
 	}
+	// On merged /usr the /usr/sbin name is diverted too, without a rename.
+	to, aliased := in.divertedPath(aliasHelper)
+	if aliased != merged || (merged && to != aliasDiverted) {
+		t.Errorf("%s diverted %v to %q; want %v", aliasHelper, aliased, to, merged)
+	}
 	// Installing again changes nothing and does not fail.
 	if err := in.install(true); err != nil {
 		t.Fatalf("second install: %v", err)
 	}
+	// A link that is not brickfs's is never removed by revert.
+	p := filepath.Join(root, nativeHelper)
+	os.Rename(p, p+".keep")
+	os.Symlink("/somewhere/else", p)
+	if err := in.revert(); err == nil || !strings.Contains(err.Error(), "not brickfs's link") {
+		t.Errorf("revert over a foreign link: %v", err)
+	}
+	if _, aliased := in.divertedPath(aliasHelper); aliased != merged {
+		t.Errorf("a refused revert changed the %s diversion", aliasHelper)
+	}
+	os.Remove(p)
+	os.Rename(p+".keep", p)
 	if err := in.revert(); err != nil {
 		t.Fatal(err)
+	}
+	if _, aliased := in.divertedPath(aliasHelper); aliased {
+		t.Errorf("%s still diverted after revert", aliasHelper)
 	}
 	if b, err := os.ReadFile(filepath.Join(root, nativeHelper)); err != nil || !bytes.Equal(b, native) {
 		t.Errorf("revert did not restore the native helper: %q, %v", b, err)

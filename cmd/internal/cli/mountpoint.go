@@ -2,12 +2,12 @@ package cli
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -31,15 +31,32 @@ func refuseMountPoint(mnt string) error {
 	if err != nil {
 		return nil
 	}
-	if real, err := filepath.EvalSymlinks(abs); err == nil {
-		abs = real
+	real := abs
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		real = r
 	}
-	switch abs {
-	case "/", "/tmp":
-		return &RefusedError{fmt.Sprintf("refusing to mount on %s: mount.glusterfs refuses it too, and a mount there hides the system's files; use a directory of its own, e.g. /mnt/VOLUME", abs)}
+	for _, p := range []string{abs, real} {
+		if p == "/" || p == "/tmp" {
+			return &RefusedError{fmt.Sprintf("refusing to mount on %s: GlusterFS's own helper refuses it too, and a mount there hides the system's files; use a directory of its own, e.g. /mnt/VOLUME", p)}
+		}
 	}
-	if _, err := getxattr(abs, "trusted.gfid"); err == nil {
+	if _, err := getxattr(real, "trusted.gfid"); err == nil {
 		return &RefusedError{fmt.Sprintf("refusing to mount on %s: it is a GlusterFS brick (it has trusted.gfid); mounting there hides the brick's data from glusterfsd; use another directory", abs)}
+	}
+	if b := brickBelow(real); b != "" {
+		return &RefusedError{fmt.Sprintf("refusing to mount on %s: it holds %s, a brick of this host; the mount would hide it from glusterfsd; use another directory", abs, b)}
+	}
+	return nil
+}
+
+// brickBelow returns a brick of this host's glusterd (its brick files under
+// vols/*/bricks name them: path=...) that lies below dir: one that exists
+// here, carries trusted.gfid, and has dir among its parents, compared by
+// device and inode as mount.glusterfs does, so symlinks do not hide it.
+func brickBelow(dir string) string {
+	top, err := os.Stat(dir)
+	if err != nil {
+		return ""
 	}
 	files, _ := filepath.Glob(filepath.Join(glusterdState, "vols", "*", "bricks", "*"))
 	for _, f := range files {
@@ -49,12 +66,27 @@ func refuseMountPoint(mnt string) error {
 		}
 		for _, line := range strings.Split(string(b), "\n") {
 			p, ok := strings.CutPrefix(line, "path=")
-			if ok && p != abs && strings.HasPrefix(p, strings.TrimSuffix(abs, "/")+"/") {
-				return &RefusedError{fmt.Sprintf("refusing to mount on %s: it holds the brick %s of this host (%s); the mount would hide it from glusterfsd; use another directory", abs, p, f)}
+			if !ok || !filepath.IsAbs(p) {
+				continue
+			}
+			if _, err := getxattr(p, "trusted.gfid"); err != nil {
+				continue // not a brick of this host
+			}
+			real, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				continue
+			}
+			for d := filepath.Dir(real); ; d = filepath.Dir(d) {
+				if st, err := os.Stat(d); err == nil && os.SameFile(st, top) {
+					return p
+				}
+				if d == "/" {
+					break
+				}
 			}
 		}
 	}
-	return nil
+	return ""
 }
 
 func getxattr(path, name string) ([]byte, error) {
@@ -80,47 +112,83 @@ func mountError(mnt string, err error) error {
 	return fmt.Errorf("cannot mount FUSE at %s: %v", mnt, err)
 }
 
-// servedByBrickfs reports whether a brickfs daemon serves the mount of src
-// at mnt: its command line is "EXE mount SRC MNT" (see daemonize). It tells
-// a fuse.glusterfs mount made by brickfs from the native client's.
-func servedByBrickfs(src, mnt string) bool {
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "cmdline"))
-		if err != nil {
-			continue
-		}
-		a := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
-		if len(a) == 4 && a[1] == "mount" && a[2] == src && a[3] == mnt && filepath.Base(a[0]) != "glusterfs" {
-			return true
+// mountDev returns the device (MAJOR:MINOR, from /proc/self/mountinfo) of
+// the topmost mount at mnt: a FUSE mount's device names its connection.
+func mountDev(mnt string) (string, bool) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", false
+	}
+	dev, ok := "", false
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && unescapeMount(f[4]) == mnt {
+			dev, ok = f[2], true
 		}
 	}
-	return false
+	return dev, ok
 }
 
-// The auto_unmount watcher: a process of its own that the daemon tells
-// "done" when it exits cleanly. If the daemon dies instead (killed,
-// crashed), the watcher sees its pipe close and detaches the mount, so the
-// mount point is not left answering ENOTCONN, as fusermount3's
-// auto_unmount does for libfuse.
-const watcherEnv = "BRICKFS_AUTO_UNMOUNT"
+// mountRecords is where each mount daemon records the mount it serves, by
+// device: brickfs unmount tells its own fuse.glusterfs mounts from the
+// native client's by it.
+var mountRecords = "/run/brickfs/mounts"
 
-type watcherArgs struct{ MountPoint, Source, Type string }
+// recordMount notes that this process serves the mount at mnt and returns
+// a function that removes the note.
+func recordMount(mnt string) (func(), error) {
+	dev, ok := mountDev(mnt)
+	if !ok {
+		return func() {}, fmt.Errorf("%s is not in /proc/self/mountinfo", mnt)
+	}
+	if err := os.MkdirAll(mountRecords, 0o755); err != nil {
+		return func() {}, err
+	}
+	p := filepath.Join(mountRecords, dev)
+	if err := os.WriteFile(p, []byte(fmt.Sprintf("%d\n%s\n", os.Getpid(), mnt)), 0o644); err != nil {
+		return func() {}, err
+	}
+	return func() { _ = os.Remove(p) }, nil
+}
+
+// servedByBrickfs reports whether a live brickfs daemon recorded the mount
+// at mnt (see recordMount).
+func servedByBrickfs(mnt string) bool {
+	dev, ok := mountDev(mnt)
+	if !ok {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(mountRecords, dev))
+	if err != nil {
+		return false
+	}
+	f := strings.Split(string(b), "\n")
+	if len(f) < 2 || f[1] != mnt {
+		return false
+	}
+	pid, err := strconv.Atoi(f[0])
+	return err == nil && pid > 0 && syscall.Kill(pid, 0) == nil
+}
+
+// The auto_unmount watcher: a process of its own, started before the
+// mount (so it holds no /dev/fuse descriptor), to which the daemon says
+// "dev MAJOR:MINOR" once mounted and "done" when it exits cleanly. When
+// the daemon is gone (its pipe closed, killed or crashed) or done, a mount
+// of that device still at the mount point is detached, so the mount point
+// is not left answering ENOTCONN, as fusermount3's auto_unmount does for
+// libfuse. Another mount made at the same place since has another device
+// and is left alone.
+const watcherEnv = "BRICKFS_AUTO_UNMOUNT"
 
 func isWatcher() bool { return os.Getenv(watcherEnv) != "" }
 
 type watcher struct{ w *os.File }
 
-func startWatcher(m Mount) (*watcher, error) {
+func startWatcher(mnt string) (*watcher, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	abs, err := filepath.Abs(m.MountPoint)
-	if err != nil {
-		return nil, err
-	}
-	args, _ := json.Marshal(watcherArgs{MountPoint: abs, Source: m.Spec, Type: "fuse." + m.FsType})
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -128,8 +196,8 @@ func startWatcher(m Mount) (*watcher, error) {
 	defer r.Close()
 	// The arguments name the mount point so that ps and pgrep -f show
 	// which mount it watches.
-	cmd := exec.Command(exe, "auto-unmount", abs)
-	cmd.Env = append(os.Environ(), watcherEnv+"="+string(args))
+	cmd := exec.Command(exe, "auto-unmount", mnt)
+	cmd.Env = append(os.Environ(), watcherEnv+"="+mnt)
 	cmd.Stdin = r
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
@@ -141,6 +209,13 @@ func startWatcher(m Mount) (*watcher, error) {
 	return &watcher{w: w}, nil
 }
 
+// mounted tells the watcher which mount to watch.
+func (w *watcher) mounted(mnt string) {
+	if dev, ok := mountDev(mnt); ok {
+		_, _ = fmt.Fprintf(w.w, "dev %s\n", dev)
+	}
+}
+
 // done tells the watcher the daemon exits cleanly.
 func (w *watcher) done() {
 	_, _ = fmt.Fprintln(w.w, "done")
@@ -148,18 +223,22 @@ func (w *watcher) done() {
 }
 
 func watcherMain() int {
-	var a watcherArgs
-	if err := json.Unmarshal([]byte(os.Getenv(watcherEnv)), &a); err != nil {
-		fmt.Fprintf(os.Stderr, "brickfs auto-unmount: bad arguments: %v\n", err)
-		return ExitFail
+	mnt := os.Getenv(watcherEnv)
+	dev := ""
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "dev "); ok {
+			dev = d
+		}
+		if sc.Text() == "done" {
+			break
+		}
 	}
-	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
-	if strings.TrimSpace(line) == "done" {
-		return ExitOK
+	if dev == "" {
+		return ExitOK // never mounted
 	}
-	// The daemon died. Detach its mount if it is still the one it made.
-	if src, typ, ok := mountedAt(a.MountPoint); ok && src == a.Source && typ == a.Type {
-		if err := syscall.Unmount(a.MountPoint, syscall.MNT_DETACH); err != nil {
+	if now, ok := mountDev(mnt); ok && now == dev {
+		if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
 			return ExitFail
 		}
 	}

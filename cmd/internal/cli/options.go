@@ -61,10 +61,21 @@ func defaults() Mount {
 	}
 }
 
-// defaultMountFlags are mount(8)'s defaults (rw, suid, dev, exec,
-// relatime), as the native client mounts. MS_SILENT only keeps the flags
-// non-zero, which go-fuse would otherwise replace with nosuid,nodev.
-const defaultMountFlags = syscall.MS_RELATIME | syscall.MS_SILENT
+// defaultMountFlags are brickfs's own defaults: nosuid, nodev, relatime,
+// as for any FUSE filesystem: device nodes and setuid files written by any
+// client of the volume do not take effect on this host. MS_SILENT only
+// keeps the flags non-zero, which go-fuse would otherwise replace with
+// nosuid,nodev.
+const defaultMountFlags = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_RELATIME | syscall.MS_SILENT
+
+// glusterfsMountFlags are mount(8)'s defaults (rw, suid, dev, exec,
+// relatime), which the native client mounts with: brickfs standing in for
+// mount.glusterfs mounts the same.
+const glusterfsMountFlags = syscall.MS_RELATIME | syscall.MS_SILENT
+
+// userFlags are what mount(8) means by user, users, owner and group:
+// noexec, nosuid, nodev (unless given back later on the line).
+const userFlags = syscall.MS_NOEXEC | syscall.MS_NOSUID | syscall.MS_NODEV
 
 // vfsFlags are the options that are VFS mount flags: each sets and clears
 // bits of MountFlags, as mount(8) and the kernel mean them.
@@ -100,8 +111,7 @@ const msLazytime = 1 << 25
 // or they are the default (defaults).
 var quietFlags = map[string]bool{
 	"auto": true, "noauto": true, "_netdev": true, "defaults": true, "nofail": true,
-	"user": true, "nouser": true, "users": true, "owner": true, "group": true,
-	"silent": true, "loud": true,
+	"nouser": true, "silent": true, "loud": true,
 }
 
 // ignoredFlags are value-less options mount.glusterfs accepts that brickfs
@@ -156,19 +166,24 @@ func (m *Mount) Warnings() []string {
 }
 
 // finish merges what several -o strings gave: backupvolfile-server joins
-// backup-volfile-servers (mount.glusterfs drops it when both are given).
-func (m *Mount) finish() {
-	if m.BackupLegacy == "" {
-		return
+// backup-volfile-servers (mount.glusterfs drops it when both are given;
+// volfile.ParseSpec drops a server named twice). A relative mount point
+// becomes absolute: the daemon runs in /.
+func (m *Mount) finish() error {
+	if m.BackupLegacy != "" {
+		if m.Backup != "" {
+			m.Backup += ":"
+		}
+		m.Backup, m.BackupLegacy = m.Backup+m.BackupLegacy, ""
 	}
-	servers := strings.Split(m.Backup, ":")
-	if m.Backup == "" {
-		servers = nil
+	if m.MountPoint != "" {
+		abs, err := filepath.Abs(m.MountPoint)
+		if err != nil {
+			return fmt.Errorf("mount point %s: %v", m.MountPoint, err)
+		}
+		m.MountPoint = abs
 	}
-	if !slices.Contains(servers, m.BackupLegacy) {
-		servers = append(servers, m.BackupLegacy)
-	}
-	m.Backup, m.BackupLegacy = strings.Join(servers, ":"), ""
+	return nil
 }
 
 // parseOptions applies a comma-separated -o string to m.
@@ -188,6 +203,8 @@ func (m *Mount) parseOptions(s string) error {
 			case isFlag:
 				m.MountFlags = m.MountFlags&^f.clear | f.set
 				m.ReadOnly = m.MountFlags&syscall.MS_RDONLY != 0
+			case key == "user" || key == "users" || key == "owner" || key == "group":
+				m.MountFlags |= userFlags
 			case key == "acl":
 				m.ACL = true
 			case key == "auto_unmount":

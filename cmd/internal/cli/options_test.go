@@ -23,7 +23,7 @@ func TestParseOptions(t *testing.T) {
 		!m.ReadOnly || m.PingTimeout != 2*time.Second || m.FopTimeout != 7*time.Second || m.PostOpDelay != 250*time.Millisecond || m.ServerPort != 24008 {
 		t.Fatalf("parsed %+v", m)
 	}
-	if m.MountFlags != syscall.MS_RDONLY|syscall.MS_NOATIME|syscall.MS_SILENT {
+	if m.MountFlags != syscall.MS_RDONLY|syscall.MS_NOATIME|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_SILENT {
 		t.Fatalf("mount flags %#x", m.MountFlags)
 	}
 	if w := m.Warnings(); len(w) != 1 || !strings.Contains(w[0], "lru-limit") {
@@ -32,32 +32,43 @@ func TestParseOptions(t *testing.T) {
 }
 
 // The VFS options become mount flags as mount(8) means them: each later
-// option overrides an earlier one, the default is relatime with suid and
-// dev allowed (as the native client mounts).
+// option overrides an earlier one. brickfs's defaults are nosuid, nodev,
+// relatime; as mount.glusterfs, the native client's: suid, dev, relatime.
 func TestMountFlags(t *testing.T) {
+	const ns = syscall.MS_NOSUID | syscall.MS_NODEV
 	for _, tc := range []struct {
-		opts string
-		want uintptr
+		opts      string
+		glusterfs bool
+		want      uintptr
 	}{
-		{"", syscall.MS_RELATIME},
-		{"defaults", syscall.MS_RELATIME},
-		{"noatime", syscall.MS_NOATIME},
-		{"noatime,relatime", syscall.MS_RELATIME},
-		{"strictatime", syscall.MS_STRICTATIME},
-		{"relatime,norelatime", 0},
-		{"nodiratime,lazytime", syscall.MS_RELATIME | syscall.MS_NODIRATIME | msLazytime},
-		{"lazytime,nolazytime", syscall.MS_RELATIME},
-		{"nodev,nosuid,noexec", syscall.MS_RELATIME | syscall.MS_NODEV | syscall.MS_NOSUID | syscall.MS_NOEXEC},
-		{"nodev,dev,nosuid,suid,noexec,exec", syscall.MS_RELATIME},
-		{"ro", syscall.MS_RELATIME | syscall.MS_RDONLY},
-		{"ro,rw", syscall.MS_RELATIME},
+		{"", false, ns | syscall.MS_RELATIME},
+		{"", true, syscall.MS_RELATIME},
+		{"defaults", true, syscall.MS_RELATIME},
+		{"noatime", true, syscall.MS_NOATIME},
+		{"noatime,relatime", true, syscall.MS_RELATIME},
+		{"strictatime", false, ns | syscall.MS_STRICTATIME},
+		{"relatime,norelatime", true, 0},
+		{"nodiratime,lazytime", true, syscall.MS_RELATIME | syscall.MS_NODIRATIME | msLazytime},
+		{"lazytime,nolazytime", true, syscall.MS_RELATIME},
+		{"nodev,nosuid,noexec", true, syscall.MS_RELATIME | ns | syscall.MS_NOEXEC},
+		{"dev,suid", false, syscall.MS_RELATIME},
+		{"nodev,dev,nosuid,suid,noexec,exec", false, syscall.MS_RELATIME},
+		{"ro", true, syscall.MS_RELATIME | syscall.MS_RDONLY},
+		{"ro,rw", true, syscall.MS_RELATIME},
+		// mount(8): user, users, owner and group imply noexec, nosuid,
+		// nodev, which later options may give back.
+		{"user", true, syscall.MS_RELATIME | ns | syscall.MS_NOEXEC},
+		{"users,exec", true, syscall.MS_RELATIME | ns},
 	} {
 		m := defaults()
+		if tc.glusterfs {
+			m.MountFlags = glusterfsMountFlags
+		}
 		if err := m.parseOptions(tc.opts); err != nil {
 			t.Fatalf("%q: %v", tc.opts, err)
 		}
 		if got := m.MountFlags &^ syscall.MS_SILENT; got != tc.want {
-			t.Errorf("%q: flags %#x, want %#x", tc.opts, got, tc.want)
+			t.Errorf("%q (as glusterfs %v): flags %#x, want %#x", tc.opts, tc.glusterfs, got, tc.want)
 		}
 		if m.MountFlags&syscall.MS_SILENT == 0 {
 			t.Errorf("%q: flags %#x lack MS_SILENT: go-fuse would replace zero flags by nosuid,nodev", tc.opts, m.MountFlags)
@@ -67,8 +78,15 @@ func TestMountFlags(t *testing.T) {
 		}
 	}
 	m := defaults()
-	if err := m.parseOptions("auto_unmount,nofail,_netdev,noauto,user"); err != nil || !m.AutoUnmount || len(m.Warnings()) != 0 {
+	if err := m.parseOptions("auto_unmount,nofail,_netdev,noauto"); err != nil || !m.AutoUnmount || len(m.Warnings()) != 0 {
 		t.Fatalf("auto_unmount %v, warnings %v, err %v", m.AutoUnmount, m.Warnings(), err)
+	}
+	// The helper under each name starts from its own defaults.
+	for name, want := range map[string][2]any{"mount.glusterfs": {"glusterfs", uintptr(glusterfsMountFlags)}, "/sbin/mount.glusterfs": {"glusterfs", uintptr(glusterfsMountFlags)},
+		"mount.brickfs": {"brickfs", uintptr(defaultMountFlags)}} {
+		if _, m := helperDefaults(filepath.Base(name)); m.FsType != want[0] || m.MountFlags != want[1] {
+			t.Errorf("%s: type %s flags %#x, want %v %#x", name, m.FsType, m.MountFlags, want[0], want[1])
+		}
 	}
 }
 
@@ -138,7 +156,9 @@ func TestLegacyBackupServer(t *testing.T) {
 	if err := m.parseOptions("backupvolfile-server=h9"); err != nil {
 		t.Fatal(err)
 	}
-	m.finish()
+	if err := m.finish(); err != nil {
+		t.Fatal(err)
+	}
 	if m.Backup != "h9" {
 		t.Fatalf("backupvolfile-server alone: %q", m.Backup)
 	}
@@ -151,15 +171,22 @@ func TestLegacyBackupServer(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		m.finish()
+		if err := m.finish(); err != nil {
+			t.Fatal(err)
+		}
 		if m.Backup != "h2:h3:h9" {
 			t.Fatalf("%v: backup servers %q, want h2:h3:h9", opts, m.Backup)
 		}
 	}
+	// A server given in both forms is asked once.
 	m = defaults()
 	_ = m.parseOptions("backupvolfile-server=h2,backup-volfile-servers=h2:h3")
-	if m.finish(); m.Backup != "h2:h3" {
-		t.Fatalf("a server given twice: %q", m.Backup)
+	if err := m.finish(); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := volfile.ParseSpec("h1:/v", m.Backup)
+	if err != nil || len(spec.Servers) != 3 {
+		t.Fatalf("servers %v, %v; want h1, h2, h3", spec.Servers, err)
 	}
 }
 
@@ -254,18 +281,39 @@ func TestRefuseMountPoint(t *testing.T) {
 	glusterdState = state
 	t.Cleanup(func() { glusterdState = old })
 	parent := filepath.Join(dir, "data")
-	if err := os.MkdirAll(filepath.Join(parent, "b1"), 0o755); err != nil {
+	b1 := filepath.Join(parent, "sub", "b1")
+	if err := os.MkdirAll(b1, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	bf := filepath.Join(state, "vols", "v", "bricks", "h:-data-b1")
 	os.MkdirAll(filepath.Dir(bf), 0o755)
-	if err := os.WriteFile(bf, []byte("hostname=h\npath="+filepath.Join(parent, "b1")+"\n"), 0o600); err != nil {
+	// A brick of another host (not here) and one of this host.
+	if err := os.WriteFile(bf, []byte("hostname=h\npath=/nonexistent/brick\npath="+b1+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkMountPoint(parent); !errors.As(err, &re) || !strings.Contains(err.Error(), filepath.Join(parent, "b1")) {
-		t.Errorf("the parent of a brick: %v, want a refusal naming the brick", err)
+	if err := checkMountPoint(parent); err != nil {
+		t.Errorf("b1 has no trusted.gfid yet, so it is no brick of this host: %v", err)
 	}
-	if err := checkMountPoint(dir + "x"); errors.As(err, &re) {
+	if err := syscall.Setxattr(b1, "trusted.gfid", make([]byte, 16), 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{parent, filepath.Join(parent, "sub"), parent + "/"} {
+		if err := checkMountPoint(p); !errors.As(err, &re) || !strings.Contains(err.Error(), b1) {
+			t.Errorf("%s, above a brick: %v, want a refusal naming the brick", p, err)
+		}
+	}
+	// Through a symlink too.
+	ln := filepath.Join(dir, "via-link")
+	if err := os.Symlink(parent, ln); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkMountPoint(ln); !errors.As(err, &re) {
+		t.Errorf("a link to a brick's parent: %v, want a refusal", err)
+	}
+	// A sibling whose name is a prefix of the parent's is no parent.
+	sib := filepath.Join(dir, "dat")
+	os.Mkdir(sib, 0o755)
+	if err := checkMountPoint(sib); err != nil {
 		t.Errorf("a sibling: %v", err)
 	}
 	if err := checkMountPoint(t.TempDir()); err != nil {

@@ -97,8 +97,17 @@ func TestRetargetDuringReconnect(t *testing.T) {
 	close(release)
 	newFk.WaitBrickConn(10 * time.Second)
 	waitFor(t, 5*time.Second, "client up", c.Up)
-	time.Sleep(200 * time.Millisecond)
-	if n := len(oldFk.BrickConns()); n != 0 {
-		t.Fatalf("%d connections to the old brick after the move", n)
+	// The attempt to the old brick, answered after the move, is dropped.
+	waitFor(t, 5*time.Second, "the old brick's connection to close", func() bool { return len(oldFk.BrickConns()) == 0 })
+	// The next fop goes to the new brick, nothing to the old one.
+	oldCalls := len(oldFk.Calls())
+	if _, err := c.Open(testCtx(t), gfidN(9), 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(newFk.FopCalls(opOpen)); n != 1 {
+		t.Errorf("%d OPENs on the new brick, want 1", n)
+	}
+	if n := len(oldFk.Calls()); n != oldCalls {
+		t.Errorf("the old brick got %d calls after the move", n-oldCalls)
 	}
 }

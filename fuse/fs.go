@@ -16,6 +16,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/brickfs/brickfs/brick"
 	"github.com/brickfs/brickfs/brick/xdr"
@@ -359,13 +360,57 @@ func flagOptions(flags uintptr) []string {
 }
 
 // Server is a mounted filesystem.
-type Server struct{ srv *gofuse.Server }
+type Server struct {
+	srv  *gofuse.Server
+	gone chan struct{}
+}
 
 // Unmount asks the kernel to unmount; it fails while the mount is busy.
 func (s *Server) Unmount() error { return s.srv.Unmount() }
 
-// Wait returns once the filesystem has been unmounted.
+// Wait returns once the filesystem has been unmounted and every request
+// handler has returned: one still waiting on a brick holds it up.
 func (s *Server) Wait() { s.srv.Wait() }
+
+// Gone is closed when the kernel has ended the FUSE connection: the
+// mount is gone (after a lazy unmount, only once nobody uses it any more)
+// or was aborted. A request in flight then can no longer be answered.
+func (s *Server) Gone() <-chan struct{} { return s.gone }
+
+// watchConnection closes gone when the kernel ends the connection of the
+// /dev/fuse descriptor fd: poll reports POLLERR then (fuse_dev_poll), and
+// nothing else with no events asked for.
+func watchConnection(fd int, gone chan struct{}) {
+	defer close(gone)
+	for {
+		p := []unix.PollFd{{Fd: int32(fd), Events: 0}}
+		n, err := unix.Poll(p, -1)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || n > 0 {
+			return
+		}
+	}
+}
+
+// devFuseFD finds this process's /dev/fuse descriptor; a brickfs daemon
+// serves one mount.
+func devFuseFD() (int, bool) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0, false
+	}
+	found, fd := 0, 0
+	for _, e := range ents {
+		if t, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && t == "/dev/fuse" {
+			if n, err := strconv.Atoi(e.Name()); err == nil {
+				found, fd = found+1, n
+			}
+		}
+	}
+	return fd, found == 1
+}
 
 // Mount mounts f at dir (type fuse.TYPE) and serves it.
 func (f *FS) Mount(dir string, mc MountConfig) (*Server, error) {
@@ -411,5 +456,11 @@ func (f *FS) Mount(dir string, mc MountConfig) (*Server, error) {
 		_ = srv.Unmount()
 		return nil, err
 	}
-	return &Server{srv: srv}, nil
+	s := &Server{srv: srv, gone: make(chan struct{})}
+	if fd, ok := devFuseFD(); ok {
+		go watchConnection(fd, s.gone)
+	} else {
+		f.log.Warn("cannot find the /dev/fuse descriptor; the daemon exits only once every request handler has returned")
+	}
+	return s, nil
 }

@@ -33,7 +33,7 @@ func decoderPath() string {
 func TestBrickfsWireDecode(t *testing.T) {
 	dec := decoderPath()
 	if dec == "" {
-		t.Skip("the reference decoder ../shared/tools/gluster-wire-decode is not beside the repository")
+		need(t, false, bothEnvs, "the reference decoder ../shared/tools/gluster-wire-decode/decode.py is not beside the repository; put the project's shared/ directory next to it")
 	}
 	if _, err := exec.LookPath("tshark"); err != nil {
 		need(t, false, []string{"REQUIRE_GLUSTER"}, "tshark is not installed (scripts/deps.sh installs it)")

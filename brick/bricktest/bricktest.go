@@ -105,6 +105,10 @@ type Reply struct {
 	CloseConn bool
 	// Fragments splits the reply record into this many fragments.
 	Fragments int
+	// Sent, if set, is closed once a delayed or held reply has been
+	// written to the connection: a test can then order a later call after
+	// it on the same connection.
+	Sent chan<- struct{}
 }
 
 // OK is a successful reply carrying body.
@@ -559,6 +563,9 @@ func (c *Conn) serve() {
 					}
 				}
 				c.reply(call, r)
+				if r.Sent != nil {
+					close(r.Sent)
+				}
 			}()
 			continue
 		}

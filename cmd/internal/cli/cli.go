@@ -414,10 +414,39 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 			}
 		}
 	}()
-	srv.Wait()
+	waited := make(chan struct{})
+	go func() { srv.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-srv.Gone():
+		// The kernel ended the connection: nobody can get an answer any
+		// more. Requests still waiting on a brick (a release, a delayed
+		// post-op) get a moment to finish, then the bricks are closed
+		// under them; what they leave undone stays marked for heal.
+		select {
+		case <-waited:
+		case <-time.After(inFlightGrace):
+			log.Warn("unmounted with requests still waiting on bricks; closing the bricks under them")
+		}
+	}
 	log.Info("unmounted", zap.String("mountpoint", m.MountPoint))
+	// Nothing may keep an unmounted daemon alive: the deferred closing of
+	// the follower, the bricks and the heal worker is bounded too (the
+	// timer is never stopped: the process ends when serve returns).
+	time.AfterFunc(closeLimit, func() {
+		log.Error("closing the bricks took too long after the unmount; exiting")
+		_ = log.Sync()
+		os.Exit(ExitOK)
+	})
 	return ExitOK
 }
+
+// After an unmount: how long requests still in flight may finish, and how
+// long closing the bricks may take, before the daemon exits anyway.
+const (
+	inFlightGrace = 2 * time.Second
+	closeLimit    = 10 * time.Second
+)
 
 // Unmount unmounts a brickfs mount point.
 func Unmount(mnt string) error {

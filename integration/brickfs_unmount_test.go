@@ -1,0 +1,75 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestBrickfsUnmountWithFopInFlight: a request still waiting on a brick
+// when the kernel ends the mount must not keep the daemon alive. A
+// single-brick volume's brick is stopped (its calls wait for the 42 s
+// ping-timeout), a reader blocks on it, and the mount is forced off, so
+// the kernel ends the connection with the request still in brickfs (as an
+// unmount does with a RELEASE in flight). The daemon must exit with the
+// brick still stopped, saying so in its log; it used to wait for the
+// brick, and an unmount under load left daemons running.
+func TestBrickfsUnmountWithFopInFlight(t *testing.T) {
+	c, vol := newVolume(t, "unmount")
+	mnt := c.MountBrickfs(t, c.Spec(vol), "ping-timeout=42")
+	dumpClientLog(t, c, mnt)
+	if err := os.WriteFile(filepath.Join(mnt, "f"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var daemon int
+	for _, pid := range pidsMatching(mnt) {
+		if strings.Contains(procCmdline(pid), " mount ") {
+			daemon = pid
+		}
+	}
+	if daemon == 0 {
+		t.Fatalf("no daemon for %s", mnt)
+	}
+	c.StopBrick(t, vol, 0)
+	t.Cleanup(func() { c.ContBrick(t, vol, 0) })
+	// A reader blocks on the stopped brick: a name the kernel has not
+	// cached is looked up by brickfs.
+	reader := exec.Command("cat", filepath.Join(mnt, "not-cached"))
+	if err := reader.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { reader.Wait(); close(exited) }()
+	// It waits for brickfs's answer once its kernel stack is in FUSE's
+	// request path.
+	stack := fmt.Sprintf("/proc/%d/stack", reader.Process.Pid)
+	waitFor(t, 30*time.Second, "the reader to wait for brickfs", func() (bool, string) {
+		b, err := os.ReadFile(stack)
+		return err == nil && strings.Contains(string(b), "fuse_"), fmt.Sprintf("%s: %q %v", stack, b, err)
+	})
+	// Force the unmount: the kernel aborts the connection (the reader gets
+	// an error at once; a process killed while its request is with the
+	// daemon would wait for the answer) and detaches the mount.
+	// (umount(8) would stat the path first and wait on the brick too.)
+	start := time.Now()
+	if err := syscall.Unmount(mnt, syscall.MNT_FORCE|syscall.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the reader still waits 20 s after the forced unmount")
+	}
+	if !waitGone(daemon, 20*time.Second, false) {
+		t.Fatalf("the daemon (pid %d) still runs 20 s after the kernel ended its mount, with the brick stopped", daemon)
+	}
+	t.Logf("the daemon exited %v after the mount ended", time.Since(start).Round(time.Millisecond))
+	if lines := LogLines(c.MountLog(mnt), "unmounted with requests still waiting on bricks"); len(lines) != 1 {
+		t.Errorf("the log does not say the unmount left a request waiting: %q", lines)
+	}
+}

@@ -546,3 +546,34 @@ func TestBrickErrors(t *testing.T) {
 		t.Fatalf("unknown brick: %v", err)
 	}
 }
+
+// TestForeignFdRefused: an Fd this brick never opened (another brick's, a
+// layer's own) is refused with EBADF, never reopened by gfid, which would
+// leak a brick fd.
+func TestForeignFdRefused(t *testing.T) {
+	fk := bricktest.New(t, bricktest.Options{})
+	c := startClient(t, fk, nil)
+	ctx := testCtx(t)
+	for name, f := range map[string]*Fd{
+		"a layer's own": {GFID: gfidN(5), Flags: syscall.O_RDWR},
+		"another brick's": func() *Fd {
+			other := startClient(t, bricktest.New(t, bricktest.Options{}), nil)
+			f, err := other.Open(ctx, gfidN(6), syscall.O_RDWR)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}(),
+	} {
+		opens := len(fk.FopCalls(opOpen))
+		if _, err := c.Read(ctx, f, 0, 10); Errno(err) != syscall.EBADF {
+			t.Errorf("read through %s fd: %v, want EBADF", name, err)
+		}
+		if err := c.Release(ctx, f); Errno(err) != syscall.EBADF {
+			t.Errorf("release of %s fd: %v, want EBADF", name, err)
+		}
+		if n := len(fk.FopCalls(opOpen)) - opens; n != 0 {
+			t.Errorf("%s fd: %d OPENs sent to the brick, want none", name, n)
+		}
+	}
+}

@@ -2,60 +2,22 @@ package brick
 
 import (
 	"errors"
-	"fmt"
 	"syscall"
 
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/sunrpc"
-	"github.com/brickfs/brickfs/brick/xdr"
 )
 
-// OpError is a failed fop on one brick.
-type OpError struct {
-	Brick string
-	Fop   string
-	GFID  xdr.GFID
-	Errno syscall.Errno
-	Err   error // the cause when it was not the brick's own op_errno
-}
-
-func (e *OpError) Error() string {
-	s := e.Brick
-	if e.Fop != "" {
-		s += " " + e.Fop
-	}
-	if !e.GFID.IsZero() {
-		s += " " + e.GFID.String()
-	}
-	if e.Err != nil {
-		return fmt.Sprintf("%s: %v: %v", s, e.Errno, e.Err)
-	}
-	return fmt.Sprintf("%s: %v", s, e.Errno)
-}
-
-func (e *OpError) Unwrap() error {
-	if e.Err != nil {
-		return e.Err
-	}
-	return e.Errno
-}
+// OpError is a failed fop on one brick (fop.OpError).
+type OpError = fop.OpError
 
 // Errno returns the errno an error stands for: the brick's op_errno, ENOTCONN
 // for lost connections and pending calls cut off by a disconnect, ETIMEDOUT
 // for calls whose deadline passed, and EIO for anything else.
 func Errno(err error) syscall.Errno {
-	if err == nil {
-		return 0
-	}
 	var oe *OpError
-	if errors.As(err, &oe) {
-		return oe.Errno
-	}
-	if errors.Is(err, sunrpc.ErrDisconnected) {
+	if err != nil && !errors.As(err, &oe) && errors.Is(err, sunrpc.ErrDisconnected) {
 		return syscall.ENOTCONN
 	}
-	var en syscall.Errno
-	if errors.As(err, &en) {
-		return en
-	}
-	return syscall.EIO
+	return fop.Errno(err)
 }

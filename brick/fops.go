@@ -11,32 +11,18 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/sunrpc"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
-// Caller is who a fop runs as: the process behind a FUSE request.
-type Caller struct {
-	Pid      int32
-	UID, GID uint32
-	Groups   []uint32
-	// LkOwner is the lock owner (8 bytes from the kernel for POSIX locks and
-	// FLUSH); empty means the pid as 4 little-endian bytes, as rpc-clnt sends.
-	LkOwner []byte
-}
+// Caller is who a fop runs as (fop.Caller).
+type Caller = fop.Caller
 
-type callerKey struct{}
+// WithCaller returns ctx carrying who the fops run as (fop.WithCaller).
+func WithCaller(ctx context.Context, c *Caller) context.Context { return fop.WithCaller(ctx, c) }
 
-// WithCaller returns ctx carrying who the fops run as. Fops on a context
-// without a Caller run as an internal frame: pid 0, uid 0, gid 0.
-func WithCaller(ctx context.Context, c *Caller) context.Context {
-	return context.WithValue(ctx, callerKey{}, c)
-}
-
-func callerOf(ctx context.Context) *Caller {
-	c, _ := ctx.Value(callerKey{}).(*Caller)
-	return c
-}
+func callerOf(ctx context.Context) *Caller { return fop.CallerOf(ctx) }
 
 func (c *Client) cred(ctx context.Context, flags uint32, stamp bool) sunrpc.Cred {
 	var ct time.Time
@@ -58,17 +44,35 @@ func (c *Client) cred(ctx context.Context, flags uint32, stamp bool) sunrpc.Cred
 // Never send -1: a brick dereferences a NULL fd for it and crashes.
 const AnonFd = -2
 
-// Fd is an open file or directory. It stays valid across reconnects: the
-// first fop after a reconnect reopens it by gfid, as protocol/client does.
-type Fd struct {
-	GFID  xdr.GFID
-	Flags uint32
-	Dir   bool
+// Fd is an open file or directory (fop.Fd). It stays valid across
+// reconnects: the first fop after a reconnect reopens it by gfid, as
+// protocol/client does.
+type Fd = fop.Fd
 
+// remoteFd is a Client's context on an Fd it opened (its fd_ctx), under
+// the Client itself as key.
+type remoteFd struct {
 	mu       sync.Mutex
 	remote   int64  // GUARDED_BY(mu)
 	gen      uint64 // GUARDED_BY(mu); connection generation remote belongs to
 	released bool   // GUARDED_BY(mu)
+}
+
+// newFd makes the Fd of a file opened on this brick.
+func (c *Client) newFd(gfid xdr.GFID, flags uint32, dir bool, rfd int64, gen uint64) *Fd {
+	f := &Fd{GFID: gfid, Flags: flags, Dir: dir}
+	f.SetCtx(c, &remoteFd{remote: rfd, gen: gen})
+	return f
+}
+
+// remoteOf returns this Client's context on f: an Fd this brick never
+// opened (another brick's, a layer's own) is refused, never reopened by
+// gfid behind the caller's back, which would leak a brick fd.
+func (c *Client) remoteOf(f *Fd, proc uint32) (*remoteFd, error) {
+	if v, ok := f.Ctx(c); ok {
+		return v.(*remoteFd), nil
+	}
+	return nil, &OpError{Brick: c.cfg.Name, Fop: FopName(proc), GFID: f.GFID, Errno: syscall.EBADF, Err: errors.New("fd was not opened on this brick")}
 }
 
 // reopenMask drops the flags that must not be replayed on reopen.
@@ -77,17 +81,21 @@ const reopenMask = ^uint32(syscall.O_CREAT | syscall.O_EXCL | syscall.O_TRUNC)
 // resolve returns the connection and remote fd to use for f, reopening f on
 // the current connection if it was opened on an earlier one.
 func (c *Client) resolve(ctx context.Context, f *Fd, proc uint32) (*sunrpc.Conn, int64, error) {
+	rf, err := c.remoteOf(f, proc)
+	if err != nil {
+		return nil, 0, err
+	}
 	conn, gen, err := c.current()
 	if err != nil {
 		return nil, 0, c.opErr(proc, f.GFID, err)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.released {
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	if rf.released {
 		return nil, 0, &OpError{Brick: c.cfg.Name, Fop: FopName(proc), GFID: f.GFID, Errno: syscall.EBADF, Err: errors.New("fd already released")}
 	}
-	if f.gen == gen {
-		return conn, f.remote, nil
+	if rf.gen == gen {
+		return conn, rf.remote, nil
 	}
 	var rfd int64
 	if f.Dir {
@@ -99,7 +107,7 @@ func (c *Client) resolve(ctx context.Context, f *Fd, proc uint32) (*sunrpc.Conn,
 		return nil, 0, err
 	}
 	c.log.Info("reopened fd after reconnect", zap.Stringer("gfid", f.GFID))
-	f.remote, f.gen = rfd, gen
+	rf.remote, rf.gen = rfd, gen
 	return conn, rfd, nil
 }
 
@@ -358,7 +366,7 @@ func (c *Client) open(ctx context.Context, proc uint32, gfid xdr.GFID, flags uin
 	if err != nil {
 		return nil, err
 	}
-	return &Fd{GFID: gfid, Flags: flags, Dir: proc == opOpendir, remote: rfd, gen: gen}, nil
+	return c.newFd(gfid, flags, proc == opOpendir, rfd, gen), nil
 }
 
 // Open opens a file with GF_O_* flags (the Linux values).
@@ -373,14 +381,18 @@ func (c *Client) Opendir(ctx context.Context, gfid xdr.GFID) (*Fd, error) {
 
 // Release closes f on the brick. It is sent as an internal frame.
 func (c *Client) Release(ctx context.Context, f *Fd) error {
-	f.mu.Lock()
-	if f.released {
-		f.mu.Unlock()
+	rf, err := c.remoteOf(f, opRelease)
+	if err != nil {
+		return err
+	}
+	rf.mu.Lock()
+	if rf.released {
+		rf.mu.Unlock()
 		return nil
 	}
-	f.released = true
-	rfd, gen := f.remote, f.gen
-	f.mu.Unlock()
+	rf.released = true
+	rfd, gen := rf.remote, rf.gen
+	rf.mu.Unlock()
 	conn, cur, err := c.current()
 	if err != nil || cur != gen {
 		return nil // the fd died with its connection
@@ -401,13 +413,8 @@ func (c *Client) Release(ctx context.Context, f *Fd) error {
 	return c.finish(d, proc, f.GFID)
 }
 
-// Dirent is one READDIRP entry (gfx_dirplist).
-type Dirent struct {
-	Ino, Off uint64
-	Type     uint32
-	Name     string
-	Stat     xdr.Iatt
-}
+// Dirent is one READDIRP entry (fop.Dirent).
+type Dirent = fop.Dirent
 
 // Readdirp reads directory entries with their attributes from offset, up to
 // size bytes of reply. eof is set when the brick signals the end.
@@ -509,7 +516,7 @@ func (c *Client) Create(ctx context.Context, parent xdr.GFID, name string, flags
 	if err := c.finish(d, opCreate, parent); err != nil {
 		return nil, xdr.Iatt{}, err
 	}
-	return &Fd{GFID: st.GFID, Flags: flags & reopenMask, remote: rfd, gen: gen}, st, nil
+	return c.newFd(st.GFID, flags&reopenMask, false, rfd, gen), st, nil
 }
 
 // Mkdir creates a directory; extra carries e.g. the DHT layout.
@@ -888,8 +895,8 @@ func (c *Client) Zerofill(ctx context.Context, f *Fd, off, length uint64) error 
 
 // Seek whence values for SEEK.
 const (
-	SeekData = 0
-	SeekHole = 1
+	SeekData = fop.SeekData
+	SeekHole = fop.SeekHole
 )
 
 // Seek finds the next data or hole at or after off.
@@ -911,13 +918,13 @@ func (c *Client) Seek(ctx context.Context, f *Fd, off uint64, what int32) (uint6
 
 // Lock commands and types (glusterfs-fops.h GF_LK_*).
 const (
-	LkGet  = 0
-	LkSet  = 1
-	LkSetW = 2
+	LkGet  = fop.LkGet
+	LkSet  = fop.LkSet
+	LkSetW = fop.LkSetW
 
-	LkRead   = 0
-	LkWrite  = 1
-	LkUnlock = 2
+	LkRead   = fop.LkRead
+	LkWrite  = fop.LkWrite
+	LkUnlock = fop.LkUnlock
 )
 
 // Lk runs a POSIX lock command. The owner is the caller's LkOwner, sent in
@@ -961,9 +968,9 @@ func (c *Client) Inodelk(ctx context.Context, gfid xdr.GFID, domain string, cmd 
 
 // Entry lock commands (ENTRYLK_*).
 const (
-	EntrylkLock   = 0
-	EntrylkUnlock = 1
-	EntrylkLockNB = 2
+	EntrylkLock   = fop.EntrylkLock
+	EntrylkUnlock = fop.EntrylkUnlock
+	EntrylkLockNB = fop.EntrylkLockNB
 )
 
 // Entrylk takes or drops the lock on name in parent within domain.

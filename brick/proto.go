@@ -1,5 +1,7 @@
 package brick
 
+import "github.com/brickfs/brickfs/brick/fop"
+
 // RPC programs spoken by bricks and glusterd (rpc/rpc-lib/src/protocol-common.h,
 // xdr-common.h).
 const (
@@ -127,15 +129,15 @@ func utimeFlags(proc uint32) (flags uint32, useCtime bool) {
 
 // Setattr valid bits (libglusterfs/src/glusterfs/xlator.h GF_SET_ATTR_*).
 const (
-	SetAttrMode     = 0x1
-	SetAttrUID      = 0x2
-	SetAttrGID      = 0x4
-	SetAttrSize     = 0x8
-	SetAttrAtime    = 0x10
-	SetAttrMtime    = 0x20
-	SetAttrCtime    = 0x40
-	SetAttrAtimeNow = 0x80
-	SetAttrMtimeNow = 0x100
+	SetAttrMode     = fop.SetAttrMode
+	SetAttrUID      = fop.SetAttrUID
+	SetAttrGID      = fop.SetAttrGID
+	SetAttrSize     = fop.SetAttrSize
+	SetAttrAtime    = fop.SetAttrAtime
+	SetAttrMtime    = fop.SetAttrMtime
+	SetAttrCtime    = fop.SetAttrCtime
+	SetAttrAtimeNow = fop.SetAttrAtimeNow
+	SetAttrMtimeNow = fop.SetAttrMtimeNow
 )
 
 // setattrFlags mirrors utime's setattr template (utime-gen-fops-c.py).

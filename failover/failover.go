@@ -13,48 +13,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/volfile"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
-// Fops is every file operation a volume offers, in brick terms.
-type Fops interface {
-	Lookup(ctx context.Context, parent xdr.GFID, name string, gfid xdr.GFID, xdata xdr.Dict) (xdr.Iatt, xdr.Dict, error)
-	Stat(ctx context.Context, gfid xdr.GFID) (xdr.Iatt, error)
-	Fstat(ctx context.Context, f *brick.Fd) (xdr.Iatt, error)
-	Setattr(ctx context.Context, gfid xdr.GFID, attr *xdr.Iatt, valid uint32) (pre, post xdr.Iatt, err error)
-	Fsetattr(ctx context.Context, f *brick.Fd, attr *xdr.Iatt, valid uint32) (pre, post xdr.Iatt, err error)
-	Truncate(ctx context.Context, gfid xdr.GFID, size uint64) (pre, post xdr.Iatt, err error)
-	Ftruncate(ctx context.Context, f *brick.Fd, size uint64) (pre, post xdr.Iatt, err error)
-	Access(ctx context.Context, gfid xdr.GFID, mask uint32) error
-	Open(ctx context.Context, gfid xdr.GFID, flags uint32) (*brick.Fd, error)
-	Opendir(ctx context.Context, gfid xdr.GFID) (*brick.Fd, error)
-	Release(ctx context.Context, f *brick.Fd) error
-	Readdirp(ctx context.Context, f *brick.Fd, offset uint64, size uint32) ([]brick.Dirent, bool, error)
-	Create(ctx context.Context, parent xdr.GFID, name string, flags, mode, umask uint32, gfid xdr.GFID, extra xdr.Dict) (*brick.Fd, xdr.Iatt, error)
-	Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, error)
-	Mknod(ctx context.Context, parent xdr.GFID, name string, mode uint32, rdev uint64, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, error)
-	Symlink(ctx context.Context, parent xdr.GFID, name, target string, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, error)
-	Readlink(ctx context.Context, gfid xdr.GFID) (string, error)
-	Link(ctx context.Context, gfid, newParent xdr.GFID, newName string) (xdr.Iatt, error)
-	Unlink(ctx context.Context, parent xdr.GFID, name string) error
-	Rmdir(ctx context.Context, parent xdr.GFID, name string) error
-	Rename(ctx context.Context, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string) (xdr.Iatt, error)
-	Read(ctx context.Context, f *brick.Fd, off uint64, size uint32) ([]byte, error)
-	Write(ctx context.Context, f *brick.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, error)
-	Flush(ctx context.Context, f *brick.Fd) error
-	Fsync(ctx context.Context, f *brick.Fd, datasync bool) error
-	Fsyncdir(ctx context.Context, f *brick.Fd, datasync bool) error
-	Statfs(ctx context.Context, gfid xdr.GFID) (xdr.Statfs, error)
-	Getxattr(ctx context.Context, gfid xdr.GFID, name string) (xdr.Dict, error)
-	Setxattr(ctx context.Context, gfid xdr.GFID, dict xdr.Dict, flags uint32) error
-	Removexattr(ctx context.Context, gfid xdr.GFID, name string) error
-	Fallocate(ctx context.Context, f *brick.Fd, mode uint32, off, length uint64) error
-	Discard(ctx context.Context, f *brick.Fd, off, length uint64) error
-	Zerofill(ctx context.Context, f *brick.Fd, off, length uint64) error
-	Seek(ctx context.Context, f *brick.Fd, off uint64, what int32) (uint64, error)
-	Lk(ctx context.Context, f *brick.Fd, cmd uint32, fl xdr.Flock) (xdr.Flock, error)
-}
+// Fops is every file operation a volume offers (fop.Fops).
+type Fops = fop.Fops
 
 // Brick is one brick as failover uses it.
 type Brick interface {

@@ -75,7 +75,6 @@ type Replicate struct {
 
 	mu     sync.Mutex
 	inodes map[xdr.GFID]*inode // GUARDED_BY(mu)
-	fds    sync.Map            // *brick.Fd -> *replFd
 
 	healMu    sync.Mutex
 	toHeal    map[xdr.GFID]uint8           // GUARDED_BY(healMu); 1<<slot for each kind of accusation brickfs made

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -203,8 +204,9 @@ func (r *Replicate) pick(ino *inode, ok []bool, sts []xdr.Iatt) xdr.Iatt {
 // replFd is an fd of the replica set: one brick fd per child, opened
 // lazily on children that were down at open time (afr_fix_open).
 type replFd struct {
-	fd  *brick.Fd // the handle the filesystem holds
-	ino *inode
+	fd       *brick.Fd // the handle the filesystem holds
+	ino      *inode
+	released atomic.Bool
 
 	mu        sync.Mutex
 	kids      []*brick.Fd // GUARDED_BY(mu)
@@ -213,7 +215,7 @@ type replFd struct {
 
 func (r *Replicate) newFd(ino *inode, flags uint32, dir bool, kids []*brick.Fd) *brick.Fd {
 	fd := &brick.Fd{GFID: ino.gfid, Flags: flags, Dir: dir}
-	r.fds.Store(fd, &replFd{fd: fd, ino: ino, kids: kids, readChild: -1})
+	fd.SetCtx(r, &replFd{fd: fd, ino: ino, kids: kids, readChild: -1})
 	ino.mu.Lock()
 	ino.fds++
 	ino.mu.Unlock()
@@ -221,8 +223,8 @@ func (r *Replicate) newFd(ino *inode, flags uint32, dir bool, kids []*brick.Fd) 
 }
 
 func (r *Replicate) rfd(f *brick.Fd) (*replFd, error) {
-	v, ok := r.fds.Load(f)
-	if !ok {
+	v, ok := f.Ctx(r)
+	if !ok || v.(*replFd).released.Load() {
 		return nil, &brick.OpError{Brick: r.name, GFID: f.GFID, Errno: syscall.EBADF, Err: errors.New("unknown fd")}
 	}
 	return v.(*replFd), nil
@@ -298,11 +300,14 @@ func (r *Replicate) Opendir(ctx context.Context, gfid xdr.GFID) (*brick.Fd, erro
 // Release finishes the eager lock if this was the inode's last fd and
 // closes the brick fds.
 func (r *Replicate) Release(ctx context.Context, f *brick.Fd) error {
-	v, ok := r.fds.LoadAndDelete(f)
+	v, ok := f.Ctx(r)
 	if !ok {
 		return nil
 	}
 	rf := v.(*replFd)
+	if !rf.released.CompareAndSwap(false, true) {
+		return nil
+	}
 	rf.ino.mu.Lock()
 	rf.ino.fds--
 	last := rf.ino.fds == 0

@@ -77,9 +77,10 @@ func (r *Replicate) unlockInode(ctx context.Context, ino *inode, locked []bool, 
 }
 
 // xattrop sends an ADD_ARRAY changelog update to the children in set and
-// returns which applied it, and the error for the caller should too few
-// have: the bricks' own errno (an ENOSPC or EDQUOT of the changelog is the
-// caller's, as AFR keeps it from the changelog callback), else ENOTCONN.
+// returns which applied it and, when they are too few for quorum, the
+// error for the caller: the bricks' own errno (an ENOSPC or EDQUOT of the
+// changelog is the caller's, as AFR keeps it from the changelog callback),
+// else ENOTCONN.
 func (r *Replicate) xattrop(ctx context.Context, gfid xdr.GFID, owner []byte, set []bool, dirty counts, pending map[int]counts, xdata xdr.Dict) ([]bool, error) {
 	dict := r.changelog(dirty, pending)
 	rs := r.fanout(internal(ctx, owner), set, func(ctx context.Context, i int) error {
@@ -91,7 +92,12 @@ func (r *Replicate) xattrop(ctx context.Context, gfid xdr.GFID, owner []byte, se
 			r.log.Warn("changelog update failed", zap.String("brick", r.kids[i].Name()), zap.Stringer("gfid", gfid), zap.Error(rp.err))
 		}
 	}
-	return succeeded(rs, set), r.quorumErr("XATTROP", rs, set)
+	ok := succeeded(rs, set)
+	var fail error
+	if !r.hasQuorum(ok) {
+		fail = r.quorumErr("XATTROP", rs, set)
+	}
+	return ok, fail
 }
 
 // quorumErr is the error of a fop that succeeded on too few children of

@@ -8,7 +8,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/fop"
 )
 
 // readdirSize is the byte budget of one READDIRP, as the native client asks.
@@ -18,13 +18,13 @@ const readdirSize = 128 << 10
 // attributes, so READDIRPLUS needs no LOOKUP per entry.
 type dir struct {
 	node *node
-	fd   *brick.Fd
+	fd   *fop.Fd
 
 	mu   sync.Mutex
-	buf  []brick.Dirent // GUARDED_BY(mu); fetched, not yet returned
-	next uint64         // GUARDED_BY(mu); brick offset to read from
-	eof  bool           // GUARDED_BY(mu)
-	last *brick.Dirent  // GUARDED_BY(mu); the entry Readdirent returned last
+	buf  []fop.Dirent // GUARDED_BY(mu); fetched, not yet returned
+	next uint64       // GUARDED_BY(mu); brick offset to read from
+	eof  bool         // GUARDED_BY(mu)
+	last *fop.Dirent  // GUARDED_BY(mu); the entry Readdirent returned last
 }
 
 var _ = (fs.FileReaddirenter)((*dir)(nil))

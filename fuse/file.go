@@ -9,14 +9,14 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
 // file is an open regular file.
 type file struct {
 	fsys *FS
-	fd   *brick.Fd
+	fd   *fop.Fd
 }
 
 func (h *file) vol() Volume { return h.fsys.vol }
@@ -115,11 +115,11 @@ func (h *file) Allocate(ctx context.Context, off, size uint64, mode uint32) sysc
 var _ = (fs.FileLseeker)((*file)(nil))
 
 func (h *file) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, syscall.Errno) {
-	what := int32(brick.SeekData)
+	what := int32(fop.SeekData)
 	switch whence {
 	case 3: // SEEK_DATA
 	case 4: // SEEK_HOLE
-		what = brick.SeekHole
+		what = fop.SeekHole
 	default:
 		return 0, syscall.EINVAL
 	}
@@ -150,7 +150,7 @@ func fromFlock(fl *xdr.Flock, out *gofuse.FileLock) {
 var _ = (fs.FileGetlker)((*file)(nil))
 
 func (h *file) Getlk(ctx context.Context, owner uint64, lk *gofuse.FileLock, flags uint32, out *gofuse.FileLock) syscall.Errno {
-	got, err := h.vol().Lk(h.fsys.caller(ctx, ownerBytes(owner)), h.fd, brick.LkGet, toFlock(lk))
+	got, err := h.vol().Lk(h.fsys.caller(ctx, ownerBytes(owner)), h.fd, fop.LkGet, toFlock(lk))
 	if err != nil {
 		return h.fsys.fail("LK", err)
 	}
@@ -161,19 +161,19 @@ func (h *file) Getlk(ctx context.Context, owner uint64, lk *gofuse.FileLock, fla
 var _ = (fs.FileSetlker)((*file)(nil))
 
 func (h *file) Setlk(ctx context.Context, owner uint64, lk *gofuse.FileLock, flags uint32) syscall.Errno {
-	return h.setlk(ctx, owner, lk, brick.LkSet)
+	return h.setlk(ctx, owner, lk, fop.LkSet)
 }
 
 var _ = (fs.FileSetlkwer)((*file)(nil))
 
 func (h *file) Setlkw(ctx context.Context, owner uint64, lk *gofuse.FileLock, flags uint32) syscall.Errno {
-	return h.setlk(ctx, owner, lk, brick.LkSetW)
+	return h.setlk(ctx, owner, lk, fop.LkSetW)
 }
 
 func (h *file) setlk(ctx context.Context, owner uint64, lk *gofuse.FileLock, cmd uint32) syscall.Errno {
 	lctx := h.fsys.caller(ctx, ownerBytes(owner))
 	fl := toFlock(lk)
-	if cmd != brick.LkSetW {
+	if cmd != fop.LkSetW {
 		if _, err := h.vol().Lk(lctx, h.fd, cmd, fl); err != nil {
 			return h.fsys.fail("LK", err)
 		}
@@ -197,8 +197,8 @@ func (h *file) setlk(ctx context.Context, owner uint64, lk *gofuse.FileLock, cmd
 		go func() {
 			if err := <-done; err == nil {
 				un := fl
-				un.Type = brick.LkUnlock
-				_, _ = h.vol().Lk(lctx, h.fd, brick.LkSet, un)
+				un.Type = fop.LkUnlock
+				_, _ = h.vol().Lk(lctx, h.fd, fop.LkSet, un)
 			}
 		}()
 		return syscall.EINTR

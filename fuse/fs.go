@@ -18,7 +18,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
-	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
@@ -82,7 +82,7 @@ func (f *FS) NodeOptions() *fs.Options {
 	}
 }
 
-// caller turns a FUSE request's identity into a brick.Caller. The result
+// caller turns a FUSE request's identity into a fop.Caller. The result
 // ignores the kernel's interrupts: a fop already sent may complete on the
 // brick, and answering EINTR would then lie about a rename or write that
 // happened (the native fuse-bridge ignores interrupts the same way). Lock
@@ -96,7 +96,7 @@ func (f *FS) callerCtx(ctx, req context.Context, owner []byte) context.Context {
 	if !ok {
 		return ctx
 	}
-	return brick.WithCaller(ctx, &brick.Caller{
+	return fop.WithCaller(ctx, &fop.Caller{
 		Pid:     int32(c.Pid),
 		UID:     c.Uid,
 		GID:     c.Gid,
@@ -112,7 +112,7 @@ func toErrno(err error) syscall.Errno {
 	if err == nil {
 		return 0
 	}
-	en := brick.Errno(err)
+	en := fop.Errno(err)
 	switch en {
 	case 0, syscall.ENOSYS:
 		return syscall.EIO

@@ -6,7 +6,7 @@ import (
 
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
@@ -29,9 +29,9 @@ func TestToErrno(t *testing.T) {
 		want syscall.Errno
 	}{
 		{nil, 0},
-		{&brick.OpError{Errno: syscall.ENOENT}, syscall.ENOENT},
-		{&brick.OpError{Errno: syscall.ENOSYS}, syscall.EIO}, // never ENOSYS: the kernel would stop asking
-		{&brick.OpError{Errno: 0}, syscall.EIO},
+		{&fop.OpError{Errno: syscall.ENOENT}, syscall.ENOENT},
+		{&fop.OpError{Errno: syscall.ENOSYS}, syscall.EIO}, // never ENOSYS: the kernel would stop asking
+		{&fop.OpError{Errno: 0}, syscall.EIO},
 		{syscall.EROFS, syscall.EROFS},
 	} {
 		if got := toErrno(c.err); got != c.want {

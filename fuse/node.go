@@ -9,7 +9,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
@@ -102,24 +102,24 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *gofuse.SetAttr
 	var a xdr.Iatt
 	var valid uint32
 	if m, ok := in.GetMode(); ok {
-		a.Mode, valid = m, valid|brick.SetAttrMode
+		a.Mode, valid = m, valid|fop.SetAttrMode
 	}
 	if u, ok := in.GetUID(); ok {
-		a.UID, valid = u, valid|brick.SetAttrUID
+		a.UID, valid = u, valid|fop.SetAttrUID
 	}
 	if g, ok := in.GetGID(); ok {
-		a.GID, valid = g, valid|brick.SetAttrGID
+		a.GID, valid = g, valid|fop.SetAttrGID
 	}
 	now := time.Now()
 	if t, ok := in.GetATime(); ok {
-		a.Atime, a.AtimeNsec, valid = t.Unix(), uint32(t.Nanosecond()), valid|brick.SetAttrAtime
+		a.Atime, a.AtimeNsec, valid = t.Unix(), uint32(t.Nanosecond()), valid|fop.SetAttrAtime
 	} else if in.Valid&gofuse.FATTR_ATIME_NOW != 0 {
-		a.Atime, a.AtimeNsec, valid = now.Unix(), uint32(now.Nanosecond()), valid|brick.SetAttrAtime
+		a.Atime, a.AtimeNsec, valid = now.Unix(), uint32(now.Nanosecond()), valid|fop.SetAttrAtime
 	}
 	if t, ok := in.GetMTime(); ok {
-		a.Mtime, a.MtimeNsec, valid = t.Unix(), uint32(t.Nanosecond()), valid|brick.SetAttrMtime
+		a.Mtime, a.MtimeNsec, valid = t.Unix(), uint32(t.Nanosecond()), valid|fop.SetAttrMtime
 	} else if in.Valid&gofuse.FATTR_MTIME_NOW != 0 {
-		a.Mtime, a.MtimeNsec, valid = now.Unix(), uint32(now.Nanosecond()), valid|brick.SetAttrMtime
+		a.Mtime, a.MtimeNsec, valid = now.Unix(), uint32(now.Nanosecond()), valid|fop.SetAttrMtime
 	}
 	if valid != 0 {
 		if h != nil {
@@ -158,7 +158,7 @@ const openMask = ^uint32(syscall.O_CREAT | syscall.O_EXCL | syscall.O_NOCTTY)
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	fd, err := n.vol().Open(n.fsys.caller(ctx, nil), n.gfid, flags&openMask)
 	if err != nil {
-		if brick.Errno(err) == syscall.ESTALE {
+		if fop.Errno(err) == syscall.ESTALE {
 			// The name was replaced or removed since the kernel looked it
 			// up; the kernel retries a stale open only once, so say what
 			// happened to the file: it is gone.

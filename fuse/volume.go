@@ -3,16 +3,14 @@ package fuse
 import (
 	"context"
 
-	"github.com/brickfs/brickfs/brick"
-	"github.com/brickfs/brickfs/failover"
+	"github.com/brickfs/brickfs/brick/fop"
 )
 
-// Volume is what the filesystem drives: the fops of the volume graph.
+// Volume is what the filesystem drives: the fops of the volume graph
+// (failover.Volume satisfies it; cmd asserts so).
 type Volume interface {
-	failover.Fops
+	fop.Fops
 	// ZerofillKeepSize is fallocate(ZERO_RANGE|KEEP_SIZE), which no brick
 	// fop carries out alone.
-	ZerofillKeepSize(ctx context.Context, f *brick.Fd, off, length uint64) error
+	ZerofillKeepSize(ctx context.Context, f *fop.Fd, off, length uint64) error
 }
-
-var _ Volume = (*failover.Volume)(nil)

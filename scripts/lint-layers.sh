@@ -2,6 +2,8 @@
 # lint-layers.sh: keep the import layering of style.md §1 true.
 #   brick/...    must not import failover or fuse (also not indirectly)
 #   failover/... must not import fuse (also not indirectly)
+#   brick/fop    imports only brick/xdr of this module (the vocabulary)
+#   fuse         imports only brick/fop and brick/xdr of this module
 #   only fuse/... imports github.com/hanwen/go-fuse directly
 # Packages that do not exist yet are simply not checked. Test files are not
 # checked: a contract test may import across layers.
@@ -29,6 +31,24 @@ check_no_deps() { # PATTERN FORBIDDEN...
 
 check_no_deps ./brick/... failover fuse
 check_no_deps ./failover/... fuse
+check_no_deps ./fuse/... failover
+
+# only_deps PKG ALLOWED...: the module packages PKG imports (directly or
+# not) are among ALLOWED.
+only_deps() {
+	local pkg=$1; shift
+	local extra
+	extra=$(deps "./$pkg" | grep -E "^${mod}/" | grep -vxF "${mod}/${pkg}" || true)
+	for a in "$@"; do extra=$(grep -vxF "${mod}/${a}" <<<"$extra" || true); done
+	if [ -n "$extra" ]; then
+		echo "layering: $pkg may import only $* of this module, not:" >&2
+		echo "$extra" >&2
+		fail=1
+	fi
+}
+# The vocabulary stands alone; the filesystem speaks only the vocabulary.
+only_deps brick/fop brick/xdr
+only_deps fuse brick/fop brick/xdr
 
 bad=$(go list -f '{{.ImportPath}} {{join .Imports " "}}' ./... 2>/dev/null |
 	awk -v m="$mod" '$1 != m"/fuse" && index($1, m"/fuse/") != 1 { for (i = 2; i <= NF; i++) if (index($i, "github.com/hanwen/go-fuse") == 1) print $1 " imports " $i }')

@@ -58,6 +58,9 @@ func Run(argv []string, stderr io.Writer) int {
 	return Main(argv, stderr)
 }
 
+// The volume graph is what the filesystem drives.
+var _ fuse.Volume = (*failover.Volume)(nil)
+
 // Version is set at build time.
 var Version = "dev"
 

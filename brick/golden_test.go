@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"github.com/brickfs/brickfs/brick/internal/golden"
 	"net"
 	"syscall"
 	"testing"
@@ -74,7 +75,7 @@ func TestGoldenDecodePortByBrick(t *testing.T) {
 		"00000000 00000000 00000000 00010000",
 		"00000000 00000000 00000000 ffffffff",
 	} {
-		b, _ := hex.DecodeString(stripSpaces(in))
+		b := golden.Unhex(t, in)
 		if _, err := DecodePortByBrick(b); !errors.Is(err, ErrNoBrickPort) {
 			t.Errorf("%s: %v", in, err)
 		}
@@ -83,8 +84,6 @@ func TestGoldenDecodePortByBrick(t *testing.T) {
 		t.Fatal("short reply accepted")
 	}
 }
-
-func stripSpaces(s string) string { return string(bytes.ReplaceAll([]byte(s), []byte(" "), nil)) }
 
 func TestGoldenDecodeReaddirp(t *testing.T) {
 	tests := []struct {

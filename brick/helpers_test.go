@@ -2,10 +2,7 @@ package brick
 
 import (
 	"context"
-	"encoding/hex"
-	"os"
-	"path/filepath"
-	"strings"
+	"github.com/brickfs/brickfs/brick/internal/golden"
 	"testing"
 	"time"
 
@@ -17,18 +14,7 @@ import (
 )
 
 // wire loads a golden record from testdata/wire (see its README.md).
-func wire(tb testing.TB, name string) []byte {
-	tb.Helper()
-	h, err := os.ReadFile(filepath.Join("testdata", "wire", name))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b, err := hex.DecodeString(strings.TrimSpace(string(h)))
-	if err != nil {
-		tb.Fatalf("%s: %v", name, err)
-	}
-	return b
-}
+func wire(tb testing.TB, name string) []byte { return golden.Record(tb, name) }
 
 // replyBody is the procedure result of a golden reply record.
 func replyBody(tb testing.TB, name string) []byte {

@@ -5,14 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
+	"github.com/brickfs/brickfs/brick/internal/golden"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,27 +19,9 @@ import (
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
-func golden(tb testing.TB, name string) []byte {
-	tb.Helper()
-	h, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b, err := hex.DecodeString(strings.TrimSpace(string(h)))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
+func record(tb testing.TB, name string) []byte { return golden.Record(tb, name) }
 
-func unhex(tb testing.TB, s string) []byte {
-	tb.Helper()
-	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
+func unhex(tb testing.TB, s string) []byte { return golden.Unhex(tb, s) }
 
 // frame adds one record mark (last fragment) to rec.
 func frame(rec []byte) []byte {
@@ -81,7 +60,7 @@ func TestCredV3ReferenceExample(t *testing.T) {
 // TestCredV2Native compares our internal-frame v2 credential with the one the
 // native client sent on GETSPEC.
 func TestCredV2Native(t *testing.T) {
-	rec := golden(t, "glusterd-getspec-call.hex")
+	rec := record(t, "glusterd-getspec-call.hex")
 	d := xdr.NewDecoder(rec[24:])
 	flavor, body := d.Uint32(), d.Opaque(400)
 	c := CredV2(0, 0, 0, nil, []byte{0, 0, 0, 0})
@@ -121,7 +100,7 @@ func TestCredGroupsFit(t *testing.T) {
 
 func TestParseMessageGolden(t *testing.T) {
 	// A call: GETSPEC from the native client.
-	m, err := ParseMessage(golden(t, "glusterd-getspec-call.hex"))
+	m, err := ParseMessage(record(t, "glusterd-getspec-call.hex"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +113,7 @@ func TestParseMessageGolden(t *testing.T) {
 	// Replies: the body is what follows the 24-byte header.
 	for _, name := range []string{"glusterd-dump-reply.hex", "fop-lookup-x9-reply.hex", "fop-read-x27-reply.hex",
 		"fop-readdirp-x39-reply.hex", "setvolume-reply.hex"} {
-		rec := golden(t, name)
+		rec := record(t, name)
 		m, err := ParseMessage(rec)
 		if err != nil || m.Err != nil || m.Type != MsgReply {
 			t.Fatalf("%s: %v %v", name, err, m.Err)
@@ -145,7 +124,7 @@ func TestParseMessageGolden(t *testing.T) {
 	}
 	// Calls with v3 creds and 8-byte owners.
 	for _, name := range []string{"fop-lookup-x9-call.hex", "fop-create-x19-call.hex", "fop2-lk-x30-call.hex"} {
-		rec := golden(t, name)
+		rec := record(t, name)
 		m, err := ParseMessage(rec)
 		if err != nil || m.Call.Prog != 1298437 || m.Call.Vers != 400 {
 			t.Fatalf("%s: %v %+v", name, err, m.Call)
@@ -213,7 +192,7 @@ func fragments(rec []byte, sizes ...int) []byte {
 }
 
 func TestReadRecord(t *testing.T) {
-	rec := golden(t, "fop-lookup-x9-reply.hex")
+	rec := record(t, "fop-lookup-x9-reply.hex")
 	tests := []struct {
 		name    string
 		in      []byte
@@ -370,7 +349,7 @@ func TestCallBytesNative(t *testing.T) {
 	if _, err := io.ReadFull(p.br, mark[:]); err != nil {
 		t.Fatal(err)
 	}
-	want := golden(t, "brick-dump-call.hex") // the native brick DUMP, xid 5
+	want := record(t, "brick-dump-call.hex") // the native brick DUMP, xid 5
 	if got := binary.BigEndian.Uint32(mark[:]); got != uint32(len(want))|1<<31 {
 		t.Fatalf("record mark %08x, want %08x", got, uint32(len(want))|1<<31)
 	}
@@ -622,9 +601,8 @@ func TestWriteWithData(t *testing.T) {
 }
 
 func FuzzParseMessage(f *testing.F) {
-	names, _ := filepath.Glob(filepath.Join("testdata", "*.hex"))
-	for _, n := range names {
-		f.Add(golden(f, filepath.Base(n)))
+	for _, n := range golden.Names(f, "*.hex") {
+		f.Add(record(f, n))
 	}
 	f.Add(unhex(f, "00000007 00000001 00000001 00000001 00000002"))
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -651,9 +629,8 @@ func FuzzParseMessage(f *testing.F) {
 }
 
 func FuzzReadRecord(f *testing.F) {
-	names, _ := filepath.Glob(filepath.Join("testdata", "*.hex"))
-	for _, n := range names {
-		rec := golden(f, filepath.Base(n))
+	for _, n := range golden.Names(f, "*.hex") {
+		rec := record(f, n)
 		f.Add(frame(rec))
 		f.Add(fragments(rec, 4, 0, 8))
 	}

@@ -3,25 +3,12 @@ package xdr
 import (
 	"bytes"
 	"encoding/hex"
-	"os"
-	"path/filepath"
-	"strings"
+	"github.com/brickfs/brickfs/brick/internal/golden"
 	"testing"
 )
 
-// record loads a golden RPC record (see testdata/README.md).
-func record(tb testing.TB, name string) []byte {
-	tb.Helper()
-	h, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b, err := hex.DecodeString(strings.TrimSpace(string(h)))
-	if err != nil {
-		tb.Fatalf("%s: %v", name, err)
-	}
-	return b
-}
+// record loads a golden RPC record (brick/testdata/wire).
+func record(tb testing.TB, name string) []byte { return golden.Record(tb, name) }
 
 // body returns the procedure part of a golden record: after the 24-byte
 // accepted-reply header, or after a call header with its credential.

@@ -2,23 +2,15 @@ package xdr
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
+	"github.com/brickfs/brickfs/brick/internal/golden"
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
-func unhex(tb testing.TB, s string) []byte {
-	tb.Helper()
-	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
+func unhex(tb testing.TB, s string) []byte { return golden.Unhex(tb, s) }
 
 func TestEncodePrimitives(t *testing.T) {
 	tests := []struct {
@@ -274,10 +266,9 @@ func TestOldDict(t *testing.T) {
 
 // goldenBodies returns the procedure bodies of every golden record, for fuzz seeds.
 func goldenBodies(tb testing.TB) [][]byte {
-	names, _ := filepath.Glob(filepath.Join("testdata", "*.hex"))
 	var out [][]byte
-	for _, n := range names {
-		out = append(out, body(tb, filepath.Base(n)))
+	for _, n := range golden.Names(tb, "*.hex") {
+		out = append(out, body(tb, n))
 	}
 	return out
 }
@@ -286,7 +277,7 @@ func TestGoldenFilesPresent(t *testing.T) {
 	if n := len(goldenBodies(t)); n < 10 {
 		t.Fatalf("only %d golden records", n)
 	}
-	if _, err := os.Stat(filepath.Join("testdata", "README.md")); err != nil {
+	if _, err := os.Stat(filepath.Join(golden.Dir(), "README.md")); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -3,7 +3,6 @@ package failover
 import (
 	"context"
 	"net"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,14 +20,18 @@ func TestFollowBacksOffFromServersThatHangUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	var accepts atomic.Int32
+	const retry = 100 * time.Millisecond
+	accepted := make(chan time.Time, 64)
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			accepts.Add(1)
+			select {
+			case accepted <- time.Now():
+			default:
+			}
 			c.Close()
 		}
 	}()
@@ -38,17 +41,29 @@ func TestFollowBacksOffFromServersThatHangUp(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		v.Follow(ctx, []volfile.Server{{Host: "127.0.0.1", Port: port}}, "v", nil, FollowOptions{Check: time.Second, Retry: time.Second}, zaptest.NewLogger(t))
+		v.Follow(ctx, []volfile.Server{{Host: "127.0.0.1", Port: port}}, "v", nil, FollowOptions{Check: time.Second, Retry: retry}, zaptest.NewLogger(t))
 	}()
-	time.Sleep(2500 * time.Millisecond)
+	// Five connections: the retries between them must be spaced by the
+	// backoff (a tight loop made thousands a second). Only a lower bound:
+	// a slow machine makes them later, never sooner.
+	var at []time.Time
+	for len(at) < 5 {
+		select {
+		case ts := <-accepted:
+			at = append(at, ts)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("only %d connections in 30 s; Follow stopped retrying", len(at))
+		}
+	}
+	for i := 1; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap < retry*8/10 {
+			t.Errorf("connection %d came %v after the one before; want the retry backoff (%v) between them", i+1, gap, retry)
+		}
+	}
 	cancel()
 	select {
 	case <-done:
-	case <-time.After(2 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("Follow did not return after its context ended")
-	}
-	// One attempt at once, then one a second: 3 or 4 in 2.5 s.
-	if n := accepts.Load(); n < 2 || n > 5 {
-		t.Errorf("%d connections in 2.5 s to a server that hangs up; want a retry about every second", n)
 	}
 }

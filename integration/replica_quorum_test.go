@@ -62,6 +62,10 @@ type qWriter struct {
 	maxLat time.Duration  // GUARDED_BY(mu)
 	phase  map[string]int // GUARDED_BY(mu): errors per phase
 	cur    string         // GUARDED_BY(mu)
+	// In the current phase, in the order the writes finished: how many
+	// succeeded and failed, and how many succeeded after one had failed
+	// and failed after one had succeeded.
+	inOK, inErr, okAfterErr, errAfterOK int // GUARDED_BY(mu)
 }
 
 func startQWriter(t *testing.T, path string) *qWriter {
@@ -104,11 +108,19 @@ func (w *qWriter) loop() {
 			clear(w.maybe[blk])
 			w.nOK++
 			w.lastOK = time.Now()
+			w.inOK++
+			if w.inErr > 0 {
+				w.okAfterErr++
+			}
 		} else {
 			w.maybe[blk][seq] = true
 			w.errnos[err]++
 			w.phase[w.cur]++
 			w.lastEr = time.Now()
+			w.inErr++
+			if w.inOK > 0 {
+				w.errAfterOK++
+			}
 		}
 		w.mu.Unlock()
 		if err != nil {
@@ -117,11 +129,33 @@ func (w *qWriter) loop() {
 	}
 }
 
-// setPhase names what happens from now on, for the error counts.
+// setPhase names what happens from now on, for the error counts, and
+// starts the phase's counts afresh.
 func (w *qWriter) setPhase(p string) {
 	w.mu.Lock()
 	w.cur = p
+	w.inOK, w.inErr, w.okAfterErr, w.errAfterOK = 0, 0, 0, 0
 	w.mu.Unlock()
+}
+
+// inPhase returns the current phase's counts (see qWriter).
+func (w *qWriter) inPhase() (ok, failed, okAfterErr, errAfterOK int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.inOK, w.inErr, w.okAfterErr, w.errAfterOK
+}
+
+// waitWrites waits until the current phase has seen n writes finish the
+// way want says.
+func (w *qWriter) waitWrites(t *testing.T, n int, ok bool, what string) {
+	t.Helper()
+	waitFor(t, 60*time.Second, what, func() (bool, string) {
+		o, f, _, _ := w.inPhase()
+		if ok {
+			return o >= n, fmt.Sprintf("%d ok, %d failed", o, f)
+		}
+		return f >= n, fmt.Sprintf("%d ok, %d failed", o, f)
+	})
 }
 
 // snapshot returns the successful writes so far, the failures by errno and
@@ -205,31 +239,30 @@ func TestReplicaQuorum(t *testing.T) {
 			w.close()
 		}
 	}()
-	time.Sleep(2 * time.Second)
+	w.waitWrites(t, 50, true, "50 writes before any fault")
 	if n, errs, _, _ := w.snapshot(); n == 0 || len(errs) > 0 {
 		t.Fatalf("before any fault: %d writes, errors %v", n, errs)
 	}
 
 	w.setPhase("one brick down")
 	e.c.KillBrick(t, e.vol, 2)
-	time.Sleep(2 * time.Second)
+	w.waitWrites(t, 50, true, "50 writes with one brick down")
 	n1, errs, _, _ := w.snapshot()
-	if len(errs) > 0 {
+	if _, failed, _, _ := w.inPhase(); failed > 0 {
 		t.Errorf("with 2 of 3 bricks up (quorum kept), writes failed: %v", errs)
 	}
 
 	w.setPhase("quorum lost")
 	lost := time.Now()
 	e.c.KillBrick(t, e.vol, 1)
-	waitFor(t, 30*time.Second, "writes to fail without quorum", func() (bool, string) {
-		_, errs, _, lastErr := w.snapshot()
-		return lastErr.After(lost), fmt.Sprint(errs)
-	})
+	w.waitWrites(t, 1, false, "writes to fail without quorum")
 	t.Logf("QUORUM-LOST writes failing %.2fs after the second kill", time.Since(lost).Seconds())
-	time.Sleep(3 * time.Second)
-	n2, errs, lastOK, _ := w.snapshot()
-	if lastOK.After(lost.Add(2 * time.Second)) {
-		t.Errorf("a write succeeded %v after quorum was lost", lastOK.Sub(lost))
+	// Once one write failed for want of quorum, none may succeed until the
+	// bricks are back.
+	w.waitWrites(t, 20, false, "20 writes to fail without quorum")
+	n2, errs, _, _ := w.snapshot()
+	if _, _, okAfterErr, _ := w.inPhase(); okAfterErr > 0 {
+		t.Errorf("%d writes succeeded after writes had started failing without quorum", okAfterErr)
 	}
 	for err, n := range errs {
 		if !errors.Is(err, syscall.ENOTCONN) {
@@ -241,15 +274,13 @@ func TestReplicaQuorum(t *testing.T) {
 	w.setPhase("bricks back")
 	back := time.Now()
 	e.c.StartForce(t, e.vol)
-	waitFor(t, 60*time.Second, "writes to succeed again on the same fd", func() (bool, string) {
-		_, errs, lastOK, _ := w.snapshot()
-		return lastOK.After(back), fmt.Sprint(errs)
-	})
+	w.waitWrites(t, 1, true, "writes to succeed again on the same fd")
 	t.Logf("QUORUM-BACK writes succeed %.2fs after volume start force", time.Since(back).Seconds())
-	time.Sleep(3 * time.Second)
-	n3, errs, _, lastErr := w.snapshot()
-	if lastErr.After(time.Now().Add(-2 * time.Second)) {
-		t.Errorf("writes still fail after quorum came back: %v", errs)
+	// Once one succeeded with quorum back, none may fail.
+	w.waitWrites(t, 50, true, "50 writes with quorum back")
+	n3, errs, _, _ := w.snapshot()
+	if _, _, _, errAfterOK := w.inPhase(); errAfterOK > 0 {
+		t.Errorf("%d writes failed after quorum came back and writes had succeeded: %v", errAfterOK, errs)
 	}
 	for err := range errs {
 		if !errors.Is(err, syscall.ENOTCONN) {

@@ -159,24 +159,31 @@ func (e *repEnv) waitBrickUsed(i int, timeout time.Duration) time.Duration {
 	return d
 }
 
-// requirePending fails the test unless the surviving bricks blame brick i
-// (trusted.afr.VOL-client-I non-zero, or the gfid in their xattrop index):
-// writes made while it is down must be marked for heal, or shd would
-// never copy them.
+// requirePending waits until a surviving brick blames brick i
+// (trusted.afr.VOL-client-I non-zero on the file) and fails the test if
+// none does within 30 s: writes made while it is down must be marked for
+// heal, or shd would never copy them.
 func (e *repEnv) requirePending(i int) {
 	e.t.Helper()
-	why := e.c.PendingHeal(e.t, e.vol, nil)
 	key := fmt.Sprintf("trusted.afr.%s-client-%d", e.vol, i)
-	for _, b := range e.c.Bricks(e.t, e.vol) {
-		if b.Index == i {
-			continue
+	waitFor(e.t, 30*time.Second, fmt.Sprintf("a surviving brick to blame brick %d (%s) while fio writes", i, key), func() (bool, string) {
+		for _, b := range e.c.Bricks(e.t, e.vol) {
+			if b.Index == i {
+				continue
+			}
+			if st, err := AFRState(filepath.Join(b.Path, "data")); err == nil && !hexZero(st[key]) {
+				e.t.Logf("while brick %d is down, brick %d blames it: %s=%s", i, b.Index, key, st[key])
+				return true, ""
+			}
 		}
-		if st, err := AFRState(filepath.Join(b.Path, "data")); err == nil && !hexZero(st[key]) {
-			e.t.Logf("while brick %d is down, brick %d blames it: %s=%s", i, b.Index, key, st[key])
-			return
-		}
-	}
-	e.t.Errorf("brick %d is down and fio writes, but no surviving brick blames it (%s); pending state: %v", i, key, why)
+		return false, fmt.Sprintf("pending state: %v", e.c.PendingHeal(e.t, e.vol, nil))
+	})
+}
+
+// holdFault keeps a fault on for d from start, whatever the checks during
+// it took: the length of a fault is part of the scenario.
+func holdFault(start time.Time, d time.Duration) {
+	time.Sleep(time.Until(start.Add(d)))
 }
 
 // requireHealInfoPending checks that `gluster volume heal VOL info`

@@ -15,9 +15,10 @@ func TestReplicaKillBrick(t *testing.T) {
 	e := newRepEnv(t, "rkill", Replica3)
 	file := e.fill("data")
 	e.faultRun("kill", file, repFioRun, func() {
+		start := time.Now()
 		old := e.c.KillBrick(t, e.vol, 0)
-		time.Sleep(3 * time.Second) // writes run on two bricks
 		e.requirePending(0)
+		holdFault(start, 3*time.Second) // writes run on two bricks
 		e.requireHealInfoPending(0)
 		// Hold the old port so that glusterd must give the brick a new
 		// one (it picks a port it can bind on every address); whoever
@@ -41,11 +42,11 @@ func TestReplicaStopBrick(t *testing.T) {
 	e := newRepEnv(t, "rstop", Replica3)
 	file := e.fill("data")
 	e.faultRun("stop", file, repFioRun, func() {
+		start := time.Now()
 		e.c.StopBrick(t, e.vol, 2)
 		t.Logf("brick 2 stopped at %s", time.Now().UTC().Format("15:04:05.000"))
-		time.Sleep(repHold / 2)
 		e.requirePending(2)
-		time.Sleep(repHold / 2)
+		holdFault(start, repHold)
 		e.c.ContBrick(t, e.vol, 2)
 	})
 	e.waitBrickUsed(2, 30*time.Second)
@@ -58,10 +59,10 @@ func TestReplicaDropHost(t *testing.T) {
 	e := newRepEnv(t, "rdrop", Replica3)
 	file := e.fill("data")
 	e.faultRun("drop", file, repFioRun, func() {
+		start := time.Now()
 		e.c.DropHost(t, 3)
-		time.Sleep(repHold / 2)
 		e.requirePending(2)
-		time.Sleep(repHold / 2)
+		holdFault(start, repHold)
 		e.c.UndropHost(t, 3)
 	})
 	e.waitBrickUsed(2, 60*time.Second)
@@ -74,18 +75,19 @@ func TestReplicaSequentialFaults(t *testing.T) {
 	e := newRepEnv(t, "rseq", Replica3)
 	file := e.fill("data")
 	e.faultRun("seq-kill-b0", file, repFioRun, func() {
+		start := time.Now()
 		e.c.KillBrick(t, e.vol, 0)
-		time.Sleep(3 * time.Second)
 		e.requirePending(0)
+		holdFault(start, 3*time.Second)
 		e.c.RestartBrick(t, e.vol, 0)
 	})
 	e.waitBrickUsed(0, 30*time.Second)
 	e.healAndCheck("data")
 	e.faultRun("seq-stop-b1", file, repFioRun, func() {
+		start := time.Now()
 		e.c.StopBrick(t, e.vol, 1)
-		time.Sleep(repHold / 2)
 		e.requirePending(1)
-		time.Sleep(repHold / 2)
+		holdFault(start, repHold)
 		e.c.ContBrick(t, e.vol, 1)
 	})
 	e.waitBrickUsed(1, 30*time.Second)

@@ -95,9 +95,10 @@ func replicaKindKill(t *testing.T, vol string, kind Kind, victim int) {
 	}
 	e.c.CheckBackends(t, e.vol, kind, "data", e.mnt)
 	e.faultRun("kill-"+vol, file, repFioRun, func() {
+		start := time.Now()
 		e.c.KillBrick(t, e.vol, victim)
-		time.Sleep(3 * time.Second)
 		e.requirePending(victim)
+		holdFault(start, 3*time.Second)
 		e.c.RestartBrick(t, e.vol, victim)
 		t.Logf("RECONNECT kill-%s=%.2fs", vol, e.waitBrickUsed(victim, 30*time.Second).Seconds())
 	})

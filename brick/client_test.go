@@ -510,7 +510,11 @@ func TestDelayAndTimeout(t *testing.T) {
 	// sent after it (so answered after it on the same connection) works
 	// and the brick stays up.
 	close(hold)
-	<-sent
+	select {
+	case <-sent:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held reply was not sent")
+	}
 	if _, err := c.Stat(testCtx(t), gfidN(3)); err != nil || !c.Up() {
 		t.Fatalf("after the late reply: %v", err)
 	}

@@ -11,8 +11,12 @@
 // for ping-timeout while calls wait for it is dropped (its calls fail with
 // ENOTCONN) and reconnected with a capped, jittered backoff, asking
 // glusterd for its port anew, so a brick restarted on another port is
-// found. Open fds are reopened by GFID after a reconnect (Fd carries the
-// remote fd and the connection generation it belongs to).
+// found. Open fds are reopened by GFID after a reconnect: the Client keeps
+// the remote fd and the connection generation it belongs to in its own
+// context on the Fd (fop.Fd.Ctx, keyed by the *Client), and refuses with
+// EBADF an Fd it did not open. So a brick moved elsewhere is retargeted
+// (Retarget), never replaced by a new Client: that would turn every open
+// fd into EBADF.
 //
 // # Errors
 //

@@ -85,9 +85,14 @@ func (v *Volume) Close() error {
 	if v.repl != nil {
 		v.repl.Close()
 	}
+	// At once: a brick that cannot be reached holds its Close for a dial
+	// timeout, and unmount must not wait for one after another.
+	var wg sync.WaitGroup
 	for _, c := range v.clients {
-		_ = c.Close()
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = c.Close() }()
 	}
+	wg.Wait()
 	return nil
 }
 

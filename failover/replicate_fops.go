@@ -237,6 +237,12 @@ func (r *Replicate) child(ctx context.Context, rf *replFd, i int) (*brick.Fd, er
 	if rf.kids[i] != nil {
 		return rf.kids[i], nil
 	}
+	// A fop that got the fd before its Release must not open it on a
+	// child now: nothing would ever release that brick fd. Release sets
+	// released before it takes mu to collect the children's fds.
+	if rf.released.Load() {
+		return nil, &brick.OpError{Brick: r.name, GFID: rf.fd.GFID, Errno: syscall.EBADF, Err: errors.New("fd already released")}
+	}
 	var fd *brick.Fd
 	var err error
 	if rf.fd.Dir {
@@ -302,7 +308,7 @@ func (r *Replicate) Opendir(ctx context.Context, gfid xdr.GFID) (*brick.Fd, erro
 func (r *Replicate) Release(ctx context.Context, f *brick.Fd) error {
 	v, ok := f.Ctx(r)
 	if !ok {
-		return nil
+		return &brick.OpError{Brick: r.name, Fop: "RELEASE", GFID: f.GFID, Errno: syscall.EBADF, Err: errors.New("fd was not opened on this replica set")}
 	}
 	rf := v.(*replFd)
 	if !rf.released.CompareAndSwap(false, true) {

@@ -23,20 +23,23 @@
 // entry-timeout (1 s by default, as the native client), failed lookups for
 // negative-timeout (0 by default). READDIRPLUS fills the kernel's caches
 // from READDIRP's attributes. Missing xattrs are remembered per inode, as
-// md-cache does, until the inode changes. Nothing else is cached here:
-// data goes to the bricks on every read and write.
+// md-cache does, for attribute-timeout (at most 64 names, forgotten when
+// this client sets or removes one). Nothing else is cached here: data goes
+// to the bricks on every read and write.
 //
 // # Interrupts
 //
 // A fop already sent to the bricks may complete there, so the kernel's
 // interrupts are ignored (the caller's context is detached), as the
-// native fuse-bridge does; only waits for a POSIX lock (F_SETLKW) end on an
-// interrupt, after withdrawing the lock request.
+// native fuse-bridge does; only a wait for a POSIX lock (F_SETLKW) ends on
+// an interrupt: the caller gets EINTR at once, and a lock the bricks grant
+// later is unlocked.
 //
 // # Concurrency
 //
 // go-fuse runs each request in a goroutine of its own; the FS keeps no lock
-// across a call to the Volume. FLUSH carries the lock owner of the closing
+// across a call to the Volume except a directory stream's, across the
+// READDIRP that refills it. FLUSH carries the lock owner of the closing
 // process, which go-fuse drops, so it is taken from the raw request and
 // kept per pid while the FLUSH runs (beginFlush, endFlush).
 package fuse

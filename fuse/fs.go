@@ -374,28 +374,47 @@ func (s *Server) Wait() { s.srv.Wait() }
 
 // Gone is closed when the kernel has ended the FUSE connection: the
 // mount is gone (after a lazy unmount, only once nobody uses it any more)
-// or was aborted. A request in flight then can no longer be answered.
+// or was aborted. A request in flight then can no longer be answered. It
+// is seen within connectionCheck.
 func (s *Server) Gone() <-chan struct{} { return s.gone }
 
-// watchConnection closes gone when the kernel ends the connection of the
-// /dev/fuse descriptor fd: poll reports POLLERR then (fuse_dev_poll), and
-// nothing else with no events asked for.
-func watchConnection(fd int, gone chan struct{}) {
-	defer close(gone)
-	for {
-		p := []unix.PollFd{{Fd: int32(fd), Events: 0}}
-		n, err := unix.Poll(p, -1)
-		if err == syscall.EINTR {
+// connectionCheck is how often the /dev/fuse descriptor is polled for
+// the end of the connection. A blocking poll would be woken by every FUSE
+// request (the kernel wakes all waiters of the queue), a context switch per
+// VM I/O; a check 4 times a second costs nothing and is soon enough.
+const connectionCheck = 250 * time.Millisecond
+
+// watchConnection closes gone when the kernel ends the FUSE connection:
+// fuse_dev_poll reports POLLERR on the descriptor then, and nothing else
+// when no event is asked for. It polls its own duplicate of the
+// descriptor, so the number cannot be reused under it.
+func watchConnection(fd int, gone chan struct{}, log *zap.Logger) {
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		log.Warn("cannot watch the FUSE connection; the daemon exits only once every request handler has returned", zap.Error(err))
+		return
+	}
+	defer unix.Close(dup)
+	tick := time.NewTicker(connectionCheck)
+	defer tick.Stop()
+	for range tick.C {
+		p := []unix.PollFd{{Fd: int32(dup)}}
+		n, err := unix.Poll(p, 0)
+		switch {
+		case err == syscall.EINTR || n == 0:
 			continue
-		}
-		if err != nil || n > 0 {
+		case err == nil && p[0].Revents&unix.POLLERR != 0:
+			close(gone)
+			return
+		default:
+			log.Warn("stopped watching the FUSE connection", zap.Error(err), zap.Int16("revents", p[0].Revents))
 			return
 		}
 	}
 }
 
-// devFuseFD finds this process's /dev/fuse descriptor; a brickfs daemon
-// serves one mount.
+// devFuseFD finds this process's /dev/fuse descriptor (the character
+// device 10:229); a brickfs daemon serves one mount.
 func devFuseFD() (int, bool) {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -403,10 +422,13 @@ func devFuseFD() (int, bool) {
 	}
 	found, fd := 0, 0
 	for _, e := range ents {
-		if t, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && t == "/dev/fuse" {
-			if n, err := strconv.Atoi(e.Name()); err == nil {
-				found, fd = found+1, n
-			}
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstat(n, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFCHR && unix.Major(st.Rdev) == 10 && unix.Minor(st.Rdev) == 229 {
+			found, fd = found+1, n
 		}
 	}
 	return fd, found == 1
@@ -458,7 +480,7 @@ func (f *FS) Mount(dir string, mc MountConfig) (*Server, error) {
 	}
 	s := &Server{srv: srv, gone: make(chan struct{})}
 	if fd, ok := devFuseFD(); ok {
-		go watchConnection(fd, s.gone)
+		go watchConnection(fd, s.gone, f.log)
 	} else {
 		f.log.Warn("cannot find the /dev/fuse descriptor; the daemon exits only once every request handler has returned")
 	}

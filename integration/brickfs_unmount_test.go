@@ -73,3 +73,54 @@ func TestBrickfsUnmountWithFopInFlight(t *testing.T) {
 		t.Errorf("the log does not say the unmount left a request waiting: %q", lines)
 	}
 }
+
+// TestBrickfsLazyUnmountKeepsServing: after `umount -l` a file still open
+// on the mount keeps working for as long as it is open (the kernel keeps
+// the connection), however long that is; the daemon exits once it is
+// closed. The end of the connection, not the mount's leaving the mount
+// table, is what ends the daemon.
+func TestBrickfsLazyUnmountKeepsServing(t *testing.T) {
+	c, vol := newVolume(t, "lazy")
+	mnt := c.MountBrickfs(t, c.Spec(vol))
+	dumpClientLog(t, c, mnt)
+	f, err := os.OpenFile(filepath.Join(mnt, "f"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte("kept"), 0); err != nil {
+		t.Fatal(err)
+	}
+	var daemon int
+	for _, pid := range pidsMatching(mnt) {
+		if strings.Contains(procCmdline(pid), " mount ") {
+			daemon = pid
+		}
+	}
+	if daemon == 0 {
+		t.Fatalf("no daemon for %s", mnt)
+	}
+	if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	// Longer than the daemon's 2 s grace after the end of a connection
+	// and its 250 ms check: the open file must still be served.
+	deadline := time.Now().Add(4 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		buf := make([]byte, 4)
+		if _, err := f.WriteAt([]byte(fmt.Sprintf("%04d", i%10000)), 4); err != nil {
+			t.Fatalf("write through the open file %v after the lazy unmount: %v", time.Since(deadline.Add(-4*time.Second)), err)
+		}
+		if _, err := f.ReadAt(buf, 0); err != nil || string(buf) != "kept" {
+			t.Fatalf("read through the open file after the lazy unmount: %q, %v", buf, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if procDead(daemon) {
+		t.Fatalf("the daemon exited while a file on its lazily unmounted mount was open")
+	}
+	f.Close()
+	if !waitGone(daemon, 20*time.Second, false) {
+		t.Fatalf("the daemon (pid %d) still runs 20 s after the last file on its lazily unmounted mount was closed", daemon)
+	}
+}

@@ -106,8 +106,9 @@ type Reply struct {
 	// Fragments splits the reply record into this many fragments.
 	Fragments int
 	// Sent, if set, is closed once a delayed or held reply has been
-	// written to the connection: a test can then order a later call after
-	// it on the same connection.
+	// written to the connection (or dropped, with Drop or CloseConn): a
+	// test can then order a later call after it on the same connection.
+	// It is never closed when the fake stops first.
 	Sent chan<- struct{}
 }
 

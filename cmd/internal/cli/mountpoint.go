@@ -148,7 +148,14 @@ func recordMount(mnt string) (func(), error) {
 	if err := os.WriteFile(p, []byte(fmt.Sprintf("%d\n%s\n", os.Getpid(), mnt)), 0o644); err != nil {
 		return func() {}, err
 	}
-	return func() { _ = os.Remove(p) }, nil
+	mine := fmt.Sprintf("%d\n%s\n", os.Getpid(), mnt)
+	// A remount at the same place may get the device back: remove the
+	// record only while it is still this process's.
+	return func() {
+		if b, err := os.ReadFile(p); err == nil && string(b) == mine {
+			_ = os.Remove(p)
+		}
+	}, nil
 }
 
 // servedByBrickfs reports whether a live brickfs daemon recorded the mount

@@ -1,0 +1,1022 @@
+// Package foptest is an in-memory brick for the tests of the layers above
+// bricks: Mem keeps a namespace, file data, xattrs (with xattrop's
+// ADD_ARRAY and ADD_ARRAY64), inode and entry locks per domain, and takes
+// faults (Down, Refuse, Hang), so a layer can be driven over bricks that
+// behave as a posix brick does without GlusterFS.
+package foptest
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// Xattrop flags (GF_XATTROP_*).
+const (
+	AddArray   = 0
+	AddArray64 = 1
+)
+
+// RootGFID is the volume root's.
+var RootGFID = xdr.GFID{15: 1}
+
+type inode struct {
+	st       xdr.Iatt
+	data     []byte
+	xattrs   map[string][]byte
+	children map[string]xdr.GFID // directories
+	target   string              // symlinks
+}
+
+type lock struct {
+	owner      string
+	write      bool
+	start, end uint64 // end exclusive; 0 means to EOF
+}
+
+// Mem is one in-memory brick. It is safe for concurrent use.
+type Mem struct {
+	name string
+
+	mu     sync.Mutex
+	cond   *sync.Cond
+	inodes map[xdr.GFID]*inode      // GUARDED_BY(mu)
+	locks  map[string][]lock        // GUARDED_BY(mu); by gfid+domain, or gfid+name+domain for entries
+	down   bool                     // GUARDED_BY(mu)
+	refuse map[string]syscall.Errno // GUARDED_BY(mu); by fop name
+	hang   map[string]chan struct{} // GUARDED_BY(mu); by fop name, closed to release
+	calls  map[string]int           // GUARDED_BY(mu); by fop name
+	kicks  []string                 // GUARDED_BY(mu)
+	opened map[*fop.Fd]bool         // GUARDED_BY(mu); fds open here
+}
+
+// NewMem returns an empty brick named name holding the volume root.
+func NewMem(name string) *Mem {
+	m := &Mem{name: name, inodes: map[xdr.GFID]*inode{}, locks: map[string][]lock{},
+		refuse: map[string]syscall.Errno{}, hang: map[string]chan struct{}{}, calls: map[string]int{}, opened: map[*fop.Fd]bool{}}
+	m.cond = sync.NewCond(&m.mu)
+	m.inodes[RootGFID] = &inode{st: xdr.Iatt{GFID: RootGFID, Ino: 1, Mode: syscall.S_IFDIR | 0o755, Nlink: 2, Blksize: 4096},
+		xattrs: map[string][]byte{}, children: map[string]xdr.GFID{}}
+	return m
+}
+
+// Name is the brick's translator name.
+func (m *Mem) Name() string { return m.name }
+
+// Up reports whether the brick is reachable.
+func (m *Mem) Up() bool { m.mu.Lock(); defer m.mu.Unlock(); return !m.down }
+
+// Kick records that a layer dropped the brick.
+func (m *Mem) Kick(reason string) { m.mu.Lock(); m.kicks = append(m.kicks, reason); m.mu.Unlock() }
+
+// Kicks returns the reasons given to Kick.
+func (m *Mem) Kicks() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.kicks...)
+}
+
+// SetDown makes every fop fail with ENOTCONN (a crashed brick) or serves
+// again. Locks held die with the connection, as on a real brick.
+func (m *Mem) SetDown(down bool) {
+	m.mu.Lock()
+	m.down = down
+	if down {
+		m.locks = map[string][]lock{}
+		m.opened = map[*fop.Fd]bool{}
+	}
+	m.cond.Broadcast()
+	m.mu.Unlock()
+}
+
+// Refuse makes fop fail with errno (0 stops it).
+func (m *Mem) Refuse(fopName string, errno syscall.Errno) {
+	m.mu.Lock()
+	if errno == 0 {
+		delete(m.refuse, fopName)
+	} else {
+		m.refuse[fopName] = errno
+	}
+	m.mu.Unlock()
+}
+
+// Hang makes fop wait until the returned function is called or the
+// call's context ends (a hung brick).
+func (m *Mem) Hang(fopName string) (release func()) {
+	ch := make(chan struct{})
+	m.mu.Lock()
+	m.hang[fopName] = ch
+	m.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			m.mu.Lock()
+			delete(m.hang, fopName)
+			m.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+// Calls returns how many times fop reached the brick.
+func (m *Mem) Calls(fopName string) int { m.mu.Lock(); defer m.mu.Unlock(); return m.calls[fopName] }
+
+// Data returns a copy of the file's bytes.
+func (m *Mem) Data(g xdr.GFID) ([]byte, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ino, ok := m.inodes[g]
+	if !ok {
+		return nil, false
+	}
+	return append([]byte(nil), ino.data...), true
+}
+
+// Xattr returns one xattr of an inode as stored.
+func (m *Mem) Xattr(g xdr.GFID, key string) ([]byte, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ino, ok := m.inodes[g]
+	if !ok {
+		return nil, false
+	}
+	v, ok := ino.xattrs[key]
+	return append([]byte(nil), v...), ok
+}
+
+// Names lists a directory's entries, sorted.
+func (m *Mem) Names(dir xdr.GFID) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	if ino, ok := m.inodes[dir]; ok {
+		for n := range ino.children {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (m *Mem) err(op string, g xdr.GFID, en syscall.Errno) error {
+	return &fop.OpError{Brick: m.name, Fop: op, GFID: g, Errno: en}
+}
+
+// enter counts a fop and applies the faults; on success it returns with
+// m.mu held.
+func (m *Mem) enter(ctx context.Context, op string, g xdr.GFID) error {
+	m.mu.Lock()
+	m.calls[op]++
+	if ch, ok := m.hang[op]; ok {
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return &fop.OpError{Brick: m.name, Fop: op, GFID: g, Errno: syscall.ETIMEDOUT, Err: ctx.Err()}
+		}
+		m.mu.Lock()
+	}
+	if m.down {
+		m.mu.Unlock()
+		return &fop.OpError{Brick: m.name, Fop: op, GFID: g, Errno: syscall.ENOTCONN, Err: errors.New("brick down")}
+	}
+	if en, ok := m.refuse[op]; ok {
+		m.mu.Unlock()
+		return m.err(op, g, en)
+	}
+	return nil
+}
+
+// REQUIRES m.mu.
+func (m *Mem) get(op string, g xdr.GFID) (*inode, error) {
+	ino, ok := m.inodes[g]
+	if !ok {
+		return nil, m.err(op, g, syscall.ENOENT)
+	}
+	return ino, nil
+}
+
+// REQUIRES m.mu.
+func (m *Mem) dir(op string, g xdr.GFID) (*inode, error) {
+	ino, err := m.get(op, g)
+	if err != nil {
+		return nil, err
+	}
+	if ino.children == nil {
+		return nil, m.err(op, g, syscall.ENOTDIR)
+	}
+	return ino, nil
+}
+
+func stat(ino *inode) xdr.Iatt {
+	st := ino.st
+	if st.Mode&syscall.S_IFMT == syscall.S_IFREG {
+		st.Size = uint64(len(ino.data))
+		st.Blocks = (st.Size + 511) / 512
+	}
+	return st
+}
+
+// requested returns the xattrs of ino whose keys the request names.
+func requested(ino *inode, xdata xdr.Dict) xdr.Dict {
+	var out xdr.Dict
+	for _, p := range xdata {
+		if v, ok := ino.xattrs[p.Key]; ok {
+			out = append(out, xdr.Pair{Key: p.Key, Value: xdr.Ptr(append([]byte(nil), v...))})
+		}
+	}
+	return out
+}
+
+// Lookup resolves parent/name, or gfid when name is empty, and returns the
+// xattrs the request names.
+func (m *Mem) Lookup(ctx context.Context, parent xdr.GFID, name string, gfid xdr.GFID, xdata xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+	if err := m.enter(ctx, "LOOKUP", parent); err != nil {
+		return xdr.Iatt{}, nil, err
+	}
+	defer m.mu.Unlock()
+	if len(name) > 255 {
+		return xdr.Iatt{}, nil, m.err("LOOKUP", parent, syscall.ENAMETOOLONG)
+	}
+	g := gfid
+	if name != "" {
+		d, err := m.dir("LOOKUP", parent)
+		if err != nil {
+			return xdr.Iatt{}, nil, err
+		}
+		c, ok := d.children[name]
+		if !ok {
+			return xdr.Iatt{}, nil, m.err("LOOKUP", parent, syscall.ENOENT)
+		}
+		g = c
+	}
+	ino, err := m.get("LOOKUP", g)
+	if err != nil {
+		return xdr.Iatt{}, nil, err
+	}
+	return stat(ino), requested(ino, xdata), nil
+}
+
+// Stat returns an inode's attributes.
+func (m *Mem) Stat(ctx context.Context, g xdr.GFID) (xdr.Iatt, error) {
+	if err := m.enter(ctx, "STAT", g); err != nil {
+		return xdr.Iatt{}, err
+	}
+	defer m.mu.Unlock()
+	ino, err := m.get("STAT", g)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	return stat(ino), nil
+}
+
+// Fstat returns an open inode's attributes.
+func (m *Mem) Fstat(ctx context.Context, f *fop.Fd) (xdr.Iatt, error) {
+	if err := m.enterFd(ctx, "FSTAT", f); err != nil {
+		return xdr.Iatt{}, err
+	}
+	defer m.mu.Unlock()
+	ino, err := m.get("FSTAT", f.GFID)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	return stat(ino), nil
+}
+
+// enterFd is enter for an fd fop: the fd must have been opened here and
+// not lost with a connection.
+func (m *Mem) enterFd(ctx context.Context, op string, f *fop.Fd) error {
+	if err := m.enter(ctx, op, f.GFID); err != nil {
+		return err
+	}
+	if !m.opened[f] {
+		m.mu.Unlock()
+		return m.err(op, f.GFID, syscall.EBADF)
+	}
+	return nil
+}
+
+func (m *Mem) setattr(op string, g xdr.GFID, attr *xdr.Iatt, valid uint32) (xdr.Iatt, xdr.Iatt, error) {
+	ino, err := m.get(op, g)
+	if err != nil {
+		return xdr.Iatt{}, xdr.Iatt{}, err
+	}
+	pre := stat(ino)
+	if valid&fop.SetAttrMode != 0 {
+		ino.st.Mode = ino.st.Mode&syscall.S_IFMT | attr.Mode&0o7777
+	}
+	if valid&fop.SetAttrUID != 0 {
+		ino.st.UID = attr.UID
+	}
+	if valid&fop.SetAttrGID != 0 {
+		ino.st.GID = attr.GID
+	}
+	if valid&fop.SetAttrAtime != 0 {
+		ino.st.Atime, ino.st.AtimeNsec = attr.Atime, attr.AtimeNsec
+	}
+	if valid&fop.SetAttrMtime != 0 {
+		ino.st.Mtime, ino.st.MtimeNsec = attr.Mtime, attr.MtimeNsec
+	}
+	return pre, stat(ino), nil
+}
+
+// Setattr changes mode, owner or times.
+func (m *Mem) Setattr(ctx context.Context, g xdr.GFID, attr *xdr.Iatt, valid uint32) (xdr.Iatt, xdr.Iatt, error) {
+	if err := m.enter(ctx, "SETATTR", g); err != nil {
+		return xdr.Iatt{}, xdr.Iatt{}, err
+	}
+	defer m.mu.Unlock()
+	return m.setattr("SETATTR", g, attr, valid)
+}
+
+// Fsetattr is Setattr through an fd.
+func (m *Mem) Fsetattr(ctx context.Context, f *fop.Fd, attr *xdr.Iatt, valid uint32) (xdr.Iatt, xdr.Iatt, error) {
+	if err := m.enterFd(ctx, "FSETATTR", f); err != nil {
+		return xdr.Iatt{}, xdr.Iatt{}, err
+	}
+	defer m.mu.Unlock()
+	return m.setattr("FSETATTR", f.GFID, attr, valid)
+}
+
+func (m *Mem) truncate(op string, g xdr.GFID, size uint64) (xdr.Iatt, xdr.Iatt, error) {
+	ino, err := m.get(op, g)
+	if err != nil {
+		return xdr.Iatt{}, xdr.Iatt{}, err
+	}
+	if ino.children != nil {
+		return xdr.Iatt{}, xdr.Iatt{}, m.err(op, g, syscall.EISDIR)
+	}
+	pre := stat(ino)
+	ino.data = resize(ino.data, size)
+	return pre, stat(ino), nil
+}
+
+func resize(b []byte, n uint64) []byte {
+	if uint64(len(b)) >= n {
+		return b[:n]
+	}
+	return append(b, make([]byte, n-uint64(len(b)))...)
+}
+
+// Truncate sets a file's size.
+func (m *Mem) Truncate(ctx context.Context, g xdr.GFID, size uint64) (xdr.Iatt, xdr.Iatt, error) {
+	if err := m.enter(ctx, "TRUNCATE", g); err != nil {
+		return xdr.Iatt{}, xdr.Iatt{}, err
+	}
+	defer m.mu.Unlock()
+	return m.truncate("TRUNCATE", g, size)
+}
+
+// Ftruncate is Truncate through an fd.
+func (m *Mem) Ftruncate(ctx context.Context, f *fop.Fd, size uint64) (xdr.Iatt, xdr.Iatt, error) {
+	if err := m.enterFd(ctx, "FTRUNCATE", f); err != nil {
+		return xdr.Iatt{}, xdr.Iatt{}, err
+	}
+	defer m.mu.Unlock()
+	return m.truncate("FTRUNCATE", f.GFID, size)
+}
+
+// Access always grants: the tests run as root.
+func (m *Mem) Access(ctx context.Context, g xdr.GFID, mask uint32) error {
+	if err := m.enter(ctx, "ACCESS", g); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	_, err := m.get("ACCESS", g)
+	return err
+}
+
+func (m *Mem) open(ctx context.Context, op string, g xdr.GFID, flags uint32, dir bool) (*fop.Fd, error) {
+	if err := m.enter(ctx, op, g); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	ino, err := m.get(op, g)
+	if err != nil {
+		return nil, err
+	}
+	if dir != (ino.children != nil) {
+		if dir {
+			return nil, m.err(op, g, syscall.ENOTDIR)
+		}
+		return nil, m.err(op, g, syscall.EISDIR)
+	}
+	f := &fop.Fd{GFID: g, Flags: flags, Dir: dir}
+	m.opened[f] = true
+	return f, nil
+}
+
+// Open opens a file.
+func (m *Mem) Open(ctx context.Context, g xdr.GFID, flags uint32) (*fop.Fd, error) {
+	return m.open(ctx, "OPEN", g, flags, false)
+}
+
+// Opendir opens a directory.
+func (m *Mem) Opendir(ctx context.Context, g xdr.GFID) (*fop.Fd, error) {
+	return m.open(ctx, "OPENDIR", g, 0, true)
+}
+
+// Release closes an fd.
+func (m *Mem) Release(ctx context.Context, f *fop.Fd) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls["RELEASE"]++
+	delete(m.opened, f)
+	return nil
+}
+
+// Readdirp lists a directory from offset (an index into its sorted names,
+// "." and ".." included).
+func (m *Mem) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint32) ([]fop.Dirent, bool, error) {
+	if err := m.enterFd(ctx, "READDIRP", f); err != nil {
+		return nil, false, err
+	}
+	defer m.mu.Unlock()
+	d, err := m.dir("READDIRP", f.GFID)
+	if err != nil {
+		return nil, false, err
+	}
+	names := []string{".", ".."}
+	var rest []string
+	for n := range d.children {
+		rest = append(rest, n)
+	}
+	sort.Strings(rest)
+	names = append(names, rest...)
+	var out []fop.Dirent
+	for i := int(offset); i < len(names); i++ {
+		st := d.st
+		if c, ok := d.children[names[i]]; ok {
+			st = stat(m.inodes[c])
+		}
+		out = append(out, fop.Dirent{Ino: st.Ino, Off: uint64(i + 1), Type: st.Mode & syscall.S_IFMT >> 12, Name: names[i], Stat: st})
+		if len(out) >= 64 {
+			return out, i+1 == len(names), nil
+		}
+	}
+	return out, true, nil
+}
+
+// REQUIRES m.mu.
+func (m *Mem) make(op string, parent xdr.GFID, name string, g xdr.GFID, mode uint32) (*inode, error) {
+	d, err := m.dir(op, parent)
+	if err != nil {
+		return nil, err
+	}
+	if len(name) > 255 {
+		return nil, m.err(op, parent, syscall.ENAMETOOLONG)
+	}
+	if _, ok := d.children[name]; ok {
+		return nil, m.err(op, parent, syscall.EEXIST)
+	}
+	if g.IsZero() {
+		return nil, m.err(op, parent, syscall.EINVAL)
+	}
+	if old, ok := m.inodes[g]; ok {
+		// The gfid exists elsewhere: a heal recreating a name links it.
+		if old.children != nil {
+			return nil, m.err(op, parent, syscall.EEXIST)
+		}
+		d.children[name] = g
+		old.st.Nlink++
+		return old, nil
+	}
+	ino := &inode{st: xdr.Iatt{GFID: g, Ino: g.Ino(), Mode: mode, Nlink: 1, Blksize: 4096}, xattrs: map[string][]byte{}}
+	if mode&syscall.S_IFMT == syscall.S_IFDIR {
+		ino.children = map[string]xdr.GFID{}
+		ino.st.Nlink = 2
+	}
+	m.inodes[g] = ino
+	d.children[name] = g
+	return ino, nil
+}
+
+// Create makes and opens a file with gfid g.
+func (m *Mem) Create(ctx context.Context, parent xdr.GFID, name string, flags, mode, umask uint32, g xdr.GFID, extra xdr.Dict) (*fop.Fd, xdr.Iatt, error) {
+	if err := m.enter(ctx, "CREATE", parent); err != nil {
+		return nil, xdr.Iatt{}, err
+	}
+	defer m.mu.Unlock()
+	ino, err := m.make("CREATE", parent, name, g, syscall.S_IFREG|mode&^umask&0o7777)
+	if err != nil {
+		return nil, xdr.Iatt{}, err
+	}
+	f := &fop.Fd{GFID: g, Flags: flags}
+	m.opened[f] = true
+	return f, stat(ino), nil
+}
+
+// Mkdir makes a directory with gfid g.
+func (m *Mem) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, g xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
+	if err := m.enter(ctx, "MKDIR", parent); err != nil {
+		return xdr.Iatt{}, err
+	}
+	defer m.mu.Unlock()
+	ino, err := m.make("MKDIR", parent, name, g, syscall.S_IFDIR|mode&^umask&0o7777)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	return stat(ino), nil
+}
+
+// Mknod makes a node (a regular file, a FIFO...) with gfid g.
+func (m *Mem) Mknod(ctx context.Context, parent xdr.GFID, name string, mode uint32, rdev uint64, umask uint32, g xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
+	if err := m.enter(ctx, "MKNOD", parent); err != nil {
+		return xdr.Iatt{}, err
+	}
+	defer m.mu.Unlock()
+	ino, err := m.make("MKNOD", parent, name, g, mode&syscall.S_IFMT|mode&^umask&0o7777)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	ino.st.Rdev = rdev
+	return stat(ino), nil
+}
+
+// Symlink makes a symbolic link with gfid g.
+func (m *Mem) Symlink(ctx context.Context, parent xdr.GFID, name, target string, umask uint32, g xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
+	if err := m.enter(ctx, "SYMLINK", parent); err != nil {
+		return xdr.Iatt{}, err
+	}
+	defer m.mu.Unlock()
+	ino, err := m.make("SYMLINK", parent, name, g, syscall.S_IFLNK|0o777)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	ino.target = target
+	ino.st.Size = uint64(len(target))
+	return stat(ino), nil
+}
+
+// Readlink returns a symlink's target.
+func (m *Mem) Readlink(ctx context.Context, g xdr.GFID) (string, error) {
+	if err := m.enter(ctx, "READLINK", g); err != nil {
+		return "", err
+	}
+	defer m.mu.Unlock()
+	ino, err := m.get("READLINK", g)
+	if err != nil {
+		return "", err
+	}
+	if ino.st.Mode&syscall.S_IFMT != syscall.S_IFLNK {
+		return "", m.err("READLINK", g, syscall.EINVAL)
+	}
+	return ino.target, nil
+}
+
+// Link adds a name for a file.
+func (m *Mem) Link(ctx context.Context, g, newParent xdr.GFID, newName string) (xdr.Iatt, error) {
+	if err := m.enter(ctx, "LINK", g); err != nil {
+		return xdr.Iatt{}, err
+	}
+	defer m.mu.Unlock()
+	ino, err := m.get("LINK", g)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	if ino.children != nil {
+		return xdr.Iatt{}, m.err("LINK", g, syscall.EPERM)
+	}
+	d, err := m.dir("LINK", newParent)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	if _, ok := d.children[newName]; ok {
+		return xdr.Iatt{}, m.err("LINK", newParent, syscall.EEXIST)
+	}
+	d.children[newName] = g
+	ino.st.Nlink++
+	return stat(ino), nil
+}
+
+// REQUIRES m.mu.
+func (m *Mem) drop(g xdr.GFID) {
+	ino := m.inodes[g]
+	if ino == nil {
+		return
+	}
+	if ino.children != nil || ino.st.Nlink <= 1 {
+		delete(m.inodes, g)
+		return
+	}
+	ino.st.Nlink--
+}
+
+// Unlink removes a name.
+func (m *Mem) Unlink(ctx context.Context, parent xdr.GFID, name string) error {
+	if err := m.enter(ctx, "UNLINK", parent); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	d, err := m.dir("UNLINK", parent)
+	if err != nil {
+		return err
+	}
+	g, ok := d.children[name]
+	if !ok {
+		return m.err("UNLINK", parent, syscall.ENOENT)
+	}
+	if m.inodes[g].children != nil {
+		return m.err("UNLINK", parent, syscall.EISDIR)
+	}
+	delete(d.children, name)
+	m.drop(g)
+	return nil
+}
+
+// Rmdir removes an empty directory.
+func (m *Mem) Rmdir(ctx context.Context, parent xdr.GFID, name string) error {
+	return m.RmdirFlags(ctx, parent, name, 0)
+}
+
+// RmdirFlags is Rmdir with the fop's flags (ignored).
+func (m *Mem) RmdirFlags(ctx context.Context, parent xdr.GFID, name string, flags int32) error {
+	if err := m.enter(ctx, "RMDIR", parent); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	d, err := m.dir("RMDIR", parent)
+	if err != nil {
+		return err
+	}
+	g, ok := d.children[name]
+	if !ok {
+		return m.err("RMDIR", parent, syscall.ENOENT)
+	}
+	c := m.inodes[g]
+	if c.children == nil {
+		return m.err("RMDIR", parent, syscall.ENOTDIR)
+	}
+	if len(c.children) > 0 {
+		return m.err("RMDIR", parent, syscall.ENOTEMPTY)
+	}
+	delete(d.children, name)
+	m.drop(g)
+	return nil
+}
+
+// Rename moves a name, replacing a file at the destination.
+func (m *Mem) Rename(ctx context.Context, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string) (xdr.Iatt, error) {
+	if err := m.enter(ctx, "RENAME", oldParent); err != nil {
+		return xdr.Iatt{}, err
+	}
+	defer m.mu.Unlock()
+	od, err := m.dir("RENAME", oldParent)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	nd, err := m.dir("RENAME", newParent)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	g, ok := od.children[oldName]
+	if !ok {
+		return xdr.Iatt{}, m.err("RENAME", oldParent, syscall.ENOENT)
+	}
+	if old, ok := nd.children[newName]; ok && old != g {
+		if c := m.inodes[old]; c.children != nil && len(c.children) > 0 {
+			return xdr.Iatt{}, m.err("RENAME", newParent, syscall.ENOTEMPTY)
+		}
+		m.drop(old)
+	}
+	delete(od.children, oldName)
+	nd.children[newName] = g
+	return stat(m.inodes[g]), nil
+}
+
+// Read returns up to size bytes from off.
+func (m *Mem) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32) ([]byte, error) {
+	if err := m.enterFd(ctx, "READ", f); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	ino, err := m.get("READ", f.GFID)
+	if err != nil {
+		return nil, err
+	}
+	if off >= uint64(len(ino.data)) {
+		return nil, nil
+	}
+	end := min(off+uint64(size), uint64(len(ino.data)))
+	return append([]byte(nil), ino.data[off:end]...), nil
+}
+
+// Write writes data at off.
+func (m *Mem) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, error) {
+	st, _, err := m.WriteX(ctx, f, off, data, xdata)
+	return st, err
+}
+
+// WriteX is Write returning the reply's xdata (empty).
+func (m *Mem) WriteX(ctx context.Context, f *fop.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+	if err := m.enterFd(ctx, "WRITE", f); err != nil {
+		return xdr.Iatt{}, nil, err
+	}
+	defer m.mu.Unlock()
+	ino, err := m.get("WRITE", f.GFID)
+	if err != nil {
+		return xdr.Iatt{}, nil, err
+	}
+	if end := off + uint64(len(data)); end > uint64(len(ino.data)) {
+		ino.data = resize(ino.data, end)
+	}
+	copy(ino.data[off:], data)
+	return stat(ino), nil, nil
+}
+
+func (m *Mem) fdNop(ctx context.Context, op string, f *fop.Fd) error {
+	if err := m.enterFd(ctx, op, f); err != nil {
+		return err
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// Flush is close(2) on the fd.
+func (m *Mem) Flush(ctx context.Context, f *fop.Fd) error { return m.fdNop(ctx, "FLUSH", f) }
+
+// Fsync does nothing: memory is durable enough here.
+func (m *Mem) Fsync(ctx context.Context, f *fop.Fd, datasync bool) error {
+	return m.fdNop(ctx, "FSYNC", f)
+}
+
+// Fsyncdir does nothing.
+func (m *Mem) Fsyncdir(ctx context.Context, f *fop.Fd, datasync bool) error {
+	return m.fdNop(ctx, "FSYNCDIR", f)
+}
+
+// Statfs reports a fixed 1 GiB filesystem.
+func (m *Mem) Statfs(ctx context.Context, g xdr.GFID) (xdr.Statfs, error) {
+	if err := m.enter(ctx, "STATFS", g); err != nil {
+		return xdr.Statfs{}, err
+	}
+	defer m.mu.Unlock()
+	return xdr.Statfs{Bsize: 4096, Frsize: 4096, Blocks: 262144, Bfree: 131072, Bavail: 131072, Files: 65536, Ffree: 65000, Namemax: 255}, nil
+}
+
+// Getxattr returns one xattr, or all with name "".
+func (m *Mem) Getxattr(ctx context.Context, g xdr.GFID, name string) (xdr.Dict, error) {
+	if err := m.enter(ctx, "GETXATTR", g); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	ino, err := m.get("GETXATTR", g)
+	if err != nil {
+		return nil, err
+	}
+	var out xdr.Dict
+	for k, v := range ino.xattrs {
+		if name == "" || k == name {
+			out = append(out, xdr.Pair{Key: k, Value: xdr.Ptr(append([]byte(nil), v...))})
+		}
+	}
+	if name != "" && len(out) == 0 {
+		return nil, m.err("GETXATTR", g, syscall.ENODATA)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// Setxattr sets xattrs (XATTR_CREATE and XATTR_REPLACE honoured).
+func (m *Mem) Setxattr(ctx context.Context, g xdr.GFID, dict xdr.Dict, flags uint32) error {
+	if err := m.enter(ctx, "SETXATTR", g); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	ino, err := m.get("SETXATTR", g)
+	if err != nil {
+		return err
+	}
+	for _, p := range dict {
+		_, has := ino.xattrs[p.Key]
+		switch {
+		case flags&1 != 0 && has: // XATTR_CREATE
+			return m.err("SETXATTR", g, syscall.EEXIST)
+		case flags&2 != 0 && !has: // XATTR_REPLACE
+			return m.err("SETXATTR", g, syscall.ENODATA)
+		}
+		v := p.Value.Bytes
+		if p.Value.Type == xdr.TypeStr {
+			v = []byte(strings.TrimSuffix(string(v), "\x00"))
+		}
+		ino.xattrs[p.Key] = append([]byte(nil), v...)
+	}
+	return nil
+}
+
+// Removexattr removes one xattr.
+func (m *Mem) Removexattr(ctx context.Context, g xdr.GFID, name string) error {
+	if err := m.enter(ctx, "REMOVEXATTR", g); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	ino, err := m.get("REMOVEXATTR", g)
+	if err != nil {
+		return err
+	}
+	if _, ok := ino.xattrs[name]; !ok {
+		return m.err("REMOVEXATTR", g, syscall.ENODATA)
+	}
+	delete(ino.xattrs, name)
+	return nil
+}
+
+// Xattrop adds the big-endian int32 (AddArray) or int64 (AddArray64)
+// arrays of dict to the xattrs of the same keys, missing ones counting as
+// zeros, and returns the results (an all-zero array adds nothing and reads
+// the value).
+func (m *Mem) Xattrop(ctx context.Context, g xdr.GFID, flags uint32, dict, xdata xdr.Dict) (xdr.Dict, error) {
+	if err := m.enter(ctx, "XATTROP", g); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	ino, err := m.get("XATTROP", g)
+	if err != nil {
+		return nil, err
+	}
+	width := 4
+	if flags == AddArray64 {
+		width = 8
+	} else if flags != AddArray {
+		return nil, m.err("XATTROP", g, syscall.EINVAL)
+	}
+	var out xdr.Dict
+	for _, p := range dict {
+		add := p.Value.Bytes
+		if len(add)%width != 0 {
+			return nil, m.err("XATTROP", g, syscall.EINVAL)
+		}
+		cur := resize(append([]byte(nil), ino.xattrs[p.Key]...), uint64(len(add)))
+		for i := 0; i+width <= len(add); i += width {
+			if width == 4 {
+				binary.BigEndian.PutUint32(cur[i:], binary.BigEndian.Uint32(cur[i:])+binary.BigEndian.Uint32(add[i:]))
+			} else {
+				binary.BigEndian.PutUint64(cur[i:], binary.BigEndian.Uint64(cur[i:])+binary.BigEndian.Uint64(add[i:]))
+			}
+		}
+		ino.xattrs[p.Key] = cur
+		out = append(out, xdr.Pair{Key: p.Key, Value: xdr.Ptr(append([]byte(nil), cur...))})
+	}
+	return out, nil
+}
+
+func (m *Mem) fdRange(ctx context.Context, op string, f *fop.Fd, fn func(ino *inode)) error {
+	if err := m.enterFd(ctx, op, f); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	ino, err := m.get(op, f.GFID)
+	if err != nil {
+		return err
+	}
+	fn(ino)
+	return nil
+}
+
+// Fallocate extends the file with zeros unless mode is KEEP_SIZE (any
+// non-zero mode, as a brick takes it).
+func (m *Mem) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length uint64) error {
+	return m.fdRange(ctx, "FALLOCATE", f, func(ino *inode) {
+		if mode == 0 && off+length > uint64(len(ino.data)) {
+			ino.data = resize(ino.data, off+length)
+		}
+	})
+}
+
+// Discard punches a hole: the range reads zeros, the size stays.
+func (m *Mem) Discard(ctx context.Context, f *fop.Fd, off, length uint64) error {
+	return m.fdRange(ctx, "DISCARD", f, func(ino *inode) {
+		for i := off; i < off+length && i < uint64(len(ino.data)); i++ {
+			ino.data[i] = 0
+		}
+	})
+}
+
+// Zerofill zeroes a range and extends the file when it crosses EOF, as a
+// brick's ZEROFILL does.
+func (m *Mem) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64) error {
+	return m.fdRange(ctx, "ZEROFILL", f, func(ino *inode) {
+		if off+length > uint64(len(ino.data)) {
+			ino.data = resize(ino.data, off+length)
+		}
+		clear(ino.data[off : off+length])
+	})
+}
+
+// Seek finds data (anywhere below EOF: Mem keeps no holes) or the hole at
+// EOF.
+func (m *Mem) Seek(ctx context.Context, f *fop.Fd, off uint64, what int32) (uint64, error) {
+	var out uint64
+	var serr error
+	err := m.fdRange(ctx, "SEEK", f, func(ino *inode) {
+		size := uint64(len(ino.data))
+		switch {
+		case off >= size:
+			serr = m.err("SEEK", f.GFID, syscall.ENXIO)
+		case what == fop.SeekData:
+			out = off
+		default:
+			out = size
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	return out, serr
+}
+
+func owner(ctx context.Context) string {
+	if c := fop.CallerOf(ctx); c != nil {
+		return string(c.LkOwner)
+	}
+	return ""
+}
+
+func conflicts(held []lock, l lock) bool {
+	for _, h := range held {
+		if h.owner == l.owner || (!h.write && !l.write) {
+			continue
+		}
+		hEnd, lEnd := h.end, l.end
+		if (hEnd == 0 || l.start < hEnd) && (lEnd == 0 || h.start < lEnd) {
+			return true
+		}
+	}
+	return false
+}
+
+// takeLock runs a lock command on the lock list key. REQUIRES m.mu.
+func (m *Mem) takeLock(ctx context.Context, op, key string, g xdr.GFID, l lock, unlock, block bool) error {
+	if unlock {
+		held := m.locks[key][:0]
+		for _, h := range m.locks[key] {
+			if h.owner != l.owner {
+				held = append(held, h)
+			}
+		}
+		m.locks[key] = held
+		m.cond.Broadcast()
+		return nil
+	}
+	for conflicts(m.locks[key], l) {
+		if !block {
+			return m.err(op, g, syscall.EAGAIN)
+		}
+		if ctx.Err() != nil || m.down {
+			return &fop.OpError{Brick: m.name, Fop: op, GFID: g, Errno: syscall.ETIMEDOUT, Err: ctx.Err()}
+		}
+		stop := context.AfterFunc(ctx, func() { m.mu.Lock(); m.cond.Broadcast(); m.mu.Unlock() })
+		m.cond.Wait()
+		stop()
+	}
+	m.locks[key] = append(m.locks[key], l)
+	return nil
+}
+
+// Inodelk takes, waits for or drops an inode lock in domain.
+func (m *Mem) Inodelk(ctx context.Context, g xdr.GFID, domain string, cmd uint32, fl xdr.Flock) error {
+	if err := m.enter(ctx, "INODELK", g); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	l := lock{owner: owner(ctx), write: fl.Type == fop.LkWrite, start: fl.Start}
+	if fl.Len > 0 {
+		l.end = fl.Start + fl.Len
+	}
+	return m.takeLock(ctx, "INODELK", "i"+string(g[:])+domain, g, l, fl.Type == fop.LkUnlock, cmd == fop.LkSetW)
+}
+
+// Entrylk takes, waits for or drops the lock on name in parent (the whole
+// directory when name is empty) within domain.
+func (m *Mem) Entrylk(ctx context.Context, parent xdr.GFID, name, domain string, cmd, typ uint32) error {
+	if err := m.enter(ctx, "ENTRYLK", parent); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	l := lock{owner: owner(ctx), write: typ == fop.LkWrite}
+	key := "e" + string(parent[:]) + domain
+	if name != "" {
+		// Different names do not conflict: one list per name.
+		key += "/" + name
+	}
+	return m.takeLock(ctx, "ENTRYLK", key, parent, l, cmd == fop.EntrylkUnlock, cmd == fop.EntrylkLock)
+}
+
+// Lk grants every POSIX lock (the tests drive one client).
+func (m *Mem) Lk(ctx context.Context, f *fop.Fd, cmd uint32, fl xdr.Flock) (xdr.Flock, error) {
+	if err := m.enterFd(ctx, "LK", f); err != nil {
+		return xdr.Flock{}, err
+	}
+	defer m.mu.Unlock()
+	if cmd == fop.LkGet {
+		fl.Type = fop.LkUnlock
+	}
+	return fl, nil
+}

@@ -2,6 +2,7 @@ package failover
 
 import (
 	"context"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/brickfs/brickfs/brick"
 	"github.com/brickfs/brickfs/brick/fop/foptest"
+	"github.com/brickfs/brickfs/brick/xdr"
 )
 
 // memReplica is a replica set over three in-memory bricks; its heal worker
@@ -130,3 +132,117 @@ func TestDataHealOverMem(t *testing.T) {
 }
 
 var _ Child = (*foptest.Mem)(nil)
+
+// allZero reports whether every trusted.afr.* and the dirty xattr of g on
+// m are zero (or absent).
+func allZero(t *testing.T, m *foptest.Mem, g xdr.GFID) bool {
+	t.Helper()
+	for _, k := range []string{"trusted.afr.v-client-0", "trusted.afr.v-client-1", "trusted.afr.v-client-2", "trusted.afr.dirty"} {
+		if b, ok := m.Xattr(g, k); ok {
+			if c, _ := parseCounts(b); c != (counts{}) {
+				t.Logf("%s: %s=%x", m.Name(), k, b)
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// A chmod made while a brick is down is marked against it and healMeta
+// gives it the new mode.
+func TestMetaHealOverMem(t *testing.T) {
+	r, mems := memReplica(t)
+	ctx := context.Background()
+	g := foptest.GFID(1)
+	if _, err := r.Mknod(ctx, foptest.RootGFID, "f", syscall.S_IFREG|0o644, 0, 0, g, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Lookup(ctx, foptest.RootGFID, "f", xdr.GFID{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	mems[1].SetDown(true)
+	r.ChildEvent(1, false)
+	if _, _, err := r.Setattr(ctx, g, &xdr.Iatt{Mode: 0o600}, brick.SetAttrMode); err != nil {
+		t.Fatalf("chmod with 2 of 3 bricks: %v", err)
+	}
+	if allZero(t, mems[0], g) {
+		t.Fatalf("the chmod missed brick 1 and nothing says so")
+	}
+	mems[1].SetDown(false)
+	r.ChildEvent(1, true)
+	if st, _ := mems[1].Stat(ctx, g); st.Mode != syscall.S_IFREG|0o644 {
+		t.Fatalf("brick 1 already has mode %o", st.Mode)
+	}
+	if healed, err := r.healMeta(ctx, g); err != nil || !healed {
+		t.Fatalf("healMeta: %v, %v", healed, err)
+	}
+	for _, m := range mems {
+		if st, _ := m.Stat(ctx, g); st.Mode != syscall.S_IFREG|0o600 {
+			t.Errorf("%s: mode %o after the heal, want 100600", m.Name(), st.Mode)
+		}
+		if !allZero(t, m, g) {
+			t.Errorf("%s still holds marks after the heal", m.Name())
+		}
+	}
+}
+
+// Names made and removed while a brick is down are marked on the parent;
+// healEntries makes the brick's directory match (the new file recreated
+// with its gfid and data, the removed one removed) and clears the marks.
+func TestEntryHealOverMem(t *testing.T) {
+	r, mems := memReplica(t)
+	ctx := context.Background()
+	if _, err := r.Mknod(ctx, foptest.RootGFID, "old", syscall.S_IFREG|0o644, 0, 0, foptest.GFID(1), nil); err != nil {
+		t.Fatal(err)
+	}
+	mems[2].SetDown(true)
+	r.ChildEvent(2, false)
+	f, _, err := r.Create(ctx, foptest.RootGFID, "new", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(2), nil)
+	if err != nil {
+		t.Fatalf("create with 2 of 3 bricks: %v", err)
+	}
+	if _, err := r.Write(ctx, f, 0, []byte("made while brick 2 was down"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Release(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	r.postOpNow(r.inode(foptest.GFID(2)))
+	if err := r.Unlink(ctx, foptest.RootGFID, "old"); err != nil {
+		t.Fatalf("unlink with 2 of 3 bricks: %v", err)
+	}
+	if _, err := r.Mkdir(ctx, foptest.RootGFID, "dir", 0o755, 0, foptest.GFID(3), nil); err != nil {
+		t.Fatal(err)
+	}
+	mems[2].SetDown(false)
+	r.ChildEvent(2, true)
+	if got := strings.Join(mems[2].Names(foptest.RootGFID), " "); got != "old" {
+		t.Fatalf("brick 2 lists %q before the heal", got)
+	}
+	r.healEntries(ctx)
+	for _, m := range mems {
+		if got := strings.Join(m.Names(foptest.RootGFID), " "); got != "dir new" {
+			t.Errorf("%s lists %q after the entry heal, want \"dir new\"", m.Name(), got)
+		}
+	}
+	// The recreated file is marked for data and metadata heals; run them.
+	if healed, err := r.healData(ctx, foptest.GFID(2)); err != nil || !healed {
+		t.Fatalf("healData of the recreated file: %v, %v", healed, err)
+	}
+	// healData ends with the eager data lock still held for the delayed
+	// post-op, which a metadata heal would wait for: end it now.
+	r.postOpNow(r.inode(foptest.GFID(2)))
+	if healed, err := r.healMeta(ctx, foptest.GFID(2)); err != nil || !healed {
+		t.Fatalf("healMeta of the recreated file: %v, %v", healed, err)
+	}
+	for _, m := range mems {
+		if d, _ := m.Data(foptest.GFID(2)); string(d) != "made while brick 2 was down" {
+			t.Errorf("%s: new holds %q", m.Name(), d)
+		}
+		for _, g := range []xdr.GFID{foptest.RootGFID, foptest.GFID(2)} {
+			if !allZero(t, m, g) {
+				t.Errorf("%s: marks left on %v after the heals", m.Name(), g)
+			}
+		}
+	}
+}

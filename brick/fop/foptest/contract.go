@@ -150,4 +150,60 @@ func Contract(t *testing.T, v fop.Fops) {
 	must(v.Rmdir(ctx, RootGFID, "d"), "rmdir d")
 	_, err = v.Stat(ctx, GFID(1))
 	want(err, syscall.ENOENT, "stat of a file whose last name is gone")
+
+	// The rest of the table.
+	st, err = v.Mknod(ctx, RootGFID, "fifo", syscall.S_IFIFO|0o640, 0, 0, GFID(5), nil)
+	if err != nil || st.Mode != syscall.S_IFIFO|0o640 {
+		t.Errorf("mknod fifo: mode %o, %v", st.Mode, err)
+	}
+	must(v.Unlink(ctx, RootGFID, "fifo"), "unlink fifo")
+	must(v.Access(ctx, RootGFID, 7), "access")
+	if sf, err := v.Statfs(ctx, RootGFID); err != nil || sf.Bsize == 0 || sf.Blocks == 0 {
+		t.Errorf("statfs: %+v, %v", sf, err)
+	}
+	g, _, err := v.Create(ctx, RootGFID, "g", uint32(syscall.O_RDWR), 0o644, 0, GFID(6), nil)
+	must(err, "create g")
+	_, err = v.Write(ctx, g, 0, bytes.Repeat([]byte{0xab}, 8192), nil)
+	must(err, "write g")
+	must(v.Fallocate(ctx, g, 1, 8192, 4096), "fallocate KEEP_SIZE past EOF")
+	if st, err := v.Fstat(ctx, g); err != nil || st.Size != 8192 {
+		t.Errorf("fallocate KEEP_SIZE: size %d, %v; want 8192", st.Size, err)
+	}
+	must(v.Fallocate(ctx, g, 0, 8192, 4096), "fallocate past EOF")
+	if st, err := v.Fstat(ctx, g); err != nil || st.Size != 12288 {
+		t.Errorf("fallocate: size %d, %v; want 12288", st.Size, err)
+	}
+	must(v.Discard(ctx, g, 0, 4096), "discard")
+	if got, err := v.Read(ctx, g, 0, 8192); err != nil || !bytes.Equal(got[:4096], make([]byte, 4096)) || got[4096] != 0xab {
+		t.Errorf("after discard [0, 4096): %v", err)
+	}
+	if st, err := v.Fstat(ctx, g); err != nil || st.Size != 12288 {
+		t.Errorf("discard changed the size: %d, %v", st.Size, err)
+	}
+	if o, err := v.Seek(ctx, g, 4096, fop.SeekData); err != nil || o < 4096 || o > 8192 {
+		t.Errorf("SEEK_DATA from 4096: %d, %v", o, err)
+	}
+	_, err = v.Seek(ctx, g, 1<<20, fop.SeekData)
+	want(err, syscall.ENXIO, "SEEK_DATA past EOF")
+	_, _, err = v.Truncate(ctx, GFID(6), 100)
+	must(err, "truncate g")
+	_, post, err = v.Fsetattr(ctx, g, &xdr.Iatt{Mode: 0o640}, fop.SetAttrMode)
+	if err != nil || post.Mode != syscall.S_IFREG|0o640 {
+		t.Errorf("fsetattr: mode %o, %v", post.Mode, err)
+	}
+	if st, err := v.Stat(ctx, GFID(6)); err != nil || st.Size != 100 || st.Mode != syscall.S_IFREG|0o640 {
+		t.Errorf("stat g: size %d mode %o, %v; want 100 100640", st.Size, st.Mode, err)
+	}
+	if _, err := v.Lk(ctx, g, fop.LkSet, xdr.Flock{Type: fop.LkWrite, Len: 10}); err != nil {
+		t.Errorf("lk: %v", err)
+	}
+	if _, err := v.Lk(ctx, g, fop.LkSet, xdr.Flock{Type: fop.LkUnlock, Len: 10}); err != nil {
+		t.Errorf("unlock: %v", err)
+	}
+	must(v.Release(ctx, g), "release g")
+	root, err := v.Opendir(ctx, RootGFID)
+	must(err, "opendir /")
+	must(v.Fsyncdir(ctx, root, false), "fsyncdir")
+	must(v.Release(ctx, root), "releasedir /")
+	must(v.Unlink(ctx, RootGFID, "g"), "unlink g")
 }

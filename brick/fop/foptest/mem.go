@@ -28,6 +28,7 @@ const (
 var RootGFID = xdr.GFID{15: 1}
 
 type inode struct {
+	open     int // fds open on it: an unlinked file lives on while open
 	st       xdr.Iatt
 	data     []byte
 	xattrs   map[string][]byte
@@ -91,6 +92,11 @@ func (m *Mem) SetDown(down bool) {
 	if down {
 		m.locks = map[string][]lock{}
 		m.opened = map[*fop.Fd]bool{}
+		for g, ino := range m.inodes {
+			if ino.open = 0; ino.st.Nlink == 0 {
+				delete(m.inodes, g)
+			}
+		}
 	}
 	m.cond.Broadcast()
 	m.mu.Unlock()
@@ -410,6 +416,7 @@ func (m *Mem) open(ctx context.Context, op string, g xdr.GFID, flags uint32, dir
 	}
 	f := &fop.Fd{GFID: g, Flags: flags, Dir: dir}
 	m.opened[f] = true
+	ino.open++
 	return f, nil
 }
 
@@ -428,7 +435,15 @@ func (m *Mem) Release(ctx context.Context, f *fop.Fd) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.calls["RELEASE"]++
+	if !m.opened[f] {
+		return nil
+	}
 	delete(m.opened, f)
+	if ino := m.inodes[f.GFID]; ino != nil {
+		if ino.open--; ino.open == 0 && ino.st.Nlink == 0 {
+			delete(m.inodes, f.GFID)
+		}
+	}
 	return nil
 }
 
@@ -510,6 +525,7 @@ func (m *Mem) Create(ctx context.Context, parent xdr.GFID, name string, flags, m
 	}
 	f := &fop.Fd{GFID: g, Flags: flags}
 	m.opened[f] = true
+	ino.open++
 	return f, stat(ino), nil
 }
 
@@ -603,7 +619,10 @@ func (m *Mem) drop(g xdr.GFID) {
 		return
 	}
 	if ino.children != nil || ino.st.Nlink <= 1 {
-		delete(m.inodes, g)
+		ino.st.Nlink = 0
+		if ino.open == 0 {
+			delete(m.inodes, g)
+		}
 		return
 	}
 	ino.st.Nlink--

@@ -1,0 +1,98 @@
+package fuse
+
+import (
+	"context"
+	"os"
+	"sort"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/posixtest"
+
+	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/brick/fop/foptest"
+)
+
+// memVolume is an in-memory brick as the filesystem's Volume.
+type memVolume struct{ *foptest.Mem }
+
+func (v memVolume) ZerofillKeepSize(ctx context.Context, f *fop.Fd, off, length uint64) error {
+	st, err := v.Fstat(ctx, f)
+	if err != nil {
+		return err
+	}
+	if end := off + length; end > st.Size {
+		if err := v.Fallocate(ctx, f, 1, max(off, st.Size), end-max(off, st.Size)); err != nil {
+			return err
+		}
+	}
+	if below := min(off+length, st.Size); below > off {
+		return v.Zerofill(ctx, f, off, below-off)
+	}
+	return nil
+}
+
+// memPosixExcluded are the posixtest cases that test a brick's semantics
+// the in-memory brick does not model, with why; the integration suite runs
+// them against real bricks.
+var memPosixExcluded = map[string]string{
+	"FcntlFlockLocksFile": "POSIX locks are the bricks' (the in-memory brick grants every lock)",
+	"FcntlFlockSetLk":     "POSIX locks are the bricks' (the in-memory brick grants every lock)",
+}
+
+// TestMemPosixtest mounts the filesystem in this process over an
+// in-memory brick and runs go-fuse's posixtest suite: the FUSE layer alone,
+// without GlusterFS. It needs root and /dev/fuse; in CI their absence
+// fails the test.
+func TestMemPosixtest(t *testing.T) {
+	if _, err := os.Stat("/dev/fuse"); err != nil || os.Geteuid() != 0 {
+		msg := "needs root and /dev/fuse (modprobe fuse) to mount"
+		if os.Getenv("CI") != "" || os.Getenv("REQUIRE_FUSE") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	dir := t.TempDir()
+	fsys := New(memVolume{foptest.NewMem("mem-client-0")}, Options{AttrTimeout: time.Second, EntryTimeout: time.Second})
+	srv, err := fsys.Mount(dir, MountConfig{FsName: "mem", Type: "brickfs-test", Flags: syscall.MS_NOSUID | syscall.MS_NODEV})
+	if err != nil {
+		t.Fatalf("mount: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+			syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+		srv.Wait()
+	})
+	var names []string
+	for name := range posixtest.All {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		skipped := false
+		t.Run(name, func(t *testing.T) {
+			if why, ok := memPosixExcluded[name]; ok {
+				t.Skip(why)
+			}
+			defer func() { skipped = t.Skipped() }()
+			d := dir + "/" + name
+			if err := os.Mkdir(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			posixtest.All[name](t, d)
+		})
+		if _, ok := memPosixSkipOK[name]; skipped && !ok {
+			t.Errorf("posixtest %s skipped itself; only %v may", name, memPosixSkipOK)
+		}
+	}
+}
+
+// memPosixSkipOK are the cases that skip themselves here, as over real
+// bricks (see integration's posixSkipOK).
+var memPosixSkipOK = map[string]string{
+	"Tmpfile":       "no O_TMPFILE fop",
+	"RenameOpenDir": "fstat of an open directory a rename replaced: ENOENT, as the brick answers",
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/volfile"
 	"github.com/brickfs/brickfs/brick/xdr"
+	"github.com/brickfs/brickfs/failover/afr"
 )
 
 // Fops is every file operation a volume offers (fop.Fops).
@@ -28,7 +29,10 @@ type Brick interface {
 	Up() bool
 }
 
-var _ Brick = (*brick.Client)(nil)
+var (
+	_ Brick     = (*brick.Client)(nil)
+	_ afr.Child = (*brick.Client)(nil)
+)
 
 // Options tune the bricks of a volume.
 type Options struct {
@@ -61,7 +65,7 @@ type Volume struct {
 	// ID is the volume-id when the volfile names it.
 	ID      string
 	clients []*brick.Client
-	repl    *Replicate
+	repl    *afr.Replicate
 	opts    Options
 
 	mu    sync.Mutex
@@ -77,7 +81,7 @@ func (v *Volume) ZerofillKeepSize(ctx context.Context, f *brick.Fd, off, length 
 	if v.repl != nil {
 		return v.repl.ZerofillKeepSize(ctx, f, off, length)
 	}
-	return zeroKeepSize(ctx, v.Fops, f, off, length)
+	return fop.ZeroKeepSize(ctx, v.Fops, f, off, length)
 }
 
 // Close disconnects every brick.
@@ -188,8 +192,8 @@ func Open(ctx context.Context, g *volfile.Graph, opts Options, log *zap.Logger) 
 
 // replicateOptions reads AFR's options from the replicate translator
 // (xlators/cluster/afr/src/afr.c option table).
-func replicateOptions(x *volfile.Volume, n int) (ReplicateOptions, []string, error) {
-	ro := ReplicateOptions{Arbiter: -1}
+func replicateOptions(x *volfile.Volume, n int) (afr.ReplicateOptions, []string, error) {
+	ro := afr.ReplicateOptions{Arbiter: -1}
 	names := make([]string, n)
 	for i, s := range x.Subvolumes {
 		names[i] = s.Name
@@ -238,7 +242,7 @@ func replicateOptions(x *volfile.Volume, n int) (ReplicateOptions, []string, err
 
 // openReplicate connects the bricks of a replica set. The mount goes on
 // while at least one brick answers; the others keep being retried.
-func openReplicate(ctx context.Context, x *volfile.Volume, opts Options, log *zap.Logger) (*Replicate, []*brick.Client, error) {
+func openReplicate(ctx context.Context, x *volfile.Volume, opts Options, log *zap.Logger) (*afr.Replicate, []*brick.Client, error) {
 	n := len(x.Subvolumes)
 	ro, names, err := replicateOptions(x, n)
 	if err != nil {
@@ -252,7 +256,7 @@ func openReplicate(ctx context.Context, x *volfile.Volume, opts Options, log *za
 		opts.PingTimeout = DefaultReplicaPingTimeout
 	}
 	clients := make([]*brick.Client, n)
-	kids := make([]Child, n)
+	kids := make([]afr.Child, n)
 	for i, s := range x.Subvolumes {
 		if volfile.Canonical(s.Type) != volfile.TypeClient {
 			return nil, nil, fmt.Errorf("volfile: %s has %s (%s) below it; brickfs replicates over bricks only", x.Name, s.Name, s.Type)
@@ -264,7 +268,7 @@ func openReplicate(ctx context.Context, x *volfile.Volume, opts Options, log *za
 		clients[i] = brick.New(cfg, log)
 		kids[i] = clients[i]
 	}
-	r, err := NewReplicate(x.Name, kids, names, ro, log)
+	r, err := afr.NewReplicate(x.Name, kids, names, ro, log)
 	if err != nil {
 		return nil, nil, err
 	}

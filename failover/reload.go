@@ -88,8 +88,14 @@ func (v *Volume) reconfigureReplicate(old, x *volfile.Volume) ([]string, error) 
 	if ro.Quorum != oldRO.Quorum {
 		v.repl.SetQuorum(ro.Quorum)
 		msg := fmt.Sprintf("client quorum of %s is now %s", x.Name, quorumText(ro.Quorum, n))
-		if up := v.repl.up(); !v.repl.hasQuorum(up) {
-			msg += fmt.Sprintf("; only %d bricks are up, so changes fail with ENOTCONN until enough are", count(up))
+		if up := v.repl.ChildrenUp(); !v.repl.HasQuorum(up) {
+			n := 0
+			for _, u := range up {
+				if u {
+					n++
+				}
+			}
+			msg += fmt.Sprintf("; only %d bricks are up, so changes fail with ENOTCONN until enough are", n)
 		}
 		changes = append(changes, msg)
 	}

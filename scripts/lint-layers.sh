@@ -4,6 +4,7 @@
 #   failover/... must not import fuse (also not indirectly)
 #   brick/fop    imports only brick/xdr of this module (the vocabulary)
 #   fuse         imports only brick/fop and brick/xdr of this module
+#   failover/afr imports only brick/fop and brick/xdr of this module
 #   only fuse/... imports github.com/hanwen/go-fuse directly
 # Packages that do not exist yet are simply not checked. Test files are not
 # checked: a contract test may import across layers.
@@ -49,6 +50,9 @@ only_deps() {
 # The vocabulary stands alone; the filesystem speaks only the vocabulary.
 only_deps brick/fop brick/xdr
 only_deps fuse brick/fop brick/xdr
+# A layer of the graph speaks the vocabulary only: not brick, not another
+# layer, not failover (which assembles the layers).
+only_deps failover/afr brick/fop brick/xdr
 
 bad=$(go list -f '{{.ImportPath}} {{join .Imports " "}}' ./... 2>/dev/null |
 	awk -v m="$mod" '$1 != m"/fuse" && index($1, m"/fuse/") != 1 { for (i = 2; i <= NF; i++) if (index($i, "github.com/hanwen/go-fuse") == 1) print $1 " imports " $i }')

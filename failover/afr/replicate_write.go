@@ -1,19 +1,19 @@
-package failover
+package afr
 
 import (
 	"context"
 	"errors"
 	"syscall"
 
-	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
 // --- entry operations ---
 
 // Create creates name on every child with one gfid and opens it.
-func (r *Replicate) Create(ctx context.Context, parent xdr.GFID, name string, flags, mode, umask uint32, gfid xdr.GFID, extra xdr.Dict) (*brick.Fd, xdr.Iatt, error) {
-	kids := make([]*brick.Fd, r.n())
+func (r *Replicate) Create(ctx context.Context, parent xdr.GFID, name string, flags, mode, umask uint32, gfid xdr.GFID, extra xdr.Dict) (*fop.Fd, xdr.Iatt, error) {
+	kids := make([]*fop.Fd, r.n())
 	sts := make([]xdr.Iatt, r.n())
 	ok, err := r.entryTxn(ctx, []entry{{parent, name}}, func(ctx context.Context, i int) error {
 		var err error
@@ -40,7 +40,7 @@ func first(ok []bool) int {
 	return 0
 }
 
-func (r *Replicate) releaseKids(ctx context.Context, kids []*brick.Fd) {
+func (r *Replicate) releaseKids(ctx context.Context, kids []*fop.Fd) {
 	for i, f := range kids {
 		if f != nil {
 			_ = r.kids[i].Release(ctx, f)
@@ -117,7 +117,7 @@ func (r *Replicate) Rmdir(ctx context.Context, parent xdr.GFID, name string) err
 	names := []entry{{parent, name}}
 	if st, _, err := r.Lookup(ctx, parent, name, xdr.GFID{}, nil); err == nil {
 		names = append(names, entry{st.GFID, ""})
-	} else if brick.Errno(err) == syscall.ENOENT {
+	} else if fop.Errno(err) == syscall.ENOENT {
 		return err
 	}
 	_, err := r.entryTxn(ctx, names, func(ctx context.Context, i int) error {
@@ -145,7 +145,7 @@ func (r *Replicate) Rename(ctx context.Context, oldParent xdr.GFID, oldName stri
 
 // Setattr changes attributes on every child.
 func (r *Replicate) Setattr(ctx context.Context, gfid xdr.GFID, attr *xdr.Iatt, valid uint32) (pre, post xdr.Iatt, err error) {
-	if valid&brick.SetAttrSize != 0 {
+	if valid&fop.SetAttrSize != 0 {
 		return pre, post, errors.New("failover: size changes go through Truncate")
 	}
 	ino := r.inode(gfid)
@@ -162,9 +162,9 @@ func (r *Replicate) Setattr(ctx context.Context, gfid xdr.GFID, attr *xdr.Iatt, 
 }
 
 // Fsetattr is Setattr through an open file.
-func (r *Replicate) Fsetattr(ctx context.Context, f *brick.Fd, attr *xdr.Iatt, valid uint32) (pre, post xdr.Iatt, err error) {
+func (r *Replicate) Fsetattr(ctx context.Context, f *fop.Fd, attr *xdr.Iatt, valid uint32) (pre, post xdr.Iatt, err error) {
 	sts := make([]xdr.Iatt, r.n())
-	rf, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *brick.Fd) error {
+	rf, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *fop.Fd) error {
 		var err error
 		_, sts[i], err = r.kids[i].Fsetattr(ctx, cf, attr, valid)
 		return err
@@ -183,7 +183,7 @@ func (r *Replicate) Fsetattr(ctx context.Context, f *brick.Fd, attr *xdr.Iatt, v
 func (r *Replicate) Setxattr(ctx context.Context, gfid xdr.GFID, dict xdr.Dict, flags uint32) error {
 	for _, p := range dict {
 		if len(p.Key) >= len("trusted.afr.") && p.Key[:len("trusted.afr.")] == "trusted.afr." {
-			return &brick.OpError{Brick: r.name, Fop: "SETXATTR", GFID: gfid, Errno: syscall.EPERM, Err: errors.New("the replication changelog is not settable")}
+			return &fop.OpError{Brick: r.name, Fop: "SETXATTR", GFID: gfid, Errno: syscall.EPERM, Err: errors.New("the replication changelog is not settable")}
 		}
 	}
 	_, err := r.metaTxn(ctx, r.inode(gfid), func(ctx context.Context, i int) error {
@@ -221,7 +221,7 @@ func (r *Replicate) Truncate(ctx context.Context, gfid xdr.GFID, size uint64) (p
 }
 
 // fdData runs a data change through an fd on every child taking part.
-func (r *Replicate) fdData(ctx context.Context, f *brick.Fd, off, length uint64, sts []xdr.Iatt, op func(ctx context.Context, i int, cf *brick.Fd) error) (xdr.Iatt, error) {
+func (r *Replicate) fdData(ctx context.Context, f *fop.Fd, off, length uint64, sts []xdr.Iatt, op func(ctx context.Context, i int, cf *fop.Fd) error) (xdr.Iatt, error) {
 	rf, err := r.rfd(f)
 	if err != nil {
 		return xdr.Iatt{}, err
@@ -229,7 +229,7 @@ func (r *Replicate) fdData(ctx context.Context, f *brick.Fd, off, length uint64,
 	return r.rfData(ctx, rf, off, length, sts, op)
 }
 
-func (r *Replicate) rfData(ctx context.Context, rf *replFd, off, length uint64, sts []xdr.Iatt, op func(ctx context.Context, i int, cf *brick.Fd) error) (xdr.Iatt, error) {
+func (r *Replicate) rfData(ctx context.Context, rf *replFd, off, length uint64, sts []xdr.Iatt, op func(ctx context.Context, i int, cf *fop.Fd) error) (xdr.Iatt, error) {
 	ok, err := r.dataTxn(ctx, rf.ino, rf, off, length, func(ctx context.Context, i int) error {
 		cf, err := r.child(ctx, rf, i)
 		if err != nil {
@@ -244,9 +244,9 @@ func (r *Replicate) rfData(ctx context.Context, rf *replFd, off, length uint64, 
 }
 
 // Ftruncate sets the size of an open file on every child.
-func (r *Replicate) Ftruncate(ctx context.Context, f *brick.Fd, size uint64) (pre, post xdr.Iatt, err error) {
+func (r *Replicate) Ftruncate(ctx context.Context, f *fop.Fd, size uint64) (pre, post xdr.Iatt, err error) {
 	sts := make([]xdr.Iatt, r.n())
-	post, err = r.fdData(ctx, f, 0, whole, sts, func(ctx context.Context, i int, cf *brick.Fd) error {
+	post, err = r.fdData(ctx, f, 0, whole, sts, func(ctx context.Context, i int, cf *fop.Fd) error {
 		var err error
 		_, sts[i], err = r.kids[i].Ftruncate(ctx, cf, size)
 		return err
@@ -262,7 +262,7 @@ var arbiterByte = []byte{0xff}
 // the bricks how many inodelks wait in the replica's domain, as AFR does:
 // more than ours means another client wants the file, and the eager lock
 // is given up right after.
-func (r *Replicate) Write(ctx context.Context, f *brick.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, error) {
+func (r *Replicate) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, error) {
 	rf, err := r.rfd(f)
 	if err != nil {
 		return xdr.Iatt{}, err
@@ -272,7 +272,7 @@ func (r *Replicate) Write(ctx context.Context, f *brick.Fd, off uint64, data []b
 		x = append(append(xdr.Dict{}, xdata...), r.domCount...)
 	}
 	sts := make([]xdr.Iatt, r.n())
-	return r.rfData(ctx, rf, off, uint64(len(data)), sts, func(ctx context.Context, i int, cf *brick.Fd) error {
+	return r.rfData(ctx, rf, off, uint64(len(data)), sts, func(ctx context.Context, i int, cf *fop.Fd) error {
 		d := data
 		if i == r.opts.Arbiter {
 			d = arbiterByte
@@ -288,16 +288,16 @@ func (r *Replicate) Write(ctx context.Context, f *brick.Fd, off uint64, data []b
 }
 
 // Fsync flushes every child taking part.
-func (r *Replicate) Fsync(ctx context.Context, f *brick.Fd, datasync bool) error {
-	_, err := r.fdData(ctx, f, whole, 0, nil, func(ctx context.Context, i int, cf *brick.Fd) error {
+func (r *Replicate) Fsync(ctx context.Context, f *fop.Fd, datasync bool) error {
+	_, err := r.fdData(ctx, f, whole, 0, nil, func(ctx context.Context, i int, cf *fop.Fd) error {
 		return r.kids[i].Fsync(ctx, cf, datasync)
 	})
 	return err
 }
 
 // Fsyncdir flushes a directory on every child that is up.
-func (r *Replicate) Fsyncdir(ctx context.Context, f *brick.Fd, datasync bool) error {
-	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *brick.Fd) error {
+func (r *Replicate) Fsyncdir(ctx context.Context, f *fop.Fd, datasync bool) error {
+	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *fop.Fd) error {
 		return r.kids[i].Fsyncdir(ctx, cf, datasync)
 	})
 	if err != nil {
@@ -309,24 +309,24 @@ func (r *Replicate) Fsyncdir(ctx context.Context, f *brick.Fd, datasync bool) er
 }
 
 // Fallocate allocates on every child taking part.
-func (r *Replicate) Fallocate(ctx context.Context, f *brick.Fd, mode uint32, off, length uint64) error {
-	_, err := r.fdData(ctx, f, off, length, nil, func(ctx context.Context, i int, cf *brick.Fd) error {
+func (r *Replicate) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length uint64) error {
+	_, err := r.fdData(ctx, f, off, length, nil, func(ctx context.Context, i int, cf *fop.Fd) error {
 		return r.kids[i].Fallocate(ctx, cf, mode, off, length)
 	})
 	return err
 }
 
 // Discard punches a hole on every child taking part.
-func (r *Replicate) Discard(ctx context.Context, f *brick.Fd, off, length uint64) error {
-	_, err := r.fdData(ctx, f, off, length, nil, func(ctx context.Context, i int, cf *brick.Fd) error {
+func (r *Replicate) Discard(ctx context.Context, f *fop.Fd, off, length uint64) error {
+	_, err := r.fdData(ctx, f, off, length, nil, func(ctx context.Context, i int, cf *fop.Fd) error {
 		return r.kids[i].Discard(ctx, cf, off, length)
 	})
 	return err
 }
 
 // Zerofill zeroes a range on every child taking part.
-func (r *Replicate) Zerofill(ctx context.Context, f *brick.Fd, off, length uint64) error {
-	_, err := r.fdData(ctx, f, off, length, nil, func(ctx context.Context, i int, cf *brick.Fd) error {
+func (r *Replicate) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64) error {
+	_, err := r.fdData(ctx, f, off, length, nil, func(ctx context.Context, i int, cf *fop.Fd) error {
 		return r.kids[i].Zerofill(ctx, cf, off, length)
 	})
 	return err
@@ -336,44 +336,16 @@ func (r *Replicate) Zerofill(ctx context.Context, f *brick.Fd, off, length uint6
 // child taking part, under the data lock over the whole file: no other
 // client's write or truncate moves EOF between a child's fstat and its
 // ZEROFILL, which would otherwise grow the file back (see zeroKeepSize).
-func (r *Replicate) ZerofillKeepSize(ctx context.Context, f *brick.Fd, off, length uint64) error {
-	_, err := r.fdData(ctx, f, 0, whole, nil, func(ctx context.Context, i int, cf *brick.Fd) error {
-		return zeroKeepSize(ctx, r.kids[i], cf, off, length)
+func (r *Replicate) ZerofillKeepSize(ctx context.Context, f *fop.Fd, off, length uint64) error {
+	_, err := r.fdData(ctx, f, 0, whole, nil, func(ctx context.Context, i int, cf *fop.Fd) error {
+		return fop.ZeroKeepSize(ctx, r.kids[i], cf, off, length)
 	})
 	return err
 }
 
-// zeroKeepSize zeroes [off, off+length) of one brick's file below its EOF
-// and preallocates the rest, leaving the size alone: what
-// fallocate(ZERO_RANGE|KEEP_SIZE) does on a local filesystem. The brick's
-// ZEROFILL has no KEEP_SIZE variant (it is fallocate(ZERO_RANGE) and
-// extends a file whose range crosses EOF), so the part past EOF gets
-// FALLOCATE with flags 1 (KEEP_SIZE), sent first so that ENOSPC fails the
-// call before anything is zeroed.
-func zeroKeepSize(ctx context.Context, b Fops, f *brick.Fd, off, length uint64) error {
-	st, err := b.Fstat(ctx, f)
-	if err != nil {
-		return err
-	}
-	if end := off + length; end > st.Size {
-		start := max(off, st.Size)
-		if err := b.Fallocate(ctx, f, fallocKeepSize, start, end-start); err != nil {
-			return err
-		}
-	}
-	if below := min(off+length, st.Size); below > off {
-		return b.Zerofill(ctx, f, off, below-off)
-	}
-	return nil
-}
-
-// fallocKeepSize is FALLOC_FL_KEEP_SIZE: the only FALLOCATE flag a brick
-// honours (any non-zero flags mean KEEP_SIZE to it).
-const fallocKeepSize = 0x01
-
 // Flush passes close(2) to every child, with the caller's lock owner, and
 // finishes the eager lock now rather than at the post-op timer.
-func (r *Replicate) Flush(ctx context.Context, f *brick.Fd) error {
+func (r *Replicate) Flush(ctx context.Context, f *fop.Fd) error {
 	rf, err := r.rfd(f)
 	if err != nil {
 		return err
@@ -384,7 +356,7 @@ func (r *Replicate) Flush(ctx context.Context, f *brick.Fd) error {
 	for i, cf := range rf.kids {
 		open[i] = cf != nil && r.kids[i].Up()
 	}
-	kids := append([]*brick.Fd(nil), rf.kids...)
+	kids := append([]*fop.Fd(nil), rf.kids...)
 	rf.mu.Unlock()
 	r.fanout(ctx, open, func(ctx context.Context, i int) error {
 		return r.kids[i].Flush(ctx, kids[i])
@@ -394,7 +366,7 @@ func (r *Replicate) Flush(ctx context.Context, f *brick.Fd) error {
 
 // Lk takes POSIX locks on every child that is up, one after the other; a
 // conflict on any undoes the others (afr_lk).
-func (r *Replicate) Lk(ctx context.Context, f *brick.Fd, cmd uint32, fl xdr.Flock) (xdr.Flock, error) {
+func (r *Replicate) Lk(ctx context.Context, f *fop.Fd, cmd uint32, fl xdr.Flock) (xdr.Flock, error) {
 	rf, err := r.rfd(f)
 	if err != nil {
 		return xdr.Flock{}, err
@@ -403,7 +375,7 @@ func (r *Replicate) Lk(ctx context.Context, f *brick.Fd, cmd uint32, fl xdr.Floc
 	if !r.hasQuorum(up) {
 		return xdr.Flock{}, r.errNoQuorum("LK")
 	}
-	if cmd == brick.LkGet {
+	if cmd == fop.LkGet {
 		var out xdr.Flock
 		err := r.readTxn(ctx, f.GFID, false, func(ctx context.Context, i int) error {
 			cf, err := r.child(ctx, rf, i)
@@ -430,23 +402,23 @@ func (r *Replicate) Lk(ctx context.Context, f *brick.Fd, cmd uint32, fl xdr.Floc
 			got = append(got, i)
 			continue
 		}
-		if brick.Errno(err) != syscall.ENOTCONN || fl.Type == brick.LkUnlock {
+		if fop.Errno(err) != syscall.ENOTCONN || fl.Type == fop.LkUnlock {
 			lastErr = err
-			if fl.Type == brick.LkUnlock {
+			if fl.Type == fop.LkUnlock {
 				continue
 			}
 			un := fl
-			un.Type = brick.LkUnlock
+			un.Type = fop.LkUnlock
 			for _, j := range got {
 				if cj, e := r.child(ctx, rf, j); e == nil {
-					_, _ = r.kids[j].Lk(context.WithoutCancel(ctx), cj, brick.LkSet, un)
+					_, _ = r.kids[j].Lk(context.WithoutCancel(ctx), cj, fop.LkSet, un)
 				}
 			}
 			return xdr.Flock{}, err
 		}
 		lastErr = err
 	}
-	if fl.Type != brick.LkUnlock && !r.hasQuorum(boolsOf(got, r.n())) {
+	if fl.Type != fop.LkUnlock && !r.hasQuorum(boolsOf(got, r.n())) {
 		if lastErr == nil {
 			lastErr = r.errNoQuorum("LK")
 		}

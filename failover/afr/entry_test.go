@@ -1,4 +1,4 @@
-package failover
+package afr
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
@@ -47,7 +47,7 @@ func (f *fakeChild) makeEntry(name string, st xdr.Iatt) (xdr.Iatt, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.names[name]; ok {
-		return xdr.Iatt{}, &brick.OpError{Brick: f.name, Errno: syscall.EEXIST}
+		return xdr.Iatt{}, &fop.OpError{Brick: f.name, Errno: syscall.EEXIST}
 	}
 	f.names[name] = st
 	f.created = seq.Add(1)
@@ -72,7 +72,7 @@ func (f *fakeChild) dirtyOf(g xdr.GFID) counts {
 
 func setRmdirErr(f *fakeChild, en syscall.Errno) {
 	f.mu.Lock()
-	f.rmdirErr = &brick.OpError{Brick: f.name, Fop: "RMDIR", Errno: en}
+	f.rmdirErr = &fop.OpError{Brick: f.name, Fop: "RMDIR", Errno: en}
 	f.mu.Unlock()
 }
 
@@ -111,7 +111,7 @@ func TestRmdirRefusedByMajorityMarksTheBrickThatTookIt(t *testing.T) {
 	r, f := newTestReplica(t)
 	setRmdirErr(f[1], syscall.ENOTEMPTY)
 	setRmdirErr(f[2], syscall.ENOTEMPTY)
-	if err := r.Rmdir(context.Background(), xdr.RootGFID, "d"); brick.Errno(err) != syscall.ENOTEMPTY {
+	if err := r.Rmdir(context.Background(), xdr.RootGFID, "d"); fop.Errno(err) != syscall.ENOTEMPTY {
 		t.Fatalf("rmdir refused by 2 of 3: %v, want ENOTEMPTY", err)
 	}
 	want := map[string]int32{"1->v-client-0": 1, "2->v-client-0": 1}
@@ -166,9 +166,9 @@ func TestEntryChangeCutShortLeavesDirty(t *testing.T) {
 		name string
 		err  error
 	}{
-		{"lost connection", &brick.OpError{Fop: "RMDIR", Errno: syscall.ENOTCONN}},
-		{"timed out", &brick.OpError{Fop: "RMDIR", Errno: syscall.ETIMEDOUT, Err: context.DeadlineExceeded}},
-		{"cancelled ENOENT", &brick.OpError{Fop: "RMDIR", Errno: syscall.ENOENT, Err: context.Canceled}},
+		{"lost connection", &fop.OpError{Fop: "RMDIR", Errno: syscall.ENOTCONN}},
+		{"timed out", &fop.OpError{Fop: "RMDIR", Errno: syscall.ETIMEDOUT, Err: context.DeadlineExceeded}},
+		{"cancelled ENOENT", &fop.OpError{Fop: "RMDIR", Errno: syscall.ENOENT, Err: context.Canceled}},
 	} {
 		r, f := newTestReplica(t)
 		for _, c := range f[1:] {
@@ -202,7 +202,7 @@ func TestEntryRefusersAlreadyAccusedLeaveDirty(t *testing.T) {
 	}}
 	setRmdirErr(f[1], syscall.ENOTEMPTY)
 	setRmdirErr(f[2], syscall.ENOTEMPTY)
-	if err := r.Rmdir(context.Background(), xdr.RootGFID, "d"); brick.Errno(err) != syscall.ENOTEMPTY {
+	if err := r.Rmdir(context.Background(), xdr.RootGFID, "d"); fop.Errno(err) != syscall.ENOTEMPTY {
 		t.Fatalf("rmdir refused by 2 of 3: %v, want ENOTEMPTY", err)
 	}
 	want := map[string]int32{"0->v-client-1": 2, "0->v-client-2": 2}
@@ -289,7 +289,7 @@ func (f *fakeChild) Unlink(ctx context.Context, parent xdr.GFID, name string) er
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.names[name]; !ok {
-		return &brick.OpError{Brick: f.name, Fop: "UNLINK", Errno: syscall.ENOENT}
+		return &fop.OpError{Brick: f.name, Fop: "UNLINK", Errno: syscall.ENOENT}
 	}
 	delete(f.names, name)
 	f.events = append(f.events, "unlink "+name)

@@ -1,4 +1,4 @@
-package failover
+package afr
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
-	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/fop/foptest"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
@@ -67,13 +67,13 @@ func TestNoChildOpenAfterRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	opens := mems[2].Calls("OPEN")
-	if _, err := r.child(ctx, rf, 2); brick.Errno(err) != syscall.EBADF {
+	if _, err := r.child(ctx, rf, 2); fop.Errno(err) != syscall.EBADF {
 		t.Errorf("opening a released fd on a child: %v, want EBADF", err)
 	}
 	if n := mems[2].Calls("OPEN") - opens; n != 0 {
 		t.Errorf("%d OPENs reached the child after the release", n)
 	}
-	if _, err := r.Read(ctx, f, 0, 1); brick.Errno(err) != syscall.EBADF {
+	if _, err := r.Read(ctx, f, 0, 1); fop.Errno(err) != syscall.EBADF {
 		t.Errorf("read after release: %v, want EBADF", err)
 	}
 	if err := r.Release(ctx, f); err != nil {
@@ -162,7 +162,7 @@ func TestMetaHealOverMem(t *testing.T) {
 	}
 	mems[1].SetDown(true)
 	r.ChildEvent(1, false)
-	if _, _, err := r.Setattr(ctx, g, &xdr.Iatt{Mode: 0o600}, brick.SetAttrMode); err != nil {
+	if _, _, err := r.Setattr(ctx, g, &xdr.Iatt{Mode: 0o600}, fop.SetAttrMode); err != nil {
 		t.Fatalf("chmod with 2 of 3 bricks: %v", err)
 	}
 	if allZero(t, mems[0], g) {

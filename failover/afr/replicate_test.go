@@ -1,4 +1,4 @@
-package failover
+package afr
 
 import (
 	"context"
@@ -11,14 +11,14 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
-	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
 // fakeChild is an in-memory brick: enough of one for the transaction
 // logic. Fops it does not implement panic through the nil Fops.
 type fakeChild struct {
-	Fops
+	fop.Fops
 	name string
 
 	mu       sync.Mutex
@@ -55,14 +55,14 @@ func (f *fakeChild) RmdirFlags(ctx context.Context, parent xdr.GFID, name string
 	return syscall.ENOSYS
 }
 func (f *fakeChild) down() error {
-	return &brick.OpError{Brick: f.name, Errno: syscall.ENOTCONN}
+	return &fop.OpError{Brick: f.name, Errno: syscall.ENOTCONN}
 }
 
 func (f *fakeChild) Inodelk(ctx context.Context, gfid xdr.GFID, domain string, cmd uint32, fl xdr.Flock) error {
 	if !f.Up() {
 		return f.down()
 	}
-	if fl.Type == brick.LkUnlock {
+	if fl.Type == fop.LkUnlock {
 		f.log("unlock")
 	} else {
 		f.log("lock")
@@ -109,16 +109,16 @@ func (f *fakeChild) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, di
 	return out, nil
 }
 
-func (f *fakeChild) Open(ctx context.Context, gfid xdr.GFID, flags uint32) (*brick.Fd, error) {
+func (f *fakeChild) Open(ctx context.Context, gfid xdr.GFID, flags uint32) (*fop.Fd, error) {
 	if !f.Up() {
 		return nil, f.down()
 	}
-	return &brick.Fd{GFID: gfid, Flags: flags}, nil
+	return &fop.Fd{GFID: gfid, Flags: flags}, nil
 }
 
-func (f *fakeChild) Release(ctx context.Context, fd *brick.Fd) error { return nil }
+func (f *fakeChild) Release(ctx context.Context, fd *fop.Fd) error { return nil }
 
-func (f *fakeChild) Fsync(ctx context.Context, fd *brick.Fd, datasync bool) error {
+func (f *fakeChild) Fsync(ctx context.Context, fd *fop.Fd, datasync bool) error {
 	if !f.Up() {
 		return f.down()
 	}
@@ -126,7 +126,7 @@ func (f *fakeChild) Fsync(ctx context.Context, fd *brick.Fd, datasync bool) erro
 	return nil
 }
 
-func (f *fakeChild) WriteX(ctx context.Context, fd *brick.Fd, off uint64, data []byte, x xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+func (f *fakeChild) WriteX(ctx context.Context, fd *fop.Fd, off uint64, data []byte, x xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	if !f.Up() {
 		return xdr.Iatt{}, nil, f.down()
 	}
@@ -159,7 +159,7 @@ func (f *fakeChild) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 		} else if st, ok := f.names[name]; ok {
 			return st, nil, nil
 		}
-		return xdr.Iatt{}, nil, &brick.OpError{Brick: f.name, Fop: "LOOKUP", Errno: syscall.ENOENT}
+		return xdr.Iatt{}, nil, &fop.OpError{Brick: f.name, Fop: "LOOKUP", Errno: syscall.ENOENT}
 	}
 	x = f.lookupX
 	if x == nil {
@@ -210,7 +210,7 @@ func TestWriteAccusesFailedBrickBeforeAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	f[2].mu.Lock()
-	f[2].writeErr = &brick.OpError{Brick: "v-client-2", Errno: syscall.ENOTCONN}
+	f[2].writeErr = &fop.OpError{Brick: "v-client-2", Errno: syscall.ENOTCONN}
 	f[2].mu.Unlock()
 	if _, err := r.Write(ctx, fd, 0, []byte("data"), nil); err != nil {
 		t.Fatalf("write with one brick failing: %v", err)
@@ -266,11 +266,11 @@ func TestWriteWithoutQuorumKeepsDirty(t *testing.T) {
 	}
 	for _, c := range f[1:] {
 		c.mu.Lock()
-		c.writeErr = &brick.OpError{Brick: c.name, Errno: syscall.EIO}
+		c.writeErr = &fop.OpError{Brick: c.name, Errno: syscall.EIO}
 		c.mu.Unlock()
 	}
 	_, err = r.Write(ctx, fd, 0, []byte("data"), nil)
-	if brick.Errno(err) != syscall.EIO {
+	if fop.Errno(err) != syscall.EIO {
 		t.Fatalf("write on 1 of 3: %v, want the bricks' EIO", err)
 	}
 	r.postOpNow(r.inode(testGFID))
@@ -300,10 +300,10 @@ func TestSymmetricErrorAccusesNobody(t *testing.T) {
 	}
 	for _, c := range f {
 		c.mu.Lock()
-		c.writeErr = &brick.OpError{Brick: c.name, Errno: syscall.ENOSPC}
+		c.writeErr = &fop.OpError{Brick: c.name, Errno: syscall.ENOSPC}
 		c.mu.Unlock()
 	}
-	if _, err := r.Write(ctx, fd, 0, []byte("data"), nil); brick.Errno(err) != syscall.ENOSPC {
+	if _, err := r.Write(ctx, fd, 0, []byte("data"), nil); fop.Errno(err) != syscall.ENOSPC {
 		t.Fatalf("got %v, want ENOSPC", err)
 	}
 	for _, c := range f {
@@ -338,7 +338,7 @@ func TestReadAvoidsAccusedBrick(t *testing.T) {
 	f[0].lookupX = r.changelog(counts{}, map[int]counts{1: {1, 0, 0}, 2: {1, 0, 0}})
 	f[1].lookupX = r.changelog(counts{}, map[int]counts{0: {1, 0, 0}})
 	r.inode(testGFID).readable = nil
-	if _, err := r.readOrder(ctx, r.inode(testGFID), false); brick.Errno(err) != syscall.EIO {
+	if _, err := r.readOrder(ctx, r.inode(testGFID), false); fop.Errno(err) != syscall.EIO {
 		t.Fatalf("split-brain read: %v, want EIO", err)
 	}
 }
@@ -351,10 +351,10 @@ func TestQuorum(t *testing.T) {
 		c.up = false
 		c.mu.Unlock()
 	}
-	if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); brick.Errno(err) != syscall.ENOTCONN {
+	if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); fop.Errno(err) != syscall.ENOTCONN {
 		t.Fatalf("lookup with 1 of 3 up: %v, want ENOTCONN", err)
 	}
-	if _, err := r.Open(ctx, testGFID, syscall.O_RDWR); brick.Errno(err) != syscall.ENOTCONN {
+	if _, err := r.Open(ctx, testGFID, syscall.O_RDWR); fop.Errno(err) != syscall.ENOTCONN {
 		t.Fatalf("open with 1 of 3 up: %v, want ENOTCONN", err)
 	}
 	// auto quorum for two children: half counts only with child 0.
@@ -372,10 +372,10 @@ func TestQuorum(t *testing.T) {
 func TestUnanimousErrorIsTheAnswer(t *testing.T) {
 	ctx := context.Background()
 	own := func(f *fakeChild, en syscall.Errno) error {
-		return &brick.OpError{Brick: f.name, Fop: "LOOKUP", Errno: en}
+		return &fop.OpError{Brick: f.name, Fop: "LOOKUP", Errno: en}
 	}
 	ours := func(f *fakeChild, en syscall.Errno) error {
-		return &brick.OpError{Brick: f.name, Fop: "LOOKUP", Errno: en, Err: context.DeadlineExceeded}
+		return &fop.OpError{Brick: f.name, Fop: "LOOKUP", Errno: en, Err: context.DeadlineExceeded}
 	}
 	type ans struct {
 		up   bool
@@ -410,10 +410,10 @@ func TestUnanimousErrorIsTheAnswer(t *testing.T) {
 					f[i].lookErr = a.err(f[i], a.code)
 				}
 			}
-			if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); brick.Errno(err) != tc.byName || (tc.byName == 0) != (err == nil) {
+			if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); fop.Errno(err) != tc.byName || (tc.byName == 0) != (err == nil) {
 				t.Errorf("lookup by name: %v, want %v", err, tc.byName)
 			}
-			if _, _, err := r.refresh(ctx, r.inode(testGFID)); brick.Errno(err) != tc.byID || (tc.byID == 0) != (err == nil) {
+			if _, _, err := r.refresh(ctx, r.inode(testGFID)); fop.Errno(err) != tc.byID || (tc.byID == 0) != (err == nil) {
 				t.Errorf("lookup by gfid: %v, want %v", err, tc.byID)
 			}
 		})
@@ -434,21 +434,21 @@ func TestChangelogErrno(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range f[1:] {
-		c.xopErr = &brick.OpError{Brick: c.name, Fop: "FXATTROP", Errno: syscall.ENOSPC}
+		c.xopErr = &fop.OpError{Brick: c.name, Fop: "FXATTROP", Errno: syscall.ENOSPC}
 	}
-	if _, err := r.Write(ctx, fd, 0, []byte("x"), nil); brick.Errno(err) != syscall.ENOSPC {
+	if _, err := r.Write(ctx, fd, 0, []byte("x"), nil); fop.Errno(err) != syscall.ENOSPC {
 		t.Fatalf("write with the pre-op refused as ENOSPC on two bricks: %v, want ENOSPC", err)
 	}
 	// Lost connections are no errno of the bricks': ENOTCONN.
 	for _, c := range f[1:] {
-		c.xopErr = &brick.OpError{Brick: c.name, Fop: "FXATTROP", Errno: syscall.ENOTCONN}
+		c.xopErr = &fop.OpError{Brick: c.name, Fop: "FXATTROP", Errno: syscall.ENOTCONN}
 	}
-	if _, err := r.Write(ctx, fd, 0, []byte("x"), nil); brick.Errno(err) != syscall.ENOTCONN {
+	if _, err := r.Write(ctx, fd, 0, []byte("x"), nil); fop.Errno(err) != syscall.ENOTCONN {
 		t.Fatalf("write with the pre-op lost on two bricks: %v, want ENOTCONN", err)
 	}
 }
 
-func (f *fakeChild) Fstat(ctx context.Context, fd *brick.Fd) (xdr.Iatt, error) {
+func (f *fakeChild) Fstat(ctx context.Context, fd *fop.Fd) (xdr.Iatt, error) {
 	if !f.Up() {
 		return xdr.Iatt{}, f.down()
 	}
@@ -457,7 +457,7 @@ func (f *fakeChild) Fstat(ctx context.Context, fd *brick.Fd) (xdr.Iatt, error) {
 	return xdr.Iatt{GFID: fd.GFID, Size: f.size, Mode: syscall.S_IFREG | 0o644}, nil
 }
 
-func (f *fakeChild) Zerofill(ctx context.Context, fd *brick.Fd, off, length uint64) error {
+func (f *fakeChild) Zerofill(ctx context.Context, fd *fop.Fd, off, length uint64) error {
 	if !f.Up() {
 		return f.down()
 	}
@@ -469,7 +469,7 @@ func (f *fakeChild) Zerofill(ctx context.Context, fd *brick.Fd, off, length uint
 	return nil
 }
 
-func (f *fakeChild) Fallocate(ctx context.Context, fd *brick.Fd, mode uint32, off, length uint64) error {
+func (f *fakeChild) Fallocate(ctx context.Context, fd *fop.Fd, mode uint32, off, length uint64) error {
 	if !f.Up() {
 		return f.down()
 	}

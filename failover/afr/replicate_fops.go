@@ -1,4 +1,4 @@
-package failover
+package afr
 
 import (
 	"context"
@@ -10,11 +10,11 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
-var _ Fops = (*Replicate)(nil)
+var _ fop.Fops = (*Replicate)(nil)
 
 // --- readability and the read child ---
 
@@ -123,7 +123,7 @@ func (r *Replicate) readOrder(ctx context.Context, ino *inode, meta bool) ([]int
 		}
 		r.log.Error("split-brain: no brick holds a copy that the others do not blame; heal it with `gluster volume heal VOLUME split-brain ...`",
 			zap.Stringer("gfid", ino.gfid), zap.Strings("bricks", names))
-		return nil, &brick.OpError{Brick: r.name, GFID: ino.gfid, Errno: syscall.EIO, Err: errors.New("split-brain: no readable copy")}
+		return nil, &fop.OpError{Brick: r.name, GFID: ino.gfid, Errno: syscall.EIO, Err: errors.New("split-brain: no readable copy")}
 	}
 	order := make([]int, 0, count(cand))
 	h := int(superFastHash(ino.gfid) % uint32(r.n()))
@@ -140,7 +140,7 @@ func (r *Replicate) readOrder(ctx context.Context, ino *inode, meta bool) ([]int
 
 // retryable errors make a read go to the next readable child.
 func retryable(err error) bool {
-	switch brick.Errno(err) {
+	switch fop.Errno(err) {
 	case syscall.ENOTCONN, syscall.ETIMEDOUT, syscall.EIO, syscall.EBADF, syscall.ESTALE:
 		return true
 	}
@@ -204,17 +204,17 @@ func (r *Replicate) pick(ino *inode, ok []bool, sts []xdr.Iatt) xdr.Iatt {
 // replFd is an fd of the replica set: one brick fd per child, opened
 // lazily on children that were down at open time (afr_fix_open).
 type replFd struct {
-	fd       *brick.Fd // the handle the filesystem holds
+	fd       *fop.Fd // the handle the filesystem holds
 	ino      *inode
 	released atomic.Bool
 
 	mu        sync.Mutex
-	kids      []*brick.Fd // GUARDED_BY(mu)
-	readChild int         // GUARDED_BY(mu); readdir sticks to one child, -1 until chosen
+	kids      []*fop.Fd // GUARDED_BY(mu)
+	readChild int       // GUARDED_BY(mu); readdir sticks to one child, -1 until chosen
 }
 
-func (r *Replicate) newFd(ino *inode, flags uint32, dir bool, kids []*brick.Fd) *brick.Fd {
-	fd := &brick.Fd{GFID: ino.gfid, Flags: flags, Dir: dir}
+func (r *Replicate) newFd(ino *inode, flags uint32, dir bool, kids []*fop.Fd) *fop.Fd {
+	fd := &fop.Fd{GFID: ino.gfid, Flags: flags, Dir: dir}
 	fd.SetCtx(r, &replFd{fd: fd, ino: ino, kids: kids, readChild: -1})
 	ino.mu.Lock()
 	ino.fds++
@@ -222,16 +222,16 @@ func (r *Replicate) newFd(ino *inode, flags uint32, dir bool, kids []*brick.Fd) 
 	return fd
 }
 
-func (r *Replicate) rfd(f *brick.Fd) (*replFd, error) {
+func (r *Replicate) rfd(f *fop.Fd) (*replFd, error) {
 	v, ok := f.Ctx(r)
 	if !ok || v.(*replFd).released.Load() {
-		return nil, &brick.OpError{Brick: r.name, GFID: f.GFID, Errno: syscall.EBADF, Err: errors.New("unknown fd")}
+		return nil, &fop.OpError{Brick: r.name, GFID: f.GFID, Errno: syscall.EBADF, Err: errors.New("unknown fd")}
 	}
 	return v.(*replFd), nil
 }
 
 // child returns the brick fd of child i, opening it there if needed.
-func (r *Replicate) child(ctx context.Context, rf *replFd, i int) (*brick.Fd, error) {
+func (r *Replicate) child(ctx context.Context, rf *replFd, i int) (*fop.Fd, error) {
 	rf.mu.Lock()
 	defer rf.mu.Unlock()
 	if rf.kids[i] != nil {
@@ -241,9 +241,9 @@ func (r *Replicate) child(ctx context.Context, rf *replFd, i int) (*brick.Fd, er
 	// child now: nothing would ever release that brick fd. Release sets
 	// released before it takes mu to collect the children's fds.
 	if rf.released.Load() {
-		return nil, &brick.OpError{Brick: r.name, GFID: rf.fd.GFID, Errno: syscall.EBADF, Err: errors.New("fd already released")}
+		return nil, &fop.OpError{Brick: r.name, GFID: rf.fd.GFID, Errno: syscall.EBADF, Err: errors.New("fd already released")}
 	}
-	var fd *brick.Fd
+	var fd *fop.Fd
 	var err error
 	if rf.fd.Dir {
 		fd, err = r.kids[i].Opendir(ctx, rf.fd.GFID)
@@ -257,7 +257,7 @@ func (r *Replicate) child(ctx context.Context, rf *replFd, i int) (*brick.Fd, er
 	return fd, nil
 }
 
-func (r *Replicate) withFd(f *brick.Fd, fn func(ctx context.Context, i int, cf *brick.Fd) error) (*replFd, func(ctx context.Context, i int) error, error) {
+func (r *Replicate) withFd(f *fop.Fd, fn func(ctx context.Context, i int, cf *fop.Fd) error) (*replFd, func(ctx context.Context, i int) error, error) {
 	rf, err := r.rfd(f)
 	if err != nil {
 		return nil, nil, err
@@ -271,12 +271,12 @@ func (r *Replicate) withFd(f *brick.Fd, fn func(ctx context.Context, i int, cf *
 	}, nil
 }
 
-func (r *Replicate) open(ctx context.Context, gfid xdr.GFID, flags uint32, dir bool) (*brick.Fd, error) {
+func (r *Replicate) open(ctx context.Context, gfid xdr.GFID, flags uint32, dir bool) (*fop.Fd, error) {
 	up := r.up()
 	if !r.hasQuorum(up) {
 		return nil, r.errNoQuorum("OPEN")
 	}
-	kids := make([]*brick.Fd, r.n())
+	kids := make([]*fop.Fd, r.n())
 	rs := r.fanout(ctx, up, func(ctx context.Context, i int) error {
 		var err error
 		if dir {
@@ -294,21 +294,21 @@ func (r *Replicate) open(ctx context.Context, gfid xdr.GFID, flags uint32, dir b
 }
 
 // Open opens gfid on every child that is up.
-func (r *Replicate) Open(ctx context.Context, gfid xdr.GFID, flags uint32) (*brick.Fd, error) {
+func (r *Replicate) Open(ctx context.Context, gfid xdr.GFID, flags uint32) (*fop.Fd, error) {
 	return r.open(ctx, gfid, flags, false)
 }
 
 // Opendir opens a directory on every child that is up.
-func (r *Replicate) Opendir(ctx context.Context, gfid xdr.GFID) (*brick.Fd, error) {
+func (r *Replicate) Opendir(ctx context.Context, gfid xdr.GFID) (*fop.Fd, error) {
 	return r.open(ctx, gfid, 0, true)
 }
 
 // Release finishes the eager lock if this was the inode's last fd and
 // closes the brick fds.
-func (r *Replicate) Release(ctx context.Context, f *brick.Fd) error {
+func (r *Replicate) Release(ctx context.Context, f *fop.Fd) error {
 	v, ok := f.Ctx(r)
 	if !ok {
-		return &brick.OpError{Brick: r.name, Fop: "RELEASE", GFID: f.GFID, Errno: syscall.EBADF, Err: errors.New("fd was not opened on this replica set")}
+		return &fop.OpError{Brick: r.name, Fop: "RELEASE", GFID: f.GFID, Errno: syscall.EBADF, Err: errors.New("fd was not opened on this replica set")}
 	}
 	rf := v.(*replFd)
 	if !rf.released.CompareAndSwap(false, true) {
@@ -365,7 +365,7 @@ func (r *Replicate) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 	// copy the others would refuse.
 	answered := clone(ok)
 	for i, rp := range rs {
-		if up[i] && rp.err != nil && brick.Errno(rp.err) == syscall.ENOENT && ownErrno(rp.err) {
+		if up[i] && rp.err != nil && fop.Errno(rp.err) == syscall.ENOENT && ownErrno(rp.err) {
 			answered[i] = true
 		}
 	}
@@ -403,7 +403,7 @@ func (r *Replicate) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 		} else if sts[i].GFID != g {
 			r.log.Error("gfid split-brain: bricks hold different files under one name",
 				zap.Stringer("parent", parent), zap.String("name", name))
-			return xdr.Iatt{}, nil, &brick.OpError{Brick: r.name, Fop: "LOOKUP", GFID: parent, Errno: syscall.EIO, Err: errors.New("gfid split-brain")}
+			return xdr.Iatt{}, nil, &fop.OpError{Brick: r.name, Fop: "LOOKUP", GFID: parent, Errno: syscall.EIO, Err: errors.New("gfid split-brain")}
 		}
 	}
 	ino := r.inode(g)
@@ -429,7 +429,7 @@ func (r *Replicate) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 			// Under client quorum AFR fails the lookup itself: "no read
 			// subvols", ENOTCONN (afr_lookup_done). Without quorum the
 			// file can be stat'ed and its reads fail with EIO.
-			return xdr.Iatt{}, nil, &brick.OpError{Brick: r.name, Fop: "LOOKUP", GFID: g, Errno: syscall.ENOTCONN, Err: errors.New("split-brain: no readable copy")}
+			return xdr.Iatt{}, nil, &fop.OpError{Brick: r.name, Fop: "LOOKUP", GFID: g, Errno: syscall.ENOTCONN, Err: errors.New("split-brain: no readable copy")}
 		}
 	}
 	st := r.pick(ino, ok, sts)
@@ -464,9 +464,9 @@ func (r *Replicate) Stat(ctx context.Context, gfid xdr.GFID) (xdr.Iatt, error) {
 }
 
 // Fstat returns the attributes of an open file from a readable child.
-func (r *Replicate) Fstat(ctx context.Context, f *brick.Fd) (xdr.Iatt, error) {
+func (r *Replicate) Fstat(ctx context.Context, f *fop.Fd) (xdr.Iatt, error) {
 	var st xdr.Iatt
-	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *brick.Fd) error {
+	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *fop.Fd) error {
 		var err error
 		st, err = r.kids[i].Fstat(ctx, cf)
 		return err
@@ -496,9 +496,9 @@ func (r *Replicate) Readlink(ctx context.Context, gfid xdr.GFID) (string, error)
 }
 
 // Read reads from a readable child, moving to the next on failure.
-func (r *Replicate) Read(ctx context.Context, f *brick.Fd, off uint64, size uint32) ([]byte, error) {
+func (r *Replicate) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32) ([]byte, error) {
 	var data []byte
-	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *brick.Fd) error {
+	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *fop.Fd) error {
 		var err error
 		data, err = r.kids[i].Read(ctx, cf, off, size)
 		return err
@@ -510,9 +510,9 @@ func (r *Replicate) Read(ctx context.Context, f *brick.Fd, off uint64, size uint
 }
 
 // Seek finds data or a hole on a readable child.
-func (r *Replicate) Seek(ctx context.Context, f *brick.Fd, off uint64, what int32) (uint64, error) {
+func (r *Replicate) Seek(ctx context.Context, f *fop.Fd, off uint64, what int32) (uint64, error) {
 	var o uint64
-	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *brick.Fd) error {
+	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *fop.Fd) error {
 		var err error
 		o, err = r.kids[i].Seek(ctx, cf, off, what)
 		return err
@@ -526,7 +526,7 @@ func (r *Replicate) Seek(ctx context.Context, f *brick.Fd, off uint64, what int3
 // Getxattr reads xattrs on a readable child, without the changelog.
 func (r *Replicate) Getxattr(ctx context.Context, gfid xdr.GFID, name string) (xdr.Dict, error) {
 	if strings.HasPrefix(name, "trusted.afr.") {
-		return nil, &brick.OpError{Brick: r.name, Fop: "GETXATTR", GFID: gfid, Errno: syscall.ENODATA}
+		return nil, &fop.OpError{Brick: r.name, Fop: "GETXATTR", GFID: gfid, Errno: syscall.ENODATA}
 	}
 	var d xdr.Dict
 	err := r.readTxn(ctx, gfid, true, func(ctx context.Context, i int) error {
@@ -563,7 +563,7 @@ func (r *Replicate) Statfs(ctx context.Context, gfid xdr.GFID) (xdr.Statfs, erro
 // Readdirp reads a directory from one readable child; later pages stick to
 // it (afr_readdir). Entries whose inode that child may hold stale come
 // without attributes, so the kernel looks them up.
-func (r *Replicate) Readdirp(ctx context.Context, f *brick.Fd, offset uint64, size uint32) ([]brick.Dirent, bool, error) {
+func (r *Replicate) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint32) ([]fop.Dirent, bool, error) {
 	rf, err := r.rfd(f)
 	if err != nil {
 		return nil, false, err
@@ -571,7 +571,7 @@ func (r *Replicate) Readdirp(ctx context.Context, f *brick.Fd, offset uint64, si
 	rf.mu.Lock()
 	rc := rf.readChild
 	rf.mu.Unlock()
-	var ents []brick.Dirent
+	var ents []fop.Dirent
 	var eof bool
 	read := func(ctx context.Context, i int) error {
 		cf, err := r.child(ctx, rf, i)

@@ -1,4 +1,4 @@
-package failover
+package afr
 
 import (
 	"context"
@@ -8,13 +8,13 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
 // Client-side entry heal, for the same reason as the data heal in heal.go:
 // after a hung or silent brick only brickfs knows which names it changed
-// without that brick. It records them, and when the brick is back it
+// without that fop. It records them, and when the brick is back it
 // creates on it what the good bricks have (same gfid, so the data and
 // metadata heals then fill the new files in) and removes what they no
 // longer have, under AFR's entry lock on the whole directory, then takes
@@ -60,7 +60,7 @@ func (r *Replicate) healEntries(ctx context.Context) {
 			if err != nil {
 				r.log.Warn("entry heal failed; the self-heal daemon will heal it", zap.Stringer("gfid", d), zap.Error(err))
 			}
-			if done || brick.Errno(err) == syscall.ENOENT || brick.Errno(err) == syscall.ESTALE {
+			if done || fop.Errno(err) == syscall.ENOENT || fop.Errno(err) == syscall.ESTALE {
 				r.healMu.Lock()
 				delete(r.entryHeal, d)
 				r.healMu.Unlock()
@@ -87,12 +87,12 @@ func (r *Replicate) healDir(ctx context.Context, dir xdr.GFID, names []string) (
 	var locked [2][]bool
 	for n, domain := range []string{r.name + healDomainSuffix, r.name} {
 		rs := r.fanout(hctx, up, func(ctx context.Context, i int) error {
-			return r.kids[i].Entrylk(ctx, dir, "", domain, brick.EntrylkLockNB, brick.LkWrite)
+			return r.kids[i].Entrylk(ctx, dir, "", domain, fop.EntrylkLockNB, fop.LkWrite)
 		})
 		locked[n] = succeeded(rs, up)
 		domain := domain
 		defer r.fanout(hctx, locked[n], func(ctx context.Context, i int) error {
-			return r.kids[i].Entrylk(ctx, dir, "", domain, brick.EntrylkUnlock, brick.LkWrite)
+			return r.kids[i].Entrylk(ctx, dir, "", domain, fop.EntrylkUnlock, fop.LkWrite)
 		})
 		if count(locked[n]) < r.n() {
 			return false, nil // busy: next round
@@ -177,7 +177,7 @@ func (r *Replicate) healDir(ctx context.Context, dir xdr.GFID, names []string) (
 		one := make([]bool, r.n())
 		one[i] = true
 		if ok, _ := r.xattrop(hctx, dir, owner, one, counts{}, pending, purge); !ok[i] {
-			return false, &brick.OpError{Brick: r.kids[i].Name(), Fop: "XATTROP", GFID: dir, Errno: syscall.EIO}
+			return false, &fop.OpError{Brick: r.kids[i].Name(), Fop: "XATTROP", GFID: dir, Errno: syscall.EIO}
 		}
 	}
 	r.log.Info("directory healed", zap.Stringer("gfid", dir), zap.Int("names", len(names)))
@@ -203,7 +203,7 @@ func (r *Replicate) healName(ctx context.Context, dir xdr.GFID, name string, sou
 		switch err := rs[i].err; {
 		case err == nil:
 			return true, nil
-		case brick.Errno(err) == syscall.ENOENT:
+		case fop.Errno(err) == syscall.ENOENT:
 			return false, nil
 		default:
 			return false, err
@@ -240,7 +240,7 @@ func (r *Replicate) healName(ctx context.Context, dir xdr.GFID, name string, sou
 			r.log.Info("a name holds another inode on a brick; replacing it with the sources'", zap.Stringer("dir", dir), zap.String("name", name),
 				zap.String("brick", r.kids[k].Name()), zap.Stringer("gfid", sts[k].GFID), zap.Stringer("source gfid", sts[src].GFID))
 			if err := r.expunge(ctx, dir, name, k, sts[k]); err != nil {
-				if brick.Errno(err) == syscall.ENOTEMPTY {
+				if fop.Errno(err) == syscall.ENOTEMPTY {
 					complete = false
 					continue
 				}
@@ -256,7 +256,7 @@ func (r *Replicate) healName(ctx context.Context, dir xdr.GFID, name string, sou
 			}
 		case e:
 			if err := r.expunge(ctx, dir, name, k, sts[k]); err != nil {
-				if brick.Errno(err) == syscall.ENOTEMPTY {
+				if fop.Errno(err) == syscall.ENOTEMPTY {
 					complete = false
 					continue
 				}
@@ -278,7 +278,7 @@ var errLeftToShd = errors.New("left to the self-heal daemon")
 // itself, by brickfs or the self-heal daemon, fills it in.
 func (r *Replicate) impunge(ctx context.Context, dir xdr.GFID, name string, src int, sources []bool, k int, st xdr.Iatt) error {
 	_, _, err := r.kids[k].Lookup(ctx, xdr.GFID{}, "", st.GFID, nil)
-	switch en := brick.Errno(err); {
+	switch en := fop.Errno(err); {
 	case err == nil && st.Mode&syscall.S_IFMT != syscall.S_IFDIR:
 		// Another name of the same inode already on the sink: a hard link.
 		_, err := r.kids[k].Link(ctx, st.GFID, dir, name)
@@ -293,7 +293,7 @@ func (r *Replicate) impunge(ctx context.Context, dir xdr.GFID, name string, src 
 	sink := make([]bool, r.n())
 	sink[k] = true
 	if done := r.markNew(ctx, st, sources, sink); count(done) == 0 {
-		return &brick.OpError{Brick: r.kids[src].Name(), Fop: "XATTROP", GFID: st.GFID, Errno: syscall.EIO,
+		return &fop.OpError{Brick: r.kids[src].Name(), Fop: "XATTROP", GFID: st.GFID, Errno: syscall.EIO,
 			Err: errors.New("no source took the new-entry mark")}
 	}
 	perm := st.Mode & 07777

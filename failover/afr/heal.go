@@ -1,4 +1,4 @@
-package failover
+package afr
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
@@ -113,7 +113,7 @@ func (r *Replicate) healWorker() {
 				if err != nil {
 					r.log.Warn("heal failed; the self-heal daemon will heal it", zap.Stringer("gfid", g), zap.Int("slot", slot), zap.Error(err))
 				}
-				if done || brick.Errno(err) == syscall.ENOENT || brick.Errno(err) == syscall.ESTALE {
+				if done || fop.Errno(err) == syscall.ENOENT || fop.Errno(err) == syscall.ESTALE {
 					r.healMu.Lock()
 					if r.toHeal[g] &^= 1 << slot; r.toHeal[g] == 0 {
 						delete(r.toHeal, g)
@@ -218,11 +218,11 @@ func (r *Replicate) healData(ctx context.Context, g xdr.GFID) (bool, error) {
 	hctx := internal(ctx, owner)
 	domain := r.name + healDomainSuffix
 	rs := r.fanout(hctx, up, func(ctx context.Context, i int) error {
-		return r.kids[i].Inodelk(ctx, g, domain, brick.LkSet, dataRange)
+		return r.kids[i].Inodelk(ctx, g, domain, fop.LkSet, dataRange)
 	})
 	locked := succeeded(rs, up)
 	defer r.fanout(hctx, locked, func(ctx context.Context, i int) error {
-		return r.kids[i].Inodelk(ctx, g, domain, brick.LkSet, unlockOf(dataRange))
+		return r.kids[i].Inodelk(ctx, g, domain, fop.LkSet, unlockOf(dataRange))
 	})
 	if count(locked) < r.n() {
 		return false, nil
@@ -253,7 +253,7 @@ func (r *Replicate) healData(ctx context.Context, g xdr.GFID) (bool, error) {
 		}
 	}
 	start := time.Now()
-	fds := make([]*brick.Fd, r.n())
+	fds := make([]*fop.Fd, r.n())
 	defer func() {
 		for i, f := range fds {
 			if f != nil {
@@ -296,7 +296,7 @@ func (r *Replicate) healData(ctx context.Context, g xdr.GFID) (bool, error) {
 
 // healChunkAt copies one chunk from src to the sinks, ordered against the
 // file's writers by the eager lock's busy ranges.
-func (r *Replicate) healChunkAt(ctx context.Context, ino *inode, fds []*brick.Fd, src int, sinks []bool, off uint64) error {
+func (r *Replicate) healChunkAt(ctx context.Context, ino *inode, fds []*fop.Fd, src int, sinks []bool, off uint64) error {
 	if _, err := r.acquire(ctx, ino, off, healChunk); err != nil {
 		return err
 	}
@@ -325,7 +325,7 @@ func (r *Replicate) healChunkAt(ctx context.Context, ino *inode, fds []*brick.Fd
 // cleared and the next round heals again. A sink's dirty count above the
 // one this eager lock's pre-op added is a leftover of the failure and is
 // cleared too; the sources' dirty counts are left alone.
-func (r *Replicate) healFinish(ctx context.Context, ino *inode, fds []*brick.Fd, src int, sources, sinks []bool, snap matrix) (bool, error) {
+func (r *Replicate) healFinish(ctx context.Context, ino *inode, fds []*fop.Fd, src int, sources, sinks []bool, snap matrix) (bool, error) {
 	part, err := r.acquire(ctx, ino, 0, whole)
 	if err != nil {
 		return false, err
@@ -375,7 +375,7 @@ func (r *Replicate) healFinish(ctx context.Context, ino *inode, fds []*brick.Fd,
 		one := make([]bool, r.n())
 		one[i] = true
 		if ok, _ := r.xattrop(ctx, ino.gfid, ino.owner, one, dirty, pending, nil); !ok[i] {
-			return false, &brick.OpError{Brick: r.kids[i].Name(), Fop: "XATTROP", GFID: ino.gfid, Errno: syscall.EIO}
+			return false, &fop.OpError{Brick: r.kids[i].Name(), Fop: "XATTROP", GFID: ino.gfid, Errno: syscall.EIO}
 		}
 	}
 	r.setReadable(ino, part, make([]xdr.Dict, r.n()), false, r.gen.Load())
@@ -418,11 +418,11 @@ func (r *Replicate) healMeta(ctx context.Context, g xdr.GFID) (bool, error) {
 	owner := newOwner()
 	hctx := internal(ctx, owner)
 	rs := r.fanout(hctx, up, func(ctx context.Context, i int) error {
-		return r.kids[i].Inodelk(ctx, g, r.name, brick.LkSet, metaRange)
+		return r.kids[i].Inodelk(ctx, g, r.name, fop.LkSet, metaRange)
 	})
 	locked := succeeded(rs, up)
 	defer r.fanout(hctx, locked, func(ctx context.Context, i int) error {
-		return r.kids[i].Inodelk(ctx, g, r.name, brick.LkSet, unlockOf(metaRange))
+		return r.kids[i].Inodelk(ctx, g, r.name, fop.LkSet, unlockOf(metaRange))
 	})
 	if count(locked) < r.n() {
 		return false, nil // a metadata change is in flight; try again later
@@ -452,7 +452,7 @@ func (r *Replicate) healMeta(ctx context.Context, g xdr.GFID) (bool, error) {
 	}
 	attr := xdr.Iatt{Mode: st.Mode & 07777, UID: st.UID, GID: st.GID,
 		Atime: st.Atime, AtimeNsec: st.AtimeNsec, Mtime: st.Mtime, MtimeNsec: st.MtimeNsec}
-	valid := uint32(brick.SetAttrMode | brick.SetAttrUID | brick.SetAttrGID | brick.SetAttrAtime | brick.SetAttrMtime)
+	valid := uint32(fop.SetAttrMode | fop.SetAttrUID | fop.SetAttrGID | fop.SetAttrAtime | fop.SetAttrMtime)
 	for i, s := range sinks {
 		if !s {
 			continue
@@ -477,7 +477,7 @@ func (r *Replicate) healMeta(ctx context.Context, g xdr.GFID) (bool, error) {
 		}
 		for _, p := range have {
 			if _, ok := want.Get(p.Key); !ok && !internalXattr(p.Key) {
-				if err := r.kids[i].Removexattr(hctx, g, p.Key); err != nil && brick.Errno(err) != syscall.ENODATA {
+				if err := r.kids[i].Removexattr(hctx, g, p.Key); err != nil && fop.Errno(err) != syscall.ENODATA {
 					return false, err
 				}
 			}
@@ -496,7 +496,7 @@ func (r *Replicate) healMeta(ctx context.Context, g xdr.GFID) (bool, error) {
 		one := make([]bool, r.n())
 		one[i] = true
 		if ok, _ := r.xattrop(hctx, g, owner, one, counts{}, pending, nil); !ok[i] {
-			return false, &brick.OpError{Brick: r.kids[i].Name(), Fop: "XATTROP", GFID: g, Errno: syscall.EIO}
+			return false, &fop.OpError{Brick: r.kids[i].Name(), Fop: "XATTROP", GFID: g, Errno: syscall.EIO}
 		}
 	}
 	ino.mu.Lock()

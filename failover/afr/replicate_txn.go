@@ -1,4 +1,4 @@
-package failover
+package afr
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
@@ -18,12 +18,12 @@ import (
 // transactions the single byte AFR reserves for them (LLONG_MAX-1), in the
 // same domain (afr_set_transaction_flock, afr-inode-write.c).
 var (
-	dataRange = xdr.Flock{Type: brick.LkWrite}
-	metaRange = xdr.Flock{Type: brick.LkWrite, Start: math.MaxInt64 - 1}
+	dataRange = xdr.Flock{Type: fop.LkWrite}
+	metaRange = xdr.Flock{Type: fop.LkWrite, Start: math.MaxInt64 - 1}
 )
 
 func unlockOf(fl xdr.Flock) xdr.Flock {
-	fl.Type = brick.LkUnlock
+	fl.Type = fop.LkUnlock
 	return fl
 }
 
@@ -37,7 +37,7 @@ func (r *Replicate) takeLocks(ctx context.Context, set []bool, lock func(ctx con
 	locked := succeeded(rs, set)
 	contended := false
 	for i, rp := range rs {
-		if set[i] && rp.err != nil && brick.Errno(rp.err) == syscall.EAGAIN {
+		if set[i] && rp.err != nil && fop.Errno(rp.err) == syscall.EAGAIN {
 			contended = true
 		}
 	}
@@ -61,9 +61,9 @@ func (r *Replicate) takeLocks(ctx context.Context, set []bool, lock func(ctx con
 // lockInode takes fl on the inode in the replica's domain.
 func (r *Replicate) lockInode(ctx context.Context, ino *inode, set []bool, fl xdr.Flock) ([]bool, error) {
 	return r.takeLocks(internal(ctx, ino.owner), set, func(ctx context.Context, i int, block bool) error {
-		cmd := uint32(brick.LkSet)
+		cmd := uint32(fop.LkSet)
 		if block {
-			cmd = brick.LkSetW
+			cmd = fop.LkSetW
 		}
 		return r.kids[i].Inodelk(ctx, ino.gfid, r.name, cmd, fl)
 	}, func(locked []bool) { r.unlockInode(ctx, ino, locked, fl) })
@@ -72,7 +72,7 @@ func (r *Replicate) lockInode(ctx context.Context, ino *inode, set []bool, fl xd
 func (r *Replicate) unlockInode(ctx context.Context, ino *inode, locked []bool, fl xdr.Flock) {
 	ictx := internal(ctx, ino.owner)
 	r.fanout(ictx, locked, func(ctx context.Context, i int) error {
-		return r.kids[i].Inodelk(ctx, ino.gfid, r.name, brick.LkSet, unlockOf(fl))
+		return r.kids[i].Inodelk(ctx, ino.gfid, r.name, fop.LkSet, unlockOf(fl))
 	})
 }
 
@@ -105,7 +105,7 @@ func (r *Replicate) xattrop(ctx context.Context, gfid xdr.GFID, owner []byte, se
 // quorum is not met") when none gave one.
 func (r *Replicate) quorumErr(op string, rs []reply, set []bool) error {
 	err := r.finalErr(rs, set)
-	if brick.Errno(err) == syscall.ENOTCONN {
+	if fop.Errno(err) == syscall.ENOTCONN {
 		return r.errNoQuorum(op)
 	}
 	return err
@@ -252,7 +252,7 @@ func (r *Replicate) dataTxn(ctx context.Context, ino *inode, rf *replFd, off, le
 		now = true
 	}
 	if err == nil && !r.validWrite(ino, ok) {
-		err = &brick.OpError{Brick: r.name, Fop: "WRITE", GFID: ino.gfid, Errno: syscall.EIO,
+		err = &fop.OpError{Brick: r.name, Fop: "WRITE", GFID: ino.gfid, Errno: syscall.EIO,
 			Err: errors.New("the change reached only bricks that hold a stale copy")}
 		now = true
 	}
@@ -658,7 +658,7 @@ func (r *Replicate) entryTooFew(ctx context.Context, owner []byte, names []entry
 // as opposed to a failure that leaves unknown whether the brick applied
 // the change (a lost connection, a timeout, a cancelled call).
 func namespaceRefusal(err error) bool {
-	var oe *brick.OpError
+	var oe *fop.OpError
 	if !errors.As(err, &oe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
@@ -684,14 +684,14 @@ func (r *Replicate) vouchedFor(ctx context.Context, parent xdr.GFID, set, who []
 // each child; a child that fails one gives back the ones it took.
 func (r *Replicate) lockEntries(ctx context.Context, owner []byte, names []entry, set []bool) ([]bool, error) {
 	return r.takeLocks(internal(ctx, owner), set, func(ctx context.Context, i int, block bool) error {
-		cmd := uint32(brick.EntrylkLockNB)
+		cmd := uint32(fop.EntrylkLockNB)
 		if block {
-			cmd = brick.EntrylkLock
+			cmd = fop.EntrylkLock
 		}
 		for n, e := range names {
-			if err := r.kids[i].Entrylk(ctx, e.parent, e.name, r.name, cmd, brick.LkWrite); err != nil {
+			if err := r.kids[i].Entrylk(ctx, e.parent, e.name, r.name, cmd, fop.LkWrite); err != nil {
 				for _, u := range names[:n] {
-					_ = r.kids[i].Entrylk(ctx, u.parent, u.name, r.name, brick.EntrylkUnlock, brick.LkWrite)
+					_ = r.kids[i].Entrylk(ctx, u.parent, u.name, r.name, fop.EntrylkUnlock, fop.LkWrite)
 				}
 				return err
 			}
@@ -703,7 +703,7 @@ func (r *Replicate) lockEntries(ctx context.Context, owner []byte, names []entry
 func (r *Replicate) unlockEntries(ctx context.Context, owner []byte, names []entry, locked []bool) {
 	r.fanout(internal(ctx, owner), locked, func(ctx context.Context, i int) error {
 		for _, e := range names {
-			_ = r.kids[i].Entrylk(ctx, e.parent, e.name, r.name, brick.EntrylkUnlock, brick.LkWrite)
+			_ = r.kids[i].Entrylk(ctx, e.parent, e.name, r.name, fop.EntrylkUnlock, fop.LkWrite)
 		}
 		return nil
 	})

@@ -1,4 +1,4 @@
-package failover
+package afr
 
 import (
 	"encoding/binary"

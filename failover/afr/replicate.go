@@ -1,4 +1,4 @@
-package failover
+package afr
 
 import (
 	"context"
@@ -12,22 +12,23 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
-// Child is a brick as the replicate layer drives it.
+// Child is a brick as the replicate layer drives it (*brick.Client, or an
+// in-memory brick in tests).
 type Child interface {
-	Brick
-	WriteX(ctx context.Context, f *brick.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, xdr.Dict, error)
+	fop.Fops
+	Name() string
+	Up() bool
+	WriteX(ctx context.Context, f *fop.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, xdr.Dict, error)
 	Inodelk(ctx context.Context, gfid xdr.GFID, domain string, cmd uint32, fl xdr.Flock) error
 	Entrylk(ctx context.Context, parent xdr.GFID, name, domain string, cmd, typ uint32) error
 	Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, dict, xdata xdr.Dict) (xdr.Dict, error)
 	RmdirFlags(ctx context.Context, parent xdr.GFID, name string, flags int32) error
 	Kick(reason string)
 }
-
-var _ Child = (*brick.Client)(nil)
 
 // ReplicateOptions tune a replica set.
 type ReplicateOptions struct {
@@ -164,6 +165,12 @@ func (r *Replicate) SetQuorum(q int) {
 	r.quorum.Store(rule)
 }
 
+// HasQuorum reports whether the children in set meet client quorum.
+func (r *Replicate) HasQuorum(set []bool) bool { return r.hasQuorum(set) }
+
+// ChildrenUp reports which children are up.
+func (r *Replicate) ChildrenUp() []bool { return r.up() }
+
 // hasQuorum mirrors afr_has_quorum for the auto and fixed types.
 func (r *Replicate) hasQuorum(set []bool) bool {
 	q := r.quorum.Load()
@@ -176,7 +183,7 @@ func (r *Replicate) hasQuorum(set []bool) bool {
 
 // errNoQuorum is AFR's quorum errno in 10.3 (afr_quorum_errno): ENOTCONN.
 func (r *Replicate) errNoQuorum(op string) error {
-	return &brick.OpError{Brick: r.name, Fop: op, Errno: syscall.ENOTCONN, Err: errors.New("client quorum is not met")}
+	return &fop.OpError{Brick: r.name, Fop: op, Errno: syscall.ENOTCONN, Err: errors.New("client quorum is not met")}
 }
 
 // reply is one child's answer.
@@ -225,7 +232,7 @@ func (r *Replicate) fanout(ctx context.Context, set []bool, fn func(ctx context.
 			err := fn(cctx, i)
 			if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 				r.kids[i].Kick("a fop did not complete within the fop timeout")
-				err = &brick.OpError{Brick: r.kids[i].Name(), Errno: syscall.ENOTCONN, Err: err}
+				err = &fop.OpError{Brick: r.kids[i].Name(), Errno: syscall.ENOTCONN, Err: err}
 			}
 			out[i] = reply{err: err, done: true, at: time.Now()}
 		}(i)
@@ -259,13 +266,13 @@ func (r *Replicate) finalErr(rs []reply, set []bool) error {
 		if !set[i] || !rp.done || rp.err == nil {
 			continue
 		}
-		en := brick.Errno(rp.err)
+		en := fop.Errno(rp.err)
 		if best == nil || (bestEn == syscall.ENOTCONN && en != syscall.ENOTCONN) || (en != syscall.ENOTCONN && errnoRank(en) > errnoRank(bestEn)) {
 			best, bestEn = rp.err, en
 		}
 	}
 	if best == nil {
-		return &brick.OpError{Brick: r.name, Errno: syscall.ENOTCONN, Err: errors.New("no child answered")}
+		return &fop.OpError{Brick: r.name, Errno: syscall.ENOTCONN, Err: errors.New("no child answered")}
 	}
 	return best
 }
@@ -282,7 +289,7 @@ func symmetric(rs []reply, set []bool) bool {
 		if rp.err == nil {
 			return false
 		}
-		e := brick.Errno(rp.err)
+		e := fop.Errno(rp.err)
 		if e == syscall.ENOTCONN || (en != 0 && e != en) {
 			return false
 		}
@@ -308,7 +315,7 @@ func answered(rs []reply, set []bool) []bool {
 // ownErrno reports whether err is a brick's own op_errno (an *OpError
 // without a cause of ours) other than ENOTCONN.
 func ownErrno(err error) bool {
-	var oe *brick.OpError
+	var oe *fop.OpError
 	return errors.As(err, &oe) && oe.Err == nil && oe.Errno != syscall.ENOTCONN
 }
 
@@ -323,7 +330,7 @@ func succeeded(rs []reply, set []bool) []bool {
 // internal is the context of AFR's own locks and xattrops: pid 0, root,
 // the inode's lock owner.
 func internal(ctx context.Context, owner []byte) context.Context {
-	return brick.WithCaller(context.WithoutCancel(ctx), &brick.Caller{LkOwner: owner})
+	return fop.WithCaller(context.WithoutCancel(ctx), &fop.Caller{LkOwner: owner})
 }
 
 func newOwner() []byte {

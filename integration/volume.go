@@ -460,8 +460,22 @@ func (c *Cluster) ReplaceBrick(t T, volume string, i int) BrickInfo {
 	oldPath := b.path
 	newPath := fmt.Sprintf("%s-r%d", oldPath, time.Now().UnixNano()%100000)
 	c.mu.Unlock()
-	c.MustGluster(t, c.cliNode(t), "volume", "replace-brick", volume,
-		c.Host(b.node)+":"+oldPath, c.Host(b.node)+":"+newPath, "commit", "force")
+	// Every glusterd of this test cluster shares one filesystem, and each
+	// node's pre-validation sets and removes the same test xattr on the new
+	// brick path: two at once can take it from each other ("Removing test
+	// extended attribute failed, reason: No data available"). A real
+	// cluster has one filesystem per node; here the command is tried again.
+	args := []string{"volume", "replace-brick", volume, c.Host(b.node) + ":" + oldPath, c.Host(b.node) + ":" + newPath, "commit", "force"}
+	for try := 1; ; try++ {
+		out, err := c.Gluster(c.cliNode(t), args...)
+		if err == nil {
+			break
+		}
+		if try == 3 || !strings.Contains(out+err.Error(), "test extended attribute") {
+			t.Fatalf("%v", err)
+		}
+		t.Logf("replace-brick, try %d: %v; trying again", try, err)
+	}
 	c.mu.Lock()
 	b.path = newPath
 	b.port = 0

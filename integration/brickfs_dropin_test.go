@@ -456,17 +456,7 @@ func testMountOptions(t *testing.T, c *Cluster, d *dropIn, vol string) {
 
 	// auto_unmount: kill the daemon; the mount point is left clean, not
 	// answering ENOTCONN.
-	daemons := pidsMatching(m1)
-	killed := 0
-	for _, pid := range daemons {
-		if strings.Contains(procCmdline(pid), " mount ") {
-			syscall.Kill(pid, syscall.SIGKILL)
-			killed++
-		}
-	}
-	if killed != 1 {
-		t.Fatalf("found %d daemons for %s in %v", killed, m1, daemons)
-	}
+	syscall.Kill(mountDaemon(t, m1), syscall.SIGKILL)
 	waitFor(t, 20*time.Second, "auto_unmount to detach "+m1, func() (bool, string) {
 		return !mounted(m1), "still mounted"
 	})
@@ -477,12 +467,9 @@ func testMountOptions(t *testing.T, c *Cluster, d *dropIn, vol string) {
 	// harness cleans up: the watcher is what unmounted.
 	m4 := filepath.Join(d.Dir, "opts4")
 	d.Mount(t, c, c.Spec(vol), m4)
-	for _, pid := range pidsMatching(m4) {
-		if strings.Contains(procCmdline(pid), " mount ") {
-			syscall.Kill(pid, syscall.SIGKILL)
-			waitGone(pid, 10*time.Second, false)
-		}
-	}
+	pid := mountDaemon(t, m4)
+	syscall.Kill(pid, syscall.SIGKILL)
+	waitGone(pid, 10*time.Second, false)
 	if _, err := os.ReadDir(m4); err == nil || !mounted(m4) {
 		t.Errorf("without auto_unmount a killed daemon's mount reads %v, mounted %v; want ENOTCONN and still mounted", err, mounted(m4))
 	}

@@ -26,15 +26,7 @@ func TestBrickfsUnmountWithFopInFlight(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(mnt, "f"), []byte("data"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var daemon int
-	for _, pid := range pidsMatching(mnt) {
-		if strings.Contains(procCmdline(pid), " mount ") {
-			daemon = pid
-		}
-	}
-	if daemon == 0 {
-		t.Fatalf("no daemon for %s", mnt)
-	}
+	daemon := mountDaemon(t, mnt)
 	c.StopBrick(t, vol, 0)
 	t.Cleanup(func() { c.ContBrick(t, vol, 0) })
 	// A reader blocks on the stopped brick: a name the kernel has not
@@ -91,15 +83,7 @@ func TestBrickfsLazyUnmountKeepsServing(t *testing.T) {
 	if _, err := f.WriteAt([]byte("kept"), 0); err != nil {
 		t.Fatal(err)
 	}
-	var daemon int
-	for _, pid := range pidsMatching(mnt) {
-		if strings.Contains(procCmdline(pid), " mount ") {
-			daemon = pid
-		}
-	}
-	if daemon == 0 {
-		t.Fatalf("no daemon for %s", mnt)
-	}
+	daemon := mountDaemon(t, mnt)
 	if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
 		t.Fatal(err)
 	}
@@ -123,4 +107,21 @@ func TestBrickfsLazyUnmountKeepsServing(t *testing.T) {
 	if !waitGone(daemon, 20*time.Second, false) {
 		t.Fatalf("the daemon (pid %d) still runs 20 s after the last file on its lazily unmounted mount was closed", daemon)
 	}
+}
+
+// mountDaemon returns the pid of the brickfs daemon serving mnt: its
+// command line is "EXE mount SPEC MNT" (the auto_unmount watcher's names
+// mnt too, with auto-unmount).
+func mountDaemon(t *testing.T, mnt string) int {
+	t.Helper()
+	var daemons []int
+	for _, pid := range pidsMatching(mnt) {
+		if strings.Contains(procCmdline(pid), " mount ") {
+			daemons = append(daemons, pid)
+		}
+	}
+	if len(daemons) != 1 {
+		t.Fatalf("%d daemons serve %s: %v", len(daemons), mnt, daemons)
+	}
+	return daemons[0]
 }

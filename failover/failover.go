@@ -22,17 +22,8 @@ import (
 // Fops is every file operation a volume offers (fop.Fops).
 type Fops = fop.Fops
 
-// Brick is one brick as failover uses it.
-type Brick interface {
-	Fops
-	Name() string
-	Up() bool
-}
-
-var (
-	_ Brick     = (*brick.Client)(nil)
-	_ afr.Child = (*brick.Client)(nil)
-)
+// A brick client is what a replica set drives.
+var _ afr.Child = (*brick.Client)(nil)
 
 // Options tune the bricks of a volume.
 type Options struct {

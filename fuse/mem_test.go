@@ -18,19 +18,7 @@ import (
 type memVolume struct{ *foptest.Mem }
 
 func (v memVolume) ZerofillKeepSize(ctx context.Context, f *fop.Fd, off, length uint64) error {
-	st, err := v.Fstat(ctx, f)
-	if err != nil {
-		return err
-	}
-	if end := off + length; end > st.Size {
-		if err := v.Fallocate(ctx, f, 1, max(off, st.Size), end-max(off, st.Size)); err != nil {
-			return err
-		}
-	}
-	if below := min(off+length, st.Size); below > off {
-		return v.Zerofill(ctx, f, off, below-off)
-	}
-	return nil
+	return fop.ZeroKeepSize(ctx, v.Mem, f, off, length)
 }
 
 // memPosixExcluded are the posixtest cases that test a brick's semantics

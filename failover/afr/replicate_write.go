@@ -146,7 +146,7 @@ func (r *Replicate) Rename(ctx context.Context, oldParent xdr.GFID, oldName stri
 // Setattr changes attributes on every child.
 func (r *Replicate) Setattr(ctx context.Context, gfid xdr.GFID, attr *xdr.Iatt, valid uint32) (pre, post xdr.Iatt, err error) {
 	if valid&fop.SetAttrSize != 0 {
-		return pre, post, errors.New("failover: size changes go through Truncate")
+		return pre, post, errors.New("afr: size changes go through Truncate")
 	}
 	ino := r.inode(gfid)
 	sts := make([]xdr.Iatt, r.n())
@@ -335,7 +335,7 @@ func (r *Replicate) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64)
 // ZerofillKeepSize carries out fallocate(ZERO_RANGE|KEEP_SIZE) on every
 // child taking part, under the data lock over the whole file: no other
 // client's write or truncate moves EOF between a child's fstat and its
-// ZEROFILL, which would otherwise grow the file back (see zeroKeepSize).
+// ZEROFILL, which would otherwise grow the file back (see fop.ZeroKeepSize).
 func (r *Replicate) ZerofillKeepSize(ctx context.Context, f *fop.Fd, off, length uint64) error {
 	_, err := r.fdData(ctx, f, 0, whole, nil, func(ctx context.Context, i int, cf *fop.Fd) error {
 		return fop.ZeroKeepSize(ctx, r.kids[i], cf, off, length)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -58,8 +59,8 @@ func Contract(t *testing.T, v fop.Fops) {
 	want(err, syscall.ENOENT, "lookup of a missing name")
 	_, _, err = v.Lookup(ctx, RootGFID, strings.Repeat("n", 256), xdr.GFID{}, nil)
 	want(err, syscall.ENAMETOOLONG, "lookup of a 256-byte name")
-	_, _, err = v.Create(ctx, RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, GFID(2), nil)
-	want(err, syscall.EEXIST, "create over an existing name")
+	_, _, err = v.Create(ctx, RootGFID, "f", uint32(syscall.O_RDWR|syscall.O_EXCL), 0o644, 0, GFID(2), nil)
+	want(err, syscall.EEXIST, "create O_EXCL over an existing name")
 
 	// Data.
 	data := bytes.Repeat([]byte("brickfs!"), 1024)
@@ -140,6 +141,7 @@ func Contract(t *testing.T, v fop.Fops) {
 		eof = e || len(ents) == 0
 	}
 	must(v.Release(ctx, dir), "releasedir")
+	sort.Strings(names) // the order is the backing filesystem's
 	if strings.Join(names, " ") != ". .. g hard s" {
 		t.Errorf("readdirp d: %v, want . .. g hard s", names)
 	}
@@ -148,8 +150,9 @@ func Contract(t *testing.T, v fop.Fops) {
 	}
 	want(v.Unlink(ctx, GFID(3), "g"), syscall.ENOENT, "unlink of a missing name")
 	must(v.Rmdir(ctx, RootGFID, "d"), "rmdir d")
-	_, err = v.Stat(ctx, GFID(1))
-	want(err, syscall.ENOENT, "stat of a file whose last name is gone")
+	if _, err = v.Stat(ctx, GFID(1)); errno(err) != syscall.ENOENT && errno(err) != syscall.ESTALE {
+		t.Errorf("stat of a file whose last name is gone: %v, want ENOENT or ESTALE", err)
+	}
 
 	// The rest of the table.
 	st, err = v.Mknod(ctx, RootGFID, "fifo", syscall.S_IFIFO|0o640, 0, 0, GFID(5), nil)

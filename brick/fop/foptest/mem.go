@@ -40,6 +40,8 @@ type lock struct {
 	owner      string
 	write      bool
 	start, end uint64 // end exclusive; 0 means to EOF
+	entry      bool   // an entry lock: name says what it covers
+	name       string // "" for the whole directory
 }
 
 // Mem is one in-memory brick. It is safe for concurrent use.
@@ -519,6 +521,16 @@ func (m *Mem) Create(ctx context.Context, parent xdr.GFID, name string, flags, m
 		return nil, xdr.Iatt{}, err
 	}
 	defer m.mu.Unlock()
+	if d, err := m.dir("CREATE", parent); err == nil && flags&syscall.O_EXCL == 0 {
+		// Without O_EXCL the server opens the file the name holds, with
+		// its own gfid (posix_create).
+		if old, ok := d.children[name]; ok && m.inodes[old].children == nil {
+			f := &fop.Fd{GFID: old, Flags: flags}
+			m.opened[f] = true
+			m.inodes[old].open++
+			return f, stat(m.inodes[old]), nil
+		}
+	}
 	ino, err := m.make("CREATE", parent, name, g, syscall.S_IFREG|mode&^umask&0o7777)
 	if err != nil {
 		return nil, xdr.Iatt{}, err
@@ -963,6 +975,14 @@ func conflicts(held []lock, l lock) bool {
 		if h.owner == l.owner || (!h.write && !l.write) {
 			continue
 		}
+		if l.entry {
+			// A lock on the whole directory covers every name
+			// (names_conflict in features/locks).
+			if h.name == "" || l.name == "" || h.name == l.name {
+				return true
+			}
+			continue
+		}
 		hEnd, lEnd := h.end, l.end
 		if (hEnd == 0 || l.start < hEnd) && (lEnd == 0 || h.start < lEnd) {
 			return true
@@ -976,7 +996,7 @@ func (m *Mem) takeLock(ctx context.Context, op, key string, g xdr.GFID, l lock, 
 	if unlock {
 		held := m.locks[key][:0]
 		for _, h := range m.locks[key] {
-			if h.owner != l.owner {
+			if h.owner != l.owner || (l.entry && h.name != l.name) {
 				held = append(held, h)
 			}
 		}
@@ -994,6 +1014,11 @@ func (m *Mem) takeLock(ctx context.Context, op, key string, g xdr.GFID, l lock, 
 		stop := context.AfterFunc(ctx, func() { m.mu.Lock(); m.cond.Broadcast(); m.mu.Unlock() })
 		m.cond.Wait()
 		stop()
+		if m.down {
+			// The connection the request came on is gone, and with it
+			// the request: never grant it to a brick that comes back.
+			return &fop.OpError{Brick: m.name, Fop: op, GFID: g, Errno: syscall.ENOTCONN, Err: errors.New("brick down")}
+		}
 	}
 	m.locks[key] = append(m.locks[key], l)
 	return nil
@@ -1019,13 +1044,8 @@ func (m *Mem) Entrylk(ctx context.Context, parent xdr.GFID, name, domain string,
 		return err
 	}
 	defer m.mu.Unlock()
-	l := lock{owner: owner(ctx), write: typ == fop.LkWrite}
-	key := "e" + string(parent[:]) + domain
-	if name != "" {
-		// Different names do not conflict: one list per name.
-		key += "/" + name
-	}
-	return m.takeLock(ctx, "ENTRYLK", key, parent, l, cmd == fop.EntrylkUnlock, cmd == fop.EntrylkLock)
+	l := lock{owner: owner(ctx), write: typ == fop.LkWrite, entry: true, name: name}
+	return m.takeLock(ctx, "ENTRYLK", "e"+string(parent[:])+domain, parent, l, cmd == fop.EntrylkUnlock, cmd == fop.EntrylkLock)
 }
 
 // Lk grants every POSIX lock (the tests drive one client).

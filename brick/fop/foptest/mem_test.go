@@ -54,17 +54,58 @@ func TestMemLocks(t *testing.T) {
 	}
 	got := make(chan error, 1)
 	go func() { got <- m.Inodelk(b, RootGFID, "dom", fop.LkSetW, w) }()
+	// The fourth INODELK reached the brick: it waits (the brick's lock is
+	// held from its arrival until it waits).
+	waitCalls(t, m, "INODELK", 4)
+	m.mu.Lock()
+	m.mu.Unlock()
 	select {
 	case err := <-got:
 		t.Fatalf("blocking lock granted while held: %v", err)
-	case <-time.After(50 * time.Millisecond):
+	default:
 	}
 	if err := m.Inodelk(a, RootGFID, "dom", fop.LkSet, xdr.Flock{Type: fop.LkUnlock}); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-got; err != nil {
-		t.Fatalf("blocking lock after the unlock: %v", err)
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("blocking lock after the unlock: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("blocking lock not granted 10 s after the unlock")
 	}
+	// A lock on the whole directory conflicts with every name.
+	if err := m.Entrylk(a, RootGFID, "", "d2", fop.EntrylkLockNB, fop.LkWrite); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Entrylk(b, RootGFID, "n", "d2", fop.EntrylkLockNB, fop.LkWrite); fop.Errno(err) != syscall.EAGAIN {
+		t.Fatalf("a name under a whole-directory lock: %v, want EAGAIN", err)
+	}
+	// A waiter whose brick goes down is refused, not granted on return.
+	if err := m.Inodelk(a, RootGFID, "d3", fop.LkSet, w); err != nil {
+		t.Fatal(err)
+	}
+	go func() { got <- m.Inodelk(b, RootGFID, "d3", fop.LkSetW, w) }()
+	waitCalls(t, m, "INODELK", 7)
+	m.mu.Lock()
+	m.mu.Unlock()
+	m.SetDown(true)
+	select {
+	case err := <-got:
+		if fop.Errno(err) != syscall.ENOTCONN {
+			t.Fatalf("a lock waiting when the brick went down: %v, want ENOTCONN", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiter was not woken by the brick going down")
+	}
+}
+
+// TestMemEntrylkNames: different names do not conflict, the same does.
+func TestMemEntrylkNames(t *testing.T) {
+	m := NewMem("m")
+	a := fop.WithCaller(context.Background(), &fop.Caller{LkOwner: []byte("a")})
+	b := fop.WithCaller(context.Background(), &fop.Caller{LkOwner: []byte("b")})
 	if err := m.Entrylk(a, RootGFID, "x", "dom", fop.EntrylkLockNB, fop.LkWrite); err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +114,37 @@ func TestMemLocks(t *testing.T) {
 	}
 	if err := m.Entrylk(b, RootGFID, "x", "dom", fop.EntrylkLockNB, fop.LkWrite); fop.Errno(err) != syscall.EAGAIN {
 		t.Fatalf("same name: %v, want EAGAIN", err)
+	}
+	if err := m.Entrylk(b, RootGFID, "", "dom", fop.EntrylkLockNB, fop.LkWrite); fop.Errno(err) != syscall.EAGAIN {
+		t.Fatalf("the whole directory while a name is locked: %v, want EAGAIN", err)
+	}
+}
+
+// waitCalls waits until n calls of op reached m.
+func waitCalls(t *testing.T, m *Mem, op string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for m.Calls(op) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d %s calls after 10 s, want %d", m.Calls(op), op, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Without O_EXCL, create on an existing name opens that file, as a posix
+// brick does; with it, EEXIST.
+func TestMemCreateExisting(t *testing.T) {
+	m := NewMem("m")
+	ctx := context.Background()
+	if _, _, err := m.Create(ctx, RootGFID, "f", 2, 0o644, 0, GFID(1), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, st, err := m.Create(ctx, RootGFID, "f", 2, 0o644, 0, GFID(2), nil); err != nil || st.GFID != GFID(1) {
+		t.Errorf("create without O_EXCL: gfid %v, %v; want the existing file's", st.GFID, err)
+	}
+	if _, _, err := m.Create(ctx, RootGFID, "f", 2|syscall.O_EXCL, 0o644, 0, GFID(3), nil); fop.Errno(err) != syscall.EEXIST {
+		t.Errorf("create O_EXCL: %v, want EEXIST", err)
 	}
 }
 

@@ -202,13 +202,7 @@ func pendingOf(d xdr.Dict, k string) int32 {
 func TestWriteAccusesFailedBrickBeforeAck(t *testing.T) {
 	r, f := newTestReplica(t)
 	ctx := context.Background()
-	if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); err != nil {
-		t.Fatal(err)
-	}
-	fd, err := r.Open(ctx, testGFID, syscall.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fd := openTestFile(t, r)
 	f[2].mu.Lock()
 	f[2].writeErr = &fop.OpError{Brick: "v-client-2", Errno: syscall.ENOTCONN}
 	f[2].mu.Unlock()
@@ -426,13 +420,7 @@ func TestUnanimousErrorIsTheAnswer(t *testing.T) {
 func TestChangelogErrno(t *testing.T) {
 	r, f := newTestReplica(t)
 	ctx := context.Background()
-	if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); err != nil {
-		t.Fatal(err)
-	}
-	fd, err := r.Open(ctx, testGFID, syscall.O_RDWR)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fd := openTestFile(t, r)
 	for _, c := range f[1:] {
 		c.xopErr = &fop.OpError{Brick: c.name, Fop: "FXATTROP", Errno: syscall.ENOSPC}
 	}
@@ -527,4 +515,18 @@ func TestZerofillKeepSize(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openTestFile looks up the fakes' one file and opens it read-write.
+func openTestFile(t *testing.T, r *Replicate) *fop.Fd {
+	t.Helper()
+	ctx := context.Background()
+	if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := r.Open(ctx, testGFID, syscall.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd
 }

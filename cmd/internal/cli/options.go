@@ -26,7 +26,6 @@ type Mount struct {
 	FopTimeout, PostOpDelay                    time.Duration
 	FetchTimeout                               time.Duration
 	VolfileCacheDir                            string
-	ReadOnly                                   bool
 	ACL                                        bool
 	Transport                                  string
 	ServerPort                                 int
@@ -155,6 +154,9 @@ func (m *Mount) ignore(key string) {
 	}
 }
 
+// ReadOnly reports whether the mount is read-only (ro).
+func (m *Mount) ReadOnly() bool { return m.MountFlags&syscall.MS_RDONLY != 0 }
+
 // Warnings are what the mount says on stderr about its options.
 func (m *Mount) Warnings() []string {
 	if len(m.Ignored) == 0 {
@@ -202,7 +204,6 @@ func (m *Mount) parseOptions(s string) error {
 			switch {
 			case isFlag:
 				m.MountFlags = m.MountFlags&^f.clear | f.set
-				m.ReadOnly = m.MountFlags&syscall.MS_RDONLY != 0
 			case key == "user" || key == "users" || key == "owner" || key == "group":
 				m.MountFlags |= userFlags
 			case key == "acl":

@@ -20,7 +20,7 @@ func TestParseOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if m.LogLevel != "debug" || m.Backup != "h2:h3" || m.AttrTimeout != 500*time.Millisecond || m.EntryTimeout != 0 ||
-		!m.ReadOnly || m.PingTimeout != 2*time.Second || m.FopTimeout != 7*time.Second || m.PostOpDelay != 250*time.Millisecond || m.ServerPort != 24008 {
+		!m.ReadOnly() || m.PingTimeout != 2*time.Second || m.FopTimeout != 7*time.Second || m.PostOpDelay != 250*time.Millisecond || m.ServerPort != 24008 {
 		t.Fatalf("parsed %+v", m)
 	}
 	if m.MountFlags != syscall.MS_RDONLY|syscall.MS_NOATIME|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_SILENT {
@@ -73,8 +73,8 @@ func TestMountFlags(t *testing.T) {
 		if m.MountFlags&syscall.MS_SILENT == 0 {
 			t.Errorf("%q: flags %#x lack MS_SILENT: go-fuse would replace zero flags by nosuid,nodev", tc.opts, m.MountFlags)
 		}
-		if m.ReadOnly != (tc.want&syscall.MS_RDONLY != 0) {
-			t.Errorf("%q: ReadOnly %v", tc.opts, m.ReadOnly)
+		if m.ReadOnly() != (tc.want&syscall.MS_RDONLY != 0) {
+			t.Errorf("%q: ReadOnly %v", tc.opts, m.ReadOnly())
 		}
 	}
 	m := defaults()
@@ -192,7 +192,7 @@ func TestLegacyBackupServer(t *testing.T) {
 
 func TestParseMountArgs(t *testing.T) {
 	m, fg, err := parseMountArgs([]string{"-o", "log-level=info", "h1:/v", "/mnt", "-f", "-oro"})
-	if err != nil || !fg || m.Spec != "h1:/v" || m.MountPoint != "/mnt" || !m.ReadOnly {
+	if err != nil || !fg || m.Spec != "h1:/v" || m.MountPoint != "/mnt" || !m.ReadOnly() {
 		t.Fatalf("%+v %v %v", m, fg, err)
 	}
 	for _, args := range [][]string{{"h1:/v"}, {"-x", "h1:/v", "/mnt"}, {"h1:/v", "/mnt", "-o"}} {

@@ -22,7 +22,7 @@ func BenchmarkCallRoundTrip(b *testing.B) {
 	fk.Handle(opRead, fixed(readRsp))
 	c := startClient(b, fk, nil)
 	ctx := context.Background()
-	f, err := c.Open(ctx, g1, 2)
+	f, _, err := c.Open(ctx, g1, 2, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func BenchmarkCallRoundTrip(b *testing.B) {
 		b.SetBytes(size)
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := c.Write(ctx, f, 0, data, nil); err != nil {
+			if _, _, err := c.Write(ctx, f, 0, data, nil); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -39,7 +39,7 @@ func BenchmarkCallRoundTrip(b *testing.B) {
 		b.SetBytes(size)
 		b.ReportAllocs()
 		for b.Loop() {
-			got, err := c.Read(ctx, f, 0, size)
+			got, _, err := c.Read(ctx, f, 0, size, nil)
 			if err != nil || len(got) != size {
 				b.Fatal(err)
 			}

@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/sunrpc"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
@@ -112,9 +113,28 @@ type Client struct {
 	lastErr  atomic.Pointer[error]  // why the last connect failed or the connection broke
 	stop     chan struct{}
 	wg       sync.WaitGroup
-	// OnStateChange, when set before Start, is called with true when the
-	// brick comes up and false when it goes down.
-	OnStateChange func(up bool)
+	watchMu  sync.Mutex
+	watchers []func(up bool) // GUARDED_BY(watchMu)
+}
+
+var _ fop.Subvolume = (*Client)(nil)
+
+// Watch registers fn to be called with true each time the brick comes up
+// and false each time it goes down. Register before Start to hear every
+// event; fn must not block.
+func (c *Client) Watch(fn func(up bool)) {
+	c.watchMu.Lock()
+	c.watchers = append(c.watchers, fn)
+	c.watchMu.Unlock()
+}
+
+func (c *Client) notify(up bool) {
+	c.watchMu.Lock()
+	ws := c.watchers
+	c.watchMu.Unlock()
+	for _, fn := range ws {
+		fn(up)
+	}
 }
 
 // New returns a Client for cfg; Start connects it.
@@ -348,9 +368,7 @@ func (c *Client) connect(ctx context.Context) (err error) {
 	close(c.up)
 	c.mu.Unlock()
 	c.log.Info("brick connected", zap.String("remote", addr), zap.String("subvol", cfg.RemoteSubvolume))
-	if c.OnStateChange != nil {
-		c.OnStateChange(true)
-	}
+	c.notify(true)
 	return nil
 }
 
@@ -461,9 +479,7 @@ func (c *Client) keeper() {
 			cerr := conn.Err()
 			c.lastErr.Store(&cerr)
 			c.log.Warn("brick disconnected", zap.Error(cerr))
-			if c.OnStateChange != nil {
-				c.OnStateChange(false)
-			}
+			c.notify(false)
 		}
 		if !c.reconnect() {
 			return

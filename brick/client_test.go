@@ -56,7 +56,7 @@ func TestManyCallsOutOfOrder(t *testing.T) {
 	out := make(chan res, n)
 	for i := 0; i < n; i++ {
 		go func(i int) {
-			st, err := c.Stat(ctx, gfidN(uint32(i)))
+			st, _, err := c.Stat(ctx, gfidN(uint32(i)), nil)
 			out <- res{i, st, err}
 		}(i)
 	}
@@ -99,7 +99,7 @@ func TestCallbacksDoNotStall(t *testing.T) {
 	errs := make(chan error, 2)
 	for i := 0; i < 2; i++ {
 		go func(i int) {
-			_, err := c.Stat(ctx, gfidN(uint32(i)))
+			_, _, err := c.Stat(ctx, gfidN(uint32(i)), nil)
 			errs <- err
 		}(i)
 	}
@@ -119,7 +119,7 @@ func TestCallbacksDoNotStall(t *testing.T) {
 		}
 	}
 	// The connection is still healthy.
-	if _, err := c.Stat(ctx, gfidN(9)); err != nil {
+	if _, _, err := c.Stat(ctx, gfidN(9), nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -149,13 +149,13 @@ func TestDisconnectFailsPendingWithENOTCONN(t *testing.T) {
 			errs := make(chan error, n)
 			for i := 0; i < n-1; i++ {
 				go func(i int) {
-					_, err := c.Stat(ctx, gfidN(uint32(i)))
+					_, _, err := c.Stat(ctx, gfidN(uint32(i)), nil)
 					errs <- err
 				}(i)
 			}
 			fk.WaitCalls(5*time.Second, "STATs", func(cs []*bricktest.Call) bool { return countFop(cs, opStat) == n-1 })
 			go func() {
-				_, err := c.Stat(ctx, gfidN(9))
+				_, _, err := c.Stat(ctx, gfidN(9), nil)
 				errs <- err
 			}()
 			fk.WaitCalls(5*time.Second, "last STAT", func(cs []*bricktest.Call) bool { return countFop(cs, opStat) == n })
@@ -172,7 +172,7 @@ func TestDisconnectFailsPendingWithENOTCONN(t *testing.T) {
 			// The client comes back on its own.
 			fk.Handle(opStat, func(c *bricktest.Call) bricktest.Reply { return bricktest.OK(statReply(c)) })
 			waitFor(t, 5*time.Second, "reconnect", func() bool {
-				_, err := c.Stat(ctx, gfidN(1))
+				_, _, err := c.Stat(ctx, gfidN(1), nil)
 				return err == nil
 			})
 		})
@@ -220,11 +220,11 @@ func TestReconnectNewPortReopensFd(t *testing.T) {
 	c := startClient(t, fk, nil)
 	ctx := testCtx(t)
 	flags := uint32(syscall.O_RDWR | syscall.O_CREAT | syscall.O_EXCL | syscall.O_TRUNC | syscall.O_APPEND)
-	f, _, err := c.Create(ctx, xdr.RootGFID, "f", flags, 0100644, 022, g, nil)
+	f, _, _, err := c.Create(ctx, xdr.RootGFID, "f", flags, 0100644, 022, g, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Write(ctx, f, 0, []byte("before"), nil); err != nil {
+	if _, _, err := c.Write(ctx, f, 0, []byte("before"), nil); err != nil {
 		t.Fatal(err)
 	}
 	oldPort := fk.BrickPort()
@@ -242,7 +242,7 @@ func TestReconnectNewPortReopensFd(t *testing.T) {
 		return n == 1
 	})
 	waitFor(t, 5*time.Second, "client up", c.Up)
-	if _, err := c.Write(ctx, f, 6, []byte("after"), nil); err != nil {
+	if _, _, err := c.Write(ctx, f, 6, []byte("after"), nil); err != nil {
 		t.Fatal(err)
 	}
 	opens := fk.FopCalls(opOpen)
@@ -291,7 +291,7 @@ func TestHungBrickPingTimeout(t *testing.T) {
 	})
 	fk.Hang(true)
 	start := time.Now()
-	_, err := c.Stat(context.Background(), gfidN(1)) // no deadline: only the ping can end it
+	_, _, err := c.Stat(context.Background(), gfidN(1), nil) // no deadline: only the ping can end it
 	took := time.Since(start)
 	if Errno(err) != syscall.ENOTCONN {
 		t.Fatalf("stat on a hung brick: %v", err)
@@ -302,7 +302,7 @@ func TestHungBrickPingTimeout(t *testing.T) {
 	fk.Hang(false)
 	ctx := testCtx(t)
 	waitFor(t, 5*time.Second, "reconnect after hang", func() bool {
-		_, err := c.Stat(ctx, gfidN(2))
+		_, _, err := c.Stat(ctx, gfidN(2), nil)
 		return err == nil
 	})
 }
@@ -369,7 +369,7 @@ func TestMultiFragmentReplies(t *testing.T) {
 	fk.HandleProg(bricktest.ProgDump, bricktest.ProcDump, frag(dump))
 	fk.Handle(opStat, frag(func(c *bricktest.Call) bricktest.Reply { return bricktest.OK(statReply(c)) }))
 	c := startClient(t, fk, nil)
-	st, err := c.Stat(testCtx(t), gfidN(5))
+	st, _, err := c.Stat(testCtx(t), gfidN(5), nil)
 	if err != nil || st.GFID != gfidN(5) {
 		t.Fatalf("%v %v", st.GFID, err)
 	}
@@ -387,7 +387,7 @@ func TestOversizeRecordDropsConnection(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	_, err := c.Stat(testCtx(t), gfidN(1))
+	_, _, err := c.Stat(testCtx(t), gfidN(1), nil)
 	runtime.ReadMemStats(&after)
 	if Errno(err) != syscall.ENOTCONN {
 		t.Fatalf("got %v, want ENOTCONN", err)
@@ -398,7 +398,7 @@ func TestOversizeRecordDropsConnection(t *testing.T) {
 	// Let the reconnect finish before Close (see TestCloseDuringReconnect).
 	fk.Handle(opStat, func(c *bricktest.Call) bricktest.Reply { return bricktest.OK(statReply(c)) })
 	waitFor(t, 5*time.Second, "reconnect", func() bool {
-		_, err := c.Stat(testCtx(t), gfidN(1))
+		_, _, err := c.Stat(testCtx(t), gfidN(1), nil)
 		return err == nil
 	})
 }
@@ -498,12 +498,12 @@ func TestDelayAndTimeout(t *testing.T) {
 	c := startClient(t, fk, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	_, err := c.Stat(ctx, gfidN(1))
+	_, _, err := c.Stat(ctx, gfidN(1), nil)
 	if Errno(err) != syscall.ETIMEDOUT || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v", err)
 	}
 	// The next call works while the first is unanswered.
-	if _, err := c.Stat(testCtx(t), gfidN(2)); err != nil {
+	if _, _, err := c.Stat(testCtx(t), gfidN(2), nil); err != nil {
 		t.Fatal(err)
 	}
 	// The late reply to the abandoned call arrives and is ignored: a call
@@ -515,7 +515,7 @@ func TestDelayAndTimeout(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the held reply was not sent")
 	}
-	if _, err := c.Stat(testCtx(t), gfidN(3)); err != nil || !c.Up() {
+	if _, _, err := c.Stat(testCtx(t), gfidN(3), nil); err != nil || !c.Up() {
 		t.Fatalf("after the late reply: %v", err)
 	}
 }
@@ -529,16 +529,16 @@ func TestBrickErrors(t *testing.T) {
 	fk.Handle(opUnlink, func(*bricktest.Call) bricktest.Reply { return bricktest.Reply{AcceptStat: bricktest.GarbageArgs} })
 	c := startClient(t, fk, nil)
 	ctx := testCtx(t)
-	if st, err := c.Stat(ctx, gfidN(1)); err != nil || st.Ino != 5 {
+	if st, _, err := c.Stat(ctx, gfidN(1), nil); err != nil || st.Ino != 5 {
 		t.Fatalf("stale op_errno on success: %v", err)
 	}
-	if err := c.Access(ctx, gfidN(1), 4); Errno(err) != syscall.EACCES {
+	if _, err := c.Access(ctx, gfidN(1), 4, nil); Errno(err) != syscall.EACCES {
 		t.Fatalf("access: %v", err)
 	}
-	if err := c.Unlink(ctx, xdr.RootGFID, "x"); Errno(err) != syscall.EIO {
+	if _, err := c.Unlink(ctx, xdr.RootGFID, "x", nil); Errno(err) != syscall.EIO {
 		t.Fatalf("garbage args: %v", err)
 	}
-	if _, err := c.Readlink(ctx, gfidN(1)); Errno(err) != syscall.EIO {
+	if _, _, err := c.Readlink(ctx, gfidN(1), nil); Errno(err) != syscall.EIO {
 		t.Fatalf("unanswered proc: %v", err)
 	}
 
@@ -562,7 +562,7 @@ func TestForeignFdRefused(t *testing.T) {
 		"a layer's own": {GFID: gfidN(5), Flags: syscall.O_RDWR},
 		"another brick's": func() *Fd {
 			other := startClient(t, bricktest.New(t, bricktest.Options{}), nil)
-			f, err := other.Open(ctx, gfidN(6), syscall.O_RDWR)
+			f, _, err := other.Open(ctx, gfidN(6), syscall.O_RDWR, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -570,7 +570,7 @@ func TestForeignFdRefused(t *testing.T) {
 		}(),
 	} {
 		opens := len(fk.FopCalls(opOpen))
-		if _, err := c.Read(ctx, f, 0, 10); Errno(err) != syscall.EBADF {
+		if _, _, err := c.Read(ctx, f, 0, 10, nil); Errno(err) != syscall.EBADF {
 			t.Errorf("read through %s fd: %v, want EBADF", name, err)
 		}
 		if err := c.Release(ctx, f); Errno(err) != syscall.EBADF {

@@ -99,9 +99,9 @@ func (c *Client) resolve(ctx context.Context, f *Fd, proc uint32) (*sunrpc.Conn,
 	}
 	var rfd int64
 	if f.Dir {
-		rfd, err = c.openOn(ctx, conn, opOpendir, f.GFID, 0)
+		rfd, _, err = c.openOn(ctx, conn, opOpendir, f.GFID, 0, nil)
 	} else {
-		rfd, err = c.openOn(ctx, conn, opOpen, f.GFID, f.Flags&reopenMask)
+		rfd, _, err = c.openOn(ctx, conn, opOpen, f.GFID, f.Flags&reopenMask, nil)
 	}
 	if err != nil {
 		return nil, 0, err
@@ -209,15 +209,24 @@ func (c *Client) finish(d *xdr.Decoder, proc uint32, gfid xdr.GFID) error {
 
 func enc(n int) *xdr.Encoder { return xdr.NewEncoder(n) }
 
+// some is xd, or an empty dict where the native client sends one rather
+// than none (the two encode differently).
+func some(xd xdr.Dict) xdr.Dict {
+	if xd == nil {
+		return xdr.Dict{}
+	}
+	return xd
+}
+
 // Lookup resolves name in parent (named lookup), or gfid itself when name is
 // empty (nameless lookup). It returns the inode's iatt and the reply xdata.
-func (c *Client) Lookup(ctx context.Context, parent xdr.GFID, name string, gfid xdr.GFID, xdata xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+func (c *Client) Lookup(ctx context.Context, parent xdr.GFID, name string, gfid xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	e := enc(64 + len(name))
 	e.GFID(gfid)
 	e.GFID(parent)
 	e.Uint32(0)
 	e.String(name)
-	if err := e.Dict(xdata); err != nil {
+	if err := e.Dict(xd); err != nil {
 		return xdr.Iatt{}, nil, c.opErr(opLookup, gfid, err)
 	}
 	d, _, err := c.do(ctx, opLookup, gfid, e.B, nil)
@@ -231,152 +240,167 @@ func (c *Client) Lookup(ctx context.Context, parent xdr.GFID, name string, gfid 
 }
 
 // Stat returns the iatt of gfid.
-func (c *Client) Stat(ctx context.Context, gfid xdr.GFID) (xdr.Iatt, error) {
+func (c *Client) Stat(ctx context.Context, gfid xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	e := enc(32)
 	e.GFID(gfid)
-	_ = e.Dict(nil)
+	if err := e.Dict(xd); err != nil {
+		return xdr.Iatt{}, nil, c.opErr(opStat, gfid, err)
+	}
 	d, _, err := c.do(ctx, opStat, gfid, e.B, nil)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
-	_ = d.Dict()
+	rx := d.Dict()
 	st := d.Iatt()
-	return st, c.finish(d, opStat, gfid)
+	return st, rx, c.finish(d, opStat, gfid)
 }
 
 // Fstat returns the iatt of an open file.
-func (c *Client) Fstat(ctx context.Context, f *Fd) (xdr.Iatt, error) {
+func (c *Client) Fstat(ctx context.Context, f *Fd, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	d, _, err := c.fdOp(ctx, opFstat, f, func(e *xdr.Encoder, rfd int64) error {
 		e.GFID(f.GFID)
 		e.Int64(rfd)
-		return e.Dict(nil)
+		return e.Dict(xd)
 	}, nil)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
-	_ = d.Dict()
+	rx := d.Dict()
 	st := d.Iatt()
-	return st, c.finish(d, opFstat, f.GFID)
+	return st, rx, c.finish(d, opFstat, f.GFID)
 }
 
-func (c *Client) read2iatt(d *xdr.Decoder, proc uint32, gfid xdr.GFID) (pre, post xdr.Iatt, err error) {
-	_ = d.Dict()
+func (c *Client) read2iatt(d *xdr.Decoder, proc uint32, gfid xdr.GFID) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	rx = d.Dict()
 	pre = d.Iatt()
 	post = d.Iatt()
-	return pre, post, c.finish(d, proc, gfid)
+	return pre, post, rx, c.finish(d, proc, gfid)
 }
 
 // Setattr changes the attributes selected by valid (SetAttr* bits).
-func (c *Client) Setattr(ctx context.Context, gfid xdr.GFID, attr *xdr.Iatt, valid uint32) (pre, post xdr.Iatt, err error) {
+func (c *Client) Setattr(ctx context.Context, gfid xdr.GFID, attr *xdr.Iatt, valid uint32, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	conn, _, err := c.current()
 	if err != nil {
-		return pre, post, c.opErr(opSetattr, gfid, err)
+		return pre, post, nil, c.opErr(opSetattr, gfid, err)
 	}
 	e := enc(200)
 	e.GFID(gfid)
 	e.Iatt(attr)
 	e.Uint32(valid)
-	_ = e.Dict(xdr.Dict{})
+	if err := e.Dict(some(xd)); err != nil {
+		return pre, post, nil, c.opErr(opSetattr, gfid, err)
+	}
 	d, _, err := c.call(ctx, conn, opSetattr, gfid, c.cred(ctx, setattrFlags(valid), true), e.B, nil)
 	if err != nil {
-		return pre, post, err
+		return pre, post, nil, err
 	}
 	return c.read2iatt(d, opSetattr, gfid)
 }
 
 // Fsetattr is Setattr on an open file.
-func (c *Client) Fsetattr(ctx context.Context, f *Fd, attr *xdr.Iatt, valid uint32) (pre, post xdr.Iatt, err error) {
+func (c *Client) Fsetattr(ctx context.Context, f *Fd, attr *xdr.Iatt, valid uint32, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	d, _, err := c.doFd(ctx, opFsetattr, f, setattrFlags(valid), true, func(e *xdr.Encoder, rfd int64) error {
 		e.GFID(f.GFID)
 		e.Int64(rfd)
 		e.Iatt(attr)
 		e.Uint32(valid)
-		return e.Dict(xdr.Dict{})
+		return e.Dict(some(xd))
 	}, nil)
 	if err != nil {
-		return pre, post, err
+		return pre, post, nil, err
 	}
 	return c.read2iatt(d, opFsetattr, f.GFID)
 }
 
 // Truncate sets the size of gfid.
-func (c *Client) Truncate(ctx context.Context, gfid xdr.GFID, size uint64) (pre, post xdr.Iatt, err error) {
+func (c *Client) Truncate(ctx context.Context, gfid xdr.GFID, size uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	e := enc(40)
 	e.GFID(gfid)
 	e.Uint64(size)
-	_ = e.Dict(xdr.Dict{})
+	if err := e.Dict(some(xd)); err != nil {
+		return pre, post, nil, c.opErr(opTruncate, gfid, err)
+	}
 	d, _, err := c.do(ctx, opTruncate, gfid, e.B, nil)
 	if err != nil {
-		return pre, post, err
+		return pre, post, nil, err
 	}
 	return c.read2iatt(d, opTruncate, gfid)
 }
 
 // Ftruncate sets the size of an open file.
-func (c *Client) Ftruncate(ctx context.Context, f *Fd, size uint64) (pre, post xdr.Iatt, err error) {
+func (c *Client) Ftruncate(ctx context.Context, f *Fd, size uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	d, _, err := c.fdOp(ctx, opFtruncate, f, func(e *xdr.Encoder, rfd int64) error {
 		e.GFID(f.GFID)
 		e.Int64(rfd)
 		e.Uint64(size)
-		return e.Dict(xdr.Dict{})
+		return e.Dict(some(xd))
 	}, nil)
 	if err != nil {
-		return pre, post, err
+		return pre, post, nil, err
 	}
 	return c.read2iatt(d, opFtruncate, f.GFID)
 }
 
+// dictOnly ends a reply that carries nothing but its xdata.
+func (c *Client) dictOnly(d *xdr.Decoder, proc uint32, gfid xdr.GFID) (xdr.Dict, error) {
+	rx := d.Dict()
+	return rx, c.finish(d, proc, gfid)
+}
+
 // Access checks mask (R_OK, W_OK, X_OK) for the caller.
-func (c *Client) Access(ctx context.Context, gfid xdr.GFID, mask uint32) error {
+func (c *Client) Access(ctx context.Context, gfid xdr.GFID, mask uint32, xd xdr.Dict) (xdr.Dict, error) {
 	e := enc(32)
 	e.GFID(gfid)
 	e.Uint32(mask)
-	_ = e.Dict(nil)
+	if err := e.Dict(xd); err != nil {
+		return nil, c.opErr(opAccess, gfid, err)
+	}
 	d, _, err := c.do(ctx, opAccess, gfid, e.B, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_ = d.Dict()
-	return c.finish(d, opAccess, gfid)
+	return c.dictOnly(d, opAccess, gfid)
 }
 
-func (c *Client) openOn(ctx context.Context, conn *sunrpc.Conn, proc uint32, gfid xdr.GFID, flags uint32) (int64, error) {
+func (c *Client) openOn(ctx context.Context, conn *sunrpc.Conn, proc uint32, gfid xdr.GFID, flags uint32, xd xdr.Dict) (int64, xdr.Dict, error) {
 	e := enc(36)
 	e.GFID(gfid)
 	if proc == opOpen {
 		e.Uint32(flags)
 	}
-	_ = e.Dict(nil)
+	if err := e.Dict(xd); err != nil {
+		return 0, nil, c.opErr(proc, gfid, err)
+	}
 	fl, stamp := utimeFlags(proc)
 	d, _, err := c.call(ctx, conn, proc, gfid, c.cred(ctx, fl, stamp), e.B, nil)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	_ = d.Dict()
+	rx := d.Dict()
 	rfd := d.Int64()
-	return rfd, c.finish(d, proc, gfid)
+	return rfd, rx, c.finish(d, proc, gfid)
 }
 
-func (c *Client) open(ctx context.Context, proc uint32, gfid xdr.GFID, flags uint32) (*Fd, error) {
+func (c *Client) open(ctx context.Context, proc uint32, gfid xdr.GFID, flags uint32, xd xdr.Dict) (*Fd, xdr.Dict, error) {
 	conn, gen, err := c.current()
 	if err != nil {
-		return nil, c.opErr(proc, gfid, err)
+		return nil, nil, c.opErr(proc, gfid, err)
 	}
-	rfd, err := c.openOn(ctx, conn, proc, gfid, flags)
+	rfd, rx, err := c.openOn(ctx, conn, proc, gfid, flags, xd)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return c.newFd(gfid, flags, proc == opOpendir, rfd, gen), nil
+	return c.newFd(gfid, flags, proc == opOpendir, rfd, gen), rx, nil
 }
 
 // Open opens a file with GF_O_* flags (the Linux values).
-func (c *Client) Open(ctx context.Context, gfid xdr.GFID, flags uint32) (*Fd, error) {
-	return c.open(ctx, opOpen, gfid, flags)
+func (c *Client) Open(ctx context.Context, gfid xdr.GFID, flags uint32, xd xdr.Dict) (*Fd, xdr.Dict, error) {
+	return c.open(ctx, opOpen, gfid, flags, xd)
 }
 
 // Opendir opens a directory.
-func (c *Client) Opendir(ctx context.Context, gfid xdr.GFID) (*Fd, error) {
-	return c.open(ctx, opOpendir, gfid, 0)
+func (c *Client) Opendir(ctx context.Context, gfid xdr.GFID, xd xdr.Dict) (*Fd, xdr.Dict, error) {
+	return c.open(ctx, opOpendir, gfid, 0, xd)
 }
 
 // Release closes f on the brick. It is sent as an internal frame.
@@ -418,29 +442,29 @@ type Dirent = fop.Dirent
 
 // Readdirp reads directory entries with their attributes from offset, up to
 // size bytes of reply. eof is set when the brick signals the end.
-func (c *Client) Readdirp(ctx context.Context, f *Fd, offset uint64, size uint32) ([]Dirent, bool, error) {
+func (c *Client) Readdirp(ctx context.Context, f *Fd, offset uint64, size uint32, xd xdr.Dict) ([]Dirent, bool, xdr.Dict, error) {
 	d, ret, err := c.fdOp(ctx, opReaddirp, f, func(e *xdr.Encoder, rfd int64) error {
 		e.GFID(f.GFID)
 		e.Int64(rfd)
 		e.Uint64(offset)
 		e.Uint32(size)
-		return e.Dict(nil)
+		return e.Dict(xd)
 	}, nil)
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
-	ents, eof, derr := DecodeReaddirp(d, ret)
+	ents, eof, rx, derr := DecodeReaddirp(d, ret)
 	if derr != nil {
-		return nil, false, c.opErr(opReaddirp, f.GFID, derr)
+		return nil, false, nil, c.opErr(opReaddirp, f.GFID, derr)
 	}
-	return ents, eof, nil
+	return ents, eof, rx, nil
 }
 
 // DecodeReaddirp decodes the rest of a gfx_readdirp_rsp after op_ret and
 // op_errno. The end of the directory shows as an entry with offset
 // 0x7fffffffffffffff or an empty list.
-func DecodeReaddirp(d *xdr.Decoder, ret int32) ([]Dirent, bool, error) {
-	_ = d.Dict()
+func DecodeReaddirp(d *xdr.Decoder, ret int32) ([]Dirent, bool, xdr.Dict, error) {
+	rx := d.Dict()
 	var ents []Dirent
 	// Trust op_ret for the capacity only as far as the reply could hold
 	// that many entries (192 bytes is the smallest encoded entry).
@@ -466,33 +490,33 @@ func DecodeReaddirp(d *xdr.Decoder, ret int32) ([]Dirent, bool, error) {
 		ents = append(ents, de)
 	}
 	if d.Err() != nil {
-		return nil, false, fmt.Errorf("malformed readdirp reply: %w", d.Err())
+		return nil, false, nil, fmt.Errorf("malformed readdirp reply: %w", d.Err())
 	}
 	if len(ents) == 0 {
 		eof = true
 	}
-	return ents, eof, nil
+	return ents, eof, rx, nil
 }
 
-// entryOp encodes a creation fop's xdata: gfid-req plus extra.
-func entryXdata(gfid xdr.GFID, extra xdr.Dict) xdr.Dict {
-	// Native order: the translators' keys, then gfid-req.
-	return append(append(xdr.Dict{}, extra...), xdr.Pair{Key: "gfid-req", Value: xdr.UUID(gfid)})
+// entryXdata is a creation fop's xdata: the caller's keys, then gfid-req,
+// in the native client's order.
+func entryXdata(gfid xdr.GFID, xd xdr.Dict) xdr.Dict {
+	return append(append(xdr.Dict{}, xd...), xdr.Pair{Key: "gfid-req", Value: xdr.UUID(gfid)})
 }
 
-func (c *Client) read3iatt(d *xdr.Decoder, proc uint32, gfid xdr.GFID) (xdr.Iatt, error) {
-	_ = d.Dict()
+func (c *Client) read3iatt(d *xdr.Decoder, proc uint32, gfid xdr.GFID) (xdr.Iatt, xdr.Dict, error) {
+	rx := d.Dict()
 	st := d.Iatt()
 	_ = d.Iatt()
 	_ = d.Iatt()
-	return st, c.finish(d, proc, gfid)
+	return st, rx, c.finish(d, proc, gfid)
 }
 
 // Create creates and opens name in parent with the client-chosen gfid.
-func (c *Client) Create(ctx context.Context, parent xdr.GFID, name string, flags, mode, umask uint32, gfid xdr.GFID, extra xdr.Dict) (*Fd, xdr.Iatt, error) {
+func (c *Client) Create(ctx context.Context, parent xdr.GFID, name string, flags, mode, umask uint32, gfid xdr.GFID, xd xdr.Dict) (*Fd, xdr.Iatt, xdr.Dict, error) {
 	conn, gen, err := c.current()
 	if err != nil {
-		return nil, xdr.Iatt{}, c.opErr(opCreate, parent, err)
+		return nil, xdr.Iatt{}, nil, c.opErr(opCreate, parent, err)
 	}
 	e := enc(96 + len(name))
 	e.GFID(parent)
@@ -500,206 +524,205 @@ func (c *Client) Create(ctx context.Context, parent xdr.GFID, name string, flags
 	e.Uint32(mode)
 	e.Uint32(umask)
 	e.String(name)
-	if err := e.Dict(entryXdata(gfid, extra)); err != nil {
-		return nil, xdr.Iatt{}, c.opErr(opCreate, parent, err)
+	if err := e.Dict(entryXdata(gfid, xd)); err != nil {
+		return nil, xdr.Iatt{}, nil, c.opErr(opCreate, parent, err)
 	}
 	fl, _ := utimeFlags(opCreate)
 	d, _, err := c.call(ctx, conn, opCreate, parent, c.cred(ctx, fl, true), e.B, nil)
 	if err != nil {
-		return nil, xdr.Iatt{}, err
+		return nil, xdr.Iatt{}, nil, err
 	}
-	_ = d.Dict()
+	rx := d.Dict()
 	st := d.Iatt()
 	rfd := d.Int64()
 	_ = d.Iatt()
 	_ = d.Iatt()
 	if err := c.finish(d, opCreate, parent); err != nil {
-		return nil, xdr.Iatt{}, err
+		return nil, xdr.Iatt{}, nil, err
 	}
-	return c.newFd(st.GFID, flags&reopenMask, false, rfd, gen), st, nil
+	return c.newFd(st.GFID, flags&reopenMask, false, rfd, gen), st, rx, nil
 }
 
-// Mkdir creates a directory; extra carries e.g. the DHT layout.
-func (c *Client) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
+// Mkdir creates a directory; xd carries e.g. the DHT layout.
+func (c *Client) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, gfid xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	e := enc(96 + len(name))
 	e.GFID(parent)
 	e.Uint32(mode)
 	e.Uint32(umask)
 	e.String(name)
-	if err := e.Dict(entryXdata(gfid, extra)); err != nil {
-		return xdr.Iatt{}, c.opErr(opMkdir, parent, err)
+	if err := e.Dict(entryXdata(gfid, xd)); err != nil {
+		return xdr.Iatt{}, nil, c.opErr(opMkdir, parent, err)
 	}
 	d, _, err := c.do(ctx, opMkdir, parent, e.B, nil)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	return c.read3iatt(d, opMkdir, parent)
 }
 
 // Mknod creates a device, FIFO, socket or regular file node.
-func (c *Client) Mknod(ctx context.Context, parent xdr.GFID, name string, mode uint32, rdev uint64, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
+func (c *Client) Mknod(ctx context.Context, parent xdr.GFID, name string, mode uint32, rdev uint64, umask uint32, gfid xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	e := enc(104 + len(name))
 	e.GFID(parent)
 	e.Uint64(rdev)
 	e.Uint32(mode)
 	e.Uint32(umask)
 	e.String(name)
-	if err := e.Dict(entryXdata(gfid, extra)); err != nil {
-		return xdr.Iatt{}, c.opErr(opMknod, parent, err)
+	if err := e.Dict(entryXdata(gfid, xd)); err != nil {
+		return xdr.Iatt{}, nil, c.opErr(opMknod, parent, err)
 	}
 	d, _, err := c.do(ctx, opMknod, parent, e.B, nil)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	return c.read3iatt(d, opMknod, parent)
 }
 
 // Symlink creates name in parent pointing at target.
-func (c *Client) Symlink(ctx context.Context, parent xdr.GFID, name, target string, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
+func (c *Client) Symlink(ctx context.Context, parent xdr.GFID, name, target string, umask uint32, gfid xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	e := enc(96 + len(name) + len(target))
 	e.GFID(parent)
 	e.String(name)
 	e.Uint32(umask)
 	e.String(target)
-	if err := e.Dict(entryXdata(gfid, extra)); err != nil {
-		return xdr.Iatt{}, c.opErr(opSymlink, parent, err)
+	if err := e.Dict(entryXdata(gfid, xd)); err != nil {
+		return xdr.Iatt{}, nil, c.opErr(opSymlink, parent, err)
 	}
 	d, _, err := c.do(ctx, opSymlink, parent, e.B, nil)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	return c.read3iatt(d, opSymlink, parent)
 }
 
 // Readlink returns a symlink's target.
-func (c *Client) Readlink(ctx context.Context, gfid xdr.GFID) (string, error) {
+func (c *Client) Readlink(ctx context.Context, gfid xdr.GFID, xd xdr.Dict) (string, xdr.Dict, error) {
 	e := enc(32)
 	e.GFID(gfid)
 	e.Uint32(4096)
-	_ = e.Dict(nil)
+	if err := e.Dict(xd); err != nil {
+		return "", nil, c.opErr(opReadlink, gfid, err)
+	}
 	d, _, err := c.do(ctx, opReadlink, gfid, e.B, nil)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	_ = d.Dict()
+	rx := d.Dict()
 	_ = d.Iatt()
 	path := d.String(4096)
-	return path, c.finish(d, opReadlink, gfid)
+	return path, rx, c.finish(d, opReadlink, gfid)
 }
 
 // Link makes newName in newParent a hard link to gfid.
-func (c *Client) Link(ctx context.Context, gfid, newParent xdr.GFID, newName string) (xdr.Iatt, error) {
+func (c *Client) Link(ctx context.Context, gfid, newParent xdr.GFID, newName string, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	e := enc(64 + len(newName))
 	e.GFID(gfid)
 	e.GFID(newParent)
 	e.String(newName)
-	_ = e.Dict(xdr.Dict{})
+	if err := e.Dict(some(xd)); err != nil {
+		return xdr.Iatt{}, nil, c.opErr(opLink, gfid, err)
+	}
 	d, _, err := c.do(ctx, opLink, gfid, e.B, nil)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	return c.read3iatt(d, opLink, gfid)
 }
 
 // Unlink removes name from parent.
-func (c *Client) Unlink(ctx context.Context, parent xdr.GFID, name string) error {
+func (c *Client) Unlink(ctx context.Context, parent xdr.GFID, name string, xd xdr.Dict) (xdr.Dict, error) {
 	e := enc(40 + len(name))
 	e.GFID(parent)
 	e.String(name)
 	e.Uint32(0)
-	_ = e.Dict(xdr.Dict{})
+	if err := e.Dict(some(xd)); err != nil {
+		return nil, c.opErr(opUnlink, parent, err)
+	}
 	d, _, err := c.do(ctx, opUnlink, parent, e.B, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, _, err = c.read2iatt(d, opUnlink, parent)
-	return err
+	_, _, rx, err := c.read2iatt(d, opUnlink, parent)
+	return rx, err
 }
 
-// Rmdir removes the empty directory name from parent.
-func (c *Client) Rmdir(ctx context.Context, parent xdr.GFID, name string) error {
-	return c.RmdirFlags(ctx, parent, name, 0)
-}
-
-// RmdirFlags is RMDIR with its xflags: 1 has the brick move a directory
-// that is not empty, with its contents, to its landfill for removal, as
-// self-heal does to delete a directory the good bricks no longer have
-// (posix_rmdir).
-func (c *Client) RmdirFlags(ctx context.Context, parent xdr.GFID, name string, flags int32) error {
+// Rmdir removes the directory name from parent. flags fop.RmdirRecursive
+// has the brick move a directory that is not empty, with its contents, to
+// its landfill for removal, as self-heal does to delete a directory the
+// good bricks no longer have (posix_rmdir).
+func (c *Client) Rmdir(ctx context.Context, parent xdr.GFID, name string, flags int32, xd xdr.Dict) (xdr.Dict, error) {
 	e := enc(40 + len(name))
 	e.GFID(parent)
 	e.Int32(flags)
 	e.String(name)
-	_ = e.Dict(xdr.Dict{})
+	if err := e.Dict(some(xd)); err != nil {
+		return nil, c.opErr(opRmdir, parent, err)
+	}
 	d, _, err := c.do(ctx, opRmdir, parent, e.B, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, _, err = c.read2iatt(d, opRmdir, parent)
-	return err
+	_, _, rx, err := c.read2iatt(d, opRmdir, parent)
+	return rx, err
 }
 
 // Rename moves oldName in oldParent to newName in newParent.
-func (c *Client) Rename(ctx context.Context, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string) (xdr.Iatt, error) {
+func (c *Client) Rename(ctx context.Context, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	e := enc(64 + len(oldName) + len(newName))
 	e.GFID(oldParent)
 	e.GFID(newParent)
 	e.String(oldName)
 	e.String(newName)
-	_ = e.Dict(nil)
+	if err := e.Dict(xd); err != nil {
+		return xdr.Iatt{}, nil, c.opErr(opRename, oldParent, err)
+	}
 	d, _, err := c.do(ctx, opRename, oldParent, e.B, nil)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
-	_ = d.Dict()
+	rx := d.Dict()
 	st := d.Iatt()
 	for i := 0; i < 4; i++ {
 		_ = d.Iatt()
 	}
-	return st, c.finish(d, opRename, oldParent)
+	return st, rx, c.finish(d, opRename, oldParent)
 }
 
 // Read reads up to size bytes at off. A short result means end of file. The
 // returned slice is owned by the caller.
-func (c *Client) Read(ctx context.Context, f *Fd, off uint64, size uint32) ([]byte, error) {
+func (c *Client) Read(ctx context.Context, f *Fd, off uint64, size uint32, xd xdr.Dict) ([]byte, xdr.Dict, error) {
 	d, ret, err := c.fdOp(ctx, opRead, f, func(e *xdr.Encoder, rfd int64) error {
 		e.GFID(f.GFID)
 		e.Int64(rfd)
 		e.Uint64(off)
 		e.Uint32(size)
 		e.Uint32(f.Flags)
-		return e.Dict(nil)
+		return e.Dict(xd)
 	}, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	_ = d.Iatt()
 	n := d.Uint32()
-	_ = d.Dict()
+	rx := d.Dict()
 	if d.Err() == nil && (int64(n) != int64(ret) || n > size) {
 		d.Fail(fmt.Errorf("read reply says %d bytes, op_ret %d, asked %d", n, ret, size))
 	}
 	data := d.Raw(int(n))
-	return data, c.finish(d, opRead, f.GFID)
+	return data, rx, c.finish(d, opRead, f.GFID)
 }
 
-// Write writes data at off and returns the file's attributes after it. The
-// data is sent as it is, never copied.
-func (c *Client) Write(ctx context.Context, f *Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, error) {
-	post, _, err := c.WriteX(ctx, f, off, data, xdata)
-	return post, err
-}
-
-// WriteX is Write that also returns the reply's xdata (AFR reads
-// glusterfs.inodelk-count from it to see other clients waiting).
-func (c *Client) WriteX(ctx context.Context, f *Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+// Write writes data at off and returns the file's attributes after it and
+// the reply's xdata (AFR reads glusterfs.inodelk-count from it to see
+// other clients waiting). The data is sent as it is, never copied.
+func (c *Client) Write(ctx context.Context, f *Fd, off uint64, data []byte, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	d, ret, err := c.fdOp(ctx, opWrite, f, func(e *xdr.Encoder, rfd int64) error {
 		e.GFID(f.GFID)
 		e.Int64(rfd)
 		e.Uint64(off)
 		e.Uint32(uint32(len(data)))
 		e.Uint32(f.Flags)
-		return e.Dict(xdata)
+		return e.Dict(xd)
 	}, data)
 	if err != nil {
 		return xdr.Iatt{}, nil, err
@@ -718,21 +741,20 @@ func (c *Client) WriteX(ctx context.Context, f *Fd, off uint64, data []byte, xda
 
 // Flush is sent on every close(2) with the closing lock owner; the brick
 // drops that owner's POSIX locks.
-func (c *Client) Flush(ctx context.Context, f *Fd) error {
+func (c *Client) Flush(ctx context.Context, f *Fd, xd xdr.Dict) (xdr.Dict, error) {
 	d, _, err := c.fdOp(ctx, opFlush, f, func(e *xdr.Encoder, rfd int64) error {
 		e.GFID(f.GFID)
 		e.Int64(rfd)
-		return e.Dict(nil)
+		return e.Dict(xd)
 	}, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_ = d.Dict()
-	return c.finish(d, opFlush, f.GFID)
+	return c.dictOnly(d, opFlush, f.GFID)
 }
 
 // Fsync flushes f to stable storage; datasync asks for fdatasync.
-func (c *Client) Fsync(ctx context.Context, f *Fd, datasync bool) error {
+func (c *Client) Fsync(ctx context.Context, f *Fd, datasync bool, xd xdr.Dict) (xdr.Dict, error) {
 	var ds uint32
 	if datasync {
 		ds = 1
@@ -741,17 +763,17 @@ func (c *Client) Fsync(ctx context.Context, f *Fd, datasync bool) error {
 		e.GFID(f.GFID)
 		e.Int64(rfd)
 		e.Uint32(ds)
-		return e.Dict(nil)
+		return e.Dict(xd)
 	}, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, _, err = c.read2iatt(d, opFsync, f.GFID)
-	return err
+	_, _, rx, err := c.read2iatt(d, opFsync, f.GFID)
+	return rx, err
 }
 
 // Fsyncdir is Fsync on a directory.
-func (c *Client) Fsyncdir(ctx context.Context, f *Fd, datasync bool) error {
+func (c *Client) Fsyncdir(ctx context.Context, f *Fd, datasync bool, xd xdr.Dict) (xdr.Dict, error) {
 	var ds int32
 	if datasync {
 		ds = 1
@@ -760,39 +782,40 @@ func (c *Client) Fsyncdir(ctx context.Context, f *Fd, datasync bool) error {
 		e.GFID(f.GFID)
 		e.Int64(rfd)
 		e.Int32(ds)
-		return e.Dict(nil)
+		return e.Dict(xd)
 	}, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_ = d.Dict()
-	return c.finish(d, opFsyncdir, f.GFID)
+	return c.dictOnly(d, opFsyncdir, f.GFID)
 }
 
 // Statfs returns the brick filesystem's statistics.
-func (c *Client) Statfs(ctx context.Context, gfid xdr.GFID) (xdr.Statfs, error) {
+func (c *Client) Statfs(ctx context.Context, gfid xdr.GFID, xd xdr.Dict) (xdr.Statfs, xdr.Dict, error) {
 	e := enc(32)
 	e.GFID(gfid)
-	_ = e.Dict(nil)
+	if err := e.Dict(xd); err != nil {
+		return xdr.Statfs{}, nil, c.opErr(opStatfs, gfid, err)
+	}
 	d, _, err := c.do(ctx, opStatfs, gfid, e.B, nil)
 	if err != nil {
-		return xdr.Statfs{}, err
+		return xdr.Statfs{}, nil, err
 	}
-	_ = d.Dict()
+	rx := d.Dict()
 	st := d.Statfs()
-	return st, c.finish(d, opStatfs, gfid)
+	return st, rx, c.finish(d, opStatfs, gfid)
 }
 
-func (c *Client) readDictRsp(d *xdr.Decoder, proc uint32, gfid xdr.GFID) (xdr.Dict, error) {
-	_ = d.Dict()
+func (c *Client) readDictRsp(d *xdr.Decoder, proc uint32, gfid xdr.GFID) (xdr.Dict, xdr.Dict, error) {
+	rx := d.Dict()
 	out := d.Dict()
 	_ = d.Iatt()
 	_ = d.Iatt()
-	return out, c.finish(d, proc, gfid)
+	return out, rx, c.finish(d, proc, gfid)
 }
 
 // Getxattr returns the xattr name of gfid, or all of them when name is "".
-func (c *Client) Getxattr(ctx context.Context, gfid xdr.GFID, name string) (xdr.Dict, error) {
+func (c *Client) Getxattr(ctx context.Context, gfid xdr.GFID, name string, xd xdr.Dict) (xdr.Dict, xdr.Dict, error) {
 	e := enc(40 + len(name))
 	e.GFID(gfid)
 	if name != "" {
@@ -801,66 +824,87 @@ func (c *Client) Getxattr(ctx context.Context, gfid xdr.GFID, name string) (xdr.
 		e.Uint32(0)
 	}
 	e.String(name)
-	_ = e.Dict(nil)
+	if err := e.Dict(xd); err != nil {
+		return nil, nil, c.opErr(opGetxattr, gfid, err)
+	}
 	d, _, err := c.do(ctx, opGetxattr, gfid, e.B, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return c.readDictRsp(d, opGetxattr, gfid)
 }
 
 // Setxattr sets the xattrs in dict (values PTR) with XATTR_CREATE/REPLACE flags.
-func (c *Client) Setxattr(ctx context.Context, gfid xdr.GFID, dict xdr.Dict, flags uint32) error {
+func (c *Client) Setxattr(ctx context.Context, gfid xdr.GFID, dict xdr.Dict, flags uint32, xd xdr.Dict) (xdr.Dict, error) {
 	e := enc(64)
 	e.GFID(gfid)
 	e.Uint32(flags)
 	if err := e.Dict(dict); err != nil {
-		return c.opErr(opSetxattr, gfid, err)
+		return nil, c.opErr(opSetxattr, gfid, err)
 	}
-	_ = e.Dict(xdr.Dict{})
+	if err := e.Dict(some(xd)); err != nil {
+		return nil, c.opErr(opSetxattr, gfid, err)
+	}
 	d, _, err := c.do(ctx, opSetxattr, gfid, e.B, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_ = d.Dict()
-	return c.finish(d, opSetxattr, gfid)
+	return c.dictOnly(d, opSetxattr, gfid)
 }
 
 // Removexattr removes the xattr name of gfid.
-func (c *Client) Removexattr(ctx context.Context, gfid xdr.GFID, name string) error {
+func (c *Client) Removexattr(ctx context.Context, gfid xdr.GFID, name string, xd xdr.Dict) (xdr.Dict, error) {
 	e := enc(40 + len(name))
 	e.GFID(gfid)
 	e.String(name)
-	_ = e.Dict(nil)
+	if err := e.Dict(xd); err != nil {
+		return nil, c.opErr(opRemovexattr, gfid, err)
+	}
 	d, _, err := c.do(ctx, opRemovexattr, gfid, e.B, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_ = d.Dict()
-	return c.finish(d, opRemovexattr, gfid)
+	return c.dictOnly(d, opRemovexattr, gfid)
 }
 
-// Xattrop applies an xattrop (GF_XATTROP_* flags) to gfid and returns the
-// resulting values. xdata carries e.g. the index translator's
+// Xattrop applies an xattrop (fop.Xattrop* flags) to gfid and returns the
+// resulting values. xd carries e.g. the index translator's
 // glusterfs.xattrop-entry-create name.
-func (c *Client) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, dict, xdata xdr.Dict) (xdr.Dict, error) {
+func (c *Client) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, dict, xd xdr.Dict) (xdr.Dict, xdr.Dict, error) {
 	e := enc(64)
 	e.GFID(gfid)
 	e.Uint32(flags)
 	if err := e.Dict(dict); err != nil {
-		return nil, c.opErr(opXattrop, gfid, err)
+		return nil, nil, c.opErr(opXattrop, gfid, err)
 	}
-	if err := e.Dict(xdata); err != nil {
-		return nil, c.opErr(opXattrop, gfid, err)
+	if err := e.Dict(xd); err != nil {
+		return nil, nil, c.opErr(opXattrop, gfid, err)
 	}
 	d, _, err := c.do(ctx, opXattrop, gfid, e.B, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return c.readDictRsp(d, opXattrop, gfid)
 }
 
-func (c *Client) rangeOp(ctx context.Context, proc uint32, f *Fd, mode uint32, off, length uint64) error {
+// Fxattrop is Xattrop on an open file.
+func (c *Client) Fxattrop(ctx context.Context, f *Fd, flags uint32, dict, xd xdr.Dict) (xdr.Dict, xdr.Dict, error) {
+	d, _, err := c.fdOp(ctx, opFxattrop, f, func(e *xdr.Encoder, rfd int64) error {
+		e.GFID(f.GFID)
+		e.Int64(rfd)
+		e.Uint32(flags)
+		if err := e.Dict(dict); err != nil {
+			return err
+		}
+		return e.Dict(xd)
+	}, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.readDictRsp(d, opFxattrop, f.GFID)
+}
+
+func (c *Client) rangeOp(ctx context.Context, proc uint32, f *Fd, mode uint32, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
 	d, _, err := c.fdOp(ctx, proc, f, func(e *xdr.Encoder, rfd int64) error {
 		e.GFID(f.GFID)
 		e.Int64(rfd)
@@ -869,28 +913,28 @@ func (c *Client) rangeOp(ctx context.Context, proc uint32, f *Fd, mode uint32, o
 		}
 		e.Uint64(off)
 		e.Uint64(length)
-		return e.Dict(xdr.Dict{})
+		return e.Dict(some(xd))
 	}, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, _, err = c.read2iatt(d, proc, f.GFID)
-	return err
+	_, _, rx, err := c.read2iatt(d, proc, f.GFID)
+	return rx, err
 }
 
 // Fallocate allocates (mode FALLOC_FL_* bits) the range.
-func (c *Client) Fallocate(ctx context.Context, f *Fd, mode uint32, off, length uint64) error {
-	return c.rangeOp(ctx, opFallocate, f, mode, off, length)
+func (c *Client) Fallocate(ctx context.Context, f *Fd, mode uint32, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
+	return c.rangeOp(ctx, opFallocate, f, mode, off, length, xd)
 }
 
 // Discard punches a hole in the range.
-func (c *Client) Discard(ctx context.Context, f *Fd, off, length uint64) error {
-	return c.rangeOp(ctx, opDiscard, f, 0, off, length)
+func (c *Client) Discard(ctx context.Context, f *Fd, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
+	return c.rangeOp(ctx, opDiscard, f, 0, off, length, xd)
 }
 
 // Zerofill writes zeroes over the range.
-func (c *Client) Zerofill(ctx context.Context, f *Fd, off, length uint64) error {
-	return c.rangeOp(ctx, opZerofill, f, 0, off, length)
+func (c *Client) Zerofill(ctx context.Context, f *Fd, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
+	return c.rangeOp(ctx, opZerofill, f, 0, off, length, xd)
 }
 
 // Seek whence values for SEEK.
@@ -900,20 +944,20 @@ const (
 )
 
 // Seek finds the next data or hole at or after off.
-func (c *Client) Seek(ctx context.Context, f *Fd, off uint64, what int32) (uint64, error) {
+func (c *Client) Seek(ctx context.Context, f *Fd, off uint64, what int32, xd xdr.Dict) (uint64, xdr.Dict, error) {
 	d, _, err := c.fdOp(ctx, opSeek, f, func(e *xdr.Encoder, rfd int64) error {
 		e.GFID(f.GFID)
 		e.Int64(rfd)
 		e.Uint64(off)
 		e.Int32(what)
-		return e.Dict(nil)
+		return e.Dict(xd)
 	}, nil)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	_ = d.Dict()
+	rx := d.Dict()
 	o := d.Uint64()
-	return o, c.finish(d, opSeek, f.GFID)
+	return o, rx, c.finish(d, opSeek, f.GFID)
 }
 
 // Lock commands and types (glusterfs-fops.h GF_LK_*).
@@ -929,7 +973,7 @@ const (
 
 // Lk runs a POSIX lock command. The owner is the caller's LkOwner, sent in
 // both the credential and the flock, as the native client does.
-func (c *Client) Lk(ctx context.Context, f *Fd, cmd uint32, fl xdr.Flock) (xdr.Flock, error) {
+func (c *Client) Lk(ctx context.Context, f *Fd, cmd uint32, fl xdr.Flock, xd xdr.Dict) (xdr.Flock, xdr.Dict, error) {
 	if cl := callerOf(ctx); cl != nil && len(cl.LkOwner) > 0 {
 		fl.Owner = cl.LkOwner
 	}
@@ -939,31 +983,49 @@ func (c *Client) Lk(ctx context.Context, f *Fd, cmd uint32, fl xdr.Flock) (xdr.F
 		e.Uint32(cmd)
 		e.Uint32(fl.Type)
 		e.Flock(&fl)
-		return e.Dict(nil)
+		return e.Dict(xd)
 	}, nil)
 	if err != nil {
-		return xdr.Flock{}, err
+		return xdr.Flock{}, nil, err
 	}
-	_ = d.Dict()
+	rx := d.Dict()
 	out := d.Flock()
-	return out, c.finish(d, opLk, f.GFID)
+	return out, rx, c.finish(d, opLk, f.GFID)
 }
 
 // Inodelk takes or drops an inode lock in domain (cmd LkSet/LkSetW/LkGet).
-func (c *Client) Inodelk(ctx context.Context, gfid xdr.GFID, domain string, cmd uint32, fl xdr.Flock) error {
+func (c *Client) Inodelk(ctx context.Context, gfid xdr.GFID, domain string, cmd uint32, fl xdr.Flock, xd xdr.Dict) (xdr.Dict, error) {
 	e := enc(96 + len(domain))
 	e.GFID(gfid)
 	e.Uint32(cmd)
 	e.Uint32(fl.Type)
 	e.Flock(&fl)
 	e.String(domain)
-	_ = e.Dict(nil)
+	if err := e.Dict(xd); err != nil {
+		return nil, c.opErr(opInodelk, gfid, err)
+	}
 	d, _, err := c.do(ctx, opInodelk, gfid, e.B, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_ = d.Dict()
-	return c.finish(d, opInodelk, gfid)
+	return c.dictOnly(d, opInodelk, gfid)
+}
+
+// Finodelk is Inodelk through an open file.
+func (c *Client) Finodelk(ctx context.Context, f *Fd, domain string, cmd uint32, fl xdr.Flock, xd xdr.Dict) (xdr.Dict, error) {
+	d, _, err := c.fdOp(ctx, opFinodelk, f, func(e *xdr.Encoder, rfd int64) error {
+		e.GFID(f.GFID)
+		e.Int64(rfd)
+		e.Uint32(cmd)
+		e.Uint32(fl.Type)
+		e.Flock(&fl)
+		e.String(domain)
+		return e.Dict(xd)
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.dictOnly(d, opFinodelk, f.GFID)
 }
 
 // Entry lock commands (ENTRYLK_*).
@@ -974,7 +1036,7 @@ const (
 )
 
 // Entrylk takes or drops the lock on name in parent within domain.
-func (c *Client) Entrylk(ctx context.Context, parent xdr.GFID, name, domain string, cmd, typ uint32) error {
+func (c *Client) Entrylk(ctx context.Context, parent xdr.GFID, name, domain string, cmd, typ uint32, xd xdr.Dict) (xdr.Dict, error) {
 	e := enc(64 + len(name) + len(domain))
 	e.GFID(parent)
 	e.Uint32(cmd)
@@ -986,11 +1048,83 @@ func (c *Client) Entrylk(ctx context.Context, parent xdr.GFID, name, domain stri
 	}
 	e.String(name)
 	e.String(domain)
-	_ = e.Dict(nil)
+	if err := e.Dict(xd); err != nil {
+		return nil, c.opErr(opEntrylk, parent, err)
+	}
 	d, _, err := c.do(ctx, opEntrylk, parent, e.B, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_ = d.Dict()
-	return c.finish(d, opEntrylk, parent)
+	return c.dictOnly(d, opEntrylk, parent)
+}
+
+// maxCopyChunk bounds one COPY_FILE_RANGE request: the brick's kernel
+// copies at most MAX_RW_COUNT (0x7ffff000) bytes per copy_file_range(2),
+// and the wire's size field is 32 bits.
+const maxCopyChunk = 1 << 31
+
+// CopyFileRange has the brick copy size bytes from in at offIn to out at
+// offOut with copy_file_range(2), which reflinks on XFS with reflink=1.
+// Both fds must be open on this brick (out writable, not O_APPEND). It
+// sends at most maxCopyChunk per request and loops on short counts; it
+// returns how many bytes were copied (fewer than size only at the
+// source's end of file) and out's attributes after.
+func (c *Client) CopyFileRange(ctx context.Context, in *Fd, offIn uint64, out *Fd, offOut, size uint64, flags uint32, xd xdr.Dict) (uint64, xdr.Iatt, xdr.Dict, error) {
+	var done uint64
+	var post xdr.Iatt
+	var rx xdr.Dict
+	for done < size {
+		n := min(size-done, maxCopyChunk)
+		got, p, r, err := c.copyOnce(ctx, in, offIn+done, out, offOut+done, uint32(n), flags, xd)
+		if err != nil {
+			return done, post, rx, err
+		}
+		if got > uint64(n) {
+			return done, post, rx, &OpError{Brick: c.cfg.Name, Fop: "COPY_FILE_RANGE", GFID: out.GFID, Errno: syscall.EIO,
+				Err: fmt.Errorf("brick says it copied %d bytes of %d", got, n)}
+		}
+		done, post, rx = done+got, p, r
+		if got == 0 {
+			break // the source's end of file
+		}
+	}
+	return done, post, rx, nil
+}
+
+func (c *Client) copyOnce(ctx context.Context, in *Fd, offIn uint64, out *Fd, offOut uint64, n, flags uint32, xd xdr.Dict) (uint64, xdr.Iatt, xdr.Dict, error) {
+	// Resolve the source first (it may reopen after a reconnect), then the
+	// destination on the same connection.
+	conn, rfdIn, err := c.resolve(ctx, in, opCopyFileRange)
+	if err != nil {
+		return 0, xdr.Iatt{}, nil, err
+	}
+	conn2, rfdOut, err := c.resolve(ctx, out, opCopyFileRange)
+	if err != nil {
+		return 0, xdr.Iatt{}, nil, err
+	}
+	if conn2 != conn {
+		return 0, xdr.Iatt{}, nil, c.opErr(opCopyFileRange, out.GFID, sunrpc.ErrDisconnected)
+	}
+	e := enc(96)
+	e.GFID(in.GFID)
+	e.GFID(out.GFID)
+	e.Int64(rfdIn)
+	e.Int64(rfdOut)
+	e.Uint64(offIn)
+	e.Uint64(offOut)
+	e.Uint32(n)
+	e.Uint32(flags)
+	if err := e.Dict(xd); err != nil {
+		return 0, xdr.Iatt{}, nil, c.opErr(opCopyFileRange, out.GFID, err)
+	}
+	fl, stamp := utimeFlags(opCopyFileRange)
+	d, ret, err := c.call(ctx, conn, opCopyFileRange, out.GFID, c.cred(ctx, fl, stamp), e.B, nil)
+	if err != nil {
+		return 0, xdr.Iatt{}, nil, err
+	}
+	rx := d.Dict()
+	_ = d.Iatt() // source after
+	_ = d.Iatt() // destination before
+	post := d.Iatt()
+	return uint64(ret), post, rx, c.finish(d, opCopyFileRange, out.GFID)
 }

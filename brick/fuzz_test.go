@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/brickfs/brickfs/brick/bricktest"
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
@@ -40,7 +41,7 @@ func FuzzDecodeReaddirp(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		d := xdr.NewDecoder(in)
 		ret, _ := d.Int32(), d.Int32()
-		ents, eof, err := DecodeReaddirp(d, ret)
+		ents, eof, _, err := DecodeReaddirp(d, ret)
 		if err != nil {
 			if ents != nil || eof {
 				t.Fatal("error with results")
@@ -102,7 +103,7 @@ func TestReaddirpAllocationBound(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		d := xdr.NewDecoder(in)
 		ret, _ := d.Int32(), d.Int32()
-		if _, _, err := DecodeReaddirp(d, ret); err != nil {
+		if _, _, _, err := DecodeReaddirp(d, ret); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -132,98 +133,115 @@ var fopRuns = []fopRun{
 		_, _, err := c.Lookup(ctx, xdr.RootGFID, "a", xdr.GFID{}, nil)
 		return err
 	}},
-	{"Stat", hdr + iatts, func(ctx context.Context, c *Client, _ *Fd) error { _, err := c.Stat(ctx, g1); return err }},
-	{"Fstat", hdr + iatts, func(ctx context.Context, c *Client, f *Fd) error { _, err := c.Fstat(ctx, f); return err }},
+	{"Stat", hdr + iatts, func(ctx context.Context, c *Client, _ *Fd) error { _, _, err := c.Stat(ctx, g1, nil); return err }},
+	{"Fstat", hdr + iatts, func(ctx context.Context, c *Client, f *Fd) error { _, _, err := c.Fstat(ctx, f, nil); return err }},
 	{"Setattr", hdr + 2*iatts, func(ctx context.Context, c *Client, _ *Fd) error {
-		_, _, err := c.Setattr(ctx, g1, &xdr.Iatt{Mode: 0600}, SetAttrMode)
+		_, _, _, err := c.Setattr(ctx, g1, &xdr.Iatt{Mode: 0600}, SetAttrMode, nil)
 		return err
 	}},
 	{"Fsetattr", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error {
-		_, _, err := c.Fsetattr(ctx, f, &xdr.Iatt{}, SetAttrMtime)
+		_, _, _, err := c.Fsetattr(ctx, f, &xdr.Iatt{}, SetAttrMtime, nil)
 		return err
 	}},
-	{"Truncate", hdr + 2*iatts, func(ctx context.Context, c *Client, _ *Fd) error { _, _, err := c.Truncate(ctx, g1, 5); return err }},
-	{"Ftruncate", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error { _, _, err := c.Ftruncate(ctx, f, 5); return err }},
-	{"Access", hdr, func(ctx context.Context, c *Client, _ *Fd) error { return c.Access(ctx, g1, 4) }},
+	{"Truncate", hdr + 2*iatts, func(ctx context.Context, c *Client, _ *Fd) error {
+		_, _, _, err := c.Truncate(ctx, g1, 5, nil)
+		return err
+	}},
+	{"Ftruncate", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error {
+		_, _, _, err := c.Ftruncate(ctx, f, 5, nil)
+		return err
+	}},
+	{"Access", hdr, func(ctx context.Context, c *Client, _ *Fd) error { return fop.ErrOnly(c.Access(ctx, g1, 4, nil)) }},
 	{"Open", hdr + 8, func(ctx context.Context, c *Client, _ *Fd) error {
-		f, err := c.Open(ctx, g1, 2)
+		f, _, err := c.Open(ctx, g1, 2, nil)
 		if err == nil {
 			err = c.Release(ctx, f) // fuzzes RELEASE too
 		}
 		return err
 	}},
 	{"Opendir", hdr + 8, func(ctx context.Context, c *Client, _ *Fd) error {
-		f, err := c.Opendir(ctx, g1)
+		f, _, err := c.Opendir(ctx, g1, nil)
 		if err == nil {
 			err = c.Release(ctx, f) // RELEASEDIR
 		}
 		return err
 	}},
 	{"Readdirp", hdr + 4, func(ctx context.Context, c *Client, f *Fd) error {
-		_, _, err := c.Readdirp(ctx, f, 0, 4096)
+		_, _, _, err := c.Readdirp(ctx, f, 0, 4096, nil)
 		return err
 	}},
 	{"Create", hdr + 3*iatts + 8, func(ctx context.Context, c *Client, _ *Fd) error {
-		_, _, err := c.Create(ctx, xdr.RootGFID, "c", 0102, 0100644, 0, g1, nil)
+		_, _, _, err := c.Create(ctx, xdr.RootGFID, "c", 0102, 0100644, 0, g1, nil)
 		return err
 	}},
 	{"Mkdir", hdr + 3*iatts, func(ctx context.Context, c *Client, _ *Fd) error {
-		_, err := c.Mkdir(ctx, xdr.RootGFID, "d", 0755, 0, g1, nil)
+		_, _, err := c.Mkdir(ctx, xdr.RootGFID, "d", 0755, 0, g1, nil)
 		return err
 	}},
 	{"Mknod", hdr + 3*iatts, func(ctx context.Context, c *Client, _ *Fd) error {
-		_, err := c.Mknod(ctx, xdr.RootGFID, "n", 010644, 0, 0, g1, nil)
+		_, _, err := c.Mknod(ctx, xdr.RootGFID, "n", 010644, 0, 0, g1, nil)
 		return err
 	}},
 	{"Symlink", hdr + 3*iatts, func(ctx context.Context, c *Client, _ *Fd) error {
-		_, err := c.Symlink(ctx, xdr.RootGFID, "s", "t", 0, g1, nil)
+		_, _, err := c.Symlink(ctx, xdr.RootGFID, "s", "t", 0, g1, nil)
 		return err
 	}},
-	{"Readlink", hdr + iatts + 4, func(ctx context.Context, c *Client, _ *Fd) error { _, err := c.Readlink(ctx, g1); return err }},
+	{"Readlink", hdr + iatts + 4, func(ctx context.Context, c *Client, _ *Fd) error { _, _, err := c.Readlink(ctx, g1, nil); return err }},
 	{"Link", hdr + 3*iatts, func(ctx context.Context, c *Client, _ *Fd) error {
-		_, err := c.Link(ctx, g1, xdr.RootGFID, "l")
+		_, _, err := c.Link(ctx, g1, xdr.RootGFID, "l", nil)
 		return err
 	}},
-	{"Unlink", hdr + 2*iatts, func(ctx context.Context, c *Client, _ *Fd) error { return c.Unlink(ctx, xdr.RootGFID, "u") }},
-	{"Rmdir", hdr + 2*iatts, func(ctx context.Context, c *Client, _ *Fd) error { return c.Rmdir(ctx, xdr.RootGFID, "r") }},
+	{"Unlink", hdr + 2*iatts, func(ctx context.Context, c *Client, _ *Fd) error {
+		return fop.ErrOnly(c.Unlink(ctx, xdr.RootGFID, "u", nil))
+	}},
+	{"Rmdir", hdr + 2*iatts, func(ctx context.Context, c *Client, _ *Fd) error {
+		return fop.ErrOnly(c.Rmdir(ctx, xdr.RootGFID, "r", 0, nil))
+	}},
 	{"Rename", hdr + 5*iatts, func(ctx context.Context, c *Client, _ *Fd) error {
-		_, err := c.Rename(ctx, xdr.RootGFID, "a", xdr.RootGFID, "b")
+		_, _, err := c.Rename(ctx, xdr.RootGFID, "a", xdr.RootGFID, "b", nil)
 		return err
 	}},
 	{"Read", 8 + iatts + 4 + 12, nil}, // checked separately: data length
 	{"Write", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error {
-		_, err := c.Write(ctx, f, 0, []byte("0123456789"), nil)
+		_, _, err := c.Write(ctx, f, 0, []byte("0123456789"), nil)
 		return err
 	}},
-	{"Flush", hdr, func(ctx context.Context, c *Client, f *Fd) error { return c.Flush(ctx, f) }},
-	{"Fsync", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error { return c.Fsync(ctx, f, true) }},
-	{"Fsyncdir", hdr, func(ctx context.Context, c *Client, f *Fd) error { return c.Fsyncdir(ctx, f, false) }},
-	{"Statfs", hdr + 88, func(ctx context.Context, c *Client, _ *Fd) error { _, err := c.Statfs(ctx, g1); return err }},
+	{"Flush", hdr, func(ctx context.Context, c *Client, f *Fd) error { return fop.ErrOnly(c.Flush(ctx, f, nil)) }},
+	{"Fsync", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error { return fop.ErrOnly(c.Fsync(ctx, f, true, nil)) }},
+	{"Fsyncdir", hdr, func(ctx context.Context, c *Client, f *Fd) error { return fop.ErrOnly(c.Fsyncdir(ctx, f, false, nil)) }},
+	{"Statfs", hdr + 88, func(ctx context.Context, c *Client, _ *Fd) error { _, _, err := c.Statfs(ctx, g1, nil); return err }},
 	{"Getxattr", hdr + 12 + 2*iatts, func(ctx context.Context, c *Client, _ *Fd) error {
-		_, err := c.Getxattr(ctx, g1, "user.x")
+		_, _, err := c.Getxattr(ctx, g1, "user.x", nil)
 		return err
 	}},
 	{"Setxattr", hdr, func(ctx context.Context, c *Client, _ *Fd) error {
-		return c.Setxattr(ctx, g1, xdr.Dict{{Key: "user.x", Value: xdr.Ptr([]byte("v"))}}, 0)
+		return fop.ErrOnly(c.Setxattr(ctx, g1, xdr.Dict{{Key: "user.x", Value: xdr.Ptr([]byte("v"))}}, 0, nil))
 	}},
-	{"Removexattr", hdr, func(ctx context.Context, c *Client, _ *Fd) error { return c.Removexattr(ctx, g1, "user.x") }},
+	{"Removexattr", hdr, func(ctx context.Context, c *Client, _ *Fd) error {
+		return fop.ErrOnly(c.Removexattr(ctx, g1, "user.x", nil))
+	}},
 	{"Xattrop", hdr + 12 + 2*iatts, func(ctx context.Context, c *Client, _ *Fd) error {
-		_, err := c.Xattrop(ctx, g1, 0, xdr.Dict{{Key: "trusted.afr.dirty", Value: xdr.Ptr(make([]byte, 12))}}, nil)
+		_, _, err := c.Xattrop(ctx, g1, 0, xdr.Dict{{Key: "trusted.afr.dirty", Value: xdr.Ptr(make([]byte, 12))}}, nil)
 		return err
 	}},
-	{"Fallocate", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error { return c.Fallocate(ctx, f, 0, 0, 10) }},
-	{"Discard", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error { return c.Discard(ctx, f, 0, 10) }},
-	{"Zerofill", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error { return c.Zerofill(ctx, f, 0, 10) }},
-	{"Seek", hdr + 8, func(ctx context.Context, c *Client, f *Fd) error { _, err := c.Seek(ctx, f, 0, SeekData); return err }},
+	{"Fallocate", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error {
+		return fop.ErrOnly(c.Fallocate(ctx, f, 0, 0, 10, nil))
+	}},
+	{"Discard", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error { return fop.ErrOnly(c.Discard(ctx, f, 0, 10, nil)) }},
+	{"Zerofill", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error { return fop.ErrOnly(c.Zerofill(ctx, f, 0, 10, nil)) }},
+	{"Seek", hdr + 8, func(ctx context.Context, c *Client, f *Fd) error {
+		_, _, err := c.Seek(ctx, f, 0, SeekData, nil)
+		return err
+	}},
 	{"Lk", hdr + 32, func(ctx context.Context, c *Client, f *Fd) error {
-		_, err := c.Lk(ctx, f, LkGet, xdr.Flock{Type: LkWrite})
+		_, _, err := c.Lk(ctx, f, LkGet, xdr.Flock{Type: LkWrite}, nil)
 		return err
 	}},
 	{"Inodelk", hdr, func(ctx context.Context, c *Client, _ *Fd) error {
-		return c.Inodelk(ctx, g1, "vol-replicate-0", LkSet, xdr.Flock{Type: LkWrite})
+		return fop.ErrOnly(c.Inodelk(ctx, g1, "vol-replicate-0", LkSet, xdr.Flock{Type: LkWrite}, nil))
 	}},
 	{"Entrylk", hdr, func(ctx context.Context, c *Client, _ *Fd) error {
-		return c.Entrylk(ctx, xdr.RootGFID, "e", "vol-replicate-0", EntrylkLockNB, LkWrite)
+		return fop.ErrOnly(c.Entrylk(ctx, xdr.RootGFID, "e", "vol-replicate-0", EntrylkLockNB, LkWrite, nil))
 	}},
 }
 
@@ -240,11 +258,11 @@ func FuzzFopReplies(f *testing.F) {
 	fuzzed := func(*bricktest.Call) bricktest.Reply { return bricktest.OK(*body.Load()) }
 	c := startClient(f, fk, func(cfg *Config) { cfg.PingInterval = time.Hour })
 	ctx := context.Background()
-	file, err := c.Open(ctx, g1, 2) // a real fd, opened before the fuzzing starts
+	file, _, err := c.Open(ctx, g1, 2, nil) // a real fd, opened before the fuzzing starts
 	if err != nil {
 		f.Fatal(err)
 	}
-	dir, err := c.Opendir(ctx, xdr.RootGFID)
+	dir, _, err := c.Opendir(ctx, xdr.RootGFID, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -286,7 +304,7 @@ func FuzzFopReplies(f *testing.F) {
 			}
 			check(r.name, r.min, r.run(ctx, c, fd))
 		}
-		data, err := c.Read(ctx, file, 0, 1<<20)
+		data, _, err := c.Read(ctx, file, 0, 1<<20, nil)
 		check("Read", 8+iatts+4+12+len(data), err)
 		if err == nil {
 			ret := int32(binary.BigEndian.Uint32(in))

@@ -100,7 +100,7 @@ func TestGoldenDecodeReaddirp(t *testing.T) {
 	for _, tc := range tests {
 		d := xdr.NewDecoder(replyBody(t, tc.file))
 		ret, _ := d.Int32(), d.Int32()
-		ents, eof, err := DecodeReaddirp(d, ret)
+		ents, eof, _, err := DecodeReaddirp(d, ret)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.file, err)
 		}
@@ -245,7 +245,7 @@ func TestGoldenFops(t *testing.T) {
 		run         func(t *testing.T, f fx)
 	}{
 		{"fop-statfs-x8", opStatfs, true, false, 0, func(t *testing.T, f fx) {
-			st, err := f.c.Statfs(f.ctx, xdr.RootGFID)
+			st, _, err := f.c.Statfs(f.ctx, xdr.RootGFID, nil)
 			if err != nil || st.Bsize != 4096 || st.Blocks != 66053021 || st.Namemax != 255 {
 				t.Fatalf("%+v %v", st, err)
 			}
@@ -267,47 +267,47 @@ func TestGoldenFops(t *testing.T) {
 			}
 		}},
 		{"fop-create-x19", opCreate, true, false, 0, func(t *testing.T, f fx) {
-			fd, st, err := f.c.Create(f.ctx, xdr.RootGFID, "bt-file.txt", 01101, 0100644, 0, fileG, nil)
+			fd, st, _, err := f.c.Create(f.ctx, xdr.RootGFID, "bt-file.txt", 01101, 0100644, 0, fileG, nil)
 			if err != nil || st.GFID != fileG || fd.GFID != fileG || fd.Flags != 01 { // CREATE-only bits are not kept for READ/WRITE or reopen
 				t.Fatalf("%+v %+v %v", fd, st, err)
 			}
 		}},
 		{"fop-open-x25", opOpen, true, false, 0, func(t *testing.T, f fx) {
-			fd, err := f.c.Open(f.ctx, fileG, 0)
+			fd, _, err := f.c.Open(f.ctx, fileG, 0, nil)
 			if err != nil || fd.GFID != fileG {
 				t.Fatalf("%+v %v", fd, err)
 			}
 		}},
 		{"fop-opendir-x12", opOpendir, false, false, 0, func(t *testing.T, f fx) {
-			if _, err := f.c.Opendir(f.ctx, xdr.RootGFID); err != nil {
+			if _, _, err := f.c.Opendir(f.ctx, xdr.RootGFID, nil); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"fop-readdirp-x13", opReaddirp, false, false, 0, func(t *testing.T, f fx) {
-			ents, eof, err := f.c.Readdirp(f.ctx, f.fd(xdr.RootGFID, 0), 0, 131072)
+			ents, eof, _, err := f.c.Readdirp(f.ctx, f.fd(xdr.RootGFID, 0), 0, 131072, nil)
 			if err != nil || len(ents) != 3 || !eof {
 				t.Fatalf("%d %v %v", len(ents), eof, err)
 			}
 		}},
 		{"fop-write-x21", opWrite, true, false, 0, func(t *testing.T, f fx) {
-			post, err := f.c.Write(f.ctx, f.fd(fileG, 0100001), 0, []byte("hello\n"), nil)
+			post, _, err := f.c.Write(f.ctx, f.fd(fileG, 0100001), 0, []byte("hello\n"), nil)
 			if err != nil || post.Size != 6 {
 				t.Fatalf("%+v %v", post, err)
 			}
 		}},
 		{"fop-flush-x20", opFlush, true, true, 0, func(t *testing.T, f fx) {
-			if err := f.c.Flush(f.ctx, f.fd(fileG, 0)); err != nil {
+			if _, err := f.c.Flush(f.ctx, f.fd(fileG, 0), nil); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"fop-fstat-x26", opFstat, false, false, 0, func(t *testing.T, f fx) {
-			st, err := f.c.Fstat(f.ctx, f.fd(fileG, 0))
+			st, _, err := f.c.Fstat(f.ctx, f.fd(fileG, 0), nil)
 			if err != nil || st.Size != 6 {
 				t.Fatalf("%+v %v", st, err)
 			}
 		}},
 		{"fop-read-x27", opRead, true, false, 0, func(t *testing.T, f fx) {
-			b, err := f.c.Read(f.ctx, f.fd(fileG, 0100000), 0, 4096)
+			b, _, err := f.c.Read(f.ctx, f.fd(fileG, 0100000), 0, 4096, nil)
 			if err != nil || string(b) != "hello\n" {
 				t.Fatalf("%q %v", b, err)
 			}
@@ -329,93 +329,93 @@ func TestGoldenFops(t *testing.T) {
 			// gfid-req first, so only the fixed part is compared.
 			dht := make([]byte, 16)
 			copy(dht[12:], []byte{0xff, 0xff, 0xff, 0xff})
-			st, err := f.c.Mkdir(f.ctx, xdr.RootGFID, "bt-dir", 0755, 0, mustGFID(t, "8e3d8ae2-3b9c-4893-af7c-e0938b91cce7"),
+			st, _, err := f.c.Mkdir(f.ctx, xdr.RootGFID, "bt-dir", 0755, 0, mustGFID(t, "8e3d8ae2-3b9c-4893-af7c-e0938b91cce7"),
 				xdr.Dict{{Key: "trusted.glusterfs.dht", Value: xdr.Ptr(dht)}})
 			if err != nil || st.Mode != 040755 {
 				t.Fatalf("%+v %v", st, err)
 			}
 		}},
 		{"fop-setxattr-x35", opSetxattr, false, false, 0, func(t *testing.T, f fx) {
-			if err := f.c.Setxattr(f.ctx, fileG, xdr.Dict{{Key: "user.bt", Value: xdr.Ptr([]byte("abc"))}}, 0); err != nil {
+			if _, err := f.c.Setxattr(f.ctx, fileG, xdr.Dict{{Key: "user.bt", Value: xdr.Ptr([]byte("abc"))}}, 0, nil); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"fop-getxattr-x36", opGetxattr, true, false, 0, func(t *testing.T, f fx) {
-			x, err := f.c.Getxattr(f.ctx, fileG, "user.bt")
+			x, _, err := f.c.Getxattr(f.ctx, fileG, "user.bt", nil)
 			if v, _ := x.Bytes("user.bt"); err != nil || string(v) != "abc" {
 				t.Fatalf("%+v %v", x, err)
 			}
 		}},
 		{"fop-unlink-x43", opUnlink, false, false, 0, func(t *testing.T, f fx) {
-			if err := f.c.Unlink(f.ctx, xdr.RootGFID, "bt-file.txt"); err != nil {
+			if _, err := f.c.Unlink(f.ctx, xdr.RootGFID, "bt-file.txt", nil); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"fop-rmdir-x45", opRmdir, false, false, 0, func(t *testing.T, f fx) {
-			if err := f.c.Rmdir(f.ctx, xdr.RootGFID, "bt-dir"); err != nil {
+			if _, err := f.c.Rmdir(f.ctx, xdr.RootGFID, "bt-dir", 0, nil); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"fop2-fsync-x29", opFsync, true, false, 0, func(t *testing.T, f fx) {
-			if err := f.c.Fsync(f.ctx, f.fd(file2, 0), false); err != nil {
+			if _, err := f.c.Fsync(f.ctx, f.fd(file2, 0), false, nil); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"fop2-lk-x30", opLk, true, false, 0, func(t *testing.T, f fx) {
 			ctx := WithCaller(f.ctx, &Caller{Pid: 10736, LkOwner: owner})
-			out, err := f.c.Lk(ctx, f.fd(file2, 0), LkSetW, xdr.Flock{Type: LkWrite, Len: 100, Pid: 10736})
+			out, _, err := f.c.Lk(ctx, f.fd(file2, 0), LkSetW, xdr.Flock{Type: LkWrite, Len: 100, Pid: 10736}, nil)
 			if err != nil || out.Len != 100 || !bytes.Equal(out.Owner, owner) {
 				t.Fatalf("%+v %v", out, err)
 			}
 		}},
 		{"fop2-fallocate-x32", opFallocate, false, false, 0, func(t *testing.T, f fx) {
-			if err := f.c.Fallocate(f.ctx, f.fd(file2, 0), 0, 0, 20000); err != nil {
+			if _, err := f.c.Fallocate(f.ctx, f.fd(file2, 0), 0, 0, 20000, nil); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"fop2-seek-x33", opSeek, true, false, 0, func(t *testing.T, f fx) {
-			off, err := f.c.Seek(f.ctx, f.fd(file2, 0), 0, SeekHole)
+			off, _, err := f.c.Seek(f.ctx, f.fd(file2, 0), 0, SeekHole, nil)
 			if err != nil || off != 12288 {
 				t.Fatalf("%d %v", off, err)
 			}
 		}},
 		{"fop2-ftruncate-x34", opFtruncate, false, true, 0, func(t *testing.T, f fx) {
-			if _, post, err := f.c.Ftruncate(f.ctx, f.fd(file2, 0), 5000); err != nil || post.Size != 5000 {
+			if _, post, _, err := f.c.Ftruncate(f.ctx, f.fd(file2, 0), 5000, nil); err != nil || post.Size != 5000 {
 				t.Fatalf("%+v %v", post, err)
 			}
 		}},
 		{"fop2-symlink-x41", opSymlink, true, false, 0, func(t *testing.T, f fx) {
-			st, err := f.c.Symlink(f.ctx, xdr.RootGFID, "bt2.lnk", "bt2.txt", 0, link, nil)
+			st, _, err := f.c.Symlink(f.ctx, xdr.RootGFID, "bt2.lnk", "bt2.txt", 0, link, nil)
 			if err != nil || st.Mode != 0120777 || st.GFID != link {
 				t.Fatalf("%+v %v", st, err)
 			}
 		}},
 		{"fop2-readlink-x43", opReadlink, true, false, 0, func(t *testing.T, f fx) {
-			s, err := f.c.Readlink(f.ctx, link)
+			s, _, err := f.c.Readlink(f.ctx, link, nil)
 			if err != nil || s != "bt2.txt" {
 				t.Fatalf("%q %v", s, err)
 			}
 		}},
 		{"fop2-link-x47", opLink, false, false, 0, func(t *testing.T, f fx) {
-			st, err := f.c.Link(f.ctx, file2, xdr.RootGFID, "bt2.hard")
+			st, _, err := f.c.Link(f.ctx, file2, xdr.RootGFID, "bt2.hard", nil)
 			if err != nil || st.Nlink != 2 {
 				t.Fatalf("%+v %v", st, err)
 			}
 		}},
 		{"fop2-rename-x52", opRename, false, false, 0, func(t *testing.T, f fx) {
-			st, err := f.c.Rename(f.ctx, xdr.RootGFID, "bt2.hard", xdr.RootGFID, "bt2.moved")
+			st, _, err := f.c.Rename(f.ctx, xdr.RootGFID, "bt2.hard", xdr.RootGFID, "bt2.moved", nil)
 			if err != nil || st.GFID != file2 {
 				t.Fatalf("%+v %v", st, err)
 			}
 		}},
 		{"fop2-setattr-x54", opSetattr, false, false, 0, func(t *testing.T, f fx) {
-			_, post, err := f.c.Setattr(f.ctx, file2, &xdr.Iatt{Mode: 0600}, SetAttrMode)
+			_, post, _, err := f.c.Setattr(f.ctx, file2, &xdr.Iatt{Mode: 0600}, SetAttrMode, nil)
 			if err != nil || post.Mode != 0100600 {
 				t.Fatalf("%+v %v", post, err)
 			}
 		}},
 		{"fop2-truncate-x55", opTruncate, false, false, 0, func(t *testing.T, f fx) {
-			if _, post, err := f.c.Truncate(f.ctx, file2, 100); err != nil || post.Size != 100 {
+			if _, post, _, err := f.c.Truncate(f.ctx, file2, 100, nil); err != nil || post.Size != 100 {
 				t.Fatalf("%+v %v", post, err)
 			}
 		}},
@@ -429,7 +429,7 @@ func TestGoldenFops(t *testing.T) {
 			c := startClient(t, fk, nil)
 			ctx := testCtx(t)
 			f := fx{c: c, ctx: ctx, fd: func(g xdr.GFID, flags uint32) *Fd {
-				fd, err := c.Open(ctx, xdr.RootGFID, 0)
+				fd, _, err := c.Open(ctx, xdr.RootGFID, 0, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -2,13 +2,13 @@ package brick
 
 import (
 	"context"
-	"github.com/brickfs/brickfs/brick/internal/golden"
 	"testing"
 	"time"
 
 	"go.uber.org/zap/zaptest"
 
 	"github.com/brickfs/brickfs/brick/bricktest"
+	"github.com/brickfs/brickfs/brick/internal/golden"
 	"github.com/brickfs/brickfs/brick/sunrpc"
 	"github.com/brickfs/brickfs/brick/xdr"
 )

@@ -24,54 +24,55 @@ const (
 
 // Fop procedure numbers: enum gf_fop_procnum (GFS3_OP_*), not glusterfs_fop_t.
 const (
-	opStat         = 1
-	opReadlink     = 2
-	opMknod        = 3
-	opMkdir        = 4
-	opUnlink       = 5
-	opRmdir        = 6
-	opSymlink      = 7
-	opRename       = 8
-	opLink         = 9
-	opTruncate     = 10
-	opOpen         = 11
-	opRead         = 12
-	opWrite        = 13
-	opStatfs       = 14
-	opFlush        = 15
-	opFsync        = 16
-	opSetxattr     = 17
-	opGetxattr     = 18
-	opRemovexattr  = 19
-	opOpendir      = 20
-	opFsyncdir     = 21
-	opAccess       = 22
-	opCreate       = 23
-	opFtruncate    = 24
-	opFstat        = 25
-	opLk           = 26
-	opLookup       = 27
-	opReaddir      = 28
-	opInodelk      = 29
-	opFinodelk     = 30
-	opEntrylk      = 31
-	opFentrylk     = 32
-	opXattrop      = 33
-	opFxattrop     = 34
-	opFgetxattr    = 35
-	opFsetxattr    = 36
-	opRchecksum    = 37
-	opSetattr      = 38
-	opFsetattr     = 39
-	opReaddirp     = 40
-	opRelease      = 41
-	opReleasedir   = 42
-	opFremovexattr = 43
-	opFallocate    = 44
-	opDiscard      = 45
-	opZerofill     = 46
-	opIpc          = 47
-	opSeek         = 48
+	opStat          = 1
+	opReadlink      = 2
+	opMknod         = 3
+	opMkdir         = 4
+	opUnlink        = 5
+	opRmdir         = 6
+	opSymlink       = 7
+	opRename        = 8
+	opLink          = 9
+	opTruncate      = 10
+	opOpen          = 11
+	opRead          = 12
+	opWrite         = 13
+	opStatfs        = 14
+	opFlush         = 15
+	opFsync         = 16
+	opSetxattr      = 17
+	opGetxattr      = 18
+	opRemovexattr   = 19
+	opOpendir       = 20
+	opFsyncdir      = 21
+	opAccess        = 22
+	opCreate        = 23
+	opFtruncate     = 24
+	opFstat         = 25
+	opLk            = 26
+	opLookup        = 27
+	opReaddir       = 28
+	opInodelk       = 29
+	opFinodelk      = 30
+	opEntrylk       = 31
+	opFentrylk      = 32
+	opXattrop       = 33
+	opFxattrop      = 34
+	opFgetxattr     = 35
+	opFsetxattr     = 36
+	opRchecksum     = 37
+	opSetattr       = 38
+	opFsetattr      = 39
+	opReaddirp      = 40
+	opRelease       = 41
+	opReleasedir    = 42
+	opFremovexattr  = 43
+	opFallocate     = 44
+	opDiscard       = 45
+	opZerofill      = 46
+	opIpc           = 47
+	opSeek          = 48
+	opCopyFileRange = 56
 )
 
 var fopNames = [...]string{
@@ -86,6 +87,7 @@ var fopNames = [...]string{
 	opRchecksum: "RCHECKSUM", opSetattr: "SETATTR", opFsetattr: "FSETATTR", opReaddirp: "READDIRP",
 	opRelease: "RELEASE", opReleasedir: "RELEASEDIR", opFremovexattr: "FREMOVEXATTR",
 	opFallocate: "FALLOCATE", opDiscard: "DISCARD", opZerofill: "ZEROFILL", opIpc: "IPC", opSeek: "SEEK",
+	opCopyFileRange: "COPY_FILE_RANGE",
 }
 
 // FopName is the GlusterFS name of a fop procedure.
@@ -114,6 +116,8 @@ func utimeFlags(proc uint32) (flags uint32, useCtime bool) {
 	case opUnlink, opRmdir, opLink, opRename:
 		return c | pc | pm, true
 	case opWrite, opTruncate, opFtruncate:
+		return m | c, true
+	case opCopyFileRange:
 		return m | c, true
 	case opFallocate, opZerofill:
 		return m | a, true

@@ -32,11 +32,11 @@ func TestRetargetMovesToAnotherBrick(t *testing.T) {
 	writes(newFk)
 	c := startClient(t, oldFk, nil)
 	ctx := testCtx(t)
-	f, err := c.Open(ctx, g, syscall.O_RDWR)
+	f, _, err := c.Open(ctx, g, syscall.O_RDWR, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Write(ctx, f, 0, []byte("old"), nil); err != nil {
+	if _, _, err := c.Write(ctx, f, 0, []byte("old"), nil); err != nil {
 		t.Fatal(err)
 	}
 	cfg := fastConfig(newFk)
@@ -47,7 +47,7 @@ func TestRetargetMovesToAnotherBrick(t *testing.T) {
 	newFk.WaitBrickConn(10 * time.Second)
 	waitFor(t, 5*time.Second, "client up on the new brick", c.Up)
 	oldWrites := len(oldFk.FopCalls(opWrite))
-	if _, err := c.Write(ctx, f, 3, []byte("new"), nil); err != nil {
+	if _, _, err := c.Write(ctx, f, 3, []byte("new"), nil); err != nil {
 		t.Fatalf("write after the move: %v", err)
 	}
 	if n := len(newFk.FopCalls(opOpen)); n != 1 {
@@ -101,7 +101,7 @@ func TestRetargetDuringReconnect(t *testing.T) {
 	waitFor(t, 5*time.Second, "the old brick's connection to close", func() bool { return len(oldFk.BrickConns()) == 0 })
 	// The next fop goes to the new brick, nothing to the old one.
 	oldCalls := len(oldFk.Calls())
-	if _, err := c.Open(testCtx(t), gfidN(9), 0); err != nil {
+	if _, _, err := c.Open(testCtx(t), gfidN(9), 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(newFk.FopCalls(opOpen)); n != 1 {

@@ -265,7 +265,7 @@ func openReplicate(ctx context.Context, x *volfile.Volume, opts Options, log *za
 	}
 	for i, c := range clients {
 		i := i
-		c.OnStateChange = func(up bool) { r.ChildEvent(i, up) }
+		c.Watch(func(up bool) { r.ChildEvent(i, up) })
 	}
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -326,7 +326,7 @@ type distribute struct {
 // type 0 (normal), start 0, stop 0xffffffff, big endian.
 var dhtLayout = []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}
 
-func (d *distribute) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
+func (d *distribute) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	extra = extra.With("trusted.glusterfs.dht", xdr.Ptr(dhtLayout))
 	return d.Fops.Mkdir(ctx, parent, name, mode, umask, gfid, extra)
 }

@@ -37,7 +37,7 @@ func (d *dir) Readdirent(ctx context.Context) (*gofuse.DirEntry, syscall.Errno) 
 			if d.eof {
 				return nil, 0
 			}
-			ents, eof, err := d.node.vol().Readdirp(d.node.fsys.caller(ctx, nil), d.fd, d.next, readdirSize)
+			ents, eof, _, err := d.node.vol().Readdirp(d.node.fsys.caller(ctx, nil), d.fd, d.next, readdirSize, nil)
 			if err != nil {
 				return nil, d.node.fsys.fail("READDIRP", err)
 			}
@@ -86,7 +86,7 @@ func (d *dir) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 var _ = (fs.FileFsyncdirer)((*dir)(nil))
 
 func (d *dir) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
-	if err := d.node.vol().Fsyncdir(d.node.fsys.caller(ctx, nil), d.fd, flags&1 != 0); err != nil {
+	if _, err := d.node.vol().Fsyncdir(d.node.fsys.caller(ctx, nil), d.fd, flags&1 != 0, nil); err != nil {
 		return d.node.fsys.fail("FSYNCDIR", err)
 	}
 	return 0

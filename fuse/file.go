@@ -25,7 +25,7 @@ var _ = (fs.FileReader)((*file)(nil))
 
 func (h *file) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
 	defer h.fsys.slow("READ", off, time.Now())
-	data, err := h.vol().Read(h.fsys.caller(ctx, nil), h.fd, uint64(off), uint32(len(dest)))
+	data, _, err := h.vol().Read(h.fsys.caller(ctx, nil), h.fd, uint64(off), uint32(len(dest)), nil)
 	if err != nil {
 		return nil, h.fsys.fail("READ", err)
 	}
@@ -36,7 +36,7 @@ var _ = (fs.FileWriter)((*file)(nil))
 
 func (h *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	defer h.fsys.slow("WRITE", off, time.Now())
-	if _, err := h.vol().Write(h.fsys.caller(ctx, nil), h.fd, uint64(off), data, nil); err != nil {
+	if _, _, err := h.vol().Write(h.fsys.caller(ctx, nil), h.fd, uint64(off), data, nil); err != nil {
 		return 0, h.fsys.fail("WRITE", err)
 	}
 	return uint32(len(data)), 0
@@ -45,7 +45,7 @@ func (h *file) Write(ctx context.Context, data []byte, off int64) (uint32, sysca
 var _ = (fs.FileGetattrer)((*file)(nil))
 
 func (h *file) Getattr(ctx context.Context, out *gofuse.AttrOut) syscall.Errno {
-	st, err := h.vol().Fstat(h.fsys.caller(ctx, nil), h.fd)
+	st, _, err := h.vol().Fstat(h.fsys.caller(ctx, nil), h.fd, nil)
 	if err != nil {
 		return h.fsys.fail("FSTAT", err)
 	}
@@ -57,7 +57,7 @@ func (h *file) Getattr(ctx context.Context, out *gofuse.AttrOut) syscall.Errno {
 var _ = (fs.FileFlusher)((*file)(nil))
 
 func (h *file) Flush(ctx context.Context) syscall.Errno {
-	if err := h.vol().Flush(h.fsys.caller(ctx, h.fsys.flushOwnerOf(ctx)), h.fd); err != nil {
+	if _, err := h.vol().Flush(h.fsys.caller(ctx, h.fsys.flushOwnerOf(ctx)), h.fd, nil); err != nil {
 		return h.fsys.fail("FLUSH", err)
 	}
 	return 0
@@ -66,7 +66,7 @@ func (h *file) Flush(ctx context.Context) syscall.Errno {
 var _ = (fs.FileFsyncer)((*file)(nil))
 
 func (h *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
-	if err := h.vol().Fsync(h.fsys.caller(ctx, nil), h.fd, flags&1 != 0); err != nil {
+	if _, err := h.vol().Fsync(h.fsys.caller(ctx, nil), h.fd, flags&1 != 0, nil); err != nil {
 		return h.fsys.fail("FSYNC", err)
 	}
 	return 0
@@ -96,15 +96,15 @@ func (h *file) Allocate(ctx context.Context, off, size uint64, mode uint32) sysc
 	switch {
 	case mode&fallocPunchHole != 0:
 		// PUNCH_HOLE always comes with KEEP_SIZE: GlusterFS's DISCARD.
-		err = h.vol().Discard(ctx, h.fd, off, size)
+		_, err = h.vol().Discard(ctx, h.fd, off, size, nil)
 	case mode&fallocZeroRange != 0 && mode&fallocKeepSize != 0:
 		err = h.vol().ZerofillKeepSize(ctx, h.fd, off, size)
 	case mode&fallocZeroRange != 0:
 		// ZEROFILL is fallocate(ZERO_RANGE) on the brick: it zeroes and
 		// extends the file when the range crosses EOF, as asked.
-		err = h.vol().Zerofill(ctx, h.fd, off, size)
+		_, err = h.vol().Zerofill(ctx, h.fd, off, size, nil)
 	default:
-		err = h.vol().Fallocate(ctx, h.fd, mode, off, size)
+		_, err = h.vol().Fallocate(ctx, h.fd, mode, off, size, nil)
 	}
 	if err != nil {
 		return h.fsys.fail("FALLOCATE", err)
@@ -123,7 +123,7 @@ func (h *file) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, sy
 	default:
 		return 0, syscall.EINVAL
 	}
-	o, err := h.vol().Seek(h.fsys.caller(ctx, nil), h.fd, off, what)
+	o, _, err := h.vol().Seek(h.fsys.caller(ctx, nil), h.fd, off, what, nil)
 	if err != nil {
 		return 0, h.fsys.fail("SEEK", err)
 	}
@@ -150,7 +150,7 @@ func fromFlock(fl *xdr.Flock, out *gofuse.FileLock) {
 var _ = (fs.FileGetlker)((*file)(nil))
 
 func (h *file) Getlk(ctx context.Context, owner uint64, lk *gofuse.FileLock, flags uint32, out *gofuse.FileLock) syscall.Errno {
-	got, err := h.vol().Lk(h.fsys.caller(ctx, ownerBytes(owner)), h.fd, fop.LkGet, toFlock(lk))
+	got, _, err := h.vol().Lk(h.fsys.caller(ctx, ownerBytes(owner)), h.fd, fop.LkGet, toFlock(lk), nil)
 	if err != nil {
 		return h.fsys.fail("LK", err)
 	}
@@ -174,7 +174,7 @@ func (h *file) setlk(ctx context.Context, owner uint64, lk *gofuse.FileLock, cmd
 	lctx := h.fsys.caller(ctx, ownerBytes(owner))
 	fl := toFlock(lk)
 	if cmd != fop.LkSetW {
-		if _, err := h.vol().Lk(lctx, h.fd, cmd, fl); err != nil {
+		if _, _, err := h.vol().Lk(lctx, h.fd, cmd, fl, nil); err != nil {
 			return h.fsys.fail("LK", err)
 		}
 		return 0
@@ -184,7 +184,7 @@ func (h *file) setlk(ctx context.Context, owner uint64, lk *gofuse.FileLock, cmd
 	// released again rather than held by an owner that gave up.
 	done := make(chan error, 1)
 	go func() {
-		_, err := h.vol().Lk(lctx, h.fd, cmd, fl)
+		_, _, err := h.vol().Lk(lctx, h.fd, cmd, fl, nil)
 		done <- err
 	}()
 	select {
@@ -198,7 +198,7 @@ func (h *file) setlk(ctx context.Context, owner uint64, lk *gofuse.FileLock, cmd
 			if err := <-done; err == nil {
 				un := fl
 				un.Type = fop.LkUnlock
-				_, _ = h.vol().Lk(lctx, h.fd, fop.LkSet, un)
+				_, _, _ = h.vol().Lk(lctx, h.fd, fop.LkSet, un, nil)
 			}
 		}()
 		return syscall.EINTR

@@ -70,9 +70,9 @@ func (n *node) Getattr(ctx context.Context, fh fs.FileHandle, out *gofuse.AttrOu
 	var st xdr.Iatt
 	var err error
 	if h, ok := fh.(*file); ok {
-		st, err = n.vol().Fstat(n.fsys.caller(ctx, nil), h.fd)
+		st, _, err = n.vol().Fstat(n.fsys.caller(ctx, nil), h.fd, nil)
 	} else {
-		st, err = n.vol().Stat(n.fsys.caller(ctx, nil), n.gfid)
+		st, _, err = n.vol().Stat(n.fsys.caller(ctx, nil), n.gfid, nil)
 	}
 	if err != nil {
 		return n.fsys.fail("STAT", err)
@@ -91,9 +91,9 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *gofuse.SetAttr
 	var err error
 	if size, ok := in.GetSize(); ok {
 		if h != nil {
-			_, post, err = n.vol().Ftruncate(ctx, h.fd, size)
+			_, post, _, err = n.vol().Ftruncate(ctx, h.fd, size, nil)
 		} else {
-			_, post, err = n.vol().Truncate(ctx, n.gfid, size)
+			_, post, _, err = n.vol().Truncate(ctx, n.gfid, size, nil)
 		}
 		if err != nil {
 			return n.fsys.fail("TRUNCATE", err)
@@ -123,16 +123,16 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *gofuse.SetAttr
 	}
 	if valid != 0 {
 		if h != nil {
-			_, post, err = n.vol().Fsetattr(ctx, h.fd, &a, valid)
+			_, post, _, err = n.vol().Fsetattr(ctx, h.fd, &a, valid, nil)
 		} else {
-			_, post, err = n.vol().Setattr(ctx, n.gfid, &a, valid)
+			_, post, _, err = n.vol().Setattr(ctx, n.gfid, &a, valid, nil)
 		}
 		if err != nil {
 			return n.fsys.fail("SETATTR", err)
 		}
 	}
 	if post.GFID.IsZero() {
-		if post, err = n.vol().Stat(ctx, n.gfid); err != nil {
+		if post, _, err = n.vol().Stat(ctx, n.gfid, nil); err != nil {
 			return n.fsys.fail("STAT", err)
 		}
 	}
@@ -144,7 +144,7 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *gofuse.SetAttr
 var _ = (fs.NodeAccesser)((*node)(nil))
 
 func (n *node) Access(ctx context.Context, mask uint32) syscall.Errno {
-	if err := n.vol().Access(n.fsys.caller(ctx, nil), n.gfid, mask); err != nil {
+	if _, err := n.vol().Access(n.fsys.caller(ctx, nil), n.gfid, mask, nil); err != nil {
 		return n.fsys.fail("ACCESS", err)
 	}
 	return 0
@@ -156,7 +156,7 @@ var _ = (fs.NodeOpener)((*node)(nil))
 const openMask = ^uint32(syscall.O_CREAT | syscall.O_EXCL | syscall.O_NOCTTY)
 
 func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	fd, err := n.vol().Open(n.fsys.caller(ctx, nil), n.gfid, flags&openMask)
+	fd, _, err := n.vol().Open(n.fsys.caller(ctx, nil), n.gfid, flags&openMask, nil)
 	if err != nil {
 		if fop.Errno(err) == syscall.ESTALE {
 			// The name was replaced or removed since the kernel looked it
@@ -181,7 +181,7 @@ func openFlags(flags uint32) uint32 {
 var _ = (fs.NodeCreater)((*node)(nil))
 
 func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out *gofuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
-	fd, st, err := n.vol().Create(n.fsys.caller(ctx, nil), n.gfid, name, flags&^syscall.O_NOCTTY, mode|syscall.S_IFREG, 0, newGFID(), nil)
+	fd, st, _, err := n.vol().Create(n.fsys.caller(ctx, nil), n.gfid, name, flags&^syscall.O_NOCTTY, mode|syscall.S_IFREG, 0, newGFID(), nil)
 	if err != nil {
 		return nil, nil, 0, n.fsys.fail("CREATE", err)
 	}
@@ -191,7 +191,7 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 var _ = (fs.NodeMkdirer)((*node)(nil))
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	st, err := n.vol().Mkdir(n.fsys.caller(ctx, nil), n.gfid, name, mode, 0, newGFID(), nil)
+	st, _, err := n.vol().Mkdir(n.fsys.caller(ctx, nil), n.gfid, name, mode, 0, newGFID(), nil)
 	if err != nil {
 		return nil, n.fsys.fail("MKDIR", err)
 	}
@@ -201,7 +201,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *gofuse.
 var _ = (fs.NodeMknoder)((*node)(nil))
 
 func (n *node) Mknod(ctx context.Context, name string, mode, dev uint32, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	st, err := n.vol().Mknod(n.fsys.caller(ctx, nil), n.gfid, name, mode, uint64(dev), 0, newGFID(), nil)
+	st, _, err := n.vol().Mknod(n.fsys.caller(ctx, nil), n.gfid, name, mode, uint64(dev), 0, newGFID(), nil)
 	if err != nil {
 		return nil, n.fsys.fail("MKNOD", err)
 	}
@@ -211,7 +211,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode, dev uint32, out *go
 var _ = (fs.NodeSymlinker)((*node)(nil))
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *gofuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	st, err := n.vol().Symlink(n.fsys.caller(ctx, nil), n.gfid, name, target, 0, newGFID(), nil)
+	st, _, err := n.vol().Symlink(n.fsys.caller(ctx, nil), n.gfid, name, target, 0, newGFID(), nil)
 	if err != nil {
 		return nil, n.fsys.fail("SYMLINK", err)
 	}
@@ -221,7 +221,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *gofuse.Ent
 var _ = (fs.NodeReadlinker)((*node)(nil))
 
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
-	s, err := n.vol().Readlink(n.fsys.caller(ctx, nil), n.gfid)
+	s, _, err := n.vol().Readlink(n.fsys.caller(ctx, nil), n.gfid, nil)
 	if err != nil {
 		return nil, n.fsys.fail("READLINK", err)
 	}
@@ -235,7 +235,7 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	if !ok {
 		return nil, syscall.EXDEV
 	}
-	st, err := n.vol().Link(n.fsys.caller(ctx, nil), t.gfid, n.gfid, name)
+	st, _, err := n.vol().Link(n.fsys.caller(ctx, nil), t.gfid, n.gfid, name, nil)
 	if err != nil {
 		return nil, n.fsys.fail("LINK", err)
 	}
@@ -245,7 +245,7 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 var _ = (fs.NodeUnlinker)((*node)(nil))
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
-	if err := n.vol().Unlink(n.fsys.caller(ctx, nil), n.gfid, name); err != nil {
+	if _, err := n.vol().Unlink(n.fsys.caller(ctx, nil), n.gfid, name, nil); err != nil {
 		return n.fsys.fail("UNLINK", err)
 	}
 	return 0
@@ -254,7 +254,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 var _ = (fs.NodeRmdirer)((*node)(nil))
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
-	if err := n.vol().Rmdir(n.fsys.caller(ctx, nil), n.gfid, name); err != nil {
+	if _, err := n.vol().Rmdir(n.fsys.caller(ctx, nil), n.gfid, name, 0, nil); err != nil {
 		return n.fsys.fail("RMDIR", err)
 	}
 	return 0
@@ -271,7 +271,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		// RENAME_NOREPLACE / EXCHANGE have no GlusterFS fop.
 		return syscall.EINVAL
 	}
-	if _, err := n.vol().Rename(n.fsys.caller(ctx, nil), n.gfid, name, np.gfid, newName); err != nil {
+	if _, _, err := n.vol().Rename(n.fsys.caller(ctx, nil), n.gfid, name, np.gfid, newName, nil); err != nil {
 		return n.fsys.fail("RENAME", err)
 	}
 	return 0
@@ -280,7 +280,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 var _ = (fs.NodeStatfser)((*node)(nil))
 
 func (n *node) Statfs(ctx context.Context, out *gofuse.StatfsOut) syscall.Errno {
-	st, err := n.vol().Statfs(n.fsys.caller(ctx, nil), xdr.RootGFID)
+	st, _, err := n.vol().Statfs(n.fsys.caller(ctx, nil), xdr.RootGFID, nil)
 	if err != nil {
 		return n.fsys.fail("STATFS", err)
 	}
@@ -297,7 +297,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	if n.absent(attr) {
 		return 0, syscall.ENODATA
 	}
-	d, err := n.vol().Getxattr(n.fsys.caller(ctx, nil), n.gfid, attr)
+	d, _, err := n.vol().Getxattr(n.fsys.caller(ctx, nil), n.gfid, attr, nil)
 	if err != nil {
 		en := n.fsys.fail("GETXATTR", err)
 		n.setAbsent(attr, en == syscall.ENODATA)
@@ -320,7 +320,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 var _ = (fs.NodeListxattrer)((*node)(nil))
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	d, err := n.vol().Getxattr(n.fsys.caller(ctx, nil), n.gfid, "")
+	d, _, err := n.vol().Getxattr(n.fsys.caller(ctx, nil), n.gfid, "", nil)
 	if err != nil {
 		return 0, n.fsys.fail("LISTXATTR", err)
 	}
@@ -343,7 +343,7 @@ var _ = (fs.NodeSetxattrer)((*node)(nil))
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	n.setAbsent(attr, false)
 	v := append([]byte(nil), data...)
-	if err := n.vol().Setxattr(n.fsys.caller(ctx, nil), n.gfid, xdr.Dict{{Key: attr, Value: xdr.Ptr(v)}}, flags); err != nil {
+	if _, err := n.vol().Setxattr(n.fsys.caller(ctx, nil), n.gfid, xdr.Dict{{Key: attr, Value: xdr.Ptr(v)}}, flags, nil); err != nil {
 		return n.fsys.fail("SETXATTR", err)
 	}
 	return 0
@@ -353,7 +353,7 @@ var _ = (fs.NodeRemovexattrer)((*node)(nil))
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	n.setAbsent(attr, false)
-	if err := n.vol().Removexattr(n.fsys.caller(ctx, nil), n.gfid, attr); err != nil {
+	if _, err := n.vol().Removexattr(n.fsys.caller(ctx, nil), n.gfid, attr, nil); err != nil {
 		return n.fsys.fail("REMOVEXATTR", err)
 	}
 	return 0
@@ -362,7 +362,7 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 var _ = (fs.NodeOpendirHandler)((*node)(nil))
 
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	fd, err := n.vol().Opendir(n.fsys.caller(ctx, nil), n.gfid)
+	fd, _, err := n.vol().Opendir(n.fsys.caller(ctx, nil), n.gfid, nil)
 	if err != nil {
 		return nil, 0, n.fsys.fail("OPENDIR", err)
 	}

@@ -54,3 +54,11 @@ func Errno(err error) syscall.Errno {
 	}
 	return syscall.EIO
 }
+
+// ErrOnly drops a fop's reply xdata where only its error matters:
+// ErrOnly(v.Flush(ctx, f, nil)).
+func ErrOnly(_ xdr.Dict, err error) error { return err }
+
+// ErrOnly2 is ErrOnly for fops that answer a dict besides the reply's
+// xdata (Getxattr, Xattrop).
+func ErrOnly2(_, _ xdr.Dict, err error) error { return err }

@@ -10,18 +10,19 @@ import "context"
 // FALLOCATE with flags 1 (KEEP_SIZE), sent first so that ENOSPC fails the
 // call before anything is zeroed.
 func ZeroKeepSize(ctx context.Context, b Fops, f *Fd, off, length uint64) error {
-	st, err := b.Fstat(ctx, f)
+	st, _, err := b.Fstat(ctx, f, nil)
 	if err != nil {
 		return err
 	}
 	if end := off + length; end > st.Size {
 		start := max(off, st.Size)
-		if err := b.Fallocate(ctx, f, FallocKeepSize, start, end-start); err != nil {
+		if _, err := b.Fallocate(ctx, f, FallocKeepSize, start, end-start, nil); err != nil {
 			return err
 		}
 	}
 	if below := min(off+length, st.Size); below > off {
-		return b.Zerofill(ctx, f, off, below-off)
+		_, err := b.Zerofill(ctx, f, off, below-off, nil)
+		return err
 	}
 	return nil
 }

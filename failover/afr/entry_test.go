@@ -19,40 +19,40 @@ import (
 // seq orders events across fake bricks.
 var seq atomic.Int64
 
-func (f *fakeChild) Rmdir(ctx context.Context, parent xdr.GFID, name string) error {
+func (f *fakeChild) Rmdir(ctx context.Context, parent xdr.GFID, name string, flags int32, xd xdr.Dict) (xdr.Dict, error) {
 	if !f.Up() {
-		return f.down()
+		return nil, f.down()
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.rmdirErr != nil {
-		return f.rmdirErr
+		return nil, f.rmdirErr
 	}
 	f.events = append(f.events, "rmdir")
-	return nil
+	return nil, nil
 }
 
-func (f *fakeChild) Mknod(ctx context.Context, parent xdr.GFID, name string, mode uint32, rdev uint64, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
+func (f *fakeChild) Mknod(ctx context.Context, parent xdr.GFID, name string, mode uint32, rdev uint64, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	return f.makeEntry(name, xdr.Iatt{GFID: gfid, Mode: mode})
 }
 
-func (f *fakeChild) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
+func (f *fakeChild) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	return f.makeEntry(name, xdr.Iatt{GFID: gfid, Mode: syscall.S_IFDIR | mode})
 }
 
-func (f *fakeChild) makeEntry(name string, st xdr.Iatt) (xdr.Iatt, error) {
+func (f *fakeChild) makeEntry(name string, st xdr.Iatt) (xdr.Iatt, xdr.Dict, error) {
 	if !f.Up() {
-		return xdr.Iatt{}, f.down()
+		return xdr.Iatt{}, nil, f.down()
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.names[name]; ok {
-		return xdr.Iatt{}, &fop.OpError{Brick: f.name, Errno: syscall.EEXIST}
+		return xdr.Iatt{}, nil, &fop.OpError{Brick: f.name, Errno: syscall.EEXIST}
 	}
 	f.names[name] = st
 	f.created = seq.Add(1)
 	f.events = append(f.events, "create "+name)
-	return st, nil
+	return st, nil, nil
 }
 
 // against is what child f's changelog on inode g holds against child k,
@@ -111,7 +111,7 @@ func TestRmdirRefusedByMajorityMarksTheBrickThatTookIt(t *testing.T) {
 	r, f := newTestReplica(t)
 	setRmdirErr(f[1], syscall.ENOTEMPTY)
 	setRmdirErr(f[2], syscall.ENOTEMPTY)
-	if err := r.Rmdir(context.Background(), xdr.RootGFID, "d"); fop.Errno(err) != syscall.ENOTEMPTY {
+	if _, err := r.Rmdir(context.Background(), xdr.RootGFID, "d", 0, nil); fop.Errno(err) != syscall.ENOTEMPTY {
 		t.Fatalf("rmdir refused by 2 of 3: %v, want ENOTEMPTY", err)
 	}
 	want := map[string]int32{"1->v-client-0": 1, "2->v-client-0": 1}
@@ -133,7 +133,7 @@ func TestRmdirRefusedByMajorityMarksTheBrickThatTookIt(t *testing.T) {
 func TestRmdirRefusedByMinorityMarksIt(t *testing.T) {
 	r, f := newTestReplica(t)
 	setRmdirErr(f[2], syscall.ENOTEMPTY)
-	if err := r.Rmdir(context.Background(), xdr.RootGFID, "d"); err != nil {
+	if _, err := r.Rmdir(context.Background(), xdr.RootGFID, "d", 0, nil); err != nil {
 		t.Fatalf("rmdir refused by 1 of 3: %v, want success", err)
 	}
 	want := map[string]int32{"0->v-client-2": 1, "1->v-client-2": 1}
@@ -148,7 +148,7 @@ func TestEntryRefusalAndLostConnection(t *testing.T) {
 	r, f := newTestReplica(t)
 	setRmdirErr(f[1], syscall.ENOTEMPTY)
 	setRmdirErr(f[2], syscall.ENOTCONN)
-	if err := r.Rmdir(context.Background(), xdr.RootGFID, "d"); err == nil {
+	if _, err := r.Rmdir(context.Background(), xdr.RootGFID, "d", 0, nil); err == nil {
 		t.Fatal("rmdir taken by 1 of 3 succeeded")
 	}
 	want := map[string]int32{"1->v-client-0": 1, "1->v-client-2": 1}
@@ -176,7 +176,7 @@ func TestEntryChangeCutShortLeavesDirty(t *testing.T) {
 			c.rmdirErr = tc.err
 			c.mu.Unlock()
 		}
-		if err := r.Rmdir(context.Background(), xdr.RootGFID, "d"); err == nil {
+		if _, err := r.Rmdir(context.Background(), xdr.RootGFID, "d", 0, nil); err == nil {
 			t.Fatalf("%s: rmdir taken by 1 of 3 succeeded", tc.name)
 		}
 		want := []counts{{0, 0, 1}, {}, {}}
@@ -202,7 +202,7 @@ func TestEntryRefusersAlreadyAccusedLeaveDirty(t *testing.T) {
 	}}
 	setRmdirErr(f[1], syscall.ENOTEMPTY)
 	setRmdirErr(f[2], syscall.ENOTEMPTY)
-	if err := r.Rmdir(context.Background(), xdr.RootGFID, "d"); fop.Errno(err) != syscall.ENOTEMPTY {
+	if _, err := r.Rmdir(context.Background(), xdr.RootGFID, "d", 0, nil); fop.Errno(err) != syscall.ENOTEMPTY {
 		t.Fatalf("rmdir refused by 2 of 3: %v, want ENOTEMPTY", err)
 	}
 	want := map[string]int32{"0->v-client-1": 2, "0->v-client-2": 2}
@@ -223,7 +223,7 @@ func TestEntryRefusalWithPreOp(t *testing.T) {
 	f[2].up = false
 	f[2].mu.Unlock()
 	setRmdirErr(f[1], syscall.ENOTEMPTY)
-	if err := r.Rmdir(context.Background(), xdr.RootGFID, "d"); err == nil {
+	if _, err := r.Rmdir(context.Background(), xdr.RootGFID, "d", 0, nil); err == nil {
 		t.Fatal("rmdir taken by 1 of 3 succeeded")
 	}
 	want := map[string]int32{"0->v-client-2": 1, "1->v-client-2": 1, "1->v-client-0": 1}
@@ -282,18 +282,18 @@ func TestImpungeMarksBeforeCreating(t *testing.T) {
 	}
 }
 
-func (f *fakeChild) Unlink(ctx context.Context, parent xdr.GFID, name string) error {
+func (f *fakeChild) Unlink(ctx context.Context, parent xdr.GFID, name string, xd xdr.Dict) (xdr.Dict, error) {
 	if !f.Up() {
-		return f.down()
+		return nil, f.down()
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.names[name]; !ok {
-		return &fop.OpError{Brick: f.name, Fop: "UNLINK", Errno: syscall.ENOENT}
+		return nil, &fop.OpError{Brick: f.name, Fop: "UNLINK", Errno: syscall.ENOENT}
 	}
 	delete(f.names, name)
 	f.events = append(f.events, "unlink "+name)
-	return nil
+	return nil, nil
 }
 
 // A sink holding another inode under the name (a gfid mismatch) gets the

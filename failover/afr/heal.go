@@ -218,11 +218,11 @@ func (r *Replicate) healData(ctx context.Context, g xdr.GFID) (bool, error) {
 	hctx := internal(ctx, owner)
 	domain := r.name + healDomainSuffix
 	rs := r.fanout(hctx, up, func(ctx context.Context, i int) error {
-		return r.kids[i].Inodelk(ctx, g, domain, fop.LkSet, dataRange)
+		return fop.ErrOnly(r.kids[i].Inodelk(ctx, g, domain, fop.LkSet, dataRange, nil))
 	})
 	locked := succeeded(rs, up)
 	defer r.fanout(hctx, locked, func(ctx context.Context, i int) error {
-		return r.kids[i].Inodelk(ctx, g, domain, fop.LkSet, unlockOf(dataRange))
+		return fop.ErrOnly(r.kids[i].Inodelk(ctx, g, domain, fop.LkSet, unlockOf(dataRange), nil))
 	})
 	if count(locked) < r.n() {
 		return false, nil
@@ -266,14 +266,14 @@ func (r *Replicate) healData(ctx context.Context, g xdr.GFID) (bool, error) {
 	}
 	for i := range r.kids {
 		if i == src || (sinks[i] && i != r.opts.Arbiter) {
-			f, err := r.kids[i].Open(ctx, g, syscall.O_RDWR)
+			f, _, err := r.kids[i].Open(ctx, g, syscall.O_RDWR, nil)
 			if err != nil {
 				return false, err
 			}
 			fds[i] = f
 		}
 	}
-	st, err := r.kids[src].Fstat(ctx, fds[src])
+	st, _, err := r.kids[src].Fstat(ctx, fds[src], nil)
 	if err != nil {
 		return false, err
 	}
@@ -301,7 +301,7 @@ func (r *Replicate) healChunkAt(ctx context.Context, ino *inode, fds []*fop.Fd, 
 		return err
 	}
 	defer r.release(ino, off, healChunk, false)
-	data, err := r.kids[src].Read(ctx, fds[src], off, healChunk)
+	data, _, err := r.kids[src].Read(ctx, fds[src], off, healChunk, nil)
 	if err != nil {
 		return err
 	}
@@ -310,7 +310,7 @@ func (r *Replicate) healChunkAt(ctx context.Context, ino *inode, fds []*fop.Fd, 
 	}
 	for i, s := range sinks {
 		if s && fds[i] != nil {
-			if _, err := r.kids[i].Write(ctx, fds[i], off, data, nil); err != nil {
+			if _, _, err := r.kids[i].Write(ctx, fds[i], off, data, nil); err != nil {
 				return err
 			}
 		}
@@ -346,13 +346,13 @@ func (r *Replicate) healFinish(ctx context.Context, ino *inode, fds []*fop.Fd, s
 		}
 	}
 	if fds[src] != nil {
-		st, err := r.kids[src].Fstat(ctx, fds[src])
+		st, _, err := r.kids[src].Fstat(ctx, fds[src], nil)
 		if err != nil {
 			return false, err
 		}
 		for i, s := range sinks {
 			if s && fds[i] != nil {
-				if _, _, err := r.kids[i].Ftruncate(ctx, fds[i], st.Size); err != nil {
+				if _, _, _, err := r.kids[i].Ftruncate(ctx, fds[i], st.Size, nil); err != nil {
 					return false, err
 				}
 			}
@@ -387,7 +387,7 @@ func (r *Replicate) xattropGet(ctx context.Context, ino *inode, set []bool) []xd
 	dict := r.changelog(counts{}, nil)
 	out := make([]xdr.Dict, r.n())
 	r.fanout(internal(ctx, ino.owner), set, func(ctx context.Context, i int) error {
-		d, err := r.kids[i].Xattrop(ctx, ino.gfid, xattropAddArray, dict, nil)
+		d, _, err := r.kids[i].Xattrop(ctx, ino.gfid, xattropAddArray, dict, nil)
 		out[i] = d
 		return err
 	})
@@ -418,11 +418,11 @@ func (r *Replicate) healMeta(ctx context.Context, g xdr.GFID) (bool, error) {
 	owner := newOwner()
 	hctx := internal(ctx, owner)
 	rs := r.fanout(hctx, up, func(ctx context.Context, i int) error {
-		return r.kids[i].Inodelk(ctx, g, r.name, fop.LkSet, metaRange)
+		return fop.ErrOnly(r.kids[i].Inodelk(ctx, g, r.name, fop.LkSet, metaRange, nil))
 	})
 	locked := succeeded(rs, up)
 	defer r.fanout(hctx, locked, func(ctx context.Context, i int) error {
-		return r.kids[i].Inodelk(ctx, g, r.name, fop.LkSet, unlockOf(metaRange))
+		return fop.ErrOnly(r.kids[i].Inodelk(ctx, g, r.name, fop.LkSet, unlockOf(metaRange), nil))
 	})
 	if count(locked) < r.n() {
 		return false, nil // a metadata change is in flight; try again later
@@ -442,11 +442,11 @@ func (r *Replicate) healMeta(ctx context.Context, g xdr.GFID) (bool, error) {
 		return false, nil
 	}
 	src := first(sources)
-	st, err := r.kids[src].Stat(hctx, g)
+	st, _, err := r.kids[src].Stat(hctx, g, nil)
 	if err != nil {
 		return false, err
 	}
-	want, err := r.kids[src].Getxattr(hctx, g, "")
+	want, _, err := r.kids[src].Getxattr(hctx, g, "", nil)
 	if err != nil {
 		return false, err
 	}
@@ -457,10 +457,10 @@ func (r *Replicate) healMeta(ctx context.Context, g xdr.GFID) (bool, error) {
 		if !s {
 			continue
 		}
-		if _, _, err := r.kids[i].Setattr(hctx, g, &attr, valid); err != nil {
+		if _, _, _, err := r.kids[i].Setattr(hctx, g, &attr, valid, nil); err != nil {
 			return false, err
 		}
-		have, err := r.kids[i].Getxattr(hctx, g, "")
+		have, _, err := r.kids[i].Getxattr(hctx, g, "", nil)
 		if err != nil {
 			return false, err
 		}
@@ -471,13 +471,13 @@ func (r *Replicate) healMeta(ctx context.Context, g xdr.GFID) (bool, error) {
 			if v, ok := have.Get(p.Key); ok && string(v.Bytes) == string(p.Value.Bytes) {
 				continue
 			}
-			if err := r.kids[i].Setxattr(hctx, g, xdr.Dict{{Key: p.Key, Value: xdr.Ptr(p.Value.Bytes)}}, 0); err != nil {
+			if _, err := r.kids[i].Setxattr(hctx, g, xdr.Dict{{Key: p.Key, Value: xdr.Ptr(p.Value.Bytes)}}, 0, nil); err != nil {
 				return false, err
 			}
 		}
 		for _, p := range have {
 			if _, ok := want.Get(p.Key); !ok && !internalXattr(p.Key) {
-				if err := r.kids[i].Removexattr(hctx, g, p.Key); err != nil && fop.Errno(err) != syscall.ENODATA {
+				if _, err := r.kids[i].Removexattr(hctx, g, p.Key, nil); err != nil && fop.Errno(err) != syscall.ENODATA {
 					return false, err
 				}
 			}

@@ -87,12 +87,12 @@ func (r *Replicate) healDir(ctx context.Context, dir xdr.GFID, names []string) (
 	var locked [2][]bool
 	for n, domain := range []string{r.name + healDomainSuffix, r.name} {
 		rs := r.fanout(hctx, up, func(ctx context.Context, i int) error {
-			return r.kids[i].Entrylk(ctx, dir, "", domain, fop.EntrylkLockNB, fop.LkWrite)
+			return fop.ErrOnly(r.kids[i].Entrylk(ctx, dir, "", domain, fop.EntrylkLockNB, fop.LkWrite, nil))
 		})
 		locked[n] = succeeded(rs, up)
 		domain := domain
 		defer r.fanout(hctx, locked[n], func(ctx context.Context, i int) error {
-			return r.kids[i].Entrylk(ctx, dir, "", domain, fop.EntrylkUnlock, fop.LkWrite)
+			return fop.ErrOnly(r.kids[i].Entrylk(ctx, dir, "", domain, fop.EntrylkUnlock, fop.LkWrite, nil))
 		})
 		if count(locked[n]) < r.n() {
 			return false, nil // busy: next round
@@ -281,7 +281,7 @@ func (r *Replicate) impunge(ctx context.Context, dir xdr.GFID, name string, src 
 	switch en := fop.Errno(err); {
 	case err == nil && st.Mode&syscall.S_IFMT != syscall.S_IFDIR:
 		// Another name of the same inode already on the sink: a hard link.
-		_, err := r.kids[k].Link(ctx, st.GFID, dir, name)
+		_, _, err := r.kids[k].Link(ctx, st.GFID, dir, name, nil)
 		return err
 	case err == nil:
 		// The directory lives under another name on the sink (a rename
@@ -299,14 +299,14 @@ func (r *Replicate) impunge(ctx context.Context, dir xdr.GFID, name string, src 
 	perm := st.Mode & 07777
 	switch st.Mode & syscall.S_IFMT {
 	case syscall.S_IFDIR:
-		_, err = r.kids[k].Mkdir(ctx, dir, name, perm, 0, st.GFID, nil)
+		_, _, err = r.kids[k].Mkdir(ctx, dir, name, perm, 0, st.GFID, nil)
 	case syscall.S_IFLNK:
 		var target string
-		if target, err = r.kids[src].Readlink(ctx, st.GFID); err == nil {
-			_, err = r.kids[k].Symlink(ctx, dir, name, target, 0, st.GFID, nil)
+		if target, _, err = r.kids[src].Readlink(ctx, st.GFID, nil); err == nil {
+			_, _, err = r.kids[k].Symlink(ctx, dir, name, target, 0, st.GFID, nil)
 		}
 	default:
-		_, err = r.kids[k].Mknod(ctx, dir, name, st.Mode, st.Rdev, 0, st.GFID, nil)
+		_, _, err = r.kids[k].Mknod(ctx, dir, name, st.Mode, st.Rdev, 0, st.GFID, nil)
 	}
 	return err
 }
@@ -314,14 +314,14 @@ func (r *Replicate) impunge(ctx context.Context, dir xdr.GFID, name string, src 
 // expunge removes from brick k a name the sources no longer have.
 func (r *Replicate) expunge(ctx context.Context, dir xdr.GFID, name string, k int, st xdr.Iatt) error {
 	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
-		return r.kids[k].RmdirFlags(ctx, dir, name, 1) // with what is left in it
+		return fop.ErrOnly(r.kids[k].Rmdir(ctx, dir, name, fop.RmdirRecursive, nil)) // with what is left in it
 	}
-	return r.kids[k].Unlink(ctx, dir, name)
+	return fop.ErrOnly(r.kids[k].Unlink(ctx, dir, name, nil))
 }
 
 // listNames lists a directory on brick k.
 func (r *Replicate) listNames(ctx context.Context, k int, dir xdr.GFID) ([]string, error) {
-	fd, err := r.kids[k].Opendir(ctx, dir)
+	fd, _, err := r.kids[k].Opendir(ctx, dir, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +329,7 @@ func (r *Replicate) listNames(ctx context.Context, k int, dir xdr.GFID) ([]strin
 	var names []string
 	var off uint64
 	for {
-		ents, eof, err := r.kids[k].Readdirp(ctx, fd, off, 128<<10)
+		ents, eof, _, err := r.kids[k].Readdirp(ctx, fd, off, 128<<10, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -54,7 +54,7 @@ func TestNoChildOpenAfterRelease(t *testing.T) {
 	r, mems := memReplica(t)
 	ctx := context.Background()
 	mems[2].SetDown(true)
-	f, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestNoChildOpenAfterRelease(t *testing.T) {
 	if n := mems[2].Calls("OPEN") - opens; n != 0 {
 		t.Errorf("%d OPENs reached the child after the release", n)
 	}
-	if _, err := r.Read(ctx, f, 0, 1); fop.Errno(err) != syscall.EBADF {
+	if _, _, err := r.Read(ctx, f, 0, 1, nil); fop.Errno(err) != syscall.EBADF {
 		t.Errorf("read after release: %v, want EBADF", err)
 	}
 	if err := r.Release(ctx, f); err != nil {
@@ -86,16 +86,16 @@ func TestNoChildOpenAfterRelease(t *testing.T) {
 func TestDataHealOverMem(t *testing.T) {
 	r, mems := memReplica(t)
 	ctx := context.Background()
-	f, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Write(ctx, f, 0, []byte("before"), nil); err != nil {
+	if _, _, err := r.Write(ctx, f, 0, []byte("before"), nil); err != nil {
 		t.Fatal(err)
 	}
 	mems[2].SetDown(true)
 	r.ChildEvent(2, false)
-	if _, err := r.Write(ctx, f, 0, []byte("AFTER!"), nil); err != nil {
+	if _, _, err := r.Write(ctx, f, 0, []byte("AFTER!"), nil); err != nil {
 		t.Fatalf("write with 2 of 3 bricks: %v", err)
 	}
 	if err := r.Release(ctx, f); err != nil {
@@ -154,7 +154,7 @@ func TestMetaHealOverMem(t *testing.T) {
 	r, mems := memReplica(t)
 	ctx := context.Background()
 	g := foptest.GFID(1)
-	if _, err := r.Mknod(ctx, foptest.RootGFID, "f", syscall.S_IFREG|0o644, 0, 0, g, nil); err != nil {
+	if _, _, err := r.Mknod(ctx, foptest.RootGFID, "f", syscall.S_IFREG|0o644, 0, 0, g, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := r.Lookup(ctx, foptest.RootGFID, "f", xdr.GFID{}, nil); err != nil {
@@ -162,7 +162,7 @@ func TestMetaHealOverMem(t *testing.T) {
 	}
 	mems[1].SetDown(true)
 	r.ChildEvent(1, false)
-	if _, _, err := r.Setattr(ctx, g, &xdr.Iatt{Mode: 0o600}, fop.SetAttrMode); err != nil {
+	if _, _, _, err := r.Setattr(ctx, g, &xdr.Iatt{Mode: 0o600}, fop.SetAttrMode, nil); err != nil {
 		t.Fatalf("chmod with 2 of 3 bricks: %v", err)
 	}
 	if allZero(t, mems[0], g) {
@@ -170,14 +170,14 @@ func TestMetaHealOverMem(t *testing.T) {
 	}
 	mems[1].SetDown(false)
 	r.ChildEvent(1, true)
-	if st, _ := mems[1].Stat(ctx, g); st.Mode != syscall.S_IFREG|0o644 {
+	if st, _, _ := mems[1].Stat(ctx, g, nil); st.Mode != syscall.S_IFREG|0o644 {
 		t.Fatalf("brick 1 already has mode %o", st.Mode)
 	}
 	if healed, err := r.healMeta(ctx, g); err != nil || !healed {
 		t.Fatalf("healMeta: %v, %v", healed, err)
 	}
 	for _, m := range mems {
-		if st, _ := m.Stat(ctx, g); st.Mode != syscall.S_IFREG|0o600 {
+		if st, _, _ := m.Stat(ctx, g, nil); st.Mode != syscall.S_IFREG|0o600 {
 			t.Errorf("%s: mode %o after the heal, want 100600", m.Name(), st.Mode)
 		}
 		if !allZero(t, m, g) {
@@ -192,26 +192,26 @@ func TestMetaHealOverMem(t *testing.T) {
 func TestEntryHealOverMem(t *testing.T) {
 	r, mems := memReplica(t)
 	ctx := context.Background()
-	if _, err := r.Mknod(ctx, foptest.RootGFID, "old", syscall.S_IFREG|0o644, 0, 0, foptest.GFID(1), nil); err != nil {
+	if _, _, err := r.Mknod(ctx, foptest.RootGFID, "old", syscall.S_IFREG|0o644, 0, 0, foptest.GFID(1), nil); err != nil {
 		t.Fatal(err)
 	}
 	mems[2].SetDown(true)
 	r.ChildEvent(2, false)
-	f, _, err := r.Create(ctx, foptest.RootGFID, "new", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(2), nil)
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "new", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(2), nil)
 	if err != nil {
 		t.Fatalf("create with 2 of 3 bricks: %v", err)
 	}
-	if _, err := r.Write(ctx, f, 0, []byte("made while brick 2 was down"), nil); err != nil {
+	if _, _, err := r.Write(ctx, f, 0, []byte("made while brick 2 was down"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Release(ctx, f); err != nil {
 		t.Fatal(err)
 	}
 	r.postOpNow(r.inode(foptest.GFID(2)))
-	if err := r.Unlink(ctx, foptest.RootGFID, "old"); err != nil {
+	if _, err := r.Unlink(ctx, foptest.RootGFID, "old", nil); err != nil {
 		t.Fatalf("unlink with 2 of 3 bricks: %v", err)
 	}
-	if _, err := r.Mkdir(ctx, foptest.RootGFID, "dir", 0o755, 0, foptest.GFID(3), nil); err != nil {
+	if _, _, err := r.Mkdir(ctx, foptest.RootGFID, "dir", 0o755, 0, foptest.GFID(3), nil); err != nil {
 		t.Fatal(err)
 	}
 	mems[2].SetDown(false)

@@ -19,14 +19,9 @@ import (
 // Child is a brick as the replicate layer drives it (*brick.Client, or an
 // in-memory brick in tests).
 type Child interface {
-	fop.Fops
-	Name() string
-	Up() bool
-	WriteX(ctx context.Context, f *fop.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, xdr.Dict, error)
-	Inodelk(ctx context.Context, gfid xdr.GFID, domain string, cmd uint32, fl xdr.Flock) error
-	Entrylk(ctx context.Context, parent xdr.GFID, name, domain string, cmd, typ uint32) error
-	Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, dict, xdata xdr.Dict) (xdr.Dict, error)
-	RmdirFlags(ctx context.Context, parent xdr.GFID, name string, flags int32) error
+	fop.Subvolume
+	// Kick drops the child's connection (so the brick releases our
+	// locks) and has it reconnect: a child that missed a fop's deadline.
 	Kick(reason string)
 }
 
@@ -74,6 +69,10 @@ type Replicate struct {
 
 	gen atomic.Uint64 // bumped on every child up/down event
 
+	watchMu  sync.Mutex
+	watchers []func(up bool) // GUARDED_BY(watchMu)
+	told     *bool           // GUARDED_BY(watchMu); the state watchers last heard
+
 	mu     sync.Mutex
 	inodes map[xdr.GFID]*inode // GUARDED_BY(mu)
 
@@ -110,7 +109,9 @@ func NewReplicate(name string, kids []Child, pendingNames []string, opts Replica
 	return r, nil
 }
 
-// ChildEvent tells the replica set that a child went up or down.
+// ChildEvent tells the replica set that a child went up or down. The
+// replica set's own state (up while client quorum holds) goes to its
+// watchers when it changes.
 func (r *Replicate) ChildEvent(i int, up bool) {
 	r.gen.Add(1)
 	if up {
@@ -119,6 +120,36 @@ func (r *Replicate) ChildEvent(i int, up bool) {
 	} else {
 		r.log.Warn("child down", zap.String("brick", r.kids[i].Name()))
 	}
+	r.notify()
+}
+
+// notify tells the watchers the replica set's state if it changed since
+// they last heard.
+func (r *Replicate) notify() {
+	r.watchMu.Lock()
+	defer r.watchMu.Unlock()
+	now := r.Up()
+	if r.told != nil && *r.told == now {
+		return
+	}
+	r.told = &now
+	for _, fn := range r.watchers {
+		fn(now)
+	}
+}
+
+// Name is the replicate translator's name in the volfile.
+func (r *Replicate) Name() string { return r.name }
+
+// Up reports whether client quorum holds over the children that are up:
+// AFR's CHILD_UP to its parent.
+func (r *Replicate) Up() bool { return r.hasQuorum(r.up()) }
+
+// Watch registers fn for the replica set's up and down events.
+func (r *Replicate) Watch(fn func(up bool)) {
+	r.watchMu.Lock()
+	r.watchers = append(r.watchers, fn)
+	r.watchMu.Unlock()
 }
 
 func (r *Replicate) n() int { return len(r.kids) }
@@ -163,6 +194,7 @@ func (r *Replicate) SetQuorum(q int) {
 		rule.autoEven = r.n()%2 == 0
 	}
 	r.quorum.Store(rule)
+	r.notify()
 }
 
 // HasQuorum reports whether the children in set meet client quorum.

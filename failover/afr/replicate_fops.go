@@ -14,7 +14,7 @@ import (
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
-var _ fop.Fops = (*Replicate)(nil)
+var _ fop.Subvolume = (*Replicate)(nil)
 
 // --- readability and the read child ---
 
@@ -246,9 +246,9 @@ func (r *Replicate) child(ctx context.Context, rf *replFd, i int) (*fop.Fd, erro
 	var fd *fop.Fd
 	var err error
 	if rf.fd.Dir {
-		fd, err = r.kids[i].Opendir(ctx, rf.fd.GFID)
+		fd, _, err = r.kids[i].Opendir(ctx, rf.fd.GFID, nil)
 	} else {
-		fd, err = r.kids[i].Open(ctx, rf.fd.GFID, rf.fd.Flags&^uint32(syscall.O_CREAT|syscall.O_EXCL|syscall.O_TRUNC))
+		fd, _, err = r.kids[i].Open(ctx, rf.fd.GFID, rf.fd.Flags&^uint32(syscall.O_CREAT|syscall.O_EXCL|syscall.O_TRUNC), nil)
 	}
 	if err != nil {
 		return nil, err
@@ -271,7 +271,7 @@ func (r *Replicate) withFd(f *fop.Fd, fn func(ctx context.Context, i int, cf *fo
 	}, nil
 }
 
-func (r *Replicate) open(ctx context.Context, gfid xdr.GFID, flags uint32, dir bool) (*fop.Fd, error) {
+func (r *Replicate) open(ctx context.Context, gfid xdr.GFID, flags uint32, dir bool, xd xdr.Dict) (*fop.Fd, error) {
 	up := r.up()
 	if !r.hasQuorum(up) {
 		return nil, r.errNoQuorum("OPEN")
@@ -280,9 +280,9 @@ func (r *Replicate) open(ctx context.Context, gfid xdr.GFID, flags uint32, dir b
 	rs := r.fanout(ctx, up, func(ctx context.Context, i int) error {
 		var err error
 		if dir {
-			kids[i], err = r.kids[i].Opendir(ctx, gfid)
+			kids[i], _, err = r.kids[i].Opendir(ctx, gfid, xd)
 		} else {
-			kids[i], err = r.kids[i].Open(ctx, gfid, flags)
+			kids[i], _, err = r.kids[i].Open(ctx, gfid, flags, xd)
 		}
 		return err
 	})
@@ -294,13 +294,15 @@ func (r *Replicate) open(ctx context.Context, gfid xdr.GFID, flags uint32, dir b
 }
 
 // Open opens gfid on every child that is up.
-func (r *Replicate) Open(ctx context.Context, gfid xdr.GFID, flags uint32) (*fop.Fd, error) {
-	return r.open(ctx, gfid, flags, false)
+func (r *Replicate) Open(ctx context.Context, gfid xdr.GFID, flags uint32, xd xdr.Dict) (*fop.Fd, xdr.Dict, error) {
+	f, err := r.open(ctx, gfid, flags, false, xd)
+	return f, nil, err
 }
 
 // Opendir opens a directory on every child that is up.
-func (r *Replicate) Opendir(ctx context.Context, gfid xdr.GFID) (*fop.Fd, error) {
-	return r.open(ctx, gfid, 0, true)
+func (r *Replicate) Opendir(ctx context.Context, gfid xdr.GFID, xd xdr.Dict) (*fop.Fd, xdr.Dict, error) {
+	f, err := r.open(ctx, gfid, 0, true, xd)
+	return f, nil, err
 }
 
 // Release finishes the eager lock if this was the inode's last fd and
@@ -453,97 +455,109 @@ func stripAFR(d xdr.Dict) xdr.Dict {
 }
 
 // Stat returns the attributes from a readable child.
-func (r *Replicate) Stat(ctx context.Context, gfid xdr.GFID) (xdr.Iatt, error) {
+func (r *Replicate) Stat(ctx context.Context, gfid xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	var st xdr.Iatt
+	var rx xdr.Dict
 	err := r.readTxn(ctx, gfid, false, func(ctx context.Context, i int) error {
 		var err error
-		st, err = r.kids[i].Stat(ctx, gfid)
+		st, rx, err = r.kids[i].Stat(ctx, gfid, xd)
 		return err
 	})
-	return st, err
+	return st, rx, err
 }
 
 // Fstat returns the attributes of an open file from a readable child.
-func (r *Replicate) Fstat(ctx context.Context, f *fop.Fd) (xdr.Iatt, error) {
+func (r *Replicate) Fstat(ctx context.Context, f *fop.Fd, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	var st xdr.Iatt
+	var rx xdr.Dict
 	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *fop.Fd) error {
 		var err error
-		st, err = r.kids[i].Fstat(ctx, cf)
+		st, rx, err = r.kids[i].Fstat(ctx, cf, xd)
 		return err
 	})
 	if err != nil {
-		return st, err
+		return st, nil, err
 	}
-	return st, r.readTxn(ctx, f.GFID, false, fn)
+	err = r.readTxn(ctx, f.GFID, false, fn)
+	return st, rx, err
 }
 
 // Access checks permissions on a readable child.
-func (r *Replicate) Access(ctx context.Context, gfid xdr.GFID, mask uint32) error {
-	return r.readTxn(ctx, gfid, true, func(ctx context.Context, i int) error {
-		return r.kids[i].Access(ctx, gfid, mask)
+func (r *Replicate) Access(ctx context.Context, gfid xdr.GFID, mask uint32, xd xdr.Dict) (xdr.Dict, error) {
+	var rx xdr.Dict
+	err := r.readTxn(ctx, gfid, true, func(ctx context.Context, i int) error {
+		var err error
+		rx, err = r.kids[i].Access(ctx, gfid, mask, xd)
+		return err
 	})
+	return rx, err
 }
 
 // Readlink reads a symlink on a readable child.
-func (r *Replicate) Readlink(ctx context.Context, gfid xdr.GFID) (string, error) {
+func (r *Replicate) Readlink(ctx context.Context, gfid xdr.GFID, xd xdr.Dict) (string, xdr.Dict, error) {
 	var s string
+	var rx xdr.Dict
 	err := r.readTxn(ctx, gfid, true, func(ctx context.Context, i int) error {
 		var err error
-		s, err = r.kids[i].Readlink(ctx, gfid)
+		s, rx, err = r.kids[i].Readlink(ctx, gfid, xd)
 		return err
 	})
-	return s, err
+	return s, rx, err
 }
 
 // Read reads from a readable child, moving to the next on failure.
-func (r *Replicate) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32) ([]byte, error) {
+func (r *Replicate) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd xdr.Dict) ([]byte, xdr.Dict, error) {
 	var data []byte
+	var rx xdr.Dict
 	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *fop.Fd) error {
 		var err error
-		data, err = r.kids[i].Read(ctx, cf, off, size)
+		data, rx, err = r.kids[i].Read(ctx, cf, off, size, xd)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return data, r.readTxn(ctx, f.GFID, false, fn)
+	err = r.readTxn(ctx, f.GFID, false, fn)
+	return data, rx, err
 }
 
 // Seek finds data or a hole on a readable child.
-func (r *Replicate) Seek(ctx context.Context, f *fop.Fd, off uint64, what int32) (uint64, error) {
+func (r *Replicate) Seek(ctx context.Context, f *fop.Fd, off uint64, what int32, xd xdr.Dict) (uint64, xdr.Dict, error) {
 	var o uint64
+	var rx xdr.Dict
 	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *fop.Fd) error {
 		var err error
-		o, err = r.kids[i].Seek(ctx, cf, off, what)
+		o, rx, err = r.kids[i].Seek(ctx, cf, off, what, xd)
 		return err
 	})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	return o, r.readTxn(ctx, f.GFID, false, fn)
+	err = r.readTxn(ctx, f.GFID, false, fn)
+	return o, rx, err
 }
 
 // Getxattr reads xattrs on a readable child, without the changelog.
-func (r *Replicate) Getxattr(ctx context.Context, gfid xdr.GFID, name string) (xdr.Dict, error) {
+func (r *Replicate) Getxattr(ctx context.Context, gfid xdr.GFID, name string, xd xdr.Dict) (xdr.Dict, xdr.Dict, error) {
 	if strings.HasPrefix(name, "trusted.afr.") {
-		return nil, &fop.OpError{Brick: r.name, Fop: "GETXATTR", GFID: gfid, Errno: syscall.ENODATA}
+		return nil, nil, &fop.OpError{Brick: r.name, Fop: "GETXATTR", GFID: gfid, Errno: syscall.ENODATA}
 	}
-	var d xdr.Dict
+	var d, rx xdr.Dict
 	err := r.readTxn(ctx, gfid, true, func(ctx context.Context, i int) error {
 		var err error
-		d, err = r.kids[i].Getxattr(ctx, gfid, name)
+		d, rx, err = r.kids[i].Getxattr(ctx, gfid, name, xd)
 		return err
 	})
-	return stripAFR(d), err
+	return stripAFR(d), rx, err
 }
 
 // Statfs reports the child with the least space available, as afr_statfs does.
-func (r *Replicate) Statfs(ctx context.Context, gfid xdr.GFID) (xdr.Statfs, error) {
+func (r *Replicate) Statfs(ctx context.Context, gfid xdr.GFID, xd xdr.Dict) (xdr.Statfs, xdr.Dict, error) {
 	up := r.up()
 	sts := make([]xdr.Statfs, r.n())
 	rs := r.fanout(ctx, up, func(ctx context.Context, i int) error {
 		var err error
-		sts[i], err = r.kids[i].Statfs(ctx, gfid)
+		sts[i], _, err = r.kids[i].Statfs(ctx, gfid, xd)
 		return err
 	})
 	ok := succeeded(rs, up)
@@ -555,30 +569,28 @@ func (r *Replicate) Statfs(ctx context.Context, gfid xdr.GFID) (xdr.Statfs, erro
 		}
 	}
 	if !found {
-		return best, r.finalErr(rs, up)
+		return best, nil, r.finalErr(rs, up)
 	}
-	return best, nil
+	return best, nil, nil
 }
 
 // Readdirp reads a directory from one readable child; later pages stick to
 // it (afr_readdir). Entries whose inode that child may hold stale come
 // without attributes, so the kernel looks them up.
-func (r *Replicate) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint32) ([]fop.Dirent, bool, error) {
+func (r *Replicate) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint32, xd xdr.Dict) (ents []fop.Dirent, eof bool, rx xdr.Dict, err error) {
 	rf, err := r.rfd(f)
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	rf.mu.Lock()
 	rc := rf.readChild
 	rf.mu.Unlock()
-	var ents []fop.Dirent
-	var eof bool
 	read := func(ctx context.Context, i int) error {
 		cf, err := r.child(ctx, rf, i)
 		if err != nil {
 			return err
 		}
-		ents, eof, err = r.kids[i].Readdirp(ctx, cf, offset, size)
+		ents, eof, rx, err = r.kids[i].Readdirp(ctx, cf, offset, size, xd)
 		if err == nil {
 			rf.mu.Lock()
 			rf.readChild = i
@@ -592,7 +604,7 @@ func (r *Replicate) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size
 		err = r.readTxn(ctx, f.GFID, false, read)
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	rf.mu.Lock()
 	rc = rf.readChild
@@ -622,5 +634,5 @@ func (r *Replicate) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size
 			ents[n].Stat = xdr.Iatt{} // the kernel looks it up instead
 		}
 	}
-	return ents, eof, nil
+	return ents, eof, rx, nil
 }

@@ -48,44 +48,42 @@ func (f *fakeChild) log(e string) {
 	f.mu.Unlock()
 }
 
-func (f *fakeChild) Name() string { return f.name }
-func (f *fakeChild) Up() bool     { f.mu.Lock(); defer f.mu.Unlock(); return f.up }
-func (f *fakeChild) Kick(string)  {}
-func (f *fakeChild) RmdirFlags(ctx context.Context, parent xdr.GFID, name string, flags int32) error {
-	return syscall.ENOSYS
-}
+func (f *fakeChild) Name() string     { return f.name }
+func (f *fakeChild) Up() bool         { f.mu.Lock(); defer f.mu.Unlock(); return f.up }
+func (f *fakeChild) Kick(string)      {}
+func (f *fakeChild) Watch(func(bool)) {}
 func (f *fakeChild) down() error {
 	return &fop.OpError{Brick: f.name, Errno: syscall.ENOTCONN}
 }
 
-func (f *fakeChild) Inodelk(ctx context.Context, gfid xdr.GFID, domain string, cmd uint32, fl xdr.Flock) error {
+func (f *fakeChild) Inodelk(ctx context.Context, gfid xdr.GFID, domain string, cmd uint32, fl xdr.Flock, xd xdr.Dict) (xdr.Dict, error) {
 	if !f.Up() {
-		return f.down()
+		return nil, f.down()
 	}
 	if fl.Type == fop.LkUnlock {
 		f.log("unlock")
 	} else {
 		f.log("lock")
 	}
-	return nil
+	return nil, nil
 }
 
-func (f *fakeChild) Entrylk(ctx context.Context, parent xdr.GFID, name, domain string, cmd, typ uint32) error {
-	if !f.Up() {
-		return f.down()
-	}
-	f.log("entrylk")
-	return nil
-}
-
-func (f *fakeChild) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, dict, xdata xdr.Dict) (xdr.Dict, error) {
+func (f *fakeChild) Entrylk(ctx context.Context, parent xdr.GFID, name, domain string, cmd, typ uint32, xd xdr.Dict) (xdr.Dict, error) {
 	if !f.Up() {
 		return nil, f.down()
+	}
+	f.log("entrylk")
+	return nil, nil
+}
+
+func (f *fakeChild) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, dict, xdata xdr.Dict) (xdr.Dict, xdr.Dict, error) {
+	if !f.Up() {
+		return nil, nil, f.down()
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.xopErr != nil {
-		return nil, f.xopErr
+		return nil, nil, f.xopErr
 	}
 	f.xattrops = append(f.xattrops, dict)
 	f.events = append(f.events, "xattrop")
@@ -106,27 +104,29 @@ func (f *fakeChild) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, di
 		f.xattrs[gfid][p.Key] = v
 		out = append(out, xdr.Pair{Key: p.Key, Value: xdr.Ptr(v.bytes())})
 	}
-	return out, nil
+	return out, nil, nil
 }
 
-func (f *fakeChild) Open(ctx context.Context, gfid xdr.GFID, flags uint32) (*fop.Fd, error) {
+func (f *fakeChild) Open(ctx context.Context, gfid xdr.GFID, flags uint32, xd xdr.Dict) (*fop.Fd, xdr.Dict, error) {
 	if !f.Up() {
-		return nil, f.down()
+		return nil, nil, f.down()
 	}
-	return &fop.Fd{GFID: gfid, Flags: flags}, nil
+	return &fop.Fd{GFID: gfid, Flags: flags}, nil, nil
 }
 
-func (f *fakeChild) Release(ctx context.Context, fd *fop.Fd) error { return nil }
-
-func (f *fakeChild) Fsync(ctx context.Context, fd *fop.Fd, datasync bool) error {
-	if !f.Up() {
-		return f.down()
-	}
-	f.log("fsync")
+func (f *fakeChild) Release(ctx context.Context, fd *fop.Fd) error {
 	return nil
 }
 
-func (f *fakeChild) WriteX(ctx context.Context, fd *fop.Fd, off uint64, data []byte, x xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+func (f *fakeChild) Fsync(ctx context.Context, fd *fop.Fd, datasync bool, xd xdr.Dict) (xdr.Dict, error) {
+	if !f.Up() {
+		return nil, f.down()
+	}
+	f.log("fsync")
+	return nil, nil
+}
+
+func (f *fakeChild) Write(ctx context.Context, fd *fop.Fd, off uint64, data []byte, x xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	if !f.Up() {
 		return xdr.Iatt{}, nil, f.down()
 	}
@@ -206,7 +206,7 @@ func TestWriteAccusesFailedBrickBeforeAck(t *testing.T) {
 	f[2].mu.Lock()
 	f[2].writeErr = &fop.OpError{Brick: "v-client-2", Errno: syscall.ENOTCONN}
 	f[2].mu.Unlock()
-	if _, err := r.Write(ctx, fd, 0, []byte("data"), nil); err != nil {
+	if _, _, err := r.Write(ctx, fd, 0, []byte("data"), nil); err != nil {
 		t.Fatalf("write with one brick failing: %v", err)
 	}
 	// The accusation reached both survivors before Write returned, after
@@ -254,7 +254,7 @@ func TestWriteAccusesFailedBrickBeforeAck(t *testing.T) {
 func TestWriteWithoutQuorumKeepsDirty(t *testing.T) {
 	r, f := newTestReplica(t)
 	ctx := context.Background()
-	fd, err := r.Open(ctx, testGFID, syscall.O_RDWR)
+	fd, _, err := r.Open(ctx, testGFID, syscall.O_RDWR, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +263,7 @@ func TestWriteWithoutQuorumKeepsDirty(t *testing.T) {
 		c.writeErr = &fop.OpError{Brick: c.name, Errno: syscall.EIO}
 		c.mu.Unlock()
 	}
-	_, err = r.Write(ctx, fd, 0, []byte("data"), nil)
+	_, _, err = r.Write(ctx, fd, 0, []byte("data"), nil)
 	if fop.Errno(err) != syscall.EIO {
 		t.Fatalf("write on 1 of 3: %v, want the bricks' EIO", err)
 	}
@@ -288,7 +288,7 @@ func TestWriteWithoutQuorumKeepsDirty(t *testing.T) {
 func TestSymmetricErrorAccusesNobody(t *testing.T) {
 	r, f := newTestReplica(t)
 	ctx := context.Background()
-	fd, err := r.Open(ctx, testGFID, syscall.O_RDWR)
+	fd, _, err := r.Open(ctx, testGFID, syscall.O_RDWR, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestSymmetricErrorAccusesNobody(t *testing.T) {
 		c.writeErr = &fop.OpError{Brick: c.name, Errno: syscall.ENOSPC}
 		c.mu.Unlock()
 	}
-	if _, err := r.Write(ctx, fd, 0, []byte("data"), nil); fop.Errno(err) != syscall.ENOSPC {
+	if _, _, err := r.Write(ctx, fd, 0, []byte("data"), nil); fop.Errno(err) != syscall.ENOSPC {
 		t.Fatalf("got %v, want ENOSPC", err)
 	}
 	for _, c := range f {
@@ -348,7 +348,7 @@ func TestQuorum(t *testing.T) {
 	if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); fop.Errno(err) != syscall.ENOTCONN {
 		t.Fatalf("lookup with 1 of 3 up: %v, want ENOTCONN", err)
 	}
-	if _, err := r.Open(ctx, testGFID, syscall.O_RDWR); fop.Errno(err) != syscall.ENOTCONN {
+	if _, _, err := r.Open(ctx, testGFID, syscall.O_RDWR, nil); fop.Errno(err) != syscall.ENOTCONN {
 		t.Fatalf("open with 1 of 3 up: %v, want ENOTCONN", err)
 	}
 	// auto quorum for two children: half counts only with child 0.
@@ -424,42 +424,42 @@ func TestChangelogErrno(t *testing.T) {
 	for _, c := range f[1:] {
 		c.xopErr = &fop.OpError{Brick: c.name, Fop: "FXATTROP", Errno: syscall.ENOSPC}
 	}
-	if _, err := r.Write(ctx, fd, 0, []byte("x"), nil); fop.Errno(err) != syscall.ENOSPC {
+	if _, _, err := r.Write(ctx, fd, 0, []byte("x"), nil); fop.Errno(err) != syscall.ENOSPC {
 		t.Fatalf("write with the pre-op refused as ENOSPC on two bricks: %v, want ENOSPC", err)
 	}
 	// Lost connections are no errno of the bricks': ENOTCONN.
 	for _, c := range f[1:] {
 		c.xopErr = &fop.OpError{Brick: c.name, Fop: "FXATTROP", Errno: syscall.ENOTCONN}
 	}
-	if _, err := r.Write(ctx, fd, 0, []byte("x"), nil); fop.Errno(err) != syscall.ENOTCONN {
+	if _, _, err := r.Write(ctx, fd, 0, []byte("x"), nil); fop.Errno(err) != syscall.ENOTCONN {
 		t.Fatalf("write with the pre-op lost on two bricks: %v, want ENOTCONN", err)
 	}
 }
 
-func (f *fakeChild) Fstat(ctx context.Context, fd *fop.Fd) (xdr.Iatt, error) {
+func (f *fakeChild) Fstat(ctx context.Context, fd *fop.Fd, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	if !f.Up() {
-		return xdr.Iatt{}, f.down()
+		return xdr.Iatt{}, nil, f.down()
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return xdr.Iatt{GFID: fd.GFID, Size: f.size, Mode: syscall.S_IFREG | 0o644}, nil
+	return xdr.Iatt{GFID: fd.GFID, Size: f.size, Mode: syscall.S_IFREG | 0o644}, nil, nil
 }
 
-func (f *fakeChild) Zerofill(ctx context.Context, fd *fop.Fd, off, length uint64) error {
+func (f *fakeChild) Zerofill(ctx context.Context, fd *fop.Fd, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
 	if !f.Up() {
-		return f.down()
+		return nil, f.down()
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.zeroed = append(f.zeroed, [2]uint64{off, length})
 	f.size = max(f.size, off+length) // ZEROFILL extends, as on a brick
 	f.events = append(f.events, "zerofill")
-	return nil
+	return nil, nil
 }
 
-func (f *fakeChild) Fallocate(ctx context.Context, fd *fop.Fd, mode uint32, off, length uint64) error {
+func (f *fakeChild) Fallocate(ctx context.Context, fd *fop.Fd, mode uint32, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
 	if !f.Up() {
-		return f.down()
+		return nil, f.down()
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -468,7 +468,7 @@ func (f *fakeChild) Fallocate(ctx context.Context, fd *fop.Fd, mode uint32, off,
 		f.size = max(f.size, off+length)
 	}
 	f.events = append(f.events, "fallocate")
-	return nil
+	return nil, nil
 }
 
 // fallocate(ZERO_RANGE|KEEP_SIZE) zeroes only below each brick's EOF and
@@ -493,7 +493,7 @@ func TestZerofillKeepSize(t *testing.T) {
 			if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); err != nil {
 				t.Fatal(err)
 			}
-			fd, err := r.Open(ctx, testGFID, syscall.O_RDWR)
+			fd, _, err := r.Open(ctx, testGFID, syscall.O_RDWR, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -524,7 +524,7 @@ func openTestFile(t *testing.T, r *Replicate) *fop.Fd {
 	if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); err != nil {
 		t.Fatal(err)
 	}
-	fd, err := r.Open(ctx, testGFID, syscall.O_RDWR)
+	fd, _, err := r.Open(ctx, testGFID, syscall.O_RDWR, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

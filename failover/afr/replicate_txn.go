@@ -65,14 +65,14 @@ func (r *Replicate) lockInode(ctx context.Context, ino *inode, set []bool, fl xd
 		if block {
 			cmd = fop.LkSetW
 		}
-		return r.kids[i].Inodelk(ctx, ino.gfid, r.name, cmd, fl)
+		return fop.ErrOnly(r.kids[i].Inodelk(ctx, ino.gfid, r.name, cmd, fl, nil))
 	}, func(locked []bool) { r.unlockInode(ctx, ino, locked, fl) })
 }
 
 func (r *Replicate) unlockInode(ctx context.Context, ino *inode, locked []bool, fl xdr.Flock) {
 	ictx := internal(ctx, ino.owner)
 	r.fanout(ictx, locked, func(ctx context.Context, i int) error {
-		return r.kids[i].Inodelk(ctx, ino.gfid, r.name, fop.LkSet, unlockOf(fl))
+		return fop.ErrOnly(r.kids[i].Inodelk(ctx, ino.gfid, r.name, fop.LkSet, unlockOf(fl), nil))
 	})
 }
 
@@ -84,7 +84,7 @@ func (r *Replicate) unlockInode(ctx context.Context, ino *inode, locked []bool, 
 func (r *Replicate) xattrop(ctx context.Context, gfid xdr.GFID, owner []byte, set []bool, dirty counts, pending map[int]counts, xdata xdr.Dict) ([]bool, error) {
 	dict := r.changelog(dirty, pending)
 	rs := r.fanout(internal(ctx, owner), set, func(ctx context.Context, i int) error {
-		_, err := r.kids[i].Xattrop(ctx, gfid, xattropAddArray, dict, xdata)
+		_, _, err := r.kids[i].Xattrop(ctx, gfid, xattropAddArray, dict, xdata)
 		return err
 	})
 	for i, rp := range rs {
@@ -233,7 +233,7 @@ func (r *Replicate) dataTxn(ctx context.Context, ino *inode, rf *replFd, off, le
 				if err != nil {
 					return err
 				}
-				return r.kids[i].Fsync(ctx, cf, true)
+				return fop.ErrOnly(r.kids[i].Fsync(ctx, cf, true, nil))
 			})
 			flushed := succeeded(frs, ok)
 			if !r.hasQuorum(flushed) {
@@ -689,9 +689,9 @@ func (r *Replicate) lockEntries(ctx context.Context, owner []byte, names []entry
 			cmd = fop.EntrylkLock
 		}
 		for n, e := range names {
-			if err := r.kids[i].Entrylk(ctx, e.parent, e.name, r.name, cmd, fop.LkWrite); err != nil {
+			if _, err := r.kids[i].Entrylk(ctx, e.parent, e.name, r.name, cmd, fop.LkWrite, nil); err != nil {
 				for _, u := range names[:n] {
-					_ = r.kids[i].Entrylk(ctx, u.parent, u.name, r.name, fop.EntrylkUnlock, fop.LkWrite)
+					_, _ = r.kids[i].Entrylk(ctx, u.parent, u.name, r.name, fop.EntrylkUnlock, fop.LkWrite, nil)
 				}
 				return err
 			}
@@ -703,7 +703,7 @@ func (r *Replicate) lockEntries(ctx context.Context, owner []byte, names []entry
 func (r *Replicate) unlockEntries(ctx context.Context, owner []byte, names []entry, locked []bool) {
 	r.fanout(internal(ctx, owner), locked, func(ctx context.Context, i int) error {
 		for _, e := range names {
-			_ = r.kids[i].Entrylk(ctx, e.parent, e.name, r.name, fop.EntrylkUnlock, fop.LkWrite)
+			_, _ = r.kids[i].Entrylk(ctx, e.parent, e.name, r.name, fop.EntrylkUnlock, fop.LkWrite, nil)
 		}
 		return nil
 	})

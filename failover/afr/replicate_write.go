@@ -12,23 +12,23 @@ import (
 // --- entry operations ---
 
 // Create creates name on every child with one gfid and opens it.
-func (r *Replicate) Create(ctx context.Context, parent xdr.GFID, name string, flags, mode, umask uint32, gfid xdr.GFID, extra xdr.Dict) (*fop.Fd, xdr.Iatt, error) {
+func (r *Replicate) Create(ctx context.Context, parent xdr.GFID, name string, flags, mode, umask uint32, gfid xdr.GFID, xd xdr.Dict) (*fop.Fd, xdr.Iatt, xdr.Dict, error) {
 	kids := make([]*fop.Fd, r.n())
 	sts := make([]xdr.Iatt, r.n())
 	ok, err := r.entryTxn(ctx, []entry{{parent, name}}, func(ctx context.Context, i int) error {
 		var err error
-		kids[i], sts[i], err = r.kids[i].Create(ctx, parent, name, flags, mode, umask, gfid, extra)
+		kids[i], sts[i], _, err = r.kids[i].Create(ctx, parent, name, flags, mode, umask, gfid, xd)
 		return err
 	}, func(ctx context.Context, ok []bool) {
 		r.markNewEntry(ctx, sts[first(ok)], ok)
 	})
 	if err != nil {
 		r.releaseKids(ctx, kids)
-		return nil, xdr.Iatt{}, err
+		return nil, xdr.Iatt{}, nil, err
 	}
 	ino := r.inode(sts[first(ok)].GFID)
 	r.setReadable(ino, ok, make([]xdr.Dict, r.n()), false, r.gen.Load())
-	return r.newFd(ino, flags&^uint32(syscall.O_CREAT|syscall.O_EXCL|syscall.O_TRUNC), false, kids), r.pick(ino, ok, sts), nil
+	return r.newFd(ino, flags&^uint32(syscall.O_CREAT|syscall.O_EXCL|syscall.O_TRUNC), false, kids), r.pick(ino, ok, sts), nil, nil
 }
 
 func first(ok []bool) int {
@@ -50,154 +50,154 @@ func (r *Replicate) releaseKids(ctx context.Context, kids []*fop.Fd) {
 
 // newEntry runs a creation fop (mkdir, mknod, symlink, link) and marks the
 // new inode for heal on the children it missed.
-func (r *Replicate) newEntry(ctx context.Context, parent xdr.GFID, name string, dir bool, fn func(ctx context.Context, i int) (xdr.Iatt, error)) (xdr.Iatt, error) {
+func (r *Replicate) newEntry(ctx context.Context, parent xdr.GFID, name string, dir bool, fn func(ctx context.Context, i int) (xdr.Iatt, xdr.Dict, error)) (xdr.Iatt, xdr.Dict, error) {
 	sts := make([]xdr.Iatt, r.n())
 	ok, err := r.entryTxn(ctx, []entry{{parent, name}}, func(ctx context.Context, i int) error {
 		var err error
-		sts[i], err = fn(ctx, i)
+		sts[i], _, err = fn(ctx, i)
 		return err
 	}, func(ctx context.Context, ok []bool) {
 		r.markNewEntry(ctx, sts[first(ok)], ok)
 	})
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	ino := r.inode(sts[first(ok)].GFID)
 	r.setReadable(ino, ok, make([]xdr.Dict, r.n()), dir, r.gen.Load())
-	return r.pick(ino, ok, sts), nil
+	return r.pick(ino, ok, sts), nil, nil
 }
 
 // Mkdir creates a directory on every child with one gfid.
-func (r *Replicate) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
-	return r.newEntry(ctx, parent, name, true, func(ctx context.Context, i int) (xdr.Iatt, error) {
-		return r.kids[i].Mkdir(ctx, parent, name, mode, umask, gfid, extra)
+func (r *Replicate) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, gfid xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+	return r.newEntry(ctx, parent, name, true, func(ctx context.Context, i int) (xdr.Iatt, xdr.Dict, error) {
+		return r.kids[i].Mkdir(ctx, parent, name, mode, umask, gfid, xd)
 	})
 }
 
 // Mknod creates a node on every child with one gfid.
-func (r *Replicate) Mknod(ctx context.Context, parent xdr.GFID, name string, mode uint32, rdev uint64, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
-	return r.newEntry(ctx, parent, name, false, func(ctx context.Context, i int) (xdr.Iatt, error) {
-		return r.kids[i].Mknod(ctx, parent, name, mode, rdev, umask, gfid, extra)
+func (r *Replicate) Mknod(ctx context.Context, parent xdr.GFID, name string, mode uint32, rdev uint64, umask uint32, gfid xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+	return r.newEntry(ctx, parent, name, false, func(ctx context.Context, i int) (xdr.Iatt, xdr.Dict, error) {
+		return r.kids[i].Mknod(ctx, parent, name, mode, rdev, umask, gfid, xd)
 	})
 }
 
 // Symlink creates a symlink on every child with one gfid.
-func (r *Replicate) Symlink(ctx context.Context, parent xdr.GFID, name, target string, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
-	return r.newEntry(ctx, parent, name, false, func(ctx context.Context, i int) (xdr.Iatt, error) {
-		return r.kids[i].Symlink(ctx, parent, name, target, umask, gfid, extra)
+func (r *Replicate) Symlink(ctx context.Context, parent xdr.GFID, name, target string, umask uint32, gfid xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+	return r.newEntry(ctx, parent, name, false, func(ctx context.Context, i int) (xdr.Iatt, xdr.Dict, error) {
+		return r.kids[i].Symlink(ctx, parent, name, target, umask, gfid, xd)
 	})
 }
 
 // Link adds a hard link on every child.
-func (r *Replicate) Link(ctx context.Context, gfid, newParent xdr.GFID, newName string) (xdr.Iatt, error) {
+func (r *Replicate) Link(ctx context.Context, gfid, newParent xdr.GFID, newName string, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	sts := make([]xdr.Iatt, r.n())
 	ok, err := r.entryTxn(ctx, []entry{{newParent, newName}}, func(ctx context.Context, i int) error {
 		var err error
-		sts[i], err = r.kids[i].Link(ctx, gfid, newParent, newName)
+		sts[i], _, err = r.kids[i].Link(ctx, gfid, newParent, newName, xd)
 		return err
 	}, nil)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
-	return r.pick(r.inode(gfid), ok, sts), nil
+	return r.pick(r.inode(gfid), ok, sts), nil, nil
 }
 
 // Unlink removes name on every child.
-func (r *Replicate) Unlink(ctx context.Context, parent xdr.GFID, name string) error {
+func (r *Replicate) Unlink(ctx context.Context, parent xdr.GFID, name string, xd xdr.Dict) (xdr.Dict, error) {
 	_, err := r.entryTxn(ctx, []entry{{parent, name}}, func(ctx context.Context, i int) error {
-		return r.kids[i].Unlink(ctx, parent, name)
+		return fop.ErrOnly(r.kids[i].Unlink(ctx, parent, name, xd))
 	}, nil)
-	return err
+	return nil, err
 }
 
 // Rmdir removes an empty directory on every child, also locking the
 // directory itself (a NULL name), so no other client creates in it
 // meanwhile (afr_rmdir).
-func (r *Replicate) Rmdir(ctx context.Context, parent xdr.GFID, name string) error {
+func (r *Replicate) Rmdir(ctx context.Context, parent xdr.GFID, name string, flags int32, xd xdr.Dict) (xdr.Dict, error) {
 	names := []entry{{parent, name}}
 	if st, _, err := r.Lookup(ctx, parent, name, xdr.GFID{}, nil); err == nil {
 		names = append(names, entry{st.GFID, ""})
 	} else if fop.Errno(err) == syscall.ENOENT {
-		return err
+		return nil, err
 	}
 	_, err := r.entryTxn(ctx, names, func(ctx context.Context, i int) error {
-		return r.kids[i].Rmdir(ctx, parent, name)
+		return fop.ErrOnly(r.kids[i].Rmdir(ctx, parent, name, flags, xd))
 	}, nil)
-	return err
+	return nil, err
 }
 
 // Rename renames on every child under locks on both names.
-func (r *Replicate) Rename(ctx context.Context, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string) (xdr.Iatt, error) {
+func (r *Replicate) Rename(ctx context.Context, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	sts := make([]xdr.Iatt, r.n())
 	names := []entry{{oldParent, oldName}, {newParent, newName}}
 	ok, err := r.entryTxn(ctx, names, func(ctx context.Context, i int) error {
 		var err error
-		sts[i], err = r.kids[i].Rename(ctx, oldParent, oldName, newParent, newName)
+		sts[i], _, err = r.kids[i].Rename(ctx, oldParent, oldName, newParent, newName, xd)
 		return err
 	}, nil)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
-	return sts[first(ok)], nil
+	return sts[first(ok)], nil, nil
 }
 
 // --- metadata operations ---
 
 // Setattr changes attributes on every child.
-func (r *Replicate) Setattr(ctx context.Context, gfid xdr.GFID, attr *xdr.Iatt, valid uint32) (pre, post xdr.Iatt, err error) {
+func (r *Replicate) Setattr(ctx context.Context, gfid xdr.GFID, attr *xdr.Iatt, valid uint32, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	if valid&fop.SetAttrSize != 0 {
-		return pre, post, errors.New("afr: size changes go through Truncate")
+		return pre, post, nil, errors.New("afr: size changes go through Truncate")
 	}
 	ino := r.inode(gfid)
 	sts := make([]xdr.Iatt, r.n())
 	ok, err := r.metaTxn(ctx, ino, func(ctx context.Context, i int) error {
 		var err error
-		_, sts[i], err = r.kids[i].Setattr(ctx, gfid, attr, valid)
+		_, sts[i], _, err = r.kids[i].Setattr(ctx, gfid, attr, valid, xd)
 		return err
 	})
 	if err != nil {
-		return pre, post, err
+		return pre, post, nil, err
 	}
-	return pre, r.pick(ino, ok, sts), nil
+	return pre, r.pick(ino, ok, sts), nil, nil
 }
 
 // Fsetattr is Setattr through an open file.
-func (r *Replicate) Fsetattr(ctx context.Context, f *fop.Fd, attr *xdr.Iatt, valid uint32) (pre, post xdr.Iatt, err error) {
+func (r *Replicate) Fsetattr(ctx context.Context, f *fop.Fd, attr *xdr.Iatt, valid uint32, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	sts := make([]xdr.Iatt, r.n())
 	rf, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *fop.Fd) error {
 		var err error
-		_, sts[i], err = r.kids[i].Fsetattr(ctx, cf, attr, valid)
+		_, sts[i], _, err = r.kids[i].Fsetattr(ctx, cf, attr, valid, xd)
 		return err
 	})
 	if err != nil {
-		return pre, post, err
+		return pre, post, nil, err
 	}
 	ok, err := r.metaTxn(ctx, rf.ino, fn)
 	if err != nil {
-		return pre, post, err
+		return pre, post, nil, err
 	}
-	return pre, r.pick(rf.ino, ok, sts), nil
+	return pre, r.pick(rf.ino, ok, sts), nil, nil
 }
 
 // Setxattr sets xattrs on every child. The changelog is AFR's own.
-func (r *Replicate) Setxattr(ctx context.Context, gfid xdr.GFID, dict xdr.Dict, flags uint32) error {
+func (r *Replicate) Setxattr(ctx context.Context, gfid xdr.GFID, dict xdr.Dict, flags uint32, xd xdr.Dict) (xdr.Dict, error) {
 	for _, p := range dict {
 		if len(p.Key) >= len("trusted.afr.") && p.Key[:len("trusted.afr.")] == "trusted.afr." {
-			return &fop.OpError{Brick: r.name, Fop: "SETXATTR", GFID: gfid, Errno: syscall.EPERM, Err: errors.New("the replication changelog is not settable")}
+			return nil, &fop.OpError{Brick: r.name, Fop: "SETXATTR", GFID: gfid, Errno: syscall.EPERM, Err: errors.New("the replication changelog is not settable")}
 		}
 	}
 	_, err := r.metaTxn(ctx, r.inode(gfid), func(ctx context.Context, i int) error {
-		return r.kids[i].Setxattr(ctx, gfid, dict, flags)
+		return fop.ErrOnly(r.kids[i].Setxattr(ctx, gfid, dict, flags, xd))
 	})
-	return err
+	return nil, err
 }
 
 // Removexattr removes an xattr on every child.
-func (r *Replicate) Removexattr(ctx context.Context, gfid xdr.GFID, name string) error {
+func (r *Replicate) Removexattr(ctx context.Context, gfid xdr.GFID, name string, xd xdr.Dict) (xdr.Dict, error) {
 	_, err := r.metaTxn(ctx, r.inode(gfid), func(ctx context.Context, i int) error {
-		return r.kids[i].Removexattr(ctx, gfid, name)
+		return fop.ErrOnly(r.kids[i].Removexattr(ctx, gfid, name, xd))
 	})
-	return err
+	return nil, err
 }
 
 // --- data operations ---
@@ -206,18 +206,18 @@ func (r *Replicate) Removexattr(ctx context.Context, gfid xdr.GFID, name string)
 const whole = ^uint64(0)
 
 // Truncate sets the size on every child.
-func (r *Replicate) Truncate(ctx context.Context, gfid xdr.GFID, size uint64) (pre, post xdr.Iatt, err error) {
+func (r *Replicate) Truncate(ctx context.Context, gfid xdr.GFID, size uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	ino := r.inode(gfid)
 	sts := make([]xdr.Iatt, r.n())
 	ok, err := r.dataTxn(ctx, ino, nil, 0, whole, func(ctx context.Context, i int) error {
 		var err error
-		_, sts[i], err = r.kids[i].Truncate(ctx, gfid, size)
+		_, sts[i], _, err = r.kids[i].Truncate(ctx, gfid, size, xd)
 		return err
 	})
 	if err != nil {
-		return pre, post, err
+		return pre, post, nil, err
 	}
-	return pre, r.pick(ino, ok, sts), nil
+	return pre, r.pick(ino, ok, sts), nil, nil
 }
 
 // fdData runs a data change through an fd on every child taking part.
@@ -244,14 +244,14 @@ func (r *Replicate) rfData(ctx context.Context, rf *replFd, off, length uint64, 
 }
 
 // Ftruncate sets the size of an open file on every child.
-func (r *Replicate) Ftruncate(ctx context.Context, f *fop.Fd, size uint64) (pre, post xdr.Iatt, err error) {
+func (r *Replicate) Ftruncate(ctx context.Context, f *fop.Fd, size uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	sts := make([]xdr.Iatt, r.n())
 	post, err = r.fdData(ctx, f, 0, whole, sts, func(ctx context.Context, i int, cf *fop.Fd) error {
 		var err error
-		_, sts[i], err = r.kids[i].Ftruncate(ctx, cf, size)
+		_, sts[i], _, err = r.kids[i].Ftruncate(ctx, cf, size, xd)
 		return err
 	})
-	return pre, post, err
+	return pre, post, nil, err
 }
 
 // arbiterByte is what AFR writes to an arbiter brick, which keeps no data.
@@ -262,74 +262,83 @@ var arbiterByte = []byte{0xff}
 // the bricks how many inodelks wait in the replica's domain, as AFR does:
 // more than ours means another client wants the file, and the eager lock
 // is given up right after.
-func (r *Replicate) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, error) {
+func (r *Replicate) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	rf, err := r.rfd(f)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	x := r.domCount
 	if len(xdata) > 0 {
 		x = append(append(xdr.Dict{}, xdata...), r.domCount...)
 	}
 	sts := make([]xdr.Iatt, r.n())
-	return r.rfData(ctx, rf, off, uint64(len(data)), sts, func(ctx context.Context, i int, cf *fop.Fd) error {
+	rxs := make([]xdr.Dict, r.n())
+	post, err := r.rfData(ctx, rf, off, uint64(len(data)), sts, func(ctx context.Context, i int, cf *fop.Fd) error {
 		d := data
 		if i == r.opts.Arbiter {
 			d = arbiterByte
 		}
 		var err error
-		var rx xdr.Dict
-		sts[i], rx, err = r.kids[i].WriteX(ctx, cf, off, d, x)
-		if n, ok := rx.Uint("glusterfs.inodelk-count"); ok && n > 1 {
+		sts[i], rxs[i], err = r.kids[i].Write(ctx, cf, off, d, x)
+		if n, ok := rxs[i].Uint("glusterfs.inodelk-count"); ok && n > 1 {
 			r.contended(rf.ino)
 		}
 		return err
 	})
+	if err != nil {
+		return xdr.Iatt{}, nil, err
+	}
+	for _, rx := range rxs {
+		if rx != nil {
+			return post, rx, nil
+		}
+	}
+	return post, nil, nil
 }
 
 // Fsync flushes every child taking part.
-func (r *Replicate) Fsync(ctx context.Context, f *fop.Fd, datasync bool) error {
+func (r *Replicate) Fsync(ctx context.Context, f *fop.Fd, datasync bool, xd xdr.Dict) (xdr.Dict, error) {
 	_, err := r.fdData(ctx, f, whole, 0, nil, func(ctx context.Context, i int, cf *fop.Fd) error {
-		return r.kids[i].Fsync(ctx, cf, datasync)
+		return fop.ErrOnly(r.kids[i].Fsync(ctx, cf, datasync, xd))
 	})
-	return err
+	return nil, err
 }
 
 // Fsyncdir flushes a directory on every child that is up.
-func (r *Replicate) Fsyncdir(ctx context.Context, f *fop.Fd, datasync bool) error {
+func (r *Replicate) Fsyncdir(ctx context.Context, f *fop.Fd, datasync bool, xd xdr.Dict) (xdr.Dict, error) {
 	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *fop.Fd) error {
-		return r.kids[i].Fsyncdir(ctx, cf, datasync)
+		return fop.ErrOnly(r.kids[i].Fsyncdir(ctx, cf, datasync, xd))
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	up := r.up()
 	_, err = r.outcome(r.fanout(ctx, up, fn), up)
-	return err
+	return nil, err
 }
 
 // Fallocate allocates on every child taking part.
-func (r *Replicate) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length uint64) error {
+func (r *Replicate) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
 	_, err := r.fdData(ctx, f, off, length, nil, func(ctx context.Context, i int, cf *fop.Fd) error {
-		return r.kids[i].Fallocate(ctx, cf, mode, off, length)
+		return fop.ErrOnly(r.kids[i].Fallocate(ctx, cf, mode, off, length, xd))
 	})
-	return err
+	return nil, err
 }
 
 // Discard punches a hole on every child taking part.
-func (r *Replicate) Discard(ctx context.Context, f *fop.Fd, off, length uint64) error {
+func (r *Replicate) Discard(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
 	_, err := r.fdData(ctx, f, off, length, nil, func(ctx context.Context, i int, cf *fop.Fd) error {
-		return r.kids[i].Discard(ctx, cf, off, length)
+		return fop.ErrOnly(r.kids[i].Discard(ctx, cf, off, length, xd))
 	})
-	return err
+	return nil, err
 }
 
 // Zerofill zeroes a range on every child taking part.
-func (r *Replicate) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64) error {
+func (r *Replicate) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
 	_, err := r.fdData(ctx, f, off, length, nil, func(ctx context.Context, i int, cf *fop.Fd) error {
-		return r.kids[i].Zerofill(ctx, cf, off, length)
+		return fop.ErrOnly(r.kids[i].Zerofill(ctx, cf, off, length, xd))
 	})
-	return err
+	return nil, err
 }
 
 // ZerofillKeepSize carries out fallocate(ZERO_RANGE|KEEP_SIZE) on every
@@ -345,10 +354,10 @@ func (r *Replicate) ZerofillKeepSize(ctx context.Context, f *fop.Fd, off, length
 
 // Flush passes close(2) to every child, with the caller's lock owner, and
 // finishes the eager lock now rather than at the post-op timer.
-func (r *Replicate) Flush(ctx context.Context, f *fop.Fd) error {
+func (r *Replicate) Flush(ctx context.Context, f *fop.Fd, xd xdr.Dict) (xdr.Dict, error) {
 	rf, err := r.rfd(f)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	r.postOpNow(rf.ino)
 	rf.mu.Lock()
@@ -359,21 +368,21 @@ func (r *Replicate) Flush(ctx context.Context, f *fop.Fd) error {
 	kids := append([]*fop.Fd(nil), rf.kids...)
 	rf.mu.Unlock()
 	r.fanout(ctx, open, func(ctx context.Context, i int) error {
-		return r.kids[i].Flush(ctx, kids[i])
+		return fop.ErrOnly(r.kids[i].Flush(ctx, kids[i], xd))
 	})
-	return nil
+	return nil, nil
 }
 
 // Lk takes POSIX locks on every child that is up, one after the other; a
 // conflict on any undoes the others (afr_lk).
-func (r *Replicate) Lk(ctx context.Context, f *fop.Fd, cmd uint32, fl xdr.Flock) (xdr.Flock, error) {
+func (r *Replicate) Lk(ctx context.Context, f *fop.Fd, cmd uint32, fl xdr.Flock, xd xdr.Dict) (xdr.Flock, xdr.Dict, error) {
 	rf, err := r.rfd(f)
 	if err != nil {
-		return xdr.Flock{}, err
+		return xdr.Flock{}, nil, err
 	}
 	up := r.up()
 	if !r.hasQuorum(up) {
-		return xdr.Flock{}, r.errNoQuorum("LK")
+		return xdr.Flock{}, nil, r.errNoQuorum("LK")
 	}
 	if cmd == fop.LkGet {
 		var out xdr.Flock
@@ -382,10 +391,10 @@ func (r *Replicate) Lk(ctx context.Context, f *fop.Fd, cmd uint32, fl xdr.Flock)
 			if err != nil {
 				return err
 			}
-			out, err = r.kids[i].Lk(ctx, cf, cmd, fl)
+			out, _, err = r.kids[i].Lk(ctx, cf, cmd, fl, xd)
 			return err
 		})
-		return out, err
+		return out, nil, err
 	}
 	var got []int
 	var out xdr.Flock
@@ -396,7 +405,7 @@ func (r *Replicate) Lk(ctx context.Context, f *fop.Fd, cmd uint32, fl xdr.Flock)
 		}
 		cf, err := r.child(ctx, rf, i)
 		if err == nil {
-			out, err = r.kids[i].Lk(ctx, cf, cmd, fl)
+			out, _, err = r.kids[i].Lk(ctx, cf, cmd, fl, xd)
 		}
 		if err == nil {
 			got = append(got, i)
@@ -411,10 +420,10 @@ func (r *Replicate) Lk(ctx context.Context, f *fop.Fd, cmd uint32, fl xdr.Flock)
 			un.Type = fop.LkUnlock
 			for _, j := range got {
 				if cj, e := r.child(ctx, rf, j); e == nil {
-					_, _ = r.kids[j].Lk(context.WithoutCancel(ctx), cj, fop.LkSet, un)
+					_, _, _ = r.kids[j].Lk(context.WithoutCancel(ctx), cj, fop.LkSet, un, nil)
 				}
 			}
-			return xdr.Flock{}, err
+			return xdr.Flock{}, nil, err
 		}
 		lastErr = err
 	}
@@ -422,9 +431,9 @@ func (r *Replicate) Lk(ctx context.Context, f *fop.Fd, cmd uint32, fl xdr.Flock)
 		if lastErr == nil {
 			lastErr = r.errNoQuorum("LK")
 		}
-		return xdr.Flock{}, lastErr
+		return xdr.Flock{}, nil, lastErr
 	}
-	return out, nil
+	return out, nil, nil
 }
 
 func boolsOf(idx []int, n int) []bool {

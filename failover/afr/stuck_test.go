@@ -88,12 +88,12 @@ func TestStuckBrickBoundedByFopTimeout(t *testing.T) {
 	}
 	t.Cleanup(r.Close)
 	ctx := context.Background()
-	fd, err := r.Open(ctx, testGFID, syscall.O_RDWR)
+	fd, _, err := r.Open(ctx, testGFID, syscall.O_RDWR, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if _, err := r.Write(ctx, fd, 0, []byte("data"), nil); err != nil {
+	if _, _, err := r.Write(ctx, fd, 0, []byte("data"), nil); err != nil {
 		t.Fatalf("write with a stuck brick: %v", err)
 	}
 	took := time.Since(start)

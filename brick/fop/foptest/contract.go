@@ -45,7 +45,7 @@ func Contract(t *testing.T, v fop.Fops) {
 	}
 
 	// Names and files.
-	f, st, err := v.Create(ctx, RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0o022, GFID(1), nil)
+	f, st, _, err := v.Create(ctx, RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0o022, GFID(1), nil)
 	must(err, "create f")
 	if st.GFID != GFID(1) || st.Mode != syscall.S_IFREG|0o644 {
 		t.Errorf("create f: gfid %v mode %o, want %v 100644", st.GFID, st.Mode, GFID(1))
@@ -59,80 +59,80 @@ func Contract(t *testing.T, v fop.Fops) {
 	want(err, syscall.ENOENT, "lookup of a missing name")
 	_, _, err = v.Lookup(ctx, RootGFID, strings.Repeat("n", 256), xdr.GFID{}, nil)
 	want(err, syscall.ENAMETOOLONG, "lookup of a 256-byte name")
-	_, _, err = v.Create(ctx, RootGFID, "f", uint32(syscall.O_RDWR|syscall.O_EXCL), 0o644, 0, GFID(2), nil)
+	_, _, _, err = v.Create(ctx, RootGFID, "f", uint32(syscall.O_RDWR|syscall.O_EXCL), 0o644, 0, GFID(2), nil)
 	want(err, syscall.EEXIST, "create O_EXCL over an existing name")
 
 	// Data.
 	data := bytes.Repeat([]byte("brickfs!"), 1024)
-	_, err = v.Write(ctx, f, 100, data, nil)
+	_, _, err = v.Write(ctx, f, 100, data, nil)
 	must(err, "write")
-	got, err := v.Read(ctx, f, 100, uint32(len(data)))
+	got, _, err := v.Read(ctx, f, 100, uint32(len(data)), nil)
 	must(err, "read")
 	if !bytes.Equal(got, data) {
 		t.Errorf("read back %d bytes, want the %d written", len(got), len(data))
 	}
-	if got, err := v.Read(ctx, f, 0, 100); err != nil || !bytes.Equal(got, make([]byte, 100)) {
+	if got, _, err := v.Read(ctx, f, 0, 100, nil); err != nil || !bytes.Equal(got, make([]byte, 100)) {
 		t.Errorf("read of the gap before the write: %v %v, want zeros", got, err)
 	}
-	if st, err := v.Fstat(ctx, f); err != nil || st.Size != uint64(100+len(data)) {
+	if st, _, err := v.Fstat(ctx, f, nil); err != nil || st.Size != uint64(100+len(data)) {
 		t.Errorf("fstat: size %d, %v; want %d", st.Size, err, 100+len(data))
 	}
-	_, _, err = v.Ftruncate(ctx, f, 50)
+	_, _, _, err = v.Ftruncate(ctx, f, 50, nil)
 	must(err, "ftruncate")
-	if st, err := v.Stat(ctx, GFID(1)); err != nil || st.Size != 50 {
+	if st, _, err := v.Stat(ctx, GFID(1), nil); err != nil || st.Size != 50 {
 		t.Errorf("stat after truncate to 50: size %d, %v", st.Size, err)
 	}
-	must(v.Zerofill(ctx, f, 40, 20), "zerofill across EOF")
-	if st, err := v.Stat(ctx, GFID(1)); err != nil || st.Size != 60 {
+	must(fop.ErrOnly(v.Zerofill(ctx, f, 40, 20, nil)), "zerofill across EOF")
+	if st, _, err := v.Stat(ctx, GFID(1), nil); err != nil || st.Size != 60 {
 		t.Errorf("zerofill [40, 60) of a 50-byte file: size %d, %v; want 60 (ZEROFILL extends)", st.Size, err)
 	}
-	must(v.Fsync(ctx, f, false), "fsync")
-	must(v.Flush(ctx, f), "flush")
+	must(fop.ErrOnly(v.Fsync(ctx, f, false, nil)), "fsync")
+	must(fop.ErrOnly(v.Flush(ctx, f, nil)), "flush")
 	must(v.Release(ctx, f), "release")
 
 	// Metadata and xattrs.
-	_, post, err := v.Setattr(ctx, GFID(1), &xdr.Iatt{Mode: 0o600}, fop.SetAttrMode)
+	_, post, _, err := v.Setattr(ctx, GFID(1), &xdr.Iatt{Mode: 0o600}, fop.SetAttrMode, nil)
 	must(err, "setattr mode")
 	if post.Mode != syscall.S_IFREG|0o600 {
 		t.Errorf("setattr: mode %o, want 100600", post.Mode)
 	}
-	must(v.Setxattr(ctx, GFID(1), xdr.Dict{{Key: "user.k", Value: xdr.Ptr([]byte("v1"))}}, 0), "setxattr")
-	d, err := v.Getxattr(ctx, GFID(1), "user.k")
+	must(fop.ErrOnly(v.Setxattr(ctx, GFID(1), xdr.Dict{{Key: "user.k", Value: xdr.Ptr([]byte("v1"))}}, 0, nil)), "setxattr")
+	d, _, err := v.Getxattr(ctx, GFID(1), "user.k", nil)
 	if b, ok := d.Bytes("user.k"); err != nil || !ok || string(b) != "v1" {
 		t.Errorf("getxattr user.k: %q %v", b, err)
 	}
-	_, err = v.Getxattr(ctx, GFID(1), "user.missing")
+	_, _, err = v.Getxattr(ctx, GFID(1), "user.missing", nil)
 	want(err, syscall.ENODATA, "getxattr of a missing key")
-	must(v.Removexattr(ctx, GFID(1), "user.k"), "removexattr")
-	_, err = v.Getxattr(ctx, GFID(1), "user.k")
+	must(fop.ErrOnly(v.Removexattr(ctx, GFID(1), "user.k", nil)), "removexattr")
+	_, _, err = v.Getxattr(ctx, GFID(1), "user.k", nil)
 	want(err, syscall.ENODATA, "getxattr after removexattr")
 
 	// Directories, links, renames.
-	_, err = v.Mkdir(ctx, RootGFID, "d", 0o755, 0, GFID(3), nil)
+	_, _, err = v.Mkdir(ctx, RootGFID, "d", 0o755, 0, GFID(3), nil)
 	must(err, "mkdir d")
-	_, err = v.Symlink(ctx, GFID(3), "s", "../f", 0, GFID(4), nil)
+	_, _, err = v.Symlink(ctx, GFID(3), "s", "../f", 0, GFID(4), nil)
 	must(err, "symlink d/s")
-	if tgt, err := v.Readlink(ctx, GFID(4)); err != nil || tgt != "../f" {
+	if tgt, _, err := v.Readlink(ctx, GFID(4), nil); err != nil || tgt != "../f" {
 		t.Errorf("readlink: %q %v", tgt, err)
 	}
-	st, err = v.Link(ctx, GFID(1), GFID(3), "hard")
+	st, _, err = v.Link(ctx, GFID(1), GFID(3), "hard", nil)
 	must(err, "link d/hard")
 	if st.Nlink != 2 {
 		t.Errorf("link: nlink %d, want 2", st.Nlink)
 	}
-	want(v.Rmdir(ctx, RootGFID, "d"), syscall.ENOTEMPTY, "rmdir of a directory with entries")
-	_, err = v.Rename(ctx, RootGFID, "f", GFID(3), "g")
+	want(fop.ErrOnly(v.Rmdir(ctx, RootGFID, "d", 0, nil)), syscall.ENOTEMPTY, "rmdir of a directory with entries")
+	_, _, err = v.Rename(ctx, RootGFID, "f", GFID(3), "g", nil)
 	must(err, "rename f to d/g")
 	_, _, err = v.Lookup(ctx, RootGFID, "f", xdr.GFID{}, nil)
 	want(err, syscall.ENOENT, "lookup of the renamed-away name")
 	if st, _, err := v.Lookup(ctx, GFID(3), "g", xdr.GFID{}, nil); err != nil || st.GFID != GFID(1) {
 		t.Errorf("lookup d/g: %v %v", st.GFID, err)
 	}
-	dir, err := v.Opendir(ctx, GFID(3))
+	dir, _, err := v.Opendir(ctx, GFID(3), nil)
 	must(err, "opendir d")
 	var names []string
 	for off, eof := uint64(0), false; !eof; {
-		ents, e, err := v.Readdirp(ctx, dir, off, 4096)
+		ents, e, _, err := v.Readdirp(ctx, dir, off, 4096, nil)
 		must(err, "readdirp d")
 		for _, ent := range ents {
 			names = append(names, ent.Name)
@@ -146,67 +146,171 @@ func Contract(t *testing.T, v fop.Fops) {
 		t.Errorf("readdirp d: %v, want . .. g hard s", names)
 	}
 	for _, n := range []string{"g", "hard", "s"} {
-		must(v.Unlink(ctx, GFID(3), n), "unlink d/"+n)
+		must(fop.ErrOnly(v.Unlink(ctx, GFID(3), n, nil)), "unlink d/"+n)
 	}
-	want(v.Unlink(ctx, GFID(3), "g"), syscall.ENOENT, "unlink of a missing name")
-	must(v.Rmdir(ctx, RootGFID, "d"), "rmdir d")
-	if _, err = v.Stat(ctx, GFID(1)); errno(err) != syscall.ENOENT && errno(err) != syscall.ESTALE {
+	want(fop.ErrOnly(v.Unlink(ctx, GFID(3), "g", nil)), syscall.ENOENT, "unlink of a missing name")
+	must(fop.ErrOnly(v.Rmdir(ctx, RootGFID, "d", 0, nil)), "rmdir d")
+	if _, _, err = v.Stat(ctx, GFID(1), nil); errno(err) != syscall.ENOENT && errno(err) != syscall.ESTALE {
 		t.Errorf("stat of a file whose last name is gone: %v, want ENOENT or ESTALE", err)
 	}
 
 	// The rest of the table.
-	st, err = v.Mknod(ctx, RootGFID, "fifo", syscall.S_IFIFO|0o640, 0, 0, GFID(5), nil)
+	st, _, err = v.Mknod(ctx, RootGFID, "fifo", syscall.S_IFIFO|0o640, 0, 0, GFID(5), nil)
 	if err != nil || st.Mode != syscall.S_IFIFO|0o640 {
 		t.Errorf("mknod fifo: mode %o, %v", st.Mode, err)
 	}
-	must(v.Unlink(ctx, RootGFID, "fifo"), "unlink fifo")
-	must(v.Access(ctx, RootGFID, 7), "access")
-	if sf, err := v.Statfs(ctx, RootGFID); err != nil || sf.Bsize == 0 || sf.Blocks == 0 {
+	must(fop.ErrOnly(v.Unlink(ctx, RootGFID, "fifo", nil)), "unlink fifo")
+	must(fop.ErrOnly(v.Access(ctx, RootGFID, 7, nil)), "access")
+	if sf, _, err := v.Statfs(ctx, RootGFID, nil); err != nil || sf.Bsize == 0 || sf.Blocks == 0 {
 		t.Errorf("statfs: %+v, %v", sf, err)
 	}
-	g, _, err := v.Create(ctx, RootGFID, "g", uint32(syscall.O_RDWR), 0o644, 0, GFID(6), nil)
+	g, _, _, err := v.Create(ctx, RootGFID, "g", uint32(syscall.O_RDWR), 0o644, 0, GFID(6), nil)
 	must(err, "create g")
-	_, err = v.Write(ctx, g, 0, bytes.Repeat([]byte{0xab}, 8192), nil)
+	_, _, err = v.Write(ctx, g, 0, bytes.Repeat([]byte{0xab}, 8192), nil)
 	must(err, "write g")
-	must(v.Fallocate(ctx, g, 1, 8192, 4096), "fallocate KEEP_SIZE past EOF")
-	if st, err := v.Fstat(ctx, g); err != nil || st.Size != 8192 {
+	must(fop.ErrOnly(v.Fallocate(ctx, g, 1, 8192, 4096, nil)), "fallocate KEEP_SIZE past EOF")
+	if st, _, err := v.Fstat(ctx, g, nil); err != nil || st.Size != 8192 {
 		t.Errorf("fallocate KEEP_SIZE: size %d, %v; want 8192", st.Size, err)
 	}
-	must(v.Fallocate(ctx, g, 0, 8192, 4096), "fallocate past EOF")
-	if st, err := v.Fstat(ctx, g); err != nil || st.Size != 12288 {
+	must(fop.ErrOnly(v.Fallocate(ctx, g, 0, 8192, 4096, nil)), "fallocate past EOF")
+	if st, _, err := v.Fstat(ctx, g, nil); err != nil || st.Size != 12288 {
 		t.Errorf("fallocate: size %d, %v; want 12288", st.Size, err)
 	}
-	must(v.Discard(ctx, g, 0, 4096), "discard")
-	if got, err := v.Read(ctx, g, 0, 8192); err != nil || !bytes.Equal(got[:4096], make([]byte, 4096)) || got[4096] != 0xab {
+	must(fop.ErrOnly(v.Discard(ctx, g, 0, 4096, nil)), "discard")
+	if got, _, err := v.Read(ctx, g, 0, 8192, nil); err != nil || !bytes.Equal(got[:4096], make([]byte, 4096)) || got[4096] != 0xab {
 		t.Errorf("after discard [0, 4096): %v", err)
 	}
-	if st, err := v.Fstat(ctx, g); err != nil || st.Size != 12288 {
+	if st, _, err := v.Fstat(ctx, g, nil); err != nil || st.Size != 12288 {
 		t.Errorf("discard changed the size: %d, %v", st.Size, err)
 	}
-	if o, err := v.Seek(ctx, g, 4096, fop.SeekData); err != nil || o < 4096 || o > 8192 {
+	if o, _, err := v.Seek(ctx, g, 4096, fop.SeekData, nil); err != nil || o < 4096 || o > 8192 {
 		t.Errorf("SEEK_DATA from 4096: %d, %v", o, err)
 	}
-	_, err = v.Seek(ctx, g, 1<<20, fop.SeekData)
+	_, _, err = v.Seek(ctx, g, 1<<20, fop.SeekData, nil)
 	want(err, syscall.ENXIO, "SEEK_DATA past EOF")
-	_, _, err = v.Truncate(ctx, GFID(6), 100)
+	_, _, _, err = v.Truncate(ctx, GFID(6), 100, nil)
 	must(err, "truncate g")
-	_, post, err = v.Fsetattr(ctx, g, &xdr.Iatt{Mode: 0o640}, fop.SetAttrMode)
+	_, post, _, err = v.Fsetattr(ctx, g, &xdr.Iatt{Mode: 0o640}, fop.SetAttrMode, nil)
 	if err != nil || post.Mode != syscall.S_IFREG|0o640 {
 		t.Errorf("fsetattr: mode %o, %v", post.Mode, err)
 	}
-	if st, err := v.Stat(ctx, GFID(6)); err != nil || st.Size != 100 || st.Mode != syscall.S_IFREG|0o640 {
+	if st, _, err := v.Stat(ctx, GFID(6), nil); err != nil || st.Size != 100 || st.Mode != syscall.S_IFREG|0o640 {
 		t.Errorf("stat g: size %d mode %o, %v; want 100 100640", st.Size, st.Mode, err)
 	}
-	if _, err := v.Lk(ctx, g, fop.LkSet, xdr.Flock{Type: fop.LkWrite, Len: 10}); err != nil {
+	if _, _, err := v.Lk(ctx, g, fop.LkSet, xdr.Flock{Type: fop.LkWrite, Len: 10}, nil); err != nil {
 		t.Errorf("lk: %v", err)
 	}
-	if _, err := v.Lk(ctx, g, fop.LkSet, xdr.Flock{Type: fop.LkUnlock, Len: 10}); err != nil {
+	if _, _, err := v.Lk(ctx, g, fop.LkSet, xdr.Flock{Type: fop.LkUnlock, Len: 10}, nil); err != nil {
 		t.Errorf("unlock: %v", err)
 	}
 	must(v.Release(ctx, g), "release g")
-	root, err := v.Opendir(ctx, RootGFID)
+	root, _, err := v.Opendir(ctx, RootGFID, nil)
 	must(err, "opendir /")
-	must(v.Fsyncdir(ctx, root, false), "fsyncdir")
+	must(fop.ErrOnly(v.Fsyncdir(ctx, root, false, nil)), "fsyncdir")
 	must(v.Release(ctx, root), "releasedir /")
-	must(v.Unlink(ctx, RootGFID, "g"), "unlink g")
+	must(fop.ErrOnly(v.Unlink(ctx, RootGFID, "g", nil)), "unlink g")
+
+	parentFops(t, v, must, want)
+}
+
+// parentFops checks the fops a parent layer drives through a node: inode
+// and entry locks in the parent's domains, xattrop, copy_file_range.
+func parentFops(t *testing.T, v fop.Fops, must func(error, string), want func(error, syscall.Errno, string)) {
+	t.Helper()
+	bg := context.Background()
+	a := fop.WithCaller(bg, &fop.Caller{Pid: 1, LkOwner: []byte("owner-a!")})
+	b := fop.WithCaller(bg, &fop.Caller{Pid: 2, LkOwner: []byte("owner-b!")})
+	const dom = "contract.test"
+	f, _, _, err := v.Create(bg, RootGFID, "locks", uint32(syscall.O_RDWR), 0o644, 0, GFID(7), nil)
+	must(err, "create locks")
+	wr := func(start, n uint64) xdr.Flock { return xdr.Flock{Type: fop.LkWrite, Start: start, Len: n} }
+	un := func(start, n uint64) xdr.Flock { return xdr.Flock{Type: fop.LkUnlock, Start: start, Len: n} }
+
+	// Inode locks: ranges conflict between owners, not within one, and
+	// an unlock drops only the range it names.
+	must(fop.ErrOnly(v.Inodelk(a, GFID(7), dom, fop.LkSet, wr(0, 10), nil)), "inodelk a [0,10)")
+	must(fop.ErrOnly(v.Inodelk(a, GFID(7), dom, fop.LkSet, wr(100, 10), nil)), "inodelk a [100,110)")
+	want(fop.ErrOnly(v.Inodelk(b, GFID(7), dom, fop.LkSet, wr(5, 10), nil)), syscall.EAGAIN, "inodelk b over a's range")
+	must(fop.ErrOnly(v.Inodelk(b, GFID(7), "contract.other", fop.LkSet, wr(5, 10), nil)), "inodelk b in another domain")
+	must(fop.ErrOnly(v.Inodelk(b, GFID(7), "contract.other", fop.LkSet, un(5, 10), nil)), "unlock b in another domain")
+	must(fop.ErrOnly(v.Inodelk(b, GFID(7), dom, fop.LkSet, wr(20, 10), nil)), "inodelk b [20,30)")
+	must(fop.ErrOnly(v.Inodelk(a, GFID(7), dom, fop.LkSet, un(0, 10), nil)), "unlock a [0,10)")
+	want(fop.ErrOnly(v.Finodelk(b, f, dom, fop.LkSet, wr(100, 1), nil)), syscall.EAGAIN, "finodelk b over a's other range, still held")
+	must(fop.ErrOnly(v.Finodelk(b, f, dom, fop.LkSet, wr(0, 10), nil)), "finodelk b [0,10) after a's unlock")
+	must(fop.ErrOnly(v.Finodelk(b, f, dom, fop.LkSet, un(0, 10), nil)), "finodelk unlock b [0,10)")
+	must(fop.ErrOnly(v.Inodelk(b, GFID(7), dom, fop.LkSet, un(20, 10), nil)), "unlock b [20,30)")
+	must(fop.ErrOnly(v.Inodelk(a, GFID(7), dom, fop.LkSet, un(100, 10), nil)), "unlock a [100,110)")
+	must(fop.ErrOnly(v.Inodelk(b, GFID(7), dom, fop.LkSet, wr(0, 0), nil)), "inodelk b on the whole file once free")
+	must(fop.ErrOnly(v.Inodelk(b, GFID(7), dom, fop.LkSet, un(0, 0), nil)), "unlock b whole file")
+
+	// Entry locks: one name, or the whole directory with "".
+	must(fop.ErrOnly(v.Entrylk(a, RootGFID, "n", dom, fop.EntrylkLockNB, fop.LkWrite, nil)), "entrylk a n")
+	want(fop.ErrOnly(v.Entrylk(b, RootGFID, "n", dom, fop.EntrylkLockNB, fop.LkWrite, nil)), syscall.EAGAIN, "entrylk b on a's name")
+	must(fop.ErrOnly(v.Entrylk(b, RootGFID, "m", dom, fop.EntrylkLockNB, fop.LkWrite, nil)), "entrylk b on another name")
+	want(fop.ErrOnly(v.Entrylk(a, RootGFID, "", dom, fop.EntrylkLockNB, fop.LkWrite, nil)), syscall.EAGAIN, "entrylk a on the directory while b holds a name")
+	must(fop.ErrOnly(v.Entrylk(b, RootGFID, "m", dom, fop.EntrylkUnlock, fop.LkWrite, nil)), "entry unlock b m")
+	must(fop.ErrOnly(v.Entrylk(a, RootGFID, "n", dom, fop.EntrylkUnlock, fop.LkWrite, nil)), "entry unlock a n")
+	must(fop.ErrOnly(v.Entrylk(b, RootGFID, "n", dom, fop.EntrylkLock, fop.LkWrite, nil)), "blocking entrylk b on the freed name")
+	must(fop.ErrOnly(v.Entrylk(b, RootGFID, "n", dom, fop.EntrylkUnlock, fop.LkWrite, nil)), "entry unlock b n")
+
+	// Xattrop: 64-bit adds (shard's file size), through the inode and
+	// through an fd; an all-zero add only reads.
+	size := func(n int64) xdr.Dict {
+		b := make([]byte, 8)
+		for i := 0; i < 8; i++ {
+			b[i] = byte(uint64(n) >> (56 - 8*i))
+		}
+		return xdr.Dict{{Key: "trusted.contract.size", Value: xdr.Ptr(b)}}
+	}
+	read := func(d xdr.Dict) int64 {
+		b, _ := d.Bytes("trusted.contract.size")
+		var n uint64
+		for _, c := range b {
+			n = n<<8 | uint64(c)
+		}
+		return int64(n)
+	}
+	out, _, err := v.Xattrop(bg, GFID(7), fop.XattropAddArray64, size(5000), nil)
+	if must(err, "xattrop +5000"); read(out) != 5000 {
+		t.Errorf("xattrop +5000 on a missing key: %d", read(out))
+	}
+	out, _, err = v.Fxattrop(bg, f, fop.XattropAddArray64, size(-1000), nil)
+	if must(err, "fxattrop -1000"); read(out) != 4000 {
+		t.Errorf("fxattrop -1000: %d, want 4000", read(out))
+	}
+	out, _, err = v.Xattrop(bg, GFID(7), fop.XattropAddArray64, size(0), nil)
+	if must(err, "xattrop +0"); read(out) != 4000 {
+		t.Errorf("xattrop +0 reads %d, want 4000", read(out))
+	}
+	zero := xdr.Dict{{Key: "trusted.contract.none", Value: xdr.Ptr(make([]byte, 8))}}
+	must(fop.ErrOnly2(v.Xattrop(bg, GFID(7), fop.XattropAddArray64, zero, nil)), "xattrop +0 on a missing key")
+	_, _, err = v.Getxattr(bg, GFID(7), "trusted.contract.none", nil)
+	want(err, syscall.ENODATA, "getxattr of a key only an all-zero xattrop named")
+
+	// copy_file_range between two open files.
+	data := bytes.Repeat([]byte("clone me"), 1024)
+	_, _, err = v.Write(bg, f, 0, data, nil)
+	must(err, "write the source")
+	dst, _, _, err := v.Create(bg, RootGFID, "copy", uint32(syscall.O_RDWR), 0o644, 0, GFID(8), nil)
+	must(err, "create copy")
+	n, post, _, err := v.CopyFileRange(bg, f, 0, dst, 100, uint64(len(data)), 0, nil)
+	if err != nil || n != uint64(len(data)) || post.Size != uint64(100+len(data)) {
+		t.Errorf("copy_file_range: %d bytes, size after %d, %v; want %d bytes, size %d", n, post.Size, err, len(data), 100+len(data))
+	}
+	if got, _, err := v.Read(bg, dst, 100, uint32(len(data)), nil); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("read of the copy: %d bytes, %v", len(got), err)
+	}
+	n, _, _, err = v.CopyFileRange(bg, f, uint64(len(data))-8, dst, 0, 4096, 0, nil)
+	if err != nil || n != 8 {
+		t.Errorf("copy_file_range across the source's EOF: %d bytes, %v; want 8", n, err)
+	}
+	ro, _, err := v.Open(bg, GFID(8), uint32(syscall.O_RDONLY), nil)
+	must(err, "open copy read-only")
+	_, _, _, err = v.CopyFileRange(bg, f, 0, ro, 0, 10, 0, nil)
+	want(err, syscall.EBADF, "copy_file_range into a read-only fd")
+	for _, fd := range []*fop.Fd{ro, dst, f} {
+		must(v.Release(bg, fd), "release")
+	}
+	must(fop.ErrOnly(v.Unlink(bg, RootGFID, "copy", nil)), "unlink copy")
+	must(fop.ErrOnly(v.Unlink(bg, RootGFID, "locks", nil)), "unlink locks")
 }

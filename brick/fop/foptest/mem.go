@@ -58,6 +58,17 @@ type Mem struct {
 	calls  map[string]int           // GUARDED_BY(mu); by fop name
 	kicks  []string                 // GUARDED_BY(mu)
 	opened map[*fop.Fd]bool         // GUARDED_BY(mu); fds open here
+
+	watchers []func(up bool) // GUARDED_BY(mu)
+}
+
+var _ fop.Subvolume = (*Mem)(nil)
+
+// Watch registers fn for the brick's up and down events (SetDown).
+func (m *Mem) Watch(fn func(up bool)) {
+	m.mu.Lock()
+	m.watchers = append(m.watchers, fn)
+	m.mu.Unlock()
 }
 
 // NewMem returns an empty brick named name holding the volume root.
@@ -90,6 +101,7 @@ func (m *Mem) Kicks() []string {
 // again. Locks held die with the connection, as on a real brick.
 func (m *Mem) SetDown(down bool) {
 	m.mu.Lock()
+	was := m.down
 	m.down = down
 	if down {
 		m.locks = map[string][]lock{}
@@ -100,8 +112,15 @@ func (m *Mem) SetDown(down bool) {
 			}
 		}
 	}
+	changed := m.down != was
+	ws := m.watchers
 	m.cond.Broadcast()
 	m.mu.Unlock()
+	if changed {
+		for _, fn := range ws {
+			fn(!down)
+		}
+	}
 }
 
 // Refuse makes fop fail with errno (0 stops it).
@@ -273,29 +292,29 @@ func (m *Mem) Lookup(ctx context.Context, parent xdr.GFID, name string, gfid xdr
 }
 
 // Stat returns an inode's attributes.
-func (m *Mem) Stat(ctx context.Context, g xdr.GFID) (xdr.Iatt, error) {
+func (m *Mem) Stat(ctx context.Context, g xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	if err := m.enter(ctx, "STAT", g); err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	defer m.mu.Unlock()
 	ino, err := m.get("STAT", g)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
-	return stat(ino), nil
+	return stat(ino), nil, nil
 }
 
 // Fstat returns an open inode's attributes.
-func (m *Mem) Fstat(ctx context.Context, f *fop.Fd) (xdr.Iatt, error) {
+func (m *Mem) Fstat(ctx context.Context, f *fop.Fd, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	if err := m.enterFd(ctx, "FSTAT", f); err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	defer m.mu.Unlock()
 	ino, err := m.get("FSTAT", f.GFID)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
-	return stat(ino), nil
+	return stat(ino), nil, nil
 }
 
 // enterFd is enter for an fd fop: the fd must have been opened here and
@@ -336,21 +355,23 @@ func (m *Mem) setattr(op string, g xdr.GFID, attr *xdr.Iatt, valid uint32) (xdr.
 }
 
 // Setattr changes mode, owner or times.
-func (m *Mem) Setattr(ctx context.Context, g xdr.GFID, attr *xdr.Iatt, valid uint32) (xdr.Iatt, xdr.Iatt, error) {
+func (m *Mem) Setattr(ctx context.Context, g xdr.GFID, attr *xdr.Iatt, valid uint32, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	if err := m.enter(ctx, "SETATTR", g); err != nil {
-		return xdr.Iatt{}, xdr.Iatt{}, err
+		return xdr.Iatt{}, xdr.Iatt{}, nil, err
 	}
 	defer m.mu.Unlock()
-	return m.setattr("SETATTR", g, attr, valid)
+	pre, post, err = m.setattr("SETATTR", g, attr, valid)
+	return pre, post, nil, err
 }
 
 // Fsetattr is Setattr through an fd.
-func (m *Mem) Fsetattr(ctx context.Context, f *fop.Fd, attr *xdr.Iatt, valid uint32) (xdr.Iatt, xdr.Iatt, error) {
+func (m *Mem) Fsetattr(ctx context.Context, f *fop.Fd, attr *xdr.Iatt, valid uint32, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	if err := m.enterFd(ctx, "FSETATTR", f); err != nil {
-		return xdr.Iatt{}, xdr.Iatt{}, err
+		return xdr.Iatt{}, xdr.Iatt{}, nil, err
 	}
 	defer m.mu.Unlock()
-	return m.setattr("FSETATTR", f.GFID, attr, valid)
+	pre, post, err = m.setattr("FSETATTR", f.GFID, attr, valid)
+	return pre, post, nil, err
 }
 
 func (m *Mem) truncate(op string, g xdr.GFID, size uint64) (xdr.Iatt, xdr.Iatt, error) {
@@ -374,31 +395,33 @@ func resize(b []byte, n uint64) []byte {
 }
 
 // Truncate sets a file's size.
-func (m *Mem) Truncate(ctx context.Context, g xdr.GFID, size uint64) (xdr.Iatt, xdr.Iatt, error) {
+func (m *Mem) Truncate(ctx context.Context, g xdr.GFID, size uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	if err := m.enter(ctx, "TRUNCATE", g); err != nil {
-		return xdr.Iatt{}, xdr.Iatt{}, err
+		return xdr.Iatt{}, xdr.Iatt{}, nil, err
 	}
 	defer m.mu.Unlock()
-	return m.truncate("TRUNCATE", g, size)
+	pre, post, err = m.truncate("TRUNCATE", g, size)
+	return pre, post, nil, err
 }
 
 // Ftruncate is Truncate through an fd.
-func (m *Mem) Ftruncate(ctx context.Context, f *fop.Fd, size uint64) (xdr.Iatt, xdr.Iatt, error) {
+func (m *Mem) Ftruncate(ctx context.Context, f *fop.Fd, size uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	if err := m.enterFd(ctx, "FTRUNCATE", f); err != nil {
-		return xdr.Iatt{}, xdr.Iatt{}, err
+		return xdr.Iatt{}, xdr.Iatt{}, nil, err
 	}
 	defer m.mu.Unlock()
-	return m.truncate("FTRUNCATE", f.GFID, size)
+	pre, post, err = m.truncate("FTRUNCATE", f.GFID, size)
+	return pre, post, nil, err
 }
 
 // Access always grants: the tests run as root.
-func (m *Mem) Access(ctx context.Context, g xdr.GFID, mask uint32) error {
+func (m *Mem) Access(ctx context.Context, g xdr.GFID, mask uint32, xd xdr.Dict) (xdr.Dict, error) {
 	if err := m.enter(ctx, "ACCESS", g); err != nil {
-		return err
+		return nil, err
 	}
 	defer m.mu.Unlock()
 	_, err := m.get("ACCESS", g)
-	return err
+	return nil, err
 }
 
 func (m *Mem) open(ctx context.Context, op string, g xdr.GFID, flags uint32, dir bool) (*fop.Fd, error) {
@@ -423,13 +446,15 @@ func (m *Mem) open(ctx context.Context, op string, g xdr.GFID, flags uint32, dir
 }
 
 // Open opens a file.
-func (m *Mem) Open(ctx context.Context, g xdr.GFID, flags uint32) (*fop.Fd, error) {
-	return m.open(ctx, "OPEN", g, flags, false)
+func (m *Mem) Open(ctx context.Context, g xdr.GFID, flags uint32, xd xdr.Dict) (*fop.Fd, xdr.Dict, error) {
+	f, err := m.open(ctx, "OPEN", g, flags, false)
+	return f, nil, err
 }
 
 // Opendir opens a directory.
-func (m *Mem) Opendir(ctx context.Context, g xdr.GFID) (*fop.Fd, error) {
-	return m.open(ctx, "OPENDIR", g, 0, true)
+func (m *Mem) Opendir(ctx context.Context, g xdr.GFID, xd xdr.Dict) (*fop.Fd, xdr.Dict, error) {
+	f, err := m.open(ctx, "OPENDIR", g, 0, true)
+	return f, nil, err
 }
 
 // Release closes an fd.
@@ -451,14 +476,14 @@ func (m *Mem) Release(ctx context.Context, f *fop.Fd) error {
 
 // Readdirp lists a directory from offset (an index into its sorted names,
 // "." and ".." included).
-func (m *Mem) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint32) ([]fop.Dirent, bool, error) {
+func (m *Mem) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint32, xd xdr.Dict) (ents []fop.Dirent, eof bool, rx xdr.Dict, err error) {
 	if err := m.enterFd(ctx, "READDIRP", f); err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	defer m.mu.Unlock()
 	d, err := m.dir("READDIRP", f.GFID)
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	names := []string{".", ".."}
 	var rest []string
@@ -475,10 +500,10 @@ func (m *Mem) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 		}
 		out = append(out, fop.Dirent{Ino: st.Ino, Off: uint64(i + 1), Type: st.Mode & syscall.S_IFMT >> 12, Name: names[i], Stat: st})
 		if len(out) >= 64 {
-			return out, i+1 == len(names), nil
+			return out, i+1 == len(names), nil, nil
 		}
 	}
-	return out, true, nil
+	return out, true, nil, nil
 }
 
 // REQUIRES m.mu.
@@ -516,9 +541,9 @@ func (m *Mem) make(op string, parent xdr.GFID, name string, g xdr.GFID, mode uin
 }
 
 // Create makes and opens a file with gfid g.
-func (m *Mem) Create(ctx context.Context, parent xdr.GFID, name string, flags, mode, umask uint32, g xdr.GFID, extra xdr.Dict) (*fop.Fd, xdr.Iatt, error) {
+func (m *Mem) Create(ctx context.Context, parent xdr.GFID, name string, flags, mode, umask uint32, g xdr.GFID, extra xdr.Dict) (*fop.Fd, xdr.Iatt, xdr.Dict, error) {
 	if err := m.enter(ctx, "CREATE", parent); err != nil {
-		return nil, xdr.Iatt{}, err
+		return nil, xdr.Iatt{}, nil, err
 	}
 	defer m.mu.Unlock()
 	if d, err := m.dir("CREATE", parent); err == nil && flags&syscall.O_EXCL == 0 {
@@ -528,100 +553,100 @@ func (m *Mem) Create(ctx context.Context, parent xdr.GFID, name string, flags, m
 			f := &fop.Fd{GFID: old, Flags: flags}
 			m.opened[f] = true
 			m.inodes[old].open++
-			return f, stat(m.inodes[old]), nil
+			return f, stat(m.inodes[old]), nil, nil
 		}
 	}
 	ino, err := m.make("CREATE", parent, name, g, syscall.S_IFREG|mode&^umask&0o7777)
 	if err != nil {
-		return nil, xdr.Iatt{}, err
+		return nil, xdr.Iatt{}, nil, err
 	}
 	f := &fop.Fd{GFID: g, Flags: flags}
 	m.opened[f] = true
 	ino.open++
-	return f, stat(ino), nil
+	return f, stat(ino), nil, nil
 }
 
 // Mkdir makes a directory with gfid g.
-func (m *Mem) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, g xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
+func (m *Mem) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, g xdr.GFID, extra xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	if err := m.enter(ctx, "MKDIR", parent); err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	defer m.mu.Unlock()
 	ino, err := m.make("MKDIR", parent, name, g, syscall.S_IFDIR|mode&^umask&0o7777)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
-	return stat(ino), nil
+	return stat(ino), nil, nil
 }
 
 // Mknod makes a node (a regular file, a FIFO...) with gfid g.
-func (m *Mem) Mknod(ctx context.Context, parent xdr.GFID, name string, mode uint32, rdev uint64, umask uint32, g xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
+func (m *Mem) Mknod(ctx context.Context, parent xdr.GFID, name string, mode uint32, rdev uint64, umask uint32, g xdr.GFID, extra xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	if err := m.enter(ctx, "MKNOD", parent); err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	defer m.mu.Unlock()
 	ino, err := m.make("MKNOD", parent, name, g, mode&syscall.S_IFMT|mode&^umask&0o7777)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	ino.st.Rdev = rdev
-	return stat(ino), nil
+	return stat(ino), nil, nil
 }
 
 // Symlink makes a symbolic link with gfid g.
-func (m *Mem) Symlink(ctx context.Context, parent xdr.GFID, name, target string, umask uint32, g xdr.GFID, extra xdr.Dict) (xdr.Iatt, error) {
+func (m *Mem) Symlink(ctx context.Context, parent xdr.GFID, name, target string, umask uint32, g xdr.GFID, extra xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	if err := m.enter(ctx, "SYMLINK", parent); err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	defer m.mu.Unlock()
 	ino, err := m.make("SYMLINK", parent, name, g, syscall.S_IFLNK|0o777)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	ino.target = target
 	ino.st.Size = uint64(len(target))
-	return stat(ino), nil
+	return stat(ino), nil, nil
 }
 
 // Readlink returns a symlink's target.
-func (m *Mem) Readlink(ctx context.Context, g xdr.GFID) (string, error) {
+func (m *Mem) Readlink(ctx context.Context, g xdr.GFID, xd xdr.Dict) (string, xdr.Dict, error) {
 	if err := m.enter(ctx, "READLINK", g); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer m.mu.Unlock()
 	ino, err := m.get("READLINK", g)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if ino.st.Mode&syscall.S_IFMT != syscall.S_IFLNK {
-		return "", m.err("READLINK", g, syscall.EINVAL)
+		return "", nil, m.err("READLINK", g, syscall.EINVAL)
 	}
-	return ino.target, nil
+	return ino.target, nil, nil
 }
 
 // Link adds a name for a file.
-func (m *Mem) Link(ctx context.Context, g, newParent xdr.GFID, newName string) (xdr.Iatt, error) {
+func (m *Mem) Link(ctx context.Context, g, newParent xdr.GFID, newName string, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	if err := m.enter(ctx, "LINK", g); err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	defer m.mu.Unlock()
 	ino, err := m.get("LINK", g)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	if ino.children != nil {
-		return xdr.Iatt{}, m.err("LINK", g, syscall.EPERM)
+		return xdr.Iatt{}, nil, m.err("LINK", g, syscall.EPERM)
 	}
 	d, err := m.dir("LINK", newParent)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	if _, ok := d.children[newName]; ok {
-		return xdr.Iatt{}, m.err("LINK", newParent, syscall.EEXIST)
+		return xdr.Iatt{}, nil, m.err("LINK", newParent, syscall.EEXIST)
 	}
 	d.children[newName] = g
 	ino.st.Nlink++
-	return stat(ino), nil
+	return stat(ino), nil, nil
 }
 
 // REQUIRES m.mu.
@@ -641,112 +666,118 @@ func (m *Mem) drop(g xdr.GFID) {
 }
 
 // Unlink removes a name.
-func (m *Mem) Unlink(ctx context.Context, parent xdr.GFID, name string) error {
+func (m *Mem) Unlink(ctx context.Context, parent xdr.GFID, name string, xd xdr.Dict) (xdr.Dict, error) {
 	if err := m.enter(ctx, "UNLINK", parent); err != nil {
-		return err
+		return nil, err
 	}
 	defer m.mu.Unlock()
 	d, err := m.dir("UNLINK", parent)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	g, ok := d.children[name]
 	if !ok {
-		return m.err("UNLINK", parent, syscall.ENOENT)
+		return nil, m.err("UNLINK", parent, syscall.ENOENT)
 	}
 	if m.inodes[g].children != nil {
-		return m.err("UNLINK", parent, syscall.EISDIR)
+		return nil, m.err("UNLINK", parent, syscall.EISDIR)
 	}
 	delete(d.children, name)
 	m.drop(g)
-	return nil
+	return nil, nil
 }
 
-// Rmdir removes an empty directory.
-func (m *Mem) Rmdir(ctx context.Context, parent xdr.GFID, name string) error {
-	return m.RmdirFlags(ctx, parent, name, 0)
-}
-
-// RmdirFlags is Rmdir with the fop's flags (ignored).
-func (m *Mem) RmdirFlags(ctx context.Context, parent xdr.GFID, name string, flags int32) error {
+// Rmdir removes an empty directory, or with fop.RmdirRecursive a
+// directory and everything below it (a brick moves it to its landfill).
+func (m *Mem) Rmdir(ctx context.Context, parent xdr.GFID, name string, flags int32, xd xdr.Dict) (xdr.Dict, error) {
 	if err := m.enter(ctx, "RMDIR", parent); err != nil {
-		return err
+		return nil, err
 	}
 	defer m.mu.Unlock()
 	d, err := m.dir("RMDIR", parent)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	g, ok := d.children[name]
 	if !ok {
-		return m.err("RMDIR", parent, syscall.ENOENT)
+		return nil, m.err("RMDIR", parent, syscall.ENOENT)
 	}
 	c := m.inodes[g]
 	if c.children == nil {
-		return m.err("RMDIR", parent, syscall.ENOTDIR)
+		return nil, m.err("RMDIR", parent, syscall.ENOTDIR)
 	}
-	if len(c.children) > 0 {
-		return m.err("RMDIR", parent, syscall.ENOTEMPTY)
+	if len(c.children) > 0 && flags&fop.RmdirRecursive == 0 {
+		return nil, m.err("RMDIR", parent, syscall.ENOTEMPTY)
 	}
 	delete(d.children, name)
+	m.dropTree(g)
+	return nil, nil
+}
+
+// dropTree unlinks a directory's contents, depth first, then the
+// directory. REQUIRES m.mu.
+func (m *Mem) dropTree(g xdr.GFID) {
+	if ino := m.inodes[g]; ino != nil {
+		for n, c := range ino.children {
+			delete(ino.children, n)
+			if ci := m.inodes[c]; ci != nil && ci.children != nil {
+				m.dropTree(c)
+			} else {
+				m.drop(c)
+			}
+		}
+	}
 	m.drop(g)
-	return nil
 }
 
 // Rename moves a name, replacing a file at the destination.
-func (m *Mem) Rename(ctx context.Context, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string) (xdr.Iatt, error) {
+func (m *Mem) Rename(ctx context.Context, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	if err := m.enter(ctx, "RENAME", oldParent); err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	defer m.mu.Unlock()
 	od, err := m.dir("RENAME", oldParent)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	nd, err := m.dir("RENAME", newParent)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return xdr.Iatt{}, nil, err
 	}
 	g, ok := od.children[oldName]
 	if !ok {
-		return xdr.Iatt{}, m.err("RENAME", oldParent, syscall.ENOENT)
+		return xdr.Iatt{}, nil, m.err("RENAME", oldParent, syscall.ENOENT)
 	}
 	if old, ok := nd.children[newName]; ok && old != g {
 		if c := m.inodes[old]; c.children != nil && len(c.children) > 0 {
-			return xdr.Iatt{}, m.err("RENAME", newParent, syscall.ENOTEMPTY)
+			return xdr.Iatt{}, nil, m.err("RENAME", newParent, syscall.ENOTEMPTY)
 		}
 		m.drop(old)
 	}
 	delete(od.children, oldName)
 	nd.children[newName] = g
-	return stat(m.inodes[g]), nil
+	return stat(m.inodes[g]), nil, nil
 }
 
 // Read returns up to size bytes from off.
-func (m *Mem) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32) ([]byte, error) {
+func (m *Mem) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd xdr.Dict) ([]byte, xdr.Dict, error) {
 	if err := m.enterFd(ctx, "READ", f); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer m.mu.Unlock()
 	ino, err := m.get("READ", f.GFID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if off >= uint64(len(ino.data)) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	end := min(off+uint64(size), uint64(len(ino.data)))
-	return append([]byte(nil), ino.data[off:end]...), nil
+	return append([]byte(nil), ino.data[off:end]...), nil, nil
 }
 
 // Write writes data at off.
-func (m *Mem) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, error) {
-	st, _, err := m.WriteX(ctx, f, off, data, xdata)
-	return st, err
-}
-
-// WriteX is Write returning the reply's xdata (empty).
-func (m *Mem) WriteX(ctx context.Context, f *fop.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+func (m *Mem) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	if err := m.enterFd(ctx, "WRITE", f); err != nil {
 		return xdr.Iatt{}, nil, err
 	}
@@ -771,36 +802,38 @@ func (m *Mem) fdNop(ctx context.Context, op string, f *fop.Fd) error {
 }
 
 // Flush is close(2) on the fd.
-func (m *Mem) Flush(ctx context.Context, f *fop.Fd) error { return m.fdNop(ctx, "FLUSH", f) }
+func (m *Mem) Flush(ctx context.Context, f *fop.Fd, xd xdr.Dict) (xdr.Dict, error) {
+	return nil, m.fdNop(ctx, "FLUSH", f)
+}
 
 // Fsync does nothing: memory is durable enough here.
-func (m *Mem) Fsync(ctx context.Context, f *fop.Fd, datasync bool) error {
-	return m.fdNop(ctx, "FSYNC", f)
+func (m *Mem) Fsync(ctx context.Context, f *fop.Fd, datasync bool, xd xdr.Dict) (xdr.Dict, error) {
+	return nil, m.fdNop(ctx, "FSYNC", f)
 }
 
 // Fsyncdir does nothing.
-func (m *Mem) Fsyncdir(ctx context.Context, f *fop.Fd, datasync bool) error {
-	return m.fdNop(ctx, "FSYNCDIR", f)
+func (m *Mem) Fsyncdir(ctx context.Context, f *fop.Fd, datasync bool, xd xdr.Dict) (xdr.Dict, error) {
+	return nil, m.fdNop(ctx, "FSYNCDIR", f)
 }
 
 // Statfs reports a fixed 1 GiB filesystem.
-func (m *Mem) Statfs(ctx context.Context, g xdr.GFID) (xdr.Statfs, error) {
+func (m *Mem) Statfs(ctx context.Context, g xdr.GFID, xd xdr.Dict) (xdr.Statfs, xdr.Dict, error) {
 	if err := m.enter(ctx, "STATFS", g); err != nil {
-		return xdr.Statfs{}, err
+		return xdr.Statfs{}, nil, err
 	}
 	defer m.mu.Unlock()
-	return xdr.Statfs{Bsize: 4096, Frsize: 4096, Blocks: 262144, Bfree: 131072, Bavail: 131072, Files: 65536, Ffree: 65000, Namemax: 255}, nil
+	return xdr.Statfs{Bsize: 4096, Frsize: 4096, Blocks: 262144, Bfree: 131072, Bavail: 131072, Files: 65536, Ffree: 65000, Namemax: 255}, nil, nil
 }
 
 // Getxattr returns one xattr, or all with name "".
-func (m *Mem) Getxattr(ctx context.Context, g xdr.GFID, name string) (xdr.Dict, error) {
+func (m *Mem) Getxattr(ctx context.Context, g xdr.GFID, name string, xd xdr.Dict) (xdr.Dict, xdr.Dict, error) {
 	if err := m.enter(ctx, "GETXATTR", g); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer m.mu.Unlock()
 	ino, err := m.get("GETXATTR", g)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out xdr.Dict
 	for k, v := range ino.xattrs {
@@ -809,29 +842,29 @@ func (m *Mem) Getxattr(ctx context.Context, g xdr.GFID, name string) (xdr.Dict, 
 		}
 	}
 	if name != "" && len(out) == 0 {
-		return nil, m.err("GETXATTR", g, syscall.ENODATA)
+		return nil, nil, m.err("GETXATTR", g, syscall.ENODATA)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	return out, nil
+	return out, nil, nil
 }
 
 // Setxattr sets xattrs (XATTR_CREATE and XATTR_REPLACE honoured).
-func (m *Mem) Setxattr(ctx context.Context, g xdr.GFID, dict xdr.Dict, flags uint32) error {
+func (m *Mem) Setxattr(ctx context.Context, g xdr.GFID, dict xdr.Dict, flags uint32, xd xdr.Dict) (xdr.Dict, error) {
 	if err := m.enter(ctx, "SETXATTR", g); err != nil {
-		return err
+		return nil, err
 	}
 	defer m.mu.Unlock()
 	ino, err := m.get("SETXATTR", g)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, p := range dict {
 		_, has := ino.xattrs[p.Key]
 		switch {
 		case flags&1 != 0 && has: // XATTR_CREATE
-			return m.err("SETXATTR", g, syscall.EEXIST)
+			return nil, m.err("SETXATTR", g, syscall.EEXIST)
 		case flags&2 != 0 && !has: // XATTR_REPLACE
-			return m.err("SETXATTR", g, syscall.ENODATA)
+			return nil, m.err("SETXATTR", g, syscall.ENODATA)
 		}
 		v := p.Value.Bytes
 		if p.Value.Type == xdr.TypeStr {
@@ -839,63 +872,86 @@ func (m *Mem) Setxattr(ctx context.Context, g xdr.GFID, dict xdr.Dict, flags uin
 		}
 		ino.xattrs[p.Key] = append([]byte(nil), v...)
 	}
-	return nil
+	return nil, nil
 }
 
 // Removexattr removes one xattr.
-func (m *Mem) Removexattr(ctx context.Context, g xdr.GFID, name string) error {
+func (m *Mem) Removexattr(ctx context.Context, g xdr.GFID, name string, xd xdr.Dict) (xdr.Dict, error) {
 	if err := m.enter(ctx, "REMOVEXATTR", g); err != nil {
-		return err
+		return nil, err
 	}
 	defer m.mu.Unlock()
 	ino, err := m.get("REMOVEXATTR", g)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, ok := ino.xattrs[name]; !ok {
-		return m.err("REMOVEXATTR", g, syscall.ENODATA)
+		return nil, m.err("REMOVEXATTR", g, syscall.ENODATA)
 	}
 	delete(ino.xattrs, name)
-	return nil
+	return nil, nil
 }
 
-// Xattrop adds the big-endian int32 (AddArray) or int64 (AddArray64)
-// arrays of dict to the xattrs of the same keys, missing ones counting as
-// zeros, and returns the results (an all-zero array adds nothing and reads
-// the value).
-func (m *Mem) Xattrop(ctx context.Context, g xdr.GFID, flags uint32, dict, xdata xdr.Dict) (xdr.Dict, error) {
+// Xattrop adds the big-endian int32 (fop.XattropAddArray) or int64
+// (fop.XattropAddArray64) arrays of dict to the xattrs of the same keys,
+// missing ones counting as zeros, and returns the results. An all-zero
+// array only reads: a key it names that does not exist stays absent, as on
+// a posix brick.
+func (m *Mem) Xattrop(ctx context.Context, g xdr.GFID, flags uint32, dict, xd xdr.Dict) (xdr.Dict, xdr.Dict, error) {
 	if err := m.enter(ctx, "XATTROP", g); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer m.mu.Unlock()
-	ino, err := m.get("XATTROP", g)
+	return m.xattrop("XATTROP", g, flags, dict)
+}
+
+// Fxattrop is Xattrop through an fd.
+func (m *Mem) Fxattrop(ctx context.Context, f *fop.Fd, flags uint32, dict, xd xdr.Dict) (xdr.Dict, xdr.Dict, error) {
+	if err := m.enterFd(ctx, "FXATTROP", f); err != nil {
+		return nil, nil, err
+	}
+	defer m.mu.Unlock()
+	return m.xattrop("FXATTROP", f.GFID, flags, dict)
+}
+
+// xattrop carries out (F)XATTROP. REQUIRES m.mu.
+func (m *Mem) xattrop(op string, g xdr.GFID, flags uint32, dict xdr.Dict) (xdr.Dict, xdr.Dict, error) {
+	ino, err := m.get(op, g)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	width := 4
-	if flags == AddArray64 {
+	if flags == fop.XattropAddArray64 {
 		width = 8
-	} else if flags != AddArray {
-		return nil, m.err("XATTROP", g, syscall.EINVAL)
+	} else if flags != fop.XattropAddArray {
+		return nil, nil, m.err(op, g, syscall.EINVAL)
 	}
 	var out xdr.Dict
 	for _, p := range dict {
 		add := p.Value.Bytes
 		if len(add)%width != 0 {
-			return nil, m.err("XATTROP", g, syscall.EINVAL)
+			return nil, nil, m.err(op, g, syscall.EINVAL)
 		}
-		cur := resize(append([]byte(nil), ino.xattrs[p.Key]...), uint64(len(add)))
+		old, had := ino.xattrs[p.Key]
+		cur := resize(append([]byte(nil), old...), uint64(len(add)))
+		zero := true
 		for i := 0; i+width <= len(add); i += width {
 			if width == 4 {
-				binary.BigEndian.PutUint32(cur[i:], binary.BigEndian.Uint32(cur[i:])+binary.BigEndian.Uint32(add[i:]))
+				a := binary.BigEndian.Uint32(add[i:])
+				zero = zero && a == 0
+				binary.BigEndian.PutUint32(cur[i:], binary.BigEndian.Uint32(cur[i:])+a)
 			} else {
-				binary.BigEndian.PutUint64(cur[i:], binary.BigEndian.Uint64(cur[i:])+binary.BigEndian.Uint64(add[i:]))
+				a := binary.BigEndian.Uint64(add[i:])
+				zero = zero && a == 0
+				binary.BigEndian.PutUint64(cur[i:], binary.BigEndian.Uint64(cur[i:])+a)
 			}
 		}
-		ino.xattrs[p.Key] = cur
+		if had || !zero {
+			ino.xattrs[p.Key] = cur
+		}
 		out = append(out, xdr.Pair{Key: p.Key, Value: xdr.Ptr(append([]byte(nil), cur...))})
 	}
-	return out, nil
+	return out, nil, nil
 }
 
 func (m *Mem) fdRange(ctx context.Context, op string, f *fop.Fd, fn func(ino *inode)) error {
@@ -913,8 +969,8 @@ func (m *Mem) fdRange(ctx context.Context, op string, f *fop.Fd, fn func(ino *in
 
 // Fallocate extends the file with zeros unless mode is KEEP_SIZE (any
 // non-zero mode, as a brick takes it).
-func (m *Mem) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length uint64) error {
-	return m.fdRange(ctx, "FALLOCATE", f, func(ino *inode) {
+func (m *Mem) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
+	return nil, m.fdRange(ctx, "FALLOCATE", f, func(ino *inode) {
 		if mode == 0 && off+length > uint64(len(ino.data)) {
 			ino.data = resize(ino.data, off+length)
 		}
@@ -922,8 +978,8 @@ func (m *Mem) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length
 }
 
 // Discard punches a hole: the range reads zeros, the size stays.
-func (m *Mem) Discard(ctx context.Context, f *fop.Fd, off, length uint64) error {
-	return m.fdRange(ctx, "DISCARD", f, func(ino *inode) {
+func (m *Mem) Discard(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
+	return nil, m.fdRange(ctx, "DISCARD", f, func(ino *inode) {
 		for i := off; i < off+length && i < uint64(len(ino.data)); i++ {
 			ino.data[i] = 0
 		}
@@ -932,8 +988,8 @@ func (m *Mem) Discard(ctx context.Context, f *fop.Fd, off, length uint64) error 
 
 // Zerofill zeroes a range and extends the file when it crosses EOF, as a
 // brick's ZEROFILL does.
-func (m *Mem) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64) error {
-	return m.fdRange(ctx, "ZEROFILL", f, func(ino *inode) {
+func (m *Mem) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
+	return nil, m.fdRange(ctx, "ZEROFILL", f, func(ino *inode) {
 		if off+length > uint64(len(ino.data)) {
 			ino.data = resize(ino.data, off+length)
 		}
@@ -943,7 +999,7 @@ func (m *Mem) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64) error
 
 // Seek finds data (anywhere below EOF: Mem keeps no holes) or the hole at
 // EOF.
-func (m *Mem) Seek(ctx context.Context, f *fop.Fd, off uint64, what int32) (uint64, error) {
+func (m *Mem) Seek(ctx context.Context, f *fop.Fd, off uint64, what int32, xd xdr.Dict) (uint64, xdr.Dict, error) {
 	var out uint64
 	var serr error
 	err := m.fdRange(ctx, "SEEK", f, func(ino *inode) {
@@ -958,9 +1014,9 @@ func (m *Mem) Seek(ctx context.Context, f *fop.Fd, off uint64, what int32) (uint
 		}
 	})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	return out, serr
+	return out, nil, serr
 }
 
 func owner(ctx context.Context) string {
@@ -994,9 +1050,18 @@ func conflicts(held []lock, l lock) bool {
 // takeLock runs a lock command on the lock list key. REQUIRES m.mu.
 func (m *Mem) takeLock(ctx context.Context, op, key string, g xdr.GFID, l lock, unlock, block bool) error {
 	if unlock {
+		// An unlock drops the owner's locks it overlaps (an entry
+		// unlock: the owner's lock on that name), not every lock the
+		// owner holds.
 		held := m.locks[key][:0]
 		for _, h := range m.locks[key] {
-			if h.owner != l.owner || (l.entry && h.name != l.name) {
+			mine := h.owner == l.owner
+			if l.entry {
+				mine = mine && h.name == l.name
+			} else {
+				mine = mine && (h.end == 0 || l.start < h.end) && (l.end == 0 || h.start < l.end)
+			}
+			if !mine {
 				held = append(held, h)
 			}
 		}
@@ -1025,37 +1090,90 @@ func (m *Mem) takeLock(ctx context.Context, op, key string, g xdr.GFID, l lock, 
 }
 
 // Inodelk takes, waits for or drops an inode lock in domain.
-func (m *Mem) Inodelk(ctx context.Context, g xdr.GFID, domain string, cmd uint32, fl xdr.Flock) error {
+func (m *Mem) Inodelk(ctx context.Context, g xdr.GFID, domain string, cmd uint32, fl xdr.Flock, xd xdr.Dict) (xdr.Dict, error) {
 	if err := m.enter(ctx, "INODELK", g); err != nil {
-		return err
+		return nil, err
 	}
 	defer m.mu.Unlock()
+	return nil, m.inodelk(ctx, "INODELK", g, domain, cmd, fl)
+}
+
+// Finodelk is Inodelk through an fd.
+func (m *Mem) Finodelk(ctx context.Context, f *fop.Fd, domain string, cmd uint32, fl xdr.Flock, xd xdr.Dict) (xdr.Dict, error) {
+	if err := m.enterFd(ctx, "FINODELK", f); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	return nil, m.inodelk(ctx, "FINODELK", f.GFID, domain, cmd, fl)
+}
+
+// inodelk runs an inode lock command. REQUIRES m.mu.
+func (m *Mem) inodelk(ctx context.Context, op string, g xdr.GFID, domain string, cmd uint32, fl xdr.Flock) error {
 	l := lock{owner: owner(ctx), write: fl.Type == fop.LkWrite, start: fl.Start}
 	if fl.Len > 0 {
 		l.end = fl.Start + fl.Len
 	}
-	return m.takeLock(ctx, "INODELK", "i"+string(g[:])+domain, g, l, fl.Type == fop.LkUnlock, cmd == fop.LkSetW)
+	return m.takeLock(ctx, op, "i"+string(g[:])+domain, g, l, fl.Type == fop.LkUnlock, cmd == fop.LkSetW)
 }
 
 // Entrylk takes, waits for or drops the lock on name in parent (the whole
 // directory when name is empty) within domain.
-func (m *Mem) Entrylk(ctx context.Context, parent xdr.GFID, name, domain string, cmd, typ uint32) error {
+func (m *Mem) Entrylk(ctx context.Context, parent xdr.GFID, name, domain string, cmd, typ uint32, xd xdr.Dict) (xdr.Dict, error) {
 	if err := m.enter(ctx, "ENTRYLK", parent); err != nil {
-		return err
+		return nil, err
 	}
 	defer m.mu.Unlock()
 	l := lock{owner: owner(ctx), write: typ == fop.LkWrite, entry: true, name: name}
-	return m.takeLock(ctx, "ENTRYLK", "e"+string(parent[:])+domain, parent, l, cmd == fop.EntrylkUnlock, cmd == fop.EntrylkLock)
+	return nil, m.takeLock(ctx, "ENTRYLK", "e"+string(parent[:])+domain, parent, l, cmd == fop.EntrylkUnlock, cmd == fop.EntrylkLock)
 }
 
 // Lk grants every POSIX lock (the tests drive one client).
-func (m *Mem) Lk(ctx context.Context, f *fop.Fd, cmd uint32, fl xdr.Flock) (xdr.Flock, error) {
+func (m *Mem) Lk(ctx context.Context, f *fop.Fd, cmd uint32, fl xdr.Flock, xd xdr.Dict) (xdr.Flock, xdr.Dict, error) {
 	if err := m.enterFd(ctx, "LK", f); err != nil {
-		return xdr.Flock{}, err
+		return xdr.Flock{}, nil, err
 	}
 	defer m.mu.Unlock()
 	if cmd == fop.LkGet {
 		fl.Type = fop.LkUnlock
 	}
-	return fl, nil
+	return fl, nil, nil
+}
+
+// CopyFileRange copies size bytes from in at offIn to out at offOut, as
+// copy_file_range(2) does: short at the source's end of file; EBADF when
+// in is not readable or out not writable or appending.
+func (m *Mem) CopyFileRange(ctx context.Context, in *fop.Fd, offIn uint64, out *fop.Fd, offOut, size uint64, flags uint32, xd xdr.Dict) (uint64, xdr.Iatt, xdr.Dict, error) {
+	if err := m.enterFd(ctx, "COPY_FILE_RANGE", out); err != nil {
+		return 0, xdr.Iatt{}, nil, err
+	}
+	defer m.mu.Unlock()
+	if !m.opened[in] || in.Flags&syscall.O_ACCMODE == syscall.O_WRONLY ||
+		out.Flags&syscall.O_ACCMODE == syscall.O_RDONLY || out.Flags&syscall.O_APPEND != 0 || in.Dir || out.Dir {
+		return 0, xdr.Iatt{}, nil, m.err("COPY_FILE_RANGE", out.GFID, syscall.EBADF)
+	}
+	if flags != 0 {
+		return 0, xdr.Iatt{}, nil, m.err("COPY_FILE_RANGE", out.GFID, syscall.EINVAL)
+	}
+	src, err := m.get("COPY_FILE_RANGE", in.GFID)
+	if err != nil {
+		return 0, xdr.Iatt{}, nil, err
+	}
+	dst, err := m.get("COPY_FILE_RANGE", out.GFID)
+	if err != nil {
+		return 0, xdr.Iatt{}, nil, err
+	}
+	if in.GFID == out.GFID && offIn < offOut+size && offOut < offIn+size {
+		return 0, xdr.Iatt{}, nil, m.err("COPY_FILE_RANGE", out.GFID, syscall.EINVAL)
+	}
+	var n uint64
+	if offIn < uint64(len(src.data)) {
+		n = min(size, uint64(len(src.data))-offIn)
+	}
+	if n > 0 {
+		if end := offOut + n; end > uint64(len(dst.data)) {
+			dst.data = resize(dst.data, end)
+		}
+		copy(dst.data[offOut:offOut+n], src.data[offIn:offIn+n])
+	}
+	return n, stat(dst), nil, nil
 }

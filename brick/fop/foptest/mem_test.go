@@ -18,7 +18,7 @@ func TestMemXattrop(t *testing.T) {
 	ctx := context.Background()
 	add := func(flags uint32, b []byte) []byte {
 		t.Helper()
-		d, err := m.Xattrop(ctx, RootGFID, flags, xdr.Dict{{Key: "trusted.x", Value: xdr.Ptr(b)}}, nil)
+		d, _, err := m.Xattrop(ctx, RootGFID, flags, xdr.Dict{{Key: "trusted.x", Value: xdr.Ptr(b)}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,17 +43,17 @@ func TestMemLocks(t *testing.T) {
 	a := fop.WithCaller(context.Background(), &fop.Caller{LkOwner: []byte("a")})
 	b := fop.WithCaller(context.Background(), &fop.Caller{LkOwner: []byte("b")})
 	w := xdr.Flock{Type: fop.LkWrite}
-	if err := m.Inodelk(a, RootGFID, "dom", fop.LkSet, w); err != nil {
+	if _, err := m.Inodelk(a, RootGFID, "dom", fop.LkSet, w, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Inodelk(b, RootGFID, "dom", fop.LkSet, w); fop.Errno(err) != syscall.EAGAIN {
+	if _, err := m.Inodelk(b, RootGFID, "dom", fop.LkSet, w, nil); fop.Errno(err) != syscall.EAGAIN {
 		t.Fatalf("second owner: %v, want EAGAIN", err)
 	}
-	if err := m.Inodelk(b, RootGFID, "other", fop.LkSet, w); err != nil {
+	if _, err := m.Inodelk(b, RootGFID, "other", fop.LkSet, w, nil); err != nil {
 		t.Fatalf("another domain: %v", err)
 	}
 	got := make(chan error, 1)
-	go func() { got <- m.Inodelk(b, RootGFID, "dom", fop.LkSetW, w) }()
+	go func() { got <- fop.ErrOnly(m.Inodelk(b, RootGFID, "dom", fop.LkSetW, w, nil)) }()
 	// The fourth INODELK reached the brick: it waits (the brick's lock is
 	// held from its arrival until it waits).
 	waitCalls(t, m, "INODELK", 4)
@@ -64,7 +64,7 @@ func TestMemLocks(t *testing.T) {
 		t.Fatalf("blocking lock granted while held: %v", err)
 	default:
 	}
-	if err := m.Inodelk(a, RootGFID, "dom", fop.LkSet, xdr.Flock{Type: fop.LkUnlock}); err != nil {
+	if _, err := m.Inodelk(a, RootGFID, "dom", fop.LkSet, xdr.Flock{Type: fop.LkUnlock}, nil); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -76,17 +76,17 @@ func TestMemLocks(t *testing.T) {
 		t.Fatal("blocking lock not granted 10 s after the unlock")
 	}
 	// A lock on the whole directory conflicts with every name.
-	if err := m.Entrylk(a, RootGFID, "", "d2", fop.EntrylkLockNB, fop.LkWrite); err != nil {
+	if _, err := m.Entrylk(a, RootGFID, "", "d2", fop.EntrylkLockNB, fop.LkWrite, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Entrylk(b, RootGFID, "n", "d2", fop.EntrylkLockNB, fop.LkWrite); fop.Errno(err) != syscall.EAGAIN {
+	if _, err := m.Entrylk(b, RootGFID, "n", "d2", fop.EntrylkLockNB, fop.LkWrite, nil); fop.Errno(err) != syscall.EAGAIN {
 		t.Fatalf("a name under a whole-directory lock: %v, want EAGAIN", err)
 	}
 	// A waiter whose brick goes down is refused, not granted on return.
-	if err := m.Inodelk(a, RootGFID, "d3", fop.LkSet, w); err != nil {
+	if _, err := m.Inodelk(a, RootGFID, "d3", fop.LkSet, w, nil); err != nil {
 		t.Fatal(err)
 	}
-	go func() { got <- m.Inodelk(b, RootGFID, "d3", fop.LkSetW, w) }()
+	go func() { got <- fop.ErrOnly(m.Inodelk(b, RootGFID, "d3", fop.LkSetW, w, nil)) }()
 	waitCalls(t, m, "INODELK", 7)
 	m.mu.Lock()
 	m.mu.Unlock()
@@ -106,16 +106,16 @@ func TestMemEntrylkNames(t *testing.T) {
 	m := NewMem("m")
 	a := fop.WithCaller(context.Background(), &fop.Caller{LkOwner: []byte("a")})
 	b := fop.WithCaller(context.Background(), &fop.Caller{LkOwner: []byte("b")})
-	if err := m.Entrylk(a, RootGFID, "x", "dom", fop.EntrylkLockNB, fop.LkWrite); err != nil {
+	if _, err := m.Entrylk(a, RootGFID, "x", "dom", fop.EntrylkLockNB, fop.LkWrite, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Entrylk(b, RootGFID, "y", "dom", fop.EntrylkLockNB, fop.LkWrite); err != nil {
+	if _, err := m.Entrylk(b, RootGFID, "y", "dom", fop.EntrylkLockNB, fop.LkWrite, nil); err != nil {
 		t.Fatalf("another name: %v", err)
 	}
-	if err := m.Entrylk(b, RootGFID, "x", "dom", fop.EntrylkLockNB, fop.LkWrite); fop.Errno(err) != syscall.EAGAIN {
+	if _, err := m.Entrylk(b, RootGFID, "x", "dom", fop.EntrylkLockNB, fop.LkWrite, nil); fop.Errno(err) != syscall.EAGAIN {
 		t.Fatalf("same name: %v, want EAGAIN", err)
 	}
-	if err := m.Entrylk(b, RootGFID, "", "dom", fop.EntrylkLockNB, fop.LkWrite); fop.Errno(err) != syscall.EAGAIN {
+	if _, err := m.Entrylk(b, RootGFID, "", "dom", fop.EntrylkLockNB, fop.LkWrite, nil); fop.Errno(err) != syscall.EAGAIN {
 		t.Fatalf("the whole directory while a name is locked: %v, want EAGAIN", err)
 	}
 }
@@ -137,13 +137,13 @@ func waitCalls(t *testing.T, m *Mem, op string, n int) {
 func TestMemCreateExisting(t *testing.T) {
 	m := NewMem("m")
 	ctx := context.Background()
-	if _, _, err := m.Create(ctx, RootGFID, "f", 2, 0o644, 0, GFID(1), nil); err != nil {
+	if _, _, _, err := m.Create(ctx, RootGFID, "f", 2, 0o644, 0, GFID(1), nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, st, err := m.Create(ctx, RootGFID, "f", 2, 0o644, 0, GFID(2), nil); err != nil || st.GFID != GFID(1) {
+	if _, st, _, err := m.Create(ctx, RootGFID, "f", 2, 0o644, 0, GFID(2), nil); err != nil || st.GFID != GFID(1) {
 		t.Errorf("create without O_EXCL: gfid %v, %v; want the existing file's", st.GFID, err)
 	}
-	if _, _, err := m.Create(ctx, RootGFID, "f", 2|syscall.O_EXCL, 0o644, 0, GFID(3), nil); fop.Errno(err) != syscall.EEXIST {
+	if _, _, _, err := m.Create(ctx, RootGFID, "f", 2|syscall.O_EXCL, 0o644, 0, GFID(3), nil); fop.Errno(err) != syscall.EEXIST {
 		t.Errorf("create O_EXCL: %v, want EEXIST", err)
 	}
 }
@@ -153,20 +153,20 @@ func TestMemCreateExisting(t *testing.T) {
 func TestMemFaults(t *testing.T) {
 	m := NewMem("m")
 	ctx := context.Background()
-	f, _, err := m.Create(ctx, RootGFID, "f", 2, 0o644, 0, GFID(1), nil)
+	f, _, _, err := m.Create(ctx, RootGFID, "f", 2, 0o644, 0, GFID(1), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.SetDown(true)
-	if _, err := m.Stat(ctx, GFID(1)); fop.Errno(err) != syscall.ENOTCONN {
+	if _, _, err := m.Stat(ctx, GFID(1), nil); fop.Errno(err) != syscall.ENOTCONN {
 		t.Errorf("down: %v", err)
 	}
 	m.SetDown(false)
-	if _, err := m.Read(ctx, f, 0, 1); fop.Errno(err) != syscall.EBADF {
+	if _, _, err := m.Read(ctx, f, 0, 1, nil); fop.Errno(err) != syscall.EBADF {
 		t.Errorf("an fd from before the brick went down: %v, want EBADF", err)
 	}
 	m.Refuse("STAT", syscall.ENOSPC)
-	if _, err := m.Stat(ctx, GFID(1)); fop.Errno(err) != syscall.ENOSPC {
+	if _, _, err := m.Stat(ctx, GFID(1), nil); fop.Errno(err) != syscall.ENOSPC {
 		t.Errorf("refused: %v", err)
 	}
 	m.Refuse("STAT", 0)
@@ -174,7 +174,7 @@ func TestMemFaults(t *testing.T) {
 	defer release()
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	if _, err := m.Stat(cctx, GFID(1)); fop.Errno(err) != syscall.ETIMEDOUT {
+	if _, _, err := m.Stat(cctx, GFID(1), nil); fop.Errno(err) != syscall.ETIMEDOUT {
 		t.Errorf("hung: %v", err)
 	}
 	if m.Calls("STAT") != 3 {

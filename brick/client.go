@@ -281,6 +281,10 @@ func (c *Client) Target() (host string, port int, subvolume string) {
 	return t.RemoteHost, t.RemotePort, t.RemoteSubvolume
 }
 
+// Config returns the configuration the client connects with now (after
+// any Retarget).
+func (c *Client) Config() Config { return c.target() }
+
 // Connection reports whether the brick is connected and a number that
 // changes with every new connection.
 func (c *Client) Connection() (up bool, gen uint64) {

@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/brickfs/brickfs/brick/sunrpc"
+	"github.com/brickfs/brickfs/brick/volfile"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
@@ -55,21 +56,7 @@ func DecodeDump(body []byte) ([]Program, error) {
 }
 
 // Ping sends GF_DUMP_PING, the keepalive glusterfs clients use.
-func Ping(ctx context.Context, conn *sunrpc.Conn) error {
-	body, err := conn.Call(ctx, ProgDump, VersDump, ProcPing, mgmtCred, nil, nil)
-	if err != nil {
-		return err
-	}
-	d := xdr.NewDecoder(body)
-	ret, errno := d.Int32(), d.Int32()
-	if d.Err() != nil {
-		return d.Err()
-	}
-	if ret < 0 {
-		return syscall.Errno(errno)
-	}
-	return nil
-}
+func Ping(ctx context.Context, conn *sunrpc.Conn) error { return volfile.Ping(ctx, conn) }
 
 // PortByBrick asks glusterd for the port of the brick at path (PORTBYBRICK).
 func PortByBrick(ctx context.Context, conn *sunrpc.Conn, path string) (int, error) {

@@ -1,10 +1,34 @@
-// Package failover assembles the volume graph above the bricks: it turns a
-// client volfile's translators into one Fops that the filesystem drives —
-// a single brick, or one replica set (package afr) over brick clients,
-// with cluster/distribute's layout on new directories when the graph has
-// one subvolume — and follows the volfile while mounted (replace-brick,
-// quorum changes). It is the only importer of the layers and of the brick
-// client.
+// Package failover assembles the volume graph above the bricks from the
+// client volfile's tree, as GlusterFS builds its translator graph, and is
+// the only importer of the layers and of the brick client.
+//
+// # Assembly
+//
+// registry.go has one row per translator type: carried out (with the
+// function that builds its node), passed by (caching, statistics: its
+// child stands in for it), or refused with its reason. Open walks the
+// volfile from its top, builds each node's children first, then the node:
+// protocol/client becomes a brick client (configured by brick.ConfigFrom),
+// cluster/replicate a replica set (package afr) over its bricks,
+// cluster/distribute over one subvolume a layer that gives new
+// directories the layout covering the whole hash range. It then connects
+// every brick at once and mounts when each part of the graph has a brick
+// that answers.
+//
+// # Events
+//
+// Child events flow up as GlusterFS's notify does: every node is a
+// fop.Subvolume, and a parent Watches its children (a replica set counts
+// its bricks up and down, and tells its own watchers when client quorum
+// comes or goes).
+//
+// # Reconfigure
+//
+// Volume.Reconfigure applies a changed volfile node by node (volfile.Watch
+// fetches it): a brick that moved is reconnected there, a replica set
+// moves its bricks one at a time and follows its quorum options. A change
+// of the graph's shape is refused with "remount". Every node is checked
+// before any is changed.
 //
 // # Errors
 //
@@ -13,6 +37,6 @@
 //
 // # Concurrency
 //
-// A Volume is safe for concurrent use; Volume.mu guards the graph in use
-// while the volfile follower changes it.
+// A Volume is safe for concurrent use; Volume.mu serializes Reconfigure,
+// which is the only writer of the nodes' volfile translators.
 package failover

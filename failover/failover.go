@@ -15,7 +15,6 @@ import (
 	"github.com/brickfs/brickfs/brick"
 	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/volfile"
-	"github.com/brickfs/brickfs/brick/xdr"
 	"github.com/brickfs/brickfs/failover/afr"
 )
 
@@ -50,17 +49,25 @@ const (
 	DefaultReplicaPingTimeout  = 1500 * time.Millisecond
 )
 
-// Volume is a mounted volume graph.
+// Volume is a mounted volume: the graph built from its volfile, whose top
+// node's fops it offers.
 type Volume struct {
 	Fops
 	// ID is the volume-id when the volfile names it.
 	ID      string
-	clients []*brick.Client
-	repl    *afr.Replicate
 	opts    Options
+	top     *node
+	clients []*brick.Client // every brick of the graph, in volfile order
+	zk      keepSizer       // the node that carries out ZerofillKeepSize, if any
 
 	mu    sync.Mutex
-	chain []*volfile.Volume // GUARDED_BY(mu); the graph in use, top to bottom
+	graph *volfile.Graph // GUARDED_BY(mu); the volfile in use
+}
+
+// keepSizer is a node that carries out fallocate(ZERO_RANGE|KEEP_SIZE)
+// itself (a replica set, as one data transaction).
+type keepSizer interface {
+	ZerofillKeepSize(ctx context.Context, f *fop.Fd, off, length uint64) error
 }
 
 // ZerofillKeepSize carries out fallocate(ZERO_RANGE|KEEP_SIZE): zeroes
@@ -68,103 +75,75 @@ type Volume struct {
 // set it runs as one data transaction; on a single brick nothing orders it
 // against another client's truncate (the native client has no ZERO_RANGE
 // at all: it preallocates and zeroes nothing).
-func (v *Volume) ZerofillKeepSize(ctx context.Context, f *brick.Fd, off, length uint64) error {
-	if v.repl != nil {
-		return v.repl.ZerofillKeepSize(ctx, f, off, length)
+func (v *Volume) ZerofillKeepSize(ctx context.Context, f *fop.Fd, off, length uint64) error {
+	if v.zk != nil {
+		return v.zk.ZerofillKeepSize(ctx, f, off, length)
 	}
 	return fop.ZeroKeepSize(ctx, v.Fops, f, off, length)
 }
 
-// Close disconnects every brick.
+// Status returns the graph's state, node by node from the top.
+func (v *Volume) Status() fop.Status { return v.top.status() }
+
+// Close stops every node: the replica sets' heal, then every brick.
 func (v *Volume) Close() error {
-	if v.repl != nil {
-		v.repl.Close()
-	}
-	// At once: a brick that cannot be reached holds its Close for a dial
-	// timeout, and unmount must not wait for one after another.
+	v.top.walk(func(n *node) {
+		if n.repl != nil {
+			n.repl.Close()
+		}
+	})
+	closeClients(v.clients)
+	return nil
+}
+
+// closeClients closes bricks at once: a brick that cannot be reached holds
+// its Close for a dial timeout, and unmount must not wait for one after
+// another.
+func closeClients(cs []*brick.Client) {
 	var wg sync.WaitGroup
-	for _, c := range v.clients {
+	for _, c := range cs {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = c.Close() }()
 	}
 	wg.Wait()
-	return nil
 }
 
-// BrickConfig builds a brick's Config from its protocol/client translator.
-func BrickConfig(cl *volfile.Volume, opts Options) (brick.Config, error) {
-	cfg := brick.Config{Name: cl.Name, VolfileKey: opts.VolfileKey, Subdir: opts.Subdir, PingInterval: opts.PingInterval, PingTimeout: opts.PingTimeout}
-	for _, o := range cl.Options {
-		switch o.Key {
-		case "remote-host":
-			cfg.RemoteHost = o.Value
-		case "remote-port":
-			p, err := strconv.Atoi(o.Value)
-			if err != nil || p <= 0 || p > 65535 {
-				return cfg, fmt.Errorf("volfile: %s has remote-port %q, not a port number", cl.Name, o.Value)
-			}
-			cfg.RemotePort = p
-		case "remote-subvolume":
-			cfg.RemoteSubvolume = o.Value
-		case "username":
-			cfg.Username = o.Value
-		case "password":
-			cfg.Password = o.Value
-		case "ping-timeout":
-			if cfg.PingTimeout == 0 {
-				if s, err := strconv.Atoi(o.Value); err == nil && s > 0 {
-					cfg.PingTimeout = time.Duration(s) * time.Second
-				}
-			}
-		}
-		switch o.Key {
-		case "username", "password", "remote-subvolume":
-		default:
-			cfg.Options = append(cfg.Options, [2]string{o.Key, o.Value})
-		}
-	}
-	if cfg.RemoteHost == "" || cfg.RemoteSubvolume == "" {
-		return cfg, fmt.Errorf("volfile: %s lacks remote-host or remote-subvolume", cl.Name)
-	}
-	tc, err := brickTLS(cl)
-	if err != nil {
-		return cfg, err
-	}
-	cfg.TLS = tc
-	return cfg, nil
-}
-
-// Open connects to the bricks of g and returns the volume. It fails when g
-// has translators brickfs does not carry out, or when no brick answers.
+// Open builds the graph of g, connects its bricks and returns the volume.
+// It fails when g has translators brickfs does not carry out, or when a
+// part of the graph has no brick that answers. A replica set is mounted
+// while one of its bricks answers; the others keep being retried.
 func Open(ctx context.Context, g *volfile.Graph, opts Options, log *zap.Logger) (*Volume, error) {
-	chain, err := g.Chain()
-	if err != nil {
+	if err := Check(g); err != nil {
 		return nil, err
 	}
-	v := &Volume{opts: opts, chain: chain}
-	for _, x := range chain {
+	a := &assembly{opts: opts, log: log, replicated: map[*volfile.Volume]bool{}}
+	for _, x := range g.Reachable() {
+		if volfile.Canonical(x.Type) == volfile.TypeReplicate {
+			for _, s := range x.Subvolumes {
+				a.replicated[s] = true
+			}
+		}
+	}
+	top, err := a.build(g.Top)
+	if err != nil {
+		closeClients(a.clients)
+		return nil, err
+	}
+	v := &Volume{Fops: top.sub, opts: opts, top: top, clients: a.clients, graph: g}
+	for n := top; n != nil; n = n.only() {
+		if zk, ok := n.sub.(keepSizer); ok {
+			v.zk = zk
+			break
+		}
+	}
+	for _, x := range g.Reachable() {
 		if id, ok := x.Option("volume-id"); ok {
 			v.ID = id
 		}
 	}
-	last := chain[len(chain)-1]
-	var top Fops
-	if volfile.Canonical(last.Type) == volfile.TypeReplicate {
-		r, clients, err := openReplicate(ctx, last, opts, log)
-		if err != nil {
-			return nil, err
-		}
-		v.clients, v.repl, top = clients, r, r
-	} else {
-		cfg, err := BrickConfig(last, opts)
-		if err != nil {
-			return nil, err
-		}
-		c := brick.New(cfg, log)
-		if err := c.Start(ctx); err != nil {
-			return nil, err
-		}
-		v.clients, top = []*brick.Client{c}, c
+	if err := v.start(ctx); err != nil {
+		v.Close()
+		return nil, err
 	}
 	if v.ID == "" {
 		for _, c := range v.clients {
@@ -174,11 +153,46 @@ func Open(ctx context.Context, g *volfile.Graph, opts Options, log *zap.Logger) 
 			}
 		}
 	}
-	v.Fops = top
-	if volfile.Find(chain, volfile.TypeDistribute) != nil {
-		v.Fops = &distribute{Fops: top}
-	}
+	log.Info("volume graph built", zap.String("graph", strings.TrimSpace(v.Status().String())))
 	return v, nil
+}
+
+// start connects every brick at once. A wrong password or certificate
+// fails the mount at once; a brick that does not answer is retried in the
+// background as long as every part of the graph has a brick that did.
+func (v *Volume) start(ctx context.Context) error {
+	errs := make([]error, len(v.clients))
+	var wg sync.WaitGroup
+	for i, c := range v.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.Start(ctx)
+		}()
+	}
+	wg.Wait()
+	started := map[*brick.Client]error{}
+	for i, err := range errs {
+		if errors.Is(err, brick.ErrAuth) {
+			return err
+		}
+		started[v.clients[i]] = err
+	}
+	if err := v.top.reachable(started); err != nil {
+		return err
+	}
+	var merr *multierror.Error
+	for _, c := range v.clients {
+		if err := started[c]; err != nil {
+			merr = multierror.Append(merr, err)
+			c.StartBackground()
+		}
+	}
+	if merr != nil {
+		merr.ErrorFormat = oneLine
+		v.top.log().Warn("mounting with bricks down; they are retried in the background", zap.Error(merr))
+	}
+	return nil
 }
 
 // replicateOptions reads AFR's options from the replicate translator
@@ -231,102 +245,10 @@ func replicateOptions(x *volfile.Volume, n int) (afr.ReplicateOptions, []string,
 	return ro, names, nil
 }
 
-// openReplicate connects the bricks of a replica set. The mount goes on
-// while at least one brick answers; the others keep being retried.
-func openReplicate(ctx context.Context, x *volfile.Volume, opts Options, log *zap.Logger) (*afr.Replicate, []*brick.Client, error) {
-	n := len(x.Subvolumes)
-	ro, names, err := replicateOptions(x, n)
-	if err != nil {
-		return nil, nil, err
-	}
-	ro.FopTimeout, ro.PostOpDelay = opts.FopTimeout, opts.PostOpDelay
-	if opts.PingInterval == 0 {
-		opts.PingInterval = DefaultReplicaPingInterval
-	}
-	if opts.PingTimeout == 0 {
-		opts.PingTimeout = DefaultReplicaPingTimeout
-	}
-	clients := make([]*brick.Client, n)
-	kids := make([]afr.Child, n)
-	for i, s := range x.Subvolumes {
-		if volfile.Canonical(s.Type) != volfile.TypeClient {
-			return nil, nil, fmt.Errorf("volfile: %s has %s (%s) below it; brickfs replicates over bricks only", x.Name, s.Name, s.Type)
-		}
-		cfg, err := BrickConfig(s, opts)
-		if err != nil {
-			return nil, nil, err
-		}
-		clients[i] = brick.New(cfg, log)
-		kids[i] = clients[i]
-	}
-	r, err := afr.NewReplicate(x.Name, kids, names, ro, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	for i, c := range clients {
-		i := i
-		c.Watch(func(up bool) { r.ChildEvent(i, up) })
-	}
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i, c := range clients {
-		wg.Add(1)
-		go func(i int, c *brick.Client) {
-			defer wg.Done()
-			errs[i] = c.Start(ctx)
-		}(i, c)
-	}
-	wg.Wait()
-	var merr *multierror.Error
-	upCount := 0
-	for i, err := range errs {
-		if err == nil {
-			upCount++
-			continue
-		}
-		if errors.Is(err, brick.ErrAuth) {
-			for _, c := range clients {
-				_ = c.Close()
-			}
-			return nil, nil, err
-		}
-		merr = multierror.Append(merr, err)
-		clients[i].StartBackground()
-	}
-	if upCount == 0 {
-		for _, c := range clients {
-			_ = c.Close()
-		}
-		merr.ErrorFormat = oneLine
-		return nil, nil, fmt.Errorf("no brick of %s answered: %v", x.Name, merr)
-	}
-	if merr != nil {
-		merr.ErrorFormat = oneLine
-		log.Warn("mounting with bricks down; they are retried in the background", zap.String("subvol", x.Name), zap.Error(merr))
-	}
-	return r, clients, nil
-}
-
 func oneLine(es []error) string {
 	parts := make([]string, len(es))
 	for i, e := range es {
 		parts[i] = e.Error()
 	}
 	return strings.Join(parts, "; ")
-}
-
-// distribute carries out cluster/distribute over one subvolume: every new
-// directory gets the DHT layout xattr covering the whole hash range, as
-// dht_mkdir sets it (xlators/cluster/dht/src/dht-common.c).
-type distribute struct {
-	Fops
-}
-
-// dhtLayout is trusted.glusterfs.dht for one subvolume: commit-hash 0,
-// type 0 (normal), start 0, stop 0xffffffff, big endian.
-var dhtLayout = []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}
-
-func (d *distribute) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, gfid xdr.GFID, extra xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
-	extra = extra.With("trusted.glusterfs.dht", xdr.Ptr(dhtLayout))
-	return d.Fops.Mkdir(ctx, parent, name, mode, umask, gfid, extra)
 }

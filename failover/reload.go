@@ -11,167 +11,214 @@ import (
 
 // Reconfigure applies a new volfile of the mounted volume where that can
 // be done live, as the native client reconfigures its graph when glusterd
-// announces a change: a brick moved to another host or path
-// (replace-brick, reset-brick) is reconnected there, and AFR's client
-// quorum follows the volfile. It returns what it changed. Any other change
-// of what brickfs carries out (bricks added or removed, the replica count,
-// distribute or arbiter appearing, an unsupported translator) is refused
-// with an error that says to remount; the mount then goes on unchanged.
-// Caching and statistics translators coming and going change nothing.
+// announces a change: node by node, a brick moved to another host or path
+// (replace-brick, reset-brick) or given new TLS settings is reconnected
+// there, and a replica set's client quorum follows the volfile. It returns
+// what it changed. Any other change of what brickfs carries out (bricks
+// added or removed, the replica count, distribute or arbiter appearing,
+// an unsupported translator) is refused with an error that says to
+// remount; the mount then goes on unchanged. Caching and statistics
+// translators coming and going change nothing. Every node is checked
+// before any is changed.
 func (v *Volume) Reconfigure(g *volfile.Graph) ([]string, error) {
-	chain, err := g.Chain()
-	if err != nil {
+	if err := Check(g); err != nil {
 		return nil, fmt.Errorf("the new volfile cannot be mounted by brickfs (%w); the mount keeps the graph it has", err)
 	}
-	for _, x := range chain {
+	for _, x := range g.Reachable() {
 		if id, ok := x.Option("volume-id"); ok && v.ID != "" && id != v.ID {
 			return nil, fmt.Errorf("the volume now has volume-id %s, the mounted one had %s: it was deleted and created again; remount to use the new volume", id, v.ID)
 		}
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if was, now := carried(v.chain), carried(chain); was != now {
+	top := carriedNode(g.Top)
+	if was, now := shape(v.top.x), shape(top); was != now {
 		return nil, fmt.Errorf("the volume's graph changed from %s to %s; remount to use it", was, now)
 	}
-	oldLast, last := v.chain[len(v.chain)-1], chain[len(chain)-1]
-	var changes []string
-	if volfile.Canonical(last.Type) == volfile.TypeReplicate {
-		changes, err = v.reconfigureReplicate(oldLast, last)
-	} else {
-		changes, err = v.moveBricks([]*volfile.Volume{oldLast}, []*volfile.Volume{last})
-	}
-	if err != nil {
+	var steps []step
+	if err := v.plan(v.top, top, &steps); err != nil {
 		return nil, err
 	}
-	v.chain = chain
+	var changes []string
+	for _, s := range steps {
+		changes = append(changes, s()...)
+	}
+	v.graph = g
 	return changes, nil
 }
 
-// carried names the translators of chain that brickfs carries out, in
-// order: what must stay the same for a live change.
-func carried(chain []*volfile.Volume) string {
-	var ts []string
-	for _, x := range chain {
-		if volfile.Classify(x.Type) == volfile.Carry {
-			t := volfile.Canonical(x.Type)
-			if t == volfile.TypeReplicate {
-				t = fmt.Sprintf("%s(%d)", t, len(x.Subvolumes))
-			}
-			ts = append(ts, t)
+// step is one change a node makes once every node agreed; it returns what
+// it changed.
+type step func() []string
+
+// carriedNode returns the translator that stands for x in the built graph:
+// x itself, or the first below it that has a node of its own.
+func carriedNode(x *volfile.Volume) *volfile.Volume {
+	for {
+		r := registry[volfile.Canonical(x.Type)]
+		if r.role == Carry && r.build != nil || len(x.Subvolumes) != 1 {
+			return x
 		}
+		x = x.Subvolumes[0]
 	}
-	return strings.Join(ts, " > ")
 }
 
-func (v *Volume) reconfigureReplicate(old, x *volfile.Volume) ([]string, error) {
-	n := len(x.Subvolumes)
-	oldRO, oldNames, err := replicateOptions(old, n)
-	if err != nil {
-		return nil, err
+// shape describes the carried graph below x: what must stay the same for
+// a live change.
+func shape(x *volfile.Volume) string {
+	x = carriedNode(x)
+	t := volfile.Canonical(x.Type)
+	if len(x.Subvolumes) == 0 {
+		return t
 	}
-	ro, names, err := replicateOptions(x, n)
+	if t == volfile.TypeReplicate {
+		return fmt.Sprintf("%s(%d)", t, len(x.Subvolumes))
+	}
+	kids := make([]string, len(x.Subvolumes))
+	for i, s := range x.Subvolumes {
+		kids[i] = shape(s)
+	}
+	return t + " > " + strings.Join(kids, ", ")
+}
+
+// plan checks the new translator x of node n (same shape) and adds the
+// steps that apply it.
+func (v *Volume) plan(n *node, x *volfile.Volume, steps *[]step) error {
+	switch {
+	case n.client != nil:
+		move, err := v.planBrick(n, x)
+		if err != nil {
+			return err
+		}
+		*steps = append(*steps, func() []string {
+			n.x = x
+			if move == nil {
+				return nil
+			}
+			return []string{move()}
+		})
+		return nil
+	case n.repl != nil:
+		return v.planReplicate(n, x, steps)
+	}
+	for i, k := range n.kids {
+		if err := v.plan(k, carriedNode(x.Subvolumes[i]), steps); err != nil {
+			return err
+		}
+	}
+	*steps = append(*steps, func() []string { n.x = x; return nil })
+	return nil
+}
+
+// planReplicate checks a replica set's new translator: its arbiter and its
+// bricks' names must stay; the bricks that moved are moved one at a time,
+// each given a while to come back before the next goes, so a change that
+// touches every brick (its TLS settings) never takes the whole replica set
+// down at once; client quorum follows the volfile.
+func (v *Volume) planReplicate(n *node, x *volfile.Volume, steps *[]step) error {
+	old := n.x
+	k := len(x.Subvolumes)
+	oldRO, oldNames, err := replicateOptions(old, k)
 	if err != nil {
-		return nil, fmt.Errorf("%w; the mount keeps the graph it has", err)
+		return err
+	}
+	ro, names, err := replicateOptions(x, k)
+	if err != nil {
+		return fmt.Errorf("%w; the mount keeps the graph it has", err)
 	}
 	if ro.Arbiter != oldRO.Arbiter {
-		return nil, fmt.Errorf("the replica set %s changed its arbiter; remount to use it", x.Name)
+		return fmt.Errorf("the replica set %s changed its arbiter; remount to use it", x.Name)
 	}
 	for i := range names {
 		if names[i] != oldNames[i] || x.Subvolumes[i].Name != old.Subvolumes[i].Name {
-			return nil, fmt.Errorf("the bricks of %s were renamed or reordered (%s was %s); remount to use them", x.Name, x.Subvolumes[i].Name, old.Subvolumes[i].Name)
+			return fmt.Errorf("the bricks of %s were renamed or reordered (%s was %s); remount to use them", x.Name, x.Subvolumes[i].Name, old.Subvolumes[i].Name)
 		}
 	}
-	changes, err := v.moveBricks(old.Subvolumes, x.Subvolumes)
-	if err != nil {
-		return nil, err
-	}
-	if ro.Quorum != oldRO.Quorum {
-		v.repl.SetQuorum(ro.Quorum)
-		msg := fmt.Sprintf("client quorum of %s is now %s", x.Name, quorumText(ro.Quorum, n))
-		if up := v.repl.ChildrenUp(); !v.repl.HasQuorum(up) {
-			n := 0
-			for _, u := range up {
-				if u {
-					n++
-				}
-			}
-			msg += fmt.Sprintf("; only %d bricks are up, so changes fail with ENOTCONN until enough are", n)
-		}
-		changes = append(changes, msg)
-	}
-	return changes, nil
-}
-
-func quorumText(q, n int) string {
-	switch {
-	case q < 0:
-		return "none"
-	case q > 0:
-		return fmt.Sprintf("fixed at %d of %d", q, n)
-	}
-	return fmt.Sprintf("auto (%d of %d)", n/2+1, n)
-}
-
-// moveBricks points every client whose brick moved, or whose TLS settings
-// changed, at its new place with its new settings. It checks them all
-// before it moves any.
-func (v *Volume) moveBricks(olds, subs []*volfile.Volume) ([]string, error) {
-	if len(subs) != len(v.clients) {
-		return nil, fmt.Errorf("the volume now has %d bricks, brickfs has %d; remount to use them", len(subs), len(v.clients))
-	}
-	var changes []string
-	var moves []func()
-	var movedClients []*brick.Client
-	for i, s := range subs {
-		if volfile.Canonical(s.Type) != volfile.TypeClient {
-			return nil, fmt.Errorf("volfile: %s has %s (%s) where a brick was; remount to use it", s.Name, s.Name, s.Type)
-		}
-		cfg, err := BrickConfig(s, v.opts)
+	var moves []func() string
+	var moved []*brick.Client
+	for i, kid := range n.kids {
+		mv, err := v.planBrick(kid, carriedNode(x.Subvolumes[i]))
 		if err != nil {
-			return nil, fmt.Errorf("%w; the mount keeps the graph it has", err)
+			return err
 		}
-		c := v.clients[i]
-		if cfg.Name != c.Name() {
-			return nil, fmt.Errorf("brick %s is now %s; remount to use it", c.Name(), cfg.Name)
-		}
-		host, port, path := c.Target() // port filled in: 24007 unless set
-		np := cfg.RemotePort
-		if np == 0 {
-			np = 24007
-		}
-		tlsChanged := i < len(olds) && tlsKey(olds[i]) != tlsKey(s)
-		if cfg.RemoteHost == host && np == port && cfg.RemoteSubvolume == path && !tlsChanged {
-			continue
-		}
-		// The brick checks it belongs to the mounted volume.
-		cfg.VolumeID = v.ID
-		if tlsChanged {
-			changes = append(changes, fmt.Sprintf("brick %s: TLS settings changed (%s)", c.Name(), tlsKey(s)))
-		} else {
-			changes = append(changes, fmt.Sprintf("brick %s moved from %s:%s to %s:%s", c.Name(), host, path, cfg.RemoteHost, cfg.RemoteSubvolume))
-		}
-		moves = append(moves, func() { c.Retarget(cfg) })
-		movedClients = append(movedClients, c)
-	}
-	// One brick at a time, each given a while to come back before the
-	// next goes: a change that touches every brick (its TLS settings)
-	// never takes the whole replica set down at once.
-	for i, m := range moves {
-		m()
-		if i < len(moves)-1 {
-			v.waitReconnect(movedClients[i], moveWait)
+		if mv != nil {
+			moves = append(moves, mv)
+			moved = append(moved, kid.client)
 		}
 	}
-	return changes, nil
+	*steps = append(*steps, func() []string {
+		for i, kid := range n.kids {
+			kid.x = carriedNode(x.Subvolumes[i])
+		}
+		n.x = x
+		var changes []string
+		for i, m := range moves {
+			changes = append(changes, m())
+			if i < len(moves)-1 {
+				waitReconnect(moved[i], moveWait)
+			}
+		}
+		if ro.Quorum != oldRO.Quorum {
+			n.repl.SetQuorum(ro.Quorum)
+			msg := fmt.Sprintf("client quorum of %s is now %s", x.Name, n.repl.QuorumText())
+			if up := n.repl.ChildrenUp(); !n.repl.HasQuorum(up) {
+				c := 0
+				for _, u := range up {
+					if u {
+						c++
+					}
+				}
+				msg += fmt.Sprintf("; only %d bricks are up, so changes fail with ENOTCONN until enough are", c)
+			}
+			changes = append(changes, msg)
+		}
+		return changes
+	})
+	return nil
 }
 
-// moveWait bounds how long Reconfigure waits for a moved brick to
+// planBrick checks a brick's new translator and returns the move that
+// points its client at the brick's new place or settings, or nil when
+// nothing changed.
+func (v *Volume) planBrick(n *node, x *volfile.Volume) (func() string, error) {
+	if volfile.Canonical(x.Type) != volfile.TypeClient {
+		return nil, fmt.Errorf("volfile: %s has %s (%s) where a brick was; remount to use it", x.Name, x.Name, x.Type)
+	}
+	c := n.client
+	cur := c.Config()
+	base := brick.Config{VolfileKey: cur.VolfileKey, Subdir: cur.Subdir, PingInterval: cur.PingInterval, PingTimeout: cur.PingTimeout}
+	cfg, err := brick.ConfigFrom(x, base)
+	if err != nil {
+		return nil, fmt.Errorf("%w; the mount keeps the graph it has", err)
+	}
+	if cfg.Name != c.Name() {
+		return nil, fmt.Errorf("brick %s is now %s; remount to use it", c.Name(), cfg.Name)
+	}
+	host, port, path := c.Target() // port filled in: 24007 unless set
+	np := cfg.RemotePort
+	if np == 0 {
+		np = 24007
+	}
+	tlsChanged := tlsKey(n.x) != tlsKey(x)
+	if cfg.RemoteHost == host && np == port && cfg.RemoteSubvolume == path && !tlsChanged {
+		return nil, nil
+	}
+	// The brick checks it belongs to the mounted volume.
+	cfg.VolumeID = v.ID
+	change := fmt.Sprintf("brick %s moved from %s:%s to %s:%s", c.Name(), host, path, cfg.RemoteHost, cfg.RemoteSubvolume)
+	if tlsChanged {
+		change = fmt.Sprintf("brick %s: TLS settings changed (%s)", c.Name(), tlsKey(x))
+	}
+	return func() string { c.Retarget(cfg); return change }, nil
+}
+
+// moveWait bounds how long a replica set waits for a moved brick to
 // reconnect before it moves the next one.
 const moveWait = 10 * time.Second
 
 // waitReconnect waits until c has a connection newer than the one it had
 // when Retarget was called, or timeout.
-func (v *Volume) waitReconnect(c *brick.Client, timeout time.Duration) {
+func waitReconnect(c *brick.Client, timeout time.Duration) {
 	_, was := c.Connection()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {

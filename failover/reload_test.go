@@ -78,15 +78,15 @@ func TestReconfigure(t *testing.T) {
 	apply("a caching translator on top", replicaVolfile(three, "", "performance/write-behind"), 0)
 
 	apply("quorum fixed without a count", replicaVolfile(three, " option quorum-type fixed\n", ""), 1)
-	if !v.repl.HasQuorum([]bool{true, false, false}) {
+	if !v.replicaSets()[0].HasQuorum([]bool{true, false, false}) {
 		t.Error("quorum-type fixed without quorum-count enforces a quorum; AFR's count 0 means none")
 	}
 	apply("quorum fixed at 3", replicaVolfile(three, " option quorum-type fixed\n option quorum-count 3\n", ""), 1)
-	if v.repl.HasQuorum([]bool{true, true, false}) {
+	if v.replicaSets()[0].HasQuorum([]bool{true, true, false}) {
 		t.Error("two bricks of three still make quorum after quorum-count 3")
 	}
 	apply("quorum back to auto", replicaVolfile(three, "", ""), 1)
-	if !v.repl.HasQuorum([]bool{true, true, false}) {
+	if !v.replicaSets()[0].HasQuorum([]bool{true, true, false}) {
 		t.Error("two bricks of three do not make auto quorum")
 	}
 

@@ -30,8 +30,6 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		_ = g.Check()
-		_, _ = g.Chain()
 		out := g.Format()
 		g2, err := Parse(out)
 		if err != nil {

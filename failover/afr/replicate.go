@@ -106,6 +106,9 @@ func NewReplicate(name string, kids []Child, pendingNames []string, opts Replica
 	}
 	r.domCount = xdr.Dict{{Key: "glusterfs.inodelk-dom-count", Value: xdr.Str(name)}}
 	r.SetQuorum(opts.Quorum)
+	for i, k := range kids {
+		k.Watch(func(up bool) { r.ChildEvent(i, up) })
+	}
 	return r, nil
 }
 
@@ -178,6 +181,7 @@ type quorumRule struct {
 	none     bool // no client quorum: any child will do
 	min      int  // children that must take part
 	autoEven bool // auto with an even count: exactly half will do if child 0 is in
+	auto     bool // AFR's auto quorum
 }
 
 // SetQuorum sets client quorum: q < 0 none, 0 auto (a majority; for an
@@ -192,9 +196,36 @@ func (r *Replicate) SetQuorum(q int) {
 	default:
 		rule.min = r.n()/2 + 1
 		rule.autoEven = r.n()%2 == 0
+		rule.auto = true
 	}
 	r.quorum.Store(rule)
 	r.notify()
+}
+
+// QuorumText says what client quorum is: "none", "fixed at 2 of 3", "auto (2 of 3)".
+func (r *Replicate) QuorumText() string {
+	q := r.quorum.Load()
+	switch {
+	case q.none:
+		return "none"
+	case q.auto:
+		return fmt.Sprintf("auto (%d of %d)", r.n()/2+1, r.n())
+	}
+	return fmt.Sprintf("fixed at %d of %d", q.min, r.n())
+}
+
+// HealPending is how many files and directories the replica set knows
+// need heal (those it accused a brick for since it started).
+func (r *Replicate) HealPending() int {
+	r.healMu.Lock()
+	defer r.healMu.Unlock()
+	n := len(r.toHeal)
+	for g := range r.entryHeal {
+		if _, ok := r.toHeal[g]; !ok {
+			n++
+		}
+	}
+	return n
 }
 
 // HasQuorum reports whether the children in set meet client quorum.

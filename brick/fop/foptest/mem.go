@@ -507,7 +507,7 @@ func (m *Mem) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 }
 
 // REQUIRES m.mu.
-func (m *Mem) make(op string, parent xdr.GFID, name string, g xdr.GFID, mode uint32) (*inode, error) {
+func (m *Mem) make(op string, parent xdr.GFID, name string, g xdr.GFID, mode uint32, xd xdr.Dict) (*inode, error) {
 	d, err := m.dir(op, parent)
 	if err != nil {
 		return nil, err
@@ -535,13 +535,20 @@ func (m *Mem) make(op string, parent xdr.GFID, name string, g xdr.GFID, mode uin
 		ino.children = map[string]xdr.GFID{}
 		ino.st.Nlink = 2
 	}
+	// A posix brick sets the xattrs the request carries on the new inode
+	// (posix_entry_create_xattr_set): a DHT layout, a shard block size.
+	for _, p := range xd {
+		if strings.HasPrefix(p.Key, "trusted.") || strings.HasPrefix(p.Key, "user.") {
+			ino.xattrs[p.Key] = append([]byte(nil), p.Value.Bytes...)
+		}
+	}
 	m.inodes[g] = ino
 	d.children[name] = g
 	return ino, nil
 }
 
 // Create makes and opens a file with gfid g.
-func (m *Mem) Create(ctx context.Context, parent xdr.GFID, name string, flags, mode, umask uint32, g xdr.GFID, extra xdr.Dict) (*fop.Fd, xdr.Iatt, xdr.Dict, error) {
+func (m *Mem) Create(ctx context.Context, parent xdr.GFID, name string, flags, mode, umask uint32, g xdr.GFID, xd xdr.Dict) (*fop.Fd, xdr.Iatt, xdr.Dict, error) {
 	if err := m.enter(ctx, "CREATE", parent); err != nil {
 		return nil, xdr.Iatt{}, nil, err
 	}
@@ -556,7 +563,7 @@ func (m *Mem) Create(ctx context.Context, parent xdr.GFID, name string, flags, m
 			return f, stat(m.inodes[old]), nil, nil
 		}
 	}
-	ino, err := m.make("CREATE", parent, name, g, syscall.S_IFREG|mode&^umask&0o7777)
+	ino, err := m.make("CREATE", parent, name, g, syscall.S_IFREG|mode&^umask&0o7777, xd)
 	if err != nil {
 		return nil, xdr.Iatt{}, nil, err
 	}
@@ -567,12 +574,12 @@ func (m *Mem) Create(ctx context.Context, parent xdr.GFID, name string, flags, m
 }
 
 // Mkdir makes a directory with gfid g.
-func (m *Mem) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, g xdr.GFID, extra xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+func (m *Mem) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, g xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	if err := m.enter(ctx, "MKDIR", parent); err != nil {
 		return xdr.Iatt{}, nil, err
 	}
 	defer m.mu.Unlock()
-	ino, err := m.make("MKDIR", parent, name, g, syscall.S_IFDIR|mode&^umask&0o7777)
+	ino, err := m.make("MKDIR", parent, name, g, syscall.S_IFDIR|mode&^umask&0o7777, xd)
 	if err != nil {
 		return xdr.Iatt{}, nil, err
 	}
@@ -580,12 +587,12 @@ func (m *Mem) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, uma
 }
 
 // Mknod makes a node (a regular file, a FIFO...) with gfid g.
-func (m *Mem) Mknod(ctx context.Context, parent xdr.GFID, name string, mode uint32, rdev uint64, umask uint32, g xdr.GFID, extra xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+func (m *Mem) Mknod(ctx context.Context, parent xdr.GFID, name string, mode uint32, rdev uint64, umask uint32, g xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	if err := m.enter(ctx, "MKNOD", parent); err != nil {
 		return xdr.Iatt{}, nil, err
 	}
 	defer m.mu.Unlock()
-	ino, err := m.make("MKNOD", parent, name, g, mode&syscall.S_IFMT|mode&^umask&0o7777)
+	ino, err := m.make("MKNOD", parent, name, g, mode&syscall.S_IFMT|mode&^umask&0o7777, xd)
 	if err != nil {
 		return xdr.Iatt{}, nil, err
 	}
@@ -594,12 +601,12 @@ func (m *Mem) Mknod(ctx context.Context, parent xdr.GFID, name string, mode uint
 }
 
 // Symlink makes a symbolic link with gfid g.
-func (m *Mem) Symlink(ctx context.Context, parent xdr.GFID, name, target string, umask uint32, g xdr.GFID, extra xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+func (m *Mem) Symlink(ctx context.Context, parent xdr.GFID, name, target string, umask uint32, g xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	if err := m.enter(ctx, "SYMLINK", parent); err != nil {
 		return xdr.Iatt{}, nil, err
 	}
 	defer m.mu.Unlock()
-	ino, err := m.make("SYMLINK", parent, name, g, syscall.S_IFLNK|0o777)
+	ino, err := m.make("SYMLINK", parent, name, g, syscall.S_IFLNK|0o777, xd)
 	if err != nil {
 		return xdr.Iatt{}, nil, err
 	}

@@ -272,7 +272,7 @@ func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, log *zap.Logge
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("the volfile of %s is not valid: %w", spec.Volume, err)
 	}
-	if err := g.Check(); err != nil {
+	if err := failover.Check(g); err != nil {
 		return nil, nil, "", err
 	}
 	return g, b, note, nil
@@ -398,11 +398,20 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 	cache := volfile.Cache{Dir: m.VolfileCacheDir}
 	go func() {
 		defer close(followDone)
-		vol.Follow(fctx, servers, spec.Volume, raw, failover.FollowOptions{Applied: func(b []byte) {
+		volfile.Watch(fctx, servers, spec.Volume, raw, volfile.WatchOptions{}, log, func(b []byte) ([]string, error) {
+			g, err := volfile.Parse(b)
+			if err != nil {
+				return nil, err
+			}
+			changes, err := vol.Reconfigure(g)
+			if err != nil {
+				return nil, err
+			}
 			if err := cache.Save(spec.Volume, servers, b); err != nil {
 				log.Warn("cannot keep a copy of the volfile", zap.Error(err))
 			}
-		}}, log)
+			return changes, nil
+		})
 	}()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)

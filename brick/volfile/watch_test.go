@@ -1,4 +1,4 @@
-package failover
+package volfile
 
 import (
 	"context"
@@ -7,13 +7,11 @@ import (
 	"time"
 
 	"go.uber.org/zap/zaptest"
-
-	"github.com/brickfs/brickfs/brick/volfile"
 )
 
 // A volfile server that accepts and hangs up at once (glusterd shutting
 // down, or at its connection limit) is retried with backoff, not in a
-// tight loop, and Follow returns promptly when its context ends.
+// tight loop, and Watch returns promptly when its context ends.
 func TestFollowBacksOffFromServersThatHangUp(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -36,12 +34,12 @@ func TestFollowBacksOffFromServersThatHangUp(t *testing.T) {
 		}
 	}()
 	port := l.Addr().(*net.TCPAddr).Port
-	v := &Volume{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		v.Follow(ctx, []volfile.Server{{Host: "127.0.0.1", Port: port}}, "v", nil, FollowOptions{Check: time.Second, Retry: retry}, zaptest.NewLogger(t))
+		Watch(ctx, []Server{{Host: "127.0.0.1", Port: port}}, "v", nil, WatchOptions{Check: time.Second, Retry: retry}, zaptest.NewLogger(t),
+			func([]byte) ([]string, error) { t.Error("no volfile was served, yet one was applied"); return nil, nil })
 	}()
 	// Five connections: the retries between them must be spaced by the
 	// backoff (a tight loop made thousands a second). Only a lower bound:
@@ -52,7 +50,7 @@ func TestFollowBacksOffFromServersThatHangUp(t *testing.T) {
 		case ts := <-accepted:
 			at = append(at, ts)
 		case <-time.After(30 * time.Second):
-			t.Fatalf("only %d connections in 30 s; Follow stopped retrying", len(at))
+			t.Fatalf("only %d connections in 30 s; Watch stopped retrying", len(at))
 		}
 	}
 	for i := 1; i < len(at); i++ {
@@ -64,6 +62,6 @@ func TestFollowBacksOffFromServersThatHangUp(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Follow did not return after its context ended")
+		t.Fatal("Watch did not return after its context ended")
 	}
 }

@@ -1,36 +1,36 @@
-package failover
+package volfile
 
 import (
 	"bytes"
 	"context"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/brickfs/brickfs/brick"
 	"github.com/brickfs/brickfs/brick/sunrpc"
-	"github.com/brickfs/brickfs/brick/volfile"
+	"github.com/brickfs/brickfs/brick/xdr"
 )
 
-// FollowOptions tune Follow; zero values take the defaults.
-type FollowOptions struct {
+// WatchOptions tune Watch; zero values take the defaults.
+type WatchOptions struct {
 	// Check is how often the glusterd connection is pinged (default 10 s);
 	// one that does not answer within it is dropped for the next server.
 	Check time.Duration
 	// Retry is the longest wait between connection attempts (default 10 s).
 	Retry time.Duration
-	// Applied, when set, is called with every volfile Follow applied.
-	Applied func(spec []byte)
 }
 
-// Follow keeps the volume in step with its volfile until ctx ends, as the
-// native client does: it stays connected to one of servers (the next one
-// when that one goes away), and whenever glusterd announces a change of
-// the volume's volfile (the FETCHSPEC callback), and after every
-// reconnect, it fetches the volfile of key and applies what changed with
-// Reconfigure. spec is the volfile the volume runs with now. Follow
-// returns once ctx has ended and nothing it started is still running.
-func (v *Volume) Follow(ctx context.Context, servers []volfile.Server, key string, spec []byte, o FollowOptions, log *zap.Logger) {
+// Watch follows the volfile of key until ctx ends, as the native client
+// does: it stays connected to one of servers (the next one when that one
+// goes away), and whenever glusterd announces a change of the volume's
+// volfile (the FETCHSPEC callback), and after every reconnect, it fetches
+// the volfile and hands it to apply if it differs from the one in use.
+// spec is the volfile in use now. apply returns what it changed, or why
+// it could not apply the volfile; either is logged, and a volfile apply
+// refused is not offered again until it changes. Watch returns once ctx
+// has ended and nothing it started is still running.
+func Watch(ctx context.Context, servers []Server, key string, spec []byte, o WatchOptions, log *zap.Logger, apply func(spec []byte) ([]string, error)) {
 	if o.Check == 0 {
 		o.Check = 10 * time.Second
 	}
@@ -41,7 +41,7 @@ func (v *Volume) Follow(ctx context.Context, servers []volfile.Server, key strin
 	current := spec
 	changed := make(chan struct{}, 1)
 	onCallback := func(c sunrpc.Call) {
-		if c.Prog == brick.ProgCallback && c.Proc == brick.CbkFetchSpec {
+		if c.Prog == progCallback && c.Proc == cbkFetchSpec {
 			select {
 			case changed <- struct{}{}:
 			default:
@@ -52,7 +52,7 @@ func (v *Volume) Follow(ctx context.Context, servers []volfile.Server, key strin
 	// reports whether glusterd answered.
 	check := func(conn *sunrpc.Conn) bool {
 		cctx, cancel := context.WithTimeout(ctx, o.Check)
-		got, _, err := volfile.GetSpec(cctx, conn, key)
+		got, _, err := GetSpec(cctx, conn, key)
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
@@ -64,22 +64,12 @@ func (v *Volume) Follow(ctx context.Context, servers []volfile.Server, key strin
 			return true
 		}
 		current = got
-		g, err := volfile.Parse(got)
-		if err == nil {
-			err = g.Check()
-		}
-		var changes []string
-		if err == nil {
-			changes, err = v.Reconfigure(g)
-		}
+		changes, err := apply(got)
 		if err != nil {
 			log.Error("the volume's volfile changed in a way brickfs cannot apply while mounted; the mount goes on as it was", zap.Error(err))
 			return true
 		}
 		log.Info("the volume's volfile changed; applied", zap.Strings("changes", changes))
-		if o.Applied != nil {
-			o.Applied(got)
-		}
 		return true
 	}
 	wait := time.Second
@@ -142,11 +132,40 @@ func followOn(ctx context.Context, conn *sunrpc.Conn, changed <-chan struct{}, c
 			}
 		case <-t.C:
 			pctx, cancel := context.WithTimeout(ctx, every)
-			err := brick.Ping(pctx, conn)
+			err := Ping(pctx, conn)
 			cancel()
 			if err != nil {
 				return
 			}
 		}
 	}
+}
+
+// glusterd's programs a watcher speaks besides GETSPEC.
+const (
+	progDump     = 123451501 // GLUSTER_DUMP_PROGRAM
+	versDump     = 1
+	procPing     = 2        // GF_DUMP_PING
+	progCallback = 52743234 // GLUSTER_CBK_PROGRAM
+	cbkFetchSpec = 1        // GF_CBK_FETCHSPEC
+)
+
+var mgmtCred = sunrpc.CredV2(0, 0, 0, nil, []byte{0, 0, 0, 0})
+
+// Ping sends GF_DUMP_PING, the keepalive glusterfs clients use, to a
+// glusterd or a brick.
+func Ping(ctx context.Context, conn *sunrpc.Conn) error {
+	body, err := conn.Call(ctx, progDump, versDump, procPing, mgmtCred, nil, nil)
+	if err != nil {
+		return err
+	}
+	d := xdr.NewDecoder(body)
+	ret, errno := d.Int32(), d.Int32()
+	if d.Err() != nil {
+		return d.Err()
+	}
+	if ret < 0 {
+		return syscall.Errno(errno)
+	}
+	return nil
 }

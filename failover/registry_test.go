@@ -1,60 +1,45 @@
-package volfile
+package failover
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/brickfs/brickfs/brick/volfile"
 )
 
-func TestCheckRealVolfiles(t *testing.T) {
-	g, err := Parse(readTestdata(t, "single-brick.vol"))
+func readTestdata(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "brick", "volfile", "testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Check(); err != nil {
-		t.Fatalf("single brick: %v", err)
-	}
-	chain, err := g.Chain()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "single single-md-cache single-quick-read single-open-behind single-write-behind single-utime single-dht single-client-0"
-	if got := strings.Join(names(chain), " "); got != want {
-		t.Errorf("chain = %s\nwant    %s", got, want)
-	}
-	if d := Find(chain, TypeDistribute); d == nil || d.Name != "single-dht" {
-		t.Errorf("Find(distribute) = %v", d)
-	}
-	if Find(chain, "cluster/replicate") != nil {
-		t.Error("Find found replicate")
-	}
+	return b
+}
 
-	// A graph over one replica set: the chain ends at the replicate,
-	// whose subvolumes are the bricks.
-	for _, f := range []string{"factcheck-replica3.vol", "afrtest-replica3.vol"} {
-		g, err := Parse(readTestdata(t, f))
+func TestCheckRealVolfiles(t *testing.T) {
+	for f, want := range map[string]string{
+		"single-brick.vol":       "cluster/distribute > protocol/client",
+		"factcheck-replica3.vol": "cluster/distribute > cluster/replicate(3)",
+		"afrtest-replica3.vol":   "cluster/distribute > cluster/replicate(3)",
+	} {
+		g, err := volfile.Parse(readTestdata(t, f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := g.Check(); err != nil {
+		if err := Check(g); err != nil {
 			t.Errorf("%s: Check = %v", f, err)
 		}
-		chain, err := g.Chain()
-		if err != nil {
-			t.Fatalf("%s: Chain: %v", f, err)
-		}
-		last := chain[len(chain)-1]
-		if Canonical(last.Type) != TypeReplicate || len(last.Subvolumes) != 3 || last.Name != g.Top.Name+"-replicate-0" {
-			t.Errorf("%s: chain ends at %s (%s) with %d subvolumes", f, last.Name, last.Type, len(last.Subvolumes))
-		}
-		if Find(chain, TypeDistribute) == nil {
-			t.Errorf("%s: no distribute in the chain", f)
+		if got := shape(g.Top); got != want {
+			t.Errorf("%s: the carried graph is %s, want %s", f, got, want)
 		}
 	}
 }
 
 // graph builds a volfile of one client under the given translator types,
 // the first type at the top.
-func graph(t *testing.T, types ...string) *Graph {
+func graph(t *testing.T, types ...string) *volfile.Graph {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("volume cinder-client-0\n type protocol/client\nend-volume\n")
@@ -67,7 +52,7 @@ func graph(t *testing.T, types ...string) *Graph {
 		b.WriteString("volume " + name + "\n type " + types[i] + "\n subvolumes " + below + "\nend-volume\n")
 		below = name
 	}
-	g, err := Parse([]byte(b.String()))
+	g, err := volfile.Parse([]byte(b.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +92,7 @@ func TestCheckPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := graph(t, tt.types...).Check()
+			err := Check(graph(t, tt.types...))
 			switch {
 			case tt.want == "" && err != nil:
 				t.Errorf("Check: %v", err)
@@ -137,11 +122,11 @@ func TestCheckSubvolumeCounts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, err := Parse([]byte(tt.src))
+			g, err := volfile.Parse([]byte(tt.src))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := g.Check(); err == nil || err.Error() != tt.want {
+			if err := Check(g); err == nil || err.Error() != tt.want {
 				t.Errorf("Check = %v\nwant %s", err, tt.want)
 			}
 		})
@@ -149,23 +134,23 @@ func TestCheckSubvolumeCounts(t *testing.T) {
 }
 
 func TestCheckIgnoresUnreachable(t *testing.T) {
-	g, err := Parse([]byte("volume x\n type features/shard\nend-volume\n" +
+	g, err := volfile.Parse([]byte("volume x\n type features/shard\nend-volume\n" +
 		"volume c\n type protocol/client\nend-volume\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Check(); err != nil {
+	if err := Check(g); err != nil {
 		t.Errorf("Check: %v", err)
 	}
 }
 
 func TestClassify(t *testing.T) {
 	for typ, want := range map[string]Role{
-		TypeClient:              Carry,
-		TypeUtime:               Carry,
-		TypeDistribute:          Carry,
+		volfile.TypeClient:      Carry,
+		volfile.TypeUtime:       Carry,
+		volfile.TypeDistribute:  Carry,
 		"cluster/dht":           Carry,
-		TypeIOStats:             PassBy,
+		volfile.TypeIOStats:     PassBy,
 		"performance/md-cache":  PassBy,
 		"cluster/replicate":     Carry,
 		"cluster/afr":           Carry,
@@ -181,4 +166,25 @@ func TestClassify(t *testing.T) {
 	if Role(7).String() != "Role(7)" || PassBy.String() != "pass-by" {
 		t.Error("Role.String")
 	}
+}
+
+// FuzzCheck: whatever a glusterd sends, Check and the carried graph's
+// shape answer without a panic or a loop.
+func FuzzCheck(f *testing.F) {
+	for _, n := range []string{"single-brick.vol", "factcheck-replica3.vol", "afrtest-replica3.vol"} {
+		b, err := os.ReadFile(filepath.Join("..", "brick", "volfile", "testdata", n))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := volfile.Parse(b)
+		if err != nil {
+			return
+		}
+		if Check(g) == nil {
+			_ = shape(g.Top)
+		}
+	})
 }

@@ -1,4 +1,4 @@
-package failover
+package brick
 
 import (
 	"crypto/ecdsa"

@@ -1,0 +1,209 @@
+package failover
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/go-multierror"
+	"go.uber.org/zap"
+
+	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/brick/volfile"
+	"github.com/brickfs/brickfs/brick/xdr"
+	"github.com/brickfs/brickfs/failover/afr"
+)
+
+// node is one carried translator of the mounted graph.
+type node struct {
+	x      *volfile.Volume // its translator in the volfile in use
+	sub    fop.Subvolume   // what its parent drives
+	kids   []*node
+	client *brick.Client  // a protocol/client
+	repl   *afr.Replicate // a cluster/replicate
+	logger *zap.Logger
+}
+
+func (n *node) log() *zap.Logger { return n.logger }
+
+// only returns the single child of a one-child node, else nil.
+func (n *node) only() *node {
+	if len(n.kids) == 1 {
+		return n.kids[0]
+	}
+	return nil
+}
+
+// walk calls fn on n and every node below it, children first.
+func (n *node) walk(fn func(*node)) {
+	for _, k := range n.kids {
+		k.walk(fn)
+	}
+	fn(n)
+}
+
+// reachable checks that every part of the graph below n has a brick that
+// started: a replica set needs one of its bricks, anything else every
+// child. started maps each brick to its Start error.
+func (n *node) reachable(started map[*brick.Client]error) error {
+	switch {
+	case n.client != nil:
+		return started[n.client]
+	case n.repl != nil:
+		var merr *multierror.Error
+		for _, k := range n.kids {
+			err := k.reachable(started)
+			if err == nil {
+				return nil
+			}
+			merr = multierror.Append(merr, err)
+		}
+		merr.ErrorFormat = oneLine
+		return fmt.Errorf("no brick of %s answered: %v", n.x.Name, merr)
+	}
+	for _, k := range n.kids {
+		if err := k.reachable(started); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// status is the node's part of Volume.Status.
+func (n *node) status() fop.Status {
+	s := fop.Status{Name: n.x.Name, Type: volfile.Canonical(n.x.Type), Up: n.sub.Up()}
+	switch {
+	case n.client != nil:
+		host, port, path := n.client.Target()
+		s.Detail = fmt.Sprintf("%s:%d %s", host, port, path)
+	case n.repl != nil:
+		up := 0
+		for _, u := range n.repl.ChildrenUp() {
+			if u {
+				up++
+			}
+		}
+		s.Detail = fmt.Sprintf("%d of %d bricks up, client quorum %s, %d files to heal", up, len(n.kids), n.repl.QuorumText(), n.repl.HealPending())
+	}
+	for _, k := range n.kids {
+		s.Children = append(s.Children, k.status())
+	}
+	return s
+}
+
+// assembly builds a graph from its volfile.
+type assembly struct {
+	opts       Options
+	log        *zap.Logger
+	replicated map[*volfile.Volume]bool // bricks that are children of a replica set
+	clients    []*brick.Client          // built so far, in volfile order
+}
+
+// buildFunc makes the node of a carried translator from its children.
+type buildFunc func(a *assembly, x *volfile.Volume, kids []*node) (*node, error)
+
+// build builds the node standing for x: its children first, then x's own
+// node by its registry row; a translator passed by, or carried without a
+// node of its own, is its child's node.
+func (a *assembly) build(x *volfile.Volume) (*node, error) {
+	r := registry[volfile.Canonical(x.Type)]
+	if r.role == PassBy || (r.role == Carry && r.build == nil) {
+		return a.build(x.Subvolumes[0])
+	}
+	if r.role != Carry {
+		// Check refused these already; a hand-built graph may not have.
+		return nil, &UnsupportedError{Translator: x.Name, Type: x.Type, Reason: r.why}
+	}
+	kids := make([]*node, len(x.Subvolumes))
+	for i, s := range x.Subvolumes {
+		k, err := a.build(s)
+		if err != nil {
+			return nil, err
+		}
+		kids[i] = k
+	}
+	return r.build(a, x, kids)
+}
+
+// buildClient makes a brick client (not yet started). Bricks of a replica
+// set get short health checks (a hung brick costs a pause of about 1.5 s);
+// a brick alone keeps the volfile's ping-timeout, having nowhere to fail
+// over to.
+func buildClient(a *assembly, x *volfile.Volume, _ []*node) (*node, error) {
+	base := brick.Config{VolfileKey: a.opts.VolfileKey, Subdir: a.opts.Subdir, PingInterval: a.opts.PingInterval, PingTimeout: a.opts.PingTimeout}
+	if a.replicated[x] {
+		if base.PingInterval == 0 {
+			base.PingInterval = DefaultReplicaPingInterval
+		}
+		if base.PingTimeout == 0 {
+			base.PingTimeout = DefaultReplicaPingTimeout
+		}
+	}
+	cfg, err := brick.ConfigFrom(x, base)
+	if err != nil {
+		return nil, err
+	}
+	c := brick.New(cfg, a.log)
+	a.clients = append(a.clients, c)
+	return &node{x: x, sub: c, client: c, logger: a.log}, nil
+}
+
+// buildReplicate makes a replica set over bricks.
+func buildReplicate(a *assembly, x *volfile.Volume, kids []*node) (*node, error) {
+	ro, names, err := replicateOptions(x, len(kids))
+	if err != nil {
+		return nil, err
+	}
+	ro.FopTimeout, ro.PostOpDelay = a.opts.FopTimeout, a.opts.PostOpDelay
+	children := make([]afr.Child, len(kids))
+	for i, k := range kids {
+		c, ok := k.sub.(afr.Child)
+		if !ok || k.client == nil {
+			return nil, fmt.Errorf("volfile: %s has %s (%s) below it; brickfs replicates over bricks only", x.Name, k.x.Name, k.x.Type)
+		}
+		children[i] = c
+	}
+	r, err := afr.NewReplicate(x.Name, children, names, ro, a.log)
+	if err != nil {
+		return nil, err
+	}
+	return &node{x: x, sub: r, kids: kids, repl: r, logger: a.log.With(zap.String("subvol", x.Name))}, nil
+}
+
+// buildDistribute makes cluster/distribute over its one subvolume.
+func buildDistribute(a *assembly, x *volfile.Volume, kids []*node) (*node, error) {
+	return &node{x: x, sub: &distribute{Subvolume: kids[0].sub, name: x.Name}, kids: kids, logger: a.log}, nil
+}
+
+// distribute carries out cluster/distribute over one subvolume: every new
+// directory gets the DHT layout xattr covering the whole hash range, as
+// dht_mkdir sets it (xlators/cluster/dht/src/dht-common.c). Every other
+// fop passes through (TestDistributePassThrough lists them).
+type distribute struct {
+	fop.Subvolume
+	name string
+}
+
+// Name is the distribute translator's name.
+func (d *distribute) Name() string { return d.name }
+
+// dhtLayout is trusted.glusterfs.dht for one subvolume: commit-hash 0,
+// type 0 (normal), start 0, stop 0xffffffff, big endian.
+var dhtLayout = []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}
+
+// Mkdir creates the directory with the layout xattr.
+func (d *distribute) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, gfid xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+	xd = xd.With("trusted.glusterfs.dht", xdr.Ptr(dhtLayout))
+	return d.Subvolume.Mkdir(ctx, parent, name, mode, umask, gfid, xd)
+}
+
+// replicaSets returns the graph's replica sets in volfile order.
+func (v *Volume) replicaSets() []*afr.Replicate {
+	var rs []*afr.Replicate
+	v.top.walk(func(n *node) {
+		if n.repl != nil {
+			rs = append(rs, n.repl)
+		}
+	})
+	return rs
+}

@@ -1,8 +1,10 @@
 package afr
 
 import (
+	"context"
 	"encoding/binary"
-	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/brickfs/brickfs/brick/xdr"
 )
@@ -93,4 +95,143 @@ func superFastHash(g [16]byte) uint32 {
 	return hash
 }
 
-var timeNow = time.Now
+// xattrop sends an ADD_ARRAY changelog update to the children in set and
+// returns which applied it and, when they are too few for quorum, the
+// error for the caller: the bricks' own errno (an ENOSPC or EDQUOT of the
+// changelog is the caller's, as AFR keeps it from the changelog callback),
+// else ENOTCONN.
+func (r *Replicate) xattrop(ctx context.Context, gfid xdr.GFID, owner []byte, set []bool, dirty counts, pending map[int]counts, xdata xdr.Dict) ([]bool, error) {
+	dict := r.changelog(dirty, pending)
+	rs := r.fanout(internal(ctx, owner), set, func(ctx context.Context, i int) error {
+		_, _, err := r.kids[i].Xattrop(ctx, gfid, xattropAddArray, dict, xdata)
+		return err
+	})
+	for i, rp := range rs {
+		if set[i] && rp.err != nil {
+			r.log.Warn("changelog update failed", zap.String("brick", r.kids[i].Name()), zap.Stringer("gfid", gfid), zap.Error(rp.err))
+		}
+	}
+	ok := succeeded(rs, set)
+	var fail error
+	if !r.hasQuorum(ok) {
+		fail = r.quorumErr("XATTROP", rs, set)
+	}
+	return ok, fail
+}
+
+// blame builds pending +1 in slot for every child in who.
+func blame(who []bool, slot int) map[int]counts {
+	m := map[int]counts{}
+	for i, w := range who {
+		if w {
+			m[i] = slotOnly(slot, 1)
+		}
+	}
+	return m
+}
+
+// accuse records on the children in to that the children in who missed a
+// change of kind slot. It must reach quorum before the change may be
+// acknowledged: that is what keeps an acknowledged write from being lost
+// to a heal in the wrong direction.
+func (r *Replicate) accuse(ctx context.Context, gfid xdr.GFID, owner []byte, to, who []bool, slot int, xdata xdr.Dict) error {
+	if count(who) == 0 {
+		return nil
+	}
+	var names []string
+	for i, w := range who {
+		if w {
+			names = append(names, r.kids[i].Name())
+		}
+	}
+	r.log.Warn("change missed bricks; marking them for heal", zap.Stringer("gfid", gfid), zap.Strings("bricks", names), zap.Int("slot", slot))
+	if slot != slotEntry {
+		r.noteHeal(gfid, slot)
+	}
+	ok, fail := r.xattrop(ctx, gfid, owner, to, counts{}, blame(who, slot), xdata)
+	if !r.hasQuorum(ok) {
+		return fail
+	}
+	if count(r.up()) == r.n() {
+		// The accused brick is up (it failed the fop itself): nothing
+		// else wakes the heal worker.
+		r.kickHeal()
+	}
+	return nil
+}
+
+// matrix is the data slot of every child's changelog: m[i][j] is what
+// child i holds against child j; dirty[i] is child i's own dirty count.
+type matrix struct {
+	m     [][]int32
+	dirty []int32
+}
+
+func (r *Replicate) readMatrix(ctx context.Context, ino *inode, set []bool) (matrix, bool) {
+	return r.readMatrixSlot(ctx, ino, set, slotData)
+}
+
+func (r *Replicate) readMatrixSlot(ctx context.Context, ino *inode, set []bool, slot int) (matrix, bool) {
+	ds := r.xattropGet(ctx, ino, set)
+	mx := matrix{m: make([][]int32, r.n()), dirty: make([]int32, r.n())}
+	for i := range ds {
+		mx.m[i] = make([]int32, r.n())
+		if !set[i] {
+			continue
+		}
+		if ds[i] == nil {
+			return mx, false
+		}
+		if b, ok := ds[i].Bytes(dirtyKey); ok {
+			if c, ok := parseCounts(b); ok {
+				mx.dirty[i] = c[slot]
+			}
+		}
+		for j, k := range r.keys {
+			if b, ok := ds[i].Bytes(k); ok {
+				if c, ok := parseCounts(b); ok {
+					mx.m[i][j] = c[slot]
+				}
+			}
+		}
+	}
+	return mx, true
+}
+
+// direction picks sources and sinks as afr_selfheal_find_direction does:
+// a child accused by no child that is not itself accused by itself.
+func (r *Replicate) direction(mx matrix) (sources, sinks []bool) {
+	accused := make([]bool, r.n())
+	for i := range mx.m {
+		if mx.m[i][i] != 0 {
+			continue // a fool accuses nobody
+		}
+		for j, v := range mx.m[i] {
+			if v != 0 && j != i {
+				accused[j] = true
+			}
+		}
+	}
+	sources, sinks = make([]bool, r.n()), make([]bool, r.n())
+	for i := range accused {
+		switch {
+		case accused[i]:
+			sinks[i] = true
+		case i != r.opts.Arbiter:
+			sources[i] = true
+		}
+	}
+	return sources, sinks
+}
+
+// xattropGet reads the changelog of the children in set (all-zero adds).
+func (r *Replicate) xattropGet(ctx context.Context, ino *inode, set []bool) []xdr.Dict {
+	dict := r.changelog(counts{}, nil)
+	out := make([]xdr.Dict, r.n())
+	r.fanout(internal(ctx, ino.owner), set, func(ctx context.Context, i int) error {
+		d, _, err := r.kids[i].Xattrop(ctx, ino.gfid, xattropAddArray, dict, nil)
+		out[i] = d
+		return err
+	})
+	return out
+}

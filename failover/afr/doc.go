@@ -7,6 +7,21 @@
 // heal of what it marked (data, metadata, entries) as soon as the brick is
 // back. It speaks only the vocabulary (brick/fop).
 //
+// # Files
+//
+// By concern: afr.go (the type, its children and their events), quorum.go
+// (client quorum), set.go (the []bool algebra of children), fanout.go
+// (sending to children and combining their replies), inode.go and fd.go
+// (per-inode readability, per-fd child fds in the fd's context), read.go
+// (refresh, the read child, the read fops), lock.go (inodelks, entrylks
+// and the eager lock), txn_data.go, txn_meta.go, txn_entry.go (the three
+// transactions), changelog.go (trusted.afr.* counters, pre-op, post-op,
+// accusations, the heal matrix), fops.go (the change fops), parent.go
+// (what a parent layer drives through the replica set: Inodelk,
+// Finodelk, Entrylk, Xattrop, Fxattrop, CopyFileRange), healqueue.go (the
+// one door from the transactions to heal: noteHeal, noteEntryHeal,
+// kickHeal, the worker), heal_data.go, heal_meta.go, heal_entry.go.
+//
 // # Errors
 //
 // Where children answer differently the caller's errno follows AFR's

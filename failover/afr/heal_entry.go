@@ -12,32 +12,6 @@ import (
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
-// Client-side entry heal, for the same reason as the data heal in heal.go:
-// after a hung or silent brick only brickfs knows which names it changed
-// without that fop. It records them, and when the brick is back it
-// creates on it what the good bricks have (same gfid, so the data and
-// metadata heals then fill the new files in) and removes what they no
-// longer have, under AFR's entry lock on the whole directory, then takes
-// back the directory's entry accusations and purges its granular
-// entry-heal index (afr-self-heal-entry.c, afr-self-heal-name.c).
-
-// noteEntryHeal remembers a name an entry operation changed while a brick
-// missed it; an empty name registers the directory alone (a directory made
-// while a brick was missing, whose whole namespace needs healing).
-func (r *Replicate) noteEntryHeal(dir xdr.GFID, name string) {
-	r.healMu.Lock()
-	if r.entryHeal == nil {
-		r.entryHeal = map[xdr.GFID]map[string]bool{}
-	}
-	if r.entryHeal[dir] == nil {
-		r.entryHeal[dir] = map[string]bool{}
-	}
-	if name != "" && len(r.entryHeal[dir]) < 100000 {
-		r.entryHeal[dir][name] = true
-	}
-	r.healMu.Unlock()
-}
-
 // healEntries heals every directory with recorded names; directories made
 // on the sink by one pass let their own names heal in the next.
 func (r *Replicate) healEntries(ctx context.Context) {

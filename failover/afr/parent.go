@@ -9,11 +9,6 @@ import (
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
-// The fops a parent layer drives through the replica set rather than
-// through a brick: inode and entry locks in the parent's own domains
-// (distribute's dht.layout.heal, dht.entry.sync), xattrop (shard's file
-// size), copy_file_range.
-
 // Inodelk takes or drops an inode lock in the caller's domain on every
 // child that is up, as afr_inodelk does: a lock holds when a quorum of
 // children granted it (the rest is undone otherwise).
@@ -213,19 +208,6 @@ func (r *Replicate) changelogKeys(op string, g xdr.GFID, dict xdr.Dict) error {
 		}
 	}
 	return nil
-}
-
-// best returns the first child of ok that is readable, else the first of ok.
-func (r *Replicate) best(ino *inode, ok []bool) int {
-	ino.mu.Lock()
-	readable := ino.readable
-	ino.mu.Unlock()
-	for i := range ok {
-		if ok[i] && readable != nil && readable[i] {
-			return i
-		}
-	}
-	return first(ok)
 }
 
 // CopyFileRange copies a range from in to out on every child as a data

@@ -9,8 +9,6 @@ import (
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
-// --- entry operations ---
-
 // Create creates name on every child with one gfid and opens it.
 func (r *Replicate) Create(ctx context.Context, parent xdr.GFID, name string, flags, mode, umask uint32, gfid xdr.GFID, xd xdr.Dict) (*fop.Fd, xdr.Iatt, xdr.Dict, error) {
 	kids := make([]*fop.Fd, r.n())
@@ -29,42 +27,6 @@ func (r *Replicate) Create(ctx context.Context, parent xdr.GFID, name string, fl
 	ino := r.inode(sts[first(ok)].GFID)
 	r.setReadable(ino, ok, make([]xdr.Dict, r.n()), false, r.gen.Load())
 	return r.newFd(ino, flags&^uint32(syscall.O_CREAT|syscall.O_EXCL|syscall.O_TRUNC), false, kids), r.pick(ino, ok, sts), nil, nil
-}
-
-func first(ok []bool) int {
-	for i, v := range ok {
-		if v {
-			return i
-		}
-	}
-	return 0
-}
-
-func (r *Replicate) releaseKids(ctx context.Context, kids []*fop.Fd) {
-	for i, f := range kids {
-		if f != nil {
-			_ = r.kids[i].Release(ctx, f)
-		}
-	}
-}
-
-// newEntry runs a creation fop (mkdir, mknod, symlink, link) and marks the
-// new inode for heal on the children it missed.
-func (r *Replicate) newEntry(ctx context.Context, parent xdr.GFID, name string, dir bool, fn func(ctx context.Context, i int) (xdr.Iatt, xdr.Dict, error)) (xdr.Iatt, xdr.Dict, error) {
-	sts := make([]xdr.Iatt, r.n())
-	ok, err := r.entryTxn(ctx, []entry{{parent, name}}, func(ctx context.Context, i int) error {
-		var err error
-		sts[i], _, err = fn(ctx, i)
-		return err
-	}, func(ctx context.Context, ok []bool) {
-		r.markNewEntry(ctx, sts[first(ok)], ok)
-	})
-	if err != nil {
-		return xdr.Iatt{}, nil, err
-	}
-	ino := r.inode(sts[first(ok)].GFID)
-	r.setReadable(ino, ok, make([]xdr.Dict, r.n()), dir, r.gen.Load())
-	return r.pick(ino, ok, sts), nil, nil
 }
 
 // Mkdir creates a directory on every child with one gfid.
@@ -141,8 +103,6 @@ func (r *Replicate) Rename(ctx context.Context, oldParent xdr.GFID, oldName stri
 	return sts[first(ok)], nil, nil
 }
 
-// --- metadata operations ---
-
 // Setattr changes attributes on every child.
 func (r *Replicate) Setattr(ctx context.Context, gfid xdr.GFID, attr *xdr.Iatt, valid uint32, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	if valid&fop.SetAttrSize != 0 {
@@ -200,11 +160,6 @@ func (r *Replicate) Removexattr(ctx context.Context, gfid xdr.GFID, name string,
 	return nil, err
 }
 
-// --- data operations ---
-
-// whole is the range of changes that touch the file's size or everything.
-const whole = ^uint64(0)
-
 // Truncate sets the size on every child.
 func (r *Replicate) Truncate(ctx context.Context, gfid xdr.GFID, size uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	ino := r.inode(gfid)
@@ -218,29 +173,6 @@ func (r *Replicate) Truncate(ctx context.Context, gfid xdr.GFID, size uint64, xd
 		return pre, post, nil, err
 	}
 	return pre, r.pick(ino, ok, sts), nil, nil
-}
-
-// fdData runs a data change through an fd on every child taking part.
-func (r *Replicate) fdData(ctx context.Context, f *fop.Fd, off, length uint64, sts []xdr.Iatt, op func(ctx context.Context, i int, cf *fop.Fd) error) (xdr.Iatt, error) {
-	rf, err := r.rfd(f)
-	if err != nil {
-		return xdr.Iatt{}, err
-	}
-	return r.rfData(ctx, rf, off, length, sts, op)
-}
-
-func (r *Replicate) rfData(ctx context.Context, rf *replFd, off, length uint64, sts []xdr.Iatt, op func(ctx context.Context, i int, cf *fop.Fd) error) (xdr.Iatt, error) {
-	ok, err := r.dataTxn(ctx, rf.ino, rf, off, length, func(ctx context.Context, i int) error {
-		cf, err := r.child(ctx, rf, i)
-		if err != nil {
-			return err
-		}
-		return op(ctx, i, cf)
-	})
-	if err != nil || sts == nil {
-		return xdr.Iatt{}, err
-	}
-	return r.pick(rf.ino, ok, sts), nil
 }
 
 // Ftruncate sets the size of an open file on every child.
@@ -434,12 +366,4 @@ func (r *Replicate) Lk(ctx context.Context, f *fop.Fd, cmd uint32, fl xdr.Flock,
 		return xdr.Flock{}, nil, lastErr
 	}
 	return out, nil, nil
-}
-
-func boolsOf(idx []int, n int) []bool {
-	b := make([]bool, n)
-	for _, i := range idx {
-		b[i] = true
-	}
-	return b
 }

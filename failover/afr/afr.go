@@ -1,0 +1,181 @@
+package afr
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// Child is a brick as the replicate layer drives it (*brick.Client, or an
+// in-memory brick in tests).
+type Child interface {
+	fop.Subvolume
+	// Kick drops the child's connection (so the brick releases our
+	// locks) and has it reconnect: a child that missed a fop's deadline.
+	Kick(reason string)
+}
+
+// ReplicateOptions tune a replica set.
+type ReplicateOptions struct {
+	// Quorum is how many children must take part in a change; 0 means
+	// AFR's auto quorum (a majority; for an even count, half including
+	// child 0). A negative value disables quorum.
+	Quorum int
+	// Arbiter is the index of the arbiter child, or -1.
+	Arbiter int
+	// PostOpDelay is how long an idle eager lock is held before the
+	// post-op (cluster.post-op-delay-secs, 1 s).
+	PostOpDelay time.Duration
+	// FopTimeout bounds one child's part of a fop. A child that has not
+	// answered by then is dropped for the fop: it is accused, its
+	// connection is closed (so it releases our locks) and it reconnects.
+	FopTimeout time.Duration
+}
+
+// Replicate carries out cluster/replicate (AFR) over its children: every
+// change goes to all children inside AFR's transaction (inodelk or entrylk
+// in the replica's domain, pre-op dirty marks, the fop, post-op changelog
+// blaming children that missed it, unlock), reads go to one readable child,
+// and quorum gates both. Native clients and the self-heal daemon read the
+// same trusted.afr.* changelog.
+//
+// One deliberate difference from AFR: a change made while a child is
+// already down raises that child's pending counter in the pre-op rather
+// than the post-op. Counters only say "heal needed", so the brick state is
+// the same once the post-op is done, but the accusation is on disk before
+// any write is acknowledged, so replies need not wait for a post-op.
+//
+// LOCK ORDERING: inode.mu is never held across a network call.
+type Replicate struct {
+	name string // lock domain: the replicate translator's name
+	kids []Child
+	keys []string // trusted.afr.<afr-pending-xattr[i]>
+	// domCount asks every WRITE for the inodelks waiting in our domain
+	// (glusterfs.inodelk-dom-count); built once, sent as it is.
+	domCount xdr.Dict
+	quorum   atomic.Pointer[quorumRule] // replaced when the volfile changes it
+	opts     ReplicateOptions
+	log      *zap.Logger
+
+	gen atomic.Uint64 // bumped on every child up/down event
+
+	watchMu  sync.Mutex
+	watchers []func(up bool) // GUARDED_BY(watchMu)
+	told     *bool           // GUARDED_BY(watchMu); the state watchers last heard
+
+	mu     sync.Mutex
+	inodes map[xdr.GFID]*inode // GUARDED_BY(mu)
+
+	healMu    sync.Mutex
+	toHeal    map[xdr.GFID]uint8           // GUARDED_BY(healMu); 1<<slot for each kind of accusation brickfs made
+	entryHeal map[xdr.GFID]map[string]bool // GUARDED_BY(healMu); names changed while a brick missed it, per directory
+	healOnce  sync.Once
+	healKick  chan struct{}
+	healStop  chan struct{}
+	healDone  chan struct{}
+	// healCtx is cancelled by Close, so an unmount never waits for a heal.
+	healCtx    context.Context
+	healCancel context.CancelFunc
+}
+
+// NewReplicate returns the replica set of kids. pendingNames are the
+// afr-pending-xattr names, one per child.
+func NewReplicate(name string, kids []Child, pendingNames []string, opts ReplicateOptions, log *zap.Logger) (*Replicate, error) {
+	if len(kids) == 0 || len(pendingNames) != len(kids) {
+		return nil, fmt.Errorf("replicate %s: %d children but %d afr-pending-xattr names", name, len(kids), len(pendingNames))
+	}
+	if opts.PostOpDelay == 0 {
+		opts.PostOpDelay = time.Second
+	}
+	if opts.FopTimeout == 0 {
+		opts.FopTimeout = 10 * time.Second
+	}
+	r := &Replicate{name: name, kids: kids, opts: opts, log: log.With(zap.String("subvol", name)), inodes: map[xdr.GFID]*inode{}}
+	for _, n := range pendingNames {
+		r.keys = append(r.keys, "trusted.afr."+n)
+	}
+	r.domCount = xdr.Dict{{Key: "glusterfs.inodelk-dom-count", Value: xdr.Str(name)}}
+	r.SetQuorum(opts.Quorum)
+	for i, k := range kids {
+		k.Watch(func(up bool) { r.ChildEvent(i, up) })
+	}
+	return r, nil
+}
+
+// ChildEvent tells the replica set that a child went up or down. The
+// replica set's own state (up while client quorum holds) goes to its
+// watchers when it changes.
+func (r *Replicate) ChildEvent(i int, up bool) {
+	r.gen.Add(1)
+	if up {
+		r.log.Info("child up", zap.String("brick", r.kids[i].Name()))
+		r.kickHeal()
+	} else {
+		r.log.Warn("child down", zap.String("brick", r.kids[i].Name()))
+	}
+	r.notify()
+}
+
+// notify tells the watchers the replica set's state if it changed since
+// they last heard.
+func (r *Replicate) notify() {
+	r.watchMu.Lock()
+	defer r.watchMu.Unlock()
+	now := r.Up()
+	if r.told != nil && *r.told == now {
+		return
+	}
+	r.told = &now
+	for _, fn := range r.watchers {
+		fn(now)
+	}
+}
+
+// Name is the replicate translator's name in the volfile.
+func (r *Replicate) Name() string { return r.name }
+
+// Up reports whether client quorum holds over the children that are up:
+// AFR's CHILD_UP to its parent.
+func (r *Replicate) Up() bool { return r.hasQuorum(r.up()) }
+
+// Watch registers fn for the replica set's up and down events.
+func (r *Replicate) Watch(fn func(up bool)) {
+	r.watchMu.Lock()
+	r.watchers = append(r.watchers, fn)
+	r.watchMu.Unlock()
+}
+
+func (r *Replicate) n() int { return len(r.kids) }
+
+// up lists the children that are connected.
+func (r *Replicate) up() []bool {
+	u := make([]bool, r.n())
+	for i, k := range r.kids {
+		u[i] = k.Up()
+	}
+	return u
+}
+
+// ChildrenUp reports which children are up.
+func (r *Replicate) ChildrenUp() []bool { return r.up() }
+
+// Close stops the heal worker.
+func (r *Replicate) Close() {
+	r.healOnce.Do(func() {})
+	if r.healStop != nil {
+		r.healCancel()
+		close(r.healStop)
+		<-r.healDone
+	}
+}
+
+var _ fop.Subvolume = (*Replicate)(nil)
+
+var timeNow = time.Now

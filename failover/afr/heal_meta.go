@@ -1,0 +1,124 @@
+package afr
+
+import (
+	"context"
+	"strings"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// internalXattr names the xattrs a metadata heal leaves alone: the
+// changelog, the gfid and what the bricks keep for themselves.
+func internalXattr(k string) bool {
+	for _, p := range []string{"trusted.afr.", "trusted.gfid", "trusted.glusterfs.", "trusted.ec.", "trusted.pgfid."} {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// healMeta heals a file's metadata (mode, owner, times, xattrs) from a
+// brick nobody accuses, under AFR's metadata lock taken with the heal's own
+// owner on every brick, then takes back exactly the accusations it started
+// from (afr_selfheal_metadata).
+func (r *Replicate) healMeta(ctx context.Context, g xdr.GFID) (bool, error) {
+	up := r.up()
+	if count(up) < r.n() {
+		return false, nil
+	}
+	ino := r.inode(g)
+	owner := newOwner()
+	hctx := internal(ctx, owner)
+	rs := r.fanout(hctx, up, func(ctx context.Context, i int) error {
+		return fop.ErrOnly(r.kids[i].Inodelk(ctx, g, r.name, fop.LkSet, metaRange, nil))
+	})
+	locked := succeeded(rs, up)
+	defer r.fanout(hctx, locked, func(ctx context.Context, i int) error {
+		return fop.ErrOnly(r.kids[i].Inodelk(ctx, g, r.name, fop.LkSet, unlockOf(metaRange), nil))
+	})
+	if count(locked) < r.n() {
+		return false, nil // a metadata change is in flight; try again later
+	}
+	snap, ok := r.readMatrixSlot(ctx, ino, locked, slotMeta)
+	if !ok {
+		return false, nil
+	}
+	sources, sinks := r.direction(snap)
+	if a := r.opts.Arbiter; a >= 0 && !sinks[a] {
+		sources[a] = true // an arbiter holds metadata
+	}
+	if count(sinks) == 0 {
+		return true, nil
+	}
+	if count(sources) == 0 {
+		return false, nil
+	}
+	src := first(sources)
+	st, _, err := r.kids[src].Stat(hctx, g, nil)
+	if err != nil {
+		return false, err
+	}
+	want, _, err := r.kids[src].Getxattr(hctx, g, "", nil)
+	if err != nil {
+		return false, err
+	}
+	attr := xdr.Iatt{Mode: st.Mode & 07777, UID: st.UID, GID: st.GID,
+		Atime: st.Atime, AtimeNsec: st.AtimeNsec, Mtime: st.Mtime, MtimeNsec: st.MtimeNsec}
+	valid := uint32(fop.SetAttrMode | fop.SetAttrUID | fop.SetAttrGID | fop.SetAttrAtime | fop.SetAttrMtime)
+	for i, s := range sinks {
+		if !s {
+			continue
+		}
+		if _, _, _, err := r.kids[i].Setattr(hctx, g, &attr, valid, nil); err != nil {
+			return false, err
+		}
+		have, _, err := r.kids[i].Getxattr(hctx, g, "", nil)
+		if err != nil {
+			return false, err
+		}
+		for _, p := range want {
+			if internalXattr(p.Key) {
+				continue
+			}
+			if v, ok := have.Get(p.Key); ok && string(v.Bytes) == string(p.Value.Bytes) {
+				continue
+			}
+			if _, err := r.kids[i].Setxattr(hctx, g, xdr.Dict{{Key: p.Key, Value: xdr.Ptr(p.Value.Bytes)}}, 0, nil); err != nil {
+				return false, err
+			}
+		}
+		for _, p := range have {
+			if _, ok := want.Get(p.Key); !ok && !internalXattr(p.Key) {
+				if _, err := r.kids[i].Removexattr(hctx, g, p.Key, nil); err != nil && fop.Errno(err) != syscall.ENODATA {
+					return false, err
+				}
+			}
+		}
+	}
+	for i := range r.kids {
+		pending := map[int]counts{}
+		for j := range r.kids {
+			if sinks[j] && snap.m[i][j] != 0 {
+				pending[j] = slotOnly(slotMeta, -snap.m[i][j])
+			}
+		}
+		if len(pending) == 0 {
+			continue
+		}
+		one := make([]bool, r.n())
+		one[i] = true
+		if ok, _ := r.xattrop(hctx, g, owner, one, counts{}, pending, nil); !ok[i] {
+			return false, &fop.OpError{Brick: r.kids[i].Name(), Fop: "XATTROP", GFID: g, Errno: syscall.EIO}
+		}
+	}
+	ino.mu.Lock()
+	ino.readable = nil // refresh on the next read
+	ino.mu.Unlock()
+	r.log.Info("metadata healed", zap.Stringer("gfid", g), zap.String("source", r.kids[src].Name()))
+	return true, nil
+}

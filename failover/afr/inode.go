@@ -1,0 +1,171 @@
+package afr
+
+import (
+	"sync"
+	"time"
+
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// inode is what the replica set keeps per file: its lock owner, the
+// readable children last computed, and its eager data lock.
+type inode struct {
+	gfid  xdr.GFID
+	owner []byte
+
+	mu   sync.Mutex
+	cond *sync.Cond
+
+	// Readability, refreshed by every LOOKUP and after child events.
+	readGen  uint64 // GUARDED_BY(mu)
+	readable []bool // GUARDED_BY(mu); nil until known
+	metaRead []bool // GUARDED_BY(mu)
+	isDir    bool   // GUARDED_BY(mu)
+
+	// The eager data lock: several writes share one lock and pre-op.
+	held     bool        // GUARDED_BY(mu)
+	changing bool        // GUARDED_BY(mu); a lock or unlock is on the wire
+	lockGen  uint64      // GUARDED_BY(mu); generation the lock was taken in
+	locked   []bool      // GUARDED_BY(mu); children holding the lock
+	part     []bool      // GUARDED_BY(mu); children taking part (locked, pre-op done, not accused)
+	busy     [][2]uint64 // GUARDED_BY(mu); ranges of fops in flight
+	timer    *time.Timer // GUARDED_BY(mu); the delayed post-op
+	// releaseNow asks the last fop in flight to end the eager lock at once:
+	// after a failure, or when another client waits for the lock.
+	releaseNow bool // GUARDED_BY(mu)
+	// noPostOp keeps dirty raised at unlock: a change reached too few
+	// bricks and the heal daemon must compare them (afr_changelog_post_op_do).
+	noPostOp bool      // GUARDED_BY(mu)
+	fds      int       // GUARDED_BY(mu); open fds, for dropping idle inodes
+	lastUsed time.Time // GUARDED_BY(mu)
+}
+
+func (r *Replicate) inode(g xdr.GFID) *inode {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ino := r.inodes[g]
+	if ino == nil {
+		if len(r.inodes) > 100000 {
+			r.pruneLocked()
+		}
+		ino = &inode{gfid: g, owner: newOwner()}
+		ino.cond = sync.NewCond(&ino.mu)
+		r.inodes[g] = ino
+	}
+	return ino
+}
+
+// pruneLocked forgets idle inodes. REQUIRES r.mu.
+func (r *Replicate) pruneLocked() {
+	cut := time.Now().Add(-time.Minute)
+	for g, ino := range r.inodes {
+		ino.mu.Lock()
+		idle := !ino.held && !ino.changing && ino.fds == 0 && len(ino.busy) == 0 && ino.lastUsed.Before(cut)
+		ino.mu.Unlock()
+		if idle {
+			delete(r.inodes, g)
+		}
+	}
+}
+
+// setReadable computes which children hold a good copy from the changelog
+// the replies carry (afr_readables_fill, afr_accused_fill): a child is
+// unreadable if any reply accuses it. The arbiter never holds data.
+func (r *Replicate) setReadable(ino *inode, ok []bool, dicts []xdr.Dict, isDir bool, gen uint64) {
+	data, meta := clone(ok), clone(ok)
+	slot := slotData
+	if isDir {
+		slot = slotEntry
+	}
+	for i := range dicts {
+		if !ok[i] {
+			continue
+		}
+		for j, k := range r.keys {
+			b, found := dicts[i].Bytes(k)
+			if !found {
+				continue
+			}
+			c, valid := parseCounts(b)
+			if !valid {
+				continue
+			}
+			if c[slot] != 0 {
+				data[j] = false
+			}
+			if c[slotMeta] != 0 {
+				meta[j] = false
+			}
+		}
+	}
+	if a := r.opts.Arbiter; a >= 0 && a < len(data) && !isDir {
+		data[a] = false
+	}
+	ino.mu.Lock()
+	ino.readable, ino.metaRead, ino.isDir, ino.readGen = data, meta, isDir, gen
+	ino.lastUsed = timeNow()
+	ino.mu.Unlock()
+}
+
+// unreadable stops reads from children that missed a change, at once:
+// the cached readable set would otherwise send a read to the stale copy
+// until the next refresh.
+func (r *Replicate) unreadable(ino *inode, who []bool, slot int) {
+	if count(who) == 0 {
+		return
+	}
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	for i, w := range who {
+		if !w {
+			continue
+		}
+		if slot == slotMeta {
+			if ino.metaRead != nil {
+				ino.metaRead[i] = false
+			}
+		} else if ino.readable != nil {
+			ino.readable[i] = false
+		}
+	}
+}
+
+// pick returns the iatt of the best child among ok: readable first.
+func (r *Replicate) pick(ino *inode, ok []bool, sts []xdr.Iatt) xdr.Iatt {
+	ino.mu.Lock()
+	readable := ino.readable
+	ino.mu.Unlock()
+	h := int(superFastHash(ino.gfid) % uint32(r.n()))
+	if ok[h] && (readable == nil || readable[h]) {
+		return sts[h]
+	}
+	for i := range ok {
+		if ok[i] && (readable == nil || readable[i]) {
+			return sts[i]
+		}
+	}
+	for i := range ok {
+		if ok[i] && i != r.opts.Arbiter {
+			return sts[i]
+		}
+	}
+	for i := range ok {
+		if ok[i] {
+			return sts[i]
+		}
+	}
+	return xdr.Iatt{}
+}
+
+// best returns the first child of ok that is readable, else the first of ok.
+func (r *Replicate) best(ino *inode, ok []bool) int {
+	ino.mu.Lock()
+	readable := ino.readable
+	ino.mu.Unlock()
+	for i := range ok {
+		if ok[i] && readable != nil && readable[i] {
+			return i
+		}
+	}
+	return first(ok)
+}

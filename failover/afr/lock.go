@@ -1,0 +1,263 @@
+package afr
+
+import (
+	"context"
+	"math"
+	"syscall"
+	"time"
+
+	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+func unlockOf(fl xdr.Flock) xdr.Flock {
+	fl.Type = fop.LkUnlock
+	return fl
+}
+
+// takeLocks runs AFR's lock algorithm (afr_lock, afr-lk-common.c) on the
+// children in set: lock(ctx, i, false) on all at once, and when any is
+// contended, undo the granted ones and lock(ctx, i, true) blocking, one
+// child at a time in index order, so two clients never deadlock. It fails
+// unless a quorum is locked.
+func (r *Replicate) takeLocks(ctx context.Context, set []bool, lock func(ctx context.Context, i int, block bool) error, undo func(locked []bool)) ([]bool, error) {
+	rs := r.fanout(ctx, set, func(ctx context.Context, i int) error { return lock(ctx, i, false) })
+	locked := succeeded(rs, set)
+	contended := false
+	for i, rp := range rs {
+		if set[i] && rp.err != nil && fop.Errno(rp.err) == syscall.EAGAIN {
+			contended = true
+		}
+	}
+	if contended {
+		undo(locked)
+		locked = make([]bool, r.n())
+		for i := range r.kids {
+			if set[i] {
+				err := lock(ctx, i, true)
+				rs[i] = reply{err: err, done: true}
+				locked[i] = err == nil
+			}
+		}
+	}
+	if r.hasQuorum(locked) {
+		return locked, nil
+	}
+	return locked, r.finalErr(rs, set)
+}
+
+// lockInode takes fl on the inode in the replica's domain.
+func (r *Replicate) lockInode(ctx context.Context, ino *inode, set []bool, fl xdr.Flock) ([]bool, error) {
+	return r.takeLocks(internal(ctx, ino.owner), set, func(ctx context.Context, i int, block bool) error {
+		cmd := uint32(fop.LkSet)
+		if block {
+			cmd = fop.LkSetW
+		}
+		return fop.ErrOnly(r.kids[i].Inodelk(ctx, ino.gfid, r.name, cmd, fl, nil))
+	}, func(locked []bool) { r.unlockInode(ctx, ino, locked, fl) })
+}
+
+func (r *Replicate) unlockInode(ctx context.Context, ino *inode, locked []bool, fl xdr.Flock) {
+	ictx := internal(ctx, ino.owner)
+	r.fanout(ictx, locked, func(ctx context.Context, i int) error {
+		return fop.ErrOnly(r.kids[i].Inodelk(ctx, ino.gfid, r.name, fop.LkSet, unlockOf(fl), nil))
+	})
+}
+
+// lockEntries takes the entry locks on names, in their sorted order, on
+// each child; a child that fails one gives back the ones it took.
+func (r *Replicate) lockEntries(ctx context.Context, owner []byte, names []entry, set []bool) ([]bool, error) {
+	return r.takeLocks(internal(ctx, owner), set, func(ctx context.Context, i int, block bool) error {
+		cmd := uint32(fop.EntrylkLockNB)
+		if block {
+			cmd = fop.EntrylkLock
+		}
+		for n, e := range names {
+			if _, err := r.kids[i].Entrylk(ctx, e.parent, e.name, r.name, cmd, fop.LkWrite, nil); err != nil {
+				for _, u := range names[:n] {
+					_, _ = r.kids[i].Entrylk(ctx, u.parent, u.name, r.name, fop.EntrylkUnlock, fop.LkWrite, nil)
+				}
+				return err
+			}
+		}
+		return nil
+	}, func(locked []bool) { r.unlockEntries(ctx, owner, names, locked) })
+}
+
+func (r *Replicate) unlockEntries(ctx context.Context, owner []byte, names []entry, locked []bool) {
+	r.fanout(internal(ctx, owner), locked, func(ctx context.Context, i int) error {
+		for _, e := range names {
+			_, _ = r.kids[i].Entrylk(ctx, e.parent, e.name, r.name, fop.EntrylkUnlock, fop.LkWrite, nil)
+		}
+		return nil
+	})
+}
+
+// Lock ranges: data transactions lock the whole file, metadata
+// transactions the single byte AFR reserves for them (LLONG_MAX-1), in the
+// same domain (afr_set_transaction_flock, afr-inode-write.c).
+var (
+	dataRange = xdr.Flock{Type: fop.LkWrite}
+	metaRange = xdr.Flock{Type: fop.LkWrite, Start: math.MaxInt64 - 1}
+)
+
+func overlaps(busy [][2]uint64, off, length uint64) bool {
+	end := off + length
+	if length == 0 {
+		end = off
+	}
+	for _, b := range busy {
+		bend := b[0] + b[1]
+		if b[1] == 0 {
+			bend = b[0]
+		}
+		if off < bend && b[0] < end {
+			return true
+		}
+	}
+	return false
+}
+
+// acquire joins the inode's eager lock, taking it if needed, and returns
+// the children taking part.
+func (r *Replicate) acquire(ctx context.Context, ino *inode, off, length uint64) ([]bool, error) {
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	for {
+		gen := r.gen.Load()
+		switch {
+		case ino.changing:
+			ino.cond.Wait()
+		case ino.held && ino.lockGen != gen:
+			// A child came or went since the lock was taken: release it
+			// and take it again over the children up now.
+			if len(ino.busy) > 0 {
+				ino.cond.Wait()
+				continue
+			}
+			r.unlockHeld(ino)
+		case ino.held:
+			if overlaps(ino.busy, off, length) {
+				ino.cond.Wait()
+				continue
+			}
+			if ino.timer != nil {
+				ino.timer.Stop()
+				ino.timer = nil
+			}
+			ino.busy = append(ino.busy, [2]uint64{off, length})
+			ino.lastUsed = time.Now()
+			return clone(ino.part), nil
+		default:
+			ino.changing = true
+			ino.mu.Unlock()
+			locked, part, err := r.takeDataLock(ctx, ino)
+			ino.mu.Lock()
+			ino.changing = false
+			ino.cond.Broadcast()
+			if err != nil {
+				return nil, err
+			}
+			ino.held, ino.lockGen, ino.locked, ino.part = true, gen, locked, part
+		}
+	}
+}
+
+// takeDataLock locks the inode on the children up and raises dirty in the
+// pre-op; a child already down is accused right there.
+func (r *Replicate) takeDataLock(ctx context.Context, ino *inode) (locked, part []bool, err error) {
+	up := r.up()
+	if !r.hasQuorum(up) {
+		return nil, nil, r.errNoQuorum("FINODELK")
+	}
+	locked, err = r.lockInode(ctx, ino, up, dataRange)
+	if err != nil {
+		r.unlockInode(ctx, ino, locked, dataRange)
+		return nil, nil, err
+	}
+	part, fail := r.xattrop(ctx, ino.gfid, ino.owner, locked, slotOnly(slotData, 1), blame(not(locked), slotData), nil)
+	if count(locked) < r.n() {
+		r.noteHeal(ino.gfid, slotData)
+	}
+	if !r.hasQuorum(part) {
+		r.unlockInode(ctx, ino, locked, dataRange)
+		return nil, nil, fail
+	}
+	if missed := and(locked, not(part)); count(missed) > 0 {
+		if err := r.accuse(ctx, ino.gfid, ino.owner, part, missed, slotData, nil); err != nil {
+			r.unlockInode(ctx, ino, locked, dataRange)
+			return nil, nil, err
+		}
+	}
+	return locked, part, nil
+}
+
+// release ends one fop under the eager lock. The last one arms the delayed
+// post-op, or runs it now after a failure.
+func (r *Replicate) release(ino *inode, off, length uint64, now bool) {
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	for i, b := range ino.busy {
+		if b == [2]uint64{off, length} {
+			ino.busy = append(ino.busy[:i], ino.busy[i+1:]...)
+			break
+		}
+	}
+	ino.cond.Broadcast()
+	if now {
+		ino.releaseNow = true
+	}
+	if len(ino.busy) > 0 || !ino.held || ino.changing {
+		return
+	}
+	if ino.releaseNow {
+		r.unlockHeld(ino)
+		return
+	}
+	if ino.timer == nil {
+		ino.timer = time.AfterFunc(r.opts.PostOpDelay, func() { r.postOpNow(ino) })
+	}
+}
+
+// postOpNow finishes the eager lock if it is idle: on the timer, on FLUSH,
+// and on release of the last fd.
+func (r *Replicate) postOpNow(ino *inode) {
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	for ino.changing {
+		ino.cond.Wait()
+	}
+	if ino.held && len(ino.busy) == 0 {
+		r.unlockHeld(ino)
+	}
+}
+
+// unlockHeld sends the post-op (dirty -1 where the pre-op raised it and
+// the child kept up) and unlocks. REQUIRES ino.mu held; drops it during the
+// network calls with changing set.
+func (r *Replicate) unlockHeld(ino *inode) {
+	if ino.timer != nil {
+		ino.timer.Stop()
+		ino.timer = nil
+	}
+	ino.changing = true
+	part, locked, postOp := clone(ino.part), clone(ino.locked), !ino.noPostOp
+	ino.mu.Unlock()
+	ctx := context.Background()
+	if postOp {
+		_, _ = r.xattrop(ctx, ino.gfid, ino.owner, and(part, r.up()), slotOnly(slotData, -1), nil, nil)
+	}
+	r.unlockInode(ctx, ino, and(locked, r.up()), dataRange)
+	ino.mu.Lock()
+	ino.held, ino.changing, ino.locked, ino.part = false, false, nil, nil
+	ino.releaseNow, ino.noPostOp = false, false
+	ino.cond.Broadcast()
+}
+
+// contended notes that another client waits for the inode's lock: the
+// eager lock is given up as soon as the fops in flight are done.
+func (r *Replicate) contended(ino *inode) {
+	ino.mu.Lock()
+	ino.releaseNow = true
+	ino.mu.Unlock()
+}

@@ -1,0 +1,125 @@
+package afr
+
+import (
+	"context"
+	"errors"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// whole is the range of changes that touch the file's size or everything.
+const whole = ^uint64(0)
+
+// dataTxn runs op on the children taking part in the inode's eager data
+// lock. off and length order overlapping changes: they never run at once,
+// so all replicas apply them in the same order.
+//
+// rf, when the change goes through an fd, lets the survivors be flushed
+// before they are told that a brick missed the change, so the accusation
+// never reaches their disks before the data it vouches for
+// (ensure-durability, afr_changelog_post_op_safe).
+func (r *Replicate) dataTxn(ctx context.Context, ino *inode, rf *replFd, off, length uint64, op func(ctx context.Context, i int) error) ([]bool, error) {
+	var t [3]time.Time // start, locked, fop done: for the slow-change log
+	t[0] = time.Now()
+	part, err := r.acquire(ctx, ino, off, length)
+	if err != nil {
+		return nil, err
+	}
+	t[1] = time.Now()
+	rs := r.fanout(ctx, part, op)
+	t[2] = time.Now()
+	defer func() {
+		if end := time.Now(); end.Sub(t[0]) >= slowChange {
+			r.log.Warn("slow data change", zap.Stringer("gfid", ino.gfid), zap.Uint64("offset", off),
+				zap.Duration("took", end.Sub(t[0])), zap.Duration("lock wait", t[1].Sub(t[0])),
+				zap.Duration("bricks", t[2].Sub(t[1])), zap.Duration("after", end.Sub(t[2])), zap.Any("replies", replyTimes(rs, t[1])))
+		}
+	}()
+	ok, err := r.outcome(rs, part)
+	now := false
+	switch {
+	case err != nil && !symmetric(rs, part):
+		// Too few bricks took the change: leave dirty raised and accuse
+		// nobody; the heal daemon compares the copies.
+		ino.mu.Lock()
+		ino.noPostOp = true
+		ino.mu.Unlock()
+		r.unreadable(ino, and(part, not(ok)), slotData)
+		now = true
+	case err == nil && count(ok) < count(part):
+		if rf != nil {
+			frs := r.fanout(ctx, ok, func(ctx context.Context, i int) error {
+				cf, err := r.child(ctx, rf, i)
+				if err != nil {
+					return err
+				}
+				return fop.ErrOnly(r.kids[i].Fsync(ctx, cf, true, nil))
+			})
+			flushed := succeeded(frs, ok)
+			if !r.hasQuorum(flushed) {
+				err = r.quorumErr("FSYNC", frs, ok)
+			}
+			ok = flushed
+		}
+		failed := and(part, not(ok))
+		r.unreadable(ino, failed, slotData)
+		if err == nil {
+			err = r.accuse(ctx, ino.gfid, ino.owner, ok, failed, slotData, nil)
+		}
+		ino.mu.Lock()
+		ino.part = and(ino.part, not(failed))
+		ino.mu.Unlock()
+		now = true
+	}
+	if err == nil && !r.validWrite(ino, ok) {
+		err = &fop.OpError{Brick: r.name, Fop: "WRITE", GFID: ino.gfid, Errno: syscall.EIO,
+			Err: errors.New("the change reached only bricks that hold a stale copy")}
+		now = true
+	}
+	r.release(ino, off, length, now)
+	return ok, err
+}
+
+// validWrite refuses a change that landed only on children known to be
+// stale (afr_is_write_subvol_valid).
+func (r *Replicate) validWrite(ino *inode, ok []bool) bool {
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	if ino.readable == nil {
+		return true
+	}
+	for i := range ok {
+		if ok[i] && ino.readable[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// fdData runs a data change through an fd on every child taking part.
+func (r *Replicate) fdData(ctx context.Context, f *fop.Fd, off, length uint64, sts []xdr.Iatt, op func(ctx context.Context, i int, cf *fop.Fd) error) (xdr.Iatt, error) {
+	rf, err := r.rfd(f)
+	if err != nil {
+		return xdr.Iatt{}, err
+	}
+	return r.rfData(ctx, rf, off, length, sts, op)
+}
+
+func (r *Replicate) rfData(ctx context.Context, rf *replFd, off, length uint64, sts []xdr.Iatt, op func(ctx context.Context, i int, cf *fop.Fd) error) (xdr.Iatt, error) {
+	ok, err := r.dataTxn(ctx, rf.ino, rf, off, length, func(ctx context.Context, i int) error {
+		cf, err := r.child(ctx, rf, i)
+		if err != nil {
+			return err
+		}
+		return op(ctx, i, cf)
+	})
+	if err != nil || sts == nil {
+		return xdr.Iatt{}, err
+	}
+	return r.pick(rf.ino, ok, sts), nil
+}

@@ -1,0 +1,46 @@
+package afr
+
+import (
+	"context"
+)
+
+// metaTxn runs a metadata change (setattr, setxattr, removexattr) under
+// AFR's metadata lock. With every child locked it sends no changelog (the
+// optimistic changelog); otherwise pre-op and post-op around the change.
+func (r *Replicate) metaTxn(ctx context.Context, ino *inode, op func(ctx context.Context, i int) error) ([]bool, error) {
+	up := r.up()
+	if !r.hasQuorum(up) {
+		return nil, r.errNoQuorum("INODELK")
+	}
+	locked, err := r.lockInode(ctx, ino, up, metaRange)
+	if err != nil {
+		r.unlockInode(ctx, ino, locked, metaRange)
+		return nil, err
+	}
+	defer r.unlockInode(ctx, ino, locked, metaRange)
+	optimistic := count(locked) == r.n()
+	part := locked
+	if !optimistic {
+		var fail error
+		part, fail = r.xattrop(ctx, ino.gfid, ino.owner, locked, slotOnly(slotMeta, 1), blame(not(locked), slotMeta), nil)
+		if !r.hasQuorum(part) {
+			return nil, fail
+		}
+		r.noteHeal(ino.gfid, slotMeta)
+	}
+	rs := r.fanout(ctx, part, op)
+	ok, err := r.outcome(rs, part)
+	if err != nil {
+		return ok, err
+	}
+	if failed := and(part, not(ok)); count(failed) > 0 {
+		r.unreadable(ino, failed, slotMeta)
+		if err := r.accuse(ctx, ino.gfid, ino.owner, ok, failed, slotMeta, nil); err != nil {
+			return ok, err
+		}
+	}
+	if !optimistic {
+		_, _ = r.xattrop(ctx, ino.gfid, ino.owner, ok, slotOnly(slotMeta, -1), nil, nil)
+	}
+	return ok, nil
+}

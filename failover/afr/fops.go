@@ -5,6 +5,8 @@ import (
 	"errors"
 	"syscall"
 
+	"go.uber.org/zap"
+
 	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
@@ -24,8 +26,23 @@ func (r *Replicate) Create(ctx context.Context, parent xdr.GFID, name string, fl
 		r.releaseKids(ctx, kids)
 		return nil, xdr.Iatt{}, nil, err
 	}
-	ino := r.inode(sts[first(ok)].GFID)
-	r.setReadable(ino, ok, make([]xdr.Dict, r.n()), false, r.gen.Load())
+	// Without O_EXCL a brick that already holds the name opens that file:
+	// every brick must then hold the same one, or writes through this fd
+	// would go to different files (a gfid split-brain).
+	g := sts[first(ok)].GFID
+	for i := range ok {
+		if ok[i] && sts[i].GFID != g {
+			r.releaseKids(ctx, kids)
+			r.log.Error("gfid split-brain: bricks hold different files under one name; resolve it with `gluster volume heal VOLUME split-brain ...`",
+				zap.Stringer("parent", parent), zap.String("name", name))
+			return nil, xdr.Iatt{}, nil, &fop.OpError{Brick: r.name, Fop: "CREATE", GFID: parent, Errno: syscall.EIO, Err: errors.New("gfid split-brain")}
+		}
+	}
+	ino := r.inode(g)
+	if g == gfid {
+		// A new file: every brick that made it holds a good copy.
+		r.setReadable(ino, ok, make([]xdr.Dict, r.n()), false, r.gen.Load())
+	}
 	return r.newFd(ino, flags&^uint32(syscall.O_CREAT|syscall.O_EXCL|syscall.O_TRUNC), false, kids), r.pick(ino, ok, sts), nil, nil
 }
 
@@ -318,7 +335,7 @@ func (r *Replicate) Lk(ctx context.Context, f *fop.Fd, cmd uint32, fl xdr.Flock,
 	}
 	if cmd == fop.LkGet {
 		var out xdr.Flock
-		err := r.readTxn(ctx, f.GFID, false, func(ctx context.Context, i int) error {
+		err := r.readTxnFd(ctx, rf, false, func(ctx context.Context, i int) error {
 			cf, err := r.child(ctx, rf, i)
 			if err != nil {
 				return err

@@ -23,7 +23,7 @@ func (r *Replicate) healData(ctx context.Context, g xdr.GFID) (bool, error) {
 		return false, nil // AFR heals only with every brick locked
 	}
 	ino := r.inode(g)
-	sts, ok, err := r.refresh(ctx, ino)
+	sts, ok, err := r.refresh(ctx, ino, nil)
 	if err != nil {
 		return false, err
 	} else if count(ok) < r.n() {

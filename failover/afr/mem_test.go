@@ -246,3 +246,66 @@ func TestEntryHealOverMem(t *testing.T) {
 		}
 	}
 }
+
+// A file open but unlinked still reads and stats through its fd after a
+// brick event made the replica set look its readable copies up again: the
+// refresh goes through the fd (a brick has no gfid handle left for it).
+func TestUnlinkedOpenFileReadsAfterChildEvent(t *testing.T) {
+	r, mems := memReplica(t)
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, f)
+	if _, _, err := r.Write(ctx, f, 0, []byte("still here"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Unlink(ctx, foptest.RootGFID, "f", nil); err != nil {
+		t.Fatal(err)
+	}
+	mems[2].SetDown(true) // a child event: what was readable must be asked again
+	mems[2].SetDown(false)
+	got, _, err := r.Read(ctx, f, 0, 100, nil)
+	if err != nil || string(got) != "still here" {
+		t.Fatalf("read of the unlinked open file after a child event: %q, %v", got, err)
+	}
+	if st, _, err := r.Fstat(ctx, f, nil); err != nil || st.Size != 10 {
+		t.Errorf("fstat of the unlinked open file: size %d, %v", st.Size, err)
+	}
+}
+
+// Create without O_EXCL over a name that bricks hold as different files
+// fails with EIO instead of opening a different file on each brick.
+func TestCreateOverGfidSplitBrain(t *testing.T) {
+	r, mems := memReplica(t)
+	ctx := context.Background()
+	for i, m := range mems {
+		f, _, _, err := m.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(byte(10+i%2)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = m.Release(ctx, f)
+	}
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR|syscall.O_CREAT), 0o644, 0, foptest.GFID(1), nil)
+	if fop.Errno(err) != syscall.EIO {
+		if f != nil {
+			_ = r.Release(ctx, f)
+		}
+		t.Fatalf("create over a gfid split-brain: %v, want EIO", err)
+	}
+	// Over a name every brick holds as one file, it opens that file.
+	for _, m := range mems {
+		_, _ = m.Unlink(ctx, foptest.RootGFID, "f", nil)
+		g, _, _, err := m.Create(ctx, foptest.RootGFID, "g", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(20), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = m.Release(ctx, g)
+	}
+	f, st, _, err := r.Create(ctx, foptest.RootGFID, "g", uint32(syscall.O_RDWR|syscall.O_CREAT), 0o644, 0, foptest.GFID(2), nil)
+	if err != nil || st.GFID != foptest.GFID(20) {
+		t.Fatalf("create of an existing name: gfid %v, %v; want the existing file's", st.GFID, err)
+	}
+	_ = r.Release(ctx, f)
+}

@@ -224,7 +224,7 @@ func (r *Replicate) CopyFileRange(ctx context.Context, in *fop.Fd, offIn uint64,
 	if err != nil {
 		return 0, xdr.Iatt{}, nil, err
 	}
-	if _, err := r.readOrder(ctx, rin.ino, false); err != nil {
+	if _, err := r.readOrder(ctx, rin.ino, rin, false); err != nil {
 		return 0, xdr.Iatt{}, nil, err
 	}
 	rin.ino.mu.Lock()

@@ -13,8 +13,11 @@ import (
 )
 
 // refresh looks the inode up on every child that is up and recomputes its
-// readable children.
-func (r *Replicate) refresh(ctx context.Context, ino *inode) ([]xdr.Iatt, []bool, error) {
+// readable children. With an fd it asks each child through its fd
+// (FSTAT with the changelog keys, afr_inode_refresh_subvol_with_fstat):
+// a file that is open but unlinked has no gfid handle left on a brick, so
+// a lookup by gfid would fail where the fd still reads.
+func (r *Replicate) refresh(ctx context.Context, ino *inode, rf *replFd) ([]xdr.Iatt, []bool, error) {
 	gen := r.gen.Load()
 	up := r.up()
 	if !r.hasQuorum(up) {
@@ -24,7 +27,17 @@ func (r *Replicate) refresh(ctx context.Context, ino *inode) ([]xdr.Iatt, []bool
 	dicts := make([]xdr.Dict, r.n())
 	keys := r.lookupKeys()
 	rs := r.fanout(ctx, up, func(ctx context.Context, i int) error {
-		st, d, err := r.kids[i].Lookup(ctx, xdr.GFID{}, "", ino.gfid, keys)
+		var st xdr.Iatt
+		var d xdr.Dict
+		var err error
+		if rf != nil {
+			var cf *fop.Fd
+			if cf, err = r.child(ctx, rf, i); err == nil {
+				st, d, err = r.kids[i].Fstat(ctx, cf, keys)
+			}
+		} else {
+			st, d, err = r.kids[i].Lookup(ctx, xdr.GFID{}, "", ino.gfid, keys)
+		}
 		sts[i], dicts[i] = st, d
 		return err
 	})
@@ -48,12 +61,12 @@ func (r *Replicate) refresh(ctx context.Context, ino *inode) ([]xdr.Iatt, []bool
 // readOrder returns the children to read from, best first: the hash child
 // of the gfid if readable (read-hash-mode 1), then the other readable
 // children in index order. No readable child is split-brain: EIO.
-func (r *Replicate) readOrder(ctx context.Context, ino *inode, meta bool) ([]int, error) {
+func (r *Replicate) readOrder(ctx context.Context, ino *inode, rf *replFd, meta bool) ([]int, error) {
 	ino.mu.Lock()
 	fresh := ino.readable != nil && ino.readGen == r.gen.Load()
 	ino.mu.Unlock()
 	if !fresh {
-		if _, _, err := r.refresh(ctx, ino); err != nil {
+		if _, _, err := r.refresh(ctx, ino, rf); err != nil {
 			return nil, err
 		}
 	}
@@ -105,8 +118,17 @@ func retryable(err error) bool {
 // readTxn runs a read on one readable child, moving to the next on a
 // failure of the child rather than of the request (afr_read_txn).
 func (r *Replicate) readTxn(ctx context.Context, gfid xdr.GFID, meta bool, fn func(ctx context.Context, i int) error) error {
-	ino := r.inode(gfid)
-	order, err := r.readOrder(ctx, ino, meta)
+	return r.readTxnOn(ctx, r.inode(gfid), nil, meta, fn)
+}
+
+// readTxnFd is readTxn through an open fd: a refresh goes through the fd.
+func (r *Replicate) readTxnFd(ctx context.Context, rf *replFd, meta bool, fn func(ctx context.Context, i int) error) error {
+	return r.readTxnOn(ctx, rf.ino, rf, meta, fn)
+}
+
+func (r *Replicate) readTxnOn(ctx context.Context, ino *inode, rf *replFd, meta bool, fn func(ctx context.Context, i int) error) error {
+	gfid := ino.gfid
+	order, err := r.readOrder(ctx, ino, rf, meta)
 	if err != nil {
 		return err
 	}
@@ -174,7 +196,7 @@ func (r *Replicate) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 		fresh := pino.readable != nil && pino.readGen == gen
 		pino.mu.Unlock()
 		if !fresh {
-			_, _, _ = r.refresh(ctx, pino)
+			_, _, _ = r.refresh(ctx, pino, nil)
 		}
 		pino.mu.Lock()
 		pr, pdir, pgen := pino.readable, pino.isDir, pino.readGen
@@ -261,7 +283,7 @@ func (r *Replicate) Stat(ctx context.Context, gfid xdr.GFID, xd xdr.Dict) (xdr.I
 func (r *Replicate) Fstat(ctx context.Context, f *fop.Fd, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	var st xdr.Iatt
 	var rx xdr.Dict
-	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *fop.Fd) error {
+	rf, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *fop.Fd) error {
 		var err error
 		st, rx, err = r.kids[i].Fstat(ctx, cf, xd)
 		return err
@@ -269,7 +291,7 @@ func (r *Replicate) Fstat(ctx context.Context, f *fop.Fd, xd xdr.Dict) (xdr.Iatt
 	if err != nil {
 		return st, nil, err
 	}
-	err = r.readTxn(ctx, f.GFID, false, fn)
+	err = r.readTxnFd(ctx, rf, false, fn)
 	return st, rx, err
 }
 
@@ -300,7 +322,7 @@ func (r *Replicate) Readlink(ctx context.Context, gfid xdr.GFID, xd xdr.Dict) (s
 func (r *Replicate) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd xdr.Dict) ([]byte, xdr.Dict, error) {
 	var data []byte
 	var rx xdr.Dict
-	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *fop.Fd) error {
+	rf, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *fop.Fd) error {
 		var err error
 		data, rx, err = r.kids[i].Read(ctx, cf, off, size, xd)
 		return err
@@ -308,7 +330,7 @@ func (r *Replicate) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32
 	if err != nil {
 		return nil, nil, err
 	}
-	err = r.readTxn(ctx, f.GFID, false, fn)
+	err = r.readTxnFd(ctx, rf, false, fn)
 	return data, rx, err
 }
 
@@ -316,7 +338,7 @@ func (r *Replicate) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32
 func (r *Replicate) Seek(ctx context.Context, f *fop.Fd, off uint64, what int32, xd xdr.Dict) (uint64, xdr.Dict, error) {
 	var o uint64
 	var rx xdr.Dict
-	_, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *fop.Fd) error {
+	rf, fn, err := r.withFd(f, func(ctx context.Context, i int, cf *fop.Fd) error {
 		var err error
 		o, rx, err = r.kids[i].Seek(ctx, cf, off, what, xd)
 		return err
@@ -324,7 +346,7 @@ func (r *Replicate) Seek(ctx context.Context, f *fop.Fd, off uint64, what int32,
 	if err != nil {
 		return 0, nil, err
 	}
-	err = r.readTxn(ctx, f.GFID, false, fn)
+	err = r.readTxnFd(ctx, rf, false, fn)
 	return o, rx, err
 }
 
@@ -392,7 +414,7 @@ func (r *Replicate) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size
 	if rc >= 0 && offset != 0 {
 		err = read(ctx, rc)
 	} else {
-		err = r.readTxn(ctx, f.GFID, false, read)
+		err = r.readTxnFd(ctx, rf, false, read)
 	}
 	if err != nil {
 		return nil, false, nil, err

@@ -230,7 +230,7 @@ func TestWriteAccusesFailedBrickBeforeAck(t *testing.T) {
 	}
 	// The failed brick serves no more reads of this file: neither from
 	// the cached readable set nor after a fresh lookup.
-	order, err := r.readOrder(ctx, r.inode(testGFID), false)
+	order, err := r.readOrder(ctx, r.inode(testGFID), nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestWriteAccusesFailedBrickBeforeAck(t *testing.T) {
 		}
 	}
 	r.inode(testGFID).readable = nil
-	order, err = r.readOrder(ctx, r.inode(testGFID), false)
+	order, err = r.readOrder(ctx, r.inode(testGFID), nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestReadAvoidsAccusedBrick(t *testing.T) {
 	if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); err != nil {
 		t.Fatal(err)
 	}
-	order, err := r.readOrder(ctx, r.inode(testGFID), false)
+	order, err := r.readOrder(ctx, r.inode(testGFID), nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func TestReadAvoidsAccusedBrick(t *testing.T) {
 	f[0].lookupX = r.changelog(counts{}, map[int]counts{1: {1, 0, 0}, 2: {1, 0, 0}})
 	f[1].lookupX = r.changelog(counts{}, map[int]counts{0: {1, 0, 0}})
 	r.inode(testGFID).readable = nil
-	if _, err := r.readOrder(ctx, r.inode(testGFID), false); fop.Errno(err) != syscall.EIO {
+	if _, err := r.readOrder(ctx, r.inode(testGFID), nil, false); fop.Errno(err) != syscall.EIO {
 		t.Fatalf("split-brain read: %v, want EIO", err)
 	}
 }
@@ -407,7 +407,7 @@ func TestUnanimousErrorIsTheAnswer(t *testing.T) {
 			if _, _, err := r.Lookup(ctx, xdr.RootGFID, "f", xdr.GFID{}, nil); fop.Errno(err) != tc.byName || (tc.byName == 0) != (err == nil) {
 				t.Errorf("lookup by name: %v, want %v", err, tc.byName)
 			}
-			if _, _, err := r.refresh(ctx, r.inode(testGFID)); fop.Errno(err) != tc.byID || (tc.byID == 0) != (err == nil) {
+			if _, _, err := r.refresh(ctx, r.inode(testGFID), nil); fop.Errno(err) != tc.byID || (tc.byID == 0) != (err == nil) {
 				t.Errorf("lookup by gfid: %v, want %v", err, tc.byID)
 			}
 		})

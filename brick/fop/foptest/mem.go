@@ -288,6 +288,11 @@ func (m *Mem) Lookup(ctx context.Context, parent xdr.GFID, name string, gfid xdr
 	if err != nil {
 		return xdr.Iatt{}, nil, err
 	}
+	if ino.st.Nlink == 0 {
+		// Open but unlinked: a posix brick has moved its gfid handle
+		// away, so only its fds reach it.
+		return xdr.Iatt{}, nil, m.err("LOOKUP", g, syscall.ENOENT)
+	}
 	return stat(ino), requested(ino, xdata), nil
 }
 
@@ -314,7 +319,7 @@ func (m *Mem) Fstat(ctx context.Context, f *fop.Fd, xd xdr.Dict) (xdr.Iatt, xdr.
 	if err != nil {
 		return xdr.Iatt{}, nil, err
 	}
-	return stat(ino), nil, nil
+	return stat(ino), requested(ino, xd), nil
 }
 
 // enterFd is enter for an fd fop: the fd must have been opened here and

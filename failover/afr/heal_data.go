@@ -151,7 +151,9 @@ func (r *Replicate) healFinish(ctx context.Context, ino *inode, fds []*fop.Fd, s
 	if err != nil {
 		return false, err
 	}
-	defer r.release(ino, 0, whole, false)
+	// Released at once, not after post-op-delay: the metadata heal that
+	// follows needs the lock's range too.
+	defer r.release(ino, 0, whole, true)
 	if count(part) < r.n() {
 		return false, nil
 	}

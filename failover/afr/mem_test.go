@@ -18,6 +18,11 @@ import (
 // does not run (tests call the heals themselves).
 func memReplica(t *testing.T) (*Replicate, []*foptest.Mem) {
 	t.Helper()
+	return memReplicaWith(t, ReplicateOptions{Arbiter: -1, PostOpDelay: 10 * time.Millisecond, FopTimeout: 5 * time.Second})
+}
+
+func memReplicaWith(t *testing.T, o ReplicateOptions) (*Replicate, []*foptest.Mem) {
+	t.Helper()
 	mems := make([]*foptest.Mem, 3)
 	kids := make([]Child, 3)
 	names := make([]string, 3)
@@ -26,8 +31,7 @@ func memReplica(t *testing.T) (*Replicate, []*foptest.Mem) {
 		mems[i] = foptest.NewMem(names[i])
 		kids[i] = mems[i]
 	}
-	r, err := NewReplicate("v-replicate-0", kids, names,
-		ReplicateOptions{Arbiter: -1, PostOpDelay: 10 * time.Millisecond, FopTimeout: 5 * time.Second}, zaptest.NewLogger(t))
+	r, err := NewReplicate("v-replicate-0", kids, names, o, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,4 +312,41 @@ func TestCreateOverGfidSplitBrain(t *testing.T) {
 		t.Fatalf("create of an existing name: gfid %v, %v; want the existing file's", st.GFID, err)
 	}
 	_ = r.Release(ctx, f)
+}
+
+// A data heal gives its lock up when it is done, so the metadata heal of
+// the same file right after it runs at once instead of finding the lock
+// busy for post-op-delay (and waiting a worker round of 10 s).
+func TestMetaHealRightAfterDataHeal(t *testing.T) {
+	r, mems := memReplicaWith(t, ReplicateOptions{Arbiter: -1, PostOpDelay: time.Hour, FopTimeout: 5 * time.Second})
+	ctx := context.Background()
+	mems[2].SetDown(true)
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Write(ctx, f, 0, []byte("data to heal"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := r.Setattr(ctx, foptest.GFID(1), &xdr.Iatt{Mode: 0o600}, fop.SetAttrMode, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Release(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	mems[2].SetDown(false)
+	// The entry heal makes the file on the returning brick first.
+	r.healEntries(ctx)
+	if done, err := r.healData(ctx, foptest.GFID(1)); !done || err != nil {
+		t.Fatalf("data heal: done %v, %v", done, err)
+	}
+	if done, err := r.healMeta(ctx, foptest.GFID(1)); !done || err != nil {
+		t.Fatalf("metadata heal right after the data heal: done %v, %v", done, err)
+	}
+	if got, _ := mems[2].Data(foptest.GFID(1)); string(got) != "data to heal" {
+		t.Errorf("healed data %q", got)
+	}
+	if st, _, err := mems[2].Stat(ctx, foptest.GFID(1), nil); err != nil || st.Mode&0o777 != 0o600 {
+		t.Errorf("healed mode %o, %v", st.Mode, err)
+	}
 }

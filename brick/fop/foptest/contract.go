@@ -128,6 +128,16 @@ func Contract(t *testing.T, v fop.Fops) {
 	if st, _, err := v.Lookup(ctx, GFID(3), "g", xdr.GFID{}, nil); err != nil || st.GFID != GFID(1) {
 		t.Errorf("lookup d/g: %v %v", st.GFID, err)
 	}
+	// rename(2)'s refusals, as a posix brick gives them.
+	_, _, err = v.Mkdir(ctx, GFID(3), "sub", 0o755, 0, GFID(9), nil)
+	must(err, "mkdir d/sub")
+	_, _, err = v.Rename(ctx, GFID(3), "g", GFID(3), "sub", nil)
+	want(err, syscall.EISDIR, "rename of a file over a directory")
+	_, _, err = v.Rename(ctx, GFID(3), "sub", GFID(3), "g", nil)
+	want(err, syscall.ENOTDIR, "rename of a directory over a file")
+	_, _, err = v.Rename(ctx, RootGFID, "d", GFID(9), "loop", nil)
+	want(err, syscall.EINVAL, "rename of a directory into itself")
+	must(fop.ErrOnly(v.Rmdir(ctx, GFID(3), "sub", 0, nil)), "rmdir d/sub")
 	dir, _, err := v.Opendir(ctx, GFID(3), nil)
 	must(err, "opendir d")
 	var names []string

@@ -58,6 +58,7 @@ type Mem struct {
 	calls  map[string]int           // GUARDED_BY(mu); by fop name
 	kicks  []string                 // GUARDED_BY(mu)
 	opened map[*fop.Fd]bool         // GUARDED_BY(mu); fds open here
+	lost   map[*fop.Fd]bool         // GUARDED_BY(mu); fds open when the brick went down
 
 	watchers []func(up bool) // GUARDED_BY(mu)
 }
@@ -74,7 +75,7 @@ func (m *Mem) Watch(fn func(up bool)) {
 // NewMem returns an empty brick named name holding the volume root.
 func NewMem(name string) *Mem {
 	m := &Mem{name: name, inodes: map[xdr.GFID]*inode{}, locks: map[string][]lock{},
-		refuse: map[string]syscall.Errno{}, hang: map[string]chan struct{}{}, calls: map[string]int{}, opened: map[*fop.Fd]bool{}}
+		refuse: map[string]syscall.Errno{}, hang: map[string]chan struct{}{}, calls: map[string]int{}, opened: map[*fop.Fd]bool{}, lost: map[*fop.Fd]bool{}}
 	m.cond = sync.NewCond(&m.mu)
 	m.inodes[RootGFID] = &inode{st: xdr.Iatt{GFID: RootGFID, Ino: 1, Mode: syscall.S_IFDIR | 0o755, Nlink: 2, Blksize: 4096},
 		xattrs: map[string][]byte{}, children: map[string]xdr.GFID{}}
@@ -105,6 +106,9 @@ func (m *Mem) SetDown(down bool) {
 	m.down = down
 	if down {
 		m.locks = map[string][]lock{}
+		for f := range m.opened {
+			m.lost[f] = true
+		}
 		m.opened = map[*fop.Fd]bool{}
 		for g, ino := range m.inodes {
 			if ino.open = 0; ino.st.Nlink == 0 {
@@ -328,6 +332,15 @@ func (m *Mem) enterFd(ctx context.Context, op string, f *fop.Fd) error {
 	if err := m.enter(ctx, op, f.GFID); err != nil {
 		return err
 	}
+	if !m.opened[f] && m.lost[f] {
+		// The brick client reopens an fd by gfid on its first fop after
+		// a reconnect (a file unlinked meanwhile cannot be reopened).
+		if ino := m.inodes[f.GFID]; ino != nil && ino.st.Nlink > 0 {
+			delete(m.lost, f)
+			m.opened[f] = true
+			ino.open++
+		}
+	}
 	if !m.opened[f] {
 		m.mu.Unlock()
 		return m.err(op, f.GFID, syscall.EBADF)
@@ -467,6 +480,7 @@ func (m *Mem) Release(ctx context.Context, f *fop.Fd) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.calls["RELEASE"]++
+	delete(m.lost, f)
 	if !m.opened[f] {
 		return nil
 	}
@@ -726,6 +740,23 @@ func (m *Mem) Rmdir(ctx context.Context, parent xdr.GFID, name string, flags int
 	return nil, nil
 }
 
+// below reports whether g is somewhere under directory dir. REQUIRES m.mu.
+func (m *Mem) below(dir, g xdr.GFID) bool {
+	d := m.inodes[dir]
+	if d == nil {
+		return false
+	}
+	for _, c := range d.children {
+		if c == g {
+			return true
+		}
+		if ci := m.inodes[c]; ci != nil && ci.children != nil && m.below(c, g) {
+			return true
+		}
+	}
+	return false
+}
+
 // dropTree unlinks a directory's contents, depth first, then the
 // directory. REQUIRES m.mu.
 func (m *Mem) dropTree(g xdr.GFID) {
@@ -760,8 +791,18 @@ func (m *Mem) Rename(ctx context.Context, oldParent xdr.GFID, oldName string, ne
 	if !ok {
 		return xdr.Iatt{}, nil, m.err("RENAME", oldParent, syscall.ENOENT)
 	}
+	src := m.inodes[g]
+	if src.children != nil && (newParent == g || m.below(g, newParent)) {
+		return xdr.Iatt{}, nil, m.err("RENAME", newParent, syscall.EINVAL)
+	}
 	if old, ok := nd.children[newName]; ok && old != g {
-		if c := m.inodes[old]; c.children != nil && len(c.children) > 0 {
+		c := m.inodes[old]
+		switch {
+		case src.children != nil && c.children == nil:
+			return xdr.Iatt{}, nil, m.err("RENAME", newParent, syscall.ENOTDIR)
+		case src.children == nil && c.children != nil:
+			return xdr.Iatt{}, nil, m.err("RENAME", newParent, syscall.EISDIR)
+		case c.children != nil && len(c.children) > 0:
 			return xdr.Iatt{}, nil, m.err("RENAME", newParent, syscall.ENOTEMPTY)
 		}
 		m.drop(old)

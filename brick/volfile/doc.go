@@ -1,7 +1,10 @@
 // Package volfile reads the client volfile glusterd serves for a volume
-// (GETSPEC), decides whether brickfs can mount the graph it describes,
-// parses the mount spec that names the volume, and keeps the last good
-// volfile of each volume on local disk.
+// (GETSPEC), follows it while a volume is mounted (Watch), parses the
+// mount spec that names the volume, and keeps the last good volfile of
+// each volume on local disk. Which translators brickfs carries out, passes
+// by or refuses is the graph assembler's registry (package failover); this
+// package knows their names (Canonical maps GlusterFS's second names,
+// cluster/dht, cluster/afr, to the first).
 //
 // # Volfiles
 //
@@ -12,34 +15,16 @@
 // output gives an equal graph. Parse is bounded (MaxSize, MaxVolumes,
 // MaxDepth) and never panics.
 //
-// # Translator policy
+// # Following
 //
-// Graph.Check puts every translator reachable from the top in one of three
-// roles (see Role): Carry, what brickfs does itself (protocol/client,
-// features/utime, cluster/distribute over one subvolume); PassBy, what it
-// may skip because it only caches, batches, prefetches or measures
-// (performance/*, debug/io-stats and other debug translators, meta,
-// system/posix-acl, whose checks the bricks repeat from the credentials
-// brickfs sends); and Unsupported, which makes brickfs refuse the volume.
-// Unsupported are the translators that change where or how data is stored
-// (cluster/replicate until failover implements it, cluster/disperse,
-// features/shard, ...), those enforcing a client-side rule brickfs does not
-// enforce (features/read-only, features/worm), features/snapview-client
-// (user-serviceable snapshots: it adds a .snaps namespace and a second
-// graph through snapd) and every type the policy does not know. The policy
-// is one table in policy.go; supporting a translator is one row there.
-//
-// Graph.Chain returns, for a graph over one brick, the translators from the
-// top down to the protocol/client, so a caller can see which translators it
-// must carry out (Find(chain, TypeDistribute) != nil: MKDIR must set the
-// DHT layout xattr).
+// Watch stays connected to one glusterd of the list (the next when it
+// goes), fetches the volfile on every FETCHSPEC callback and after every
+// reconnect, and hands a changed volfile to its caller's apply function.
 //
 // # Errors
 //
 // Parse returns a *SyntaxError naming the line ("volfile line 12:
-// subvolume \"x\" of \"y\" is not defined"). Check and Chain return an
-// *UnsupportedError naming the GlusterFS volume, the translator and its
-// type, and what could go wrong. ParseSpec errors quote the spec and say
+// subvolume \"x\" of \"y\" is not defined"). ParseSpec errors quote the spec and say
 // the expected form. Cache.Load wraps ErrNotCached (which matches
 // fs.ErrNotExist) when there is nothing usable to load.
 //

@@ -193,7 +193,7 @@ var dhtLayout = []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xf
 
 // Mkdir creates the directory with the layout xattr.
 func (d *distribute) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, gfid xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
-	xd = xd.With("trusted.glusterfs.dht", xdr.Ptr(dhtLayout))
+	xd = append(xdr.Dict{}, xd...).With("trusted.glusterfs.dht", xdr.Ptr(dhtLayout))
 	return d.Subvolume.Mkdir(ctx, parent, name, mode, umask, gfid, xd)
 }
 

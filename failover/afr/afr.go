@@ -69,6 +69,11 @@ type Replicate struct {
 	watchMu  sync.Mutex
 	watchers []func(up bool) // GUARDED_BY(watchMu)
 	told     *bool           // GUARDED_BY(watchMu); the state watchers last heard
+	events   []event         // GUARDED_BY(watchMu); not yet delivered, in order
+	wake     chan struct{}   // a new event is queued
+	stop     chan struct{}   // closed by Close
+	stopOnce sync.Once
+	deliverd chan struct{} // closed when the delivery goroutine ends
 
 	mu     sync.Mutex
 	inodes map[xdr.GFID]*inode // GUARDED_BY(mu)
@@ -97,7 +102,9 @@ func NewReplicate(name string, kids []Child, pendingNames []string, opts Replica
 	if opts.FopTimeout == 0 {
 		opts.FopTimeout = 10 * time.Second
 	}
-	r := &Replicate{name: name, kids: kids, opts: opts, log: log.With(zap.String("subvol", name)), inodes: map[xdr.GFID]*inode{}}
+	r := &Replicate{name: name, kids: kids, opts: opts, log: log.With(zap.String("subvol", name)), inodes: map[xdr.GFID]*inode{},
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), deliverd: make(chan struct{})}
+	go r.deliver()
 	for _, n := range pendingNames {
 		r.keys = append(r.keys, "trusted.afr."+n)
 	}
@@ -123,18 +130,60 @@ func (r *Replicate) ChildEvent(i int, up bool) {
 	r.notify()
 }
 
-// notify tells the watchers the replica set's state if it changed since
-// they last heard.
+// event is a state change to deliver: to every watcher, or to one that
+// just registered (only).
+type event struct {
+	up   bool
+	only func(up bool)
+	n    int // watchers registered when it was queued: the ones it goes to
+}
+
+// notify queues the replica set's state for the watchers if it changed
+// since they last heard. Delivery runs on its own goroutine, in order, so
+// a watcher never runs under the replica set's locks or on a brick's
+// connection goroutine, and may call back into the replica set.
 func (r *Replicate) notify() {
-	r.watchMu.Lock()
-	defer r.watchMu.Unlock()
 	now := r.Up()
+	r.watchMu.Lock()
 	if r.told != nil && *r.told == now {
+		r.watchMu.Unlock()
 		return
 	}
 	r.told = &now
-	for _, fn := range r.watchers {
-		fn(now)
+	r.events = append(r.events, event{up: now, n: len(r.watchers)})
+	r.watchMu.Unlock()
+	r.poke()
+}
+
+func (r *Replicate) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// deliver hands queued events to the watchers until Close.
+func (r *Replicate) deliver() {
+	defer close(r.deliverd)
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-r.wake:
+		}
+		r.watchMu.Lock()
+		evs, ws := r.events, append([]func(up bool){}, r.watchers...)
+		r.events = nil
+		r.watchMu.Unlock()
+		for _, ev := range evs {
+			if ev.only != nil {
+				ev.only(ev.up)
+				continue
+			}
+			for _, fn := range ws[:ev.n] {
+				fn(ev.up)
+			}
+		}
 	}
 }
 
@@ -145,11 +194,16 @@ func (r *Replicate) Name() string { return r.name }
 // AFR's CHILD_UP to its parent.
 func (r *Replicate) Up() bool { return r.hasQuorum(r.up()) }
 
-// Watch registers fn for the replica set's up and down events.
+// Watch registers fn for the replica set's up and down events; fn first
+// hears the state the replica set is in now.
 func (r *Replicate) Watch(fn func(up bool)) {
 	r.watchMu.Lock()
 	r.watchers = append(r.watchers, fn)
+	if r.told != nil {
+		r.events = append(r.events, event{up: *r.told, only: fn})
+	}
 	r.watchMu.Unlock()
+	r.poke()
 }
 
 func (r *Replicate) n() int { return len(r.kids) }
@@ -168,6 +222,8 @@ func (r *Replicate) ChildrenUp() []bool { return r.up() }
 
 // Close stops the heal worker.
 func (r *Replicate) Close() {
+	r.stopOnce.Do(func() { close(r.stop) })
+	<-r.deliverd
 	r.healOnce.Do(func() {})
 	if r.healStop != nil {
 		r.healCancel()

@@ -216,12 +216,16 @@ func (r *Replicate) Write(ctx context.Context, f *fop.Fd, off uint64, data []byt
 	if err != nil {
 		return xdr.Iatt{}, nil, err
 	}
+	// AFR's own question (how many wait in its domain) goes with every
+	// write, whatever the caller asked; its answer is AFR's, not the
+	// caller's.
 	x := r.domCount
 	if len(xdata) > 0 {
-		x = append(append(xdr.Dict{}, xdata...), r.domCount...)
+		x = append(xdr.Dict{}, xdata...).With(r.domCount[0].Key, r.domCount[0].Value)
 	}
 	sts := make([]xdr.Iatt, r.n())
 	rxs := make([]xdr.Dict, r.n())
+	done := make([]bool, r.n())
 	post, err := r.rfData(ctx, rf, off, uint64(len(data)), sts, func(ctx context.Context, i int, cf *fop.Fd) error {
 		d := data
 		if i == r.opts.Arbiter {
@@ -229,21 +233,27 @@ func (r *Replicate) Write(ctx context.Context, f *fop.Fd, off uint64, data []byt
 		}
 		var err error
 		sts[i], rxs[i], err = r.kids[i].Write(ctx, cf, off, d, x)
-		if n, ok := rxs[i].Uint("glusterfs.inodelk-count"); ok && n > 1 {
+		if n, ok := rxs[i].Uint(inodelkCount); ok && n > 1 {
 			r.contended(rf.ino)
 		}
+		done[i] = err == nil
 		return err
 	})
 	if err != nil {
 		return xdr.Iatt{}, nil, err
 	}
-	for _, rx := range rxs {
-		if rx != nil {
-			return post, rx, nil
+	i := r.best(rf.ino, done)
+	var rx xdr.Dict
+	for _, p := range rxs[i] {
+		if p.Key != inodelkCount {
+			rx = append(rx, p)
 		}
 	}
-	return post, nil, nil
+	return post, rx, nil
 }
+
+// inodelkCount is the bricks' answer to glusterfs.inodelk-dom-count.
+const inodelkCount = "glusterfs.inodelk-count"
 
 // Fsync flushes every child taking part.
 func (r *Replicate) Fsync(ctx context.Context, f *fop.Fd, datasync bool, xd xdr.Dict) (xdr.Dict, error) {

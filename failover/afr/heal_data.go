@@ -11,6 +11,11 @@ import (
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
+// Client-side data heal: copy from a brick nobody accuses to the accused
+// ones, chunk by chunk under the file's data lock, then clear the
+// accusations with negated xattrops (see healqueue.go for why brickfs
+// heals at all).
+
 // healChunk is the size copied under one lock (AFR uses 128 KiB).
 const healChunk = 1 << 20
 

@@ -12,6 +12,15 @@ import (
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
+// Client-side entry heal, for the same reason as the data heal
+// (healqueue.go): after a hung or silent brick only brickfs knows which
+// names it changed without that fop. It records them, and when the brick
+// is back it creates on it what the good bricks have (same gfid, so the
+// data and metadata heals then fill the new files in) and removes what
+// they no longer have, under AFR's entry lock on the whole directory, then
+// takes back the directory's entry accusations and purges its granular
+// entry-heal index (afr-self-heal-entry.c, afr-self-heal-name.c).
+
 // healEntries heals every directory with recorded names; directories made
 // on the sink by one pass let their own names heal in the next.
 func (r *Replicate) healEntries(ctx context.Context) {

@@ -11,6 +11,16 @@ import (
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
+// Client-side heal.
+//
+// The self-heal daemon heals what the changelog marks, but only when its
+// own connection to a brick saw the brick go and come back, or at its next
+// crawl (10 minutes by default). After a brick hung (SIGSTOP) or its host
+// went silent, only brickfs noticed, so brickfs heals the files it marked
+// itself, as soon as the brick is back, the way AFR's heal does. The
+// transactions reach heal only through this file: they note what they
+// accused (noteHeal, noteEntryHeal) and kick the worker.
+
 // HealPending is how many files and directories the replica set knows
 // need heal (those it accused a brick for since it started).
 func (r *Replicate) HealPending() int {

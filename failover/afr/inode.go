@@ -169,3 +169,17 @@ func (r *Replicate) best(ino *inode, ok []bool) int {
 	}
 	return first(ok)
 }
+
+// bestMeta returns the first child of ok whose metadata is good (not
+// accused in the metadata slot), or -1 when none of them is.
+func (r *Replicate) bestMeta(ino *inode, ok []bool) int {
+	ino.mu.Lock()
+	good := ino.metaRead
+	ino.mu.Unlock()
+	for i := range ok {
+		if ok[i] && good != nil && good[i] {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,13 +1,20 @@
 package afr
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"syscall"
+	"time"
 
 	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
+
+// The fops a parent layer drives through the replica set rather than
+// through a brick: inode and entry locks in the parent's own domains
+// (distribute's dht.layout.heal, dht.entry.sync), xattrop (shard's file
+// size), copy_file_range.
 
 // Inodelk takes or drops an inode lock in the caller's domain on every
 // child that is up, as afr_inodelk does: a lock holds when a quorum of
@@ -77,18 +84,21 @@ func (r *Replicate) ownDomain(op string, g xdr.GFID) error {
 }
 
 // lockFop carries out a parent's lock command over the children that are
-// up, as afr_fop_lock does. An unlock goes to every child that is up. A
-// lock is tried on all of them at once without blocking; if a child
-// reports a conflict, what was granted is undone and, for a blocking
-// command, the lock is then taken child after child in index order (so two
-// clients never each hold a part and wait for the rest). It holds when a
-// quorum of children granted it.
+// up, as afr_fop_lock does. An unlock goes to every child that is up,
+// with or without quorum (a lock left on one brick would block every
+// other client once the rest came back). A lock is tried on all children
+// at once without blocking; if a child reports a conflict, what was
+// granted is undone and the lock is taken child after child in index
+// order (blocking or not, as asked), so two clients never each hold a part
+// and retry forever. It holds when a quorum of children granted it.
+//
+// A blocking wait runs apart from the caller: when the caller gives up
+// (an interrupted fcntl), it answers EINTR at once, and whatever the
+// bricks grant later is released again rather than held by an owner that
+// left.
 func (r *Replicate) lockFop(ctx context.Context, op string, g xdr.GFID, unlock bool, cmd, blockingCmd uint32,
 	call func(ctx context.Context, i int, cmd uint32, fl xdr.Flock) error, fl xdr.Flock) error {
 	up := r.up()
-	if !r.hasQuorum(up) {
-		return r.errNoQuorum(op)
-	}
 	if unlock {
 		rs := r.fanout(context.WithoutCancel(ctx), up, func(ctx context.Context, i int) error {
 			return call(ctx, i, fop.LkSet, fl)
@@ -97,6 +107,9 @@ func (r *Replicate) lockFop(ctx context.Context, op string, g xdr.GFID, unlock b
 			return r.finalErr(rs, up)
 		}
 		return nil
+	}
+	if !r.hasQuorum(up) {
+		return r.errNoQuorum(op)
 	}
 	if cmd == fop.LkGet {
 		return r.readTxn(ctx, g, false, func(ctx context.Context, i int) error {
@@ -128,34 +141,58 @@ func (r *Replicate) lockFop(ctx context.Context, op string, g xdr.GFID, unlock b
 		return r.quorumErr(op, rs, up)
 	}
 	undo(got)
-	if cmd != blockingCmd {
-		return &fop.OpError{Brick: r.name, Fop: op, GFID: g, Errno: syscall.EAGAIN}
-	}
-	got = make([]bool, r.n())
-	var lastErr error
-	for i := range r.kids {
-		if !up[i] {
-			continue
+	// One child after the other, in index order.
+	serial := func(ctx context.Context) ([]bool, error) {
+		got := make([]bool, r.n())
+		var lastErr error
+		for i := range r.kids {
+			if !up[i] {
+				continue
+			}
+			err := call(ctx, i, cmd, fl)
+			if err == nil {
+				got[i] = true
+				continue
+			}
+			lastErr = err
+			if fop.Errno(err) != syscall.ENOTCONN {
+				undo(got)
+				return nil, err
+			}
 		}
-		err := call(ctx, i, blockingCmd, fl)
-		if err == nil {
-			got[i] = true
-			continue
-		}
-		lastErr = err
-		if fop.Errno(err) != syscall.ENOTCONN {
+		if !r.hasQuorum(got) {
 			undo(got)
-			return err
+			if lastErr == nil {
+				lastErr = r.errNoQuorum(op)
+			}
+			return nil, lastErr
 		}
+		return got, nil
 	}
-	if !r.hasQuorum(got) {
-		undo(got)
-		if lastErr == nil {
-			lastErr = r.errNoQuorum(op)
-		}
-		return lastErr
+	if cmd != blockingCmd {
+		_, err := serial(ctx)
+		return err
 	}
-	return nil
+	type result struct {
+		got []bool
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		got, err := serial(context.WithoutCancel(ctx))
+		done <- result{got, err}
+	}()
+	select {
+	case res := <-done:
+		return res.err
+	case <-ctx.Done():
+		go func() {
+			if res := <-done; res.err == nil {
+				undo(res.got)
+			}
+		}()
+		return &fop.OpError{Brick: r.name, Fop: op, GFID: g, Errno: syscall.EINTR, Err: ctx.Err()}
+	}
 }
 
 // Xattrop applies an xattrop on every child as a metadata transaction
@@ -166,6 +203,7 @@ func (r *Replicate) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, di
 		return nil, nil, err
 	}
 	ino := r.inode(gfid)
+	r.freshen(ctx, ino, nil)
 	outs := make([]xdr.Dict, r.n())
 	ok, err := r.metaTxn(ctx, ino, func(ctx context.Context, i int) error {
 		var err error
@@ -175,7 +213,33 @@ func (r *Replicate) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, di
 	if err != nil {
 		return nil, nil, err
 	}
-	return outs[r.best(ino, ok)], nil, nil
+	return r.xattropResult("XATTROP", ino, ok, outs)
+}
+
+// freshen makes sure the inode's readable children are known for this
+// generation of child events (a refresh that fails leaves them unknown;
+// the transaction then answers for itself).
+func (r *Replicate) freshen(ctx context.Context, ino *inode, rf *replFd) {
+	ino.mu.Lock()
+	fresh := ino.readable != nil && ino.readGen == r.gen.Load()
+	ino.mu.Unlock()
+	if !fresh {
+		_, _, _ = r.refresh(ctx, ino, rf)
+	}
+}
+
+// xattropResult is the value an xattrop answers: that of a brick whose
+// metadata is good, as AFR takes the reply of its metadata read child. A
+// brick whose metadata is accused may hold a different value (it missed
+// an earlier xattrop); with no good brick among those that applied it,
+// the value is unknown: EIO.
+func (r *Replicate) xattropResult(op string, ino *inode, ok []bool, outs []xdr.Dict) (xdr.Dict, xdr.Dict, error) {
+	i := r.bestMeta(ino, ok)
+	if i < 0 {
+		return nil, nil, &fop.OpError{Brick: r.name, Fop: op, GFID: ino.gfid, Errno: syscall.EIO,
+			Err: errors.New("no brick that applied it holds good metadata: its result is unknown")}
+	}
+	return outs[i], nil, nil
 }
 
 // Fxattrop is Xattrop through an open file.
@@ -192,11 +256,12 @@ func (r *Replicate) Fxattrop(ctx context.Context, f *fop.Fd, flags uint32, dict,
 	if err != nil {
 		return nil, nil, err
 	}
+	r.freshen(ctx, rf.ino, rf)
 	ok, err := r.metaTxn(ctx, rf.ino, fn)
 	if err != nil {
 		return nil, nil, err
 	}
-	return outs[r.best(rf.ino, ok)], nil, nil
+	return r.xattropResult("FXATTROP", rf.ino, ok, outs)
 }
 
 // changelogKeys refuses a parent's change to the replication changelog,
@@ -210,11 +275,22 @@ func (r *Replicate) changelogKeys(op string, g xdr.GFID, dict xdr.Dict) error {
 	return nil
 }
 
-// CopyFileRange copies a range from in to out on every child as a data
-// transaction on out: each brick copies from its own copy of in (and
-// reflinks where its filesystem can). A child whose copy of in is not
-// readable takes no part and is accused for out; the arbiter keeps no
-// data and copies nothing. The count is the smallest any child copied.
+// copyRound bounds one round of a copy: each round is its own data
+// transaction, bounded by fop-timeout, so a brick that copies by reading
+// and writing (no reflink) is never dropped for a long copy and never
+// stalls its other clients for more than one round.
+var copyRound uint64 = 64 << 20
+
+// CopyFileRange copies a range from in to out on every child, round by
+// round (copyRound bytes each), as data transactions on out: each brick
+// copies from its own copy of in (and reflinks where its filesystem can).
+// The source is locked for the round too, so no write reaches some copies
+// of it and not others while they are copied, and which copies of it are
+// good is read under that lock: a child whose copy is not takes no part
+// and is accused for out. The arbiter keeps no data and copies nothing.
+// A round advances by the smallest count any child copied; a short round
+// ends the copy (the source's end of file). An error after some rounds
+// answers the bytes copied so far.
 func (r *Replicate) CopyFileRange(ctx context.Context, in *fop.Fd, offIn uint64, out *fop.Fd, offOut, size uint64, flags uint32, xd xdr.Dict) (uint64, xdr.Iatt, xdr.Dict, error) {
 	rin, err := r.rfd(in)
 	if err != nil {
@@ -224,41 +300,99 @@ func (r *Replicate) CopyFileRange(ctx context.Context, in *fop.Fd, offIn uint64,
 	if err != nil {
 		return 0, xdr.Iatt{}, nil, err
 	}
-	if _, err := r.readOrder(ctx, rin.ino, rin, false); err != nil {
-		return 0, xdr.Iatt{}, nil, err
+	if rin.ino == rout.ino && offIn < offOut+size && offOut < offIn+size {
+		return 0, xdr.Iatt{}, nil, &fop.OpError{Brick: r.name, Fop: "COPY_FILE_RANGE", GFID: in.GFID, Errno: syscall.EINVAL,
+			Err: errors.New("source and destination ranges of one file overlap")}
+	}
+	var total uint64
+	var post xdr.Iatt
+	for total < size {
+		n := min(size-total, copyRound)
+		got, p, err := r.copyOnce(ctx, rin, offIn+total, rout, offOut+total, n, flags, xd)
+		if err != nil {
+			if total > 0 {
+				return total, post, nil, nil
+			}
+			return 0, xdr.Iatt{}, nil, err
+		}
+		total, post = total+got, p
+		if got < n {
+			break
+		}
+	}
+	return total, post, nil, nil
+}
+
+// copyOnce is one round of CopyFileRange. Both ranges are taken in the
+// order of their files' gfids, so two clients copying in opposite
+// directions never deadlock.
+func (r *Replicate) copyOnce(ctx context.Context, rin *replFd, offIn uint64, rout *replFd, offOut, n uint64, flags uint32, xd xdr.Dict) (uint64, xdr.Iatt, error) {
+	start := time.Now()
+	type rng struct {
+		ino      *inode
+		off, len uint64
+	}
+	src, dst := rng{rin.ino, offIn, n}, rng{rout.ino, offOut, n}
+	first, second := src, dst
+	if bytes.Compare(dst.ino.gfid[:], src.ino.gfid[:]) < 0 {
+		first, second = dst, src
+	}
+	p1, err := r.acquire(ctx, first.ino, first.off, first.len)
+	if err != nil {
+		return 0, xdr.Iatt{}, err
+	}
+	p2, err := r.acquire(ctx, second.ino, second.off, second.len)
+	if err != nil {
+		r.release(first.ino, first.off, first.len, false)
+		return 0, xdr.Iatt{}, err
+	}
+	partDst := p2
+	if first == dst {
+		partDst = p1
+	}
+	// Which copies of the source are good, read under its lock.
+	_, srcOK, err := r.refresh(ctx, rin.ino, rin)
+	if err != nil {
+		r.release(rin.ino, offIn, n, false)
+		r.release(rout.ino, offOut, n, false)
+		return 0, xdr.Iatt{}, err
 	}
 	rin.ino.mu.Lock()
-	src := clone(rin.ino.readable)
+	good := and(srcOK, rin.ino.readable)
 	rin.ino.mu.Unlock()
+	defer r.release(rin.ino, offIn, n, false)
 	sts := make([]xdr.Iatt, r.n())
 	ns := make([]uint64, r.n())
 	copied := make([]bool, r.n())
-	post, err := r.rfData(ctx, rout, offOut, size, sts, func(ctx context.Context, i int, cf *fop.Fd) error {
+	ok, err := r.dataTxnHeld(ctx, rout.ino, rout, offOut, n, partDst, start, func(ctx context.Context, i int) error {
+		cf, err := r.child(ctx, rout, i)
+		if err != nil {
+			return err
+		}
 		if i == r.opts.Arbiter {
-			var err error
 			sts[i], _, err = r.kids[i].Fstat(ctx, cf, nil)
 			return err
 		}
-		if src == nil || !src[i] {
-			return &fop.OpError{Brick: r.kids[i].Name(), Fop: "COPY_FILE_RANGE", GFID: in.GFID, Errno: syscall.ESTALE,
+		if !good[i] {
+			return &fop.OpError{Brick: r.kids[i].Name(), Fop: "COPY_FILE_RANGE", GFID: rin.ino.gfid, Errno: syscall.ESTALE,
 				Err: errors.New("this brick's copy of the source is not readable")}
 		}
 		cin, err := r.child(ctx, rin, i)
 		if err != nil {
 			return err
 		}
-		ns[i], sts[i], _, err = r.kids[i].CopyFileRange(ctx, cin, offIn, cf, offOut, size, flags, xd)
+		ns[i], sts[i], _, err = r.kids[i].CopyFileRange(ctx, cin, offIn, cf, offOut, n, flags, xd)
 		copied[i] = err == nil
 		return err
 	})
 	if err != nil {
-		return 0, xdr.Iatt{}, nil, err
+		return 0, xdr.Iatt{}, err
 	}
-	n, any := uint64(0), false
+	got, any := uint64(0), false
 	for i, c := range copied {
-		if c && (!any || ns[i] < n) {
-			n, any = ns[i], true
+		if c && (!any || ns[i] < got) {
+			got, any = ns[i], true
 		}
 	}
-	return n, post, nil, nil
+	return got, r.pick(rout.ino, ok, sts), nil
 }

@@ -134,20 +134,42 @@ func TestParentEntrylkNoDeadlock(t *testing.T) {
 // when that changes, once per change.
 func TestWatchQuorum(t *testing.T) {
 	r, mems := memReplica(t)
-	var mu sync.Mutex
-	var events []bool
-	r.Watch(func(up bool) { mu.Lock(); events = append(events, up); mu.Unlock() })
+	events := make(chan bool, 10)
+	r.Watch(func(up bool) {
+		events <- up
+		// A watcher may call back into the replica set.
+		_ = r.Up()
+		r.Watch(func(bool) {})
+	})
 	if !r.Up() || r.Name() != "v-replicate-0" || r.QuorumText() != "auto (2 of 3)" {
 		t.Fatalf("up %v name %q quorum %q", r.Up(), r.Name(), r.QuorumText())
 	}
+	next := func() bool {
+		select {
+		case up := <-events:
+			return up
+		case <-time.After(10 * time.Second):
+			t.Fatal("no event")
+			return false
+		}
+	}
+	if !next() {
+		t.Fatal("a new watcher first hears the replica set is down")
+	}
 	mems[0].SetDown(true) // two of three: still up
 	mems[1].SetDown(true) // one: down
+	if next() {
+		t.Error("quorum lost, the watcher heard up")
+	}
 	mems[1].SetDown(false)
 	mems[0].SetDown(false)
-	mu.Lock()
-	defer mu.Unlock()
-	if len(events) != 2 || events[0] || !events[1] {
-		t.Errorf("events %v, want [false true]", events)
+	if !next() {
+		t.Error("quorum back, the watcher heard down")
+	}
+	select {
+	case up := <-events:
+		t.Errorf("an event without a change: %v", up)
+	case <-time.After(50 * time.Millisecond):
 	}
 	r.SetQuorum(3)
 	if r.QuorumText() != "fixed at 3 of 3" {
@@ -198,5 +220,193 @@ func TestHealWorkerDrains(t *testing.T) {
 	}
 	if got, _ := mems[2].Data(foptest.GFID(1)); string(got) != "healed by the worker" {
 		t.Errorf("brick 2 holds %q", got)
+	}
+}
+
+// An unlock goes out even when quorum is lost meanwhile: a lock left on
+// the one brick still up would block every other client once the rest
+// came back.
+func TestParentUnlockWithoutQuorum(t *testing.T) {
+	r, mems := memReplica(t)
+	const dom = "dht.layout.heal"
+	all := xdr.Flock{Type: fop.LkWrite}
+	if _, err := r.Inodelk(owner("a"), foptest.RootGFID, dom, fop.LkSet, all, nil); err != nil {
+		t.Fatal(err)
+	}
+	mems[1].SetDown(true)
+	mems[2].SetDown(true)
+	if _, err := r.Inodelk(owner("a"), foptest.RootGFID, dom, fop.LkSet, xdr.Flock{Type: fop.LkUnlock}, nil); err != nil {
+		t.Fatalf("unlock with one brick of three up: %v", err)
+	}
+	if _, err := mems[0].Inodelk(owner("b"), foptest.RootGFID, dom, fop.LkSet, all, nil); err != nil {
+		t.Errorf("brick 0 still holds the lock after the unlock: %v", err)
+	}
+}
+
+// A blocking lock whose caller gives up answers EINTR at once, and what a
+// brick grants afterwards is released, not held by an owner that left.
+func TestParentBlockingLockInterrupted(t *testing.T) {
+	r, mems := memReplica(t)
+	const dom = "dht.layout.heal"
+	all := xdr.Flock{Type: fop.LkWrite}
+	if _, err := mems[1].Inodelk(owner("other"), foptest.RootGFID, dom, fop.LkSet, all, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(owner("a"))
+	got := make(chan error, 1)
+	go func() {
+		_, err := r.Inodelk(ctx, foptest.RootGFID, dom, fop.LkSetW, all, nil)
+		got <- err
+	}()
+	// Wait until the blocking request is queued on brick 1 (a call
+	// counted there beyond the parallel try), then give up.
+	for mems[1].Calls("INODELK") < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-got; fop.Errno(err) != syscall.EINTR {
+		t.Fatalf("interrupted blocking lock: %v, want EINTR", err)
+	}
+	if _, err := mems[1].Inodelk(owner("other"), foptest.RootGFID, dom, fop.LkSet, xdr.Flock{Type: fop.LkUnlock}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The queued request is granted now and must be given back.
+	deadline := time.Now().Add(10 * time.Second)
+	for i := range mems {
+		for {
+			_, err := mems[i].Inodelk(owner("probe"), foptest.RootGFID, dom, fop.LkSet, all, nil)
+			if err == nil {
+				_, _ = mems[i].Inodelk(owner("probe"), foptest.RootGFID, dom, fop.LkSet, xdr.Flock{Type: fop.LkUnlock}, nil)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("brick %d: the lock an interrupted caller asked for is still held", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// An xattrop answers the value of a brick whose metadata is good: a brick
+// that missed an earlier add (shard's file size) holds a smaller sum.
+func TestXattropAnswersFromGoodMetadata(t *testing.T) {
+	r, mems := memReplica(t)
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = r.Release(ctx, f)
+	add := func(n byte) xdr.Dict {
+		return xdr.Dict{{Key: "trusted.glusterfs.shard.file-size", Value: xdr.Ptr([]byte{0, 0, 0, 0, 0, 0, 0, n})}}
+	}
+	mems[0].SetDown(true)
+	if _, _, err := r.Xattrop(ctx, foptest.GFID(1), fop.XattropAddArray64, add(16), nil); err != nil {
+		t.Fatal(err)
+	}
+	mems[0].SetDown(false)
+	out, _, err := r.Xattrop(ctx, foptest.GFID(1), fop.XattropAddArray64, add(16), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := out.Bytes("trusted.glusterfs.shard.file-size"); len(b) != 8 || b[7] != 32 {
+		t.Errorf("second add answered %x, want the sum 32 (brick 0, which missed the first, holds 16)", b)
+	}
+}
+
+// copy_file_range through the replica set: a brick whose copy of the
+// source is stale takes no part and is accused for the destination; the
+// copy goes in rounds; overlapping ranges of one file are refused.
+func TestCopyFileRangeThroughReplica(t *testing.T) {
+	r, mems := memReplica(t)
+	defer func(was uint64) { copyRound = was }(copyRound)
+	copyRound = 4096
+	ctx := context.Background()
+	src, _, _, err := r.Create(ctx, foptest.RootGFID, "src", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, src)
+	dst, _, _, err := r.Create(ctx, foptest.RootGFID, "dst", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(2), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, dst)
+	data := make([]byte, 3*4096+100)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	mems[2].SetDown(true) // brick 2 misses the source's data
+	if _, _, err := r.Write(ctx, src, 0, data, nil); err != nil {
+		t.Fatal(err)
+	}
+	mems[2].SetDown(false)
+	n, post, _, err := r.CopyFileRange(ctx, src, 0, dst, 0, 1<<20, 0, nil)
+	if err != nil || n != uint64(len(data)) || post.Size != uint64(len(data)) {
+		t.Fatalf("copy: %d bytes, size %d, %v; want %d", n, post.Size, err, len(data))
+	}
+	for i := 0; i < 2; i++ {
+		if got, _ := mems[i].Data(foptest.GFID(2)); string(got) != string(data) {
+			t.Errorf("brick %d: the copy holds %d bytes, not the source's", i, len(got))
+		}
+	}
+	if got, _ := mems[2].Data(foptest.GFID(2)); len(got) != 0 {
+		t.Errorf("brick 2, whose source is stale, copied %d bytes", len(got))
+	}
+	if b, ok := mems[0].Xattr(foptest.GFID(2), "trusted.afr.v-client-2"); !ok || len(b) < 4 || b[3] == 0 {
+		t.Errorf("the destination does not accuse brick 2 for data: %x", b)
+	}
+	if got, _, err := r.Read(ctx, dst, 0, uint32(len(data)), nil); err != nil || string(got) != string(data) {
+		t.Errorf("read of the copy: %d bytes, %v", len(got), err)
+	}
+	if _, _, _, err := r.CopyFileRange(ctx, src, 0, src, 100, 200, 0, nil); fop.Errno(err) != syscall.EINVAL {
+		t.Errorf("overlapping copy within one file: %v, want EINVAL", err)
+	}
+}
+
+// A write answers the bricks' reply xdata without AFR's own question's
+// answer (glusterfs.inodelk-count), and a caller's own dom-count key does
+// not make AFR send the key twice. Another client waiting in AFR's domain
+// makes the writer give its eager lock up.
+func TestWriteXdata(t *testing.T) {
+	r, mems := memReplicaWith(t, ReplicateOptions{Arbiter: -1, PostOpDelay: time.Hour, FopTimeout: 5 * time.Second})
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, f)
+	xd := xdr.Dict{{Key: "glusterfs.inodelk-dom-count", Value: xdr.Str("someone.else")}}
+	_, rx, err := r.Write(ctx, f, 0, []byte("x"), xd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rx.Get("glusterfs.inodelk-count"); ok {
+		t.Errorf("AFR's own inodelk count reached the caller: %v", rx)
+	}
+	if len(xd) != 1 {
+		t.Errorf("the caller's xdata was changed: %v", xd)
+	}
+
+	// Another client queues for the data lock in AFR's domain; the next
+	// write learns it from the bricks and gives the eager lock up at once.
+	got := make(chan error, 1)
+	go func() {
+		_, err := mems[0].Inodelk(owner("other"), foptest.GFID(1), r.Name(), fop.LkSetW, xdr.Flock{Type: fop.LkWrite}, nil)
+		got <- err
+	}()
+	for mems[0].Waiters() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if _, _, err := r.Write(ctx, f, 1, []byte("y"), nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the eager lock was kept (post-op-delay is an hour) with another client waiting for it")
 	}
 }

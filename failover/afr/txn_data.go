@@ -24,12 +24,19 @@ const whole = ^uint64(0)
 // never reaches their disks before the data it vouches for
 // (ensure-durability, afr_changelog_post_op_safe).
 func (r *Replicate) dataTxn(ctx context.Context, ino *inode, rf *replFd, off, length uint64, op func(ctx context.Context, i int) error) ([]bool, error) {
-	var t [3]time.Time // start, locked, fop done: for the slow-change log
-	t[0] = time.Now()
+	start := time.Now()
 	part, err := r.acquire(ctx, ino, off, length)
 	if err != nil {
 		return nil, err
 	}
+	return r.dataTxnHeld(ctx, ino, rf, off, length, part, start, op)
+}
+
+// dataTxnHeld is dataTxn once acquire gave the range: it runs the change
+// on the children taking part, settles the outcome and releases the range.
+func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off, length uint64, part []bool, start time.Time, op func(ctx context.Context, i int) error) ([]bool, error) {
+	var t [3]time.Time // start, locked, fop done: for the slow-change log
+	t[0] = start
 	t[1] = time.Now()
 	rs := r.fanout(ctx, part, op)
 	t[2] = time.Now()

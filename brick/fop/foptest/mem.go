@@ -48,17 +48,18 @@ type lock struct {
 type Mem struct {
 	name string
 
-	mu     sync.Mutex
-	cond   *sync.Cond
-	inodes map[xdr.GFID]*inode      // GUARDED_BY(mu)
-	locks  map[string][]lock        // GUARDED_BY(mu); by gfid+domain, or gfid+name+domain for entries
-	down   bool                     // GUARDED_BY(mu)
-	refuse map[string]syscall.Errno // GUARDED_BY(mu); by fop name
-	hang   map[string]chan struct{} // GUARDED_BY(mu); by fop name, closed to release
-	calls  map[string]int           // GUARDED_BY(mu); by fop name
-	kicks  []string                 // GUARDED_BY(mu)
-	opened map[*fop.Fd]bool         // GUARDED_BY(mu); fds open here
-	lost   map[*fop.Fd]bool         // GUARDED_BY(mu); fds open when the brick went down
+	mu      sync.Mutex
+	cond    *sync.Cond
+	inodes  map[xdr.GFID]*inode      // GUARDED_BY(mu)
+	locks   map[string][]lock        // GUARDED_BY(mu); by gfid+domain, or gfid+name+domain for entries
+	down    bool                     // GUARDED_BY(mu)
+	refuse  map[string]syscall.Errno // GUARDED_BY(mu); by fop name
+	hang    map[string]chan struct{} // GUARDED_BY(mu); by fop name, closed to release
+	calls   map[string]int           // GUARDED_BY(mu); by fop name
+	kicks   []string                 // GUARDED_BY(mu)
+	opened  map[*fop.Fd]bool         // GUARDED_BY(mu); fds open here
+	lost    map[*fop.Fd]bool         // GUARDED_BY(mu); fds open when the brick went down
+	waiting map[string]int           // GUARDED_BY(mu); blocked lock requests, by lock list
 
 	watchers []func(up bool) // GUARDED_BY(mu)
 }
@@ -75,7 +76,7 @@ func (m *Mem) Watch(fn func(up bool)) {
 // NewMem returns an empty brick named name holding the volume root.
 func NewMem(name string) *Mem {
 	m := &Mem{name: name, inodes: map[xdr.GFID]*inode{}, locks: map[string][]lock{},
-		refuse: map[string]syscall.Errno{}, hang: map[string]chan struct{}{}, calls: map[string]int{}, opened: map[*fop.Fd]bool{}, lost: map[*fop.Fd]bool{}}
+		refuse: map[string]syscall.Errno{}, hang: map[string]chan struct{}{}, calls: map[string]int{}, opened: map[*fop.Fd]bool{}, lost: map[*fop.Fd]bool{}, waiting: map[string]int{}}
 	m.cond = sync.NewCond(&m.mu)
 	m.inodes[RootGFID] = &inode{st: xdr.Iatt{GFID: RootGFID, Ino: 1, Mode: syscall.S_IFDIR | 0o755, Nlink: 2, Blksize: 4096},
 		xattrs: map[string][]byte{}, children: map[string]xdr.GFID{}}
@@ -154,6 +155,17 @@ func (m *Mem) Hang(fopName string) (release func()) {
 			close(ch)
 		})
 	}
+}
+
+// Waiters returns how many lock requests are blocked on the brick.
+func (m *Mem) Waiters() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, w := range m.waiting {
+		n += w
+	}
+	return n
 }
 
 // Calls returns how many times fop reached the brick.
@@ -843,7 +855,14 @@ func (m *Mem) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xda
 		ino.data = resize(ino.data, end)
 	}
 	copy(ino.data[off:], data)
-	return stat(ino), nil, nil
+	var rx xdr.Dict
+	if dom, ok := xdata.Bytes("glusterfs.inodelk-dom-count"); ok {
+		// How many inode locks are held or awaited in that domain, as
+		// features/locks answers (AFR gives its eager lock up on > 1).
+		key := "i" + string(f.GFID[:]) + string(dom)
+		rx = xdr.Dict{{Key: "glusterfs.inodelk-count", Value: xdr.Uint(uint64(len(m.locks[key]) + m.waiting[key]))}}
+	}
+	return stat(ino), rx, nil
 }
 
 func (m *Mem) fdNop(ctx context.Context, op string, f *fop.Fd) error {
@@ -1130,7 +1149,9 @@ func (m *Mem) takeLock(ctx context.Context, op, key string, g xdr.GFID, l lock, 
 			return &fop.OpError{Brick: m.name, Fop: op, GFID: g, Errno: syscall.ETIMEDOUT, Err: ctx.Err()}
 		}
 		stop := context.AfterFunc(ctx, func() { m.mu.Lock(); m.cond.Broadcast(); m.mu.Unlock() })
+		m.waiting[key]++
 		m.cond.Wait()
+		m.waiting[key]--
 		stop()
 		if m.down {
 			// The connection the request came on is gone, and with it

@@ -52,9 +52,11 @@ func TestReplicaRmdirDisagreement(t *testing.T) {
 		return len(why) == 0, strings.Join(why, "; ")
 	})
 	t.Logf("brickfs healed it in %v", time.Since(start).Round(time.Millisecond))
-	if lines := LogLines(e.c.MountLog(e.mnt), "directory healed"); len(lines) == 0 {
-		t.Errorf("brickfs did not log its entry heal")
-	}
+	// The log line follows the heal's last xattrop: wait for it rather
+	// than race it (a loaded machine wrote it after the check once).
+	waitFor(t, 10*time.Second, "brickfs to log its entry heal", func() (bool, string) {
+		return len(LogLines(e.c.MountLog(e.mnt), "directory healed")) > 0, "no \"directory healed\" in the mount log"
+	})
 	e.c.WaitHealed(t, e.vol, files, repHealWait) // and heal info is at zero
 
 	var gfids []string

@@ -350,3 +350,36 @@ func TestMetaHealRightAfterDataHeal(t *testing.T) {
 		t.Errorf("healed mode %o, %v", st.Mode, err)
 	}
 }
+
+// A write whose request a brick never gets (a silent network) is answered
+// once the others have it and the fop timeout passed: that brick is
+// dropped (kicked) and accused on the others before the write is
+// acknowledged, and its copy is not read from.
+func TestWriteLostOnOneBrick(t *testing.T) {
+	r, mems := memReplicaWith(t, ReplicateOptions{Arbiter: -1, PostOpDelay: 10 * time.Millisecond, FopTimeout: 200 * time.Millisecond})
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, f)
+	mems[2].Drop("WRITE", true)
+	if _, _, err := r.Write(ctx, f, 0, []byte("two of three"), nil); err != nil {
+		t.Fatalf("write with one brick losing it: %v", err)
+	}
+	if len(mems[2].Kicks()) == 0 {
+		t.Error("the brick that never answered was not dropped")
+	}
+	for i := 0; i < 2; i++ {
+		b, ok := mems[i].Xattr(foptest.GFID(1), "trusted.afr.v-client-2")
+		if !ok || len(b) < 4 || b[3] == 0 {
+			t.Errorf("brick %d does not accuse brick 2 for data: %x", i, b)
+		}
+	}
+	mems[2].Drop("WRITE", false)
+	for n := 0; n < 5; n++ {
+		if got, _, err := r.Read(ctx, f, 0, 100, nil); err != nil || string(got) != "two of three" {
+			t.Fatalf("read after the lost write: %q, %v", got, err)
+		}
+	}
+}

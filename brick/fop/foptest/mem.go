@@ -1,7 +1,7 @@
 // Package foptest is an in-memory brick for the tests of the layers above
 // bricks: Mem keeps a namespace, file data, xattrs (with xattrop's
 // ADD_ARRAY and ADD_ARRAY64), inode and entry locks per domain, and takes
-// faults (Down, Refuse, Hang), so a layer can be driven over bricks that
+// faults (Down, Refuse, Hang, Delay, Drop), so a layer can be driven over bricks that
 // behave as a posix brick does without GlusterFS.
 package foptest
 
@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
@@ -55,6 +56,8 @@ type Mem struct {
 	down    bool                     // GUARDED_BY(mu)
 	refuse  map[string]syscall.Errno // GUARDED_BY(mu); by fop name
 	hang    map[string]chan struct{} // GUARDED_BY(mu); by fop name, closed to release
+	delay   map[string]time.Duration // GUARDED_BY(mu); by fop name
+	lose    map[string]bool          // GUARDED_BY(mu); by fop name: Drop
 	calls   map[string]int           // GUARDED_BY(mu); by fop name
 	kicks   []string                 // GUARDED_BY(mu)
 	opened  map[*fop.Fd]bool         // GUARDED_BY(mu); fds open here
@@ -76,7 +79,7 @@ func (m *Mem) Watch(fn func(up bool)) {
 // NewMem returns an empty brick named name holding the volume root.
 func NewMem(name string) *Mem {
 	m := &Mem{name: name, inodes: map[xdr.GFID]*inode{}, locks: map[string][]lock{},
-		refuse: map[string]syscall.Errno{}, hang: map[string]chan struct{}{}, calls: map[string]int{}, opened: map[*fop.Fd]bool{}, lost: map[*fop.Fd]bool{}, waiting: map[string]int{}}
+		refuse: map[string]syscall.Errno{}, hang: map[string]chan struct{}{}, delay: map[string]time.Duration{}, lose: map[string]bool{}, calls: map[string]int{}, opened: map[*fop.Fd]bool{}, lost: map[*fop.Fd]bool{}, waiting: map[string]int{}}
 	m.cond = sync.NewCond(&m.mu)
 	m.inodes[RootGFID] = &inode{st: xdr.Iatt{GFID: RootGFID, Ino: 1, Mode: syscall.S_IFDIR | 0o755, Nlink: 2, Blksize: 4096},
 		xattrs: map[string][]byte{}, children: map[string]xdr.GFID{}}
@@ -168,6 +171,29 @@ func (m *Mem) Waiters() int {
 	return n
 }
 
+// Delay makes fop wait d before the brick carries it out (0 stops it).
+func (m *Mem) Delay(fopName string, d time.Duration) {
+	m.mu.Lock()
+	if d == 0 {
+		delete(m.delay, fopName)
+	} else {
+		m.delay[fopName] = d
+	}
+	m.mu.Unlock()
+}
+
+// Drop makes fop get lost on the way (a silent network): the brick never
+// carries it out and the caller waits for its context to end.
+func (m *Mem) Drop(fopName string, on bool) {
+	m.mu.Lock()
+	if on {
+		m.lose[fopName] = true
+	} else {
+		delete(m.lose, fopName)
+	}
+	m.mu.Unlock()
+}
+
 // Calls returns how many times fop reached the brick.
 func (m *Mem) Calls(fopName string) int { m.mu.Lock(); defer m.mu.Unlock(); return m.calls[fopName] }
 
@@ -217,6 +243,23 @@ func (m *Mem) err(op string, g xdr.GFID, en syscall.Errno) error {
 func (m *Mem) enter(ctx context.Context, op string, g xdr.GFID) error {
 	m.mu.Lock()
 	m.calls[op]++
+	if d, ok := m.delay[op]; ok {
+		m.mu.Unlock()
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return &fop.OpError{Brick: m.name, Fop: op, GFID: g, Errno: syscall.ETIMEDOUT, Err: ctx.Err()}
+		}
+		m.mu.Lock()
+	}
+	if m.lose[op] {
+		// Lost on the way: the brick never sees it, nobody answers.
+		m.mu.Unlock()
+		<-ctx.Done()
+		return &fop.OpError{Brick: m.name, Fop: op, GFID: g, Errno: syscall.ETIMEDOUT, Err: ctx.Err()}
+	}
 	if ch, ok := m.hang[op]; ok {
 		m.mu.Unlock()
 		select {

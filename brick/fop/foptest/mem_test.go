@@ -212,3 +212,29 @@ func TestMemReopensAfterReconnect(t *testing.T) {
 	_ = m.Release(ctx, f)
 	_ = m.Release(ctx, g)
 }
+
+// Delay holds a fop back for a while; Drop loses it (never carried out,
+// answered only by the caller's deadline).
+func TestMemDelayAndDrop(t *testing.T) {
+	m := NewMem("m")
+	ctx := context.Background()
+	m.Delay("STAT", 30*time.Millisecond)
+	start := time.Now()
+	if _, _, err := m.Stat(ctx, RootGFID, nil); err != nil || time.Since(start) < 30*time.Millisecond {
+		t.Errorf("delayed stat: %v after %v", err, time.Since(start))
+	}
+	m.Delay("STAT", 0)
+	m.Drop("MKDIR", true)
+	dctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, _, err := m.Mkdir(dctx, RootGFID, "d", 0o755, 0, GFID(1), nil); fop.Errno(err) != syscall.ETIMEDOUT {
+		t.Errorf("dropped mkdir: %v, want ETIMEDOUT", err)
+	}
+	if len(m.Names(RootGFID)) != 0 {
+		t.Error("a dropped mkdir was carried out")
+	}
+	m.Drop("MKDIR", false)
+	if _, _, err := m.Mkdir(ctx, RootGFID, "d", 0o755, 0, GFID(1), nil); err != nil {
+		t.Errorf("mkdir after the drop ended: %v", err)
+	}
+}

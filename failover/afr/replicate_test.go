@@ -270,9 +270,12 @@ func TestWriteWithoutQuorumKeepsDirty(t *testing.T) {
 	r.postOpNow(r.inode(testGFID))
 	for _, c := range f {
 		c.mu.Lock()
+		raised := int32(0)
 		for _, d := range c.xattrops {
 			b, _ := d.Bytes(dirtyKey)
-			if dc, _ := parseCounts(b); dc[slotData] < 0 {
+			dc, _ := parseCounts(b)
+			raised += dc[slotData]
+			if dc[slotData] < 0 {
 				t.Errorf("%s: dirty cleared after a change that missed quorum", c.name)
 			}
 			for _, k := range []string{"v-client-0", "v-client-1", "v-client-2"} {
@@ -280,6 +283,9 @@ func TestWriteWithoutQuorumKeepsDirty(t *testing.T) {
 					t.Errorf("%s: %s accused after a change that missed quorum", c.name, k)
 				}
 			}
+		}
+		if raised <= 0 {
+			t.Errorf("%s: no dirty mark left (pre-op raised %d): the heal daemon would not compare the copies", c.name, raised)
 		}
 		c.mu.Unlock()
 	}
@@ -300,14 +306,25 @@ func TestSymmetricErrorAccusesNobody(t *testing.T) {
 	if _, _, err := r.Write(ctx, fd, 0, []byte("data"), nil); fop.Errno(err) != syscall.ENOSPC {
 		t.Fatalf("got %v, want ENOSPC", err)
 	}
+	r.postOpNow(r.inode(testGFID))
 	for _, c := range f {
 		c.mu.Lock()
+		raised, net := false, int32(0)
 		for _, d := range c.xattrops {
+			b, _ := d.Bytes(dirtyKey)
+			dc, _ := parseCounts(b)
+			raised = raised || dc[slotData] > 0
+			net += dc[slotData]
 			for _, k := range []string{"v-client-0", "v-client-1", "v-client-2"} {
 				if pendingOf(d, k) != 0 {
 					t.Errorf("%s accused for an error every brick gave", k)
 				}
 			}
+		}
+		// The transaction ran (pre-op raised dirty) and ended (post-op
+		// took it back): the copies are still the same.
+		if !raised || net != 0 {
+			t.Errorf("%s: pre-op raised dirty: %v, dirty left %d; want raised and 0 left", c.name, raised, net)
 		}
 		c.mu.Unlock()
 	}

@@ -126,6 +126,9 @@ func Open(ctx context.Context, g *volfile.Graph, opts Options, log *zap.Logger) 
 	}
 	top, err := a.build(g.Top)
 	if err != nil {
+		for _, r := range a.repls {
+			r.Close()
+		}
 		closeClients(a.clients)
 		return nil, err
 	}

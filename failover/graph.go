@@ -97,6 +97,7 @@ type assembly struct {
 	log        *zap.Logger
 	replicated map[*volfile.Volume]bool // bricks that are children of a replica set
 	clients    []*brick.Client          // built so far, in volfile order
+	repls      []*afr.Replicate         // built so far
 }
 
 // buildFunc makes the node of a carried translator from its children.
@@ -167,6 +168,7 @@ func buildReplicate(a *assembly, x *volfile.Volume, kids []*node) (*node, error)
 	if err != nil {
 		return nil, err
 	}
+	a.repls = append(a.repls, r)
 	return &node{x: x, sub: r, kids: kids, repl: r, logger: a.log.With(zap.String("subvol", x.Name))}, nil
 }
 

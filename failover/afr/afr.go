@@ -66,6 +66,9 @@ type Replicate struct {
 
 	gen atomic.Uint64 // bumped on every child up/down event
 
+	abandonMu sync.Mutex
+	abandoned map[string]chan struct{} // GUARDED_BY(abandonMu); blocking lock requests whose callers gave up, by lockKey
+
 	watchMu  sync.Mutex
 	watchers []func(up bool) // GUARDED_BY(watchMu)
 	told     *bool           // GUARDED_BY(watchMu); the state watchers last heard
@@ -143,8 +146,8 @@ type event struct {
 // a watcher never runs under the replica set's locks or on a brick's
 // connection goroutine, and may call back into the replica set.
 func (r *Replicate) notify() {
-	now := r.Up()
 	r.watchMu.Lock()
+	now := r.Up() // under watchMu: two events never queue out of order
 	if r.told != nil && *r.told == now {
 		r.watchMu.Unlock()
 		return
@@ -222,8 +225,9 @@ func (r *Replicate) ChildrenUp() []bool { return r.up() }
 
 // Close stops the heal worker.
 func (r *Replicate) Close() {
+	// Not waiting for the delivery goroutine: a watcher may be the one
+	// closing, or may block.
 	r.stopOnce.Do(func() { close(r.stop) })
-	<-r.deliverd
 	r.healOnce.Do(func() {})
 	if r.healStop != nil {
 		r.healCancel()

@@ -36,8 +36,9 @@
 // A Replicate is safe for concurrent use. Its locks, in the order they may
 // be taken: Replicate.mu (the inode table) before inode.mu (one file's
 // readability and eager-lock state); replFd.mu (one fd's child fds),
-// healMu and watchMu (the watchers and their queued events) are taken
-// alone. Watchers run on the replica set's own delivery goroutine, never
+// healMu, abandonMu (blocking lock requests whose callers gave up) and
+// watchMu (the watchers and their queued events; the children's states
+// are read under it) are taken alone. Watchers run on the replica set's own delivery goroutine, never
 // under one of its locks. replFd.mu is held across the network call that
 // opens a child's fd lazily (afr_fix_open), so two fops never open it
 // twice; no other Go lock is held across a network call. The eager lock is

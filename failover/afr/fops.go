@@ -20,23 +20,26 @@ func (r *Replicate) Create(ctx context.Context, parent xdr.GFID, name string, fl
 		kids[i], sts[i], _, err = r.kids[i].Create(ctx, parent, name, flags, mode, umask, gfid, xd)
 		return err
 	}, func(ctx context.Context, ok []bool) {
-		r.markNewEntry(ctx, sts[first(ok)], ok)
+		// The new inode is the one made with our gfid, when any brick
+		// made it; bricks that opened another file under the name missed
+		// it too.
+		g := sts[first(ok)].GFID
+		for i := range ok {
+			if ok[i] && sts[i].GFID == gfid {
+				g = gfid
+				break
+			}
+		}
+		r.markNewEntry(ctx, xdr.Iatt{GFID: g, Mode: sts[first(ok)].Mode}, and(ok, r.holding(sts, g)))
 	})
 	if err != nil {
 		r.releaseKids(ctx, kids)
 		return nil, xdr.Iatt{}, nil, err
 	}
-	// Without O_EXCL a brick that already holds the name opens that file:
-	// every brick must then hold the same one, or writes through this fd
-	// would go to different files (a gfid split-brain).
-	g := sts[first(ok)].GFID
-	for i := range ok {
-		if ok[i] && sts[i].GFID != g {
-			r.releaseKids(ctx, kids)
-			r.log.Error("gfid split-brain: bricks hold different files under one name; resolve it with `gluster volume heal VOLUME split-brain ...`",
-				zap.Stringer("parent", parent), zap.String("name", name))
-			return nil, xdr.Iatt{}, nil, &fop.OpError{Brick: r.name, Fop: "CREATE", GFID: parent, Errno: syscall.EIO, Err: errors.New("gfid split-brain")}
-		}
+	g, ok, err := r.oneFile(ctx, parent, name, ok, sts, kids)
+	if err != nil {
+		r.releaseKids(ctx, kids)
+		return nil, xdr.Iatt{}, nil, err
 	}
 	ino := r.inode(g)
 	if g == gfid {
@@ -44,6 +47,56 @@ func (r *Replicate) Create(ctx context.Context, parent xdr.GFID, name string, fl
 		r.setReadable(ino, ok, make([]xdr.Dict, r.n()), false, r.gen.Load())
 	}
 	return r.newFd(ino, flags&^uint32(syscall.O_CREAT|syscall.O_EXCL|syscall.O_TRUNC), false, kids), r.pick(ino, ok, sts), nil, nil
+}
+
+// holding is the set of children whose iatt names inode g.
+func (r *Replicate) holding(sts []xdr.Iatt, g xdr.GFID) []bool {
+	h := make([]bool, r.n())
+	for i := range sts {
+		h[i] = sts[i].GFID == g
+	}
+	return h
+}
+
+// oneFile settles which file a create without O_EXCL opened: a brick
+// that already held the name opens that file, so the bricks may answer
+// different inodes. The bricks whose copy of the parent's entries is good
+// decide; a brick behind on them (it missed an unlink while away) that
+// opened an old file under the name is left out of this fd and its name
+// queued for entry heal. Good bricks that disagree are a gfid
+// split-brain: EIO. It returns the inode and the children that hold it.
+func (r *Replicate) oneFile(ctx context.Context, parent xdr.GFID, name string, ok []bool, sts []xdr.Iatt, kids []*fop.Fd) (xdr.GFID, []bool, error) {
+	g := sts[first(ok)].GFID
+	if count(and(ok, r.holding(sts, g))) == count(ok) {
+		return g, ok, nil
+	}
+	pino := r.inode(parent)
+	r.freshen(ctx, pino, nil)
+	pino.mu.Lock()
+	pr := pino.readable
+	pino.mu.Unlock()
+	good := ok
+	if pr != nil && count(and(ok, pr)) > 0 {
+		good = and(ok, pr)
+	}
+	g = sts[first(good)].GFID
+	if count(and(good, r.holding(sts, g))) != count(good) {
+		r.log.Error("gfid split-brain: bricks hold different files under one name; resolve it with `gluster volume heal VOLUME split-brain ...`",
+			zap.Stringer("parent", parent), zap.String("name", name))
+		return g, nil, &fop.OpError{Brick: r.name, Fop: "CREATE", GFID: parent, Errno: syscall.EIO, Err: errors.New("gfid split-brain")}
+	}
+	ok = clone(ok)
+	for i := range ok {
+		if ok[i] && sts[i].GFID != g {
+			r.log.Warn("a brick behind on the directory opened an old file under the name; it is left out and healed",
+				zap.String("brick", r.kids[i].Name()), zap.Stringer("parent", parent), zap.String("name", name))
+			_ = r.kids[i].Release(ctx, kids[i])
+			kids[i], ok[i] = nil, false
+			r.noteEntryHeal(parent, name)
+		}
+	}
+	r.kickHeal()
+	return g, ok, nil
 }
 
 // Mkdir creates a directory on every child with one gfid.

@@ -72,7 +72,19 @@ func (r *Replicate) pruneLocked() {
 // the replies carry (afr_readables_fill, afr_accused_fill): a child is
 // unreadable if any reply accuses it. The arbiter never holds data.
 func (r *Replicate) setReadable(ino *inode, ok []bool, dicts []xdr.Dict, isDir bool, gen uint64) {
-	data, meta := clone(ok), clone(ok)
+	data, meta := r.readableFrom(ok, dicts, isDir)
+	ino.mu.Lock()
+	ino.readable, ino.metaRead, ino.isDir, ino.readGen = data, meta, isDir, gen
+	ino.lastUsed = timeNow()
+	ino.mu.Unlock()
+}
+
+// readableFrom says which children among ok hold a good copy of the data
+// (for a directory: of its entries) and of the metadata, from the
+// changelogs their lookups returned: a child any other accuses is not
+// good. The arbiter never holds good data.
+func (r *Replicate) readableFrom(ok []bool, dicts []xdr.Dict, isDir bool) (data, meta []bool) {
+	data, meta = clone(ok), clone(ok)
 	slot := slotData
 	if isDir {
 		slot = slotEntry
@@ -101,10 +113,7 @@ func (r *Replicate) setReadable(ino *inode, ok []bool, dicts []xdr.Dict, isDir b
 	if a := r.opts.Arbiter; a >= 0 && a < len(data) && !isDir {
 		data[a] = false
 	}
-	ino.mu.Lock()
-	ino.readable, ino.metaRead, ino.isDir, ino.readGen = data, meta, isDir, gen
-	ino.lastUsed = timeNow()
-	ino.mu.Unlock()
+	return data, meta
 }
 
 // unreadable stops reads from children that missed a change, at once:

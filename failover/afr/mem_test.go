@@ -383,3 +383,40 @@ func TestWriteLostOnOneBrick(t *testing.T) {
 		}
 	}
 }
+
+// A file unlinked and made again while a brick was away: the brick still
+// holds the old file under the name, but its copy of the directory is
+// stale, so the create follows the others, leaves that brick out of the
+// fd and heals it, instead of failing with EIO.
+func TestCreateOverANameOnlyAStaleBrickHolds(t *testing.T) {
+	r, mems := memReplica(t)
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(10), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = r.Release(ctx, f)
+	mems[0].SetDown(true)
+	if _, err := r.Unlink(ctx, foptest.RootGFID, "f", nil); err != nil {
+		t.Fatal(err)
+	}
+	mems[0].SetDown(false)
+	if _, _, err := r.Lookup(ctx, foptest.RootGFID, "f", xdr.GFID{}, nil); fop.Errno(err) != syscall.ENOENT {
+		t.Fatalf("lookup of the unlinked name: %v, want ENOENT", err)
+	}
+	f, st, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR|syscall.O_CREAT), 0o644, 0, foptest.GFID(11), nil)
+	if err != nil || st.GFID != foptest.GFID(11) {
+		t.Fatalf("create again: gfid %v, %v; want the new file", st.GFID, err)
+	}
+	if _, _, err := r.Write(ctx, f, 0, []byte("new"), nil); err != nil {
+		t.Fatal(err)
+	}
+	_ = r.Release(ctx, f)
+	if got, _ := mems[0].Data(foptest.GFID(10)); len(got) != 0 {
+		t.Errorf("the write reached the old file on the stale brick: %q", got)
+	}
+	r.healEntries(ctx)
+	if st, _, err := mems[0].Lookup(ctx, foptest.RootGFID, "f", xdr.GFID{}, nil); err != nil || st.GFID != foptest.GFID(11) {
+		t.Errorf("after heal the stale brick holds f as %v, %v; want the new file", st.GFID, err)
+	}
+}

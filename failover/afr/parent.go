@@ -23,7 +23,7 @@ func (r *Replicate) Inodelk(ctx context.Context, gfid xdr.GFID, domain string, c
 	if domain == r.name {
 		return nil, r.ownDomain("INODELK", gfid)
 	}
-	return nil, r.lockFop(ctx, "INODELK", gfid, fl.Type == fop.LkUnlock, cmd, fop.LkSetW,
+	return nil, r.lockFop(ctx, "INODELK", gfid, lockKey(ctx, gfid, "", domain), nil, fl.Type == fop.LkUnlock, cmd, fop.LkSetW,
 		func(ctx context.Context, i int, cmd uint32, fl xdr.Flock) error {
 			return fop.ErrOnly(r.kids[i].Inodelk(ctx, gfid, domain, cmd, fl, xd))
 		}, fl)
@@ -38,7 +38,7 @@ func (r *Replicate) Finodelk(ctx context.Context, f *fop.Fd, domain string, cmd 
 	if err != nil {
 		return nil, err
 	}
-	return nil, r.lockFop(ctx, "FINODELK", f.GFID, fl.Type == fop.LkUnlock, cmd, fop.LkSetW,
+	return nil, r.lockFop(ctx, "FINODELK", f.GFID, lockKey(ctx, f.GFID, "", domain), rf, fl.Type == fop.LkUnlock, cmd, fop.LkSetW,
 		func(ctx context.Context, i int, cmd uint32, fl xdr.Flock) error {
 			cf, err := r.child(ctx, rf, i)
 			if err != nil {
@@ -64,7 +64,7 @@ func (r *Replicate) Entrylk(ctx context.Context, parent xdr.GFID, name, domain s
 	if cmd == fop.EntrylkUnlock {
 		fl.Type = fop.LkUnlock
 	}
-	return nil, r.lockFop(ctx, "ENTRYLK", parent, cmd == fop.EntrylkUnlock, lcmd, fop.LkSetW,
+	return nil, r.lockFop(ctx, "ENTRYLK", parent, lockKey(ctx, parent, "/"+name, domain), nil, cmd == fop.EntrylkUnlock, lcmd, fop.LkSetW,
 		func(ctx context.Context, i int, c uint32, fl xdr.Flock) error {
 			ec := uint32(fop.EntrylkLockNB)
 			switch {
@@ -96,8 +96,24 @@ func (r *Replicate) ownDomain(op string, g xdr.GFID) error {
 // (an interrupted fcntl), it answers EINTR at once, and whatever the
 // bricks grant later is released again rather than held by an owner that
 // left.
-func (r *Replicate) lockFop(ctx context.Context, op string, g xdr.GFID, unlock bool, cmd, blockingCmd uint32,
+func (r *Replicate) lockFop(ctx context.Context, op string, g xdr.GFID, key string, rf *replFd, unlock bool, cmd, blockingCmd uint32,
 	call func(ctx context.Context, i int, cmd uint32, fl xdr.Flock) error, fl xdr.Flock) error {
+	if !unlock {
+		// An earlier blocking request of this owner that its caller gave
+		// up is still queued on a brick: this one waits for it to be
+		// granted and given back, or the give-back would release this
+		// one's grants.
+		if ch := r.abandonedOf(key); ch != nil {
+			if cmd != blockingCmd {
+				return &fop.OpError{Brick: r.name, Fop: op, GFID: g, Errno: syscall.EAGAIN}
+			}
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return r.gaveUp(op, g, ctx)
+			}
+		}
+	}
 	up := r.up()
 	if unlock {
 		rs := r.fanout(context.WithoutCancel(ctx), up, func(ctx context.Context, i int) error {
@@ -112,9 +128,11 @@ func (r *Replicate) lockFop(ctx context.Context, op string, g xdr.GFID, unlock b
 		return r.errNoQuorum(op)
 	}
 	if cmd == fop.LkGet {
-		return r.readTxn(ctx, g, false, func(ctx context.Context, i int) error {
-			return call(ctx, i, fop.LkGet, fl)
-		})
+		get := func(ctx context.Context, i int) error { return call(ctx, i, fop.LkGet, fl) }
+		if rf != nil {
+			return r.readTxnFd(ctx, rf, false, get)
+		}
+		return r.readTxn(ctx, g, false, get)
 	}
 	undo := func(got []bool) {
 		un := fl
@@ -186,13 +204,65 @@ func (r *Replicate) lockFop(ctx context.Context, op string, g xdr.GFID, unlock b
 	case res := <-done:
 		return res.err
 	case <-ctx.Done():
+		gone := r.abandon(key)
 		go func() {
 			if res := <-done; res.err == nil {
 				undo(res.got)
 			}
+			r.settled(key, gone)
 		}()
-		return &fop.OpError{Brick: r.name, Fop: op, GFID: g, Errno: syscall.EINTR, Err: ctx.Err()}
+		return r.gaveUp(op, g, ctx)
 	}
+}
+
+// lockKey names one owner's lock requests on one inode (or entry) in one
+// domain.
+func lockKey(ctx context.Context, g xdr.GFID, entry, domain string) string {
+	var owner []byte
+	if c := fop.CallerOf(ctx); c != nil {
+		owner = c.LkOwner
+	}
+	return string(g[:]) + entry + "\x00" + domain + "\x00" + string(owner)
+}
+
+// gaveUp is the answer to a lock request whose caller stopped waiting:
+// EINTR when interrupted, ETIMEDOUT when its deadline passed.
+func (r *Replicate) gaveUp(op string, g xdr.GFID, ctx context.Context) error {
+	en := syscall.EINTR
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		en = syscall.ETIMEDOUT
+	}
+	return &fop.OpError{Brick: r.name, Fop: op, GFID: g, Errno: en, Err: ctx.Err()}
+}
+
+// abandonedOf returns the channel closed when key's abandoned request is
+// settled, or nil if there is none.
+func (r *Replicate) abandonedOf(key string) chan struct{} {
+	r.abandonMu.Lock()
+	defer r.abandonMu.Unlock()
+	return r.abandoned[key]
+}
+
+// abandon records that key's blocking request was left to finish alone.
+func (r *Replicate) abandon(key string) chan struct{} {
+	r.abandonMu.Lock()
+	defer r.abandonMu.Unlock()
+	if r.abandoned == nil {
+		r.abandoned = map[string]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	r.abandoned[key] = ch
+	return ch
+}
+
+// settled ends an abandoned request: what it was granted is given back.
+func (r *Replicate) settled(key string, ch chan struct{}) {
+	r.abandonMu.Lock()
+	if r.abandoned[key] == ch {
+		delete(r.abandoned, key)
+	}
+	r.abandonMu.Unlock()
+	close(ch)
 }
 
 // Xattrop applies an xattrop on every child as a metadata transaction
@@ -323,48 +393,75 @@ func (r *Replicate) CopyFileRange(ctx context.Context, in *fop.Fd, offIn uint64,
 	return total, post, nil, nil
 }
 
-// copyOnce is one round of CopyFileRange. Both ranges are taken in the
-// order of their files' gfids, so two clients copying in opposite
-// directions never deadlock.
+// copyOnce is one round of CopyFileRange. Within one file it holds one
+// range covering both parts (two would wait for each other when a brick
+// event has the eager lock taken again); across two files it takes both
+// ranges in the order of their gfids, so two clients copying in opposite
+// directions never deadlock. Writes to the source's range wait for the
+// round.
 func (r *Replicate) copyOnce(ctx context.Context, rin *replFd, offIn uint64, rout *replFd, offOut, n uint64, flags uint32, xd xdr.Dict) (uint64, xdr.Iatt, error) {
 	start := time.Now()
 	type rng struct {
 		ino      *inode
 		off, len uint64
 	}
-	src, dst := rng{rin.ino, offIn, n}, rng{rout.ino, offOut, n}
-	first, second := src, dst
-	if bytes.Compare(dst.ino.gfid[:], src.ino.gfid[:]) < 0 {
-		first, second = dst, src
+	var dstHeld rng // what dataTxnHeld releases
+	var srcHeld *rng
+	var partDst []bool
+	if rin.ino == rout.ino {
+		lo := min(offIn, offOut)
+		dstHeld = rng{rout.ino, lo, max(offIn, offOut) + n - lo}
+		p, err := r.acquire(ctx, dstHeld.ino, dstHeld.off, dstHeld.len)
+		if err != nil {
+			return 0, xdr.Iatt{}, err
+		}
+		partDst = p
+	} else {
+		src, dst := rng{rin.ino, offIn, n}, rng{rout.ino, offOut, n}
+		first, second := src, dst
+		if bytes.Compare(dst.ino.gfid[:], src.ino.gfid[:]) < 0 {
+			first, second = dst, src
+		}
+		p1, err := r.acquire(ctx, first.ino, first.off, first.len)
+		if err != nil {
+			return 0, xdr.Iatt{}, err
+		}
+		p2, err := r.acquire(ctx, second.ino, second.off, second.len)
+		if err != nil {
+			r.release(first.ino, first.off, first.len, false)
+			return 0, xdr.Iatt{}, err
+		}
+		partDst = p2
+		if first == dst {
+			partDst = p1
+		}
+		dstHeld, srcHeld = dst, &src
 	}
-	p1, err := r.acquire(ctx, first.ino, first.off, first.len)
+	releaseSrc := func() {
+		if srcHeld != nil {
+			r.release(srcHeld.ino, srcHeld.off, srcHeld.len, false)
+		}
+	}
+	// Which copies of the source are good, read under its lock; what the
+	// replica set believes of the whole file is left alone (this round
+	// holds only a range of it).
+	_, srcOK, dicts, _, err := r.probe(ctx, rin.ino, rin)
 	if err != nil {
+		releaseSrc()
+		r.release(dstHeld.ino, dstHeld.off, dstHeld.len, false)
 		return 0, xdr.Iatt{}, err
 	}
-	p2, err := r.acquire(ctx, second.ino, second.off, second.len)
-	if err != nil {
-		r.release(first.ino, first.off, first.len, false)
-		return 0, xdr.Iatt{}, err
-	}
-	partDst := p2
-	if first == dst {
-		partDst = p1
-	}
-	// Which copies of the source are good, read under its lock.
-	_, srcOK, err := r.refresh(ctx, rin.ino, rin)
-	if err != nil {
-		r.release(rin.ino, offIn, n, false)
-		r.release(rout.ino, offOut, n, false)
-		return 0, xdr.Iatt{}, err
-	}
+	good, _ := r.readableFrom(srcOK, dicts, false)
 	rin.ino.mu.Lock()
-	good := and(srcOK, rin.ino.readable)
+	if rin.ino.readable != nil && rin.ino.readGen == r.gen.Load() {
+		good = and(good, rin.ino.readable)
+	}
 	rin.ino.mu.Unlock()
-	defer r.release(rin.ino, offIn, n, false)
+	defer releaseSrc()
 	sts := make([]xdr.Iatt, r.n())
 	ns := make([]uint64, r.n())
 	copied := make([]bool, r.n())
-	ok, err := r.dataTxnHeld(ctx, rout.ino, rout, offOut, n, partDst, start, func(ctx context.Context, i int) error {
+	ok, err := r.dataTxnHeld(ctx, rout.ino, rout, dstHeld.off, dstHeld.len, partDst, start, func(ctx context.Context, i int) error {
 		cf, err := r.child(ctx, rout, i)
 		if err != nil {
 			return err

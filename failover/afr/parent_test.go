@@ -410,3 +410,99 @@ func TestWriteXdata(t *testing.T) {
 		t.Fatal("the eager lock was kept (post-op-delay is an hour) with another client waiting for it")
 	}
 }
+
+// A copy within one file that waits behind a write, while a brick event
+// has the file's eager lock taken again, completes (it held two ranges of
+// one file before, each waiting for the other).
+func TestCopyWithinOneFileAcrossABrickEvent(t *testing.T) {
+	r, mems := memReplicaWith(t, ReplicateOptions{Arbiter: -1, PostOpDelay: time.Hour, FopTimeout: 5 * time.Second})
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, f)
+	if _, _, err := r.Write(ctx, f, 0, make([]byte, 8192), nil); err != nil {
+		t.Fatal(err)
+	}
+	release := mems[0].Hang("WRITE")
+	wrote := make(chan error, 1)
+	go func() {
+		_, _, err := r.Write(ctx, f, 8192, []byte("held"), nil)
+		wrote <- err
+	}()
+	for mems[0].Calls("WRITE") < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	copied := make(chan error, 1)
+	go func() {
+		_, _, _, err := r.CopyFileRange(ctx, f, 0, f, 8192, 4096, 0, nil)
+		copied <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // let the copy queue behind the write
+	mems[2].SetDown(true)
+	mems[2].SetDown(false)
+	release()
+	for _, ch := range []chan error{wrote, copied} {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("the write or the copy within one file never finished")
+		}
+	}
+	if _, _, err := r.Write(ctx, f, 0, []byte("after"), nil); err != nil {
+		t.Fatalf("a write after the copy: %v", err)
+	}
+}
+
+// After a caller gave up a blocking lock, the same owner's next request
+// waits for the abandoned one to be granted and given back, so that
+// give-back cannot release the new request's grants.
+func TestParentLockAfterAbandonedRequest(t *testing.T) {
+	r, mems := memReplica(t)
+	const dom = "dht.layout.heal"
+	all := xdr.Flock{Type: fop.LkWrite}
+	if _, err := mems[1].Inodelk(owner("other"), foptest.RootGFID, dom, fop.LkSet, all, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(owner("a"))
+	got := make(chan error, 1)
+	go func() {
+		_, err := r.Inodelk(ctx, foptest.RootGFID, dom, fop.LkSetW, all, nil)
+		got <- err
+	}()
+	for mems[1].Calls("INODELK") < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-got; fop.Errno(err) != syscall.EINTR {
+		t.Fatalf("interrupted: %v", err)
+	}
+	if _, err := r.Inodelk(owner("a"), foptest.RootGFID, dom, fop.LkSet, all, nil); fop.Errno(err) != syscall.EAGAIN {
+		t.Errorf("non-blocking retry while the abandoned request waits: %v, want EAGAIN", err)
+	}
+	retry := make(chan error, 1)
+	go func() {
+		_, err := r.Inodelk(owner("a"), foptest.RootGFID, dom, fop.LkSetW, all, nil)
+		retry <- err
+	}()
+	if _, err := mems[1].Inodelk(owner("other"), foptest.RootGFID, dom, fop.LkSet, xdr.Flock{Type: fop.LkUnlock}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-retry:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the retry never got the lock")
+	}
+	for i := range mems {
+		if _, err := mems[i].Inodelk(owner("probe"), foptest.RootGFID, dom, fop.LkSet, all, nil); fop.Errno(err) != syscall.EAGAIN {
+			t.Errorf("brick %d: the retry's lock is not held (%v): the abandoned request's give-back released it", i, err)
+		}
+	}
+}

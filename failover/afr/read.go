@@ -19,12 +19,23 @@ import (
 // a lookup by gfid would fail where the fd still reads.
 func (r *Replicate) refresh(ctx context.Context, ino *inode, rf *replFd) ([]xdr.Iatt, []bool, error) {
 	gen := r.gen.Load()
+	sts, ok, dicts, isDir, err := r.probe(ctx, ino, rf)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.setReadable(ino, ok, dicts, isDir, gen)
+	return sts, ok, nil
+}
+
+// probe asks every child that is up for the inode and its changelog (see
+// refresh) without changing what the replica set believes of it.
+func (r *Replicate) probe(ctx context.Context, ino *inode, rf *replFd) (sts []xdr.Iatt, ok []bool, dicts []xdr.Dict, isDir bool, err error) {
 	up := r.up()
 	if !r.hasQuorum(up) {
-		return nil, nil, r.errNoQuorum("LOOKUP")
+		return nil, nil, nil, false, r.errNoQuorum("LOOKUP")
 	}
-	sts := make([]xdr.Iatt, r.n())
-	dicts := make([]xdr.Dict, r.n())
+	sts = make([]xdr.Iatt, r.n())
+	dicts = make([]xdr.Dict, r.n())
 	keys := r.lookupKeys()
 	rs := r.fanout(ctx, up, func(ctx context.Context, i int) error {
 		var st xdr.Iatt
@@ -41,21 +52,19 @@ func (r *Replicate) refresh(ctx context.Context, ino *inode, rf *replFd) ([]xdr.
 		sts[i], dicts[i] = st, d
 		return err
 	})
-	ok := succeeded(rs, up)
+	ok = succeeded(rs, up)
 	if !r.hasQuorum(ok) {
 		// As afr_inode_refresh_done: the bricks' errno when they gave
 		// one (an ENOENT while another client removes the file).
-		return nil, nil, r.quorumErr("LOOKUP", rs, up)
+		return nil, nil, nil, false, r.quorumErr("LOOKUP", rs, up)
 	}
-	isDir := false
 	for i := range ok {
 		if ok[i] {
 			isDir = sts[i].Mode&syscall.S_IFMT == syscall.S_IFDIR
 			break
 		}
 	}
-	r.setReadable(ino, ok, dicts, isDir, gen)
-	return sts, ok, nil
+	return sts, ok, dicts, isDir, nil
 }
 
 // readOrder returns the children to read from, best first: the hash child

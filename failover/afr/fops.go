@@ -284,13 +284,7 @@ func (r *Replicate) Write(ctx context.Context, f *fop.Fd, off uint64, data []byt
 		if i == r.opts.Arbiter {
 			d = arbiterByte
 		}
-		var err error
-		sts[i], rxs[i], err = r.kids[i].Write(ctx, cf, off, d, x)
-		if n, ok := rxs[i].Uint(inodelkCount); ok && n > 1 {
-			r.contended(rf.ino)
-		}
-		done[i] = err == nil
-		return err
+		return r.writeChild(ctx, i, cf, off, d, x, rf, &sts[i], &rxs[i], &done[i])
 	})
 	if err != nil {
 		return xdr.Iatt{}, nil, err
@@ -303,6 +297,18 @@ func (r *Replicate) Write(ctx context.Context, f *fop.Fd, off uint64, data []byt
 		}
 	}
 	return post, rx, nil
+}
+
+// writeChild is one child's part of Write. (Its own function: the
+// fan-out goroutine's stack then stays within its first size.)
+func (r *Replicate) writeChild(ctx context.Context, i int, cf *fop.Fd, off uint64, d []byte, x xdr.Dict, rf *replFd, st *xdr.Iatt, rx *xdr.Dict, done *bool) error {
+	var err error
+	*st, *rx, err = r.kids[i].Write(ctx, cf, off, d, x)
+	if n, ok := rx.Uint(inodelkCount); ok && n > 1 {
+		r.contended(rf.ino)
+	}
+	*done = err == nil
+	return err
 }
 
 // inodelkCount is the bricks' answer to glusterfs.inodelk-dom-count.

@@ -30,7 +30,7 @@ func BenchmarkCallRoundTrip(b *testing.B) {
 		b.SetBytes(size)
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, err := c.Write(ctx, f, 0, data, nil); err != nil {
+			if _, _, _, err := c.Write(ctx, f, 0, data, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

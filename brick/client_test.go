@@ -224,7 +224,7 @@ func TestReconnectNewPortReopensFd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.Write(ctx, f, 0, []byte("before"), nil); err != nil {
+	if _, _, _, err := c.Write(ctx, f, 0, []byte("before"), nil); err != nil {
 		t.Fatal(err)
 	}
 	oldPort := fk.BrickPort()
@@ -242,7 +242,7 @@ func TestReconnectNewPortReopensFd(t *testing.T) {
 		return n == 1
 	})
 	waitFor(t, 5*time.Second, "client up", c.Up)
-	if _, _, err := c.Write(ctx, f, 6, []byte("after"), nil); err != nil {
+	if _, _, _, err := c.Write(ctx, f, 6, []byte("after"), nil); err != nil {
 		t.Fatal(err)
 	}
 	opens := fk.FopCalls(opOpen)

@@ -715,8 +715,8 @@ func (c *Client) Read(ctx context.Context, f *Fd, off uint64, size uint32, xd xd
 // Write writes data at off and returns the file's attributes after it and
 // the reply's xdata (AFR reads glusterfs.inodelk-count from it to see
 // other clients waiting). The data is sent as it is, never copied.
-func (c *Client) Write(ctx context.Context, f *Fd, off uint64, data []byte, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
-	d, ret, err := c.fdOp(ctx, opWrite, f, func(e *xdr.Encoder, rfd int64) error {
+func (c *Client) Write(ctx context.Context, f *Fd, off uint64, data []byte, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	d, ret, ferr := c.fdOp(ctx, opWrite, f, func(e *xdr.Encoder, rfd int64) error {
 		e.GFID(f.GFID)
 		e.Int64(rfd)
 		e.Uint64(off)
@@ -724,19 +724,19 @@ func (c *Client) Write(ctx context.Context, f *Fd, off uint64, data []byte, xd x
 		e.Uint32(f.Flags)
 		return e.Dict(xd)
 	}, data)
-	if err != nil {
-		return xdr.Iatt{}, nil, err
+	if ferr != nil {
+		return pre, post, nil, ferr
 	}
-	rx := d.Dict()
-	_ = d.Iatt()
-	post := d.Iatt()
+	rx = d.Dict()
+	pre = d.Iatt()
+	post = d.Iatt()
 	if err := c.finish(d, opWrite, f.GFID); err != nil {
-		return xdr.Iatt{}, nil, err
+		return xdr.Iatt{}, xdr.Iatt{}, nil, err
 	}
 	if int(ret) != len(data) {
 		err = &OpError{Brick: c.cfg.Name, Fop: "WRITE", GFID: f.GFID, Errno: syscall.EIO, Err: fmt.Errorf("short write: %d of %d bytes", ret, len(data))}
 	}
-	return post, rx, err
+	return pre, post, rx, err
 }
 
 // Flush is sent on every close(2) with the closing lock owner; the brick
@@ -904,7 +904,7 @@ func (c *Client) Fxattrop(ctx context.Context, f *Fd, flags uint32, dict, xd xdr
 	return c.readDictRsp(d, opFxattrop, f.GFID)
 }
 
-func (c *Client) rangeOp(ctx context.Context, proc uint32, f *Fd, mode uint32, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
+func (c *Client) rangeOp(ctx context.Context, proc uint32, f *Fd, mode uint32, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	d, _, err := c.fdOp(ctx, proc, f, func(e *xdr.Encoder, rfd int64) error {
 		e.GFID(f.GFID)
 		e.Int64(rfd)
@@ -916,24 +916,23 @@ func (c *Client) rangeOp(ctx context.Context, proc uint32, f *Fd, mode uint32, o
 		return e.Dict(some(xd))
 	}, nil)
 	if err != nil {
-		return nil, err
+		return pre, post, nil, err
 	}
-	_, _, rx, err := c.read2iatt(d, proc, f.GFID)
-	return rx, err
+	return c.read2iatt(d, proc, f.GFID)
 }
 
 // Fallocate allocates (mode FALLOC_FL_* bits) the range.
-func (c *Client) Fallocate(ctx context.Context, f *Fd, mode uint32, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
+func (c *Client) Fallocate(ctx context.Context, f *Fd, mode uint32, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	return c.rangeOp(ctx, opFallocate, f, mode, off, length, xd)
 }
 
 // Discard punches a hole in the range.
-func (c *Client) Discard(ctx context.Context, f *Fd, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
+func (c *Client) Discard(ctx context.Context, f *Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	return c.rangeOp(ctx, opDiscard, f, 0, off, length, xd)
 }
 
 // Zerofill writes zeroes over the range.
-func (c *Client) Zerofill(ctx context.Context, f *Fd, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
+func (c *Client) Zerofill(ctx context.Context, f *Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	return c.rangeOp(ctx, opZerofill, f, 0, off, length, xd)
 }
 

@@ -203,7 +203,7 @@ var fopRuns = []fopRun{
 	}},
 	{"Read", 8 + iatts + 4 + 12, nil}, // checked separately: data length
 	{"Write", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error {
-		_, _, err := c.Write(ctx, f, 0, []byte("0123456789"), nil)
+		_, _, _, err := c.Write(ctx, f, 0, []byte("0123456789"), nil)
 		return err
 	}},
 	{"Flush", hdr, func(ctx context.Context, c *Client, f *Fd) error { return fop.ErrOnly(c.Flush(ctx, f, nil)) }},
@@ -225,10 +225,14 @@ var fopRuns = []fopRun{
 		return err
 	}},
 	{"Fallocate", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error {
-		return fop.ErrOnly(c.Fallocate(ctx, f, 0, 0, 10, nil))
+		return fop.ErrOnlyPrePost(c.Fallocate(ctx, f, 0, 0, 10, nil))
 	}},
-	{"Discard", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error { return fop.ErrOnly(c.Discard(ctx, f, 0, 10, nil)) }},
-	{"Zerofill", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error { return fop.ErrOnly(c.Zerofill(ctx, f, 0, 10, nil)) }},
+	{"Discard", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error {
+		return fop.ErrOnlyPrePost(c.Discard(ctx, f, 0, 10, nil))
+	}},
+	{"Zerofill", hdr + 2*iatts, func(ctx context.Context, c *Client, f *Fd) error {
+		return fop.ErrOnlyPrePost(c.Zerofill(ctx, f, 0, 10, nil))
+	}},
 	{"Seek", hdr + 8, func(ctx context.Context, c *Client, f *Fd) error {
 		_, _, err := c.Seek(ctx, f, 0, SeekData, nil)
 		return err

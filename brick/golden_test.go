@@ -290,7 +290,7 @@ func TestGoldenFops(t *testing.T) {
 			}
 		}},
 		{"fop-write-x21", opWrite, true, false, 0, func(t *testing.T, f fx) {
-			post, _, err := f.c.Write(f.ctx, f.fd(fileG, 0100001), 0, []byte("hello\n"), nil)
+			_, post, _, err := f.c.Write(f.ctx, f.fd(fileG, 0100001), 0, []byte("hello\n"), nil)
 			if err != nil || post.Size != 6 {
 				t.Fatalf("%+v %v", post, err)
 			}
@@ -369,7 +369,7 @@ func TestGoldenFops(t *testing.T) {
 			}
 		}},
 		{"fop2-fallocate-x32", opFallocate, false, false, 0, func(t *testing.T, f fx) {
-			if _, err := f.c.Fallocate(f.ctx, f.fd(file2, 0), 0, 0, 20000, nil); err != nil {
+			if _, _, _, err := f.c.Fallocate(f.ctx, f.fd(file2, 0), 0, 0, 20000, nil); err != nil {
 				t.Fatal(err)
 			}
 		}},

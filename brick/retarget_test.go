@@ -36,7 +36,7 @@ func TestRetargetMovesToAnotherBrick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.Write(ctx, f, 0, []byte("old"), nil); err != nil {
+	if _, _, _, err := c.Write(ctx, f, 0, []byte("old"), nil); err != nil {
 		t.Fatal(err)
 	}
 	cfg := fastConfig(newFk)
@@ -47,7 +47,7 @@ func TestRetargetMovesToAnotherBrick(t *testing.T) {
 	newFk.WaitBrickConn(10 * time.Second)
 	waitFor(t, 5*time.Second, "client up on the new brick", c.Up)
 	oldWrites := len(oldFk.FopCalls(opWrite))
-	if _, _, err := c.Write(ctx, f, 3, []byte("new"), nil); err != nil {
+	if _, _, _, err := c.Write(ctx, f, 3, []byte("new"), nil); err != nil {
 		t.Fatalf("write after the move: %v", err)
 	}
 	if n := len(newFk.FopCalls(opOpen)); n != 1 {

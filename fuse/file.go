@@ -36,7 +36,7 @@ var _ = (fs.FileWriter)((*file)(nil))
 
 func (h *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	defer h.fsys.slow("WRITE", off, time.Now())
-	if _, _, err := h.vol().Write(h.fsys.caller(ctx, nil), h.fd, uint64(off), data, nil); err != nil {
+	if _, _, _, err := h.vol().Write(h.fsys.caller(ctx, nil), h.fd, uint64(off), data, nil); err != nil {
 		return 0, h.fsys.fail("WRITE", err)
 	}
 	return uint32(len(data)), 0
@@ -96,15 +96,15 @@ func (h *file) Allocate(ctx context.Context, off, size uint64, mode uint32) sysc
 	switch {
 	case mode&fallocPunchHole != 0:
 		// PUNCH_HOLE always comes with KEEP_SIZE: GlusterFS's DISCARD.
-		_, err = h.vol().Discard(ctx, h.fd, off, size, nil)
+		_, _, _, err = h.vol().Discard(ctx, h.fd, off, size, nil)
 	case mode&fallocZeroRange != 0 && mode&fallocKeepSize != 0:
 		err = h.vol().ZerofillKeepSize(ctx, h.fd, off, size)
 	case mode&fallocZeroRange != 0:
 		// ZEROFILL is fallocate(ZERO_RANGE) on the brick: it zeroes and
 		// extends the file when the range crosses EOF, as asked.
-		_, err = h.vol().Zerofill(ctx, h.fd, off, size, nil)
+		_, _, _, err = h.vol().Zerofill(ctx, h.fd, off, size, nil)
 	default:
-		_, err = h.vol().Fallocate(ctx, h.fd, mode, off, size, nil)
+		_, _, _, err = h.vol().Fallocate(ctx, h.fd, mode, off, size, nil)
 	}
 	if err != nil {
 		return h.fsys.fail("FALLOCATE", err)

@@ -327,8 +327,8 @@ func (s *fopServer) write(d *xdr.Decoder, ctx context.Context) []byte {
 	if !ok(d) || uint32(len(data)) < size {
 		return nil
 	}
-	post, rx, err := s.v.Write(ctx, f, off, data[:size], xd)
-	return iatts(int32(size), err, rx, xdr.Iatt{}, post)
+	pre, post, rx, err := s.v.Write(ctx, f, off, data[:size], xd)
+	return iatts(int32(size), err, rx, pre, post)
 }
 
 func (s *fopServer) statfs(d *xdr.Decoder, ctx context.Context) []byte {
@@ -589,7 +589,7 @@ func (s *fopServer) readdirp(d *xdr.Decoder, ctx context.Context) []byte {
 	return e.B
 }
 
-func (s *fopServer) rangeOp(d *xdr.Decoder, ctx context.Context, mode bool, fn func(f *fop.Fd, mode uint32, off, n uint64, xd xdr.Dict) (xdr.Dict, error)) []byte {
+func (s *fopServer) rangeOp(d *xdr.Decoder, ctx context.Context, mode bool, fn func(f *fop.Fd, mode uint32, off, n uint64, xd xdr.Dict) (xdr.Iatt, xdr.Iatt, xdr.Dict, error)) []byte {
 	_ = d.GFID()
 	f := s.fd(d)
 	var m uint32
@@ -600,24 +600,24 @@ func (s *fopServer) rangeOp(d *xdr.Decoder, ctx context.Context, mode bool, fn f
 	if !ok(d) {
 		return nil
 	}
-	rx, err := fn(f, m, off, n, xd)
-	return iatts(0, err, rx, xdr.Iatt{}, xdr.Iatt{})
+	pre, post, rx, err := fn(f, m, off, n, xd)
+	return iatts(0, err, rx, pre, post)
 }
 
 func (s *fopServer) fallocate(d *xdr.Decoder, ctx context.Context) []byte {
-	return s.rangeOp(d, ctx, true, func(f *fop.Fd, mode uint32, off, n uint64, xd xdr.Dict) (xdr.Dict, error) {
+	return s.rangeOp(d, ctx, true, func(f *fop.Fd, mode uint32, off, n uint64, xd xdr.Dict) (xdr.Iatt, xdr.Iatt, xdr.Dict, error) {
 		return s.v.Fallocate(ctx, f, mode, off, n, xd)
 	})
 }
 
 func (s *fopServer) discard(d *xdr.Decoder, ctx context.Context) []byte {
-	return s.rangeOp(d, ctx, false, func(f *fop.Fd, _ uint32, off, n uint64, xd xdr.Dict) (xdr.Dict, error) {
+	return s.rangeOp(d, ctx, false, func(f *fop.Fd, _ uint32, off, n uint64, xd xdr.Dict) (xdr.Iatt, xdr.Iatt, xdr.Dict, error) {
 		return s.v.Discard(ctx, f, off, n, xd)
 	})
 }
 
 func (s *fopServer) zerofill(d *xdr.Decoder, ctx context.Context) []byte {
-	return s.rangeOp(d, ctx, false, func(f *fop.Fd, _ uint32, off, n uint64, xd xdr.Dict) (xdr.Dict, error) {
+	return s.rangeOp(d, ctx, false, func(f *fop.Fd, _ uint32, off, n uint64, xd xdr.Dict) (xdr.Iatt, xdr.Iatt, xdr.Dict, error) {
 		return s.v.Zerofill(ctx, f, off, n, xd)
 	})
 }

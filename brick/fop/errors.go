@@ -62,3 +62,7 @@ func ErrOnly(_ xdr.Dict, err error) error { return err }
 // ErrOnly2 is ErrOnly for fops that answer a dict besides the reply's
 // xdata (Getxattr, Xattrop).
 func ErrOnly2(_, _ xdr.Dict, err error) error { return err }
+
+// ErrOnlyPrePost is ErrOnly for fops that answer the attributes before
+// and after a change (Write, Truncate, Fallocate, ...).
+func ErrOnlyPrePost(_, _ xdr.Iatt, _ xdr.Dict, err error) error { return err }

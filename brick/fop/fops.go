@@ -59,16 +59,18 @@ type Fops interface {
 	Readdirp(ctx context.Context, f *Fd, offset uint64, size uint32, xd xdr.Dict) (ents []Dirent, eof bool, rx xdr.Dict, err error)
 	// Read returns up to size bytes at off; short means end of file.
 	Read(ctx context.Context, f *Fd, off uint64, size uint32, xd xdr.Dict) ([]byte, xdr.Dict, error)
-	Write(ctx context.Context, f *Fd, off uint64, data []byte, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error)
+	// Write answers the file's attributes before and after it (the
+	// shard layer counts blocks from the two).
+	Write(ctx context.Context, f *Fd, off uint64, data []byte, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error)
 	Flush(ctx context.Context, f *Fd, xd xdr.Dict) (xdr.Dict, error)
 	Fsync(ctx context.Context, f *Fd, datasync bool, xd xdr.Dict) (xdr.Dict, error)
 	Fsyncdir(ctx context.Context, f *Fd, datasync bool, xd xdr.Dict) (xdr.Dict, error)
 	Fstat(ctx context.Context, f *Fd, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error)
 	Fsetattr(ctx context.Context, f *Fd, attr *xdr.Iatt, valid uint32, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error)
 	Ftruncate(ctx context.Context, f *Fd, size uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error)
-	Fallocate(ctx context.Context, f *Fd, mode uint32, off, length uint64, xd xdr.Dict) (xdr.Dict, error)
-	Discard(ctx context.Context, f *Fd, off, length uint64, xd xdr.Dict) (xdr.Dict, error)
-	Zerofill(ctx context.Context, f *Fd, off, length uint64, xd xdr.Dict) (xdr.Dict, error)
+	Fallocate(ctx context.Context, f *Fd, mode uint32, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error)
+	Discard(ctx context.Context, f *Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error)
+	Zerofill(ctx context.Context, f *Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error)
 	Seek(ctx context.Context, f *Fd, off uint64, what int32, xd xdr.Dict) (uint64, xdr.Dict, error)
 	Lk(ctx context.Context, f *Fd, cmd uint32, fl xdr.Flock, xd xdr.Dict) (xdr.Flock, xdr.Dict, error)
 	Fxattrop(ctx context.Context, f *Fd, flags uint32, dict, xd xdr.Dict) (xdr.Dict, xdr.Dict, error)

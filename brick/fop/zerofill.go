@@ -16,12 +16,12 @@ func ZeroKeepSize(ctx context.Context, b Fops, f *Fd, off, length uint64) error 
 	}
 	if end := off + length; end > st.Size {
 		start := max(off, st.Size)
-		if _, err := b.Fallocate(ctx, f, FallocKeepSize, start, end-start, nil); err != nil {
+		if _, _, _, err := b.Fallocate(ctx, f, FallocKeepSize, start, end-start, nil); err != nil {
 			return err
 		}
 	}
 	if below := min(off+length, st.Size); below > off {
-		_, err := b.Zerofill(ctx, f, off, below-off, nil)
+		_, _, _, err := b.Zerofill(ctx, f, off, below-off, nil)
 		return err
 	}
 	return nil

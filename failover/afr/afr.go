@@ -66,6 +66,8 @@ type Replicate struct {
 
 	gen atomic.Uint64 // bumped on every child up/down event
 
+	workers *workers // the fan-outs' goroutines
+
 	abandonMu sync.Mutex
 	abandoned map[string]chan struct{} // GUARDED_BY(abandonMu); blocking lock requests whose callers gave up, by lockKey
 
@@ -106,7 +108,7 @@ func NewReplicate(name string, kids []Child, pendingNames []string, opts Replica
 		opts.FopTimeout = 10 * time.Second
 	}
 	r := &Replicate{name: name, kids: kids, opts: opts, log: log.With(zap.String("subvol", name)), inodes: map[xdr.GFID]*inode{},
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), deliverd: make(chan struct{})}
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), deliverd: make(chan struct{}), workers: newWorkers()}
 	go r.deliver()
 	for _, n := range pendingNames {
 		r.keys = append(r.keys, "trusted.afr."+n)
@@ -227,7 +229,7 @@ func (r *Replicate) ChildrenUp() []bool { return r.up() }
 func (r *Replicate) Close() {
 	// Not waiting for the delivery goroutine: a watcher may be the one
 	// closing, or may block.
-	r.stopOnce.Do(func() { close(r.stop) })
+	r.stopOnce.Do(func() { close(r.stop); close(r.workers.stop) })
 	r.healOnce.Do(func() {})
 	if r.healStop != nil {
 		r.healCancel()

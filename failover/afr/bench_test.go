@@ -25,7 +25,7 @@ func BenchmarkReplicatedWrite(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, _, err := r.Write(ctx, fd, uint64(i%256)*4096, data, nil); err != nil {
+		if _, _, _, err := r.Write(ctx, fd, uint64(i%256)*4096, data, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

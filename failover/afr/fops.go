@@ -248,7 +248,7 @@ func (r *Replicate) Truncate(ctx context.Context, gfid xdr.GFID, size uint64, xd
 // Ftruncate sets the size of an open file on every child.
 func (r *Replicate) Ftruncate(ctx context.Context, f *fop.Fd, size uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	sts := make([]xdr.Iatt, r.n())
-	post, err = r.fdData(ctx, f, 0, whole, sts, func(ctx context.Context, i int, cf *fop.Fd) error {
+	_, post, err = r.fdData(ctx, f, 0, whole, nil, sts, func(ctx context.Context, i int, cf *fop.Fd) error {
 		var err error
 		_, sts[i], _, err = r.kids[i].Ftruncate(ctx, cf, size, xd)
 		return err
@@ -264,10 +264,10 @@ var arbiterByte = []byte{0xff}
 // the bricks how many inodelks wait in the replica's domain, as AFR does:
 // more than ours means another client wants the file, and the eager lock
 // is given up right after.
-func (r *Replicate) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+func (r *Replicate) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xdata xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	rf, err := r.rfd(f)
 	if err != nil {
-		return xdr.Iatt{}, nil, err
+		return pre, post, nil, err
 	}
 	// AFR's own question (how many wait in its domain) goes with every
 	// write, whatever the caller asked; its answer is AFR's, not the
@@ -276,34 +276,34 @@ func (r *Replicate) Write(ctx context.Context, f *fop.Fd, off uint64, data []byt
 	if len(xdata) > 0 {
 		x = append(xdr.Dict{}, xdata...).With(r.domCount[0].Key, r.domCount[0].Value)
 	}
+	pres := make([]xdr.Iatt, r.n())
 	sts := make([]xdr.Iatt, r.n())
 	rxs := make([]xdr.Dict, r.n())
 	done := make([]bool, r.n())
-	post, err := r.rfData(ctx, rf, off, uint64(len(data)), sts, func(ctx context.Context, i int, cf *fop.Fd) error {
+	pre, post, err = r.rfData(ctx, rf, off, uint64(len(data)), pres, sts, func(ctx context.Context, i int, cf *fop.Fd) error {
 		d := data
 		if i == r.opts.Arbiter {
 			d = arbiterByte
 		}
-		return r.writeChild(ctx, i, cf, off, d, x, rf, &sts[i], &rxs[i], &done[i])
+		return r.writeChild(ctx, i, cf, off, d, x, rf, &pres[i], &sts[i], &rxs[i], &done[i])
 	})
 	if err != nil {
-		return xdr.Iatt{}, nil, err
+		return xdr.Iatt{}, xdr.Iatt{}, nil, err
 	}
 	i := r.best(rf.ino, done)
-	var rx xdr.Dict
 	for _, p := range rxs[i] {
 		if p.Key != inodelkCount {
 			rx = append(rx, p)
 		}
 	}
-	return post, rx, nil
+	return pre, post, rx, nil
 }
 
 // writeChild is one child's part of Write. (Its own function: the
 // fan-out goroutine's stack then stays within its first size.)
-func (r *Replicate) writeChild(ctx context.Context, i int, cf *fop.Fd, off uint64, d []byte, x xdr.Dict, rf *replFd, st *xdr.Iatt, rx *xdr.Dict, done *bool) error {
+func (r *Replicate) writeChild(ctx context.Context, i int, cf *fop.Fd, off uint64, d []byte, x xdr.Dict, rf *replFd, pre, st *xdr.Iatt, rx *xdr.Dict, done *bool) error {
 	var err error
-	*st, *rx, err = r.kids[i].Write(ctx, cf, off, d, x)
+	*pre, *st, *rx, err = r.kids[i].Write(ctx, cf, off, d, x)
 	if n, ok := rx.Uint(inodelkCount); ok && n > 1 {
 		r.contended(rf.ino)
 	}
@@ -316,7 +316,7 @@ const inodelkCount = "glusterfs.inodelk-count"
 
 // Fsync flushes every child taking part.
 func (r *Replicate) Fsync(ctx context.Context, f *fop.Fd, datasync bool, xd xdr.Dict) (xdr.Dict, error) {
-	_, err := r.fdData(ctx, f, whole, 0, nil, func(ctx context.Context, i int, cf *fop.Fd) error {
+	_, _, err := r.fdData(ctx, f, whole, 0, nil, nil, func(ctx context.Context, i int, cf *fop.Fd) error {
 		return fop.ErrOnly(r.kids[i].Fsync(ctx, cf, datasync, xd))
 	})
 	return nil, err
@@ -336,27 +336,36 @@ func (r *Replicate) Fsyncdir(ctx context.Context, f *fop.Fd, datasync bool, xd x
 }
 
 // Fallocate allocates on every child taking part.
-func (r *Replicate) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
-	_, err := r.fdData(ctx, f, off, length, nil, func(ctx context.Context, i int, cf *fop.Fd) error {
-		return fop.ErrOnly(r.kids[i].Fallocate(ctx, cf, mode, off, length, xd))
+func (r *Replicate) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	pres, posts := make([]xdr.Iatt, r.n()), make([]xdr.Iatt, r.n())
+	pre, post, err = r.fdData(ctx, f, off, length, pres, posts, func(ctx context.Context, i int, cf *fop.Fd) error {
+		var err error
+		pres[i], posts[i], _, err = r.kids[i].Fallocate(ctx, cf, mode, off, length, xd)
+		return err
 	})
-	return nil, err
+	return pre, post, nil, err
 }
 
 // Discard punches a hole on every child taking part.
-func (r *Replicate) Discard(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
-	_, err := r.fdData(ctx, f, off, length, nil, func(ctx context.Context, i int, cf *fop.Fd) error {
-		return fop.ErrOnly(r.kids[i].Discard(ctx, cf, off, length, xd))
+func (r *Replicate) Discard(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	pres, posts := make([]xdr.Iatt, r.n()), make([]xdr.Iatt, r.n())
+	pre, post, err = r.fdData(ctx, f, off, length, pres, posts, func(ctx context.Context, i int, cf *fop.Fd) error {
+		var err error
+		pres[i], posts[i], _, err = r.kids[i].Discard(ctx, cf, off, length, xd)
+		return err
 	})
-	return nil, err
+	return pre, post, nil, err
 }
 
 // Zerofill zeroes a range on every child taking part.
-func (r *Replicate) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
-	_, err := r.fdData(ctx, f, off, length, nil, func(ctx context.Context, i int, cf *fop.Fd) error {
-		return fop.ErrOnly(r.kids[i].Zerofill(ctx, cf, off, length, xd))
+func (r *Replicate) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	pres, posts := make([]xdr.Iatt, r.n()), make([]xdr.Iatt, r.n())
+	pre, post, err = r.fdData(ctx, f, off, length, pres, posts, func(ctx context.Context, i int, cf *fop.Fd) error {
+		var err error
+		pres[i], posts[i], _, err = r.kids[i].Zerofill(ctx, cf, off, length, xd)
+		return err
 	})
-	return nil, err
+	return pre, post, nil, err
 }
 
 // ZerofillKeepSize carries out fallocate(ZERO_RANGE|KEEP_SIZE) on every
@@ -364,7 +373,7 @@ func (r *Replicate) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64,
 // client's write or truncate moves EOF between a child's fstat and its
 // ZEROFILL, which would otherwise grow the file back (see fop.ZeroKeepSize).
 func (r *Replicate) ZerofillKeepSize(ctx context.Context, f *fop.Fd, off, length uint64) error {
-	_, err := r.fdData(ctx, f, 0, whole, nil, func(ctx context.Context, i int, cf *fop.Fd) error {
+	_, _, err := r.fdData(ctx, f, 0, whole, nil, nil, func(ctx context.Context, i int, cf *fop.Fd) error {
 		return fop.ZeroKeepSize(ctx, r.kids[i], cf, off, length)
 	})
 	return err

@@ -136,7 +136,7 @@ func (r *Replicate) healChunkAt(ctx context.Context, ino *inode, fds []*fop.Fd, 
 	}
 	for i, s := range sinks {
 		if s && fds[i] != nil {
-			if _, _, err := r.kids[i].Write(ctx, fds[i], off, data, nil); err != nil {
+			if _, _, _, err := r.kids[i].Write(ctx, fds[i], off, data, nil); err != nil {
 				return err
 			}
 		}

@@ -141,29 +141,37 @@ func (r *Replicate) unreadable(ino *inode, who []bool, slot int) {
 
 // pick returns the iatt of the best child among ok: readable first.
 func (r *Replicate) pick(ino *inode, ok []bool, sts []xdr.Iatt) xdr.Iatt {
+	if i := r.pickIndex(ino, ok); i >= 0 {
+		return sts[i]
+	}
+	return xdr.Iatt{}
+}
+
+// pickIndex is the child whose answer pick takes, or -1 if none.
+func (r *Replicate) pickIndex(ino *inode, ok []bool) int {
 	ino.mu.Lock()
 	readable := ino.readable
 	ino.mu.Unlock()
 	h := int(superFastHash(ino.gfid) % uint32(r.n()))
 	if ok[h] && (readable == nil || readable[h]) {
-		return sts[h]
+		return h
 	}
 	for i := range ok {
 		if ok[i] && (readable == nil || readable[i]) {
-			return sts[i]
+			return i
 		}
 	}
 	for i := range ok {
 		if ok[i] && i != r.opts.Arbiter {
-			return sts[i]
+			return i
 		}
 	}
 	for i := range ok {
 		if ok[i] {
-			return sts[i]
+			return i
 		}
 	}
-	return xdr.Iatt{}
+	return -1
 }
 
 // best returns the first child of ok that is readable, else the first of ok.

@@ -94,12 +94,12 @@ func TestDataHealOverMem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := r.Write(ctx, f, 0, []byte("before"), nil); err != nil {
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("before"), nil); err != nil {
 		t.Fatal(err)
 	}
 	mems[2].SetDown(true)
 	r.ChildEvent(2, false)
-	if _, _, err := r.Write(ctx, f, 0, []byte("AFTER!"), nil); err != nil {
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("AFTER!"), nil); err != nil {
 		t.Fatalf("write with 2 of 3 bricks: %v", err)
 	}
 	if err := r.Release(ctx, f); err != nil {
@@ -205,7 +205,7 @@ func TestEntryHealOverMem(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create with 2 of 3 bricks: %v", err)
 	}
-	if _, _, err := r.Write(ctx, f, 0, []byte("made while brick 2 was down"), nil); err != nil {
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("made while brick 2 was down"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Release(ctx, f); err != nil {
@@ -262,7 +262,7 @@ func TestUnlinkedOpenFileReadsAfterChildEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Release(ctx, f)
-	if _, _, err := r.Write(ctx, f, 0, []byte("still here"), nil); err != nil {
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("still here"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Unlink(ctx, foptest.RootGFID, "f", nil); err != nil {
@@ -325,7 +325,7 @@ func TestMetaHealRightAfterDataHeal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := r.Write(ctx, f, 0, []byte("data to heal"), nil); err != nil {
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("data to heal"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, _, err := r.Setattr(ctx, foptest.GFID(1), &xdr.Iatt{Mode: 0o600}, fop.SetAttrMode, nil); err != nil {
@@ -364,7 +364,7 @@ func TestWriteLostOnOneBrick(t *testing.T) {
 	}
 	defer r.Release(ctx, f)
 	mems[2].Drop("WRITE", true)
-	if _, _, err := r.Write(ctx, f, 0, []byte("two of three"), nil); err != nil {
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("two of three"), nil); err != nil {
 		t.Fatalf("write with one brick losing it: %v", err)
 	}
 	if len(mems[2].Kicks()) == 0 {
@@ -408,7 +408,7 @@ func TestCreateOverANameOnlyAStaleBrickHolds(t *testing.T) {
 	if err != nil || st.GFID != foptest.GFID(11) {
 		t.Fatalf("create again: gfid %v, %v; want the new file", st.GFID, err)
 	}
-	if _, _, err := r.Write(ctx, f, 0, []byte("new"), nil); err != nil {
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("new"), nil); err != nil {
 		t.Fatal(err)
 	}
 	_ = r.Release(ctx, f)

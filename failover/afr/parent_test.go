@@ -203,7 +203,7 @@ func TestHealWorkerDrains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := r.Write(ctx, f, 0, []byte("healed by the worker"), nil); err != nil {
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("healed by the worker"), nil); err != nil {
 		t.Fatal(err)
 	}
 	_ = r.Release(ctx, f)
@@ -337,7 +337,7 @@ func TestCopyFileRangeThroughReplica(t *testing.T) {
 		data[i] = byte(i * 7)
 	}
 	mems[2].SetDown(true) // brick 2 misses the source's data
-	if _, _, err := r.Write(ctx, src, 0, data, nil); err != nil {
+	if _, _, _, err := r.Write(ctx, src, 0, data, nil); err != nil {
 		t.Fatal(err)
 	}
 	mems[2].SetDown(false)
@@ -377,7 +377,7 @@ func TestWriteXdata(t *testing.T) {
 	}
 	defer r.Release(ctx, f)
 	xd := xdr.Dict{{Key: "glusterfs.inodelk-dom-count", Value: xdr.Str("someone.else")}}
-	_, rx, err := r.Write(ctx, f, 0, []byte("x"), xd)
+	_, _, rx, err := r.Write(ctx, f, 0, []byte("x"), xd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +398,7 @@ func TestWriteXdata(t *testing.T) {
 	for mems[0].Waiters() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	if _, _, err := r.Write(ctx, f, 1, []byte("y"), nil); err != nil {
+	if _, _, _, err := r.Write(ctx, f, 1, []byte("y"), nil); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -422,13 +422,13 @@ func TestCopyWithinOneFileAcrossABrickEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Release(ctx, f)
-	if _, _, err := r.Write(ctx, f, 0, make([]byte, 8192), nil); err != nil {
+	if _, _, _, err := r.Write(ctx, f, 0, make([]byte, 8192), nil); err != nil {
 		t.Fatal(err)
 	}
 	release := mems[0].Hang("WRITE")
 	wrote := make(chan error, 1)
 	go func() {
-		_, _, err := r.Write(ctx, f, 8192, []byte("held"), nil)
+		_, _, _, err := r.Write(ctx, f, 8192, []byte("held"), nil)
 		wrote <- err
 	}()
 	for mems[0].Calls("WRITE") < 2 {
@@ -453,7 +453,7 @@ func TestCopyWithinOneFileAcrossABrickEvent(t *testing.T) {
 			t.Fatal("the write or the copy within one file never finished")
 		}
 	}
-	if _, _, err := r.Write(ctx, f, 0, []byte("after"), nil); err != nil {
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("after"), nil); err != nil {
 		t.Fatalf("a write after the copy: %v", err)
 	}
 }

@@ -126,18 +126,18 @@ func (f *fakeChild) Fsync(ctx context.Context, fd *fop.Fd, datasync bool, xd xdr
 	return nil, nil
 }
 
-func (f *fakeChild) Write(ctx context.Context, fd *fop.Fd, off uint64, data []byte, x xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+func (f *fakeChild) Write(ctx context.Context, fd *fop.Fd, off uint64, data []byte, x xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	if !f.Up() {
-		return xdr.Iatt{}, nil, f.down()
+		return pre, post, nil, f.down()
 	}
 	f.mu.Lock()
-	err := f.writeErr
+	err = f.writeErr
 	f.mu.Unlock()
 	if err != nil {
-		return xdr.Iatt{}, nil, err
+		return pre, post, nil, err
 	}
 	f.log("write")
-	return xdr.Iatt{GFID: fd.GFID, Size: off + uint64(len(data)), Mode: syscall.S_IFREG | 0o644}, nil, nil
+	return pre, xdr.Iatt{GFID: fd.GFID, Size: off + uint64(len(data)), Mode: syscall.S_IFREG | 0o644}, nil, nil
 }
 
 func (f *fakeChild) Lookup(ctx context.Context, parent xdr.GFID, name string, gfid xdr.GFID, x xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
@@ -206,7 +206,7 @@ func TestWriteAccusesFailedBrickBeforeAck(t *testing.T) {
 	f[2].mu.Lock()
 	f[2].writeErr = &fop.OpError{Brick: "v-client-2", Errno: syscall.ENOTCONN}
 	f[2].mu.Unlock()
-	if _, _, err := r.Write(ctx, fd, 0, []byte("data"), nil); err != nil {
+	if _, _, _, err := r.Write(ctx, fd, 0, []byte("data"), nil); err != nil {
 		t.Fatalf("write with one brick failing: %v", err)
 	}
 	// The accusation reached both survivors before Write returned, after
@@ -263,7 +263,7 @@ func TestWriteWithoutQuorumKeepsDirty(t *testing.T) {
 		c.writeErr = &fop.OpError{Brick: c.name, Errno: syscall.EIO}
 		c.mu.Unlock()
 	}
-	_, _, err = r.Write(ctx, fd, 0, []byte("data"), nil)
+	_, _, _, err = r.Write(ctx, fd, 0, []byte("data"), nil)
 	if fop.Errno(err) != syscall.EIO {
 		t.Fatalf("write on 1 of 3: %v, want the bricks' EIO", err)
 	}
@@ -303,7 +303,7 @@ func TestSymmetricErrorAccusesNobody(t *testing.T) {
 		c.writeErr = &fop.OpError{Brick: c.name, Errno: syscall.ENOSPC}
 		c.mu.Unlock()
 	}
-	if _, _, err := r.Write(ctx, fd, 0, []byte("data"), nil); fop.Errno(err) != syscall.ENOSPC {
+	if _, _, _, err := r.Write(ctx, fd, 0, []byte("data"), nil); fop.Errno(err) != syscall.ENOSPC {
 		t.Fatalf("got %v, want ENOSPC", err)
 	}
 	r.postOpNow(r.inode(testGFID))
@@ -441,14 +441,14 @@ func TestChangelogErrno(t *testing.T) {
 	for _, c := range f[1:] {
 		c.xopErr = &fop.OpError{Brick: c.name, Fop: "FXATTROP", Errno: syscall.ENOSPC}
 	}
-	if _, _, err := r.Write(ctx, fd, 0, []byte("x"), nil); fop.Errno(err) != syscall.ENOSPC {
+	if _, _, _, err := r.Write(ctx, fd, 0, []byte("x"), nil); fop.Errno(err) != syscall.ENOSPC {
 		t.Fatalf("write with the pre-op refused as ENOSPC on two bricks: %v, want ENOSPC", err)
 	}
 	// Lost connections are no errno of the bricks': ENOTCONN.
 	for _, c := range f[1:] {
 		c.xopErr = &fop.OpError{Brick: c.name, Fop: "FXATTROP", Errno: syscall.ENOTCONN}
 	}
-	if _, _, err := r.Write(ctx, fd, 0, []byte("x"), nil); fop.Errno(err) != syscall.ENOTCONN {
+	if _, _, _, err := r.Write(ctx, fd, 0, []byte("x"), nil); fop.Errno(err) != syscall.ENOTCONN {
 		t.Fatalf("write with the pre-op lost on two bricks: %v, want ENOTCONN", err)
 	}
 }
@@ -462,21 +462,21 @@ func (f *fakeChild) Fstat(ctx context.Context, fd *fop.Fd, xd xdr.Dict) (xdr.Iat
 	return xdr.Iatt{GFID: fd.GFID, Size: f.size, Mode: syscall.S_IFREG | 0o644}, nil, nil
 }
 
-func (f *fakeChild) Zerofill(ctx context.Context, fd *fop.Fd, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
+func (f *fakeChild) Zerofill(ctx context.Context, fd *fop.Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	if !f.Up() {
-		return nil, f.down()
+		return pre, post, nil, f.down()
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.zeroed = append(f.zeroed, [2]uint64{off, length})
 	f.size = max(f.size, off+length) // ZEROFILL extends, as on a brick
 	f.events = append(f.events, "zerofill")
-	return nil, nil
+	return pre, post, nil, nil
 }
 
-func (f *fakeChild) Fallocate(ctx context.Context, fd *fop.Fd, mode uint32, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
+func (f *fakeChild) Fallocate(ctx context.Context, fd *fop.Fd, mode uint32, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	if !f.Up() {
-		return nil, f.down()
+		return pre, post, nil, f.down()
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -485,7 +485,7 @@ func (f *fakeChild) Fallocate(ctx context.Context, fd *fop.Fd, mode uint32, off,
 		f.size = max(f.size, off+length)
 	}
 	f.events = append(f.events, "fallocate")
-	return nil, nil
+	return pre, post, nil, nil
 }
 
 // fallocate(ZERO_RANGE|KEEP_SIZE) zeroes only below each brick's EOF and

@@ -93,7 +93,7 @@ func TestStuckBrickBoundedByFopTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if _, _, err := r.Write(ctx, fd, 0, []byte("data"), nil); err != nil {
+	if _, _, _, err := r.Write(ctx, fd, 0, []byte("data"), nil); err != nil {
 		t.Fatalf("write with a stuck brick: %v", err)
 	}
 	took := time.Since(start)

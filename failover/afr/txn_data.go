@@ -109,15 +109,17 @@ func (r *Replicate) validWrite(ino *inode, ok []bool) bool {
 }
 
 // fdData runs a data change through an fd on every child taking part.
-func (r *Replicate) fdData(ctx context.Context, f *fop.Fd, off, length uint64, sts []xdr.Iatt, op func(ctx context.Context, i int, cf *fop.Fd) error) (xdr.Iatt, error) {
+// With pres and posts it answers the attributes before and after the
+// change of the child pick chooses (both from the same child).
+func (r *Replicate) fdData(ctx context.Context, f *fop.Fd, off, length uint64, pres, posts []xdr.Iatt, op func(ctx context.Context, i int, cf *fop.Fd) error) (pre, post xdr.Iatt, err error) {
 	rf, err := r.rfd(f)
 	if err != nil {
-		return xdr.Iatt{}, err
+		return pre, post, err
 	}
-	return r.rfData(ctx, rf, off, length, sts, op)
+	return r.rfData(ctx, rf, off, length, pres, posts, op)
 }
 
-func (r *Replicate) rfData(ctx context.Context, rf *replFd, off, length uint64, sts []xdr.Iatt, op func(ctx context.Context, i int, cf *fop.Fd) error) (xdr.Iatt, error) {
+func (r *Replicate) rfData(ctx context.Context, rf *replFd, off, length uint64, pres, posts []xdr.Iatt, op func(ctx context.Context, i int, cf *fop.Fd) error) (pre, post xdr.Iatt, err error) {
 	ok, err := r.dataTxn(ctx, rf.ino, rf, off, length, func(ctx context.Context, i int) error {
 		cf, err := r.child(ctx, rf, i)
 		if err != nil {
@@ -125,8 +127,15 @@ func (r *Replicate) rfData(ctx context.Context, rf *replFd, off, length uint64, 
 		}
 		return op(ctx, i, cf)
 	})
-	if err != nil || sts == nil {
-		return xdr.Iatt{}, err
+	if err != nil || posts == nil {
+		return pre, post, err
 	}
-	return r.pick(rf.ino, ok, sts), nil
+	i := r.pickIndex(rf.ino, ok)
+	if i < 0 {
+		return pre, post, nil
+	}
+	if pres != nil {
+		pre = pres[i]
+	}
+	return pre, posts[i], nil
 }

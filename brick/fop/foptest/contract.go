@@ -64,8 +64,12 @@ func Contract(t *testing.T, v fop.Fops) {
 
 	// Data.
 	data := bytes.Repeat([]byte("brickfs!"), 1024)
-	_, _, err = v.Write(ctx, f, 100, data, nil)
+	pre, wpost, _, err := v.Write(ctx, f, 100, data, nil)
 	must(err, "write")
+	if pre.Size != 0 || wpost.Size != uint64(100+len(data)) || wpost.Blocks < pre.Blocks {
+		t.Errorf("write's attributes before and after: size %d -> %d, blocks %d -> %d; want 0 -> %d",
+			pre.Size, wpost.Size, pre.Blocks, wpost.Blocks, 100+len(data))
+	}
 	got, _, err := v.Read(ctx, f, 100, uint32(len(data)), nil)
 	must(err, "read")
 	if !bytes.Equal(got, data) {
@@ -82,7 +86,7 @@ func Contract(t *testing.T, v fop.Fops) {
 	if st, _, err := v.Stat(ctx, GFID(1), nil); err != nil || st.Size != 50 {
 		t.Errorf("stat after truncate to 50: size %d, %v", st.Size, err)
 	}
-	must(fop.ErrOnly(v.Zerofill(ctx, f, 40, 20, nil)), "zerofill across EOF")
+	must(fop.ErrOnlyPrePost(v.Zerofill(ctx, f, 40, 20, nil)), "zerofill across EOF")
 	if st, _, err := v.Stat(ctx, GFID(1), nil); err != nil || st.Size != 60 {
 		t.Errorf("zerofill [40, 60) of a 50-byte file: size %d, %v; want 60 (ZEROFILL extends)", st.Size, err)
 	}
@@ -176,17 +180,21 @@ func Contract(t *testing.T, v fop.Fops) {
 	}
 	g, _, _, err := v.Create(ctx, RootGFID, "g", uint32(syscall.O_RDWR), 0o644, 0, GFID(6), nil)
 	must(err, "create g")
-	_, _, err = v.Write(ctx, g, 0, bytes.Repeat([]byte{0xab}, 8192), nil)
+	_, _, _, err = v.Write(ctx, g, 0, bytes.Repeat([]byte{0xab}, 8192), nil)
 	must(err, "write g")
-	must(fop.ErrOnly(v.Fallocate(ctx, g, 1, 8192, 4096, nil)), "fallocate KEEP_SIZE past EOF")
+	must(fop.ErrOnlyPrePost(v.Fallocate(ctx, g, 1, 8192, 4096, nil)), "fallocate KEEP_SIZE past EOF")
 	if st, _, err := v.Fstat(ctx, g, nil); err != nil || st.Size != 8192 {
 		t.Errorf("fallocate KEEP_SIZE: size %d, %v; want 8192", st.Size, err)
 	}
-	must(fop.ErrOnly(v.Fallocate(ctx, g, 0, 8192, 4096, nil)), "fallocate past EOF")
+	fpre, fpost, _, err := v.Fallocate(ctx, g, 0, 8192, 4096, nil)
+	must(err, "fallocate past EOF")
+	if fpre.Size != 8192 || fpost.Size != 12288 {
+		t.Errorf("fallocate's attributes before and after: size %d -> %d, want 8192 -> 12288", fpre.Size, fpost.Size)
+	}
 	if st, _, err := v.Fstat(ctx, g, nil); err != nil || st.Size != 12288 {
 		t.Errorf("fallocate: size %d, %v; want 12288", st.Size, err)
 	}
-	must(fop.ErrOnly(v.Discard(ctx, g, 0, 4096, nil)), "discard")
+	must(fop.ErrOnlyPrePost(v.Discard(ctx, g, 0, 4096, nil)), "discard")
 	if got, _, err := v.Read(ctx, g, 0, 8192, nil); err != nil || !bytes.Equal(got[:4096], make([]byte, 4096)) || got[4096] != 0xab {
 		t.Errorf("after discard [0, 4096): %v", err)
 	}
@@ -299,7 +307,7 @@ func parentFops(t *testing.T, v fop.Fops, must func(error, string), want func(er
 
 	// copy_file_range between two open files.
 	data := bytes.Repeat([]byte("clone me"), 1024)
-	_, _, err = v.Write(bg, f, 0, data, nil)
+	_, _, _, err = v.Write(bg, f, 0, data, nil)
 	must(err, "write the source")
 	dst, _, _, err := v.Create(bg, RootGFID, "copy", uint32(syscall.O_RDWR), 0o644, 0, GFID(8), nil)
 	must(err, "create copy")

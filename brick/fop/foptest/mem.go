@@ -885,27 +885,27 @@ func (m *Mem) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd x
 }
 
 // Write writes data at off.
-func (m *Mem) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xdata xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+func (m *Mem) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xdata xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	if err := m.enterFd(ctx, "WRITE", f); err != nil {
-		return xdr.Iatt{}, nil, err
+		return pre, post, nil, err
 	}
 	defer m.mu.Unlock()
 	ino, err := m.get("WRITE", f.GFID)
 	if err != nil {
-		return xdr.Iatt{}, nil, err
+		return pre, post, nil, err
 	}
+	pre = stat(ino)
 	if end := off + uint64(len(data)); end > uint64(len(ino.data)) {
 		ino.data = resize(ino.data, end)
 	}
 	copy(ino.data[off:], data)
-	var rx xdr.Dict
 	if dom, ok := xdata.Bytes("glusterfs.inodelk-dom-count"); ok {
 		// How many inode locks are held or awaited in that domain, as
 		// features/locks answers (AFR gives its eager lock up on > 1).
 		key := "i" + string(f.GFID[:]) + string(dom)
 		rx = xdr.Dict{{Key: "glusterfs.inodelk-count", Value: xdr.Uint(uint64(len(m.locks[key]) + m.waiting[key]))}}
 	}
-	return stat(ino), rx, nil
+	return pre, stat(ino), rx, nil
 }
 
 func (m *Mem) fdNop(ctx context.Context, op string, f *fop.Fd) error {
@@ -1069,23 +1069,24 @@ func (m *Mem) xattrop(op string, g xdr.GFID, flags uint32, dict xdr.Dict) (xdr.D
 	return out, nil, nil
 }
 
-func (m *Mem) fdRange(ctx context.Context, op string, f *fop.Fd, fn func(ino *inode)) error {
+func (m *Mem) fdRange(ctx context.Context, op string, f *fop.Fd, fn func(ino *inode)) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	if err := m.enterFd(ctx, op, f); err != nil {
-		return err
+		return pre, post, nil, err
 	}
 	defer m.mu.Unlock()
 	ino, err := m.get(op, f.GFID)
 	if err != nil {
-		return err
+		return pre, post, nil, err
 	}
+	pre = stat(ino)
 	fn(ino)
-	return nil
+	return pre, stat(ino), nil, nil
 }
 
 // Fallocate extends the file with zeros unless mode is KEEP_SIZE (any
 // non-zero mode, as a brick takes it).
-func (m *Mem) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
-	return nil, m.fdRange(ctx, "FALLOCATE", f, func(ino *inode) {
+func (m *Mem) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	return m.fdRange(ctx, "FALLOCATE", f, func(ino *inode) {
 		if mode == 0 && off+length > uint64(len(ino.data)) {
 			ino.data = resize(ino.data, off+length)
 		}
@@ -1093,8 +1094,8 @@ func (m *Mem) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length
 }
 
 // Discard punches a hole: the range reads zeros, the size stays.
-func (m *Mem) Discard(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
-	return nil, m.fdRange(ctx, "DISCARD", f, func(ino *inode) {
+func (m *Mem) Discard(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	return m.fdRange(ctx, "DISCARD", f, func(ino *inode) {
 		for i := off; i < off+length && i < uint64(len(ino.data)); i++ {
 			ino.data[i] = 0
 		}
@@ -1103,8 +1104,8 @@ func (m *Mem) Discard(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr
 
 // Zerofill zeroes a range and extends the file when it crosses EOF, as a
 // brick's ZEROFILL does.
-func (m *Mem) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (xdr.Dict, error) {
-	return nil, m.fdRange(ctx, "ZEROFILL", f, func(ino *inode) {
+func (m *Mem) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	return m.fdRange(ctx, "ZEROFILL", f, func(ino *inode) {
 		if off+length > uint64(len(ino.data)) {
 			ino.data = resize(ino.data, off+length)
 		}
@@ -1117,7 +1118,7 @@ func (m *Mem) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64, xd xd
 func (m *Mem) Seek(ctx context.Context, f *fop.Fd, off uint64, what int32, xd xdr.Dict) (uint64, xdr.Dict, error) {
 	var out uint64
 	var serr error
-	err := m.fdRange(ctx, "SEEK", f, func(ino *inode) {
+	_, _, _, err := m.fdRange(ctx, "SEEK", f, func(ino *inode) {
 		size := uint64(len(ino.data))
 		switch {
 		case off >= size:

@@ -198,7 +198,7 @@ func TestMemReopensAfterReconnect(t *testing.T) {
 	}
 	m.SetDown(true)
 	m.SetDown(false)
-	if _, _, err := m.Write(ctx, f, 0, []byte("x"), nil); err != nil {
+	if _, _, _, err := m.Write(ctx, f, 0, []byte("x"), nil); err != nil {
 		t.Errorf("write through an fd after the brick came back: %v", err)
 	}
 	if _, err := m.Unlink(ctx, RootGFID, "g", nil); err != nil {

@@ -712,9 +712,10 @@ func (c *Client) Read(ctx context.Context, f *Fd, off uint64, size uint32, xd xd
 	return data, rx, c.finish(d, opRead, f.GFID)
 }
 
-// Write writes data at off and returns the file's attributes after it and
-// the reply's xdata (AFR reads glusterfs.inodelk-count from it to see
-// other clients waiting). The data is sent as it is, never copied.
+// Write writes data at off and returns the file's attributes before and
+// after it and the reply's xdata (AFR reads glusterfs.inodelk-count from
+// it to see other clients waiting). The data is sent as it is, never
+// copied.
 func (c *Client) Write(ctx context.Context, f *Fd, off uint64, data []byte, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	d, ret, ferr := c.fdOp(ctx, opWrite, f, func(e *xdr.Encoder, rfd int64) error {
 		e.GFID(f.GFID)

@@ -290,9 +290,9 @@ func TestGoldenFops(t *testing.T) {
 			}
 		}},
 		{"fop-write-x21", opWrite, true, false, 0, func(t *testing.T, f fx) {
-			_, post, _, err := f.c.Write(f.ctx, f.fd(fileG, 0100001), 0, []byte("hello\n"), nil)
-			if err != nil || post.Size != 6 {
-				t.Fatalf("%+v %v", post, err)
+			pre, post, _, err := f.c.Write(f.ctx, f.fd(fileG, 0100001), 0, []byte("hello\n"), nil)
+			if err != nil || post.Size != 6 || pre.Size != 0 || pre.GFID != post.GFID {
+				t.Fatalf("pre %+v post %+v %v", pre, post, err)
 			}
 		}},
 		{"fop-flush-x20", opFlush, true, true, 0, func(t *testing.T, f fx) {
@@ -369,8 +369,14 @@ func TestGoldenFops(t *testing.T) {
 			}
 		}},
 		{"fop2-fallocate-x32", opFallocate, false, false, 0, func(t *testing.T, f fx) {
-			if _, _, _, err := f.c.Fallocate(f.ctx, f.fd(file2, 0), 0, 0, 20000, nil); err != nil {
+			pre, post, _, err := f.c.Fallocate(f.ctx, f.fd(file2, 0), 0, 0, 20000, nil)
+			if err != nil {
 				t.Fatal(err)
+			}
+			// The brick's answer: 10000 bytes (20 blocks) before, 20000
+			// (40 blocks) after, which the shard layer counts blocks from.
+			if pre.Size != 10000 || post.Size != 20000 || pre.Blocks != 20 || post.Blocks != 40 {
+				t.Errorf("fallocate pre %d/%d post %d/%d, want 10000/20 20000/40", pre.Size, pre.Blocks, post.Size, post.Blocks)
 			}
 		}},
 		{"fop2-seek-x33", opSeek, true, false, 0, func(t *testing.T, f fx) {

@@ -290,7 +290,11 @@ func (r *Replicate) Write(ctx context.Context, f *fop.Fd, off uint64, data []byt
 	if err != nil {
 		return xdr.Iatt{}, xdr.Iatt{}, nil, err
 	}
-	i := r.best(rf.ino, done)
+	// The reply xdata of the child whose attributes are answered.
+	i := r.pickIndex(rf.ino, done)
+	if i < 0 {
+		return pre, post, nil, nil
+	}
 	for _, p := range rxs[i] {
 		if p.Key != inodelkCount {
 			rx = append(rx, p)
@@ -299,8 +303,7 @@ func (r *Replicate) Write(ctx context.Context, f *fop.Fd, off uint64, data []byt
 	return pre, post, rx, nil
 }
 
-// writeChild is one child's part of Write. (Its own function: the
-// fan-out goroutine's stack then stays within its first size.)
+// writeChild is one child's part of Write.
 func (r *Replicate) writeChild(ctx context.Context, i int, cf *fop.Fd, off uint64, d []byte, x xdr.Dict, rf *replFd, pre, st *xdr.Iatt, rx *xdr.Dict, done *bool) error {
 	var err error
 	*pre, *st, *rx, err = r.kids[i].Write(ctx, cf, off, d, x)

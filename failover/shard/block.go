@@ -13,6 +13,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
+	"math"
 	"strconv"
 	"strings"
 
@@ -48,14 +50,16 @@ const (
 // EncodeBlockSize is the value of KeyBlockSize for bs.
 func EncodeBlockSize(bs uint64) []byte { return binary.BigEndian.AppendUint64(nil, bs) }
 
-// ParseBlockSize reads KeyBlockSize. Zero or a value outside what
-// glusterd allows is an error: the file's layout cannot be trusted.
+// ParseBlockSize reads KeyBlockSize. A value outside what glusterd
+// allows (4 MiB .. 4 TiB) is an error: the file's layout cannot be
+// trusted, and a tiny block size would turn one write into millions of
+// shards.
 func ParseBlockSize(b []byte) (uint64, error) {
 	if len(b) != 8 {
 		return 0, fmt.Errorf("%s is %d bytes, not 8", KeyBlockSize, len(b))
 	}
 	bs := binary.BigEndian.Uint64(b)
-	if bs == 0 || bs > MaxBlockSize {
+	if bs < MinBlockSize || bs > MaxBlockSize {
 		return 0, fmt.Errorf("%s is %d, outside what GlusterFS writes", KeyBlockSize, bs)
 	}
 	return bs, nil
@@ -106,22 +110,33 @@ type Piece struct {
 	At    uint64 // offset of the piece within the range
 }
 
-// Pieces splits [off, off+length) into the blocks of size bs it touches,
-// in order.
-func Pieces(off, length, bs uint64) []Piece {
-	if length == 0 {
-		return nil
+// ErrRange is a byte range that ends beyond the largest file offset
+// (math.MaxInt64), as the kernel bounds them.
+var ErrRange = errors.New("the range ends beyond the largest file offset")
+
+// Pieces yields the pieces of [off, off+length) in the blocks of size bs
+// it touches, in order, without building them all: a discard of a huge
+// range on a sparse file is many blocks. A range that ends beyond
+// math.MaxInt64 is ErrRange.
+func Pieces(off, length, bs uint64) (iter.Seq[Piece], error) {
+	if bs == 0 {
+		return nil, errors.New("block size 0")
 	}
-	var ps []Piece
-	for at := uint64(0); at < length; {
-		pos := off + at
-		n := pos / bs
-		in := pos - n*bs
-		l := min(bs-in, length-at)
-		ps = append(ps, Piece{Block: n, Off: in, Len: l, At: at})
-		at += l
+	if off > math.MaxInt64 || length > math.MaxInt64-off {
+		return nil, ErrRange
 	}
-	return ps
+	return func(yield func(Piece) bool) {
+		for at := uint64(0); at < length; {
+			pos := off + at
+			n := pos / bs
+			in := pos - n*bs
+			l := min(bs-in, length-at)
+			if !yield(Piece{Block: n, Off: in, Len: l, At: at}) {
+				return
+			}
+			at += l
+		}
+	}, nil
 }
 
 // Shrink is how truncating a file from old to new bytes changes its
@@ -137,59 +152,96 @@ type Shrink struct {
 	TruncTo    uint64
 }
 
-// PlanShrink plans a truncate from old down to new bytes (new < old).
-func PlanShrink(old, new, bs uint64) (Shrink, error) {
-	if new >= old {
+// clamp reads an on-disk size, which is signed and may be negative after
+// a native client's miscount (reference §3.3): below zero counts as 0.
+func clamp(n int64) uint64 { return uint64(max(n, 0)) }
+
+// PlanShrink plans a truncate from old down to new bytes (new < old, both
+// as the file-size xattr holds them). known is the highest block known
+// to exist (0 if none beyond what old implies): a block past the recorded
+// size, left by a miscount, goes too, or it would come back as data when
+// the file grows.
+func PlanShrink(old, new int64, known, bs uint64) (Shrink, error) {
+	o, n := clamp(old), clamp(new)
+	if n >= o || bs == 0 {
 		return Shrink{}, errors.New("not a shrink")
 	}
 	var s Shrink
-	last := (old - 1) / bs
+	last := max((o-1)/bs, known)
 	first := uint64(0) // the last block that keeps data
-	if new > 0 {
-		first = (new - 1) / bs
+	if n > 0 {
+		first = (n - 1) / bs
 	}
-	for n := first + 1; n <= last; n++ {
-		s.Unlink = append(s.Unlink, n)
+	for b := first + 1; b <= last; b++ {
+		s.Unlink = append(s.Unlink, b)
 	}
 	switch {
-	case new == 0:
+	case n == 0:
 		s.Trunc, s.TruncBlock, s.TruncTo = true, 0, 0
-	case new%bs != 0:
-		s.Trunc, s.TruncBlock, s.TruncTo = true, first, new%bs
+	case n%bs != 0:
+		s.Trunc, s.TruncBlock, s.TruncTo = true, first, n%bs
 	}
 	return s, nil
 }
 
-// Blocks is how many blocks a file of size bytes spans (the base file
-// counts; an empty file has the base file only).
-func Blocks(size, bs uint64) uint64 {
-	if size == 0 {
+// Blocks is how many blocks a file of size bytes (as the file-size xattr
+// holds it) spans: the base file counts; an empty or miscounted negative
+// size has the base file only.
+func Blocks(size int64, bs uint64) uint64 {
+	sz := clamp(size)
+	if sz == 0 || bs == 0 {
 		return 1
 	}
-	return (size-1)/bs + 1
+	return (sz-1)/bs + 1
 }
 
-// ParseBlockSizeOption reads the volfile's shard-block-size ("64MB",
-// "4MB", "5MB": 1024-based units, as GlusterFS reads them).
+// ParseBlockSizeOption reads the volfile's shard-block-size as glusterd
+// does (gf_string2bytesize_range): leading blanks, a number (with a
+// fraction if it has a point, as strtod reads it), then nothing or exactly
+// one unit of B, KB, MB, GB, TB, PB in any case, 1024-based; 4MB..4TB.
 func ParseBlockSizeOption(v string) (uint64, error) {
-	s := strings.TrimSpace(strings.ToUpper(v))
-	mult := uint64(1)
-	for _, u := range []struct {
-		suffix string
-		m      uint64
-	}{{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.m
-			break
-		}
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || n == 0 || n > MaxBlockSize/mult {
+	s := strings.TrimLeft(v, " \t\n\r\v\f")
+	if strings.HasPrefix(s, "-") {
 		return 0, fmt.Errorf("shard-block-size %q is not a size", v)
 	}
-	bs := n * mult
-	if bs < MinBlockSize || bs > MaxBlockSize {
+	end := 0
+	for end < len(s) && (s[end] == '+' && end == 0 || s[end] == '.' || s[end] >= '0' && s[end] <= '9') {
+		end++
+	}
+	num, unit := s[:end], s[end:]
+	mult := 1.0
+	switch strings.ToUpper(unit) {
+	case "", "B":
+	case "KB":
+		mult = 1 << 10
+	case "MB":
+		mult = 1 << 20
+	case "GB":
+		mult = 1 << 30
+	case "TB":
+		mult = 1 << 40
+	case "PB":
+		mult = 1 << 50
+	default:
+		return 0, fmt.Errorf("shard-block-size %q is not a size (units: B, KB, MB, GB, TB, PB)", v)
+	}
+	var f float64
+	if strings.Contains(num, ".") {
+		x, err := strconv.ParseFloat(num, 64)
+		if err != nil {
+			return 0, fmt.Errorf("shard-block-size %q is not a size", v)
+		}
+		f = x
+	} else {
+		x, err := strconv.ParseInt(num, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("shard-block-size %q is not a size", v)
+		}
+		f = float64(x)
+	}
+	bytes := f * mult
+	if bytes < MinBlockSize || bytes > MaxBlockSize {
 		return 0, fmt.Errorf("shard-block-size %q is outside 4MB..4TB", v)
 	}
-	return bs, nil
+	return uint64(bytes), nil
 }

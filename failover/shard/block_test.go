@@ -90,8 +90,34 @@ func TestGoldenPieces(t *testing.T) {
 		{"9: fallocate 10 MiB", 0, 10 * mib, 4 * mib, []Piece{{0, 0, 4 * mib, 0}, {1, 0, 4 * mib, 4 * mib}, {2, 0, 2 * mib, 8 * mib}}},
 		{"empty", 5, 0, 4 * mib, nil},
 	} {
-		if got := Pieces(v.off, v.len, v.bs); !reflect.DeepEqual(got, v.want) {
+		seq, err := Pieces(v.off, v.len, v.bs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []Piece
+		for p := range seq {
+			got = append(got, p)
+		}
+		if !reflect.DeepEqual(got, v.want) {
 			t.Errorf("%s: %+v, want %+v", v.name, got, v.want)
+		}
+	}
+	// A range ending past the largest file offset is refused, never
+	// wrapped around into block 0.
+	for _, r := range [][2]uint64{{1<<64 - 4096, 8192}, {1 << 63, 1}, {1<<63 - 10, 11}} {
+		if _, err := Pieces(r[0], r[1], 4*mib); err != ErrRange {
+			t.Errorf("range [%d,+%d): %v, want ErrRange", r[0], r[1], err)
+		}
+	}
+	// A huge range is yielded lazily: stopping early costs nothing.
+	seq, err := Pieces(0, 1<<62, 4*mib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range seq {
+		if n++; n == 3 {
+			break
 		}
 	}
 }
@@ -110,17 +136,29 @@ func TestGoldenShrink(t *testing.T) {
 		{"6 MiB to 4 MiB keeps the base whole", 6 * mib, 4 * mib, 4 * mib, Shrink{Unlink: []uint64{1}}},
 		{"within block 0", 100, 10, 4 * mib, Shrink{Trunc: true, TruncBlock: 0, TruncTo: 10}},
 	} {
-		got, err := PlanShrink(v.old, v.new, v.bs)
+		got, err := PlanShrink(int64(v.old), int64(v.new), 0, v.bs)
 		if err != nil || !reflect.DeepEqual(got, v.want) {
 			t.Errorf("%s: %+v, %v; want %+v", v.name, got, err, v.want)
 		}
 	}
-	if _, err := PlanShrink(5, 5, 4*mib); err == nil {
+	if _, err := PlanShrink(5, 5, 0, 4*mib); err == nil {
 		t.Error("a truncate to the same size planned as a shrink")
+	}
+	// Blocks known past the recorded size go too.
+	if got, _ := PlanShrink(5*mib, 1*mib, 7, 4*mib); !reflect.DeepEqual(got.Unlink, []uint64{1, 2, 3, 4, 5, 6, 7}) {
+		t.Errorf("shrink with block 7 known: unlinks %v", got.Unlink)
 	}
 	// Vector 11: unlinking a file of 0x1402000 bytes deletes shards 1..5.
 	if n := Blocks(0x1402000, 4*mib); n != 6 {
 		t.Errorf("blocks of 0x1402000 at 4 MiB: %d, want 6 (base + shards 1..5)", n)
+	}
+	// A negative recorded size (a native client's miscount, reference
+	// §3.3) counts as empty, never as 2^64 - 512 bytes.
+	if n := Blocks(-512, 4*mib); n != 1 {
+		t.Errorf("blocks of a size of -512: %d, want 1", n)
+	}
+	if _, err := PlanShrink(-512, 0, 0, 4*mib); err == nil {
+		t.Error("a shrink from a negative size planned")
 	}
 }
 
@@ -147,17 +185,18 @@ func TestNamesAndEncodings(t *testing.T) {
 	if _, err := ParseSize(make([]byte, 31)); err == nil {
 		t.Error("a 31-byte file-size parsed")
 	}
-	for _, bad := range [][]byte{nil, make([]byte, 8), EncodeBlockSize(MaxBlockSize + 1)} {
+	for _, bad := range [][]byte{nil, make([]byte, 8), EncodeBlockSize(MaxBlockSize + 1), EncodeBlockSize(1), EncodeBlockSize(MinBlockSize - 1)} {
 		if _, err := ParseBlockSize(bad); err == nil {
 			t.Errorf("block size %x accepted", bad)
 		}
 	}
-	for v, want := range map[string]uint64{"64MB": 64 * mib, "4MB": 4 * mib, "5MB": 5 * mib, "4194304": 4 * mib, "1GB": 1 << 30} {
+	for v, want := range map[string]uint64{"64MB": 64 * mib, "4MB": 4 * mib, "5MB": 5 * mib, "4194304": 4 * mib, "1GB": 1 << 30,
+		"64mb": 64 * mib, "4.5MB": 4*mib + 512*kib, "0.0625GB": 64 * mib, "+64MB": 64 * mib, " 64MB": 64 * mib, "4TB": 4 << 40, "4194304B": 4 * mib} {
 		if got, err := ParseBlockSizeOption(v); err != nil || got != want {
 			t.Errorf("shard-block-size %q: %d, %v; want %d", v, got, err, want)
 		}
 	}
-	for _, v := range []string{"1MB", "", "x", "0", "5TB"} {
+	for _, v := range []string{"1MB", "", "x", "0", "5TB", "64M", "64 MB", "-64MB", "64MBs", "1PB"} {
 		if _, err := ParseBlockSizeOption(v); err == nil {
 			t.Errorf("shard-block-size %q accepted", v)
 		}
@@ -170,11 +209,17 @@ func FuzzPieces(f *testing.F) {
 	f.Add(uint64(4*mib-4*kib), uint64(8*kib), uint64(4*mib))
 	f.Add(uint64(0), uint64(10*mib), uint64(5*mib))
 	f.Fuzz(func(t *testing.T, off, length, bs uint64) {
-		bs = bs%(64*mib) + 1
+		bs = bs%(64*mib) + 4096
 		length %= 256 * mib
-		off %= 1 << 50
 		at := uint64(0)
-		for _, p := range Pieces(off, length, bs) {
+		seq, err := Pieces(off, length, bs)
+		if err != nil {
+			if off+length >= off && off+length <= 1<<63-1 {
+				t.Fatalf("range [%d,+%d) refused: %v", off, length, err)
+			}
+			return
+		}
+		for p := range seq {
 			if p.At != at || p.Len == 0 || p.Off+p.Len > bs || p.Block*bs+p.Off != off+at {
 				t.Fatalf("piece %+v at %d of [%d,+%d) bs %d", p, at, off, length, bs)
 			}

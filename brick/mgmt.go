@@ -17,7 +17,7 @@ type Program struct {
 	Num, Vers uint64
 }
 
-var mgmtCred = sunrpc.CredV2(0, 0, 0, nil, []byte{0, 0, 0, 0})
+var mgmtCred = volfile.MgmtCred
 
 // Dump asks a server which RPC programs it serves (GF_DUMP_DUMP).
 func Dump(ctx context.Context, conn *sunrpc.Conn) ([]Program, error) {

@@ -1,25 +1,28 @@
 package brick
 
-import "github.com/brickfs/brickfs/brick/fop"
+import (
+	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/brick/volfile"
+)
 
 // RPC programs spoken by bricks and glusterd (rpc/rpc-lib/src/protocol-common.h,
-// xdr-common.h).
+// xdr-common.h); the management ones are volfile's.
 const (
-	ProgDump        = 123451501 // GLUSTER_DUMP_PROGRAM
-	VersDump        = 1
-	ProcDump        = 1        // GF_DUMP_DUMP
-	ProcPing        = 2        // GF_DUMP_PING
-	ProgHandshake   = 14398633 // GLUSTER_HNDSK_PROGRAM
-	VersHandshake   = 2
-	ProcSetVolume   = 1        // GF_HNDSK_SETVOLUME
-	ProcGetSpec     = 2        // GF_HNDSK_GETSPEC
+	ProgDump        = volfile.ProgDump
+	VersDump        = volfile.VersDump
+	ProcDump        = volfile.ProcDump
+	ProcPing        = volfile.ProcPing
+	ProgHandshake   = volfile.ProgHandshake
+	VersHandshake   = volfile.VersHandshake
+	ProcSetVolume   = 1 // GF_HNDSK_SETVOLUME
+	ProcGetSpec     = volfile.ProcGetSpec
 	ProgPortmap     = 34123456 // GLUSTER_PMAP_PROGRAM
 	VersPortmap     = 1
-	ProcPortByBrick = 1        // GF_PMAP_PORTBYBRICK
-	ProgFOP         = 1298437  // GLUSTER_FOP_PROGRAM
-	VersFOP         = 400      // GLUSTER_FOP_VERSION_v2 ("GlusterFS 4.x v1")
-	ProgCallback    = 52743234 // GLUSTER_CBK_PROGRAM
-	CbkFetchSpec    = 1        // GF_CBK_FETCHSPEC
+	ProcPortByBrick = 1       // GF_PMAP_PORTBYBRICK
+	ProgFOP         = 1298437 // GLUSTER_FOP_PROGRAM
+	VersFOP         = 400     // GLUSTER_FOP_VERSION_v2 ("GlusterFS 4.x v1")
+	ProgCallback    = volfile.ProgCallback
+	CbkFetchSpec    = volfile.CbkFetchSpec
 )
 
 // Fop procedure numbers: enum gf_fop_procnum (GFS3_OP_*), not glusterfs_fop_t.

@@ -14,12 +14,7 @@ import (
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
-// GETSPEC on glusterd's handshake program (GLUSTER_HNDSK_PROGRAM, GF_HNDSK_GETSPEC).
 const (
-	progHandshake = 14398633
-	versHandshake = 2
-	procGetSpec   = 2
-
 	// getspecFlagServersList is GF_GETSPEC_FLAG_SERVERS_LIST: ask for the
 	// list of peers, as the FUSE client does.
 	getspecFlagServersList = 1
@@ -104,8 +99,7 @@ func getSpec(ctx context.Context, s Server, key string) ([]byte, []Server, error
 // GetSpec asks glusterd on conn for the client volfile of key; it also
 // returns the cluster's glusterds as glusterd listed them.
 func GetSpec(ctx context.Context, conn *sunrpc.Conn, key string) ([]byte, []Server, error) {
-	body, err := conn.Call(ctx, progHandshake, versHandshake, procGetSpec,
-		sunrpc.CredV2(0, 0, 0, nil, []byte{0, 0, 0, 0}), EncodeGetSpec(key), nil)
+	body, err := conn.Call(ctx, ProgHandshake, VersHandshake, ProcGetSpec, MgmtCred, EncodeGetSpec(key), nil)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, nil, errors.New("timed out waiting for the volfile")

@@ -41,7 +41,7 @@ func Watch(ctx context.Context, servers []Server, key string, spec []byte, o Wat
 	current := spec
 	changed := make(chan struct{}, 1)
 	onCallback := func(c sunrpc.Call) {
-		if c.Prog == progCallback && c.Proc == cbkFetchSpec {
+		if c.Prog == ProgCallback && c.Proc == CbkFetchSpec {
 			select {
 			case changed <- struct{}{}:
 			default:
@@ -141,21 +141,29 @@ func followOn(ctx context.Context, conn *sunrpc.Conn, changed <-chan struct{}, c
 	}
 }
 
-// glusterd's programs a watcher speaks besides GETSPEC.
+// The management programs of glusterd and bricks
+// (rpc/rpc-lib/src/protocol-common.h, xdr-common.h), defined once here;
+// package brick uses the same.
 const (
-	progDump     = 123451501 // GLUSTER_DUMP_PROGRAM
-	versDump     = 1
-	procPing     = 2        // GF_DUMP_PING
-	progCallback = 52743234 // GLUSTER_CBK_PROGRAM
-	cbkFetchSpec = 1        // GF_CBK_FETCHSPEC
+	ProgDump      = 123451501 // GLUSTER_DUMP_PROGRAM
+	VersDump      = 1
+	ProcDump      = 1        // GF_DUMP_DUMP
+	ProcPing      = 2        // GF_DUMP_PING
+	ProgHandshake = 14398633 // GLUSTER_HNDSK_PROGRAM
+	VersHandshake = 2
+	ProcGetSpec   = 2        // GF_HNDSK_GETSPEC
+	ProgCallback  = 52743234 // GLUSTER_CBK_PROGRAM
+	CbkFetchSpec  = 1        // GF_CBK_FETCHSPEC
 )
 
-var mgmtCred = sunrpc.CredV2(0, 0, 0, nil, []byte{0, 0, 0, 0})
+// MgmtCred is the credential of management calls: AUTH_GLUSTERFS v2 as
+// root, lock owner 0.
+var MgmtCred = sunrpc.CredV2(0, 0, 0, nil, []byte{0, 0, 0, 0})
 
 // Ping sends GF_DUMP_PING, the keepalive glusterfs clients use, to a
 // glusterd or a brick.
 func Ping(ctx context.Context, conn *sunrpc.Conn) error {
-	body, err := conn.Call(ctx, progDump, versDump, procPing, mgmtCred, nil, nil)
+	body, err := conn.Call(ctx, ProgDump, VersDump, ProcPing, MgmtCred, nil, nil)
 	if err != nil {
 		return err
 	}

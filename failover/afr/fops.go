@@ -340,32 +340,33 @@ func (r *Replicate) Fsyncdir(ctx context.Context, f *fop.Fd, datasync bool, xd x
 
 // Fallocate allocates on every child taking part.
 func (r *Replicate) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
-	pres, posts := make([]xdr.Iatt, r.n()), make([]xdr.Iatt, r.n())
-	pre, post, err = r.fdData(ctx, f, off, length, pres, posts, func(ctx context.Context, i int, cf *fop.Fd) error {
-		var err error
-		pres[i], posts[i], _, err = r.kids[i].Fallocate(ctx, cf, mode, off, length, xd)
-		return err
+	return r.rangeChange(ctx, f, off, length, func(ctx context.Context, i int, cf *fop.Fd) (xdr.Iatt, xdr.Iatt, xdr.Dict, error) {
+		return r.kids[i].Fallocate(ctx, cf, mode, off, length, xd)
 	})
-	return pre, post, nil, err
 }
 
 // Discard punches a hole on every child taking part.
 func (r *Replicate) Discard(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
-	pres, posts := make([]xdr.Iatt, r.n()), make([]xdr.Iatt, r.n())
-	pre, post, err = r.fdData(ctx, f, off, length, pres, posts, func(ctx context.Context, i int, cf *fop.Fd) error {
-		var err error
-		pres[i], posts[i], _, err = r.kids[i].Discard(ctx, cf, off, length, xd)
-		return err
+	return r.rangeChange(ctx, f, off, length, func(ctx context.Context, i int, cf *fop.Fd) (xdr.Iatt, xdr.Iatt, xdr.Dict, error) {
+		return r.kids[i].Discard(ctx, cf, off, length, xd)
 	})
-	return pre, post, nil, err
 }
 
 // Zerofill zeroes a range on every child taking part.
 func (r *Replicate) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	return r.rangeChange(ctx, f, off, length, func(ctx context.Context, i int, cf *fop.Fd) (xdr.Iatt, xdr.Iatt, xdr.Dict, error) {
+		return r.kids[i].Zerofill(ctx, cf, off, length, xd)
+	})
+}
+
+// rangeChange runs a change of [off, off+length) that answers the
+// attributes before and after it (fallocate, discard, zerofill) as a data
+// transaction on every child taking part.
+func (r *Replicate) rangeChange(ctx context.Context, f *fop.Fd, off, length uint64, call func(ctx context.Context, i int, cf *fop.Fd) (xdr.Iatt, xdr.Iatt, xdr.Dict, error)) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	pres, posts := make([]xdr.Iatt, r.n()), make([]xdr.Iatt, r.n())
 	pre, post, err = r.fdData(ctx, f, off, length, pres, posts, func(ctx context.Context, i int, cf *fop.Fd) error {
 		var err error
-		pres[i], posts[i], _, err = r.kids[i].Zerofill(ctx, cf, off, length, xd)
+		pres[i], posts[i], _, err = call(ctx, i, cf)
 		return err
 	})
 	return pre, post, nil, err

@@ -249,24 +249,7 @@ func TestParentBlockingLockInterrupted(t *testing.T) {
 	r, mems := memReplica(t)
 	const dom = "dht.layout.heal"
 	all := xdr.Flock{Type: fop.LkWrite}
-	if _, err := mems[1].Inodelk(owner("other"), foptest.RootGFID, dom, fop.LkSet, all, nil); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(owner("a"))
-	got := make(chan error, 1)
-	go func() {
-		_, err := r.Inodelk(ctx, foptest.RootGFID, dom, fop.LkSetW, all, nil)
-		got <- err
-	}()
-	// Wait until the blocking request is queued on brick 1 (a call
-	// counted there beyond the parallel try), then give up.
-	for mems[1].Calls("INODELK") < 3 {
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	if err := <-got; fop.Errno(err) != syscall.EINTR {
-		t.Fatalf("interrupted blocking lock: %v, want EINTR", err)
-	}
+	abandonBlockingLock(t, r, mems, dom)
 	if _, err := mems[1].Inodelk(owner("other"), foptest.RootGFID, dom, fop.LkSet, xdr.Flock{Type: fop.LkUnlock}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -465,22 +448,7 @@ func TestParentLockAfterAbandonedRequest(t *testing.T) {
 	r, mems := memReplica(t)
 	const dom = "dht.layout.heal"
 	all := xdr.Flock{Type: fop.LkWrite}
-	if _, err := mems[1].Inodelk(owner("other"), foptest.RootGFID, dom, fop.LkSet, all, nil); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(owner("a"))
-	got := make(chan error, 1)
-	go func() {
-		_, err := r.Inodelk(ctx, foptest.RootGFID, dom, fop.LkSetW, all, nil)
-		got <- err
-	}()
-	for mems[1].Calls("INODELK") < 3 {
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	if err := <-got; fop.Errno(err) != syscall.EINTR {
-		t.Fatalf("interrupted: %v", err)
-	}
+	abandonBlockingLock(t, r, mems, dom)
 	if _, err := r.Inodelk(owner("a"), foptest.RootGFID, dom, fop.LkSet, all, nil); fop.Errno(err) != syscall.EAGAIN {
 		t.Errorf("non-blocking retry while the abandoned request waits: %v, want EAGAIN", err)
 	}
@@ -504,5 +472,31 @@ func TestParentLockAfterAbandonedRequest(t *testing.T) {
 		if _, err := mems[i].Inodelk(owner("probe"), foptest.RootGFID, dom, fop.LkSet, all, nil); fop.Errno(err) != syscall.EAGAIN {
 			t.Errorf("brick %d: the retry's lock is not held (%v): the abandoned request's give-back released it", i, err)
 		}
+	}
+}
+
+// abandonBlockingLock has another owner hold dom's lock on the root on
+// brick 1, then owner "a" ask for it blocking through the replica set and
+// give up once the request is queued on brick 1: it must answer EINTR.
+func abandonBlockingLock(t *testing.T, r *Replicate, mems []*foptest.Mem, dom string) {
+	t.Helper()
+	all := xdr.Flock{Type: fop.LkWrite}
+	if _, err := mems[1].Inodelk(owner("other"), foptest.RootGFID, dom, fop.LkSet, all, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(owner("a"))
+	got := make(chan error, 1)
+	go func() {
+		_, err := r.Inodelk(ctx, foptest.RootGFID, dom, fop.LkSetW, all, nil)
+		got <- err
+	}()
+	// Queued on brick 1: a call counted there beyond the holder's and the
+	// parallel try's.
+	for mems[1].Calls("INODELK") < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-got; fop.Errno(err) != syscall.EINTR {
+		t.Fatalf("interrupted blocking lock: %v, want EINTR", err)
 	}
 }

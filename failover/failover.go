@@ -60,8 +60,7 @@ type Volume struct {
 	clients []*brick.Client // every brick of the graph, in volfile order
 	zk      keepSizer       // the node that carries out ZerofillKeepSize, if any
 
-	mu    sync.Mutex
-	graph *volfile.Graph // GUARDED_BY(mu); the volfile in use
+	mu sync.Mutex // serializes Reconfigure, the only writer of the nodes' translators
 }
 
 // keepSizer is a node that carries out fallocate(ZERO_RANGE|KEEP_SIZE)
@@ -132,7 +131,7 @@ func Open(ctx context.Context, g *volfile.Graph, opts Options, log *zap.Logger) 
 		closeClients(a.clients)
 		return nil, err
 	}
-	v := &Volume{Fops: top.sub, opts: opts, top: top, clients: a.clients, graph: g}
+	v := &Volume{Fops: top.sub, opts: opts, top: top, clients: a.clients}
 	for n := top; n != nil; n = n.only() {
 		if zk, ok := n.sub.(keepSizer); ok {
 			v.zk = zk

@@ -43,7 +43,6 @@ func (v *Volume) Reconfigure(g *volfile.Graph) ([]string, error) {
 	for _, s := range steps {
 		changes = append(changes, s()...)
 	}
-	v.graph = g
 	return changes, nil
 }
 

@@ -78,7 +78,6 @@ type Replicate struct {
 	wake     chan struct{}   // a new event is queued
 	stop     chan struct{}   // closed by Close
 	stopOnce sync.Once
-	deliverd chan struct{} // closed when the delivery goroutine ends
 
 	mu     sync.Mutex
 	inodes map[xdr.GFID]*inode // GUARDED_BY(mu)
@@ -108,7 +107,7 @@ func NewReplicate(name string, kids []Child, pendingNames []string, opts Replica
 		opts.FopTimeout = 10 * time.Second
 	}
 	r := &Replicate{name: name, kids: kids, opts: opts, log: log.With(zap.String("subvol", name)), inodes: map[xdr.GFID]*inode{},
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), deliverd: make(chan struct{}), workers: newWorkers()}
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), workers: newWorkers()}
 	go r.deliver()
 	for _, n := range pendingNames {
 		r.keys = append(r.keys, "trusted.afr."+n)
@@ -169,7 +168,6 @@ func (r *Replicate) poke() {
 
 // deliver hands queued events to the watchers until Close.
 func (r *Replicate) deliver() {
-	defer close(r.deliverd)
 	for {
 		select {
 		case <-r.stop:

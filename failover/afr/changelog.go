@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
@@ -16,9 +17,6 @@ const (
 	slotMeta  = 1
 	slotEntry = 2
 )
-
-// xattropAddArray is GF_XATTROP_ADD_ARRAY: add big-endian int32 arrays.
-const xattropAddArray = 0
 
 const dirtyKey = "trusted.afr.dirty"
 
@@ -103,7 +101,7 @@ func superFastHash(g [16]byte) uint32 {
 func (r *Replicate) xattrop(ctx context.Context, gfid xdr.GFID, owner []byte, set []bool, dirty counts, pending map[int]counts, xdata xdr.Dict) ([]bool, error) {
 	dict := r.changelog(dirty, pending)
 	rs := r.fanout(internal(ctx, owner), set, func(ctx context.Context, i int) error {
-		_, _, err := r.kids[i].Xattrop(ctx, gfid, xattropAddArray, dict, xdata)
+		_, _, err := r.kids[i].Xattrop(ctx, gfid, fop.XattropAddArray, dict, xdata)
 		return err
 	})
 	for i, rp := range rs {
@@ -229,7 +227,7 @@ func (r *Replicate) xattropGet(ctx context.Context, ino *inode, set []bool) []xd
 	dict := r.changelog(counts{}, nil)
 	out := make([]xdr.Dict, r.n())
 	r.fanout(internal(ctx, ino.owner), set, func(ctx context.Context, i int) error {
-		d, _, err := r.kids[i].Xattrop(ctx, ino.gfid, xattropAddArray, dict, nil)
+		d, _, err := r.kids[i].Xattrop(ctx, ino.gfid, fop.XattropAddArray, dict, nil)
 		out[i] = d
 		return err
 	})

@@ -174,19 +174,6 @@ func (r *Replicate) pickIndex(ino *inode, ok []bool) int {
 	return -1
 }
 
-// best returns the first child of ok that is readable, else the first of ok.
-func (r *Replicate) best(ino *inode, ok []bool) int {
-	ino.mu.Lock()
-	readable := ino.readable
-	ino.mu.Unlock()
-	for i := range ok {
-		if ok[i] && readable != nil && readable[i] {
-			return i
-		}
-	}
-	return first(ok)
-}
-
 // bestMeta returns the first child of ok whose metadata is good (not
 // accused in the metadata slot), or -1 when none of them is.
 func (r *Replicate) bestMeta(ino *inode, ok []bool) int {

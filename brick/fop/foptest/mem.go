@@ -19,12 +19,6 @@ import (
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
-// Xattrop flags (GF_XATTROP_*).
-const (
-	AddArray   = 0
-	AddArray64 = 1
-)
-
 // RootGFID is the volume root's.
 var RootGFID = xdr.GFID{15: 1}
 

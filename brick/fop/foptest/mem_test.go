@@ -25,13 +25,13 @@ func TestMemXattrop(t *testing.T) {
 		v, _ := d.Bytes("trusted.x")
 		return v
 	}
-	add(AddArray, []byte{0, 0, 0, 1, 0, 0, 0, 2})
-	if got := add(AddArray, []byte{0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff}); string(got) != string([]byte{0, 0, 0, 2, 0, 0, 0, 1}) {
+	add(fop.XattropAddArray, []byte{0, 0, 0, 1, 0, 0, 0, 2})
+	if got := add(fop.XattropAddArray, []byte{0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff}); string(got) != string([]byte{0, 0, 0, 2, 0, 0, 0, 1}) {
 		t.Errorf("int32 adds: %x", got)
 	}
 	m2 := NewMem("m2")
 	m = m2
-	if got := add(AddArray64, []byte{0, 0, 0, 0, 0, 0, 1, 0}); string(got) != string([]byte{0, 0, 0, 0, 0, 0, 1, 0}) {
+	if got := add(fop.XattropAddArray64, []byte{0, 0, 0, 0, 0, 0, 1, 0}); string(got) != string([]byte{0, 0, 0, 0, 0, 0, 1, 0}) {
 		t.Errorf("int64 add from nothing: %x", got)
 	}
 }

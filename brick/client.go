@@ -66,6 +66,10 @@ type Config struct {
 	// brick stops reading a connection with 64 requests outstanding
 	// (server.outstanding-rpc-limit), which would also hold up pings.
 	MaxInflight int
+	// FilterODirect strips O_DIRECT from what the brick is asked to
+	// open, read and write (the volfile's filter-O_DIRECT, set by
+	// network.remote-dio enable).
+	FilterODirect bool
 }
 
 func (c *Config) fill() {

@@ -32,6 +32,8 @@ func ConfigFrom(cl *volfile.Volume, base Config) (Config, error) {
 			cfg.Username = o.Value
 		case "password":
 			cfg.Password = o.Value
+		case "filter-O_DIRECT":
+			cfg.FilterODirect = glusterBool(o.Value)
 		case "ping-timeout":
 			if cfg.PingTimeout == 0 {
 				if s, err := strconv.Atoi(o.Value); err == nil && s > 0 {

@@ -75,6 +75,17 @@ func (c *Client) remoteOf(f *Fd, proc uint32) (*remoteFd, error) {
 	return nil, &OpError{Brick: c.cfg.Name, Fop: FopName(proc), GFID: f.GFID, Errno: syscall.EBADF, Err: errors.New("fd was not opened on this brick")}
 }
 
+// wireFlags are the open flags as the brick gets them: without O_DIRECT
+// when the volfile filters it (filter-O_DIRECT, network.remote-dio
+// enable), as client_filter_o_direct strips it from CREATE, OPEN, READ
+// and WRITE.
+func (c *Client) wireFlags(flags uint32) uint32 {
+	if c.cfg.FilterODirect {
+		return flags &^ syscall.O_DIRECT
+	}
+	return flags
+}
+
 // reopenMask drops the flags that must not be replayed on reopen.
 const reopenMask = ^uint32(syscall.O_CREAT | syscall.O_EXCL | syscall.O_TRUNC)
 
@@ -366,7 +377,7 @@ func (c *Client) openOn(ctx context.Context, conn *sunrpc.Conn, proc uint32, gfi
 	e := enc(36)
 	e.GFID(gfid)
 	if proc == opOpen {
-		e.Uint32(flags)
+		e.Uint32(c.wireFlags(flags))
 	}
 	if err := e.Dict(xd); err != nil {
 		return 0, nil, c.opErr(proc, gfid, err)
@@ -480,7 +491,7 @@ func DecodeReaddirp(d *xdr.Decoder, ret int32) ([]Dirent, bool, xdr.Dict, error)
 		de.Type = d.Uint32()
 		de.Name = d.String(4096)
 		de.Stat = d.Iatt()
-		_ = d.Dict()
+		de.Xdata = d.Dict()
 		if d.Err() != nil {
 			break
 		}
@@ -520,7 +531,7 @@ func (c *Client) Create(ctx context.Context, parent xdr.GFID, name string, flags
 	}
 	e := enc(96 + len(name))
 	e.GFID(parent)
-	e.Uint32(flags)
+	e.Uint32(c.wireFlags(flags))
 	e.Uint32(mode)
 	e.Uint32(umask)
 	e.String(name)
@@ -696,7 +707,7 @@ func (c *Client) Read(ctx context.Context, f *Fd, off uint64, size uint32, xd xd
 		e.Int64(rfd)
 		e.Uint64(off)
 		e.Uint32(size)
-		e.Uint32(f.Flags)
+		e.Uint32(c.wireFlags(f.Flags))
 		return e.Dict(xd)
 	}, nil)
 	if err != nil {
@@ -722,7 +733,7 @@ func (c *Client) Write(ctx context.Context, f *Fd, off uint64, data []byte, xd x
 		e.Int64(rfd)
 		e.Uint64(off)
 		e.Uint32(uint32(len(data)))
-		e.Uint32(f.Flags)
+		e.Uint32(c.wireFlags(f.Flags))
 		return e.Dict(xd)
 	}, data)
 	if ferr != nil {

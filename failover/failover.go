@@ -41,6 +41,9 @@ type Options struct {
 	VolfileKey string
 	// Subdir mounts that directory of the volume ("/a/b") as the root.
 	Subdir string
+	// ShardDeleteInterval is how often a sharded volume's layer looks
+	// for the blocks of removed files to delete (default 600 s).
+	ShardDeleteInterval time.Duration
 }
 
 // Replicated volumes' health-check defaults.
@@ -86,6 +89,11 @@ func (v *Volume) Status() fop.Status { return v.top.status() }
 
 // Close stops every node: the replica sets' heal, then every brick.
 func (v *Volume) Close() error {
+	v.top.walk(func(n *node) {
+		if n.shard != nil {
+			_ = n.shard.Close()
+		}
+	})
 	v.top.walk(func(n *node) {
 		if n.repl != nil {
 			n.repl.Close()

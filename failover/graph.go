@@ -3,6 +3,7 @@ package failover
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/hashicorp/go-multierror"
 	"go.uber.org/zap"
@@ -12,6 +13,7 @@ import (
 	"github.com/brickfs/brickfs/brick/volfile"
 	"github.com/brickfs/brickfs/brick/xdr"
 	"github.com/brickfs/brickfs/failover/afr"
+	"github.com/brickfs/brickfs/failover/shard"
 )
 
 // node is one carried translator of the mounted graph.
@@ -21,6 +23,7 @@ type node struct {
 	kids   []*node
 	client *brick.Client  // a protocol/client
 	repl   *afr.Replicate // a cluster/replicate
+	shard  *shard.Shard   // a features/shard
 	logger *zap.Logger
 }
 
@@ -170,6 +173,40 @@ func buildReplicate(a *assembly, x *volfile.Volume, kids []*node) (*node, error)
 	}
 	a.repls = append(a.repls, r)
 	return &node{x: x, sub: r, kids: kids, repl: r, logger: a.log.With(zap.String("subvol", x.Name))}, nil
+}
+
+// buildShard makes features/shard over its subvolume.
+func buildShard(a *assembly, x *volfile.Volume, kids []*node) (*node, error) {
+	o, err := shardOptions(x)
+	if err != nil {
+		return nil, err
+	}
+	o.DeleteInterval = a.opts.ShardDeleteInterval
+	sh := shard.New(x.Name, kids[0].sub, o, a.log)
+	return &node{x: x, sub: sh, kids: kids, shard: sh, logger: a.log.With(zap.String("subvol", x.Name))}, nil
+}
+
+// shardOptions reads features/shard's options as shard.c's option table
+// does: shard-block-size (1024-based units, 4MB..4TB, default 64MB) and
+// shard-deletion-rate; shard-lru-limit bounds the native client's inode
+// list and has no counterpart here.
+func shardOptions(x *volfile.Volume) (shard.Options, error) {
+	var o shard.Options
+	if v, ok := x.Option("shard-block-size"); ok {
+		bs, err := shard.ParseBlockSizeOption(v)
+		if err != nil {
+			return o, fmt.Errorf("volfile: %s: %w", x.Name, err)
+		}
+		o.BlockSize = bs
+	}
+	if v, ok := x.Option("shard-deletion-rate"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return o, fmt.Errorf("volfile: %s has shard-deletion-rate %q, not a positive number", x.Name, v)
+		}
+		o.DeletionRate = n
+	}
+	return o, nil
 }
 
 // buildDistribute makes cluster/distribute over its one subvolume.

@@ -65,6 +65,7 @@ var registry = map[string]row{
 	volfile.TypeClient:     {role: Carry, minSub: 0, maxSub: 0, why: "a protocol/client is a leaf and has no subvolumes", build: buildClient},
 	volfile.TypeReplicate:  {role: Carry, minSub: 1, maxSub: -1, why: "a replica set needs at least one brick", build: buildReplicate},
 	volfile.TypeDistribute: {role: Carry, minSub: 1, maxSub: 1, why: distributed, build: buildDistribute},
+	volfile.TypeShard:      {role: Carry, minSub: 1, maxSub: 1, why: oneChild, build: buildShard},
 	// utime: the brick client sends the ctime flags on every fop itself.
 	volfile.TypeUtime: {role: Carry, minSub: 1, maxSub: 1, why: oneChild},
 
@@ -96,7 +97,6 @@ var registry = map[string]row{
 	"cluster/nufa":             {role: Unsupported, why: couldHarm},
 	"cluster/switch":           {role: Unsupported, why: couldHarm},
 	"cluster/ha":               {role: Unsupported, why: couldHarm},
-	volfile.TypeShard:          {role: Unsupported, why: couldHarm},
 	"features/cloudsync":       {role: Unsupported, why: couldHarm},
 	"features/cdc":             {role: Unsupported, why: couldHarm},
 	"features/compress":        {role: Unsupported, why: couldHarm},

@@ -72,8 +72,9 @@ func TestCheckPolicy(t *testing.T) {
 			"features/utime", "cluster/distribute"}, ""},
 		{"dht alias", []string{"debug/io-stats", "cluster/dht"}, ""},
 		{"stat-prefetch alias", []string{"debug/io-stats", "performance/stat-prefetch"}, ""},
-		{"shard", []string{"debug/io-stats", "features/shard", "cluster/distribute"},
-			`volume "cinder" uses translator "cinder-features-shard" (features/shard), which brickfs does not support; mounting it could read or write data wrongly`},
+		{"shard", []string{"debug/io-stats", "features/utime", "features/shard", "cluster/distribute"}, ""},
+		{"cloudsync", []string{"debug/io-stats", "features/cloudsync"},
+			`volume "cinder" uses translator "cinder-features-cloudsync" (features/cloudsync), which brickfs does not support; mounting it could read or write data wrongly`},
 		{"unknown", []string{"debug/io-stats", "features/frobnicate"},
 			`volume "cinder" uses translator "cinder-features-frobnicate" (features/frobnicate), which brickfs does not support; mounting it could read or write data wrongly`},
 		{"unknown performance", []string{"debug/io-stats", "performance/new-cache"},
@@ -87,7 +88,7 @@ func TestCheckPolicy(t *testing.T) {
 		{"disperse alias", []string{"debug/io-stats", "cluster/ec"},
 			`volume "cinder" uses translator "cinder-cluster-ec" (cluster/ec), which brickfs does not support; mounting it could read or write data wrongly`},
 		{"afr alias", []string{"debug/io-stats", "cluster/afr"}, ""},
-		{"topmost reported first", []string{"features/worm", "features/shard"},
+		{"topmost reported first", []string{"features/worm", "features/cloudsync"},
 			`volume "cinder" uses translator "cinder" (features/worm), which brickfs does not enforce; mounting it could change or delete files the volume keeps write-once`},
 	}
 	for _, tt := range tests {
@@ -134,7 +135,7 @@ func TestCheckSubvolumeCounts(t *testing.T) {
 }
 
 func TestCheckIgnoresUnreachable(t *testing.T) {
-	g, err := volfile.Parse([]byte("volume x\n type features/shard\nend-volume\n" +
+	g, err := volfile.Parse([]byte("volume x\n type features/cloudsync\nend-volume\n" +
 		"volume c\n type protocol/client\nend-volume\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +155,7 @@ func TestClassify(t *testing.T) {
 		"performance/md-cache":  PassBy,
 		"cluster/replicate":     Carry,
 		"cluster/afr":           Carry,
-		"features/shard":        Unsupported,
+		"features/shard":        Carry,
 		"no/such":               Unsupported,
 		"":                      Unsupported,
 		"performance/new-thing": Unsupported,

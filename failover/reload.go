@@ -99,6 +99,24 @@ func (v *Volume) plan(n *node, x *volfile.Volume, steps *[]step) error {
 		return nil
 	case n.repl != nil:
 		return v.planReplicate(n, x, steps)
+	case n.shard != nil:
+		o, err := shardOptions(x)
+		if err != nil {
+			return err
+		}
+		if err := v.plan(n.kids[0], carriedNode(x.Subvolumes[0]), steps); err != nil {
+			return err
+		}
+		*steps = append(*steps, func() []string {
+			n.x = x
+			var changes []string
+			for _, c := range n.shard.Reconfigure(o) {
+				v, _ := x.Option(c)
+				changes = append(changes, fmt.Sprintf("%s: %s is now %s", x.Name, c, v))
+			}
+			return changes
+		})
+		return nil
 	}
 	for i, k := range n.kids {
 		if err := v.plan(k, carriedNode(x.Subvolumes[i]), steps); err != nil {

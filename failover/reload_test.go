@@ -102,7 +102,8 @@ func TestReconfigure(t *testing.T) {
 	}
 	refuse("another volume-id", replicaVolfile(moved, " option volume-id 00000000-1111-2222-3333-444444444444\n", ""), "created again")
 	refuse("a fourth brick", replicaVolfile(fakes, "", ""), "remount")
-	refuse("shard", replicaVolfile(moved, "", "features/shard"), "cannot be mounted by brickfs")
+	refuse("shard turned on", replicaVolfile(moved, "", "features/shard"), "remount")
+	refuse("an unsupported translator", replicaVolfile(moved, "", "features/cloudsync"), "cannot be mounted by brickfs")
 	refuse("an arbiter", replicaVolfile(moved, " option arbiter-count 1\n", ""), "arbiter")
 	// After the refusals the mount still runs the graph it had.
 	apply("the moved volfile again", replicaVolfile(moved, "", ""), 0)

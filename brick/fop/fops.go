@@ -100,6 +100,9 @@ type Dirent struct {
 	Type     uint32
 	Name     string
 	Stat     xdr.Iatt
+	// Xdata is the entry's own dict: the xattrs the request's xdata
+	// named (the shard layer's file size, for one).
+	Xdata xdr.Dict
 }
 
 // Setattr valid bits (libglusterfs/src/glusterfs/xlator.h GF_SET_ATTR_*).

@@ -134,12 +134,25 @@ func (r *Replicate) Link(ctx context.Context, gfid, newParent xdr.GFID, newName 
 	return r.pick(r.inode(gfid), ok, sts), nil, nil
 }
 
-// Unlink removes name on every child.
+// Unlink removes name on every child and answers the reply xdata of the
+// first child that removed it (gf_get_file_block_count, for the shard
+// layer).
 func (r *Replicate) Unlink(ctx context.Context, parent xdr.GFID, name string, xd xdr.Dict) (xdr.Dict, error) {
-	_, err := r.entryTxn(ctx, []entry{{parent, name}}, func(ctx context.Context, i int) error {
-		return fop.ErrOnly(r.kids[i].Unlink(ctx, parent, name, xd))
+	rxs := make([]xdr.Dict, r.n())
+	ok, err := r.entryTxn(ctx, []entry{{parent, name}}, func(ctx context.Context, i int) error {
+		var err error
+		rxs[i], err = r.kids[i].Unlink(ctx, parent, name, xd)
+		return err
 	}, nil)
-	return nil, err
+	if err != nil {
+		return nil, err
+	}
+	for i := range ok {
+		if ok[i] {
+			return rxs[i], nil
+		}
+	}
+	return nil, nil
 }
 
 // Rmdir removes an empty directory on every child, also locking the

@@ -343,8 +343,11 @@ func (m *Mem) Lookup(ctx context.Context, parent xdr.GFID, name string, gfid xdr
 	}
 	if ino.st.Nlink == 0 {
 		// Open but unlinked: a posix brick has moved its gfid handle
-		// away, so only its fds reach it.
-		return xdr.Iatt{}, nil, m.err("LOOKUP", g, syscall.ENOENT)
+		// away (to .glusterfs/unlink), so only its fds reach it and a
+		// nameless lookup asking for unlinked-lookup.
+		if _, asked := xdata.Get("unlinked-lookup"); name != "" || !asked {
+			return xdr.Iatt{}, nil, m.err("LOOKUP", g, syscall.ENOENT)
+		}
 	}
 	return stat(ino), requested(ino, xdata), nil
 }
@@ -359,7 +362,7 @@ func (m *Mem) Stat(ctx context.Context, g xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.
 	if err != nil {
 		return xdr.Iatt{}, nil, err
 	}
-	return stat(ino), nil, nil
+	return stat(ino), requested(ino, xd), nil
 }
 
 // Fstat returns an open inode's attributes.
@@ -566,7 +569,11 @@ func (m *Mem) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 		if c, ok := d.children[names[i]]; ok {
 			st = stat(m.inodes[c])
 		}
-		out = append(out, fop.Dirent{Ino: st.Ino, Off: uint64(i + 1), Type: st.Mode & syscall.S_IFMT >> 12, Name: names[i], Stat: st})
+		var ex xdr.Dict
+		if c, ok := d.children[names[i]]; ok {
+			ex = requested(m.inodes[c], xd)
+		}
+		out = append(out, fop.Dirent{Ino: st.Ino, Off: uint64(i + 1), Type: st.Mode & syscall.S_IFMT >> 12, Name: names[i], Stat: st, Xdata: ex})
 		if len(out) >= 64 {
 			return out, i+1 == len(names), nil, nil
 		}
@@ -757,9 +764,14 @@ func (m *Mem) Unlink(ctx context.Context, parent xdr.GFID, name string, xd xdr.D
 	if m.inodes[g].children != nil {
 		return nil, m.err("UNLINK", parent, syscall.EISDIR)
 	}
+	var rx xdr.Dict
+	if _, asked := xd.Get("gf_get_file_block_count"); asked {
+		// posix_unlink answers the unlinked file's ia_blocks.
+		rx = rx.With("gf_get_file_block_count", xdr.Uint(stat(m.inodes[g]).Blocks))
+	}
 	delete(d.children, name)
 	m.drop(g)
-	return nil, nil
+	return rx, nil
 }
 
 // Rmdir removes an empty directory, or with fop.RmdirRecursive a
@@ -1030,9 +1042,19 @@ func (m *Mem) xattrop(op string, g xdr.GFID, flags uint32, dict xdr.Dict) (xdr.D
 		return nil, nil, err
 	}
 	width := 4
-	if flags == fop.XattropAddArray64 {
+	switch flags {
+	case fop.XattropAddArray64:
 		width = 8
-	} else if flags != fop.XattropAddArray {
+	case fop.XattropAddArray:
+	case fop.XattropGetAndSet:
+		// The old value is the answer, the new one is stored.
+		var out xdr.Dict
+		for _, p := range dict {
+			out = append(out, xdr.Pair{Key: p.Key, Value: xdr.Ptr(append([]byte(nil), ino.xattrs[p.Key]...))})
+			ino.xattrs[p.Key] = append([]byte(nil), p.Value.Bytes...)
+		}
+		return out, nil, nil
+	default:
 		return nil, nil, m.err(op, g, syscall.EINVAL)
 	}
 	var out xdr.Dict

@@ -1,0 +1,591 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// Data fops on a sharded file are split per block: block 0 through the
+// caller's fd on the base file, blocks 1.. through their own fds (see
+// resolve.go). Blocks that change the file's size or allocation then
+// update the file-size xattr with an ADD_ARRAY64 delta, after the data
+// is on the bricks (reference §8.3).
+
+// atomicWrite asks the brick for pre and post attributes taken under
+// one lock with the write (glusterfs.write-update-atomic), so the block
+// count deltas of concurrent writes add up.
+var atomicWrite = xdr.Dict{{Key: "glusterfs.write-update-atomic", Value: xdr.Uint(4)}}
+
+func pieceXdata(xd xdr.Dict) xdr.Dict {
+	if len(xd) == 0 {
+		return atomicWrite
+	}
+	return append(append(xdr.Dict{}, xd...), atomicWrite...)
+}
+
+// pieceOp is a fop on one piece, through fd (the base fd or a block's);
+// it returns the change of the block's allocation in 512-byte units.
+type pieceOp func(ctx context.Context, p Piece, fd *fop.Fd) (dblocks int64, err error)
+
+// mode of a split fop toward blocks that do not exist.
+const (
+	holeSkip   = iota // nothing to do in a hole (read, discard, zerofill)
+	holeCreate        // make the block (write, fallocate)
+)
+
+// eachPiece runs op on every piece of [off, off+length), the pieces in
+// parallel, and returns the sum of their block deltas; any failure fails
+// the whole (and no size update follows). With holeSkip a block that
+// does not exist is skipped.
+func (s *Shard) eachPiece(ctx context.Context, ino *inode, f *fop.Fd, off, length, bs uint64, holes int, op pieceOp) (int64, error) {
+	pieces, err := Pieces(off, length, bs)
+	if err != nil {
+		return 0, s.opErr("SPLIT", f.GFID, syscall.EINVAL, err)
+	}
+	direct := f.Flags&syscall.O_DIRECT != 0
+	run := func(ctx context.Context, p Piece) (int64, error) {
+		if p.Block == 0 {
+			return op(ctx, p, f)
+		}
+		ob, err := s.blockFd(ctx, ino, p.Block, holes == holeCreate, direct)
+		if errors.Is(err, errNoBlock) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		defer s.lru.put(ob)
+		d, err := op(ctx, p, ob.fd)
+		if err == nil {
+			ino.mu.Lock()
+			ino.seq++
+			ino.dirty[p.Block] = ino.seq
+			ino.mu.Unlock()
+		}
+		return d, err
+	}
+	var first Piece
+	var rest []Piece
+	n := 0
+	for p := range pieces {
+		if n == 0 {
+			first = p
+		} else {
+			rest = append(rest, p)
+		}
+		n++
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if len(rest) == 0 {
+		return run(ctx, first)
+	}
+	var wg sync.WaitGroup
+	ds := make([]int64, len(rest))
+	errs := make([]error, len(rest))
+	for i, p := range rest {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ds[i], errs[i] = run(ctx, p)
+		}()
+	}
+	d0, err0 := run(ctx, first)
+	wg.Wait()
+	total := d0
+	for _, d := range ds {
+		total += d
+	}
+	return total, errors.Join(append([]error{err0}, errs...)...)
+}
+
+// splitErr picks what the caller sees of a split fop's failures: the
+// first piece's error as is, so its errno (EINVAL of an unaligned
+// O_DIRECT, ENOSPC) reaches the application.
+func splitErr(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if e != nil {
+				return e
+			}
+		}
+	}
+	return err
+}
+
+func (ino *inode) blockSize() uint64 {
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	return ino.bs
+}
+
+// logical returns st with ino's logical size, or a zero Iatt if st is
+// not the base file's.
+func (s *Shard) logical(ino *inode, st xdr.Iatt) xdr.Iatt {
+	if st.GFID != ino.gfid {
+		return xdr.Iatt{}
+	}
+	s.patch(ino, &st)
+	return st
+}
+
+// Write writes data at off, block by block, then grows the size.
+func (s *Shard) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	ino, sharded, err := s.state(ctx, f.GFID, f)
+	if err != nil {
+		return pre, post, nil, err
+	}
+	if !sharded {
+		return s.Subvolume.Write(ctx, f, off, data, xd)
+	}
+	pxd := pieceXdata(xd)
+	var mu sync.Mutex
+	dblocks, err := s.eachPiece(ctx, ino, f, off, uint64(len(data)), ino.blockSize(), holeCreate, func(ctx context.Context, p Piece, fd *fop.Fd) (int64, error) {
+		b, a, _, err := s.Subvolume.Write(ctx, fd, p.Off, data[p.At:p.At+p.Len], pxd)
+		if p.Block == 0 && err == nil {
+			mu.Lock()
+			pre, post = b, a
+			mu.Unlock()
+		}
+		return int64(a.Blocks) - int64(b.Blocks), err
+	})
+	if err != nil {
+		return xdr.Iatt{}, xdr.Iatt{}, nil, splitErr(err)
+	}
+	pre = s.logical(ino, pre)
+	if err := s.updateSize(ctx, ino, f, int64(off)+int64(len(data)), dblocks); err != nil {
+		return xdr.Iatt{}, xdr.Iatt{}, nil, err
+	}
+	return pre, s.logical(ino, post), nil, nil
+}
+
+// Read reads up to size bytes at off: below the logical size, holes and
+// short or missing blocks read as zeros.
+func (s *Shard) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd xdr.Dict) ([]byte, xdr.Dict, error) {
+	ino, sharded, err := s.state(ctx, f.GFID, f)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !sharded {
+		return s.Subvolume.Read(ctx, f, off, size, xd)
+	}
+	ino.mu.Lock()
+	end, bs := clamp(ino.size), ino.bs
+	ino.mu.Unlock()
+	if off >= end {
+		return []byte{}, nil, nil
+	}
+	n := min(uint64(size), end-off)
+	if off/bs == (off+n-1)/bs && off < bs {
+		// All in the base file: its reply is the answer, padded.
+		b, rx, err := s.Subvolume.Read(ctx, f, off, uint32(n), xd)
+		if err != nil {
+			return nil, nil, err
+		}
+		if uint64(len(b)) < n {
+			b = append(b, make([]byte, n-uint64(len(b)))...)
+		}
+		return b, rx, nil
+	}
+	buf := make([]byte, n)
+	_, err = s.eachPiece(ctx, ino, f, off, n, bs, holeSkip, func(ctx context.Context, p Piece, fd *fop.Fd) (int64, error) {
+		b, _, err := s.Subvolume.Read(ctx, fd, p.Off, uint32(p.Len), xd)
+		if err == nil {
+			copy(buf[p.At:p.At+p.Len], b)
+		}
+		return 0, err
+	})
+	if err != nil {
+		return nil, nil, splitErr(err)
+	}
+	return buf, nil, nil
+}
+
+// Fallocate allocates a range block by block (mode 0 or KEEP_SIZE; the
+// other modes arrive as Discard and Zerofill).
+func (s *Shard) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	ino, sharded, err := s.state(ctx, f.GFID, f)
+	if err != nil {
+		return pre, post, nil, err
+	}
+	if !sharded {
+		return s.Subvolume.Fallocate(ctx, f, mode, off, length, xd)
+	}
+	if mode&^fop.FallocKeepSize != 0 {
+		return pre, post, nil, s.opErr("FALLOCATE", f.GFID, syscall.EOPNOTSUPP, fmt.Errorf("fallocate mode %#x on a sharded file", mode))
+	}
+	end := int64(off + length)
+	if mode&fop.FallocKeepSize != 0 {
+		end = -1
+	}
+	return s.rangeFop(ctx, ino, f, off, length, end, holeCreate, func(ctx context.Context, fd *fop.Fd, p Piece) (xdr.Iatt, xdr.Iatt, error) {
+		return prePost(s.Subvolume.Fallocate(ctx, fd, mode, p.Off, p.Len, pieceXdata(xd)))
+	})
+}
+
+// Discard punches a hole in a range: blocks that do not exist are holes
+// already; the size stays.
+func (s *Shard) Discard(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	ino, sharded, err := s.state(ctx, f.GFID, f)
+	if err != nil {
+		return pre, post, nil, err
+	}
+	if !sharded {
+		return s.Subvolume.Discard(ctx, f, off, length, xd)
+	}
+	return s.rangeFop(ctx, ino, f, off, length, -1, holeSkip, func(ctx context.Context, fd *fop.Fd, p Piece) (xdr.Iatt, xdr.Iatt, error) {
+		return prePost(s.Subvolume.Discard(ctx, fd, p.Off, p.Len, pieceXdata(xd)))
+	})
+}
+
+// Zerofill zeroes a range, really (the native FUSE bridge turns
+// ZERO_RANGE into a plain fallocate and zeroes nothing, reference §4.9),
+// and grows the file when the range crosses its end, as fallocate
+// (ZERO_RANGE) does. Blocks that do not exist read as zeros already.
+func (s *Shard) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	ino, sharded, err := s.state(ctx, f.GFID, f)
+	if err != nil {
+		return pre, post, nil, err
+	}
+	if !sharded {
+		return s.Subvolume.Zerofill(ctx, f, off, length, xd)
+	}
+	return s.rangeFop(ctx, ino, f, off, length, int64(off+length), holeSkip, func(ctx context.Context, fd *fop.Fd, p Piece) (xdr.Iatt, xdr.Iatt, error) {
+		return prePost(s.Subvolume.Zerofill(ctx, fd, p.Off, p.Len, pieceXdata(xd)))
+	})
+}
+
+func prePost(pre, post xdr.Iatt, _ xdr.Dict, err error) (xdr.Iatt, xdr.Iatt, error) {
+	return pre, post, err
+}
+
+// rangeFop is the write path for the fops without data: split, then the
+// size (to end, or -1 to keep it) and block count.
+func (s *Shard) rangeFop(ctx context.Context, ino *inode, f *fop.Fd, off, length uint64, end int64, holes int, op func(ctx context.Context, fd *fop.Fd, p Piece) (xdr.Iatt, xdr.Iatt, error)) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	var mu sync.Mutex
+	dblocks, err := s.eachPiece(ctx, ino, f, off, length, ino.blockSize(), holes, func(ctx context.Context, p Piece, fd *fop.Fd) (int64, error) {
+		b, a, err := op(ctx, fd, p)
+		if p.Block == 0 && err == nil {
+			mu.Lock()
+			pre, post = b, a
+			mu.Unlock()
+		}
+		return int64(a.Blocks) - int64(b.Blocks), err
+	})
+	if err != nil {
+		return xdr.Iatt{}, xdr.Iatt{}, nil, splitErr(err)
+	}
+	pre = s.logical(ino, pre)
+	if err := s.updateSize(ctx, ino, f, end, dblocks); err != nil {
+		return xdr.Iatt{}, xdr.Iatt{}, nil, err
+	}
+	return pre, s.logical(ino, post), nil, nil
+}
+
+// Fsync syncs the base file and every block written through this client
+// since the last fsync, in parallel.
+func (s *Shard) Fsync(ctx context.Context, f *fop.Fd, datasync bool, xd xdr.Dict) (xdr.Dict, error) {
+	ino, sharded, err := s.state(ctx, f.GFID, f)
+	if err != nil {
+		return nil, err
+	}
+	if !sharded {
+		return s.Subvolume.Fsync(ctx, f, datasync, xd)
+	}
+	ino.mu.Lock()
+	dirty := make(map[uint64]uint64, len(ino.dirty))
+	for n, seq := range ino.dirty {
+		dirty[n] = seq
+	}
+	ino.mu.Unlock()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for n, seq := range dirty {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.fsyncBlock(ctx, ino, n, datasync, xd)
+			if errors.Is(err, errNoBlock) {
+				err = nil // deleted since: nothing to sync
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				return
+			}
+			ino.mu.Lock()
+			if ino.dirty[n] == seq {
+				delete(ino.dirty, n)
+			}
+			ino.mu.Unlock()
+		}()
+	}
+	rx, err := s.Subvolume.Fsync(ctx, f, datasync, xd)
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	return rx, nil
+}
+
+// fsyncBlock syncs block n through whichever fd of it is open, opening
+// one if none is.
+func (s *Shard) fsyncBlock(ctx context.Context, ino *inode, n uint64, datasync bool, xd xdr.Dict) error {
+	ino.mu.Lock()
+	b := ino.blks[n]
+	ino.mu.Unlock()
+	var ob *openBlock
+	if b != nil {
+		if ob = s.lru.take(b, 0); ob == nil {
+			ob = s.lru.take(b, 1)
+		}
+	}
+	if ob == nil {
+		var err error
+		if ob, err = s.blockFd(ctx, ino, n, false, false); err != nil {
+			return err
+		}
+	}
+	defer s.lru.put(ob)
+	return fop.ErrOnly(s.Subvolume.Fsync(ctx, ob.fd, datasync, xd))
+}
+
+// Seek finds the next data or hole across the blocks; the end of the
+// file is a hole. Blocks that do not exist are holes.
+func (s *Shard) Seek(ctx context.Context, f *fop.Fd, off uint64, what int32, xd xdr.Dict) (uint64, xdr.Dict, error) {
+	ino, sharded, err := s.state(ctx, f.GFID, f)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !sharded {
+		return s.Subvolume.Seek(ctx, f, off, what, xd)
+	}
+	ino.mu.Lock()
+	end, bs := clamp(ino.size), ino.bs
+	ino.mu.Unlock()
+	if off >= end {
+		return 0, nil, s.opErr("SEEK", f.GFID, syscall.ENXIO, nil)
+	}
+	direct := f.Flags&syscall.O_DIRECT != 0
+	for n := off / bs; n*bs < end; n++ {
+		start := max(off, n*bs) - n*bs
+		fd := f
+		var ob *openBlock
+		if n > 0 {
+			ob, err = s.blockFd(ctx, ino, n, false, direct)
+			if errors.Is(err, errNoBlock) {
+				if what == fop.SeekHole {
+					return n*bs + start, nil, nil
+				}
+				continue
+			}
+			if err != nil {
+				return 0, nil, err
+			}
+			fd = ob.fd
+		}
+		o, _, err := s.Subvolume.Seek(ctx, fd, start, what, xd)
+		if ob != nil {
+			s.lru.put(ob)
+		}
+		switch {
+		case fop.Errno(err) == syscall.ENXIO:
+			// No data past start in this block: a hole to its end.
+			if what == fop.SeekHole {
+				return min(n*bs+start, end), nil, nil
+			}
+			continue
+		case err != nil:
+			return 0, nil, err
+		}
+		if what == fop.SeekData || o < bs {
+			// Data found, or a hole within the block (the block file's
+			// end is one when it is shorter than the block).
+			if r := n*bs + o; r < end {
+				return r, nil, nil
+			}
+			if what == fop.SeekData {
+				break
+			}
+			return end, nil, nil
+		}
+	}
+	if what == fop.SeekHole {
+		return end, nil, nil
+	}
+	return 0, nil, s.opErr("SEEK", f.GFID, syscall.ENXIO, nil)
+}
+
+// sizeReq is one fop's change of the file-size xattr, waiting to be
+// sent in a batch.
+type sizeReq struct {
+	end     int64 // the size the fop needs at least; -1 for none
+	dblocks int64
+	done    chan error
+}
+
+// updateSize records that the file now reaches end (−1: the fop does
+// not grow it) and that its allocation changed by dblocks, with
+// ADD_ARRAY64 on the base file. Updates of concurrent fops are batched
+// into one xattrop, as native batches them per inode context.
+func (s *Shard) updateSize(ctx context.Context, ino *inode, f *fop.Fd, end int64, dblocks int64) error {
+	ino.mu.Lock()
+	if end <= ino.size && dblocks == 0 {
+		ino.mu.Unlock()
+		return nil
+	}
+	r := &sizeReq{end: end, dblocks: dblocks, done: make(chan error, 1)}
+	ino.pend = append(ino.pend, r)
+	if ino.busy {
+		ino.mu.Unlock()
+		return <-r.done
+	}
+	ino.busy = true
+	batch := ino.pend
+	ino.pend = nil
+	ino.mu.Unlock()
+	// The batch may carry other fops' updates: it must not fail because
+	// this caller gave up.
+	uctx := context.WithoutCancel(ctx)
+	err := s.applySize(uctx, ino, f, batch)
+	for _, b := range batch {
+		b.done <- err
+	}
+	s.drain(uctx, ino)
+	return <-r.done
+}
+
+// drain sends the updates that queued while one was in flight, in the
+// background (the caller's fd may be released once it returns, so by
+// gfid).
+func (s *Shard) drain(ctx context.Context, ino *inode) {
+	ino.mu.Lock()
+	if len(ino.pend) == 0 {
+		ino.busy = false
+		ino.mu.Unlock()
+		return
+	}
+	batch := ino.pend
+	ino.pend = nil
+	ino.mu.Unlock()
+	go func() {
+		err := s.applySize(ctx, ino, nil, batch)
+		for _, b := range batch {
+			b.done <- err
+		}
+		s.drain(ctx, ino)
+	}()
+}
+
+// applySize sends one batch. When it grows the file, the current size
+// is taken under the layer's inode lock on the base file (domain
+// <vol>-shard, the lock native's unlink takes too), and a delta that
+// would over-count because another client grew the file meanwhile is
+// corrected at once: two brickfs clients extending one file never leave
+// it larger than its data, where two native clients do (reference
+// §3.3, trap 3).
+func (s *Shard) applySize(ctx context.Context, ino *inode, f *fop.Fd, batch []*sizeReq) error {
+	ino.sizeMu.Lock()
+	defer ino.sizeMu.Unlock()
+	end, dblocks := int64(-1), int64(0)
+	for _, b := range batch {
+		end = max(end, b.end)
+		dblocks += b.dblocks
+	}
+	ino.mu.Lock()
+	cached := ino.size
+	ino.mu.Unlock()
+	if end <= cached {
+		if dblocks == 0 {
+			return nil
+		}
+		got, err := s.xattrop(ctx, ino, f, Size{Blocks: dblocks})
+		if err != nil {
+			return err
+		}
+		s.setSize(ino, got)
+		return nil
+	}
+	unlock, err := s.lockBase(ctx, ino.gfid)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	delta := end - cached
+	got, err := s.xattrop(ctx, ino, f, Size{Size: delta, Blocks: dblocks})
+	if err != nil {
+		return err
+	}
+	if target := max(end, got.Size-delta); got.Size != target {
+		s.log.Info("another client changed the file's size while this one grew it; correcting the size",
+			zap.Stringer("gfid", ino.gfid), zap.Int64("size", got.Size), zap.Int64("correct", target))
+		if got, err = s.xattrop(ctx, ino, f, Size{Size: target - got.Size}); err != nil {
+			return err
+		}
+	}
+	s.setSize(ino, got)
+	return nil
+}
+
+func (s *Shard) setSize(ino *inode, sz Size) {
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	if sz.Size < ino.size {
+		s.lru.dropAbove(ino, Blocks(sz.Size, ino.bs)-1)
+	}
+	ino.size, ino.blocks = sz.Size, sz.Blocks
+}
+
+// xattrop adds delta to the base file's file-size (through f when
+// given) as a metadata transaction of the child, and returns the new
+// value.
+func (s *Shard) xattrop(ctx context.Context, ino *inode, f *fop.Fd, delta Size) (Size, error) {
+	dict := xdr.Dict{{Key: KeyFileSize, Value: xdr.Ptr(delta.Bytes())}}
+	ictx := internal(ctx)
+	var out xdr.Dict
+	var err error
+	if f != nil {
+		out, _, err = s.Subvolume.Fxattrop(ictx, f, fop.XattropAddArray64, dict, nil)
+	} else {
+		out, _, err = s.Subvolume.Xattrop(ictx, ino.gfid, fop.XattropAddArray64, dict, nil)
+	}
+	if err != nil {
+		return Size{}, err
+	}
+	b, ok := out.Bytes(KeyFileSize)
+	if !ok {
+		return Size{}, s.opErr("XATTROP", ino.gfid, syscall.EIO, errors.New("the reply lacks the file size"))
+	}
+	return ParseSize(b)
+}
+
+// lockBase takes the layer's inode lock on a base file (whole range,
+// write, blocking) with an owner of its own, and returns its unlock.
+func (s *Shard) lockBase(ctx context.Context, g xdr.GFID) (func(), error) {
+	lctx := owned(ctx)
+	fl := xdr.Flock{Type: fop.LkWrite}
+	if _, err := s.Subvolume.Inodelk(lctx, g, s.name, fop.LkSetW, fl, nil); err != nil {
+		return nil, err
+	}
+	return func() {
+		fl.Type = fop.LkUnlock
+		if _, err := s.Subvolume.Inodelk(context.WithoutCancel(lctx), g, s.name, fop.LkSet, fl, nil); err != nil {
+			s.log.Warn("unlocking a file failed; the bricks release the lock when this client disconnects",
+				zap.Stringer("gfid", g), zap.Error(err))
+		}
+	}, nil
+}

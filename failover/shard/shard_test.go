@@ -1,0 +1,909 @@
+package shard
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/brick/fop/foptest"
+	"github.com/brickfs/brickfs/brick/xdr"
+	"github.com/brickfs/brickfs/failover/afr"
+)
+
+func newLayer(t *testing.T, kid fop.Subvolume, bs uint64) *Shard {
+	t.Helper()
+	s := New("v-shard", kid, Options{BlockSize: bs, DeleteInterval: time.Hour}, zaptest.NewLogger(t))
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// replica3 is a replica set of three in-memory bricks, as the layer
+// runs over it in a replica-3 volume.
+func replica3(t *testing.T) (*afr.Replicate, []*foptest.Mem) {
+	t.Helper()
+	mems := []*foptest.Mem{foptest.NewMem("v-client-0"), foptest.NewMem("v-client-1"), foptest.NewMem("v-client-2")}
+	kids := make([]afr.Child, 3)
+	for i, m := range mems {
+		kids[i] = m
+	}
+	r, err := afr.NewReplicate("v-replicate-0", kids, []string{"v-client-0", "v-client-1", "v-client-2"}, afr.ReplicateOptions{Arbiter: -1, FopTimeout: 5 * time.Second, PostOpDelay: 10 * time.Millisecond}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r, mems
+}
+
+func gfid() xdr.GFID { return newGFID() }
+
+func create(t *testing.T, s *Shard, name string) (*fop.Fd, xdr.GFID) {
+	t.Helper()
+	g := gfid()
+	f, _, _, err := s.Create(context.Background(), xdr.RootGFID, name, syscall.O_RDWR, syscall.S_IFREG|0o640, 0, g, nil)
+	if err != nil {
+		t.Fatalf("create %s: %v", name, err)
+	}
+	return f, g
+}
+
+func write(t *testing.T, s *Shard, f *fop.Fd, off uint64, data []byte) {
+	t.Helper()
+	if _, _, _, err := s.Write(context.Background(), f, off, data, nil); err != nil {
+		t.Fatalf("write %d bytes at %d: %v", len(data), off, err)
+	}
+}
+
+func read(t *testing.T, s *Shard, f *fop.Fd, off uint64, n uint32) []byte {
+	t.Helper()
+	b, _, err := s.Read(context.Background(), f, off, n, nil)
+	if err != nil {
+		t.Fatalf("read %d at %d: %v", n, off, err)
+	}
+	return b
+}
+
+func fill(n int, c byte) []byte { return bytes.Repeat([]byte{c}, n) }
+
+// onDisk reads the file-size xattr of g on m.
+func onDisk(t *testing.T, m *foptest.Mem, g xdr.GFID) Size {
+	t.Helper()
+	b, ok := m.Xattr(g, KeyFileSize)
+	if !ok {
+		t.Fatalf("%s has no %s", g, KeyFileSize)
+	}
+	sz, err := ParseSize(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sz
+}
+
+// blockOn returns block n of base on m, or nil.
+func blockOn(t *testing.T, m *foptest.Mem, base xdr.GFID, n uint64) []byte {
+	t.Helper()
+	st, _, err := m.Lookup(context.Background(), DotShardGFID, Name(base, n), xdr.GFID{}, nil)
+	if err != nil {
+		return nil
+	}
+	d, _ := m.Data(st.GFID)
+	if d == nil {
+		d = []byte{}
+	}
+	return d
+}
+
+// Golden vectors 1 and 2: a new file carries its block size and a zero
+// file size.
+func TestCreateSetsXattrs(t *testing.T) {
+	for _, bs := range []uint64{64 * mib, 4 * mib} {
+		m := foptest.NewMem("v-client-0")
+		s := newLayer(t, m, bs)
+		_, g := create(t, s, "f")
+		b, _ := m.Xattr(g, KeyBlockSize)
+		if got := hex.EncodeToString(b); got != hex.EncodeToString(EncodeBlockSize(bs)) {
+			t.Errorf("block size %s", got)
+		}
+		if b, _ := m.Xattr(g, KeyFileSize); !bytes.Equal(b, make([]byte, 32)) {
+			t.Errorf("file size %x", b)
+		}
+	}
+}
+
+// Golden vectors 3 and 4: the size xattr after a small write and after
+// a write across the first block boundary; block 1 made in .shard with
+// the base file's mode, as root.
+func TestWriteAcrossBlocks(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	s := newLayer(t, m, 4*mib)
+	f, g := create(t, s, "f")
+	write(t, s, f, 0, fill(100, 'a'))
+	if got := onDisk(t, m, g); got != (Size{Size: 100, Blocks: 1}) {
+		t.Fatalf("after 100 B: %+v", got)
+	}
+	write(t, s, f, 4*mib-4096, fill(8192, 'b'))
+	if got := onDisk(t, m, g); got.Size != 0x401000 {
+		t.Fatalf("after the crossing write: %+v, want size 0x401000", got)
+	}
+	base, _ := m.Data(g)
+	if len(base) != 4*mib {
+		t.Errorf("base file is %d bytes, want the whole first block", len(base))
+	}
+	b1 := blockOn(t, m, g, 1)
+	if !bytes.Equal(b1, fill(4096, 'b')) {
+		t.Errorf("block 1 holds %d bytes", len(b1))
+	}
+	st, _, err := m.Lookup(context.Background(), DotShardGFID, Name(g, 1), xdr.GFID{}, nil)
+	if err != nil || st.Mode != syscall.S_IFREG|0o640 {
+		t.Errorf("block 1: mode %o, %v", st.Mode, err)
+	}
+	if _, ok := m.Xattr(st.GFID, KeyBlockSize); ok {
+		t.Error("a block file carries the block size xattr")
+	}
+	// Through the layer: the logical size; the data reads back.
+	lst, _, err := s.Lookup(context.Background(), xdr.RootGFID, "f", xdr.GFID{}, nil)
+	if err != nil || lst.Size != 0x401000 {
+		t.Fatalf("lookup size %d, %v", lst.Size, err)
+	}
+	got := read(t, s, f, 4*mib-4096, 8192)
+	if !bytes.Equal(got, fill(8192, 'b')) {
+		t.Error("the crossing write reads back wrong")
+	}
+}
+
+// Reads: holes, missing and short blocks read as zeros up to the logical
+// size; nothing past it.
+func TestReadHolesAndEOF(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	s := newLayer(t, m, 4*mib)
+	f, _ := create(t, s, "f")
+	write(t, s, f, 13*mib, fill(4096, 'z')) // block 3 only
+	got := read(t, s, f, 0, 1<<20)
+	if len(got) != 1<<20 || !bytes.Equal(got, make([]byte, 1<<20)) {
+		t.Errorf("a hole in the base file read %d bytes, not all zero", len(got))
+	}
+	got = read(t, s, f, 8*mib-10, 20) // blocks 1 and 2 do not exist
+	if !bytes.Equal(got, make([]byte, 20)) {
+		t.Errorf("missing blocks read %x", got)
+	}
+	got = read(t, s, f, 13*mib-4096, 64<<10)
+	want := append(make([]byte, 4096), fill(4096, 'z')...)
+	if !bytes.Equal(got, want) {
+		t.Errorf("read at the end got %d bytes, want %d", len(got), len(want))
+	}
+	if got := read(t, s, f, 14*mib, 4096); len(got) != 0 {
+		t.Errorf("read past EOF got %d bytes", len(got))
+	}
+}
+
+// A write that spans three blocks, with a random pattern, reads back
+// whole through the layer and lands at the right offsets in each block.
+func TestWriteSpanningBlocks(t *testing.T) {
+	r, mems := replica3(t)
+	s := newLayer(t, r, 4*mib)
+	f, g := create(t, s, "img")
+	data := make([]byte, 9*mib)
+	_, _ = rand.Read(data)
+	write(t, s, f, 2*mib, data)
+	if got := read(t, s, f, 2*mib, uint32(len(data))); !bytes.Equal(got, data) {
+		t.Fatal("the data reads back wrong")
+	}
+	for _, m := range mems {
+		if got := onDisk(t, m, g); got.Size != 11*mib {
+			t.Errorf("%s: size %d", m.Name(), got.Size)
+		}
+		base, _ := m.Data(g)
+		if !bytes.Equal(base[2*mib:], data[:2*mib]) {
+			t.Errorf("%s: base file wrong", m.Name())
+		}
+		if !bytes.Equal(blockOn(t, m, g, 1), data[2*mib:6*mib]) || !bytes.Equal(blockOn(t, m, g, 2), data[6*mib:]) {
+			t.Errorf("%s: blocks wrong", m.Name())
+		}
+	}
+	// Every replica has block 1 with one gfid.
+	var g1 xdr.GFID
+	for i, m := range mems {
+		st, _, err := m.Lookup(context.Background(), DotShardGFID, Name(g, 1), xdr.GFID{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			g1 = st.GFID
+		} else if st.GFID != g1 {
+			t.Errorf("block 1 has gfid %s on %s, %s on the first brick", st.GFID, m.Name(), g1)
+		}
+	}
+}
+
+// Golden vector 12 and the native bug it fixes: truncating to an exact
+// multiple of the block size keeps the last kept block whole.
+func TestTruncateToBlockMultipleKeepsData(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	s := newLayer(t, m, 4*mib)
+	f, g := create(t, s, "f")
+	data := make([]byte, 12*mib)
+	_, _ = rand.Read(data)
+	write(t, s, f, 0, data)
+	if _, _, _, err := s.Ftruncate(context.Background(), f, 8*mib, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := onDisk(t, m, g); got.Size != 8*mib || got.Blocks != 8*mib/512 {
+		t.Errorf("size after truncate %+v", got)
+	}
+	if blockOn(t, m, g, 2) != nil {
+		t.Error("block 2 survived the truncate")
+	}
+	if got := read(t, s, f, 0, 8*mib); !bytes.Equal(got, data[:8*mib]) {
+		t.Error("data below the new size changed (native 10.3 empties the last kept block)")
+	}
+	// 6 MiB -> 4 MiB keeps the base file.
+	if _, _, _, err := s.Ftruncate(context.Background(), f, 4*mib, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, s, f, 0, 4*mib); !bytes.Equal(got, data[:4*mib]) {
+		t.Error("truncating to the first block's end changed the base file")
+	}
+}
+
+// Golden vector 7's shape: a truncate into the middle of a block unlinks
+// the blocks past it and truncates that block; vector 8: growing only
+// changes the size; vector 10: truncate to 0.
+func TestTruncate(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	s := newLayer(t, m, 4*mib)
+	f, g := create(t, s, "f")
+	write(t, s, f, 0, fill(13*mib+4096, 'x'))
+	st, _, _, err := s.Truncate(context.Background(), g, 5*mib, nil)
+	if err != nil || st.Size != 5*mib {
+		t.Fatalf("truncate: %d, %v", st.Size, err)
+	}
+	if b := blockOn(t, m, g, 1); len(b) != 1*mib {
+		t.Errorf("block 1 is %d bytes, want 1 MiB", len(b))
+	}
+	if blockOn(t, m, g, 2) != nil || blockOn(t, m, g, 3) != nil {
+		t.Error("blocks past the new size survived")
+	}
+	if got := onDisk(t, m, g); got != (Size{Size: 5 * mib, Blocks: 5 * mib / 512}) {
+		t.Errorf("after the shrink %+v", got)
+	}
+	if _, _, _, err := s.Truncate(context.Background(), g, 20*mib, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := onDisk(t, m, g); got != (Size{Size: 20 * mib, Blocks: 5 * mib / 512}) {
+		t.Errorf("after growing %+v", got)
+	}
+	if blockOn(t, m, g, 2) != nil {
+		t.Error("growing made a block")
+	}
+	if got := read(t, s, f, 5*mib-1, 2); !bytes.Equal(got, []byte{'x', 0}) {
+		t.Errorf("around the old end: %q", got)
+	}
+	if _, _, _, err := s.Ftruncate(context.Background(), f, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := onDisk(t, m, g); got != (Size{}) {
+		t.Errorf("after truncate to 0 %+v", got)
+	}
+	if base, _ := m.Data(g); len(base) != 0 || blockOn(t, m, g, 1) != nil {
+		t.Error("truncate to 0 left data")
+	}
+}
+
+// Opening with O_TRUNC empties every block, never just the base file.
+func TestOpenTrunc(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	s := newLayer(t, m, 4*mib)
+	f, g := create(t, s, "f")
+	write(t, s, f, 0, fill(6*mib, 'q'))
+	_ = s.Release(context.Background(), f)
+	f2, _, err := s.Open(context.Background(), g, syscall.O_WRONLY|syscall.O_TRUNC, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release(context.Background(), f2)
+	if got := onDisk(t, m, g); got.Size != 0 {
+		t.Errorf("size after O_TRUNC %+v", got)
+	}
+	if blockOn(t, m, g, 1) != nil {
+		t.Error("block 1 survived O_TRUNC")
+	}
+}
+
+// Golden vector 13, done right: two clients with stale caches extending
+// one file leave its size at the end of the data (native: 0x7000).
+func TestTwoClientsExtendingKeepTheSize(t *testing.T) {
+	r, mems := replica3(t)
+	a := newLayer(t, r, 4*mib)
+	b := newLayer(t, r, 4*mib)
+	fa, g := create(t, a, "f")
+	fb, _, err := b.Open(context.Background(), g, syscall.O_RDWR, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Alternate, each with the cache of its own last write.
+	write(t, a, fa, 0, fill(4096, 1))
+	write(t, b, fb, 4096, fill(4096, 2))
+	write(t, a, fa, 8192, fill(4096, 3))
+	write(t, b, fb, 12288, fill(4096, 4))
+	if got := onDisk(t, mems[0], g); got.Size != 0x4000 {
+		t.Errorf("size %#x, want 0x4000", got.Size)
+	}
+	// Concurrent extension across blocks.
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l, f := a, fa
+			if i%2 == 1 {
+				l, f = b, fb
+			}
+			write(t, l, f, uint64(i+1)*4*mib+uint64(i)*4096, fill(4096, byte(i)))
+		}()
+	}
+	wg.Wait()
+	if got := onDisk(t, mems[0], g); got.Size != 8*4*mib+7*4096+4096 {
+		t.Errorf("size %#x after concurrent extension, want %#x", got.Size, 8*4*mib+8*4096)
+	}
+}
+
+// A failed piece fails the write and leaves the size alone (data before
+// size, reference trap 4 and 7).
+func TestFailedPieceNoSizeUpdate(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	s := newLayer(t, m, 4*mib)
+	f, g := create(t, s, "f")
+	write(t, s, f, 0, fill(100, 'a'))
+	m.Refuse("MKNOD", syscall.ENOSPC)
+	_, _, _, err := s.Write(context.Background(), f, 4*mib-100, fill(200, 'b'), nil)
+	if fop.Errno(err) != syscall.ENOSPC {
+		t.Fatalf("write into a block that cannot be made: %v", err)
+	}
+	if got := onDisk(t, m, g); got.Size != 100 {
+		t.Errorf("size %d after a failed write", got.Size)
+	}
+}
+
+// Concurrent writes of one client into fresh blocks make each block
+// once and count the size once.
+func TestConcurrentWritesOneClient(t *testing.T) {
+	r, mems := replica3(t)
+	s := newLayer(t, r, 4*mib)
+	f, g := create(t, s, "f")
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			write(t, s, f, uint64(i)*1*mib, fill(1*mib, byte(i+1)))
+		}()
+	}
+	wg.Wait()
+	if got := onDisk(t, mems[1], g); got.Size != 16*mib {
+		t.Errorf("size %d", got.Size)
+	}
+	for i := 0; i < 16; i++ {
+		if got := read(t, s, f, uint64(i)*mib, 1); got[0] != byte(i+1) {
+			t.Errorf("MiB %d reads %d", i, got[0])
+		}
+	}
+}
+
+// fsync reaches the base file and every block written since the last
+// one, and only those.
+func TestFsyncDirtyBlocks(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	s := newLayer(t, m, 4*mib)
+	f, _ := create(t, s, "f")
+	for _, off := range []uint64{0, 4 * mib, 8 * mib, 20 * mib} {
+		write(t, s, f, off, fill(4096, 'd'))
+	}
+	before := m.Calls("FSYNC")
+	if _, err := s.Fsync(context.Background(), f, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.Calls("FSYNC") - before; n != 4 {
+		t.Errorf("fsync sent %d FSYNCs, want 4 (base + blocks 1, 2, 5)", n)
+	}
+	before = m.Calls("FSYNC")
+	if _, err := s.Fsync(context.Background(), f, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.Calls("FSYNC") - before; n != 1 {
+		t.Errorf("the second fsync sent %d FSYNCs, want 1", n)
+	}
+}
+
+// Fallocate allocates every block (golden vector 9's shape); zerofill
+// really zeroes; discard leaves the size.
+func TestFallocateZerofillDiscard(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	s := newLayer(t, m, 4*mib)
+	f, g := create(t, s, "f")
+	if _, _, _, err := s.Fallocate(context.Background(), f, 0, 0, 10*mib, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := onDisk(t, m, g); got.Size != 10*mib || got.Blocks != 10*mib/512 {
+		t.Errorf("after fallocate %+v", got)
+	}
+	if len(blockOn(t, m, g, 2)) != 2*mib {
+		t.Error("fallocate did not make block 2")
+	}
+	write(t, s, f, 0, fill(10*mib, 'x'))
+	if _, _, _, err := s.Zerofill(context.Background(), f, 3*mib, 2*mib, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := read(t, s, f, 3*mib-1, 2*mib+2)
+	want := append(append([]byte{'x'}, make([]byte, 2*mib)...), 'x')
+	if !bytes.Equal(got, want) {
+		t.Error("zerofill did not zero the range")
+	}
+	if _, _, _, err := s.Discard(context.Background(), f, 8*mib, 4*mib, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := onDisk(t, m, g); got.Size != 10*mib {
+		t.Errorf("discard changed the size: %+v", got)
+	}
+	if _, _, _, err := s.Fallocate(context.Background(), f, 0x20, 0, 1, nil); fop.Errno(err) != syscall.EOPNOTSUPP {
+		t.Errorf("fallocate with an unknown mode: %v", err)
+	}
+	// KEEP_SIZE allocates without growing.
+	if _, _, _, err := s.Fallocate(context.Background(), f, fop.FallocKeepSize, 10*mib, 4*mib, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := onDisk(t, m, g); got.Size != 10*mib {
+		t.Errorf("KEEP_SIZE grew the file: %+v", got)
+	}
+	// ZERO_RANGE|KEEP_SIZE as the filesystem carries it out.
+	if err := fop.ZeroKeepSize(context.Background(), s, f, 9*mib, 4*mib); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, s, f, 9*mib, 1*mib); !bytes.Equal(got, make([]byte, 1*mib)) {
+		t.Error("zero-range keep-size did not zero")
+	}
+	if got := onDisk(t, m, g); got.Size != 10*mib {
+		t.Errorf("zero-range keep-size grew the file: %+v", got)
+	}
+}
+
+// SEEK_DATA and SEEK_HOLE see the blocks: missing ones are holes, the
+// end is a hole.
+func TestSeek(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	s := newLayer(t, m, 4*mib)
+	f, _ := create(t, s, "f")
+	write(t, s, f, 0, fill(4096, 'a'))
+	write(t, s, f, 9*mib, fill(4096, 'b')) // block 2 at 1 MiB; block 1 missing
+	write(t, s, f, 12*mib, fill(4*mib, 'c'))
+	ctx := context.Background()
+	for _, tc := range []struct {
+		off  uint64
+		what int32
+		want uint64
+	}{
+		{0, fop.SeekData, 0},
+		{0, fop.SeekHole, 4096},
+		{4096, fop.SeekData, 8 * mib}, // Mem keeps no holes in a file: block 2 is data from 0
+		{5 * mib, fop.SeekHole, 5 * mib},
+		{9 * mib, fop.SeekHole, 9*mib + 4096},
+		{12 * mib, fop.SeekHole, 16 * mib},
+	} {
+		got, _, err := s.Seek(ctx, f, tc.off, tc.what, nil)
+		if err != nil || got != tc.want {
+			t.Errorf("seek %d from %d: %d, %v; want %d", tc.what, tc.off, got, err, tc.want)
+		}
+	}
+	if _, _, err := s.Seek(ctx, f, 16*mib, fop.SeekData, nil); fop.Errno(err) != syscall.ENXIO {
+		t.Errorf("seek at EOF: %v", err)
+	}
+}
+
+// The hidden namespace (reference §4.14).
+func TestHiddenNamespace(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	s := newLayer(t, m, 4*mib)
+	f, g := create(t, s, "f")
+	write(t, s, f, 4*mib, []byte("x")) // makes .shard
+	ctx := context.Background()
+	if _, _, err := s.Lookup(ctx, xdr.RootGFID, DotShard, xdr.GFID{}, nil); fop.Errno(err) != syscall.EPERM {
+		t.Errorf("lookup /.shard: %v", err)
+	}
+	if _, _, err := s.Mkdir(ctx, xdr.RootGFID, DotShard, 0o755, 0, gfid(), nil); fop.Errno(err) != syscall.EPERM {
+		t.Errorf("mkdir /.shard: %v", err)
+	}
+	if _, _, err := s.Lookup(ctx, DotShardGFID, Name(g, 1), xdr.GFID{}, nil); fop.Errno(err) != syscall.EPERM {
+		t.Errorf("lookup in .shard: %v", err)
+	}
+	d, _, err := s.Opendir(ctx, xdr.RootGFID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _, _, err := s.Readdirp(ctx, d, 0, 4096, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name)
+		if e.Name == "f" && e.Stat.Size != 4*mib+1 {
+			t.Errorf("readdirp shows f at %d bytes", e.Stat.Size)
+		}
+	}
+	if strings.Contains(strings.Join(names, " "), DotShard) {
+		t.Errorf("root listing shows .shard: %v", names)
+	}
+	if _, _, err := s.Getxattr(ctx, g, KeyFileSize, nil); fop.Errno(err) != syscall.ENODATA {
+		t.Errorf("getxattr of the file size: %v", err)
+	}
+	all, _, err := s.Getxattr(ctx, g, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range all {
+		if strings.HasPrefix(p.Key, keyPrefix) {
+			t.Errorf("listxattr shows %s", p.Key)
+		}
+	}
+	if _, err := s.Setxattr(ctx, g, xdr.Dict{{Key: KeyBlockSize, Value: xdr.Ptr(EncodeBlockSize(8 * mib))}}, 0, nil); fop.Errno(err) != syscall.EPERM {
+		t.Errorf("setxattr of the block size: %v", err)
+	}
+	if _, err := s.Removexattr(ctx, g, KeyBlockSize, nil); fop.Errno(err) != syscall.EPERM {
+		t.Errorf("removexattr of the block size: %v", err)
+	}
+}
+
+// A file without the block-size xattr (made while sharding was off)
+// passes through: its bytes stay in the base file.
+func TestUnshardedPassesThrough(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	g := gfid()
+	f0, _, _, err := m.Create(context.Background(), xdr.RootGFID, "plain", syscall.O_RDWR, syscall.S_IFREG|0o644, 0, g, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = m.Release(context.Background(), f0)
+	s := newLayer(t, m, 4*mib)
+	st, _, err := s.Lookup(context.Background(), xdr.RootGFID, "plain", xdr.GFID{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _, err := s.Open(context.Background(), st.GFID, syscall.O_RDWR, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, f, 12*mib, []byte("tail"))
+	if d, _ := m.Data(g); len(d) != 12*mib+4 {
+		t.Errorf("the base file is %d bytes; an unsharded file must hold all its data", len(d))
+	}
+	if _, ok := m.Xattr(g, KeyFileSize); ok {
+		t.Error("the layer sharded an unsharded file")
+	}
+}
+
+// Golden vector 11 and §4.11: unlink leaves a marker with the size, the
+// background deletion removes the blocks and the marker; a file still
+// open elsewhere keeps its blocks until it is closed.
+func TestUnlinkDeletesBlocks(t *testing.T) {
+	r, mems := replica3(t)
+	s := newLayer(t, r, 4*mib)
+	f, g := create(t, s, "f")
+	write(t, s, f, 0, fill(20*mib+8192, 'u'))
+	_ = s.Release(context.Background(), f)
+	// Hold the marker's entry lock so the deletion cannot run yet.
+	hold := owned(context.Background())
+	if err := s.ensureDir(context.Background(), dirRemoveMe); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Entrylk(hold, RemoveMeGFID, g.String(), s.name, fop.EntrylkLock, fop.LkWrite, nil); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- fop.ErrOnly(s.Unlink(context.Background(), xdr.RootGFID, "f", nil)) }()
+	// The unlink waits on the marker lock; release it after checking.
+	select {
+	case err := <-done:
+		t.Fatalf("unlink did not wait for the marker lock: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if _, err := r.Entrylk(hold, RemoveMeGFID, g.String(), s.name, fop.EntrylkUnlock, fop.LkWrite, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the blocks and marker to go", func() bool {
+		for _, m := range mems {
+			for n := uint64(1); n <= 5; n++ {
+				if blockOn(t, m, g, n) != nil {
+					return false
+				}
+			}
+			if len(m.Names(RemoveMeGFID)) != 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// The marker keeps the size and block size (reference §2.5) and the
+// deletion skips a file still open somewhere.
+func TestDeletionSkipsOpenFiles(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	s := newLayer(t, m, 4*mib)
+	f, g := create(t, s, "f")
+	write(t, s, f, 0, fill(9*mib, 'o'))
+	// Another client has it open: a brick fd the layer does not own.
+	other, _, err := m.Open(context.Background(), g, syscall.O_RDONLY, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Release(context.Background(), f)
+	if _, err := s.Unlink(context.Background(), xdr.RootGFID, "f", nil); err != nil {
+		t.Fatal(err)
+	}
+	st, rx, err := m.Lookup(context.Background(), RemoveMeGFID, g.String(), xdr.GFID{}, sizeKeys)
+	if err != nil {
+		t.Fatalf("no marker: %v", err)
+	}
+	if st.Mode&0o777 != 0 {
+		t.Errorf("marker mode %o", st.Mode)
+	}
+	fs, _ := rx.Bytes(KeyFileSize)
+	if sz, _ := ParseSize(fs); sz.Size != 9*mib {
+		t.Errorf("marker size %d", sz.Size)
+	}
+	if err := s.deleteMarked(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if blockOn(t, m, g, 2) == nil {
+		t.Fatal("the deletion removed the blocks of a file still open")
+	}
+	_ = m.Release(context.Background(), other)
+	if err := s.deleteMarked(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if blockOn(t, m, g, 1) != nil || blockOn(t, m, g, 2) != nil || len(m.Names(RemoveMeGFID)) != 0 {
+		t.Error("blocks or the marker left after the file was closed")
+	}
+}
+
+// A second name keeps the blocks; renaming over a sharded file removes
+// it as unlink does.
+func TestLinksAndRenameOver(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	s := newLayer(t, m, 4*mib)
+	ctx := context.Background()
+	f, g := create(t, s, "a")
+	write(t, s, f, 0, fill(6*mib, 'a'))
+	_ = s.Release(ctx, f)
+	st, _, err := s.Link(ctx, g, xdr.RootGFID, "a2", nil)
+	if err != nil || st.Size != 6*mib {
+		t.Fatalf("link: size %d, %v", st.Size, err)
+	}
+	if _, err := s.Unlink(ctx, xdr.RootGFID, "a", nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Names(RemoveMeGFID)) != 0 || blockOn(t, m, g, 1) == nil {
+		t.Fatal("unlinking one of two names marked the file")
+	}
+	f2, g2 := create(t, s, "b")
+	write(t, s, f2, 0, fill(5*mib, 'b'))
+	_ = s.Release(ctx, f2)
+	st, _, err = s.Rename(ctx, xdr.RootGFID, "b", xdr.RootGFID, "a2", nil)
+	if err != nil || st.Size != 5*mib {
+		t.Fatalf("rename: size %d, %v", st.Size, err)
+	}
+	if err := s.deleteMarked(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if blockOn(t, m, g, 1) != nil {
+		t.Error("the replaced file's blocks survived")
+	}
+	if blockOn(t, m, g2, 1) == nil {
+		t.Error("the renamed file lost its blocks")
+	}
+}
+
+// Markers left by others are cleaned; one whose base file still exists
+// only loses the marker.
+func TestDeletionOfForeignMarkers(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	s := newLayer(t, m, 4*mib)
+	ctx := context.Background()
+	f, g := create(t, s, "keep")
+	write(t, s, f, 0, fill(5*mib, 'k'))
+	_ = s.Release(ctx, f)
+	gone := gfid()
+	if err := s.ensureDir(ctx, dirRemoveMe); err != nil {
+		t.Fatal(err)
+	}
+	for n := uint64(1); n <= 3; n++ {
+		if _, _, err := m.Mknod(ctx, DotShardGFID, Name(gone, n), syscall.S_IFREG|0o644, 0, 0, gfid(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.mark(ctx, gone, 4*mib, 16*mib); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.mark(ctx, g, 4*mib, 5*mib); err != nil {
+		t.Fatal(err)
+	}
+	// A second mark of the same file replaces the size (GET_AND_SET).
+	if err := s.mark(ctx, gone, 4*mib, 16*mib); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.deleteMarked(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for n := uint64(1); n <= 3; n++ {
+		if blockOn(t, m, gone, n) != nil {
+			t.Errorf("block %d of the removed file survived", n)
+		}
+	}
+	if blockOn(t, m, g, 1) == nil {
+		t.Error("a marker of an existing file deleted its blocks")
+	}
+	if names := m.Names(RemoveMeGFID); len(names) != 0 {
+		t.Errorf("markers left: %v", names)
+	}
+}
+
+// The block fd LRU closes idle fds beyond its bound, syncing written
+// ones first, and the data stays readable.
+func TestBlockFdLRU(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	s := New("v-shard", m, Options{BlockSize: 4 * mib, OpenBlocks: 2, DeleteInterval: time.Hour}, zaptest.NewLogger(t))
+	t.Cleanup(func() { _ = s.Close() })
+	f, _ := create(t, s, "f")
+	for n := 1; n <= 6; n++ {
+		write(t, s, f, uint64(n)*4*mib, []byte{byte(n)})
+	}
+	waitFor(t, "idle block fds to close", func() bool {
+		s.lru.lockL()
+		defer s.lru.unlockL()
+		return s.lru.n <= 2
+	})
+	waitFor(t, "the closed written blocks to be synced", func() bool { return m.Calls("FSYNC") >= 4 })
+	for n := 1; n <= 6; n++ {
+		if got := read(t, s, f, uint64(n)*4*mib, 1); got[0] != byte(n) {
+			t.Errorf("block %d reads %d", n, got[0])
+		}
+	}
+	if _, err := s.Fsync(context.Background(), f, false, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A brick down during writes: the replica set keeps serving; the blocks
+// and the size xattr are what the others hold once it is back and
+// healed by the replica set.
+func TestWritesWithABrickDown(t *testing.T) {
+	r, mems := replica3(t)
+	s := newLayer(t, r, 4*mib)
+	f, g := create(t, s, "f")
+	write(t, s, f, 0, fill(4096, 'a'))
+	mems[2].SetDown(true)
+	data := make([]byte, 10*mib)
+	_, _ = rand.Read(data)
+	write(t, s, f, 1*mib, data)
+	if got := read(t, s, f, 1*mib, uint32(len(data))); !bytes.Equal(got, data) {
+		t.Fatal("reads with a brick down are wrong")
+	}
+	for _, m := range mems[:2] {
+		if got := onDisk(t, m, g); got.Size != 11*mib {
+			t.Errorf("%s: size %d", m.Name(), got.Size)
+		}
+	}
+	afrKey := "trusted.afr.v-client-2"
+	if b, ok := mems[0].Xattr(g, afrKey); !ok || bytes.Equal(b, make([]byte, 12)) {
+		t.Errorf("the base file does not accuse the down brick: %x", b)
+	}
+}
+
+// Errors of a block reach the caller with their errno.
+func TestPieceErrno(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	s := newLayer(t, m, 4*mib)
+	f, _ := create(t, s, "f")
+	write(t, s, f, 4*mib, []byte("x"))
+	m.Refuse("READ", syscall.EIO)
+	if _, _, err := s.Read(context.Background(), f, 4*mib-1, 2, nil); fop.Errno(err) != syscall.EIO {
+		t.Errorf("read: %v", err)
+	}
+	if !errors.Is(splitErr(errors.Join(nil, syscall.ENOSPC)), syscall.ENOSPC) {
+		t.Error("splitErr lost the errno")
+	}
+}
+
+// TestShardIntercepts lists, for every fop of the table, whether the
+// shard layer takes it over or passes it through, checked against the
+// methods its source defines on *Shard. A new fop fails here until
+// someone decides.
+func TestShardIntercepts(t *testing.T) {
+	intercepts := map[string]bool{
+		"Lookup": true, "Stat": true, "Fstat": true, "Readdirp": true, "Setattr": true, "Fsetattr": true,
+		"Create": true, "Mknod": true, "Mkdir": true, "Symlink": true, "Link": true, "Unlink": true, "Rmdir": true,
+		"Rename": true, "Open": true, "Opendir": true, "Release": true, "Read": true, "Write": true,
+		"Fallocate": true, "Discard": true, "Zerofill": true, "Fsync": true, "Seek": true, "Truncate": true,
+		"Ftruncate": true, "Getxattr": true, "Setxattr": true, "Removexattr": true, "CopyFileRange": true,
+	}
+	// Passed: they act on the base file alone (FLUSH goes to the base
+	// only, as native), or are a parent's locks and xattrops.
+	passes := []string{"Access", "Readlink", "Xattrop", "Statfs", "Inodelk", "Finodelk", "Entrylk", "Flush",
+		"Fsyncdir", "Lk", "Fxattrop"}
+	decided := map[string]bool{}
+	for m := range intercepts {
+		decided[m] = true
+	}
+	for _, m := range passes {
+		if decided[m] {
+			t.Errorf("%s is listed as both", m)
+		}
+		decided[m] = true
+	}
+	table := reflect.TypeOf((*fop.Fops)(nil)).Elem()
+	for i := 0; i < table.NumMethod(); i++ {
+		if m := table.Method(i).Name; !decided[m] {
+			t.Errorf("fop %s is new: decide whether shard intercepts it, and list it here", m)
+		}
+	}
+	fset := token.NewFileSet()
+	pkgs, err := parser.ParseDir(fset, ".", func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own []string
+	for _, p := range pkgs {
+		for _, f := range p.Files {
+			for _, d := range f.Decls {
+				fd, ok := d.(*ast.FuncDecl)
+				if !ok || fd.Recv == nil {
+					continue
+				}
+				if st, ok := fd.Recv.List[0].Type.(*ast.StarExpr); ok {
+					if id, ok := st.X.(*ast.Ident); ok && id.Name == "Shard" {
+						if _, isFop := table.MethodByName(fd.Name.Name); isFop {
+							own = append(own, fd.Name.Name)
+						}
+					}
+				}
+			}
+		}
+	}
+	sort.Strings(own)
+	var want []string
+	for m := range intercepts {
+		want = append(want, m)
+	}
+	sort.Strings(want)
+	if strings.Join(own, " ") != strings.Join(want, " ") {
+		t.Errorf("Shard defines %v; the table says it intercepts %v", own, want)
+	}
+}

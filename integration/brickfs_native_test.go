@@ -345,10 +345,3 @@ func xattrNames(m map[string]string) []string {
 }
 
 // gfidString turns "0x00112233..." into the canonical UUID form.
-func gfidString(hexv string) string {
-	h := strings.TrimPrefix(hexv, "0x")
-	if len(h) != 32 {
-		return h
-	}
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}

@@ -60,6 +60,12 @@ var posixSkipOK = map[string]string{
 // those in posixExcluded, which must fail on the native client as well.
 func TestBrickfsPosixtest(t *testing.T) {
 	c, vol := newVolume(t, "posix")
+	runPosixtest(t, c, vol)
+}
+
+// runPosixtest runs the posixtest cases on brickfs and the native client
+// mounts of vol.
+func runPosixtest(t *testing.T, c *Cluster, vol string) {
 	bmnt := c.MountBrickfs(t, c.Spec(vol))
 	dumpClientLog(t, c, bmnt)
 	nmnt := c.MountNative(t, vol)

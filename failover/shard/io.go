@@ -184,20 +184,28 @@ func (s *Shard) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd
 	if off >= end {
 		return []byte{}, nil, nil
 	}
+	// The bricks are asked for the whole request, not for it clipped at
+	// the logical end: an O_DIRECT read must keep the caller's alignment
+	// (the brick answers EINVAL otherwise). The answer is clipped.
 	n := min(uint64(size), end-off)
-	if off/bs == (off+n-1)/bs && off < bs {
+	if off+uint64(size) <= bs {
 		// All in the base file: its reply is the answer, padded.
-		b, rx, err := s.Subvolume.Read(ctx, f, off, uint32(n), xd)
+		b, rx, err := s.Subvolume.Read(ctx, f, off, size, xd)
 		if err != nil {
 			return nil, nil, err
 		}
-		if uint64(len(b)) < n {
+		if uint64(len(b)) > n {
+			b = b[:n]
+		} else if uint64(len(b)) < n {
 			b = append(b, make([]byte, n-uint64(len(b)))...)
 		}
 		return b, rx, nil
 	}
-	buf := make([]byte, n)
-	_, err = s.eachPiece(ctx, ino, f, off, n, bs, holeSkip, func(ctx context.Context, p Piece, fd *fop.Fd) (int64, error) {
+	buf := make([]byte, size)
+	_, err = s.eachPiece(ctx, ino, f, off, uint64(size), bs, holeSkip, func(ctx context.Context, p Piece, fd *fop.Fd) (int64, error) {
+		if off+p.At >= end {
+			return 0, nil // wholly past the end: nothing to ask
+		}
 		b, _, err := s.Subvolume.Read(ctx, fd, p.Off, uint32(p.Len), xd)
 		if err == nil {
 			copy(buf[p.At:p.At+p.Len], b)
@@ -207,7 +215,7 @@ func (s *Shard) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd
 	if err != nil {
 		return nil, nil, splitErr(err)
 	}
-	return buf, nil, nil
+	return buf[:n], nil, nil
 }
 
 // Fallocate allocates a range block by block (mode 0 or KEEP_SIZE; the

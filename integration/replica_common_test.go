@@ -35,11 +35,26 @@ type repEnv struct {
 	vol  string
 	kind Kind
 	mnt  string // brickfs mount
+	// sharded: the volume runs `group virt` with 4 MB blocks, so a file
+	// is its base file plus blocks in .shard.
+	sharded bool
 }
 
 // newRepEnv brings up a 3-node cluster with volume vol of the given kind,
 // started, and mounts it with brickfs.
 func newRepEnv(t *testing.T, vol string, kind Kind, mountOpts ...string) *repEnv {
+	t.Helper()
+	return newRepEnvWith(t, vol, kind, false, mountOpts...)
+}
+
+// newShardEnv is newRepEnv for a sharded volume (`group virt`, 4 MB
+// blocks: the test file spans 8 of them).
+func newShardEnv(t *testing.T, vol string, kind Kind, mountOpts ...string) *repEnv {
+	t.Helper()
+	return newRepEnvWith(t, vol, kind, true, mountOpts...)
+}
+
+func newRepEnvWith(t *testing.T, vol string, kind Kind, sharded bool, mountOpts ...string) *repEnv {
 	t.Helper()
 	RequireGlusterFS(t)
 	RequireFUSE(t)
@@ -49,8 +64,11 @@ func newRepEnv(t *testing.T, vol string, kind Kind, mountOpts ...string) *repEnv
 	}
 	c := NewCluster(t, 3)
 	c.CreateVolume(t, vol, kind)
+	if sharded {
+		c.ShardVolume(t, vol, "4MB")
+	}
 	c.Start(t, vol)
-	e := &repEnv{t: t, c: c, vol: vol, kind: kind}
+	e := &repEnv{t: t, c: c, vol: vol, kind: kind, sharded: sharded}
 	e.mnt = c.MountBrickfs(t, c.Spec(vol), mountOpts...)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -124,14 +142,27 @@ func (e *repEnv) faultRun(name, file string, runtime time.Duration, fault func()
 // checks every block of the files with fio and compares the backends.
 func (e *repEnv) healAndCheck(names ...string) {
 	e.t.Helper()
-	took := e.c.WaitHealed(e.t, e.vol, names, repHealWait)
+	took := e.c.WaitHealed(e.t, e.vol, e.files(names...), repHealWait)
 	e.t.Logf("healed in %v", took.Round(time.Millisecond))
 	for _, n := range names {
 		if r := FioCheck(context.Background(), filepath.Join(e.mnt, n), repFileSize); !r.Clean() {
 			e.t.Errorf("verify %s after heal: %v\n%s", n, r, r.Stderr)
 		}
-		e.c.CheckBackends(e.t, e.vol, e.kind, n, e.mnt)
+		if e.sharded {
+			e.c.CheckShardBackends(e.t, e.vol, e.kind, n, e.mnt)
+		} else {
+			e.c.CheckBackends(e.t, e.vol, e.kind, n, e.mnt)
+		}
 	}
+}
+
+// files lists what the bricks hold of names: on a sharded volume also
+// .shard and every block of them.
+func (e *repEnv) files(names ...string) []string {
+	if !e.sharded {
+		return names
+	}
+	return e.c.ShardFiles(e.t, e.vol, names...)
 }
 
 // waitBrickUsed waits until brickfs writes to brick i again: a new file
@@ -171,9 +202,11 @@ func (e *repEnv) requirePending(i int) {
 			if b.Index == i {
 				continue
 			}
-			if st, err := AFRState(filepath.Join(b.Path, "data")); err == nil && !hexZero(st[key]) {
-				e.t.Logf("while brick %d is down, brick %d blames it: %s=%s", i, b.Index, key, st[key])
-				return true, ""
+			for _, f := range e.files("data") {
+				if st, err := AFRState(filepath.Join(b.Path, f)); err == nil && !hexZero(st[key]) {
+					e.t.Logf("while brick %d is down, brick %d blames it on %s: %s=%s", i, b.Index, f, key, st[key])
+					return true, ""
+				}
 			}
 		}
 		return false, fmt.Sprintf("pending state: %v", e.c.PendingHeal(e.t, e.vol, nil))

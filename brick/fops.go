@@ -92,6 +92,13 @@ const reopenMask = ^uint32(syscall.O_CREAT | syscall.O_EXCL | syscall.O_TRUNC)
 // resolve returns the connection and remote fd to use for f, reopening f on
 // the current connection if it was opened on an earlier one.
 func (c *Client) resolve(ctx context.Context, f *Fd, proc uint32) (*sunrpc.Conn, int64, error) {
+	if f.Anon {
+		conn, _, err := c.current()
+		if err != nil {
+			return nil, 0, c.opErr(proc, f.GFID, err)
+		}
+		return conn, AnonFd, nil
+	}
 	rf, err := c.remoteOf(f, proc)
 	if err != nil {
 		return nil, 0, err
@@ -416,6 +423,9 @@ func (c *Client) Opendir(ctx context.Context, gfid xdr.GFID, xd xdr.Dict) (*Fd, 
 
 // Release closes f on the brick. It is sent as an internal frame.
 func (c *Client) Release(ctx context.Context, f *Fd) error {
+	if f.Anon {
+		return nil // nothing was opened
+	}
 	rf, err := c.remoteOf(f, opRelease)
 	if err != nil {
 		return err

@@ -145,6 +145,9 @@ func Open(ctx context.Context, g *volfile.Graph, opts Options, log *zap.Logger) 
 			v.zk = zk
 			break
 		}
+		if n.shard != nil {
+			break // a layer that places the bytes: below it is not the file
+		}
 	}
 	for _, x := range g.Reachable() {
 		if id, ok := x.Option("volume-id"); ok {

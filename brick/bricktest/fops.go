@@ -82,8 +82,13 @@ func callerCtx(c *Call) context.Context {
 	return fop.WithCaller(ctx, cl)
 }
 
-func (s *fopServer) fd(d *xdr.Decoder) *fop.Fd {
+func (s *fopServer) fd(g xdr.GFID, d *xdr.Decoder) *fop.Fd {
 	n := d.Int64()
+	if n == -2 {
+		// GF_ANON_FD_NO: the inode by its gfid (the flags of a read or
+		// write do not matter to the in-memory brick).
+		return fop.AnonFd(g, 0)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if f, ok := s.fds[n]; ok {
@@ -296,8 +301,8 @@ func (s *fopServer) release(d *xdr.Decoder, ctx context.Context) []byte {
 }
 
 func (s *fopServer) read(d *xdr.Decoder, ctx context.Context) []byte {
-	_ = d.GFID()
-	f, off, size := s.fd(d), d.Uint64(), d.Uint32()
+	fg := d.GFID()
+	f, off, size := s.fd(fg, d), d.Uint64(), d.Uint32()
 	_ = d.Uint32()
 	xd := d.Dict()
 	if !ok(d) {
@@ -319,8 +324,8 @@ func (s *fopServer) read(d *xdr.Decoder, ctx context.Context) []byte {
 }
 
 func (s *fopServer) write(d *xdr.Decoder, ctx context.Context) []byte {
-	_ = d.GFID()
-	f, off, size := s.fd(d), d.Uint64(), d.Uint32()
+	fg := d.GFID()
+	f, off, size := s.fd(fg, d), d.Uint64(), d.Uint32()
 	_ = d.Uint32()
 	xd := d.Dict()
 	data := d.Remaining()
@@ -347,8 +352,8 @@ func (s *fopServer) statfs(d *xdr.Decoder, ctx context.Context) []byte {
 }
 
 func (s *fopServer) flush(d *xdr.Decoder, ctx context.Context) []byte {
-	_ = d.GFID()
-	f, xd := s.fd(d), d.Dict()
+	fg := d.GFID()
+	f, xd := s.fd(fg, d), d.Dict()
 	if !ok(d) {
 		return nil
 	}
@@ -357,8 +362,8 @@ func (s *fopServer) flush(d *xdr.Decoder, ctx context.Context) []byte {
 }
 
 func (s *fopServer) fsync(d *xdr.Decoder, ctx context.Context) []byte {
-	_ = d.GFID()
-	f, ds, xd := s.fd(d), d.Uint32(), d.Dict()
+	fg := d.GFID()
+	f, ds, xd := s.fd(fg, d), d.Uint32(), d.Dict()
 	if !ok(d) {
 		return nil
 	}
@@ -367,8 +372,8 @@ func (s *fopServer) fsync(d *xdr.Decoder, ctx context.Context) []byte {
 }
 
 func (s *fopServer) fsyncdir(d *xdr.Decoder, ctx context.Context) []byte {
-	_ = d.GFID()
-	f, ds, xd := s.fd(d), d.Int32(), d.Dict()
+	fg := d.GFID()
+	f, ds, xd := s.fd(fg, d), d.Int32(), d.Dict()
 	if !ok(d) {
 		return nil
 	}
@@ -442,8 +447,8 @@ func (s *fopServer) create(d *xdr.Decoder, ctx context.Context) []byte {
 }
 
 func (s *fopServer) ftruncate(d *xdr.Decoder, ctx context.Context) []byte {
-	_ = d.GFID()
-	f, size, xd := s.fd(d), d.Uint64(), d.Dict()
+	fg := d.GFID()
+	f, size, xd := s.fd(fg, d), d.Uint64(), d.Dict()
 	if !ok(d) {
 		return nil
 	}
@@ -452,8 +457,8 @@ func (s *fopServer) ftruncate(d *xdr.Decoder, ctx context.Context) []byte {
 }
 
 func (s *fopServer) fstat(d *xdr.Decoder, ctx context.Context) []byte {
-	_ = d.GFID()
-	f, xd := s.fd(d), d.Dict()
+	fg := d.GFID()
+	f, xd := s.fd(fg, d), d.Dict()
 	if !ok(d) {
 		return nil
 	}
@@ -462,8 +467,8 @@ func (s *fopServer) fstat(d *xdr.Decoder, ctx context.Context) []byte {
 }
 
 func (s *fopServer) lk(d *xdr.Decoder, ctx context.Context) []byte {
-	_ = d.GFID()
-	f, cmd := s.fd(d), d.Uint32()
+	fg := d.GFID()
+	f, cmd := s.fd(fg, d), d.Uint32()
 	_ = d.Uint32()
 	fl, xd := d.Flock(), d.Dict()
 	if !ok(d) {
@@ -500,8 +505,8 @@ func (s *fopServer) inodelk(d *xdr.Decoder, ctx context.Context) []byte {
 }
 
 func (s *fopServer) finodelk(d *xdr.Decoder, ctx context.Context) []byte {
-	_ = d.GFID()
-	f, cmd := s.fd(d), d.Uint32()
+	fg := d.GFID()
+	f, cmd := s.fd(fg, d), d.Uint32()
 	_ = d.Uint32()
 	fl, dom, xd := d.Flock(), d.String(4096), d.Dict()
 	if !ok(d) {
@@ -532,8 +537,8 @@ func (s *fopServer) xattrop(d *xdr.Decoder, ctx context.Context) []byte {
 }
 
 func (s *fopServer) fxattrop(d *xdr.Decoder, ctx context.Context) []byte {
-	_ = d.GFID()
-	f, flags, dict, xd := s.fd(d), d.Uint32(), d.Dict(), d.Dict()
+	fg := d.GFID()
+	f, flags, dict, xd := s.fd(fg, d), d.Uint32(), d.Dict(), d.Dict()
 	if !ok(d) {
 		return nil
 	}
@@ -551,8 +556,8 @@ func (s *fopServer) setattr(d *xdr.Decoder, ctx context.Context) []byte {
 }
 
 func (s *fopServer) fsetattr(d *xdr.Decoder, ctx context.Context) []byte {
-	_ = d.GFID()
-	f, st, valid, xd := s.fd(d), d.Iatt(), d.Uint32(), d.Dict()
+	fg := d.GFID()
+	f, st, valid, xd := s.fd(fg, d), d.Iatt(), d.Uint32(), d.Dict()
 	if !ok(d) {
 		return nil
 	}
@@ -561,8 +566,8 @@ func (s *fopServer) fsetattr(d *xdr.Decoder, ctx context.Context) []byte {
 }
 
 func (s *fopServer) readdirp(d *xdr.Decoder, ctx context.Context) []byte {
-	_ = d.GFID()
-	f, off, size, xd := s.fd(d), d.Uint64(), d.Uint32(), d.Dict()
+	fg := d.GFID()
+	f, off, size, xd := s.fd(fg, d), d.Uint64(), d.Uint32(), d.Dict()
 	if !ok(d) {
 		return nil
 	}
@@ -590,8 +595,8 @@ func (s *fopServer) readdirp(d *xdr.Decoder, ctx context.Context) []byte {
 }
 
 func (s *fopServer) rangeOp(d *xdr.Decoder, ctx context.Context, mode bool, fn func(f *fop.Fd, mode uint32, off, n uint64, xd xdr.Dict) (xdr.Iatt, xdr.Iatt, xdr.Dict, error)) []byte {
-	_ = d.GFID()
-	f := s.fd(d)
+	fg := d.GFID()
+	f := s.fd(fg, d)
 	var m uint32
 	if mode {
 		m = d.Uint32()
@@ -623,8 +628,8 @@ func (s *fopServer) zerofill(d *xdr.Decoder, ctx context.Context) []byte {
 }
 
 func (s *fopServer) seek(d *xdr.Decoder, ctx context.Context) []byte {
-	_ = d.GFID()
-	f, off, what, xd := s.fd(d), d.Uint64(), d.Int32(), d.Dict()
+	fg := d.GFID()
+	f, off, what, xd := s.fd(fg, d), d.Uint64(), d.Int32(), d.Dict()
 	if !ok(d) {
 		return nil
 	}
@@ -637,8 +642,8 @@ func (s *fopServer) seek(d *xdr.Decoder, ctx context.Context) []byte {
 }
 
 func (s *fopServer) copyFileRange(d *xdr.Decoder, ctx context.Context) []byte {
-	_, _ = d.GFID(), d.GFID()
-	in, out := s.fd(d), s.fd(d)
+	gin, gout := d.GFID(), d.GFID()
+	in, out := s.fd(gin, d), s.fd(gout, d)
 	offIn, offOut, size, flags, xd := d.Uint64(), d.Uint64(), d.Uint32(), d.Uint32(), d.Dict()
 	if !ok(d) {
 		return nil

@@ -34,6 +34,15 @@ func (r *Replicate) newFd(ino *inode, flags uint32, dir bool, kids []*fop.Fd) *f
 
 func (r *Replicate) rfd(f *fop.Fd) (*replFd, error) {
 	v, ok := f.Ctx(r)
+	if !ok && f.Anon {
+		// An anonymous fd is the same on every child; it counts as no
+		// open of the inode (its eager lock ends on the timer).
+		kids := make([]*fop.Fd, r.n())
+		for i := range kids {
+			kids[i] = fop.AnonFd(f.GFID, f.Flags)
+		}
+		v, ok = f.CtxOrSet(r, &replFd{fd: f, ino: r.inode(f.GFID), kids: kids, readChild: -1}), true
+	}
 	if !ok || v.(*replFd).released.Load() {
 		return nil, &fop.OpError{Brick: r.name, GFID: f.GFID, Errno: syscall.EBADF, Err: errors.New("unknown fd")}
 	}
@@ -119,11 +128,14 @@ func (r *Replicate) Opendir(ctx context.Context, gfid xdr.GFID, xd xdr.Dict) (*f
 // closes the brick fds.
 func (r *Replicate) Release(ctx context.Context, f *fop.Fd) error {
 	v, ok := f.Ctx(r)
+	if !ok && f.Anon {
+		return nil
+	}
 	if !ok {
 		return &fop.OpError{Brick: r.name, Fop: "RELEASE", GFID: f.GFID, Errno: syscall.EBADF, Err: errors.New("fd was not opened on this replica set")}
 	}
 	rf := v.(*replFd)
-	if !rf.released.CompareAndSwap(false, true) {
+	if f.Anon || !rf.released.CompareAndSwap(false, true) {
 		return nil
 	}
 	rf.ino.mu.Lock()

@@ -257,6 +257,12 @@ func (r *Replicate) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 		}
 	}
 	st := r.pick(ino, ok, sts)
+	// The xattrs the caller asked for (the shard layer's file size, a
+	// DHT layout) come from a brick whose metadata is good: a brick back
+	// from an outage holds old values until heal.
+	if i := r.bestMeta(ino, ok); i >= 0 && sts[i].GFID == st.GFID {
+		return st, stripAFR(dicts[i]), nil
+	}
 	for i := range ok {
 		if ok[i] && sts[i].GFID == st.GFID {
 			return st, stripAFR(dicts[i]), nil

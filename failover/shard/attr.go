@@ -46,13 +46,14 @@ func (s *Shard) Lookup(ctx context.Context, parent xdr.GFID, name string, gfid x
 			return xdr.Iatt{}, nil, err
 		}
 	}
+	sent := s.epoch.Load()
 	st, rx, err := s.Subvolume.Lookup(ctx, parent, name, gfid, withSizeKeys(xd))
 	if err != nil {
 		return st, rx, err
 	}
 	if st.Mode&syscall.S_IFMT == syscall.S_IFREG {
 		ino := s.inode(st.GFID)
-		if s.learn(ino, &st, rx, true) {
+		if s.learn(ino, &st, rx, true, sent) {
 			s.patch(ino, &st)
 		}
 		s.startDeletion()
@@ -65,10 +66,11 @@ func (s *Shard) Stat(ctx context.Context, gfid xdr.GFID, xd xdr.Dict) (xdr.Iatt,
 	if err := s.hiddenGFID("STAT", gfid); err != nil {
 		return xdr.Iatt{}, nil, err
 	}
+	sent := s.epoch.Load()
 	st, rx, err := s.Subvolume.Stat(ctx, gfid, withSizeKeys(xd))
 	if err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFREG {
 		ino := s.inode(st.GFID)
-		if s.learn(ino, &st, rx, true) {
+		if s.learn(ino, &st, rx, true, sent) {
 			s.patch(ino, &st)
 		}
 	}
@@ -77,10 +79,11 @@ func (s *Shard) Stat(ctx context.Context, gfid xdr.GFID, xd xdr.Dict) (xdr.Iatt,
 
 // Fstat is Stat through an open file.
 func (s *Shard) Fstat(ctx context.Context, f *fop.Fd, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+	sent := s.epoch.Load()
 	st, rx, err := s.Subvolume.Fstat(ctx, f, withSizeKeys(xd))
 	if err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFREG {
 		ino := s.inode(f.GFID)
-		if s.learn(ino, &st, rx, true) {
+		if s.learn(ino, &st, rx, true, sent) {
 			s.patch(ino, &st)
 		}
 	}
@@ -94,6 +97,7 @@ func (s *Shard) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uin
 		return nil, false, nil, err
 	}
 	for {
+		sent := s.epoch.Load()
 		ents, eof, rx, err := s.Subvolume.Readdirp(ctx, f, offset, size, withSizeKeys(xd))
 		if err != nil {
 			return ents, eof, rx, err
@@ -108,7 +112,7 @@ func (s *Shard) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uin
 			}
 			if e.Stat.Mode&syscall.S_IFMT == syscall.S_IFREG && !e.Stat.GFID.IsZero() {
 				ino := s.inode(e.Stat.GFID)
-				if s.learn(ino, &e.Stat, e.Xdata, true) {
+				if s.learn(ino, &e.Stat, e.Xdata, true, sent) {
 					s.patch(ino, &e.Stat)
 				}
 			}
@@ -130,9 +134,7 @@ func (s *Shard) Setattr(ctx context.Context, gfid xdr.GFID, attr *xdr.Iatt, vali
 	}
 	pre, post, rx, err = s.Subvolume.Setattr(ctx, gfid, attr, valid, xd)
 	if err == nil {
-		ino := s.inode(gfid)
-		s.patch(ino, &pre)
-		s.patch(ino, &post)
+		s.patchKnown(ctx, gfid, nil, &pre, &post)
 	}
 	return pre, post, rx, err
 }
@@ -141,11 +143,25 @@ func (s *Shard) Setattr(ctx context.Context, gfid xdr.GFID, attr *xdr.Iatt, vali
 func (s *Shard) Fsetattr(ctx context.Context, f *fop.Fd, attr *xdr.Iatt, valid uint32, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	pre, post, rx, err = s.Subvolume.Fsetattr(ctx, f, attr, valid, xd)
 	if err == nil {
-		ino := s.inode(f.GFID)
-		s.patch(ino, &pre)
-		s.patch(ino, &post)
+		s.patchKnown(ctx, f.GFID, f, &pre, &post)
 	}
 	return pre, post, rx, err
+}
+
+// patchKnown puts the logical size of gfid in the attributes of a
+// regular file, learning first whether the file is sharded if the layer
+// does not know (the fop's reply carries no file size).
+func (s *Shard) patchKnown(ctx context.Context, g xdr.GFID, f *fop.Fd, sts ...*xdr.Iatt) {
+	if len(sts) == 0 || sts[0].Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return
+	}
+	ino, sharded, err := s.state(ctx, g, f)
+	if err != nil || !sharded {
+		return
+	}
+	for _, st := range sts {
+		s.patch(ino, st)
+	}
 }
 
 // creationXdata is what every new regular file (and mknod) carries: the
@@ -228,8 +244,8 @@ func (s *Shard) Link(ctx context.Context, gfid, newParent xdr.GFID, newName stri
 		return xdr.Iatt{}, nil, err
 	}
 	st, rx, err := s.Subvolume.Link(ctx, gfid, newParent, newName, xd)
-	if err == nil {
-		s.patch(s.inode(gfid), &st)
+	if err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFREG {
+		s.patchKnown(ctx, gfid, nil, &st)
 	}
 	return st, rx, err
 }
@@ -271,7 +287,14 @@ func (s *Shard) Open(ctx context.Context, gfid xdr.GFID, flags uint32, xd xdr.Di
 	ino.mu.Lock()
 	ino.fds++
 	ino.mu.Unlock()
-	if flags&syscall.O_TRUNC != 0 && flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+	// The size as the bricks hold it now: another client may have
+	// changed it since this one looked (a VM migrating here, reference
+	// trap 3).
+	if _, _, err := s.Fstat(ctx, f, nil); err != nil {
+		_ = s.Release(ctx, f)
+		return nil, nil, err
+	}
+	if flags&syscall.O_TRUNC != 0 {
 		if _, _, _, err := s.truncate(ctx, ino, f, 0); err != nil {
 			_ = s.Release(ctx, f)
 			return nil, nil, err
@@ -288,17 +311,14 @@ func (s *Shard) Release(ctx context.Context, f *fop.Fd) error {
 		s.mu.Unlock()
 		if ino != nil {
 			ino.mu.Lock()
-			last := false
 			if ino.fds > 0 {
-				ino.fds--
-				last = ino.fds == 0
-			}
-			ino.mu.Unlock()
-			if last {
-				if obs := s.lru.detach(ino, nil); len(obs) > 0 {
-					go s.closeBlocks(obs)
+				if ino.fds--; ino.fds == 0 {
+					// Closed: its blocks are looked up again when it is
+					// next used, so the table can let it go.
+					ino.blks = map[uint64]*block{}
 				}
 			}
+			ino.mu.Unlock()
 		}
 	}
 	return s.Subvolume.Release(ctx, f)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -35,91 +36,96 @@ func pieceXdata(xd xdr.Dict) xdr.Dict {
 // it returns the change of the block's allocation in 512-byte units.
 type pieceOp func(ctx context.Context, p Piece, fd *fop.Fd) (dblocks int64, err error)
 
-// mode of a split fop toward blocks that do not exist.
+// What a split fop does: whether it changes data (the blocks it reaches
+// join the fsync set) and whether it makes the blocks that do not exist.
 const (
-	holeSkip   = iota // nothing to do in a hole (read, discard, zerofill)
-	holeCreate        // make the block (write, fallocate)
+	pieceRead   = iota // holes read as zeros
+	pieceChange        // a hole has nothing to change (discard, zerofill)
+	pieceCreate        // holes are made (write, fallocate)
 )
 
-// eachPiece runs op on every piece of [off, off+length), the pieces in
-// parallel, and returns the sum of their block deltas; any failure fails
-// the whole (and no size update follows). With holeSkip a block that
-// does not exist is skipped.
-func (s *Shard) eachPiece(ctx context.Context, ino *inode, f *fop.Fd, off, length, bs uint64, holes int, op pieceOp) (int64, error) {
+// pieceWorkers bounds how many pieces of one fop run at once: a discard
+// or fallocate of a huge range is many blocks.
+const pieceWorkers = 16
+
+// eachPiece runs op on every piece of [off, off+length), up to
+// pieceWorkers at once, and returns the sum of their block deltas; any
+// failure fails the whole (and no size update follows). Unless mode is
+// pieceCreate a block that does not exist is skipped. A block found gone (deleted by
+// another client since this one resolved it) is resolved again, once.
+//
+// made reports whether a block was made: a block this client believed in
+// was gone, or is new, so the size it caches may be stale (another
+// client's truncate); the size update then reads the real one.
+func (s *Shard) eachPiece(ctx context.Context, ino *inode, f *fop.Fd, off, length, bs uint64, mode int, op pieceOp) (dblocks int64, made bool, err error) {
 	pieces, err := Pieces(off, length, bs)
 	if err != nil {
-		return 0, s.opErr("SPLIT", f.GFID, syscall.EINVAL, err)
+		return 0, false, s.opErr("SPLIT", f.GFID, syscall.EINVAL, err)
 	}
+	var madeAny atomic.Bool
 	direct := f.Flags&syscall.O_DIRECT != 0
 	run := func(ctx context.Context, p Piece) (int64, error) {
 		if p.Block == 0 {
 			return op(ctx, p, f)
 		}
-		ob, err := s.blockFd(ctx, ino, p.Block, holes == holeCreate, direct)
-		if errors.Is(err, errNoBlock) {
-			return 0, nil
+		for attempt := 0; ; attempt++ {
+			bf, created, err := s.blockFd(ctx, ino, p.Block, mode == pieceCreate, direct)
+			if created {
+				madeAny.Store(true)
+			}
+			if errors.Is(err, errNoBlock) {
+				return 0, nil
+			}
+			if err != nil {
+				return 0, err
+			}
+			d, err := op(ctx, p, bf)
+			if missing(err) && attempt == 0 {
+				s.forget(ino, p.Block)
+				continue
+			}
+			if err == nil && mode != pieceRead {
+				ino.mu.Lock()
+				ino.seq++
+				ino.dirty[p.Block] = ino.seq
+				ino.mu.Unlock()
+			}
+			return d, err
 		}
-		if err != nil {
-			return 0, err
-		}
-		defer s.lru.put(ob)
-		d, err := op(ctx, p, ob.fd)
-		if err == nil {
-			ino.mu.Lock()
-			ino.seq++
-			ino.dirty[p.Block] = ino.seq
-			ino.mu.Unlock()
-		}
-		return d, err
 	}
-	var first Piece
-	var rest []Piece
-	n := 0
+	var (
+		mu    sync.Mutex
+		total int64
+		errs  []error
+		wg    sync.WaitGroup
+	)
+	sem := make(chan struct{}, pieceWorkers)
 	for p := range pieces {
-		if n == 0 {
-			first = p
-		} else {
-			rest = append(rest, p)
+		sem <- struct{}{}
+		mu.Lock()
+		failed := len(errs) > 0
+		mu.Unlock()
+		if failed {
+			<-sem
+			break
 		}
-		n++
-	}
-	if n == 0 {
-		return 0, nil
-	}
-	if len(rest) == 0 {
-		return run(ctx, first)
-	}
-	var wg sync.WaitGroup
-	ds := make([]int64, len(rest))
-	errs := make([]error, len(rest))
-	for i, p := range rest {
 		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			ds[i], errs[i] = run(ctx, p)
+			defer func() { <-sem; wg.Done() }()
+			d, err := run(ctx, p)
+			mu.Lock()
+			total += d
+			if err != nil {
+				errs = append(errs, err)
+			}
+			mu.Unlock()
 		}()
 	}
-	d0, err0 := run(ctx, first)
 	wg.Wait()
-	total := d0
-	for _, d := range ds {
-		total += d
+	if len(errs) > 0 {
+		return total, madeAny.Load(), errs[0]
 	}
-	return total, errors.Join(append([]error{err0}, errs...)...)
-}
-
-// splitErr picks what the caller sees of a split fop's failures: the
-// first piece's error as is, so its errno (EINVAL of an unaligned
-// O_DIRECT, ENOSPC) reaches the application.
-func splitErr(err error) error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			if e != nil {
-				return e
-			}
-		}
-	}
-	return err
+	return total, madeAny.Load(), nil
 }
 
 func (ino *inode) blockSize() uint64 {
@@ -149,7 +155,9 @@ func (s *Shard) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, x
 	}
 	pxd := pieceXdata(xd)
 	var mu sync.Mutex
-	dblocks, err := s.eachPiece(ctx, ino, f, off, uint64(len(data)), ino.blockSize(), holeCreate, func(ctx context.Context, p Piece, fd *fop.Fd) (int64, error) {
+	ino.io.RLock()
+	defer ino.io.RUnlock()
+	dblocks, made, err := s.eachPiece(ctx, ino, f, off, uint64(len(data)), ino.blockSize(), pieceCreate, func(ctx context.Context, p Piece, fd *fop.Fd) (int64, error) {
 		b, a, _, err := s.Subvolume.Write(ctx, fd, p.Off, data[p.At:p.At+p.Len], pxd)
 		if p.Block == 0 && err == nil {
 			mu.Lock()
@@ -159,10 +167,10 @@ func (s *Shard) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, x
 		return int64(a.Blocks) - int64(b.Blocks), err
 	})
 	if err != nil {
-		return xdr.Iatt{}, xdr.Iatt{}, nil, splitErr(err)
+		return xdr.Iatt{}, xdr.Iatt{}, nil, err
 	}
 	pre = s.logical(ino, pre)
-	if err := s.updateSize(ctx, ino, f, int64(off)+int64(len(data)), dblocks); err != nil {
+	if err := s.updateSize(ctx, ino, f, int64(off)+int64(len(data)), dblocks, made); err != nil {
 		return xdr.Iatt{}, xdr.Iatt{}, nil, err
 	}
 	return pre, s.logical(ino, post), nil, nil
@@ -202,7 +210,7 @@ func (s *Shard) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd
 		return b, rx, nil
 	}
 	buf := make([]byte, size)
-	_, err = s.eachPiece(ctx, ino, f, off, uint64(size), bs, holeSkip, func(ctx context.Context, p Piece, fd *fop.Fd) (int64, error) {
+	_, _, err = s.eachPiece(ctx, ino, f, off, uint64(size), bs, pieceRead, func(ctx context.Context, p Piece, fd *fop.Fd) (int64, error) {
 		if off+p.At >= end {
 			return 0, nil // wholly past the end: nothing to ask
 		}
@@ -213,7 +221,7 @@ func (s *Shard) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd
 		return 0, err
 	})
 	if err != nil {
-		return nil, nil, splitErr(err)
+		return nil, nil, err
 	}
 	return buf[:n], nil, nil
 }
@@ -233,9 +241,20 @@ func (s *Shard) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, leng
 	}
 	end := int64(off + length)
 	if mode&fop.FallocKeepSize != 0 {
+		// Blocks past the logical end would be out of reach of every
+		// client's truncate and deletion (a leak): KEEP_SIZE allocates
+		// below the end only.
 		end = -1
+		ino.mu.Lock()
+		size := clamp(ino.size)
+		ino.mu.Unlock()
+		if off >= size {
+			st, _, err := s.Fstat(ctx, f, nil)
+			return st, st, nil, err
+		}
+		length = min(length, size-off)
 	}
-	return s.rangeFop(ctx, ino, f, off, length, end, holeCreate, func(ctx context.Context, fd *fop.Fd, p Piece) (xdr.Iatt, xdr.Iatt, error) {
+	return s.rangeFop(ctx, ino, f, off, length, end, pieceCreate, func(ctx context.Context, fd *fop.Fd, p Piece) (xdr.Iatt, xdr.Iatt, error) {
 		return prePost(s.Subvolume.Fallocate(ctx, fd, mode, p.Off, p.Len, pieceXdata(xd)))
 	})
 }
@@ -250,7 +269,7 @@ func (s *Shard) Discard(ctx context.Context, f *fop.Fd, off, length uint64, xd x
 	if !sharded {
 		return s.Subvolume.Discard(ctx, f, off, length, xd)
 	}
-	return s.rangeFop(ctx, ino, f, off, length, -1, holeSkip, func(ctx context.Context, fd *fop.Fd, p Piece) (xdr.Iatt, xdr.Iatt, error) {
+	return s.rangeFop(ctx, ino, f, off, length, -1, pieceChange, func(ctx context.Context, fd *fop.Fd, p Piece) (xdr.Iatt, xdr.Iatt, error) {
 		return prePost(s.Subvolume.Discard(ctx, fd, p.Off, p.Len, pieceXdata(xd)))
 	})
 }
@@ -267,7 +286,7 @@ func (s *Shard) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64, xd 
 	if !sharded {
 		return s.Subvolume.Zerofill(ctx, f, off, length, xd)
 	}
-	return s.rangeFop(ctx, ino, f, off, length, int64(off+length), holeSkip, func(ctx context.Context, fd *fop.Fd, p Piece) (xdr.Iatt, xdr.Iatt, error) {
+	return s.rangeFop(ctx, ino, f, off, length, int64(off+length), pieceChange, func(ctx context.Context, fd *fop.Fd, p Piece) (xdr.Iatt, xdr.Iatt, error) {
 		return prePost(s.Subvolume.Zerofill(ctx, fd, p.Off, p.Len, pieceXdata(xd)))
 	})
 }
@@ -278,9 +297,11 @@ func prePost(pre, post xdr.Iatt, _ xdr.Dict, err error) (xdr.Iatt, xdr.Iatt, err
 
 // rangeFop is the write path for the fops without data: split, then the
 // size (to end, or -1 to keep it) and block count.
-func (s *Shard) rangeFop(ctx context.Context, ino *inode, f *fop.Fd, off, length uint64, end int64, holes int, op func(ctx context.Context, fd *fop.Fd, p Piece) (xdr.Iatt, xdr.Iatt, error)) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+func (s *Shard) rangeFop(ctx context.Context, ino *inode, f *fop.Fd, off, length uint64, end int64, mode int, op func(ctx context.Context, fd *fop.Fd, p Piece) (xdr.Iatt, xdr.Iatt, error)) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	var mu sync.Mutex
-	dblocks, err := s.eachPiece(ctx, ino, f, off, length, ino.blockSize(), holes, func(ctx context.Context, p Piece, fd *fop.Fd) (int64, error) {
+	ino.io.RLock()
+	defer ino.io.RUnlock()
+	dblocks, made, err := s.eachPiece(ctx, ino, f, off, length, ino.blockSize(), mode, func(ctx context.Context, p Piece, fd *fop.Fd) (int64, error) {
 		b, a, err := op(ctx, fd, p)
 		if p.Block == 0 && err == nil {
 			mu.Lock()
@@ -290,10 +311,10 @@ func (s *Shard) rangeFop(ctx context.Context, ino *inode, f *fop.Fd, off, length
 		return int64(a.Blocks) - int64(b.Blocks), err
 	})
 	if err != nil {
-		return xdr.Iatt{}, xdr.Iatt{}, nil, splitErr(err)
+		return xdr.Iatt{}, xdr.Iatt{}, nil, err
 	}
 	pre = s.logical(ino, pre)
-	if err := s.updateSize(ctx, ino, f, end, dblocks); err != nil {
+	if err := s.updateSize(ctx, ino, f, end, dblocks, made); err != nil {
 		return xdr.Iatt{}, xdr.Iatt{}, nil, err
 	}
 	return pre, s.logical(ino, post), nil, nil
@@ -350,27 +371,23 @@ func (s *Shard) Fsync(ctx context.Context, f *fop.Fd, datasync bool, xd xdr.Dict
 	return rx, nil
 }
 
-// fsyncBlock syncs block n through whichever fd of it is open, opening
-// one if none is.
+// fsyncBlock syncs block n through its anonymous fd.
 func (s *Shard) fsyncBlock(ctx context.Context, ino *inode, n uint64, datasync bool, xd xdr.Dict) error {
-	ino.mu.Lock()
-	b := ino.blks[n]
-	ino.mu.Unlock()
-	var ob *openBlock
-	if b != nil {
-		if ob = s.lru.take(b, 0); ob == nil {
-			ob = s.lru.take(b, 1)
-		}
+	bf, _, err := s.blockFd(ctx, ino, n, false, false)
+	if err != nil {
+		return err
 	}
-	if ob == nil {
-		var err error
-		if ob, err = s.blockFd(ctx, ino, n, false, false); err != nil {
-			return err
-		}
+	err = fop.ErrOnly(s.Subvolume.Fsync(ctx, bf, datasync, xd))
+	if missing(err) {
+		s.forget(ino, n)
+		return nil // deleted since it was written: nothing to sync
 	}
-	defer s.lru.put(ob)
-	return fop.ErrOnly(s.Subvolume.Fsync(ctx, ob.fd, datasync, xd))
+	return err
 }
+
+// seekWindow is how many blocks Seek looks up at once: a hole of many
+// blocks costs one round trip per window, not per block.
+const seekWindow = 64
 
 // Seek finds the next data or hole across the blocks; the end of the
 // file is a hole. Blocks that do not exist are holes.
@@ -389,47 +406,60 @@ func (s *Shard) Seek(ctx context.Context, f *fop.Fd, off uint64, what int32, xd 
 		return 0, nil, s.opErr("SEEK", f.GFID, syscall.ENXIO, nil)
 	}
 	direct := f.Flags&syscall.O_DIRECT != 0
-	for n := off / bs; n*bs < end; n++ {
-		start := max(off, n*bs) - n*bs
-		fd := f
-		var ob *openBlock
-		if n > 0 {
-			ob, err = s.blockFd(ctx, ino, n, false, direct)
-			if errors.Is(err, errNoBlock) {
+	last := (end - 1) / bs
+	for first := off / bs; first <= last; first += seekWindow {
+		// Resolve the window's blocks at once, then walk them in order.
+		n := min(seekWindow, last-first+1)
+		fds := make([]*fop.Fd, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := uint64(0); i < n; i++ {
+			if first+i == 0 {
+				fds[i] = f
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				fds[i], _, errs[i] = s.blockFd(ctx, ino, first+i, false, direct)
+			}()
+		}
+		wg.Wait()
+		for i := uint64(0); i < n; i++ {
+			b := first + i
+			start := max(off, b*bs) - b*bs
+			if errors.Is(errs[i], errNoBlock) {
 				if what == fop.SeekHole {
-					return n*bs + start, nil, nil
+					return b*bs + start, nil, nil
 				}
 				continue
 			}
-			if err != nil {
+			if errs[i] != nil {
+				return 0, nil, errs[i]
+			}
+			o, _, err := s.Subvolume.Seek(ctx, fds[i], start, what, xd)
+			switch {
+			case fop.Errno(err) == syscall.ENXIO:
+				// Nothing past start in this block's file: a hole to the
+				// block's end.
+				if what == fop.SeekHole {
+					return min(b*bs+start, end), nil, nil
+				}
+				continue
+			case err != nil:
 				return 0, nil, err
 			}
-			fd = ob.fd
-		}
-		o, _, err := s.Subvolume.Seek(ctx, fd, start, what, xd)
-		if ob != nil {
-			s.lru.put(ob)
-		}
-		switch {
-		case fop.Errno(err) == syscall.ENXIO:
-			// No data past start in this block: a hole to its end.
-			if what == fop.SeekHole {
-				return min(n*bs+start, end), nil, nil
-			}
-			continue
-		case err != nil:
-			return 0, nil, err
-		}
-		if what == fop.SeekData || o < bs {
-			// Data found, or a hole within the block (the block file's
-			// end is one when it is shorter than the block).
-			if r := n*bs + o; r < end {
-				return r, nil, nil
-			}
 			if what == fop.SeekData {
-				break
+				if r := b*bs + o; r < end {
+					return r, nil, nil
+				}
+				return 0, nil, s.opErr("SEEK", f.GFID, syscall.ENXIO, nil)
 			}
-			return end, nil, nil
+			if o < bs {
+				// A hole inside the block (its file's end is one when it
+				// is shorter than the block).
+				return min(b*bs+o, end), nil, nil
+			}
 		}
 	}
 	if what == fop.SeekHole {
@@ -443,6 +473,7 @@ func (s *Shard) Seek(ctx context.Context, f *fop.Fd, off uint64, what int32, xd 
 type sizeReq struct {
 	end     int64 // the size the fop needs at least; -1 for none
 	dblocks int64
+	fresh   bool // compare end with the size on the bricks, not the cached one
 	done    chan error
 }
 
@@ -450,13 +481,13 @@ type sizeReq struct {
 // not grow it) and that its allocation changed by dblocks, with
 // ADD_ARRAY64 on the base file. Updates of concurrent fops are batched
 // into one xattrop, as native batches them per inode context.
-func (s *Shard) updateSize(ctx context.Context, ino *inode, f *fop.Fd, end int64, dblocks int64) error {
+func (s *Shard) updateSize(ctx context.Context, ino *inode, f *fop.Fd, end int64, dblocks int64, fresh bool) error {
 	ino.mu.Lock()
-	if end <= ino.size && dblocks == 0 {
+	if end <= ino.size && dblocks == 0 && !fresh {
 		ino.mu.Unlock()
 		return nil
 	}
-	r := &sizeReq{end: end, dblocks: dblocks, done: make(chan error, 1)}
+	r := &sizeReq{end: end, dblocks: dblocks, fresh: fresh && end >= 0, done: make(chan error, 1)}
 	ino.pend = append(ino.pend, r)
 	if ino.busy {
 		ino.mu.Unlock()
@@ -509,15 +540,16 @@ func (s *Shard) drain(ctx context.Context, ino *inode) {
 func (s *Shard) applySize(ctx context.Context, ino *inode, f *fop.Fd, batch []*sizeReq) error {
 	ino.sizeMu.Lock()
 	defer ino.sizeMu.Unlock()
-	end, dblocks := int64(-1), int64(0)
+	end, dblocks, fresh := int64(-1), int64(0), false
 	for _, b := range batch {
 		end = max(end, b.end)
 		dblocks += b.dblocks
+		fresh = fresh || b.fresh
 	}
 	ino.mu.Lock()
 	cached := ino.size
 	ino.mu.Unlock()
-	if end <= cached {
+	if end <= cached && !fresh {
 		if dblocks == 0 {
 			return nil
 		}
@@ -533,7 +565,7 @@ func (s *Shard) applySize(ctx context.Context, ino *inode, f *fop.Fd, batch []*s
 		return err
 	}
 	defer unlock()
-	delta := end - cached
+	delta := max(end-cached, 0)
 	got, err := s.xattrop(ctx, ino, f, Size{Size: delta, Blocks: dblocks})
 	if err != nil {
 		return err
@@ -553,9 +585,10 @@ func (s *Shard) setSize(ino *inode, sz Size) {
 	ino.mu.Lock()
 	defer ino.mu.Unlock()
 	if sz.Size < ino.size {
-		s.lru.dropAbove(ino, Blocks(sz.Size, ino.bs)-1)
+		dropAbove(ino, Blocks(sz.Size, ino.bs)-1)
 	}
 	ino.size, ino.blocks = sz.Size, sz.Blocks
+	ino.changed = s.epoch.Add(1)
 }
 
 // xattrop adds delta to the base file's file-size (through f when
@@ -596,4 +629,30 @@ func (s *Shard) lockBase(ctx context.Context, g xdr.GFID) (func(), error) {
 				zap.Stringer("gfid", g), zap.Error(err))
 		}
 	}, nil
+}
+
+// ZerofillKeepSize is fallocate(ZERO_RANGE|KEEP_SIZE): on a sharded file
+// the range below the logical end is zeroed block by block (past it
+// nothing is kept: see Fallocate); on another file the child carries it
+// out.
+func (s *Shard) ZerofillKeepSize(ctx context.Context, f *fop.Fd, off, length uint64) error {
+	ino, sharded, err := s.state(ctx, f.GFID, f)
+	if err != nil {
+		return err
+	}
+	if !sharded {
+		if zk, ok := s.Subvolume.(interface {
+			ZerofillKeepSize(ctx context.Context, f *fop.Fd, off, length uint64) error
+		}); ok {
+			return zk.ZerofillKeepSize(ctx, f, off, length)
+		}
+		return fop.ZeroKeepSize(ctx, s.Subvolume, f, off, length)
+	}
+	ino.mu.Lock()
+	size := clamp(ino.size)
+	ino.mu.Unlock()
+	if off >= size {
+		return nil
+	}
+	return fop.ErrOnlyPrePost(s.Zerofill(ctx, f, off, min(length, size-off), nil))
 }

@@ -59,9 +59,7 @@ func (s *Shard) Rename(ctx context.Context, oldParent xdr.GFID, oldName string, 
 	if err != nil {
 		return st, nil, err
 	}
-	if st.Mode&syscall.S_IFMT == syscall.S_IFREG {
-		s.patch(s.inode(st.GFID), &st)
-	}
+	s.patchKnown(ctx, st.GFID, nil, &st)
 	if marked {
 		s.kickDeletion()
 	}
@@ -72,12 +70,13 @@ func (s *Shard) Rename(ctx context.Context, oldParent xdr.GFID, oldName string, 
 // deletion protocol when that name is the last one of a sharded file;
 // it says whether a marker was left.
 func (s *Shard) removing(ctx context.Context, parent xdr.GFID, name string, op func() error) (bool, error) {
+	sent := s.epoch.Load()
 	st, rx, err := s.Subvolume.Lookup(ctx, parent, name, xdr.GFID{}, sizeKeys)
 	if err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return false, op()
 	}
 	ino := s.inode(st.GFID)
-	if !s.learn(ino, &st, rx, true) {
+	if !s.learn(ino, &st, rx, true, sent) {
 		return false, op()
 	}
 	if err := s.ensureDir(ctx, dirRemoveMe); err != nil {
@@ -90,11 +89,12 @@ func (s *Shard) removing(ctx context.Context, parent xdr.GFID, name string, op f
 	defer unlock()
 	// Fresh under the lock: the size to record, and whether other names
 	// keep the file.
+	sent = s.epoch.Load()
 	st, rx, err = s.Subvolume.Lookup(ctx, parent, name, xdr.GFID{}, sizeKeys)
 	if err != nil {
 		return false, op()
 	}
-	if st.GFID != ino.gfid || !s.learn(ino, &st, rx, true) || st.Nlink > 1 {
+	if st.GFID != ino.gfid || !s.learn(ino, &st, rx, true, sent) || st.Nlink > 1 {
 		return false, op()
 	}
 	ino.mu.Lock()
@@ -133,7 +133,7 @@ func (s *Shard) mark(ctx context.Context, base xdr.GFID, bs uint64, size int64) 
 		{Key: KeyFileSize, Value: xdr.Ptr(fsz)},
 		{Key: "glusterfs-internal-fop", Value: xdr.Int(1)},
 	}
-	_, _, err := s.Subvolume.Mknod(ictx, RemoveMeGFID, base.String(), syscall.S_IFREG|0o644, 0, 0o644, newGFID(), xd)
+	_, _, err := s.Subvolume.Mknod(ictx, RemoveMeGFID, base.String(), syscall.S_IFREG, 0, 0o644, newGFID(), xd)
 	if fop.Errno(err) != syscall.EEXIST {
 		return err
 	}

@@ -3,7 +3,9 @@ package shard
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,10 +23,6 @@ type Options struct {
 	// DeletionRate is how many blocks the background deletion removes
 	// at once (shard-deletion-rate).
 	DeletionRate int
-	// OpenBlocks bounds the block fds kept open across the volume (the
-	// role of shard-lru-limit for brickfs, which keeps fds where the
-	// native client keeps inodes); 0 means 4096.
-	OpenBlocks int
 	// DeleteInterval is how often the background deletion looks for
 	// markers that other clients left; 0 means 600 s, as native.
 	DeleteInterval time.Duration
@@ -36,9 +34,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DeletionRate <= 0 {
 		o.DeletionRate = 100
-	}
-	if o.OpenBlocks <= 0 {
-		o.OpenBlocks = 4096
 	}
 	if o.DeleteInterval <= 0 {
 		o.DeleteInterval = 600 * time.Second
@@ -64,7 +59,10 @@ type Shard struct {
 	dirMu    sync.Mutex
 	dirReady [2]bool // GUARDED_BY(dirMu); .shard, .remove_me known to exist
 
-	lru fdLRU
+	// epoch counts the changes of any file's size this client made; a
+	// reply carries a size newer than the cache only if the request went
+	// out after the inode's last change (see learn).
+	epoch atomic.Uint64
 
 	kick      chan struct{} // wakes the background deletion
 	stop      chan struct{}
@@ -81,7 +79,6 @@ func New(name string, kid fop.Subvolume, opts Options, log *zap.Logger) *Shard {
 		inodes: map[xdr.GFID]*inode{},
 		kick:   make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
-	s.lru.init(s, opts.OpenBlocks)
 	return s
 }
 
@@ -118,7 +115,6 @@ func (s *Shard) Close() error {
 		close(s.stop)
 		s.started.Do(func() { close(s.done) })
 		<-s.done
-		s.lru.closeAll()
 	})
 	return nil
 }
@@ -130,12 +126,14 @@ type inode struct {
 	mu      sync.Mutex
 	known   bool   // GUARDED_BY(mu); whether sharded is known
 	sharded bool   // GUARDED_BY(mu)
+	bad     error  // GUARDED_BY(mu); the block size xattr is unusable
 	bs      uint64 // GUARDED_BY(mu)
 	size    int64  // GUARDED_BY(mu); logical size from the file-size xattr
 	blocks  int64  // GUARDED_BY(mu); 512-byte units from the file-size xattr
 	perm    uint32 // GUARDED_BY(mu); permission bits new blocks get
 	fds     int    // GUARDED_BY(mu); base fds open through the layer
-	blks    map[uint64]*block
+	changed uint64 // GUARDED_BY(mu); the epoch of this client's last change of the size
+	blks    map[uint64]*block // GUARDED_BY(mu); blocks resolved
 	dirty   map[uint64]uint64 // GUARDED_BY(mu); blocks written since the last fsync, by write sequence
 	seq     uint64            // GUARDED_BY(mu)
 	pend    []*sizeReq        // GUARDED_BY(mu); size updates waiting for the one in flight
@@ -144,6 +142,11 @@ type inode struct {
 	// sizeMu serialises this client's changes of the file-size xattr
 	// (the batched updates, truncate), so their replies apply in order.
 	sizeMu sync.Mutex
+	// io is held shared by the fops that change data (write, fallocate,
+	// discard, zerofill) from their first piece to their size update,
+	// and exclusively by a truncate: a block a truncate removes is never
+	// written by a fop still in flight, nor the size grown back after.
+	io sync.RWMutex
 }
 
 // inode returns the layer's state for gfid, making it if needed.
@@ -172,7 +175,7 @@ const maxInodes = 65536
 func (s *Shard) prune() {
 	for g, ino := range s.inodes {
 		ino.mu.Lock()
-		idle := ino.fds == 0 && len(ino.dirty) == 0 && !ino.busy && len(ino.blks) == 0
+		idle := ino.fds == 0 && len(ino.dirty) == 0 && !ino.busy
 		ino.mu.Unlock()
 		if idle {
 			delete(s.inodes, g)
@@ -183,8 +186,10 @@ func (s *Shard) prune() {
 // learn records what a reply's xdata says of a regular file: whether it
 // is sharded, its block size and its logical size. It returns whether
 // the file is sharded. asked says the request named the block size, so
-// that its absence means the file is not sharded.
-func (s *Shard) learn(ino *inode, st *xdr.Iatt, rx xdr.Dict, asked bool) bool {
+// that its absence means the file is not sharded; sent is the epoch when
+// the request went out: a size from before this client's last change of
+// it is older than the cache and ignored.
+func (s *Shard) learn(ino *inode, st *xdr.Iatt, rx xdr.Dict, asked bool, sent uint64) bool {
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return false
 	}
@@ -192,10 +197,13 @@ func (s *Shard) learn(ino *inode, st *xdr.Iatt, rx xdr.Dict, asked bool) bool {
 	defer ino.mu.Unlock()
 	if b, ok := rx.Bytes(KeyBlockSize); ok {
 		if bs, err := ParseBlockSize(b); err == nil {
-			ino.known, ino.sharded, ino.bs = true, true, bs
+			ino.known, ino.sharded, ino.bs, ino.bad = true, true, bs, nil
 		} else {
-			s.log.Error("a file's shard block size is invalid; its data cannot be placed",
-				zap.Stringer("gfid", ino.gfid), zap.Error(err))
+			if ino.bad == nil {
+				s.log.Error("a file's shard block size is invalid; its data cannot be placed, so its I/O fails with EIO",
+					zap.Stringer("gfid", ino.gfid), zap.Error(err))
+			}
+			ino.known, ino.sharded, ino.bad = true, true, fmt.Errorf("the file's %s is unusable: %w", KeyBlockSize, err)
 		}
 	} else if asked && !ino.known {
 		ino.known, ino.sharded = true, false
@@ -204,12 +212,12 @@ func (s *Shard) learn(ino *inode, st *xdr.Iatt, rx xdr.Dict, asked bool) bool {
 	if !ino.sharded {
 		return false
 	}
-	if b, ok := rx.Bytes(KeyFileSize); ok {
+	if b, ok := rx.Bytes(KeyFileSize); ok && ino.changed <= sent && !ino.busy {
 		if sz, err := ParseSize(b); err == nil {
-			if sz.Size < ino.size {
-				// Shrunk by someone else: the blocks past it may be gone
-				// and their fds stale.
-				s.lru.dropAbove(ino, Blocks(sz.Size, ino.bs)-1)
+			if sz.Size < ino.size && ino.bs > 0 {
+				// Shrunk by another client: the blocks past it may be
+				// gone.
+				dropAbove(ino, Blocks(sz.Size, ino.bs)-1)
 			}
 			ino.size, ino.blocks = sz.Size, sz.Blocks
 		}
@@ -245,14 +253,18 @@ func withSizeKeys(xd xdr.Dict) xdr.Dict {
 func (s *Shard) state(ctx context.Context, g xdr.GFID, f *fop.Fd) (*inode, bool, error) {
 	ino := s.inode(g)
 	ino.mu.Lock()
-	known, sharded := ino.known, ino.sharded
+	known, sharded, bad := ino.known, ino.sharded, ino.bad
 	ino.mu.Unlock()
+	if bad != nil {
+		return nil, false, s.opErr("SHARD", g, syscall.EIO, bad)
+	}
 	if known {
 		return ino, sharded, nil
 	}
 	var st xdr.Iatt
 	var rx xdr.Dict
 	var err error
+	sent := s.epoch.Load()
 	if f != nil {
 		st, rx, err = s.Subvolume.Fstat(ctx, f, sizeKeys)
 	} else {
@@ -261,12 +273,16 @@ func (s *Shard) state(ctx context.Context, g xdr.GFID, f *fop.Fd) (*inode, bool,
 	if err != nil {
 		return nil, false, err
 	}
-	sharded = s.learn(ino, &st, rx, true)
+	sharded = s.learn(ino, &st, rx, true, sent)
 	ino.mu.Lock()
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		ino.known = true
 	}
+	bad = ino.bad
 	ino.mu.Unlock()
+	if bad != nil {
+		return nil, false, s.opErr("SHARD", g, syscall.EIO, bad)
+	}
 	return ino, sharded, nil
 }
 

@@ -51,19 +51,27 @@ func (s *Shard) truncate(ctx context.Context, ino *inode, f *fop.Fd, size uint64
 	if size > 1<<63-1 {
 		return pre, post, nil, s.opErr("TRUNCATE", ino.gfid, syscall.EFBIG, nil)
 	}
+	stat := func() (xdr.Iatt, error) {
+		if f != nil {
+			st, _, err := s.Fstat(ctx, f, nil)
+			return st, err
+		}
+		st, _, err := s.Stat(ctx, ino.gfid, nil)
+		return st, err
+	}
+	if pre, err = stat(); err != nil {
+		return pre, post, nil, err
+	}
 	if err := s.truncateLocked(ctx, ino, f, int64(size)); err != nil {
 		return pre, post, nil, err
 	}
-	var st xdr.Iatt
-	if f != nil {
-		st, _, err = s.Fstat(ctx, f, nil)
-	} else {
-		st, _, err = s.Stat(ctx, ino.gfid, nil)
-	}
-	return st, st, nil, err
+	post, err = stat()
+	return pre, post, nil, err
 }
 
 func (s *Shard) truncateLocked(ctx context.Context, ino *inode, f *fop.Fd, n int64) error {
+	ino.io.Lock()
+	defer ino.io.Unlock()
 	ino.sizeMu.Lock()
 	defer ino.sizeMu.Unlock()
 	unlock, err := s.lockBase(ctx, ino.gfid)
@@ -80,7 +88,15 @@ func (s *Shard) truncateLocked(ctx context.Context, ino *inode, f *fop.Fd, n int
 		return nil
 	}
 	if n > cur.Size {
-		got, err := s.xattrop(ctx, ino, f, Size{Size: n - cur.Size})
+		// Bytes past the old end that a write left without its size
+		// update (it failed) must read as zeros once the file grows over
+		// them: the old last block is cut to the old end, blocks known
+		// past it go (native shows those bytes).
+		dblocks, err := s.clearTail(ctx, ino, f, cur.Size)
+		if err != nil {
+			return err
+		}
+		got, err := s.xattrop(ctx, ino, f, Size{Size: n - cur.Size, Blocks: dblocks})
 		if err == nil {
 			s.setSize(ino, got)
 		}
@@ -93,7 +109,7 @@ func (s *Shard) truncateLocked(ctx context.Context, ino *inode, f *fop.Fd, n int
 		known = max(known, b)
 	}
 	// No write of this client reaches the blocks that go from now on.
-	s.lru.dropAbove(ino, Blocks(n, bs)-1)
+	dropAbove(ino, Blocks(n, bs)-1)
 	ino.mu.Unlock()
 	plan, err := PlanShrink(cur.Size, n, known, bs)
 	if err != nil {
@@ -171,7 +187,7 @@ func (s *Shard) truncBlock(ctx context.Context, ino *inode, f *fop.Fd, n, to uin
 	case n == 0:
 		pre, post, _, err = s.Subvolume.Truncate(ctx, ino.gfid, to, nil)
 	default:
-		g, rerr := s.resolve(ctx, ino, n, false)
+		g, _, rerr := s.resolve(ctx, ino, n, false)
 		if errors.Is(rerr, errNoBlock) {
 			return 0, nil
 		}
@@ -187,4 +203,30 @@ func (s *Shard) truncBlock(ctx context.Context, ino *inode, f *fop.Fd, n, to uin
 		return 0, err
 	}
 	return int64(post.Blocks) - int64(pre.Blocks), nil
+}
+
+// clearTail cuts what lies past size: the block size falls in is
+// truncated to it, the blocks this client knows of past it are unlinked.
+// It returns the change of the allocation.
+func (s *Shard) clearTail(ctx context.Context, ino *inode, f *fop.Fd, size int64) (int64, error) {
+	ino.mu.Lock()
+	bs := ino.bs
+	last := Blocks(size, bs) - 1
+	var beyond []uint64
+	for b := range ino.blks {
+		if b > last {
+			beyond = append(beyond, b)
+		}
+	}
+	dropAbove(ino, last)
+	ino.mu.Unlock()
+	d, err := s.unlinkBlocks(ctx, ino.gfid, beyond, true)
+	if err != nil {
+		return 0, err
+	}
+	if size > 0 && uint64(size)%bs == 0 {
+		return d, nil
+	}
+	t, err := s.truncBlock(ctx, ino, f, last, uint64(size)%bs)
+	return d + t, err
 }

@@ -384,6 +384,15 @@ func (m *Mem) enterFd(ctx context.Context, op string, f *fop.Fd) error {
 	if err := m.enter(ctx, op, f.GFID); err != nil {
 		return err
 	}
+	if f.Anon {
+		// The brick opens the inode by gfid for this fop; an unlinked
+		// inode is gone to it (its handle moved away).
+		if ino := m.inodes[f.GFID]; ino == nil || ino.st.Nlink == 0 && ino.children == nil {
+			m.mu.Unlock()
+			return m.err(op, f.GFID, syscall.ESTALE)
+		}
+		return nil
+	}
 	if !m.opened[f] && m.lost[f] {
 		// The brick client reopens an fd by gfid on its first fop after
 		// a reconnect (a file unlinked meanwhile cannot be reopened).
@@ -532,6 +541,9 @@ func (m *Mem) Release(ctx context.Context, f *fop.Fd) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.calls["RELEASE"]++
+	if f.Anon {
+		return nil
+	}
 	delete(m.lost, f)
 	if !m.opened[f] {
 		return nil

@@ -178,9 +178,14 @@ func TestShard(t *testing.T) {
 		if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_ZERO_RANGE, 7*mb, 2*mb); err != nil {
 			t.Fatalf("zero range: %v", err)
 		}
+		// ZERO_RANGE|KEEP_SIZE across the first block boundary.
+		if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_ZERO_RANGE|unix.FALLOC_FL_KEEP_SIZE, 2*mb+512*1024, 2*mb); err != nil {
+			t.Fatalf("zero range keep size: %v", err)
+		}
 		want := bytes.Repeat([]byte{0xee}, 10*mb)
 		clear(want[3*mb : 5*mb])
 		clear(want[7*mb : 9*mb])
+		clear(want[2*mb+512*1024 : 4*mb+512*1024])
 		if got, err := os.ReadFile(filepath.Join(nmnt, "fa")); err != nil || !bytes.Equal(got, want) {
 			t.Errorf("the native client reads %d bytes (%v), not the punched and zeroed file (native's own ZERO_RANGE zeroes nothing)", len(got), err)
 		}

@@ -124,15 +124,15 @@ type inode struct {
 	gfid xdr.GFID
 
 	mu      sync.Mutex
-	known   bool   // GUARDED_BY(mu); whether sharded is known
-	sharded bool   // GUARDED_BY(mu)
-	bad     error  // GUARDED_BY(mu); the block size xattr is unusable
-	bs      uint64 // GUARDED_BY(mu)
-	size    int64  // GUARDED_BY(mu); logical size from the file-size xattr
-	blocks  int64  // GUARDED_BY(mu); 512-byte units from the file-size xattr
-	perm    uint32 // GUARDED_BY(mu); permission bits new blocks get
-	fds     int    // GUARDED_BY(mu); base fds open through the layer
-	changed uint64 // GUARDED_BY(mu); the epoch of this client's last change of the size
+	known   bool              // GUARDED_BY(mu); whether sharded is known
+	sharded bool              // GUARDED_BY(mu)
+	bad     error             // GUARDED_BY(mu); the block size xattr is unusable
+	bs      uint64            // GUARDED_BY(mu)
+	size    int64             // GUARDED_BY(mu); logical size from the file-size xattr
+	blocks  int64             // GUARDED_BY(mu); 512-byte units from the file-size xattr
+	perm    uint32            // GUARDED_BY(mu); permission bits new blocks get
+	fds     int               // GUARDED_BY(mu); base fds open through the layer
+	changed uint64            // GUARDED_BY(mu); the epoch of this client's last change of the size
 	blks    map[uint64]*block // GUARDED_BY(mu); blocks resolved
 	dirty   map[uint64]uint64 // GUARDED_BY(mu); blocks written since the last fsync, by write sequence
 	seq     uint64            // GUARDED_BY(mu)

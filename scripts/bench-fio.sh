@@ -25,6 +25,9 @@
 #   RUNTIME=8 RAMP=3 seconds per fio run, measured and warm-up
 #   REPEATS=2        runs of each (job, client); the tables show the median
 #   VOLUMES="single rep3"    CLIENTS="brickfs native native-strict gfapi"
+#                    (rep3shard: rep3 again with features.shard on, SHARD_BLOCK
+#                    blocks, default 4MB; e.g. VOLUMES="rep3 rep3shard"
+#                    CLIENTS=brickfs for the cost of the shard layer)
 #   JOBS="randread4k randwrite4k seqread1m seqwrite1m"
 #   BRICKFS_BIN=...  the brickfs binary (default: built from this tree)
 #   OUT=DIR          where results and logs are kept (default /tmp/brickfs-bench-DATE)
@@ -51,6 +54,7 @@ VOLUMES=${VOLUMES:-single rep3}
 CLIENTS=${CLIENTS:-brickfs native native-strict gfapi}
 JOBS=${JOBS:-randread4k randwrite4k seqread1m seqwrite1m}
 OUT=${OUT:-/tmp/brickfs-bench-$(date +%Y%m%d-%H%M%S)}
+SHARD_BLOCK=${SHARD_BLOCK:-4MB}
 FILE=fio-bench.img
 
 log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
@@ -110,7 +114,7 @@ trap 'exit 130' INT TERM
 # ---- cluster -------------------------------------------------------------
 
 log "starting a 3-node cluster (volumes single, rep3)"
-"$WORK/democluster" -nodes 3 -replica=true -env "$WORK/cluster.env" >"$OUT/logs/democluster.log" 2>&1 &
+"$WORK/democluster" -nodes 3 -replica=true -sharded "$(case " $VOLUMES " in *" rep3shard "*) echo "$SHARD_BLOCK" ;; esac)" -env "$WORK/cluster.env" >"$OUT/logs/democluster.log" 2>&1 &
 DC_PID=$!
 for _ in $(seq 1 300); do
 	[ -f "$WORK/cluster.env" ] && break
@@ -122,7 +126,7 @@ done
 source "$WORK/cluster.env"
 GLUSTER=($BRICKFS_DEMO_GLUSTER)
 HOST1=$BRICKFS_DEMO_PREFIX.1
-declare -A SPEC=([single]=$BRICKFS_DEMO_SINGLE_SPEC [rep3]=$BRICKFS_DEMO_REPLICA_SPEC)
+declare -A SPEC=([single]=$BRICKFS_DEMO_SINGLE_SPEC [rep3]=$BRICKFS_DEMO_REPLICA_SPEC [rep3shard]=$BRICKFS_DEMO_SHARD_SPEC)
 "${GLUSTER[@]}" volume info >"$OUT/logs/volume-info.txt"
 
 # ---- helpers -------------------------------------------------------------
@@ -280,10 +284,17 @@ for vol in $VOLUMES; do
 			sed -E 's/^0x//; s/^(.{8})(.{4})(.{4})(.{4})(.{12})$/\1-\2-\3-\4-\5/')
 	done
 	log "$vol: $FILE has GFID ${GFID[$vol]:-unknown}"
-	for rep in $(seq 1 "$REPEATS"); do
-		order=$CLIENTS
-		[ $((rep % 2)) = 0 ] && order=$(echo "$CLIENTS" | tr ' ' '\n' | tac | tr '\n' ' ')
-		for job in $JOBS; do
+done
+# Interleaved across volumes too: each (job, volume, client) in turn.
+for rep in $(seq 1 "$REPEATS"); do
+	order=$CLIENTS
+	vorder=$VOLUMES
+	if [ $((rep % 2)) = 0 ]; then
+		order=$(echo "$CLIENTS" | tr ' ' '\n' | tac | tr '\n' ' ')
+		vorder=$(echo "$VOLUMES" | tr ' ' '\n' | tac | tr '\n' ' ')
+	fi
+	for job in $JOBS; do
+		for vol in $vorder; do
 			for client in $order; do
 				run_fio "$vol" "$client" "$job" "$rep"
 			done
@@ -340,14 +351,14 @@ report() {
 	echo "- machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, kernel $(uname -r)"
 	echo "- brick filesystem: $(df -T "$BRICKFS_DEMO_DIR" | awk 'NR == 2 { print $2 " on " $1 }'); bricks, clients and fio share the machine"
 	echo "- $(glusterfs --version | head -1), $(fio --version), brickfs $REV, Go $(go env GOVERSION)"
-	echo "- cluster: 3 glusterd nodes on $BRICKFS_DEMO_PREFIX.1-3 (loopback); volumes: single (1 brick), rep3 (replica 3; network.ping-timeout 5), all other options default"
+	echo "- cluster: 3 glusterd nodes on $BRICKFS_DEMO_PREFIX.1-3 (loopback); volumes: single (1 brick), rep3 (replica 3; network.ping-timeout 5), rep3shard (rep3 with features.shard on, $SHARD_BLOCK blocks), all other options default"
 	echo "- each run: one ${SIZE} file ($FILE, written once, shared by all clients), direct=1, ${RAMP}s ramp + ${RUNTIME}s measured; libaio for the mounts, gfapi_async (honours iodepth; plain gfapi is synchronous, QD1) for gfapi"
 	echo "- $REPEATS repeats, interleaved (per repeat and job: every client in turn, order reversed on even repeats); the tables show the median"
 	echo "- load average before: $LOAD0, after: $LOAD1; benchmark took ${ELAPSED}s"
 	echo
 	local vol job c v
 	for vol in $VOLUMES; do
-		echo "## $vol ($([ "$vol" = single ] && echo "1 brick" || echo "replica 3"))"
+		echo "## $vol ($(case $vol in single) echo "1 brick" ;; rep3shard) echo "replica 3, sharded, $SHARD_BLOCK blocks" ;; *) echo "replica 3" ;; esac))"
 		echo
 		printf '| job |'
 		for c in $CLIENTS; do printf ' %s |' "$c"; done

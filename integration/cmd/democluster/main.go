@@ -27,6 +27,7 @@ import (
 func main() {
 	nodes := flag.Int("nodes", 3, "number of glusterd nodes")
 	replica := flag.Bool("replica", true, "also create a replica 3 volume")
+	sharded := flag.String("sharded", "", "also create rep3shard, the replica 3 volume again with features.shard on and this block size (4MB, 64MB)")
 	envFile := flag.String("env", "", "write the cluster description to this file (required)")
 	flag.Parse()
 	if *envFile == "" {
@@ -47,6 +48,7 @@ func main() {
 			{"BRICKFS_DEMO_PREFIX", c.Prefix},
 			{"BRICKFS_DEMO_SINGLE_SPEC", c.Spec("single")},
 			{"BRICKFS_DEMO_REPLICA_SPEC", ""},
+			{"BRICKFS_DEMO_SHARD_SPEC", ""},
 			{"BRICKFS_DEMO_BACKUP", c.BackupVolfileServers()},
 			{"BRICKFS_DEMO_GLUSTER", fmt.Sprintf("gluster --mode=script --glusterd-sock=%s --log-file=%s/cli-demo.log", c.GlusterdSock(1), c.LogDir())},
 		}
@@ -58,6 +60,14 @@ func main() {
 			for _, b := range c.Bricks(d, "rep3") {
 				vars = append(vars, [2]string{fmt.Sprintf("BRICKFS_DEMO_REPLICA_BRICK%d_PID", b.Index), fmt.Sprint(b.PID)})
 				d.Logf("rep3 brick %s", b)
+			}
+			if *sharded != "" {
+				c.CreateVolume(d, "rep3shard", integration.Replica3)
+				c.Set(d, "rep3shard", "network.ping-timeout", "5")
+				c.Set(d, "rep3shard", "features.shard", "on")
+				c.Set(d, "rep3shard", "features.shard-block-size", *sharded)
+				c.Start(d, "rep3shard")
+				vars[4][1] = c.Spec("rep3shard")
 			}
 		}
 		var sb strings.Builder

@@ -35,10 +35,3 @@ func (f *Fd) DelCtx(key any) { f.ctx.Delete(key) }
 // AnonFd returns an anonymous fd of gfid (see Fd.Anon): what the shard
 // layer does its block I/O through, as GlusterFS's shard does.
 func AnonFd(gfid xdr.GFID, flags uint32) *Fd { return &Fd{GFID: gfid, Flags: flags, Anon: true} }
-
-// CtxOrSet returns the state the layer whose key is key stored, storing v
-// first if there is none.
-func (f *Fd) CtxOrSet(key, v any) any {
-	got, _ := f.ctx.LoadOrStore(key, v)
-	return got
-}

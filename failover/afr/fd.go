@@ -33,16 +33,19 @@ func (r *Replicate) newFd(ino *inode, flags uint32, dir bool, kids []*fop.Fd) *f
 }
 
 func (r *Replicate) rfd(f *fop.Fd) (*replFd, error) {
-	v, ok := f.Ctx(r)
-	if !ok && f.Anon {
-		// An anonymous fd is the same on every child; it counts as no
-		// open of the inode (its eager lock ends on the timer).
+	if f.Anon {
+		// An anonymous fd is the same on every child and counts as no
+		// open of the inode (its eager lock ends on the timer). Its state
+		// is made for each fop, with the inode as the table has it now:
+		// kept, it could outlive the table's entry (pruned: no fd holds
+		// it) and take locks apart from the table's.
 		kids := make([]*fop.Fd, r.n())
 		for i := range kids {
 			kids[i] = fop.AnonFd(f.GFID, f.Flags)
 		}
-		v, ok = f.CtxOrSet(r, &replFd{fd: f, ino: r.inode(f.GFID), kids: kids, readChild: -1}), true
+		return &replFd{fd: f, ino: r.inode(f.GFID), kids: kids, readChild: -1}, nil
 	}
+	v, ok := f.Ctx(r)
 	if !ok || v.(*replFd).released.Load() {
 		return nil, &fop.OpError{Brick: r.name, GFID: f.GFID, Errno: syscall.EBADF, Err: errors.New("unknown fd")}
 	}

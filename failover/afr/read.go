@@ -286,7 +286,9 @@ func stripAFR(d xdr.Dict) xdr.Dict {
 func (r *Replicate) Stat(ctx context.Context, gfid xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	var st xdr.Iatt
 	var rx xdr.Dict
-	err := r.readTxn(ctx, gfid, false, func(ctx context.Context, i int) error {
+	// Xattrs asked for with the attributes (the shard layer's file
+	// size) must come from a brick whose metadata is good.
+	err := r.readTxn(ctx, gfid, len(xd) > 0, func(ctx context.Context, i int) error {
 		var err error
 		st, rx, err = r.kids[i].Stat(ctx, gfid, xd)
 		return err
@@ -306,7 +308,7 @@ func (r *Replicate) Fstat(ctx context.Context, f *fop.Fd, xd xdr.Dict) (xdr.Iatt
 	if err != nil {
 		return st, nil, err
 	}
-	err = r.readTxnFd(ctx, rf, false, fn)
+	err = r.readTxnFd(ctx, rf, len(xd) > 0, fn)
 	return st, rx, err
 }
 

@@ -155,22 +155,32 @@ func (s *Shard) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, x
 	}
 	pxd := pieceXdata(xd)
 	var mu sync.Mutex
+	var grew atomic.Bool
 	ino.io.RLock()
 	defer ino.io.RUnlock()
 	dblocks, made, err := s.eachPiece(ctx, ino, f, off, uint64(len(data)), ino.blockSize(), pieceCreate, func(ctx context.Context, p Piece, fd *fop.Fd) (int64, error) {
 		b, a, _, err := s.Subvolume.Write(ctx, fd, p.Off, data[p.At:p.At+p.Len], pxd)
-		if p.Block == 0 && err == nil {
-			mu.Lock()
-			pre, post = b, a
-			mu.Unlock()
+		if err == nil {
+			if a.Size > b.Size {
+				grew.Store(true)
+			}
+			if p.Block == 0 {
+				mu.Lock()
+				pre, post = b, a
+				mu.Unlock()
+			}
 		}
 		return int64(a.Blocks) - int64(b.Blocks), err
 	})
 	if err != nil {
+		s.recordBlocks(ctx, ino, dblocks)
 		return xdr.Iatt{}, xdr.Iatt{}, nil, err
 	}
 	pre = s.logical(ino, pre)
-	if err := s.updateSize(ctx, ino, f, int64(off)+int64(len(data)), dblocks, made); err != nil {
+	// A block file that grew means sparse space filled, or a size this
+	// client caches that another client's truncate made stale: then the
+	// size is compared with the bricks' value.
+	if err := s.updateSize(ctx, ino, f, int64(off)+int64(len(data)), dblocks, made || grew.Load()); err != nil {
 		return xdr.Iatt{}, xdr.Iatt{}, nil, err
 	}
 	return pre, s.logical(ino, post), nil, nil
@@ -299,22 +309,29 @@ func prePost(pre, post xdr.Iatt, _ xdr.Dict, err error) (xdr.Iatt, xdr.Iatt, err
 // size (to end, or -1 to keep it) and block count.
 func (s *Shard) rangeFop(ctx context.Context, ino *inode, f *fop.Fd, off, length uint64, end int64, mode int, op func(ctx context.Context, fd *fop.Fd, p Piece) (xdr.Iatt, xdr.Iatt, error)) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	var mu sync.Mutex
+	var grew atomic.Bool
 	ino.io.RLock()
 	defer ino.io.RUnlock()
 	dblocks, made, err := s.eachPiece(ctx, ino, f, off, length, ino.blockSize(), mode, func(ctx context.Context, p Piece, fd *fop.Fd) (int64, error) {
 		b, a, err := op(ctx, fd, p)
-		if p.Block == 0 && err == nil {
-			mu.Lock()
-			pre, post = b, a
-			mu.Unlock()
+		if err == nil {
+			if a.Size > b.Size {
+				grew.Store(true)
+			}
+			if p.Block == 0 {
+				mu.Lock()
+				pre, post = b, a
+				mu.Unlock()
+			}
 		}
 		return int64(a.Blocks) - int64(b.Blocks), err
 	})
 	if err != nil {
+		s.recordBlocks(ctx, ino, dblocks)
 		return xdr.Iatt{}, xdr.Iatt{}, nil, err
 	}
 	pre = s.logical(ino, pre)
-	if err := s.updateSize(ctx, ino, f, end, dblocks, made); err != nil {
+	if err := s.updateSize(ctx, ino, f, end, dblocks, (made || grew.Load()) && end >= 0); err != nil {
 		return xdr.Iatt{}, xdr.Iatt{}, nil, err
 	}
 	return pre, s.logical(ino, post), nil, nil
@@ -655,4 +672,16 @@ func (s *Shard) ZerofillKeepSize(ctx context.Context, f *fop.Fd, off, length uin
 		return nil
 	}
 	return fop.ErrOnlyPrePost(s.Zerofill(ctx, f, off, min(length, size-off), nil))
+}
+
+// recordBlocks records the allocation that pieces of a failed fop made
+// (the size stays: data past it is invisible), so st_blocks stays true.
+func (s *Shard) recordBlocks(ctx context.Context, ino *inode, dblocks int64) {
+	if dblocks == 0 {
+		return
+	}
+	if err := s.updateSize(ctx, ino, nil, -1, dblocks, false); err != nil {
+		s.log.Warn("recording the blocks a failed write allocated failed; the file's block count is low until a later write corrects it",
+			zap.Stringer("gfid", ino.gfid), zap.Error(err))
+	}
 }

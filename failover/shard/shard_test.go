@@ -1140,3 +1140,44 @@ func TestBadBlockSize(t *testing.T) {
 		t.Errorf("open of a file with a bad block size: %v, want EIO", err)
 	}
 }
+
+// A write below the end this client caches, after another client cut
+// the file shorter, still makes the file reach the write's end: the
+// block file grew, so the size is compared with the bricks' value.
+func TestWriteAfterOtherClientShrank(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	a := newLayer(t, m, 4*mib)
+	b := newLayer(t, m, 4*mib)
+	f, g := create(t, a, "f")
+	write(t, a, f, 0, fill(8*mib, 'a'))
+	if _, _, _, err := b.Truncate(context.Background(), g, 5*mib, nil); err != nil {
+		t.Fatal(err)
+	}
+	write(t, a, f, 7*mib, fill(4096, 'n'))
+	if got := onDisk(t, m, g); got.Size != 7*mib+4096 {
+		t.Errorf("size %d after the write, want %d: the write is past the end", got.Size, 7*mib+4096)
+	}
+}
+
+// The blocks that pieces of a failed write allocated are still counted.
+func TestFailedWriteCountsBlocks(t *testing.T) {
+	m := directMem{foptest.NewMem("v-client-0")}
+	s := newLayer(t, m, 4*mib)
+	f, g := create(t, s, "f")
+	write(t, s, f, 0, fill(4096, 'a'))
+	_ = s.Release(context.Background(), f)
+	df, _, err := s.Open(context.Background(), g, syscall.O_RDWR|syscall.O_DIRECT, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An O_DIRECT write whose tail, in block 1, is not aligned: the
+	// base file's piece lands, block 1's fails.
+	if _, _, _, err := s.Write(context.Background(), df, 4*mib-8192, fill(8192+100, 'd'), nil); fop.Errno(err) != syscall.EINVAL {
+		t.Fatalf("unaligned O_DIRECT tail: %v", err)
+	}
+	base, _ := m.Data(g)
+	want := int64((len(base) + 511) / 512)
+	if got := onDisk(t, m.Mem, g); got.Blocks != want || got.Size != 4096 {
+		t.Errorf("after the failed write: %+v; want size 4096 and the base file's %d blocks", got, want)
+	}
+}

@@ -2,11 +2,6 @@ package failover
 
 import (
 	"context"
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"reflect"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +9,6 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/brickfs/brickfs/brick/bricktest"
-	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/fop/foptest"
 )
 
@@ -30,54 +24,7 @@ func TestDistributePassThrough(t *testing.T) {
 		"Link", "Unlink", "Rmdir", "Rename", "Open", "Opendir", "Release", "Readdirp", "Read", "Write", "Flush",
 		"Fsync", "Fsyncdir", "Fstat", "Fsetattr", "Ftruncate", "Fallocate", "Discard", "Zerofill", "Seek", "Lk",
 		"Fxattrop", "CopyFileRange"}
-	decided := map[string]bool{}
-	for m := range intercepts {
-		decided[m] = true
-	}
-	for _, m := range passes {
-		if decided[m] {
-			t.Errorf("%s is listed as both intercepted and passed through", m)
-		}
-		decided[m] = true
-	}
-	table := reflect.TypeOf((*fop.Fops)(nil)).Elem()
-	for i := 0; i < table.NumMethod(); i++ {
-		if m := table.Method(i).Name; !decided[m] {
-			t.Errorf("fop %s is new: decide whether distribute intercepts it, and list it here", m)
-		}
-	}
-	if len(decided) != table.NumMethod() {
-		t.Errorf("%d fops listed, the table has %d", len(decided), table.NumMethod())
-	}
-	// What the source defines on *distribute is what it intercepts.
-	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "graph.go", nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var own []string
-	for _, d := range f.Decls {
-		fd, ok := d.(*ast.FuncDecl)
-		if !ok || fd.Recv == nil {
-			continue
-		}
-		if st, ok := fd.Recv.List[0].Type.(*ast.StarExpr); ok {
-			if id, ok := st.X.(*ast.Ident); ok && id.Name == "distribute" {
-				if _, isFop := table.MethodByName(fd.Name.Name); isFop {
-					own = append(own, fd.Name.Name)
-				}
-			}
-		}
-	}
-	sort.Strings(own)
-	var want []string
-	for m := range intercepts {
-		want = append(want, m)
-	}
-	sort.Strings(want)
-	if strings.Join(own, " ") != strings.Join(want, " ") {
-		t.Errorf("distribute defines %v; the table says it intercepts %v", own, want)
-	}
+	foptest.CheckIntercepts(t, ".", "distribute", intercepts, passes)
 }
 
 // The distribute layer over one subvolume meets the fop contract, and its

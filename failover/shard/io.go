@@ -154,36 +154,9 @@ func (s *Shard) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, x
 		return s.Subvolume.Write(ctx, f, off, data, xd)
 	}
 	pxd := pieceXdata(xd)
-	var mu sync.Mutex
-	var grew atomic.Bool
-	ino.io.RLock()
-	defer ino.io.RUnlock()
-	dblocks, made, err := s.eachPiece(ctx, ino, f, off, uint64(len(data)), ino.blockSize(), pieceCreate, func(ctx context.Context, p Piece, fd *fop.Fd) (int64, error) {
-		b, a, _, err := s.Subvolume.Write(ctx, fd, p.Off, data[p.At:p.At+p.Len], pxd)
-		if err == nil {
-			if a.Size > b.Size {
-				grew.Store(true)
-			}
-			if p.Block == 0 {
-				mu.Lock()
-				pre, post = b, a
-				mu.Unlock()
-			}
-		}
-		return int64(a.Blocks) - int64(b.Blocks), err
+	return s.rangeFop(ctx, ino, f, off, uint64(len(data)), int64(off)+int64(len(data)), pieceCreate, func(ctx context.Context, fd *fop.Fd, p Piece) (xdr.Iatt, xdr.Iatt, error) {
+		return prePost(s.Subvolume.Write(ctx, fd, p.Off, data[p.At:p.At+p.Len], pxd))
 	})
-	if err != nil {
-		s.recordBlocks(ctx, ino, dblocks)
-		return xdr.Iatt{}, xdr.Iatt{}, nil, err
-	}
-	pre = s.logical(ino, pre)
-	// A block file that grew means sparse space filled, or a size this
-	// client caches that another client's truncate made stale: then the
-	// size is compared with the bricks' value.
-	if err := s.updateSize(ctx, ino, f, int64(off)+int64(len(data)), dblocks, made || grew.Load()); err != nil {
-		return xdr.Iatt{}, xdr.Iatt{}, nil, err
-	}
-	return pre, s.logical(ino, post), nil, nil
 }
 
 // Read reads up to size bytes at off: below the logical size, holes and
@@ -305,8 +278,8 @@ func prePost(pre, post xdr.Iatt, _ xdr.Dict, err error) (xdr.Iatt, xdr.Iatt, err
 	return pre, post, err
 }
 
-// rangeFop is the write path for the fops without data: split, then the
-// size (to end, or -1 to keep it) and block count.
+// rangeFop is the write path: split, then the size (to end, or -1 to
+// keep it) and block count.
 func (s *Shard) rangeFop(ctx context.Context, ino *inode, f *fop.Fd, off, length uint64, end int64, mode int, op func(ctx context.Context, fd *fop.Fd, p Piece) (xdr.Iatt, xdr.Iatt, error)) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	var mu sync.Mutex
 	var grew atomic.Bool
@@ -331,6 +304,9 @@ func (s *Shard) rangeFop(ctx context.Context, ino *inode, f *fop.Fd, off, length
 		return xdr.Iatt{}, xdr.Iatt{}, nil, err
 	}
 	pre = s.logical(ino, pre)
+	// A block file that grew means sparse space filled, or a size this
+	// client caches that another client's truncate made stale: then the
+	// size is compared with the bricks' value.
 	if err := s.updateSize(ctx, ino, f, end, dblocks, (made || grew.Load()) && end >= 0); err != nil {
 		return xdr.Iatt{}, xdr.Iatt{}, nil, err
 	}

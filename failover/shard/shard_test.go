@@ -5,12 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"os"
-	"reflect"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -826,54 +820,7 @@ func TestShardIntercepts(t *testing.T) {
 	// only, as native), or are a parent's locks and xattrops.
 	passes := []string{"Access", "Readlink", "Xattrop", "Statfs", "Inodelk", "Finodelk", "Entrylk", "Flush",
 		"Fsyncdir", "Lk", "Fxattrop"}
-	decided := map[string]bool{}
-	for m := range intercepts {
-		decided[m] = true
-	}
-	for _, m := range passes {
-		if decided[m] {
-			t.Errorf("%s is listed as both", m)
-		}
-		decided[m] = true
-	}
-	table := reflect.TypeOf((*fop.Fops)(nil)).Elem()
-	for i := 0; i < table.NumMethod(); i++ {
-		if m := table.Method(i).Name; !decided[m] {
-			t.Errorf("fop %s is new: decide whether shard intercepts it, and list it here", m)
-		}
-	}
-	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, ".", func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var own []string
-	for _, p := range pkgs {
-		for _, f := range p.Files {
-			for _, d := range f.Decls {
-				fd, ok := d.(*ast.FuncDecl)
-				if !ok || fd.Recv == nil {
-					continue
-				}
-				if st, ok := fd.Recv.List[0].Type.(*ast.StarExpr); ok {
-					if id, ok := st.X.(*ast.Ident); ok && id.Name == "Shard" {
-						if _, isFop := table.MethodByName(fd.Name.Name); isFop {
-							own = append(own, fd.Name.Name)
-						}
-					}
-				}
-			}
-		}
-	}
-	sort.Strings(own)
-	var want []string
-	for m := range intercepts {
-		want = append(want, m)
-	}
-	sort.Strings(want)
-	if strings.Join(own, " ") != strings.Join(want, " ") {
-		t.Errorf("Shard defines %v; the table says it intercepts %v", own, want)
-	}
+	foptest.CheckIntercepts(t, ".", "Shard", intercepts, passes)
 }
 
 // directMem refuses O_DIRECT reads and writes whose offset or length is

@@ -63,6 +63,13 @@ func (s *Shard) eachPiece(ctx context.Context, ino *inode, f *fop.Fd, off, lengt
 		return 0, false, s.opErr("SPLIT", f.GFID, syscall.EINVAL, err)
 	}
 	var madeAny atomic.Bool
+	var (
+		mu         sync.Mutex
+		total      int64
+		errs       []error
+		wg         sync.WaitGroup
+		madeBlocks []uint64
+	)
 	direct := f.Flags&syscall.O_DIRECT != 0
 	run := func(ctx context.Context, p Piece) (int64, error) {
 		if p.Block == 0 {
@@ -72,6 +79,9 @@ func (s *Shard) eachPiece(ctx context.Context, ino *inode, f *fop.Fd, off, lengt
 			bf, created, err := s.blockFd(ctx, ino, p.Block, mode == pieceCreate, direct)
 			if created {
 				madeAny.Store(true)
+				mu.Lock()
+				madeBlocks = append(madeBlocks, p.Block)
+				mu.Unlock()
 			}
 			if errors.Is(err, errNoBlock) {
 				return 0, nil
@@ -93,12 +103,6 @@ func (s *Shard) eachPiece(ctx context.Context, ino *inode, f *fop.Fd, off, lengt
 			return d, err
 		}
 	}
-	var (
-		mu    sync.Mutex
-		total int64
-		errs  []error
-		wg    sync.WaitGroup
-	)
 	sem := make(chan struct{}, pieceWorkers)
 	for p := range pieces {
 		sem <- struct{}{}
@@ -123,6 +127,16 @@ func (s *Shard) eachPiece(ctx context.Context, ino *inode, f *fop.Fd, off, lengt
 	}
 	wg.Wait()
 	if len(errs) > 0 {
+		if len(madeBlocks) > 0 {
+			// Blocks made for a fop that failed may lie past the size
+			// for good (native leaks them): the next truncate or removal
+			// takes them.
+			ino.mu.Lock()
+			for _, b := range madeBlocks {
+				ino.orphans[b] = true
+			}
+			ino.mu.Unlock()
+		}
 		return total, madeAny.Load(), errs[0]
 	}
 	return total, madeAny.Load(), nil

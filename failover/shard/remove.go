@@ -99,6 +99,12 @@ func (s *Shard) removing(ctx context.Context, parent xdr.GFID, name string, op f
 	}
 	ino.mu.Lock()
 	bs, size := ino.bs, ino.size
+	// Blocks this client knows past the size (made for failed writes)
+	// go with the others: the marker's size only tells the deletion how
+	// far to look.
+	for b := range ino.orphans {
+		size = max(size, int64(b+1)*int64(bs))
+	}
 	ino.mu.Unlock()
 	mctx := owned(ctx)
 	marker := ino.gfid.String()

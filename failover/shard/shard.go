@@ -135,6 +135,9 @@ type inode struct {
 	changed uint64            // GUARDED_BY(mu); the epoch of this client's last change of the size
 	blks    map[uint64]*block // GUARDED_BY(mu); blocks resolved
 	dirty   map[uint64]uint64 // GUARDED_BY(mu); blocks written since the last fsync, by write sequence
+	// orphans are blocks this client made for fops that failed: past the
+	// size, nothing would ever remove them (GUARDED_BY(mu)).
+	orphans map[uint64]bool
 	seq     uint64            // GUARDED_BY(mu)
 	pend    []*sizeReq        // GUARDED_BY(mu); size updates waiting for the one in flight
 	busy    bool              // GUARDED_BY(mu); a size update is in flight
@@ -158,7 +161,7 @@ func (s *Shard) inode(g xdr.GFID) *inode {
 		if len(s.inodes) >= maxInodes {
 			s.prune()
 		}
-		ino = &inode{gfid: g, blks: map[uint64]*block{}, dirty: map[uint64]uint64{}}
+		ino = &inode{gfid: g, blks: map[uint64]*block{}, dirty: map[uint64]uint64{}, orphans: map[uint64]bool{}}
 		s.inodes[g] = ino
 	}
 	return ino
@@ -175,7 +178,7 @@ const maxInodes = 65536
 func (s *Shard) prune() {
 	for g, ino := range s.inodes {
 		ino.mu.Lock()
-		idle := ino.fds == 0 && len(ino.dirty) == 0 && !ino.busy
+		idle := ino.fds == 0 && len(ino.dirty) == 0 && !ino.busy && len(ino.orphans) == 0
 		ino.mu.Unlock()
 		if idle {
 			delete(s.inodes, g)

@@ -1128,3 +1128,46 @@ func TestFailedWriteCountsBlocks(t *testing.T) {
 		t.Errorf("after the failed write: %+v; want size 4096 and the base file's %d blocks", got, want)
 	}
 }
+
+// A failed extending O_DIRECT write leaves no block behind: the kernel's
+// truncate back to the old size takes the block made for it, and so does
+// a removal (native 10.3 leaks it forever, reference §2.3).
+func TestFailedDirectWriteLeavesNoBlock(t *testing.T) {
+	m := directMem{foptest.NewMem("v-client-0")}
+	s := newLayer(t, m, 4*mib)
+	ctx := context.Background()
+	for _, how := range []string{"truncate", "unlink"} {
+		f, g := create(t, s, how)
+		write(t, s, f, 0, fill(4096, 'a'))
+		_ = s.Release(ctx, f)
+		df, _, err := s.Open(ctx, g, syscall.O_RDWR|syscall.O_DIRECT, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err := s.Write(ctx, df, 12*mib, fill(8192+100, 'x'), nil); fop.Errno(err) != syscall.EINVAL {
+			t.Fatalf("unaligned O_DIRECT write: %v", err)
+		}
+		if blockOn(t, m.Mem, g, 3) == nil {
+			t.Fatal("no block was made for the failed write: the test shows nothing")
+		}
+		switch how {
+		case "truncate":
+			if _, _, _, err := s.Ftruncate(ctx, df, 4096, nil); err != nil {
+				t.Fatal(err)
+			}
+			if blockOn(t, m.Mem, g, 3) != nil {
+				t.Error("the truncate back to the old size left the failed write's block")
+			}
+			_ = s.Release(ctx, df)
+		case "unlink":
+			_ = s.Release(ctx, df)
+			if _, err := s.Unlink(ctx, xdr.RootGFID, how, nil); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the failed write's block to be deleted with the file", func() bool {
+				s.kickDeletion()
+				return blockOn(t, m.Mem, g, 3) == nil && len(m.Names(RemoveMeGFID)) == 0
+			})
+		}
+	}
+}

@@ -84,6 +84,9 @@ func (s *Shard) truncateLocked(ctx context.Context, ino *inode, f *fop.Fd, n int
 		return err
 	}
 	s.setSize(ino, cur)
+	if err := s.dropOrphans(ctx, ino, max(n, cur.Size)); err != nil {
+		return err
+	}
 	if n == cur.Size {
 		return nil
 	}
@@ -229,4 +232,41 @@ func (s *Shard) clearTail(ctx context.Context, ino *inode, f *fop.Fd, size int64
 	}
 	t, err := s.truncBlock(ctx, ino, f, last, uint64(size)%bs)
 	return d + t, err
+}
+
+// dropOrphans unlinks the blocks failed fops of this client made that
+// lie wholly past size (the kernel truncates a file back to its size
+// after a failed extending O_DIRECT write: that truncate takes them).
+//
+// REQUIRES ino.io held exclusively and the layer's lock on the base file.
+func (s *Shard) dropOrphans(ctx context.Context, ino *inode, size int64) error {
+	ino.mu.Lock()
+	keep := Blocks(size, ino.bs) - 1
+	var gone []uint64
+	for b := range ino.orphans {
+		if b > keep {
+			gone = append(gone, b)
+		}
+		delete(ino.orphans, b)
+	}
+	for _, b := range gone {
+		delete(ino.blks, b)
+	}
+	ino.mu.Unlock()
+	if len(gone) == 0 {
+		return nil
+	}
+	// Their allocation was counted (recordBlocks): uncount it.
+	d, err := s.unlinkBlocks(ctx, ino.gfid, gone, true)
+	if err != nil {
+		return err
+	}
+	if d != 0 {
+		got, err := s.xattrop(ctx, ino, nil, Size{Blocks: d})
+		if err != nil {
+			return err
+		}
+		s.setSize(ino, got)
+	}
+	return nil
 }

@@ -333,6 +333,83 @@ func TestShard(t *testing.T) {
 		c.CheckShardBackends(t, vol, Replica3, "fio-b", bmnt, nmnt)
 	})
 
+	t.Run("FailedDirectWriteNoLeak", func(t *testing.T) {
+		p := filepath.Join(bmnt, "dleak")
+		if err := os.WriteFile(p, make([]byte, 1*mb), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		g, err := BackendGFID(filepath.Join(c.Brick(t, vol, 0).Path, "dleak"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(p, os.O_RDWR|syscall.O_DIRECT, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// An extending O_DIRECT write whose length the bricks refuse.
+		buf := alignedBuf(8192)
+		if _, err := f.WriteAt(buf[:4096+100], 40*mb); err == nil {
+			t.Fatal("an unaligned O_DIRECT write succeeded: the test shows nothing")
+		}
+		// What the kernel may do after it: truncate back to the size.
+		if err := f.Truncate(1 * mb); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		for _, br := range c.Bricks(t, vol) {
+			if m, _ := filepath.Glob(filepath.Join(br.Path, ".shard", g+".*")); len(m) > 0 {
+				t.Errorf("blocks left on brick %d after a failed O_DIRECT write: %v (native 10.3 leaks them)", br.Index, m)
+			}
+		}
+	})
+
+	t.Run("BlockSizePerFile", func(t *testing.T) {
+		// Golden vector 6: the block size is the file's, not the volume's.
+		c.Set(t, vol, "features.shard-block-size", "64MB")
+		p := filepath.Join(bmnt, "f64")
+		waitFor(t, time.Minute, "new files to get 64 MB blocks", func() (bool, string) {
+			os.Remove(p)
+			if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+				return false, err.Error()
+			}
+			l, err := ReadShardLayout(c.Brick(t, vol, 0).Path, "f64")
+			return err == nil && l.BlockSize == "0x0000000004000000", fmt.Sprintf("%+v %v", l, err)
+		})
+		data := make([]byte, 70*mb)
+		rand.Read(data)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c.Set(t, vol, "features.shard-block-size", "4MB")
+		waitFor(t, time.Minute, "new files to get 4 MB blocks again", func() (bool, string) {
+			q := filepath.Join(bmnt, "f4probe")
+			os.Remove(q)
+			if err := os.WriteFile(q, []byte("x"), 0o644); err != nil {
+				return false, err.Error()
+			}
+			l, err := ReadShardLayout(c.Brick(t, vol, 0).Path, "f4probe")
+			return err == nil && l.BlockSize == "0x0000000000400000", fmt.Sprintf("%+v %v", l, err)
+		})
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		patch := bytes.Repeat([]byte{0x6b}, 4096)
+		if _, err := f.WriteAt(patch, 70*mb); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		data = append(data, patch...)
+		if got, err := os.ReadFile(filepath.Join(nmnt, "f64")); err != nil || !bytes.Equal(got, data) {
+			t.Errorf("the native client reads %d bytes (%v) of the 64 MB-block file, not what brickfs wrote", len(got), err)
+		}
+		l, err := ReadShardLayout(c.Brick(t, vol, 1).Path, "f64")
+		if err != nil || l.BlockSize != "0x0000000004000000" || len(l.Blocks) != 1 {
+			t.Errorf("f64 on a brick: block size %s, blocks %v, %v; want 64 MB and block 1 only", l.BlockSize, l.Blocks, err)
+		}
+		c.CheckShardBackends(t, vol, Replica3, "f64", bmnt, nmnt)
+	})
+
 	// The image tools, as on an unsharded volume (brickfs_dropin_test.go).
 	t.Run("QemuImg", func(t *testing.T) { testQemuImg(t, bmnt, nmnt) })
 	t.Run("QemuIO", func(t *testing.T) { testQemuIO(t, bmnt, nmnt) })

@@ -311,14 +311,19 @@ func (s *Shard) Release(ctx context.Context, f *fop.Fd) error {
 		s.mu.Unlock()
 		if ino != nil {
 			ino.mu.Lock()
+			last := false
 			if ino.fds > 0 {
 				if ino.fds--; ino.fds == 0 {
 					// Closed: its blocks are looked up again when it is
 					// next used, so the table can let it go.
 					ino.blks = map[uint64]*block{}
+					last = true
 				}
 			}
 			ino.mu.Unlock()
+			if last {
+				s.lru.drop(ino, nil)
+			}
 		}
 	}
 	return s.Subvolume.Release(ctx, f)

@@ -76,7 +76,15 @@ func (s *Shard) eachPiece(ctx context.Context, ino *inode, f *fop.Fd, off, lengt
 			return op(ctx, p, f)
 		}
 		for attempt := 0; ; attempt++ {
-			bf, created, err := s.blockFd(ctx, ino, p.Block, mode == pieceCreate, direct)
+			var bf *fop.Fd
+			var ob *openBlock
+			var created bool
+			var err error
+			if mode == pieceRead {
+				bf, created, err = s.blockFd(ctx, ino, p.Block, false, direct)
+			} else if ob, created, err = s.changeFd(ctx, ino, p.Block, mode == pieceCreate, direct); ob != nil {
+				bf = ob.fd
+			}
 			if created {
 				madeAny.Store(true)
 				mu.Lock()
@@ -86,10 +94,17 @@ func (s *Shard) eachPiece(ctx context.Context, ino *inode, f *fop.Fd, off, lengt
 			if errors.Is(err, errNoBlock) {
 				return 0, nil
 			}
+			if missing(err) && attempt == 0 {
+				s.forget(ino, p.Block)
+				continue
+			}
 			if err != nil {
 				return 0, err
 			}
 			d, err := op(ctx, p, bf)
+			if ob != nil {
+				s.lru.put(ob)
+			}
 			if missing(err) && attempt == 0 {
 				s.forget(ino, p.Block)
 				continue
@@ -102,6 +117,20 @@ func (s *Shard) eachPiece(ctx context.Context, ino *inode, f *fop.Fd, off, lengt
 			}
 			return d, err
 		}
+	}
+	if length > 0 && off/bs == (off+length-1)/bs {
+		// One piece, the usual case: in this goroutine (a new one per
+		// fop costs its stack's growth through the layers below).
+		for p := range pieces {
+			d, err := run(ctx, p)
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			total = d
+		}
+		return total, madeAny.Load(), s.failed(ino, errs, madeBlocks)
 	}
 	sem := make(chan struct{}, pieceWorkers)
 	for p := range pieces {
@@ -126,20 +155,25 @@ func (s *Shard) eachPiece(ctx context.Context, ino *inode, f *fop.Fd, off, lengt
 		}()
 	}
 	wg.Wait()
-	if len(errs) > 0 {
-		if len(madeBlocks) > 0 {
-			// Blocks made for a fop that failed may lie past the size
-			// for good (native leaks them): the next truncate or removal
-			// takes them.
-			ino.mu.Lock()
-			for _, b := range madeBlocks {
-				ino.orphans[b] = true
-			}
-			ino.mu.Unlock()
-		}
-		return total, madeAny.Load(), errs[0]
+	return total, madeAny.Load(), s.failed(ino, errs, madeBlocks)
+}
+
+// failed returns the first error of a split fop's pieces, if any, and
+// records the blocks made for a fop that failed: they may lie past the
+// size for good (native leaks them); the next truncate or removal takes
+// them.
+func (s *Shard) failed(ino *inode, errs []error, made []uint64) error {
+	if len(errs) == 0 {
+		return nil
 	}
-	return total, madeAny.Load(), nil
+	if len(made) > 0 {
+		ino.mu.Lock()
+		for _, b := range made {
+			ino.orphans[b] = true
+		}
+		ino.mu.Unlock()
+	}
+	return errs[0]
 }
 
 func (ino *inode) blockSize() uint64 {
@@ -301,6 +335,11 @@ func (s *Shard) rangeFop(ctx context.Context, ino *inode, f *fop.Fd, off, length
 	defer ino.io.RUnlock()
 	dblocks, made, err := s.eachPiece(ctx, ino, f, off, length, ino.blockSize(), mode, func(ctx context.Context, p Piece, fd *fop.Fd) (int64, error) {
 		b, a, err := op(ctx, fd, p)
+		if err == nil && p.Block > 0 && a.Nlink == 0 {
+			// The kept fd reached a block another client deleted: the
+			// change is done again on the block as it is now.
+			return 0, errUnlinkedBlock
+		}
 		if err == nil {
 			if a.Size > b.Size {
 				grew.Store(true)
@@ -592,7 +631,7 @@ func (s *Shard) setSize(ino *inode, sz Size) {
 	ino.mu.Lock()
 	defer ino.mu.Unlock()
 	if sz.Size < ino.size {
-		dropAbove(ino, Blocks(sz.Size, ino.bs)-1)
+		s.dropAbove(ino, Blocks(sz.Size, ino.bs)-1)
 	}
 	ino.size, ino.blocks = sz.Size, sz.Blocks
 	ino.changed = s.epoch.Add(1)

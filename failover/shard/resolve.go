@@ -11,10 +11,9 @@ import (
 )
 
 // Blocks 1.. of a file are files in .shard, found by name once and then
-// reached through anonymous fds (the brick opens them by gfid for each
-// fop), as native's shard does: steady I/O costs no lookup and no open,
-// nothing stays open on the bricks, and a block another client deleted
-// answers ESTALE instead of taking writes into an unlinked file.
+// read through anonymous fds (the brick opens them by gfid for each
+// fop), as native's shard does: a block another client deleted answers
+// ESTALE, never old data. Changes go through kept fds (openfd.go).
 
 // block is one block N ≥ 1 of a base file.
 type block struct {
@@ -26,6 +25,8 @@ type block struct {
 	// fds are its anonymous fds, buffered and O_DIRECT, once resolved
 	// (GUARDED_BY(sem)).
 	fds [2]*fop.Fd
+	// open are its kept fds for changes (GUARDED_BY(lru.mu)).
+	open [2]*openBlock
 }
 
 func newBlock(n uint64) *block { return &block{n: n, sem: make(chan struct{}, 1)} }
@@ -105,17 +106,19 @@ func (s *Shard) forget(ino *inode, n uint64) {
 	ino.mu.Lock()
 	delete(ino.blks, n)
 	ino.mu.Unlock()
+	s.lru.drop(ino, func(b uint64) bool { return b == n })
 }
 
 // dropAbove forgets ino's blocks past keep (their files may be gone).
 //
 // REQUIRES ino.mu.
-func dropAbove(ino *inode, keep uint64) {
+func (s *Shard) dropAbove(ino *inode, keep uint64) {
 	for n := range ino.blks {
 		if n > keep {
 			delete(ino.blks, n)
 		}
 	}
+	s.lru.drop(ino, func(b uint64) bool { return b > keep })
 }
 
 // resolve finds block n's gfid by name in .shard, making the block when

@@ -23,6 +23,9 @@ type Options struct {
 	// DeletionRate is how many blocks the background deletion removes
 	// at once (shard-deletion-rate).
 	DeletionRate int
+	// OpenBlocks bounds the block fds kept open for changes across the
+	// volume (see openfd.go); 0 means 1024.
+	OpenBlocks int
 	// DeleteInterval is how often the background deletion looks for
 	// markers that other clients left; 0 means 600 s, as native.
 	DeleteInterval time.Duration
@@ -34,6 +37,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DeletionRate <= 0 {
 		o.DeletionRate = 100
+	}
+	if o.OpenBlocks <= 0 {
+		o.OpenBlocks = 1024
 	}
 	if o.DeleteInterval <= 0 {
 		o.DeleteInterval = 600 * time.Second
@@ -64,6 +70,8 @@ type Shard struct {
 	// out after the inode's last change (see learn).
 	epoch atomic.Uint64
 
+	lru fdLRU
+
 	kick      chan struct{} // wakes the background deletion
 	stop      chan struct{}
 	done      chan struct{}
@@ -79,6 +87,7 @@ func New(name string, kid fop.Subvolume, opts Options, log *zap.Logger) *Shard {
 		inodes: map[xdr.GFID]*inode{},
 		kick:   make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	s.lru.s, s.lru.limit = s, opts.OpenBlocks
 	return s
 }
 
@@ -115,6 +124,7 @@ func (s *Shard) Close() error {
 		close(s.stop)
 		s.started.Do(func() { close(s.done) })
 		<-s.done
+		s.lru.closeAll()
 	})
 	return nil
 }
@@ -220,7 +230,7 @@ func (s *Shard) learn(ino *inode, st *xdr.Iatt, rx xdr.Dict, asked bool, sent ui
 			if sz.Size < ino.size && ino.bs > 0 {
 				// Shrunk by another client: the blocks past it may be
 				// gone.
-				dropAbove(ino, Blocks(sz.Size, ino.bs)-1)
+				s.dropAbove(ino, Blocks(sz.Size, ino.bs)-1)
 			}
 			ino.size, ino.blocks = sz.Size, sz.Blocks
 		}

@@ -877,17 +877,21 @@ func TestDirectReadAtEOF(t *testing.T) {
 	}
 }
 
-// Blocks are reached through anonymous fds: nothing is opened on the
-// bricks for them, and a block another client deleted is made again
-// rather than written while unlinked.
-func TestAnonymousBlockFds(t *testing.T) {
+// A block another client deleted is made again rather than written
+// while unlinked through the fd this client kept for it (the write's
+// attributes show nlink 0), and reads never see the old block.
+func TestBlockDeletedElsewhere(t *testing.T) {
 	m := foptest.NewMem("v-client-0")
 	a := newLayer(t, m, 4*mib)
 	b := newLayer(t, m, 4*mib)
 	f, g := create(t, a, "f")
 	write(t, a, f, 4*mib, fill(4096, 1))
-	if n := m.Calls("OPEN"); n != 0 {
-		t.Errorf("%d OPENs for block I/O", n)
+	if n := m.Calls("OPEN"); n != 1 {
+		t.Errorf("%d OPENs for one written block, want 1 (kept for later changes)", n)
+	}
+	write(t, a, f, 4*mib+4096, fill(4096, 1))
+	if n := m.Calls("OPEN"); n != 1 {
+		t.Errorf("%d OPENs after a second write to the block, want it kept", n)
 	}
 	// Another client truncates the file away and writes again.
 	if _, _, _, err := b.Truncate(context.Background(), g, 0, nil); err != nil {
@@ -1170,4 +1174,37 @@ func TestFailedDirectWriteLeavesNoBlock(t *testing.T) {
 			})
 		}
 	}
+}
+
+// Kept block fds are bounded: past OpenBlocks the idle ones are
+// released, and the blocks stay readable, writable and syncable.
+func TestKeptFdsBounded(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	s := New("v-shard", m, Options{BlockSize: 4 * mib, OpenBlocks: 2, DeleteInterval: time.Hour}, zaptest.NewLogger(t))
+	t.Cleanup(func() { _ = s.Close() })
+	f, _ := create(t, s, "f")
+	for n := 1; n <= 6; n++ {
+		write(t, s, f, uint64(n)*4*mib, []byte{byte(n)})
+	}
+	waitFor(t, "idle kept fds to be released", func() bool {
+		s.lru.mu.Lock()
+		defer s.lru.mu.Unlock()
+		return s.lru.n <= 2
+	})
+	waitFor(t, "the released fds to reach the brick", func() bool { return m.Calls("RELEASE") >= 4 })
+	for n := 1; n <= 6; n++ {
+		write(t, s, f, uint64(n)*4*mib+1, []byte{byte(n)})
+		if got := read(t, s, f, uint64(n)*4*mib, 2); got[0] != byte(n) || got[1] != byte(n) {
+			t.Errorf("block %d reads %v", n, got)
+		}
+	}
+	if _, err := s.Fsync(context.Background(), f, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Release(context.Background(), f)
+	waitFor(t, "the last close to release every kept fd", func() bool {
+		s.lru.mu.Lock()
+		defer s.lru.mu.Unlock()
+		return s.lru.n == 0
+	})
 }

@@ -112,7 +112,7 @@ func (s *Shard) truncateLocked(ctx context.Context, ino *inode, f *fop.Fd, n int
 		known = max(known, b)
 	}
 	// No write of this client reaches the blocks that go from now on.
-	dropAbove(ino, Blocks(n, bs)-1)
+	s.dropAbove(ino, Blocks(n, bs)-1)
 	ino.mu.Unlock()
 	plan, err := PlanShrink(cur.Size, n, known, bs)
 	if err != nil {
@@ -221,7 +221,7 @@ func (s *Shard) clearTail(ctx context.Context, ino *inode, f *fop.Fd, size int64
 			beyond = append(beyond, b)
 		}
 	}
-	dropAbove(ino, last)
+	s.dropAbove(ino, last)
 	ino.mu.Unlock()
 	d, err := s.unlinkBlocks(ctx, ino.gfid, beyond, true)
 	if err != nil {

@@ -148,9 +148,9 @@ type inode struct {
 	// orphans are blocks this client made for fops that failed: past the
 	// size, nothing would ever remove them (GUARDED_BY(mu)).
 	orphans map[uint64]bool
-	seq     uint64            // GUARDED_BY(mu)
-	pend    []*sizeReq        // GUARDED_BY(mu); size updates waiting for the one in flight
-	busy    bool              // GUARDED_BY(mu); a size update is in flight
+	seq     uint64     // GUARDED_BY(mu)
+	pend    []*sizeReq // GUARDED_BY(mu); size updates waiting for the one in flight
+	busy    bool       // GUARDED_BY(mu); a size update is in flight
 
 	// sizeMu serialises this client's changes of the file-size xattr
 	// (the batched updates, truncate), so their replies apply in order.

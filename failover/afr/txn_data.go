@@ -137,5 +137,14 @@ func (r *Replicate) rfData(ctx context.Context, rf *replFd, off, length uint64, 
 	if pres != nil {
 		pre = pres[i]
 	}
-	return pre, posts[i], nil
+	post = posts[i]
+	// A child that wrote to a file no longer named (unlinked by another
+	// client while this one held it open) says so with nlink 0: the
+	// caller must hear it whichever child answers for the set.
+	for j := range ok {
+		if ok[j] && posts[j].Nlink < post.Nlink {
+			post.Nlink = posts[j].Nlink
+		}
+	}
+	return pre, post, nil
 }

@@ -34,6 +34,9 @@ type openBlock struct {
 	fd     *fop.Fd
 	users  int // GUARDED_BY(lru.mu); fops using fd now
 	elem   *list.Element
+	// drop is set once it left the LRU while in use: the last put
+	// releases it (GUARDED_BY(lru.mu)).
+	drop bool
 }
 
 // fdLRU keeps block fds open across the volume, at most limit of them;
@@ -60,11 +63,16 @@ func (l *fdLRU) take(b *block, direct int) *openBlock {
 	return ob
 }
 
-// put ends the caller's use of ob.
+// put ends the caller's use of ob; the last user of an fd that left the
+// LRU releases it.
 func (l *fdLRU) put(ob *openBlock) {
 	l.mu.Lock()
 	ob.users--
+	release := ob.users == 0 && ob.drop
 	l.mu.Unlock()
+	if release {
+		go l.s.release(ob)
+	}
 }
 
 // add keeps a newly opened fd of b, in use by the caller, and releases
@@ -143,24 +151,26 @@ func (l *fdLRU) closeAll() {
 	l.s.releaseBlocks(all)
 }
 
-// releaseBlocks releases kept fds taken out of the LRU once their users
-// are done. Nothing needs syncing first: a later fsync reaches the block
-// through an anonymous fd (an fsync syncs the file, whichever fd).
+// releaseBlocks releases kept fds taken out of the LRU: the idle ones
+// now, the others at their last put. Nothing needs syncing first: a
+// later fsync reaches the block through an anonymous fd (an fsync syncs
+// the file, whichever fd).
 func (s *Shard) releaseBlocks(obs []*openBlock) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	for _, o := range obs {
-		for ctx.Err() == nil {
-			s.lru.mu.Lock()
-			busy := o.users > 0
-			s.lru.mu.Unlock()
-			if !busy {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
+		s.lru.mu.Lock()
+		busy := o.users > 0
+		o.drop = busy
+		s.lru.mu.Unlock()
+		if !busy {
+			s.release(o)
 		}
-		_ = s.Subvolume.Release(ctx, o.fd)
 	}
+}
+
+func (s *Shard) release(o *openBlock) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_ = s.Subvolume.Release(ctx, o.fd)
 }
 
 // changeFd returns a kept fd of block n for a fop that changes it, in
@@ -194,5 +204,15 @@ func (s *Shard) changeFd(ctx context.Context, ino *inode, n uint64, create, dire
 	if err != nil {
 		return nil, made, err
 	}
-	return s.lru.add(ino, b, d, fd), made, nil
+	ob := s.lru.add(ino, b, d, fd)
+	ino.mu.Lock()
+	current := ino.blks[n] == b
+	ino.mu.Unlock()
+	if !current {
+		// Forgotten while it was being opened (a truncate, the file's
+		// last close): its drop has run, so this fd leaves now, after
+		// this one use.
+		s.lru.drop(ino, func(x uint64) bool { return x == n })
+	}
+	return ob, made, nil
 }

@@ -294,7 +294,10 @@ func (s *Shard) deleteOne(ctx context.Context, name string) error {
 		}
 	}
 	s.mu.Lock()
-	delete(s.inodes, base)
+	if ino := s.inodes[base]; ino != nil {
+		delete(s.inodes, base)
+		s.lru.drop(ino, nil)
+	}
 	s.mu.Unlock()
 	if err := fop.ErrOnly(s.Subvolume.Unlink(ictx, RemoveMeGFID, name, nil)); err != nil && !missing(err) {
 		return err

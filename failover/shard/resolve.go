@@ -78,6 +78,7 @@ func (s *Shard) blockFd(ctx context.Context, ino *inode, n uint64, create, direc
 	if b == nil {
 		if len(ino.blks) >= maxBlocks {
 			ino.blks = map[uint64]*block{}
+			s.lru.drop(ino, nil)
 		}
 		b = newBlock(n)
 		ino.blks[n] = b

@@ -192,6 +192,7 @@ func (s *Shard) prune() {
 		ino.mu.Unlock()
 		if idle {
 			delete(s.inodes, g)
+			s.lru.drop(ino, nil)
 		}
 	}
 }

@@ -1208,3 +1208,26 @@ func TestKeptFdsBounded(t *testing.T) {
 		return s.lru.n == 0
 	})
 }
+
+// The replica set says a write reached a file no longer named whichever
+// child answers for it: one brick's copy unlinked by another client
+// while this one held the file open.
+func TestReplicaWriteReportsUnlinked(t *testing.T) {
+	for bad := 0; bad < 3; bad++ {
+		r, mems := replica3(t)
+		ctx := context.Background()
+		g := gfid()
+		f, _, _, err := r.Create(ctx, xdr.RootGFID, "f", syscall.O_RDWR, syscall.S_IFREG|0o644, 0, g, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mems[bad].Unlink(ctx, xdr.RootGFID, "f", nil); err != nil {
+			t.Fatal(err)
+		}
+		_, post, _, err := r.Write(ctx, f, 0, []byte("x"), nil)
+		if err != nil || post.Nlink != 0 {
+			t.Errorf("brick %d unlinked: write answers nlink %d, %v; want 0", bad, post.Nlink, err)
+		}
+		_ = r.Release(ctx, f)
+	}
+}

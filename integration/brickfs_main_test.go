@@ -105,9 +105,10 @@ func sharedCluster(t *testing.T) *Cluster {
 }
 
 // newVolume creates and starts a fresh single-brick volume on node 1 of the
-// shared cluster, named after prefix, and returns the cluster and the name.
+// shared cluster, named after prefix, with the options sets gives (key,
+// value) set before it starts, and returns the cluster and the name.
 // If t fails, the tails of the volume's brick logs are printed.
-func newVolume(t *testing.T, prefix string) (*Cluster, string) {
+func newVolume(t *testing.T, prefix string, sets ...[2]string) (*Cluster, string) {
 	t.Helper()
 	c := sharedCluster(t)
 	shared.mu.Lock()
@@ -115,6 +116,9 @@ func newVolume(t *testing.T, prefix string) (*Cluster, string) {
 	name := fmt.Sprintf("%s%d", prefix, shared.seq)
 	shared.mu.Unlock()
 	c.CreateVolume(t, name, Single, 1)
+	for _, kv := range sets {
+		c.Set(t, name, kv[0], kv[1])
+	}
 	c.Start(t, name)
 	b := c.Brick(t, name, 0)
 	t.Cleanup(func() {

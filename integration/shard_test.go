@@ -453,25 +453,10 @@ func TestShard(t *testing.T) {
 // TestShardPosixtest runs go-fuse's posixtest suite on a sharded
 // single-brick volume.
 func TestShardPosixtest(t *testing.T) {
-	c, vol := newShardedVolume(t, "shposix")
+	c, vol := newVolume(t, "shposix", [2]string{"features.shard", "on"}, [2]string{"features.shard-block-size", "4MB"})
 	runPosixtest(t, c, vol)
 }
 
-// newShardedVolume makes a started single-brick volume on the shared
-// cluster with sharding on (4 MB blocks).
-func newShardedVolume(t *testing.T, prefix string) (*Cluster, string) {
-	t.Helper()
-	c := sharedCluster(t)
-	shared.mu.Lock()
-	shared.seq++
-	name := fmt.Sprintf("%s%d", prefix, shared.seq)
-	shared.mu.Unlock()
-	c.CreateVolume(t, name, Single, 1)
-	c.Set(t, name, "features.shard", "on")
-	c.Set(t, name, "features.shard-block-size", "4MB")
-	c.Start(t, name)
-	return c, name
-}
 
 // TestShardFaults: on a `group virt` replica-3 volume with 4 MB blocks, a
 // verifying fio run over a file of 8 blocks while one brick is killed,

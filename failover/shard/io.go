@@ -176,6 +176,14 @@ func (s *Shard) failed(ino *inode, errs []error, made []uint64) error {
 	return errs[0]
 }
 
+// sizeAndBS returns the logical size (a negative one as 0) and the
+// block size.
+func (ino *inode) sizeAndBS() (size, bs uint64) {
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	return clamp(ino.size), ino.bs
+}
+
 func (ino *inode) blockSize() uint64 {
 	ino.mu.Lock()
 	defer ino.mu.Unlock()
@@ -217,9 +225,7 @@ func (s *Shard) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd
 	if !sharded {
 		return s.Subvolume.Read(ctx, f, off, size, xd)
 	}
-	ino.mu.Lock()
-	end, bs := clamp(ino.size), ino.bs
-	ino.mu.Unlock()
+	end, bs := ino.sizeAndBS()
 	if off >= end {
 		return []byte{}, nil, nil
 	}
@@ -276,9 +282,7 @@ func (s *Shard) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, leng
 		// client's truncate and deletion (a leak): KEEP_SIZE allocates
 		// below the end only.
 		end = -1
-		ino.mu.Lock()
-		size := clamp(ino.size)
-		ino.mu.Unlock()
+		size, _ := ino.sizeAndBS()
 		if off >= size {
 			st, _, err := s.Fstat(ctx, f, nil)
 			return st, st, nil, err
@@ -445,9 +449,7 @@ func (s *Shard) Seek(ctx context.Context, f *fop.Fd, off uint64, what int32, xd 
 	if !sharded {
 		return s.Subvolume.Seek(ctx, f, off, what, xd)
 	}
-	ino.mu.Lock()
-	end, bs := clamp(ino.size), ino.bs
-	ino.mu.Unlock()
+	end, bs := ino.sizeAndBS()
 	if off >= end {
 		return 0, nil, s.opErr("SEEK", f.GFID, syscall.ENXIO, nil)
 	}
@@ -694,9 +696,7 @@ func (s *Shard) ZerofillKeepSize(ctx context.Context, f *fop.Fd, off, length uin
 		}
 		return fop.ZeroKeepSize(ctx, s.Subvolume, f, off, length)
 	}
-	ino.mu.Lock()
-	size := clamp(ino.size)
-	ino.mu.Unlock()
+	size, _ := ino.sizeAndBS()
 	if off >= size {
 		return nil
 	}

@@ -457,7 +457,6 @@ func TestShardPosixtest(t *testing.T) {
 	runPosixtest(t, c, vol)
 }
 
-
 // TestShardFaults: on a `group virt` replica-3 volume with 4 MB blocks, a
 // verifying fio run over a file of 8 blocks while one brick is killed,
 // then (after heal) one is stopped, then one's host is dropped. Each must

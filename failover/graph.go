@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/hashicorp/go-multierror"
 	"go.uber.org/zap"
@@ -13,6 +14,7 @@ import (
 	"github.com/brickfs/brickfs/brick/volfile"
 	"github.com/brickfs/brickfs/brick/xdr"
 	"github.com/brickfs/brickfs/failover/afr"
+	"github.com/brickfs/brickfs/failover/dht"
 	"github.com/brickfs/brickfs/failover/shard"
 )
 
@@ -24,6 +26,7 @@ type node struct {
 	client *brick.Client  // a protocol/client
 	repl   *afr.Replicate // a cluster/replicate
 	shard  *shard.Shard   // a features/shard
+	dht    *dht.DHT       // a cluster/distribute over two or more subvolumes
 	logger *zap.Logger
 }
 
@@ -63,6 +66,19 @@ func (n *node) reachable(started map[*brick.Client]error) error {
 		}
 		merr.ErrorFormat = oneLine
 		return fmt.Errorf("no brick of %s answered: %v", n.x.Name, merr)
+	case n.dht != nil:
+		// A distributed volume mounts while one of its subvolumes
+		// answers: files on the others fail until theirs come back.
+		var merr *multierror.Error
+		for _, k := range n.kids {
+			err := k.reachable(started)
+			if err == nil {
+				return nil
+			}
+			merr = multierror.Append(merr, err)
+		}
+		merr.ErrorFormat = oneLine
+		return fmt.Errorf("no subvolume of %s answered: %v", n.x.Name, merr)
 	}
 	for _, k := range n.kids {
 		if err := k.reachable(started); err != nil {
@@ -87,6 +103,14 @@ func (n *node) status() fop.Status {
 			}
 		}
 		s.Detail = fmt.Sprintf("%d of %d bricks up, client quorum %s, %d files to heal", up, len(n.kids), n.repl.QuorumText(), n.repl.HealPending())
+	case n.dht != nil:
+		up := 0
+		for _, u := range n.dht.SubvolumesUp() {
+			if u {
+				up++
+			}
+		}
+		s.Detail = fmt.Sprintf("%d of %d subvolumes up", up, len(n.kids))
 	}
 	for _, k := range n.kids {
 		s.Children = append(s.Children, k.status())
@@ -209,9 +233,76 @@ func shardOptions(x *volfile.Volume) (shard.Options, error) {
 	return o, nil
 }
 
-// buildDistribute makes cluster/distribute over its one subvolume.
+// buildDistribute makes cluster/distribute: over one subvolume the
+// pass-through GlusterFS also uses (dht_pt_*), over more the DHT layer.
 func buildDistribute(a *assembly, x *volfile.Volume, kids []*node) (*node, error) {
-	return &node{x: x, sub: &distribute{Subvolume: kids[0].sub, name: x.Name}, kids: kids, logger: a.log}, nil
+	if len(kids) == 1 {
+		return &node{x: x, sub: &distribute{Subvolume: kids[0].sub, name: x.Name}, kids: kids, logger: a.log}, nil
+	}
+	o, err := dhtOptions(x)
+	if err != nil {
+		return nil, err
+	}
+	subs := make([]fop.Subvolume, len(kids))
+	for i, k := range kids {
+		subs[i] = k.sub
+	}
+	log := a.log.With(zap.String("subvol", x.Name))
+	d, err := dht.New(x.Name, subs, o, log)
+	if err != nil {
+		return nil, err
+	}
+	return &node{x: x, sub: d, kids: kids, dht: d, logger: log}, nil
+}
+
+// dhtOptions reads cluster/distribute's options that change what the
+// client does, with GlusterFS 10.3's defaults; the rest (min-free-disk,
+// rebalance tuning) belong to the rebalance daemon or are not carried
+// out (see the README).
+func dhtOptions(x *volfile.Volume) (dht.Options, error) {
+	o := dht.DefaultOptions()
+	for _, b := range []struct {
+		key string
+		to  *bool
+	}{
+		{"lookup-optimize", &o.LookupOptimize},
+		{"readdir-optimize", &o.ReaddirOptimize},
+		{"weighted-rebalance", &o.Weighted},
+		{"randomize-hash-range-by-gfid", &o.RandomizeByGFID},
+	} {
+		if v, ok := x.Option(b.key); ok {
+			on, err := glusterBool(v)
+			if err != nil {
+				return o, fmt.Errorf("volfile: %s: option %s: %w", x.Name, b.key, err)
+			}
+			*b.to = on
+		}
+	}
+	if v, ok := x.Option("lookup-unhashed"); ok && v != "auto" {
+		on, err := glusterBool(v)
+		if err != nil {
+			return o, fmt.Errorf("volfile: %s: option lookup-unhashed: %w", x.Name, err)
+		}
+		o.LookupUnhashed = on
+	}
+	if v, ok := x.Option("rsync-hash-regex"); ok {
+		o.RsyncHashRegex = v
+	}
+	if v, ok := x.Option("extra-hash-regex"); ok {
+		o.ExtraHashRegex = v
+	}
+	return o, nil
+}
+
+// glusterBool parses a GlusterFS boolean option value (gf_string2boolean).
+func glusterBool(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "on", "yes", "true", "enable", "1":
+		return true, nil
+	case "off", "no", "false", "disable", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not a boolean (on or off)", v)
 }
 
 // distribute carries out cluster/distribute over one subvolume: every new

@@ -55,7 +55,6 @@ type row struct {
 const (
 	couldHarm   = "which brickfs does not support; mounting it could read or write data wrongly"
 	oneChild    = "a translator brickfs passes by or carries must have exactly one subvolume"
-	distributed = "brickfs supports it over one subvolume only: with more it decides which brick holds each file, so mounting it could read or write data wrongly"
 )
 
 // registry is the table of translator types. Supporting a translator is
@@ -64,7 +63,7 @@ var registry = map[string]row{
 	// Carried out by brickfs.
 	volfile.TypeClient:     {role: Carry, minSub: 0, maxSub: 0, why: "a protocol/client is a leaf and has no subvolumes", build: buildClient},
 	volfile.TypeReplicate:  {role: Carry, minSub: 1, maxSub: -1, why: "a replica set needs at least one brick", build: buildReplicate},
-	volfile.TypeDistribute: {role: Carry, minSub: 1, maxSub: 1, why: distributed, build: buildDistribute},
+	volfile.TypeDistribute: {role: Carry, minSub: 1, maxSub: -1, why: "a distribute translator needs at least one subvolume", build: buildDistribute},
 	volfile.TypeShard:      {role: Carry, minSub: 1, maxSub: 1, why: oneChild, build: buildShard},
 	// utime: the brick client sends the ctime flags on every fop itself.
 	volfile.TypeUtime: {role: Carry, minSub: 1, maxSub: 1, why: oneChild},

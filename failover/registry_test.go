@@ -111,8 +111,9 @@ func TestCheckSubvolumeCounts(t *testing.T) {
 		name, src, want string
 	}{
 		{"distribute over two", clients + "volume v-dht\n type cluster/distribute\n subvolumes v-client-0 v-client-1\nend-volume\n" +
-			"volume v\n type debug/io-stats\n subvolumes v-dht\nend-volume\n",
-			`volume "v" uses translator "v-dht" (cluster/distribute), with 2 subvolumes; brickfs supports it over one subvolume only: with more it decides which brick holds each file, so mounting it could read or write data wrongly`},
+			"volume v\n type debug/io-stats\n subvolumes v-dht\nend-volume\n", ""},
+		{"distribute over none", "volume v-dht\n type cluster/distribute\nend-volume\n",
+			`volume "v-dht" uses translator "v-dht" (cluster/distribute), with 0 subvolumes; a distribute translator needs at least one subvolume`},
 		{"pass-by over two", clients + "volume v\n type performance/md-cache\n subvolumes v-client-0 v-client-1\nend-volume\n",
 			`volume "v" uses translator "v" (performance/md-cache), with 2 subvolumes; a translator brickfs passes by or carries must have exactly one subvolume`},
 		{"leaf that is not a client", "volume v-x\n type performance/md-cache\nend-volume\n" +
@@ -127,8 +128,9 @@ func TestCheckSubvolumeCounts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := Check(g); err == nil || err.Error() != tt.want {
-				t.Errorf("Check = %v\nwant %s", err, tt.want)
+			err = Check(g)
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || err.Error() != tt.want) {
+				t.Errorf("Check = %v\nwant %q", err, tt.want)
 			}
 		})
 	}

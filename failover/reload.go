@@ -99,6 +99,30 @@ func (v *Volume) plan(n *node, x *volfile.Volume, steps *[]step) error {
 		return nil
 	case n.repl != nil:
 		return v.planReplicate(n, x, steps)
+	case n.dht != nil:
+		o, err := dhtOptions(x)
+		if err != nil {
+			return err
+		}
+		for i, k := range n.kids {
+			if err := v.plan(k, carriedNode(x.Subvolumes[i]), steps); err != nil {
+				return err
+			}
+		}
+		*steps = append(*steps, func() []string {
+			n.x = x
+			changed, err := n.dht.Reconfigure(o)
+			if err != nil {
+				return []string{fmt.Sprintf("%s: options not applied: %v", x.Name, err)}
+			}
+			var out []string
+			for _, c := range changed {
+				v, _ := x.Option(c)
+				out = append(out, fmt.Sprintf("%s: %s is now %s", x.Name, c, v))
+			}
+			return out
+		})
+		return nil
 	case n.shard != nil:
 		o, err := shardOptions(x)
 		if err != nil {

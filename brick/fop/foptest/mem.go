@@ -6,6 +6,7 @@
 package foptest
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -608,6 +609,16 @@ func (m *Mem) make(op string, parent xdr.GFID, name string, g xdr.GFID, mode uin
 	if g.IsZero() {
 		return nil, m.err(op, parent, syscall.EINVAL)
 	}
+	// The parent-layout check a DHT client asks for
+	// (glusterfs.preop.parent.key): the key names an xattr whose value in
+	// the request must be the parent's on disk, else EIO.
+	var preKey string
+	if k, ok := xd.Bytes("glusterfs.preop.parent.key"); ok {
+		preKey = string(k)
+		if want, ok := xd.Bytes(preKey); ok && !bytes.Equal(want, d.xattrs[preKey]) {
+			return nil, m.err(op, parent, syscall.EIO)
+		}
+	}
 	if old, ok := m.inodes[g]; ok {
 		// The gfid exists elsewhere: a heal recreating a name links it.
 		if old.children != nil {
@@ -625,6 +636,9 @@ func (m *Mem) make(op string, parent xdr.GFID, name string, g xdr.GFID, mode uin
 	// A posix brick sets the xattrs the request carries on the new inode
 	// (posix_entry_create_xattr_set): a DHT layout, a shard block size.
 	for _, p := range xd {
+		if p.Key == preKey {
+			continue
+		}
 		if strings.HasPrefix(p.Key, "trusted.") || strings.HasPrefix(p.Key, "user.") {
 			ino.xattrs[p.Key] = append([]byte(nil), p.Value.Bytes...)
 		}
@@ -775,6 +789,16 @@ func (m *Mem) Unlink(ctx context.Context, parent xdr.GFID, name string, xd xdr.D
 	}
 	if m.inodes[g].children != nil {
 		return nil, m.err("UNLINK", parent, syscall.EISDIR)
+	}
+	// DHT's guarded unlinks of linkto files (posix_unlink): refused
+	// while the file is open, or when it is not a linkto file.
+	if _, ok := xd.Get("dont-unlink-for-open-fd"); ok && m.inodes[g].open > 0 {
+		return nil, m.err("UNLINK", parent, syscall.EBUSY)
+	}
+	if _, ok := xd.Get("unlink-only-if-dht-linkto-file"); ok {
+		if _, link := m.inodes[g].xattrs["trusted.glusterfs.dht.linkto"]; !link {
+			return nil, m.err("UNLINK", parent, syscall.EBUSY)
+		}
 	}
 	var rx xdr.Dict
 	if _, asked := xd.Get("gf_get_file_block_count"); asked {

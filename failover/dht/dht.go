@@ -1,0 +1,384 @@
+package dht
+
+import (
+	"context"
+	"fmt"
+	"math/bits"
+	"sync"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// Options are cluster/distribute's volfile options that change what the
+// client does (dht-shared.c's option table).
+type Options struct {
+	// LookupOptimize (lookup-optimize, default on): a name missing from
+	// its hashed subvolume is missing, when its directory's layout
+	// carries the volume's commit hash.
+	LookupOptimize bool
+	// LookupUnhashed (lookup-unhashed, default on; "auto" counts as on):
+	// without lookup-optimize, a miss on the hashed subvolume is looked
+	// up on every subvolume.
+	LookupUnhashed bool
+	// ReaddirOptimize (readdir-optimize): directories are listed from
+	// the first subvolume only, not from the one their name hashes to.
+	ReaddirOptimize bool
+	// Weighted (weighted-rebalance, default on): new directories give
+	// each subvolume a hash range in proportion to its size.
+	Weighted bool
+	// RandomizeByGFID (randomize-hash-range-by-gfid): a new directory's
+	// first range goes to the subvolume its gfid hashes to, not its path.
+	RandomizeByGFID bool
+	// RsyncHashRegex and ExtraHashRegex (rsync-hash-regex,
+	// extra-hash-regex): names matching them hash as their first group.
+	// "none" disables one.
+	RsyncHashRegex, ExtraHashRegex string
+}
+
+// DefaultOptions are GlusterFS 10.3's defaults.
+func DefaultOptions() Options {
+	return Options{LookupOptimize: true, LookupUnhashed: true, Weighted: true, RsyncHashRegex: DefaultRsyncHashRegex}
+}
+
+// DHT carries out cluster/distribute over two or more subvolumes (replica
+// sets or bricks): each name lives on the subvolume its hash falls to in
+// its directory's layout, with linkto files where a rename or a link left
+// it elsewhere; directories exist on every subvolume, each with its slice
+// of the layout. Files brickfs creates are where native clients look for
+// them, and the other way round.
+//
+// LOCK ORDERING: mu is never held across a call to a subvolume.
+type DHT struct {
+	name  string
+	kids  []fop.Subvolume
+	names []string // the subvolumes' translator names (linkto values)
+	log   *zap.Logger
+	bits  int // low bits of a readdir offset that name the subvolume
+
+	optMu sync.Mutex
+	opts  Options // GUARDED_BY(optMu)
+	hash  hasher  // GUARDED_BY(optMu)
+
+	mu        sync.Mutex
+	inodes    map[xdr.GFID]*inode // GUARDED_BY(mu)
+	volCommit uint32              // GUARDED_BY(mu); the root's commithash, 0 without one
+
+	watchMu  sync.Mutex
+	watchers []func(up bool) // GUARDED_BY(watchMu)
+	told     bool            // GUARDED_BY(watchMu)
+}
+
+// inode is what DHT knows of one gfid.
+type inode struct {
+	dir bool
+	sub int // a file: the subvolume holding its data
+	// A directory: its layout (nil until read) and where it sits, for
+	// the path a new directory's layout start is hashed from.
+	lay    *layout
+	parent xdr.GFID
+	name   string
+}
+
+// maxInodes bounds the inode table; past it, entries are dropped and
+// found again by a lookup on every subvolume when next used.
+const maxInodes = 200000
+
+// New builds the distribute layer over kids, named as in the volfile.
+func New(name string, kids []fop.Subvolume, opts Options, log *zap.Logger) (*DHT, error) {
+	if len(kids) < 2 {
+		return nil, fmt.Errorf("volfile: %s: distribute over %d subvolumes: the layer needs at least two", name, len(kids))
+	}
+	d := &DHT{name: name, kids: kids, log: log, inodes: map[xdr.GFID]*inode{}, bits: bits.Len(uint(len(kids) - 1))}
+	for _, k := range kids {
+		d.names = append(d.names, k.Name())
+	}
+	if _, err := d.Reconfigure(opts); err != nil {
+		return nil, err
+	}
+	d.inodes[xdr.RootGFID] = &inode{dir: true}
+	for _, k := range kids {
+		k.Watch(func(bool) { d.notify() })
+	}
+	d.told = d.Up()
+	return d, nil
+}
+
+// Reconfigure applies new options and returns the names of those that
+// changed.
+func (d *DHT) Reconfigure(o Options) ([]string, error) {
+	extra, err := compileHashRegex(o.ExtraHashRegex)
+	if err != nil {
+		return nil, fmt.Errorf("volfile: %s: extra-hash-regex %q: %w", d.name, o.ExtraHashRegex, err)
+	}
+	rsync, err := compileHashRegex(o.RsyncHashRegex)
+	if err != nil {
+		return nil, fmt.Errorf("volfile: %s: rsync-hash-regex %q: %w", d.name, o.RsyncHashRegex, err)
+	}
+	d.optMu.Lock()
+	old := d.opts
+	d.opts, d.hash = o, hasher{extra: extra, rsync: rsync}
+	d.optMu.Unlock()
+	var changed []string
+	for _, c := range []struct {
+		name string
+		diff bool
+	}{
+		{"lookup-optimize", old.LookupOptimize != o.LookupOptimize},
+		{"lookup-unhashed", old.LookupUnhashed != o.LookupUnhashed},
+		{"readdir-optimize", old.ReaddirOptimize != o.ReaddirOptimize},
+		{"weighted-rebalance", old.Weighted != o.Weighted},
+		{"randomize-hash-range-by-gfid", old.RandomizeByGFID != o.RandomizeByGFID},
+		{"rsync-hash-regex", old.RsyncHashRegex != o.RsyncHashRegex},
+		{"extra-hash-regex", old.ExtraHashRegex != o.ExtraHashRegex},
+	} {
+		if c.diff {
+			changed = append(changed, c.name)
+		}
+	}
+	return changed, nil
+}
+
+func (d *DHT) options() (Options, hasher) {
+	d.optMu.Lock()
+	defer d.optMu.Unlock()
+	return d.opts, d.hash
+}
+
+func (d *DHT) hashOf(name string) uint32 {
+	_, h := d.options()
+	return h.hash(name)
+}
+
+// Name is the distribute translator's name.
+func (d *DHT) Name() string { return d.name }
+
+// Up reports whether any subvolume is up: files on the others are still
+// served.
+func (d *DHT) Up() bool {
+	for _, k := range d.kids {
+		if k.Up() {
+			return true
+		}
+	}
+	return false
+}
+
+// SubvolumesUp says which subvolumes are up, in volfile order.
+func (d *DHT) SubvolumesUp() []bool {
+	up := make([]bool, len(d.kids))
+	for i, k := range d.kids {
+		up[i] = k.Up()
+	}
+	return up
+}
+
+// Watch registers fn for the layer's up/down changes.
+func (d *DHT) Watch(fn func(up bool)) {
+	d.watchMu.Lock()
+	d.watchers = append(d.watchers, fn)
+	d.watchMu.Unlock()
+}
+
+func (d *DHT) notify() {
+	up := d.Up()
+	d.watchMu.Lock()
+	defer d.watchMu.Unlock()
+	if up == d.told {
+		return
+	}
+	d.told = up
+	for _, fn := range d.watchers {
+		fn(up)
+	}
+}
+
+// Close drops the layer's state; it owns no goroutines.
+func (d *DHT) Close() error { return nil }
+
+// errf is an error of this layer with errno en.
+func (d *DHT) errf(op string, g xdr.GFID, en syscall.Errno, format string, args ...any) error {
+	return &fop.OpError{Brick: d.name, Fop: op, GFID: g, Errno: en, Err: fmt.Errorf(format, args...)}
+}
+
+// The inode table.
+
+func (d *DHT) get(g xdr.GFID) (inode, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ino, ok := d.inodes[g]
+	if !ok {
+		return inode{}, false
+	}
+	return *ino, true
+}
+
+// REQUIRES d.mu.
+func (d *DHT) slot(g xdr.GFID) *inode {
+	ino, ok := d.inodes[g]
+	if !ok {
+		if len(d.inodes) >= maxInodes {
+			n := 0
+			for k := range d.inodes {
+				if k != xdr.RootGFID {
+					delete(d.inodes, k)
+					if n++; n >= maxInodes/2 {
+						break
+					}
+				}
+			}
+		}
+		ino = &inode{}
+		d.inodes[g] = ino
+	}
+	return ino
+}
+
+// setFile records that g's data is on subvolume sub.
+func (d *DHT) setFile(g xdr.GFID, sub int) {
+	if g.IsZero() {
+		return
+	}
+	d.mu.Lock()
+	ino := d.slot(g)
+	ino.dir, ino.sub, ino.lay = false, sub, nil
+	d.mu.Unlock()
+}
+
+// setDir records that g is a directory named name in parent (when
+// known) with layout l (nil: unchanged).
+func (d *DHT) setDir(g, parent xdr.GFID, name string, l *layout) {
+	if g.IsZero() {
+		return
+	}
+	d.mu.Lock()
+	ino := d.slot(g)
+	ino.dir = true
+	if name != "" {
+		ino.parent, ino.name = parent, name
+	}
+	if l != nil {
+		ino.lay = l
+	}
+	d.mu.Unlock()
+}
+
+func (d *DHT) forget(g xdr.GFID) {
+	if g == xdr.RootGFID {
+		return
+	}
+	d.mu.Lock()
+	delete(d.inodes, g)
+	d.mu.Unlock()
+}
+
+// Forget drops what the layer knows of g (the kernel forgot the inode).
+func (d *DHT) Forget(g xdr.GFID) { d.forget(g) }
+
+// path returns the directory's path from the root as far as the table
+// knows it; ok is false when a parent is unknown.
+func (d *DHT) path(g xdr.GFID) (string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := ""
+	for i := 0; g != xdr.RootGFID; i++ {
+		ino, ok := d.inodes[g]
+		if !ok || ino.name == "" || i > 4096 {
+			return "", false
+		}
+		p = "/" + ino.name + p
+		g = ino.parent
+	}
+	if p == "" {
+		p = "/"
+	}
+	return p, true
+}
+
+// Replies and fan-out.
+
+// all runs fn on every subvolume at once and returns each one's error.
+func (d *DHT) all(ctx context.Context, fn func(ctx context.Context, i int) error) []error {
+	errs := make([]error, len(d.kids))
+	var wg sync.WaitGroup
+	for i := range d.kids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(ctx, i)
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+// pickErr chooses the errno to answer when every subvolume failed, as
+// dht does: a real answer (ENOENT, EACCES...) over "down".
+func pickErr(errs []error) error {
+	var best error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if best == nil || (fop.Errno(best) == syscall.ENOTCONN && fop.Errno(err) != syscall.ENOTCONN) {
+			best = err
+		}
+	}
+	return best
+}
+
+// missing reports whether err says the name or gfid is not there.
+func missing(err error) bool {
+	en := fop.Errno(err)
+	return en == syscall.ENOENT || en == syscall.ESTALE
+}
+
+func isDir(st xdr.Iatt) bool { return st.Mode&syscall.S_IFMT == syscall.S_IFDIR }
+
+// isLinkto is check_is_linkfile: a regular file with mode exactly 01000
+// and the linkto xattr.
+func isLinkto(st xdr.Iatt, x xdr.Dict) bool {
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Mode&07777 != syscall.S_ISVTX {
+		return false
+	}
+	_, ok := x.Get(xattrLinkto)
+	return ok
+}
+
+// linktoTarget returns the subvolume a linkto file names, or -1.
+func (d *DHT) linktoTarget(x xdr.Dict) int {
+	v, ok := x.Bytes(xattrLinkto)
+	if !ok {
+		return -1
+	}
+	for len(v) > 0 && v[len(v)-1] == 0 {
+		v = v[:len(v)-1]
+	}
+	for i, n := range d.names {
+		if n == string(v) {
+			return i
+		}
+	}
+	return -1
+}
+
+// withKeys returns xd plus the xattrs DHT asks every lookup for.
+func withKeys(xd xdr.Dict, dir bool) xdr.Dict {
+	x := append(xdr.Dict{}, xd...)
+	x = x.With(xattrLinkto, xdr.Uint(256))
+	x = x.With(xattrLayout, xdr.Uint(16))
+	x = x.With(xattrMDS, xdr.Uint(4))
+	if dir {
+		x = x.With(xattrCommitHash, xdr.Uint(32))
+	}
+	return x
+}
+
+// internal marks a fop the layer makes on its own (glusterfs-internal-fop).
+func internal(xd xdr.Dict) xdr.Dict {
+	return append(xdr.Dict{}, xd...).With(keyInternalFop, xdr.Str("yes"))
+}
+

@@ -1,0 +1,501 @@
+package dht
+
+import (
+	"context"
+	"errors"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// errIsDir tells onFile's callers that the gfid is a directory.
+var errIsDir = errors.New("a directory")
+
+// dirOrder returns the subvolumes a directory fop that needs one copy
+// tries, in order: the one owning hash 0 (where DHT sends a directory's
+// locks), then the others.
+func (d *DHT) dirOrder(ctx context.Context, g xdr.GFID) []int {
+	first := 0
+	if l, err := d.layoutOf(ctx, g); err == nil {
+		if f := l.first(); f >= 0 {
+			first = f
+		}
+	}
+	order := []int{first}
+	for i := range d.kids {
+		if i != first {
+			order = append(order, i)
+		}
+	}
+	return order
+}
+
+// inodeFop runs a fop that reads or changes one inode: on a file, where
+// its data is; on a directory, with dirFn.
+func (d *DHT) inodeFop(ctx context.Context, g xdr.GFID, fileFn func(i int) error, dirFn func() error) error {
+	err := d.onFile(ctx, g, fileFn)
+	if err == errIsDir {
+		return dirFn()
+	}
+	return err
+}
+
+// oneCopy runs fn on a directory's first copy that answers.
+func (d *DHT) oneCopy(ctx context.Context, g xdr.GFID, fn func(i int) error) error {
+	var errs []error
+	for _, i := range d.dirOrder(ctx, g) {
+		err := fn(i)
+		if err == nil {
+			return nil
+		}
+		en := fop.Errno(err)
+		if en != syscall.ENOTCONN && !missing(err) {
+			return err
+		}
+		errs = append(errs, err)
+	}
+	return pickErr(errs)
+}
+
+// everyCopy runs a change on every copy of a directory at once; it
+// succeeds when the first copy that would answer a read did, and logs
+// the copies that failed (a later lookup heals them).
+func (d *DHT) everyCopy(ctx context.Context, op string, g xdr.GFID, fn func(ctx context.Context, i int) error) (int, error) {
+	errs := d.all(ctx, fn)
+	for _, i := range d.dirOrder(ctx, g) {
+		if errs[i] == nil {
+			for j, err := range errs {
+				if err != nil && !missing(err) {
+					d.log.Warn("directory changed on some subvolumes only", zap.String("fop", op),
+						zap.String("subvol", d.names[j]), zap.Stringer("gfid", g), zap.Error(err))
+				}
+			}
+			return i, nil
+		}
+	}
+	return -1, pickErr(errs)
+}
+
+// Stat returns a file's attributes from its data, a directory's from its
+// first copy.
+func (d *DHT) Stat(ctx context.Context, g xdr.GFID, xd xdr.Dict) (st xdr.Iatt, rx xdr.Dict, err error) {
+	fn := func(i int) (err error) { st, rx, err = d.kids[i].Stat(ctx, g, xd); return err }
+	err = d.inodeFop(ctx, g, fn, func() error { return d.oneCopy(ctx, g, fn) })
+	return st, rx, err
+}
+
+// Setattr changes a file where its data is, a directory on every copy.
+func (d *DHT) Setattr(ctx context.Context, g xdr.GFID, attr *xdr.Iatt, valid uint32, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	n := len(d.kids)
+	pres, posts, rxs := make([]xdr.Iatt, n), make([]xdr.Iatt, n), make([]xdr.Dict, n)
+	fn := func(i int) (err error) { pres[i], posts[i], rxs[i], err = d.kids[i].Setattr(ctx, g, attr, valid, xd); return err }
+	i := -1
+	err = d.inodeFop(ctx, g, func(j int) error { i = j; return fn(j) }, func() (err error) {
+		i, err = d.everyCopy(ctx, "SETATTR", g, func(ctx context.Context, j int) error { return fn(j) })
+		return err
+	})
+	if err != nil {
+		return pre, post, nil, err
+	}
+	return pres[i], posts[i], rxs[i], nil
+}
+
+// Truncate truncates a file where its data is.
+func (d *DHT) Truncate(ctx context.Context, g xdr.GFID, size uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	fn := func(i int) (err error) { pre, post, rx, err = d.kids[i].Truncate(ctx, g, size, xd); return err }
+	err = d.inodeFop(ctx, g, fn, func() error { return d.errf("TRUNCATE", g, syscall.EISDIR, "is a directory") })
+	return pre, post, rx, err
+}
+
+// Access checks access where a file's data is, or on a directory's first
+// copy.
+func (d *DHT) Access(ctx context.Context, g xdr.GFID, mask uint32, xd xdr.Dict) (rx xdr.Dict, err error) {
+	fn := func(i int) (err error) { rx, err = d.kids[i].Access(ctx, g, mask, xd); return err }
+	err = d.inodeFop(ctx, g, fn, func() error { return d.oneCopy(ctx, g, fn) })
+	return rx, err
+}
+
+// Readlink reads a symlink where it is.
+func (d *DHT) Readlink(ctx context.Context, g xdr.GFID, xd xdr.Dict) (target string, rx xdr.Dict, err error) {
+	fn := func(i int) (err error) { target, rx, err = d.kids[i].Readlink(ctx, g, xd); return err }
+	err = d.inodeFop(ctx, g, fn, func() error { return d.errf("READLINK", g, syscall.EINVAL, "is a directory") })
+	return target, rx, err
+}
+
+// Getxattr reads a file's xattrs where its data is, a directory's from
+// its first copy.
+func (d *DHT) Getxattr(ctx context.Context, g xdr.GFID, name string, xd xdr.Dict) (v, rx xdr.Dict, err error) {
+	fn := func(i int) (err error) { v, rx, err = d.kids[i].Getxattr(ctx, g, name, xd); return err }
+	err = d.inodeFop(ctx, g, fn, func() error { return d.oneCopy(ctx, g, fn) })
+	return v, rx, err
+}
+
+// Setxattr sets a file's xattrs where its data is, a directory's on
+// every copy. The layout xattrs are DHT's own.
+func (d *DHT) Setxattr(ctx context.Context, g xdr.GFID, dict xdr.Dict, flags uint32, xd xdr.Dict) (rx xdr.Dict, err error) {
+	for _, p := range dict {
+		if p.Key == xattrLayout || p.Key == xattrLinkto || p.Key == xattrMDS {
+			return nil, d.errf("SETXATTR", g, syscall.EPERM, "%s is kept by the distribute layer", p.Key)
+		}
+	}
+	rxs := make([]xdr.Dict, len(d.kids))
+	fn := func(i int) (err error) { rxs[i], err = d.kids[i].Setxattr(ctx, g, dict, flags, xd); return err }
+	i := -1
+	err = d.inodeFop(ctx, g, func(j int) error { i = j; return fn(j) }, func() (err error) {
+		i, err = d.everyCopy(ctx, "SETXATTR", g, func(ctx context.Context, j int) error { return fn(j) })
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rxs[i], nil
+}
+
+// Removexattr removes a file's xattr where its data is, a directory's on
+// every copy.
+func (d *DHT) Removexattr(ctx context.Context, g xdr.GFID, name string, xd xdr.Dict) (rx xdr.Dict, err error) {
+	if name == xattrLayout || name == xattrLinkto || name == xattrMDS {
+		return nil, d.errf("REMOVEXATTR", g, syscall.EPERM, "%s is kept by the distribute layer", name)
+	}
+	rxs := make([]xdr.Dict, len(d.kids))
+	fn := func(i int) (err error) { rxs[i], err = d.kids[i].Removexattr(ctx, g, name, xd); return err }
+	i := -1
+	err = d.inodeFop(ctx, g, func(j int) error { i = j; return fn(j) }, func() (err error) {
+		i, err = d.everyCopy(ctx, "REMOVEXATTR", g, func(ctx context.Context, j int) error { return fn(j) })
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rxs[i], nil
+}
+
+// Xattrop applies to a file where its data is, a directory's first copy.
+func (d *DHT) Xattrop(ctx context.Context, g xdr.GFID, flags uint32, dict, xd xdr.Dict) (v, rx xdr.Dict, err error) {
+	fn := func(i int) (err error) { v, rx, err = d.kids[i].Xattrop(ctx, g, flags, dict, xd); return err }
+	err = d.inodeFop(ctx, g, fn, func() error { return d.oneCopy(ctx, g, fn) })
+	return v, rx, err
+}
+
+// Statfs sums every subvolume's space, in the first one's block size
+// (dht_statfs_cbk); a subvolume that is down counts as nothing.
+func (d *DHT) Statfs(ctx context.Context, g xdr.GFID, xd xdr.Dict) (xdr.Statfs, xdr.Dict, error) {
+	sts := make([]xdr.Statfs, len(d.kids))
+	errs := d.all(ctx, func(ctx context.Context, i int) (err error) {
+		sts[i], _, err = d.kids[i].Statfs(ctx, g, xd)
+		return err
+	})
+	var out xdr.Statfs
+	found := false
+	for i, st := range sts {
+		if errs[i] != nil {
+			continue
+		}
+		if !found {
+			out, found = st, true
+			continue
+		}
+		scale := func(n uint64) uint64 {
+			if out.Frsize == 0 || st.Frsize == out.Frsize {
+				return n
+			}
+			return n * st.Frsize / out.Frsize
+		}
+		out.Blocks += scale(st.Blocks)
+		out.Bfree += scale(st.Bfree)
+		out.Bavail += scale(st.Bavail)
+		out.Files += st.Files
+		out.Ffree += st.Ffree
+		out.Favail += st.Favail
+		out.Namemax = min(out.Namemax, st.Namemax)
+	}
+	if !found {
+		return out, nil, pickErr(errs)
+	}
+	return out, nil, nil
+}
+
+// Inodelk locks a file where its data is, a directory on its copy that
+// owns hash 0 (dht_inodelk's cached subvolume).
+func (d *DHT) Inodelk(ctx context.Context, g xdr.GFID, domain string, cmd uint32, fl xdr.Flock, xd xdr.Dict) (rx xdr.Dict, err error) {
+	fn := func(i int) (err error) { rx, err = d.kids[i].Inodelk(ctx, g, domain, cmd, fl, xd); return err }
+	err = d.inodeFop(ctx, g, fn, func() error { return fn(d.dirOrder(ctx, g)[0]) })
+	return rx, err
+}
+
+// Entrylk locks a name in a directory on the directory's copy that owns
+// hash 0, where every client sends it.
+func (d *DHT) Entrylk(ctx context.Context, parent xdr.GFID, name, domain string, cmd, typ uint32, xd xdr.Dict) (xdr.Dict, error) {
+	return d.kids[d.dirOrder(ctx, parent)[0]].Entrylk(ctx, parent, name, domain, cmd, typ, xd)
+}
+
+// Fd fops. A file's fd is its subvolume's, with the subvolume index in
+// the fd's context; a directory's is the layer's own, over one fd per
+// subvolume.
+
+// dirFd is the layer's state of an open directory.
+type dirFd struct {
+	fds []*fop.Fd // per subvolume; nil where the directory is missing
+	big offTable  // offsets too large to encode
+}
+
+// fileSub returns the subvolume of an open file (or of an anonymous fd's
+// inode).
+func (d *DHT) fileSub(ctx context.Context, f *fop.Fd) (int, error) {
+	if v, ok := f.Ctx(d); ok {
+		if i, ok := v.(int); ok {
+			return i, nil
+		}
+	}
+	i, dir, err := d.where(ctx, f.GFID)
+	if err != nil {
+		return 0, err
+	}
+	if dir {
+		return 0, d.errf("FD", f.GFID, syscall.EISDIR, "an fd of a directory used as a file's")
+	}
+	return i, nil
+}
+
+func dirOf(f *fop.Fd) *dirFd {
+	if v, ok := f.Ctx(dirKey{}); ok {
+		return v.(*dirFd)
+	}
+	return nil
+}
+
+type dirKey struct{}
+
+// onFd runs a fop on an open file's subvolume, or on an open directory's
+// first copy.
+func (d *DHT) onFd(ctx context.Context, f *fop.Fd, fn func(i int, f *fop.Fd) error) error {
+	if df := dirOf(f); df != nil {
+		var errs []error
+		for _, i := range d.dirOrder(ctx, f.GFID) {
+			if df.fds[i] == nil {
+				continue
+			}
+			err := fn(i, df.fds[i])
+			if err == nil || fop.Errno(err) != syscall.ENOTCONN {
+				return err
+			}
+			errs = append(errs, err)
+		}
+		if len(errs) == 0 {
+			return d.errf("FD", f.GFID, syscall.EBADF, "no copy of the directory is open")
+		}
+		return pickErr(errs)
+	}
+	i, err := d.fileSub(ctx, f)
+	if err != nil {
+		return err
+	}
+	return fn(i, f)
+}
+
+// Open opens a file where its data is.
+func (d *DHT) Open(ctx context.Context, g xdr.GFID, flags uint32, xd xdr.Dict) (f *fop.Fd, rx xdr.Dict, err error) {
+	sub := -1
+	fn := func(i int) (err error) { sub = i; f, rx, err = d.kids[i].Open(ctx, g, flags, xd); return err }
+	err = d.inodeFop(ctx, g, fn, func() error { return d.errf("OPEN", g, syscall.EISDIR, "is a directory") })
+	if err != nil {
+		return nil, nil, err
+	}
+	f.SetCtx(d, sub)
+	return f, rx, nil
+}
+
+// Opendir opens a directory on every subvolume that has it.
+func (d *DHT) Opendir(ctx context.Context, g xdr.GFID, xd xdr.Dict) (*fop.Fd, xdr.Dict, error) {
+	df := &dirFd{fds: make([]*fop.Fd, len(d.kids))}
+	errs := d.all(ctx, func(ctx context.Context, i int) (err error) {
+		df.fds[i], _, err = d.kids[i].Opendir(ctx, g, xd)
+		return err
+	})
+	opened := 0
+	var bad error
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			opened++
+		case missing(err):
+		default:
+			bad = errs[i]
+		}
+	}
+	if bad != nil || opened == 0 {
+		for i, f := range df.fds {
+			if f != nil {
+				_ = d.kids[i].Release(context.WithoutCancel(ctx), f)
+			}
+		}
+		if bad == nil {
+			bad = pickErr(errs)
+		}
+		return nil, nil, bad
+	}
+	f := &fop.Fd{GFID: g, Dir: true}
+	f.SetCtx(dirKey{}, df)
+	return f, nil, nil
+}
+
+// Release closes a file's fd, or every copy of a directory's.
+func (d *DHT) Release(ctx context.Context, f *fop.Fd) error {
+	if df := dirOf(f); df != nil {
+		var first error
+		for i, cf := range df.fds {
+			if cf != nil {
+				if err := d.kids[i].Release(ctx, cf); err != nil && first == nil {
+					first = err
+				}
+			}
+		}
+		return first
+	}
+	i, err := d.fileSub(ctx, f)
+	if err != nil {
+		return err
+	}
+	return d.kids[i].Release(ctx, f)
+}
+
+// Read reads where the file's data is.
+func (d *DHT) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd xdr.Dict) (b []byte, rx xdr.Dict, err error) {
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { b, rx, err = d.kids[i].Read(ctx, f, off, size, xd); return err })
+	return b, rx, err
+}
+
+// Write writes where the file's data is.
+func (d *DHT) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) {
+		pre, post, rx, err = d.kids[i].Write(ctx, f, off, data, xd)
+		return err
+	})
+	return pre, post, rx, err
+}
+
+// Flush flushes where the file is.
+func (d *DHT) Flush(ctx context.Context, f *fop.Fd, xd xdr.Dict) (rx xdr.Dict, err error) {
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { rx, err = d.kids[i].Flush(ctx, f, xd); return err })
+	return rx, err
+}
+
+// Fsync syncs where the file is.
+func (d *DHT) Fsync(ctx context.Context, f *fop.Fd, datasync bool, xd xdr.Dict) (rx xdr.Dict, err error) {
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { rx, err = d.kids[i].Fsync(ctx, f, datasync, xd); return err })
+	return rx, err
+}
+
+// Fsyncdir syncs every copy of a directory.
+func (d *DHT) Fsyncdir(ctx context.Context, f *fop.Fd, datasync bool, xd xdr.Dict) (xdr.Dict, error) {
+	df := dirOf(f)
+	if df == nil {
+		return nil, d.errf("FSYNCDIR", f.GFID, syscall.ENOTDIR, "not a directory fd")
+	}
+	errs := d.all(ctx, func(ctx context.Context, i int) error {
+		if df.fds[i] == nil {
+			return nil
+		}
+		_, err := d.kids[i].Fsyncdir(ctx, df.fds[i], datasync, xd)
+		return err
+	})
+	return nil, pickErr(errs)
+}
+
+// Fstat stats through the fd.
+func (d *DHT) Fstat(ctx context.Context, f *fop.Fd, xd xdr.Dict) (st xdr.Iatt, rx xdr.Dict, err error) {
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { st, rx, err = d.kids[i].Fstat(ctx, f, xd); return err })
+	return st, rx, err
+}
+
+// Fsetattr changes a file through its fd, a directory on every copy.
+func (d *DHT) Fsetattr(ctx context.Context, f *fop.Fd, attr *xdr.Iatt, valid uint32, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	if dirOf(f) != nil {
+		return d.Setattr(ctx, f.GFID, attr, valid, xd)
+	}
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) {
+		pre, post, rx, err = d.kids[i].Fsetattr(ctx, f, attr, valid, xd)
+		return err
+	})
+	return pre, post, rx, err
+}
+
+// Ftruncate truncates through the fd.
+func (d *DHT) Ftruncate(ctx context.Context, f *fop.Fd, size uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) {
+		pre, post, rx, err = d.kids[i].Ftruncate(ctx, f, size, xd)
+		return err
+	})
+	return pre, post, rx, err
+}
+
+// Fallocate allocates through the fd.
+func (d *DHT) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) {
+		pre, post, rx, err = d.kids[i].Fallocate(ctx, f, mode, off, length, xd)
+		return err
+	})
+	return pre, post, rx, err
+}
+
+// Discard punches through the fd.
+func (d *DHT) Discard(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) {
+		pre, post, rx, err = d.kids[i].Discard(ctx, f, off, length, xd)
+		return err
+	})
+	return pre, post, rx, err
+}
+
+// Zerofill zeroes through the fd.
+func (d *DHT) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) {
+		pre, post, rx, err = d.kids[i].Zerofill(ctx, f, off, length, xd)
+		return err
+	})
+	return pre, post, rx, err
+}
+
+// Seek seeks through the fd.
+func (d *DHT) Seek(ctx context.Context, f *fop.Fd, off uint64, what int32, xd xdr.Dict) (n uint64, rx xdr.Dict, err error) {
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { n, rx, err = d.kids[i].Seek(ctx, f, off, what, xd); return err })
+	return n, rx, err
+}
+
+// Lk takes POSIX locks where the file is.
+func (d *DHT) Lk(ctx context.Context, f *fop.Fd, cmd uint32, fl xdr.Flock, xd xdr.Dict) (out xdr.Flock, rx xdr.Dict, err error) {
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { out, rx, err = d.kids[i].Lk(ctx, f, cmd, fl, xd); return err })
+	return out, rx, err
+}
+
+// Fxattrop applies through the fd.
+func (d *DHT) Fxattrop(ctx context.Context, f *fop.Fd, flags uint32, dict, xd xdr.Dict) (v, rx xdr.Dict, err error) {
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { v, rx, err = d.kids[i].Fxattrop(ctx, f, flags, dict, xd); return err })
+	return v, rx, err
+}
+
+// Finodelk locks through the fd (a directory's on its hash-0 copy).
+func (d *DHT) Finodelk(ctx context.Context, f *fop.Fd, domain string, cmd uint32, fl xdr.Flock, xd xdr.Dict) (rx xdr.Dict, err error) {
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { rx, err = d.kids[i].Finodelk(ctx, f, domain, cmd, fl, xd); return err })
+	return rx, err
+}
+
+// CopyFileRange copies within one subvolume; between two it answers
+// EXDEV, and the kernel or the caller copies the bytes.
+func (d *DHT) CopyFileRange(ctx context.Context, in *fop.Fd, offIn uint64, out *fop.Fd, offOut, size uint64, flags uint32, xd xdr.Dict) (uint64, xdr.Iatt, xdr.Dict, error) {
+	si, err := d.fileSub(ctx, in)
+	if err != nil {
+		return 0, xdr.Iatt{}, nil, err
+	}
+	so, err := d.fileSub(ctx, out)
+	if err != nil {
+		return 0, xdr.Iatt{}, nil, err
+	}
+	if si != so {
+		return 0, xdr.Iatt{}, nil, d.errf("COPY_FILE_RANGE", in.GFID, syscall.EXDEV, "source and destination are on different subvolumes")
+	}
+	return d.kids[si].CopyFileRange(ctx, in, offIn, out, offOut, size, flags, xd)
+}

@@ -1,0 +1,230 @@
+package dht
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// DHT's lock domains (dht-common.h).
+const (
+	domLayoutHeal = "dht.layout.heal"
+	domEntrySync  = "dht.entry.sync"
+	domMigrate    = "dht.file.migrate"
+
+	entrylkRead  = 0 // ENTRYLK_RDLCK
+	entrylkWrite = 1 // ENTRYLK_WRLCK
+)
+
+// asRoot runs a fop as an internal frame (root), keeping the caller's pid.
+func asRoot(ctx context.Context) context.Context {
+	c := &fop.Caller{}
+	if cl := fop.CallerOf(ctx); cl != nil {
+		c.Pid = cl.Pid
+	}
+	return fop.WithCaller(ctx, c)
+}
+
+// owned is asRoot with a lock owner of its own: each of the layer's lock
+// sequences is one frame in GlusterFS.
+func owned(ctx context.Context) context.Context {
+	c := &fop.Caller{LkOwner: make([]byte, 8)}
+	if cl := fop.CallerOf(ctx); cl != nil {
+		c.Pid = cl.Pid
+	}
+	_, _ = rand.Read(c.LkOwner)
+	return fop.WithCaller(ctx, c)
+}
+
+// locks is a set of held locks, released in reverse order.
+type locks struct {
+	d     *DHT
+	ctx   context.Context // owned: the lock owner of the whole set
+	undo  []func(ctx context.Context) error
+	names []string
+}
+
+func (d *DHT) newLocks(ctx context.Context) *locks { return &locks{d: d, ctx: owned(ctx)} }
+
+// inodelk takes a whole-file inode lock of type typ in domain on
+// subvolume i, waiting for it.
+func (ls *locks) inodelk(i int, g xdr.GFID, domain string, typ uint32) error {
+	fl := xdr.Flock{Type: typ}
+	if _, err := ls.d.kids[i].Inodelk(ls.ctx, g, domain, fop.LkSetW, fl, nil); err != nil {
+		return err
+	}
+	ls.undo = append(ls.undo, func(ctx context.Context) error {
+		ul := xdr.Flock{Type: fop.LkUnlock}
+		return fop.ErrOnly(ls.d.kids[i].Inodelk(ctx, g, domain, fop.LkSet, ul, nil))
+	})
+	ls.names = append(ls.names, domain)
+	return nil
+}
+
+// entrylk takes a write entry lock on parent/name in domain on subvolume
+// i without waiting (as DHT does), retrying for a while when another
+// client holds it.
+func (ls *locks) entrylk(i int, parent xdr.GFID, name, domain string) error {
+	delay := 5 * time.Millisecond
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := ls.d.kids[i].Entrylk(ls.ctx, parent, name, domain, fop.EntrylkLockNB, entrylkWrite, nil)
+		if err == nil {
+			break
+		}
+		if fop.Errno(err) != syscall.EAGAIN || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ls.ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+	}
+	ls.undo = append(ls.undo, func(ctx context.Context) error {
+		return fop.ErrOnly(ls.d.kids[i].Entrylk(ctx, parent, name, domain, fop.EntrylkUnlock, entrylkWrite, nil))
+	})
+	ls.names = append(ls.names, domain)
+	return nil
+}
+
+// release drops every lock held, newest first.
+func (ls *locks) release() {
+	ctx := context.WithoutCancel(ls.ctx)
+	for k := len(ls.undo) - 1; k >= 0; k-- {
+		if err := ls.undo[k](ctx); err != nil {
+			ls.d.log.Warn("unlocking failed; the bricks release the lock when this client disconnects",
+				zap.String("domain", ls.names[k]), zap.Error(err))
+		}
+	}
+	ls.undo, ls.names = nil, nil
+}
+
+// weights returns each subvolume's size in MiB (statfs), or nil when
+// weighting is off or a subvolume did not answer.
+func (d *DHT) weights(ctx context.Context, usable []bool) []uint64 {
+	if o, _ := d.options(); !o.Weighted {
+		return nil
+	}
+	w := make([]uint64, len(d.kids))
+	errs := d.all(ctx, func(ctx context.Context, i int) error {
+		if !usable[i] {
+			return nil
+		}
+		st, _, err := d.kids[i].Statfs(ctx, xdr.RootGFID, nil)
+		if err == nil {
+			w[i] = (st.Blocks*st.Bsize + 1<<20 - 1) >> 20
+		}
+		return err
+	})
+	for i, err := range errs {
+		if usable[i] && (err != nil || w[i] == 0) {
+			return nil
+		}
+	}
+	return w
+}
+
+// startHash is what a directory's first range is placed by: its path,
+// or its gfid's text with randomize-hash-range-by-gfid or when the path
+// is not known.
+func (d *DHT) startHash(g xdr.GFID, path string, known bool) uint32 {
+	o, h := d.options()
+	if o.RandomizeByGFID || !known {
+		return h.hash(g.String())
+	}
+	return h.hash(path)
+}
+
+// healDir repairs a directory whose copy is missing on a subvolume (made
+// there with the same gfid, when its name is known) or whose layout has a
+// hole or an overlap (ranges given again under dht.layout.heal, taken on
+// every subvolume in order, keeping as much of each old range as it can).
+// It does nothing while a subvolume is down. It returns the layout now.
+func (d *DHT) healDir(ctx context.Context, parent xdr.GFID, name string, st xdr.Iatt, as []answer, l *layout) (*layout, error) {
+	if l.unknown > 0 {
+		return l, nil
+	}
+	named := name != "" && !parent.IsZero()
+	if !(l.missing > 0 && named) && l.holes == 0 && l.overlaps == 0 {
+		return l, nil
+	}
+	for _, s := range l.s {
+		if s.has && s.typ == typeUser {
+			return l, errors.New("the layout was set by hand; it is left as it is")
+		}
+	}
+	g := st.GFID
+	if l.missing > 0 && named {
+		d.log.Info("directory missing on a subvolume; creating it", zap.String("subvol", d.name), zap.Stringer("gfid", g), zap.String("name", name))
+		d.all(ctx, func(ctx context.Context, i int) error {
+			if l.s[i].present {
+				return nil
+			}
+			_, _, err := d.kids[i].Mkdir(asRoot(ctx), parent, name, st.Mode&07777, 0, g, internal(nil))
+			if err != nil && fop.Errno(err) != syscall.EEXIST {
+				return err
+			}
+			a := xdr.Iatt{UID: st.UID, GID: st.GID, Mode: st.Mode}
+			_, _, _, err = d.kids[i].Setattr(asRoot(ctx), g, &a, fop.SetAttrUID|fop.SetAttrGID|fop.SetAttrMode, nil)
+			return err
+		})
+	}
+	ls := d.newLocks(ctx)
+	defer ls.release()
+	for i := range d.kids {
+		if err := ls.inodelk(i, g, domLayoutHeal, fop.LkWrite); err != nil {
+			if missing(err) {
+				continue // no copy there to lock
+			}
+			return l, err
+		}
+	}
+	as = d.lookupAll(ctx, xdr.GFID{}, "", g, nil, true)
+	now, _, err := d.dirAnswers(g, as)
+	if err != nil {
+		return l, err
+	}
+	if now.unknown > 0 || now.holes == 0 && now.overlaps == 0 {
+		return now, nil
+	}
+	usable := make([]bool, len(d.kids))
+	for i, s := range now.s {
+		usable[i] = s.present
+	}
+	path, known := "", false
+	if g == xdr.RootGFID {
+		path, known = "/", true
+	} else if named {
+		if pp, ok := d.path(parent); ok {
+			path, known = pp+"/"+name, true
+			if pp == "/" {
+				path = "/" + name
+			}
+		}
+	}
+	next := assign(d.names, usable, d.weights(ctx, usable), d.startHash(g, path, known), hashInvalid)
+	keepOverlap(d.names, next, now.s)
+	errs := d.all(ctx, func(ctx context.Context, i int) error {
+		if !usable[i] {
+			return nil
+		}
+		_, err := d.kids[i].Setxattr(asRoot(ctx), g, xdr.Dict{}.With(xattrLayout, xdr.Ptr(next[i].encode())), 0, internal(nil))
+		return err
+	})
+	if err := pickErr(errs); err != nil {
+		return now, err
+	}
+	healed := newLayout(next)
+	healed.missing = now.missing
+	d.log.Info("directory layout healed", zap.String("subvol", d.name), zap.Stringer("gfid", g), zap.Stringer("was", now), zap.Stringer("now", healed))
+	return healed, nil
+}

@@ -1,0 +1,183 @@
+package dht
+
+import (
+	"context"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// Rename renames a file or a directory as dht_rename does.
+func (d *DHT) Rename(ctx context.Context, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+	src, err := d.resolve(ctx, oldParent, oldName, nil)
+	if err != nil {
+		return xdr.Iatt{}, nil, err
+	}
+	dh, _, err := d.hashed(ctx, "RENAME", newParent, newName)
+	if err != nil {
+		return xdr.Iatt{}, nil, err
+	}
+	dst, derr := d.resolve(ctx, newParent, newName, nil)
+	switch {
+	case derr == nil:
+	case fop.Errno(derr) == syscall.ENOENT:
+		dst = resolved{cached: -1, hashed: dh}
+	default:
+		return xdr.Iatt{}, nil, derr
+	}
+	if src.dir {
+		return d.renameDir(ctx, src, dst, dh, oldParent, oldName, newParent, newName, xd)
+	}
+	return d.renameFile(ctx, src, dst, dh, oldParent, oldName, newParent, newName, xd)
+}
+
+// renameFile follows dht_rename_create_links, dht_do_rename and
+// dht_rename_unlink: when the data is not where the new name hashes, the
+// new name is linked to the data where it is and a linkto file for it is
+// left on the new name's hashed subvolume; stale linkto and old data
+// files are removed at the end. Everything runs under dht.file.migrate on
+// the files and dht.entry.sync on both names.
+func (d *DHT) renameFile(ctx context.Context, src, dst resolved, dh int, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+	sc, sh := src.cached, src.hashed
+	dc := dst.cached
+	if dst.dir {
+		return xdr.Iatt{}, nil, d.errf("RENAME", newParent, syscall.EISDIR, "%q is a directory", newName)
+	}
+	if dc >= 0 && dst.st.GFID == src.st.GFID {
+		// Two names of one file: rename(2) does nothing.
+		return src.st, nil, nil
+	}
+	ls := d.newLocks(ctx)
+	defer ls.release()
+	if err := ls.inodelk(sc, src.st.GFID, domMigrate, fop.LkWrite); err != nil {
+		return xdr.Iatt{}, nil, err
+	}
+	if dc >= 0 {
+		if err := ls.inodelk(dc, dst.st.GFID, domMigrate, fop.LkWrite); err != nil {
+			return xdr.Iatt{}, nil, err
+		}
+	}
+	if err := d.protect(ls, sh, oldParent, oldName, dh, newParent, newName); err != nil {
+		return xdr.Iatt{}, nil, err
+	}
+	renameOn := dh
+	if sc == dc {
+		renameOn = sc
+		if dh != dc {
+			if err := d.unlinkLinkto(ctx, dh, newParent, newName); err != nil {
+				return xdr.Iatt{}, nil, err
+			}
+		}
+	} else if sc != dh {
+		force := xdr.Dict{}.With("force-replace", xdr.Str("yes"))
+		needLink := dh != sh || !src.linkOn
+		if needLink {
+			// A linkto with the old name on the new name's hashed
+			// subvolume; the rename there gives it the new name.
+			if err := d.linkto(ctx, dh, sc, oldParent, oldName, src.st.GFID, src.st, force); err != nil {
+				return xdr.Iatt{}, nil, err
+			}
+		}
+		if _, _, err := d.kids[sc].Link(asRoot(ctx), src.st.GFID, newParent, newName, internal(force)); err != nil {
+			if needLink {
+				_ = d.unlinkLinkto(ctx, dh, oldParent, oldName)
+			}
+			return xdr.Iatt{}, nil, err
+		}
+	}
+	st, rx, err := d.kids[renameOn].Rename(ctx, oldParent, oldName, newParent, newName, xd)
+	if err != nil {
+		return xdr.Iatt{}, nil, err
+	}
+	if renameOn != sc {
+		st = src.st // the reply is the linkto's; the file is the data
+	}
+	// Old names left behind.
+	drop := func(i int, parent xdr.GFID, name string, what string) {
+		if _, err := d.kids[i].Unlink(asRoot(ctx), parent, name, internal(nil)); err != nil && !missing(err) {
+			d.log.Warn("rename left a stale name behind; a lookup removes it", zap.String("what", what),
+				zap.String("subvol", d.names[i]), zap.String("name", name), zap.Error(err))
+		}
+	}
+	if sc != dh && sc != dc {
+		drop(sc, oldParent, oldName, "old name of the data")
+	}
+	if sh >= 0 && sh != renameOn && sh != sc {
+		if err := d.unlinkLinkto(ctx, sh, oldParent, oldName); err != nil {
+			d.log.Warn("rename left a linkto file behind; a lookup removes it", zap.Error(err))
+		}
+	}
+	if dc >= 0 && dc != dh && dc != sc {
+		drop(dc, newParent, newName, "replaced file's data")
+	}
+	d.setFile(src.st.GFID, sc)
+	return st, rx, nil
+}
+
+// protect takes dht.layout.heal (read) on each parent and dht.entry.sync
+// on each name, on the subvolume the name hashes to
+// (dht_protect_namespace), in a fixed order so two renames cannot
+// deadlock.
+func (d *DHT) protect(ls *locks, sh int, oldParent xdr.GFID, oldName string, dh int, newParent xdr.GFID, newName string) error {
+	type ns struct {
+		sub    int
+		parent xdr.GFID
+		name   string
+	}
+	a, b := ns{sh, oldParent, oldName}, ns{dh, newParent, newName}
+	if less := string(b.parent[:])+"/"+b.name < string(a.parent[:])+"/"+a.name; less {
+		a, b = b, a
+	}
+	for _, n := range []ns{a, b} {
+		if n.sub < 0 {
+			continue
+		}
+		if err := ls.inodelk(n.sub, n.parent, domLayoutHeal, fop.LkRead); err != nil {
+			return err
+		}
+		if err := ls.entrylk(n.sub, n.parent, n.name, domEntrySync); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// renameDir renames a directory on every subvolume: first where the new
+// name hashes, then on the others (dht_rename_dir).
+func (d *DHT) renameDir(ctx context.Context, src, dst resolved, dh int, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+	if dst.cached >= 0 {
+		return xdr.Iatt{}, nil, d.errf("RENAME", newParent, syscall.ENOTDIR, "%q is not a directory", newName)
+	}
+	for i, k := range d.kids {
+		if !k.Up() {
+			return xdr.Iatt{}, nil, d.errf("RENAME", oldParent, syscall.ENOTCONN, "%s is down; a directory is renamed only while every replica set is up", d.names[i])
+		}
+	}
+	ls := d.newLocks(ctx)
+	defer ls.release()
+	if err := d.protect(ls, src.hashed, oldParent, oldName, dh, newParent, newName); err != nil {
+		return xdr.Iatt{}, nil, err
+	}
+	st, rx, err := d.kids[dh].Rename(ctx, oldParent, oldName, newParent, newName, xd)
+	if err != nil {
+		return xdr.Iatt{}, nil, err
+	}
+	errs := d.all(ctx, func(ctx context.Context, i int) error {
+		if i == dh {
+			return nil
+		}
+		_, _, err := d.kids[i].Rename(ctx, oldParent, oldName, newParent, newName, xd)
+		return err
+	})
+	for i, err := range errs {
+		if err != nil {
+			d.log.Warn("directory renamed on some subvolumes only; heal it with a lookup of both names",
+				zap.String("subvol", d.names[i]), zap.String("from", oldName), zap.String("to", newName), zap.Error(err))
+		}
+	}
+	d.setDir(src.st.GFID, newParent, newName, nil)
+	return st, rx, nil
+}

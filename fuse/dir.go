@@ -68,7 +68,7 @@ func (d *dir) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*f
 	d.mu.Lock()
 	last := d.last
 	d.mu.Unlock()
-	if last == nil || last.Name != name || last.Stat.GFID.IsZero() {
+	if last == nil || last.Name != name || last.Stat.GFID.IsZero() || last.Stale {
 		return d.node.Lookup(ctx, name, out)
 	}
 	return d.node.fsys.entry(ctx, d.node.EmbeddedInode(), &last.Stat, out), 0

@@ -228,11 +228,27 @@ func indexEntries(brickPath, index string) []string {
 func (c *Cluster) PendingHeal(t T, volume string, files []string) []string {
 	t.Helper()
 	var why []string
-	for _, b := range c.Bricks(t, volume) {
+	bricks := c.Bricks(t, volume)
+	set := c.vol(t, volume).kind.Set()
+	// On a distributed volume a file lives in one replica set: the sets
+	// holding none of its copies have nothing to heal of it.
+	elsewhere := func(b BrickInfo, f string) bool {
+		first := b.Index / set * set
+		for _, o := range bricks[first : first+set] {
+			if _, err := os.Lstat(filepath.Join(o.Path, f)); err == nil {
+				return false
+			}
+		}
+		return true
+	}
+	for _, b := range bricks {
 		if c.Dropped(b.Node) {
 			continue
 		}
 		for _, f := range files {
+			if len(bricks) > set && elsewhere(b, f) {
+				continue
+			}
 			st, err := AFRState(filepath.Join(b.Path, f))
 			if err != nil {
 				why = append(why, fmt.Sprintf("brick %d %s: %v", b.Index, f, err))
@@ -301,7 +317,7 @@ func (c *Cluster) CheckBackends(t T, volume string, kind Kind, file string, moun
 	var want string
 	var wantFrom string
 	for _, b := range c.Bricks(t, volume) {
-		if kind.Arbiter > 0 && b.Index == kind.Replica-1 {
+		if kind.Arbiter > 0 && b.Index%kind.Set() == kind.Replica-1 {
 			continue
 		}
 		sum, n, err := Sum(filepath.Join(b.Path, file))

@@ -170,7 +170,7 @@ func (c *Cluster) CheckShardBackends(t T, volume string, kind Kind, file string,
 	var first *ShardLayout
 	var want []byte
 	for _, b := range c.Bricks(t, volume) {
-		if kind.Arbiter > 0 && b.Index == kind.Replica-1 {
+		if kind.Arbiter > 0 && b.Index%kind.Set() == kind.Replica-1 {
 			continue
 		}
 		l, err := ReadShardLayout(b.Path, file)

@@ -13,8 +13,9 @@ import (
 
 // Kind is the layout of a volume: how many bricks, replicated how.
 type Kind struct {
-	Replica int // 0 or 1: a single brick
-	Arbiter int // 1: the last brick of the replica set is an arbiter
+	Replica int // 0 or 1: a single brick per subvolume
+	Arbiter int // 1: the last brick of each replica set is an arbiter
+	Dist    int // 0 or 1: one subvolume; N: distributed over N subvolumes
 }
 
 // The volume kinds the tests use.
@@ -23,25 +24,43 @@ var (
 	Replica2         = Kind{Replica: 2}
 	Replica3         = Kind{Replica: 3}
 	Replica3Arbiter1 = Kind{Replica: 3, Arbiter: 1}
+	Dist3            = Kind{Dist: 3}                         // 3x1
+	Dist2Replica3    = Kind{Dist: 2, Replica: 3}             // 2x3
+	Dist2Arbiter     = Kind{Dist: 2, Replica: 3, Arbiter: 1} // 2x(2+1)
 )
 
-// Bricks is the number of bricks of a volume of this kind.
-func (k Kind) Bricks() int {
+// Set is the number of bricks in one subvolume (a replica set, or one
+// brick).
+func (k Kind) Set() int {
 	if k.Replica < 2 {
 		return 1
 	}
 	return k.Replica
 }
 
+// Subvolumes is the number of subvolumes DHT places files over.
+func (k Kind) Subvolumes() int { return max(1, k.Dist) }
+
+// Bricks is the number of bricks of a volume of this kind.
+func (k Kind) Bricks() int { return k.Set() * k.Subvolumes() }
+
 func (k Kind) String() string {
+	var s string
 	switch {
 	case k.Replica < 2:
-		return "single"
+		s = "single"
 	case k.Arbiter > 0:
-		return fmt.Sprintf("replica %d arbiter %d", k.Replica, k.Arbiter)
+		s = fmt.Sprintf("replica %d arbiter %d", k.Replica, k.Arbiter)
 	default:
-		return fmt.Sprintf("replica %d", k.Replica)
+		s = fmt.Sprintf("replica %d", k.Replica)
 	}
+	if k.Dist > 1 {
+		if k.Replica < 2 {
+			return fmt.Sprintf("distribute %d", k.Dist)
+		}
+		return fmt.Sprintf("%d x %s", k.Dist, s)
+	}
+	return s
 }
 
 type vol struct {

@@ -100,6 +100,10 @@ type Dirent struct {
 	Type     uint32
 	Name     string
 	Stat     xdr.Iatt
+	// Stale says Stat may be out of date (a copy that may need heal, or
+	// an arbiter's, which holds no data): good for the entry's type, mode
+	// and gfid, not for answering a stat.
+	Stale bool
 	// Xdata is the entry's own dict: the xattrs the request's xdata
 	// named (the shard layer's file size, for one).
 	Xdata xdr.Dict

@@ -420,3 +420,65 @@ func TestCreateOverANameOnlyAStaleBrickHolds(t *testing.T) {
 		t.Errorf("after heal the stale brick holds f as %v, %v; want the new file", st.GFID, err)
 	}
 }
+
+// A listing served by the arbiter (the other bricks refused it) gives no
+// file attributes: the arbiter's copies hold no data, so their size is
+// wrong, and the kernel would cache it from READDIRPLUS.
+func TestArbiterReaddirpNoFileAttrs(t *testing.T) {
+	r, mems := memReplicaWith(t, ReplicateOptions{Arbiter: 2, PostOpDelay: 10 * time.Millisecond, FopTimeout: 5 * time.Second})
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "disk", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := r.Write(ctx, f, 0, make([]byte, 8192), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Release(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Mkdir(ctx, foptest.RootGFID, "sub", 0o755, 0, foptest.GFID(2), nil); err != nil {
+		t.Fatal(err)
+	}
+	// Another client, which has not seen the file yet, lists the
+	// directory.
+	kids := make([]Child, len(mems))
+	names := make([]string, len(mems))
+	for i, m := range mems {
+		kids[i], names[i] = m, m.Name()
+	}
+	r, err = NewReplicate("v-replicate-0", kids, names, ReplicateOptions{Arbiter: 2, PostOpDelay: 10 * time.Millisecond, FopTimeout: 5 * time.Second}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	mems[0].Refuse("READDIRP", syscall.EIO)
+	mems[1].Refuse("READDIRP", syscall.EIO)
+	d, _, err := r.Opendir(ctx, foptest.RootGFID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, d)
+	ents, _, _, err := r.Readdirp(ctx, d, 0, 4096, nil)
+	if err != nil {
+		t.Fatalf("readdirp from the arbiter: %v", err)
+	}
+	seen := 0
+	for _, e := range ents {
+		switch e.Name {
+		case "disk":
+			seen++
+			if !e.Stale {
+				t.Errorf("the arbiter's listing gives disk size %d as fresh; want it marked stale", e.Stat.Size)
+			}
+		case "sub":
+			seen++
+			if e.Stat.GFID != foptest.GFID(2) {
+				t.Errorf("a directory's attributes from the arbiter were dropped")
+			}
+		}
+	}
+	if seen != 2 {
+		t.Errorf("listing %v", ents)
+	}
+}

@@ -460,8 +460,13 @@ func (r *Replicate) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size
 			good = ino.readable != nil && ino.readGen == gen && ino.readable[rc] && ino.metaRead[rc]
 			ino.mu.Unlock()
 		}
+		if rc == r.opts.Arbiter && ents[n].Stat.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+			// The arbiter keeps names and metadata but no data: its
+			// files all show size 0.
+			good = false
+		}
 		if !good {
-			ents[n].Stat = xdr.Iatt{} // the kernel looks it up instead
+			ents[n].Stale = true // the kernel looks it up instead
 		}
 	}
 	return ents, eof, rx, nil

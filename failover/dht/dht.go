@@ -67,6 +67,8 @@ type DHT struct {
 	inodes    map[xdr.GFID]*inode // GUARDED_BY(mu)
 	volCommit uint32              // GUARDED_BY(mu); the root's commithash, 0 without one
 
+	big offTable // readdir offsets too large to encode
+
 	watchMu  sync.Mutex
 	watchers []func(up bool) // GUARDED_BY(watchMu)
 	told     bool            // GUARDED_BY(watchMu)

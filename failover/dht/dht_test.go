@@ -694,3 +694,86 @@ func TestContract(t *testing.T) {
 // Every fop of the table is carried out by the layer itself (the
 // compiler checks the set; this checks nothing passes by embedding).
 var _ fop.Subvolume = (*DHT)(nil)
+
+// A rename over a file on the same subvolume, where the new name hashes
+// elsewhere, leaves the new name a linkto file where it hashes (as
+// dht_rename_cbk makes it): without it, a lookup trusting the layout
+// would not find the file.
+func TestRenameSameSubvolumeKeepsLinkto(t *testing.T) {
+	e := newEnv(t, 2, DefaultOptions())
+	e.create(xdr.RootGFID, "warm")
+	var on0 []string
+	var on1 string
+	for k := 0; len(on0) < 2 || on1 == ""; k++ {
+		n := fmt.Sprintf("q%d", k)
+		if e.hashedSub(xdr.RootGFID, n) == 0 {
+			on0 = append(on0, n)
+		} else if on1 == "" {
+			on1 = n
+		}
+	}
+	ga := e.create(xdr.RootGFID, on0[0])
+	e.create(xdr.RootGFID, on0[1])
+	_, _, err := e.d.Rename(e.ctx, xdr.RootGFID, on0[1], xdr.RootGFID, on1, nil)
+	e.must(err, "rename to a name hashing away")
+	_, _, err = e.d.Rename(e.ctx, xdr.RootGFID, on0[0], xdr.RootGFID, on1, nil)
+	e.must(err, "rename over it")
+	data, links := e.where(xdr.RootGFID, on1)
+	if fmt.Sprint(data) != "[0]" || fmt.Sprint(links) != "[1]" {
+		t.Fatalf("%s: data on %v, linktos on %v; want data on 0, a linkto on 1", on1, data, links)
+	}
+	if x, _ := e.m[1].Xattr(ga, xattrLinkto); string(x) != "v-replicate-0\x00" {
+		t.Errorf("the linkto names %q", x)
+	}
+	// A fresh client (nothing cached) finds it through the layout.
+	d2, err := New("v-dht", []fop.Subvolume{e.m[0], e.m[1]}, DefaultOptions(), zaptest.NewLogger(t))
+	e.must(err, "second client")
+	st, _, err := d2.Lookup(e.ctx, xdr.RootGFID, on1, xdr.GFID{}, nil)
+	if err != nil || st.GFID != ga {
+		t.Errorf("lookup from another client: %v %v, want %s", st.GFID, err, ga)
+	}
+}
+
+// Readdir offsets survive the round trip, stay positive for lseek, and
+// the end-of-directory offset a brick gives its last entry moves on to
+// the next subvolume.
+func TestReaddirOffsets(t *testing.T) {
+	e := newEnv(t, 3, DefaultOptions())
+	d := e.d
+	for _, c := range []struct {
+		sub int
+		off uint64
+	}{{0, 1}, {2, 12345}, {1, 1<<60 + 7}, {2, 1<<62 + 5}, {0, 1<<63 - 2}} {
+		enc := d.encodeOff(c.sub, c.off)
+		if enc >= 1<<63 {
+			t.Errorf("(%d, %#x) encodes as %#x, negative for lseek", c.sub, c.off, enc)
+		}
+		sub, off, ok := d.decodeOff(enc)
+		if !ok || sub != c.sub || off != c.off {
+			t.Errorf("(%d, %#x) -> %#x -> (%d, %#x, %v)", c.sub, c.off, enc, sub, off, ok)
+		}
+	}
+	if sub, off, ok := d.decodeOff(d.encodeOff(0, eofOff)); !ok || sub != 1 || off != 0 {
+		t.Errorf("end of subvolume 0 continues at (%d, %d, %v), want (1, 0)", sub, off, ok)
+	}
+	if sub, _, ok := d.decodeOff(d.encodeOff(2, eofOff)); !ok || sub != 3 {
+		t.Errorf("end of the last subvolume decodes as %d %v, want the end", sub, ok)
+	}
+	if _, _, ok := d.decodeOff(1<<63 | 1); ok {
+		t.Errorf("a negative offset was accepted")
+	}
+	// The same brick offset always gives the same offset (the kernel
+	// and seekdir compare them), and one forgotten decodes to the
+	// approximation GlusterFS uses.
+	big := uint64(1<<62 + 0x123456789)
+	a, b := d.encodeOff(1, big), d.encodeOff(1, big)
+	if a != b {
+		t.Errorf("brick offset %#x encoded as %#x, then %#x", big, a, b)
+	}
+	d.big.mu.Lock()
+	d.big.exact = nil
+	d.big.mu.Unlock()
+	if sub, off, ok := d.decodeOff(a); !ok || sub != 1 || off != big&^7 {
+		t.Errorf("forgotten %#x decodes as (%d, %#x, %v), want (1, %#x)", a, sub, off, ok, big&^7)
+	}
+}

@@ -239,7 +239,6 @@ func (d *DHT) Entrylk(ctx context.Context, parent xdr.GFID, name, domain string,
 // dirFd is the layer's state of an open directory.
 type dirFd struct {
 	fds []*fop.Fd // per subvolume; nil where the directory is missing
-	big offTable  // offsets too large to encode
 }
 
 // fileSub returns the subvolume of an open file (or of an anonymous fd's

@@ -87,3 +87,7 @@ func (h hasher) hash(name string) uint32 {
 	}
 	return hashName(b)
 }
+
+// HashName is gf_dm_hashfn of name as is (no hash regex): where a name
+// lands in a layout, for tools and tests that check placement.
+func HashName(name string) uint32 { return hashName([]byte(name)) }

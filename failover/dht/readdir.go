@@ -10,43 +10,77 @@ import (
 )
 
 // Readdir offsets. An offset the layer hands out names a subvolume and
-// that subvolume's own offset: the subvolume index in the low d.bits
-// bits, the offset above them; an offset too large to fit is kept in the
-// fd's table and the entry gets the table index with the top bit set.
+// that subvolume's own offset, and stays below 1<<62 | 1<<62-1 so it is
+// positive for lseek:
+//   - a small brick offset x (below 1<<62 >> bits): x<<bits | sub;
+//   - a large one (ext4's hash offsets): 1<<62 | (x>>1 with the low bits
+//     cleared) | sub, as GlusterFS's gf_itransform encodes it. That drops
+//     the low bits of x; the layer remembers the exact x of the offsets
+//     it handed out lately and falls back to the approximation (what the
+//     native client always uses) for older ones;
+//   - the end-of-directory offset posix gives the last entry (LLONG_MAX)
+//     becomes the start of the next subvolume, or endOff after the last.
+//
 // Offset 0 is the start of the first subvolume.
 
-const bigOff = uint64(1) << 63
+const (
+	bigOff   = uint64(1) << 62
+	eofOff   = uint64(1)<<63 - 1 // what a brick gives its last entry
+	bigLimit = 1 << 16           // exact large offsets remembered
+)
 
 type offTable struct {
-	mu   sync.Mutex
-	offs []uint64 // GUARDED_BY(mu)
+	mu    sync.Mutex
+	exact map[uint64]uint64 // GUARDED_BY(mu); handed-out offset -> brick offset
 }
 
-func (d *DHT) encodeOff(df *dirFd, sub int, off uint64) uint64 {
+// endOff is the offset after the last entry of the last subvolume.
+func (d *DHT) endOff() uint64 { return bigOff | uint64(len(d.kids)) }
+
+func (d *DHT) encodeOff(sub int, off uint64) uint64 {
+	if off == eofOff {
+		if sub+1 >= len(d.kids) {
+			return d.endOff()
+		}
+		return uint64(sub + 1)
+	}
 	if off < bigOff>>d.bits {
 		return off<<d.bits | uint64(sub)
 	}
-	df.big.mu.Lock()
-	defer df.big.mu.Unlock()
-	df.big.offs = append(df.big.offs, off)
-	return bigOff | uint64(len(df.big.offs)-1)<<d.bits | uint64(sub)
+	low := uint64(1)<<d.bits - 1
+	enc := bigOff | (off>>1)&(bigOff-1)&^low | uint64(sub)
+	t := &d.big
+	t.mu.Lock()
+	if t.exact == nil || len(t.exact) >= bigLimit {
+		t.exact = map[uint64]uint64{}
+	}
+	t.exact[enc] = off
+	t.mu.Unlock()
+	return enc
 }
 
-func (d *DHT) decodeOff(df *dirFd, enc uint64) (int, uint64, bool) {
-	sub := int(enc & (1<<d.bits - 1))
-	if sub >= len(d.kids) {
+// decodeOff returns the subvolume and its offset an offset names; sub ==
+// len(d.kids) is the end of the directory.
+func (d *DHT) decodeOff(enc uint64) (int, uint64, bool) {
+	if enc == d.endOff() {
+		return len(d.kids), 0, true
+	}
+	low := uint64(1)<<d.bits - 1
+	sub := int(enc & low)
+	if sub >= len(d.kids) || enc >= 1<<63 {
 		return 0, 0, false
 	}
 	if enc&bigOff == 0 {
 		return sub, enc >> d.bits, true
 	}
-	k := (enc &^ bigOff) >> d.bits
-	df.big.mu.Lock()
-	defer df.big.mu.Unlock()
-	if k >= uint64(len(df.big.offs)) {
-		return 0, 0, false
+	t := &d.big
+	t.mu.Lock()
+	off, ok := t.exact[enc]
+	t.mu.Unlock()
+	if !ok {
+		off = (enc &^ bigOff &^ low) << 1
 	}
-	return sub, df.big.offs[k], true
+	return sub, off, true
 }
 
 // Readdirp lists a directory one subvolume after another, each entry
@@ -59,7 +93,7 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 	if df == nil {
 		return nil, false, nil, d.errf("READDIRP", f.GFID, syscall.ENOTDIR, "not a directory fd")
 	}
-	sub, off, ok := d.decodeOff(df, offset)
+	sub, off, ok := d.decodeOff(offset)
 	if !ok {
 		return nil, false, nil, d.errf("READDIRP", f.GFID, syscall.EINVAL, "offset %#x was not handed out by this directory", offset)
 	}
@@ -109,7 +143,7 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 			default:
 				d.setFile(e.Stat.GFID, sub)
 			}
-			e.Off = d.encodeOff(df, sub, e.Off)
+			e.Off = d.encodeOff(sub, e.Off)
 			e.Xdata = stripKeys(e.Xdata, xd)
 			out = append(out, e)
 		}
@@ -124,7 +158,7 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 			if len(out) > 0 {
 				// Continuing after the last entry means the next
 				// subvolume's start.
-				out[len(out)-1].Off = d.encodeOff(df, next, 0)
+				out[len(out)-1].Off = uint64(next)
 				return out, false, rx, nil
 			}
 			sub, off = next, 0

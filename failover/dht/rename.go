@@ -89,11 +89,25 @@ func (d *DHT) renameFile(ctx context.Context, src, dst resolved, dh int, oldPare
 		}
 	}
 	st, rx, err := d.kids[renameOn].Rename(ctx, oldParent, oldName, newParent, newName, xd)
-	if err != nil {
+	switch {
+	case err != nil && renameOn == sc:
 		return xdr.Iatt{}, nil, err
-	}
-	if renameOn != sc {
+	case err != nil:
+		// Only the linkto file kept its old name: the new name is
+		// already linked to the data, which other clients may have
+		// seen; a lookup makes the missing linkto (dht_rename_cbk).
+		d.log.Warn("renaming the linkto file failed; the file is renamed, its linkto is left for a lookup to fix",
+			zap.String("subvol", d.names[renameOn]), zap.String("from", oldName), zap.String("to", newName), zap.Error(err))
+		st, rx = src.st, nil
+	case renameOn != sc:
 		st = src.st // the reply is the linkto's; the file is the data
+	case dh != sc && dc == sc:
+		// Renamed in place over a file on the same subvolume: the new
+		// name needs its linkto where it hashes (dht_rename_cbk).
+		if err := d.linkto(ctx, dh, sc, newParent, newName, src.st.GFID, src.st, xdr.Dict{}.With("force-replace", xdr.Str("yes"))); err != nil {
+			d.log.Warn("linkto file for a renamed file not made; a lookup makes it",
+				zap.String("subvol", d.names[dh]), zap.String("name", newName), zap.Error(err))
+		}
 	}
 	// Old names left behind.
 	drop := func(i int, parent xdr.GFID, name string, what string) {

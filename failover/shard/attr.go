@@ -110,7 +110,7 @@ func (s *Shard) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uin
 				skipped = e
 				continue
 			}
-			if e.Stat.Mode&syscall.S_IFMT == syscall.S_IFREG && !e.Stat.GFID.IsZero() {
+			if e.Stat.Mode&syscall.S_IFMT == syscall.S_IFREG && !e.Stat.GFID.IsZero() && !e.Stale {
 				ino := s.inode(e.Stat.GFID)
 				if s.learn(ino, &e.Stat, e.Xdata, true, sent) {
 					s.patch(ino, &e.Stat)

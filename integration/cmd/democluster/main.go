@@ -2,7 +2,7 @@
 // harness, writes where to find it to an env file for scripts/demo.sh, waits
 // for SIGINT or SIGTERM, and tears everything down.
 //
-//	democluster [-nodes 3] [-replica=true] -env FILE
+//	democluster [-nodes 3] [-replica=true] [-sharded 4MB] [-dist] -env FILE
 //
 // The env file (shell syntax, sourced by demo.sh) holds BRICKFS_DEMO_DIR,
 // BRICKFS_DEMO_PREFIX, BRICKFS_DEMO_SINGLE_SPEC, BRICKFS_DEMO_REPLICA_SPEC
@@ -28,6 +28,7 @@ func main() {
 	nodes := flag.Int("nodes", 3, "number of glusterd nodes")
 	replica := flag.Bool("replica", true, "also create a replica 3 volume")
 	sharded := flag.String("sharded", "", "also create rep3shard, the replica 3 volume again with features.shard on and this block size (4MB, 64MB)")
+	dist := flag.Bool("dist", false, "also create dist, a 2 x 3 distributed-replicate volume (needs -nodes 3)")
 	envFile := flag.String("env", "", "write the cluster description to this file (required)")
 	flag.Parse()
 	if *envFile == "" {
@@ -49,6 +50,7 @@ func main() {
 			{"BRICKFS_DEMO_SINGLE_SPEC", c.Spec("single")},
 			{"BRICKFS_DEMO_REPLICA_SPEC", ""},
 			{"BRICKFS_DEMO_SHARD_SPEC", ""},
+			{"BRICKFS_DEMO_DIST_SPEC", ""},
 			{"BRICKFS_DEMO_BACKUP", c.BackupVolfileServers()},
 			{"BRICKFS_DEMO_GLUSTER", fmt.Sprintf("gluster --mode=script --glusterd-sock=%s --log-file=%s/cli-demo.log", c.GlusterdSock(1), c.LogDir())},
 		}
@@ -69,6 +71,12 @@ func main() {
 				c.Start(d, "rep3shard")
 				vars[4][1] = c.Spec("rep3shard")
 			}
+		}
+		if *dist && *nodes >= 3 {
+			c.CreateVolume(d, "dist", integration.Dist2Replica3)
+			c.Set(d, "dist", "network.ping-timeout", "5")
+			c.Start(d, "dist")
+			vars[5][1] = c.Spec("dist")
 		}
 		var sb strings.Builder
 		for _, v := range vars {

@@ -53,8 +53,8 @@ type row struct {
 }
 
 const (
-	couldHarm   = "which brickfs does not support; mounting it could read or write data wrongly"
-	oneChild    = "a translator brickfs passes by or carries must have exactly one subvolume"
+	couldHarm = "which brickfs does not support; mounting it could read or write data wrongly"
+	oneChild  = "a translator brickfs passes by or carries must have exactly one subvolume"
 )
 
 // registry is the table of translator types. Supporting a translator is

@@ -383,4 +383,3 @@ func withKeys(xd xdr.Dict, dir bool) xdr.Dict {
 func internal(xd xdr.Dict) xdr.Dict {
 	return append(xdr.Dict{}, xd...).With(keyInternalFop, xdr.Str("yes"))
 }
-

@@ -91,7 +91,10 @@ func (d *DHT) Stat(ctx context.Context, g xdr.GFID, xd xdr.Dict) (st xdr.Iatt, r
 func (d *DHT) Setattr(ctx context.Context, g xdr.GFID, attr *xdr.Iatt, valid uint32, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	n := len(d.kids)
 	pres, posts, rxs := make([]xdr.Iatt, n), make([]xdr.Iatt, n), make([]xdr.Dict, n)
-	fn := func(i int) (err error) { pres[i], posts[i], rxs[i], err = d.kids[i].Setattr(ctx, g, attr, valid, xd); return err }
+	fn := func(i int) (err error) {
+		pres[i], posts[i], rxs[i], err = d.kids[i].Setattr(ctx, g, attr, valid, xd)
+		return err
+	}
 	i := -1
 	err = d.inodeFop(ctx, g, func(j int) error { i = j; return fn(j) }, func() (err error) {
 		i, err = d.everyCopy(ctx, "SETATTR", g, func(ctx context.Context, j int) error { return fn(j) })
@@ -472,13 +475,19 @@ func (d *DHT) Lk(ctx context.Context, f *fop.Fd, cmd uint32, fl xdr.Flock, xd xd
 
 // Fxattrop applies through the fd.
 func (d *DHT) Fxattrop(ctx context.Context, f *fop.Fd, flags uint32, dict, xd xdr.Dict) (v, rx xdr.Dict, err error) {
-	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { v, rx, err = d.kids[i].Fxattrop(ctx, f, flags, dict, xd); return err })
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) {
+		v, rx, err = d.kids[i].Fxattrop(ctx, f, flags, dict, xd)
+		return err
+	})
 	return v, rx, err
 }
 
 // Finodelk locks through the fd (a directory's on its hash-0 copy).
 func (d *DHT) Finodelk(ctx context.Context, f *fop.Fd, domain string, cmd uint32, fl xdr.Flock, xd xdr.Dict) (rx xdr.Dict, err error) {
-	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { rx, err = d.kids[i].Finodelk(ctx, f, domain, cmd, fl, xd); return err })
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) {
+		rx, err = d.kids[i].Finodelk(ctx, f, domain, cmd, fl, xd)
+		return err
+	})
 	return rx, err
 }
 

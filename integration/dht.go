@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	be "encoding/binary"
 	"fmt"
 	"os"
@@ -215,5 +216,79 @@ func checkLayout(t T, dir string, layout []DHTSlice) {
 	}
 	if next != 1<<32 {
 		t.Errorf("%s: layout %v does not reach 0xffffffff", dir, layout)
+	}
+}
+
+// CheckShardDHT checks a sharded file on a distributed volume: the base
+// file where DHT puts it, every block in .shard on the subvolume its name
+// hashes to in .shard's layout (once, and the same on every data brick of
+// that set), and the bricks' assembly equal to what each mount reads.
+func (c *Cluster) CheckShardDHT(t T, volume, file string, mounts ...string) {
+	t.Helper()
+	kind := c.vol(t, volume).kind
+	sets := c.Subvolumes(t, volume)
+	pl := c.CheckDHT(t, volume, filepath.Dir(file))
+	base, ok := pl.Data[filepath.Base(file)]
+	if !ok {
+		t.Errorf("%s: no data file on any subvolume", file)
+		return
+	}
+	l, err := ReadShardLayout(sets[base][0].Path, file)
+	if err != nil {
+		t.Errorf("%s: %v", file, err)
+		return
+	}
+	size, bs := l.Size(), l.BlockBytes()
+	if size < 0 || bs <= 0 {
+		t.Errorf("%s: size %s, block size %s", file, l.FileSize, l.BlockSize)
+		return
+	}
+	want := make([]byte, size)
+	b0, err := os.ReadFile(filepath.Join(sets[base][0].Path, file))
+	if err != nil {
+		t.Errorf("%s: %v", file, err)
+		return
+	}
+	copy(want, b0)
+	spl := c.CheckDHT(t, volume, ".shard")
+	blocks := 0
+	for name, sub := range spl.Data {
+		g, n, ok := strings.Cut(name, ".")
+		if !ok || g != l.GFID {
+			continue
+		}
+		blocks++
+		var first []byte
+		for i, b := range sets[sub] {
+			if kind.Arbiter > 0 && i == kind.Replica-1 {
+				continue
+			}
+			data, err := os.ReadFile(filepath.Join(b.Path, ".shard", name))
+			if err != nil {
+				t.Errorf("block %s on %s: %v", name, b, err)
+				continue
+			}
+			if first == nil {
+				first = data
+			} else if !bytes.Equal(first, data) {
+				t.Errorf("block %s differs between the bricks of subvolume %d", name, sub)
+			}
+		}
+		var k int64
+		fmt.Sscan(n, &k)
+		if off := k * bs; off < size {
+			copy(want[off:], first)
+		}
+	}
+	t.Logf("%s: base on subvolume %d, %d blocks of %d bytes over the subvolumes, size %d", file, base, blocks, bs, size)
+	for _, m := range mounts {
+		got, err := os.ReadFile(filepath.Join(m, file))
+		if err != nil {
+			t.Errorf("read %s through %s: %v", file, m, err)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s through %s: %d bytes that differ from the %d the bricks assemble", file, m, len(got), len(want))
+		}
 	}
 }

@@ -401,3 +401,90 @@ func TestDistributeFaults(t *testing.T) {
 		c.CheckDHT(t, vol, "dir-while-down")
 	}
 }
+
+// TestShardDistributed: a sharded (`group virt`, 4 MB blocks) 2x3 volume.
+// brickfs writes an image whose blocks land on both replica sets, each
+// where DHT hashes its name in .shard; the native client reads it back
+// and writes one brickfs reads; truncate and unlink leave no block behind
+// on any set.
+func TestShardDistributed(t *testing.T) {
+	c := sharedCluster(t)
+	shared.mu.Lock()
+	shared.seq++
+	vol := fmt.Sprintf("dshard%d", shared.seq)
+	shared.mu.Unlock()
+	c.CreateVolume(t, vol, Dist2Replica3)
+	c.ShardVolume(t, vol, "4MB")
+	c.Set(t, vol, "performance.stat-prefetch", "off")
+	c.Start(t, vol)
+	bmnt := c.MountBrickfs(t, c.Spec(vol), "attribute-timeout=0", "entry-timeout=0")
+	dumpClientLog(t, c, bmnt)
+	nmnt := c.MountNative(t, vol, "attribute-timeout=0", "entry-timeout=0", "negative-timeout=0", "direct-io-mode=enable")
+	ctx := context.Background()
+
+	if r := FioFill(ctx, filepath.Join(bmnt, "img"), "40M"); !r.Clean() {
+		t.Fatalf("fill through brickfs: %v\n%s", r, r.Stderr)
+	}
+	if r := FioCheck(ctx, filepath.Join(nmnt, "img"), "40M"); !r.Clean() {
+		t.Errorf("verify through native: %v\n%s", r, r.Stderr)
+	}
+	c.CheckShardDHT(t, vol, "img", bmnt, nmnt)
+	spl := c.CheckDHT(t, vol, ".shard")
+	on := map[int]int{}
+	for _, sub := range spl.Data {
+		on[sub]++
+	}
+	if len(on) < 2 {
+		t.Errorf("the blocks of a 40 MiB image are all on one set: %v", on)
+	}
+
+	if r := FioFill(ctx, filepath.Join(nmnt, "nat"), "24M"); !r.Clean() {
+		t.Fatalf("fill through native: %v\n%s", r, r.Stderr)
+	}
+	if r := FioCheck(ctx, filepath.Join(bmnt, "nat"), "24M"); !r.Clean() {
+		t.Errorf("verify through brickfs: %v\n%s", r, r.Stderr)
+	}
+	c.CheckShardDHT(t, vol, "nat", bmnt, nmnt)
+
+	// Truncate into block 2, then unlink: no block of either is left.
+	gimg, err := BackendGFID(filepath.Join(c.Subvolumes(t, vol)[c.CheckDHT(t, vol, ".").Data["img"]][0].Path, "img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(bmnt, "img"), 10<<20); err != nil {
+		t.Fatal(err)
+	}
+	c.CheckShardDHT(t, vol, "img", bmnt, nmnt)
+	left := func(g string) []string {
+		var out []string
+		for _, set := range c.Subvolumes(t, vol) {
+			for _, b := range set {
+				m, _ := filepath.Glob(filepath.Join(b.Path, ".shard", g+".*"))
+				out = append(out, m...)
+				r, _ := filepath.Glob(filepath.Join(b.Path, ".shard", ".remove_me", "*"))
+				out = append(out, r...)
+			}
+		}
+		return out
+	}
+	for _, p := range left(gimg) {
+		var k int
+		fmt.Sscan(strings.TrimPrefix(filepath.Ext(p), "."), &k)
+		if k > 2 {
+			t.Errorf("block %s past the truncated end is left", p)
+		}
+	}
+	if err := os.Remove(filepath.Join(bmnt, "img")); err != nil {
+		t.Fatal(err)
+	}
+	// A rename over a sharded file kicks the background deletion.
+	os.WriteFile(filepath.Join(bmnt, "newer"), []byte("n"), 0o644)
+	if err := os.Rename(filepath.Join(bmnt, "newer"), filepath.Join(bmnt, "nat")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "the blocks of removed files to be deleted on every set", func() (bool, string) {
+		l := left(gimg)
+		return len(l) == 0, fmt.Sprint(l)
+	})
+	c.CheckDHT(t, vol, ".shard")
+}

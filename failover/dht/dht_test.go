@@ -777,3 +777,30 @@ func TestReaddirOffsets(t *testing.T) {
 		t.Errorf("forgotten %#x decodes as (%d, %#x, %v), want (1, %#x)", a, sub, off, ok, big&^7)
 	}
 }
+
+// mknod and symlink carry no parent-layout check: a posix brick checks
+// it only on create and mkdir, and would store the keys on the new file
+// (and, the preop key being no xattr name, stop there, dropping the
+// caller's own xattrs, such as a shard marker's size).
+func TestMknodNoPreop(t *testing.T) {
+	e := newEnv(t, 2, DefaultOptions())
+	e.create(xdr.RootGFID, "warm")
+	for k := 0; k < 6; k++ {
+		n := fmt.Sprintf("node%d", k)
+		xd := xdr.Dict{{Key: "trusted.mine", Value: xdr.Ptr([]byte("v"))}}
+		st, _, err := e.d.Mknod(e.ctx, xdr.RootGFID, n, syscall.S_IFREG, 0, 0o644, e.gfid(), xd)
+		e.must(err, "mknod")
+		sub := e.hashedSub(xdr.RootGFID, n)
+		if _, ok := e.m[sub].Xattr(st.GFID, xattrLayout); ok {
+			t.Errorf("mknod %s stored the parent's layout on the file", n)
+		}
+		if v, ok := e.m[sub].Xattr(st.GFID, "trusted.mine"); !ok || string(v) != "v" {
+			t.Errorf("mknod %s lost the caller's xattr", n)
+		}
+		st, _, err = e.d.Symlink(e.ctx, xdr.RootGFID, "sym"+n, "x", 0, e.gfid(), nil)
+		e.must(err, "symlink")
+		if _, ok := e.m[e.hashedSub(xdr.RootGFID, "sym"+n)].Xattr(st.GFID, xattrLayout); ok {
+			t.Errorf("symlink %s stored the parent's layout on the link", n)
+		}
+	}
+}

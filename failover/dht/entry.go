@@ -43,13 +43,18 @@ func preop(xd xdr.Dict, pl *layout, i int) xdr.Dict {
 	return x.With(keyPreopParent, xdr.Str(xattrLayout)).With(xattrLayout, xdr.Ptr(pl.s[i].encode()))
 }
 
-// placed runs an entry fop on the subvolume the name hashes to, with the
-// parent-layout check; when the brick says the layout changed, it reads
-// the layout again and retries once.
+// placed runs an entry fop on the subvolume the name hashes to. A CREATE
+// carries the parent-layout check (posix checks it on create and mkdir
+// only; on mknod and symlink it would store the keys as xattrs of the new
+// file): when the brick says the layout changed, the layout is read again
+// and the create retried once.
 func (d *DHT) placed(ctx context.Context, op string, parent xdr.GFID, name string, xd xdr.Dict, fn func(i int, xd xdr.Dict) error) (int, error) {
 	hs, pl, err := d.hashed(ctx, op, parent, name)
 	if err != nil {
 		return -1, err
+	}
+	if op != "CREATE" {
+		return hs, fn(hs, xd)
 	}
 	err = fn(hs, preop(xd, pl, hs))
 	if fop.Errno(err) != syscall.EIO {

@@ -613,7 +613,7 @@ func (m *Mem) make(op string, parent xdr.GFID, name string, g xdr.GFID, mode uin
 	// (glusterfs.preop.parent.key): the key names an xattr whose value in
 	// the request must be the parent's on disk, else EIO.
 	var preKey string
-	if k, ok := xd.Bytes("glusterfs.preop.parent.key"); ok {
+	if k, ok := xd.Bytes("glusterfs.preop.parent.key"); ok && (op == "CREATE" || op == "MKDIR") {
 		preKey = string(k)
 		if want, ok := xd.Bytes(preKey); ok && !bytes.Equal(want, d.xattrs[preKey]) {
 			return nil, m.err(op, parent, syscall.EIO)
@@ -636,7 +636,7 @@ func (m *Mem) make(op string, parent xdr.GFID, name string, g xdr.GFID, mode uin
 	// A posix brick sets the xattrs the request carries on the new inode
 	// (posix_entry_create_xattr_set): a DHT layout, a shard block size.
 	for _, p := range xd {
-		if p.Key == preKey {
+		if p.Key == preKey && preKey != "" {
 			continue
 		}
 		if strings.HasPrefix(p.Key, "trusted.") || strings.HasPrefix(p.Key, "user.") {

@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"sync"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -57,7 +58,8 @@ type DHT struct {
 	kids  []fop.Subvolume
 	names []string // the subvolumes' translator names (linkto values)
 	log   *zap.Logger
-	bits  int // low bits of a readdir offset that name the subvolume
+	bits  int           // low bits of a readdir offset that name the subvolume
+	ttl   time.Duration // layoutTTL; tests shorten it
 
 	optMu sync.Mutex
 	opts  Options // GUARDED_BY(optMu)
@@ -81,9 +83,16 @@ type inode struct {
 	// A directory: its layout (nil until read) and where it sits, for
 	// the path a new directory's layout start is hashed from.
 	lay    *layout
+	layAt  time.Time // when lay was read
 	parent xdr.GFID
 	name   string
 }
+
+// layoutTTL is how old a cached layout may be when it decides something
+// another client may have changed since (fix-layout, a layout heal): that
+// a name is missing, or where a new non-CREATE entry goes (CREATE is
+// checked by the brick against the layout on disk).
+const layoutTTL = time.Second
 
 // maxInodes bounds the inode table; past it, entries are dropped and
 // found again by a lookup on every subvolume when next used.
@@ -94,7 +103,7 @@ func New(name string, kids []fop.Subvolume, opts Options, log *zap.Logger) (*DHT
 	if len(kids) < 2 {
 		return nil, fmt.Errorf("volfile: %s: distribute over %d subvolumes: the layer needs at least two", name, len(kids))
 	}
-	d := &DHT{name: name, kids: kids, log: log, inodes: map[xdr.GFID]*inode{}, bits: bits.Len(uint(len(kids) - 1))}
+	d := &DHT{name: name, kids: kids, log: log, inodes: map[xdr.GFID]*inode{}, bits: bits.Len(uint(len(kids) - 1)), ttl: layoutTTL}
 	for _, k := range kids {
 		d.names = append(d.names, k.Name())
 	}
@@ -263,7 +272,7 @@ func (d *DHT) setDir(g, parent xdr.GFID, name string, l *layout) {
 		ino.parent, ino.name = parent, name
 	}
 	if l != nil {
-		ino.lay = l
+		ino.lay, ino.layAt = l, time.Now()
 	}
 	d.mu.Unlock()
 }

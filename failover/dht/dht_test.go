@@ -804,3 +804,31 @@ func TestMknodNoPreop(t *testing.T) {
 		}
 	}
 }
+
+// A miss on the hashed subvolume is trusted (lookup-optimize) only from
+// a layout read lately: after another client's fix-layout moved the
+// ranges, a name made since by the new layout is found.
+func TestStaleLayoutMiss(t *testing.T) {
+	e := newEnv(t, 2, DefaultOptions())
+	g := e.gfid()
+	_, _, err := e.d.Mkdir(e.ctx, xdr.RootGFID, "d", 0o755, 0, g, nil)
+	e.must(err, "mkdir")
+	e.create(g, "warm") // d's layout is cached, commit == the volume's
+	var s [2]slice
+	for i, m := range e.m {
+		v, _ := m.Xattr(g, xattrLayout)
+		s[i], _ = parseSlice(v)
+	}
+	s[0].start, s[0].stop, s[1].start, s[1].stop = s[1].start, s[1].stop, s[0].start, s[0].stop
+	for i, m := range e.m {
+		e.must(fop.ErrOnly(m.Setxattr(e.ctx, g, xdr.Dict{}.With(xattrLayout, xdr.Ptr(s[i].encode())), 0, nil)), "swap")
+	}
+	// Another client makes x where the new layout puts it.
+	sub := e.hashedSub(g, "x")
+	_, _, err = e.m[sub].Mknod(e.ctx, g, "x", syscall.S_IFREG|0o644, 0, 0, e.gfid(), nil)
+	e.must(err, "other client's mknod")
+	e.d.ttl = 0 // the cached layout is now "old"
+	if _, _, err := e.d.Lookup(e.ctx, g, "x", xdr.GFID{}, nil); err != nil {
+		t.Errorf("lookup of a name made by the new layout: %v", err)
+	}
+}

@@ -15,7 +15,11 @@ import (
 // subvolume holding part of the directory is down, or its layout has a
 // hole no heal could fill).
 func (d *DHT) hashed(ctx context.Context, op string, parent xdr.GFID, name string) (int, *layout, error) {
-	pl, err := d.layoutOf(ctx, parent)
+	get := d.freshLayout
+	if op == "CREATE" || op == "MKDIR" {
+		get = d.layoutOf // the brick checks the layout these carry
+	}
+	pl, err := get(ctx, parent)
 	if err != nil {
 		return -1, nil, err
 	}

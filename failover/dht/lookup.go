@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -60,6 +61,15 @@ func layoutFrom(as []answer) *layout {
 // the first time (and healing it if it has a hole).
 func (d *DHT) layoutOf(ctx context.Context, g xdr.GFID) (*layout, error) {
 	if ino, ok := d.get(g); ok && ino.dir && ino.lay != nil {
+		return ino.lay, nil
+	}
+	return d.refreshDir(ctx, g)
+}
+
+// freshLayout is layoutOf read again when the cached one is older than
+// layoutTTL.
+func (d *DHT) freshLayout(ctx context.Context, g xdr.GFID) (*layout, error) {
+	if ino, ok := d.get(g); ok && ino.dir && ino.lay != nil && time.Since(ino.layAt) < d.ttl {
 		return ino.lay, nil
 	}
 	return d.refreshDir(ctx, g)
@@ -192,8 +202,26 @@ func (d *DHT) resolve(ctx context.Context, parent xdr.GFID, name string, xd xdr.
 		d.mu.Lock()
 		vc := d.volCommit
 		d.mu.Unlock()
-		if o.LookupOptimize && pl.commitMatches(vc) || !o.LookupOptimize && !o.LookupUnhashed {
+		if !o.LookupOptimize && !o.LookupUnhashed {
 			return resolved{}, err
+		}
+		if o.LookupOptimize && pl.commitMatches(vc) {
+			// The layout says the name would be here. Trust that only
+			// from a layout read lately: after another client's
+			// fix-layout a new name may hash elsewhere.
+			fresh, ferr := d.freshLayout(ctx, parent)
+			if ferr != nil {
+				return resolved{}, ferr
+			}
+			d.mu.Lock()
+			vc = d.volCommit
+			d.mu.Unlock()
+			if fresh == pl || fresh.search(d.hashOf(name)) == hs && fresh.commitMatches(vc) {
+				return resolved{}, err
+			}
+			if nhs := fresh.search(d.hashOf(name)); nhs >= 0 && nhs != hs {
+				return d.resolve(ctx, parent, name, xd)
+			}
 		}
 		return d.everywhere(ctx, parent, name, xd, hs)
 	case fop.Errno(err) == syscall.ENAMETOOLONG || fop.Errno(err) == syscall.EACCES:

@@ -291,6 +291,14 @@ func dhtOptions(x *volfile.Volume) (dht.Options, error) {
 	if v, ok := x.Option("extra-hash-regex"); ok {
 		o.ExtraHashRegex = v
 	}
+	if v, ok := x.Option("decommissioned-bricks"); ok {
+		for _, n := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+			o.Decommissioned = append(o.Decommissioned, n)
+		}
+	}
+	if err := dht.CheckOptions(o); err != nil {
+		return o, fmt.Errorf("volfile: %s: %w", x.Name, err)
+	}
 	return o, nil
 }
 

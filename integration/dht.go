@@ -188,6 +188,9 @@ func (c *Cluster) CheckDHT(t T, volume, dir string) Placement {
 		if len(links) > 1 || len(links) == 1 && (links[0] != hs || hs == data[0]) {
 			t.Errorf("%s/%s: data on %d, hashes to %d, linkto files on %v", dir, name, data[0], hs, links)
 		}
+		if hs >= 0 && hs != data[0] && len(links) == 0 {
+			t.Errorf("%s/%s: data on %d, hashes to %d, no linkto file there: lookups that trust the layout miss it", dir, name, data[0], hs)
+		}
 		if len(links) == 1 && target[0] != SubvolumeName(volume, kind, data[0]) {
 			t.Errorf("%s/%s: linkto names %q, the data is on %s", dir, name, target[0], SubvolumeName(volume, kind, data[0]))
 		}

@@ -180,17 +180,6 @@ func TestDistribute(t *testing.T) {
 					}
 				}
 			}
-			// Both clients place the same names the same way.
-			bp, np := c.CheckDHT(t, vol, "bfs"), c.CheckDHT(t, vol, "nat")
-			bl, nl := c.Layout(t, vol, "bfs"), c.Layout(t, vol, "nat")
-			for n := range bp.Data {
-				if _, ok := np.Data[n]; ok && HashedSubvolume(bl, n) >= 0 {
-					if fmt.Sprint(bl) == fmt.Sprint(nl) && bp.Data[n] != np.Data[n] {
-						t.Errorf("%s: brickfs put it on %d, native on %d", n, bp.Data[n], np.Data[n])
-					}
-				}
-			}
-
 			// A directory brickfs makes gets the native client's layout for
 			// the same path.
 			for _, d := range []string{"same", "bfs/samesub", "z"} {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/bits"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -38,6 +40,9 @@ type Options struct {
 	// extra-hash-regex): names matching them hash as their first group.
 	// "none" disables one.
 	RsyncHashRegex, ExtraHashRegex string
+	// Decommissioned (decommissioned-bricks, set by remove-brick start)
+	// names subvolumes being emptied: new directories give them no range.
+	Decommissioned []string
 }
 
 // DefaultOptions are GlusterFS 10.3's defaults.
@@ -145,6 +150,7 @@ func (d *DHT) Reconfigure(o Options) ([]string, error) {
 		{"randomize-hash-range-by-gfid", old.RandomizeByGFID != o.RandomizeByGFID},
 		{"rsync-hash-regex", old.RsyncHashRegex != o.RsyncHashRegex},
 		{"extra-hash-regex", old.ExtraHashRegex != o.ExtraHashRegex},
+		{"decommissioned-bricks", strings.Join(old.Decommissioned, ",") != strings.Join(o.Decommissioned, ",")},
 	} {
 		if c.diff {
 			changed = append(changed, c.name)
@@ -157,6 +163,17 @@ func (d *DHT) options() (Options, hasher) {
 	d.optMu.Lock()
 	defer d.optMu.Unlock()
 	return d.opts, d.hash
+}
+
+// usable says which subvolumes may get a range in a new layout: those
+// with a copy of the directory that are not being decommissioned.
+func (d *DHT) usable(have []bool) []bool {
+	o, _ := d.options()
+	out := make([]bool, len(have))
+	for i := range have {
+		out[i] = have[i] && !slices.Contains(o.Decommissioned, d.names[i])
+	}
+	return out
 }
 
 func (d *DHT) hashOf(name string) uint32 {

@@ -590,7 +590,18 @@ func TestStaleLinkto(t *testing.T) {
 			break
 		}
 	}
-	e.must(e.d.linkto(e.ctx, 0, 1, xdr.RootGFID, name, e.gfid(), xdr.Iatt{}, nil), "linkto")
+	lg := e.gfid()
+	e.must(e.d.linkto(e.ctx, 0, 1, xdr.RootGFID, name, lg, xdr.Iatt{}, nil), "linkto")
+	// Open somewhere (a migration in progress, say): left alone.
+	f, _, err := e.m[0].Open(e.ctx, lg, uint32(syscall.O_RDONLY), nil)
+	e.must(err, "open the linkto")
+	if _, _, err := e.d.Lookup(e.ctx, xdr.RootGFID, name, xdr.GFID{}, nil); fop.Errno(err) != syscall.ENOENT {
+		t.Fatalf("lookup of a stale linkto: %v, want ENOENT", err)
+	}
+	if _, links := e.where(xdr.RootGFID, name); len(links) != 1 {
+		t.Errorf("an open linkto file was removed")
+	}
+	e.must(e.m[0].Release(e.ctx, f), "close")
 	if _, _, err := e.d.Lookup(e.ctx, xdr.RootGFID, name, xdr.GFID{}, nil); fop.Errno(err) != syscall.ENOENT {
 		t.Fatalf("lookup of a stale linkto: %v, want ENOENT", err)
 	}
@@ -650,6 +661,8 @@ func TestSubvolumeDown(t *testing.T) {
 	}
 	g0 := e.create(xdr.RootGFID, on0)
 	e.create(xdr.RootGFID, on1)
+	_, _, err := e.d.Mkdir(e.ctx, xdr.RootGFID, "empty", 0o755, 0, e.gfid(), nil)
+	e.must(err, "mkdir")
 	e.m[1].SetDown(true)
 	f, _, err := e.d.Open(e.ctx, g0, uint32(syscall.O_RDWR), nil)
 	e.must(err, "open on the live subvolume")
@@ -662,8 +675,8 @@ func TestSubvolumeDown(t *testing.T) {
 	if _, _, _, err := e.d.Create(e.ctx, xdr.RootGFID, on1+"x", 0, 0o644, 0, e.gfid(), nil); err == nil && e.hashedSub(xdr.RootGFID, on1+"x") == 1 {
 		t.Errorf("create of a name hashing to the down subvolume succeeded")
 	}
-	if _, err := e.d.Rmdir(e.ctx, xdr.RootGFID, "nodir", 0, nil); err == nil {
-		t.Errorf("rmdir with a subvolume down succeeded")
+	if _, err := e.d.Rmdir(e.ctx, xdr.RootGFID, "empty", 0, nil); fop.Errno(err) != syscall.ENOTCONN {
+		t.Errorf("rmdir of an empty directory with a subvolume down: %v, want ENOTCONN", err)
 	}
 	st, _, err := e.d.Statfs(e.ctx, xdr.RootGFID, nil)
 	e.must(err, "statfs with a subvolume down")

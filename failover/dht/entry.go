@@ -90,6 +90,24 @@ func (d *DHT) Create(ctx context.Context, parent xdr.GFID, name string, flags, m
 	if err != nil {
 		return nil, xdr.Iatt{}, nil, err
 	}
+	if st.GFID != gfid && st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Mode&07777 == syscall.S_ISVTX {
+		// The name existed as a linkto file (create without O_EXCL
+		// opens what is there): open the data it points to instead.
+		_ = d.kids[hs].Release(context.WithoutCancel(ctx), f)
+		r, err := d.resolve(ctx, parent, name, nil)
+		if err != nil {
+			return nil, xdr.Iatt{}, nil, err
+		}
+		if r.dir {
+			return nil, xdr.Iatt{}, nil, d.errf("CREATE", parent, syscall.EISDIR, "%q is a directory", name)
+		}
+		f, rx, err = d.kids[r.cached].Open(ctx, r.st.GFID, flags&^uint32(syscall.O_CREAT|syscall.O_EXCL), xd)
+		if err != nil {
+			return nil, xdr.Iatt{}, nil, err
+		}
+		f.SetCtx(d, r.cached)
+		return f, r.st, rx, nil
+	}
 	d.setFile(st.GFID, hs)
 	f.SetCtx(d, hs)
 	return f, st, rx, nil
@@ -199,10 +217,14 @@ func (d *DHT) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, uma
 		d.mu.Unlock()
 	}
 	path, known := d.path(g)
-	next := assign(d.names, made, d.weights(ctx, made), d.startHash(g, path, known), commit)
+	use := d.usable(made)
+	next := assign(d.names, use, d.weights(ctx, use), d.startHash(g, path, known), commit)
 	d.all(ctx, func(ctx context.Context, i int) error {
 		if !made[i] {
 			return nil
+		}
+		if !next[i].has {
+			next[i] = slice{has: true, present: true} // no range: 0-0
 		}
 		_, err := d.kids[i].Setxattr(asRoot(ctx), g, xdr.Dict{}.With(xattrLayout, xdr.Ptr(next[i].encode())), 0, internal(nil))
 		if err != nil {

@@ -60,23 +60,23 @@ func (d *DHT) oneCopy(ctx context.Context, g xdr.GFID, fn func(i int) error) err
 	return pickErr(errs)
 }
 
-// everyCopy runs a change on every copy of a directory at once; it
-// succeeds when the first copy that would answer a read did, and logs
-// the copies that failed (a later lookup heals them).
+// everyCopy runs a change on every copy of a directory at once. It
+// succeeds only when the copy reads are served from (the one owning hash
+// 0) took it: a lookup then heals the others from that copy. The copies
+// that failed are logged.
 func (d *DHT) everyCopy(ctx context.Context, op string, g xdr.GFID, fn func(ctx context.Context, i int) error) (int, error) {
 	errs := d.all(ctx, fn)
-	for _, i := range d.dirOrder(ctx, g) {
-		if errs[i] == nil {
-			for j, err := range errs {
-				if err != nil && !missing(err) {
-					d.log.Warn("directory changed on some subvolumes only", zap.String("fop", op),
-						zap.String("subvol", d.names[j]), zap.Stringer("gfid", g), zap.Error(err))
-				}
-			}
-			return i, nil
+	i := d.dirOrder(ctx, g)[0]
+	if errs[i] != nil {
+		return -1, errs[i]
+	}
+	for j, err := range errs {
+		if err != nil && !missing(err) {
+			d.log.Warn("directory changed on some subvolumes only; a lookup heals them", zap.String("fop", op),
+				zap.String("subvol", d.names[j]), zap.Stringer("gfid", g), zap.Error(err))
 		}
 	}
-	return -1, pickErr(errs)
+	return i, nil
 }
 
 // Stat returns a file's attributes from its data, a directory's from its
@@ -242,6 +242,10 @@ func (d *DHT) Entrylk(ctx context.Context, parent xdr.GFID, name, domain string,
 // dirFd is the layer's state of an open directory.
 type dirFd struct {
 	fds []*fop.Fd // per subvolume; nil where the directory is missing
+	// Which copy lists which entries is decided once, at opendir, so a
+	// layout or up/down change mid-listing lists nothing twice.
+	lay     *layout
+	firstUp int
 }
 
 // fileSub returns the subvolume of an open file (or of an anonymous fd's
@@ -291,11 +295,96 @@ func (d *DHT) onFd(ctx context.Context, f *fop.Fd, fn func(i int, f *fop.Fd) err
 		}
 		return pickErr(errs)
 	}
-	i, err := d.fileSub(ctx, f)
+	i, cf, err := d.target(ctx, f)
 	if err != nil {
 		return err
 	}
-	return fn(i, f)
+	return fn(i, cf)
+}
+
+// A file the rebalance daemon migrates while it is open: once the copy
+// an fd was opened on becomes a linkto file (migration phase 2, mode
+// exactly 01000), changes through that fd must go to the new copy, as
+// dht_writev_cbk's phase-2 check sends them (dht_rebalance_complete_check).
+// The layer then opens the file where it is now, records that open in
+// the fd, and redoes the change there.
+
+type movedKey struct{}
+
+type moved struct {
+	sub int
+	fd  *fop.Fd
+}
+
+// target returns where a file fd's fops go: where the file was opened,
+// or where it was followed to.
+func (d *DHT) target(ctx context.Context, f *fop.Fd) (int, *fop.Fd, error) {
+	if v, ok := f.Ctx(movedKey{}); ok {
+		m := v.(*moved)
+		return m.sub, m.fd, nil
+	}
+	i, err := d.fileSub(ctx, f)
+	return i, f, err
+}
+
+// migrated reports whether a change's reply shows its copy turned into a
+// linkto file.
+func migrated(post xdr.Iatt) bool {
+	return post.Mode&syscall.S_IFMT == syscall.S_IFREG && post.Mode&07777 == syscall.S_ISVTX
+}
+
+// follow opens f's file where its data is now, if that is not where f's
+// fops went; ok reports whether it moved.
+func (d *DHT) follow(ctx context.Context, f *fop.Fd, was int) (bool, error) {
+	d.forget(f.GFID)
+	i, dir, err := d.where(ctx, f.GFID)
+	if err != nil {
+		return false, err
+	}
+	if dir || i == was {
+		return false, nil // a file whose mode is 01000, not a migration
+	}
+	nf, _, err := d.kids[i].Open(ctx, f.GFID, f.Flags&^uint32(syscall.O_CREAT|syscall.O_EXCL|syscall.O_TRUNC), nil)
+	if err != nil {
+		return false, err
+	}
+	if v, ok := f.Ctx(movedKey{}); ok {
+		old := v.(*moved)
+		_ = d.kids[old.sub].Release(context.WithoutCancel(ctx), old.fd)
+	}
+	f.SetCtx(movedKey{}, &moved{sub: i, fd: nf})
+	d.log.Warn("an open file was migrated by rebalance; its fd follows it",
+		zap.Stringer("gfid", f.GFID), zap.String("from", d.names[was]), zap.String("to", d.names[i]))
+	return true, nil
+}
+
+// change runs a change through a file fd and, if its reply shows the file
+// migrated away, redoes it where the file is now.
+func (d *DHT) change(ctx context.Context, f *fop.Fd, fn func(i int, f *fop.Fd) (xdr.Iatt, error)) error {
+	if dirOf(f) != nil {
+		return d.onFd(ctx, f, func(i int, f *fop.Fd) error { _, err := fn(i, f); return err })
+	}
+	i, cf, err := d.target(ctx, f)
+	if err != nil {
+		return err
+	}
+	post, err := fn(i, cf)
+	if err != nil || !migrated(post) {
+		return err
+	}
+	moved, ferr := d.follow(ctx, f, i)
+	if ferr != nil {
+		return d.errf("WRITE", f.GFID, syscall.EIO, "the file was migrated while open and could not be followed: %v", ferr)
+	}
+	if !moved {
+		return nil
+	}
+	i, cf, err = d.target(ctx, f)
+	if err != nil {
+		return err
+	}
+	_, err = fn(i, cf)
+	return err
 }
 
 // Open opens a file where its data is.
@@ -325,7 +414,20 @@ func (d *DHT) Opendir(ctx context.Context, g xdr.GFID, xd xdr.Dict) (*fop.Fd, xd
 			opened++
 		case missing(err):
 		default:
-			bad = errs[i]
+			bad = d.errf("OPENDIR", g, fop.Errno(err), "%s cannot open its copy of the directory (%v); a listing needs every replica set, or it would hide that set's files", d.names[i], err)
+		}
+	}
+	if bad == nil {
+		l, err := d.layoutOf(ctx, g)
+		if err != nil {
+			bad = err
+		}
+		df.lay, df.firstUp = l, -1
+		for i, cf := range df.fds {
+			if cf != nil {
+				df.firstUp = i
+				break
+			}
 		}
 	}
 	if bad != nil || opened == 0 {
@@ -357,6 +459,10 @@ func (d *DHT) Release(ctx context.Context, f *fop.Fd) error {
 		}
 		return first
 	}
+	if v, ok := f.Ctx(movedKey{}); ok {
+		m := v.(*moved)
+		_ = d.kids[m.sub].Release(ctx, m.fd)
+	}
 	i, err := d.fileSub(ctx, f)
 	if err != nil {
 		return err
@@ -372,9 +478,9 @@ func (d *DHT) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd x
 
 // Write writes where the file's data is.
 func (d *DHT) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
-	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) {
+	err = d.change(ctx, f, func(i int, f *fop.Fd) (xdr.Iatt, error) {
 		pre, post, rx, err = d.kids[i].Write(ctx, f, off, data, xd)
-		return err
+		return post, err
 	})
 	return pre, post, rx, err
 }
@@ -427,36 +533,36 @@ func (d *DHT) Fsetattr(ctx context.Context, f *fop.Fd, attr *xdr.Iatt, valid uin
 
 // Ftruncate truncates through the fd.
 func (d *DHT) Ftruncate(ctx context.Context, f *fop.Fd, size uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
-	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) {
+	err = d.change(ctx, f, func(i int, f *fop.Fd) (xdr.Iatt, error) {
 		pre, post, rx, err = d.kids[i].Ftruncate(ctx, f, size, xd)
-		return err
+		return post, err
 	})
 	return pre, post, rx, err
 }
 
 // Fallocate allocates through the fd.
 func (d *DHT) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
-	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) {
+	err = d.change(ctx, f, func(i int, f *fop.Fd) (xdr.Iatt, error) {
 		pre, post, rx, err = d.kids[i].Fallocate(ctx, f, mode, off, length, xd)
-		return err
+		return post, err
 	})
 	return pre, post, rx, err
 }
 
 // Discard punches through the fd.
 func (d *DHT) Discard(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
-	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) {
+	err = d.change(ctx, f, func(i int, f *fop.Fd) (xdr.Iatt, error) {
 		pre, post, rx, err = d.kids[i].Discard(ctx, f, off, length, xd)
-		return err
+		return post, err
 	})
 	return pre, post, rx, err
 }
 
 // Zerofill zeroes through the fd.
 func (d *DHT) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
-	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) {
+	err = d.change(ctx, f, func(i int, f *fop.Fd) (xdr.Iatt, error) {
 		pre, post, rx, err = d.kids[i].Zerofill(ctx, f, off, length, xd)
-		return err
+		return post, err
 	})
 	return pre, post, rx, err
 }
@@ -494,16 +600,16 @@ func (d *DHT) Finodelk(ctx context.Context, f *fop.Fd, domain string, cmd uint32
 // CopyFileRange copies within one subvolume; between two it answers
 // EXDEV, and the kernel or the caller copies the bytes.
 func (d *DHT) CopyFileRange(ctx context.Context, in *fop.Fd, offIn uint64, out *fop.Fd, offOut, size uint64, flags uint32, xd xdr.Dict) (uint64, xdr.Iatt, xdr.Dict, error) {
-	si, err := d.fileSub(ctx, in)
+	si, inf, err := d.target(ctx, in)
 	if err != nil {
 		return 0, xdr.Iatt{}, nil, err
 	}
-	so, err := d.fileSub(ctx, out)
+	so, outf, err := d.target(ctx, out)
 	if err != nil {
 		return 0, xdr.Iatt{}, nil, err
 	}
 	if si != so {
 		return 0, xdr.Iatt{}, nil, d.errf("COPY_FILE_RANGE", in.GFID, syscall.EXDEV, "source and destination are on different subvolumes")
 	}
-	return d.kids[si].CopyFileRange(ctx, in, offIn, out, offOut, size, flags, xd)
+	return d.kids[si].CopyFileRange(ctx, inf, offIn, outf, offOut, size, flags, xd)
 }

@@ -2,6 +2,7 @@ package dht
 
 import (
 	"encoding/binary"
+	"fmt"
 	"regexp"
 )
 
@@ -91,3 +92,16 @@ func (h hasher) hash(name string) uint32 {
 // HashName is gf_dm_hashfn of name as is (no hash regex): where a name
 // lands in a layout, for tools and tests that check placement.
 func HashName(name string) uint32 { return hashName([]byte(name)) }
+
+// CheckOptions reports options the layer cannot use (a hash regex that
+// does not compile), so a new volfile can be refused before anything
+// changes.
+func CheckOptions(o Options) error {
+	if _, err := compileHashRegex(o.ExtraHashRegex); err != nil {
+		return fmt.Errorf("extra-hash-regex %q: %w", o.ExtraHashRegex, err)
+	}
+	if _, err := compileHashRegex(o.RsyncHashRegex); err != nil {
+		return fmt.Errorf("rsync-hash-regex %q: %w", o.RsyncHashRegex, err)
+	}
+	return nil
+}

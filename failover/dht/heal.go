@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"syscall"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -54,10 +53,12 @@ type locks struct {
 func (d *DHT) newLocks(ctx context.Context) *locks { return &locks{d: d, ctx: owned(ctx)} }
 
 // inodelk takes a whole-file inode lock of type typ in domain on
-// subvolume i, waiting for it.
+// subvolume i, waiting for it. The wait is not cut short by the caller's
+// context: a request abandoned at a brick would be granted later with
+// nobody to release it.
 func (ls *locks) inodelk(i int, g xdr.GFID, domain string, typ uint32) error {
 	fl := xdr.Flock{Type: typ}
-	if _, err := ls.d.kids[i].Inodelk(ls.ctx, g, domain, fop.LkSetW, fl, nil); err != nil {
+	if _, err := ls.d.kids[i].Inodelk(context.WithoutCancel(ls.ctx), g, domain, fop.LkSetW, fl, nil); err != nil {
 		return err
 	}
 	ls.undo = append(ls.undo, func(ctx context.Context) error {
@@ -69,25 +70,11 @@ func (ls *locks) inodelk(i int, g xdr.GFID, domain string, typ uint32) error {
 }
 
 // entrylk takes a write entry lock on parent/name in domain on subvolume
-// i without waiting (as DHT does), retrying for a while when another
-// client holds it.
+// i, waiting for it (dht_blocking_entrylk_rec), with the wait not cut
+// short (see inodelk).
 func (ls *locks) entrylk(i int, parent xdr.GFID, name, domain string) error {
-	delay := 5 * time.Millisecond
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, err := ls.d.kids[i].Entrylk(ls.ctx, parent, name, domain, fop.EntrylkLockNB, entrylkWrite, nil)
-		if err == nil {
-			break
-		}
-		if fop.Errno(err) != syscall.EAGAIN || time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-ls.ctx.Done():
-			return err
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 200*time.Millisecond)
+	if _, err := ls.d.kids[i].Entrylk(context.WithoutCancel(ls.ctx), parent, name, domain, fop.EntrylkLock, entrylkWrite, nil); err != nil {
+		return err
 	}
 	ls.undo = append(ls.undo, func(ctx context.Context) error {
 		return fop.ErrOnly(ls.d.kids[i].Entrylk(ctx, parent, name, domain, fop.EntrylkUnlock, entrylkWrite, nil))
@@ -133,6 +120,73 @@ func (d *DHT) weights(ctx context.Context, usable []bool) []uint64 {
 	return w
 }
 
+// healCopies makes a directory's missing copies (dht_selfheal_dir_mkdir):
+// under the parent's heal read lock and the name's entry lock on the
+// subvolume the name hashes to, it looks the name up again and makes the
+// directory, with the same gfid, owner and mode, only where it is missing
+// and only while the hashed copy (which rmdir removes last and mkdir
+// makes first) is there: a directory being removed is not brought back.
+func (d *DHT) healCopies(ctx context.Context, parent xdr.GFID, name string, g xdr.GFID) error {
+	pl, err := d.layoutOf(ctx, parent)
+	if err != nil {
+		return err
+	}
+	hs := pl.search(d.hashOf(name))
+	if hs < 0 {
+		return errors.New("the name hashes to no subvolume")
+	}
+	ls := d.newLocks(ctx)
+	defer ls.release()
+	if err := ls.inodelk(hs, parent, domLayoutHeal, fop.LkRead); err != nil {
+		return err
+	}
+	if err := ls.entrylk(hs, parent, name, domEntrySync); err != nil {
+		return err
+	}
+	as := d.lookupAll(ctx, parent, name, xdr.GFID{}, nil, true)
+	h := as[hs]
+	if h.err != nil || !isDir(h.st) || h.st.GFID != g {
+		return errors.New("the hashed copy is gone or changed: the directory is being removed or replaced")
+	}
+	st := h.st
+	d.log.Info("directory missing on a subvolume; creating it", zap.String("subvol", d.name), zap.Stringer("gfid", g), zap.String("name", name))
+	errs := d.all(ctx, func(ctx context.Context, i int) error {
+		if as[i].err == nil || !missing(as[i].err) {
+			return nil
+		}
+		_, _, err := d.kids[i].Mkdir(asRoot(ctx), parent, name, st.Mode&07777, 0, g, internal(nil))
+		if err != nil && fop.Errno(err) != syscall.EEXIST {
+			return err
+		}
+		a := xdr.Iatt{UID: st.UID, GID: st.GID, Mode: st.Mode}
+		_, _, _, err = d.kids[i].Setattr(asRoot(ctx), g, &a, fop.SetAttrUID|fop.SetAttrGID|fop.SetAttrMode, nil)
+		return err
+	})
+	return pickErr(errs)
+}
+
+// healAttrs makes every copy of a directory carry the mode and owner of
+// the copy reads are served from (dht_dir_attr_heal): a chmod made while
+// a copy was down reaches it once it is back.
+func (d *DHT) healAttrs(ctx context.Context, g xdr.GFID, as []answer, from int) {
+	if from < 0 || from >= len(as) || as[from].err != nil {
+		return
+	}
+	want := as[from].st
+	for i, a := range as {
+		if i == from || a.err != nil || !isDir(a.st) || a.st.GFID != g {
+			continue
+		}
+		if a.st.Mode == want.Mode && a.st.UID == want.UID && a.st.GID == want.GID {
+			continue
+		}
+		set := xdr.Iatt{Mode: want.Mode, UID: want.UID, GID: want.GID}
+		_, _, _, err := d.kids[i].Setattr(asRoot(ctx), g, &set, fop.SetAttrMode|fop.SetAttrUID|fop.SetAttrGID, internal(nil))
+		d.log.Info("directory attributes healed", zap.String("subvol", d.names[i]), zap.Stringer("gfid", g),
+			zap.Uint32("mode", want.Mode&07777), zap.Uint32("uid", want.UID), zap.Uint32("gid", want.GID), zap.Error(err))
+	}
+}
+
 // startHash is what a directory's first range is placed by: its path,
 // or its gfid's text with randomize-hash-range-by-gfid or when the path
 // is not known.
@@ -164,19 +218,9 @@ func (d *DHT) healDir(ctx context.Context, parent xdr.GFID, name string, st xdr.
 	}
 	g := st.GFID
 	if l.missing > 0 && named {
-		d.log.Info("directory missing on a subvolume; creating it", zap.String("subvol", d.name), zap.Stringer("gfid", g), zap.String("name", name))
-		d.all(ctx, func(ctx context.Context, i int) error {
-			if l.s[i].present {
-				return nil
-			}
-			_, _, err := d.kids[i].Mkdir(asRoot(ctx), parent, name, st.Mode&07777, 0, g, internal(nil))
-			if err != nil && fop.Errno(err) != syscall.EEXIST {
-				return err
-			}
-			a := xdr.Iatt{UID: st.UID, GID: st.GID, Mode: st.Mode}
-			_, _, _, err = d.kids[i].Setattr(asRoot(ctx), g, &a, fop.SetAttrUID|fop.SetAttrGID|fop.SetAttrMode, nil)
-			return err
-		})
+		if err := d.healCopies(ctx, parent, name, g); err != nil {
+			return l, err
+		}
 	}
 	ls := d.newLocks(ctx)
 	defer ls.release()
@@ -196,10 +240,11 @@ func (d *DHT) healDir(ctx context.Context, parent xdr.GFID, name string, st xdr.
 	if now.unknown > 0 || now.holes == 0 && now.overlaps == 0 {
 		return now, nil
 	}
-	usable := make([]bool, len(d.kids))
+	have := make([]bool, len(d.kids))
 	for i, s := range now.s {
-		usable[i] = s.present
+		have[i] = s.present
 	}
+	usable := d.usable(have)
 	path, known := "", false
 	if g == xdr.RootGFID {
 		path, known = "/", true
@@ -214,8 +259,11 @@ func (d *DHT) healDir(ctx context.Context, parent xdr.GFID, name string, st xdr.
 	next := assign(d.names, usable, d.weights(ctx, usable), d.startHash(g, path, known), hashInvalid)
 	keepOverlap(d.names, next, now.s)
 	errs := d.all(ctx, func(ctx context.Context, i int) error {
-		if !usable[i] {
+		if !have[i] {
 			return nil
+		}
+		if !next[i].has {
+			next[i] = slice{has: true, present: true} // no range: 0-0
 		}
 		_, err := d.kids[i].Setxattr(asRoot(ctx), g, xdr.Dict{}.With(xattrLayout, xdr.Ptr(next[i].encode())), 0, internal(nil))
 		return err

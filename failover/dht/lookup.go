@@ -192,6 +192,12 @@ func (d *DHT) resolve(ctx context.Context, parent xdr.GFID, name string, xd xdr.
 				d.setFile(tst.GFID, t)
 				return resolved{st: tst, x: tx, hashed: hs, cached: t, linkOn: true}, nil
 			}
+			if terr != nil && !missing(terr) {
+				// The data's subvolume is down: the name exists, and
+				// nothing may act on it as if it did not
+				// (dht_lookup_linkfile_cbk).
+				return resolved{}, terr
+			}
 		}
 		return d.everywhere(ctx, parent, name, xd, hs)
 	case err == nil:
@@ -260,7 +266,19 @@ func (d *DHT) everywhere(ctx context.Context, parent xdr.GFID, name string, xd x
 	if data >= 0 {
 		a := as[data]
 		d.setFile(a.st.GFID, data)
-		return resolved{st: a.st, x: a.x, hashed: hs, cached: data, linkOn: hs >= 0 && hs != data && link == hs && as[hs].st.GFID == a.st.GFID}, nil
+		linkOn := hs >= 0 && hs != data && link == hs && as[hs].st.GFID == a.st.GFID
+		if hs >= 0 && hs != data && as[hs].err != nil && missing(as[hs].err) {
+			// Data away from where its name hashes, with no linkto
+			// there: make it, or lookups that trust the layout (and
+			// native clients) would not find the file
+			// (dht_lookup_everywhere_done).
+			if err := d.linkto(ctx, hs, data, parent, name, a.st.GFID, a.st, nil); err == nil {
+				linkOn = true
+			} else if ce := d.log.Check(zap.DebugLevel, "linkto file not made"); ce != nil {
+				ce.Write(zap.String("subvol", d.names[hs]), zap.String("name", name), zap.Error(err))
+			}
+		}
+		return resolved{st: a.st, x: a.x, hashed: hs, cached: data, linkOn: linkOn}, nil
 	}
 	errs := make([]error, len(as))
 	down := false
@@ -271,9 +289,11 @@ func (d *DHT) everywhere(ctx context.Context, parent xdr.GFID, name string, xd x
 		}
 	}
 	if link >= 0 {
-		if !down {
-			d.dropStaleLinkto(ctx, parent, name, link)
+		if down {
+			// The data may be on the subvolume that did not answer.
+			return resolved{}, d.errf("LOOKUP", parent, syscall.ENOTCONN, "%s: its data is on a subvolume that is down", name)
 		}
+		d.dropStaleLinkto(ctx, parent, name, link)
 		return resolved{}, d.errf("LOOKUP", parent, syscall.ENOENT, "%s: only a linkto file whose data is gone", name)
 	}
 	return resolved{}, pickErr(errs)
@@ -319,10 +339,16 @@ func (d *DHT) resolveDir(ctx context.Context, parent xdr.GFID, name string, xd x
 		ce.Write(zap.Stringer("gfid", g), zap.Error(err))
 	}
 	d.setDir(g, parent, name, l)
+	// Answer with the copy reads and attribute changes go to first (the
+	// one owning hash 0), and bring the others in line with it.
+	from := l.first()
+	if from < 0 || as[from].err != nil {
+		from = hs
+	}
+	d.healAttrs(ctx, g, as, from)
 	x := as[0].x
-	if hs >= 0 && as[hs].err == nil {
-		x = as[hs].x
-		st = as[hs].st
+	if from >= 0 && as[from].err == nil {
+		x, st = as[from].x, as[from].st
 	}
 	return resolved{st: st, x: x, hashed: hs, cached: -1, dir: true}, nil
 }

@@ -97,18 +97,8 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 	if !ok {
 		return nil, false, nil, d.errf("READDIRP", f.GFID, syscall.EINVAL, "offset %#x was not handed out by this directory", offset)
 	}
-	l, err := d.layoutOf(ctx, f.GFID)
-	if err != nil {
-		return nil, false, nil, err
-	}
+	l, firstUp := df.lay, df.firstUp
 	o, h := d.options()
-	firstUp := -1
-	for i, cf := range df.fds {
-		if cf != nil && d.kids[i].Up() {
-			firstUp = i
-			break
-		}
-	}
 	x := append(xdr.Dict{}, xd...).With(xattrLinkto, xdr.Uint(256))
 	for sub < len(d.kids) {
 		if df.fds[sub] == nil {
@@ -132,7 +122,7 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 			case isDir(e.Stat):
 				owner := firstUp
 				if !o.ReaddirOptimize {
-					if hs := l.search(h.hash(e.Name)); hs >= 0 && d.kids[hs].Up() && df.fds[hs] != nil {
+					if hs := l.search(h.hash(e.Name)); hs >= 0 && df.fds[hs] != nil {
 						owner = hs
 					}
 				}

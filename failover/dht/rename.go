@@ -1,7 +1,10 @@
 package dht
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"sort"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -10,15 +13,32 @@ import (
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
-// Rename renames a file or a directory as dht_rename does.
+// errChanged says a name changed between its lookup and the locks: the
+// rename starts again with what is there now.
+var errChanged = errors.New("changed under the rename's locks")
+
+// Rename renames a file or a directory as dht_rename does. Both names
+// are looked up again once the locks are held (dht_rename_lock_cbk); if
+// another client changed either meanwhile, the rename starts over.
 func (d *DHT) Rename(ctx context.Context, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
-	src, err := d.resolve(ctx, oldParent, oldName, nil)
-	if err != nil {
-		return xdr.Iatt{}, nil, err
+	for attempt := 0; ; attempt++ {
+		st, rx, err := d.renameOnce(ctx, oldParent, oldName, newParent, newName, xd)
+		if !errors.Is(err, errChanged) {
+			return st, rx, err
+		}
+		if attempt == 4 {
+			return xdr.Iatt{}, nil, d.errf("RENAME", oldParent, syscall.EBUSY, "%q or %q kept changing under the rename; try again", oldName, newName)
+		}
 	}
-	dh, _, err := d.hashed(ctx, "RENAME", newParent, newName)
-	if err != nil {
-		return xdr.Iatt{}, nil, err
+}
+
+// both resolves both names of a rename.
+func (d *DHT) both(ctx context.Context, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string) (src, dst resolved, dh int, err error) {
+	if src, err = d.resolve(ctx, oldParent, oldName, nil); err != nil {
+		return
+	}
+	if dh, _, err = d.hashed(ctx, "RENAME", newParent, newName); err != nil {
+		return
 	}
 	dst, derr := d.resolve(ctx, newParent, newName, nil)
 	switch {
@@ -26,12 +46,66 @@ func (d *DHT) Rename(ctx context.Context, oldParent xdr.GFID, oldName string, ne
 	case fop.Errno(derr) == syscall.ENOENT:
 		dst = resolved{cached: -1, hashed: dh}
 	default:
-		return xdr.Iatt{}, nil, derr
+		err = derr
 	}
-	if src.dir {
-		return d.renameDir(ctx, src, dst, dh, oldParent, oldName, newParent, newName, xd)
+	return src, dst, dh, err
+}
+
+// same reports whether a name resolves as it did: the same inode, where
+// it was.
+func same(a, b resolved) bool {
+	return a.st.GFID == b.st.GFID && a.cached == b.cached && a.dir == b.dir
+}
+
+func (d *DHT) renameOnce(ctx context.Context, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+	src, dst, dh, err := d.both(ctx, oldParent, oldName, newParent, newName)
+	if err != nil {
+		return xdr.Iatt{}, nil, err
 	}
-	return d.renameFile(ctx, src, dst, dh, oldParent, oldName, newParent, newName, xd)
+	ls := d.newLocks(ctx)
+	defer ls.release()
+	if !src.dir {
+		// The files' migrate locks, in the order every client takes
+		// them (dht_lock_order_requests: subvolume name, then gfid).
+		type req struct {
+			sub int
+			g   xdr.GFID
+			opt bool // the destination: it may be gone by now
+		}
+		rs := []req{{src.cached, src.st.GFID, false}}
+		if dst.cached >= 0 && dst.st.GFID != src.st.GFID {
+			rs = append(rs, req{dst.cached, dst.st.GFID, true})
+		}
+		sort.Slice(rs, func(i, j int) bool {
+			if d.names[rs[i].sub] != d.names[rs[j].sub] {
+				return d.names[rs[i].sub] < d.names[rs[j].sub]
+			}
+			return bytes.Compare(rs[i].g[:], rs[j].g[:]) < 0
+		})
+		for _, r := range rs {
+			if err := ls.inodelk(r.sub, r.g, domMigrate, fop.LkWrite); err != nil && !(r.opt && missing(err)) {
+				return xdr.Iatt{}, nil, err
+			}
+		}
+	}
+	if err := d.protect(ls, src.hashed, oldParent, oldName, dh, newParent, newName); err != nil {
+		return xdr.Iatt{}, nil, err
+	}
+	src2, dst2, dh2, err := d.both(ctx, oldParent, oldName, newParent, newName)
+	switch {
+	case missing(err):
+		return xdr.Iatt{}, nil, err
+	case err != nil:
+		return xdr.Iatt{}, nil, err
+	case !same(src, src2) || dh2 != dh || !same(dst, dst2) && !(dst2.cached < 0 && !dst2.dir):
+		// Another client renamed, replaced or removed a name while
+		// this one waited for the locks.
+		return xdr.Iatt{}, nil, errChanged
+	}
+	if src2.dir {
+		return d.renameDir(ctx, ls, src2, dst2, dh, oldParent, oldName, newParent, newName, xd)
+	}
+	return d.renameFile(ctx, src2, dst2, dh, oldParent, oldName, newParent, newName, xd)
 }
 
 // renameFile follows dht_rename_create_links, dht_do_rename and
@@ -49,19 +123,6 @@ func (d *DHT) renameFile(ctx context.Context, src, dst resolved, dh int, oldPare
 	if dc >= 0 && dst.st.GFID == src.st.GFID {
 		// Two names of one file: rename(2) does nothing.
 		return src.st, nil, nil
-	}
-	ls := d.newLocks(ctx)
-	defer ls.release()
-	if err := ls.inodelk(sc, src.st.GFID, domMigrate, fop.LkWrite); err != nil {
-		return xdr.Iatt{}, nil, err
-	}
-	if dc >= 0 {
-		if err := ls.inodelk(dc, dst.st.GFID, domMigrate, fop.LkWrite); err != nil {
-			return xdr.Iatt{}, nil, err
-		}
-	}
-	if err := d.protect(ls, sh, oldParent, oldName, dh, newParent, newName); err != nil {
-		return xdr.Iatt{}, nil, err
 	}
 	renameOn := dh
 	if sc == dc {
@@ -160,8 +221,11 @@ func (d *DHT) protect(ls *locks, sh int, oldParent xdr.GFID, oldName string, dh 
 }
 
 // renameDir renames a directory on every subvolume: first where the new
-// name hashes, then on the others (dht_rename_dir).
-func (d *DHT) renameDir(ctx context.Context, src, dst resolved, dh int, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+// name hashes, then on the others (dht_rename_dir). A directory it
+// replaces must be empty on every subvolume; if a subvolume refuses, the
+// ones that renamed are renamed back (dht_rename_dir_cbk), so the
+// directory is never left under two names.
+func (d *DHT) renameDir(ctx context.Context, ls *locks, src, dst resolved, dh int, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	if dst.cached >= 0 {
 		return xdr.Iatt{}, nil, d.errf("RENAME", newParent, syscall.ENOTDIR, "%q is not a directory", newName)
 	}
@@ -170,10 +234,20 @@ func (d *DHT) renameDir(ctx context.Context, src, dst resolved, dh int, oldParen
 			return xdr.Iatt{}, nil, d.errf("RENAME", oldParent, syscall.ENOTCONN, "%s is down; a directory is renamed only while every replica set is up", d.names[i])
 		}
 	}
-	ls := d.newLocks(ctx)
-	defer ls.release()
-	if err := d.protect(ls, src.hashed, oldParent, oldName, dh, newParent, newName); err != nil {
-		return xdr.Iatt{}, nil, err
+	if dst.dir && dst.st.GFID != src.st.GFID {
+		errs := d.all(ctx, func(ctx context.Context, i int) error {
+			names, err := d.linktosOnly(ctx, i, dst.st.GFID)
+			if err == nil && len(names) > 0 {
+				err = d.errf("RENAME", dst.st.GFID, syscall.ENOTEMPTY, "directory not empty")
+			}
+			if missing(err) {
+				return nil
+			}
+			return err
+		})
+		if err := pickErr(errs); err != nil {
+			return xdr.Iatt{}, nil, err
+		}
 	}
 	st, rx, err := d.kids[dh].Rename(ctx, oldParent, oldName, newParent, newName, xd)
 	if err != nil {
@@ -184,14 +258,30 @@ func (d *DHT) renameDir(ctx context.Context, src, dst resolved, dh int, oldParen
 			return nil
 		}
 		_, _, err := d.kids[i].Rename(ctx, oldParent, oldName, newParent, newName, xd)
+		if missing(err) {
+			return nil // no copy there (a lookup heals it)
+		}
 		return err
 	})
-	for i, err := range errs {
-		if err != nil {
-			d.log.Warn("directory renamed on some subvolumes only; heal it with a lookup of both names",
-				zap.String("subvol", d.names[i]), zap.String("from", oldName), zap.String("to", newName), zap.Error(err))
-		}
+	if err := pickErr(errs); err != nil {
+		d.log.Warn("renaming a directory failed on a subvolume; renaming it back where it was renamed",
+			zap.String("from", oldName), zap.String("to", newName), zap.Error(err))
+		d.all(ctx, func(ctx context.Context, i int) error {
+			if i != dh && errs[i] != nil {
+				return nil
+			}
+			_, _, berr := d.kids[i].Rename(asRoot(ctx), newParent, newName, oldParent, oldName, internal(nil))
+			if berr != nil && !missing(berr) {
+				d.log.Error("a directory is left under its new name on a subvolume; rename it back by hand",
+					zap.String("subvol", d.names[i]), zap.String("from", oldName), zap.String("to", newName), zap.Error(berr))
+			}
+			return berr
+		})
+		return xdr.Iatt{}, nil, err
 	}
 	d.setDir(src.st.GFID, newParent, newName, nil)
+	if dst.dir {
+		d.forget(dst.st.GFID)
+	}
 	return st, rx, nil
 }

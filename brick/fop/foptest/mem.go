@@ -796,7 +796,8 @@ func (m *Mem) Unlink(ctx context.Context, parent xdr.GFID, name string, xd xdr.D
 		return nil, m.err("UNLINK", parent, syscall.EBUSY)
 	}
 	if _, ok := xd.Get("unlink-only-if-dht-linkto-file"); ok {
-		if _, link := m.inodes[g].xattrs["trusted.glusterfs.dht.linkto"]; !link {
+		ino := m.inodes[g]
+		if _, link := ino.xattrs["trusted.glusterfs.dht.linkto"]; !link || ino.st.Mode&syscall.S_IFMT != syscall.S_IFREG || ino.st.Mode&07777 != syscall.S_ISVTX {
 			return nil, m.err("UNLINK", parent, syscall.EBUSY)
 		}
 	}

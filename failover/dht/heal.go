@@ -42,6 +42,17 @@ func owned(ctx context.Context) context.Context {
 	return fop.WithCaller(ctx, c)
 }
 
+// underLocks marks the context of lookups an operation makes while it
+// holds DHT's namespace locks: they must not heal, since a heal takes
+// the same locks with another owner and would wait for itself.
+type underLocks struct{}
+
+func withLocksHeld(ctx context.Context) context.Context {
+	return context.WithValue(ctx, underLocks{}, true)
+}
+
+func holdsLocks(ctx context.Context) bool { return ctx.Value(underLocks{}) != nil }
+
 // locks is a set of held locks, released in reverse order.
 type locks struct {
 	d     *DHT
@@ -169,7 +180,7 @@ func (d *DHT) healCopies(ctx context.Context, parent xdr.GFID, name string, g xd
 // the copy reads are served from (dht_dir_attr_heal): a chmod made while
 // a copy was down reaches it once it is back.
 func (d *DHT) healAttrs(ctx context.Context, g xdr.GFID, as []answer, from int) {
-	if from < 0 || from >= len(as) || as[from].err != nil {
+	if from < 0 || from >= len(as) || as[from].err != nil || holdsLocks(ctx) {
 		return
 	}
 	want := as[from].st
@@ -204,7 +215,7 @@ func (d *DHT) startHash(g xdr.GFID, path string, known bool) uint32 {
 // every subvolume in order, keeping as much of each old range as it can).
 // It does nothing while a subvolume is down. It returns the layout now.
 func (d *DHT) healDir(ctx context.Context, parent xdr.GFID, name string, st xdr.Iatt, as []answer, l *layout) (*layout, error) {
-	if l.unknown > 0 {
+	if l.unknown > 0 || holdsLocks(ctx) {
 		return l, nil
 	}
 	named := name != "" && !parent.IsZero()

@@ -371,3 +371,29 @@ func TestWriteFollowsMigration(t *testing.T) {
 		t.Errorf("read through the fd: %q %v", got, err)
 	}
 }
+
+// Lookups made under the namespace locks (a rename's second look) do not
+// heal: the heal would take the same entry lock with another owner and
+// wait for itself.
+func TestNoHealUnderLocks(t *testing.T) {
+	e := newEnv(t, 2, DefaultOptions())
+	e.create(xdr.RootGFID, "warm")
+	g := e.gfid()
+	_, _, err := e.d.Mkdir(e.ctx, xdr.RootGFID, "sd", 0o755, 0, g, nil)
+	e.must(err, "mkdir")
+	hs := e.hashedSub(xdr.RootGFID, "sd")
+	_, err = e.m[1-hs].Rmdir(e.ctx, xdr.RootGFID, "sd", 0, nil) // a copy missing
+	e.must(err, "drop a copy")
+	e.d.forget(g)
+	ls := e.d.newLocks(e.ctx)
+	defer ls.release()
+	e.must(ls.entrylk(hs, xdr.RootGFID, "sd", domEntrySync), "the rename's entry lock")
+	done := make(chan error, 1)
+	go func() { _, err := e.d.resolve(withLocksHeld(e.ctx), xdr.RootGFID, "sd", nil); done <- err }()
+	select {
+	case err := <-done:
+		e.must(err, "lookup under the locks")
+	case <-time.After(5 * time.Second):
+		t.Fatal("a lookup under the rename's locks waits for those locks")
+	}
+}

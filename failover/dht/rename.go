@@ -91,7 +91,7 @@ func (d *DHT) renameOnce(ctx context.Context, oldParent xdr.GFID, oldName string
 	if err := d.protect(ls, src.hashed, oldParent, oldName, dh, newParent, newName); err != nil {
 		return xdr.Iatt{}, nil, err
 	}
-	src2, dst2, dh2, err := d.both(ctx, oldParent, oldName, newParent, newName)
+	src2, dst2, dh2, err := d.both(withLocksHeld(ctx), oldParent, oldName, newParent, newName)
 	switch {
 	case missing(err):
 		return xdr.Iatt{}, nil, err

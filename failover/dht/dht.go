@@ -76,6 +76,8 @@ type DHT struct {
 
 	big offTable // readdir offsets too large to encode
 
+	followMu sync.Mutex // one fd follows a migrated file at a time
+
 	watchMu  sync.Mutex
 	watchers []func(up bool) // GUARDED_BY(watchMu)
 	told     bool            // GUARDED_BY(watchMu)
@@ -91,6 +93,11 @@ type inode struct {
 	layAt  time.Time // when lay was read
 	parent xdr.GFID
 	name   string
+	// mds is the copy the directory's name hashes to in its parent, which
+	// carries trusted.glusterfs.dht.mds: attribute changes must reach it,
+	// and the other copies are healed from it (dht_dir_attr_heal); -1
+	// until a lookup by name sets it (the root has none).
+	mds int
 }
 
 // layoutTTL is how old a cached layout may be when it decides something
@@ -115,7 +122,7 @@ func New(name string, kids []fop.Subvolume, opts Options, log *zap.Logger) (*DHT
 	if _, err := d.Reconfigure(opts); err != nil {
 		return nil, err
 	}
-	d.inodes[xdr.RootGFID] = &inode{dir: true}
+	d.inodes[xdr.RootGFID] = &inode{dir: true, mds: -1}
 	for _, k := range kids {
 		k.Watch(func(bool) { d.notify() })
 	}
@@ -259,10 +266,19 @@ func (d *DHT) slot(g xdr.GFID) *inode {
 				}
 			}
 		}
-		ino = &inode{}
+		ino = &inode{mds: -1}
 		d.inodes[g] = ino
 	}
 	return ino
+}
+
+// setMDS records directory g's mds copy.
+func (d *DHT) setMDS(g xdr.GFID, i int) {
+	d.mu.Lock()
+	if ino, ok := d.inodes[g]; ok && ino.dir {
+		ino.mds = i
+	}
+	d.mu.Unlock()
 }
 
 // setFile records that g's data is on subvolume sub.

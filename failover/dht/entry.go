@@ -95,6 +95,10 @@ func (d *DHT) Create(ctx context.Context, parent xdr.GFID, name string, flags, m
 		// opens what is there): open the data it points to instead.
 		_ = d.kids[hs].Release(context.WithoutCancel(ctx), f)
 		r, err := d.resolve(ctx, parent, name, nil)
+		if missing(err) && !retried(ctx) {
+			// A stale linkto, removed by that lookup: create again.
+			return d.Create(context.WithValue(ctx, retryKey{}, true), parent, name, flags, mode, umask, gfid, xd)
+		}
 		if err != nil {
 			return nil, xdr.Iatt{}, nil, err
 		}
@@ -112,6 +116,10 @@ func (d *DHT) Create(ctx context.Context, parent xdr.GFID, name string, flags, m
 	f.SetCtx(d, hs)
 	return f, st, rx, nil
 }
+
+type retryKey struct{}
+
+func retried(ctx context.Context) bool { return ctx.Value(retryKey{}) != nil }
 
 // Mknod makes the node on the subvolume its name hashes to.
 func (d *DHT) Mknod(ctx context.Context, parent xdr.GFID, name string, mode uint32, rdev uint64, umask uint32, gfid xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {

@@ -43,10 +43,27 @@ func (d *DHT) inodeFop(ctx context.Context, g xdr.GFID, fileFn func(i int) error
 	return err
 }
 
-// oneCopy runs fn on a directory's first copy that answers.
+// attrCopy returns the copy of directory g whose attributes count: its
+// mds copy when known, else the one owning hash 0.
+func (d *DHT) attrCopy(ctx context.Context, g xdr.GFID) int {
+	if ino, ok := d.get(g); ok && ino.dir && ino.mds >= 0 && ino.mds < len(d.kids) {
+		return ino.mds
+	}
+	return d.dirOrder(ctx, g)[0]
+}
+
+// oneCopy runs fn on a directory's first copy that answers, the one whose
+// attributes count first.
 func (d *DHT) oneCopy(ctx context.Context, g xdr.GFID, fn func(i int) error) error {
 	var errs []error
+	first := d.attrCopy(ctx, g)
+	order := []int{first}
 	for _, i := range d.dirOrder(ctx, g) {
+		if i != first {
+			order = append(order, i)
+		}
+	}
+	for _, i := range order {
 		err := fn(i)
 		if err == nil {
 			return nil
@@ -60,16 +77,21 @@ func (d *DHT) oneCopy(ctx context.Context, g xdr.GFID, fn func(i int) error) err
 	return pickErr(errs)
 }
 
-// everyCopy runs a change on every copy of a directory at once. It
-// succeeds only when the copy reads are served from (the one owning hash
-// 0) took it: a lookup then heals the others from that copy. The copies
-// that failed are logged.
+// everyCopy runs a change on a directory: first on the copy whose
+// attributes count (its mds copy), which must take it, then on every
+// other copy (dht_setattr); a lookup heals the others from it. The
+// copies that failed are logged.
 func (d *DHT) everyCopy(ctx context.Context, op string, g xdr.GFID, fn func(ctx context.Context, i int) error) (int, error) {
-	errs := d.all(ctx, fn)
-	i := d.dirOrder(ctx, g)[0]
-	if errs[i] != nil {
-		return -1, errs[i]
+	i := d.attrCopy(ctx, g)
+	if err := fn(ctx, i); err != nil {
+		return -1, err
 	}
+	errs := d.all(ctx, func(ctx context.Context, j int) error {
+		if j == i {
+			return nil
+		}
+		return fn(ctx, j)
+	})
 	for j, err := range errs {
 		if err != nil && !missing(err) {
 			d.log.Warn("directory changed on some subvolumes only; a lookup heals them", zap.String("fop", op),
@@ -333,9 +355,21 @@ func migrated(post xdr.Iatt) bool {
 	return post.Mode&syscall.S_IFMT == syscall.S_IFREG && post.Mode&07777 == syscall.S_ISVTX
 }
 
-// follow opens f's file where its data is now, if that is not where f's
-// fops went; ok reports whether it moved.
+// follow makes f's fops go where the file's data is now, after a reply
+// through subvolume was showed its copy there became a linkto file. An
+// anonymous fd (shard's block I/O) needs nothing but the table: it opens
+// nothing. Another fd is opened where the file is now (as root, as
+// GlusterFS reopens: the caller may no longer have the permission), once
+// however many fops on it noticed. moved reports whether the fops should
+// be redone.
 func (d *DHT) follow(ctx context.Context, f *fop.Fd, was int) (bool, error) {
+	d.followMu.Lock()
+	defer d.followMu.Unlock()
+	if !f.Anon {
+		if cur, _, err := d.target(ctx, f); err == nil && cur != was {
+			return true, nil // another fop on this fd followed it already
+		}
+	}
 	d.forget(f.GFID)
 	i, dir, err := d.where(ctx, f.GFID)
 	if err != nil {
@@ -344,7 +378,10 @@ func (d *DHT) follow(ctx context.Context, f *fop.Fd, was int) (bool, error) {
 	if dir || i == was {
 		return false, nil // a file whose mode is 01000, not a migration
 	}
-	nf, _, err := d.kids[i].Open(ctx, f.GFID, f.Flags&^uint32(syscall.O_CREAT|syscall.O_EXCL|syscall.O_TRUNC), nil)
+	if f.Anon {
+		return true, nil
+	}
+	nf, _, err := d.kids[i].Open(asRoot(ctx), f.GFID, f.Flags&^uint32(syscall.O_CREAT|syscall.O_EXCL|syscall.O_TRUNC), nil)
 	if err != nil {
 		return false, err
 	}
@@ -358,6 +395,19 @@ func (d *DHT) follow(ctx context.Context, f *fop.Fd, was int) (bool, error) {
 	return true, nil
 }
 
+// redoIfMoved follows f when post (a reply through subvolume i) shows its
+// copy became a linkto file, and reports whether the fop must be redone.
+func (d *DHT) redoIfMoved(ctx context.Context, f *fop.Fd, i int, post xdr.Iatt) (bool, error) {
+	if !migrated(post) {
+		return false, nil
+	}
+	moved, err := d.follow(ctx, f, i)
+	if err != nil {
+		return false, d.errf("FD", f.GFID, syscall.EIO, "the file was migrated while open and could not be followed: %v", err)
+	}
+	return moved, nil
+}
+
 // change runs a change through a file fd and, if its reply shows the file
 // migrated away, redoes it where the file is now.
 func (d *DHT) change(ctx context.Context, f *fop.Fd, fn func(i int, f *fop.Fd) (xdr.Iatt, error)) error {
@@ -369,18 +419,13 @@ func (d *DHT) change(ctx context.Context, f *fop.Fd, fn func(i int, f *fop.Fd) (
 		return err
 	}
 	post, err := fn(i, cf)
-	if err != nil || !migrated(post) {
+	if err != nil {
 		return err
 	}
-	moved, ferr := d.follow(ctx, f, i)
-	if ferr != nil {
-		return d.errf("WRITE", f.GFID, syscall.EIO, "the file was migrated while open and could not be followed: %v", ferr)
+	if again, err := d.redoIfMoved(ctx, f, i, post); err != nil || !again {
+		return err
 	}
-	if !moved {
-		return nil
-	}
-	i, cf, err = d.target(ctx, f)
-	if err != nil {
+	if i, cf, err = d.target(ctx, f); err != nil {
 		return err
 	}
 	_, err = fn(i, cf)
@@ -470,10 +515,32 @@ func (d *DHT) Release(ctx context.Context, f *fop.Fd) error {
 	return d.kids[i].Release(ctx, f)
 }
 
-// Read reads where the file's data is.
+// Read reads where the file's data is. A short read may be the end of a
+// copy that was migrated away (a linkto file is empty): then the fd
+// follows the file and reads again (dht_readv_cbk's phase-2 check).
 func (d *DHT) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd xdr.Dict) (b []byte, rx xdr.Dict, err error) {
-	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { b, rx, err = d.kids[i].Read(ctx, f, off, size, xd); return err })
-	return b, rx, err
+	if dirOf(f) != nil {
+		err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { b, rx, err = d.kids[i].Read(ctx, f, off, size, xd); return err })
+		return b, rx, err
+	}
+	i, cf, err := d.target(ctx, f)
+	if err != nil {
+		return nil, nil, err
+	}
+	if b, rx, err = d.kids[i].Read(ctx, cf, off, size, xd); err != nil || uint32(len(b)) == size {
+		return b, rx, err
+	}
+	st, _, serr := d.kids[i].Fstat(ctx, cf, nil)
+	if serr != nil {
+		return b, rx, nil
+	}
+	if again, ferr := d.redoIfMoved(ctx, f, i, st); ferr != nil || !again {
+		return b, rx, ferr
+	}
+	if i, cf, err = d.target(ctx, f); err != nil {
+		return nil, nil, err
+	}
+	return d.kids[i].Read(ctx, cf, off, size, xd)
 }
 
 // Write writes where the file's data is.
@@ -513,9 +580,15 @@ func (d *DHT) Fsyncdir(ctx context.Context, f *fop.Fd, datasync bool, xd xdr.Dic
 	return nil, pickErr(errs)
 }
 
-// Fstat stats through the fd.
+// Fstat stats through the fd (following a file migrated away).
 func (d *DHT) Fstat(ctx context.Context, f *fop.Fd, xd xdr.Dict) (st xdr.Iatt, rx xdr.Dict, err error) {
-	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { st, rx, err = d.kids[i].Fstat(ctx, f, xd); return err })
+	err = d.change(ctx, f, func(i int, f *fop.Fd) (xdr.Iatt, error) {
+		st, rx, err = d.kids[i].Fstat(ctx, f, xd)
+		if isDir(st) {
+			return xdr.Iatt{}, err
+		}
+		return st, err
+	})
 	return st, rx, err
 }
 
@@ -523,6 +596,11 @@ func (d *DHT) Fstat(ctx context.Context, f *fop.Fd, xd xdr.Dict) (st xdr.Iatt, r
 func (d *DHT) Fsetattr(ctx context.Context, f *fop.Fd, attr *xdr.Iatt, valid uint32, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	if dirOf(f) != nil {
 		return d.Setattr(ctx, f.GFID, attr, valid, xd)
+	}
+	// Checked first: applied to a copy that became a linkto file, the
+	// change would break the linkto.
+	if _, _, err := d.Fstat(ctx, f, nil); err != nil {
+		return pre, post, nil, err
 	}
 	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) {
 		pre, post, rx, err = d.kids[i].Fsetattr(ctx, f, attr, valid, xd)

@@ -339,13 +339,15 @@ func (d *DHT) resolveDir(ctx context.Context, parent xdr.GFID, name string, xd x
 		ce.Write(zap.Stringer("gfid", g), zap.Error(err))
 	}
 	d.setDir(g, parent, name, l)
-	// Answer with the copy reads and attribute changes go to first (the
-	// one owning hash 0), and bring the others in line with it.
-	from := l.first()
-	if from < 0 || as[from].err != nil {
-		from = hs
+	// Answer with the mds copy (where the name hashes; attribute changes
+	// reach it first), and bring the others in line with it.
+	if hs >= 0 {
+		d.setMDS(g, hs)
 	}
-	d.healAttrs(ctx, g, as, from)
+	from := hs
+	if from >= 0 && as[from].err == nil {
+		d.healAttrs(ctx, g, as, from)
+	}
 	x := as[0].x
 	if from >= 0 && as[from].err == nil {
 		x, st = as[from].x, as[from].st

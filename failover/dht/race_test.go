@@ -3,6 +3,7 @@ package dht
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -206,8 +207,7 @@ func TestDirAttrsHealed(t *testing.T) {
 	g := e.gfid()
 	_, _, err := e.d.Mkdir(e.ctx, xdr.RootGFID, "d", 0o755, 0, g, nil)
 	e.must(err, "mkdir")
-	l, _ := e.d.layoutOf(e.ctx, g)
-	first := l.first()
+	first := e.hashedSub(xdr.RootGFID, "d") // the mds copy
 	e.m[first].SetDown(true)
 	_, _, _, cerr := e.d.Setattr(e.ctx, g, &xdr.Iatt{Mode: 0o700}, fop.SetAttrMode, nil)
 	t.Logf("chmod 700 with subvol %d down: %v", first, cerr)
@@ -395,5 +395,277 @@ func TestNoHealUnderLocks(t *testing.T) {
 		e.must(err, "lookup under the locks")
 	case <-time.After(5 * time.Second):
 		t.Fatal("a lookup under the rename's locks waits for those locks")
+	}
+}
+
+// A directory with a copy missing that cannot be made (ENOSPC there):
+// renaming it must not hang.
+func TestRenameDirMissingCopyNoDeadlock(t *testing.T) {
+	e := newEnv(t, 2, DefaultOptions())
+	e.create(xdr.RootGFID, "warm")
+	g := e.gfid()
+	hs := e.hashedSub(xdr.RootGFID, "d")
+	other := 1 - hs
+	e.m[other].SetDown(true)
+	_, _, err := e.d.Mkdir(e.ctx, xdr.RootGFID, "d", 0o755, 0, g, nil)
+	e.must(err, "mkdir with other down")
+	e.m[other].SetDown(false)
+	e.m[other].Refuse("MKDIR", syscall.ENOSPC)
+	e.d.forget(g)
+	done := make(chan error, 1)
+	go func() { _, _, err := e.d.Rename(e.ctx, xdr.RootGFID, "d", xdr.RootGFID, "d2", nil); done <- err }()
+	select {
+	case err := <-done:
+		if fop.Errno(err) != syscall.EIO {
+			t.Errorf("rename of a directory missing a copy: %v, want EIO", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatalf("rename of a directory with a missing copy hung (waiters on %d: %d)", hs, e.m[hs].Waiters())
+	}
+}
+
+// newParent's layout goes stale (>ttl) while the rename waits for its
+// locks and newParent has a copy missing: the re-resolve heals it and
+// takes dht.layout.heal WRITE on newParent, which the rename holds READ.
+func TestRenameStaleLayoutNoDeadlock(t *testing.T) {
+	e := newEnv(t, 2, DefaultOptions())
+	e.d.ttl = 50 * time.Millisecond
+	e.create(xdr.RootGFID, "warm")
+	p := e.gfid()
+	_, _, err := e.d.Mkdir(e.ctx, xdr.RootGFID, "p", 0o755, 0, p, nil)
+	e.must(err, "mkdir p")
+	e.create(xdr.RootGFID, "f")
+	// p's copy on one subvolume vanishes (made while down, say).
+	ph := e.hashedSub(xdr.RootGFID, "p")
+	_, err = e.m[1-ph].Rmdir(e.ctx, xdr.RootGFID, "p", 0, nil)
+	e.must(err, "drop a copy of p")
+	// first both(): uses the cached layout of p (no heal) - so keep it fresh
+	_, _ = e.d.layoutOf(e.ctx, p)
+	// the rename's lock waits take longer than the ttl
+	e.m[0].Delay("ENTRYLK", 60*time.Millisecond)
+	e.m[1].Delay("ENTRYLK", 60*time.Millisecond)
+	done := make(chan error, 1)
+	go func() { _, _, err := e.d.Rename(e.ctx, xdr.RootGFID, "f", p, "g", nil); done <- err }()
+	select {
+	case err := <-done:
+		t.Logf("rename: %v", err)
+	case <-time.After(3 * time.Second):
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		t.Logf("%s", buf[:n])
+		t.Fatalf("rename hung (waiters %d %d)", e.m[0].Waiters(), e.m[1].Waiters())
+	}
+}
+
+// Two writes on one fd both see the migration: one opened fd leaks or
+// one is released twice.
+func TestConcurrentFollow(t *testing.T) {
+	e := newEnv(t, 2, DefaultOptions())
+	e.create(xdr.RootGFID, "warm")
+	name := namesOn(e, xdr.RootGFID, 0, 1, "m")[0]
+	g := e.create(xdr.RootGFID, name)
+	f, _, err := e.d.Open(e.ctx, g, uint32(syscall.O_RDWR), nil)
+	e.must(err, "open")
+	nf, _, _, err := e.m[1].Create(e.ctx, xdr.RootGFID, name, uint32(syscall.O_RDWR), 0o644, 0, g, nil)
+	e.must(err, "copy")
+	e.m[1].Release(e.ctx, nf)
+	e.must(fop.ErrOnly(e.m[0].Setxattr(e.ctx, g, xdr.Dict{}.With(xattrLinkto, xdr.Str("v-replicate-1")), 0, nil)), "linkto xattr")
+	_, _, _, err = e.m[0].Setattr(e.ctx, g, &xdr.Iatt{Mode: syscall.S_ISVTX}, fop.SetAttrMode, nil)
+	e.must(err, "linkto mode")
+	e.m[1].Delay("OPEN", 50*time.Millisecond)
+	errs := make(chan error, 2)
+	for k := 0; k < 2; k++ {
+		go func() { _, _, _, err := e.d.Write(e.ctx, f, uint64(k), []byte("x"), nil); errs <- err }()
+	}
+	e1, e2 := <-errs, <-errs
+	if e1 != nil || e2 != nil {
+		t.Errorf("writes: %v %v", e1, e2)
+	}
+	before := openCount(e, 1)
+	e.must(e.d.Release(e.ctx, f), "release")
+	if n := openCount(e, 1); n != 0 {
+		t.Errorf("fds left open on subvolume 1 after release: %d (before release %d)", n, before)
+	}
+}
+
+func openCount(e *env, i int) int {
+	return e.m[i].OpenFds()
+}
+
+func TestConcurrentFollowStress(t *testing.T) {
+	bad, leaks := 0, 0
+	for round := 0; round < 50; round++ {
+		e := newEnv(t, 2, DefaultOptions())
+		e.create(xdr.RootGFID, "warm")
+		name := namesOn(e, xdr.RootGFID, 0, 1, "m")[0]
+		g := e.create(xdr.RootGFID, name)
+		f, _, err := e.d.Open(e.ctx, g, uint32(syscall.O_RDWR), nil)
+		e.must(err, "open")
+		nf, _, _, err := e.m[1].Create(e.ctx, xdr.RootGFID, name, uint32(syscall.O_RDWR), 0o644, 0, g, nil)
+		e.must(err, "copy")
+		e.m[1].Release(e.ctx, nf)
+		e.must(fop.ErrOnly(e.m[0].Setxattr(e.ctx, g, xdr.Dict{}.With(xattrLinkto, xdr.Str("v-replicate-1")), 0, nil)), "linkto xattr")
+		_, _, _, err = e.m[0].Setattr(e.ctx, g, &xdr.Iatt{Mode: syscall.S_ISVTX}, fop.SetAttrMode, nil)
+		e.must(err, "linkto mode")
+		const n = 8
+		errs := make(chan error, n)
+		for k := 0; k < n; k++ {
+			go func() { _, _, _, err := e.d.Write(e.ctx, f, uint64(k), []byte("x"), nil); errs <- err }()
+		}
+		for k := 0; k < n; k++ {
+			if err := <-errs; err != nil {
+				bad++
+				if bad < 3 {
+					t.Logf("write: %v", err)
+				}
+			}
+		}
+		e.d.Release(e.ctx, f)
+		if e.m[1].OpenFds() != 0 {
+			leaks++
+		}
+	}
+	t.Logf("failed writes %d, rounds leaking an fd %d", bad, leaks)
+	if bad+leaks > 0 {
+		t.Fail()
+	}
+}
+
+// A native client orders protect_namespace by hashed subvolume name
+// first (dht_order_rename_lock). brickfs must hold no lock a native
+// rename of the same pair would take first.
+func TestRenameLockOrderAsNative(t *testing.T) {
+	e := newEnv(t, 2, DefaultOptions())
+	e.create(xdr.RootGFID, "warm")
+	x := namesOn(e, xdr.RootGFID, 1, 1, "a")[0] // hashes to v-replicate-1
+	y := namesOn(e, xdr.RootGFID, 0, 1, "b")[0] // hashes to v-replicate-0
+	e.create(xdr.RootGFID, x)
+	native := fop.WithCaller(e.ctx, &fop.Caller{LkOwner: []byte("native!!")})
+	// native rename x->y: v-replicate-0 < v-replicate-1, so y's namespace first.
+	e.must(fop.ErrOnly(e.m[0].Entrylk(native, xdr.RootGFID, y, domEntrySync, fop.EntrylkLock, entrylkWrite, nil)), "native y")
+	base := e.m[0].Waiters()
+	done := make(chan error, 1)
+	go func() { _, _, err := e.d.Rename(e.ctx, xdr.RootGFID, x, xdr.RootGFID, y, nil); done <- err }()
+	for deadline := time.Now().Add(3 * time.Second); e.m[0].Waiters() == base; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("brickfs never waited on y")
+		}
+	}
+	// native's next lock: x on v-replicate-1
+	_, err := e.m[1].Entrylk(native, xdr.RootGFID, x, domEntrySync, fop.EntrylkLockNB, entrylkWrite, nil)
+	t.Logf("native's second lock (x@1) non-blocking: %v", err)
+	if err != nil {
+		t.Errorf("brickfs holds x@v-replicate-1 while waiting for y@v-replicate-0: a native rename holding y waits for x forever")
+	}
+	e.must(fop.ErrOnly(e.m[1].Entrylk(native, xdr.RootGFID, x, domEntrySync, fop.EntrylkUnlock, entrylkWrite, nil)), "unlock")
+	e.must(fop.ErrOnly(e.m[0].Entrylk(native, xdr.RootGFID, y, domEntrySync, fop.EntrylkUnlock, entrylkWrite, nil)), "unlock")
+	<-done
+}
+
+// O_CREAT without O_EXCL over a stale linkto (its data gone).
+func TestCreateOverStaleLinkto(t *testing.T) {
+	e := newEnv(t, 2, DefaultOptions())
+	e.create(xdr.RootGFID, "warm")
+	a := namesOn(e, xdr.RootGFID, 0, 1, "a")[0]
+	e.must(e.d.linkto(e.ctx, 0, 1, xdr.RootGFID, a, e.gfid(), xdr.Iatt{}, nil), "stale linkto")
+	f, _, _, err := e.d.Create(e.ctx, xdr.RootGFID, a, uint32(syscall.O_RDWR), 0o644, 0, e.gfid(), nil)
+	t.Logf("create: %v", err)
+	if err != nil {
+		t.Errorf("open(O_CREAT) over a stale linkto failed: %v", err)
+	} else {
+		e.d.Release(e.ctx, f)
+	}
+}
+
+// A read-only fd opened before a migration reads the linkto.
+func TestReadFollowsMigration(t *testing.T) {
+	e := newEnv(t, 2, DefaultOptions())
+	e.create(xdr.RootGFID, "warm")
+	name := namesOn(e, xdr.RootGFID, 0, 1, "m")[0]
+	g := e.create(xdr.RootGFID, name)
+	w, _, err := e.d.Open(e.ctx, g, uint32(syscall.O_RDWR), nil)
+	e.must(err, "open")
+	_, _, _, err = e.d.Write(e.ctx, w, 0, []byte("content"), nil)
+	e.must(err, "write")
+	e.d.Release(e.ctx, w)
+	f, _, err := e.d.Open(e.ctx, g, uint32(syscall.O_RDONLY), nil)
+	e.must(err, "open ro")
+	nf, _, _, err := e.m[1].Create(e.ctx, xdr.RootGFID, name, uint32(syscall.O_RDWR), 0o644, 0, g, nil)
+	e.must(err, "copy")
+	e.m[1].Write(e.ctx, nf, 0, []byte("content"), nil)
+	e.m[1].Release(e.ctx, nf)
+	e.m[0].Truncate(e.ctx, g, 0, nil)
+	e.m[0].Setxattr(e.ctx, g, xdr.Dict{}.With(xattrLinkto, xdr.Str("v-replicate-1")), 0, nil)
+	e.m[0].Setattr(e.ctx, g, &xdr.Iatt{Mode: syscall.S_ISVTX}, fop.SetAttrMode, nil)
+	b, _, err := e.d.Read(e.ctx, f, 0, 64, nil)
+	st, _, _ := e.d.Fstat(e.ctx, f, nil)
+	if string(b) != "content" || err != nil {
+		t.Errorf("read through a pre-migration fd: %q %v", b, err)
+	}
+	if st.Size != 7 || st.Mode&07777 != 0o644 {
+		t.Errorf("fstat through a pre-migration fd: size %d mode %o", st.Size, st.Mode&07777)
+	}
+	e.d.Release(e.ctx, f)
+}
+
+// Rename of a dir over an existing empty dir fails on a non-hashed
+// subvolume: the rollback renames src back, but dst's copies that the
+// renames replaced are gone.
+func TestRenameDirRollbackKeepsDst(t *testing.T) {
+	e := newEnv(t, 2, DefaultOptions())
+	e.create(xdr.RootGFID, "warm")
+	src, dst := e.gfid(), e.gfid()
+	_, _, err := e.d.Mkdir(e.ctx, xdr.RootGFID, "s", 0o755, 0, src, nil)
+	e.must(err, "mkdir s")
+	_, _, err = e.d.Mkdir(e.ctx, xdr.RootGFID, "t", 0o755, 0, dst, nil)
+	e.must(err, "mkdir t")
+	dh := e.hashedSub(xdr.RootGFID, "t")
+	e.m[1-dh].Refuse("RENAME", syscall.EIO)
+	_, _, err = e.d.Rename(e.ctx, xdr.RootGFID, "s", xdr.RootGFID, "t", nil)
+	if err == nil {
+		t.Fatal("the rename succeeded though a subvolume refused it")
+	}
+	e.m[1-dh].Refuse("RENAME", 0)
+	for i, m := range e.m {
+		st, _, err1 := m.Lookup(e.ctx, xdr.RootGFID, "t", xdr.GFID{}, nil)
+		st2, _, err2 := m.Lookup(e.ctx, xdr.RootGFID, "s", xdr.GFID{}, nil)
+		t.Logf("sub %d: t %v %v; s %v %v", i, st.GFID, err1, st2.GFID, err2)
+		if err1 != nil || st.GFID != dst {
+			t.Errorf("sub %d: the replaced directory t is gone after a failed rename", i)
+		}
+		if err2 != nil || st2.GFID != src {
+			t.Errorf("sub %d: s is not back after a failed rename", i)
+		}
+	}
+}
+
+// shard's block I/O goes through anonymous fds, never released.
+func TestAnonFdFollowsMigration(t *testing.T) {
+	e := newEnv(t, 2, DefaultOptions())
+	e.create(xdr.RootGFID, "warm")
+	name := namesOn(e, xdr.RootGFID, 0, 1, "m")[0]
+	g := e.create(xdr.RootGFID, name)
+	f := fop.AnonFd(g, uint32(syscall.O_RDWR))
+	_, _, _, err := e.d.Write(e.ctx, f, 0, []byte("before"), nil)
+	e.must(err, "write")
+	nf, _, _, err := e.m[1].Create(e.ctx, xdr.RootGFID, name, uint32(syscall.O_RDWR), 0o644, 0, g, nil)
+	e.must(err, "copy")
+	e.m[1].Write(e.ctx, nf, 0, []byte("before"), nil)
+	e.m[1].Release(e.ctx, nf)
+	e.m[0].Truncate(e.ctx, g, 0, nil)
+	e.m[0].Setxattr(e.ctx, g, xdr.Dict{}.With(xattrLinkto, xdr.Str("v-replicate-1")), 0, nil)
+	e.m[0].Setattr(e.ctx, g, &xdr.Iatt{Mode: syscall.S_ISVTX}, fop.SetAttrMode, nil)
+	_, _, _, err = e.d.Write(e.ctx, f, 6, []byte(" after"), nil)
+	e.must(err, "write after the migration")
+	if b, _ := e.m[1].Data(g); string(b) != "before after" {
+		t.Errorf("the migrated copy holds %q", b)
+	}
+	// the block is removed (shard truncate); a later write through the cached anon fd
+	_, err = e.d.Unlink(e.ctx, xdr.RootGFID, name, nil)
+	e.must(err, "unlink")
+	_, _, _, err = e.d.Write(e.ctx, f, 0, []byte("ghost"), nil)
+	t.Logf("write through the anon fd after unlink: %v (want ESTALE)", err)
+	if e.m[1].OpenFds() != 0 || err == nil {
+		t.Errorf("anon fd holds a real open (%d) and writes reach an unlinked file (%v)", e.m[1].OpenFds(), err)
 	}
 }

@@ -27,7 +27,7 @@ func (d *DHT) Rename(ctx context.Context, oldParent xdr.GFID, oldName string, ne
 			return st, rx, err
 		}
 		if attempt == 4 {
-			return xdr.Iatt{}, nil, d.errf("RENAME", oldParent, syscall.EBUSY, "%q or %q kept changing under the rename; try again", oldName, newName)
+			return xdr.Iatt{}, nil, d.errf("RENAME", oldParent, syscall.ENOENT, "%q or %q kept changing under the rename (another client renames them)", oldName, newName)
 		}
 	}
 }
@@ -54,7 +54,7 @@ func (d *DHT) both(ctx context.Context, oldParent xdr.GFID, oldName string, newP
 // same reports whether a name resolves as it did: the same inode, where
 // it was.
 func same(a, b resolved) bool {
-	return a.st.GFID == b.st.GFID && a.cached == b.cached && a.dir == b.dir
+	return a.st.GFID == b.st.GFID && a.cached == b.cached && a.dir == b.dir && a.hashed == b.hashed
 }
 
 func (d *DHT) renameOnce(ctx context.Context, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
@@ -202,8 +202,18 @@ func (d *DHT) protect(ls *locks, sh int, oldParent xdr.GFID, oldName string, dh 
 		parent xdr.GFID
 		name   string
 	}
+	// dht_order_rename_lock: by the hashed subvolume's name, then the
+	// parent's gfid and the name, so brickfs and native clients take
+	// them in the same order.
 	a, b := ns{sh, oldParent, oldName}, ns{dh, newParent, newName}
-	if less := string(b.parent[:])+"/"+b.name < string(a.parent[:])+"/"+a.name; less {
+	key := func(n ns) string {
+		s := ""
+		if n.sub >= 0 {
+			s = d.names[n.sub]
+		}
+		return s + "\x00" + string(n.parent[:]) + n.name
+	}
+	if key(b) < key(a) {
 		a, b = b, a
 	}
 	for _, n := range []ns{a, b} {
@@ -234,6 +244,17 @@ func (d *DHT) renameDir(ctx context.Context, ls *locks, src, dst resolved, dh in
 			return xdr.Iatt{}, nil, d.errf("RENAME", oldParent, syscall.ENOTCONN, "%s is down; a directory is renamed only while every replica set is up", d.names[i])
 		}
 	}
+	// Each directory must have a copy on every subvolume, or a rename
+	// that skips a subvolume splits it (a lookup makes missing copies
+	// before the locks; one that still misses could not be made).
+	for _, r := range []resolved{src, dst} {
+		if !r.dir {
+			continue
+		}
+		if ino, ok := d.get(r.st.GFID); ok && ino.lay != nil && (ino.lay.missing > 0 || ino.lay.unknown > 0) {
+			return xdr.Iatt{}, nil, d.errf("RENAME", r.st.GFID, syscall.EIO, "directory %s has no copy on some subvolume (layout %s) and one could not be made; a directory is renamed only when whole", r.st.GFID, ino.lay)
+		}
+	}
 	if dst.dir && dst.st.GFID != src.st.GFID {
 		errs := d.all(ctx, func(ctx context.Context, i int) error {
 			names, err := d.linktosOnly(ctx, i, dst.st.GFID)
@@ -258,14 +279,17 @@ func (d *DHT) renameDir(ctx context.Context, ls *locks, src, dst resolved, dh in
 			return nil
 		}
 		_, _, err := d.kids[i].Rename(ctx, oldParent, oldName, newParent, newName, xd)
-		if missing(err) {
-			return nil // no copy there (a lookup heals it)
-		}
 		return err
 	})
 	if err := pickErr(errs); err != nil {
 		d.log.Warn("renaming a directory failed on a subvolume; renaming it back where it was renamed",
 			zap.String("from", oldName), zap.String("to", newName), zap.Error(err))
+		var dl *layout
+		if dst.dir {
+			if ino, ok := d.get(dst.st.GFID); ok {
+				dl = ino.lay
+			}
+		}
 		d.all(ctx, func(ctx context.Context, i int) error {
 			if i != dh && errs[i] != nil {
 				return nil
@@ -274,8 +298,24 @@ func (d *DHT) renameDir(ctx context.Context, ls *locks, src, dst resolved, dh in
 			if berr != nil && !missing(berr) {
 				d.log.Error("a directory is left under its new name on a subvolume; rename it back by hand",
 					zap.String("subvol", d.names[i]), zap.String("from", oldName), zap.String("to", newName), zap.Error(berr))
+				return berr
 			}
-			return berr
+			if dst.dir {
+				// The empty directory the rename replaced there comes
+				// back, with its gfid, owner, mode and layout slice.
+				rctx := asRoot(ctx)
+				if _, _, merr := d.kids[i].Mkdir(rctx, newParent, newName, dst.st.Mode&07777, 0, dst.st.GFID, internal(nil)); merr != nil {
+					d.log.Error("a directory replaced by a failed rename could not be made again; make it again by hand",
+						zap.String("subvol", d.names[i]), zap.String("name", newName), zap.Error(merr))
+					return merr
+				}
+				a := xdr.Iatt{UID: dst.st.UID, GID: dst.st.GID, Mode: dst.st.Mode}
+				_, _, _, _ = d.kids[i].Setattr(rctx, dst.st.GFID, &a, fop.SetAttrUID|fop.SetAttrGID|fop.SetAttrMode, nil)
+				if dl != nil && i < len(dl.s) && dl.s[i].has {
+					_, _ = d.kids[i].Setxattr(rctx, dst.st.GFID, xdr.Dict{}.With(xattrLayout, xdr.Ptr(dl.s[i].encode())), 0, internal(nil))
+				}
+			}
+			return nil
 		})
 		return xdr.Iatt{}, nil, err
 	}

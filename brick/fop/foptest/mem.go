@@ -189,6 +189,9 @@ func (m *Mem) Drop(fopName string, on bool) {
 	m.mu.Unlock()
 }
 
+// OpenFds returns how many fds are open on the brick.
+func (m *Mem) OpenFds() int { m.mu.Lock(); defer m.mu.Unlock(); return len(m.opened) }
+
 // Calls returns how many times fop reached the brick.
 func (m *Mem) Calls(fopName string) int { m.mu.Lock(); defer m.mu.Unlock(); return m.calls[fopName] }
 

@@ -76,7 +76,8 @@ type DHT struct {
 
 	big offTable // readdir offsets too large to encode
 
-	followMu sync.Mutex // one fd follows a migrated file at a time
+	followMu  sync.Mutex               // guards following
+	following map[xdr.GFID]*followLock // GUARDED_BY(followMu); one follow per file at a time
 
 	watchMu  sync.Mutex
 	watchers []func(up bool) // GUARDED_BY(watchMu)
@@ -98,6 +99,36 @@ type inode struct {
 	// and the other copies are healed from it (dht_dir_attr_heal); -1
 	// until a lookup by name sets it (the root has none).
 	mds int
+}
+
+// followLock serializes the follows of one file's fds.
+type followLock struct {
+	mu    sync.Mutex
+	users int // GUARDED_BY(DHT.followMu)
+}
+
+// lockFollow takes g's follow lock; the returned func drops it.
+func (d *DHT) lockFollow(g xdr.GFID) func() {
+	d.followMu.Lock()
+	if d.following == nil {
+		d.following = map[xdr.GFID]*followLock{}
+	}
+	l := d.following[g]
+	if l == nil {
+		l = &followLock{}
+		d.following[g] = l
+	}
+	l.users++
+	d.followMu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		d.followMu.Lock()
+		if l.users--; l.users == 0 {
+			delete(d.following, g)
+		}
+		d.followMu.Unlock()
+	}
 }
 
 // layoutTTL is how old a cached layout may be when it decides something

@@ -363,8 +363,7 @@ func migrated(post xdr.Iatt) bool {
 // however many fops on it noticed. moved reports whether the fops should
 // be redone.
 func (d *DHT) follow(ctx context.Context, f *fop.Fd, was int) (bool, error) {
-	d.followMu.Lock()
-	defer d.followMu.Unlock()
+	defer d.lockFollow(f.GFID)()
 	if !f.Anon {
 		if cur, _, err := d.target(ctx, f); err == nil && cur != was {
 			return true, nil // another fop on this fd followed it already
@@ -395,6 +394,14 @@ func (d *DHT) follow(ctx context.Context, f *fop.Fd, was int) (bool, error) {
 	return true, nil
 }
 
+// anonMoved reports whether file f (an anonymous fd whose fop on
+// subvolume was found its copy missing) is now elsewhere.
+func (d *DHT) anonMoved(ctx context.Context, f *fop.Fd, was int) bool {
+	d.forget(f.GFID)
+	i, dir, err := d.where(ctx, f.GFID)
+	return err == nil && !dir && i != was
+}
+
 // redoIfMoved follows f when post (a reply through subvolume i) shows its
 // copy became a linkto file, and reports whether the fop must be redone.
 func (d *DHT) redoIfMoved(ctx context.Context, f *fop.Fd, i int, post xdr.Iatt) (bool, error) {
@@ -420,6 +427,12 @@ func (d *DHT) change(ctx context.Context, f *fop.Fd, fn func(i int, f *fop.Fd) (
 	}
 	post, err := fn(i, cf)
 	if err != nil {
+		if f.Anon && missing(err) && d.anonMoved(ctx, f, i) {
+			// The copy an anonymous fd reached is gone: the file may
+			// have been migrated away (dht_inode_missing).
+			i, cf, _ = d.target(ctx, f)
+			_, err = fn(i, cf)
+		}
 		return err
 	}
 	if again, err := d.redoIfMoved(ctx, f, i, post); err != nil || !again {
@@ -527,7 +540,14 @@ func (d *DHT) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd x
 	if err != nil {
 		return nil, nil, err
 	}
-	if b, rx, err = d.kids[i].Read(ctx, cf, off, size, xd); err != nil || uint32(len(b)) == size {
+	b, rx, err = d.kids[i].Read(ctx, cf, off, size, xd)
+	if err != nil && f.Anon && missing(err) && d.anonMoved(ctx, f, i) {
+		i, cf, _ = d.target(ctx, f)
+		return d.kids[i].Read(ctx, cf, off, size, xd)
+	}
+	// A migrated-away copy is an empty linkto file: only an empty read
+	// may mean that (a short one is the file's end).
+	if err != nil || len(b) > 0 || size == 0 {
 		return b, rx, err
 	}
 	st, _, serr := d.kids[i].Fstat(ctx, cf, nil)
@@ -597,14 +617,15 @@ func (d *DHT) Fsetattr(ctx context.Context, f *fop.Fd, attr *xdr.Iatt, valid uin
 	if dirOf(f) != nil {
 		return d.Setattr(ctx, f.GFID, attr, valid, xd)
 	}
-	// Checked first: applied to a copy that became a linkto file, the
-	// change would break the linkto.
-	if _, _, err := d.Fstat(ctx, f, nil); err != nil {
-		return pre, post, nil, err
-	}
-	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) {
-		pre, post, rx, err = d.kids[i].Fsetattr(ctx, f, attr, valid, xd)
-		return err
+	err = d.change(ctx, f, func(i int, cf *fop.Fd) (xdr.Iatt, error) {
+		pre, post, rx, err = d.kids[i].Fsetattr(ctx, cf, attr, valid, xd)
+		if err == nil && migrated(pre) && valid&fop.SetAttrMode != 0 && !migrated(post) {
+			// The change reached a copy that had become a linkto file:
+			// give it its linkto mode back before following the file.
+			lt := xdr.Iatt{Mode: syscall.S_IFREG | syscall.S_ISVTX}
+			_, _, _, _ = d.kids[i].Fsetattr(asRoot(ctx), cf, &lt, fop.SetAttrMode, internal(nil))
+		}
+		return pre, err
 	})
 	return pre, post, rx, err
 }

@@ -341,10 +341,18 @@ func (d *DHT) resolveDir(ctx context.Context, parent xdr.GFID, name string, xd x
 	d.setDir(g, parent, name, l)
 	// Answer with the mds copy (where the name hashes; attribute changes
 	// reach it first), and bring the others in line with it.
-	if hs >= 0 {
-		d.setMDS(g, hs)
-	}
 	from := hs
+	for i, a := range as {
+		if a.err == nil && isDir(a.st) {
+			if _, ok := a.x.Get(xattrMDS); ok {
+				from = i // the copy carrying the mds key, wherever the name hashes now
+				break
+			}
+		}
+	}
+	if from >= 0 {
+		d.setMDS(g, from)
+	}
 	if from >= 0 && as[from].err == nil {
 		d.healAttrs(ctx, g, as, from)
 	}

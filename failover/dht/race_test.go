@@ -669,3 +669,79 @@ func TestAnonFdFollowsMigration(t *testing.T) {
 		t.Errorf("anon fd holds a real open (%d) and writes reach an unlinked file (%v)", e.m[1].OpenFds(), err)
 	}
 }
+
+// The mds copy is the one carrying the mds key, wherever the name hashes
+// now: after a directory rename to a name hashing elsewhere, a chmod
+// needs the original copy, as native clients think.
+func TestMDSCopyFollowsTheKey(t *testing.T) {
+	e := newEnv(t, 2, DefaultOptions())
+	e.create(xdr.RootGFID, "warm")
+	a := namesOn(e, xdr.RootGFID, 0, 1, "da")[0]
+	b := namesOn(e, xdr.RootGFID, 1, 1, "db")[0]
+	g := e.gfid()
+	_, _, err := e.d.Mkdir(e.ctx, xdr.RootGFID, a, 0o755, 0, g, nil)
+	e.must(err, "mkdir")
+	_, _, err = e.d.Rename(e.ctx, xdr.RootGFID, a, xdr.RootGFID, b, nil)
+	e.must(err, "rename")
+	if _, ok := e.m[0].Xattr(g, xattrMDS); !ok {
+		t.Fatal("the mds key is not on the copy mkdir made first")
+	}
+	e.d.forget(g)
+	_, _, err = e.d.Lookup(e.ctx, xdr.RootGFID, b, xdr.GFID{}, nil)
+	e.must(err, "lookup")
+	e.m[0].SetDown(true)
+	if _, _, _, err := e.d.Setattr(e.ctx, g, &xdr.Iatt{Mode: 0o700}, fop.SetAttrMode, nil); err == nil {
+		t.Errorf("chmod succeeded with the mds copy down")
+	}
+	e.m[0].SetDown(false)
+}
+
+// fstat alone through an fd opened before a migration follows the file.
+func TestFstatFollowsMigration(t *testing.T) {
+	e := newEnv(t, 2, DefaultOptions())
+	e.create(xdr.RootGFID, "warm")
+	name := namesOn(e, xdr.RootGFID, 0, 1, "m")[0]
+	g := e.create(xdr.RootGFID, name)
+	f, _, err := e.d.Open(e.ctx, g, uint32(syscall.O_RDONLY), nil)
+	e.must(err, "open")
+	defer e.d.Release(e.ctx, f)
+	nf, _, _, err := e.m[1].Create(e.ctx, xdr.RootGFID, name, uint32(syscall.O_RDWR), 0o644, 0, g, nil)
+	e.must(err, "copy")
+	e.m[1].Write(e.ctx, nf, 0, []byte("content"), nil)
+	e.m[1].Release(e.ctx, nf)
+	e.m[0].Setxattr(e.ctx, g, xdr.Dict{}.With(xattrLinkto, xdr.Str("v-replicate-1")), 0, nil)
+	e.m[0].Setattr(e.ctx, g, &xdr.Iatt{Mode: syscall.S_ISVTX}, fop.SetAttrMode, nil)
+	st, _, err := e.d.Fstat(e.ctx, f, nil)
+	if err != nil || st.Size != 7 || st.Mode&07777 != 0o644 {
+		t.Errorf("fstat through a pre-migration fd: size %d mode %o %v", st.Size, st.Mode&07777, err)
+	}
+}
+
+// An anonymous fd (shard's block I/O) whose copy was migrated away and
+// removed finds the file where it is now.
+func TestAnonFdFollowsRemovedSource(t *testing.T) {
+	e := newEnv(t, 2, DefaultOptions())
+	e.create(xdr.RootGFID, "warm")
+	name := namesOn(e, xdr.RootGFID, 1, 1, "m")[0]
+	g := e.create(xdr.RootGFID, name)
+	f := fop.AnonFd(g, uint32(syscall.O_RDWR))
+	_, _, _, err := e.d.Write(e.ctx, f, 0, []byte("data"), nil)
+	e.must(err, "write")
+	// Moved to subvolume 0 (a linkto stays where the name hashes, on 1,
+	// after the data copy there is removed).
+	nf, _, _, err := e.m[0].Create(e.ctx, xdr.RootGFID, name, uint32(syscall.O_RDWR), 0o644, 0, g, nil)
+	e.must(err, "copy")
+	e.m[0].Write(e.ctx, nf, 0, []byte("data"), nil)
+	e.m[0].Release(e.ctx, nf)
+	_, err = e.m[1].Unlink(e.ctx, xdr.RootGFID, name, nil)
+	e.must(err, "remove the source")
+	got, _, err := e.d.Read(e.ctx, f, 0, 4, nil)
+	if err != nil || string(got) != "data" {
+		t.Errorf("read through the anonymous fd: %q %v", got, err)
+	}
+	_, _, _, err = e.d.Write(e.ctx, f, 4, []byte("more"), nil)
+	e.must(err, "write through the anonymous fd")
+	if b, _ := e.m[0].Data(g); string(b) != "datamore" {
+		t.Errorf("the moved file holds %q", b)
+	}
+}

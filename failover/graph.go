@@ -206,6 +206,7 @@ func buildShard(a *assembly, x *volfile.Volume, kids []*node) (*node, error) {
 		return nil, err
 	}
 	o.DeleteInterval = a.opts.ShardDeleteInterval
+	o.SubdirMount = a.opts.Subdir != "" && a.opts.Subdir != "/"
 	sh := shard.New(x.Name, kids[0].sub, o, a.log)
 	return &node{x: x, sub: sh, kids: kids, shard: sh, logger: a.log.With(zap.String("subvol", x.Name))}, nil
 }

@@ -185,6 +185,17 @@ func (s *Shard) ensureDir(ctx context.Context, which int) error {
 		parent, name, g = DotShardGFID, RemoveMe, RemoveMeGFID
 	}
 	ictx := internal(ctx)
+	// By gfid first: the directories have fixed gfids, and a mount of a
+	// subdirectory sees the volume's root elsewhere.
+	if st, _, err := s.Subvolume.Lookup(ictx, xdr.GFID{}, "", g, nil); err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		s.dirMu.Lock()
+		s.dirReady[which] = true
+		s.dirMu.Unlock()
+		return nil
+	}
+	if s.Options().SubdirMount {
+		return s.opErr("MKDIR", parent, syscall.EIO, fmt.Errorf("the volume has no %s yet, and a mount of a subdirectory cannot make it (it would land inside the subdirectory); mount the volume's root once, or write the first sharded file there", name))
+	}
 	st, _, err := s.Subvolume.Lookup(ictx, parent, name, xdr.GFID{}, nil)
 	if missing(err) {
 		_, _, err = s.Subvolume.Mkdir(ictx, parent, name, 0o755, 0, g, xdr.Dict{{Key: "glusterfs-internal-fop", Value: xdr.Int(1)}})

@@ -29,6 +29,11 @@ type Options struct {
 	// DeleteInterval is how often the background deletion looks for
 	// markers that other clients left; 0 means 600 s, as native.
 	DeleteInterval time.Duration
+	// SubdirMount: the mount's root is a directory of the volume, which
+	// the bricks map the root gfid to. .shard and .remove_me are found
+	// by their fixed gfids but never made: made there, they would sit in
+	// the subdirectory with the gfids of the volume's own.
+	SubdirMount bool
 }
 
 func (o Options) withDefaults() Options {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -1229,5 +1230,30 @@ func TestReplicaWriteReportsUnlinked(t *testing.T) {
 			t.Errorf("brick %d unlinked: write answers nlink %d, %v; want 0", bad, post.Nlink, err)
 		}
 		_ = r.Release(ctx, f)
+	}
+}
+
+// A mount of a subdirectory never makes .shard (the bricks would put it
+// inside the subdirectory, with the gfid of the volume's own): it finds
+// the volume's .shard by its gfid, and without one says what to do.
+func TestSubdirMountDoesNotMakeDotShard(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	sub := New("v-shard", m, Options{BlockSize: 4 * mib, DeleteInterval: time.Hour, SubdirMount: true}, zaptest.NewLogger(t))
+	t.Cleanup(func() { _ = sub.Close() })
+	f, _ := create(t, sub, "img")
+	_, _, _, err := sub.Write(context.Background(), f, 5*mib, []byte("x"), nil)
+	if err == nil || !strings.Contains(err.Error(), "mount the volume's root") {
+		t.Fatalf("a write past the first block through a subdirectory mount without .shard: %v", err)
+	}
+	if n := m.Names(xdr.RootGFID); slices.Contains(n, DotShard) {
+		t.Fatalf(".shard was made by a subdirectory mount: %v", n)
+	}
+	// Once the volume's root made it, the subdirectory mount uses it.
+	root := newLayer(t, m, 4*mib)
+	rf, _ := create(t, root, "first")
+	write(t, root, rf, 5*mib, []byte("y"))
+	write(t, sub, f, 5*mib, []byte("x"))
+	if got := read(t, sub, f, 5*mib, 1); string(got) != "x" {
+		t.Errorf("read back %q", got)
 	}
 }

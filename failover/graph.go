@@ -55,7 +55,10 @@ func (n *node) reachable(started map[*brick.Client]error) error {
 	switch {
 	case n.client != nil:
 		return started[n.client]
-	case n.repl != nil:
+	case n.repl != nil, n.dht != nil:
+		// A replica set mounts while one of its bricks answers; a
+		// distributed volume while one of its subvolumes does (files on
+		// the others fail until theirs come back).
 		var merr *multierror.Error
 		for _, k := range n.kids {
 			err := k.reachable(started)
@@ -65,20 +68,11 @@ func (n *node) reachable(started map[*brick.Client]error) error {
 			merr = multierror.Append(merr, err)
 		}
 		merr.ErrorFormat = oneLine
-		return fmt.Errorf("no brick of %s answered: %v", n.x.Name, merr)
-	case n.dht != nil:
-		// A distributed volume mounts while one of its subvolumes
-		// answers: files on the others fail until theirs come back.
-		var merr *multierror.Error
-		for _, k := range n.kids {
-			err := k.reachable(started)
-			if err == nil {
-				return nil
-			}
-			merr = multierror.Append(merr, err)
+		what := "brick"
+		if n.dht != nil {
+			what = "subvolume"
 		}
-		merr.ErrorFormat = oneLine
-		return fmt.Errorf("no subvolume of %s answered: %v", n.x.Name, merr)
+		return fmt.Errorf("no %s of %s answered: %v", what, n.x.Name, merr)
 	}
 	for _, k := range n.kids {
 		if err := k.reachable(started); err != nil {

@@ -1,6 +1,9 @@
 package fop
 
-import "context"
+import (
+	"context"
+	"crypto/rand"
+)
 
 // Caller is who a fop runs as: the process behind a FUSE request.
 type Caller struct {
@@ -24,4 +27,26 @@ func WithCaller(ctx context.Context, c *Caller) context.Context {
 func CallerOf(ctx context.Context) *Caller {
 	c, _ := ctx.Value(callerKey{}).(*Caller)
 	return c
+}
+
+// AsInternal returns ctx running its fops as an internal frame (root),
+// keeping the caller's pid: what a layer's own fops run as (shard's
+// blocks, DHT's linkto files and heals).
+func AsInternal(ctx context.Context) context.Context {
+	c := &Caller{}
+	if cl := CallerOf(ctx); cl != nil {
+		c.Pid = cl.Pid
+	}
+	return WithCaller(ctx, c)
+}
+
+// WithNewLkOwner is AsInternal with a lock owner of its own: each lock
+// sequence a layer takes is one frame in GlusterFS.
+func WithNewLkOwner(ctx context.Context) context.Context {
+	c := &Caller{LkOwner: make([]byte, 8)}
+	if cl := CallerOf(ctx); cl != nil {
+		c.Pid = cl.Pid
+	}
+	_, _ = rand.Read(c.LkOwner)
+	return WithCaller(ctx, c)
 }

@@ -2,7 +2,6 @@ package dht
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"syscall"
 
@@ -23,24 +22,11 @@ const (
 )
 
 // asRoot runs a fop as an internal frame (root), keeping the caller's pid.
-func asRoot(ctx context.Context) context.Context {
-	c := &fop.Caller{}
-	if cl := fop.CallerOf(ctx); cl != nil {
-		c.Pid = cl.Pid
-	}
-	return fop.WithCaller(ctx, c)
-}
+func asRoot(ctx context.Context) context.Context { return fop.AsInternal(ctx) }
 
 // owned is asRoot with a lock owner of its own: each of the layer's lock
 // sequences is one frame in GlusterFS.
-func owned(ctx context.Context) context.Context {
-	c := &fop.Caller{LkOwner: make([]byte, 8)}
-	if cl := fop.CallerOf(ctx); cl != nil {
-		c.Pid = cl.Pid
-	}
-	_, _ = rand.Read(c.LkOwner)
-	return fop.WithCaller(ctx, c)
-}
+func owned(ctx context.Context) context.Context { return fop.WithNewLkOwner(ctx) }
 
 // underLocks marks the context of lookups an operation makes while it
 // holds DHT's namespace locks: they must not heal, since a heal takes

@@ -351,16 +351,7 @@ func TestWriteFollowsMigration(t *testing.T) {
 	_, _, _, err = e.d.Write(e.ctx, f, 0, []byte("before"), nil)
 	e.must(err, "write before")
 	// The rebalance daemon: data to subvolume 1, the old copy a linkto.
-	nf, _, _, err := e.m[1].Create(e.ctx, xdr.RootGFID, name, uint32(syscall.O_RDWR), 0o644, 0, g, nil)
-	e.must(err, "copy")
-	_, _, _, err = e.m[1].Write(e.ctx, nf, 0, []byte("before"), nil)
-	e.must(err, "copy data")
-	e.m[1].Release(e.ctx, nf)
-	_, _, _, err = e.m[0].Truncate(e.ctx, g, 0, nil)
-	e.must(err, "truncate source")
-	e.must(fop.ErrOnly(e.m[0].Setxattr(e.ctx, g, xdr.Dict{}.With(xattrLinkto, xdr.Str("v-replicate-1")), 0, nil)), "linkto xattr")
-	_, _, _, err = e.m[0].Setattr(e.ctx, g, &xdr.Iatt{Mode: syscall.S_ISVTX}, fop.SetAttrMode, nil)
-	e.must(err, "linkto mode")
+	e.migrate(name, g, "before")
 	_, _, _, err = e.d.Write(e.ctx, f, 6, []byte(" after"), nil)
 	e.must(err, "write after the migration")
 	if b, _ := e.m[1].Data(g); string(b) != "before after" {
@@ -466,12 +457,7 @@ func TestConcurrentFollow(t *testing.T) {
 	g := e.create(xdr.RootGFID, name)
 	f, _, err := e.d.Open(e.ctx, g, uint32(syscall.O_RDWR), nil)
 	e.must(err, "open")
-	nf, _, _, err := e.m[1].Create(e.ctx, xdr.RootGFID, name, uint32(syscall.O_RDWR), 0o644, 0, g, nil)
-	e.must(err, "copy")
-	e.m[1].Release(e.ctx, nf)
-	e.must(fop.ErrOnly(e.m[0].Setxattr(e.ctx, g, xdr.Dict{}.With(xattrLinkto, xdr.Str("v-replicate-1")), 0, nil)), "linkto xattr")
-	_, _, _, err = e.m[0].Setattr(e.ctx, g, &xdr.Iatt{Mode: syscall.S_ISVTX}, fop.SetAttrMode, nil)
-	e.must(err, "linkto mode")
+	e.migrate(name, g, "")
 	e.m[1].Delay("OPEN", 50*time.Millisecond)
 	errs := make(chan error, 2)
 	for k := 0; k < 2; k++ {
@@ -501,12 +487,7 @@ func TestConcurrentFollowStress(t *testing.T) {
 		g := e.create(xdr.RootGFID, name)
 		f, _, err := e.d.Open(e.ctx, g, uint32(syscall.O_RDWR), nil)
 		e.must(err, "open")
-		nf, _, _, err := e.m[1].Create(e.ctx, xdr.RootGFID, name, uint32(syscall.O_RDWR), 0o644, 0, g, nil)
-		e.must(err, "copy")
-		e.m[1].Release(e.ctx, nf)
-		e.must(fop.ErrOnly(e.m[0].Setxattr(e.ctx, g, xdr.Dict{}.With(xattrLinkto, xdr.Str("v-replicate-1")), 0, nil)), "linkto xattr")
-		_, _, _, err = e.m[0].Setattr(e.ctx, g, &xdr.Iatt{Mode: syscall.S_ISVTX}, fop.SetAttrMode, nil)
-		e.must(err, "linkto mode")
+		e.migrate(name, g, "")
 		const n = 8
 		errs := make(chan error, n)
 		for k := 0; k < n; k++ {
@@ -590,13 +571,7 @@ func TestReadFollowsMigration(t *testing.T) {
 	e.d.Release(e.ctx, w)
 	f, _, err := e.d.Open(e.ctx, g, uint32(syscall.O_RDONLY), nil)
 	e.must(err, "open ro")
-	nf, _, _, err := e.m[1].Create(e.ctx, xdr.RootGFID, name, uint32(syscall.O_RDWR), 0o644, 0, g, nil)
-	e.must(err, "copy")
-	e.m[1].Write(e.ctx, nf, 0, []byte("content"), nil)
-	e.m[1].Release(e.ctx, nf)
-	e.m[0].Truncate(e.ctx, g, 0, nil)
-	e.m[0].Setxattr(e.ctx, g, xdr.Dict{}.With(xattrLinkto, xdr.Str("v-replicate-1")), 0, nil)
-	e.m[0].Setattr(e.ctx, g, &xdr.Iatt{Mode: syscall.S_ISVTX}, fop.SetAttrMode, nil)
+	e.migrate(name, g, "content")
 	b, _, err := e.d.Read(e.ctx, f, 0, 64, nil)
 	st, _, _ := e.d.Fstat(e.ctx, f, nil)
 	if string(b) != "content" || err != nil {
@@ -648,13 +623,7 @@ func TestAnonFdFollowsMigration(t *testing.T) {
 	f := fop.AnonFd(g, uint32(syscall.O_RDWR))
 	_, _, _, err := e.d.Write(e.ctx, f, 0, []byte("before"), nil)
 	e.must(err, "write")
-	nf, _, _, err := e.m[1].Create(e.ctx, xdr.RootGFID, name, uint32(syscall.O_RDWR), 0o644, 0, g, nil)
-	e.must(err, "copy")
-	e.m[1].Write(e.ctx, nf, 0, []byte("before"), nil)
-	e.m[1].Release(e.ctx, nf)
-	e.m[0].Truncate(e.ctx, g, 0, nil)
-	e.m[0].Setxattr(e.ctx, g, xdr.Dict{}.With(xattrLinkto, xdr.Str("v-replicate-1")), 0, nil)
-	e.m[0].Setattr(e.ctx, g, &xdr.Iatt{Mode: syscall.S_ISVTX}, fop.SetAttrMode, nil)
+	e.migrate(name, g, "before")
 	_, _, _, err = e.d.Write(e.ctx, f, 6, []byte(" after"), nil)
 	e.must(err, "write after the migration")
 	if b, _ := e.m[1].Data(g); string(b) != "before after" {
@@ -705,12 +674,7 @@ func TestFstatFollowsMigration(t *testing.T) {
 	f, _, err := e.d.Open(e.ctx, g, uint32(syscall.O_RDONLY), nil)
 	e.must(err, "open")
 	defer e.d.Release(e.ctx, f)
-	nf, _, _, err := e.m[1].Create(e.ctx, xdr.RootGFID, name, uint32(syscall.O_RDWR), 0o644, 0, g, nil)
-	e.must(err, "copy")
-	e.m[1].Write(e.ctx, nf, 0, []byte("content"), nil)
-	e.m[1].Release(e.ctx, nf)
-	e.m[0].Setxattr(e.ctx, g, xdr.Dict{}.With(xattrLinkto, xdr.Str("v-replicate-1")), 0, nil)
-	e.m[0].Setattr(e.ctx, g, &xdr.Iatt{Mode: syscall.S_ISVTX}, fop.SetAttrMode, nil)
+	e.migrate(name, g, "content")
 	st, _, err := e.d.Fstat(e.ctx, f, nil)
 	if err != nil || st.Size != 7 || st.Mode&07777 != 0o644 {
 		t.Errorf("fstat through a pre-migration fd: size %d mode %o %v", st.Size, st.Mode&07777, err)
@@ -744,4 +708,24 @@ func TestAnonFdFollowsRemovedSource(t *testing.T) {
 	if b, _ := e.m[0].Data(g); string(b) != "datamore" {
 		t.Errorf("the moved file holds %q", b)
 	}
+}
+
+// migrate does what the rebalance daemon does to file g, named name in
+// the root, when it moves it from subvolume 0 to 1: the data copied to a
+// new file there, the old copy emptied and made a linkto file pointing
+// to it (migration phase 2).
+func (e *env) migrate(name string, g xdr.GFID, data string) {
+	e.t.Helper()
+	nf, _, _, err := e.m[1].Create(e.ctx, xdr.RootGFID, name, uint32(syscall.O_RDWR), 0o644, 0, g, nil)
+	e.must(err, "copy")
+	if data != "" {
+		_, _, _, err = e.m[1].Write(e.ctx, nf, 0, []byte(data), nil)
+		e.must(err, "copy data")
+	}
+	e.must(e.m[1].Release(e.ctx, nf), "release the copy")
+	_, _, _, err = e.m[0].Truncate(e.ctx, g, 0, nil)
+	e.must(err, "truncate the source")
+	e.must(fop.ErrOnly(e.m[0].Setxattr(e.ctx, g, xdr.Dict{}.With(xattrLinkto, xdr.Str("v-replicate-1")), 0, nil)), "linkto xattr")
+	_, _, _, err = e.m[0].Setattr(e.ctx, g, &xdr.Iatt{Mode: syscall.S_ISVTX}, fop.SetAttrMode, nil)
+	e.must(err, "linkto mode")
 }

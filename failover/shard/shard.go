@@ -307,24 +307,11 @@ func (s *Shard) state(ctx context.Context, g xdr.GFID, f *fop.Fd) (*inode, bool,
 
 // internal is the context of the layer's own fops: as root (shard's
 // SHARD_SET_ROOT_FS_ID), keeping the caller's pid.
-func internal(ctx context.Context) context.Context {
-	c := &fop.Caller{}
-	if cl := fop.CallerOf(ctx); cl != nil {
-		c.Pid = cl.Pid
-	}
-	return fop.WithCaller(ctx, c)
-}
+func internal(ctx context.Context) context.Context { return fop.AsInternal(ctx) }
 
 // owned is internal with a lock owner of its own, for the layer's
 // inodelks and entrylks (shard uses a fresh frame for each).
-func owned(ctx context.Context) context.Context {
-	c := &fop.Caller{LkOwner: make([]byte, 8)}
-	if cl := fop.CallerOf(ctx); cl != nil {
-		c.Pid = cl.Pid
-	}
-	_, _ = rand.Read(c.LkOwner)
-	return fop.WithCaller(ctx, c)
-}
+func owned(ctx context.Context) context.Context { return fop.WithNewLkOwner(ctx) }
 
 func newGFID() xdr.GFID {
 	var g xdr.GFID

@@ -350,9 +350,6 @@ func (d *DHT) forget(g xdr.GFID) {
 	d.mu.Unlock()
 }
 
-// Forget drops what the layer knows of g (the kernel forgot the inode).
-func (d *DHT) Forget(g xdr.GFID) { d.forget(g) }
-
 // path returns the directory's path from the root as far as the table
 // knows it; ok is false when a parent is unknown.
 func (d *DHT) path(g xdr.GFID) (string, bool) {

@@ -13,9 +13,7 @@ const (
 	xattrLinkto     = "trusted.glusterfs.dht.linkto"
 	xattrCommitHash = "trusted.glusterfs.dht.commithash"
 	keyPreopParent  = "glusterfs.preop.parent.key"
-	keyPreopFailed  = "glusterfs.preop.check.failed"
 	keyInternalFop  = "glusterfs-internal-fop"
-	keyOpenFdCount  = "glusterfs.open-fd-count"
 
 	// hashInvalid is DHT_LAYOUT_HASH_INVALID: the commit hash of a layout
 	// that no rebalance committed, so a miss is looked up everywhere.
@@ -115,13 +113,6 @@ func (l *layout) search(hash uint32) int {
 // first returns the subvolume owning hash 0, where DHT sends the locks
 // and fops of a directory that go to one subvolume; -1 if none does.
 func (l *layout) first() int { return l.search(0) }
-
-// healthy reports whether the layout needs no heal: every subvolume
-// answered and has the directory, and the ranges cover the hash space
-// once.
-func (l *layout) healthy() bool {
-	return l.holes == 0 && l.overlaps == 0 && l.missing == 0 && l.unknown == 0
-}
 
 // commitMatches reports whether every owning slice carries commit hash h:
 // then a name missing from its hashed subvolume is missing everywhere.

@@ -1,12 +1,13 @@
 package dht
 
 import (
+	"errors"
 	"context"
 	"fmt"
-	"math/bits"
-	"slices"
+		"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,12 +60,12 @@ func DefaultOptions() Options {
 //
 // LOCK ORDERING: mu is never held across a call to a subvolume.
 type DHT struct {
-	name  string
-	kids  []fop.Subvolume
-	names []string // the subvolumes' translator names (linkto values)
-	log   *zap.Logger
-	bits  int           // low bits of a readdir offset that name the subvolume
-	ttl   time.Duration // layoutTTL; tests shorten it
+	name string
+	log  *zap.Logger
+	ttl  time.Duration // layoutTTL; tests shorten it
+
+	cur     atomic.Pointer[view] // the subvolumes now
+	regraph sync.Mutex           // serializes Regraph
 
 	optMu sync.Mutex
 	opts  Options // GUARDED_BY(optMu)
@@ -83,6 +84,45 @@ type DHT struct {
 	watchers []func(up bool) // GUARDED_BY(watchMu)
 	told     bool            // GUARDED_BY(watchMu)
 }
+
+// view is the layer's subvolumes at one moment. The volume grows and
+// shrinks while mounted (add-brick, remove-brick), so a subvolume is
+// known by its index in kids, which never changes or gets reused: an fd,
+// a cached inode or a readdir offset that names one stays meaningful
+// after a change. Subvolumes removed from the volume keep their index and
+// leave live; a fop that still reaches one finds its file again.
+type view struct {
+	kids  []fop.Subvolume // every subvolume the layer had, by index
+	names []string        // their translator names (linkto values)
+	live  []int           // the subvolumes of the volume, in volfile order (ascending)
+	in    []bool          // in[i]: i is live
+}
+
+// view returns the subvolumes now; a fop that walks them takes one view
+// and keeps it.
+func (d *DHT) view() *view { return d.cur.Load() }
+
+// n is the size of the index space: arrays by subvolume index have it.
+func (v *view) n() int { return len(v.kids) }
+
+// kid returns subvolume i (live or not).
+func (d *DHT) kid(i int) fop.Subvolume { return d.view().kids[i] }
+
+// subName returns subvolume i's translator name.
+func (d *DHT) subName(i int) string { return d.view().names[i] }
+
+// isLive reports whether subvolume i is part of the volume now.
+func (d *DHT) isLive(i int) bool {
+	v := d.view()
+	return i >= 0 && i < len(v.in) && v.in[i]
+}
+
+// maxSubvols bounds the index space: readdir offsets carry an index in
+// subBits bits, and the end-of-directory offset uses the last value.
+const (
+	subBits   = 8
+	maxSubvols = 1<<subBits - 1
+)
 
 // inode is what DHT knows of one gfid.
 type inode struct {
@@ -146,10 +186,18 @@ func New(name string, kids []fop.Subvolume, opts Options, log *zap.Logger) (*DHT
 	if len(kids) < 2 {
 		return nil, fmt.Errorf("volfile: %s: distribute over %d subvolumes: the layer needs at least two", name, len(kids))
 	}
-	d := &DHT{name: name, kids: kids, log: log, inodes: map[xdr.GFID]*inode{}, bits: bits.Len(uint(len(kids) - 1)), ttl: layoutTTL}
-	for _, k := range kids {
-		d.names = append(d.names, k.Name())
+	d := &DHT{name: name, log: log, inodes: map[xdr.GFID]*inode{}, ttl: layoutTTL}
+	v := &view{}
+	for i, k := range kids {
+		v.kids = append(v.kids, k)
+		v.names = append(v.names, k.Name())
+		v.live = append(v.live, i)
+		v.in = append(v.in, true)
 	}
+	if len(kids) > maxSubvols {
+		return nil, fmt.Errorf("volfile: %s: distribute over %d subvolumes: brickfs supports at most %d", name, len(kids), maxSubvols)
+	}
+	d.cur.Store(v)
 	if _, err := d.Reconfigure(opts); err != nil {
 		return nil, err
 	}
@@ -159,6 +207,64 @@ func New(name string, kids []fop.Subvolume, opts Options, log *zap.Logger) (*DHT
 	}
 	d.told = d.Up()
 	return d, nil
+}
+
+// Regraph makes kids, in volfile order, the layer's subvolumes, as a new
+// volfile lists them after add-brick or remove-brick commit: a subvolume
+// already known (the same object) keeps its index, a new one gets the
+// next, and one missing from kids leaves the volume. What the layer knew
+// of files and directories is dropped, so every name is looked up again
+// against the new set of subvolumes (and layouts re-read: fix-layout
+// gives the new ones their ranges). Open fds stay valid: a fop through an
+// fd on a subvolume that left finds the file where it is now.
+func (d *DHT) Regraph(kids []fop.Subvolume) (added, removed []string, err error) {
+	if len(kids) == 0 {
+		return nil, nil, fmt.Errorf("%s: a distribute volume needs a subvolume", d.name)
+	}
+	d.regraph.Lock()
+	defer d.regraph.Unlock()
+	old := d.view()
+	nv := &view{kids: slices.Clone(old.kids), names: slices.Clone(old.names)}
+	nv.in = make([]bool, len(old.kids))
+	var fresh []fop.Subvolume
+	for _, k := range kids {
+		i := slices.Index(old.kids, k)
+		if i < 0 {
+			i = len(nv.kids)
+			nv.kids = append(nv.kids, k)
+			nv.names = append(nv.names, k.Name())
+			nv.in = append(nv.in, false)
+			fresh = append(fresh, k)
+			added = append(added, k.Name())
+		}
+		if nv.in[i] {
+			return nil, nil, fmt.Errorf("%s: subvolume %s listed twice", d.name, k.Name())
+		}
+		if n := len(nv.live); n > 0 && nv.live[n-1] > i {
+			return nil, nil, fmt.Errorf("%s: the subvolumes were reordered (%s now follows %s); remount to use the new order", d.name, k.Name(), nv.names[nv.live[n-1]])
+		}
+		nv.names[i] = k.Name()
+		nv.live = append(nv.live, i)
+		nv.in[i] = true
+	}
+	if len(nv.kids) > maxSubvols {
+		return nil, nil, fmt.Errorf("%s: the volume has had %d subvolumes since it was mounted, more than the %d a mount can address; remount", d.name, len(nv.kids), maxSubvols)
+	}
+	for _, i := range old.live {
+		if !nv.in[i] {
+			removed = append(removed, old.names[i])
+		}
+	}
+	d.cur.Store(nv)
+	d.mu.Lock()
+	d.inodes = map[xdr.GFID]*inode{xdr.RootGFID: {dir: true, mds: -1}}
+	d.volCommit = 0
+	d.mu.Unlock()
+	for _, k := range fresh {
+		k.Watch(func(bool) { d.notify() })
+	}
+	d.notify()
+	return added, removed, nil
 }
 
 // Reconfigure applies new options and returns the names of those that
@@ -207,9 +313,10 @@ func (d *DHT) options() (Options, hasher) {
 // with a copy of the directory that are not being decommissioned.
 func (d *DHT) usable(have []bool) []bool {
 	o, _ := d.options()
+	v := d.view()
 	out := make([]bool, len(have))
 	for i := range have {
-		out[i] = have[i] && !slices.Contains(o.Decommissioned, d.names[i])
+		out[i] = have[i] && i < len(v.in) && v.in[i] && !slices.Contains(o.Decommissioned, v.names[i])
 	}
 	return out
 }
@@ -225,19 +332,22 @@ func (d *DHT) Name() string { return d.name }
 // Up reports whether any subvolume is up: files on the others are still
 // served.
 func (d *DHT) Up() bool {
-	for _, k := range d.kids {
-		if k.Up() {
+	v := d.view()
+	for _, i := range v.live {
+		if v.kids[i].Up() {
 			return true
 		}
 	}
 	return false
 }
 
-// SubvolumesUp says which subvolumes are up, in volfile order.
+// SubvolumesUp says which subvolumes of the volume are up, in volfile
+// order.
 func (d *DHT) SubvolumesUp() []bool {
-	up := make([]bool, len(d.kids))
-	for i, k := range d.kids {
-		up[i] = k.Up()
+	v := d.view()
+	up := make([]bool, len(v.live))
+	for j, i := range v.live {
+		up[j] = v.kids[i].Up()
 	}
 	return up
 }
@@ -264,6 +374,9 @@ func (d *DHT) notify() {
 
 // Close drops the layer's state; it owns no goroutines.
 func (d *DHT) Close() error { return nil }
+
+// errGone stands for the answer of a subvolume that left the volume.
+var errGone = &fop.OpError{Errno: syscall.ENOTCONN, Err: errors.New("the subvolume left the volume")}
 
 // errf is an error of this layer with errno en.
 func (d *DHT) errf(op string, g xdr.GFID, en syscall.Errno, format string, args ...any) error {
@@ -372,11 +485,12 @@ func (d *DHT) path(g xdr.GFID) (string, bool) {
 
 // Replies and fan-out.
 
-// all runs fn on every subvolume at once and returns each one's error.
-func (d *DHT) all(ctx context.Context, fn func(ctx context.Context, i int) error) []error {
-	errs := make([]error, len(d.kids))
+// all runs fn on every subvolume of view v at once and returns each
+// one's error, by index (nil for those not live).
+func (d *DHT) all(ctx context.Context, v *view, fn func(ctx context.Context, i int) error) []error {
+	errs := make([]error, v.n())
 	var wg sync.WaitGroup
-	for i := range d.kids {
+	for _, i := range v.live {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -429,8 +543,9 @@ func (d *DHT) linktoTarget(x xdr.Dict) int {
 	for len(v) > 0 && v[len(v)-1] == 0 {
 		v = v[:len(v)-1]
 	}
-	for i, n := range d.names {
-		if n == string(v) {
+	vw := d.view()
+	for _, i := range vw.live {
+		if vw.names[i] == string(v) {
 			return i
 		}
 	}

@@ -304,7 +304,7 @@ func TestMkdir(t *testing.T) {
 		}
 		s = append(s, p)
 	}
-	want := assign(e.d.names, []bool{true, true, true}, e.d.weights(e.ctx, []bool{true, true, true}), hashName([]byte("/dirA")), 0)
+	want := assign(e.d.view().names, []bool{true, true, true}, e.d.weights(e.ctx, []bool{true, true, true}), hashName([]byte("/dirA")), 0)
 	for i := range s {
 		if s[i].start != want[i].start || s[i].stop != want[i].stop {
 			t.Errorf("slice %d: %08x-%08x, want %08x-%08x", i, s[i].start, s[i].stop, want[i].start, want[i].stop)
@@ -391,7 +391,7 @@ func TestRename(t *testing.T) {
 		}
 		for _, i := range links {
 			x, _ := e.m[i].Xattr(g, xattrLinkto)
-			if string(x) != e.d.names[dataOn]+"\x00" {
+			if string(x) != e.d.subName(dataOn)+"\x00" {
 				t.Errorf("%s: linkto on %d names %q", name, i, x)
 			}
 		}
@@ -786,8 +786,8 @@ func TestReaddirOffsets(t *testing.T) {
 	d.big.mu.Lock()
 	d.big.exact = nil
 	d.big.mu.Unlock()
-	if sub, off, ok := d.decodeOff(a); !ok || sub != 1 || off != big&^7 {
-		t.Errorf("forgotten %#x decodes as (%d, %#x, %v), want (1, %#x)", a, sub, off, ok, big&^7)
+	if sub, off, ok := d.decodeOff(a); !ok || sub != 1 || off != big&^(1<<(subBits+1)-1) {
+		t.Errorf("forgotten %#x decodes as (%d, %#x, %v), want (1, %#x)", a, sub, off, ok, big&^(1<<(subBits+1)-1))
 	}
 }
 

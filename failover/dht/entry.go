@@ -69,7 +69,7 @@ func (d *DHT) placed(ctx context.Context, op string, parent xdr.GFID, name strin
 		return -1, err
 	}
 	if now := pl.s[hs]; now == old {
-		return hs, d.errf(op, parent, syscall.EIO, "creating %q failed with EIO on %s", name, d.names[hs])
+		return hs, d.errf(op, parent, syscall.EIO, "creating %q failed with EIO on %s", name, d.subName(hs))
 	}
 	d.log.Info("directory layout changed under a create; retrying with the new one", zap.String("subvol", d.name), zap.Stringer("parent", parent), zap.String("name", name))
 	if hs, _, err = d.hashed(ctx, op, parent, name); err != nil {
@@ -84,7 +84,7 @@ func (d *DHT) Create(ctx context.Context, parent xdr.GFID, name string, flags, m
 	var st xdr.Iatt
 	var rx xdr.Dict
 	hs, err := d.placed(ctx, "CREATE", parent, name, xd, func(i int, xd xdr.Dict) (err error) {
-		f, st, rx, err = d.kids[i].Create(ctx, parent, name, flags, mode, umask, gfid, xd)
+		f, st, rx, err = d.kid(i).Create(ctx, parent, name, flags, mode, umask, gfid, xd)
 		return err
 	})
 	if err != nil {
@@ -93,7 +93,7 @@ func (d *DHT) Create(ctx context.Context, parent xdr.GFID, name string, flags, m
 	if st.GFID != gfid && st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Mode&07777 == syscall.S_ISVTX {
 		// The name existed as a linkto file (create without O_EXCL
 		// opens what is there): open the data it points to instead.
-		_ = d.kids[hs].Release(context.WithoutCancel(ctx), f)
+		_ = d.kid(hs).Release(context.WithoutCancel(ctx), f)
 		r, err := d.resolve(ctx, parent, name, nil)
 		if missing(err) && !retried(ctx) {
 			// A stale linkto, removed by that lookup: create again.
@@ -105,7 +105,7 @@ func (d *DHT) Create(ctx context.Context, parent xdr.GFID, name string, flags, m
 		if r.dir {
 			return nil, xdr.Iatt{}, nil, d.errf("CREATE", parent, syscall.EISDIR, "%q is a directory", name)
 		}
-		f, rx, err = d.kids[r.cached].Open(ctx, r.st.GFID, flags&^uint32(syscall.O_CREAT|syscall.O_EXCL), xd)
+		f, rx, err = d.kid(r.cached).Open(ctx, r.st.GFID, flags&^uint32(syscall.O_CREAT|syscall.O_EXCL), xd)
 		if err != nil {
 			return nil, xdr.Iatt{}, nil, err
 		}
@@ -126,7 +126,7 @@ func (d *DHT) Mknod(ctx context.Context, parent xdr.GFID, name string, mode uint
 	var st xdr.Iatt
 	var rx xdr.Dict
 	hs, err := d.placed(ctx, "MKNOD", parent, name, xd, func(i int, xd xdr.Dict) (err error) {
-		st, rx, err = d.kids[i].Mknod(ctx, parent, name, mode, rdev, umask, gfid, xd)
+		st, rx, err = d.kid(i).Mknod(ctx, parent, name, mode, rdev, umask, gfid, xd)
 		return err
 	})
 	if err != nil {
@@ -141,7 +141,7 @@ func (d *DHT) Symlink(ctx context.Context, parent xdr.GFID, name, target string,
 	var st xdr.Iatt
 	var rx xdr.Dict
 	hs, err := d.placed(ctx, "SYMLINK", parent, name, xd, func(i int, xd xdr.Dict) (err error) {
-		st, rx, err = d.kids[i].Symlink(ctx, parent, name, target, umask, gfid, xd)
+		st, rx, err = d.kid(i).Symlink(ctx, parent, name, target, umask, gfid, xd)
 		return err
 	})
 	if err != nil {
@@ -170,7 +170,7 @@ func (d *DHT) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, uma
 		return xdr.Iatt{}, nil, err
 	}
 	x := preop(xd, pl, hs).With(xattrMDS, xdr.Ptr([]byte{0, 0, 0, 0}))
-	st, rx, err := d.kids[hs].Mkdir(ctx, parent, name, mode, umask, gfid, x)
+	st, rx, err := d.kid(hs).Mkdir(ctx, parent, name, mode, umask, gfid, x)
 	if fop.Errno(err) == syscall.EIO {
 		// The parent's layout changed: place the name again, once.
 		ls.release()
@@ -187,22 +187,23 @@ func (d *DHT) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, uma
 			return xdr.Iatt{}, nil, err
 		}
 		x = preop(xd, pl, hs).With(xattrMDS, xdr.Ptr([]byte{0, 0, 0, 0}))
-		st, rx, err = d.kids[hs].Mkdir(ctx, parent, name, mode, umask, gfid, x)
+		st, rx, err = d.kid(hs).Mkdir(ctx, parent, name, mode, umask, gfid, x)
 	}
 	if err != nil {
 		return xdr.Iatt{}, nil, err
 	}
 	g := st.GFID
-	made := make([]bool, len(d.kids))
+	v := d.view()
+	made := make([]bool, v.n())
 	made[hs] = true
-	d.all(ctx, func(ctx context.Context, i int) error {
+	d.all(ctx, v, func(ctx context.Context, i int) error {
 		if i == hs {
 			return nil
 		}
-		_, _, err := d.kids[i].Mkdir(ctx, parent, name, mode, umask, g, xd)
+		_, _, err := d.kid(i).Mkdir(ctx, parent, name, mode, umask, g, xd)
 		if err != nil {
 			d.log.Warn("directory not made on a subvolume; a lookup will make it once it answers",
-				zap.String("subvol", d.names[i]), zap.Stringer("parent", parent), zap.String("name", name), zap.Error(err))
+				zap.String("subvol", d.subName(i)), zap.Stringer("parent", parent), zap.String("name", name), zap.Error(err))
 			return err
 		}
 		made[i] = true
@@ -226,23 +227,23 @@ func (d *DHT) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, uma
 	}
 	path, known := d.path(g)
 	use := d.usable(made)
-	next := assign(d.names, use, d.weights(ctx, use), d.startHash(g, path, known), commit)
-	d.all(ctx, func(ctx context.Context, i int) error {
+	next := assign(v.names, use, d.weights(ctx, use), d.startHash(g, path, known), commit)
+	d.all(ctx, v, func(ctx context.Context, i int) error {
 		if !made[i] {
 			return nil
 		}
 		if !next[i].has {
 			next[i] = slice{has: true, present: true} // no range: 0-0
 		}
-		_, err := d.kids[i].Setxattr(asRoot(ctx), g, xdr.Dict{}.With(xattrLayout, xdr.Ptr(next[i].encode())), 0, internal(nil))
+		_, err := d.kid(i).Setxattr(asRoot(ctx), g, xdr.Dict{}.With(xattrLayout, xdr.Ptr(next[i].encode())), 0, internal(nil))
 		if err != nil {
 			next[i] = slice{present: true}
-			d.log.Warn("layout not written on a subvolume; a lookup will heal it", zap.String("subvol", d.names[i]), zap.Stringer("gfid", g), zap.Error(err))
+			d.log.Warn("layout not written on a subvolume; a lookup will heal it", zap.String("subvol", d.subName(i)), zap.Stringer("gfid", g), zap.Error(err))
 		}
 		return err
 	})
 	l := newLayout(next)
-	for i := range made {
+	for _, i := range v.live {
 		if !made[i] {
 			l.missing++
 		}
@@ -254,13 +255,13 @@ func (d *DHT) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, uma
 // linkto makes a linkto file parent/name on subvolume on, pointing to
 // subvolume to, with g's gfid and owned like the data (st).
 func (d *DHT) linkto(ctx context.Context, on, to int, parent xdr.GFID, name string, g xdr.GFID, st xdr.Iatt, extra xdr.Dict) error {
-	xd := internal(extra).With(xattrLinkto, xdr.Str(d.names[to]))
+	xd := internal(extra).With(xattrLinkto, xdr.Str(d.subName(to)))
 	rctx := asRoot(ctx)
-	if _, _, err := d.kids[on].Mknod(rctx, parent, name, syscall.S_IFREG|syscall.S_ISVTX, 0, 0, g, xd); err != nil {
+	if _, _, err := d.kid(on).Mknod(rctx, parent, name, syscall.S_IFREG|syscall.S_ISVTX, 0, 0, g, xd); err != nil {
 		return err
 	}
 	a := xdr.Iatt{UID: st.UID, GID: st.GID}
-	if _, _, _, err := d.kids[on].Setattr(rctx, g, &a, fop.SetAttrUID|fop.SetAttrGID, nil); err != nil {
+	if _, _, _, err := d.kid(on).Setattr(rctx, g, &a, fop.SetAttrUID|fop.SetAttrGID, nil); err != nil {
 		d.log.Debug("linkto file keeps root ownership", zap.Stringer("gfid", g), zap.Error(err))
 	}
 	return nil
@@ -270,7 +271,7 @@ func (d *DHT) linkto(ctx context.Context, on, to int, parent xdr.GFID, name stri
 // (the brick checks).
 func (d *DHT) unlinkLinkto(ctx context.Context, i int, parent xdr.GFID, name string) error {
 	xd := internal(xdr.Dict{}.With("unlink-only-if-dht-linkto-file", xdr.Int(1)))
-	_, err := d.kids[i].Unlink(asRoot(ctx), parent, name, xd)
+	_, err := d.kid(i).Unlink(asRoot(ctx), parent, name, xd)
 	if err != nil && missing(err) {
 		return nil
 	}
@@ -293,7 +294,7 @@ func (d *DHT) Link(ctx context.Context, g, newParent xdr.GFID, newName string, x
 		return xdr.Iatt{}, nil, err
 	}
 	if hs != ci {
-		st, _, err := d.kids[ci].Stat(ctx, g, nil)
+		st, _, err := d.kid(ci).Stat(ctx, g, nil)
 		if err != nil {
 			return xdr.Iatt{}, nil, err
 		}
@@ -301,7 +302,7 @@ func (d *DHT) Link(ctx context.Context, g, newParent xdr.GFID, newName string, x
 			return xdr.Iatt{}, nil, err
 		}
 	}
-	st, rx, err := d.kids[ci].Link(ctx, g, newParent, newName, xd)
+	st, rx, err := d.kid(ci).Link(ctx, g, newParent, newName, xd)
 	if err != nil && hs != ci {
 		if uerr := d.unlinkLinkto(ctx, hs, newParent, newName); uerr != nil {
 			d.log.Warn("linkto file of a failed link left behind; a lookup removes it", zap.Error(uerr))
@@ -320,14 +321,14 @@ func (d *DHT) Unlink(ctx context.Context, parent xdr.GFID, name string, xd xdr.D
 	if r.dir {
 		return nil, d.errf("UNLINK", parent, syscall.EISDIR, "%q is a directory", name)
 	}
-	rx, err := d.kids[r.cached].Unlink(ctx, parent, name, xd)
+	rx, err := d.kid(r.cached).Unlink(ctx, parent, name, xd)
 	if err != nil {
 		return nil, err
 	}
 	if r.hashed >= 0 && r.hashed != r.cached {
 		if err := d.unlinkLinkto(ctx, r.hashed, parent, name); err != nil {
 			d.log.Warn("linkto file of an unlinked file left behind; a lookup removes it",
-				zap.String("subvol", d.names[r.hashed]), zap.String("name", name), zap.Error(err))
+				zap.String("subvol", d.subName(r.hashed)), zap.String("name", name), zap.Error(err))
 		}
 	}
 	return rx, nil
@@ -349,9 +350,10 @@ func (d *DHT) Rmdir(ctx context.Context, parent xdr.GFID, name string, flags int
 	if hs < 0 {
 		return nil, d.errf("RMDIR", parent, syscall.ENOTCONN, "no subvolume holds the hash range of %q; a replica set is down", name)
 	}
-	for i, k := range d.kids {
-		if !k.Up() {
-			return nil, d.errf("RMDIR", parent, syscall.ENOTCONN, "%s is down; a directory is removed only while every replica set is up", d.names[i])
+	v := d.view()
+	for _, i := range v.live {
+		if !v.kids[i].Up() {
+			return nil, d.errf("RMDIR", parent, syscall.ENOTCONN, "%s is down; a directory is removed only while every replica set is up", v.names[i])
 		}
 	}
 	ls := d.newLocks(ctx)
@@ -365,8 +367,8 @@ func (d *DHT) Rmdir(ctx context.Context, parent xdr.GFID, name string, flags int
 	if flags&fop.RmdirRecursive == 0 {
 		// Every copy is checked before any linkto file goes: a
 		// directory that is not empty is left exactly as it was.
-		links := make([][]string, len(d.kids))
-		errs := d.all(ctx, func(ctx context.Context, i int) (err error) {
+		links := make([][]string, v.n())
+		errs := d.all(ctx, v, func(ctx context.Context, i int) (err error) {
 			links[i], err = d.linktosOnly(ctx, i, g)
 			return err
 		})
@@ -375,16 +377,16 @@ func (d *DHT) Rmdir(ctx context.Context, parent xdr.GFID, name string, flags int
 				return nil, err
 			}
 		}
-		errs = d.all(ctx, func(ctx context.Context, i int) error { return d.dropLinktos(ctx, i, g, links[i]) })
+		errs = d.all(ctx, v, func(ctx context.Context, i int) error { return d.dropLinktos(ctx, i, g, links[i]) })
 		if err := pickErr(errs); err != nil {
 			return nil, err
 		}
 	}
-	errs := d.all(ctx, func(ctx context.Context, i int) error {
+	errs := d.all(ctx, v, func(ctx context.Context, i int) error {
 		if i == hs {
 			return nil
 		}
-		_, err := d.kids[i].Rmdir(ctx, parent, name, flags, xd)
+		_, err := d.kid(i).Rmdir(ctx, parent, name, flags, xd)
 		if err != nil && missing(err) {
 			return nil
 		}
@@ -394,7 +396,7 @@ func (d *DHT) Rmdir(ctx context.Context, parent xdr.GFID, name string, flags int
 		d.log.Warn("directory removed on some subvolumes only; a lookup makes it again", zap.Stringer("gfid", g), zap.Error(err))
 		return nil, err
 	}
-	rx, err := d.kids[hs].Rmdir(ctx, parent, name, flags, xd)
+	rx, err := d.kid(hs).Rmdir(ctx, parent, name, flags, xd)
 	if err != nil {
 		return nil, err
 	}
@@ -405,15 +407,15 @@ func (d *DHT) Rmdir(ctx context.Context, parent xdr.GFID, name string, flags int
 // linktosOnly checks that directory g on subvolume i holds nothing but
 // linkto files, and returns their names (dht_rmdir_is_subvol_empty).
 func (d *DHT) linktosOnly(ctx context.Context, i int, g xdr.GFID) ([]string, error) {
-	f, _, err := d.kids[i].Opendir(ctx, g, nil)
+	f, _, err := d.kid(i).Opendir(ctx, g, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer d.kids[i].Release(context.WithoutCancel(ctx), f)
+	defer d.kid(i).Release(context.WithoutCancel(ctx), f)
 	var off uint64
 	var links []string
 	for {
-		ents, eof, _, err := d.kids[i].Readdirp(ctx, f, off, 64<<10, xdr.Dict{}.With(xattrLinkto, xdr.Uint(256)))
+		ents, eof, _, err := d.kid(i).Readdirp(ctx, f, off, 64<<10, xdr.Dict{}.With(xattrLinkto, xdr.Uint(256)))
 		if err != nil {
 			return nil, err
 		}
@@ -438,7 +440,7 @@ func (d *DHT) linktosOnly(ctx context.Context, i int, g xdr.GFID) ([]string, err
 func (d *DHT) dropLinktos(ctx context.Context, i int, g xdr.GFID, names []string) error {
 	for _, n := range names {
 		xd := internal(xdr.Dict{}.With("unlink-only-if-dht-linkto-file", xdr.Int(1)).With("dont-unlink-for-open-fd", xdr.Int(1)))
-		if _, err := d.kids[i].Unlink(asRoot(ctx), g, n, xd); err != nil && !missing(err) {
+		if _, err := d.kid(i).Unlink(asRoot(ctx), g, n, xd); err != nil && !missing(err) {
 			return d.errf("RMDIR", g, syscall.ENOTEMPTY, "linkto file %q could not be removed: %v", n, err)
 		}
 	}

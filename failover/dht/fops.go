@@ -3,6 +3,7 @@ package dht
 import (
 	"context"
 	"errors"
+	"sync"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -18,14 +19,15 @@ var errIsDir = errors.New("a directory")
 // tries, in order: the one owning hash 0 (where DHT sends a directory's
 // locks), then the others.
 func (d *DHT) dirOrder(ctx context.Context, g xdr.GFID) []int {
-	first := 0
+	v := d.view()
+	first := v.live[0]
 	if l, err := d.layoutOf(ctx, g); err == nil {
-		if f := l.first(); f >= 0 {
+		if f := l.first(); f >= 0 && d.isLive(f) {
 			first = f
 		}
 	}
 	order := []int{first}
-	for i := range d.kids {
+	for _, i := range v.live {
 		if i != first {
 			order = append(order, i)
 		}
@@ -46,7 +48,7 @@ func (d *DHT) inodeFop(ctx context.Context, g xdr.GFID, fileFn func(i int) error
 // attrCopy returns the copy of directory g whose attributes count: its
 // mds copy when known, else the one owning hash 0.
 func (d *DHT) attrCopy(ctx context.Context, g xdr.GFID) int {
-	if ino, ok := d.get(g); ok && ino.dir && ino.mds >= 0 && ino.mds < len(d.kids) {
+	if ino, ok := d.get(g); ok && ino.dir && d.isLive(ino.mds) {
 		return ino.mds
 	}
 	return d.dirOrder(ctx, g)[0]
@@ -86,7 +88,7 @@ func (d *DHT) everyCopy(ctx context.Context, op string, g xdr.GFID, fn func(ctx 
 	if err := fn(ctx, i); err != nil {
 		return -1, err
 	}
-	errs := d.all(ctx, func(ctx context.Context, j int) error {
+	errs := d.all(ctx, d.view(), func(ctx context.Context, j int) error {
 		if j == i {
 			return nil
 		}
@@ -95,7 +97,7 @@ func (d *DHT) everyCopy(ctx context.Context, op string, g xdr.GFID, fn func(ctx 
 	for j, err := range errs {
 		if err != nil && !missing(err) {
 			d.log.Warn("directory changed on some subvolumes only; a lookup heals them", zap.String("fop", op),
-				zap.String("subvol", d.names[j]), zap.Stringer("gfid", g), zap.Error(err))
+				zap.String("subvol", d.subName(j)), zap.Stringer("gfid", g), zap.Error(err))
 		}
 	}
 	return i, nil
@@ -104,17 +106,21 @@ func (d *DHT) everyCopy(ctx context.Context, op string, g xdr.GFID, fn func(ctx 
 // Stat returns a file's attributes from its data, a directory's from its
 // first copy.
 func (d *DHT) Stat(ctx context.Context, g xdr.GFID, xd xdr.Dict) (st xdr.Iatt, rx xdr.Dict, err error) {
-	fn := func(i int) (err error) { st, rx, err = d.kids[i].Stat(ctx, g, xd); return err }
+	fn := func(i int) (err error) { st, rx, err = d.kid(i).Stat(ctx, g, xd); return err }
 	err = d.inodeFop(ctx, g, fn, func() error { return d.oneCopy(ctx, g, fn) })
 	return st, rx, err
 }
 
 // Setattr changes a file where its data is, a directory on every copy.
 func (d *DHT) Setattr(ctx context.Context, g xdr.GFID, attr *xdr.Iatt, valid uint32, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
-	n := len(d.kids)
-	pres, posts, rxs := make([]xdr.Iatt, n), make([]xdr.Iatt, n), make([]xdr.Dict, n)
-	fn := func(i int) (err error) {
-		pres[i], posts[i], rxs[i], err = d.kids[i].Setattr(ctx, g, attr, valid, xd)
+	type reply struct {
+		pre, post xdr.Iatt
+		rx        xdr.Dict
+	}
+	var rs bySub[reply]
+	fn := func(i int) error {
+		pre, post, rx, err := d.kid(i).Setattr(ctx, g, attr, valid, xd)
+		rs.set(i, reply{pre, post, rx})
 		return err
 	}
 	i := -1
@@ -125,12 +131,34 @@ func (d *DHT) Setattr(ctx context.Context, g xdr.GFID, attr *xdr.Iatt, valid uin
 	if err != nil {
 		return pre, post, nil, err
 	}
-	return pres[i], posts[i], rxs[i], nil
+	r := rs.get(i)
+	return r.pre, r.post, r.rx, nil
+}
+
+// bySub holds one reply per subvolume of a fop that reaches several.
+type bySub[T any] struct {
+	mu sync.Mutex
+	m  map[int]T // GUARDED_BY(mu)
+}
+
+func (b *bySub[T]) set(i int, v T) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = map[int]T{}
+	}
+	b.m[i] = v
+}
+
+func (b *bySub[T]) get(i int) T {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.m[i]
 }
 
 // Truncate truncates a file where its data is.
 func (d *DHT) Truncate(ctx context.Context, g xdr.GFID, size uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
-	fn := func(i int) (err error) { pre, post, rx, err = d.kids[i].Truncate(ctx, g, size, xd); return err }
+	fn := func(i int) (err error) { pre, post, rx, err = d.kid(i).Truncate(ctx, g, size, xd); return err }
 	err = d.inodeFop(ctx, g, fn, func() error { return d.errf("TRUNCATE", g, syscall.EISDIR, "is a directory") })
 	return pre, post, rx, err
 }
@@ -138,14 +166,14 @@ func (d *DHT) Truncate(ctx context.Context, g xdr.GFID, size uint64, xd xdr.Dict
 // Access checks access where a file's data is, or on a directory's first
 // copy.
 func (d *DHT) Access(ctx context.Context, g xdr.GFID, mask uint32, xd xdr.Dict) (rx xdr.Dict, err error) {
-	fn := func(i int) (err error) { rx, err = d.kids[i].Access(ctx, g, mask, xd); return err }
+	fn := func(i int) (err error) { rx, err = d.kid(i).Access(ctx, g, mask, xd); return err }
 	err = d.inodeFop(ctx, g, fn, func() error { return d.oneCopy(ctx, g, fn) })
 	return rx, err
 }
 
 // Readlink reads a symlink where it is.
 func (d *DHT) Readlink(ctx context.Context, g xdr.GFID, xd xdr.Dict) (target string, rx xdr.Dict, err error) {
-	fn := func(i int) (err error) { target, rx, err = d.kids[i].Readlink(ctx, g, xd); return err }
+	fn := func(i int) (err error) { target, rx, err = d.kid(i).Readlink(ctx, g, xd); return err }
 	err = d.inodeFop(ctx, g, fn, func() error { return d.errf("READLINK", g, syscall.EINVAL, "is a directory") })
 	return target, rx, err
 }
@@ -153,7 +181,7 @@ func (d *DHT) Readlink(ctx context.Context, g xdr.GFID, xd xdr.Dict) (target str
 // Getxattr reads a file's xattrs where its data is, a directory's from
 // its first copy.
 func (d *DHT) Getxattr(ctx context.Context, g xdr.GFID, name string, xd xdr.Dict) (v, rx xdr.Dict, err error) {
-	fn := func(i int) (err error) { v, rx, err = d.kids[i].Getxattr(ctx, g, name, xd); return err }
+	fn := func(i int) (err error) { v, rx, err = d.kid(i).Getxattr(ctx, g, name, xd); return err }
 	err = d.inodeFop(ctx, g, fn, func() error { return d.oneCopy(ctx, g, fn) })
 	return v, rx, err
 }
@@ -166,8 +194,8 @@ func (d *DHT) Setxattr(ctx context.Context, g xdr.GFID, dict xdr.Dict, flags uin
 			return nil, d.errf("SETXATTR", g, syscall.EPERM, "%s is kept by the distribute layer", p.Key)
 		}
 	}
-	rxs := make([]xdr.Dict, len(d.kids))
-	fn := func(i int) (err error) { rxs[i], err = d.kids[i].Setxattr(ctx, g, dict, flags, xd); return err }
+	var rxs bySub[xdr.Dict]
+	fn := func(i int) error { rx, err := d.kid(i).Setxattr(ctx, g, dict, flags, xd); rxs.set(i, rx); return err }
 	i := -1
 	err = d.inodeFop(ctx, g, func(j int) error { i = j; return fn(j) }, func() (err error) {
 		i, err = d.everyCopy(ctx, "SETXATTR", g, func(ctx context.Context, j int) error { return fn(j) })
@@ -176,7 +204,7 @@ func (d *DHT) Setxattr(ctx context.Context, g xdr.GFID, dict xdr.Dict, flags uin
 	if err != nil {
 		return nil, err
 	}
-	return rxs[i], nil
+	return rxs.get(i), nil
 }
 
 // Removexattr removes a file's xattr where its data is, a directory's on
@@ -185,8 +213,8 @@ func (d *DHT) Removexattr(ctx context.Context, g xdr.GFID, name string, xd xdr.D
 	if name == xattrLayout || name == xattrLinkto || name == xattrMDS {
 		return nil, d.errf("REMOVEXATTR", g, syscall.EPERM, "%s is kept by the distribute layer", name)
 	}
-	rxs := make([]xdr.Dict, len(d.kids))
-	fn := func(i int) (err error) { rxs[i], err = d.kids[i].Removexattr(ctx, g, name, xd); return err }
+	var rxs bySub[xdr.Dict]
+	fn := func(i int) error { rx, err := d.kid(i).Removexattr(ctx, g, name, xd); rxs.set(i, rx); return err }
 	i := -1
 	err = d.inodeFop(ctx, g, func(j int) error { i = j; return fn(j) }, func() (err error) {
 		i, err = d.everyCopy(ctx, "REMOVEXATTR", g, func(ctx context.Context, j int) error { return fn(j) })
@@ -195,12 +223,12 @@ func (d *DHT) Removexattr(ctx context.Context, g xdr.GFID, name string, xd xdr.D
 	if err != nil {
 		return nil, err
 	}
-	return rxs[i], nil
+	return rxs.get(i), nil
 }
 
 // Xattrop applies to a file where its data is, a directory's first copy.
 func (d *DHT) Xattrop(ctx context.Context, g xdr.GFID, flags uint32, dict, xd xdr.Dict) (v, rx xdr.Dict, err error) {
-	fn := func(i int) (err error) { v, rx, err = d.kids[i].Xattrop(ctx, g, flags, dict, xd); return err }
+	fn := func(i int) (err error) { v, rx, err = d.kid(i).Xattrop(ctx, g, flags, dict, xd); return err }
 	err = d.inodeFop(ctx, g, fn, func() error { return d.oneCopy(ctx, g, fn) })
 	return v, rx, err
 }
@@ -208,14 +236,16 @@ func (d *DHT) Xattrop(ctx context.Context, g xdr.GFID, flags uint32, dict, xd xd
 // Statfs sums every subvolume's space, in the first one's block size
 // (dht_statfs_cbk); a subvolume that is down counts as nothing.
 func (d *DHT) Statfs(ctx context.Context, g xdr.GFID, xd xdr.Dict) (xdr.Statfs, xdr.Dict, error) {
-	sts := make([]xdr.Statfs, len(d.kids))
-	errs := d.all(ctx, func(ctx context.Context, i int) (err error) {
-		sts[i], _, err = d.kids[i].Statfs(ctx, g, xd)
+	v := d.view()
+	sts := make([]xdr.Statfs, v.n())
+	errs := d.all(ctx, v, func(ctx context.Context, i int) (err error) {
+		sts[i], _, err = d.kid(i).Statfs(ctx, g, xd)
 		return err
 	})
 	var out xdr.Statfs
 	found := false
-	for i, st := range sts {
+	for _, i := range v.live {
+		st := sts[i]
 		if errs[i] != nil {
 			continue
 		}
@@ -246,7 +276,7 @@ func (d *DHT) Statfs(ctx context.Context, g xdr.GFID, xd xdr.Dict) (xdr.Statfs, 
 // Inodelk locks a file where its data is, a directory on its copy that
 // owns hash 0 (dht_inodelk's cached subvolume).
 func (d *DHT) Inodelk(ctx context.Context, g xdr.GFID, domain string, cmd uint32, fl xdr.Flock, xd xdr.Dict) (rx xdr.Dict, err error) {
-	fn := func(i int) (err error) { rx, err = d.kids[i].Inodelk(ctx, g, domain, cmd, fl, xd); return err }
+	fn := func(i int) (err error) { rx, err = d.kid(i).Inodelk(ctx, g, domain, cmd, fl, xd); return err }
 	err = d.inodeFop(ctx, g, fn, func() error { return fn(d.dirOrder(ctx, g)[0]) })
 	return rx, err
 }
@@ -254,7 +284,7 @@ func (d *DHT) Inodelk(ctx context.Context, g xdr.GFID, domain string, cmd uint32
 // Entrylk locks a name in a directory on the directory's copy that owns
 // hash 0, where every client sends it.
 func (d *DHT) Entrylk(ctx context.Context, parent xdr.GFID, name, domain string, cmd, typ uint32, xd xdr.Dict) (xdr.Dict, error) {
-	return d.kids[d.dirOrder(ctx, parent)[0]].Entrylk(ctx, parent, name, domain, cmd, typ, xd)
+	return d.kid(d.dirOrder(ctx, parent)[0]).Entrylk(ctx, parent, name, domain, cmd, typ, xd)
 }
 
 // Fd fops. A file's fd is its subvolume's, with the subvolume index in
@@ -341,6 +371,20 @@ type moved struct {
 // target returns where a file fd's fops go: where the file was opened,
 // or where it was followed to.
 func (d *DHT) target(ctx context.Context, f *fop.Fd) (int, *fop.Fd, error) {
+	i, cf, err := d.opened(ctx, f)
+	if err != nil || d.isLive(i) {
+		return i, cf, err
+	}
+	// The subvolume left the volume (remove-brick commit): the file is
+	// where the rebalance daemon moved it, if anywhere.
+	if _, err := d.follow(ctx, f, i); err != nil {
+		return 0, nil, d.errf("FD", f.GFID, syscall.EIO, "the file's subvolume %s left the volume and the file was not found on the others: %v", d.subName(i), err)
+	}
+	return d.opened(ctx, f)
+}
+
+// opened returns where f was opened or last followed to.
+func (d *DHT) opened(ctx context.Context, f *fop.Fd) (int, *fop.Fd, error) {
 	if v, ok := f.Ctx(movedKey{}); ok {
 		m := v.(*moved)
 		return m.sub, m.fd, nil
@@ -365,7 +409,7 @@ func migrated(post xdr.Iatt) bool {
 func (d *DHT) follow(ctx context.Context, f *fop.Fd, was int) (bool, error) {
 	defer d.lockFollow(f.GFID)()
 	if !f.Anon {
-		if cur, _, err := d.target(ctx, f); err == nil && cur != was {
+		if cur, _, err := d.opened(ctx, f); err == nil && cur != was {
 			return true, nil // another fop on this fd followed it already
 		}
 	}
@@ -380,17 +424,17 @@ func (d *DHT) follow(ctx context.Context, f *fop.Fd, was int) (bool, error) {
 	if f.Anon {
 		return true, nil
 	}
-	nf, _, err := d.kids[i].Open(asRoot(ctx), f.GFID, f.Flags&^uint32(syscall.O_CREAT|syscall.O_EXCL|syscall.O_TRUNC), nil)
+	nf, _, err := d.kid(i).Open(asRoot(ctx), f.GFID, f.Flags&^uint32(syscall.O_CREAT|syscall.O_EXCL|syscall.O_TRUNC), nil)
 	if err != nil {
 		return false, err
 	}
 	if v, ok := f.Ctx(movedKey{}); ok {
 		old := v.(*moved)
-		_ = d.kids[old.sub].Release(context.WithoutCancel(ctx), old.fd)
+		_ = d.kid(old.sub).Release(context.WithoutCancel(ctx), old.fd)
 	}
 	f.SetCtx(movedKey{}, &moved{sub: i, fd: nf})
 	d.log.Warn("an open file was migrated by rebalance; its fd follows it",
-		zap.Stringer("gfid", f.GFID), zap.String("from", d.names[was]), zap.String("to", d.names[i]))
+		zap.Stringer("gfid", f.GFID), zap.String("from", d.subName(was)), zap.String("to", d.subName(i)))
 	return true, nil
 }
 
@@ -448,7 +492,7 @@ func (d *DHT) change(ctx context.Context, f *fop.Fd, fn func(i int, f *fop.Fd) (
 // Open opens a file where its data is.
 func (d *DHT) Open(ctx context.Context, g xdr.GFID, flags uint32, xd xdr.Dict) (f *fop.Fd, rx xdr.Dict, err error) {
 	sub := -1
-	fn := func(i int) (err error) { sub = i; f, rx, err = d.kids[i].Open(ctx, g, flags, xd); return err }
+	fn := func(i int) (err error) { sub = i; f, rx, err = d.kid(i).Open(ctx, g, flags, xd); return err }
 	err = d.inodeFop(ctx, g, fn, func() error { return d.errf("OPEN", g, syscall.EISDIR, "is a directory") })
 	if err != nil {
 		return nil, nil, err
@@ -459,20 +503,22 @@ func (d *DHT) Open(ctx context.Context, g xdr.GFID, flags uint32, xd xdr.Dict) (
 
 // Opendir opens a directory on every subvolume that has it.
 func (d *DHT) Opendir(ctx context.Context, g xdr.GFID, xd xdr.Dict) (*fop.Fd, xdr.Dict, error) {
-	df := &dirFd{fds: make([]*fop.Fd, len(d.kids))}
-	errs := d.all(ctx, func(ctx context.Context, i int) (err error) {
-		df.fds[i], _, err = d.kids[i].Opendir(ctx, g, xd)
+	v := d.view()
+	df := &dirFd{fds: make([]*fop.Fd, v.n())}
+	errs := d.all(ctx, v, func(ctx context.Context, i int) (err error) {
+		df.fds[i], _, err = d.kid(i).Opendir(ctx, g, xd)
 		return err
 	})
 	opened := 0
 	var bad error
-	for i, err := range errs {
+	for _, i := range v.live {
+		err := errs[i]
 		switch {
 		case err == nil:
 			opened++
 		case missing(err):
 		default:
-			bad = d.errf("OPENDIR", g, fop.Errno(err), "%s cannot open its copy of the directory (%v); a listing needs every replica set, or it would hide that set's files", d.names[i], err)
+			bad = d.errf("OPENDIR", g, fop.Errno(err), "%s cannot open its copy of the directory (%v); a listing needs every replica set, or it would hide that set's files", d.subName(i), err)
 		}
 	}
 	if bad == nil {
@@ -491,7 +537,7 @@ func (d *DHT) Opendir(ctx context.Context, g xdr.GFID, xd xdr.Dict) (*fop.Fd, xd
 	if bad != nil || opened == 0 {
 		for i, f := range df.fds {
 			if f != nil {
-				_ = d.kids[i].Release(context.WithoutCancel(ctx), f)
+				_ = d.kid(i).Release(context.WithoutCancel(ctx), f)
 			}
 		}
 		if bad == nil {
@@ -510,7 +556,7 @@ func (d *DHT) Release(ctx context.Context, f *fop.Fd) error {
 		var first error
 		for i, cf := range df.fds {
 			if cf != nil {
-				if err := d.kids[i].Release(ctx, cf); err != nil && first == nil {
+				if err := d.kid(i).Release(ctx, cf); err != nil && first == nil {
 					first = err
 				}
 			}
@@ -519,13 +565,13 @@ func (d *DHT) Release(ctx context.Context, f *fop.Fd) error {
 	}
 	if v, ok := f.Ctx(movedKey{}); ok {
 		m := v.(*moved)
-		_ = d.kids[m.sub].Release(ctx, m.fd)
+		_ = d.kid(m.sub).Release(ctx, m.fd)
 	}
 	i, err := d.fileSub(ctx, f)
 	if err != nil {
 		return err
 	}
-	return d.kids[i].Release(ctx, f)
+	return d.kid(i).Release(ctx, f)
 }
 
 // Read reads where the file's data is. A short read may be the end of a
@@ -533,24 +579,24 @@ func (d *DHT) Release(ctx context.Context, f *fop.Fd) error {
 // follows the file and reads again (dht_readv_cbk's phase-2 check).
 func (d *DHT) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd xdr.Dict) (b []byte, rx xdr.Dict, err error) {
 	if dirOf(f) != nil {
-		err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { b, rx, err = d.kids[i].Read(ctx, f, off, size, xd); return err })
+		err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { b, rx, err = d.kid(i).Read(ctx, f, off, size, xd); return err })
 		return b, rx, err
 	}
 	i, cf, err := d.target(ctx, f)
 	if err != nil {
 		return nil, nil, err
 	}
-	b, rx, err = d.kids[i].Read(ctx, cf, off, size, xd)
+	b, rx, err = d.kid(i).Read(ctx, cf, off, size, xd)
 	if err != nil && f.Anon && missing(err) && d.anonMoved(ctx, f, i) {
 		i, cf, _ = d.target(ctx, f)
-		return d.kids[i].Read(ctx, cf, off, size, xd)
+		return d.kid(i).Read(ctx, cf, off, size, xd)
 	}
 	// A migrated-away copy is an empty linkto file: only an empty read
 	// may mean that (a short one is the file's end).
 	if err != nil || len(b) > 0 || size == 0 {
 		return b, rx, err
 	}
-	st, _, serr := d.kids[i].Fstat(ctx, cf, nil)
+	st, _, serr := d.kid(i).Fstat(ctx, cf, nil)
 	if serr != nil {
 		return b, rx, nil
 	}
@@ -560,13 +606,13 @@ func (d *DHT) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd x
 	if i, cf, err = d.target(ctx, f); err != nil {
 		return nil, nil, err
 	}
-	return d.kids[i].Read(ctx, cf, off, size, xd)
+	return d.kid(i).Read(ctx, cf, off, size, xd)
 }
 
 // Write writes where the file's data is.
 func (d *DHT) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	err = d.change(ctx, f, func(i int, f *fop.Fd) (xdr.Iatt, error) {
-		pre, post, rx, err = d.kids[i].Write(ctx, f, off, data, xd)
+		pre, post, rx, err = d.kid(i).Write(ctx, f, off, data, xd)
 		return post, err
 	})
 	return pre, post, rx, err
@@ -574,13 +620,13 @@ func (d *DHT) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xd 
 
 // Flush flushes where the file is.
 func (d *DHT) Flush(ctx context.Context, f *fop.Fd, xd xdr.Dict) (rx xdr.Dict, err error) {
-	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { rx, err = d.kids[i].Flush(ctx, f, xd); return err })
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { rx, err = d.kid(i).Flush(ctx, f, xd); return err })
 	return rx, err
 }
 
 // Fsync syncs where the file is.
 func (d *DHT) Fsync(ctx context.Context, f *fop.Fd, datasync bool, xd xdr.Dict) (rx xdr.Dict, err error) {
-	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { rx, err = d.kids[i].Fsync(ctx, f, datasync, xd); return err })
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { rx, err = d.kid(i).Fsync(ctx, f, datasync, xd); return err })
 	return rx, err
 }
 
@@ -590,11 +636,11 @@ func (d *DHT) Fsyncdir(ctx context.Context, f *fop.Fd, datasync bool, xd xdr.Dic
 	if df == nil {
 		return nil, d.errf("FSYNCDIR", f.GFID, syscall.ENOTDIR, "not a directory fd")
 	}
-	errs := d.all(ctx, func(ctx context.Context, i int) error {
-		if df.fds[i] == nil {
+	errs := d.all(ctx, d.view(), func(ctx context.Context, i int) error {
+		if i >= len(df.fds) || df.fds[i] == nil {
 			return nil
 		}
-		_, err := d.kids[i].Fsyncdir(ctx, df.fds[i], datasync, xd)
+		_, err := d.kid(i).Fsyncdir(ctx, df.fds[i], datasync, xd)
 		return err
 	})
 	return nil, pickErr(errs)
@@ -603,7 +649,7 @@ func (d *DHT) Fsyncdir(ctx context.Context, f *fop.Fd, datasync bool, xd xdr.Dic
 // Fstat stats through the fd (following a file migrated away).
 func (d *DHT) Fstat(ctx context.Context, f *fop.Fd, xd xdr.Dict) (st xdr.Iatt, rx xdr.Dict, err error) {
 	err = d.change(ctx, f, func(i int, f *fop.Fd) (xdr.Iatt, error) {
-		st, rx, err = d.kids[i].Fstat(ctx, f, xd)
+		st, rx, err = d.kid(i).Fstat(ctx, f, xd)
 		if isDir(st) {
 			return xdr.Iatt{}, err
 		}
@@ -618,12 +664,12 @@ func (d *DHT) Fsetattr(ctx context.Context, f *fop.Fd, attr *xdr.Iatt, valid uin
 		return d.Setattr(ctx, f.GFID, attr, valid, xd)
 	}
 	err = d.change(ctx, f, func(i int, cf *fop.Fd) (xdr.Iatt, error) {
-		pre, post, rx, err = d.kids[i].Fsetattr(ctx, cf, attr, valid, xd)
+		pre, post, rx, err = d.kid(i).Fsetattr(ctx, cf, attr, valid, xd)
 		if err == nil && migrated(pre) && valid&fop.SetAttrMode != 0 && !migrated(post) {
 			// The change reached a copy that had become a linkto file:
 			// give it its linkto mode back before following the file.
 			lt := xdr.Iatt{Mode: syscall.S_IFREG | syscall.S_ISVTX}
-			_, _, _, _ = d.kids[i].Fsetattr(asRoot(ctx), cf, &lt, fop.SetAttrMode, internal(nil))
+			_, _, _, _ = d.kid(i).Fsetattr(asRoot(ctx), cf, &lt, fop.SetAttrMode, internal(nil))
 		}
 		return pre, err
 	})
@@ -633,7 +679,7 @@ func (d *DHT) Fsetattr(ctx context.Context, f *fop.Fd, attr *xdr.Iatt, valid uin
 // Ftruncate truncates through the fd.
 func (d *DHT) Ftruncate(ctx context.Context, f *fop.Fd, size uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	err = d.change(ctx, f, func(i int, f *fop.Fd) (xdr.Iatt, error) {
-		pre, post, rx, err = d.kids[i].Ftruncate(ctx, f, size, xd)
+		pre, post, rx, err = d.kid(i).Ftruncate(ctx, f, size, xd)
 		return post, err
 	})
 	return pre, post, rx, err
@@ -642,7 +688,7 @@ func (d *DHT) Ftruncate(ctx context.Context, f *fop.Fd, size uint64, xd xdr.Dict
 // Fallocate allocates through the fd.
 func (d *DHT) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	err = d.change(ctx, f, func(i int, f *fop.Fd) (xdr.Iatt, error) {
-		pre, post, rx, err = d.kids[i].Fallocate(ctx, f, mode, off, length, xd)
+		pre, post, rx, err = d.kid(i).Fallocate(ctx, f, mode, off, length, xd)
 		return post, err
 	})
 	return pre, post, rx, err
@@ -651,7 +697,7 @@ func (d *DHT) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length
 // Discard punches through the fd.
 func (d *DHT) Discard(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	err = d.change(ctx, f, func(i int, f *fop.Fd) (xdr.Iatt, error) {
-		pre, post, rx, err = d.kids[i].Discard(ctx, f, off, length, xd)
+		pre, post, rx, err = d.kid(i).Discard(ctx, f, off, length, xd)
 		return post, err
 	})
 	return pre, post, rx, err
@@ -660,7 +706,7 @@ func (d *DHT) Discard(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr
 // Zerofill zeroes through the fd.
 func (d *DHT) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	err = d.change(ctx, f, func(i int, f *fop.Fd) (xdr.Iatt, error) {
-		pre, post, rx, err = d.kids[i].Zerofill(ctx, f, off, length, xd)
+		pre, post, rx, err = d.kid(i).Zerofill(ctx, f, off, length, xd)
 		return post, err
 	})
 	return pre, post, rx, err
@@ -668,20 +714,20 @@ func (d *DHT) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64, xd xd
 
 // Seek seeks through the fd.
 func (d *DHT) Seek(ctx context.Context, f *fop.Fd, off uint64, what int32, xd xdr.Dict) (n uint64, rx xdr.Dict, err error) {
-	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { n, rx, err = d.kids[i].Seek(ctx, f, off, what, xd); return err })
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { n, rx, err = d.kid(i).Seek(ctx, f, off, what, xd); return err })
 	return n, rx, err
 }
 
 // Lk takes POSIX locks where the file is.
 func (d *DHT) Lk(ctx context.Context, f *fop.Fd, cmd uint32, fl xdr.Flock, xd xdr.Dict) (out xdr.Flock, rx xdr.Dict, err error) {
-	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { out, rx, err = d.kids[i].Lk(ctx, f, cmd, fl, xd); return err })
+	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { out, rx, err = d.kid(i).Lk(ctx, f, cmd, fl, xd); return err })
 	return out, rx, err
 }
 
 // Fxattrop applies through the fd.
 func (d *DHT) Fxattrop(ctx context.Context, f *fop.Fd, flags uint32, dict, xd xdr.Dict) (v, rx xdr.Dict, err error) {
 	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) {
-		v, rx, err = d.kids[i].Fxattrop(ctx, f, flags, dict, xd)
+		v, rx, err = d.kid(i).Fxattrop(ctx, f, flags, dict, xd)
 		return err
 	})
 	return v, rx, err
@@ -690,7 +736,7 @@ func (d *DHT) Fxattrop(ctx context.Context, f *fop.Fd, flags uint32, dict, xd xd
 // Finodelk locks through the fd (a directory's on its hash-0 copy).
 func (d *DHT) Finodelk(ctx context.Context, f *fop.Fd, domain string, cmd uint32, fl xdr.Flock, xd xdr.Dict) (rx xdr.Dict, err error) {
 	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) {
-		rx, err = d.kids[i].Finodelk(ctx, f, domain, cmd, fl, xd)
+		rx, err = d.kid(i).Finodelk(ctx, f, domain, cmd, fl, xd)
 		return err
 	})
 	return rx, err
@@ -710,5 +756,5 @@ func (d *DHT) CopyFileRange(ctx context.Context, in *fop.Fd, offIn uint64, out *
 	if si != so {
 		return 0, xdr.Iatt{}, nil, d.errf("COPY_FILE_RANGE", in.GFID, syscall.EXDEV, "source and destination are on different subvolumes")
 	}
-	return d.kids[si].CopyFileRange(ctx, inf, offIn, outf, offOut, size, flags, xd)
+	return d.kid(si).CopyFileRange(ctx, inf, offIn, outf, offOut, size, flags, xd)
 }

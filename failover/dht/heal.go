@@ -55,12 +55,12 @@ func (d *DHT) newLocks(ctx context.Context) *locks { return &locks{d: d, ctx: ow
 // nobody to release it.
 func (ls *locks) inodelk(i int, g xdr.GFID, domain string, typ uint32) error {
 	fl := xdr.Flock{Type: typ}
-	if _, err := ls.d.kids[i].Inodelk(context.WithoutCancel(ls.ctx), g, domain, fop.LkSetW, fl, nil); err != nil {
+	if _, err := ls.d.kid(i).Inodelk(context.WithoutCancel(ls.ctx), g, domain, fop.LkSetW, fl, nil); err != nil {
 		return err
 	}
 	ls.undo = append(ls.undo, func(ctx context.Context) error {
 		ul := xdr.Flock{Type: fop.LkUnlock}
-		return fop.ErrOnly(ls.d.kids[i].Inodelk(ctx, g, domain, fop.LkSet, ul, nil))
+		return fop.ErrOnly(ls.d.kid(i).Inodelk(ctx, g, domain, fop.LkSet, ul, nil))
 	})
 	ls.names = append(ls.names, domain)
 	return nil
@@ -70,11 +70,11 @@ func (ls *locks) inodelk(i int, g xdr.GFID, domain string, typ uint32) error {
 // i, waiting for it (dht_blocking_entrylk_rec), with the wait not cut
 // short (see inodelk).
 func (ls *locks) entrylk(i int, parent xdr.GFID, name, domain string) error {
-	if _, err := ls.d.kids[i].Entrylk(context.WithoutCancel(ls.ctx), parent, name, domain, fop.EntrylkLock, entrylkWrite, nil); err != nil {
+	if _, err := ls.d.kid(i).Entrylk(context.WithoutCancel(ls.ctx), parent, name, domain, fop.EntrylkLock, entrylkWrite, nil); err != nil {
 		return err
 	}
 	ls.undo = append(ls.undo, func(ctx context.Context) error {
-		return fop.ErrOnly(ls.d.kids[i].Entrylk(ctx, parent, name, domain, fop.EntrylkUnlock, entrylkWrite, nil))
+		return fop.ErrOnly(ls.d.kid(i).Entrylk(ctx, parent, name, domain, fop.EntrylkUnlock, entrylkWrite, nil))
 	})
 	ls.names = append(ls.names, domain)
 	return nil
@@ -98,12 +98,13 @@ func (d *DHT) weights(ctx context.Context, usable []bool) []uint64 {
 	if o, _ := d.options(); !o.Weighted {
 		return nil
 	}
-	w := make([]uint64, len(d.kids))
-	errs := d.all(ctx, func(ctx context.Context, i int) error {
+	v := d.view()
+	w := make([]uint64, v.n())
+	errs := d.all(ctx, v, func(ctx context.Context, i int) error {
 		if !usable[i] {
 			return nil
 		}
-		st, _, err := d.kids[i].Statfs(ctx, xdr.RootGFID, nil)
+		st, _, err := d.kid(i).Statfs(ctx, xdr.RootGFID, nil)
 		if err == nil {
 			w[i] = (st.Blocks*st.Bsize + 1<<20 - 1) >> 20
 		}
@@ -147,16 +148,16 @@ func (d *DHT) healCopies(ctx context.Context, parent xdr.GFID, name string, g xd
 	}
 	st := h.st
 	d.log.Info("directory missing on a subvolume; creating it", zap.String("subvol", d.name), zap.Stringer("gfid", g), zap.String("name", name))
-	errs := d.all(ctx, func(ctx context.Context, i int) error {
-		if as[i].err == nil || !missing(as[i].err) {
+	errs := d.all(ctx, d.view(), func(ctx context.Context, i int) error {
+		if as[i].gone || as[i].err == nil || !missing(as[i].err) {
 			return nil
 		}
-		_, _, err := d.kids[i].Mkdir(asRoot(ctx), parent, name, st.Mode&07777, 0, g, internal(nil))
+		_, _, err := d.kid(i).Mkdir(asRoot(ctx), parent, name, st.Mode&07777, 0, g, internal(nil))
 		if err != nil && fop.Errno(err) != syscall.EEXIST {
 			return err
 		}
 		a := xdr.Iatt{UID: st.UID, GID: st.GID, Mode: st.Mode}
-		_, _, _, err = d.kids[i].Setattr(asRoot(ctx), g, &a, fop.SetAttrUID|fop.SetAttrGID|fop.SetAttrMode, nil)
+		_, _, _, err = d.kid(i).Setattr(asRoot(ctx), g, &a, fop.SetAttrUID|fop.SetAttrGID|fop.SetAttrMode, nil)
 		return err
 	})
 	return pickErr(errs)
@@ -178,8 +179,8 @@ func (d *DHT) healAttrs(ctx context.Context, g xdr.GFID, as []answer, from int) 
 			continue
 		}
 		set := xdr.Iatt{Mode: want.Mode, UID: want.UID, GID: want.GID}
-		_, _, _, err := d.kids[i].Setattr(asRoot(ctx), g, &set, fop.SetAttrMode|fop.SetAttrUID|fop.SetAttrGID, internal(nil))
-		d.log.Info("directory attributes healed", zap.String("subvol", d.names[i]), zap.Stringer("gfid", g),
+		_, _, _, err := d.kid(i).Setattr(asRoot(ctx), g, &set, fop.SetAttrMode|fop.SetAttrUID|fop.SetAttrGID, internal(nil))
+		d.log.Info("directory attributes healed", zap.String("subvol", d.subName(i)), zap.Stringer("gfid", g),
 			zap.Uint32("mode", want.Mode&07777), zap.Uint32("uid", want.UID), zap.Uint32("gid", want.GID), zap.Error(err))
 	}
 }
@@ -221,7 +222,8 @@ func (d *DHT) healDir(ctx context.Context, parent xdr.GFID, name string, st xdr.
 	}
 	ls := d.newLocks(ctx)
 	defer ls.release()
-	for i := range d.kids {
+	v := d.view()
+	for _, i := range v.live {
 		if err := ls.inodelk(i, g, domLayoutHeal, fop.LkWrite); err != nil {
 			if missing(err) {
 				continue // no copy there to lock
@@ -237,9 +239,9 @@ func (d *DHT) healDir(ctx context.Context, parent xdr.GFID, name string, st xdr.
 	if now.unknown > 0 || now.holes == 0 && now.overlaps == 0 {
 		return now, nil
 	}
-	have := make([]bool, len(d.kids))
-	for i, s := range now.s {
-		have[i] = s.present
+	have := make([]bool, v.n())
+	for i := range have {
+		have[i] = i < len(now.s) && now.s[i].present
 	}
 	usable := d.usable(have)
 	path, known := "", false
@@ -253,16 +255,16 @@ func (d *DHT) healDir(ctx context.Context, parent xdr.GFID, name string, st xdr.
 			}
 		}
 	}
-	next := assign(d.names, usable, d.weights(ctx, usable), d.startHash(g, path, known), hashInvalid)
-	keepOverlap(d.names, next, now.s)
-	errs := d.all(ctx, func(ctx context.Context, i int) error {
+	next := assign(v.names, usable, d.weights(ctx, usable), d.startHash(g, path, known), hashInvalid)
+	keepOverlap(v.names, next, now.s)
+	errs := d.all(ctx, v, func(ctx context.Context, i int) error {
 		if !have[i] {
 			return nil
 		}
 		if !next[i].has {
 			next[i] = slice{has: true, present: true} // no range: 0-0
 		}
-		_, err := d.kids[i].Setxattr(asRoot(ctx), g, xdr.Dict{}.With(xattrLayout, xdr.Ptr(next[i].encode())), 0, internal(nil))
+		_, err := d.kid(i).Setxattr(asRoot(ctx), g, xdr.Dict{}.With(xattrLayout, xdr.Ptr(next[i].encode())), 0, internal(nil))
 		return err
 	})
 	if err := pickErr(errs); err != nil {

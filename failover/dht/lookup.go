@@ -15,18 +15,25 @@ import (
 
 // answer is one subvolume's reply to a lookup.
 type answer struct {
-	st  xdr.Iatt
-	x   xdr.Dict
-	err error
+	st   xdr.Iatt
+	x    xdr.Dict
+	err  error
+	gone bool // not asked: the subvolume left the volume (err is errGone)
 }
 
 // lookupAll looks parent/name (or gfid when name is "") up on every
 // subvolume at once.
 func (d *DHT) lookupAll(ctx context.Context, parent xdr.GFID, name string, gfid xdr.GFID, xd xdr.Dict, dir bool) []answer {
-	as := make([]answer, len(d.kids))
+	v := d.view()
+	as := make([]answer, v.n())
+	for i := range as {
+		if !v.in[i] {
+			as[i] = answer{err: errGone, gone: true}
+		}
+	}
 	x := withKeys(xd, dir)
-	d.all(ctx, func(ctx context.Context, i int) error {
-		as[i].st, as[i].x, as[i].err = d.kids[i].Lookup(ctx, parent, name, gfid, x)
+	d.all(ctx, v, func(ctx context.Context, i int) error {
+		as[i].st, as[i].x, as[i].err = d.kid(i).Lookup(ctx, parent, name, gfid, x)
 		return as[i].err
 	})
 	return as
@@ -38,6 +45,7 @@ func layoutFrom(as []answer) *layout {
 	var missingN, unknown int
 	for i, a := range as {
 		switch {
+		case a.gone:
 		case a.err == nil && isDir(a.st):
 			s[i].present = true
 			if v, ok := a.x.Bytes(xattrLayout); ok {
@@ -98,6 +106,9 @@ func (d *DHT) dirAnswers(g xdr.GFID, as []answer) (*layout, xdr.Iatt, error) {
 	found := false
 	var errs []error
 	for _, a := range as {
+		if a.gone {
+			continue
+		}
 		if a.err != nil {
 			errs = append(errs, a.err)
 			continue
@@ -180,14 +191,14 @@ func (d *DHT) resolve(ctx context.Context, parent xdr.GFID, name string, xd xdr.
 	if hs < 0 {
 		return d.everywhere(ctx, parent, name, xd, hs)
 	}
-	st, x, err := d.kids[hs].Lookup(ctx, parent, name, xdr.GFID{}, withKeys(xd, false))
+	st, x, err := d.kid(hs).Lookup(ctx, parent, name, xdr.GFID{}, withKeys(xd, false))
 	switch {
 	case err == nil && isDir(st):
 		return d.resolveDir(ctx, parent, name, xd, hs, nil)
 	case err == nil && isLinkto(st, x):
 		t := d.linktoTarget(x)
 		if t >= 0 && t != hs {
-			tst, tx, terr := d.kids[t].Lookup(ctx, parent, name, xdr.GFID{}, withKeys(xd, false))
+			tst, tx, terr := d.kid(t).Lookup(ctx, parent, name, xdr.GFID{}, withKeys(xd, false))
 			if terr == nil && tst.GFID == st.GFID && !isLinkto(tst, tx) && !isDir(tst) {
 				d.setFile(tst.GFID, t)
 				return resolved{st: tst, x: tx, hashed: hs, cached: t, linkOn: true}, nil
@@ -275,7 +286,7 @@ func (d *DHT) everywhere(ctx context.Context, parent xdr.GFID, name string, xd x
 			if err := d.linkto(ctx, hs, data, parent, name, a.st.GFID, a.st, nil); err == nil {
 				linkOn = true
 			} else if ce := d.log.Check(zap.DebugLevel, "linkto file not made"); ce != nil {
-				ce.Write(zap.String("subvol", d.names[hs]), zap.String("name", name), zap.Error(err))
+				ce.Write(zap.String("subvol", d.subName(hs)), zap.String("name", name), zap.Error(err))
 			}
 		}
 		return resolved{st: a.st, x: a.x, hashed: hs, cached: data, linkOn: linkOn}, nil
@@ -283,6 +294,9 @@ func (d *DHT) everywhere(ctx context.Context, parent xdr.GFID, name string, xd x
 	errs := make([]error, len(as))
 	down := false
 	for i, a := range as {
+		if a.gone {
+			continue
+		}
 		errs[i] = a.err
 		if a.err != nil && !missing(a.err) {
 			down = true
@@ -304,9 +318,9 @@ func (d *DHT) everywhere(ctx context.Context, parent xdr.GFID, name string, xd x
 // (the brick checks both).
 func (d *DHT) dropStaleLinkto(ctx context.Context, parent xdr.GFID, name string, sub int) {
 	xd := internal(xdr.Dict{}.With("unlink-only-if-dht-linkto-file", xdr.Int(1)).With("dont-unlink-for-open-fd", xdr.Int(1)))
-	_, err := d.kids[sub].Unlink(asRoot(ctx), parent, name, xd)
+	_, err := d.kid(sub).Unlink(asRoot(ctx), parent, name, xd)
 	if ce := d.log.Check(zap.DebugLevel, "stale linkto file removed"); ce != nil {
-		ce.Write(zap.String("subvol", d.names[sub]), zap.Stringer("parent", parent), zap.String("name", name), zap.Error(err))
+		ce.Write(zap.String("subvol", d.subName(sub)), zap.Stringer("parent", parent), zap.String("name", name), zap.Error(err))
 	}
 }
 
@@ -366,7 +380,7 @@ func (d *DHT) resolveDir(ctx context.Context, parent xdr.GFID, name string, xd x
 // discover finds gfid on every subvolume (a nameless lookup).
 func (d *DHT) discover(ctx context.Context, g xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	if ino, ok := d.get(g); ok && !ino.dir {
-		st, x, err := d.kids[ino.sub].Lookup(ctx, xdr.GFID{}, "", g, xd)
+		st, x, err := d.kid(ino.sub).Lookup(ctx, xdr.GFID{}, "", g, xd)
 		if err == nil || !missing(err) {
 			return st, x, err
 		}
@@ -395,6 +409,9 @@ func (d *DHT) discover(ctx context.Context, g xdr.GFID, xd xdr.Dict) (xdr.Iatt, 
 	}
 	errs := make([]error, len(as))
 	for i, a := range as {
+		if a.gone {
+			continue
+		}
 		errs[i] = a.err
 		if a.err == nil {
 			errs[i] = d.errf("LOOKUP", g, syscall.ENOENT, "only a linkto file is left of %s", g)

@@ -35,19 +35,19 @@ type offTable struct {
 }
 
 // endOff is the offset after the last entry of the last subvolume.
-func (d *DHT) endOff() uint64 { return bigOff | uint64(len(d.kids)) }
+func (d *DHT) endOff() uint64 { return bigOff | maxSubvols }
 
 func (d *DHT) encodeOff(sub int, off uint64) uint64 {
 	if off == eofOff {
-		if sub+1 >= len(d.kids) {
+		if sub+1 >= maxSubvols {
 			return d.endOff()
 		}
 		return uint64(sub + 1)
 	}
-	if off < bigOff>>d.bits {
-		return off<<d.bits | uint64(sub)
+	if off < bigOff>>subBits {
+		return off<<subBits | uint64(sub)
 	}
-	low := uint64(1)<<d.bits - 1
+	low := uint64(1)<<subBits - 1
 	enc := bigOff | (off>>1)&(bigOff-1)&^low | uint64(sub)
 	t := &d.big
 	t.mu.Lock()
@@ -60,18 +60,18 @@ func (d *DHT) encodeOff(sub int, off uint64) uint64 {
 }
 
 // decodeOff returns the subvolume and its offset an offset names; sub ==
-// len(d.kids) is the end of the directory.
+// maxSubvols is the end of the directory.
 func (d *DHT) decodeOff(enc uint64) (int, uint64, bool) {
 	if enc == d.endOff() {
-		return len(d.kids), 0, true
+		return maxSubvols, 0, true
 	}
-	low := uint64(1)<<d.bits - 1
+	low := uint64(1)<<subBits - 1
 	sub := int(enc & low)
-	if sub >= len(d.kids) || enc >= 1<<63 {
+	if sub >= maxSubvols || enc >= 1<<63 {
 		return 0, 0, false
 	}
 	if enc&bigOff == 0 {
-		return sub, enc >> d.bits, true
+		return sub, enc >> subBits, true
 	}
 	t := &d.big
 	t.mu.Lock()
@@ -100,12 +100,12 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 	l, firstUp := df.lay, df.firstUp
 	o, h := d.options()
 	x := append(xdr.Dict{}, xd...).With(xattrLinkto, xdr.Uint(256))
-	for sub < len(d.kids) {
+	for sub < len(df.fds) {
 		if df.fds[sub] == nil {
 			sub, off = sub+1, 0
 			continue
 		}
-		ents, eof, rx, err := d.kids[sub].Readdirp(ctx, df.fds[sub], off, size, x)
+		ents, eof, rx, err := d.kid(sub).Readdirp(ctx, df.fds[sub], off, size, x)
 		if err != nil {
 			return nil, false, nil, err
 		}
@@ -139,10 +139,10 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 		}
 		if eof || len(ents) == 0 {
 			next := sub + 1
-			for next < len(d.kids) && df.fds[next] == nil {
+			for next < len(df.fds) && df.fds[next] == nil {
 				next++
 			}
-			if next == len(d.kids) {
+			if next == len(df.fds) {
 				return out, true, rx, nil
 			}
 			if len(out) > 0 {

@@ -77,8 +77,8 @@ func (d *DHT) renameOnce(ctx context.Context, oldParent xdr.GFID, oldName string
 			rs = append(rs, req{dst.cached, dst.st.GFID, true})
 		}
 		sort.Slice(rs, func(i, j int) bool {
-			if d.names[rs[i].sub] != d.names[rs[j].sub] {
-				return d.names[rs[i].sub] < d.names[rs[j].sub]
+			if d.subName(rs[i].sub) != d.subName(rs[j].sub) {
+				return d.subName(rs[i].sub) < d.subName(rs[j].sub)
 			}
 			return bytes.Compare(rs[i].g[:], rs[j].g[:]) < 0
 		})
@@ -142,14 +142,14 @@ func (d *DHT) renameFile(ctx context.Context, src, dst resolved, dh int, oldPare
 				return xdr.Iatt{}, nil, err
 			}
 		}
-		if _, _, err := d.kids[sc].Link(asRoot(ctx), src.st.GFID, newParent, newName, internal(force)); err != nil {
+		if _, _, err := d.kid(sc).Link(asRoot(ctx), src.st.GFID, newParent, newName, internal(force)); err != nil {
 			if needLink {
 				_ = d.unlinkLinkto(ctx, dh, oldParent, oldName)
 			}
 			return xdr.Iatt{}, nil, err
 		}
 	}
-	st, rx, err := d.kids[renameOn].Rename(ctx, oldParent, oldName, newParent, newName, xd)
+	st, rx, err := d.kid(renameOn).Rename(ctx, oldParent, oldName, newParent, newName, xd)
 	switch {
 	case err != nil && renameOn == sc:
 		return xdr.Iatt{}, nil, err
@@ -158,7 +158,7 @@ func (d *DHT) renameFile(ctx context.Context, src, dst resolved, dh int, oldPare
 		// already linked to the data, which other clients may have
 		// seen; a lookup makes the missing linkto (dht_rename_cbk).
 		d.log.Warn("renaming the linkto file failed; the file is renamed, its linkto is left for a lookup to fix",
-			zap.String("subvol", d.names[renameOn]), zap.String("from", oldName), zap.String("to", newName), zap.Error(err))
+			zap.String("subvol", d.subName(renameOn)), zap.String("from", oldName), zap.String("to", newName), zap.Error(err))
 		st, rx = src.st, nil
 	case renameOn != sc:
 		st = src.st // the reply is the linkto's; the file is the data
@@ -167,14 +167,14 @@ func (d *DHT) renameFile(ctx context.Context, src, dst resolved, dh int, oldPare
 		// name needs its linkto where it hashes (dht_rename_cbk).
 		if err := d.linkto(ctx, dh, sc, newParent, newName, src.st.GFID, src.st, xdr.Dict{}.With("force-replace", xdr.Str("yes"))); err != nil {
 			d.log.Warn("linkto file for a renamed file not made; a lookup makes it",
-				zap.String("subvol", d.names[dh]), zap.String("name", newName), zap.Error(err))
+				zap.String("subvol", d.subName(dh)), zap.String("name", newName), zap.Error(err))
 		}
 	}
 	// Old names left behind.
 	drop := func(i int, parent xdr.GFID, name string, what string) {
-		if _, err := d.kids[i].Unlink(asRoot(ctx), parent, name, internal(nil)); err != nil && !missing(err) {
+		if _, err := d.kid(i).Unlink(asRoot(ctx), parent, name, internal(nil)); err != nil && !missing(err) {
 			d.log.Warn("rename left a stale name behind; a lookup removes it", zap.String("what", what),
-				zap.String("subvol", d.names[i]), zap.String("name", name), zap.Error(err))
+				zap.String("subvol", d.subName(i)), zap.String("name", name), zap.Error(err))
 		}
 	}
 	if sc != dh && sc != dc {
@@ -209,7 +209,7 @@ func (d *DHT) protect(ls *locks, sh int, oldParent xdr.GFID, oldName string, dh 
 	key := func(n ns) string {
 		s := ""
 		if n.sub >= 0 {
-			s = d.names[n.sub]
+			s = d.subName(n.sub)
 		}
 		return s + "\x00" + string(n.parent[:]) + n.name
 	}
@@ -239,9 +239,10 @@ func (d *DHT) renameDir(ctx context.Context, ls *locks, src, dst resolved, dh in
 	if dst.cached >= 0 {
 		return xdr.Iatt{}, nil, d.errf("RENAME", newParent, syscall.ENOTDIR, "%q is not a directory", newName)
 	}
-	for i, k := range d.kids {
-		if !k.Up() {
-			return xdr.Iatt{}, nil, d.errf("RENAME", oldParent, syscall.ENOTCONN, "%s is down; a directory is renamed only while every replica set is up", d.names[i])
+	v := d.view()
+	for _, i := range v.live {
+		if !v.kids[i].Up() {
+			return xdr.Iatt{}, nil, d.errf("RENAME", oldParent, syscall.ENOTCONN, "%s is down; a directory is renamed only while every replica set is up", v.names[i])
 		}
 	}
 	// Each directory must have a copy on every subvolume, or a rename
@@ -256,7 +257,7 @@ func (d *DHT) renameDir(ctx context.Context, ls *locks, src, dst resolved, dh in
 		}
 	}
 	if dst.dir && dst.st.GFID != src.st.GFID {
-		errs := d.all(ctx, func(ctx context.Context, i int) error {
+		errs := d.all(ctx, v, func(ctx context.Context, i int) error {
 			names, err := d.linktosOnly(ctx, i, dst.st.GFID)
 			if err == nil && len(names) > 0 {
 				err = d.errf("RENAME", dst.st.GFID, syscall.ENOTEMPTY, "directory not empty")
@@ -270,15 +271,15 @@ func (d *DHT) renameDir(ctx context.Context, ls *locks, src, dst resolved, dh in
 			return xdr.Iatt{}, nil, err
 		}
 	}
-	st, rx, err := d.kids[dh].Rename(ctx, oldParent, oldName, newParent, newName, xd)
+	st, rx, err := d.kid(dh).Rename(ctx, oldParent, oldName, newParent, newName, xd)
 	if err != nil {
 		return xdr.Iatt{}, nil, err
 	}
-	errs := d.all(ctx, func(ctx context.Context, i int) error {
+	errs := d.all(ctx, v, func(ctx context.Context, i int) error {
 		if i == dh {
 			return nil
 		}
-		_, _, err := d.kids[i].Rename(ctx, oldParent, oldName, newParent, newName, xd)
+		_, _, err := d.kid(i).Rename(ctx, oldParent, oldName, newParent, newName, xd)
 		return err
 	})
 	if err := pickErr(errs); err != nil {
@@ -290,29 +291,29 @@ func (d *DHT) renameDir(ctx context.Context, ls *locks, src, dst resolved, dh in
 				dl = ino.lay
 			}
 		}
-		d.all(ctx, func(ctx context.Context, i int) error {
+		d.all(ctx, v, func(ctx context.Context, i int) error {
 			if i != dh && errs[i] != nil {
 				return nil
 			}
-			_, _, berr := d.kids[i].Rename(asRoot(ctx), newParent, newName, oldParent, oldName, internal(nil))
+			_, _, berr := d.kid(i).Rename(asRoot(ctx), newParent, newName, oldParent, oldName, internal(nil))
 			if berr != nil && !missing(berr) {
 				d.log.Error("a directory is left under its new name on a subvolume; rename it back by hand",
-					zap.String("subvol", d.names[i]), zap.String("from", oldName), zap.String("to", newName), zap.Error(berr))
+					zap.String("subvol", d.subName(i)), zap.String("from", oldName), zap.String("to", newName), zap.Error(berr))
 				return berr
 			}
 			if dst.dir {
 				// The empty directory the rename replaced there comes
 				// back, with its gfid, owner, mode and layout slice.
 				rctx := asRoot(ctx)
-				if _, _, merr := d.kids[i].Mkdir(rctx, newParent, newName, dst.st.Mode&07777, 0, dst.st.GFID, internal(nil)); merr != nil {
+				if _, _, merr := d.kid(i).Mkdir(rctx, newParent, newName, dst.st.Mode&07777, 0, dst.st.GFID, internal(nil)); merr != nil {
 					d.log.Error("a directory replaced by a failed rename could not be made again; make it again by hand",
-						zap.String("subvol", d.names[i]), zap.String("name", newName), zap.Error(merr))
+						zap.String("subvol", d.subName(i)), zap.String("name", newName), zap.Error(merr))
 					return merr
 				}
 				a := xdr.Iatt{UID: dst.st.UID, GID: dst.st.GID, Mode: dst.st.Mode}
-				_, _, _, _ = d.kids[i].Setattr(rctx, dst.st.GFID, &a, fop.SetAttrUID|fop.SetAttrGID|fop.SetAttrMode, nil)
+				_, _, _, _ = d.kid(i).Setattr(rctx, dst.st.GFID, &a, fop.SetAttrUID|fop.SetAttrGID|fop.SetAttrMode, nil)
 				if dl != nil && i < len(dl.s) && dl.s[i].has {
-					_, _ = d.kids[i].Setxattr(rctx, dst.st.GFID, xdr.Dict{}.With(xattrLayout, xdr.Ptr(dl.s[i].encode())), 0, internal(nil))
+					_, _ = d.kid(i).Setxattr(rctx, dst.st.GFID, xdr.Dict{}.With(xattrLayout, xdr.Ptr(dl.s[i].encode())), 0, internal(nil))
 				}
 			}
 			return nil

@@ -63,7 +63,12 @@ type Volume struct {
 	clients []*brick.Client // every brick of the graph, in volfile order
 	zk      keepSizer       // the node that carries out ZerofillKeepSize, if any
 
-	mu sync.Mutex // serializes Reconfigure, the only writer of the nodes' translators
+	log *zap.Logger
+
+	mu        sync.Mutex    // serializes Reconfigure, the only writer of the nodes' translators
+	undo      []func()      // GUARDED_BY(mu); what a refused Reconfigure built, to close
+	retiring  []*time.Timer // GUARDED_BY(mu); subvolumes that left, closing after retireGrace
+	retireNow []func()      // GUARDED_BY(mu); what each closes
 }
 
 // keepSizer is a node that carries out fallocate(ZERO_RANGE|KEEP_SIZE)
@@ -85,10 +90,22 @@ func (v *Volume) ZerofillKeepSize(ctx context.Context, f *fop.Fd, off, length ui
 }
 
 // Status returns the graph's state, node by node from the top.
-func (v *Volume) Status() fop.Status { return v.top.status() }
+func (v *Volume) Status() fop.Status {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.top.status()
+}
 
 // Close stops every node: the replica sets' heal, then every brick.
 func (v *Volume) Close() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i, t := range v.retiring {
+		if t.Stop() {
+			v.retireNow[i]()
+		}
+	}
+	v.retiring, v.retireNow = nil, nil
 	v.top.walk(func(n *node) {
 		if n.shard != nil {
 			_ = n.shard.Close()
@@ -139,7 +156,7 @@ func Open(ctx context.Context, g *volfile.Graph, opts Options, log *zap.Logger) 
 		closeClients(a.clients)
 		return nil, err
 	}
-	v := &Volume{Fops: top.sub, opts: opts, top: top, clients: a.clients}
+	v := &Volume{Fops: top.sub, opts: opts, top: top, clients: a.clients, log: log}
 	for n := top; n != nil; n = n.only() {
 		if zk, ok := n.sub.(keepSizer); ok {
 			v.zk = zk

@@ -119,6 +119,7 @@ type assembly struct {
 	replicated map[*volfile.Volume]bool // bricks that are children of a replica set
 	clients    []*brick.Client          // built so far, in volfile order
 	repls      []*afr.Replicate         // built so far
+	volumeID   string                   // the mounted volume's, for bricks added while mounted
 }
 
 // buildFunc makes the node of a carried translator from its children.
@@ -164,6 +165,9 @@ func buildClient(a *assembly, x *volfile.Volume, _ []*node) (*node, error) {
 	cfg, err := brick.ConfigFrom(x, base)
 	if err != nil {
 		return nil, err
+	}
+	if a.volumeID != "" {
+		cfg.VolumeID = a.volumeID // the brick checks it belongs to the mounted volume
 	}
 	c := brick.New(cfg, a.log)
 	a.clients = append(a.clients, c)

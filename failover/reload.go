@@ -1,12 +1,19 @@
 package failover
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/volfile"
+	"github.com/brickfs/brickfs/failover/afr"
 )
 
 // Reconfigure applies a new volfile of the mounted volume where that can
@@ -36,9 +43,15 @@ func (v *Volume) Reconfigure(g *volfile.Graph) ([]string, error) {
 		return nil, fmt.Errorf("the volume's graph changed from %s to %s; remount to use it", was, now)
 	}
 	var steps []step
+	v.undo = nil
 	if err := v.plan(v.top, top, &steps); err != nil {
+		for _, u := range v.undo {
+			u()
+		}
+		v.undo = nil
 		return nil, err
 	}
+	v.undo = nil
 	var changes []string
 	for _, s := range steps {
 		changes = append(changes, s()...)
@@ -73,6 +86,11 @@ func shape(x *volfile.Volume) string {
 	if t == volfile.TypeReplicate {
 		return fmt.Sprintf("%s(%d)", t, len(x.Subvolumes))
 	}
+	if t == volfile.TypeDistribute && len(x.Subvolumes) > 1 {
+		// Its subvolumes come and go (add-brick, remove-brick): each
+		// is checked by planDistribute.
+		return t + " > subvolumes"
+	}
 	kids := make([]string, len(x.Subvolumes))
 	for i, s := range x.Subvolumes {
 		kids[i] = shape(s)
@@ -100,29 +118,7 @@ func (v *Volume) plan(n *node, x *volfile.Volume, steps *[]step) error {
 	case n.repl != nil:
 		return v.planReplicate(n, x, steps)
 	case n.dht != nil:
-		o, err := dhtOptions(x)
-		if err != nil {
-			return err
-		}
-		for i, k := range n.kids {
-			if err := v.plan(k, carriedNode(x.Subvolumes[i]), steps); err != nil {
-				return err
-			}
-		}
-		*steps = append(*steps, func() []string {
-			n.x = x
-			changed, err := n.dht.Reconfigure(o)
-			if err != nil {
-				return []string{fmt.Sprintf("%s: options not applied: %v", x.Name, err)}
-			}
-			var out []string
-			for _, c := range changed {
-				v, _ := x.Option(c)
-				out = append(out, fmt.Sprintf("%s: %s is now %s", x.Name, c, v))
-			}
-			return out
-		})
-		return nil
+		return v.planDistribute(n, x, steps)
 	case n.shard != nil:
 		o, err := shardOptions(x)
 		if err != nil {
@@ -278,4 +274,236 @@ func tlsKey(cl *volfile.Volume) string {
 		parts = append(parts, k+"="+v)
 	}
 	return strings.Join(parts, " ")
+}
+
+// planDistribute checks a distribute translator's new subvolumes against
+// the mounted ones and adds the step that applies them: the volume grows
+// and shrinks while mounted. A subvolume is known by its bricks, as
+// glusterd keeps the client translators' names: one the volume had keeps
+// serving (its bricks moved or its quorum changed as planned for it); one
+// the volume gained (add-brick) is built here and connected by the step;
+// one that left (remove-brick commit) is given up after retireGrace, so
+// fops in flight on it end. A remove-brick commit also renumbers the
+// replica sets after the one removed, and a set's name is its lock
+// domain: such a set is replaced by a new one over the same brick
+// connections (which keeps the bricks' locks of open files), and the old
+// one drains its locks.
+func (v *Volume) planDistribute(n *node, x *volfile.Volume, steps *[]step) error {
+	o, err := dhtOptions(x)
+	if err != nil {
+		return err
+	}
+	a := &assembly{opts: v.opts, log: v.log, replicated: map[*volfile.Volume]bool{}, volumeID: v.ID}
+	for _, y := range x.Subvolumes {
+		markReplicated(a, y)
+	}
+	var kids, leaving []*node
+	var fresh []*brick.Client
+	var changes []string
+	reused := map[*node]bool{}
+	for _, s := range x.Subvolumes {
+		cx := carriedNode(s)
+		var old *node
+		for _, k := range n.kids {
+			if identity(k.x) == identity(cx) {
+				old = k
+			}
+		}
+		switch {
+		case old != nil && reused[old]:
+			return fmt.Errorf("volfile: %s lists the bricks of %s twice; the mount keeps the graph it has", x.Name, cx.Name)
+		case old != nil && old.x.Name == cx.Name:
+			if err := v.plan(old, cx, steps); err != nil {
+				return err
+			}
+			kids = append(kids, old)
+		case old != nil:
+			if old.repl == nil {
+				return fmt.Errorf("volfile: %s was renamed %s; remount to use it", old.x.Name, cx.Name)
+			}
+			// Same bricks, new name: a new replica set over them.
+			for i, b := range old.kids {
+				if err := v.plan(b, carriedNode(cx.Subvolumes[i]), steps); err != nil {
+					return err
+				}
+			}
+			nk, err := buildReplicate(a, cx, old.kids)
+			if err != nil {
+				return fmt.Errorf("%w; the mount keeps the graph it has", err)
+			}
+			v.undo = append(v.undo, nk.repl.Close)
+			kids = append(kids, nk)
+			leaving = append(leaving, old)
+			changes = append(changes, fmt.Sprintf("%s: replica set %s is now named %s (a remove-brick renumbered it)", x.Name, old.x.Name, cx.Name))
+		default:
+			before := len(a.clients)
+			nk, err := a.build(s)
+			if err != nil {
+				for _, r := range a.repls {
+					r.Close()
+				}
+				closeClients(a.clients)
+				return fmt.Errorf("volfile: the new subvolume %s: %w; the mount keeps the graph it has", cx.Name, err)
+			}
+			fresh = append(fresh, a.clients[before:]...)
+			kids = append(kids, nk)
+			changes = append(changes, fmt.Sprintf("%s: subvolume %s added (%s)", x.Name, cx.Name, brickList(nk)))
+		}
+		reused[old] = true
+	}
+	if len(fresh) > 0 || len(a.repls) > 0 {
+		repls, clients := a.repls, a.clients
+		v.undo = append(v.undo, func() {
+			for _, r := range repls {
+				r.Close()
+			}
+			closeClients(clients)
+		})
+	}
+	for _, k := range n.kids {
+		if !reused[k] {
+			leaving = append(leaving, k)
+			changes = append(changes, fmt.Sprintf("%s: subvolume %s removed (%s)", x.Name, k.x.Name, brickList(k)))
+		}
+	}
+	subs := make([]fop.Subvolume, len(kids))
+	for i, k := range kids {
+		subs[i] = k.sub
+	}
+	if err := n.dht.CheckRegraph(subs); err != nil {
+		return err
+	}
+	*steps = append(*steps, func() []string {
+		if len(fresh) > 0 {
+			v.startClients(fresh)
+		}
+		out := changes
+		if len(kids) != len(n.kids) || len(leaving) > 0 {
+			if _, _, err := n.dht.Regraph(subs); err != nil {
+				// CheckRegraph passed under v.mu: cannot happen.
+				return []string{fmt.Sprintf("%s: subvolumes not changed: %v", x.Name, err)}
+			}
+			v.clients = append(v.clients, fresh...)
+			n.kids = kids
+		} else {
+			out = nil
+		}
+		n.x = x
+		changed, err := n.dht.Reconfigure(o)
+		if err != nil {
+			return append(out, fmt.Sprintf("%s: options not applied: %v", x.Name, err))
+		}
+		for _, c := range changed {
+			val, _ := x.Option(c)
+			out = append(out, fmt.Sprintf("%s: %s is now %s", x.Name, c, val))
+		}
+		if len(leaving) > 0 {
+			v.retire(leaving, kids)
+		}
+		return out
+	})
+	return nil
+}
+
+// markReplicated notes the bricks of x's replica sets, for their ping
+// settings.
+func markReplicated(a *assembly, x *volfile.Volume) {
+	x = carriedNode(x)
+	if volfile.Canonical(x.Type) == volfile.TypeReplicate {
+		for _, s := range x.Subvolumes {
+			a.replicated[s] = true
+		}
+	}
+}
+
+// identity names a subvolume by what stays when glusterd renumbers it:
+// its bricks' client translator names.
+func identity(x *volfile.Volume) string {
+	x = carriedNode(x)
+	if len(x.Subvolumes) == 0 {
+		return x.Name
+	}
+	parts := make([]string, len(x.Subvolumes))
+	for i, s := range x.Subvolumes {
+		parts[i] = identity(s)
+	}
+	return volfile.Canonical(x.Type) + "(" + strings.Join(parts, ",") + ")"
+}
+
+// brickList names the bricks below n, host:path.
+func brickList(n *node) string {
+	var out []string
+	n.walk(func(k *node) {
+		if k.client != nil {
+			host, _, path := k.client.Target()
+			out = append(out, host+":"+path)
+		}
+	})
+	return strings.Join(out, " ")
+}
+
+// startClients connects new bricks, each given a while; one that does not
+// answer keeps trying in the background (its files wait, as at mount).
+func (v *Volume) startClients(cs []*brick.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), moveWait)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Start(ctx); err != nil {
+				v.log.Warn("a new brick did not answer; retrying in the background", zap.String("brick", c.Name()), zap.Error(err))
+				c.StartBackground()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// retireGrace is how long a subvolume that left the graph keeps serving
+// the fops already sent to it before its replica set and bricks close.
+var retireGrace = 30 * time.Second
+
+// retire gives up nodes that left the graph: replica sets drain their
+// locks at once and close after retireGrace, with their bricks unless
+// the graph still uses them (kept: the nodes in the graph now).
+func (v *Volume) retire(nodes, kept []*node) {
+	inUse := map[*brick.Client]bool{}
+	for _, k := range kept {
+		k.walk(func(b *node) {
+			if b.client != nil {
+				inUse[b.client] = true
+			}
+		})
+	}
+	var repls []*afr.Replicate
+	var clients []*brick.Client
+	for _, n := range nodes {
+		n.walk(func(b *node) {
+			if b.repl != nil {
+				repls = append(repls, b.repl)
+			}
+			if b.client != nil && !inUse[b.client] {
+				clients = append(clients, b.client)
+			}
+		})
+	}
+	for _, r := range repls {
+		r.Drain()
+	}
+	done := func() {
+		for _, r := range repls {
+			r.Drain()
+			r.Close()
+		}
+		closeClients(clients)
+	}
+	v.retiring = append(v.retiring, time.AfterFunc(retireGrace, func() {
+		done()
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		v.clients = slices.DeleteFunc(v.clients, func(c *brick.Client) bool { return slices.Contains(clients, c) })
+	}))
+	v.retireNow = append(v.retireNow, done)
 }

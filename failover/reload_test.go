@@ -108,3 +108,109 @@ func TestReconfigure(t *testing.T) {
 	// After the refusals the mount still runs the graph it had.
 	apply("the moved volfile again", replicaVolfile(moved, "", ""), 0)
 }
+
+// distVolfile writes a distribute volfile over replica sets of the fakes,
+// sets[i] listing the fake indexes of set i, named as glusterd names
+// them: sets by position, clients by brick.
+func distVolfile(fakes []*bricktest.Fake, sets [][]int, extra string) string {
+	var b strings.Builder
+	for i, fk := range fakes {
+		fmt.Fprintf(&b, "volume v-client-%d\n type protocol/client\n option remote-host %s\n option remote-port %d\n option remote-subvolume %s\nend-volume\n",
+			i, fk.Host(), fk.GlusterdPort(), fk.BrickPath())
+	}
+	var top []string
+	for j, set := range sets {
+		var subs []string
+		for _, i := range set {
+			subs = append(subs, fmt.Sprintf("v-client-%d", i))
+		}
+		fmt.Fprintf(&b, "volume v-replicate-%d\n type cluster/replicate\n option afr-pending-xattr %s\n subvolumes %s\nend-volume\n",
+			j, strings.Join(subs, ","), strings.Join(subs, " "))
+		top = append(top, fmt.Sprintf("v-replicate-%d", j))
+	}
+	fmt.Fprintf(&b, "volume v-dht\n type cluster/distribute\n%s subvolumes %s\nend-volume\n", extra, strings.Join(top, " "))
+	return b.String()
+}
+
+// TestReconfigureDistribute: add-brick and remove-brick are applied live.
+// A new replica set is connected and joins the distribute layer; a
+// remove-brick commit drops a set (its bricks closed after the grace
+// period) and the sets renumbered after it keep their brick connections.
+func TestReconfigureDistribute(t *testing.T) {
+	retireGrace = 50 * time.Millisecond
+	defer func() { retireGrace = 30 * time.Second }()
+	var fakes []*bricktest.Fake
+	for i := 0; i < 3; i++ {
+		fakes = append(fakes, bricktest.New(t, bricktest.Options{BrickPath: fmt.Sprintf("/bricks/b%d", i)}))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := Open(ctx, mustGraph(t, distVolfile(fakes[:2], [][]int{{0}, {1}}, "")), Options{}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	sets := func() []string {
+		var out []string
+		for _, c := range v.Status().Children {
+			var bricks []string
+			for _, b := range c.Children {
+				bricks = append(bricks, b.Name)
+			}
+			out = append(out, c.Name+"("+strings.Join(bricks, ",")+")")
+		}
+		return out
+	}
+	want := func(what string, w ...string) {
+		t.Helper()
+		if got := sets(); strings.Join(got, " ") != strings.Join(w, " ") {
+			t.Fatalf("%s: subvolumes %v, want %v", what, got, w)
+		}
+	}
+	want("mounted", "v-replicate-0(v-client-0)", "v-replicate-1(v-client-1)")
+
+	changes, err := v.Reconfigure(mustGraph(t, distVolfile(fakes, [][]int{{0}, {1}, {2}}, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("add-brick: %q", changes)
+	want("after add-brick", "v-replicate-0(v-client-0)", "v-replicate-1(v-client-1)", "v-replicate-2(v-client-2)")
+	if len(fakes[2].BrickConns()) == 0 {
+		t.Fatal("the added brick was not connected")
+	}
+
+	changes, err = v.Reconfigure(mustGraph(t, distVolfile(fakes, [][]int{{0}, {1}, {2}}, " option decommissioned-bricks v-replicate-0\n")))
+	if err != nil || len(changes) != 1 || !strings.Contains(changes[0], "decommissioned-bricks") {
+		t.Fatalf("remove-brick start: %q %v", changes, err)
+	}
+
+	conn1 := fakes[1].BrickConns()
+	changes, err = v.Reconfigure(mustGraph(t, distVolfile(fakes, [][]int{{1}, {2}}, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("remove-brick commit: %q", changes)
+	want("after remove-brick commit", "v-replicate-0(v-client-1)", "v-replicate-1(v-client-2)")
+	deadline := time.Now().Add(10 * time.Second)
+	for len(fakes[0].BrickConns()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(fakes[0].BrickConns()); n != 0 {
+		t.Errorf("the removed brick still has %d connections after the grace period", n)
+	}
+	if got := fakes[1].BrickConns(); len(got) != 1 || len(conn1) != 1 || got[0] != conn1[0] {
+		t.Errorf("the renumbered set's brick was reconnected (%d connections before, %d after)", len(conn1), len(got))
+	}
+	v.mu.Lock()
+	nclients := len(v.clients)
+	v.mu.Unlock()
+	if nclients != 2 {
+		t.Errorf("the volume keeps %d brick clients, want 2", nclients)
+	}
+
+	// A set listed twice is refused; the mount keeps its graph.
+	if _, err := v.Reconfigure(mustGraph(t, distVolfile(fakes, [][]int{{1}, {1}}, ""))); err == nil {
+		t.Error("a volfile listing one set twice was accepted")
+	}
+	want("after the refusal", "v-replicate-0(v-client-1)", "v-replicate-1(v-client-2)")
+}

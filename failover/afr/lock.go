@@ -261,3 +261,24 @@ func (r *Replicate) contended(ino *inode) {
 	ino.releaseNow = true
 	ino.mu.Unlock()
 }
+
+// Drain gives up every eager lock, with its post-op, as soon as the fops
+// under it are done: for a replica set leaving the graph (a remove-brick
+// commit renames the sets after the one removed, and the lock domain is
+// the set's name, so the graph taking over must not inherit locks held
+// in the old one). A transaction that starts later still ends its lock
+// on the post-op timer.
+func (r *Replicate) Drain() {
+	r.mu.Lock()
+	inos := make([]*inode, 0, len(r.inodes))
+	for _, ino := range r.inodes {
+		inos = append(inos, ino)
+	}
+	r.mu.Unlock()
+	for _, ino := range inos {
+		ino.mu.Lock()
+		ino.releaseNow = true
+		ino.mu.Unlock()
+		r.postOpNow(ino)
+	}
+}

@@ -482,3 +482,42 @@ func TestArbiterReaddirpNoFileAttrs(t *testing.T) {
 		t.Errorf("listing %v", ents)
 	}
 }
+
+// Drain ends an idle eager lock at once, with its post-op: a replica set
+// leaving the graph leaves no lock in its domain behind and no dirty
+// mark, though its post-op delay is an hour.
+func TestDrainEndsEagerLocks(t *testing.T) {
+	r, mems := memReplicaWith(t, ReplicateOptions{Arbiter: -1, PostOpDelay: time.Hour, FopTimeout: 5 * time.Second})
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("data"), nil); err != nil {
+		t.Fatal(err)
+	}
+	other := internal(ctx, newOwner())
+	try := func() error {
+		_, err := mems[0].Inodelk(other, foptest.GFID(1), r.Name(), fop.LkSet, dataRange, nil)
+		if err == nil {
+			_, _ = mems[0].Inodelk(other, foptest.GFID(1), r.Name(), fop.LkSet, unlockOf(dataRange), nil)
+		}
+		return err
+	}
+	if err := try(); err == nil {
+		t.Fatal("no eager lock held after a write (the test shows nothing)")
+	}
+	r.Drain()
+	if err := try(); err != nil {
+		t.Fatalf("the eager lock is still held after Drain: %v", err)
+	}
+	for i, m := range mems {
+		if !allZero(t, m, foptest.GFID(1)) {
+			t.Errorf("brick %d still marked after Drain", i)
+		}
+	}
+	if err := r.Release(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+}
+

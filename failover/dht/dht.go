@@ -218,42 +218,11 @@ func New(name string, kids []fop.Subvolume, opts Options, log *zap.Logger) (*DHT
 // gives the new ones their ranges). Open fds stay valid: a fop through an
 // fd on a subvolume that left finds the file where it is now.
 func (d *DHT) Regraph(kids []fop.Subvolume) (added, removed []string, err error) {
-	if len(kids) == 0 {
-		return nil, nil, fmt.Errorf("%s: a distribute volume needs a subvolume", d.name)
-	}
 	d.regraph.Lock()
 	defer d.regraph.Unlock()
-	old := d.view()
-	nv := &view{kids: slices.Clone(old.kids), names: slices.Clone(old.names)}
-	nv.in = make([]bool, len(old.kids))
-	var fresh []fop.Subvolume
-	for _, k := range kids {
-		i := slices.Index(old.kids, k)
-		if i < 0 {
-			i = len(nv.kids)
-			nv.kids = append(nv.kids, k)
-			nv.names = append(nv.names, k.Name())
-			nv.in = append(nv.in, false)
-			fresh = append(fresh, k)
-			added = append(added, k.Name())
-		}
-		if nv.in[i] {
-			return nil, nil, fmt.Errorf("%s: subvolume %s listed twice", d.name, k.Name())
-		}
-		if n := len(nv.live); n > 0 && nv.live[n-1] > i {
-			return nil, nil, fmt.Errorf("%s: the subvolumes were reordered (%s now follows %s); remount to use the new order", d.name, k.Name(), nv.names[nv.live[n-1]])
-		}
-		nv.names[i] = k.Name()
-		nv.live = append(nv.live, i)
-		nv.in[i] = true
-	}
-	if len(nv.kids) > maxSubvols {
-		return nil, nil, fmt.Errorf("%s: the volume has had %d subvolumes since it was mounted, more than the %d a mount can address; remount", d.name, len(nv.kids), maxSubvols)
-	}
-	for _, i := range old.live {
-		if !nv.in[i] {
-			removed = append(removed, old.names[i])
-		}
+	nv, added, removed, fresh, err := d.nextView(kids)
+	if err != nil {
+		return nil, nil, err
 	}
 	d.cur.Store(nv)
 	d.mu.Lock()
@@ -265,6 +234,54 @@ func (d *DHT) Regraph(kids []fop.Subvolume) (added, removed []string, err error)
 	}
 	d.notify()
 	return added, removed, nil
+}
+
+// CheckRegraph reports whether Regraph(kids) would be refused, changing
+// nothing.
+func (d *DHT) CheckRegraph(kids []fop.Subvolume) error {
+	d.regraph.Lock()
+	defer d.regraph.Unlock()
+	_, _, _, _, err := d.nextView(kids)
+	return err
+}
+
+// nextView is the view Regraph(kids) makes. REQUIRES d.regraph.
+func (d *DHT) nextView(kids []fop.Subvolume) (nv *view, added, removed []string, fresh []fop.Subvolume, err error) {
+	if len(kids) == 0 {
+		return nil, nil, nil, nil, fmt.Errorf("%s: a distribute volume needs a subvolume", d.name)
+	}
+	old := d.view()
+	nv = &view{kids: slices.Clone(old.kids), names: slices.Clone(old.names)}
+	nv.in = make([]bool, len(old.kids))
+	for _, k := range kids {
+		i := slices.Index(nv.kids, k)
+		if i < 0 {
+			i = len(nv.kids)
+			nv.kids = append(nv.kids, k)
+			nv.names = append(nv.names, k.Name())
+			nv.in = append(nv.in, false)
+			fresh = append(fresh, k)
+			added = append(added, k.Name())
+		}
+		if nv.in[i] {
+			return nil, nil, nil, nil, fmt.Errorf("%s: subvolume %s listed twice", d.name, k.Name())
+		}
+		if n := len(nv.live); n > 0 && nv.live[n-1] > i {
+			return nil, nil, nil, nil, fmt.Errorf("%s: the subvolumes were reordered (%s now comes before %s); remount to use the new order", d.name, nv.names[nv.live[n-1]], k.Name())
+		}
+		nv.names[i] = k.Name()
+		nv.live = append(nv.live, i)
+		nv.in[i] = true
+	}
+	if len(nv.kids) > maxSubvols {
+		return nil, nil, nil, nil, fmt.Errorf("%s: the volume has had %d subvolumes since it was mounted, more than the %d a mount can address; remount", d.name, len(nv.kids), maxSubvols)
+	}
+	for _, i := range old.live {
+		if !nv.in[i] {
+			removed = append(removed, old.names[i])
+		}
+	}
+	return nv, added, removed, fresh, nil
 }
 
 // Reconfigure applies new options and returns the names of those that

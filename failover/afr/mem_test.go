@@ -520,4 +520,3 @@ func TestDrainEndsEagerLocks(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-

@@ -1,10 +1,10 @@
 package dht
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"fmt"
-		"slices"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,7 +120,7 @@ func (d *DHT) isLive(i int) bool {
 // maxSubvols bounds the index space: readdir offsets carry an index in
 // subBits bits, and the end-of-directory offset uses the last value.
 const (
-	subBits   = 8
+	subBits    = 8
 	maxSubvols = 1<<subBits - 1
 )
 

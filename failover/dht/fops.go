@@ -106,7 +106,7 @@ func (d *DHT) everyCopy(ctx context.Context, op string, g xdr.GFID, fn func(ctx 
 // Stat returns a file's attributes from its data, a directory's from its
 // first copy.
 func (d *DHT) Stat(ctx context.Context, g xdr.GFID, xd xdr.Dict) (st xdr.Iatt, rx xdr.Dict, err error) {
-	fn := func(i int) (err error) { st, rx, err = d.kid(i).Stat(ctx, g, xd); return err }
+	fn := func(i int) (err error) { st, rx, err = d.kid(i).Stat(ctx, g, xd); strip1(&st); return err }
 	err = d.inodeFop(ctx, g, fn, func() error { return d.oneCopy(ctx, g, fn) })
 	return st, rx, err
 }
@@ -132,6 +132,8 @@ func (d *DHT) Setattr(ctx context.Context, g xdr.GFID, attr *xdr.Iatt, valid uin
 		return pre, post, nil, err
 	}
 	r := rs.get(i)
+	strip1(&r.pre)
+	strip1(&r.post)
 	return r.pre, r.post, r.rx, nil
 }
 
@@ -158,7 +160,18 @@ func (b *bySub[T]) get(i int) T {
 
 // Truncate truncates a file where its data is.
 func (d *DHT) Truncate(ctx context.Context, g xdr.GFID, size uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
-	fn := func(i int) (err error) { pre, post, rx, err = d.kid(i).Truncate(ctx, g, size, xd); return err }
+	fn := func(i int) (err error) {
+		pre, post, rx, err = d.kid(i).Truncate(ctx, g, size, xd)
+		if err == nil && phase1(post) {
+			err = d.mirrorGFID(ctx, g, i, func(t int, extra xdr.Dict) error {
+				_, _, _, err := d.kid(t).Truncate(ctx, g, size, withExtra(xd, extra))
+				return err
+			})
+		}
+		strip1(&pre)
+		strip1(&post)
+		return err
+	}
 	err = d.inodeFop(ctx, g, fn, func() error { return d.errf("TRUNCATE", g, syscall.EISDIR, "is a directory") })
 	return pre, post, rx, err
 }
@@ -433,6 +446,12 @@ func (d *DHT) follow(ctx context.Context, f *fop.Fd, was int) (bool, error) {
 		_ = d.kid(old.sub).Release(context.WithoutCancel(ctx), old.fd)
 	}
 	f.SetCtx(movedKey{}, &moved{sub: i, fd: nf})
+	if v, ok := f.Ctx(phase1Key{}); ok {
+		// The copy phase-1 changes were repeated on is the file now.
+		f.DelCtx(phase1Key{})
+		m := v.(*moved)
+		_ = d.kid(m.sub).Release(context.WithoutCancel(ctx), m.fd)
+	}
 	d.log.Warn("an open file was migrated by rebalance; its fd follows it",
 		zap.Stringer("gfid", f.GFID), zap.String("from", d.subName(was)), zap.String("to", d.subName(i)))
 	return true, nil
@@ -460,24 +479,33 @@ func (d *DHT) redoIfMoved(ctx context.Context, f *fop.Fd, i int, post xdr.Iatt) 
 }
 
 // change runs a change through a file fd and, if its reply shows the file
-// migrated away, redoes it where the file is now.
-func (d *DHT) change(ctx context.Context, f *fop.Fd, fn func(i int, f *fop.Fd) (xdr.Iatt, error)) error {
+// migrated away, redoes it where the file is now; if the reply shows the
+// file being migrated (phase 1), repeats it on the copy being filled
+// (mirror). fn gets extra xdata (nil but for the repeat, whose reply the
+// caller must not take: the source's is the file's).
+func (d *DHT) change(ctx context.Context, f *fop.Fd, fn func(i int, f *fop.Fd, extra xdr.Dict) (xdr.Iatt, error)) error {
 	if dirOf(f) != nil {
-		return d.onFd(ctx, f, func(i int, f *fop.Fd) error { _, err := fn(i, f); return err })
+		return d.onFd(ctx, f, func(i int, f *fop.Fd) error { _, err := fn(i, f, nil); return err })
 	}
 	i, cf, err := d.target(ctx, f)
 	if err != nil {
 		return err
 	}
-	post, err := fn(i, cf)
+	post, err := fn(i, cf, nil)
 	if err != nil {
 		if f.Anon && missing(err) && d.anonMoved(ctx, f, i) {
 			// The copy an anonymous fd reached is gone: the file may
 			// have been migrated away (dht_inode_missing).
 			i, cf, _ = d.target(ctx, f)
-			_, err = fn(i, cf)
+			post, err = fn(i, cf, nil)
+			if err == nil && phase1(post) {
+				return d.mirror(ctx, f, i, fn)
+			}
 		}
 		return err
+	}
+	if phase1(post) {
+		return d.mirror(ctx, f, i, fn)
 	}
 	if again, err := d.redoIfMoved(ctx, f, i, post); err != nil || !again {
 		return err
@@ -485,7 +513,10 @@ func (d *DHT) change(ctx context.Context, f *fop.Fd, fn func(i int, f *fop.Fd) (
 	if i, cf, err = d.target(ctx, f); err != nil {
 		return err
 	}
-	_, err = fn(i, cf)
+	post, err = fn(i, cf, nil)
+	if err == nil && phase1(post) {
+		return d.mirror(ctx, f, i, fn)
+	}
 	return err
 }
 
@@ -563,6 +594,7 @@ func (d *DHT) Release(ctx context.Context, f *fop.Fd) error {
 		}
 		return first
 	}
+	d.dropDstFd(ctx, f)
 	if v, ok := f.Ctx(movedKey{}); ok {
 		m := v.(*moved)
 		_ = d.kid(m.sub).Release(ctx, m.fd)
@@ -611,10 +643,15 @@ func (d *DHT) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd x
 
 // Write writes where the file's data is.
 func (d *DHT) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
-	err = d.change(ctx, f, func(i int, f *fop.Fd) (xdr.Iatt, error) {
-		pre, post, rx, err = d.kid(i).Write(ctx, f, off, data, xd)
-		return post, err
+	err = d.change(ctx, f, func(i int, f *fop.Fd, extra xdr.Dict) (xdr.Iatt, error) {
+		p, q, r, err := d.kid(i).Write(ctx, f, off, data, withExtra(xd, extra))
+		if extra == nil {
+			pre, post, rx = p, q, r
+		}
+		return q, err
 	})
+	strip1(&pre)
+	strip1(&post)
 	return pre, post, rx, err
 }
 
@@ -648,13 +685,16 @@ func (d *DHT) Fsyncdir(ctx context.Context, f *fop.Fd, datasync bool, xd xdr.Dic
 
 // Fstat stats through the fd (following a file migrated away).
 func (d *DHT) Fstat(ctx context.Context, f *fop.Fd, xd xdr.Dict) (st xdr.Iatt, rx xdr.Dict, err error) {
-	err = d.change(ctx, f, func(i int, f *fop.Fd) (xdr.Iatt, error) {
+	err = d.change(ctx, f, func(i int, f *fop.Fd, _ xdr.Dict) (xdr.Iatt, error) {
 		st, rx, err = d.kid(i).Fstat(ctx, f, xd)
 		if isDir(st) {
 			return xdr.Iatt{}, err
 		}
-		return st, err
+		out := st
+		strip1(&out) // a stat changes nothing: no copy to repeat it on
+		return out, err
 	})
+	strip1(&st)
 	return st, rx, err
 }
 
@@ -663,7 +703,7 @@ func (d *DHT) Fsetattr(ctx context.Context, f *fop.Fd, attr *xdr.Iatt, valid uin
 	if dirOf(f) != nil {
 		return d.Setattr(ctx, f.GFID, attr, valid, xd)
 	}
-	err = d.change(ctx, f, func(i int, cf *fop.Fd) (xdr.Iatt, error) {
+	err = d.change(ctx, f, func(i int, cf *fop.Fd, _ xdr.Dict) (xdr.Iatt, error) {
 		pre, post, rx, err = d.kid(i).Fsetattr(ctx, cf, attr, valid, xd)
 		if err == nil && migrated(pre) && valid&fop.SetAttrMode != 0 && !migrated(post) {
 			// The change reached a copy that had become a linkto file:
@@ -671,44 +711,70 @@ func (d *DHT) Fsetattr(ctx context.Context, f *fop.Fd, attr *xdr.Iatt, valid uin
 			lt := xdr.Iatt{Mode: syscall.S_IFREG | syscall.S_ISVTX}
 			_, _, _, _ = d.kid(i).Fsetattr(asRoot(ctx), cf, &lt, fop.SetAttrMode, internal(nil))
 		}
-		return pre, err
+		// Attributes reach the new copy when the migration ends
+		// (dht_file_setattr_cbk): nothing to repeat in phase 1.
+		out := pre
+		strip1(&out)
+		return out, err
 	})
+	strip1(&pre)
+	strip1(&post)
 	return pre, post, rx, err
 }
 
 // Ftruncate truncates through the fd.
 func (d *DHT) Ftruncate(ctx context.Context, f *fop.Fd, size uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
-	err = d.change(ctx, f, func(i int, f *fop.Fd) (xdr.Iatt, error) {
-		pre, post, rx, err = d.kid(i).Ftruncate(ctx, f, size, xd)
-		return post, err
+	err = d.change(ctx, f, func(i int, f *fop.Fd, extra xdr.Dict) (xdr.Iatt, error) {
+		p, q, r, err := d.kid(i).Ftruncate(ctx, f, size, withExtra(xd, extra))
+		if extra == nil {
+			pre, post, rx = p, q, r
+		}
+		return q, err
 	})
+	strip1(&pre)
+	strip1(&post)
 	return pre, post, rx, err
 }
 
 // Fallocate allocates through the fd.
 func (d *DHT) Fallocate(ctx context.Context, f *fop.Fd, mode uint32, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
-	err = d.change(ctx, f, func(i int, f *fop.Fd) (xdr.Iatt, error) {
-		pre, post, rx, err = d.kid(i).Fallocate(ctx, f, mode, off, length, xd)
-		return post, err
+	err = d.change(ctx, f, func(i int, f *fop.Fd, extra xdr.Dict) (xdr.Iatt, error) {
+		p, q, r, err := d.kid(i).Fallocate(ctx, f, mode, off, length, withExtra(xd, extra))
+		if extra == nil {
+			pre, post, rx = p, q, r
+		}
+		return q, err
 	})
+	strip1(&pre)
+	strip1(&post)
 	return pre, post, rx, err
 }
 
 // Discard punches through the fd.
 func (d *DHT) Discard(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
-	err = d.change(ctx, f, func(i int, f *fop.Fd) (xdr.Iatt, error) {
-		pre, post, rx, err = d.kid(i).Discard(ctx, f, off, length, xd)
-		return post, err
+	err = d.change(ctx, f, func(i int, f *fop.Fd, extra xdr.Dict) (xdr.Iatt, error) {
+		p, q, r, err := d.kid(i).Discard(ctx, f, off, length, withExtra(xd, extra))
+		if extra == nil {
+			pre, post, rx = p, q, r
+		}
+		return q, err
 	})
+	strip1(&pre)
+	strip1(&post)
 	return pre, post, rx, err
 }
 
 // Zerofill zeroes through the fd.
 func (d *DHT) Zerofill(ctx context.Context, f *fop.Fd, off, length uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
-	err = d.change(ctx, f, func(i int, f *fop.Fd) (xdr.Iatt, error) {
-		pre, post, rx, err = d.kid(i).Zerofill(ctx, f, off, length, xd)
-		return post, err
+	err = d.change(ctx, f, func(i int, f *fop.Fd, extra xdr.Dict) (xdr.Iatt, error) {
+		p, q, r, err := d.kid(i).Zerofill(ctx, f, off, length, withExtra(xd, extra))
+		if extra == nil {
+			pre, post, rx = p, q, r
+		}
+		return q, err
 	})
+	strip1(&pre)
+	strip1(&post)
 	return pre, post, rx, err
 }
 

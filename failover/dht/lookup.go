@@ -152,6 +152,7 @@ func (d *DHT) Lookup(ctx context.Context, parent xdr.GFID, name string, gfid xdr
 	if err != nil {
 		return xdr.Iatt{}, nil, err
 	}
+	strip1(&r.st)
 	return r.st, stripKeys(r.x, xd), nil
 }
 
@@ -382,6 +383,7 @@ func (d *DHT) discover(ctx context.Context, g xdr.GFID, xd xdr.Dict) (xdr.Iatt, 
 	if ino, ok := d.get(g); ok && !ino.dir {
 		st, x, err := d.kid(ino.sub).Lookup(ctx, xdr.GFID{}, "", g, xd)
 		if err == nil || !missing(err) {
+			strip1(&st)
 			return st, x, err
 		}
 		d.forget(g)
@@ -390,7 +392,9 @@ func (d *DHT) discover(ctx context.Context, g xdr.GFID, xd xdr.Dict) (xdr.Iatt, 
 	for i, a := range as {
 		if a.err == nil && !isDir(a.st) && !isLinkto(a.st, a.x) {
 			d.setFile(g, i)
-			return a.st, stripKeys(a.x, xd), nil
+			st := a.st
+			strip1(&st)
+			return st, stripKeys(a.x, xd), nil
 		}
 	}
 	for _, a := range as {

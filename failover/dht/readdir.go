@@ -132,6 +132,7 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 				d.setDir(e.Stat.GFID, f.GFID, e.Name, nil)
 			default:
 				d.setFile(e.Stat.GFID, sub)
+				strip1(&e.Stat)
 			}
 			e.Off = d.encodeOff(sub, e.Off)
 			e.Xdata = stripKeys(e.Xdata, xd)

@@ -945,6 +945,12 @@ func (m *Mem) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xda
 		ino.data = resize(ino.data, end)
 	}
 	copy(ino.data[off:], data)
+	if _, ok := xdata.Get("trusted.glusterfs.protect.writes"); ok {
+		// posix marks a file a client wrote to during its migration
+		// (posix_check_internal_writes), so the rebalance daemon's
+		// later writes of older data fail.
+		ino.xattrs["trusted.glusterfs.protect.writes"] = []byte{0, 0, 0, 1}
+	}
 	if dom, ok := xdata.Bytes("glusterfs.inodelk-dom-count"); ok {
 		// How many inode locks are held or awaited in that domain, as
 		// features/locks answers (AFR gives its eager lock up on > 1).

@@ -1,0 +1,105 @@
+package dht
+
+import (
+	"fmt"
+	"slices"
+	"syscall"
+	"testing"
+
+	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// A file the rebalance daemon is copying (migration phase 1: the source
+// has the sticky and set-group-id bits and a linkto xattr naming the
+// destination) takes its changes on the source and on the destination,
+// marked so the daemon's older writes fail; the daemon's bits never show;
+// once the copy is done (phase 2) the fd follows the file and the
+// destination fd used in phase 1 is released.
+func TestMigrationPhase1(t *testing.T) {
+	e := newEnv(t, 2, DefaultOptions())
+	var name string
+	var g xdr.GFID
+	for i := 0; name == ""; i++ {
+		n := fmt.Sprintf("f%d", i)
+		gg := e.create(xdr.RootGFID, n)
+		if d, _ := e.where(xdr.RootGFID, n); slices.Equal(d, []int{0}) {
+			name, g = n, gg
+		}
+	}
+	f, _, err := e.d.Open(e.ctx, g, uint32(syscall.O_RDWR), nil)
+	e.must(err, "open")
+	_, _, _, err = e.d.Write(e.ctx, f, 0, []byte("aaaaaaaa"), nil)
+	e.must(err, "write")
+
+	// Phase 1, as __dht_rebalance_create_dst_file and
+	// __dht_rebalance_open_src_file leave it.
+	dst, _, _, err := e.m[1].Create(e.ctx, xdr.RootGFID, name, uint32(syscall.O_RDWR), syscall.S_ISVTX, 0, g,
+		xdr.Dict{}.With(xattrLinkto, xdr.Str("v-replicate-0")))
+	e.must(err, "destination")
+	_, _, _, err = e.m[1].Write(e.ctx, dst, 0, []byte("aaaaaaaa"), nil)
+	e.must(err, "copy")
+	e.must(fop.ErrOnly(e.m[0].Setxattr(e.ctx, g, xdr.Dict{}.With(xattrLinkto, xdr.Str("v-replicate-1")), 0, nil)), "source linkto")
+	_, _, _, err = e.m[0].Setattr(e.ctx, g, &xdr.Iatt{Mode: 0o644 | syscall.S_ISVTX | syscall.S_ISGID}, fop.SetAttrMode, nil)
+	e.must(err, "source bits")
+
+	_, post, _, err := e.d.Write(e.ctx, f, 2, []byte("bb"), nil)
+	e.must(err, "write in phase 1")
+	if post.Mode&07777 != 0o644 {
+		t.Errorf("write reply mode %o, want 644 (the daemon's bits stripped)", post.Mode&07777)
+	}
+	anon := &fop.Fd{GFID: g, Anon: true}
+	_, _, _, err = e.d.Write(e.ctx, anon, 5, []byte("c"), nil)
+	e.must(err, "anonymous write in phase 1")
+	for i, m := range e.m {
+		if b, _ := m.Data(g); string(b) != "aabbacaa" {
+			t.Errorf("copy on %d holds %q, want both changes", i, b)
+		}
+	}
+	if _, ok := e.m[1].Xattr(g, xattrProtectWrites); !ok {
+		t.Error("the destination was not marked against the daemon's older writes")
+	}
+	_, _, _, err = e.d.Ftruncate(e.ctx, f, 6, nil)
+	e.must(err, "ftruncate in phase 1")
+	for i, m := range e.m {
+		if b, _ := m.Data(g); string(b) != "aabbac" {
+			t.Errorf("copy on %d holds %q after ftruncate", i, b)
+		}
+	}
+	st, _, err := e.d.Fstat(e.ctx, f, nil)
+	e.must(err, "fstat")
+	if st.Mode&07777 != 0o644 {
+		t.Errorf("fstat mode %o in phase 1", st.Mode&07777)
+	}
+	st, _, err = e.d.Lookup(e.ctx, xdr.RootGFID, name, xdr.GFID{}, nil)
+	e.must(err, "lookup")
+	if st.Mode&07777 != 0o644 {
+		t.Errorf("lookup mode %o in phase 1", st.Mode&07777)
+	}
+	if n := e.m[1].OpenFds(); n != 2 {
+		t.Errorf("destination has %d open fds in phase 1, want the daemon's and the mirror's", n)
+	}
+
+	// Phase 2: the destination is the file, the source a linkto file.
+	_, _, _, err = e.m[1].Setattr(e.ctx, g, &xdr.Iatt{Mode: 0o644}, fop.SetAttrMode, nil)
+	e.must(err, "destination mode")
+	e.must(fop.ErrOnly(e.m[1].Removexattr(e.ctx, g, xattrLinkto, nil)), "destination linkto")
+	e.must(e.m[1].Release(e.ctx, dst), "daemon closes")
+	_, _, _, err = e.m[0].Truncate(e.ctx, g, 0, nil)
+	e.must(err, "source emptied")
+	_, _, _, err = e.m[0].Setattr(e.ctx, g, &xdr.Iatt{Mode: syscall.S_ISVTX}, fop.SetAttrMode, nil)
+	e.must(err, "source linkto mode")
+
+	_, _, _, err = e.d.Write(e.ctx, f, 6, []byte("dd"), nil)
+	e.must(err, "write after the migration")
+	if b, _ := e.m[1].Data(g); string(b) != "aabbacdd" {
+		t.Errorf("the file holds %q after the migration", b)
+	}
+	if n := e.m[1].OpenFds(); n != 1 {
+		t.Errorf("destination has %d open fds after the fd followed, want 1", n)
+	}
+	e.must(e.d.Release(e.ctx, f), "release")
+	if n := e.m[1].OpenFds(); n != 0 {
+		t.Errorf("%d fds left open on the destination", n)
+	}
+}

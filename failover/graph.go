@@ -1,7 +1,6 @@
 package failover
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/brickfs/brickfs/brick"
 	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/volfile"
-	"github.com/brickfs/brickfs/brick/xdr"
 	"github.com/brickfs/brickfs/failover/afr"
 	"github.com/brickfs/brickfs/failover/dht"
 	"github.com/brickfs/brickfs/failover/shard"
@@ -26,7 +24,8 @@ type node struct {
 	client *brick.Client  // a protocol/client
 	repl   *afr.Replicate // a cluster/replicate
 	shard  *shard.Shard   // a features/shard
-	dht    *dht.DHT       // a cluster/distribute over two or more subvolumes
+	dht    *dht.DHT       // a cluster/distribute over two or more subvolumes (also once a single one grew)
+	single *single        // a cluster/distribute mounted over one subvolume
 	logger *zap.Logger
 }
 
@@ -236,7 +235,8 @@ func shardOptions(x *volfile.Volume) (shard.Options, error) {
 // pass-through GlusterFS also uses (dht_pt_*), over more the DHT layer.
 func buildDistribute(a *assembly, x *volfile.Volume, kids []*node) (*node, error) {
 	if len(kids) == 1 {
-		return &node{x: x, sub: &distribute{Subvolume: kids[0].sub, name: x.Name}, kids: kids, logger: a.log}, nil
+		sg := newSingle(x.Name, kids[0].sub)
+		return &node{x: x, sub: sg, kids: kids, single: sg, logger: a.log}, nil
 	}
 	o, err := dhtOptions(x)
 	if err != nil {
@@ -310,28 +310,6 @@ func glusterBool(v string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("%q is not a boolean (on or off)", v)
-}
-
-// distribute carries out cluster/distribute over one subvolume: every new
-// directory gets the DHT layout xattr covering the whole hash range, as
-// dht_mkdir sets it (xlators/cluster/dht/src/dht-common.c). Every other
-// fop passes through (TestDistributePassThrough lists them).
-type distribute struct {
-	fop.Subvolume
-	name string
-}
-
-// Name is the distribute translator's name.
-func (d *distribute) Name() string { return d.name }
-
-// dhtLayout is trusted.glusterfs.dht for one subvolume: commit-hash 0,
-// type 0 (normal), start 0, stop 0xffffffff, big endian.
-var dhtLayout = []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}
-
-// Mkdir creates the directory with the layout xattr.
-func (d *distribute) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, umask uint32, gfid xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
-	xd = append(xdr.Dict{}, xd...).With("trusted.glusterfs.dht", xdr.Ptr(dhtLayout))
-	return d.Subvolume.Mkdir(ctx, parent, name, mode, umask, gfid, xd)
 }
 
 // replicaSets returns the graph's replica sets in volfile order.

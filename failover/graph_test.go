@@ -2,36 +2,29 @@ package failover
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/zap/zaptest"
 
 	"github.com/brickfs/brickfs/brick/bricktest"
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/fop/foptest"
+	"github.com/brickfs/brickfs/brick/xdr"
+	"github.com/brickfs/brickfs/failover/dht"
 )
 
-// TestDistributePassThrough lists, for every fop of the table, whether the
-// one-subvolume distribute layer intercepts it or passes it through. A fop
-// added to the table fails here until someone decides which it is: a
-// pass-through by default is how GlusterFS's copy_file_range reached one
-// replica only.
-func TestDistributePassThrough(t *testing.T) {
-	intercepts := map[string]bool{"Mkdir": true}
-	passes := []string{"Lookup", "Stat", "Setattr", "Truncate", "Access", "Readlink", "Getxattr", "Setxattr",
-		"Removexattr", "Xattrop", "Statfs", "Inodelk", "Finodelk", "Entrylk", "Create", "Mknod", "Symlink",
-		"Link", "Unlink", "Rmdir", "Rename", "Open", "Opendir", "Release", "Readdirp", "Read", "Write", "Flush",
-		"Fsync", "Fsyncdir", "Fstat", "Fsetattr", "Ftruncate", "Fallocate", "Discard", "Zerofill", "Seek", "Lk",
-		"Fxattrop", "CopyFileRange"}
-	foptest.CheckIntercepts(t, ".", "distribute", intercepts, passes)
-}
-
 // The distribute layer over one subvolume meets the fop contract, and its
-// new directories carry the layout covering the whole hash range.
+// new directories carry the layout covering the whole hash range
+// (dht_pt_mkdir). Every other fop passes through: single's methods but
+// Mkdir and Opendir are generated forwarders (single_fops.go), and a fop
+// added to the table does not compile until it is forwarded too.
 func TestDistributeContract(t *testing.T) {
 	m := foptest.NewMem("v-client-0")
-	d := &distribute{Subvolume: m, name: "v-dht"}
+	d := newSingle("v-dht", m)
 	foptest.Contract(t, d)
 	if _, _, err := d.Mkdir(context.Background(), foptest.RootGFID, "dir", 0o755, 0, foptest.GFID(99), nil); err != nil {
 		t.Fatal(err)
@@ -61,7 +54,7 @@ func TestGraphFromVolfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer v.Close()
-	if _, ok := v.Fops.(*distribute); !ok {
+	if _, ok := v.Fops.(*single); !ok {
 		t.Fatalf("the volume's top is %T, want the distribute layer", v.Fops)
 	}
 	st := v.Status()
@@ -76,7 +69,89 @@ func TestGraphFromVolfile(t *testing.T) {
 			t.Errorf("brick %d: %+v", i, c)
 		}
 	}
-	if rs := v.replicaSets(); len(rs) != 1 || v.zk != rs[0] {
-		t.Errorf("fallocate(ZERO_RANGE|KEEP_SIZE) goes to %v, want the replica set", v.zk)
+	if rs := v.replicaSets(); len(rs) != 1 || v.zk != keepSizer(v.top.single) || v.top.single.forFd(&fop.Fd{}) != rs[0] {
+		t.Errorf("fallocate(ZERO_RANGE|KEEP_SIZE) goes to %v, want the distribute layer passing it to the replica set", v.zk)
+	}
+}
+
+// A volume mounted over one subvolume grows: fds opened before go on. A
+// directory listing continues from the subvolume it was opened on, a file
+// opened before is the DHT layer's (so it follows the file when the
+// rebalance daemon moves it), and releasing them leaves nothing open.
+func TestSingleGrows(t *testing.T) {
+	ctx := context.Background()
+	m0, m1 := foptest.NewMem("v-replicate-0"), foptest.NewMem("v-replicate-1")
+	s := newSingle("v-dht", m0)
+	g := foptest.GFID(7)
+	f, _, _, err := s.Create(ctx, foptest.RootGFID, "disk", uint32(syscall.O_RDWR), 0o644, 0, g, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, _, err := s.Mkdir(ctx, foptest.RootGFID, fmt.Sprintf("d%d", i), 0o755, 0, foptest.GFID(byte(20+i)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	df, _, err := s.Opendir(ctx, foptest.RootGFID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _, _, err := s.Readdirp(ctx, df, 0, 1, nil)
+	if err != nil || len(ents) == 0 {
+		t.Fatalf("first entry: %v %v", ents, err)
+	}
+	seen := []string{ents[0].Name}
+
+	d, err := dht.New("v-dht", []fop.Subvolume{m0, m1}, dht.DefaultOptions(), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.grow(d)
+
+	off := ents[0].Off
+	for {
+		ents, eof, _, err := s.Readdirp(ctx, df, off, 4096, nil)
+		if err != nil {
+			t.Fatalf("listing on after the volume grew: %v", err)
+		}
+		for _, e := range ents {
+			seen = append(seen, e.Name)
+			off = e.Off
+		}
+		if eof || len(ents) == 0 {
+			break
+		}
+	}
+	if len(seen) != 8 { // ., .., disk, d0..d4
+		t.Errorf("listing across the growth saw %v", seen)
+	}
+	if err := s.Release(ctx, df); err != nil {
+		t.Errorf("releasedir: %v", err)
+	}
+
+	// The rebalance daemon moves the file to the new subvolume (phase 2
+	// done: the old copy is an empty linkto file).
+	nf, _, _, err := m1.Create(ctx, foptest.RootGFID, "disk", uint32(syscall.O_RDWR), 0o644, 0, g, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = m1.Release(ctx, nf)
+	if _, err := m0.Setxattr(ctx, g, xdr.Dict{}.With("trusted.glusterfs.dht.linkto", xdr.Str("v-replicate-1")), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := m0.Setattr(ctx, g, &xdr.Iatt{Mode: syscall.S_ISVTX}, fop.SetAttrMode, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := s.Write(ctx, f, 0, []byte("after"), nil); err != nil {
+		t.Fatalf("write through an fd opened before the volume grew: %v", err)
+	}
+	if b, _ := m1.Data(g); string(b) != "after" {
+		t.Errorf("the moved file holds %q", b)
+	}
+	if err := s.Release(ctx, f); err != nil {
+		t.Errorf("release: %v", err)
+	}
+	if n0, n1 := m0.OpenFds(), m1.OpenFds(); n0 != 0 || n1 != 0 {
+		t.Errorf("fds left open: %d on the first subvolume, %d on the new one", n0, n1)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/volfile"
 	"github.com/brickfs/brickfs/failover/afr"
+	"github.com/brickfs/brickfs/failover/dht"
 )
 
 // Reconfigure applies a new volfile of the mounted volume where that can
@@ -39,7 +40,7 @@ func (v *Volume) Reconfigure(g *volfile.Graph) ([]string, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	top := carriedNode(g.Top)
-	if was, now := shape(v.top.x), shape(top); was != now {
+	if was, now := liveShape(v.top.x), liveShape(top); was != now {
 		return nil, fmt.Errorf("the volume's graph changed from %s to %s; remount to use it", was, now)
 	}
 	var steps []step
@@ -75,9 +76,14 @@ func carriedNode(x *volfile.Volume) *volfile.Volume {
 	}
 }
 
-// shape describes the carried graph below x: what must stay the same for
-// a live change.
-func shape(x *volfile.Volume) string {
+// shape describes the carried graph below x.
+func shape(x *volfile.Volume) string { return shapeOf(x, false) }
+
+// liveShape is shape without distribute's subvolumes: what must stay the
+// same for a live change.
+func liveShape(x *volfile.Volume) string { return shapeOf(x, true) }
+
+func shapeOf(x *volfile.Volume, live bool) string {
 	x = carriedNode(x)
 	t := volfile.Canonical(x.Type)
 	if len(x.Subvolumes) == 0 {
@@ -86,14 +92,14 @@ func shape(x *volfile.Volume) string {
 	if t == volfile.TypeReplicate {
 		return fmt.Sprintf("%s(%d)", t, len(x.Subvolumes))
 	}
-	if t == volfile.TypeDistribute && len(x.Subvolumes) > 1 {
+	if t == volfile.TypeDistribute && live {
 		// Its subvolumes come and go (add-brick, remove-brick): each
 		// is checked by planDistribute.
 		return t + " > subvolumes"
 	}
 	kids := make([]string, len(x.Subvolumes))
 	for i, s := range x.Subvolumes {
-		kids[i] = shape(s)
+		kids[i] = shapeOf(s, live)
 	}
 	return t + " > " + strings.Join(kids, ", ")
 }
@@ -119,6 +125,8 @@ func (v *Volume) plan(n *node, x *volfile.Volume, steps *[]step) error {
 		return v.planReplicate(n, x, steps)
 	case n.dht != nil:
 		return v.planDistribute(n, x, steps)
+	case n.single != nil && len(x.Subvolumes) > 1:
+		return v.planDistribute(n, x, steps) // the volume grows
 	case n.shard != nil:
 		o, err := shardOptions(x)
 		if err != nil {
@@ -370,7 +378,15 @@ func (v *Volume) planDistribute(n *node, x *volfile.Volume, steps *[]step) error
 	for i, k := range kids {
 		subs[i] = k.sub
 	}
-	if err := n.dht.CheckRegraph(subs); err != nil {
+	grows := n.dht == nil
+	if grows {
+		// The subvolume mounted alone must stay, first: directories
+		// opened before are still listed from it.
+		if kids[0] != n.kids[0] {
+			return fmt.Errorf("volfile: %s no longer starts with %s, the subvolume it was mounted over; remount to use it", x.Name, n.kids[0].x.Name)
+		}
+		changes = append(changes, fmt.Sprintf("%s: the volume grew from one subvolume to %d: the distribute layer takes over", x.Name, len(kids)))
+	} else if err := n.dht.CheckRegraph(subs); err != nil {
 		return err
 	}
 	*steps = append(*steps, func() []string {
@@ -378,6 +394,18 @@ func (v *Volume) planDistribute(n *node, x *volfile.Volume, steps *[]step) error
 			v.startClients(fresh)
 		}
 		out := changes
+		if grows {
+			d, err := dht.New(x.Name, subs, o, n.logger.With(zap.String("subvol", x.Name)))
+			if err != nil {
+				// Checked above (options, count): cannot happen.
+				return []string{fmt.Sprintf("%s: the new subvolumes not used: %v", x.Name, err)}
+			}
+			v.clients = append(v.clients, fresh...)
+			n.kids, n.dht = kids, d
+			n.single.grow(d)
+			n.x = x
+			return out
+		}
 		if len(kids) != len(n.kids) || len(leaving) > 0 {
 			if _, _, err := n.dht.Regraph(subs); err != nil {
 				// CheckRegraph passed under v.mu: cannot happen.

@@ -145,7 +145,7 @@ func TestReconfigureDistribute(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	v, err := Open(ctx, mustGraph(t, distVolfile(fakes[:2], [][]int{{0}, {1}}, "")), Options{}, zaptest.NewLogger(t))
+	v, err := Open(ctx, mustGraph(t, distVolfile(fakes[:1], [][]int{{0}}, "")), Options{}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,9 +167,21 @@ func TestReconfigureDistribute(t *testing.T) {
 			t.Fatalf("%s: subvolumes %v, want %v", what, got, w)
 		}
 	}
-	want("mounted", "v-replicate-0(v-client-0)", "v-replicate-1(v-client-1)")
+	want("mounted", "v-replicate-0(v-client-0)")
+	top := v.Fops
 
-	changes, err := v.Reconfigure(mustGraph(t, distVolfile(fakes, [][]int{{0}, {1}, {2}}, "")))
+	// A volume mounted over one replica set grows to two: the
+	// distribute layer takes over under the same top.
+	changes, err := v.Reconfigure(mustGraph(t, distVolfile(fakes[:2], [][]int{{0}, {1}}, "")))
+	if err != nil || !strings.Contains(strings.Join(changes, " "), "grew from one subvolume to 2") {
+		t.Fatalf("growing: %q %v", changes, err)
+	}
+	want("grown", "v-replicate-0(v-client-0)", "v-replicate-1(v-client-1)")
+	if v.Fops != top || v.top.single.d.Load() == nil || v.top.dht == nil {
+		t.Fatal("the distribute layer did not take over")
+	}
+
+	changes, err = v.Reconfigure(mustGraph(t, distVolfile(fakes, [][]int{{0}, {1}, {2}}, "")))
 	if err != nil {
 		t.Fatal(err)
 	}

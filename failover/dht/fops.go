@@ -520,6 +520,14 @@ func (d *DHT) change(ctx context.Context, f *fop.Fd, fn func(i int, f *fop.Fd, e
 	return err
 }
 
+// Adopt makes f, an fd opened on subvolume sub before this layer was
+// built over it (the volume grew while mounted), one of the layer's.
+func (d *DHT) Adopt(f *fop.Fd, sub int) {
+	if _, ok := f.Ctx(d); !ok {
+		f.SetCtx(d, sub)
+	}
+}
+
 // Open opens a file where its data is.
 func (d *DHT) Open(ctx context.Context, g xdr.GFID, flags uint32, xd xdr.Dict) (f *fop.Fd, rx xdr.Dict, err error) {
 	sub := -1

@@ -67,6 +67,7 @@ type vol struct {
 	name    string
 	kind    Kind
 	bricks  []*brick
+	made    int // bricks ever made, for the next brick's directory name
 	started bool
 }
 
@@ -128,6 +129,7 @@ func (c *Cluster) CreateVolume(t T, name string, kind Kind, nodes ...int) {
 		t.Fatalf("CreateVolume: volume %s exists", name)
 	}
 	c.MustGluster(t, c.cliNode(t), args...)
+	v.made = len(v.bricks)
 	c.mu.Lock()
 	c.vols[name] = v
 	c.mu.Unlock()

@@ -71,7 +71,7 @@ func (d *DHT) placed(ctx context.Context, op string, parent xdr.GFID, name strin
 	if now := pl.s[hs]; now == old {
 		return hs, d.errf(op, parent, syscall.EIO, "creating %q failed with EIO on %s", name, d.subName(hs))
 	}
-	d.log.Info("directory layout changed under a create; retrying with the new one", zap.String("subvol", d.name), zap.Stringer("parent", parent), zap.String("name", name))
+	d.log.Info("directory layout changed under a create; retrying with the new one", zap.Stringer("parent", parent), zap.String("name", name))
 	if hs, _, err = d.hashed(ctx, op, parent, name); err != nil {
 		return -1, err
 	}

@@ -147,7 +147,7 @@ func (d *DHT) healCopies(ctx context.Context, parent xdr.GFID, name string, g xd
 		return errors.New("the hashed copy is gone or changed: the directory is being removed or replaced")
 	}
 	st := h.st
-	d.log.Info("directory missing on a subvolume; creating it", zap.String("subvol", d.name), zap.Stringer("gfid", g), zap.String("name", name))
+	d.log.Info("directory missing on a subvolume; creating it", zap.Stringer("gfid", g), zap.String("name", name))
 	errs := d.all(ctx, d.view(), func(ctx context.Context, i int) error {
 		if as[i].gone || as[i].err == nil || !missing(as[i].err) {
 			return nil
@@ -272,6 +272,6 @@ func (d *DHT) healDir(ctx context.Context, parent xdr.GFID, name string, st xdr.
 	}
 	healed := newLayout(next)
 	healed.missing = now.missing
-	d.log.Info("directory layout healed", zap.String("subvol", d.name), zap.Stringer("gfid", g), zap.Stringer("was", now), zap.Stringer("now", healed))
+	d.log.Info("directory layout healed", zap.Stringer("gfid", g), zap.Stringer("was", now), zap.Stringer("now", healed))
 	return healed, nil
 }

@@ -65,10 +65,10 @@ type Volume struct {
 
 	log *zap.Logger
 
-	mu        sync.Mutex    // serializes Reconfigure, the only writer of the nodes' translators
-	undo      []func()      // GUARDED_BY(mu); what a refused Reconfigure built, to close
-	retiring  []*time.Timer // GUARDED_BY(mu); subvolumes that left, closing after retireGrace
-	retireNow []func()      // GUARDED_BY(mu); what each closes
+	mu       sync.Mutex      // serializes Reconfigure, the only writer of the nodes' translators
+	undo     []func()        // GUARDED_BY(mu); what a refused Reconfigure built, to close
+	retiring []chan struct{} // GUARDED_BY(mu); closed to end the grace of subvolumes that left
+	wg       sync.WaitGroup  // the goroutines retiring them
 }
 
 // keepSizer is a node that carries out fallocate(ZERO_RANGE|KEEP_SIZE)
@@ -99,13 +99,14 @@ func (v *Volume) Status() fop.Status {
 // Close stops every node: the replica sets' heal, then every brick.
 func (v *Volume) Close() error {
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	for i, t := range v.retiring {
-		if t.Stop() {
-			v.retireNow[i]()
-		}
+	for _, stop := range v.retiring {
+		close(stop)
 	}
-	v.retiring, v.retireNow = nil, nil
+	v.retiring = nil
+	v.mu.Unlock()
+	v.wg.Wait() // what left the graph closes first, without v.mu
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	v.top.walk(func(n *node) {
 		if n.shard != nil {
 			_ = n.shard.Close()

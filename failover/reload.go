@@ -21,11 +21,12 @@ import (
 // be done live, as the native client reconfigures its graph when glusterd
 // announces a change: node by node, a brick moved to another host or path
 // (replace-brick, reset-brick) or given new TLS settings is reconnected
-// there, and a replica set's client quorum follows the volfile. It returns
-// what it changed. Any other change of what brickfs carries out (bricks
-// added or removed, the replica count, distribute or arbiter appearing,
-// an unsupported translator) is refused with an error that says to
-// remount; the mount then goes on unchanged. Caching and statistics
+// there, a replica set's client quorum follows the volfile, and replica
+// sets added or removed (add-brick, remove-brick commit) join or leave
+// the distribute layer (planDistribute). It returns what it changed. Any
+// other change of what brickfs carries out (the replica count, an arbiter
+// appearing, shard turned on, an unsupported translator) is refused with
+// an error that says to remount; the mount then goes on unchanged. Caching and statistics
 // translators coming and going change nothing. Every node is checked
 // before any is changed.
 func (v *Volume) Reconfigure(g *volfile.Graph) ([]string, error) {
@@ -309,6 +310,15 @@ func (v *Volume) planDistribute(n *node, x *volfile.Volume, steps *[]step) error
 	var fresh []*brick.Client
 	var changes []string
 	reused := map[*node]bool{}
+	// A brick is in one set: a set that shares bricks with a set of the
+	// mounted graph without being it changed its replica count or arbiter
+	// (add-brick replica N): not something to apply live.
+	owner := map[string]*node{}
+	for _, k := range n.kids {
+		for _, b := range leaves(k.x) {
+			owner[b] = k
+		}
+	}
 	for _, s := range x.Subvolumes {
 		cx := carriedNode(s)
 		var old *node
@@ -344,6 +354,11 @@ func (v *Volume) planDistribute(n *node, x *volfile.Volume, steps *[]step) error
 			leaving = append(leaving, old)
 			changes = append(changes, fmt.Sprintf("%s: replica set %s is now named %s (a remove-brick renumbered it)", x.Name, old.x.Name, cx.Name))
 		default:
+			for _, b := range leaves(cx) {
+				if k, ok := owner[b]; ok {
+					return fmt.Errorf("volfile: %s now has brick %s in %s, which is not the set it was in (%s): the replica count or the arbiter changed; remount to use it", x.Name, b, cx.Name, k.x.Name)
+				}
+			}
 			before := len(a.clients)
 			nk, err := a.build(s)
 			if err != nil {
@@ -458,6 +473,19 @@ func identity(x *volfile.Volume) string {
 	return volfile.Canonical(x.Type) + "(" + strings.Join(parts, ",") + ")"
 }
 
+// leaves returns the client translators' names below x.
+func leaves(x *volfile.Volume) []string {
+	x = carriedNode(x)
+	if len(x.Subvolumes) == 0 {
+		return []string{x.Name}
+	}
+	var out []string
+	for _, s := range x.Subvolumes {
+		out = append(out, leaves(s)...)
+	}
+	return out
+}
+
 // brickList names the bricks below n, host:path.
 func brickList(n *node) string {
 	var out []string
@@ -493,9 +521,12 @@ func (v *Volume) startClients(cs []*brick.Client) {
 // the fops already sent to it before its replica set and bricks close.
 var retireGrace = 30 * time.Second
 
-// retire gives up nodes that left the graph: replica sets drain their
-// locks at once and close after retireGrace, with their bricks unless
-// the graph still uses them (kept: the nodes in the graph now).
+// retire gives up nodes that left the graph (GlusterFS leaves an old
+// graph's translators alive after a graph switch; brickfs closes them once
+// their fops are done): replica sets stop their heal and drain their
+// locks at once, in the background, and close after retireGrace, with
+// their bricks unless the graph still uses them (kept: the nodes in the
+// graph now). Close waits for all of it.
 func (v *Volume) retire(nodes, kept []*node) {
 	inUse := map[*brick.Client]bool{}
 	for _, k := range kept {
@@ -517,21 +548,32 @@ func (v *Volume) retire(nodes, kept []*node) {
 			}
 		})
 	}
-	for _, r := range repls {
-		r.Drain()
-	}
+	var once sync.Once
 	done := func() {
-		for _, r := range repls {
-			r.Drain()
-			r.Close()
-		}
-		closeClients(clients)
+		once.Do(func() {
+			for _, r := range repls {
+				r.Drain()
+				r.Close()
+			}
+			closeClients(clients)
+			v.mu.Lock()
+			v.clients = slices.DeleteFunc(v.clients, func(c *brick.Client) bool { return slices.Contains(clients, c) })
+			v.mu.Unlock()
+		})
 	}
-	v.retiring = append(v.retiring, time.AfterFunc(retireGrace, func() {
+	stop := make(chan struct{})
+	v.retiring = append(v.retiring, stop)
+	v.wg.Add(1)
+	go func() {
+		defer v.wg.Done()
+		for _, r := range repls {
+			r.StopHeal()
+			r.Drain()
+		}
+		select {
+		case <-time.After(retireGrace):
+		case <-stop:
+		}
 		done()
-		v.mu.Lock()
-		defer v.mu.Unlock()
-		v.clients = slices.DeleteFunc(v.clients, func(c *brick.Client) bool { return slices.Contains(clients, c) })
-	}))
-	v.retireNow = append(v.retireNow, done)
+	}()
 }

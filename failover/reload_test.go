@@ -226,3 +226,26 @@ func TestReconfigureDistribute(t *testing.T) {
 	}
 	want("after the refusal", "v-replicate-0(v-client-1)", "v-replicate-1(v-client-2)")
 }
+
+// A replica count raised by add-brick (each set gets a brick) is refused:
+// the sets share bricks with the mounted ones without being them.
+func TestReconfigureDistributeRefusesReplicaChange(t *testing.T) {
+	var fakes []*bricktest.Fake
+	for i := 0; i < 4; i++ {
+		fakes = append(fakes, bricktest.New(t, bricktest.Options{BrickPath: fmt.Sprintf("/bricks/b%d", i)}))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := Open(ctx, mustGraph(t, distVolfile(fakes[:2], [][]int{{0}, {1}}, "")), Options{}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	_, err = v.Reconfigure(mustGraph(t, distVolfile(fakes, [][]int{{0, 2}, {1, 3}}, "")))
+	if err == nil || !strings.Contains(err.Error(), "replica count") {
+		t.Fatalf("a replica count change: %v, want a refusal", err)
+	}
+	if n := len(v.Status().Children); n != 2 {
+		t.Fatalf("after the refusal the volume has %d subvolumes", n)
+	}
+}

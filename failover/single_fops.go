@@ -1,5 +1,6 @@
-// Code generated from fop.Fops by a one-off script; the forwarding of
-// single (grow.go). Mkdir, Opendir, Open and Create are in grow.go.
+// single's forwarders, one per fop of fop.Fops (written by a script from
+// the table; a fop added to the table must be added here, or single stops
+// compiling). Mkdir, Opendir, Open and Create are in grow.go.
 
 package failover
 

@@ -128,17 +128,24 @@ func TestDistributeGrowShrink(t *testing.T) {
 		t.Fatalf("fill %s: %v\n%s", moving, r, r.Stderr)
 	}
 	c.Set(t, vol, "cluster.force-migration", "on")
-	mjob := Fio{Name: "moving", File: mdisk, Size: "64M", RW: "randwrite", IODepth: 4, Runtime: 20 * time.Second, Verify: true}
+	// fio writes the disk for longer than the rebalance takes, so the
+	// daemon meets it open.
+	mjob := Fio{Name: "moving", File: mdisk, Size: "64M", RW: "randwrite", IODepth: 4, Runtime: 45 * time.Second, Verify: true}
 	mres := make(chan FioResult, 1)
+	mstart := time.Now()
 	go func() { mres <- mjob.Run(ctx, t.TempDir()) }()
 	time.Sleep(2 * time.Second)
 	st = c.Rebalance(t, vol, false)
+	rebalanced := time.Since(mstart)
 	r := <-mres
 	c.Set(t, vol, "cluster.force-migration", "off")
 	where := c.CheckDHT(t, vol, ".").Data[moving]
-	t.Logf("force-migration rebalance while fio wrote %s (hashed to set %d): %+v; the disk is now on set %d; fio: %v, longest write %v, log: %q",
-		moving, HashedSubvolume(root, moving), st, where, r, r.MaxWrite.Round(time.Millisecond),
+	t.Logf("MIGRATE force-migration rebalance while fio wrote %s (hashed to set %d): %+v, done %v after fio started (fio ran %v); the disk is now on set %d; fio: %v, longest write %v; brickfs: %q",
+		moving, HashedSubvolume(root, moving), st, rebalanced.Round(time.Second), r.Took.Round(time.Second), where, r, r.MaxWrite.Round(time.Millisecond),
 		LogLines(c.MountLog(mnt), "migrat"))
+	for _, l := range c.RebalanceLog(vol, moving) {
+		t.Logf("MIGRATE daemon: %s", l)
+	}
 	if !r.Clean() || r.WriteIOs == 0 {
 		t.Errorf("fio on the disk migrated while open: %v\n%s", r, r.Stderr)
 	}

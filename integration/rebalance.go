@@ -72,16 +72,19 @@ func (s RebalanceStatus) Failed() bool {
 	return false
 }
 
+type migrationNodeXML struct {
+	Name      string `xml:"nodeName"`
+	Files     int64  `xml:"files"`
+	Failures  int64  `xml:"failures"`
+	Skipped   int64  `xml:"skipped"`
+	StatusStr string `xml:"statusStr"`
+}
+
 type rebalanceXML struct {
-	OpRet    int    `xml:"opRet"`
-	OpErrstr string `xml:"opErrstr"`
-	Nodes    []struct {
-		Name      string `xml:"nodeName"`
-		Files     int64  `xml:"files"`
-		Failures  int64  `xml:"failures"`
-		Skipped   int64  `xml:"skipped"`
-		StatusStr string `xml:"statusStr"`
-	} `xml:"volRebalance>node"`
+	OpRet     int                `xml:"opRet"`
+	OpErrstr  string             `xml:"opErrstr"`
+	Rebalance []migrationNodeXML `xml:"volRebalance>node"`
+	Remove    []migrationNodeXML `xml:"volRemoveBrick>node"`
 }
 
 // rebalanceStatus runs a status command (its arguments after "volume")
@@ -100,7 +103,7 @@ func (c *Cluster) rebalanceStatus(t T, args ...string) (RebalanceStatus, error) 
 		return RebalanceStatus{}, fmt.Errorf("%s", x.OpErrstr)
 	}
 	var s RebalanceStatus
-	for _, n := range x.Nodes {
+	for _, n := range append(x.Rebalance, x.Remove...) {
 		s.Files += n.Files
 		s.Failures += n.Failures
 		s.Skipped += n.Skipped
@@ -184,6 +187,7 @@ func (c *Cluster) RemoveBrick(t T, volume string, set int) RebalanceStatus {
 	st := c.runMigration(t, "remove-brick of set "+strconv.Itoa(set)+" of "+volume, volume, verb("start"), verb("stop"),
 		append(append([]string{}, args[1:]...), "status"))
 	if st.Failed() || st.Failures > 0 || st.Skipped > 0 {
+		t.Logf("the rebalance daemons' errors:\n%s", strings.Join(c.rebalanceErrors(volume), "\n"))
 		t.Fatalf("remove-brick left files behind: %+v", st)
 	}
 	c.MustGluster(t, c.cliNode(t), verb("commit")...)
@@ -192,4 +196,30 @@ func (c *Cluster) RemoveBrick(t T, volume string, set int) RebalanceStatus {
 	v.kind.Dist--
 	c.mu.Unlock()
 	return st
+}
+
+// rebalanceErrors returns the error and warning lines of the volume's
+// rebalance logs on every node.
+func (c *Cluster) rebalanceErrors(volume string) []string {
+	var out []string
+	for _, nd := range c.nodes {
+		for _, l := range LogLines(filepath.Join(nd.dir, "logs", volume+"-rebalance.log"), " E [", " W [") {
+			if !strings.Contains(l, "saved_frames") && !strings.Contains(l, "rpc_clnt_ping") {
+				out = append(out, nd.host+": "+l)
+			}
+		}
+	}
+	return out
+}
+
+// RebalanceLog returns the lines of the volume's rebalance logs on every
+// node that mention any of words.
+func (c *Cluster) RebalanceLog(volume string, words ...string) []string {
+	var out []string
+	for _, nd := range c.nodes {
+		for _, l := range LogLines(filepath.Join(nd.dir, "logs", volume+"-rebalance.log"), words...) {
+			out = append(out, nd.host+": "+l)
+		}
+	}
+	return out
 }

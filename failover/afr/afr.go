@@ -82,13 +82,14 @@ type Replicate struct {
 	mu     sync.Mutex
 	inodes map[xdr.GFID]*inode // GUARDED_BY(mu)
 
-	healMu    sync.Mutex
-	toHeal    map[xdr.GFID]uint8           // GUARDED_BY(healMu); 1<<slot for each kind of accusation brickfs made
-	entryHeal map[xdr.GFID]map[string]bool // GUARDED_BY(healMu); names changed while a brick missed it, per directory
-	healOnce  sync.Once
-	healKick  chan struct{}
-	healStop  chan struct{}
-	healDone  chan struct{}
+	healMu       sync.Mutex
+	toHeal       map[xdr.GFID]uint8           // GUARDED_BY(healMu); 1<<slot for each kind of accusation brickfs made
+	entryHeal    map[xdr.GFID]map[string]bool // GUARDED_BY(healMu); names changed while a brick missed it, per directory
+	healOnce     sync.Once
+	healStopOnce sync.Once
+	healKick     chan struct{}
+	healStop     chan struct{}
+	healDone     chan struct{}
 	// healCtx is cancelled by Close, so an unmount never waits for a heal.
 	healCtx    context.Context
 	healCancel context.CancelFunc
@@ -228,12 +229,21 @@ func (r *Replicate) Close() {
 	// Not waiting for the delivery goroutine: a watcher may be the one
 	// closing, or may block.
 	r.stopOnce.Do(func() { close(r.stop); close(r.workers.stop) })
+	r.StopHeal()
+}
+
+// StopHeal stops the replica set's own heal (and waits for it), leaving
+// its fops working: for a set leaving the graph, whose heal would run
+// beside its successor's in another lock domain.
+func (r *Replicate) StopHeal() {
 	r.healOnce.Do(func() {})
-	if r.healStop != nil {
-		r.healCancel()
-		close(r.healStop)
-		<-r.healDone
-	}
+	r.healStopOnce.Do(func() {
+		if r.healStop != nil {
+			r.healCancel()
+			close(r.healStop)
+			<-r.healDone
+		}
+	})
 }
 
 var _ fop.Subvolume = (*Replicate)(nil)

@@ -263,7 +263,8 @@ func (r *Replicate) contended(ino *inode) {
 }
 
 // Drain gives up every eager lock, with its post-op, as soon as the fops
-// under it are done: for a replica set leaving the graph (a remove-brick
+// under it are done (as afr_delayed_changelog_wake_up does on FLUSH, for
+// every inode): for a replica set leaving the graph (a remove-brick
 // commit renames the sets after the one removed, and the lock domain is
 // the set's name, so the graph taking over must not inherit locks held
 // in the old one). A transaction that starts later still ends its lock

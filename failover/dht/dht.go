@@ -202,10 +202,10 @@ func New(name string, kids []fop.Subvolume, opts Options, log *zap.Logger) (*DHT
 		return nil, err
 	}
 	d.inodes[xdr.RootGFID] = &inode{dir: true, mds: -1}
+	d.told = d.Up() // before the watchers: they may call notify at once
 	for _, k := range kids {
 		k.Watch(func(bool) { d.notify() })
 	}
-	d.told = d.Up()
 	return d, nil
 }
 
@@ -328,12 +328,49 @@ func (d *DHT) options() (Options, hasher) {
 
 // usable says which subvolumes may get a range in a new layout: those
 // with a copy of the directory that are not being decommissioned.
-func (d *DHT) usable(have []bool) []bool {
+func (d *DHT) usable(v *view, have []bool) []bool {
 	o, _ := d.options()
-	v := d.view()
 	out := make([]bool, len(have))
 	for i := range have {
 		out[i] = have[i] && i < len(v.in) && v.in[i] && !slices.Contains(o.Decommissioned, v.names[i])
+	}
+	return out
+}
+
+// newRanges gives a directory's ranges to the subvolumes of view v that
+// usable marks, counting and ordering only the subvolumes of the volume
+// now, as GlusterFS counts those of its graph
+// (dht_selfheal_layout_new_directory); with old, each keeps as much of
+// its old range as it can. The result is indexed like v.
+func (d *DHT) newRanges(ctx context.Context, v *view, usable []bool, hash, commit uint32, old []slice) []slice {
+	names := make([]string, len(v.live))
+	use := make([]bool, len(v.live))
+	var oldLive []slice
+	for j, i := range v.live {
+		names[j] = v.names[i]
+		use[j] = i < len(usable) && usable[i]
+		if old != nil {
+			var s slice
+			if i < len(old) {
+				s = old[i]
+			}
+			oldLive = append(oldLive, s)
+		}
+	}
+	var wl []uint64
+	if w := d.weights(ctx, v, usable); w != nil {
+		wl = make([]uint64, len(v.live))
+		for j, i := range v.live {
+			wl[j] = w[i]
+		}
+	}
+	next := assign(names, use, wl, hash, commit)
+	if old != nil {
+		keepOverlap(names, next, oldLive)
+	}
+	out := make([]slice, v.n())
+	for j, i := range v.live {
+		out[i] = next[j]
 	}
 	return out
 }
@@ -393,7 +430,7 @@ func (d *DHT) notify() {
 func (d *DHT) Close() error { return nil }
 
 // errGone stands for the answer of a subvolume that left the volume.
-var errGone = &fop.OpError{Errno: syscall.ENOTCONN, Err: errors.New("the subvolume left the volume")}
+var errGone = &fop.OpError{Brick: "distribute", Fop: "LOOKUP", Errno: syscall.ENOTCONN, Err: errors.New("the subvolume left the volume")}
 
 // errf is an error of this layer with errno en.
 func (d *DHT) errf(op string, g xdr.GFID, en syscall.Errno, format string, args ...any) error {

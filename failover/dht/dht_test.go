@@ -304,7 +304,7 @@ func TestMkdir(t *testing.T) {
 		}
 		s = append(s, p)
 	}
-	want := assign(e.d.view().names, []bool{true, true, true}, e.d.weights(e.ctx, []bool{true, true, true}), hashName([]byte("/dirA")), 0)
+	want := assign(e.d.view().names, []bool{true, true, true}, e.d.weights(e.ctx, e.d.view(), []bool{true, true, true}), hashName([]byte("/dirA")), 0)
 	for i := range s {
 		if s[i].start != want[i].start || s[i].stop != want[i].stop {
 			t.Errorf("slice %d: %08x-%08x, want %08x-%08x", i, s[i].start, s[i].stop, want[i].start, want[i].stop)

@@ -80,6 +80,12 @@ func (d *DHT) placed(ctx context.Context, op string, parent xdr.GFID, name strin
 
 // Create makes the file on the subvolume its name hashes to.
 func (d *DHT) Create(ctx context.Context, parent xdr.GFID, name string, flags, mode, umask uint32, gfid xdr.GFID, xd xdr.Dict) (*fop.Fd, xdr.Iatt, xdr.Dict, error) {
+	f, st, rx, err := d.create(ctx, parent, name, flags, mode, umask, gfid, xd)
+	strip1(&st) // an existing file opened may be in migration
+	return f, st, rx, err
+}
+
+func (d *DHT) create(ctx context.Context, parent xdr.GFID, name string, flags, mode, umask uint32, gfid xdr.GFID, xd xdr.Dict) (*fop.Fd, xdr.Iatt, xdr.Dict, error) {
 	var f *fop.Fd
 	var st xdr.Iatt
 	var rx xdr.Dict
@@ -97,7 +103,7 @@ func (d *DHT) Create(ctx context.Context, parent xdr.GFID, name string, flags, m
 		r, err := d.resolve(ctx, parent, name, nil)
 		if missing(err) && !retried(ctx) {
 			// A stale linkto, removed by that lookup: create again.
-			return d.Create(context.WithValue(ctx, retryKey{}, true), parent, name, flags, mode, umask, gfid, xd)
+			return d.create(context.WithValue(ctx, retryKey{}, true), parent, name, flags, mode, umask, gfid, xd)
 		}
 		if err != nil {
 			return nil, xdr.Iatt{}, nil, err
@@ -226,8 +232,8 @@ func (d *DHT) Mkdir(ctx context.Context, parent xdr.GFID, name string, mode, uma
 		d.mu.Unlock()
 	}
 	path, known := d.path(g)
-	use := d.usable(made)
-	next := assign(v.names, use, d.weights(ctx, use), d.startHash(g, path, known), commit)
+	use := d.usable(v, made)
+	next := d.newRanges(ctx, v, use, d.startHash(g, path, known), commit, nil)
 	d.all(ctx, v, func(ctx context.Context, i int) error {
 		if !made[i] {
 			return nil
@@ -282,6 +288,12 @@ func (d *DHT) unlinkLinkto(ctx context.Context, i int, parent xdr.GFID, name str
 // g's data, with a linkto file on the one the new name hashes to when
 // they differ (dht_link).
 func (d *DHT) Link(ctx context.Context, g, newParent xdr.GFID, newName string, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+	st, rx, err := d.link(ctx, g, newParent, newName, xd)
+	strip1(&st)
+	return st, rx, err
+}
+
+func (d *DHT) link(ctx context.Context, g, newParent xdr.GFID, newName string, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	ci, dir, err := d.where(ctx, g)
 	if err != nil {
 		return xdr.Iatt{}, nil, err

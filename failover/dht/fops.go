@@ -346,8 +346,8 @@ func (d *DHT) onFd(ctx context.Context, f *fop.Fd, fn func(i int, f *fop.Fd) err
 	if df := dirOf(f); df != nil {
 		var errs []error
 		for _, i := range d.dirOrder(ctx, f.GFID) {
-			if df.fds[i] == nil {
-				continue
+			if i >= len(df.fds) || df.fds[i] == nil {
+				continue // a subvolume added since opendir
 			}
 			err := fn(i, df.fds[i])
 			if err == nil || fop.Errno(err) != syscall.ENOTCONN {
@@ -487,37 +487,37 @@ func (d *DHT) change(ctx context.Context, f *fop.Fd, fn func(i int, f *fop.Fd, e
 	if dirOf(f) != nil {
 		return d.onFd(ctx, f, func(i int, f *fop.Fd) error { _, err := fn(i, f, nil); return err })
 	}
-	i, cf, err := d.target(ctx, f)
-	if err != nil {
-		return err
-	}
-	post, err := fn(i, cf, nil)
-	if err != nil {
-		if f.Anon && missing(err) && d.anonMoved(ctx, f, i) {
-			// The copy an anonymous fd reached is gone: the file may
-			// have been migrated away (dht_inode_missing).
-			i, cf, _ = d.target(ctx, f)
-			post, err = fn(i, cf, nil)
-			if err == nil && phase1(post) {
-				return d.mirror(ctx, f, i, fn)
-			}
+	for try := 0; ; try++ {
+		i, cf, err := d.target(ctx, f)
+		if err != nil {
+			return err
 		}
-		return err
+		post, err := fn(i, cf, nil)
+		if err != nil {
+			if try == 0 && f.Anon && missing(err) && d.anonMoved(ctx, f, i) {
+				// The copy an anonymous fd reached is gone: the file may
+				// have been migrated away (dht_inode_missing).
+				continue
+			}
+			return err
+		}
+		var again bool
+		if phase1(post) {
+			if again, err = d.mirror(ctx, f, i, fn); err == nil && again {
+				// The migration ended under the change: the file is
+				// elsewhere now.
+				_, err = d.follow(ctx, f, i)
+			}
+		} else {
+			again, err = d.redoIfMoved(ctx, f, i, post)
+		}
+		if err != nil || !again {
+			return err
+		}
+		if try == 2 {
+			return d.errf("FD", f.GFID, syscall.EIO, "the file kept moving while it was changed")
+		}
 	}
-	if phase1(post) {
-		return d.mirror(ctx, f, i, fn)
-	}
-	if again, err := d.redoIfMoved(ctx, f, i, post); err != nil || !again {
-		return err
-	}
-	if i, cf, err = d.target(ctx, f); err != nil {
-		return err
-	}
-	post, err = fn(i, cf, nil)
-	if err == nil && phase1(post) {
-		return d.mirror(ctx, f, i, fn)
-	}
-	return err
 }
 
 // Adopt makes f, an fd opened on subvolume sub before this layer was
@@ -830,5 +830,30 @@ func (d *DHT) CopyFileRange(ctx context.Context, in *fop.Fd, offIn uint64, out *
 	if si != so {
 		return 0, xdr.Iatt{}, nil, d.errf("COPY_FILE_RANGE", in.GFID, syscall.EXDEV, "source and destination are on different subvolumes")
 	}
-	return d.kid(si).CopyFileRange(ctx, inf, offIn, outf, offOut, size, flags, xd)
+	n, post, rx, err := d.kid(si).CopyFileRange(ctx, inf, offIn, outf, offOut, size, flags, xd)
+	if err == nil && n > 0 && phase1(post) {
+		// The destination file is being migrated: its new copy gets the
+		// copied bytes too, read back from where they landed.
+		for done := uint64(0); done < n && err == nil; {
+			chunk := uint32(min(n-done, 1<<20))
+			var b []byte
+			if b, _, err = d.kid(so).Read(ctx, outf, offOut+done, chunk, nil); err != nil || len(b) == 0 {
+				break
+			}
+			var redo bool
+			redo, err = d.mirror(ctx, out, so, func(i int, f *fop.Fd, extra xdr.Dict) (xdr.Iatt, error) {
+				_, q, _, err := d.kid(i).Write(ctx, f, offOut+done, b, withExtra(nil, extra))
+				return q, err
+			})
+			if redo && err == nil {
+				err = d.errf("COPY_FILE_RANGE", out.GFID, syscall.EXDEV, "the destination finished migrating during the copy; copy again")
+			}
+			done += uint64(len(b))
+		}
+		if err != nil {
+			return 0, xdr.Iatt{}, nil, err
+		}
+	}
+	strip1(&post)
+	return n, post, rx, err
 }

@@ -94,14 +94,13 @@ func (ls *locks) release() {
 
 // weights returns each subvolume's size in MiB (statfs), or nil when
 // weighting is off or a subvolume did not answer.
-func (d *DHT) weights(ctx context.Context, usable []bool) []uint64 {
+func (d *DHT) weights(ctx context.Context, v *view, usable []bool) []uint64 {
 	if o, _ := d.options(); !o.Weighted {
 		return nil
 	}
-	v := d.view()
 	w := make([]uint64, v.n())
 	errs := d.all(ctx, v, func(ctx context.Context, i int) error {
-		if !usable[i] {
+		if i >= len(usable) || !usable[i] {
 			return nil
 		}
 		st, _, err := d.kid(i).Statfs(ctx, xdr.RootGFID, nil)
@@ -110,8 +109,8 @@ func (d *DHT) weights(ctx context.Context, usable []bool) []uint64 {
 		}
 		return err
 	})
-	for i, err := range errs {
-		if usable[i] && (err != nil || w[i] == 0) {
+	for _, i := range v.live {
+		if i < len(usable) && usable[i] && (errs[i] != nil || w[i] == 0) {
 			return nil
 		}
 	}
@@ -141,14 +140,15 @@ func (d *DHT) healCopies(ctx context.Context, parent xdr.GFID, name string, g xd
 	if err := ls.entrylk(hs, parent, name, domEntrySync); err != nil {
 		return err
 	}
-	as := d.lookupAll(ctx, parent, name, xdr.GFID{}, nil, true)
+	v := d.view()
+	as := d.lookupAll(ctx, v, parent, name, xdr.GFID{}, nil, true)
 	h := as[hs]
 	if h.err != nil || !isDir(h.st) || h.st.GFID != g {
 		return errors.New("the hashed copy is gone or changed: the directory is being removed or replaced")
 	}
 	st := h.st
 	d.log.Info("directory missing on a subvolume; creating it", zap.Stringer("gfid", g), zap.String("name", name))
-	errs := d.all(ctx, d.view(), func(ctx context.Context, i int) error {
+	errs := d.all(ctx, v, func(ctx context.Context, i int) error {
 		if as[i].gone || as[i].err == nil || !missing(as[i].err) {
 			return nil
 		}
@@ -231,7 +231,7 @@ func (d *DHT) healDir(ctx context.Context, parent xdr.GFID, name string, st xdr.
 			return l, err
 		}
 	}
-	as = d.lookupAll(ctx, xdr.GFID{}, "", g, nil, true)
+	as = d.lookupAll(ctx, v, xdr.GFID{}, "", g, nil, true)
 	now, _, err := d.dirAnswers(g, as)
 	if err != nil {
 		return l, err
@@ -243,7 +243,7 @@ func (d *DHT) healDir(ctx context.Context, parent xdr.GFID, name string, st xdr.
 	for i := range have {
 		have[i] = i < len(now.s) && now.s[i].present
 	}
-	usable := d.usable(have)
+	usable := d.usable(v, have)
 	path, known := "", false
 	if g == xdr.RootGFID {
 		path, known = "/", true
@@ -255,8 +255,7 @@ func (d *DHT) healDir(ctx context.Context, parent xdr.GFID, name string, st xdr.
 			}
 		}
 	}
-	next := assign(v.names, usable, d.weights(ctx, usable), d.startHash(g, path, known), hashInvalid)
-	keepOverlap(v.names, next, now.s)
+	next := d.newRanges(ctx, v, usable, d.startHash(g, path, known), hashInvalid, now.s)
 	errs := d.all(ctx, v, func(ctx context.Context, i int) error {
 		if !have[i] {
 			return nil

@@ -22,9 +22,8 @@ type answer struct {
 }
 
 // lookupAll looks parent/name (or gfid when name is "") up on every
-// subvolume at once.
-func (d *DHT) lookupAll(ctx context.Context, parent xdr.GFID, name string, gfid xdr.GFID, xd xdr.Dict, dir bool) []answer {
-	v := d.view()
+// subvolume of view v at once; the answers are indexed like v.
+func (d *DHT) lookupAll(ctx context.Context, v *view, parent xdr.GFID, name string, gfid xdr.GFID, xd xdr.Dict, dir bool) []answer {
 	as := make([]answer, v.n())
 	for i := range as {
 		if !v.in[i] {
@@ -86,7 +85,7 @@ func (d *DHT) freshLayout(ctx context.Context, g xdr.GFID) (*layout, error) {
 // refreshDir reads directory g's layout again from every subvolume by
 // its gfid; the root's also brings the volume's commit hash.
 func (d *DHT) refreshDir(ctx context.Context, g xdr.GFID) (*layout, error) {
-	as := d.lookupAll(ctx, xdr.GFID{}, "", g, nil, true)
+	as := d.lookupAll(ctx, d.view(), xdr.GFID{}, "", g, nil, true)
 	l, st, err := d.dirAnswers(g, as)
 	if err != nil {
 		return nil, err
@@ -258,7 +257,7 @@ func (d *DHT) resolve(ctx context.Context, parent xdr.GFID, name string, xd xdr.
 // (dht_lookup_everywhere): a directory, the data file wherever it is, and
 // a stale linkto file (its data gone) removed.
 func (d *DHT) everywhere(ctx context.Context, parent xdr.GFID, name string, xd xdr.Dict, hs int) (resolved, error) {
-	as := d.lookupAll(ctx, parent, name, xdr.GFID{}, xd, false)
+	as := d.lookupAll(ctx, d.view(), parent, name, xdr.GFID{}, xd, false)
 	data, link := -1, -1
 	for i, a := range as {
 		if a.err != nil {
@@ -329,7 +328,7 @@ func (d *DHT) dropStaleLinkto(ctx context.Context, parent xdr.GFID, name string,
 // the merged layout, healed where a copy or a range is missing.
 func (d *DHT) resolveDir(ctx context.Context, parent xdr.GFID, name string, xd xdr.Dict, hs int, as []answer) (resolved, error) {
 	if as == nil {
-		as = d.lookupAll(ctx, parent, name, xdr.GFID{}, xd, true)
+		as = d.lookupAll(ctx, d.view(), parent, name, xdr.GFID{}, xd, true)
 	}
 	var g xdr.GFID
 	for _, a := range as {
@@ -388,7 +387,7 @@ func (d *DHT) discover(ctx context.Context, g xdr.GFID, xd xdr.Dict) (xdr.Iatt, 
 		}
 		d.forget(g)
 	}
-	as := d.lookupAll(ctx, xdr.GFID{}, "", g, xd, true)
+	as := d.lookupAll(ctx, d.view(), xdr.GFID{}, "", g, xd, true)
 	for i, a := range as {
 		if a.err == nil && !isDir(a.st) && !isLinkto(a.st, a.x) {
 			d.setFile(g, i)
@@ -427,7 +426,7 @@ func (d *DHT) discover(ctx context.Context, g xdr.GFID, xd xdr.Dict) (xdr.Iatt, 
 // where returns the subvolume that holds file g's data, or dir=true for a
 // directory, finding it on every subvolume when the table does not know.
 func (d *DHT) where(ctx context.Context, g xdr.GFID) (sub int, dir bool, err error) {
-	if ino, ok := d.get(g); ok {
+	if ino, ok := d.get(g); ok && (ino.dir || d.isLive(ino.sub)) {
 		return ino.sub, ino.dir, nil
 	}
 	if _, _, err := d.discover(ctx, g, nil); err != nil {

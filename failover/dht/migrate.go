@@ -2,7 +2,10 @@ package dht
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -20,9 +23,11 @@ import (
 //     written to it may land where the daemon already copied, so the
 //     client repeats it on the destination (dht_writev_cbk and its
 //     siblings for truncate, fallocate, discard and zerofill), with
-//     trusted.glusterfs.protect.writes, which makes the brick fail the
-//     daemon's later writes of older data (glusterfs.avoid.overwrite):
-//     the migration is then abandoned and the source stays the file;
+//     trusted.glusterfs.protect.writes: posix acts on it for writes (and
+//     copy_file_range), marking the destination so the daemon's later
+//     writes of older data (glusterfs.avoid.overwrite) fail and it
+//     abandons the migration, the source staying the file; the other
+//     changes carry it harmlessly, as a write is what the daemon copies;
 //   - phase 2: the copy is done, the destination holds the file, and the
 //     source is an empty linkto file: fds follow the file (follow).
 //
@@ -61,22 +66,46 @@ func withExtra(xd, extra xdr.Dict) xdr.Dict {
 // destination.
 var protectWrites = xdr.Dict{}.With(xattrProtectWrites, xdr.Uint(1))
 
+// errSourceGone says the source of a migration vanished between a change
+// and the look at its linkto xattr: the daemon finished (phase 2) and
+// removed it, so the change must be made again where the file is now.
+var errSourceGone = &fop.OpError{Brick: "distribute", Fop: "GETXATTR", Errno: syscall.ESTALE, Err: errors.New("the source of a migration is gone: the migration ended")}
+
+// dstWait bounds how long a change waits for the volfile naming the
+// subvolume a file is being migrated to (the daemon may have it first).
+var dstWait = 5 * time.Second
+
 // migrationDst returns the subvolume file g on subvolume src is being
 // migrated to (its linkto xattr there), or -1 when it names none: the
-// migration ended or was abandoned in the meantime.
+// migration was abandoned in the meantime. A source gone is errSourceGone;
+// a destination this mount does not know is waited for (the new volfile
+// is on its way) and then an error (dht_rebalance_inprogress_task fails
+// the fop too).
 func (d *DHT) migrationDst(ctx context.Context, g xdr.GFID, src int) (int, error) {
 	v, _, err := d.kid(src).Getxattr(asRoot(ctx), g, xattrLinkto, nil)
-	if err != nil {
-		if fop.Errno(err) == syscall.ENODATA || missing(err) {
-			return -1, nil
-		}
+	switch {
+	case err != nil && fop.Errno(err) == syscall.ENODATA:
+		return -1, nil
+	case err != nil && missing(err):
+		return -1, errSourceGone
+	case err != nil:
 		return -1, err
 	}
-	t := d.linktoTarget(v)
-	if t == src {
-		return -1, nil
+	name, _ := v.Bytes(xattrLinkto)
+	for deadline := time.Now().Add(dstWait); ; {
+		t := d.linktoTarget(v)
+		switch {
+		case t == src:
+			return -1, nil
+		case t >= 0:
+			return t, nil
+		case len(name) == 0:
+			return -1, nil
+		case time.Now().After(deadline) || ctx.Err() != nil:
+			return -1, d.errf("WRITE", g, syscall.EIO, "the file is being migrated to %s, which this mount does not know: the volfile that adds it has not arrived; check that glusterd is reachable", strings.TrimRight(string(name), "\x00"))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return t, nil
 }
 
 // phase1Key is the fd context of the destination fd a file fd repeats
@@ -85,16 +114,20 @@ type phase1Key struct{}
 
 // dstFd returns the fd on subvolume t that f's changes are repeated on:
 // an anonymous fd for an anonymous one (shard's block I/O), else one
-// opened there once (as root: the destination has the linkto mode until
-// the migration ends) and kept in f until it is released or follows.
+// opened there (as root: the destination has the linkto mode until the
+// migration ends) and kept in f until it is released or follows. A kept
+// fd whose file was unlinked since (a migration abandoned, then started
+// again with a new destination) is replaced. REQUIRES f's follow lock.
 func (d *DHT) dstFd(ctx context.Context, f *fop.Fd, t int) (*fop.Fd, error) {
 	if f.Anon {
 		return &fop.Fd{GFID: f.GFID, Anon: true}, nil
 	}
-	defer d.lockFollow(f.GFID)()
 	if v, ok := f.Ctx(phase1Key{}); ok {
 		if m := v.(*moved); m.sub == t {
-			return m.fd, nil
+			st, _, err := d.kid(t).Fstat(asRoot(ctx), m.fd, nil)
+			if err == nil && st.Nlink > 0 {
+				return m.fd, nil
+			}
 		}
 	}
 	nf, _, err := d.kid(t).Open(asRoot(ctx), f.GFID, f.Flags&^uint32(syscall.O_CREAT|syscall.O_EXCL|syscall.O_TRUNC|syscall.O_APPEND), nil)
@@ -118,29 +151,35 @@ func (d *DHT) dropDstFd(ctx context.Context, f *fop.Fd) {
 }
 
 // mirror repeats on the destination a change the source (subvolume src,
-// in migration phase 1) took. A destination gone in the meantime means
-// the migration was abandoned (the source keeps the file) or finished
-// (the next change follows the file): either way the change is where the
-// file is.
-func (d *DHT) mirror(ctx context.Context, f *fop.Fd, src int, fn func(i int, f *fop.Fd, extra xdr.Dict) (xdr.Iatt, error)) error {
+// in migration phase 1) took, under f's follow lock (so its destination
+// fd is not released under it). A destination gone in the meantime means
+// the migration was abandoned: the source keeps the file, with the
+// change. redo reports that the source is gone instead: the migration
+// ended, and the change must be made again where the file is now.
+func (d *DHT) mirror(ctx context.Context, f *fop.Fd, src int, fn func(i int, f *fop.Fd, extra xdr.Dict) (xdr.Iatt, error)) (redo bool, err error) {
+	defer d.lockFollow(f.GFID)()
 	t, err := d.migrationDst(ctx, f.GFID, src)
+	if err == errSourceGone {
+		return true, nil
+	}
 	if err != nil || t < 0 {
-		return err
+		return false, err
 	}
 	df, err := d.dstFd(ctx, f, t)
 	if err != nil {
 		if missing(err) {
-			return nil
+			return false, nil
 		}
-		return d.errf("FD", f.GFID, fop.Errno(err), "the file is being migrated to %s and its new copy could not be opened: %v", d.subName(t), err)
+		return false, d.errf("FD", f.GFID, fop.Errno(err), "the file is being migrated to %s and its new copy could not be opened: %v", d.subName(t), err)
 	}
 	if _, err := fn(t, df, protectWrites); err != nil && !missing(err) {
-		return err
+		return false, err
 	}
-	return nil
+	return false, nil
 }
 
-// mirrorGFID is mirror for a change made by gfid (truncate).
+// mirrorGFID is mirror for a change made by gfid (truncate). A source
+// gone answers ESTALE, which makes onFile find the file and redo it.
 func (d *DHT) mirrorGFID(ctx context.Context, g xdr.GFID, src int, fn func(i int, extra xdr.Dict) error) error {
 	t, err := d.migrationDst(ctx, g, src)
 	if err != nil || t < 0 {

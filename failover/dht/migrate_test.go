@@ -5,6 +5,7 @@ import (
 	"slices"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
@@ -102,4 +103,26 @@ func TestMigrationPhase1(t *testing.T) {
 	if n := e.m[1].OpenFds(); n != 0 {
 		t.Errorf("%d fds left open on the destination", n)
 	}
+}
+
+// A file being migrated to a subvolume this mount does not know yet (the
+// daemon runs on a newer volfile) fails the change after a wait, as
+// dht_rebalance_inprogress_task does, instead of acknowledging a write
+// that never reaches the new copy.
+func TestMigrationPhase1UnknownDestination(t *testing.T) {
+	dstWait = 200 * time.Millisecond
+	defer func() { dstWait = 5 * time.Second }()
+	e := newEnv(t, 2, DefaultOptions())
+	g := e.create(xdr.RootGFID, "disk")
+	data, _ := e.where(xdr.RootGFID, "disk")
+	src := data[0]
+	f, _, err := e.d.Open(e.ctx, g, uint32(syscall.O_RDWR), nil)
+	e.must(err, "open")
+	e.must(fop.ErrOnly(e.m[src].Setxattr(e.ctx, g, xdr.Dict{}.With(xattrLinkto, xdr.Str("v-replicate-7")), 0, nil)), "source linkto")
+	_, _, _, err = e.m[src].Setattr(e.ctx, g, &xdr.Iatt{Mode: 0o644 | syscall.S_ISVTX | syscall.S_ISGID}, fop.SetAttrMode, nil)
+	e.must(err, "source bits")
+	if _, _, _, err := e.d.Write(e.ctx, f, 0, []byte("x"), nil); fop.Errno(err) != syscall.EIO {
+		t.Errorf("write to a file migrating to an unknown subvolume: %v, want EIO", err)
+	}
+	e.must(e.d.Release(e.ctx, f), "release")
 }

@@ -101,7 +101,9 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 	o, h := d.options()
 	x := append(xdr.Dict{}, xd...).With(xattrLinkto, xdr.Uint(256))
 	for sub < len(df.fds) {
-		if df.fds[sub] == nil {
+		if df.fds[sub] == nil || !d.isLive(sub) {
+			// Not there at opendir, or gone since (remove-brick
+			// commit: its files were moved to the others).
 			sub, off = sub+1, 0
 			continue
 		}
@@ -122,7 +124,7 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 			case isDir(e.Stat):
 				owner := firstUp
 				if !o.ReaddirOptimize {
-					if hs := l.search(h.hash(e.Name)); hs >= 0 && df.fds[hs] != nil {
+					if hs := l.search(h.hash(e.Name)); hs >= 0 && hs < len(df.fds) && df.fds[hs] != nil {
 						owner = hs
 					}
 				}
@@ -140,7 +142,7 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 		}
 		if eof || len(ents) == 0 {
 			next := sub + 1
-			for next < len(df.fds) && df.fds[next] == nil {
+			for next < len(df.fds) && (df.fds[next] == nil || !d.isLive(next)) {
 				next++
 			}
 			if next == len(df.fds) {

@@ -195,9 +195,8 @@ func TestRegraphRemove(t *testing.T) {
 	}
 }
 
-// A subvolume renamed by the new volfile (remove-brick renumbers the
-// replica sets after the one removed) is a new object: the old leaves,
-// the new one joins, and linkto values use the new names.
+// Regraph refuses a list that reorders the subvolumes it keeps or lists
+// one twice, and the layer goes on over what it had.
 func TestRegraphRefusesReorder(t *testing.T) {
 	e := newEnv(t, 3, DefaultOptions())
 	if _, _, err := e.d.Regraph([]fop.Subvolume{e.m[1], e.m[0], e.m[2]}); err == nil {
@@ -210,4 +209,88 @@ func TestRegraphRefusesReorder(t *testing.T) {
 	if up := e.d.SubvolumesUp(); len(up) != 3 {
 		t.Fatalf("after refused changes the layer has %d subvolumes", len(up))
 	}
+}
+
+// A directory fd opened before add-brick keeps working once fix-layout
+// gives the new subvolume hash 0 (where a directory's fd fops go first):
+// the new subvolume has no copy open in that fd.
+func TestRegraphDirFdAfterFixLayout(t *testing.T) {
+	e := newEnv(t, 2, DefaultOptions())
+	e.create(xdr.RootGFID, "warm")
+	dfd, _, err := e.d.Opendir(e.ctx, xdr.RootGFID, nil)
+	e.must(err, "opendir")
+	m2 := foptest.NewMem("v-replicate-2")
+	_, _, err = e.d.Regraph([]fop.Subvolume{e.m[0], e.m[1], m2})
+	e.must(err, "regraph")
+	e.m = append(e.m, m2)
+	// fix-layout: the new subvolume owns the start of the hash space.
+	for i, s := range []slice{{start: 0x55555556, stop: 0xaaaaaaaa}, {start: 0xaaaaaaab, stop: 0xffffffff}, {start: 0, stop: 0x55555555}} {
+		s.has = true
+		e.must(fop.ErrOnly(e.m[i].Setxattr(e.ctx, xdr.RootGFID, xdr.Dict{}.With(xattrLayout, xdr.Ptr(s.encode())), 0, nil)), "layout")
+	}
+	e.d.forgetAll()
+	if _, _, err := e.d.Fstat(e.ctx, dfd, nil); err != nil {
+		t.Errorf("fstat of a directory opened before the change: %v", err)
+	}
+	if _, err := e.d.Fsyncdir(e.ctx, dfd, false, nil); err != nil {
+		t.Errorf("fsyncdir of a directory opened before the change: %v", err)
+	}
+	e.must(e.d.Release(e.ctx, dfd), "releasedir")
+}
+
+// A listing opened before a remove-brick commit goes on without the
+// subvolume that left, and nothing it lists points there.
+func TestRegraphRemoveDuringListing(t *testing.T) {
+	e := newEnv(t, 3, DefaultOptions())
+	for i := range 12 {
+		e.create(xdr.RootGFID, fmt.Sprintf("f%02d", i))
+	}
+	dfd, _, err := e.d.Opendir(e.ctx, xdr.RootGFID, nil)
+	e.must(err, "opendir")
+	_, _, err = e.d.Regraph([]fop.Subvolume{e.m[1], e.m[2]})
+	e.must(err, "regraph")
+	before := e.m[0].Calls("READDIRP")
+	var off uint64
+	for {
+		ents, eof, _, err := e.d.Readdirp(e.ctx, dfd, off, 4096, nil)
+		e.must(err, "readdirp after the removal")
+		if len(ents) > 0 {
+			off = ents[len(ents)-1].Off
+		}
+		if eof || len(ents) == 0 {
+			break
+		}
+	}
+	if n := e.m[0].Calls("READDIRP") - before; n != 0 {
+		t.Errorf("the listing read the removed subvolume %d times", n)
+	}
+	stayed := map[string]bool{}
+	for i := range 12 {
+		n := fmt.Sprintf("f%02d", i)
+		if data, _ := e.where(xdr.RootGFID, n); len(data) == 1 && data[0] == 0 {
+			stayed[n] = true // on the removed subvolume: gone from the volume
+		}
+	}
+	stats := e.m[0].Calls("STAT") + e.m[0].Calls("LOOKUP")
+	for i := range 12 {
+		n := fmt.Sprintf("f%02d", i)
+		if stayed[n] {
+			continue
+		}
+		st, _, err := e.d.Lookup(e.ctx, xdr.RootGFID, n, xdr.GFID{}, nil)
+		e.must(err, "lookup "+n)
+		_, _, err = e.d.Stat(e.ctx, st.GFID, nil)
+		e.must(err, "stat "+n)
+	}
+	if n := e.m[0].Calls("STAT") + e.m[0].Calls("LOOKUP") - stats; n != 0 {
+		t.Errorf("the removed subvolume was asked %d times after the listing", n)
+	}
+	e.must(e.d.Release(e.ctx, dfd), "releasedir")
+}
+
+// forgetAll drops what the layer knows, as a Regraph does.
+func (d *DHT) forgetAll() {
+	d.mu.Lock()
+	d.inodes = map[xdr.GFID]*inode{xdr.RootGFID: {dir: true, mds: -1}}
+	d.mu.Unlock()
 }

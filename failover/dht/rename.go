@@ -21,6 +21,12 @@ var errChanged = errors.New("changed under the rename's locks")
 // are looked up again once the locks are held (dht_rename_lock_cbk); if
 // another client changed either meanwhile, the rename starts over.
 func (d *DHT) Rename(ctx context.Context, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+	st, rx, err := d.rename(ctx, oldParent, oldName, newParent, newName, xd)
+	strip1(&st)
+	return st, rx, err
+}
+
+func (d *DHT) rename(ctx context.Context, oldParent xdr.GFID, oldName string, newParent xdr.GFID, newName string, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
 	for attempt := 0; ; attempt++ {
 		st, rx, err := d.renameOnce(ctx, oldParent, oldName, newParent, newName, xd)
 		if !errors.Is(err, errChanged) {

@@ -49,6 +49,7 @@ func TestDistributeGrowShrink(t *testing.T) {
 		spares = append(spares, n)
 	}
 
+	rss0 := mountRSS(t, mnt)
 	disk := filepath.Join(mnt, "vm.img")
 	ctx, cancel := context.WithTimeout(context.Background(), growFioRun+5*time.Minute)
 	defer cancel()
@@ -124,6 +125,11 @@ func TestDistributeGrowShrink(t *testing.T) {
 		t.Fatalf("no spare disk hashes away from where it is: layout %v, placement %v", root, now.Data)
 	}
 	mdisk := filepath.Join(mnt, moving)
+	// Sized first, so fio writes the file in place instead of making it
+	// again (where its name hashes now).
+	if err := os.Truncate(mdisk, 64<<20); err != nil {
+		t.Fatal(err)
+	}
 	if r := FioFill(ctx, mdisk, "64M"); !r.Clean() {
 		t.Fatalf("fill %s: %v\n%s", moving, r, r.Stderr)
 	}
@@ -176,13 +182,45 @@ func TestDistributeGrowShrink(t *testing.T) {
 	}
 	check("files made after remove-brick")
 
+	// Two more add-brick/remove-brick cycles (a set added, then removed
+	// while still empty).
+	for cycle := range 2 {
+		c.AddBrick(t, vol)
+		applied(fmt.Sprintf("add-brick of cycle %d", cycle), fmt.Sprintf("subvolume %s-replicate-2 added", vol))
+		c.RemoveBrick(t, vol, 2)
+		waitFor(t, 60*time.Second, "brickfs to drop the set of cycle "+fmt.Sprint(cycle), func() (bool, string) {
+			n := len(LogLines(c.MountLog(mnt), fmt.Sprintf("subvolume %s-replicate-2 removed", vol)))
+			return n >= cycle+1, fmt.Sprintf("%d removals logged", n)
+		})
+	}
+	check("three add-brick/remove-brick cycles")
+
 	r = <-res
-	t.Logf("GRAPH fio through add-brick x2, fix-layout x2, rebalance x3, remove-brick: %d writes in %v, longest write %v",
-		r.WriteIOs, time.Since(started).Round(time.Second), r.MaxWrite.Round(time.Millisecond))
+	rss1 := mountRSS(t, mnt)
+	t.Logf("GRAPH fio through add-brick x4, fix-layout x2, rebalance x3, remove-brick x3: %d writes in %v, longest write %v; brickfs RSS %.1f MiB before, %.1f MiB after",
+		r.WriteIOs, time.Since(started).Round(time.Second), r.MaxWrite.Round(time.Millisecond), rss0, rss1)
 	if !r.Clean() || r.WriteIOs == 0 {
 		t.Errorf("fio through the graph changes: %v\n%s", r, r.Stderr)
 	}
 	if r := FioCheck(ctx, filepath.Join(native, "vm.img"), "64M"); !r.Clean() {
 		t.Errorf("verify vm.img through the native client: %v\n%s", r, r.Stderr)
 	}
+}
+
+// mountRSS is the resident memory of the FUSE daemon of mnt, in MiB.
+func mountRSS(t *testing.T, mnt string) float64 {
+	t.Helper()
+	for _, pid := range pidsMatching(mnt) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			var kb float64
+			if _, err := fmt.Sscanf(l, "VmRSS: %f kB", &kb); err == nil {
+				return kb / 1024
+			}
+		}
+	}
+	return 0
 }

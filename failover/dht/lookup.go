@@ -278,6 +278,13 @@ func (d *DHT) everywhere(ctx context.Context, parent xdr.GFID, name string, xd x
 		a := as[data]
 		d.setFile(a.st.GFID, data)
 		linkOn := hs >= 0 && hs != data && link == hs && as[hs].st.GFID == a.st.GFID
+		if linkOn && d.linktoTarget(as[hs].x) != data {
+			// The linkto file names another subvolume, or one the volume
+			// no longer has by that name (a remove-brick commit
+			// renumbers the sets after the one removed): point it at the
+			// data, as a lookup everywhere does (dht_lookup_everywhere_done).
+			d.repointLinkto(ctx, hs, data, a.st.GFID, name)
+		}
 		if hs >= 0 && hs != data && as[hs].err != nil && missing(as[hs].err) {
 			// Data away from where its name hashes, with no linkto
 			// there: make it, or lookups that trust the layout (and
@@ -311,6 +318,14 @@ func (d *DHT) everywhere(ctx context.Context, parent xdr.GFID, name string, xd x
 		return resolved{}, d.errf("LOOKUP", parent, syscall.ENOENT, "%s: only a linkto file whose data is gone", name)
 	}
 	return resolved{}, pickErr(errs)
+}
+
+// repointLinkto makes the linkto file of gfid g on subvolume on name
+// subvolume to.
+func (d *DHT) repointLinkto(ctx context.Context, on, to int, g xdr.GFID, name string) {
+	_, err := d.kid(on).Setxattr(asRoot(ctx), g, xdr.Dict{}.With(xattrLinkto, xdr.Str(d.subName(to))), 0, internal(nil))
+	d.log.Info("linkto file pointed at the subvolume holding the data", zap.String("name", name), zap.Stringer("gfid", g),
+		zap.String("on", d.subName(on)), zap.String("to", d.subName(to)), zap.Error(err))
 }
 
 // dropStaleLinkto removes a linkto file whose data no subvolume holds,

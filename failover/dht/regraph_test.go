@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -293,4 +294,35 @@ func (d *DHT) forgetAll() {
 	d.mu.Lock()
 	d.inodes = map[xdr.GFID]*inode{xdr.RootGFID: {dir: true, mds: -1}}
 	d.mu.Unlock()
+}
+
+// A linkto file naming a subvolume the volume no longer has by that name
+// (a remove-brick commit renumbers the replica sets) is pointed at the
+// data by the lookup that finds the data everywhere.
+func TestLinktoRepointed(t *testing.T) {
+	e := newEnv(t, 3, DefaultOptions())
+	g := e.create(xdr.RootGFID, "a")
+	from, _ := e.where(xdr.RootGFID, "a")
+	var to string
+	for i := 0; to == ""; i++ {
+		n := fmt.Sprintf("b%d", i)
+		if e.hashedSub(xdr.RootGFID, n) != from[0] {
+			to = n
+		}
+	}
+	_, _, err := e.d.Rename(e.ctx, xdr.RootGFID, "a", xdr.RootGFID, to, nil)
+	e.must(err, "rename")
+	data, links := e.where(xdr.RootGFID, to)
+	if len(data) != 1 || len(links) != 1 {
+		t.Fatalf("after the rename: data %v, linkto %v", data, links)
+	}
+	e.must(fop.ErrOnly(e.m[links[0]].Setxattr(e.ctx, g, xdr.Dict{}.With(xattrLinkto, xdr.Str("v-replicate-9")), 0, nil)), "stale linkto")
+	e.d.forgetAll()
+	st, _, err := e.d.Lookup(e.ctx, xdr.RootGFID, to, xdr.GFID{}, nil)
+	if err != nil || st.GFID != g {
+		t.Fatalf("lookup through a stale linkto: %v %v", st.GFID, err)
+	}
+	if v, _ := e.m[links[0]].Xattr(g, xattrLinkto); strings.TrimRight(string(v), "\x00") != e.m[data[0]].Name() {
+		t.Errorf("the linkto file names %q, want %q", v, e.m[data[0]].Name())
+	}
 }

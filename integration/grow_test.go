@@ -185,8 +185,13 @@ func TestDistributeGrowShrink(t *testing.T) {
 	// Two more add-brick/remove-brick cycles (a set added, then removed
 	// while still empty).
 	for cycle := range 2 {
+		added := fmt.Sprintf("subvolume %s-replicate-2 added", vol)
+		before := len(LogLines(c.MountLog(mnt), added))
 		c.AddBrick(t, vol)
-		applied(fmt.Sprintf("add-brick of cycle %d", cycle), fmt.Sprintf("subvolume %s-replicate-2 added", vol))
+		waitFor(t, 60*time.Second, "brickfs to add the set of cycle "+fmt.Sprint(cycle), func() (bool, string) {
+			n := len(LogLines(c.MountLog(mnt), added))
+			return n > before, fmt.Sprintf("%d additions logged", n)
+		})
 		c.RemoveBrick(t, vol, 2)
 		waitFor(t, 60*time.Second, "brickfs to drop the set of cycle "+fmt.Sprint(cycle), func() (bool, string) {
 			n := len(LogLines(c.MountLog(mnt), fmt.Sprintf("subvolume %s-replicate-2 removed", vol)))

@@ -184,11 +184,18 @@ func (c *Cluster) RemoveBrick(t T, volume string, set int) RebalanceStatus {
 		args = append(args, c.Host(b.node)+":"+b.path)
 	}
 	verb := func(w string) []string { return append(append([]string{}, args...), w) }
-	st := c.runMigration(t, "remove-brick of set "+strconv.Itoa(set)+" of "+volume, volume, verb("start"), verb("stop"),
-		append(append([]string{}, args[1:]...), "status"))
-	if st.Failed() || st.Failures > 0 || st.Skipped > 0 {
-		t.Logf("the rebalance daemons' errors:\n%s", strings.Join(c.rebalanceErrors(volume), "\n"))
-		t.Fatalf("remove-brick left files behind: %+v", st)
+	var st RebalanceStatus
+	for try := 1; ; try++ {
+		st = c.runMigration(t, "remove-brick of set "+strconv.Itoa(set)+" of "+volume, volume, verb("start"), verb("stop"),
+			append(append([]string{}, args[1:]...), "status"))
+		if !st.Failed() && st.Failures == 0 && st.Skipped == 0 {
+			break
+		}
+		t.Logf("remove-brick left files behind: %+v; the rebalance daemons said:\n%s", st, strings.Join(c.rebalanceErrors(volume), "\n"))
+		if try == 2 {
+			t.Fatalf("remove-brick left files behind twice: %+v", st)
+		}
+		c.MustGluster(t, c.cliNode(t), verb("stop")...)
 	}
 	c.MustGluster(t, c.cliNode(t), verb("commit")...)
 	c.mu.Lock()
@@ -203,7 +210,7 @@ func (c *Cluster) RemoveBrick(t T, volume string, set int) RebalanceStatus {
 func (c *Cluster) rebalanceErrors(volume string) []string {
 	var out []string
 	for _, nd := range c.nodes {
-		for _, l := range LogLines(filepath.Join(nd.dir, "logs", volume+"-rebalance.log"), " E [", " W [") {
+		for _, l := range LogLines(filepath.Join(nd.dir, "logs", volume+"-rebalance.log"), " E [", " W [", "fail") {
 			if !strings.Contains(l, "saved_frames") && !strings.Contains(l, "rpc_clnt_ping") {
 				out = append(out, nd.host+": "+l)
 			}

@@ -125,6 +125,13 @@ func NewReplicate(name string, kids []Child, pendingNames []string, opts Replica
 // replica set's own state (up while client quorum holds) goes to its
 // watchers when it changes.
 func (r *Replicate) ChildEvent(i int, up bool) {
+	select {
+	case <-r.stop:
+		// Closed (a set that left the graph, whose bricks live on in
+		// its successor): nothing to tell, nothing to queue.
+		return
+	default:
+	}
 	r.gen.Add(1)
 	if up {
 		r.log.Info("child up", zap.String("brick", r.kids[i].Name()))
@@ -230,6 +237,11 @@ func (r *Replicate) Close() {
 	// closing, or may block.
 	r.stopOnce.Do(func() { close(r.stop); close(r.workers.stop) })
 	r.StopHeal()
+	// A closed set may stay reachable (its bricks' watchers keep it):
+	// what it knew of files goes.
+	r.mu.Lock()
+	r.inodes = map[xdr.GFID]*inode{}
+	r.mu.Unlock()
 }
 
 // StopHeal stops the replica set's own heal (and waits for it), leaving

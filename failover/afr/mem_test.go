@@ -520,3 +520,20 @@ func TestDrainEndsEagerLocks(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A closed replica set (one that left the graph; its bricks' clients live
+// on under its successor and still call its watchers) queues nothing.
+func TestClosedIgnoresChildEvents(t *testing.T) {
+	r, _ := memReplicaWith(t, ReplicateOptions{Arbiter: -1, PostOpDelay: 10 * time.Millisecond, FopTimeout: 5 * time.Second})
+	r.Close()
+	for range 100 {
+		r.ChildEvent(0, false)
+		r.ChildEvent(0, true)
+	}
+	r.watchMu.Lock()
+	n := len(r.events)
+	r.watchMu.Unlock()
+	if n != 0 {
+		t.Errorf("a closed replica set queued %d events", n)
+	}
+}

@@ -531,12 +531,15 @@ func TestClosedIgnoresChildEvents(t *testing.T) {
 		defer r.watchMu.Unlock()
 		return len(r.events)
 	}
-	before := queued()
+	before, gen := queued(), r.gen.Load()
 	for range 100 {
 		r.ChildEvent(0, false)
 		r.ChildEvent(0, true)
 	}
 	if n := queued() - before; n != 0 {
 		t.Errorf("a closed replica set queued %d events", n)
+	}
+	if g := r.gen.Load(); g != gen {
+		t.Errorf("a closed replica set took %d child events", g-gen)
 	}
 }

@@ -192,6 +192,9 @@ func (c *Cluster) RemoveBrick(t T, volume string, set int) RebalanceStatus {
 			break
 		}
 		t.Logf("remove-brick left files behind: %+v; the rebalance daemons said:\n%s", st, strings.Join(c.rebalanceErrors(volume), "\n"))
+		for _, nd := range c.nodes {
+			t.Logf("%s rebalance log:\n%s", nd.host, tail(filepath.Join(nd.dir, "logs", volume+"-rebalance.log"), 25))
+		}
 		if try == 2 {
 			t.Fatalf("remove-brick left files behind twice: %+v", st)
 		}

@@ -465,6 +465,16 @@ func (d *DHT) anonMoved(ctx context.Context, f *fop.Fd, was int) bool {
 	return err == nil && !dir && i != was
 }
 
+// movedAway reports whether file f, whose copy on subvolume was answered
+// a fop with ENOENT or ESTALE, is elsewhere now, and makes f follow it.
+func (d *DHT) movedAway(ctx context.Context, f *fop.Fd, was int) bool {
+	if f.Anon {
+		return d.anonMoved(ctx, f, was)
+	}
+	moved, err := d.follow(ctx, f, was)
+	return err == nil && moved
+}
+
 // redoIfMoved follows f when post (a reply through subvolume i) shows its
 // copy became a linkto file, and reports whether the fop must be redone.
 func (d *DHT) redoIfMoved(ctx context.Context, f *fop.Fd, i int, post xdr.Iatt) (bool, error) {
@@ -494,9 +504,10 @@ func (d *DHT) change(ctx context.Context, f *fop.Fd, fn func(i int, f *fop.Fd, e
 		}
 		post, err := fn(i, cf, nil)
 		if err != nil {
-			if try == 0 && f.Anon && missing(err) && d.anonMoved(ctx, f, i) {
-				// The copy an anonymous fd reached is gone: the file may
-				// have been migrated away (dht_inode_missing).
+			if try == 0 && missing(err) && d.movedAway(ctx, f, i) {
+				// The copy the fd reached is gone: the daemon finished
+				// migrating the file and removed its old copy
+				// (dht_inode_missing, then dht_rebalance_complete_check).
 				continue
 			}
 			return err
@@ -627,7 +638,7 @@ func (d *DHT) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd x
 		return nil, nil, err
 	}
 	b, rx, err = d.kid(i).Read(ctx, cf, off, size, xd)
-	if err != nil && f.Anon && missing(err) && d.anonMoved(ctx, f, i) {
+	if err != nil && missing(err) && d.movedAway(ctx, f, i) {
 		i, cf, _ = d.target(ctx, f)
 		return d.kid(i).Read(ctx, cf, off, size, xd)
 	}

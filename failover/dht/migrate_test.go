@@ -126,3 +126,34 @@ func TestMigrationPhase1UnknownDestination(t *testing.T) {
 	}
 	e.must(e.d.Release(e.ctx, f), "release")
 }
+
+// Once the daemon finished a migration and removed the old copy (it
+// deletes the source linkto file), a change through an fd still on the
+// old copy fails there with ENOENT: the fd follows the file and the change
+// is made where the file is (dht_writev_cbk on dht_inode_missing).
+func TestMigrationSourceRemoved(t *testing.T) {
+	e := newEnv(t, 2, DefaultOptions())
+	var name string
+	var g xdr.GFID
+	for i := 0; name == ""; i++ {
+		n := fmt.Sprintf("f%d", i)
+		gg := e.create(xdr.RootGFID, n)
+		if d, _ := e.where(xdr.RootGFID, n); slices.Equal(d, []int{0}) {
+			name, g = n, gg
+		}
+	}
+	f, _, err := e.d.Open(e.ctx, g, uint32(syscall.O_RDWR), nil)
+	e.must(err, "open")
+	_, _, _, err = e.d.Write(e.ctx, f, 0, []byte("before"), nil)
+	e.must(err, "write")
+	e.migrate(name, g, "before")
+	_, err = e.m[0].Unlink(e.ctx, xdr.RootGFID, name, nil)
+	e.must(err, "the daemon removes the old copy")
+	e.m[0].Refuse("WRITE", syscall.ENOENT) // as AFR answers: its pre-op finds no file
+	_, _, _, err = e.d.Write(e.ctx, f, 6, []byte("after"), nil)
+	e.must(err, "write after the old copy went")
+	if b, _ := e.m[1].Data(g); string(b) != "beforeafter" {
+		t.Errorf("the file holds %q", b)
+	}
+	e.must(e.d.Release(e.ctx, f), "release")
+}

@@ -171,18 +171,8 @@ func (c *Cluster) runMigration(t T, what, volume string, start, stop, status []s
 // behind (glusterd refuses it then).
 func (c *Cluster) RemoveBrick(t T, volume string, set int) RebalanceStatus {
 	t.Helper()
-	v := c.vol(t, volume)
-	c.mu.Lock()
-	n := v.kind.Set()
-	gone := append([]*brick{}, v.bricks[set*n:(set+1)*n]...)
-	c.mu.Unlock()
-	args := []string{"volume", "remove-brick", volume}
-	if v.kind.Replica >= 2 {
-		args = append(args, "replica", strconv.Itoa(v.kind.Replica))
-	}
-	for _, b := range gone {
-		args = append(args, c.Host(b.node)+":"+b.path)
-	}
+	v, gone, args := c.removeBrickArgs(t, volume, set)
+	n := len(gone)
 	verb := func(w string) []string { return append(append([]string{}, args...), w) }
 	var st RebalanceStatus
 	for try := 1; ; try++ {
@@ -234,17 +224,34 @@ func (c *Cluster) RebalanceLog(volume string, words ...string) []string {
 	return out
 }
 
+// removeBrickArgs returns the volume, the bricks of subvolume set, and
+// `volume remove-brick VOL [replica N] BRICKS...`.
+func (c *Cluster) removeBrickArgs(t T, volume string, set int) (*vol, []*brick, []string) {
+	t.Helper()
+	v := c.vol(t, volume)
+	c.mu.Lock()
+	n := v.kind.Set()
+	gone := append([]*brick{}, v.bricks[set*n:(set+1)*n]...)
+	replica := v.kind.Replica
+	c.mu.Unlock()
+	args := []string{"volume", "remove-brick", volume}
+	if replica >= 2 {
+		args = append(args, "replica", strconv.Itoa(replica))
+	}
+	for _, b := range gone {
+		args = append(args, c.Host(b.node)+":"+b.path)
+	}
+	return v, gone, args
+}
+
 // RemoveEmptyBrick removes subvolume set, which must hold no file data
 // (a set just added, before any rebalance), with `remove-brick ... force`:
 // nothing to migrate. (A `remove-brick start` of such a set still crawls
 // the volume and, on 10.3, fails on hard-linked files elsewhere.)
 func (c *Cluster) RemoveEmptyBrick(t T, volume string, set int) {
 	t.Helper()
-	v := c.vol(t, volume)
-	c.mu.Lock()
-	n := v.kind.Set()
-	gone := append([]*brick{}, v.bricks[set*n:(set+1)*n]...)
-	c.mu.Unlock()
+	v, gone, args := c.removeBrickArgs(t, volume, set)
+	n := len(gone)
 	for _, b := range gone {
 		_ = filepath.WalkDir(b.path, func(p string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() && d.Name() == ".glusterfs" {
@@ -257,13 +264,6 @@ func (c *Cluster) RemoveEmptyBrick(t T, volume string, set int) {
 			}
 			return nil
 		})
-	}
-	args := []string{"volume", "remove-brick", volume}
-	if v.kind.Replica >= 2 {
-		args = append(args, "replica", strconv.Itoa(v.kind.Replica))
-	}
-	for _, b := range gone {
-		args = append(args, c.Host(b.node)+":"+b.path)
 	}
 	c.MustGluster(t, c.cliNode(t), append(args, "force")...)
 	c.mu.Lock()

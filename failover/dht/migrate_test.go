@@ -19,15 +19,7 @@ import (
 // destination fd used in phase 1 is released.
 func TestMigrationPhase1(t *testing.T) {
 	e := newEnv(t, 2, DefaultOptions())
-	var name string
-	var g xdr.GFID
-	for i := 0; name == ""; i++ {
-		n := fmt.Sprintf("f%d", i)
-		gg := e.create(xdr.RootGFID, n)
-		if d, _ := e.where(xdr.RootGFID, n); slices.Equal(d, []int{0}) {
-			name, g = n, gg
-		}
-	}
+	name, g := e.createOn(0)
 	f, _, err := e.d.Open(e.ctx, g, uint32(syscall.O_RDWR), nil)
 	e.must(err, "open")
 	_, _, _, err = e.d.Write(e.ctx, f, 0, []byte("aaaaaaaa"), nil)
@@ -133,15 +125,7 @@ func TestMigrationPhase1UnknownDestination(t *testing.T) {
 // is made where the file is (dht_writev_cbk on dht_inode_missing).
 func TestMigrationSourceRemoved(t *testing.T) {
 	e := newEnv(t, 2, DefaultOptions())
-	var name string
-	var g xdr.GFID
-	for i := 0; name == ""; i++ {
-		n := fmt.Sprintf("f%d", i)
-		gg := e.create(xdr.RootGFID, n)
-		if d, _ := e.where(xdr.RootGFID, n); slices.Equal(d, []int{0}) {
-			name, g = n, gg
-		}
-	}
+	name, g := e.createOn(0)
 	f, _, err := e.d.Open(e.ctx, g, uint32(syscall.O_RDWR), nil)
 	e.must(err, "open")
 	_, _, _, err = e.d.Write(e.ctx, f, 0, []byte("before"), nil)
@@ -156,4 +140,17 @@ func TestMigrationSourceRemoved(t *testing.T) {
 		t.Errorf("the file holds %q", b)
 	}
 	e.must(e.d.Release(e.ctx, f), "release")
+}
+
+// createOn creates files in the root until one lands on subvolume sub,
+// and returns its name and gfid.
+func (e *env) createOn(sub int) (string, xdr.GFID) {
+	e.t.Helper()
+	for i := 0; ; i++ {
+		n := fmt.Sprintf("f%d", i)
+		g := e.create(xdr.RootGFID, n)
+		if d, _ := e.where(xdr.RootGFID, n); slices.Equal(d, []int{sub}) {
+			return n, g
+		}
+	}
 }

@@ -134,15 +134,7 @@ func TestRegraphAdd(t *testing.T) {
 // again, and an fd opened on it finds its file where it was moved.
 func TestRegraphRemove(t *testing.T) {
 	e := newEnv(t, 3, DefaultOptions())
-	var on0 string
-	var g xdr.GFID
-	for i := 0; on0 == ""; i++ {
-		n := fmt.Sprintf("f%d", i)
-		gg := e.create(xdr.RootGFID, n)
-		if d, _ := e.where(xdr.RootGFID, n); slices.Equal(d, []int{0}) {
-			on0, g = n, gg
-		}
-	}
+	on0, g := e.createOn(0)
 	f, _, err := e.d.Open(e.ctx, g, uint32(syscall.O_RDWR), nil)
 	e.must(err, "open")
 	_, _, _, err = e.d.Write(e.ctx, f, 0, []byte("before"), nil)

@@ -67,6 +67,7 @@ type Volume struct {
 
 	mu       sync.Mutex      // serializes Reconfigure, the only writer of the nodes' translators
 	undo     []func()        // GUARDED_BY(mu); what a refused Reconfigure built, to close
+	closed   bool            // GUARDED_BY(mu); Close was called: Reconfigure refuses
 	retiring []chan struct{} // GUARDED_BY(mu); closed to end the grace of subvolumes that left
 	wg       sync.WaitGroup  // the goroutines retiring them
 }
@@ -99,6 +100,7 @@ func (v *Volume) Status() fop.Status {
 // Close stops every node: the replica sets' heal, then every brick.
 func (v *Volume) Close() error {
 	v.mu.Lock()
+	v.closed = true
 	for _, stop := range v.retiring {
 		close(stop)
 	}

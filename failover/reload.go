@@ -40,6 +40,9 @@ func (v *Volume) Reconfigure(g *volfile.Graph) ([]string, error) {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.closed {
+		return nil, fmt.Errorf("the mount is closing; the new volfile is not applied")
+	}
 	top := carriedNode(g.Top)
 	if was, now := liveShape(v.top.x), liveShape(top); was != now {
 		return nil, fmt.Errorf("the volume's graph changed from %s to %s; remount to use it", was, now)

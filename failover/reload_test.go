@@ -249,3 +249,25 @@ func TestReconfigureDistributeRefusesReplicaChange(t *testing.T) {
 		t.Fatalf("after the refusal the volume has %d subvolumes", n)
 	}
 }
+
+// A volfile arriving while the mount closes is not applied: nothing is
+// built or retired behind Close's back.
+func TestReconfigureAfterClose(t *testing.T) {
+	var fakes []*bricktest.Fake
+	for i := 0; i < 2; i++ {
+		fakes = append(fakes, bricktest.New(t, bricktest.Options{BrickPath: fmt.Sprintf("/bricks/b%d", i)}))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := Open(ctx, mustGraph(t, distVolfile(fakes[:1], [][]int{{0}}, "")), Options{}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
+	if _, err := v.Reconfigure(mustGraph(t, distVolfile(fakes, [][]int{{0}, {1}}, ""))); err == nil {
+		t.Fatal("a volfile was applied after Close")
+	}
+	if n := len(fakes[1].BrickConns()); n != 0 {
+		t.Errorf("the new brick was connected after Close (%d connections)", n)
+	}
+}

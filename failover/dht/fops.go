@@ -162,6 +162,12 @@ func (b *bySub[T]) get(i int) T {
 func (d *DHT) Truncate(ctx context.Context, g xdr.GFID, size uint64, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
 	fn := func(i int) (err error) {
 		pre, post, rx, err = d.kid(i).Truncate(ctx, g, size, xd)
+		if err == nil && migrated(post) {
+			// A linkto file now: the file was migrated away. ESTALE
+			// makes onFile find it and truncate it there
+			// (dht_truncate_cbk's phase-2 check).
+			return errSourceGone
+		}
 		if err == nil && phase1(post) {
 			err = d.mirrorGFID(ctx, g, i, func(t int, extra xdr.Dict) error {
 				_, _, _, err := d.kid(t).Truncate(ctx, g, size, withExtra(xd, extra))
@@ -683,7 +689,21 @@ func (d *DHT) Flush(ctx context.Context, f *fop.Fd, xd xdr.Dict) (rx xdr.Dict, e
 // Fsync syncs where the file is.
 func (d *DHT) Fsync(ctx context.Context, f *fop.Fd, datasync bool, xd xdr.Dict) (rx xdr.Dict, err error) {
 	err = d.onFd(ctx, f, func(i int, f *fop.Fd) (err error) { rx, err = d.kid(i).Fsync(ctx, f, datasync, xd); return err })
-	return rx, err
+	if err != nil {
+		return rx, err
+	}
+	// Changes repeated on the copy a migration fills are synced there
+	// too (dht_fsync_cbk syncs the destination in phase 1).
+	if v, ok := f.Ctx(phase1Key{}); ok {
+		defer d.lockFollow(f.GFID)()
+		if v, ok = f.Ctx(phase1Key{}); ok { // still kept under the lock
+			m := v.(*moved)
+			if _, ferr := d.kid(m.sub).Fsync(ctx, m.fd, datasync, nil); ferr != nil && !missing(ferr) {
+				return rx, ferr
+			}
+		}
+	}
+	return rx, nil
 }
 
 // Fsyncdir syncs every copy of a directory.
@@ -842,22 +862,43 @@ func (d *DHT) CopyFileRange(ctx context.Context, in *fop.Fd, offIn uint64, out *
 		return 0, xdr.Iatt{}, nil, d.errf("COPY_FILE_RANGE", in.GFID, syscall.EXDEV, "source and destination are on different subvolumes")
 	}
 	n, post, rx, err := d.kid(si).CopyFileRange(ctx, inf, offIn, outf, offOut, size, flags, xd)
-	if err == nil && n > 0 && phase1(post) {
+	redo := d.errf("COPY_FILE_RANGE", out.GFID, syscall.EXDEV, "a file was migrated during the copy; the kernel copies this range itself")
+	switch {
+	case err != nil && missing(err):
+		// A copy gone: the daemon finished moving a file and removed
+		// its old copy. The kernel's own copy goes through the fds,
+		// which follow files.
+		return 0, xdr.Iatt{}, nil, redo
+	case err != nil:
+		return 0, xdr.Iatt{}, nil, err
+	case n > 0 && migrated(post):
+		// The destination's copy had become a linkto file: what landed
+		// there is not the file's.
+		return 0, xdr.Iatt{}, nil, redo
+	case n == 0 && size > 0:
+		// An empty copy may be a source migrated away (its old copy is
+		// an empty linkto file), as a read may (Read).
+		if st, _, serr := d.kid(si).Fstat(ctx, inf, nil); serr == nil && migrated(st) {
+			return 0, xdr.Iatt{}, nil, redo
+		}
+	case phase1(post):
 		// The destination file is being migrated: its new copy gets the
-		// copied bytes too, read back from where they landed.
+		// copied bytes too, read back (as root, through an anonymous fd:
+		// out may be write-only) from where they landed.
+		rfd := fop.AnonFd(out.GFID, uint32(syscall.O_RDONLY))
 		for done := uint64(0); done < n && err == nil; {
 			chunk := uint32(min(n-done, 1<<20))
 			var b []byte
-			if b, _, err = d.kid(so).Read(ctx, outf, offOut+done, chunk, nil); err != nil || len(b) == 0 {
+			if b, _, err = d.kid(so).Read(asRoot(ctx), rfd, offOut+done, chunk, nil); err != nil || len(b) == 0 {
 				break
 			}
-			var redo bool
-			redo, err = d.mirror(ctx, out, so, func(i int, f *fop.Fd, extra xdr.Dict) (xdr.Iatt, error) {
+			var again bool
+			again, err = d.mirror(ctx, out, so, func(i int, f *fop.Fd, extra xdr.Dict) (xdr.Iatt, error) {
 				_, q, _, err := d.kid(i).Write(ctx, f, offOut+done, b, withExtra(nil, extra))
 				return q, err
 			})
-			if redo && err == nil {
-				err = d.errf("COPY_FILE_RANGE", out.GFID, syscall.EXDEV, "the destination finished migrating during the copy; copy again")
+			if again && err == nil {
+				err = redo
 			}
 			done += uint64(len(b))
 		}

@@ -278,7 +278,7 @@ func (d *DHT) everywhere(ctx context.Context, parent xdr.GFID, name string, xd x
 		a := as[data]
 		d.setFile(a.st.GFID, data)
 		linkOn := hs >= 0 && hs != data && link == hs && as[hs].st.GFID == a.st.GFID
-		if linkOn && d.linktoTarget(as[hs].x) != data {
+		if linkOn && d.linktoTarget(as[hs].x) != data && allAnswered(as) {
 			// The linkto file names another subvolume, or one the volume
 			// no longer has by that name (a remove-brick commit
 			// renumbers the sets after the one removed): point it at the
@@ -318,6 +318,17 @@ func (d *DHT) everywhere(ctx context.Context, parent xdr.GFID, name string, xd x
 		return resolved{}, d.errf("LOOKUP", parent, syscall.ENOENT, "%s: only a linkto file whose data is gone", name)
 	}
 	return resolved{}, pickErr(errs)
+}
+
+// allAnswered reports whether every subvolume of the volume answered a
+// lookup (found or not): a copy elsewhere would have shown.
+func allAnswered(as []answer) bool {
+	for _, a := range as {
+		if !a.gone && a.err != nil && !missing(a.err) {
+			return false
+		}
+	}
+	return true
 }
 
 // repointLinkto makes the linkto file of gfid g on subvolume on name

@@ -117,7 +117,8 @@ type phase1Key struct{}
 // opened there (as root: the destination has the linkto mode until the
 // migration ends) and kept in f until it is released or follows. A kept
 // fd whose file was unlinked since (a migration abandoned, then started
-// again with a new destination) is replaced. REQUIRES f's follow lock.
+// again with a new destination: the daemon empties an abandoned one, and
+// a new start makes it again) is replaced. REQUIRES f's follow lock.
 func (d *DHT) dstFd(ctx context.Context, f *fop.Fd, t int) (*fop.Fd, error) {
 	if f.Anon {
 		return &fop.Fd{GFID: f.GFID, Anon: true}, nil
@@ -157,14 +158,14 @@ func (d *DHT) dropDstFd(ctx context.Context, f *fop.Fd) {
 // change. redo reports that the source is gone instead: the migration
 // ended, and the change must be made again where the file is now.
 func (d *DHT) mirror(ctx context.Context, f *fop.Fd, src int, fn func(i int, f *fop.Fd, extra xdr.Dict) (xdr.Iatt, error)) (redo bool, err error) {
-	defer d.lockFollow(f.GFID)()
-	t, err := d.migrationDst(ctx, f.GFID, src)
+	t, err := d.migrationDst(ctx, f.GFID, src) // not under the lock: it may wait
 	if err == errSourceGone {
 		return true, nil
 	}
 	if err != nil || t < 0 {
 		return false, err
 	}
+	defer d.lockFollow(f.GFID)()
 	df, err := d.dstFd(ctx, f, t)
 	if err != nil {
 		if missing(err) {

@@ -151,6 +151,9 @@ func (c *Client) opErr(proc uint32, gfid xdr.GFID, err error) error {
 	var re *sunrpc.RPCError
 	if errors.As(err, &re) {
 		c.log.Error("brick rejected a request", zap.String("fop", FopName(proc)), zap.Error(err))
+		if !re.Denied && re.Stat == sunrpc.ProcUnavail {
+			en = syscall.ENOSYS // a brick without this fop (an older GlusterFS)
+		}
 	}
 	return &OpError{Brick: c.cfg.Name, Fop: FopName(proc), GFID: gfid, Errno: en, Err: err}
 }

@@ -46,6 +46,7 @@ type FS struct {
 	log  *zap.Logger
 
 	groups groupCache
+	clones cloneFds // copy_file_range destination fds (clone.go)
 
 	// lkOwners holds the lock owner of a FLUSH in flight per caller pid:
 	// go-fuse does not pass FlushIn.LockOwner to the node API, so the raw

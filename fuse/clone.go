@@ -3,6 +3,7 @@ package fuse
 import (
 	"container/list"
 	"context"
+	"fmt"
 	"sync"
 	"syscall"
 	"time"
@@ -30,9 +31,10 @@ import (
 // destination fd is kept per destination file and used for all copies
 // into it, which bounds that leak to one fd per file cloned into.
 
-// cloneChunk bounds one copy: the kernel loops on short counts, and each
-// call stays well below the 32-bit count of opcode 47.
-const cloneChunk = 1 << 30
+// cloneChunk bounds one copy: the kernel loops on short counts. A brick
+// without reflink copies in its kernel and stalls its other clients while
+// it does (gluster-clone.md §1.8): 64 MiB, as AFR's rounds.
+const cloneChunk = 64 << 20
 
 // maxCloneFds bounds the destination fds kept; past it the least recently
 // used one is released (the brick keeps it open anyway).
@@ -83,17 +85,19 @@ func (c *cloneFds) get(g xdr.GFID, open func() (*fop.Fd, error), release func(*f
 	return fd, nil
 }
 
-// drop forgets g's destination fd (after an error on it).
-func (c *cloneFds) drop(g xdr.GFID, release func(*fop.Fd)) {
+// drop forgets g's destination fd fd (after an error on it), unless
+// another copy replaced it already.
+func (c *cloneFds) drop(g xdr.GFID, fd *fop.Fd, release func(*fop.Fd)) {
 	c.mu.Lock()
 	e, ok := c.fds[g]
+	ok = ok && e.Value.(*cloneFd).fd == fd
 	if ok {
 		c.lru.Remove(e)
 		delete(c.fds, g)
 	}
 	c.mu.Unlock()
 	if ok {
-		release(e.Value.(*cloneFd).fd)
+		release(fd)
 	}
 }
 
@@ -113,7 +117,8 @@ var _ = (fs.NodeCopyFileRanger)((*node)(nil))
 // EOPNOTSUPP and the kernel copies.
 func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint64, out *fs.Inode, fhOut fs.FileHandle, offOut uint64, length uint64, flags uint64) (uint32, syscall.Errno) {
 	dst, ok := out.Operations().(*node)
-	if _, isFile := fhOut.(*file); !ok || !isFile || flags != 0 {
+	hOut, isFile := fhOut.(*file)
+	if !ok || !isFile || flags != 0 {
 		return 0, syscall.EXDEV
 	}
 	if _, isFile := fhIn.(*file); !isFile {
@@ -121,12 +126,20 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint
 	}
 	length = min(length, cloneChunk)
 	start := time.Now()
-	cctx := n.fsys.caller(ctx, nil)
+	// The kernel checked the application's fds (source readable,
+	// destination writable); the copy's own fds are the layer's, opened
+	// as an internal frame: the files' modes may no longer let the caller
+	// open them (cp of a 0444 file), and the copy must not fail for that.
+	cctx := fop.AsInternal(n.fsys.caller(ctx, nil))
 	vol := n.vol()
 	release := func(f *fop.Fd) { _ = vol.Release(context.Background(), f) }
+	kernel := func(why string, err error) (uint32, syscall.Errno) {
+		n.fsys.log.Debug("copy_file_range left to the kernel", zap.String("why", why), zap.Stringer("from", n.gfid), zap.Stringer("to", dst.gfid), zap.Error(err))
+		return 0, syscall.EOPNOTSUPP
+	}
 	in, _, err := vol.Open(cctx, n.gfid, uint32(syscall.O_RDONLY), nil)
 	if err != nil {
-		return 0, n.fsys.fail("COPY_FILE_RANGE", err)
+		return kernel("the source could not be opened for the copy", err)
 	}
 	defer release(in)
 	outFd, err := n.fsys.clones.get(dst.gfid, func() (*fop.Fd, error) {
@@ -134,21 +147,34 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint
 		return f, err
 	}, release)
 	if err != nil {
-		return 0, n.fsys.fail("COPY_FILE_RANGE", err)
+		return kernel("the destination could not be opened for the copy", err)
 	}
 	cnt, _, _, err := vol.CopyFileRange(cctx, in, offIn, outFd, offOut, length, 0, nil)
 	if err != nil {
-		switch en := fop.Errno(err); {
-		case en == syscall.EXDEV, en == syscall.EOPNOTSUPP, en == syscall.ENOSYS:
-			// Not possible here: the kernel copies this call.
-			n.fsys.log.Debug("copy_file_range left to the kernel", zap.Stringer("from", n.gfid), zap.Stringer("to", dst.gfid), zap.Error(err))
-			return 0, syscall.EOPNOTSUPP
-		case en == syscall.EBADF:
-			n.fsys.clones.drop(dst.gfid, release)
+		n.fsys.clones.drop(dst.gfid, outFd, release)
+		switch fop.Errno(err) {
+		case syscall.EXDEV, syscall.EOPNOTSUPP, syscall.ENOSYS, syscall.ESTALE:
+			// Not possible here (files on two replica sets, a sharded
+			// file, bricks without the fop, a source not readable on
+			// enough bricks): the kernel copies through the application's
+			// fds.
+			return kernel("the volume cannot copy this range", err)
 		}
 		return 0, n.fsys.fail("COPY_FILE_RANGE", err)
 	}
-	n.fsys.log.Info("copy_file_range done by the bricks", zap.Stringer("from", n.gfid), zap.Stringer("to", dst.gfid),
+	if cnt > length {
+		n.fsys.clones.drop(dst.gfid, outFd, release)
+		return 0, n.fsys.fail("COPY_FILE_RANGE", &fop.OpError{Brick: "fuse", Fop: "COPY_FILE_RANGE", GFID: dst.gfid, Errno: syscall.EIO,
+			Err: fmt.Errorf("the volume copied %d bytes of %d asked", cnt, length)})
+	}
+	if hOut.fd.Flags&(syscall.O_DSYNC|syscall.O_SYNC) != 0 {
+		// The application's writes to that file are synchronous: so is
+		// the copy (the kernel's own copy would write through its fd).
+		if _, err := vol.Fsync(cctx, outFd, hOut.fd.Flags&syscall.O_SYNC != syscall.O_SYNC, nil); err != nil {
+			return 0, n.fsys.fail("COPY_FILE_RANGE", err)
+		}
+	}
+	n.fsys.log.Debug("copy_file_range done by the bricks", zap.Stringer("from", n.gfid), zap.Stringer("to", dst.gfid),
 		zap.Uint64("bytes", cnt), zap.Duration("took", time.Since(start).Round(time.Microsecond)),
 		zap.Int("destination fds kept", n.fsys.clones.count()))
 	return uint32(cnt), 0

@@ -66,6 +66,12 @@ type DHT struct {
 
 	cur     atomic.Pointer[view] // the subvolumes now
 	regraph sync.Mutex           // serializes Regraph
+	// distrust: a subvolume left the volume. A name hashing elsewhere
+	// than its data had its linkto file there only if that was the
+	// subvolume removed (remove-brick does not move linkto files), so a
+	// miss where a name hashes is never trusted again: it is looked up
+	// everywhere, which also makes the missing linkto file.
+	distrust atomic.Bool
 
 	optMu sync.Mutex
 	opts  Options // GUARDED_BY(optMu)
@@ -225,6 +231,9 @@ func (d *DHT) Regraph(kids []fop.Subvolume) (added, removed []string, err error)
 		return nil, nil, err
 	}
 	d.cur.Store(nv)
+	if len(removed) > 0 {
+		d.distrust.Store(true)
+	}
 	d.mu.Lock()
 	d.inodes = map[xdr.GFID]*inode{xdr.RootGFID: {dir: true, mds: -1}}
 	d.volCommit = 0

@@ -222,7 +222,7 @@ func (d *DHT) resolve(ctx context.Context, parent xdr.GFID, name string, xd xdr.
 		if !o.LookupOptimize && !o.LookupUnhashed {
 			return resolved{}, err
 		}
-		if o.LookupOptimize && pl.commitMatches(vc) {
+		if o.LookupOptimize && !d.distrust.Load() && pl.commitMatches(vc) {
 			// The layout says the name would be here. Trust that only
 			// from a layout read lately: after another client's
 			// fix-layout a new name may hash elsewhere.

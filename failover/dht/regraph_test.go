@@ -318,3 +318,48 @@ func TestLinktoRepointed(t *testing.T) {
 		t.Errorf("the linkto file names %q, want %q", v, e.m[data[0]].Name())
 	}
 }
+
+// After a remove-brick commit, a file whose linkto file was on the removed
+// subvolume has none where its name hashes now, though the layout carries
+// the volume's commit hash: the miss is looked up everywhere (and the
+// linkto file made) instead of trusted.
+func TestRegraphRemoveDistrustsMisses(t *testing.T) {
+	e := newEnv(t, 3, DefaultOptions())
+	// The volume was rebalanced: the root's layout carries its commit hash.
+	for i := range e.m {
+		e.must(fop.ErrOnly(e.m[i].Setxattr(e.ctx, xdr.RootGFID, xdr.Dict{}.With(xattrCommitHash, xdr.Str("77")), 0, nil)), "commit hash")
+	}
+	third := []slice{{start: 0, stop: 0x55555554}, {start: 0x55555555, stop: 0xaaaaaaa9}, {start: 0xaaaaaaaa, stop: 0xffffffff}}
+	for i, s := range third {
+		s.has, s.commit = true, 77
+		e.must(fop.ErrOnly(e.m[i].Setxattr(e.ctx, xdr.RootGFID, xdr.Dict{}.With(xattrLayout, xdr.Ptr(s.encode())), 0, nil)), "layout")
+	}
+	// A file on subvolume 2 whose name hashes to 0 after the removal of
+	// 1 (whose range goes to 0 here), its linkto file having been on 1.
+	var name string
+	for i := 0; name == ""; i++ {
+		n := fmt.Sprintf("n%d", i)
+		if h := hashName([]byte(n)); h >= 0x55555555 && h <= 0xaaaaaaa9 {
+			name = n
+		}
+	}
+	g := e.gfid()
+	nf, _, _, err := e.m[2].Create(e.ctx, xdr.RootGFID, name, uint32(syscall.O_RDWR), 0o644, 0, g, nil)
+	e.must(err, "data")
+	e.must(e.m[2].Release(e.ctx, nf), "release")
+	_, _, err = e.d.Regraph([]fop.Subvolume{e.m[0], e.m[2]})
+	e.must(err, "regraph")
+	two := []slice{{start: 0, stop: 0xaaaaaaa9}, {start: 0xaaaaaaaa, stop: 0xffffffff}}
+	for j, i := range []int{0, 2} {
+		s := two[j]
+		s.has, s.commit = true, 77
+		e.must(fop.ErrOnly(e.m[i].Setxattr(e.ctx, xdr.RootGFID, xdr.Dict{}.With(xattrLayout, xdr.Ptr(s.encode())), 0, nil)), "layout")
+	}
+	st, _, err := e.d.Lookup(e.ctx, xdr.RootGFID, name, xdr.GFID{}, nil)
+	if err != nil || st.GFID != g {
+		t.Fatalf("lookup of a file whose linkto file left with its subvolume: %v %v", st.GFID, err)
+	}
+	if _, links := e.where(xdr.RootGFID, name); !slices.Equal(links, []int{0}) {
+		t.Errorf("linkto files on %v, want one made on 0 where the name hashes now", links)
+	}
+}

@@ -41,15 +41,6 @@ func asNobody(t *testing.T, dir string, args ...string) string {
 	return string(out)
 }
 
-func needTool(t *testing.T, tool, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		need(t, false, bothEnvs, "%s not found; install %s (bash scripts/deps.sh)", tool, pkg)
-	}
-	return p
-}
-
 // TestBrickfsGlusterfsDropIn mounts through `mount -t glusterfs` with
 // brickfs as the helper (in a mount namespace of its own, see dropIn) and
 // runs what Cinder, os-brick, Nova and QEMU do with such a mount, beside

@@ -43,6 +43,7 @@ type Cluster struct {
 	chain   string           // GUARDED_BY(mu): iptables chain, "" until first DropHost
 	seq     int              // GUARDED_BY(mu): counter for mount and log names
 	mounts  map[string]mount // GUARDED_BY(mu): live mounts by mount point
+	fss     []*BackingFS     // GUARDED_BY(mu): filesystems MakeFS made, in order
 }
 
 type node struct {
@@ -415,6 +416,8 @@ func (c *Cluster) waitPeers(t T, n int) {
 func (c *Cluster) teardown() {
 	t := c.t
 	start := time.Now()
+	// A process blocked on a frozen filesystem cannot even be killed.
+	c.thawAll()
 	// Mounts first: their own cleanups normally did it already.
 	c.mu.Lock()
 	var mps []string
@@ -479,6 +482,7 @@ func (c *Cluster) teardown() {
 			}
 		}
 	}
+	c.removeFSs()
 	for _, mp := range mountsUnder(c.Dir) {
 		t.Errorf("teardown: %s still mounted; lazy unmount", mp)
 		run(30*time.Second, "umount", "-l", mp)

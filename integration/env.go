@@ -56,6 +56,17 @@ var (
 	bothEnvs    = []string{RequireGluster, RequireFuse}
 )
 
+// needTool fails (or skips, see [RequireFuse]) unless tool is on the PATH;
+// pkg is the Debian package that has it.
+func needTool(t T, tool, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		need(t, false, bothEnvs, "%s not found; install %s (bash scripts/deps.sh)", tool, pkg)
+	}
+	return p
+}
+
 // RequireRoot skips (or fails, see [RequireFuse], [RequireGluster]) unless
 // the test runs as root.
 func RequireRoot(t T) {

@@ -107,7 +107,30 @@ func (c *Cluster) CreateVolume(t T, name string, kind Kind, nodes ...int) {
 	if len(nodes) != n {
 		t.Fatalf("CreateVolume %s: %s needs %d bricks, got nodes %v", name, kind, n, nodes)
 	}
-	v := &vol{name: name, kind: kind}
+	var bricks []*brick
+	for i, nn := range nodes {
+		bricks = append(bricks, &brick{node: nn, path: filepath.Join(c.node(nn).dir, "bricks", fmt.Sprintf("%s-b%d", name, i))})
+	}
+	c.createVolume(t, name, kind, bricks)
+}
+
+// CreateVolumeOn is CreateVolume with brick i in a directory of its own on
+// fss[i] (made by MakeFS), on that filesystem's node.
+func (c *Cluster) CreateVolumeOn(t T, name string, kind Kind, fss ...*BackingFS) {
+	t.Helper()
+	if len(fss) != kind.Bricks() {
+		t.Fatalf("CreateVolumeOn %s: %s needs %d bricks, got %d filesystems", name, kind, kind.Bricks(), len(fss))
+	}
+	var bricks []*brick
+	for i, f := range fss {
+		bricks = append(bricks, &brick{node: f.Node, path: filepath.Join(f.Dir, fmt.Sprintf("%s-b%d", name, i))})
+	}
+	c.createVolume(t, name, kind, bricks)
+}
+
+func (c *Cluster) createVolume(t T, name string, kind Kind, bricks []*brick) {
+	t.Helper()
+	v := &vol{name: name, kind: kind, bricks: bricks}
 	args := []string{"volume", "create", name}
 	if kind.Replica >= 2 {
 		args = append(args, "replica", strconv.Itoa(kind.Replica))
@@ -116,10 +139,8 @@ func (c *Cluster) CreateVolume(t T, name string, kind Kind, nodes ...int) {
 		}
 	}
 	args = append(args, "transport", "tcp")
-	for i, nn := range nodes {
-		b := &brick{node: nn, path: filepath.Join(c.node(nn).dir, "bricks", fmt.Sprintf("%s-b%d", name, i))}
-		v.bricks = append(v.bricks, b)
-		args = append(args, c.Host(nn)+":"+b.path)
+	for _, b := range bricks {
+		args = append(args, c.Host(b.node)+":"+b.path)
 	}
 	args = append(args, "force")
 	c.mu.Lock()

@@ -26,8 +26,9 @@ declare -A probe=(
 	[xfsprogs]=xfs_io
 	[systemd]=systemd-escape
 	[util-linux]=unshare
+	[e2fsprogs]=filefrag
 )
-order=(glusterfs-server glusterfs-client fuse3 fio attr iptables tshark psmisc procps qemu-utils qemu-system-x86 xfsprogs systemd util-linux)
+order=(glusterfs-server glusterfs-client fuse3 fio attr iptables tshark psmisc procps qemu-utils qemu-system-x86 xfsprogs systemd util-linux e2fsprogs)
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/sbin/$1" ] || [ -x "/usr/sbin/$1" ]; }
 

@@ -122,6 +122,12 @@ const (
 	SetAttrMtimeNow = 0x100
 )
 
+// XattrSubvolume is a virtual xattr of a file: the name of the
+// subvolume of the distribute layer that holds its data (ENODATA on a
+// volume that is not distributed). brickfs clone reads it to place a
+// clone's data beside its source's, where the bricks can reflink it.
+const XattrSubvolume = "trusted.brickfs.subvolume"
+
 // Seek whence values for SEEK.
 const (
 	SeekData = 0

@@ -200,6 +200,16 @@ func (d *DHT) Readlink(ctx context.Context, g xdr.GFID, xd xdr.Dict) (target str
 // Getxattr reads a file's xattrs where its data is, a directory's from
 // its first copy.
 func (d *DHT) Getxattr(ctx context.Context, g xdr.GFID, name string, xd xdr.Dict) (v, rx xdr.Dict, err error) {
+	if name == fop.XattrSubvolume {
+		i, dir, err := d.where(ctx, g)
+		if err != nil {
+			return nil, nil, err
+		}
+		if dir {
+			return nil, nil, d.errf("GETXATTR", g, syscall.ENODATA, "a directory is on every subvolume")
+		}
+		return xdr.Dict{{Key: name, Value: xdr.Str(d.subName(i))}}, nil, nil
+	}
 	fn := func(i int) (err error) { v, rx, err = d.kid(i).Getxattr(ctx, g, name, xd); return err }
 	err = d.inodeFop(ctx, g, fn, func() error { return d.oneCopy(ctx, g, fn) })
 	return v, rx, err

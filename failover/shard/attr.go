@@ -373,18 +373,3 @@ func (s *Shard) Removexattr(ctx context.Context, gfid xdr.GFID, name string, xd 
 	}
 	return s.Subvolume.Removexattr(ctx, gfid, name, xd)
 }
-
-// CopyFileRange is refused on sharded files (EOPNOTSUPP: the kernel then
-// copies the bytes itself); block-by-block copies are the clone issue's.
-func (s *Shard) CopyFileRange(ctx context.Context, in *fop.Fd, offIn uint64, out *fop.Fd, offOut, size uint64, flags uint32, xd xdr.Dict) (uint64, xdr.Iatt, xdr.Dict, error) {
-	for _, f := range []*fop.Fd{in, out} {
-		_, sharded, err := s.state(ctx, f.GFID, f)
-		if err != nil {
-			return 0, xdr.Iatt{}, nil, err
-		}
-		if sharded {
-			return 0, xdr.Iatt{}, nil, s.opErr("COPY_FILE_RANGE", f.GFID, syscall.EOPNOTSUPP, errors.New("copying sharded files block by block is not carried out yet"))
-		}
-	}
-	return s.Subvolume.CopyFileRange(ctx, in, offIn, out, offOut, size, flags, xd)
-}

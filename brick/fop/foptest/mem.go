@@ -1327,7 +1327,12 @@ func (m *Mem) CopyFileRange(ctx context.Context, in *fop.Fd, offIn uint64, out *
 		return 0, xdr.Iatt{}, nil, err
 	}
 	defer m.mu.Unlock()
-	if !m.opened[in] || in.Flags&syscall.O_ACCMODE == syscall.O_WRONLY ||
+	// An anonymous source works (the brick opens it O_RDWR); an
+	// anonymous destination does not (gluster-clone.md, table 3).
+	if in.Anon && (m.inodes[in.GFID] == nil || m.inodes[in.GFID].st.Nlink == 0) {
+		return 0, xdr.Iatt{}, nil, m.err("COPY_FILE_RANGE", in.GFID, syscall.ESTALE)
+	}
+	if !(m.opened[in] || in.Anon) || !in.Anon && in.Flags&syscall.O_ACCMODE == syscall.O_WRONLY || out.Anon ||
 		out.Flags&syscall.O_ACCMODE == syscall.O_RDONLY || out.Flags&syscall.O_APPEND != 0 || in.Dir || out.Dir {
 		return 0, xdr.Iatt{}, nil, m.err("COPY_FILE_RANGE", out.GFID, syscall.EBADF)
 	}

@@ -69,6 +69,7 @@ const usage = `brickfs: a GlusterFS client for VM volume files
 Usage:
   brickfs mount [-f] [-o OPTIONS] HOST[,HOST...]:/VOLUME[/DIR] MOUNTPOINT
   brickfs unmount MOUNTPOINT
+  brickfs clone [--force] [--quiet] SRC DST   instant clone on XFS reflink bricks (brickfs clone --help)
   brickfs install [--glusterfs|--revert|--uninstall|--status] [--root DIR]
   brickfs version
   mount -t brickfs HOST[,HOST...]:/VOLUME[/DIR] MOUNTPOINT [-o OPTIONS]
@@ -121,6 +122,8 @@ func Main(args []string, stderr io.Writer) int {
 		return runMount("brickfs", m, fg, stderr)
 	case "install":
 		return installMain(args[1:], stderr)
+	case "clone":
+		return cloneMain(args[1:], os.Stdout, stderr)
 	case "unmount", "umount":
 		if len(args) != 2 {
 			fmt.Fprintln(stderr, "brickfs: usage: brickfs unmount MOUNTPOINT")

@@ -1,0 +1,198 @@
+package integration
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// BackingFS is a filesystem made for bricks: a sparse image file in the run
+// directory on a loop device, mounted under its node's directory. XFS ones
+// are made with reflink=1, so a brick on them clones extents on
+// COPY_FILE_RANGE, and can be frozen (fsfreeze) to stall a brick's I/O
+// while it stays connected. The cluster's teardown thaws, unmounts and
+// detaches every one, also after a failure.
+type BackingFS struct {
+	Node  int    // 1-based node whose bricks it holds
+	Type  string // "xfs" (reflink=1) or "ext4"
+	Dir   string // mount point
+	Image string // backing image file
+	Dev   string // loop device
+
+	frozen bool // GUARDED_BY(Cluster.mu)
+}
+
+func (f *BackingFS) String() string { return fmt.Sprintf("%s %s on %s", f.Type, f.Dir, f.Dev) }
+
+// MakeFS makes a filesystem of fstype ("xfs" or "ext4") of sizeMiB on node
+// n and mounts it. XFS needs at least 300 MiB.
+func (c *Cluster) MakeFS(t T, n int, fstype string, sizeMiB int) *BackingFS {
+	t.Helper()
+	RequireRoot(t)
+	var mkfs []string
+	switch fstype {
+	case "xfs":
+		needTool(t, "mkfs.xfs", "xfsprogs")
+		mkfs = []string{"mkfs.xfs", "-q", "-m", "reflink=1"}
+	case "ext4":
+		needTool(t, "mkfs.ext4", "e2fsprogs")
+		mkfs = []string{"mkfs.ext4", "-q", "-F"}
+	default:
+		t.Fatalf("MakeFS: filesystem type %q; want xfs or ext4", fstype)
+	}
+	needTool(t, "losetup", "util-linux")
+	c.mu.Lock()
+	c.seq++
+	name := fmt.Sprintf("fs%d-%s", c.seq, fstype)
+	c.mu.Unlock()
+	f := &BackingFS{Node: n, Type: fstype,
+		Dir:   filepath.Join(c.node(n).dir, name),
+		Image: filepath.Join(c.node(n).dir, name+".img")}
+	img, err := os.Create(f.Image)
+	if err == nil {
+		err = img.Truncate(int64(sizeMiB) << 20)
+		if cerr := img.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		t.Fatalf("MakeFS: image: %v", err)
+	}
+	out, err := run(30*time.Second, "losetup", "--find", "--show", f.Image)
+	if err != nil {
+		t.Fatalf("MakeFS: losetup %s: %v: %s", f.Image, err, out)
+	}
+	f.Dev = strings.TrimSpace(out)
+	// Recorded before anything else can fail, so teardown detaches it.
+	c.mu.Lock()
+	c.fss = append(c.fss, f)
+	c.mu.Unlock()
+	if out, err := run(2*time.Minute, mkfs[0], append(mkfs[1:], f.Dev)...); err != nil {
+		t.Fatalf("MakeFS: %s %s: %v: %s", mkfs[0], f.Dev, err, out)
+	}
+	if err := os.MkdirAll(f.Dir, 0o755); err != nil {
+		t.Fatalf("MakeFS: %v", err)
+	}
+	if out, err := run(30*time.Second, "mount", f.Dev, f.Dir); err != nil {
+		t.Fatalf("MakeFS: mount %s on %s: %v: %s", f.Dev, f.Dir, err, out)
+	}
+	t.Logf("made %s (%d MiB) on node %d", f, sizeMiB, n)
+	return f
+}
+
+// Freeze freezes f (fsfreeze): every write and sync on it blocks until
+// Thaw, while the brick process stays up and answers pings.
+func (c *Cluster) Freeze(t T, f *BackingFS) {
+	t.Helper()
+	c.mu.Lock()
+	f.frozen = true // set first: teardown thaws even if fsfreeze was half done
+	c.mu.Unlock()
+	if out, err := run(30*time.Second, "fsfreeze", "--freeze", f.Dir); err != nil {
+		t.Fatalf("fsfreeze --freeze %s: %v: %s", f.Dir, err, out)
+	}
+}
+
+// Thaw undoes Freeze.
+func (c *Cluster) Thaw(t T, f *BackingFS) {
+	t.Helper()
+	if err := c.thaw(f); err != nil {
+		t.Fatalf("%v", err)
+	}
+}
+
+func (c *Cluster) thaw(f *BackingFS) error {
+	c.mu.Lock()
+	frozen := f.frozen
+	c.mu.Unlock()
+	if !frozen {
+		return nil
+	}
+	if out, err := run(30*time.Second, "fsfreeze", "--unfreeze", f.Dir); err != nil && !strings.Contains(out, "Invalid argument") {
+		return fmt.Errorf("fsfreeze --unfreeze %s: %v: %s", f.Dir, err, out)
+	}
+	c.mu.Lock()
+	f.frozen = false
+	c.mu.Unlock()
+	return nil
+}
+
+// Used is the space in use on f, in bytes (what df shows as Used).
+func (f *BackingFS) Used(t T) int64 {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(f.Dir, &st); err != nil {
+		t.Fatalf("statfs %s: %v", f.Dir, err)
+	}
+	return int64(st.Blocks-st.Bfree) * st.Bsize
+}
+
+// thawAll thaws every frozen filesystem: first in teardown, as a brick
+// blocked on a frozen filesystem cannot even be killed.
+func (c *Cluster) thawAll() {
+	c.mu.Lock()
+	fss := append([]*BackingFS(nil), c.fss...)
+	c.mu.Unlock()
+	for _, f := range fss {
+		if err := c.thaw(f); err != nil {
+			c.t.Errorf("teardown: %v", err)
+		}
+	}
+}
+
+// removeFSs unmounts and detaches every filesystem MakeFS made, once no
+// process uses them.
+func (c *Cluster) removeFSs() {
+	c.mu.Lock()
+	fss := c.fss
+	c.fss = nil
+	c.mu.Unlock()
+	for i := len(fss) - 1; i >= 0; i-- {
+		f := fss[i]
+		if mounted(f.Dir) {
+			if out, err := run(time.Minute, "umount", f.Dir); err != nil {
+				c.t.Errorf("teardown: umount %s: %v: %s; lazy unmount", f.Dir, err, out)
+				run(30*time.Second, "umount", "-l", f.Dir)
+			}
+		}
+		if out, err := run(30*time.Second, "losetup", "-d", f.Dev); err != nil {
+			c.t.Errorf("teardown: losetup -d %s: %v: %s", f.Dev, err, out)
+		}
+	}
+}
+
+// Extents sums the extents of a file on a brick's filesystem as filefrag
+// -v lists them: the bytes it has allocated and how many of them are
+// shared with another file (reflinked).
+func Extents(t T, path string) (allocated, shared int64) {
+	t.Helper()
+	needTool(t, "filefrag", "e2fsprogs")
+	out, err := run(time.Minute, "filefrag", "-v", "-b4096", path)
+	if err != nil {
+		t.Fatalf("filefrag -v %s: %v: %s", path, err, out)
+	}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		// "   0:        0..    2047:         24..      2071:   2048:             last,shared,eof"
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) < 5 {
+			continue
+		}
+		if _, err := strconv.Atoi(strings.TrimSpace(fields[0])); err != nil {
+			continue
+		}
+		blocks, err := strconv.ParseInt(strings.TrimSpace(fields[3]), 10, 64)
+		if err != nil {
+			t.Fatalf("filefrag -v %s: cannot read %q", path, sc.Text())
+		}
+		allocated += blocks * 4096
+		if strings.Contains(fields[len(fields)-1], "shared") {
+			shared += blocks * 4096
+		}
+	}
+	return allocated, shared
+}

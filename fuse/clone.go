@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,16 +51,20 @@ type cloneFds struct {
 type cloneFd struct {
 	gfid xdr.GFID
 	fd   *fop.Fd
+	// copying is set once a copy into this file ran at the speed of a
+	// copy rather than of a clone: the bricks cannot reflink it, and
+	// later calls are cut to slowChunk (copy-offload=auto).
+	copying atomic.Bool
 }
 
 // get returns the kept destination fd of g, or opens one with open.
-func (c *cloneFds) get(g xdr.GFID, open func() (*fop.Fd, error), release func(*fop.Fd)) (*fop.Fd, error) {
+func (c *cloneFds) get(g xdr.GFID, open func() (*fop.Fd, error), release func(*fop.Fd)) (*cloneFd, error) {
 	c.mu.Lock()
 	if e, ok := c.fds[g]; ok {
 		c.lru.MoveToFront(e)
-		fd := e.Value.(*cloneFd).fd
+		cf := e.Value.(*cloneFd)
 		c.mu.Unlock()
-		return fd, nil
+		return cf, nil
 	}
 	c.mu.Unlock()
 	fd, err := open()
@@ -74,15 +79,16 @@ func (c *cloneFds) get(g xdr.GFID, open func() (*fop.Fd, error), release func(*f
 	if e, ok := c.fds[g]; ok { // another copy opened one meanwhile
 		release(fd)
 		c.lru.MoveToFront(e)
-		return e.Value.(*cloneFd).fd, nil
+		return e.Value.(*cloneFd), nil
 	}
-	c.fds[g] = c.lru.PushFront(&cloneFd{gfid: g, fd: fd})
+	cf := &cloneFd{gfid: g, fd: fd}
+	c.fds[g] = c.lru.PushFront(cf)
 	for c.lru.Len() > maxCloneFds {
 		old := c.lru.Remove(c.lru.Back()).(*cloneFd)
 		delete(c.fds, old.gfid)
 		release(old.fd)
 	}
-	return fd, nil
+	return cf, nil
 }
 
 // drop forgets g's destination fd fd (after an error on it), unless
@@ -108,13 +114,38 @@ func (c *cloneFds) count() int {
 	return len(c.fds)
 }
 
+// Copy offload policies (-o copy-offload=).
+const (
+	// OffloadAuto sends copies to the bricks, a data range at a time
+	// (holes in the source become holes, not zeros the bricks write),
+	// and cuts the calls into a file to slowChunk once one ran at the
+	// speed of a copy (bricks that cannot reflink stall their other
+	// clients for as long as one call copies).
+	OffloadAuto = "auto"
+	// OffloadBricks sends every copy to the bricks as asked, copyChunk
+	// at a time, holes included.
+	OffloadBricks = "bricks"
+	// OffloadKernel leaves every copy to the kernel (READ and WRITE
+	// through the mount).
+	OffloadKernel = "kernel"
+)
+
+// slowChunk bounds a call into a file the bricks copy rather than clone:
+// about 30 ms of a brick's time at 250 MiB/s (gluster-clone.md §1.8).
+const slowChunk = 8 << 20
+
+// cloneRate tells a clone from a copy: a reflink of 64 MiB takes a few
+// milliseconds, a copy in the brick's kernel 100 ms or more.
+const cloneRate = 1 << 30 // bytes per second
+
 var _ = (fs.NodeCopyFileRanger)((*node)(nil))
 
 // CopyFileRange copies length bytes from this file at offIn to out at
 // offOut through the volume's COPY_FILE_RANGE (a clone where the bricks
-// can), at most cloneChunk per call. Where the volume cannot (the files on
-// different replica sets, bricks without the fop) it answers EXDEV or
-// EOPNOTSUPP and the kernel copies.
+// can), at most the copy chunk per call, as the copy-offload policy says.
+// Where the volume cannot (the files on different replica sets, blocks
+// that do not line up, bricks without the fop) it answers EOPNOTSUPP and
+// the kernel copies.
 func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint64, out *fs.Inode, fhOut fs.FileHandle, offOut uint64, length uint64, flags uint64) (uint32, syscall.Errno) {
 	dst, ok := out.Operations().(*node)
 	hOut, isFile := fhOut.(*file)
@@ -124,7 +155,17 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint
 	if _, isFile := fhIn.(*file); !isFile {
 		return 0, syscall.EXDEV
 	}
-	length = min(length, cloneChunk)
+	policy := n.fsys.opts.CopyOffload
+	if policy == "" {
+		policy = OffloadAuto
+	}
+	if policy == OffloadKernel {
+		return 0, syscall.EOPNOTSUPP
+	}
+	chunk := uint64(n.fsys.opts.CopyChunk)
+	if chunk == 0 {
+		chunk = cloneChunk
+	}
 	start := time.Now()
 	// The kernel checked the application's fds (source readable,
 	// destination writable); the copy's own fds are the layer's, opened
@@ -142,30 +183,60 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint
 		return kernel("the source could not be opened for the copy", err)
 	}
 	defer release(in)
-	outFd, err := n.fsys.clones.get(dst.gfid, func() (*fop.Fd, error) {
+	cf, err := n.fsys.clones.get(dst.gfid, func() (*fop.Fd, error) {
 		f, _, err := vol.Open(cctx, dst.gfid, uint32(syscall.O_WRONLY), nil)
+		if err == nil {
+			n.fsys.log.Info("a file is cloned into: the bricks keep its fd open until they restart (GlusterFS 10.3)",
+				zap.Stringer("gfid", dst.gfid), zap.Int("destination fds kept", n.fsys.clones.count()+1))
+		}
 		return f, err
 	}, release)
 	if err != nil {
 		return kernel("the destination could not be opened for the copy", err)
 	}
-	cnt, _, _, err := vol.CopyFileRange(cctx, in, offIn, outFd, offOut, length, 0, nil)
+	outFd := cf.fd
+	var hole uint64
+	if policy != OffloadBricks {
+		if cf.copying.Load() {
+			chunk = min(chunk, slowChunk)
+		}
+		length = min(length, chunk)
+		hole, length = n.dataRange(cctx, in, offIn, length)
+	}
+	length = min(length, chunk)
+	var cnt uint64
+	what := "copy_file_range done by the bricks"
+	switch {
+	case hole > 0:
+		// The source has a hole here: the destination gets one too.
+		err = zeroRange(cctx, vol, outFd, offOut, hole)
+		cnt, what = hole, "copy_file_range of a hole made a hole"
+	case length == 0:
+		// At or past the source's end.
+	default:
+		cnt, _, _, err = vol.CopyFileRange(cctx, in, offIn, outFd, offOut, length, 0, nil)
+	}
 	if err != nil {
 		n.fsys.clones.drop(dst.gfid, outFd, release)
 		switch fop.Errno(err) {
 		case syscall.EXDEV, syscall.EOPNOTSUPP, syscall.ENOSYS, syscall.ESTALE:
-			// Not possible here (files on two replica sets, a sharded
-			// file, bricks without the fop, a source not readable on
-			// enough bricks): the kernel copies through the application's
-			// fds.
+			// Not possible here (files on two replica sets, blocks that
+			// do not line up, bricks without the fop, a source not
+			// readable on enough bricks): the kernel copies through the
+			// application's fds.
 			return kernel("the volume cannot copy this range", err)
 		}
 		return 0, n.fsys.fail("COPY_FILE_RANGE", err)
 	}
-	if cnt > length {
+	if cnt > max(length, hole) {
 		n.fsys.clones.drop(dst.gfid, outFd, release)
 		return 0, n.fsys.fail("COPY_FILE_RANGE", &fop.OpError{Brick: "fuse", Fop: "COPY_FILE_RANGE", GFID: dst.gfid, Errno: syscall.EIO,
 			Err: fmt.Errorf("the volume copied %d bytes of %d asked", cnt, length)})
+	}
+	took := time.Since(start)
+	if policy == OffloadAuto && hole == 0 && cnt >= 1<<20 && took > time.Duration(cnt)*time.Second/cloneRate && !cf.copying.Swap(true) {
+		n.fsys.log.Info("the bricks copy rather than clone into this file (not XFS with reflink=1?): later calls are cut to 8 MiB so that other clients of those bricks wait less",
+			zap.Stringer("to", dst.gfid), zap.Uint64("bytes", cnt), zap.Duration("took", took.Round(time.Microsecond)))
 	}
 	if hOut.fd.Flags&(syscall.O_DSYNC|syscall.O_SYNC) != 0 {
 		// The application's writes to that file are synchronous: so is
@@ -174,8 +245,48 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint
 			return 0, n.fsys.fail("COPY_FILE_RANGE", err)
 		}
 	}
-	n.fsys.log.Debug("copy_file_range done by the bricks", zap.Stringer("from", n.gfid), zap.Stringer("to", dst.gfid),
-		zap.Uint64("bytes", cnt), zap.Duration("took", time.Since(start).Round(time.Microsecond)),
+	n.fsys.log.Debug(what, zap.Stringer("from", n.gfid), zap.Stringer("to", dst.gfid),
+		zap.Uint64("bytes", cnt), zap.Duration("took", took.Round(time.Microsecond)),
 		zap.Int("destination fds kept", n.fsys.clones.count()))
 	return uint32(cnt), 0
+}
+
+// dataRange looks at the source from off for up to length bytes: a hole
+// there is answered as hole > 0 (its length, within length); data is
+// answered as the length of data before the next hole. Where the volume
+// cannot seek, all of it counts as data.
+func (n *node) dataRange(ctx context.Context, in *fop.Fd, off, length uint64) (hole, data uint64) {
+	vol := n.vol()
+	d, _, err := vol.Seek(ctx, in, off, fop.SeekData, nil)
+	switch {
+	case fop.Errno(err) == syscall.ENXIO:
+		// No data from off on: a hole up to the end, or off past it.
+		st, _, serr := vol.Fstat(ctx, in, nil)
+		if serr != nil || off >= st.Size {
+			return 0, 0
+		}
+		return min(length, st.Size-off), 0
+	case err != nil:
+		return 0, length
+	case d > off:
+		return min(length, d-off), 0
+	}
+	h, _, err := vol.Seek(ctx, in, off, fop.SeekHole, nil)
+	if err == nil && h > off {
+		return 0, min(length, h-off)
+	}
+	return 0, length
+}
+
+// zeroRange makes [off, off+n) of a destination read as zeros without
+// writing them: a hole punched, and the size grown (never shrunk) by a
+// zero written at the range's last byte.
+func zeroRange(ctx context.Context, vol Volume, f *fop.Fd, off, n uint64) error {
+	if n > 1 {
+		if _, _, _, err := vol.Discard(ctx, f, off, n-1, nil); err != nil {
+			return err
+		}
+	}
+	_, _, _, err := vol.Write(ctx, f, off+n-1, []byte{0}, nil)
+	return err
 }

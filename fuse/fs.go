@@ -36,6 +36,12 @@ type Options struct {
 	VolumeID string
 	// MaxWrite is the largest READ/WRITE the kernel sends; 0 means 1 MiB.
 	MaxWrite int
+	// CopyOffload is the copy_file_range policy: OffloadAuto (also ""),
+	// OffloadBricks or OffloadKernel (clone.go).
+	CopyOffload string
+	// CopyChunk bounds one copy_file_range sent to the bricks; 0 means
+	// 64 MiB.
+	CopyChunk int64
 	Log      *zap.Logger
 }
 

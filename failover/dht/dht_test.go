@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -843,5 +844,34 @@ func TestStaleLayoutMiss(t *testing.T) {
 	e.d.ttl = 0 // the cached layout is now "old"
 	if _, _, err := e.d.Lookup(e.ctx, g, "x", xdr.GFID{}, nil); err != nil {
 		t.Errorf("lookup of a name made by the new layout: %v", err)
+	}
+}
+
+// trusted.brickfs.subvolume names the subvolume holding a file's data,
+// also after a rename left it on another one than its name hashes to;
+// a directory has none.
+func TestXattrSubvolume(t *testing.T) {
+	e := newEnv(t, 3, DefaultOptions())
+	if _, _, err := e.d.Lookup(e.ctx, xdr.RootGFID, "nothing", xdr.GFID{}, nil); fop.Errno(err) != syscall.ENOENT {
+		t.Fatal(err)
+	}
+	for i := range 12 {
+		name := fmt.Sprintf("f%d", i)
+		g := e.create(xdr.RootGFID, name)
+		if i%2 == 1 {
+			_, _, err := e.d.Rename(e.ctx, xdr.RootGFID, name, xdr.RootGFID, name+"-moved", nil)
+			e.must(err, "rename")
+			name += "-moved"
+		}
+		data, _ := e.where(xdr.RootGFID, name)
+		v, _, err := e.d.Getxattr(e.ctx, g, fop.XattrSubvolume, nil)
+		e.must(err, "getxattr")
+		got, _ := v.Bytes(fop.XattrSubvolume)
+		if len(data) != 1 || strings.TrimRight(string(got), "\x00") != e.m[data[0]].Name() {
+			t.Errorf("%s: data on %v, xattr says %q", name, data, got)
+		}
+	}
+	if _, _, err := e.d.Getxattr(e.ctx, xdr.RootGFID, fop.XattrSubvolume, nil); fop.Errno(err) != syscall.ENODATA {
+		t.Errorf("a directory's subvolume: %v, want ENODATA", err)
 	}
 }

@@ -97,6 +97,10 @@ Options (-o, comma-separated):
   volfile-cache-dir=DIR         last good volfiles (default /var/lib/brickfs/volfiles)
   server-port=PORT              glusterd port (default 24007)
   subdir-mount=DIR              mount that directory of the volume
+  copy-offload=POLICY           copy_file_range (brickfs clone, qemu-img convert -C): auto (default:
+                                by the bricks, data ranges only, 8 MiB calls once the bricks turn out
+                                to copy rather than reflink), bricks (as asked), kernel (never offload)
+  copy-chunk=SIZE               most bytes one copy_file_range sends to the bricks (default 64M)
   ro, rw, [no]suid, [no]dev, [no]exec, [no]atime, [no]diratime, [no]relatime,
   [no]strictatime, [no]lazytime     mount flags, as mount(8) means them
   auto_unmount                  unmount if the daemon dies
@@ -362,7 +366,7 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 
 	fsys := fuse.New(vol, fuse.Options{
 		AttrTimeout: m.AttrTimeout, EntryTimeout: m.EntryTimeout, NegativeTimeout: m.NegativeTimeout,
-		VolumeID: vol.ID, Log: log,
+		VolumeID: vol.ID, Log: log, CopyOffload: m.CopyOffload, CopyChunk: m.CopyChunk,
 	})
 	var w *watcher
 	if m.AutoUnmount {

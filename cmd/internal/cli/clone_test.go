@@ -83,3 +83,16 @@ func TestCloneLocal(t *testing.T) {
 		t.Errorf("clone of a directory: exit %d, %q", rc, stderr.String())
 	}
 }
+
+// copy-offload and copy-chunk are read and checked.
+func TestCopyOffloadOptions(t *testing.T) {
+	m, _, err := parseMountArgs([]string{"-o", "copy-offload=kernel,copy-chunk=8M", "h:/v", "/mnt"})
+	if err != nil || m.CopyOffload != "kernel" || m.CopyChunk != 8<<20 {
+		t.Errorf("parsed %q %d, %v", m.CopyOffload, m.CopyChunk, err)
+	}
+	for _, bad := range []string{"copy-offload=fast", "copy-chunk=512K", "copy-chunk=2G", "copy-chunk=x"} {
+		if _, _, err := parseMountArgs([]string{"-o", bad, "h:/v", "/mnt"}); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}

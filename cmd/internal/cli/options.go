@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/brickfs/brickfs/fuse"
 )
 
 // Mount is everything a mount needs, parsed from the command line.
@@ -27,6 +29,10 @@ type Mount struct {
 	FetchTimeout                               time.Duration
 	VolfileCacheDir                            string
 	ACL                                        bool
+	// CopyOffload is the copy_file_range policy (fuse.OffloadAuto, ...);
+	// CopyChunk the most one call sends to the bricks (0: 64 MiB).
+	CopyOffload string
+	CopyChunk   int64
 	Transport                                  string
 	ServerPort                                 int
 	// Subdir is the subdir-mount option, "/a/b"; the spec's HOST:/VOL/SUB
@@ -139,6 +145,25 @@ var ignoredKeys = map[string]bool{
 	"halo-min-replicas": true, "process-name": true, "fopen-keep-cache": true, "io-engine": true,
 }
 
+// byteSize reads a size as 64M, 1G, 4096 (K, M, G: powers of 1024).
+func byteSize(key, v string) (int64, error) {
+	mult := int64(1)
+	num := strings.TrimSuffix(strings.ToUpper(v), "B")
+	switch {
+	case strings.HasSuffix(num, "K"):
+		mult, num = 1<<10, strings.TrimSuffix(num, "K")
+	case strings.HasSuffix(num, "M"):
+		mult, num = 1<<20, strings.TrimSuffix(num, "M")
+	case strings.HasSuffix(num, "G"):
+		mult, num = 1<<30, strings.TrimSuffix(num, "G")
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("option %s=%q: want a size such as 64M", key, v)
+	}
+	return n * mult, nil
+}
+
 func seconds(key, v string) (time.Duration, error) {
 	f, err := strconv.ParseFloat(v, 64)
 	if err != nil || f < 0 || f > 1e6 {
@@ -246,6 +271,16 @@ func (m *Mount) parseOptions(s string) error {
 			m.FetchTimeout, err = seconds(key, val)
 		case "volfile-cache-dir":
 			m.VolfileCacheDir = val
+		case "copy-offload":
+			m.CopyOffload = val
+			if val != fuse.OffloadAuto && val != fuse.OffloadBricks && val != fuse.OffloadKernel {
+				err = fmt.Errorf("option copy-offload=%q: want auto, bricks or kernel", val)
+			}
+		case "copy-chunk":
+			m.CopyChunk, err = byteSize(key, val)
+			if err == nil && (m.CopyChunk < 1<<20 || m.CopyChunk > 1<<30) {
+				err = fmt.Errorf("option copy-chunk=%s: want 1M to 1G", val)
+			}
 		case "transport":
 			if val != "tcp" {
 				err = fmt.Errorf("option transport=%s: brickfs speaks only tcp", val)

@@ -42,7 +42,7 @@ type Options struct {
 	// CopyChunk bounds one copy_file_range sent to the bricks; 0 means
 	// 64 MiB.
 	CopyChunk int64
-	Log      *zap.Logger
+	Log       *zap.Logger
 }
 
 // FS is a brickfs filesystem over a Volume.

@@ -29,12 +29,12 @@ type Mount struct {
 	FetchTimeout                               time.Duration
 	VolfileCacheDir                            string
 	ACL                                        bool
+	Transport                                  string
+	ServerPort                                 int
 	// CopyOffload is the copy_file_range policy (fuse.OffloadAuto, ...);
 	// CopyChunk the most one call sends to the bricks (0: 64 MiB).
 	CopyOffload string
 	CopyChunk   int64
-	Transport                                  string
-	ServerPort                                 int
 	// Subdir is the subdir-mount option, "/a/b"; the spec's HOST:/VOL/SUB
 	// form sets it too.
 	Subdir string

@@ -171,9 +171,9 @@ func (c *Cluster) removeFSs() {
 func Extents(t T, path string) (allocated, shared int64) {
 	t.Helper()
 	needTool(t, "filefrag", "e2fsprogs")
-	out, err := run(time.Minute, "filefrag", "-v", "-b4096", path)
+	out, err := run(time.Minute, "filefrag", "-s", "-v", "-b4096", path)
 	if err != nil {
-		t.Fatalf("filefrag -v %s: %v: %s", path, err, out)
+		t.Fatalf("filefrag -s -v %s: %v: %s", path, err, out)
 	}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {

@@ -126,6 +126,14 @@ func TestCloneReflink(t *testing.T) {
 					t.Errorf("%s through the native client: %d bytes, sha256 %.16s (%v); its source %.16s", name, n, got, err, want)
 				}
 			}
+			for _, name := range []string{"vm1.img", "vm2.img"} {
+				switch {
+				case tc.shard:
+					c.CheckShardBackends(t, vol, tc.kind, name, mnt, native)
+				case tc.kind.Subvolumes() == 1:
+					c.CheckBackends(t, vol, tc.kind, name, mnt, native)
+				}
+			}
 			if r := FioCheck(ctx, filepath.Join(native, "vm1.img"), "128M"); !r.Clean() {
 				t.Errorf("verify vm1.img through the native client: %v\n%s", r, r.Stderr)
 			}
@@ -175,7 +183,11 @@ func TestCloneReflink(t *testing.T) {
 					t.Errorf("%s grew by %d MiB for two clones of a %d MiB file, want at most %d MiB", f, g>>20, size>>20, limit>>20)
 				}
 			}
-			if why := c.PendingHeal(t, vol, c.ShardFiles(t, vol, "vm1.img", "vm2.img")); len(why) > 0 {
+			files := []string{"vm1.img", "vm2.img"}
+			if tc.shard {
+				files = c.ShardFiles(t, vol, files...)
+			}
+			if why := c.PendingHeal(t, vol, files); len(why) > 0 {
 				t.Errorf("clones left for heal: %v", why)
 			}
 			var growth []string

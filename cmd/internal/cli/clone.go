@@ -41,10 +41,11 @@ one open fd on each of its bricks (one per block of a sharded file) until
 the brick restarts, and the space of a clone deleted before that is freed
 only then.`
 
-// cloneChunk is asked of the kernel per copy_file_range call; the mount
-// answers at most 64 MiB of it (a short count), and a signal is handled
-// between calls.
-const cloneAsk = 1 << 30
+// cloneAsk is asked of the kernel per copy_file_range call: what the
+// mount sends to the bricks at most in one call. Where the kernel copies
+// instead (its splice copy does the whole length in one call), progress
+// and signals are seen between calls.
+const cloneAsk = 64 << 20
 
 // cloneMain runs `brickfs clone`.
 func cloneMain(args []string, stdout, stderr io.Writer) int {
@@ -208,7 +209,9 @@ func (c *cloner) create(in *os.File, dir string, mode uint32) (*os.File, error) 
 	for i := 0; i < tries; i++ {
 		var rnd [6]byte
 		_, _ = rand.Read(rnd[:])
-		name := filepath.Join(dir, "."+filepath.Base(c.dst)+".brickfs-clone-"+hex.EncodeToString(rnd[:]))
+		// No dot but the first: a name of the form .NAME.SUFFIX (rsync's
+		// temporary files) is placed where NAME hashes, every try alike.
+		name := filepath.Join(dir, ".brickfs-clone-"+hex.EncodeToString(rnd[:])+"-"+strings.ReplaceAll(filepath.Base(c.dst), ".", "_"))
 		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("create a file in %s: %v; DST's directory must be writable", dir, err)

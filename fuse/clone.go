@@ -55,6 +55,8 @@ type cloneFd struct {
 	// copy rather than of a clone: the bricks cannot reflink it, and
 	// later calls are cut to slowChunk (copy-offload=auto).
 	copying atomic.Bool
+	// used is set once a copy went into fd (the brick now keeps it).
+	used atomic.Bool
 }
 
 // get returns the kept destination fd of g, or opens one with open.
@@ -116,11 +118,12 @@ func (c *cloneFds) count() int {
 
 // Copy offload policies (-o copy-offload=).
 const (
-	// OffloadAuto sends copies to the bricks, a data range at a time
-	// (holes in the source become holes, not zeros the bricks write),
-	// and cuts the calls into a file to slowChunk once one ran at the
-	// speed of a copy (bricks that cannot reflink stall their other
-	// clients for as long as one call copies).
+	// OffloadAuto sends copies to the bricks as asked until one call
+	// into a file runs at the speed of a copy rather than a clone
+	// (bricks that cannot reflink, which stall their other clients for as
+	// long as one call copies and fill the source's holes); from then on
+	// the calls into that file are cut to slowChunk and go around the
+	// source's holes of bigHole or more, which become holes.
 	OffloadAuto = "auto"
 	// OffloadBricks sends every copy to the bricks as asked, copyChunk
 	// at a time, holes included.
@@ -134,9 +137,17 @@ const (
 // about 30 ms of a brick's time at 250 MiB/s (gluster-clone.md §1.8).
 const slowChunk = 8 << 20
 
-// cloneRate tells a clone from a copy: a reflink of 64 MiB takes a few
-// milliseconds, a copy in the brick's kernel 100 ms or more.
-const cloneRate = 1 << 30 // bytes per second
+// A call is taken for a copy in the bricks' kernels rather than a clone
+// when it moved at least minJudged (a replicated transaction costs a few
+// milliseconds whatever its size) slower than cloneRate and took longer
+// than slowCall: a reflink of 64 MiB on replica 3 takes about 30 ms, a
+// copy on ext4 200-300 ms; what matters to the other clients of those
+// bricks is how long one call holds them.
+const (
+	cloneRate = 1 << 30 // bytes per second
+	minJudged = 16 << 20
+	slowCall  = 100 * time.Millisecond
+)
 
 var _ = (fs.NodeCopyFileRanger)((*node)(nil))
 
@@ -185,10 +196,6 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint
 	defer release(in)
 	cf, err := n.fsys.clones.get(dst.gfid, func() (*fop.Fd, error) {
 		f, _, err := vol.Open(cctx, dst.gfid, uint32(syscall.O_WRONLY), nil)
-		if err == nil {
-			n.fsys.log.Info("a file is cloned into: the bricks keep its fd open until they restart (GlusterFS 10.3)",
-				zap.Stringer("gfid", dst.gfid), zap.Int("destination fds kept", n.fsys.clones.count()+1))
-		}
 		return f, err
 	}, release)
 	if err != nil {
@@ -196,15 +203,15 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint
 	}
 	outFd := cf.fd
 	var hole uint64
-	if policy != OffloadBricks {
-		if cf.copying.Load() {
-			chunk = min(chunk, slowChunk)
-		}
-		length = min(length, chunk)
-		hole, length = n.dataRange(cctx, in, offIn, length)
+	if policy == OffloadAuto && cf.copying.Load() {
+		// The bricks copy into this file: small calls, and holes of the
+		// source left out (a reflink keeps them by itself).
+		chunk = min(chunk, slowChunk)
+		hole, length = n.dataRange(cctx, in, offIn, min(length, chunk))
 	}
 	length = min(length, chunk)
 	var cnt uint64
+	var copyTook time.Duration
 	what := "copy_file_range done by the bricks"
 	switch {
 	case hole > 0:
@@ -214,7 +221,9 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint
 	case length == 0:
 		// At or past the source's end.
 	default:
+		t0 := time.Now()
 		cnt, _, _, err = vol.CopyFileRange(cctx, in, offIn, outFd, offOut, length, 0, nil)
+		copyTook = time.Since(t0)
 	}
 	if err != nil {
 		n.fsys.clones.drop(dst.gfid, outFd, release)
@@ -234,9 +243,13 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint
 			Err: fmt.Errorf("the volume copied %d bytes of %d asked", cnt, length)})
 	}
 	took := time.Since(start)
-	if policy == OffloadAuto && hole == 0 && cnt >= 1<<20 && took > time.Duration(cnt)*time.Second/cloneRate && !cf.copying.Swap(true) {
+	if hole == 0 && cnt > 0 && !cf.used.Swap(true) {
+		n.fsys.log.Info("a file is cloned into: its bricks keep this fd open until they restart (GlusterFS 10.3), and its space if it is deleted",
+			zap.Stringer("gfid", dst.gfid), zap.Int("destination fds kept", n.fsys.clones.count()))
+	}
+	if policy == OffloadAuto && hole == 0 && cnt >= minJudged && copyTook > slowCall && copyTook > time.Duration(cnt)*time.Second/cloneRate && !cf.copying.Swap(true) {
 		n.fsys.log.Info("the bricks copy rather than clone into this file (not XFS with reflink=1?): later calls are cut to 8 MiB so that other clients of those bricks wait less",
-			zap.Stringer("to", dst.gfid), zap.Uint64("bytes", cnt), zap.Duration("took", took.Round(time.Microsecond)))
+			zap.Stringer("to", dst.gfid), zap.Uint64("bytes", cnt), zap.Duration("took", copyTook.Round(time.Microsecond)))
 	}
 	if hOut.fd.Flags&(syscall.O_DSYNC|syscall.O_SYNC) != 0 {
 		// The application's writes to that file are synchronous: so is
@@ -251,10 +264,15 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint
 	return uint32(cnt), 0
 }
 
+// bigHole is the smallest hole a copy into a file the bricks copy (rather
+// than clone) goes around; smaller ones are copied as zeros, which costs
+// less than another call.
+const bigHole = 1 << 20
+
 // dataRange looks at the source from off for up to length bytes: a hole
 // there is answered as hole > 0 (its length, within length); data is
-// answered as the length of data before the next hole. Where the volume
-// cannot seek, all of it counts as data.
+// answered as how much to copy: up to the next hole of bigHole or more.
+// Where the volume cannot seek, all of it counts as data.
 func (n *node) dataRange(ctx context.Context, in *fop.Fd, off, length uint64) (hole, data uint64) {
 	vol := n.vol()
 	d, _, err := vol.Seek(ctx, in, off, fop.SeekData, nil)
@@ -262,7 +280,10 @@ func (n *node) dataRange(ctx context.Context, in *fop.Fd, off, length uint64) (h
 	case fop.Errno(err) == syscall.ENXIO:
 		// No data from off on: a hole up to the end, or off past it.
 		st, _, serr := vol.Fstat(ctx, in, nil)
-		if serr != nil || off >= st.Size {
+		if serr != nil {
+			return 0, length // let the copy find out
+		}
+		if off >= st.Size {
 			return 0, 0
 		}
 		return min(length, st.Size-off), 0
@@ -272,8 +293,12 @@ func (n *node) dataRange(ctx context.Context, in *fop.Fd, off, length uint64) (h
 		return min(length, d-off), 0
 	}
 	h, _, err := vol.Seek(ctx, in, off, fop.SeekHole, nil)
-	if err == nil && h > off {
-		return 0, min(length, h-off)
+	if err != nil || h <= off || h >= off+length {
+		return 0, length
+	}
+	next, _, err := vol.Seek(ctx, in, h, fop.SeekData, nil)
+	if fop.Errno(err) == syscall.ENXIO || err == nil && next-h >= bigHole {
+		return 0, h - off
 	}
 	return 0, length
 }
@@ -282,11 +307,18 @@ func (n *node) dataRange(ctx context.Context, in *fop.Fd, off, length uint64) (h
 // writing them: a hole punched, and the size grown (never shrunk) by a
 // zero written at the range's last byte.
 func zeroRange(ctx context.Context, vol Volume, f *fop.Fd, off, n uint64) error {
-	if n > 1 {
-		if _, _, _, err := vol.Discard(ctx, f, off, n-1, nil); err != nil {
+	st, _, err := vol.Fstat(ctx, f, nil)
+	if err != nil {
+		return err
+	}
+	if st.Size > off {
+		if _, _, _, err := vol.Discard(ctx, f, off, min(n, st.Size-off), nil); err != nil {
 			return err
 		}
 	}
-	_, _, _, err := vol.Write(ctx, f, off+n-1, []byte{0}, nil)
+	if st.Size >= off+n {
+		return nil
+	}
+	_, _, _, err = vol.Write(ctx, f, off+n-1, []byte{0}, nil)
 	return err
 }

@@ -125,8 +125,9 @@ const (
 // XattrSubvolume is a virtual xattr of a file: the name of the
 // subvolume of the distribute layer that holds its data (ENODATA on a
 // volume that is not distributed). brickfs clone reads it to place a
-// clone's data beside its source's, where the bricks can reflink it.
-const XattrSubvolume = "trusted.brickfs.subvolume"
+// clone's data beside its source's, where the bricks can reflink it. In
+// the user namespace, so that any user who can read the file can ask.
+const XattrSubvolume = "user.brickfs.subvolume"
 
 // Seek whence values for SEEK.
 const (

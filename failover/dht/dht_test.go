@@ -847,7 +847,7 @@ func TestStaleLayoutMiss(t *testing.T) {
 	}
 }
 
-// trusted.brickfs.subvolume names the subvolume holding a file's data,
+// user.brickfs.subvolume names the subvolume holding a file's data,
 // also after a rename left it on another one than its name hashes to;
 // a directory has none.
 func TestXattrSubvolume(t *testing.T) {

@@ -52,6 +52,10 @@ func (s *Shard) CopyFileRange(ctx context.Context, in *fop.Fd, offIn uint64, out
 		return 0, st, nil, err
 	}
 	n := min(size, end-offIn)
+	if n == 0 {
+		st, _, err := s.Fstat(ctx, out, nil)
+		return 0, st, nil, err
+	}
 	_, post, _, err := s.rangeFop(ctx, inoOut, out, offOut, n, int64(offOut+n), pieceCreate, func(ctx context.Context, dfd *fop.Fd, p Piece) (xdr.Iatt, xdr.Iatt, error) {
 		return s.copyPiece(ctx, inoIn, in, offIn+p.At, dfd, p, bs, flags, xd)
 	})

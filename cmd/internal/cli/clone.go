@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -83,14 +85,15 @@ func cloneMain(args []string, stdout, stderr io.Writer) int {
 	return ExitOK
 }
 
-var errInterrupted = errors.New("interrupted; nothing was left behind")
+var errInterrupted = errors.New("interrupted; the unfinished clone was removed")
 
 type cloner struct {
 	src, dst       string
 	force, quiet   bool
 	stdout, stderr io.Writer
 
-	tmp     string       // the hidden file while it exists
+	tmpMu   sync.Mutex
+	tmp     string       // the hidden file while it exists; GUARDED_BY(tmpMu) once signals are watched
 	stop    atomic.Bool  // a signal arrived
 	copied  atomic.Int64 // bytes of data copied so far
 	started time.Time
@@ -131,7 +134,9 @@ func (c *cloner) run() (err error) {
 	if ds.Dev != st.Dev {
 		return fmt.Errorf("%s and %s are on different filesystems; a clone needs both on one brickfs mount (cp copies across)", c.src, dir)
 	}
-	if fstype := fsType(st.Dev); fstype != "fuse.brickfs" && !c.quiet {
+	if fstype := fsType(st.Dev); fstype != "fuse.brickfs" && fstype != "fuse.glusterfs" && !c.quiet {
+		// (fuse.glusterfs: brickfs as mount -t glusterfs, or the
+		// native client, whose copies the kernel makes.)
 		fmt.Fprintf(c.stderr, "brickfs clone: note: %s is on %s, not a brickfs mount: the kernel copies the data\n", c.src, orUnknown(fstype))
 	}
 
@@ -139,16 +144,19 @@ func (c *cloner) run() (err error) {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	go func() {
+		if _, ok := <-sigs; !ok {
+			return
+		}
+		c.stop.Store(true) // seen between calls
 		if _, ok := <-sigs; ok {
-			c.stop.Store(true)
+			// A second signal: a call is stuck (a hung brick); do not
+			// wait for it.
+			c.removeTmp()
+			fmt.Fprintf(c.stderr, "brickfs clone: %v\n", errInterrupted)
+			os.Exit(130)
 		}
 	}()
-	defer func() {
-		if c.tmp != "" {
-			// Whatever went wrong, no half clone stays behind.
-			os.Remove(c.tmp)
-		}
-	}()
+	defer c.removeTmp() // whatever went wrong, no half clone stays behind
 
 	out, err := c.create(in, dir, st.Mode&0o7777)
 	if err != nil {
@@ -165,27 +173,43 @@ func (c *cloner) run() (err error) {
 	if err != nil {
 		return err
 	}
+	var after syscall.Stat_t
+	if err := syscall.Fstat(int(in.Fd()), &after); err != nil {
+		return fmt.Errorf("stat %s after the clone: %v; the clone was discarded", c.src, err)
+	}
+	if after.Size != st.Size || after.Mtim != st.Mtim {
+		return fmt.Errorf("%s was written during the clone, so the clone would not be a consistent copy; it was discarded: stop what writes it (shut the VM down, or snapshot it) and clone again", c.src)
+	}
 	if err := out.Truncate(st.Size); err != nil {
-		return fmt.Errorf("set the size of %s: %v", c.tmp, err)
+		return fmt.Errorf("set the size of the clone: %v; the clone was discarded", err)
 	}
 	if err := out.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %v; the clone was not kept", c.tmp, err)
+		return fmt.Errorf("sync the clone: %v; the clone was discarded (is a brick full or down? see the mount's log)", err)
 	}
 	if err := out.Close(); err != nil {
-		return fmt.Errorf("close %s: %v; the clone was not kept", c.tmp, err)
+		return fmt.Errorf("close the clone: %v; the clone was discarded (see the mount's log)", err)
 	}
 	if c.stop.Load() {
 		return errInterrupted
 	}
-	if !c.force {
-		if _, err := os.Lstat(c.dst); err == nil {
-			return fmt.Errorf("%s appeared during the clone; pass --force to replace it", c.dst)
+	if c.force {
+		if err := os.Rename(c.tmp, c.dst); err != nil {
+			return fmt.Errorf("rename the finished clone to %s: %v; the clone was discarded", c.dst, err)
+		}
+	} else {
+		// link fails if DST appeared meanwhile: nothing is replaced
+		// without --force (a rename would).
+		if err := os.Link(c.tmp, c.dst); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("%s appeared during the clone; the clone was discarded; pass --force to replace it", c.dst)
+			}
+			return fmt.Errorf("give the finished clone its name %s: %v; the clone was discarded", c.dst, err)
+		}
+		if err := os.Remove(c.tmp); err != nil {
+			fmt.Fprintf(c.stderr, "brickfs clone: the clone is %s, but its hidden name %s could not be removed: %v; remove it\n", c.dst, c.tmp, err)
 		}
 	}
-	if err := os.Rename(c.tmp, c.dst); err != nil {
-		return fmt.Errorf("rename the finished clone to %s: %v", c.dst, err)
-	}
-	c.tmp = ""
+	c.setTmp("")
 	if !c.quiet {
 		took := time.Since(c.started)
 		fmt.Fprintf(c.stdout, "cloned %s to %s: %s (%s of data) in %.2f s\n", c.src, c.dst, human(st.Size), human(data), took.Seconds())
@@ -214,22 +238,61 @@ func (c *cloner) create(in *os.File, dir string, mode uint32) (*os.File, error) 
 		name := filepath.Join(dir, ".brickfs-clone-"+hex.EncodeToString(rnd[:])+"-"+strings.ReplaceAll(filepath.Base(c.dst), ".", "_"))
 		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
-			return nil, fmt.Errorf("create a file in %s: %v; DST's directory must be writable", dir, err)
+			return nil, fmt.Errorf("create the clone's hidden file in %s: %v", dir, createHint(err))
 		}
-		c.tmp, out = name, f
-		if want == "" || subvolumeOf(name) == want || i == tries-1 {
+		c.setTmp(name)
+		out = f
+		if want == "" || subvolumeOf(name) == want {
+			break
+		}
+		if i == tries-1 {
+			if !c.quiet {
+				fmt.Fprintf(c.stderr, "brickfs clone: note: no name in %s landed on %s's replica set (%s) in %d tries: the data is copied, not cloned\n", dir, c.src, want, tries)
+			}
 			break
 		}
 		f.Close()
-		os.Remove(name)
-		c.tmp = ""
+		c.removeTmp()
 	}
 	// The mode last: a read-only source gives a read-only clone, which
 	// this process could not have opened for writing.
 	if err := out.Chmod(os.FileMode(mode & 0o777)); err != nil {
-		return nil, fmt.Errorf("chmod %s: %v", c.tmp, err)
+		return nil, fmt.Errorf("set the clone's mode: %v; the clone was discarded", err)
 	}
 	return out, nil
+}
+
+// removeTmp removes the unfinished clone, once; if it cannot, it says
+// where it is.
+func (c *cloner) removeTmp() {
+	c.tmpMu.Lock()
+	defer c.tmpMu.Unlock()
+	if c.tmp == "" {
+		return
+	}
+	if err := os.Remove(c.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(c.stderr, "brickfs clone: could not remove the unfinished clone %s: %v; remove it by hand\n", c.tmp, err)
+	}
+	c.tmp = ""
+}
+
+func (c *cloner) setTmp(name string) {
+	c.tmpMu.Lock()
+	c.tmp = name
+	c.tmpMu.Unlock()
+}
+
+// createHint says what to do about a failed create.
+func createHint(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENAMETOOLONG):
+		return fmt.Sprintf("%v; the clone's hidden name is 29 characters longer than DST's: use a shorter name, then rename", err)
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return fmt.Sprintf("%v; the volume is full: free space first", err)
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+		return fmt.Sprintf("%v; DST's directory must be writable", err)
+	}
+	return err.Error()
 }
 
 // subvolumeOf is the distribute subvolume holding path's data, or "".
@@ -242,8 +305,17 @@ func subvolumeOf(path string) string {
 	return string(bytes.TrimRight(buf[:n], "\x00"))
 }
 
-// copyData copies every data range of in (SEEK_DATA/SEEK_HOLE) to the
-// same offsets of out and returns the bytes copied.
+// smallHole is the largest hole of the source a copy call spans rather
+// than going around it: a fragmented image (small writes scattered over a
+// sparse file) has a hole between most blocks, and one call per extent
+// would be one replicated transaction per 4 KiB. The mount keeps holes
+// within a call where the bricks reflink, and goes around them itself
+// where they copy.
+const smallHole = 1 << 20
+
+// copyData copies the data of in to the same offsets of out, a call of at
+// most cloneAsk at a time, going around the holes of smallHole or more
+// (SEEK_DATA/SEEK_HOLE), and returns the bytes it asked to copy.
 func (c *cloner) copyData(in, out *os.File, size int64) (int64, error) {
 	ifd, ofd := int(in.Fd()), int(out.Fd())
 	for off := int64(0); off < size; {
@@ -254,28 +326,37 @@ func (c *cloner) copyData(in, out *os.File, size int64) (int64, error) {
 		if errors.Is(err, syscall.ENXIO) {
 			break // only a hole is left
 		}
-		end := size
-		if err == nil {
-			if end, err = unix.Seek(ifd, start, unix.SEEK_HOLE); err != nil {
-				return 0, fmt.Errorf("SEEK_HOLE on %s at %d: %v", c.src, start, err)
+		seeks := err == nil
+		if !seeks {
+			if !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.EOPNOTSUPP) {
+				return 0, fmt.Errorf("find the data of %s (SEEK_DATA at %d): %v; the clone was discarded", c.src, off, err)
 			}
-		} else if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.EOPNOTSUPP) {
 			start = off // no hole detection: all of it is data
-		} else {
-			return 0, fmt.Errorf("SEEK_DATA on %s at %d: %v", c.src, off, err)
 		}
-		end = min(end, size)
+		end := min(size, start+cloneAsk)
+		if seeks {
+			hole, err := unix.Seek(ifd, start, unix.SEEK_HOLE)
+			if err != nil {
+				return 0, fmt.Errorf("find the data of %s (SEEK_HOLE at %d): %v; the clone was discarded", c.src, start, err)
+			}
+			if hole < end {
+				next, err := unix.Seek(ifd, hole, unix.SEEK_DATA)
+				if errors.Is(err, syscall.ENXIO) || err == nil && next-hole >= smallHole {
+					end = hole
+				}
+			}
+		}
 		for pos := start; pos < end; {
 			if c.stop.Load() {
 				return 0, errInterrupted
 			}
 			offIn, offOut := pos, pos
-			n, err := unix.CopyFileRange(ifd, &offIn, ofd, &offOut, int(min(end-pos, cloneAsk)), 0)
+			n, err := unix.CopyFileRange(ifd, &offIn, ofd, &offOut, int(end-pos), 0)
 			if errors.Is(err, syscall.EXDEV) || errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EINVAL) {
-				n, err = c.readWrite(in, out, pos, min(end-pos, cloneAsk))
+				n, err = c.readWrite(in, out, pos, end-pos)
 			}
 			if err != nil {
-				return 0, fmt.Errorf("copy %s at %d to %s: %v", c.src, pos, c.tmp, err)
+				return 0, fmt.Errorf("copy %s at offset %d: %v; the clone was discarded (is a brick full or down? see the mount's log)", c.src, pos, err)
 			}
 			if n == 0 {
 				return 0, fmt.Errorf("%s ended at %d during the clone (it was %d bytes): it changed; clone it again when nothing writes it", c.src, pos, size)

@@ -149,6 +149,12 @@ const (
 	slowCall  = 100 * time.Millisecond
 )
 
+// copying tells whether a call that moved n bytes in took was a copy in
+// the bricks' kernels rather than a clone.
+func copying(n uint64, took time.Duration) bool {
+	return n >= minJudged && took > slowCall && took > time.Duration(n)*time.Second/cloneRate
+}
+
 var _ = (fs.NodeCopyFileRanger)((*node)(nil))
 
 // CopyFileRange copies length bytes from this file at offIn to out at
@@ -247,7 +253,7 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint
 		n.fsys.log.Info("a file is cloned into: its bricks keep this fd open until they restart (GlusterFS 10.3), and its space if it is deleted",
 			zap.Stringer("gfid", dst.gfid), zap.Int("destination fds kept", n.fsys.clones.count()))
 	}
-	if policy == OffloadAuto && hole == 0 && cnt >= minJudged && copyTook > slowCall && copyTook > time.Duration(cnt)*time.Second/cloneRate && !cf.copying.Swap(true) {
+	if policy == OffloadAuto && hole == 0 && copying(cnt, copyTook) && !cf.copying.Swap(true) {
 		n.fsys.log.Info("the bricks copy rather than clone into this file (not XFS with reflink=1?): later calls are cut to 8 MiB so that other clients of those bricks wait less",
 			zap.Stringer("to", dst.gfid), zap.Uint64("bytes", cnt), zap.Duration("took", copyTook.Round(time.Microsecond)))
 	}

@@ -286,51 +286,26 @@ func TestMemCopyFileRangeSlowBricks(t *testing.T) {
 	}
 }
 
-// fixedLatency is bricks that reflink (time independent of size) a few
-// milliseconds away, as a replicated transaction is.
-type fixedLatency struct{ *holeyVolume }
-
-func (v fixedLatency) CopyFileRange(ctx context.Context, in *fop.Fd, offIn uint64, out *fop.Fd, offOut, size uint64, flags uint32, xd xdr.Dict) (uint64, xdr.Iatt, xdr.Dict, error) {
-	time.Sleep(3 * time.Millisecond)
-	return v.holeyVolume.CopyFileRange(ctx, in, offIn, out, offOut, size, flags, xd)
-}
-
 // Bricks that clone are not taken for bricks that copy because a small
-// call (the 1 MiB at the start of a disk image) took a few milliseconds:
-// the calls after it stay as large as asked.
-func TestMemCopyFileRangeNoFalseSlow(t *testing.T) {
-	h := &holeyVolume{memVolume: memVolume{foptest.NewMem("mem-client-0")}}
-	dir, _ := mountVolume(t, fixedLatency{h}, Options{})
-	src := make([]byte, 132<<20)
-	copy(src, bytes.Repeat([]byte("m"), 1<<20))
-	copy(src[4<<20:], bytes.Repeat([]byte("d"), 128<<20))
-	if err := os.WriteFile(filepath.Join(dir, "src"), src, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	in, err := os.Open(filepath.Join(dir, "src"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.Create(filepath.Join(dir, "dst"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	for _, r := range [][2]int64{{0, 1 << 20}, {4 << 20, 128 << 20}} {
-		for off := r[0]; off < r[0]+r[1]; {
-			offIn, offOut := off, off
-			n, err := unix.CopyFileRange(int(in.Fd()), &offIn, int(out.Fd()), &offOut, int(r[0]+r[1]-off), 0)
-			if err != nil || n == 0 {
-				t.Fatalf("copy at %d: %d, %v", off, n, err)
-			}
-			off += int64(n)
-		}
-	}
-	for _, c := range h.copies()[1:] {
-		if c[1] < cloneChunk {
-			t.Errorf("calls %v: cut below 64 MiB after a 1 MiB call took 3 ms", h.copies())
-			break
+// call (the 1 MiB at the start of a disk image) took a few milliseconds,
+// or a large one a few tens (a reflink on replica 3); a copy on ext4 is.
+func TestCopyingJudged(t *testing.T) {
+	for _, c := range []struct {
+		n    uint64
+		took time.Duration
+		want bool
+	}{
+		{1 << 20, 3 * time.Millisecond, false},
+		{1 << 20, 500 * time.Millisecond, false}, // too small to judge
+		{64 << 20, 30 * time.Millisecond, false},
+		{64 << 20, 90 * time.Millisecond, false}, // holds the bricks briefly enough
+		{64 << 20, 250 * time.Millisecond, true},
+		{8 << 20, 200 * time.Millisecond, false},
+		{1 << 30, 500 * time.Millisecond, false}, // 2 GiB/s
+		{1 << 30, 2 * time.Second, true},
+	} {
+		if got := copying(c.n, c.took); got != c.want {
+			t.Errorf("%d bytes in %v: copying %v, want %v", c.n, c.took, got, c.want)
 		}
 	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 // BackingFS is a filesystem made for bricks: a sparse image file in the run
-// directory on a loop device, mounted under its node's directory. XFS ones
+// directory, loop-mounted under its node's directory. XFS ones
 // are made with reflink=1, so a brick on them clones extents on
 // COPY_FILE_RANGE, and can be frozen (fsfreeze) to stall a brick's I/O
 // while it stays connected. The cluster's teardown thaws, unmounts and
@@ -22,12 +22,11 @@ type BackingFS struct {
 	Type  string // "xfs" (reflink=1) or "ext4"
 	Dir   string // mount point
 	Image string // backing image file
-	Dev   string // loop device
 
 	frozen bool // GUARDED_BY(Cluster.mu)
 }
 
-func (f *BackingFS) String() string { return fmt.Sprintf("%s %s on %s", f.Type, f.Dir, f.Dev) }
+func (f *BackingFS) String() string { return fmt.Sprintf("%s %s", f.Type, f.Dir) }
 
 // MakeFS makes a filesystem of fstype ("xfs" or "ext4") of sizeMiB on node
 // n and mounts it. XFS needs at least 300 MiB.
@@ -45,7 +44,6 @@ func (c *Cluster) MakeFS(t T, n int, fstype string, sizeMiB int) *BackingFS {
 	default:
 		t.Fatalf("MakeFS: filesystem type %q; want xfs or ext4", fstype)
 	}
-	needTool(t, "losetup", "util-linux")
 	c.mu.Lock()
 	c.seq++
 	name := fmt.Sprintf("fs%d-%s", c.seq, fstype)
@@ -63,23 +61,20 @@ func (c *Cluster) MakeFS(t T, n int, fstype string, sizeMiB int) *BackingFS {
 	if err != nil {
 		t.Fatalf("MakeFS: image: %v", err)
 	}
-	out, err := run(30*time.Second, "losetup", "--find", "--show", f.Image)
-	if err != nil {
-		t.Fatalf("MakeFS: losetup %s: %v: %s", f.Image, err, out)
-	}
-	f.Dev = strings.TrimSpace(out)
-	// Recorded before anything else can fail, so teardown detaches it.
-	c.mu.Lock()
-	c.fss = append(c.fss, f)
-	c.mu.Unlock()
-	if out, err := run(2*time.Minute, mkfs[0], append(mkfs[1:], f.Dev)...); err != nil {
-		t.Fatalf("MakeFS: %s %s: %v: %s", mkfs[0], f.Dev, err, out)
+	if out, err := run(2*time.Minute, mkfs[0], append(mkfs[1:], f.Image)...); err != nil {
+		t.Fatalf("MakeFS: %s %s: %v: %s", mkfs[0], f.Image, err, out)
 	}
 	if err := os.MkdirAll(f.Dir, 0o755); err != nil {
 		t.Fatalf("MakeFS: %v", err)
 	}
-	if out, err := run(30*time.Second, "mount", f.Dev, f.Dir); err != nil {
-		t.Fatalf("MakeFS: mount %s on %s: %v: %s", f.Dev, f.Dir, err, out)
+	// Recorded before the mount, so teardown unmounts it; a loop mount
+	// detaches its device when unmounted (autoclear), also after a lazy
+	// unmount of a run that died.
+	c.mu.Lock()
+	c.fss = append(c.fss, f)
+	c.mu.Unlock()
+	if out, err := run(30*time.Second, "mount", "-o", "loop", f.Image, f.Dir); err != nil {
+		t.Fatalf("MakeFS: mount -o loop %s on %s: %v: %s", f.Image, f.Dir, err, out)
 	}
 	t.Logf("made %s (%d MiB) on node %d", f, sizeMiB, n)
 	return f
@@ -144,8 +139,8 @@ func (c *Cluster) thawAll() {
 	}
 }
 
-// removeFSs unmounts and detaches every filesystem MakeFS made, once no
-// process uses them.
+// removeFSs unmounts every filesystem MakeFS made (which detaches its
+// loop device), once no process uses them.
 func (c *Cluster) removeFSs() {
 	c.mu.Lock()
 	fss := c.fss
@@ -153,14 +148,12 @@ func (c *Cluster) removeFSs() {
 	c.mu.Unlock()
 	for i := len(fss) - 1; i >= 0; i-- {
 		f := fss[i]
-		if mounted(f.Dir) {
-			if out, err := run(time.Minute, "umount", f.Dir); err != nil {
-				c.t.Errorf("teardown: umount %s: %v: %s; lazy unmount", f.Dir, err, out)
-				run(30*time.Second, "umount", "-l", f.Dir)
-			}
+		if !mounted(f.Dir) {
+			continue
 		}
-		if out, err := run(30*time.Second, "losetup", "-d", f.Dev); err != nil {
-			c.t.Errorf("teardown: losetup -d %s: %v: %s", f.Dev, err, out)
+		if out, err := run(time.Minute, "umount", f.Dir); err != nil {
+			c.t.Errorf("teardown: umount %s: %v: %s; lazy unmount", f.Dir, err, out)
+			run(30*time.Second, "umount", "-l", f.Dir)
 		}
 	}
 }

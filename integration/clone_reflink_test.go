@@ -153,7 +153,11 @@ func TestCloneReflink(t *testing.T) {
 				if len(holders) != tc.kind.Set() {
 					t.Errorf("%s: data on %d bricks, want one replica set's %d", name, len(holders), tc.kind.Set())
 				}
+				// brickfs clone places its data on the source's set.
 				cloned := sameSet(name)
+				if name == "vm1.img" && !cloned {
+					t.Errorf("brickfs clone left vm1.img's data on another replica set than its source's: copied, not cloned")
+				}
 				for b, files := range holders {
 					var alloc, shr int64
 					for _, f := range files {
@@ -209,10 +213,20 @@ func TestCloneReflink(t *testing.T) {
 // which a brick is killed, both succeed (quorum holds); the brick that
 // missed them is accused for them, the self-heal daemon copies them to
 // it, and then every brick holds each clone identical to its source, as
-// the native client reads it. The bricks are on plain directories
-// (ext4): copies there take long enough to kill a brick in the middle.
+// the native client reads it. The bricks are on ext4 (no reflink):
+// copies there take long enough to kill a brick in the middle.
 func TestCloneBrickFault(t *testing.T) {
-	c, vol := newDistVolume(t, "clonefault", Replica3)
+	c := sharedCluster(t)
+	var fss []*BackingFS
+	for n := 1; n <= 3; n++ {
+		fss = append(fss, c.MakeFS(t, n, "ext4", 1024))
+	}
+	shared.mu.Lock()
+	shared.seq++
+	vol := fmt.Sprintf("clonefault%d", shared.seq)
+	shared.mu.Unlock()
+	c.CreateVolumeOn(t, vol, Replica3, fss...)
+	c.Start(t, vol)
 	bin := BrickfsBin(t)
 	mnt := c.MountBrickfs(t, c.Spec(vol))
 	dumpClientLog(t, c, mnt)
@@ -266,13 +280,25 @@ func TestCloneBrickFault(t *testing.T) {
 		n := len(LogLines(log, "copy_file_range done by the bricks"))
 		return n > before, fmt.Sprintf("%d copies logged", n)
 	})
+	exited := make(chan struct{})
+	var werr error
+	go func() { werr = cmd.Wait(); close(exited) }()
+	select {
+	case <-exited:
+		t.Fatalf("the clone ended before a brick could be killed during it (%v): the bricks cloned instead of copying?\n%s", werr, out.String())
+	default:
+	}
 	c.KillBrick(t, vol, 0)
-	if err := cmd.Wait(); err != nil {
+	<-exited
+	if err := werr; err != nil {
 		t.Fatalf("clone with brick 0 killed during it: %v\n%s", err, out.String())
 	}
 	rounds := len(LogLines(log, "copy_file_range done by the bricks")) - before
 	t.Logf("vm2.img: %d copy rounds, brick 0 killed after the first", rounds)
 	check("vm2.img", false)
+	if why := c.PendingHeal(t, vol, []string{"vm2.img"}); len(why) == 0 {
+		t.Error("brick 0 was killed during the clone of vm2.img, and nothing marks it for heal")
+	}
 	c.RestartBrick(t, vol, 0)
 	t.Logf("vm2.img healed in %v", c.WaitHealed(t, vol, []string{"vm1.img", "vm2.img"}, 3*time.Minute).Round(time.Millisecond))
 	check("vm2.img", true)

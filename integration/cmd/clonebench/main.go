@@ -42,11 +42,14 @@ import (
 	"github.com/brickfs/brickfs/integration"
 )
 
+var limit *time.Duration
+
 func main() {
 	size := flag.String("size", "4G", "size of the images of the reflink part")
 	psize := flag.String("policy-size", "1G", "size of the image of the policy part")
 	parts := flag.String("parts", "reflink,policy", "comma-separated: reflink, policy")
 	out := flag.String("o", "", "write the tables to this file too")
+	limit = flag.Duration("limit", 3*time.Minute, "a way of copying still running after this long is stopped and reported so")
 	flag.Parse()
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
 	log.SetOutput(os.Stderr)
@@ -133,11 +136,21 @@ func reflinkPart(d *integration.Program, c *integration.Cluster, bin, size strin
 			check(d, sig)
 			before := used(d, fss)
 			t0 := time.Now()
-			if o, err := exec.Command(w.cmd[0], w.cmd[1:]...).CombinedOutput(); err != nil {
-				d.Fatalf("%s: %v\n%s", strings.Join(w.cmd, " "), err, o)
-			}
+			wctx, cancel := context.WithTimeout(ctx, *limit)
+			o, err := exec.CommandContext(wctx, w.cmd[0], w.cmd[1:]...).CombinedOutput()
+			timedOut := wctx.Err() != nil
+			cancel()
 			took := time.Since(t0)
 			grew := used(d, fss) - before
+			if timedOut {
+				d.Logf("RESULT %s %s: stopped after %v", img, w.name, *limit)
+				fmt.Fprintf(&b, "| %s | %s | > %.0f (stopped) | %d MiB so far |\n", img, w.name, limit.Seconds(), grew>>20)
+				_ = os.Remove(filepath.Join(native, w.dst))
+				continue
+			}
+			if err != nil {
+				d.Fatalf("%s: %v\n%s", strings.Join(w.cmd, " "), err, o)
+			}
 			got, _, err := integration.Sum(filepath.Join(native, w.dst))
 			if err != nil || got != want {
 				d.Fatalf("%s: the copy reads %.16s (%v) through the native client, its source %.16s", w.name, got, err, want)

@@ -121,3 +121,36 @@ func TestCopyFileRangeReplicated(t *testing.T) {
 		t.Error("the copy differs from its source")
 	}
 }
+
+// gfidLookupDown answers every lookup by gfid with ENOTCONN (a brick
+// down, a timeout), as a deletion pass may meet.
+type gfidLookupDown struct{ *foptest.Mem }
+
+func (g gfidLookupDown) Lookup(ctx context.Context, parent xdr.GFID, name string, gfid xdr.GFID, xd xdr.Dict) (xdr.Iatt, xdr.Dict, error) {
+	if name == "" {
+		return xdr.Iatt{}, nil, &fop.OpError{Fop: "LOOKUP", Errno: syscall.ENOTCONN}
+	}
+	return g.Mem.Lookup(ctx, parent, name, gfid, xd)
+}
+
+// A deletion pass that cannot tell whether a removed file's base is gone
+// (its lookup fails with anything but ENOENT/ESTALE) leaves the blocks:
+// the file may exist under another name (a hard link, a clone's name).
+func TestDeletionKeepsBlocksWhenUnsure(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	s := newLayer(t, gfidLookupDown{m}, 4*mib)
+	f, g := create(t, s, "f")
+	write(t, s, f, 0, fill(12*mib, 'k'))
+	_ = s.Release(context.Background(), f)
+	if _, err := s.Unlink(context.Background(), xdr.RootGFID, "f", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.deleteOne(context.Background(), g.String()); fop.Errno(err) != syscall.ENOTCONN {
+		t.Errorf("deletion pass: %v, want the lookup's ENOTCONN", err)
+	}
+	for n := uint64(1); n <= 2; n++ {
+		if blockOn(t, m, g, n) == nil {
+			t.Errorf("block %d was deleted though its base file could not be looked up", n)
+		}
+	}
+}

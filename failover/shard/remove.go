@@ -281,6 +281,10 @@ func (s *Shard) deleteOne(ctx context.Context, name string) error {
 		// was made; the marker's lock rules out one in progress): only
 		// the marker goes. Native leaves it until the file is removed.
 		return fop.ErrOnly(s.Subvolume.Unlink(ictx, RemoveMeGFID, name, nil))
+	} else if !missing(err) {
+		// Not known to be gone (a brick down, a timeout): its blocks
+		// stay until the next pass can tell.
+		return err
 	}
 	last := Blocks(sz.Size, bs) - 1
 	rate := uint64(s.Options().DeletionRate)

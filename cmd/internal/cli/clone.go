@@ -29,9 +29,12 @@ Clones the file SRC to DST on the same brickfs mount. Every range of SRC
 that holds data goes to the bricks as one copy_file_range: on bricks on XFS
 with reflink=1 the clone shares SRC's blocks and takes about a second
 whatever its size; other bricks copy in their kernel. Holes stay holes.
-DST appears complete or not at all: the data goes to a hidden file in
-DST's directory, synced, then renamed to DST. On a distributed volume the
-hidden file is placed on SRC's replica set, so the bricks can clone.
+DST appears complete or not at all: the data goes to a hidden file
+(.brickfs-clone-*) in DST's directory, synced, then given DST's name. On a
+distributed volume the hidden file is placed on SRC's replica set, so the
+bricks can clone. Clone what nothing writes (shut the VM down first): a
+change of SRC's size during the clone is caught, writes within it are not.
+A clone killed with SIGKILL leaves its hidden file: remove it.
 
   --force, -f   replace DST if it exists
   --quiet, -q   no progress and no summary
@@ -92,11 +95,12 @@ type cloner struct {
 	force, quiet   bool
 	stdout, stderr io.Writer
 
-	tmpMu   sync.Mutex
-	tmp     string       // the hidden file while it exists; GUARDED_BY(tmpMu) once signals are watched
-	stop    atomic.Bool  // a signal arrived
-	copied  atomic.Int64 // bytes of data copied so far
-	started time.Time
+	tmpMu     sync.Mutex
+	tmp       string       // the hidden file while it exists; GUARDED_BY(tmpMu)
+	committed bool         // the clone is complete and being named DST; GUARDED_BY(tmpMu)
+	stop      atomic.Bool  // a signal arrived
+	copied    atomic.Int64 // bytes of data copied so far
+	started   time.Time
 }
 
 func (c *cloner) run() (err error) {
@@ -148,11 +152,20 @@ func (c *cloner) run() (err error) {
 			return
 		}
 		c.stop.Store(true) // seen between calls
-		if _, ok := <-sigs; ok {
+		for range sigs {
 			// A second signal: a call is stuck (a hung brick); do not
-			// wait for it.
-			c.removeTmp()
-			fmt.Fprintf(c.stderr, "brickfs clone: %v\n", errInterrupted)
+			// wait for it, unless the clone is complete and being
+			// given its name.
+			c.tmpMu.Lock()
+			committed := c.committed
+			c.tmpMu.Unlock()
+			if committed {
+				fmt.Fprintf(c.stderr, "brickfs clone: the clone is complete and being given its name %s; wait\n", c.dst)
+				continue
+			}
+			if c.removeTmp() {
+				fmt.Fprintf(c.stderr, "brickfs clone: %v\n", errInterrupted)
+			}
 			os.Exit(130)
 		}
 	}()
@@ -173,12 +186,16 @@ func (c *cloner) run() (err error) {
 	if err != nil {
 		return err
 	}
-	var after syscall.Stat_t
-	if err := syscall.Fstat(int(in.Fd()), &after); err != nil {
+	// A size that changed shows a writer (a truncate, an append); writes
+	// within the file do not show (each brick keeps its own mtime, and a
+	// sharded file's base is not touched by writes to its blocks): clone
+	// what nothing writes, as the help says.
+	var after unix.Statx_t
+	if err := unix.Statx(int(in.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_STATX_FORCE_SYNC, unix.STATX_SIZE, &after); err != nil {
 		return fmt.Errorf("stat %s after the clone: %v; the clone was discarded", c.src, err)
 	}
-	if after.Size != st.Size || after.Mtim != st.Mtim {
-		return fmt.Errorf("%s was written during the clone, so the clone would not be a consistent copy; it was discarded: stop what writes it (shut the VM down, or snapshot it) and clone again", c.src)
+	if int64(after.Size) != st.Size {
+		return fmt.Errorf("%s changed size during the clone (%d bytes, then %d), so the clone would not be a consistent copy; it was discarded: stop what writes it (shut the VM down) and clone again", c.src, st.Size, after.Size)
 	}
 	if err := out.Truncate(st.Size); err != nil {
 		return fmt.Errorf("set the size of the clone: %v; the clone was discarded", err)
@@ -189,27 +206,40 @@ func (c *cloner) run() (err error) {
 	if err := out.Close(); err != nil {
 		return fmt.Errorf("close the clone: %v; the clone was discarded (see the mount's log)", err)
 	}
-	if c.stop.Load() {
+	c.tmpMu.Lock()
+	tmp := c.tmp
+	c.committed = tmp != "" && !c.stop.Load()
+	c.tmpMu.Unlock()
+	if !c.committed {
 		return errInterrupted
 	}
+	uncommit := func() {
+		c.tmpMu.Lock()
+		c.committed = false // the deferred removeTmp takes it away
+		c.tmpMu.Unlock()
+	}
 	if c.force {
-		if err := os.Rename(c.tmp, c.dst); err != nil {
+		if err := os.Rename(tmp, c.dst); err != nil {
+			uncommit()
 			return fmt.Errorf("rename the finished clone to %s: %v; the clone was discarded", c.dst, err)
 		}
 	} else {
 		// link fails if DST appeared meanwhile: nothing is replaced
 		// without --force (a rename would).
-		if err := os.Link(c.tmp, c.dst); err != nil {
+		if err := os.Link(tmp, c.dst); err != nil {
+			uncommit()
 			if errors.Is(err, fs.ErrExist) {
 				return fmt.Errorf("%s appeared during the clone; the clone was discarded; pass --force to replace it", c.dst)
 			}
 			return fmt.Errorf("give the finished clone its name %s: %v; the clone was discarded", c.dst, err)
 		}
-		if err := os.Remove(c.tmp); err != nil {
-			fmt.Fprintf(c.stderr, "brickfs clone: the clone is %s, but its hidden name %s could not be removed: %v; remove it\n", c.dst, c.tmp, err)
+		if err := os.Remove(tmp); err != nil {
+			fmt.Fprintf(c.stderr, "brickfs clone: the clone is %s, but its hidden name %s could not be removed: %v; remove it\n", c.dst, tmp, err)
 		}
 	}
-	c.setTmp("")
+	c.tmpMu.Lock()
+	c.tmp = ""
+	c.tmpMu.Unlock()
 	if !c.quiet {
 		took := time.Since(c.started)
 		fmt.Fprintf(c.stdout, "cloned %s to %s: %s (%s of data) in %.2f s\n", c.src, c.dst, human(st.Size), human(data), took.Seconds())
@@ -236,11 +266,15 @@ func (c *cloner) create(in *os.File, dir string, mode uint32) (*os.File, error) 
 		// No dot but the first: a name of the form .NAME.SUFFIX (rsync's
 		// temporary files) is placed where NAME hashes, every try alike.
 		name := filepath.Join(dir, ".brickfs-clone-"+hex.EncodeToString(rnd[:])+"-"+strings.ReplaceAll(filepath.Base(c.dst), ".", "_"))
+		c.tmpMu.Lock() // a second signal meanwhile removes it
 		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			c.tmp = name
+		}
+		c.tmpMu.Unlock()
 		if err != nil {
 			return nil, fmt.Errorf("create the clone's hidden file in %s: %v", dir, createHint(err))
 		}
-		c.setTmp(name)
 		out = f
 		if want == "" || subvolumeOf(name) == want {
 			break
@@ -262,31 +296,31 @@ func (c *cloner) create(in *os.File, dir string, mode uint32) (*os.File, error) 
 	return out, nil
 }
 
-// removeTmp removes the unfinished clone, once; if it cannot, it says
-// where it is.
-func (c *cloner) removeTmp() {
+// removeTmp removes the unfinished clone, once, and reports whether it
+// is gone; if it cannot remove it, it says where it is.
+func (c *cloner) removeTmp() bool {
 	c.tmpMu.Lock()
-	defer c.tmpMu.Unlock()
-	if c.tmp == "" {
-		return
+	tmp := c.tmp
+	if !c.committed {
+		c.tmp = ""
 	}
-	if err := os.Remove(c.tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		fmt.Fprintf(c.stderr, "brickfs clone: could not remove the unfinished clone %s: %v; remove it by hand\n", c.tmp, err)
-	}
-	c.tmp = ""
-}
-
-func (c *cloner) setTmp(name string) {
-	c.tmpMu.Lock()
-	c.tmp = name
+	committed := c.committed
 	c.tmpMu.Unlock()
+	if tmp == "" || committed {
+		return true
+	}
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(c.stderr, "brickfs clone: could not remove the unfinished clone %s: %v; remove it by hand\n", tmp, err)
+		return false
+	}
+	return true
 }
 
 // createHint says what to do about a failed create.
 func createHint(err error) string {
 	switch {
 	case errors.Is(err, syscall.ENAMETOOLONG):
-		return fmt.Sprintf("%v; the clone's hidden name is 29 characters longer than DST's: use a shorter name, then rename", err)
+		return fmt.Sprintf("%v; the clone's hidden name is 28 characters longer than DST's: use a shorter name, then rename", err)
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return fmt.Sprintf("%v; the volume is full: free space first", err)
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):

@@ -55,6 +55,8 @@ type cloneFd struct {
 	// copy rather than of a clone: the bricks cannot reflink it, and
 	// later calls are cut to slowChunk (copy-offload=auto).
 	copying atomic.Bool
+	// slow counts the judged calls in a row that ran at a copy's speed.
+	slow atomic.Int32
 	// used is set once a copy went into fd (the brick now keeps it).
 	used atomic.Bool
 }
@@ -118,8 +120,8 @@ func (c *cloneFds) count() int {
 
 // Copy offload policies (-o copy-offload=).
 const (
-	// OffloadAuto sends copies to the bricks as asked until one call
-	// into a file runs at the speed of a copy rather than a clone
+	// OffloadAuto sends copies to the bricks as asked until two calls in
+	// a row into a file run at the speed of a copy rather than a clone
 	// (bricks that cannot reflink, which stall their other clients for as
 	// long as one call copies and fill the source's holes); from then on
 	// the calls into that file are cut to slowChunk and go around the
@@ -253,9 +255,15 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn fs.FileHandle, offIn uint
 		n.fsys.log.Info("a file is cloned into: its bricks keep this fd open until they restart (GlusterFS 10.3), and its space if it is deleted",
 			zap.Stringer("gfid", dst.gfid), zap.Int("destination fds kept", n.fsys.clones.count()))
 	}
-	if policy == OffloadAuto && hole == 0 && copying(cnt, copyTook) && !cf.copying.Swap(true) {
-		n.fsys.log.Info("the bricks copy rather than clone into this file (not XFS with reflink=1?): later calls are cut to 8 MiB so that other clients of those bricks wait less",
-			zap.Stringer("to", dst.gfid), zap.Uint64("bytes", cnt), zap.Duration("took", copyTook.Round(time.Microsecond)))
+	if policy == OffloadAuto && hole == 0 && cnt >= minJudged && !cf.copying.Load() {
+		// Two slow calls in a row: one can be a reflink that waited
+		// (a brick flushing, a busy machine).
+		if !copying(cnt, copyTook) {
+			cf.slow.Store(0)
+		} else if cf.slow.Add(1) >= 2 && !cf.copying.Swap(true) {
+			n.fsys.log.Info("the bricks copy rather than clone into this file (not XFS with reflink=1?): later calls are cut to 8 MiB so that other clients of those bricks wait less",
+				zap.Stringer("to", dst.gfid), zap.Uint64("bytes", cnt), zap.Duration("took", copyTook.Round(time.Microsecond)))
+		}
 	}
 	if hOut.fd.Flags&(syscall.O_DSYNC|syscall.O_SYNC) != 0 {
 		// The application's writes to that file are synchronous: so is

@@ -242,29 +242,29 @@ func TestMemCopyFileRangePolicy(t *testing.T) {
 	}
 }
 
-// Once the bricks turn out to copy rather than clone (a call slower than
-// 1 GiB/s), copy-offload=auto cuts the next calls into that file to
-// 8 MiB, which bounds how long other clients of those bricks wait, and
-// goes around the source's holes of 1 MiB or more (they become holes,
-// not zeros the bricks write); smaller holes are copied.
+// Once the bricks turn out to copy rather than clone (two calls in a row
+// slower than 1 GiB/s and 100 ms), copy-offload=auto cuts the next calls
+// into that file to 8 MiB, which bounds how long other clients of those
+// bricks wait, and goes around the source's holes of 1 MiB or more (they
+// become holes, not zeros the bricks write); smaller holes are copied.
 func TestMemCopyFileRangeSlowBricks(t *testing.T) {
 	v := &holeyVolume{memVolume: memVolume{foptest.NewMem("mem-client-0")}, delay: 3 * time.Millisecond}
 	dir, _ := mountVolume(t, v, Options{})
 	const mib = 1 << 20
-	src := bytes.Repeat([]byte("c"), 96*mib)
-	clear(src[72*mib : 80*mib])        // a big hole
-	clear(src[84*mib : 84*mib+64<<10]) // a small one
-	clear(src[88*mib:])                // a hole at the end
+	src := bytes.Repeat([]byte("c"), 160*mib)
+	clear(src[136*mib : 144*mib])        // a big hole
+	clear(src[148*mib : 148*mib+64<<10]) // a small one
+	clear(src[152*mib:])                 // a hole at the end
 	if err := os.WriteFile(filepath.Join(dir, "src"), src, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	copyAll(t, filepath.Join(dir, "src"), filepath.Join(dir, "dst"), 0)
 	got := v.copies()
-	if len(got) < 2 || got[0] != [2]uint64{0, cloneChunk} {
-		t.Fatalf("COPY_FILE_RANGE of %v; want 64 MiB first", got)
+	if len(got) < 3 || got[0] != [2]uint64{0, cloneChunk} || got[1] != [2]uint64{cloneChunk, cloneChunk} {
+		t.Fatalf("COPY_FILE_RANGE of %v; want 64 MiB twice first", got)
 	}
-	copied := make([]bool, 96)
-	for _, r := range got[1:] {
+	copied := make([]bool, 160)
+	for _, r := range got[2:] {
 		if r[1] > slowChunk {
 			t.Errorf("a call of %d bytes after the bricks were found copying; want at most %d (calls %v)", r[1], slowChunk, got)
 		}
@@ -272,13 +272,13 @@ func TestMemCopyFileRangeSlowBricks(t *testing.T) {
 			copied[m] = true
 		}
 	}
-	for m := 72; m < 96; m++ {
-		if copied[m] && (m < 80 || m >= 88) {
+	for m := 136; m < 160; m++ {
+		if copied[m] && (m < 144 || m >= 152) {
 			t.Errorf("MiB %d, in a hole of the source, was sent to the bricks (calls %v)", m, got)
 			break
 		}
 	}
-	if !copied[84] {
+	if !copied[148] {
 		t.Errorf("the 64 KiB hole was gone around (calls %v); it is cheaper to copy", got)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "dst")); !bytes.Equal(b, src) {

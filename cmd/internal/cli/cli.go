@@ -98,8 +98,8 @@ Options (-o, comma-separated):
   server-port=PORT              glusterd port (default 24007)
   subdir-mount=DIR              mount that directory of the volume
   copy-offload=POLICY           copy_file_range (brickfs clone, qemu-img convert -C): auto (default:
-                                by the bricks, data ranges only, 8 MiB calls once the bricks turn out
-                                to copy rather than reflink), bricks (as asked), kernel (never offload)
+                                by the bricks; once they turn out to copy rather than reflink, 8 MiB
+                                calls around the source's holes), bricks (as asked), kernel (never)
   copy-chunk=SIZE               most bytes one copy_file_range sends to the bricks (default 64M)
   ro, rw, [no]suid, [no]dev, [no]exec, [no]atime, [no]diratime, [no]relatime,
   [no]strictatime, [no]lazytime     mount flags, as mount(8) means them

@@ -180,7 +180,7 @@ func Extents(t T, path string) (allocated, shared int64) {
 		}
 		blocks, err := strconv.ParseInt(strings.TrimSpace(fields[3]), 10, 64)
 		if err != nil {
-			t.Fatalf("filefrag -v %s: cannot read %q", path, sc.Text())
+			t.Fatalf("filefrag -s -v %s: cannot read %q", path, sc.Text())
 		}
 		allocated += blocks * 4096
 		if strings.Contains(fields[len(fields)-1], "shared") {

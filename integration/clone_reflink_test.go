@@ -68,10 +68,7 @@ func TestCloneReflink(t *testing.T) {
 	const size = 128 << 20
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			shared.mu.Lock()
-			shared.seq++
-			vol := fmt.Sprintf("reflink%d", shared.seq)
-			shared.mu.Unlock()
+			vol := nextVolumeName("reflink")
 			c.CreateVolumeOn(t, vol, tc.kind, tc.fss...)
 			if tc.shard {
 				c.ShardVolume(t, vol, "16MB")
@@ -247,10 +244,7 @@ func TestCloneBrickFault(t *testing.T) {
 	for n := 1; n <= 3; n++ {
 		fss = append(fss, c.MakeFS(t, n, "ext4", 1024))
 	}
-	shared.mu.Lock()
-	shared.seq++
-	vol := fmt.Sprintf("clonefault%d", shared.seq)
-	shared.mu.Unlock()
+	vol := nextVolumeName("clonefault")
 	c.CreateVolumeOn(t, vol, Replica3, fss...)
 	c.Start(t, vol)
 	bin := BrickfsBin(t)

@@ -19,10 +19,7 @@ import (
 func newDistVolume(t *testing.T, prefix string, kind Kind, sets ...[2]string) (*Cluster, string) {
 	t.Helper()
 	c := sharedCluster(t)
-	shared.mu.Lock()
-	shared.seq++
-	name := fmt.Sprintf("%s%d", prefix, shared.seq)
-	shared.mu.Unlock()
+	name := nextVolumeName(prefix)
 	c.CreateVolume(t, name, kind)
 	for _, kv := range sets {
 		c.Set(t, name, kv[0], kv[1])
@@ -30,6 +27,15 @@ func newDistVolume(t *testing.T, prefix string, kind Kind, sets ...[2]string) (*
 	c.Start(t, name)
 	t.Logf("volume %s: %s", name, kind)
 	return c, name
+}
+
+// nextVolumeName is a volume name of the shared cluster not used before:
+// prefix and a sequence number.
+func nextVolumeName(prefix string) string {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	shared.seq++
+	return fmt.Sprintf("%s%d", prefix, shared.seq)
 }
 
 func distContent(name string) []byte { return bytes.Repeat([]byte(name+"\n"), 97) }

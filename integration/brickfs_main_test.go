@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -145,7 +146,11 @@ func dumpClientLog(t *testing.T, c *Cluster, mnt string) {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("==== client log %s ====\n%s", m.log, tail(m.log, 80))
+			lines := 80
+			if v, err := strconv.Atoi(os.Getenv("BRICKFS_LOG_LINES")); err == nil && v > 0 {
+				lines = v
+			}
+			t.Logf("==== client log %s ====\n%s", m.log, tail(m.log, lines))
 		}
 	})
 }

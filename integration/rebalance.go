@@ -148,13 +148,23 @@ func (c *Cluster) runMigration(t T, what, volume string, start, stop, status []s
 	for try := 1; ; try++ {
 		c.MustGluster(t, c.cliNode(t), start...)
 		c.recordRebalance(volume)
-		waitFor(t, 3*time.Minute, what, func() (bool, string) {
+		const wait = 3 * time.Minute
+		last := time.Now().Add(wait - 2*time.Second)
+		dumped := false
+		waitFor(t, wait, what, func() (bool, string) {
 			c.recordRebalance(volume)
 			s, err := c.rebalanceStatus(t, status...)
 			if err != nil {
 				return false, err.Error()
 			}
 			st = s
+			if !s.Done() && !dumped && time.Now().After(last) {
+				// About to time out: say what the daemons are doing.
+				dumped = true
+				for _, nd := range c.nodes {
+					t.Logf("%s rebalance log:\n%s", nd.host, tail(filepath.Join(nd.dir, "logs", volume+"-rebalance.log"), 40))
+				}
+			}
 			return s.Done(), fmt.Sprintf("%+v", s)
 		})
 		if !st.Failed() || try == 3 {

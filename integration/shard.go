@@ -167,6 +167,10 @@ func Assemble(brickPath, file string) ([]byte, error) {
 // block carries the shard xattrs or another owner than root.
 func (c *Cluster) CheckShardBackends(t T, volume string, kind Kind, file string, mounts ...string) {
 	t.Helper()
+	if kind.Subvolumes() > 1 {
+		c.checkSpreadShard(t, volume, kind, file, mounts...)
+		return
+	}
 	var first *ShardLayout
 	var want []byte
 	for _, b := range c.Bricks(t, volume) {
@@ -202,6 +206,116 @@ func (c *Cluster) CheckShardBackends(t T, volume string, kind Kind, file string,
 			}
 		}
 	}
+	for _, m := range mounts {
+		got, err := os.ReadFile(filepath.Join(m, file))
+		if err != nil {
+			t.Errorf("read %s through %s: %v", file, m, err)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			gs, ws := sha256.Sum256(got), sha256.Sum256(want)
+			t.Errorf("%s through %s: %d bytes sha256 %.16s; the bricks assemble %d bytes sha256 %.16s",
+				file, m, len(got), hex.EncodeToString(gs[:]), len(want), hex.EncodeToString(ws[:]))
+		}
+	}
+}
+
+// checkSpreadShard is CheckShardBackends on a distributed volume, where
+// the base file and each block are on one replica set (linkto files
+// elsewhere): every data copy of each is identical within its set, no
+// piece has data on two sets, and the pieces assemble to what each mount
+// reads.
+func (c *Cluster) checkSpreadShard(t T, volume string, kind Kind, file string, mounts ...string) {
+	t.Helper()
+	set := kind.Set()
+	type piece struct {
+		sum  string
+		sets map[int]bool
+		path string
+	}
+	// pieces by name relative to the brick: the base file, .shard/G.N
+	pieces := map[string]*piece{}
+	var layout *ShardLayout
+	var layoutBrick string
+	for _, b := range c.Bricks(t, volume) {
+		if kind.Arbiter > 0 && b.Index%set == kind.Replica-1 {
+			continue
+		}
+		names := []string{file}
+		if g, err := BackendGFID(filepath.Join(b.Path, file)); err == nil {
+			blocks, _ := filepath.Glob(filepath.Join(b.Path, ".shard", g+".*"))
+			for _, p := range blocks {
+				names = append(names, filepath.Join(".shard", filepath.Base(p)))
+			}
+		}
+		for _, n := range names {
+			p := filepath.Join(b.Path, n)
+			if _, err := os.Lstat(p); err != nil {
+				continue
+			}
+			if _, link := isLinktoFile(p); link {
+				continue
+			}
+			sum, _, err := Sum(p)
+			if err != nil {
+				t.Errorf("%s: %v", p, err)
+				continue
+			}
+			pc := pieces[n]
+			if pc == nil {
+				pc = &piece{sum: sum, sets: map[int]bool{}, path: p}
+				pieces[n] = pc
+			} else if pc.sum != sum {
+				t.Errorf("%s differs between bricks: %s and %s", n, pc.path, p)
+			}
+			pc.sets[b.Index/set] = true
+			if n == file && layout == nil {
+				l, err := ReadShardLayout(b.Path, file)
+				if err != nil {
+					t.Errorf("%s on brick %d: %v", file, b.Index, err)
+					continue
+				}
+				layout, layoutBrick = &l, b.Path
+			}
+		}
+	}
+	for n, pc := range pieces {
+		if len(pc.sets) != 1 {
+			t.Errorf("%s has data on %d replica sets", n, len(pc.sets))
+		}
+	}
+	if layout == nil {
+		t.Errorf("%s: no brick holds its base file", file)
+		return
+	}
+	size, bs := layout.Size(), layout.BlockBytes()
+	if size < 0 || bs <= 0 {
+		t.Errorf("%s on %s: size %s, block size %s", file, layoutBrick, layout.FileSize, layout.BlockSize)
+		return
+	}
+	want := make([]byte, size)
+	for n, pc := range pieces {
+		b, err := os.ReadFile(pc.path)
+		if err != nil {
+			t.Errorf("%s: %v", pc.path, err)
+			continue
+		}
+		off := int64(0)
+		if n != file {
+			num, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(n), layout.GFID+"."))
+			if err != nil {
+				continue
+			}
+			off = int64(num) * bs
+			if v, err := Getfattr(pc.path, "trusted.glusterfs.shard.file-size"); err == nil {
+				t.Errorf("block %s carries the file size %s", pc.path, v)
+			}
+		}
+		if off < size {
+			copy(want[off:], b)
+		}
+	}
+	t.Logf("%s: gfid %s, file-size %s, base and %d blocks over the replica sets", file, layout.GFID, layout.FileSize, len(pieces)-1)
 	for _, m := range mounts {
 		got, err := os.ReadFile(filepath.Join(m, file))
 		if err != nil {

@@ -490,12 +490,21 @@ func (d *DHT) setMDS(g xdr.GFID, i int) {
 
 // setFile records that g's data is on subvolume sub.
 func (d *DHT) setFile(g xdr.GFID, sub int) {
+	d.setFileAt(g, sub, xdr.GFID{}, "")
+}
+
+// setFileAt is setFile for a file known by name in parent (a create or a
+// lookup by name): the name is kept for placeBeside, which checks it.
+func (d *DHT) setFileAt(g xdr.GFID, sub int, parent xdr.GFID, name string) {
 	if g.IsZero() {
 		return
 	}
 	d.mu.Lock()
 	ino := d.slot(g)
 	ino.dir, ino.sub, ino.lay = false, sub, nil
+	if name != "" {
+		ino.parent, ino.name = parent, name
+	}
 	d.mu.Unlock()
 }
 

@@ -118,7 +118,7 @@ func (d *DHT) create(ctx context.Context, parent xdr.GFID, name string, flags, m
 		f.SetCtx(d, r.cached)
 		return f, r.st, rx, nil
 	}
-	d.setFile(st.GFID, hs)
+	d.setFileAt(st.GFID, hs, parent, name)
 	f.SetCtx(d, hs)
 	return f, st, rx, nil
 }
@@ -138,7 +138,7 @@ func (d *DHT) Mknod(ctx context.Context, parent xdr.GFID, name string, mode uint
 	if err != nil {
 		return xdr.Iatt{}, nil, err
 	}
-	d.setFile(st.GFID, hs)
+	d.setFileAt(st.GFID, hs, parent, name)
 	return st, rx, nil
 }
 
@@ -153,7 +153,7 @@ func (d *DHT) Symlink(ctx context.Context, parent xdr.GFID, name, target string,
 	if err != nil {
 		return xdr.Iatt{}, nil, err
 	}
-	d.setFile(st.GFID, hs)
+	d.setFileAt(st.GFID, hs, parent, name)
 	return st, rx, nil
 }
 

@@ -468,7 +468,7 @@ func (d *DHT) follow(ctx context.Context, f *fop.Fd, was int) (bool, error) {
 		m := v.(*moved)
 		_ = d.kid(m.sub).Release(context.WithoutCancel(ctx), m.fd)
 	}
-	d.log.Warn("an open file was migrated by rebalance; its fd follows it",
+	d.log.Warn("an open file was migrated (by rebalance, or moved beside a clone source); its fd follows it",
 		zap.Stringer("gfid", f.GFID), zap.String("from", d.subName(was)), zap.String("to", d.subName(i)))
 	return true, nil
 }
@@ -857,8 +857,10 @@ func (d *DHT) Finodelk(ctx context.Context, f *fop.Fd, domain string, cmd uint32
 	return rx, err
 }
 
-// CopyFileRange copies within one subvolume; between two it answers
-// EXDEV, and the kernel or the caller copies the bytes.
+// CopyFileRange copies within one subvolume. A destination on another
+// subvolume than its source is first moved beside it while it holds no
+// data (placeBeside); otherwise the layer answers EXDEV, and the kernel or
+// the caller copies the bytes.
 func (d *DHT) CopyFileRange(ctx context.Context, in *fop.Fd, offIn uint64, out *fop.Fd, offOut, size uint64, flags uint32, xd xdr.Dict) (uint64, xdr.Iatt, xdr.Dict, error) {
 	si, inf, err := d.target(ctx, in)
 	if err != nil {
@@ -867,6 +869,15 @@ func (d *DHT) CopyFileRange(ctx context.Context, in *fop.Fd, offIn uint64, out *
 	so, outf, err := d.target(ctx, out)
 	if err != nil {
 		return 0, xdr.Iatt{}, nil, err
+	}
+	if si != so && d.placeBeside(ctx, out, so, si) {
+		// The destination moved beside the source: its fd follows it.
+		if _, err := d.follow(ctx, out, so); err != nil {
+			return 0, xdr.Iatt{}, nil, d.errf("COPY_FILE_RANGE", out.GFID, syscall.EXDEV, "the destination moved to %s and could not be reopened there (%v); the kernel copies", d.subName(si), err)
+		}
+		if so, outf, err = d.target(ctx, out); err != nil {
+			return 0, xdr.Iatt{}, nil, err
+		}
 	}
 	if si != so {
 		return 0, xdr.Iatt{}, nil, d.errf("COPY_FILE_RANGE", in.GFID, syscall.EXDEV, "source and destination are on different subvolumes")

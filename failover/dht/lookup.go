@@ -200,7 +200,7 @@ func (d *DHT) resolve(ctx context.Context, parent xdr.GFID, name string, xd xdr.
 		if t >= 0 && t != hs {
 			tst, tx, terr := d.kid(t).Lookup(ctx, parent, name, xdr.GFID{}, withKeys(xd, false))
 			if terr == nil && tst.GFID == st.GFID && !isLinkto(tst, tx) && !isDir(tst) {
-				d.setFile(tst.GFID, t)
+				d.setFileAt(tst.GFID, t, parent, name)
 				return resolved{st: tst, x: tx, hashed: hs, cached: t, linkOn: true}, nil
 			}
 			if terr != nil && !missing(terr) {
@@ -212,7 +212,7 @@ func (d *DHT) resolve(ctx context.Context, parent xdr.GFID, name string, xd xdr.
 		}
 		return d.everywhere(ctx, parent, name, xd, hs)
 	case err == nil:
-		d.setFile(st.GFID, hs)
+		d.setFileAt(st.GFID, hs, parent, name)
 		return resolved{st: st, x: x, hashed: hs, cached: hs}, nil
 	case fop.Errno(err) == syscall.ENOENT:
 		o, _ := d.options()
@@ -276,7 +276,7 @@ func (d *DHT) everywhere(ctx context.Context, parent xdr.GFID, name string, xd x
 	}
 	if data >= 0 {
 		a := as[data]
-		d.setFile(a.st.GFID, data)
+		d.setFileAt(a.st.GFID, data, parent, name)
 		linkOn := hs >= 0 && hs != data && link == hs && as[hs].st.GFID == a.st.GFID
 		if linkOn && d.linktoTarget(as[hs].x) != data && allAnswered(as) {
 			// The linkto file names another subvolume, or one the volume

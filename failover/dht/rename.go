@@ -194,7 +194,7 @@ func (d *DHT) renameFile(ctx context.Context, src, dst resolved, dh int, oldPare
 	if dc >= 0 && dc != dh && dc != sc {
 		drop(dc, newParent, newName, "replaced file's data")
 	}
-	d.setFile(src.st.GFID, sc)
+	d.setFileAt(src.st.GFID, sc, newParent, newName)
 	return st, rx, nil
 }
 

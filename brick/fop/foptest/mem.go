@@ -192,6 +192,17 @@ func (m *Mem) Drop(fopName string, on bool) {
 // OpenFds returns how many fds are open on the brick.
 func (m *Mem) OpenFds() int { m.mu.Lock(); defer m.mu.Unlock(); return len(m.opened) }
 
+// Locks returns how many inode and entry locks are held on the brick.
+func (m *Mem) Locks() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, held := range m.locks {
+		n += len(held)
+	}
+	return n
+}
+
 // Calls returns how many times fop reached the brick.
 func (m *Mem) Calls(fopName string) int { m.mu.Lock(); defer m.mu.Unlock(); return m.calls[fopName] }
 

@@ -331,3 +331,25 @@ func TestMemCopyFileRangeRefusedLogsNothing(t *testing.T) {
 		t.Errorf("%d lines about a kept fd for one file cloned into, want 1", n)
 	}
 }
+
+// Copies whose offsets are equally misaligned are cut at block
+// boundaries so the middle can be a reflink; qemu-img's chunks past 2 GiB
+// start 512 bytes before a block.
+func TestReflinkable(t *testing.T) {
+	const g = 1 << 31
+	for _, tc := range []struct {
+		in, out, length, want uint64
+	}{
+		{0, 0, 2 << 20, 2 << 20},                          // aligned
+		{g - 2<<20, g - 2<<20, 2<<20 - 512, 2<<20 - 4096}, // qemu's last chunk below 2 GiB: the end left over
+		{g - 512, g - 512, 2 << 20, 512},                  // past 2 GiB: the head alone
+		{g, g, 2<<20 - 512, 2<<20 - 4096},                 // then the aligned part
+		{g + 2<<20 - 4096, g + 2<<20 - 4096, 3584, 3584},  // and the tail, shorter than a block
+		{512, 1024, 2 << 20, 2 << 20},                     // never reflinkable: as asked
+		{4096, 8192, 100, 100},                            // short and aligned
+	} {
+		if got := reflinkable(tc.in, tc.out, tc.length); got != tc.want {
+			t.Errorf("reflinkable(%d, %d, %d) = %d, want %d", tc.in, tc.out, tc.length, got, tc.want)
+		}
+	}
+}

@@ -237,13 +237,22 @@ func (c *Cluster) checkSpreadShard(t T, volume string, kind Kind, file string, m
 	pieces := map[string]*piece{}
 	var layout *ShardLayout
 	var layoutBrick string
+	// The file's gfid, from any brick that has its name (data or linkto):
+	// its blocks are looked for on every brick.
+	var gfid string
+	for _, b := range c.Bricks(t, volume) {
+		if g, err := BackendGFID(filepath.Join(b.Path, file)); err == nil {
+			gfid = g
+			break
+		}
+	}
 	for _, b := range c.Bricks(t, volume) {
 		if kind.Arbiter > 0 && b.Index%set == kind.Replica-1 {
 			continue
 		}
 		names := []string{file}
-		if g, err := BackendGFID(filepath.Join(b.Path, file)); err == nil {
-			blocks, _ := filepath.Glob(filepath.Join(b.Path, ".shard", g+".*"))
+		if gfid != "" {
+			blocks, _ := filepath.Glob(filepath.Join(b.Path, ".shard", gfid+".*"))
 			for _, p := range blocks {
 				names = append(names, filepath.Join(".shard", filepath.Base(p)))
 			}

@@ -76,11 +76,15 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 		failed := and(part, not(ok))
 		var why []string
 		for i, f := range failed {
-			if f && rs[i].err != nil {
+			switch {
+			case !f:
+			case rs[i].err != nil:
 				why = append(why, rs[i].err.Error())
+			default:
+				why = append(why, r.kids[i].Name()+": the change was not flushed (FSYNC failed)")
 			}
 		}
-		r.log.Info("data change failed on bricks", zap.Stringer("gfid", ino.gfid), zap.Strings("errors", why))
+		r.log.Warn("data change failed on bricks", zap.Stringer("gfid", ino.gfid), zap.Strings("errors", why))
 		r.unreadable(ino, failed, slotData)
 		if err == nil {
 			err = r.accuse(ctx, ino.gfid, ino.owner, ok, failed, slotData, nil)

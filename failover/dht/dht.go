@@ -86,6 +86,12 @@ type DHT struct {
 	followMu  sync.Mutex               // guards following
 	following map[xdr.GFID]*followLock // GUARDED_BY(followMu); one follow per file at a time
 
+	// A clone destination's move (place.go).
+	moveMu     sync.Mutex
+	moving     map[xdr.GFID]*moveLock // GUARDED_BY(moveMu); one move per file at a time
+	notMovable map[xdr.GFID]time.Time // GUARDED_BY(moveMu); files found not movable, when
+	openFds    map[xdr.GFID]int       // GUARDED_BY(moveMu); this layer's open fds per file
+
 	watchMu  sync.Mutex
 	watchers []func(up bool) // GUARDED_BY(watchMu)
 	told     bool            // GUARDED_BY(watchMu)

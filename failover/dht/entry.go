@@ -116,10 +116,12 @@ func (d *DHT) create(ctx context.Context, parent xdr.GFID, name string, flags, m
 			return nil, xdr.Iatt{}, nil, err
 		}
 		f.SetCtx(d, r.cached)
+		d.countOpen(r.st.GFID, 1)
 		return f, r.st, rx, nil
 	}
 	d.setFileAt(st.GFID, hs, parent, name)
 	f.SetCtx(d, hs)
+	d.countOpen(st.GFID, 1)
 	return f, st, rx, nil
 }
 

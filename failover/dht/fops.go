@@ -401,6 +401,16 @@ type moved struct {
 // or where it was followed to.
 func (d *DHT) target(ctx context.Context, f *fop.Fd) (int, *fop.Fd, error) {
 	i, cf, err := d.opened(ctx, f)
+	if err == nil && !f.Anon {
+		if ino, ok := d.get(f.GFID); ok && !ino.dir && ino.sub != i && d.isLive(ino.sub) {
+			// The file moved since the fd was opened or followed (a clone
+			// destination moved beside its source, seen by this mount):
+			// the fd follows it before any fop reaches the old copy.
+			if _, ferr := d.follow(ctx, f, i); ferr == nil {
+				i, cf, err = d.opened(ctx, f)
+			}
+		}
+	}
 	if err != nil || d.isLive(i) {
 		return i, cf, err
 	}
@@ -564,6 +574,7 @@ func (d *DHT) Open(ctx context.Context, g xdr.GFID, flags uint32, xd xdr.Dict) (
 		return nil, nil, err
 	}
 	f.SetCtx(d, sub)
+	d.countOpen(g, 1)
 	return f, rx, nil
 }
 
@@ -630,6 +641,9 @@ func (d *DHT) Release(ctx context.Context, f *fop.Fd) error {
 		return first
 	}
 	d.dropDstFd(ctx, f)
+	if !f.Anon {
+		d.countOpen(f.GFID, -1)
+	}
 	if v, ok := f.Ctx(movedKey{}); ok {
 		m := v.(*moved)
 		_ = d.kid(m.sub).Release(ctx, m.fd)

@@ -66,6 +66,21 @@ func (ls *locks) inodelk(i int, g xdr.GFID, domain string, typ uint32) error {
 	return nil
 }
 
+// tryInodelk takes a whole-file write inode lock in domain on subvolume
+// i if no one holds it (EAGAIN otherwise).
+func (ls *locks) tryInodelk(i int, g xdr.GFID, domain string) error {
+	fl := xdr.Flock{Type: fop.LkWrite}
+	if _, err := ls.d.kid(i).Inodelk(context.WithoutCancel(ls.ctx), g, domain, fop.LkSet, fl, nil); err != nil {
+		return err
+	}
+	ls.undo = append(ls.undo, func(ctx context.Context) error {
+		ul := xdr.Flock{Type: fop.LkUnlock}
+		return fop.ErrOnly(ls.d.kid(i).Inodelk(ctx, g, domain, fop.LkSet, ul, nil))
+	})
+	ls.names = append(ls.names, domain)
+	return nil
+}
+
 // entrylk takes a write entry lock on parent/name in domain on subvolume
 // i, waiting for it (dht_blocking_entrylk_rec), with the wait not cut
 // short (see inodelk).

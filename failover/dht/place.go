@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -69,72 +71,119 @@ func (d *DHT) dataRanges(ctx context.Context, i int, g xdr.GFID, limit uint64) (
 }
 
 // placeBeside moves the destination of a copy (fd out, data on subvolume
-// from) to subvolume to, as above. It reports whether it did; on false
-// the file is where it was, unchanged.
+// from) to subvolume to, as above. It reports whether the file is on to
+// now; on false it is where it was, unchanged. Copies into one file on
+// this mount move it once (moveMu); a file found not movable is not tried
+// again for a while (unmovable).
 func (d *DHT) placeBeside(ctx context.Context, out *fop.Fd, from, to int) bool {
 	if out.Anon || dirOf(out) != nil {
 		return false
 	}
 	g := out.GFID
+	unlock := d.lockMove(g)
+	defer unlock()
+	if i, dir, err := d.where(ctx, g); err == nil && !dir && i == to {
+		return true // another copy into it moved it meanwhile
+	}
+	if d.unmovable(g) {
+		return false
+	}
+	moved, why := d.move(context.WithoutCancel(ctx), g, from, to)
+	if !moved {
+		d.markUnmovable(g)
+		d.log.Debug("clone destination left in place: the kernel copies into it", zap.Stringer("gfid", g), zap.String("why", why))
+	}
+	return moved
+}
+
+// keyOpenFdCount asks a brick's lookup for the number of fds open on the
+// file, from every client (GLUSTERFS_OPEN_FD_COUNT).
+const keyOpenFdCount = "glusterfs.open-fd-count"
+
+// move is placeBeside's move; why says what kept the file in place.
+func (d *DHT) move(ctx context.Context, g xdr.GFID, from, to int) (bool, string) {
 	parent, name, ok := d.fileName(g)
 	if !ok {
-		d.log.Debug("clone destination left in place: its name is not known", zap.Stringer("gfid", g))
-		return false
+		return false, "its name is not known"
+	}
+	rctx := asRoot(ctx)
+	// What can be seen without touching the file comes first: a file
+	// that cannot move is left alone by every other client.
+	st, x, err := d.kid(from).Lookup(rctx, parent, name, xdr.GFID{}, withKeys(xdr.Dict{}.With(keyOpenFdCount, xdr.Uint(1)), false))
+	switch {
+	case err != nil:
+		return false, "lookup: " + err.Error()
+	case st.GFID != g:
+		return false, "its name is another file's now"
+	case isLinkto(st, x) || phase1(st) || st.Mode&syscall.S_IFMT != syscall.S_IFREG:
+		return false, "it is a linkto file or being migrated"
+	case st.Nlink != 1:
+		return false, "it has more than one name"
+	case st.Blocks*512 > maxMovedData:
+		return false, "it holds data"
+	}
+	if n, ok := x.Uint(keyOpenFdCount); ok && int(n) > d.opens(g) {
+		return false, fmt.Sprintf("another client has it open (%d fds on the brick, %d of this mount)", n, d.opens(g))
 	}
 	// Whoever migrates or renames the file takes this lock on the copy
 	// holding its data (dht_migrate_file, dht_rename): nothing else
-	// moves or renames it while the layer does.
+	// moves or renames it while the layer does. Not waited for: a file
+	// being migrated or renamed is left to the kernel's copy.
 	ls := d.newLocks(ctx)
 	defer ls.release()
-	if err := ls.inodelk(from, g, domMigrate, fop.LkWrite); err != nil {
-		d.log.Debug("clone destination left in place: migration lock refused", zap.Stringer("gfid", g), zap.Error(err))
-		return false
+	if err := ls.tryInodelk(from, g, domMigrate); err != nil {
+		return false, "the migration lock is held: " + err.Error()
 	}
-	rctx := withLocksHeld(asRoot(ctx))
-	hs, _, err := d.hashed(rctx, "COPY_FILE_RANGE", parent, name)
-	if err != nil || hs != from {
-		d.log.Debug("clone destination left in place: its name does not hash to its data's subvolume", zap.Stringer("gfid", g), zap.String("name", name), zap.Int("hashed", hs), zap.Error(err))
-		return false
+	rctx = withLocksHeld(rctx)
+	if hs, _, err := d.hashed(rctx, "COPY_FILE_RANGE", parent, name); err != nil || hs != from {
+		return false, "its name does not hash to its data's subvolume"
 	}
-	st, x, err := d.kid(from).Lookup(rctx, parent, name, xdr.GFID{}, withKeys(nil, false))
-	if err != nil || st.GFID != g || isLinkto(st, x) || phase1(st) || st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Nlink != 1 {
-		// Renamed since, linked, or already being moved.
-		d.log.Debug("clone destination left in place", zap.Stringer("gfid", g), zap.String("name", name), zap.Stringer("found", st.GFID), zap.Uint32("mode", st.Mode), zap.Uint32("nlink", st.Nlink), zap.Error(err))
-		return false
-	}
-	logf := func(step string, err error) bool {
+	failed := func(step string, err error) (bool, string) {
 		d.log.Info("clone destination left in place", zap.String("step", step), zap.Stringer("gfid", g), zap.String("name", name), zap.Error(err))
-		return false
+		return false, step
 	}
 	// The new copy: a linkto-mode file naming the old one (so readdir
-	// and lookups pass it by), as the daemon makes it.
+	// and lookups pass it by), as the daemon makes it, sized before the
+	// old one shows the migration (a truncate from then on is repeated
+	// on it).
 	if err := d.linkto(rctx, to, from, parent, name, g, st, nil); err != nil {
-		return logf("create the new copy", err)
+		return failed("create the new copy", err)
 	}
 	undoNew := func() {
 		if _, err := d.kid(to).Unlink(rctx, parent, name, nil); err != nil && !missing(err) {
-			d.log.Warn("an abandoned copy of a clone destination was left; a rebalance or lookup removes it", zap.Stringer("gfid", g), zap.String("on", d.subName(to)), zap.Error(err))
+			d.log.Warn("an abandoned copy of a clone destination was left; remove it from the bricks of "+d.subName(to), zap.Stringer("gfid", g), zap.String("name", name), zap.Error(err))
 		}
+	}
+	if _, _, _, err := d.kid(to).Truncate(rctx, g, st.Size, nil); err != nil {
+		undoNew()
+		return failed("size the new copy", err)
 	}
 	// Phase 1: the old copy names the new one and shows the migration.
 	if _, err := d.kid(from).Setxattr(rctx, g, xdr.Dict{}.With(xattrLinkto, xdr.Str(d.subName(to))), 0, internal(nil)); err != nil {
 		undoNew()
-		return logf("mark the old copy", err)
+		return failed("mark the old copy", err)
 	}
 	mode := st.Mode & 07777
 	undoOld := func() {
-		a := xdr.Iatt{Mode: mode}
-		_, _, _, err1 := d.kid(from).Setattr(rctx, g, &a, fop.SetAttrMode, nil)
+		// The marks off, unless a chmod since took them off already (and
+		// set the mode the file keeps).
+		var err1 error
+		if now, _, err := d.kid(from).Stat(rctx, g, nil); err != nil {
+			err1 = err
+		} else if phase1(now) {
+			a := xdr.Iatt{Mode: now.Mode&07777&^(syscall.S_ISVTX|syscall.S_ISGID) | mode&(syscall.S_ISVTX|syscall.S_ISGID)}
+			_, _, _, err1 = d.kid(from).Setattr(rctx, g, &a, fop.SetAttrMode, nil)
+		}
 		_, err2 := d.kid(from).Removexattr(rctx, g, xattrLinkto, internal(nil))
 		if err1 != nil || (err2 != nil && fop.Errno(err2) != syscall.ENODATA) {
-			d.log.Warn("a clone destination could not be unmarked: it stays in migration phase 1 until a rebalance finishes it", zap.Stringer("gfid", g), zap.String("name", name), zap.NamedError("mode", err1), zap.NamedError("xattr", err2))
+			d.log.Warn("a clone destination could not be unmarked: it shows a migration in progress (mode bits 06000, a linkto xattr); restore its mode with chmod", zap.Stringer("gfid", g), zap.String("name", name), zap.NamedError("mode", err1), zap.NamedError("xattr", err2))
 		}
 		undoNew()
 	}
 	a := xdr.Iatt{Mode: mode | syscall.S_ISVTX | syscall.S_ISGID}
 	if _, _, _, err := d.kid(from).Setattr(rctx, g, &a, fop.SetAttrMode, nil); err != nil {
 		undoOld()
-		return logf("mark the old copy", err)
+		return failed("mark the old copy", err)
 	}
 	// From here a change another client makes is repeated on the new
 	// copy; one made before is in the old copy and seen now.
@@ -142,26 +191,9 @@ func (d *DHT) placeBeside(ctx context.Context, out *fop.Fd, from, to int) bool {
 	if err != nil {
 		undoOld()
 		if err == errTooMuchData {
-			d.log.Debug("clone destination left in place: it holds data", zap.Stringer("gfid", g), zap.String("name", name))
-			return false // the kernel copies into it
+			return false, "it holds data"
 		}
-		return logf("look for data", err)
-	}
-	cur, _, err := d.kid(from).Stat(rctx, g, nil)
-	if err != nil {
-		undoOld()
-		return logf("stat the old copy", err)
-	}
-	// Only grown: a change repeated on the new copy since may have
-	// grown it past what the stat saw.
-	if nst, _, err := d.kid(to).Stat(rctx, g, nil); err != nil || nst.Size < cur.Size {
-		if err == nil {
-			_, _, _, err = d.kid(to).Truncate(rctx, g, cur.Size, nil)
-		}
-		if err != nil {
-			undoOld()
-			return logf("size the new copy", err)
-		}
+		return failed("look for data", err)
 	}
 	// What is there (qemu-img writes the first 4 KiB of a new image to
 	// probe O_DIRECT alignment) is copied as the daemon copies: a write
@@ -172,14 +204,14 @@ func (d *DHT) placeBeside(ctx context.Context, out *fop.Fd, from, to int) bool {
 		for off := r[0]; off < r[1]; {
 			b, _, err := d.kid(from).Read(rctx, src, off, uint32(min(r[1]-off, 1<<20)), nil)
 			if err == nil && len(b) == 0 {
-				break
+				err = errors.New("the old copy ended early: it was truncated")
 			}
 			if err == nil {
 				_, _, _, err = d.kid(to).Write(rctx, dst, off, b, avoidOverwrite)
 			}
 			if err != nil {
 				undoOld()
-				return logf("copy the data", err)
+				return failed("copy the data", err)
 			}
 			off += uint64(len(b))
 		}
@@ -187,48 +219,145 @@ func (d *DHT) placeBeside(ctx context.Context, out *fop.Fd, from, to int) bool {
 	v, _, err := d.kid(from).Getxattr(rctx, g, "", nil)
 	if err != nil {
 		undoOld()
-		return logf("list extended attributes", err)
+		return failed("list extended attributes", err)
 	}
-	{
-		var keep xdr.Dict
-		for _, p := range v {
-			if carried(p.Key) {
-				keep = keep.With(p.Key, p.Value)
-			}
+	var keep, acls xdr.Dict
+	for _, p := range v {
+		switch {
+		case strings.HasPrefix(p.Key, "system.posix_acl_"):
+			acls = acls.With(p.Key, p.Value) // they rewrite the mode: after phase 2
+		case carried(p.Key):
+			keep = keep.With(p.Key, p.Value)
 		}
-		if len(keep) > 0 {
-			if _, err := d.kid(to).Setxattr(rctx, g, keep, 0, nil); err != nil {
-				undoOld()
-				return logf("copy extended attributes", err)
-			}
+	}
+	if len(keep) > 0 {
+		if _, err := d.kid(to).Setxattr(rctx, g, keep, 0, nil); err != nil {
+			undoOld()
+			return failed("copy extended attributes", err)
 		}
+	}
+	// The last look before phase 2: the old copy still shows this
+	// migration, has one name, under the same name, and the two copies
+	// have one size; its mode, owner and times now are the file's.
+	cur, cx, err := d.kid(from).Lookup(rctx, parent, name, xdr.GFID{}, withKeys(nil, false))
+	if err == nil {
+		nst, _, nerr := d.kid(to).Stat(rctx, g, nil)
+		switch {
+		case nerr != nil:
+			err = nerr
+		case cur.GFID != g || !phase1(cur) || cur.Nlink != 1 || d.linktoTarget(cx) != to:
+			err = errors.New("the file was renamed, linked, removed or changed mode during the move")
+		case nst.Size != cur.Size:
+			err = fmt.Errorf("the copies' sizes differ (%d, %d): the file changed during the move", cur.Size, nst.Size)
+		}
+	}
+	if err != nil {
+		undoOld()
+		return failed("check the file before the switch", err)
 	}
 	// Phase 2: the new copy is the file, the old one a linkto file.
-	b := xdr.Iatt{Mode: mode, UID: cur.UID, GID: cur.GID}
+	b := xdr.Iatt{Mode: cur.Mode&07777&^(syscall.S_ISVTX|syscall.S_ISGID) | mode&(syscall.S_ISVTX|syscall.S_ISGID), UID: cur.UID, GID: cur.GID}
 	if _, _, _, err := d.kid(to).Setattr(rctx, g, &b, fop.SetAttrMode|fop.SetAttrUID|fop.SetAttrGID, nil); err != nil {
 		undoOld()
-		return logf("give the new copy the file's mode", err)
-	}
-	t := xdr.Iatt{Atime: cur.Atime, AtimeNsec: cur.AtimeNsec, Mtime: cur.Mtime, MtimeNsec: cur.MtimeNsec}
-	if _, _, _, err := d.kid(to).Setattr(rctx, g, &t, fop.SetAttrAtime|fop.SetAttrMtime, nil); err != nil {
-		d.log.Debug("clone destination's times not kept", zap.Stringer("gfid", g), zap.Error(err))
+		return failed("give the new copy the file's mode", err)
 	}
 	l := xdr.Iatt{Mode: syscall.S_ISVTX}
 	if _, _, _, err := d.kid(from).Setattr(rctx, g, &l, fop.SetAttrMode, nil); err != nil {
 		// Both copies look like the file now; put the old one back.
 		undoOld()
-		return logf("turn the old copy into a linkto file", err)
+		return failed("turn the old copy into a linkto file", err)
 	}
 	if _, _, _, err := d.kid(from).Truncate(rctx, g, 0, nil); err != nil {
 		d.log.Warn("the old copy of a moved clone destination (now a linkto file) keeps its bytes", zap.Stringer("gfid", g), zap.Error(err))
 	}
-	if _, err := d.kid(to).Removexattr(rctx, g, xattrLinkto, internal(nil)); err != nil {
-		d.log.Warn("the moved clone destination keeps a linkto xattr; lookups treat it as a stale linkto", zap.Stringer("gfid", g), zap.Error(err))
+	for _, k := range []string{xattrLinkto, xattrProtectWrites} {
+		if _, err := d.kid(to).Removexattr(rctx, g, k, internal(nil)); err != nil && fop.Errno(err) != syscall.ENODATA {
+			d.log.Warn("the moved clone destination keeps an xattr of the move", zap.String("xattr", k), zap.Stringer("gfid", g), zap.Error(err))
+		}
 	}
-	d.setFile(g, to)
+	if len(acls) > 0 {
+		if _, err := d.kid(to).Setxattr(rctx, g, acls, 0, nil); err != nil {
+			d.log.Warn("the moved clone destination lost its ACLs; set them again with setfacl", zap.Stringer("gfid", g), zap.String("name", name), zap.Error(err))
+		}
+	}
+	t := xdr.Iatt{Atime: cur.Atime, AtimeNsec: cur.AtimeNsec, Mtime: cur.Mtime, MtimeNsec: cur.MtimeNsec}
+	if _, _, _, err := d.kid(to).Setattr(rctx, g, &t, fop.SetAttrAtime|fop.SetAttrMtime, nil); err != nil {
+		d.log.Debug("clone destination's times not kept", zap.Stringer("gfid", g), zap.Error(err))
+	}
+	d.setFileAt(g, to, parent, name)
 	d.log.Info("clone destination moved beside its source so the bricks can clone",
 		zap.Stringer("gfid", g), zap.String("name", name), zap.String("from", d.subName(from)), zap.String("to", d.subName(to)))
-	return true
+	return true, ""
+}
+
+// moveLock serializes the moves of one file.
+type moveLock struct {
+	mu    sync.Mutex
+	users int // GUARDED_BY(DHT.moveMu)
+}
+
+// lockMove serializes this mount's moves of file g; the returned func
+// unlocks.
+func (d *DHT) lockMove(g xdr.GFID) func() {
+	d.moveMu.Lock()
+	if d.moving == nil {
+		d.moving = map[xdr.GFID]*moveLock{}
+	}
+	l := d.moving[g]
+	if l == nil {
+		l = &moveLock{}
+		d.moving[g] = l
+	}
+	l.users++
+	d.moveMu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		d.moveMu.Lock()
+		if l.users--; l.users == 0 {
+			delete(d.moving, g)
+		}
+		d.moveMu.Unlock()
+	}
+}
+
+// unmovableFor is how long a file found not movable is not tried again:
+// each try of a file with data would cost a lookup per copy call.
+const unmovableFor = time.Minute
+
+func (d *DHT) unmovable(g xdr.GFID) bool {
+	d.moveMu.Lock()
+	defer d.moveMu.Unlock()
+	t, ok := d.notMovable[g]
+	return ok && time.Since(t) < unmovableFor
+}
+
+func (d *DHT) markUnmovable(g xdr.GFID) {
+	d.moveMu.Lock()
+	defer d.moveMu.Unlock()
+	if d.notMovable == nil || len(d.notMovable) >= 4096 {
+		d.notMovable = map[xdr.GFID]time.Time{}
+	}
+	d.notMovable[g] = time.Now()
+}
+
+// opens is how many fds this layer has open on file g.
+func (d *DHT) opens(g xdr.GFID) int {
+	d.moveMu.Lock()
+	defer d.moveMu.Unlock()
+	return d.openFds[g]
+}
+
+// countOpen counts an fd of file g opened (+1) or released (-1).
+func (d *DHT) countOpen(g xdr.GFID, n int) {
+	d.moveMu.Lock()
+	defer d.moveMu.Unlock()
+	if d.openFds == nil {
+		d.openFds = map[xdr.GFID]int{}
+	}
+	if d.openFds[g] += n; d.openFds[g] <= 0 {
+		delete(d.openFds, g)
+	}
 }
 
 // notCarried are the xattr prefixes a moved file does not take along, as

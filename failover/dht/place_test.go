@@ -137,3 +137,169 @@ func TestCopyLeavesDestinationInPlace(t *testing.T) {
 		})
 	}
 }
+
+// duringMove runs a copy from cloneEnv's source into its destination and,
+// while the move is in phase 1 (its look for data on the old copy held),
+// runs meddle; it returns the copy's error.
+func duringMove(t *testing.T, e *env, in, out *fop.Fd, meddle func()) error {
+	t.Helper()
+	before := e.m[1].Calls("SEEK")
+	release := e.m[1].Hang("SEEK")
+	done := make(chan error, 1)
+	go func() { _, _, _, err := e.d.CopyFileRange(e.ctx, in, 0, out, 0, 12, 0, nil); done <- err }()
+	waitCalled(t, e.m[1], "SEEK", before)
+	if st, _, err := e.m[1].Stat(e.ctx, out.GFID, nil); err != nil || !phase1(st) {
+		t.Fatalf("the destination is not in migration phase 1 during the move: %o, %v", st.Mode, err)
+	}
+	meddle()
+	release()
+	return <-done
+}
+
+// abandoned checks that the destination stayed on subvolume 1 with
+// nothing of the move left: no phase-1 marks or linkto xattr on it, no
+// copy on subvolume 0, no locks.
+func abandoned(t *testing.T, e *env, name string, g xdr.GFID, mode uint32) {
+	t.Helper()
+	if st, _, err := e.m[1].Stat(e.ctx, g, nil); err != nil || st.Mode&07777 != mode {
+		t.Errorf("destination after the abandoned move: mode %o (%v), want %o", st.Mode&07777, err, mode)
+	}
+	if _, ok := e.m[1].Xattr(g, xattrLinkto); ok {
+		t.Errorf("the destination keeps a linkto xattr")
+	}
+	if slices.Contains(e.m[0].Names(xdr.RootGFID), name) {
+		t.Errorf("the new copy on subvolume 0 was left")
+	}
+	if e.m[0].Locks() != 0 || e.m[1].Locks() != 0 {
+		t.Errorf("locks left held")
+	}
+}
+
+// Whatever another fd or client does to the destination while it moves,
+// nothing is lost: a name removed or added, a mode changed abandon the
+// move (the copy is then the kernel's); a truncate is repeated on the new
+// copy, and the move goes on.
+func TestMoveMeddled(t *testing.T) {
+	t.Run("unlink", func(t *testing.T) {
+		e, in, out, name, _ := cloneEnv(t)
+		err := duringMove(t, e, in, out, func() {
+			_, err := e.d.Unlink(e.ctx, xdr.RootGFID, name, nil)
+			e.must(err, "unlink")
+		})
+		if fop.Errno(err) != syscall.EXDEV {
+			t.Errorf("copy: %v, want EXDEV", err)
+		}
+		if data, links := e.where(xdr.RootGFID, name); len(data)+len(links) != 0 {
+			t.Errorf("the name removed during the move is back: data on %v, linkto files on %v", data, links)
+		}
+		if e.m[0].Locks() != 0 || e.m[1].Locks() != 0 {
+			t.Errorf("locks left held")
+		}
+	})
+	t.Run("link", func(t *testing.T) {
+		e, in, out, name, g := cloneEnv(t)
+		err := duringMove(t, e, in, out, func() {
+			_, _, err := e.d.Link(e.ctx, g, xdr.RootGFID, name+".hl", nil)
+			e.must(err, "link")
+		})
+		if fop.Errno(err) != syscall.EXDEV {
+			t.Errorf("copy: %v, want EXDEV", err)
+		}
+		abandoned(t, e, name, g, 0o644)
+	})
+	t.Run("chmod and write", func(t *testing.T) {
+		e, in, out, name, g := cloneEnv(t)
+		_, _, _, err := e.d.Ftruncate(e.ctx, out, 8192, nil)
+		e.must(err, "size") // the write below does not change the size
+		app, _, err := e.d.Open(e.ctx, g, uint32(syscall.O_RDWR), nil)
+		e.must(err, "app fd")
+		err = duringMove(t, e, in, out, func() {
+			_, _, _, err := e.d.Setattr(e.ctx, g, &xdr.Iatt{Mode: 0o600}, fop.SetAttrMode, nil)
+			e.must(err, "chmod")
+			_, _, _, err = e.d.Write(e.ctx, app, 100, []byte("XYZ"), nil)
+			e.must(err, "write")
+		})
+		if fop.Errno(err) != syscall.EXDEV {
+			t.Errorf("copy: %v, want EXDEV", err)
+		}
+		abandoned(t, e, name, g, 0o600)
+		if b, _ := e.m[1].Data(g); len(b) < 103 || string(b[100:103]) != "XYZ" {
+			t.Errorf("the write made during the move is lost")
+		}
+	})
+	t.Run("truncate", func(t *testing.T) {
+		e, in, out, name, g := cloneEnv(t)
+		_, _, _, err := e.d.Ftruncate(e.ctx, out, 8192, nil)
+		e.must(err, "size")
+		app, _, err := e.d.Open(e.ctx, g, uint32(syscall.O_RDWR), nil)
+		e.must(err, "app fd")
+		err = duringMove(t, e, in, out, func() {
+			_, _, _, err := e.d.Ftruncate(e.ctx, app, 0, nil)
+			e.must(err, "truncate to 0")
+		})
+		if err != nil {
+			t.Fatalf("copy: %v", err)
+		}
+		if data, _ := e.where(xdr.RootGFID, name); !slices.Equal(data, []int{0}) {
+			t.Fatalf("data on %v, want moved to [0]", data)
+		}
+		if b, _ := e.m[0].Data(g); string(b) != "golden image" {
+			t.Errorf("a truncate to 0 then a 12-byte copy left %d bytes %q", len(b), b[:min(len(b), 16)])
+		}
+	})
+}
+
+// A destination another client has open is not moved (that client may not
+// follow a migration it does not look for); nothing is marked.
+func TestMoveRefusedWhenOpenElsewhere(t *testing.T) {
+	e, in, out, name, g := cloneEnv(t)
+	d2, err := New("v-dht", []fop.Subvolume{e.m[0], e.m[1]}, DefaultOptions(), e.d.log)
+	e.must(err, "second layer")
+	_, _, err = d2.Lookup(e.ctx, xdr.RootGFID, name, xdr.GFID{}, nil)
+	e.must(err, "lookup on the second layer")
+	other, _, err := d2.Open(e.ctx, g, uint32(syscall.O_RDWR), nil)
+	e.must(err, "open on the second layer")
+	marks := e.m[1].Calls("SETATTR")
+	if _, _, _, err := e.d.CopyFileRange(e.ctx, in, 0, out, 0, 12, 0, nil); fop.Errno(err) != syscall.EXDEV {
+		t.Errorf("copy: %v, want EXDEV", err)
+	}
+	if e.m[1].Calls("SETATTR") != marks {
+		t.Errorf("the destination was marked though another client has it open")
+	}
+	abandoned(t, e, name, g, 0o644)
+	e.must(d2.Release(e.ctx, other), "release")
+}
+
+// After the move every fd of the file on this mount reaches the data:
+// the application's own fd (not the copy's) syncs and updates xattrs on
+// the new copy, not the linkto file; two copies into the file at once
+// both go to the bricks.
+func TestMoveOtherFdsFollow(t *testing.T) {
+	e, in, out, _, g := cloneEnv(t)
+	app, _, err := e.d.Open(e.ctx, g, uint32(syscall.O_RDWR), nil)
+	e.must(err, "app fd")
+	done := make(chan error, 2)
+	for _, off := range []uint64{0, 6} {
+		go func() { _, _, _, err := e.d.CopyFileRange(e.ctx, in, off, out, off, 6, 0, nil); done <- err }()
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Errorf("copy: %v", err)
+		}
+	}
+	f0, f1 := e.m[0].Calls("FSYNC"), e.m[1].Calls("FSYNC")
+	_, err = e.d.Fsync(e.ctx, app, false, nil)
+	e.must(err, "fsync")
+	if e.m[0].Calls("FSYNC") != f0+1 || e.m[1].Calls("FSYNC") != f1 {
+		t.Errorf("fsync through the application's fd reached the linkto file")
+	}
+	_, _, err = e.d.Fxattrop(e.ctx, app, fop.XattropAddArray64, xdr.Dict{}.With("trusted.x.size", xdr.Ptr(make([]byte, 8))), nil)
+	e.must(err, "fxattrop")
+	if _, ok := e.m[1].Xattr(g, "trusted.x.size"); ok {
+		t.Errorf("fxattrop through the application's fd reached the linkto file")
+	}
+	if b, _ := e.m[0].Data(g); string(b) != "golden image" {
+		t.Errorf("data file holds %q", b)
+	}
+	e.must(e.d.Release(e.ctx, app), "release")
+}

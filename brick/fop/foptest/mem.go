@@ -364,7 +364,18 @@ func (m *Mem) Lookup(ctx context.Context, parent xdr.GFID, name string, gfid xdr
 			return xdr.Iatt{}, nil, m.err("LOOKUP", g, syscall.ENOENT)
 		}
 	}
-	return stat(ino), requested(ino, xdata), nil
+	rx := requested(ino, xdata)
+	if _, asked := xdata.Get("glusterfs.open-fd-count"); asked {
+		// How many fds are open on the file here, from every client.
+		n := 0
+		for f := range m.opened {
+			if f.GFID == g {
+				n++
+			}
+		}
+		rx = rx.With("glusterfs.open-fd-count", xdr.Uint(uint64(n)))
+	}
+	return stat(ino), rx, nil
 }
 
 // Stat returns an inode's attributes.

@@ -8,9 +8,10 @@
 #   sudo bash scripts/clone-bench.sh [-size 4G] [-policy-size 1G] [-parts reflink,policy] [-o FILE]
 #
 # Flags go to integration/cmd/clonebench (run it with -h). -size 10G needs
-# about 70 GB free under /tmp (the XFS images are sparse; the native
-# client's copies are full). Needs root, GlusterFS 10.3, fio, qemu-img and
-# xfsprogs (bash scripts/deps.sh). Everything it starts and mounts is torn
+# about 65 GB free under /tmp (the XFS images are sparse and trimmed after
+# each copy; the source and one full copy at a time). Needs root, GlusterFS
+# 10.3, fio, qemu-img and xfsprogs (bash scripts/deps.sh). Everything it
+# starts and mounts is torn
 # down at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."

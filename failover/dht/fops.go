@@ -106,7 +106,14 @@ func (d *DHT) everyCopy(ctx context.Context, op string, g xdr.GFID, fn func(ctx 
 // Stat returns a file's attributes from its data, a directory's from its
 // first copy.
 func (d *DHT) Stat(ctx context.Context, g xdr.GFID, xd xdr.Dict) (st xdr.Iatt, rx xdr.Dict, err error) {
-	fn := func(i int) (err error) { st, rx, err = d.kid(i).Stat(ctx, g, xd); strip1(&st); return err }
+	fn := func(i int) (err error) {
+		st, rx, err = d.kid(i).Stat(ctx, g, xd)
+		if err == nil && migrated(st) {
+			return errMovedAway
+		}
+		strip1(&st)
+		return err
+	}
 	err = d.inodeFop(ctx, g, fn, func() error { return d.oneCopy(ctx, g, fn) })
 	return st, rx, err
 }
@@ -120,6 +127,15 @@ func (d *DHT) Setattr(ctx context.Context, g xdr.GFID, attr *xdr.Iatt, valid uin
 	var rs bySub[reply]
 	fn := func(i int) error {
 		pre, post, rx, err := d.kid(i).Setattr(ctx, g, attr, valid, xd)
+		if err == nil && !isDir(pre) && migrated(pre) {
+			// The change reached a copy that had become a linkto file:
+			// its linkto mode back, and the change made where the file is.
+			if valid&fop.SetAttrMode != 0 && !migrated(post) {
+				lt := xdr.Iatt{Mode: syscall.S_IFREG | syscall.S_ISVTX}
+				_, _, _, _ = d.kid(i).Setattr(asRoot(ctx), g, &lt, fop.SetAttrMode, internal(nil))
+			}
+			return errMovedAway
+		}
 		rs.set(i, reply{pre, post, rx})
 		return err
 	}
@@ -403,11 +419,15 @@ func (d *DHT) target(ctx context.Context, f *fop.Fd) (int, *fop.Fd, error) {
 	i, cf, err := d.opened(ctx, f)
 	if err == nil && !f.Anon {
 		if ino, ok := d.get(f.GFID); ok && !ino.dir && ino.sub != i && d.isLive(ino.sub) {
-			// The file moved since the fd was opened or followed (a clone
-			// destination moved beside its source, seen by this mount):
-			// the fd follows it before any fop reaches the old copy.
-			if _, ferr := d.follow(ctx, f, i); ferr == nil {
-				i, cf, err = d.opened(ctx, f)
+			// The table puts the file elsewhere (a clone destination moved
+			// beside its source by this mount): if the fd's copy has left
+			// (a linkto file now, or gone), the fd follows the file before
+			// any fop reaches the old copy. A table that is merely stale
+			// (a leftover copy found first) changes nothing.
+			if st, _, serr := d.kid(i).Fstat(asRoot(ctx), cf, nil); (serr == nil && migrated(st)) || (serr != nil && missing(serr)) {
+				if _, ferr := d.follow(ctx, f, i); ferr == nil {
+					i, cf, err = d.opened(ctx, f)
+				}
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package dht
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"syscall"
@@ -465,6 +466,12 @@ func (d *DHT) where(ctx context.Context, g xdr.GFID) (sub int, dir bool, err err
 	return ino.sub, ino.dir, nil
 }
 
+// errMovedAway is what a by-gfid fop answers when it finds the copy it
+// reached turned into a linkto file (the file migrated, or moved beside a
+// clone source, since the table was filled): onFile finds the file again
+// and redoes the fop there.
+var errMovedAway = &fop.OpError{Brick: "distribute", Errno: syscall.ESTALE, Err: errors.New("the file's copy became a linkto file: it moved")}
+
 // onFile runs fn on the subvolume holding file g; if that subvolume no
 // longer has it (the table was stale), finds it again and retries once.
 // A subvolume answering ENOENT or ESTALE did nothing, so any fop may be
@@ -478,7 +485,7 @@ func (d *DHT) onFile(ctx context.Context, g xdr.GFID, fn func(i int) error) erro
 		return errIsDir
 	}
 	err = fn(i)
-	if err == nil || !missing(err) {
+	if err == nil || !(missing(err) || err == errMovedAway) {
 		return err
 	}
 	d.forget(g)

@@ -88,10 +88,15 @@ func (d *DHT) placeBeside(ctx context.Context, out *fop.Fd, from, to int) bool {
 	if d.unmovable(g) {
 		return false
 	}
-	moved, why := d.move(context.WithoutCancel(ctx), g, from, to)
-	if !moved {
+	moved, why, lasting := d.move(context.WithoutCancel(ctx), g, from, to)
+	switch {
+	case moved:
+	case lasting:
+		// Not tried again for a while: each try costs a lookup per call.
 		d.markUnmovable(g)
-		d.log.Debug("clone destination left in place: the kernel copies into it", zap.Stringer("gfid", g), zap.String("why", why))
+		d.log.Info("clone destination left in place: the kernel copies into it (not shared)", zap.Stringer("gfid", g), zap.String("why", why))
+	default:
+		d.log.Debug("clone destination left in place for this call", zap.Stringer("gfid", g), zap.String("why", why))
 	}
 	return moved
 }
@@ -100,11 +105,12 @@ func (d *DHT) placeBeside(ctx context.Context, out *fop.Fd, from, to int) bool {
 // file, from every client (GLUSTERFS_OPEN_FD_COUNT).
 const keyOpenFdCount = "glusterfs.open-fd-count"
 
-// move is placeBeside's move; why says what kept the file in place.
-func (d *DHT) move(ctx context.Context, g xdr.GFID, from, to int) (bool, string) {
+// move is placeBeside's move; why says what kept the file in place, and
+// lasting whether that will still hold for the next call.
+func (d *DHT) move(ctx context.Context, g xdr.GFID, from, to int) (moved bool, why string, lasting bool) {
 	parent, name, ok := d.fileName(g)
 	if !ok {
-		return false, "its name is not known"
+		return false, "its name is not known", true
 	}
 	rctx := asRoot(ctx)
 	// What can be seen without touching the file comes first: a file
@@ -112,18 +118,19 @@ func (d *DHT) move(ctx context.Context, g xdr.GFID, from, to int) (bool, string)
 	st, x, err := d.kid(from).Lookup(rctx, parent, name, xdr.GFID{}, withKeys(xdr.Dict{}.With(keyOpenFdCount, xdr.Uint(1)), false))
 	switch {
 	case err != nil:
-		return false, "lookup: " + err.Error()
+		return false, "lookup: " + err.Error(), false
 	case st.GFID != g:
-		return false, "its name is another file's now"
+		return false, "its name is another file's now", true
 	case isLinkto(st, x) || phase1(st) || st.Mode&syscall.S_IFMT != syscall.S_IFREG:
-		return false, "it is a linkto file or being migrated"
+		return false, "it is a linkto file or being migrated", false
 	case st.Nlink != 1:
-		return false, "it has more than one name"
+		return false, "it has more than one name", true
 	case st.Blocks*512 > maxMovedData:
-		return false, "it holds data"
+		return false, "it holds data", true
 	}
-	if n, ok := x.Uint(keyOpenFdCount); ok && int(n) > d.opens(g) {
-		return false, fmt.Sprintf("another client has it open (%d fds on the brick, %d of this mount)", n, d.opens(g))
+	if n, ok := x.Uint(keyOpenFdCount); !ok || int(n) > d.opens(g) {
+		// Maybe only a release on its way (qemu-img's create-time fd).
+		return false, fmt.Sprintf("another client may have it open (%d fds on the brick (%v), %d of this mount)", n, ok, d.opens(g)), false
 	}
 	// Whoever migrates or renames the file takes this lock on the copy
 	// holding its data (dht_migrate_file, dht_rename): nothing else
@@ -132,15 +139,15 @@ func (d *DHT) move(ctx context.Context, g xdr.GFID, from, to int) (bool, string)
 	ls := d.newLocks(ctx)
 	defer ls.release()
 	if err := ls.tryInodelk(from, g, domMigrate); err != nil {
-		return false, "the migration lock is held: " + err.Error()
+		return false, "the migration lock is held: " + err.Error(), false
 	}
 	rctx = withLocksHeld(rctx)
 	if hs, _, err := d.hashed(rctx, "COPY_FILE_RANGE", parent, name); err != nil || hs != from {
-		return false, "its name does not hash to its data's subvolume"
+		return false, "its name does not hash to its data's subvolume", err == nil
 	}
-	failed := func(step string, err error) (bool, string) {
+	failed := func(step string, err error) (bool, string, bool) {
 		d.log.Info("clone destination left in place", zap.String("step", step), zap.Stringer("gfid", g), zap.String("name", name), zap.Error(err))
-		return false, step
+		return false, step, true
 	}
 	// The new copy: a linkto-mode file naming the old one (so readdir
 	// and lookups pass it by), as the daemon makes it, sized before the
@@ -150,6 +157,10 @@ func (d *DHT) move(ctx context.Context, g xdr.GFID, from, to int) (bool, string)
 		return failed("create the new copy", err)
 	}
 	undoNew := func() {
+		d.forget(g) // fds that followed early find the file again
+		if st, _, err := d.kid(to).Lookup(rctx, parent, name, xdr.GFID{}, nil); err != nil || st.GFID != g {
+			return // not ours (a layout change since), or gone
+		}
 		if _, err := d.kid(to).Unlink(rctx, parent, name, nil); err != nil && !missing(err) {
 			d.log.Warn("an abandoned copy of a clone destination was left; remove it from the bricks of "+d.subName(to), zap.Stringer("gfid", g), zap.String("name", name), zap.Error(err))
 		}
@@ -191,7 +202,7 @@ func (d *DHT) move(ctx context.Context, g xdr.GFID, from, to int) (bool, string)
 	if err != nil {
 		undoOld()
 		if err == errTooMuchData {
-			return false, "it holds data"
+			return false, "it holds data", true
 		}
 		return failed("look for data", err)
 	}
@@ -221,15 +232,7 @@ func (d *DHT) move(ctx context.Context, g xdr.GFID, from, to int) (bool, string)
 		undoOld()
 		return failed("list extended attributes", err)
 	}
-	var keep, acls xdr.Dict
-	for _, p := range v {
-		switch {
-		case strings.HasPrefix(p.Key, "system.posix_acl_"):
-			acls = acls.With(p.Key, p.Value) // they rewrite the mode: after phase 2
-		case carried(p.Key):
-			keep = keep.With(p.Key, p.Value)
-		}
-	}
+	keep, acls := carriedXattrs(v)
 	if len(keep) > 0 {
 		if _, err := d.kid(to).Setxattr(rctx, g, keep, 0, nil); err != nil {
 			undoOld()
@@ -251,6 +254,17 @@ func (d *DHT) move(ctx context.Context, g xdr.GFID, from, to int) (bool, string)
 			err = fmt.Errorf("the copies' sizes differ (%d, %d): the file changed during the move", cur.Size, nst.Size)
 		}
 	}
+	if err == nil {
+		// This layer does not repeat xattr changes on the new copy in
+		// phase 1 (a shard size update among them): any since the copy
+		// abandons the move.
+		var v2 xdr.Dict
+		if v2, _, err = d.kid(from).Getxattr(rctx, g, "", nil); err == nil {
+			if k2, a2 := carriedXattrs(v2); !sameXattrs(k2, keep) || !sameXattrs(a2, acls) {
+				err = errors.New("its extended attributes changed during the move")
+			}
+		}
+	}
 	if err != nil {
 		undoOld()
 		return failed("check the file before the switch", err)
@@ -261,12 +275,23 @@ func (d *DHT) move(ctx context.Context, g xdr.GFID, from, to int) (bool, string)
 		undoOld()
 		return failed("give the new copy the file's mode", err)
 	}
+	if len(acls) > 0 {
+		if _, err := d.kid(to).Setxattr(rctx, g, acls, 0, nil); err != nil {
+			undoOld()
+			return failed("copy the ACLs", err)
+		}
+	}
+	t := xdr.Iatt{Atime: cur.Atime, AtimeNsec: cur.AtimeNsec, Mtime: cur.Mtime, MtimeNsec: cur.MtimeNsec}
+	if _, _, _, err := d.kid(to).Setattr(rctx, g, &t, fop.SetAttrAtime|fop.SetAttrMtime, nil); err != nil {
+		d.log.Debug("clone destination's times not kept", zap.Stringer("gfid", g), zap.Error(err))
+	}
 	l := xdr.Iatt{Mode: syscall.S_ISVTX}
 	if _, _, _, err := d.kid(from).Setattr(rctx, g, &l, fop.SetAttrMode, nil); err != nil {
 		// Both copies look like the file now; put the old one back.
 		undoOld()
 		return failed("turn the old copy into a linkto file", err)
 	}
+	d.setFileAt(g, to, parent, name) // this mount's fops go to the file now
 	if _, _, _, err := d.kid(from).Truncate(rctx, g, 0, nil); err != nil {
 		d.log.Warn("the old copy of a moved clone destination (now a linkto file) keeps its bytes", zap.Stringer("gfid", g), zap.Error(err))
 	}
@@ -275,19 +300,9 @@ func (d *DHT) move(ctx context.Context, g xdr.GFID, from, to int) (bool, string)
 			d.log.Warn("the moved clone destination keeps an xattr of the move", zap.String("xattr", k), zap.Stringer("gfid", g), zap.Error(err))
 		}
 	}
-	if len(acls) > 0 {
-		if _, err := d.kid(to).Setxattr(rctx, g, acls, 0, nil); err != nil {
-			d.log.Warn("the moved clone destination lost its ACLs; set them again with setfacl", zap.Stringer("gfid", g), zap.String("name", name), zap.Error(err))
-		}
-	}
-	t := xdr.Iatt{Atime: cur.Atime, AtimeNsec: cur.AtimeNsec, Mtime: cur.Mtime, MtimeNsec: cur.MtimeNsec}
-	if _, _, _, err := d.kid(to).Setattr(rctx, g, &t, fop.SetAttrAtime|fop.SetAttrMtime, nil); err != nil {
-		d.log.Debug("clone destination's times not kept", zap.Stringer("gfid", g), zap.Error(err))
-	}
-	d.setFileAt(g, to, parent, name)
 	d.log.Info("clone destination moved beside its source so the bricks can clone",
 		zap.Stringer("gfid", g), zap.String("name", name), zap.String("from", d.subName(from)), zap.String("to", d.subName(to)))
-	return true, ""
+	return true, "", false
 }
 
 // moveLock serializes the moves of one file.
@@ -371,6 +386,39 @@ var notCarried = []string{"trusted.afr.", "trusted.glusterfs.dht", "trusted.gfid
 func carried(key string) bool {
 	for _, p := range notCarried {
 		if strings.HasPrefix(key, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// carriedXattrs splits a file's xattrs into those a move carries before
+// the switch and its ACLs (set after the new copy has its mode: they
+// rewrite the mode bits).
+func carriedXattrs(v xdr.Dict) (keep, acls xdr.Dict) {
+	for _, p := range v {
+		switch {
+		case strings.HasPrefix(p.Key, "system.posix_acl_"):
+			acls = acls.With(p.Key, p.Value)
+		case carried(p.Key):
+			keep = keep.With(p.Key, p.Value)
+		}
+	}
+	return keep, acls
+}
+
+// sameXattrs reports whether a and b hold the same keys and values, in
+// any order.
+func sameXattrs(a, b xdr.Dict) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]string{}
+	for _, p := range a {
+		m[p.Key] = fmt.Sprint(p.Value)
+	}
+	for _, p := range b {
+		if v, ok := m[p.Key]; !ok || v != fmt.Sprint(p.Value) {
 			return false
 		}
 	}

@@ -143,11 +143,18 @@ func TestCopyLeavesDestinationInPlace(t *testing.T) {
 // runs meddle; it returns the copy's error.
 func duringMove(t *testing.T, e *env, in, out *fop.Fd, meddle func()) error {
 	t.Helper()
-	before := e.m[1].Calls("SEEK")
-	release := e.m[1].Hang("SEEK")
+	return duringMoveAt(t, e, in, out, 1, "SEEK", meddle)
+}
+
+// duringMoveAt is duringMove with the move held at fop on subvolume sub
+// (STAT on 0: its last look, after the xattrs were copied).
+func duringMoveAt(t *testing.T, e *env, in, out *fop.Fd, sub int, fopName string, meddle func()) error {
+	t.Helper()
+	before := e.m[sub].Calls(fopName)
+	release := e.m[sub].Hang(fopName)
 	done := make(chan error, 1)
 	go func() { _, _, _, err := e.d.CopyFileRange(e.ctx, in, 0, out, 0, 12, 0, nil); done <- err }()
-	waitCalled(t, e.m[1], "SEEK", before)
+	waitCalled(t, e.m[sub], fopName, before)
 	if st, _, err := e.m[1].Stat(e.ctx, out.GFID, nil); err != nil || !phase1(st) {
 		t.Fatalf("the destination is not in migration phase 1 during the move: %o, %v", st.Mode, err)
 	}
@@ -302,4 +309,52 @@ func TestMoveOtherFdsFollow(t *testing.T) {
 		t.Errorf("data file holds %q", b)
 	}
 	e.must(e.d.Release(e.ctx, app), "release")
+}
+
+// An xattr set during the move after its xattrs were copied (this layer
+// does not repeat xattr changes on the new copy) abandons it: the value
+// is kept.
+func TestMoveXattrDuringMove(t *testing.T) {
+	e, in, out, name, g := cloneEnv(t)
+	err := duringMoveAt(t, e, in, out, 0, "STAT", func() {
+		e.must(fop.ErrOnly(e.d.Setxattr(e.ctx, g, xdr.Dict{}.With("user.set-during", xdr.Str("v")), 0, nil)), "setxattr")
+	})
+	if fop.Errno(err) != syscall.EXDEV {
+		t.Errorf("copy: %v, want EXDEV", err)
+	}
+	abandoned(t, e, name, g, 0o644)
+	if v, ok := e.m[1].Xattr(g, "user.set-during"); !ok || string(v) != "v" {
+		t.Errorf("the xattr set during the move is lost: %q", v)
+	}
+}
+
+// A second mount that knew the file where it was before the move: its
+// stat and chmod by gfid find the file's data, not the linkto file, and
+// the linkto file keeps its mode.
+func TestMoveSeenByAnotherMount(t *testing.T) {
+	e, in, out, name, g := cloneEnv(t)
+	d2, err := New("v-dht", []fop.Subvolume{e.m[0], e.m[1]}, DefaultOptions(), e.d.log)
+	e.must(err, "second layer")
+	_, _, err = d2.Lookup(e.ctx, xdr.RootGFID, name, xdr.GFID{}, nil)
+	e.must(err, "lookup on the second layer")
+	if _, _, _, err := e.d.CopyFileRange(e.ctx, in, 0, out, 0, 12, 0, nil); err != nil {
+		t.Fatalf("copy: %v", err)
+	}
+	st, _, err := d2.Stat(e.ctx, g, nil)
+	if err != nil || st.Size != 12 || st.Mode&07777 != 0o644 {
+		t.Errorf("stat through the second layer: size %d mode %o (%v), want 12 and 644", st.Size, st.Mode&07777, err)
+	}
+	_, _, _, err = d2.Setattr(e.ctx, g, &xdr.Iatt{Mode: 0o640}, fop.SetAttrMode, nil)
+	e.must(err, "chmod through the second layer")
+	if st, _, _ := e.m[0].Stat(e.ctx, g, nil); st.Mode&07777 != 0o640 {
+		t.Errorf("the data file's mode is %o, want 640", st.Mode&07777)
+	}
+	if st, _, _ := e.m[1].Stat(e.ctx, g, nil); st.Mode&07777 != syscall.S_ISVTX {
+		t.Errorf("the linkto file's mode is %o, want 1000", st.Mode&07777)
+	}
+	d3, err := New("v-dht", []fop.Subvolume{e.m[0], e.m[1]}, DefaultOptions(), e.d.log)
+	e.must(err, "third layer")
+	if st, _, err := d3.Lookup(e.ctx, xdr.RootGFID, name, xdr.GFID{}, nil); err != nil || st.Size != 12 {
+		t.Errorf("a fresh layer finds size %d (%v), want 12", st.Size, err)
+	}
 }

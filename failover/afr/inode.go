@@ -116,6 +116,25 @@ func (r *Replicate) readableFrom(ok []bool, dicts []xdr.Dict, isDir bool) (data,
 	return data, meta
 }
 
+// changelogClean reports whether no copy accuses another for data, in
+// the changelogs their lookups returned. Dirty is not looked at: a copy
+// holds the source's eager lock, whose pre-op raised it (readableFrom
+// does not look at it either).
+func (r *Replicate) changelogClean(dicts []xdr.Dict) bool {
+	for _, d := range dicts {
+		for _, k := range r.keys {
+			b, found := d.Bytes(k)
+			if !found {
+				continue
+			}
+			if c, valid := parseCounts(b); !valid || c[slotData] != 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // unreadable stops reads from children that missed a change, at once:
 // the cached readable set would otherwise send a read to the stale copy
 // until the next refresh.

@@ -452,11 +452,18 @@ func (r *Replicate) copyOnce(ctx context.Context, rin *replFd, offIn uint64, rou
 		return 0, xdr.Iatt{}, err
 	}
 	good, _ := r.readableFrom(srcOK, dicts, false)
-	rin.ino.mu.Lock()
-	if rin.ino.readable != nil && rin.ino.readGen == r.gen.Load() {
-		good = and(good, rin.ino.readable)
+	// What this mount remembers of the source (a brick that missed one
+	// of its writes) counts unless every brick answered with a clean
+	// changelog: then whoever healed it (the self-heal daemon does not
+	// tell this mount) is done, and under this round's lock the source's
+	// range is the same on every brick.
+	if clean := count(srcOK) == r.n() && r.changelogClean(dicts); !clean {
+		rin.ino.mu.Lock()
+		if rin.ino.readable != nil && rin.ino.readGen == r.gen.Load() {
+			good = and(good, rin.ino.readable)
+		}
+		rin.ino.mu.Unlock()
 	}
-	rin.ino.mu.Unlock()
 	defer releaseSrc()
 	sts := make([]xdr.Iatt, r.n())
 	ns := make([]uint64, r.n())

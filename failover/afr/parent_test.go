@@ -297,6 +297,59 @@ func TestXattropAnswersFromGoodMetadata(t *testing.T) {
 	}
 }
 
+// A brick this mount saw miss a write of the source, healed since by
+// someone else (the self-heal daemon does not tell the mount), takes part
+// in a copy again once every brick's changelog is clean: it is not
+// accused for the destination (a reflink not made there would be healed
+// as a full copy).
+func TestCopyAfterAHealElsewhere(t *testing.T) {
+	r, mems := memReplica(t)
+	ctx := context.Background()
+	src, _, _, err := r.Create(ctx, foptest.RootGFID, "src", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, src)
+	dst, _, _, err := r.Create(ctx, foptest.RootGFID, "dst", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(2), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, dst)
+	data := []byte("the source, on every brick")
+	if _, _, _, err := r.Write(ctx, src, 0, data, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The writer goes (its post-op clears dirty); the copy reads through
+	// a new fd.
+	if err := r.Release(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	if src, _, err = r.Open(ctx, foptest.GFID(1), uint32(syscall.O_RDONLY), nil); err != nil {
+		t.Fatal(err)
+	}
+	// The mount remembers brick 2 as stale for the source...
+	rf, err := r.rfd(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino := rf.ino
+	ino.mu.Lock()
+	ino.readable, ino.readGen = []bool{true, true, false}, r.gen.Load()
+	ino.mu.Unlock()
+	// ... and the bricks' changelogs are clean (healed elsewhere).
+	if _, _, _, err := r.CopyFileRange(ctx, src, 0, dst, 0, uint64(len(data)), 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := range mems {
+		if got, _ := mems[i].Data(foptest.GFID(2)); string(got) != string(data) {
+			t.Errorf("brick %d: the copy holds %q", i, got)
+		}
+	}
+	if b, ok := mems[0].Xattr(foptest.GFID(2), "trusted.afr.v-client-2"); ok && len(b) >= 4 && b[3] != 0 {
+		t.Errorf("brick 2 is accused for the destination: %x", b)
+	}
+}
+
 // copy_file_range through the replica set: a brick whose copy of the
 // source is stale takes no part and is accused for the destination; the
 // copy goes in rounds; overlapping ranges of one file are refused.

@@ -35,6 +35,11 @@ type Options struct {
 	// (default 10 s): a brick that answers pings but not fops is dropped
 	// after it.
 	FopTimeout time.Duration
+	// LagTimeout is afr.ReplicateOptions.LagTimeout: the least time a
+	// change waits for a brick still working after a quorum of its
+	// replica set took it (default 0.3 s; negative: wait up to
+	// FopTimeout).
+	LagTimeout time.Duration
 	// PostOpDelay is how long an idle eager lock is kept (default 1 s).
 	PostOpDelay time.Duration
 	// VolfileKey is the key the volfile was fetched with.

@@ -179,7 +179,7 @@ func buildReplicate(a *assembly, x *volfile.Volume, kids []*node) (*node, error)
 	if err != nil {
 		return nil, err
 	}
-	ro.FopTimeout, ro.PostOpDelay = a.opts.FopTimeout, a.opts.PostOpDelay
+	ro.FopTimeout, ro.LagTimeout, ro.PostOpDelay = a.opts.FopTimeout, a.opts.LagTimeout, a.opts.PostOpDelay
 	children := make([]afr.Child, len(kids))
 	for i, k := range kids {
 		c, ok := k.sub.(afr.Child)

@@ -203,8 +203,15 @@ func TestReconfigureDistribute(t *testing.T) {
 	}
 	t.Logf("remove-brick commit: %q", changes)
 	want("after remove-brick commit", "v-replicate-0(v-client-1)", "v-replicate-1(v-client-2)")
+	// The retired set's client leaves the volume's list after its
+	// connections close: wait for both.
+	clients := func() int {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		return len(v.clients)
+	}
 	deadline := time.Now().Add(10 * time.Second)
-	for len(fakes[0].BrickConns()) > 0 && time.Now().Before(deadline) {
+	for (len(fakes[0].BrickConns()) > 0 || clients() != 2) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if n := len(fakes[0].BrickConns()); n != 0 {
@@ -213,9 +220,7 @@ func TestReconfigureDistribute(t *testing.T) {
 	if got := fakes[1].BrickConns(); len(got) != 1 || len(conn1) != 1 || got[0] != conn1[0] {
 		t.Errorf("the renumbered set's brick was reconnected (%d connections before, %d after)", len(conn1), len(got))
 	}
-	v.mu.Lock()
-	nclients := len(v.clients)
-	v.mu.Unlock()
+	nclients := clients()
 	if nclients != 2 {
 		t.Errorf("the volume keeps %d brick clients, want 2", nclients)
 	}

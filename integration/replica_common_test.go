@@ -56,6 +56,13 @@ func newShardEnv(t *testing.T, vol string, kind Kind, mountOpts ...string) *repE
 
 func newRepEnvWith(t *testing.T, vol string, kind Kind, sharded bool, mountOpts ...string) *repEnv {
 	t.Helper()
+	return newRepEnvFS(t, vol, kind, sharded, nil, mountOpts...)
+}
+
+// newRepEnvFS is newRepEnvWith with brick i on filesystem i of fss, made
+// by make (one per node) when fss is non-nil.
+func newRepEnvFS(t *testing.T, vol string, kind Kind, sharded bool, fss func(c *Cluster) []*BackingFS, mountOpts ...string) *repEnv {
+	t.Helper()
 	RequireGlusterFS(t)
 	RequireFUSE(t)
 	BrickfsBin(t)
@@ -63,7 +70,11 @@ func newRepEnvWith(t *testing.T, vol string, kind Kind, sharded bool, mountOpts 
 		need(t, false, bothEnvs, "fio not installed; install fio (bash scripts/deps.sh)")
 	}
 	c := NewCluster(t, 3)
-	c.CreateVolume(t, vol, kind)
+	if fss != nil {
+		c.CreateVolumeOn(t, vol, kind, fss(c)...)
+	} else {
+		c.CreateVolume(t, vol, kind)
+	}
 	if sharded {
 		c.ShardVolume(t, vol, "4MB")
 	}
@@ -253,4 +264,17 @@ func (e *repEnv) requireHealInfoPending(i int) {
 		}
 	}
 	e.t.Logf("heal info while brick %d is down: %+v", i, info)
+}
+
+// restartIfDown restarts brick i if its process is gone: a brick whose
+// filesystem stayed frozen past storage.health-check-timeout stops itself
+// (posix's health check), as GlusterFS bricks do.
+func (e *repEnv) restartIfDown(i int) {
+	e.t.Helper()
+	if b := e.c.Brick(e.t, e.vol, i); b.PID > 0 {
+		e.t.Logf("brick %d (pid %d) is still running", i, b.PID)
+		return
+	}
+	e.t.Logf("brick %d stopped itself (health check); restarting it", i)
+	e.c.RestartBrick(e.t, e.vol, i)
 }

@@ -3,6 +3,7 @@ package integration
 import (
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -138,4 +139,47 @@ func joinLines(ls []string) string {
 		out += l + "\n"
 	}
 	return out
+}
+
+// repFreeze is how long TestReplicaFreezeBrick keeps a brick's filesystem
+// frozen: longer than the fop timeout and than the brick's own health
+// check timeout (storage.health-check-timeout, 20 s).
+const repFreeze = 30 * time.Second
+
+// TestReplicaFreezeBrick: brick 2's XFS filesystem is frozen (fsfreeze)
+// for repFreeze during a verifying fio run: the brick process stays up and
+// answers pings while every write it makes blocks (GlusterFS #1500: the
+// native client's writers hang for as long as the freeze lasts). brickfs
+// must carry on with the other two, blame brick 2, and have it healed once
+// thawed.
+func TestReplicaFreezeBrick(t *testing.T) {
+	var fss []*BackingFS
+	e := newRepEnvFS(t, "rfreeze", Replica3, false, func(c *Cluster) []*BackingFS {
+		for n := 1; n <= 3; n++ {
+			fss = append(fss, c.MakeFS(t, n, "xfs", 512))
+		}
+		return fss
+	})
+	fs := fss[2]
+	file := e.fill("data")
+	e.faultRun("freeze", file, repFreeze+8*time.Second, func() {
+		start := time.Now()
+		e.c.Freeze(t, fs)
+		t.Logf("brick 2's filesystem frozen at %s", time.Now().UTC().Format("15:04:05.000"))
+		e.requirePending(2)
+		holdFault(start, repFreeze)
+		e.c.Thaw(t, fs)
+	})
+	// What carried the writes through: brick 2 left behind for lagging,
+	// not dropped at the fop timeout.
+	lagged := false
+	for _, l := range LogLines(e.c.MountLog(e.mnt), "lagging behind its peers") {
+		lagged = lagged || strings.Contains(l, e.vol+"-client-2")
+	}
+	if !lagged {
+		t.Errorf("brickfs never found brick 2 lagging while its filesystem was frozen")
+	}
+	e.restartIfDown(2)
+	e.waitBrickUsed(2, 60*time.Second)
+	e.healAndCheck("data")
 }

@@ -37,7 +37,17 @@ type ReplicateOptions struct {
 	// answered by then is dropped for the fop: it is accused, its
 	// connection is closed (so it releases our locks) and it reconnects.
 	FopTimeout time.Duration
+	// LagTimeout is the least time a change waits, after a quorum of
+	// children took it, for the others before it leaves them behind
+	// (accused, healed once they catch up): the wait is the larger of
+	// this and lagFactor times the quorum's answer time. 0 means
+	// DefaultLagTimeout; negative waits for every child (up to
+	// FopTimeout).
+	LagTimeout time.Duration
 }
+
+// DefaultLagTimeout is ReplicateOptions.LagTimeout's default.
+const DefaultLagTimeout = 300 * time.Millisecond
 
 // Replicate carries out cluster/replicate (AFR) over its children: every
 // change goes to all children inside AFR's transaction (inodelk or entrylk
@@ -67,6 +77,7 @@ type Replicate struct {
 	gen atomic.Uint64 // bumped on every child up/down event
 
 	workers *workers // the fan-outs' goroutines
+	lag     *lagState
 
 	abandonMu sync.Mutex
 	abandoned map[string]chan struct{} // GUARDED_BY(abandonMu); blocking lock requests whose callers gave up, by lockKey
@@ -107,8 +118,11 @@ func NewReplicate(name string, kids []Child, pendingNames []string, opts Replica
 	if opts.FopTimeout == 0 {
 		opts.FopTimeout = 10 * time.Second
 	}
+	if opts.LagTimeout == 0 {
+		opts.LagTimeout = DefaultLagTimeout
+	}
 	r := &Replicate{name: name, kids: kids, opts: opts, log: log.With(zap.String("subvol", name)), inodes: map[xdr.GFID]*inode{},
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), workers: newWorkers()}
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), workers: newWorkers(), lag: newLagState(len(kids))}
 	go r.deliver()
 	for _, n := range pendingNames {
 		r.keys = append(r.keys, "trusted.afr."+n)
@@ -237,6 +251,7 @@ func (r *Replicate) Close() {
 	// closing, or may block.
 	r.stopOnce.Do(func() { close(r.stop); close(r.workers.stop) })
 	r.StopHeal()
+	r.closeLag()
 	// A closed set may stay reachable (its bricks' watchers keep it):
 	// what it knew of files goes.
 	r.mu.Lock()

@@ -100,10 +100,10 @@ func superFastHash(g [16]byte) uint32 {
 // else ENOTCONN.
 func (r *Replicate) xattrop(ctx context.Context, gfid xdr.GFID, owner []byte, set []bool, dirty counts, pending map[int]counts, xdata xdr.Dict) ([]bool, error) {
 	dict := r.changelog(dirty, pending)
-	rs := r.fanout(internal(ctx, owner), set, func(ctx context.Context, i int) error {
+	rs := r.fanoutLag(internal(ctx, owner), set, func(ctx context.Context, i int) error {
 		_, _, err := r.kids[i].Xattrop(ctx, gfid, fop.XattropAddArray, dict, xdata)
 		return err
-	})
+	}, nil)
 	for i, rp := range rs {
 		if set[i] && rp.err != nil {
 			r.log.Warn("changelog update failed", zap.String("brick", r.kids[i].Name()), zap.Stringer("gfid", gfid), zap.Error(rp.err))

@@ -47,13 +47,7 @@ func replyTimes(rs []reply, start time.Time) []string {
 func (r *Replicate) fanout(ctx context.Context, set []bool, fn func(ctx context.Context, i int) error) []reply {
 	out := make([]reply, r.n())
 	one := func(i int) {
-		cctx, cancel := context.WithTimeout(ctx, r.opts.FopTimeout)
-		defer cancel()
-		err := fn(cctx, i)
-		if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			r.kids[i].Kick("a fop did not complete within the fop timeout")
-			err = &fop.OpError{Brick: r.kids[i].Name(), Errno: syscall.ENOTCONN, Err: err}
-		}
+		err := r.callOne(ctx, i, fn)
 		out[i] = reply{err: err, done: true, at: time.Now()}
 	}
 	last := -1

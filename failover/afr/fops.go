@@ -292,19 +292,17 @@ func (r *Replicate) Write(ctx context.Context, f *fop.Fd, off uint64, data []byt
 	pres := make([]xdr.Iatt, r.n())
 	sts := make([]xdr.Iatt, r.n())
 	rxs := make([]xdr.Dict, r.n())
-	done := make([]bool, r.n())
-	pre, post, err = r.rfData(ctx, rf, off, uint64(len(data)), pres, sts, func(ctx context.Context, i int, cf *fop.Fd) error {
+	pre, post, i, err := r.rfDataAt(ctx, rf, off, uint64(len(data)), pres, sts, func(ctx context.Context, i int, cf *fop.Fd) error {
 		d := data
 		if i == r.opts.Arbiter {
 			d = arbiterByte
 		}
-		return r.writeChild(ctx, i, cf, off, d, x, rf, &pres[i], &sts[i], &rxs[i], &done[i])
+		return r.writeChild(ctx, i, cf, off, d, x, rf, &pres[i], &sts[i], &rxs[i])
 	})
 	if err != nil {
 		return xdr.Iatt{}, xdr.Iatt{}, nil, err
 	}
 	// The reply xdata of the child whose attributes are answered.
-	i := r.pickIndex(rf.ino, done)
 	if i < 0 {
 		return pre, post, nil, nil
 	}
@@ -317,13 +315,12 @@ func (r *Replicate) Write(ctx context.Context, f *fop.Fd, off uint64, data []byt
 }
 
 // writeChild is one child's part of Write.
-func (r *Replicate) writeChild(ctx context.Context, i int, cf *fop.Fd, off uint64, d []byte, x xdr.Dict, rf *replFd, pre, st *xdr.Iatt, rx *xdr.Dict, done *bool) error {
+func (r *Replicate) writeChild(ctx context.Context, i int, cf *fop.Fd, off uint64, d []byte, x xdr.Dict, rf *replFd, pre, st *xdr.Iatt, rx *xdr.Dict) error {
 	var err error
 	*pre, *st, *rx, err = r.kids[i].Write(ctx, cf, off, d, x)
 	if n, ok := rx.Uint(inodelkCount); ok && n > 1 {
 		r.contended(rf.ino)
 	}
-	*done = err == nil
 	return err
 }
 

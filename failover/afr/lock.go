@@ -2,6 +2,7 @@ package afr
 
 import (
 	"context"
+	"errors"
 	"math"
 	"syscall"
 	"time"
@@ -21,7 +22,15 @@ func unlockOf(fl xdr.Flock) xdr.Flock {
 // child at a time in index order, so two clients never deadlock. It fails
 // unless a quorum is locked.
 func (r *Replicate) takeLocks(ctx context.Context, set []bool, lock func(ctx context.Context, i int, block bool) error, undo func(locked []bool)) ([]bool, error) {
-	rs := r.fanout(ctx, set, func(ctx context.Context, i int) error { return lock(ctx, i, false) })
+	// A lock granted after its child was cut for lagging is given back.
+	late := func(i int, err error) {
+		if err == nil {
+			one := make([]bool, r.n())
+			one[i] = true
+			undo(one)
+		}
+	}
+	rs := r.fanoutLag(ctx, set, func(ctx context.Context, i int) error { return lock(ctx, i, false) }, late)
 	locked := succeeded(rs, set)
 	contended := false
 	for i, rp := range rs {
@@ -32,7 +41,12 @@ func (r *Replicate) takeLocks(ctx context.Context, set []bool, lock func(ctx con
 	if contended {
 		undo(locked)
 		locked = make([]bool, r.n())
+		lagging := r.lagging()
 		for i := range r.kids {
+			if set[i] && lagging[i] {
+				rs[i] = reply{err: &fop.OpError{Brick: r.kids[i].Name(), Errno: syscall.ENOTCONN, Err: errors.New("lagging behind its peers")}, done: true}
+				continue
+			}
 			if set[i] {
 				err := lock(ctx, i, true)
 				rs[i] = reply{err: err, done: true}
@@ -59,9 +73,9 @@ func (r *Replicate) lockInode(ctx context.Context, ino *inode, set []bool, fl xd
 
 func (r *Replicate) unlockInode(ctx context.Context, ino *inode, locked []bool, fl xdr.Flock) {
 	ictx := internal(ctx, ino.owner)
-	r.fanout(ictx, locked, func(ctx context.Context, i int) error {
+	r.fanoutLag(ictx, locked, func(ctx context.Context, i int) error {
 		return fop.ErrOnly(r.kids[i].Inodelk(ctx, ino.gfid, r.name, fop.LkSet, unlockOf(fl), nil))
-	})
+	}, nil)
 }
 
 // lockEntries takes the entry locks on names, in their sorted order, on
@@ -85,12 +99,12 @@ func (r *Replicate) lockEntries(ctx context.Context, owner []byte, names []entry
 }
 
 func (r *Replicate) unlockEntries(ctx context.Context, owner []byte, names []entry, locked []bool) {
-	r.fanout(internal(ctx, owner), locked, func(ctx context.Context, i int) error {
+	r.fanoutLag(internal(ctx, owner), locked, func(ctx context.Context, i int) error {
 		for _, e := range names {
 			_, _ = r.kids[i].Entrylk(ctx, e.parent, e.name, r.name, fop.EntrylkUnlock, fop.LkWrite, nil)
 		}
 		return nil
-	})
+	}, nil)
 }
 
 // Lock ranges: data transactions lock the whole file, metadata
@@ -166,7 +180,7 @@ func (r *Replicate) acquire(ctx context.Context, ino *inode, off, length uint64)
 // takeDataLock locks the inode on the children up and raises dirty in the
 // pre-op; a child already down is accused right there.
 func (r *Replicate) takeDataLock(ctx context.Context, ino *inode) (locked, part []bool, err error) {
-	up := r.up()
+	up := r.changeSet()
 	if !r.hasQuorum(up) {
 		return nil, nil, r.errNoQuorum("FINODELK")
 	}

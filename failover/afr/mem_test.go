@@ -367,9 +367,9 @@ func TestWriteLostOnOneBrick(t *testing.T) {
 	if _, _, _, err := r.Write(ctx, f, 0, []byte("two of three"), nil); err != nil {
 		t.Fatalf("write with one brick losing it: %v", err)
 	}
-	if len(mems[2].Kicks()) == 0 {
-		t.Error("the brick that never answered was not dropped")
-	}
+	// The write may go on without it (cut for lagging) before its call
+	// times out: the drop follows.
+	eventually(t, 5*time.Second, "the brick that never answered to be dropped", func() bool { return len(mems[2].Kicks()) > 0 })
 	for i := 0; i < 2; i++ {
 		b, ok := mems[i].Xattr(foptest.GFID(1), "trusted.afr.v-client-2")
 		if !ok || len(b) < 4 || b[3] == 0 {
@@ -536,7 +536,7 @@ func TestClosedIgnoresChildEvents(t *testing.T) {
 		r.ChildEvent(0, false)
 		r.ChildEvent(0, true)
 	}
-	if n := queued() - before; n != 0 {
+	if n := queued() - before; n > 0 { // the delivery goroutine may still take some
 		t.Errorf("a closed replica set queued %d events", n)
 	}
 	if g := r.gen.Load(); g != gen {

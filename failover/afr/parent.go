@@ -467,7 +467,6 @@ func (r *Replicate) copyOnce(ctx context.Context, rin *replFd, offIn uint64, rou
 	defer releaseSrc()
 	sts := make([]xdr.Iatt, r.n())
 	ns := make([]uint64, r.n())
-	copied := make([]bool, r.n())
 	ok, err := r.dataTxnHeld(ctx, rout.ino, rout, dstHeld.off, dstHeld.len, partDst, start, func(ctx context.Context, i int) error {
 		cf, err := r.child(ctx, rout, i)
 		if err != nil {
@@ -486,15 +485,15 @@ func (r *Replicate) copyOnce(ctx context.Context, rin *replFd, offIn uint64, rou
 			return err
 		}
 		ns[i], sts[i], _, err = r.kids[i].CopyFileRange(ctx, cin, offIn, cf, offOut, n, flags, xd)
-		copied[i] = err == nil
 		return err
 	})
 	if err != nil {
 		return 0, xdr.Iatt{}, err
 	}
 	got, any := uint64(0), false
-	for i, c := range copied {
-		if c && (!any || ns[i] < got) {
+	// Only the children that succeeded: a cut child's call may still run.
+	for i, c := range ok {
+		if c && i != r.opts.Arbiter && (!any || ns[i] < got) {
 			got, any = ns[i], true
 		}
 	}

@@ -3,8 +3,12 @@ package afr
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -112,6 +116,14 @@ func (r *Replicate) readOrder(ctx context.Context, ino *inode, rf *replFd, meta 
 			order = append(order, i)
 		}
 	}
+	// Lagging and slow children (see lag.go) last: they may not answer
+	// soon.
+	late := r.lagging()
+	now := time.Now().UnixNano()
+	for i := range late {
+		late[i] = late[i] || r.lag.slowUntil[i].Load() > now
+	}
+	sort.SliceStable(order, func(a, b int) bool { return !late[order[a]] && late[order[b]] })
 	return order, nil
 }
 
@@ -143,8 +155,36 @@ func (r *Replicate) readTxnOn(ctx context.Context, ino *inode, rf *replFd, meta 
 	}
 	for n, i := range order {
 		cctx, cancel := context.WithTimeout(ctx, r.opts.FopTimeout)
+		// A child found lagging behind its peers in a change while the
+		// read waits on it is left for the next (not the last one).
+		// So is one that takes far longer than reads do (a brick hung
+		// between two pings): it goes last in reads for a while.
+		var lagged, slow atomic.Bool
+		stop, stopSlow := func() bool { return false }, func() bool { return false }
+		start := time.Now()
+		if n+1 < len(order) {
+			stop = context.AfterFunc(r.lagContext(i), func() { lagged.Store(true); cancel() })
+			if r.opts.LagTimeout >= 0 {
+				t := time.AfterFunc(r.readWait(), func() { slow.Store(true); cancel() })
+				stopSlow = t.Stop
+			}
+		}
 		err = fn(cctx, i)
+		stop()
+		stopSlow()
 		cancel()
+		if err == nil {
+			r.readTook(time.Since(start))
+		}
+		if err != nil && (lagged.Load() || slow.Load()) && ctx.Err() == nil {
+			why := "lags behind its peers in changes"
+			if !lagged.Load() {
+				why = fmt.Sprintf("has not answered in %v, far longer than reads take", time.Since(start).Round(time.Millisecond))
+				r.slowReads(i)
+			}
+			r.log.Warn("read moved on from a brick that "+why, zap.String("brick", r.kids[i].Name()), zap.Stringer("gfid", gfid))
+			continue
+		}
 		if err == nil || !retryable(err) {
 			return err
 		}

@@ -38,7 +38,7 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 	var t [3]time.Time // start, locked, fop done: for the slow-change log
 	t[0] = start
 	t[1] = time.Now()
-	rs := r.fanout(ctx, part, op)
+	rs := r.fanoutLag(ctx, part, op, nil)
 	t[2] = time.Now()
 	defer func() {
 		if end := time.Now(); end.Sub(t[0]) >= slowChange {
@@ -131,6 +131,14 @@ func (r *Replicate) fdData(ctx context.Context, f *fop.Fd, off, length uint64, p
 }
 
 func (r *Replicate) rfData(ctx context.Context, rf *replFd, off, length uint64, pres, posts []xdr.Iatt, op func(ctx context.Context, i int, cf *fop.Fd) error) (pre, post xdr.Iatt, err error) {
+	pre, post, _, err = r.rfDataAt(ctx, rf, off, length, pres, posts, op)
+	return pre, post, err
+}
+
+// rfDataAt is rfData that also says whose attributes it answered (-1:
+// none). op's results for a child are read only when it succeeded: the
+// call of a child cut for lagging goes on after rfDataAt returns.
+func (r *Replicate) rfDataAt(ctx context.Context, rf *replFd, off, length uint64, pres, posts []xdr.Iatt, op func(ctx context.Context, i int, cf *fop.Fd) error) (pre, post xdr.Iatt, at int, err error) {
 	ok, err := r.dataTxn(ctx, rf.ino, rf, off, length, func(ctx context.Context, i int) error {
 		cf, err := r.child(ctx, rf, i)
 		if err != nil {
@@ -139,11 +147,11 @@ func (r *Replicate) rfData(ctx context.Context, rf *replFd, off, length uint64, 
 		return op(ctx, i, cf)
 	})
 	if err != nil || posts == nil {
-		return pre, post, err
+		return pre, post, -1, err
 	}
 	i := r.pickIndex(rf.ino, ok)
 	if i < 0 {
-		return pre, post, nil
+		return pre, post, -1, nil
 	}
 	if pres != nil {
 		pre = pres[i]
@@ -157,5 +165,5 @@ func (r *Replicate) rfData(ctx context.Context, rf *replFd, off, length uint64, 
 			post.Nlink = posts[j].Nlink
 		}
 	}
-	return pre, post, nil
+	return pre, post, i, nil
 }

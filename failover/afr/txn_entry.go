@@ -44,7 +44,7 @@ func entryXdata(key, name string) xdr.Dict {
 // under the locks and before the parents' post-op, to mark the new inode
 // for heal on the bricks that missed it (afr_mark_new_entry_changelog).
 func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx context.Context, i int) error, created func(ctx context.Context, ok []bool)) ([]bool, error) {
-	up := r.up()
+	up := r.changeSet()
 	if !r.hasQuorum(up) {
 		return nil, r.errNoQuorum("ENTRYLK")
 	}

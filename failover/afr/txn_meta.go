@@ -8,7 +8,7 @@ import (
 // AFR's metadata lock. With every child locked it sends no changelog (the
 // optimistic changelog); otherwise pre-op and post-op around the change.
 func (r *Replicate) metaTxn(ctx context.Context, ino *inode, op func(ctx context.Context, i int) error) ([]bool, error) {
-	up := r.up()
+	up := r.changeSet()
 	if !r.hasQuorum(up) {
 		return nil, r.errNoQuorum("INODELK")
 	}

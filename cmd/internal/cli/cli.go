@@ -92,6 +92,9 @@ Options (-o, comma-separated):
                                 (default 1.5 replicated; single brick: the volfile's, 42)
   fop-timeout=S                 a replica brick that has not finished a fop by then is
                                 dropped and marked for heal (default 10)
+  lag-timeout=S                 least wait, once a quorum of a replica set took a change,
+                                for a brick still working on it before it is left behind
+                                and marked for heal (default 0.3; 0: wait up to fop-timeout)
   post-op-delay=S               idle time before an eager lock is released (default 1)
   volfile-fetch-timeout=S       per volfile server (default 5)
   volfile-cache-dir=DIR         last good volfiles (default /var/lib/brickfs/volfiles)
@@ -356,7 +359,7 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 	}
 	vol, err := failover.Open(ctx, g, failover.Options{
 		PingInterval: m.PingInterval, PingTimeout: m.PingTimeout, VolfileKey: "/" + spec.Volume,
-		FopTimeout: m.FopTimeout, PostOpDelay: m.PostOpDelay, Subdir: subdir,
+		FopTimeout: m.FopTimeout, LagTimeout: m.LagTimeout, PostOpDelay: m.PostOpDelay, Subdir: subdir,
 	}, log)
 	if err != nil {
 		log.Error("mount failed", zap.Error(err))

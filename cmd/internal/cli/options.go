@@ -26,6 +26,7 @@ type Mount struct {
 	AttrTimeout, EntryTimeout, NegativeTimeout time.Duration
 	PingInterval, PingTimeout                  time.Duration
 	FopTimeout, PostOpDelay                    time.Duration
+	LagTimeout                                 time.Duration // 0: the default; negative: off (lag-timeout=0)
 	FetchTimeout                               time.Duration
 	VolfileCacheDir                            string
 	ACL                                        bool
@@ -265,6 +266,10 @@ func (m *Mount) parseOptions(s string) error {
 			m.PingTimeout, err = seconds(key, val)
 		case "fop-timeout":
 			m.FopTimeout, err = seconds(key, val)
+		case "lag-timeout":
+			if m.LagTimeout, err = seconds(key, val); err == nil && m.LagTimeout == 0 {
+				m.LagTimeout = -1
+			}
 		case "post-op-delay":
 			m.PostOpDelay, err = seconds(key, val)
 		case "volfile-fetch-timeout":

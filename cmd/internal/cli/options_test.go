@@ -15,12 +15,12 @@ import (
 
 func TestParseOptions(t *testing.T) {
 	m := defaults()
-	err := m.parseOptions("log-level=DEBUG,backup-volfile-servers=h2:h3,attribute-timeout=0.5,entry-timeout=0,ro,noatime,_netdev,x-systemd.automount,lru-limit=100,ping-timeout=2,fop-timeout=7,post-op-delay=0.25,server-port=24008")
+	err := m.parseOptions("log-level=DEBUG,backup-volfile-servers=h2:h3,attribute-timeout=0.5,entry-timeout=0,ro,noatime,_netdev,x-systemd.automount,lru-limit=100,ping-timeout=2,fop-timeout=7,lag-timeout=0.2,post-op-delay=0.25,server-port=24008")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m.LogLevel != "debug" || m.Backup != "h2:h3" || m.AttrTimeout != 500*time.Millisecond || m.EntryTimeout != 0 ||
-		!m.ReadOnly() || m.PingTimeout != 2*time.Second || m.FopTimeout != 7*time.Second || m.PostOpDelay != 250*time.Millisecond || m.ServerPort != 24008 {
+		!m.ReadOnly() || m.PingTimeout != 2*time.Second || m.FopTimeout != 7*time.Second || m.LagTimeout != 200*time.Millisecond || m.PostOpDelay != 250*time.Millisecond || m.ServerPort != 24008 {
 		t.Fatalf("parsed %+v", m)
 	}
 	if m.MountFlags != syscall.MS_RDONLY|syscall.MS_NOATIME|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_SILENT {

@@ -1,0 +1,306 @@
+package afr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/brickfs/brickfs/brick/fop"
+)
+
+// A child can be connected and answer pings while its fops are stuck: a
+// brick whose filesystem is frozen (fsfreeze), or one that hung between
+// two pings. Waiting for the fop timeout or the ping timeout costs every
+// write that long. Changes do not need every child: once a quorum has
+// taken one, a child still working long after its peers is cut from it,
+// accused on the others before the change is acknowledged (as a child that
+// failed it), and its call goes on in the background. Until its cut calls
+// end the child is lagging: new transactions leave it out (accusing it in
+// their pre-op) while enough others are up, and reads go elsewhere. When
+// the last cut call ends, the child takes part again and is healed.
+//
+// How long "long after" is adapts to how fast the quorum answered
+// (lagFactor times the quorum's time), never less than
+// ReplicateOptions.LagTimeout, so a brick that is merely slower than its
+// peers under a saturating load is waited for.
+
+// lagFactor scales the quorum's answer time into how long the others
+// get on top of it.
+const lagFactor = 8
+
+// lagWait is how long after a quorum answered (in q) the remaining
+// children of a change are waited for.
+func (r *Replicate) lagWait(q time.Duration) time.Duration {
+	return min(max(r.opts.LagTimeout, lagFactor*q), r.opts.FopTimeout)
+}
+
+// lagState is what the replica set knows of its lagging children.
+type lagState struct {
+	mu      sync.Mutex
+	cut     []int                       // GUARDED_BY(mu); calls cut from changes, not ended yet, per child
+	ctx     []context.Context           // GUARDED_BY(mu); done once the child lags, per child
+	end     []context.CancelFunc        // GUARDED_BY(mu); ends ctx
+	calls   map[*int]context.CancelFunc // GUARDED_BY(mu); ends a cut call (Close)
+	closing bool                        // GUARDED_BY(mu); Close ends every cut call
+	idle    *sync.Cond                  // on mu: a cut call ended
+	// cuts counts every cut, for tests and status.
+	cuts atomic.Int64
+	// readNs is a moving average of how long reads take (ns).
+	readNs atomic.Int64
+	// slowUntil: a child whose read was moved on from goes last in
+	// reads until then (unix ns).
+	slowUntil []atomic.Int64
+}
+
+// slowReadFor is how long a child whose read was moved on from goes last
+// in reads.
+const slowReadFor = 5 * time.Second
+
+// readWait is how long a read waits on one child before it moves on to the
+// next: lagFactor times what reads take of late, at least LagTimeout.
+func (r *Replicate) readWait() time.Duration {
+	return min(max(r.opts.LagTimeout, lagFactor*time.Duration(r.lag.readNs.Load())), r.opts.FopTimeout)
+}
+
+// readTook folds a read's time into the average (1/8 weight).
+func (r *Replicate) readTook(d time.Duration) {
+	old := r.lag.readNs.Load()
+	r.lag.readNs.Store(old + (int64(d)-old)/8) // a lost update among racing reads is harmless
+}
+
+// slowReads puts child i last in reads for slowReadFor.
+func (r *Replicate) slowReads(i int) {
+	r.lag.slowUntil[i].Store(time.Now().Add(slowReadFor).UnixNano())
+}
+
+func newLagState(n int) *lagState {
+	l := &lagState{cut: make([]int, n), ctx: make([]context.Context, n), end: make([]context.CancelFunc, n), calls: map[*int]context.CancelFunc{},
+		slowUntil: make([]atomic.Int64, n)}
+	l.idle = sync.NewCond(&l.mu)
+	for i := range l.ctx {
+		l.ctx[i], l.end[i] = context.WithCancel(context.Background())
+	}
+	return l
+}
+
+// closeLag ends every cut call still running and waits for them: a closed
+// replica set leaves nothing behind.
+func (r *Replicate) closeLag() {
+	l := r.lag
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closing = true
+	for _, cancel := range l.calls {
+		cancel()
+	}
+	for {
+		n := 0
+		for _, c := range l.cut {
+			n += c
+		}
+		if n == 0 {
+			return
+		}
+		l.idle.Wait()
+	}
+}
+
+// lagging lists the children with cut calls outstanding.
+func (r *Replicate) lagging() []bool {
+	out := make([]bool, r.n())
+	r.lag.mu.Lock()
+	for i, c := range r.lag.cut {
+		out[i] = c > 0
+	}
+	r.lag.mu.Unlock()
+	return out
+}
+
+// lagContext is done when child i lags (at once if it does now).
+func (r *Replicate) lagContext(i int) context.Context {
+	r.lag.mu.Lock()
+	defer r.lag.mu.Unlock()
+	return r.lag.ctx[i]
+}
+
+// Cuts is how many calls were cut from changes for lagging, since start.
+func (r *Replicate) Cuts() int64 { return r.lag.cuts.Load() }
+
+// cutStart records that a call of child i was cut after it had taken
+// took while a quorum answered in q.
+func (r *Replicate) cutStart(i int, took, q time.Duration, id *int, cancel context.CancelFunc) {
+	r.lag.cuts.Add(1)
+	r.lag.mu.Lock()
+	r.lag.cut[i]++
+	r.lag.calls[id] = cancel
+	if r.lag.closing {
+		cancel()
+	}
+	first := r.lag.cut[i] == 1
+	if first {
+		r.lag.end[i]() // reads on it move on
+	}
+	r.lag.mu.Unlock()
+	if first {
+		r.log.Warn("brick is lagging behind its peers: leaving it out of changes (marked for heal) until it catches up",
+			zap.String("brick", r.kids[i].Name()), zap.Duration("working for", took.Round(time.Millisecond)),
+			zap.Duration("quorum answered in", q.Round(time.Millisecond)))
+	}
+}
+
+// cutEnd records that a cut call of child i ended. The last one lets the
+// child take part again: the generation changes, so eager locks are taken
+// again with it, and the heal worker looks at what it missed.
+func (r *Replicate) cutEnd(i int, err error, id *int) {
+	r.lag.mu.Lock()
+	r.lag.cut[i]--
+	delete(r.lag.calls, id)
+	r.lag.idle.Broadcast()
+	closing := r.lag.closing
+	last := r.lag.cut[i] == 0
+	if last {
+		r.lag.ctx[i], r.lag.end[i] = context.WithCancel(context.Background())
+	}
+	r.lag.mu.Unlock()
+	if !last || closing {
+		return
+	}
+	res := "ok"
+	if err != nil {
+		res = err.Error()
+	}
+	r.log.Info("lagging brick caught up: it takes part in changes again", zap.String("brick", r.kids[i].Name()), zap.String("last cut call", res))
+	r.gen.Add(1)
+	r.kickHeal()
+}
+
+// changeSet is the children a new transaction takes: those up, less the
+// lagging ones while the rest still meet quorum.
+func (r *Replicate) changeSet() []bool {
+	up := r.up()
+	fresh := and(up, not(r.lagging()))
+	if count(fresh) < count(up) && r.hasQuorum(fresh) {
+		return fresh
+	}
+	return up
+}
+
+// errLagging is the reply of a child cut from a change.
+func (r *Replicate) errLagging(i int, took, q time.Duration) error {
+	return &fop.OpError{Brick: r.kids[i].Name(), Errno: syscall.ENOTCONN,
+		Err: fmt.Errorf("still working %v after a quorum of its peers answered in %v: cut from the change", took.Round(time.Millisecond), q.Round(time.Millisecond))}
+}
+
+// call states for fanoutLag
+const (
+	callRunning int32 = iota
+	callAnswered
+	callCut
+)
+
+// fanoutLag is fanout for a change AFR settles without some children
+// (locks, changelog updates, data changes): once a quorum of set has
+// succeeded, a child still working lagWait later is cut (its reply is
+// errLagging) and its call goes on in the background, with a context
+// that the caller's cancellation does not end (a change once sent is
+// seen through; the fop timeout bounds it). late, if not nil, gets the
+// cut call's outcome (to undo a lock granted late) before the child stops
+// lagging. fn must not touch what the caller reads of a child that did
+// not succeed: the call of a cut child runs on after fanoutLag returns.
+func (r *Replicate) fanoutLag(ctx context.Context, set []bool, fn func(ctx context.Context, i int) error, late func(i int, err error)) []reply {
+	if r.opts.LagTimeout < 0 || count(set) < 2 {
+		return r.fanout(ctx, set, fn)
+	}
+	type answer struct {
+		i  int
+		rp reply
+	}
+	n := r.n()
+	out := make([]reply, n)
+	state := make([]atomic.Int32, n)
+	ch := make(chan answer, n) // never blocks: a cut child's answer is dropped here
+	bctx := context.WithoutCancel(ctx)
+	cancels := make([]context.CancelFunc, n)
+	ids := make([]int, n) // &ids[i] names child i's call while it is cut
+	start := time.Now()
+	left := 0
+	for i := range r.kids {
+		if !set[i] {
+			continue
+		}
+		left++
+		cctx, cancel := context.WithTimeout(bctx, r.opts.FopTimeout)
+		cancels[i] = cancel
+		r.workers.run(func() {
+			err := r.callIn(cctx, bctx, i, fn)
+			cancel()
+			if state[i].CompareAndSwap(callRunning, callAnswered) {
+				ch <- answer{i, reply{err: err, done: true, at: time.Now()}}
+				return
+			}
+			if late != nil {
+				late(i, err)
+			}
+			r.cutEnd(i, err, &ids[i])
+		})
+	}
+	ok := make([]bool, n)
+	var timer *time.Timer
+	var cut <-chan time.Time
+	var q time.Duration
+	for left > 0 {
+		select {
+		case a := <-ch:
+			out[a.i] = a.rp
+			left--
+			if a.rp.err == nil {
+				ok[a.i] = true
+			}
+			if cut == nil && timer == nil && left > 0 && r.hasQuorum(ok) {
+				q = time.Since(start)
+				timer = time.NewTimer(r.lagWait(q))
+				cut = timer.C
+			}
+		case now := <-cut:
+			cut = nil
+			took := now.Sub(start)
+			for i := range r.kids {
+				if set[i] && !out[i].done && state[i].CompareAndSwap(callRunning, callCut) {
+					r.cutStart(i, took, q, &ids[i], cancels[i])
+					out[i] = reply{err: r.errLagging(i, took, q), done: true, at: now}
+					left--
+				}
+			}
+			// A child that answered as the cut came is in ch.
+		}
+	}
+	if timer != nil {
+		timer.Stop()
+	}
+	return out
+}
+
+// callOne runs fn for child i bounded by the fop timeout; a child that
+// times out is dropped (Kick) so that it releases our locks before anybody
+// relies on it again.
+func (r *Replicate) callOne(ctx context.Context, i int, fn func(ctx context.Context, i int) error) error {
+	cctx, cancel := context.WithTimeout(ctx, r.opts.FopTimeout)
+	defer cancel()
+	return r.callIn(cctx, ctx, i, fn)
+}
+
+// callIn is callOne's call in cctx, ctx bounded by the fop timeout.
+func (r *Replicate) callIn(cctx, ctx context.Context, i int, fn func(ctx context.Context, i int) error) error {
+	err := fn(cctx, i)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		r.kids[i].Kick("a fop did not complete within the fop timeout")
+		err = &fop.OpError{Brick: r.kids[i].Name(), Errno: syscall.ENOTCONN, Err: err}
+	}
+	return err
+}

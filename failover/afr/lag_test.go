@@ -1,0 +1,255 @@
+package afr
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/brickfs/brickfs/brick/fop/foptest"
+)
+
+// lagOpts: a fop timeout far beyond any test's patience, so only the cut
+// for lagging can end a change that waits on a hung child.
+var lagOpts = ReplicateOptions{Arbiter: -1, PostOpDelay: 10 * time.Millisecond, FopTimeout: time.Minute, LagTimeout: 50 * time.Millisecond}
+
+// within runs fn and fails the test unless it returns within d: what it
+// waits on would otherwise hang until the fop timeout.
+func within(t *testing.T, d time.Duration, what string, fn func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v: it waits on a hung brick", what, d)
+	}
+}
+
+// eventually polls cond until it holds or d passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func accuses(m *foptest.Mem, i int) bool {
+	b, ok := m.Xattr(foptest.GFID(1), fmt.Sprintf("trusted.afr.v-client-%d", i))
+	return ok && len(b) >= 4 && (b[0]|b[1]|b[2]|b[3]) != 0
+}
+
+// A brick whose writes hang while it stays connected (a frozen
+// filesystem) costs a write the lag wait, not the fop timeout: the write
+// is acknowledged once the other two have it and they accuse the third;
+// later writes leave the lagging brick out at once; when its hung write
+// ends it takes part again.
+func TestLaggingBrickCutFromWrites(t *testing.T) {
+	r, mems := memReplicaWith(t, lagOpts)
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, f)
+	release := mems[2].Hang("WRITE")
+	defer release()
+	within(t, 10*time.Second, "a write while brick 2 hangs", func() error {
+		_, _, _, err := r.Write(ctx, f, 0, []byte("first"), nil)
+		return err
+	})
+	for i := 0; i < 2; i++ {
+		if !accuses(mems[i], 2) {
+			t.Errorf("brick %d does not accuse the lagging brick 2 after the write was acknowledged", i)
+		}
+	}
+	if !r.lagging()[2] || r.Cuts() == 0 {
+		t.Fatalf("brick 2 is not lagging (lagging %v, cuts %d)", r.lagging(), r.Cuts())
+	}
+	if len(mems[2].Kicks()) > 0 {
+		t.Errorf("a lagging brick was dropped: %v", mems[2].Kicks())
+	}
+	calls := mems[2].Calls("WRITE")
+	within(t, 10*time.Second, "a second write while brick 2 lags", func() error {
+		_, _, _, err := r.Write(ctx, f, 5, []byte("second"), nil)
+		return err
+	})
+	if got := mems[2].Calls("WRITE"); got != calls {
+		t.Errorf("a write went to the lagging brick (%d WRITE calls, were %d)", got, calls)
+	}
+	release()
+	eventually(t, 10*time.Second, "brick 2 to stop lagging once its write ended", func() bool { return !r.lagging()[2] })
+	within(t, 10*time.Second, "a write after brick 2 caught up", func() error {
+		_, _, _, err := r.Write(ctx, f, 11, []byte("third"), nil)
+		return err
+	})
+	if got := mems[2].Calls("WRITE"); got <= calls {
+		t.Errorf("brick 2 takes no writes after it caught up (%d WRITE calls)", got)
+	}
+	for n := 0; n < 3; n++ {
+		if got, _, err := r.Read(ctx, f, 0, 100, nil); err != nil || string(got) != "firstsecondthird" {
+			t.Fatalf("read: %q, %v", got, err)
+		}
+	}
+}
+
+// A lock that a lagging brick grants after the change went on without it
+// is given back: nothing of ours stays locked there.
+func TestLaggingLockGrantedLateIsUndone(t *testing.T) {
+	r, mems := memReplicaWith(t, lagOpts)
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, f)
+	r.Drain()
+	eventually(t, 10*time.Second, "the create's locks to go", func() bool { return mems[2].Locks() == 0 })
+	release := mems[2].Hang("INODELK")
+	defer release()
+	within(t, 10*time.Second, "a write while brick 2's locks hang", func() error {
+		_, _, _, err := r.Write(ctx, f, 0, []byte("data"), nil)
+		return err
+	})
+	if !accuses(mems[0], 2) || !accuses(mems[1], 2) {
+		t.Errorf("brick 2, left out of the write's lock, is not accused")
+	}
+	release()
+	r.Drain()
+	eventually(t, 10*time.Second, "brick 2 to stop lagging", func() bool { return !r.lagging()[2] })
+	r.Drain()
+	eventually(t, 10*time.Second, "no lock of ours left on any brick", func() bool {
+		return mems[0].Locks() == 0 && mems[1].Locks() == 0 && mems[2].Locks() == 0
+	})
+}
+
+// A brick slower than its peers, while it answers within lagFactor times
+// their time, is waited for: no cut, no accusation, no heal.
+func TestSlowBrickIsWaitedFor(t *testing.T) {
+	r, mems := memReplicaWith(t, lagOpts)
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, f)
+	// The quorum answers in 100 ms, so the third gets 800 ms more.
+	for i, d := range []time.Duration{100 * time.Millisecond, 100 * time.Millisecond, 300 * time.Millisecond} {
+		for _, op := range []string{"WRITE", "INODELK", "XATTROP"} {
+			mems[i].Delay(op, d)
+		}
+	}
+	for n := 0; n < 3; n++ {
+		if _, _, _, err := r.Write(ctx, f, uint64(n), []byte("x"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.Cuts() != 0 || accuses(mems[0], 2) || accuses(mems[1], 2) {
+		t.Fatalf("a brick 3x slower than its peers was cut (%d cuts, accused %v %v)", r.Cuts(), accuses(mems[0], 2), accuses(mems[1], 2))
+	}
+}
+
+// A read waiting on a brick that a change finds lagging moves on to the
+// next readable brick instead of waiting for the ping or fop timeout.
+func TestReadMovesOffALaggingBrick(t *testing.T) {
+	r, mems := memReplicaWith(t, lagOpts)
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, f)
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("before"), nil); err != nil {
+		t.Fatal(err)
+	}
+	rf, err := r.rfd(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order, err := r.readOrder(ctx, rf.ino, rf, false)
+	if err != nil || len(order) != 3 {
+		t.Fatalf("read order: %v, %v", order, err)
+	}
+	hung := order[0]
+	releaseRead := mems[hung].Hang("READ")
+	defer releaseRead()
+	releaseWrite := mems[hung].Hang("WRITE")
+	defer releaseWrite()
+	got := make(chan string, 1)
+	go func() {
+		b, _, err := r.Read(ctx, f, 0, 100, nil)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(b)
+	}()
+	eventually(t, 10*time.Second, "the read to reach the hung brick", func() bool { return mems[hung].Calls("READ") > 0 })
+	f2, _, _, err := r.Create(ctx, foptest.RootGFID, "g", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(2), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, f2)
+	within(t, 10*time.Second, "a write to another file", func() error {
+		_, _, _, err := r.Write(ctx, f2, 0, []byte("x"), nil)
+		return err
+	})
+	select {
+	case s := <-got:
+		if s != "before" {
+			t.Fatalf("read: %q", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the read still waits on brick %d, which lags", hung)
+	}
+}
+
+// A read waiting on a brick that hung between two pings (nothing lags in
+// changes: no write went there) moves on once it has waited far longer
+// than reads take, and the next reads go elsewhere first.
+func TestReadMovesOffAHungBrick(t *testing.T) {
+	r, mems := memReplicaWith(t, lagOpts)
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, f)
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("before"), nil); err != nil {
+		t.Fatal(err)
+	}
+	rf, err := r.rfd(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order, err := r.readOrder(ctx, rf.ino, rf, false)
+	if err != nil || len(order) != 3 {
+		t.Fatalf("read order: %v, %v", order, err)
+	}
+	hung := order[0]
+	release := mems[hung].Hang("READ")
+	defer release()
+	for n := 0; n < 3; n++ {
+		within(t, 10*time.Second, "a read while its brick hangs", func() error {
+			b, _, err := r.Read(ctx, f, 0, 100, nil)
+			if err == nil && string(b) != "before" {
+				err = fmt.Errorf("read %q", b)
+			}
+			return err
+		})
+	}
+	if got := mems[hung].Calls("READ"); got != 1 {
+		t.Errorf("the hung brick got %d reads, want 1 (later reads go elsewhere first)", got)
+	}
+	if len(mems[hung].Kicks()) > 0 {
+		t.Errorf("a brick slow to read was dropped")
+	}
+}

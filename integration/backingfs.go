@@ -2,8 +2,10 @@ package integration
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -73,7 +75,7 @@ func (c *Cluster) MakeFS(t T, n int, fstype string, sizeMiB int) *BackingFS {
 	c.mu.Lock()
 	c.fss = append(c.fss, f)
 	c.mu.Unlock()
-	if out, err := run(30*time.Second, "mount", "-o", "loop", f.Image, f.Dir); err != nil {
+	if out, err := run(30*time.Second, "mount", "-o", f.mountOpts(), f.Image, f.Dir); err != nil {
 		t.Fatalf("MakeFS: mount -o loop %s on %s: %v: %s", f.Image, f.Dir, err, out)
 	}
 	t.Logf("made %s (%d MiB) on node %d", f, sizeMiB, n)
@@ -114,6 +116,87 @@ func (c *Cluster) thaw(f *BackingFS) error {
 	f.frozen = false
 	c.mu.Unlock()
 	return nil
+}
+
+// mountOpts: ext4 goes read-only on an error (as Debian's bricks are
+// usually mounted), so BreakFS can make it read-only under the brick.
+func (f *BackingFS) mountOpts() string {
+	if f.Type == "ext4" {
+		return "loop,errors=remount-ro"
+	}
+	return "loop"
+}
+
+// fillerName is the file FillFS fills a filesystem with, beside its bricks.
+const fillerName = "brickfs-filler"
+
+// FillFS fills f until writes to it fail with ENOSPC: a full brick
+// filesystem. UnfillFS gives the space back.
+func (c *Cluster) FillFS(t T, f *BackingFS) {
+	t.Helper()
+	// 1 MiB blocks, then 4 KiB ones for what is left.
+	for i, bs := range []string{"1M", "4k"} {
+		out, err := run(5*time.Minute, "dd", "if=/dev/zero", "of="+filepath.Join(f.Dir, fmt.Sprintf("%s.%d", fillerName, i)), "bs="+bs, "conv=fsync")
+		if err == nil || !strings.Contains(out, "No space left") {
+			t.Fatalf("FillFS %s: dd bs=%s ended without ENOSPC: %v: %s", f, bs, err, out)
+		}
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(f.Dir, &st); err == nil {
+		t.Logf("filled %s: %d KiB free", f, st.Bavail*uint64(st.Bsize)>>10)
+	}
+}
+
+// UnfillFS removes what FillFS wrote.
+func (c *Cluster) UnfillFS(t T, f *BackingFS) {
+	t.Helper()
+	for i := 0; i < 2; i++ {
+		if err := os.Remove(filepath.Join(f.Dir, fmt.Sprintf("%s.%d", fillerName, i))); err != nil && !os.IsNotExist(err) {
+			t.Fatalf("UnfillFS %s: %v", f, err)
+		}
+	}
+	t.Logf("gave %s its space back", f)
+}
+
+// BreakFS makes the ext4 filesystem f go read-only under its users, as on a
+// disk error (ext4's trigger_fs_error with errors=remount-ro): every write
+// fails with EROFS until RepairFS.
+func (c *Cluster) BreakFS(t T, f *BackingFS) {
+	t.Helper()
+	if f.Type != "ext4" {
+		t.Fatalf("BreakFS: %s is not ext4", f)
+	}
+	dev, err := run(30*time.Second, "findmnt", "-no", "SOURCE", f.Dir)
+	if err != nil {
+		t.Fatalf("BreakFS: findmnt %s: %v: %s", f.Dir, err, dev)
+	}
+	trigger := filepath.Join("/sys/fs/ext4", filepath.Base(strings.TrimSpace(dev)), "trigger_fs_error")
+	if err := os.WriteFile(trigger, []byte("brickfs test: disk error\n"), 0o200); err != nil {
+		t.Fatalf("BreakFS: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(f.Dir, "brickfs-probe"), nil, 0o644); !errors.Is(err, syscall.EROFS) {
+		t.Fatalf("BreakFS: a write to %s after the error: %v, want EROFS", f, err)
+	}
+	t.Logf("%s is read-only after a filesystem error", f)
+}
+
+// RepairFS unmounts the broken f (nothing may use it: stop its bricks
+// first), checks it and mounts it again.
+func (c *Cluster) RepairFS(t T, f *BackingFS) {
+	t.Helper()
+	if out, err := run(time.Minute, "umount", f.Dir); err != nil {
+		t.Fatalf("RepairFS: umount %s: %v: %s", f.Dir, err, out)
+	}
+	// e2fsck: 0 clean, 1 errors corrected, 2 corrected, reboot advised.
+	out, err := run(5*time.Minute, "e2fsck", "-fy", f.Image)
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() <= 2) {
+		t.Fatalf("RepairFS: e2fsck %s: %v: %s", f.Image, err, out)
+	}
+	if out, err := run(30*time.Second, "mount", "-o", f.mountOpts(), f.Image, f.Dir); err != nil {
+		t.Fatalf("RepairFS: mount %s: %v: %s", f.Dir, err, out)
+	}
+	t.Logf("repaired and mounted %s again", f)
 }
 
 // Used is the space in use on f, in bytes (what df shows as Used).

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -234,6 +235,32 @@ func (c *Cluster) unmount(mnt string) error {
 	return errors.Join(errs...)
 }
 
+// KillClient SIGKILLs the FUSE daemon of mnt (a crashed client), waits
+// for it to go, and unmounts the dead mount (nothing may hold files open
+// on it).
+func (c *Cluster) KillClient(t T, mnt string) {
+	t.Helper()
+	pids := pidsMatching(mnt)
+	if len(pids) == 0 {
+		t.Fatalf("KillClient: no process serves %s", mnt)
+	}
+	for _, pid := range pids {
+		if err := signalIfOurs(pid, c.Dir, syscall.SIGKILL); err != nil {
+			t.Fatalf("KillClient %s: %v", mnt, err)
+		}
+		if !waitGone(pid, 10*time.Second, false) {
+			t.Fatalf("KillClient: pid %d survived SIGKILL", pid)
+		}
+	}
+	t.Logf("killed the client of %s (pid %v)", mnt, pids)
+	c.mu.Lock()
+	delete(c.mounts, mnt)
+	c.mu.Unlock()
+	if out, err := run(time.Minute, "umount", mnt); err != nil {
+		t.Fatalf("KillClient: umount %s after the kill: %v: %s", mnt, err, out)
+	}
+}
+
 // The mount.brickfs symlink is shared by the tests of this process.
 var helper struct {
 	sync.Mutex
@@ -288,4 +315,53 @@ func uninstallHelper() {
 		os.Remove(helperDir) // only if empty
 		helper.createdDir = false
 	}
+}
+
+// Statedump has the brickfs daemon of mnt write a statedump (SIGUSR1) into
+// dir (its statedump-dir mount option) and returns the figures of its
+// [brickfs] section (goroutines, rss_kib, fds...).
+func (c *Cluster) Statedump(t T, mnt, dir string) map[string]int64 {
+	t.Helper()
+	pids := pidsMatching(mnt)
+	if len(pids) != 1 {
+		t.Fatalf("Statedump: %d processes serve %s", len(pids), mnt)
+	}
+	seen := map[string]bool{}
+	if ents, err := os.ReadDir(dir); err == nil {
+		for _, e := range ents {
+			seen[e.Name()] = true
+		}
+	}
+	if err := signalIfOurs(pids[0], c.Dir, syscall.SIGUSR1); err != nil {
+		t.Fatalf("Statedump: %v", err)
+	}
+	var path string
+	waitFor(t, 30*time.Second, "a statedump in "+dir, func() (bool, string) {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if !seen[e.Name()] && strings.Contains(e.Name(), ".dump.") {
+				path = filepath.Join(dir, e.Name())
+				return true, ""
+			}
+		}
+		return false, "none yet"
+	})
+	var b []byte
+	waitFor(t, 10*time.Second, "the statedump to be written whole", func() (bool, string) {
+		b, _ = os.ReadFile(path)
+		return strings.Contains(string(b), "[graph]"), string(b)
+	})
+	out := map[string]int64{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if l == "[graph]" {
+			break
+		}
+		if k, v, ok := strings.Cut(l, "="); ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				out[k] = n
+			}
+		}
+	}
+	t.Logf("statedump of %s: %v", mnt, out)
+	return out
 }

@@ -207,13 +207,19 @@ func (e *repEnv) waitBrickUsed(i int, timeout time.Duration) time.Duration {
 // heal, or shd would never copy them.
 func (e *repEnv) requirePending(i int) {
 	e.t.Helper()
+	e.requirePendingOn(i, "data")
+}
+
+// requirePendingOn is requirePending on the named files.
+func (e *repEnv) requirePendingOn(i int, names ...string) {
+	e.t.Helper()
 	key := fmt.Sprintf("trusted.afr.%s-client-%d", e.vol, i)
 	waitFor(e.t, 30*time.Second, fmt.Sprintf("a surviving brick to blame brick %d (%s) while fio writes", i, key), func() (bool, string) {
 		for _, b := range e.c.Bricks(e.t, e.vol) {
 			if b.Index == i {
 				continue
 			}
-			for _, f := range e.files("data") {
+			for _, f := range e.files(names...) {
 				if st, err := AFRState(filepath.Join(b.Path, f)); err == nil && !hexZero(st[key]) {
 					e.t.Logf("while brick %d is down, brick %d blames it on %s: %s=%s", i, b.Index, f, key, st[key])
 					return true, ""

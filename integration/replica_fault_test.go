@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -181,5 +182,84 @@ func TestReplicaFreezeBrick(t *testing.T) {
 	}
 	e.restartIfDown(2)
 	e.waitBrickUsed(2, 60*time.Second)
+	e.healAndCheck("data")
+}
+
+// repFlap is how long TestReplicaFlappingNetwork flaps a node's network.
+const repFlap = 2 * time.Minute
+
+// TestReplicaFlappingNetwork: every packet of brick 2's node is dropped
+// and let through again every 2 s for repFlap under a verifying fio run:
+// no error, no verify mismatch; the mount's goroutines, fds and memory do
+// not grow with the number of flaps (statedumps before and after); the
+// heal drains at the end.
+func TestReplicaFlappingNetwork(t *testing.T) {
+	dumps := t.TempDir()
+	e := newRepEnv(t, "rflap", Replica3, "statedump-dir="+dumps)
+	file := e.fill("data")
+	before := e.c.Statedump(t, e.mnt, dumps)
+	flaps := 0
+	e.faultRun("flap", file, repFlap+10*time.Second, func() {
+		end := time.Now().Add(repFlap)
+		for time.Now().Before(end) {
+			e.c.DropHost(t, 3)
+			time.Sleep(2 * time.Second)
+			e.c.UndropHost(t, 3)
+			time.Sleep(2 * time.Second)
+			flaps++
+		}
+	})
+	t.Logf("%d flaps", flaps)
+	during := e.c.Statedump(t, e.mnt, dumps)
+	e.waitBrickUsed(2, 60*time.Second)
+	e.healAndCheck("data")
+	after := e.c.Statedump(t, e.mnt, dumps)
+	// A leak of one goroutine or fd per flap (30 of them) or per
+	// reconnect shows; what a live mount keeps in flight does not.
+	if g := after["goroutines"]; g > before["goroutines"]+25 {
+		t.Errorf("goroutines grew from %d to %d (%d after the flaps) over %d flaps", before["goroutines"], g, during["goroutines"], flaps)
+	}
+	if f := after["fds"]; f > before["fds"]+10 {
+		t.Errorf("open fds grew from %d to %d (%d after the flaps) over %d flaps", before["fds"], f, during["fds"], flaps)
+	}
+	if r := after["rss_kib"]; r > 2*before["rss_kib"]+64<<10 {
+		t.Errorf("RSS grew from %d KiB to %d KiB (%d after the flaps) over %d flaps", before["rss_kib"], r, during["rss_kib"], flaps)
+	}
+}
+
+// TestReplicaAllGlusterdsDown: every glusterd stops while fio verifies,
+// and brick 0 crashes while none is up: the mount goes on with the
+// bricks it has (no glusterd is asked for anything while they run). When
+// glusterd 1 comes back it restarts brick 0 on a new port (the old one is
+// held), and brickfs finds it there through that glusterd by itself.
+func TestReplicaAllGlusterdsDown(t *testing.T) {
+	e := newRepEnv(t, "rgdown", Replica3)
+	file := e.fill("data")
+	e.faultRun("glusterds-down", file, 30*time.Second, func() {
+		start := time.Now()
+		for n := 1; n <= e.c.Nodes(); n++ {
+			e.c.StopGlusterd(t, n)
+		}
+		t.Logf("every glusterd stopped in %v", time.Since(start).Round(time.Millisecond))
+		old := e.c.KillBrick(t, e.vol, 0)
+		e.requirePending(0)
+		hold := holdPort(t, old.Host, old.Port)
+		holdFault(start, 8*time.Second)
+		e.c.StartGlusterd(t, 1)
+		var nb BrickInfo
+		waitFor(t, 60*time.Second, "glusterd 1 to restart brick 0", func() (bool, string) {
+			nb = e.c.Brick(t, e.vol, 0)
+			return nb.PID > 0 && nb.Port > 0, fmt.Sprintf("brick 0: %v", nb)
+		})
+		hold.Close()
+		if nb.Port == old.Port {
+			t.Fatalf("brick 0 came back on its old port %d although it was held", nb.Port)
+		}
+		t.Logf("brick 0 moved from port %d to %d while no glusterd ran", old.Port, nb.Port)
+		t.Logf("RECONNECT glusterds-down=%.2fs", e.waitBrickUsed(0, 60*time.Second).Seconds())
+		for n := 2; n <= e.c.Nodes(); n++ {
+			e.c.StartGlusterd(t, n)
+		}
+	})
 	e.healAndCheck("data")
 }

@@ -264,7 +264,18 @@ func (r *Replicate) fanoutLag(ctx context.Context, set []bool, fn func(ctx conte
 			}
 			if cut == nil && timer == nil && left > 0 && r.hasQuorum(ok) {
 				q = time.Since(start)
-				timer = time.NewTimer(r.lagWait(q))
+				// Children already lagging (calls of theirs cut
+				// before, still not ended) are not waited for.
+				wait := r.lagWait(q)
+				lagging := r.lagging()
+				waiting := false
+				for i := range r.kids {
+					waiting = waiting || set[i] && !out[i].done && !lagging[i]
+				}
+				if !waiting {
+					wait = 0
+				}
+				timer = time.NewTimer(wait)
 				cut = timer.C
 			}
 		case now := <-cut:

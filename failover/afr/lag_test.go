@@ -253,3 +253,37 @@ func TestReadMovesOffAHungBrick(t *testing.T) {
 		t.Errorf("a brick slow to read was dropped")
 	}
 }
+
+// A change is not held up by a child already lagging: once the others
+// answered, its part is left to the background at once. Here a write is
+// cut from a hung brick, and the eager lock it ends (the file's writes
+// wait for that) is not unlocked there for another lag timeout.
+func TestAlreadyLaggingIsNotWaitedFor(t *testing.T) {
+	o := lagOpts
+	o.LagTimeout = 3 * time.Second
+	o.PostOpDelay = time.Minute // the eager lock stays until the write fails
+	r, mems := memReplicaWith(t, o)
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, f)
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("lock"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// Brick 2 hangs whole now, under the eager lock it granted.
+	releaseWrite := mems[2].Hang("WRITE")
+	defer releaseWrite()
+	releaseLock := mems[2].Hang("INODELK")
+	defer releaseLock()
+	// The write waits one lag timeout (3 s) for brick 2, the unlock
+	// after it none: well under two.
+	within(t, 4500*time.Millisecond, "a write cut from a hung brick, and its unlock", func() error {
+		_, _, _, err := r.Write(ctx, f, 4, []byte("data"), nil)
+		return err
+	})
+	if !r.lagging()[2] || r.Cuts() < 2 {
+		t.Errorf("brick 2 lagging %v, %d cuts; want the write and the unlock cut", r.lagging()[2], r.Cuts())
+	}
+}

@@ -98,6 +98,7 @@ Options (-o, comma-separated):
   post-op-delay=S               idle time before an eager lock is released (default 1)
   volfile-fetch-timeout=S       per volfile server (default 5)
   volfile-cache-dir=DIR         last good volfiles (default /var/lib/brickfs/volfiles)
+  statedump-dir=DIR             where SIGUSR1 writes a statedump (default /var/run/gluster)
   server-port=PORT              glusterd port (default 24007)
   subdir-mount=DIR              mount that directory of the volume
   copy-offload=POLICY           copy_file_range (brickfs clone, qemu-img convert -C): auto (default:
@@ -424,10 +425,15 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 		})
 	}()
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
+	started := time.Now()
 	go func() {
 		for s := range sigs {
 			if s == syscall.SIGHUP {
+				continue
+			}
+			if s == syscall.SIGUSR1 {
+				writeStatedump(m.StatedumpDir, takeStatedump(vol.Status().String(), started), log)
 				continue
 			}
 			log.Info("signal received, unmounting", zap.Stringer("signal", s))

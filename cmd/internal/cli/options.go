@@ -29,6 +29,7 @@ type Mount struct {
 	LagTimeout                                 time.Duration // 0: the default; negative: off (lag-timeout=0)
 	FetchTimeout                               time.Duration
 	VolfileCacheDir                            string
+	StatedumpDir                               string
 	ACL                                        bool
 	Transport                                  string
 	ServerPort                                 int
@@ -61,6 +62,7 @@ func defaults() Mount {
 		EntryTimeout:    time.Second,
 		FetchTimeout:    5 * time.Second,
 		VolfileCacheDir: "/var/lib/brickfs/volfiles",
+		StatedumpDir:    DefaultStatedumpDir,
 		Transport:       "tcp",
 		FsType:          "brickfs",
 		MountFlags:      defaultMountFlags,
@@ -276,6 +278,8 @@ func (m *Mount) parseOptions(s string) error {
 			m.FetchTimeout, err = seconds(key, val)
 		case "volfile-cache-dir":
 			m.VolfileCacheDir = val
+		case "statedump-dir":
+			m.StatedumpDir = val
 		case "copy-offload":
 			m.CopyOffload = val
 			if val != fuse.OffloadAuto && val != fuse.OffloadBricks && val != fuse.OffloadKernel {

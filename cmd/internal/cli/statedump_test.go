@@ -1,0 +1,40 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// A statedump has the process's figures and the graph, in a file named as
+// GlusterFS names its own, and the log says where.
+func TestStatedump(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "gluster")
+	core, logs := observer.New(zap.InfoLevel)
+	d := takeStatedump("v-replicate-0 (cluster/replicate) up: 3 of 3 bricks up", time.Now().Add(-time.Minute))
+	if d.Goroutines <= 0 || d.RSSKiB <= 0 || d.Fds <= 0 || d.Uptime < time.Minute {
+		t.Fatalf("statedump figures: %+v", d)
+	}
+	writeStatedump(dir, d, zap.New(core))
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), "brickfs.") || !strings.Contains(ents[0].Name(), ".dump.") {
+		t.Fatalf("statedump files: %v, %v", ents, err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, ents[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"goroutines=", "rss_kib=", "fds=", "[graph]", "3 of 3 bricks up"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("statedump lacks %q:\n%s", want, b)
+		}
+	}
+	if logs.FilterMessage("statedump written").Len() != 1 {
+		t.Errorf("no log line says where the statedump went")
+	}
+}

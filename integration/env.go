@@ -225,6 +225,24 @@ func pidsMatching(s string) []int {
 	return pids
 }
 
+// clientPids lists the FUSE daemons serving mnt (brickfs, or glusterfs
+// for a native mount): processes with mnt in their command line that run
+// one of those programs, not a program working in mnt (fio).
+func clientPids(mnt string) []int {
+	var out []int
+	for _, pid := range pidsMatching(mnt) {
+		f := strings.Fields(procCmdline(pid))
+		if len(f) == 0 {
+			continue
+		}
+		switch filepath.Base(f[0]) {
+		case "brickfs", "mount.brickfs", "glusterfs":
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
 // signalIfOurs sends sig to pid only if its command line still contains
 // mark (the run directory), so that a reused pid is never signalled.
 func signalIfOurs(pid int, mark string, sig syscall.Signal) error {

@@ -235,12 +235,12 @@ func (c *Cluster) unmount(mnt string) error {
 	return errors.Join(errs...)
 }
 
-// KillClient SIGKILLs the FUSE daemon of mnt (a crashed client), waits
-// for it to go, and unmounts the dead mount (nothing may hold files open
-// on it).
+// KillClient SIGKILLs the FUSE daemon of mnt (a crashed client) and waits
+// for it to go. Unmount the dead mount once nothing holds files open on
+// it.
 func (c *Cluster) KillClient(t T, mnt string) {
 	t.Helper()
-	pids := pidsMatching(mnt)
+	pids := clientPids(mnt)
 	if len(pids) == 0 {
 		t.Fatalf("KillClient: no process serves %s", mnt)
 	}
@@ -253,12 +253,6 @@ func (c *Cluster) KillClient(t T, mnt string) {
 		}
 	}
 	t.Logf("killed the client of %s (pid %v)", mnt, pids)
-	c.mu.Lock()
-	delete(c.mounts, mnt)
-	c.mu.Unlock()
-	if out, err := run(time.Minute, "umount", mnt); err != nil {
-		t.Fatalf("KillClient: umount %s after the kill: %v: %s", mnt, err, out)
-	}
 }
 
 // The mount.brickfs symlink is shared by the tests of this process.
@@ -322,7 +316,7 @@ func uninstallHelper() {
 // [brickfs] section (goroutines, rss_kib, fds...).
 func (c *Cluster) Statedump(t T, mnt, dir string) map[string]int64 {
 	t.Helper()
-	pids := pidsMatching(mnt)
+	pids := clientPids(mnt)
 	if len(pids) != 1 {
 		t.Fatalf("Statedump: %d processes serve %s", len(pids), mnt)
 	}

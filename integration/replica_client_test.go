@@ -60,18 +60,13 @@ func TestKilledClient(t *testing.T) {
 	})
 	// Kill the client in the middle of writes: the writer's next
 	// fsync or write fails, and what it had fsynced is the promise.
-	pids := pidsMatching(e.mnt)
-	for _, pid := range pids {
-		if err := signalIfOurs(pid, e.c.Dir, 9); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.c.KillClient(t, e.mnt)
 	werr := <-writerDone
 	promised := acked.Load()
 	t.Logf("brickfs killed with %d records fsynced; the writer then got: %v", promised, werr)
 	r := <-fioDone
 	t.Logf("fio beside it: %d writes before the kill (%v)", r.WriteIOs, r.ExitErr)
-	e.c.KillClient(t, e.mnt) // gone already: this waits and unmounts
+	e.c.Unmount(t, e.mnt)
 
 	// A new mount writes the same file at once: no lock of the dead
 	// client is left on the bricks.

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -229,9 +228,10 @@ func TestReplicaFlappingNetwork(t *testing.T) {
 
 // TestReplicaAllGlusterdsDown: every glusterd stops while fio verifies,
 // and brick 0 crashes while none is up: the mount goes on with the
-// bricks it has (no glusterd is asked for anything while they run). When
-// glusterd 1 comes back it restarts brick 0 on a new port (the old one is
-// held), and brickfs finds it there through that glusterd by itself.
+// bricks it has (no glusterd is asked for anything while they run; a
+// brick cannot start again without one, it fetches its volfile there).
+// The glusterds come back, brick 0 is started again on a new port (its
+// old one is held), and brickfs finds it there by itself.
 func TestReplicaAllGlusterdsDown(t *testing.T) {
 	e := newRepEnv(t, "rgdown", Replica3)
 	file := e.fill("data")
@@ -245,21 +245,16 @@ func TestReplicaAllGlusterdsDown(t *testing.T) {
 		e.requirePending(0)
 		hold := holdPort(t, old.Host, old.Port)
 		holdFault(start, 8*time.Second)
-		e.c.StartGlusterd(t, 1)
-		var nb BrickInfo
-		waitFor(t, 60*time.Second, "glusterd 1 to restart brick 0", func() (bool, string) {
-			nb = e.c.Brick(t, e.vol, 0)
-			return nb.PID > 0 && nb.Port > 0, fmt.Sprintf("brick 0: %v", nb)
-		})
+		for n := 1; n <= e.c.Nodes(); n++ {
+			e.c.StartGlusterd(t, n)
+		}
+		nb := e.c.RestartBrick(t, e.vol, 0)
 		hold.Close()
 		if nb.Port == old.Port {
 			t.Fatalf("brick 0 came back on its old port %d although it was held", nb.Port)
 		}
 		t.Logf("brick 0 moved from port %d to %d while no glusterd ran", old.Port, nb.Port)
 		t.Logf("RECONNECT glusterds-down=%.2fs", e.waitBrickUsed(0, 60*time.Second).Seconds())
-		for n := 2; n <= e.c.Nodes(); n++ {
-			e.c.StartGlusterd(t, n)
-		}
 	})
 	e.healAndCheck("data")
 }

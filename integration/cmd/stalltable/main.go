@@ -14,7 +14,12 @@
 //	kill   SIGKILL brick 2, restart it (new port) after -down
 //	stop   SIGSTOP brick 2 for -hold, then SIGCONT
 //	drop   iptables DROP of brick 2's node (glusterd included) for -hold
+//	freeze fsfreeze of brick 2's XFS filesystem for -hold (the brick stays
+//	       up and answers pings; a brick frozen past its health check's
+//	       20 s stops itself and is restarted after the thaw)
 //
+// The bricks are on loop-mounted XFS filesystems of their own (one per
+// node), so that one can be frozen.
 // The stall of a scenario is fio's largest single write latency; errors are
 // fio's total_err (it runs with continue_on_error=all). After each scenario
 // the fault is cleared and the self-heal daemon is made to heal before the
@@ -53,7 +58,7 @@ func main() {
 	lead := flag.Duration("lead", 5*time.Second, "fio runs this long before the fault")
 	tailD := flag.Duration("tail", 10*time.Second, "fio runs this long after the fault is cleared")
 	size := flag.String("size", "64M", "fio file size")
-	scen := flag.String("scenarios", "kill,stop,drop", "comma-separated: kill, stop, drop")
+	scen := flag.String("scenarios", "kill,stop,drop,freeze", "comma-separated: kill, stop, drop, freeze")
 	clients := flag.String("clients", "brickfs,native", "comma-separated: brickfs, native")
 	bopts := flag.String("brickfs-opts", "", "extra brickfs mount options (comma-separated)")
 	out := flag.String("o", "", "write the table to this file too")
@@ -63,8 +68,8 @@ func main() {
 
 	scenarios := strings.Split(*scen, ",")
 	for _, s := range scenarios {
-		if s != "kill" && s != "stop" && s != "drop" {
-			log.Fatalf("stalltable: unknown scenario %q (want kill, stop, drop)", s)
+		if s != "kill" && s != "stop" && s != "drop" && s != "freeze" {
+			log.Fatalf("stalltable: unknown scenario %q (want kill, stop, drop, freeze)", s)
 		}
 	}
 	kinds := strings.Split(*clients, ",")
@@ -82,7 +87,11 @@ func main() {
 	code := d.Run(func() {
 		c := integration.NewCluster(d, 3)
 		const vol = "stall"
-		c.CreateVolume(d, vol, integration.Replica3)
+		var fss []*integration.BackingFS
+		for n := 1; n <= 3; n++ {
+			fss = append(fss, c.MakeFS(d, n, "xfs", 1024))
+		}
+		c.CreateVolumeOn(d, vol, integration.Replica3, fss...)
 		c.Start(d, vol)
 		for _, k := range kinds {
 			results[k] = map[string]result{}
@@ -102,7 +111,7 @@ func main() {
 			}
 			for _, s := range scenarios {
 				check(d, sig)
-				r := runScenario(d, c, vol, k, s, file, *size, *lead, *down, *hold, *tailD)
+				r := runScenario(d, c, fss, vol, k, s, file, *size, *lead, *down, *hold, *tailD)
 				results[k][s] = r
 				d.Logf("RESULT %s %s: max stall %v, %d errors, %d writes %s", k, s, r.stall.Round(time.Millisecond), r.errs, r.ios, r.note)
 				healed(d, c, vol, filepath.Base(file))
@@ -121,7 +130,7 @@ func main() {
 }
 
 // runScenario runs fio on file and the fault in the middle of it.
-func runScenario(d *integration.Program, c *integration.Cluster, vol, client, scen, file, size string, lead, down, hold, tailD time.Duration) result {
+func runScenario(d *integration.Program, c *integration.Cluster, fss []*integration.BackingFS, vol, client, scen, file, size string, lead, down, hold, tailD time.Duration) result {
 	const victim = 2 // brick 2, on node 3: not the volfile server
 	fault := hold
 	if scen == "kill" {
@@ -150,6 +159,14 @@ func runScenario(d *integration.Program, c *integration.Cluster, vol, client, sc
 		c.DropHost(d, node)
 		time.Sleep(hold)
 		c.UndropHost(d, node)
+	case "freeze":
+		c.Freeze(d, fss[victim])
+		time.Sleep(hold)
+		c.Thaw(d, fss[victim])
+		if c.Brick(d, vol, victim).PID == 0 {
+			d.Logf("%s: brick %d stopped itself while frozen (health check); restarting it", client, victim)
+			c.RestartBrick(d, vol, victim)
+		}
 	}
 	d.Logf("%s: fault %s cleared after %v", client, scen, time.Since(t0).Round(time.Millisecond))
 	r := <-done
@@ -200,16 +217,17 @@ func render(res map[string]map[string]result, scenarios []string, hold, down, le
 		return fmt.Sprintf("%d of %d", r.errs, r.ios+r.errs)
 	}
 	name := map[string]string{
-		"kill": fmt.Sprintf("SIGKILL brick, restart after %v", down),
-		"stop": fmt.Sprintf("SIGSTOP brick %v, then SIGCONT", hold),
-		"drop": fmt.Sprintf("iptables DROP of brick's node %v", hold),
+		"kill":   fmt.Sprintf("SIGKILL brick, restart after %v", down),
+		"stop":   fmt.Sprintf("SIGSTOP brick %v, then SIGCONT", hold),
+		"drop":   fmt.Sprintf("iptables DROP of brick's node %v", hold),
+		"freeze": fmt.Sprintf("fsfreeze of brick's XFS %v", hold),
 	}
 	fmt.Fprintf(&b, "| scenario | brickfs max stall | native max stall | brickfs errors | native errors |\n")
 	fmt.Fprintf(&b, "|---|---|---|---|---|\n")
 	for _, s := range scenarios {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", name[s], cell("brickfs", s, true), cell("native", s, true), cell("brickfs", s, false), cell("native", s, false))
 	}
-	fmt.Fprintf(&b, "\nreplica 3 on 3 loopback nodes, GlusterFS 10.3, network.ping-timeout 42 (default); brickfs with its replica defaults (ping 0.5 s, ping-timeout 1.5 s).\n")
+	fmt.Fprintf(&b, "\nreplica 3 on 3 loopback nodes with XFS bricks, GlusterFS 10.3, network.ping-timeout 42 (default); brickfs with its replica defaults (ping 0.5 s, ping-timeout 1.5 s, lag-timeout 0.3 s).\n")
 	fmt.Fprintf(&b, "fio randwrite bs=4k iodepth=1 psync direct=1, %v before the fault and %v after it; stall = fio's largest single write latency; errors = failed writes of all.\n", lead, tailD)
 	fmt.Fprintf(&b, "measured in %v.\n", took.Round(time.Second))
 	return b.String()

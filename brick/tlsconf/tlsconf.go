@@ -78,10 +78,11 @@ func InDir(dir string) Files {
 
 // Config is a client TLS setup made from Files by Load.
 type Config struct {
-	files Files
-	own   *x509.Certificate // this host's certificate, for messages
-	roots *x509.CertPool
-	tls   *tls.Config
+	files  Files
+	own    *x509.Certificate // this host's certificate, for messages
+	roots  *x509.CertPool
+	tls    *tls.Config
+	secure string // the secure-access file, for a Config made by Management
 }
 
 // Load reads f and returns the TLS configuration of a client connection:
@@ -176,7 +177,17 @@ func Management(secureAccess, dir string) (*Config, error) {
 		}
 		return nil, err
 	}
+	c.secure = secureAccess
 	return c, nil
+}
+
+// SecureAccess is the file whose existence turned management TLS on, for
+// a Config made by Management; "" otherwise.
+func (c *Config) SecureAccess() string {
+	if c == nil {
+		return ""
+	}
+	return c.secure
 }
 
 // secureAccessDepth reads the certificate depth from the secure-access file

@@ -359,6 +359,9 @@ func TestManagement(t *testing.T) {
 	if err != nil || c == nil {
 		t.Fatalf("secure-access present: %v, %v", c, err)
 	}
+	if c.SecureAccess() != secure {
+		t.Errorf("SecureAccess %q, want %q", c.SecureAccess(), secure)
+	}
 	if f := c.Files(); f.Cert != filepath.Join(dir, "glusterfs.pem") || f.CA != filepath.Join(dir, "glusterfs.ca") || f.Depth != 1 || f.CRLDir != "" {
 		t.Errorf("files %+v", f)
 	}

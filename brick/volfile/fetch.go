@@ -88,7 +88,7 @@ func Fetch(ctx context.Context, servers []Server, key string, o FetchOptions) (*
 	if tlsFailed == len(servers) {
 		// Each error says what to do; "check that glusterd runs" would
 		// mislead.
-		return nil, fmt.Errorf("no volfile server accepted the management TLS connection (%s exists here): %w", tlsconf.SecureAccessFile, errs)
+		return nil, fmt.Errorf("no volfile server accepted the management TLS connection (%s exists here): %w", o.TLS.SecureAccess(), errs)
 	}
 	return nil, fmt.Errorf("no volfile server answered (tried %s); check that glusterd runs on them or pass backup-volfile-servers=HOST2:HOST3", errs.Error())
 }
@@ -106,7 +106,7 @@ func ExplainMgmt(tc *tlsconf.Config, err error) error {
 		err = tc.ExplainHandshake(err)
 		var te *tlsconf.Error
 		if errors.As(err, &te) && errors.Is(err, tlsconf.ErrNotTLS) {
-			return &tlsconf.Error{What: te.What, Fix: fmt.Sprintf("this host uses management TLS because %s exists: remove it if the servers do not use management TLS, or create it on them", tlsconf.SecureAccessFile), Err: te.Err}
+			return &tlsconf.Error{What: te.What, Fix: fmt.Sprintf("this host uses management TLS because %s exists: remove it if the servers do not use management TLS, or create it on them", tc.SecureAccess()), Err: te.Err}
 		}
 		return err
 	}

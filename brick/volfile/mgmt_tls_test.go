@@ -99,7 +99,8 @@ func TestFetchOverManagementTLS(t *testing.T) {
 	serveSpec(plain, func() string { return vol })
 	_, err = Fetch(context.Background(), []Server{{Host: plain.Host(), Port: plain.GlusterdPort()}}, "v", FetchOptions{Timeout: 5 * time.Second, TLS: m.client})
 	t.Logf("TLS to a plain glusterd: %v", err)
-	if !errors.Is(err, tlsconf.ErrNotTLS) || !regexp.MustCompile(`^no volfile server accepted the management TLS connection \(/var/lib/glusterd/secure-access exists here\): 127\.0\.0\.1:\d+: glusterd .*it does not expect TLS there; this host uses management TLS because /var/lib/glusterd/secure-access exists: remove it if the servers do not use management TLS`).MatchString(err.Error()) {
+	sa := regexp.QuoteMeta(m.client.SecureAccess())
+	if !errors.Is(err, tlsconf.ErrNotTLS) || !regexp.MustCompile(`^no volfile server accepted the management TLS connection \(`+sa+` exists here\): 127\.0\.0\.1:\d+: glusterd .*it does not expect TLS there; this host uses management TLS because `+sa+` exists: remove it if the servers do not use management TLS`).MatchString(err.Error()) {
 		t.Errorf("fetch over TLS from a plain glusterd: %v", err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/brickfs/brickfs/brick"
 	"github.com/brickfs/brickfs/brick/tlsconf"
 	"github.com/brickfs/brickfs/brick/volfile"
 	"github.com/brickfs/brickfs/failover"
@@ -397,6 +398,10 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 	}, log)
 	if err != nil {
 		log.Error("mount failed", zap.Error(err))
+		var te *tlsconf.Error
+		if errors.As(err, &te) || errors.Is(err, brick.ErrAuth) {
+			return report(err) // it says what to do already
+		}
 		return report(fmt.Errorf("%w; check `gluster volume status %s`", err, spec.Volume))
 	}
 	defer vol.Close()

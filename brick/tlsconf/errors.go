@@ -103,9 +103,9 @@ func (c *Config) Explain(err error) error {
 }
 
 // ExplainHandshake is Explain for a failed TLS dial: a connection closed or
-// reset in the middle of the handshake also means the server does not
+// reset in the middle of the handshake may also mean the server does not
 // expect TLS there (a GlusterFS socket reads a ClientHello as a broken RPC
-// record and hangs up).
+// record and hangs up), or only that it is going down.
 func (c *Config) ExplainHandshake(err error) error {
 	if c == nil || err == nil {
 		return err
@@ -114,8 +114,9 @@ func (c *Config) ExplainHandshake(err error) error {
 		return e
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
-		return &Error{What: fmt.Sprintf("%s closed the connection during the TLS handshake (%v): it does not expect TLS there", c.peer(), err),
-			Fix: "turn TLS on at the server as well, or off here", Err: ErrNotTLS}
+		// Also what a server going down does: said as a guess.
+		return &Error{What: fmt.Sprintf("%s closed the connection during the TLS handshake (%v)", c.peer(), err),
+			Fix: "if it keeps doing so, it does not expect TLS: turn TLS on at the server as well, or off here", Err: ErrNotTLS}
 	}
 	return err
 }

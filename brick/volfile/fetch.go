@@ -106,7 +106,7 @@ func ExplainMgmt(tc *tlsconf.Config, err error) error {
 		err = tc.ExplainHandshake(err)
 		var te *tlsconf.Error
 		if errors.As(err, &te) && errors.Is(err, tlsconf.ErrNotTLS) {
-			return &tlsconf.Error{What: te.What, Fix: fmt.Sprintf("this host uses management TLS because %s exists: remove it if the servers do not use management TLS, or create it on them", tc.SecureAccess()), Err: te.Err}
+			return &tlsconf.Error{What: te.What, Fix: fmt.Sprintf("if it keeps doing so, glusterd does not use management TLS, which this host uses because %s exists: remove that file, or turn management TLS on at the servers", tc.SecureAccess()), Err: te.Err}
 		}
 		return err
 	}

@@ -100,7 +100,7 @@ func TestFetchOverManagementTLS(t *testing.T) {
 	_, err = Fetch(context.Background(), []Server{{Host: plain.Host(), Port: plain.GlusterdPort()}}, "v", FetchOptions{Timeout: 5 * time.Second, TLS: m.client})
 	t.Logf("TLS to a plain glusterd: %v", err)
 	sa := regexp.QuoteMeta(m.client.SecureAccess())
-	if !errors.Is(err, tlsconf.ErrNotTLS) || !regexp.MustCompile(`^no volfile server accepted the management TLS connection \(`+sa+` exists here\): 127\.0\.0\.1:\d+: glusterd .*it does not expect TLS there; this host uses management TLS because `+sa+` exists: remove it if the servers do not use management TLS`).MatchString(err.Error()) {
+	if !errors.Is(err, tlsconf.ErrNotTLS) || !regexp.MustCompile(`^no volfile server accepted the management TLS connection \(`+sa+` exists here\): 127\.0\.0\.1:\d+: glusterd closed the connection during the TLS handshake .*; if it keeps doing so, glusterd does not use management TLS, which this host uses because `+sa+` exists: remove that file`).MatchString(err.Error()) {
 		t.Errorf("fetch over TLS from a plain glusterd: %v", err)
 	}
 }

@@ -3,7 +3,6 @@ package brick
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,6 +20,8 @@ import (
 
 	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/sunrpc"
+	"github.com/brickfs/brickfs/brick/tlsconf"
+	"github.com/brickfs/brickfs/brick/volfile"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
@@ -43,9 +44,18 @@ type Config struct {
 	// VolumeID is checked by the brick when set.
 	VolumeID string
 	// TLS, when set, is used on the brick connection (the volfile's
-	// transport.socket.ssl-enabled); glusterd is asked for the port in
-	// the clear, as management TLS is a separate, host-wide setting.
-	TLS *tls.Config
+	// transport.socket.ssl-enabled).
+	TLS *tlsconf.Config
+	// MgmtTLS, when set, is used on the connection to glusterd that asks
+	// for the brick's port: management TLS, a host-wide setting
+	// (tlsconf.Management). GlusterFS's client presents the volume's
+	// ssl.own-cert there when the volume names one; brickfs presents the
+	// host's, as on its other glusterd connections.
+	MgmtTLS *tlsconf.Config
+	// TLSDir holds this host's glusterfs.pem, glusterfs.key and
+	// glusterfs.ca, for a volume with client.ssl on that does not name
+	// its own files; "" means tlsconf.DefaultDir. ConfigFrom reads it.
+	TLSDir string
 	// Subdir, when set ("/a/b"), makes the brick serve that directory of
 	// the volume as the root (subdir-mount): the root gfid this client
 	// sends stands for it.
@@ -329,25 +339,26 @@ func (c *Client) connect(ctx context.Context) (err error) {
 	xid := c.xid
 	c.mu.Unlock()
 
-	gd, err := sunrpc.Dial(dctx, glusterdAddr(cfg), xid, sunrpc.Options{Log: c.log})
+	gd, err := sunrpc.Dial(dctx, glusterdAddr(cfg), xid, sunrpc.Options{Log: c.log, TLS: cfg.MgmtTLS.TLS()})
 	if err != nil {
-		return fmt.Errorf("brick %s: cannot reach glusterd at %s to find the brick's port: %w", c.cfg.Name, glusterdAddr(cfg), err)
+		return fmt.Errorf("brick %s: cannot reach glusterd at %s to find the brick's port: %w", c.cfg.Name, glusterdAddr(cfg), volfile.ExplainMgmt(cfg.MgmtTLS, err))
 	}
 	port, err := PortByBrick(dctx, gd, cfg.RemoteSubvolume)
 	xid = gd.NextXid()
 	_ = gd.Close()
 	if err != nil {
-		return fmt.Errorf("brick %s: glusterd at %s: %w", c.cfg.Name, glusterdAddr(cfg), err)
+		return fmt.Errorf("brick %s: glusterd at %s: %w", c.cfg.Name, glusterdAddr(cfg), volfile.ExplainMgmt(cfg.MgmtTLS, err))
 	}
 	addr := net.JoinHostPort(cfg.RemoteHost, strconv.Itoa(port))
-	conn, err := sunrpc.Dial(dctx, addr, xid, sunrpc.Options{Log: c.log, OnCallback: c.onCallback, TLS: cfg.TLS})
+	conn, err := sunrpc.Dial(dctx, addr, xid, sunrpc.Options{Log: c.log, OnCallback: c.onCallback, TLS: cfg.TLS.TLS()})
 	if err != nil {
-		return fmt.Errorf("brick %s (%s:%s): connect: %w", c.cfg.Name, addr, cfg.RemoteSubvolume, err)
+		return fmt.Errorf("brick %s (%s:%s): connect: %w", c.cfg.Name, addr, cfg.RemoteSubvolume, cfg.TLS.ExplainHandshake(err))
 	}
+	// In TLS 1.3 the brick judges this host's certificate after the
+	// client's side of the handshake: a refusal comes as the answer to
+	// the first call.
 	progs, err := Dump(dctx, conn)
-	if err != nil && cfg.TLS != nil && strings.Contains(err.Error(), "tls: ") {
-		err = fmt.Errorf("%w; the brick may have refused this host's TLS certificate: check ssl.own-cert and ssl.private-key here and ssl.ca-list on the servers", err)
-	}
+	err = cfg.TLS.Explain(err)
 	if err == nil && !hasProgram(progs, ProgFOP, VersFOP) {
 		err = fmt.Errorf("the brick does not offer the GlusterFS 4.x FOP program (%d/%d); brickfs needs GlusterFS 4.0 or later", ProgFOP, VersFOP)
 	}
@@ -452,10 +463,7 @@ func (c *Client) setVolume(ctx context.Context, conn *sunrpc.Conn, cfg Config) e
 	en := syscall.Errno(errno)
 	switch en {
 	case syscall.EACCES:
-		if cfg.TLS != nil {
-			return fmt.Errorf("%w: authentication failed (%s): the brick does not allow this host's certificate name (gluster volume set VOLUME auth.ssl-allow NAME), or the volfile's username/password do not match it (re-fetch the volfile from a glusterd of this cluster)", ErrAuth, msg)
-		}
-		return fmt.Errorf("%w: authentication failed (%s): the volfile's username/password do not match the brick; re-fetch the volfile from a glusterd of this cluster", ErrAuth, msg)
+		return authError(cfg, conn, msg)
 	case syscall.ENOENT:
 		if cfg.Subdir != "" && strings.HasPrefix(msg, "subdirectory for mount") {
 			return fmt.Errorf("%w: %s: the directory %s does not exist on this brick; create it through a mount of the whole volume, or if other bricks have it, heal the volume (gluster volume heal VOLUME)", ErrAuth, msg, cfg.Subdir)
@@ -463,6 +471,35 @@ func (c *Client) setVolume(ctx context.Context, conn *sunrpc.Conn, cfg Config) e
 		return fmt.Errorf("%w: %s (%v)", ErrAuth, msg, en)
 	}
 	return fmt.Errorf("SETVOLUME refused: %s (%v)", msg, en)
+}
+
+// authError explains a SETVOLUME refused with EACCES. The brick's auth
+// modules (gf_authenticate in xlators/protocol/server/src/authenticate.c)
+// answer "Authentication failed" whichever refused: the address module
+// (auth.allow, auth.reject), or the login module, which checks the
+// certificate's name against auth.ssl-allow on a TLS connection and the
+// volfile's username and password otherwise. So the error names every
+// check that could have refused this client.
+func authError(cfg Config, conn *sunrpc.Conn, msg string) error {
+	if msg == "" {
+		msg = "Authentication failed"
+	}
+	vol := strings.TrimPrefix(cfg.VolfileKey, "/")
+	if vol == "" {
+		vol = "VOLUME"
+	}
+	addr := "this host's address"
+	if h, _, err := net.SplitHostPort(conn.LocalAddr().String()); err == nil {
+		addr = "this host's address " + h
+	}
+	checks := []string{fmt.Sprintf("auth.allow and auth.reject of volume %s must admit %s (see `gluster volume get %s auth.allow` and auth.reject; set them with `gluster volume set %s auth.allow ADDRESSES`)", vol, addr, vol, vol)}
+	switch {
+	case cfg.TLS != nil:
+		checks = append(checks, fmt.Sprintf("auth.ssl-allow must list this host's certificate name %q (`gluster volume set %s auth.ssl-allow NAMES`)", cfg.TLS.CommonName(), vol))
+	case cfg.Username != "":
+		checks = append(checks, "the volfile's username/password (auth.login) must be the brick's: remount to fetch the volfile anew from a glusterd of this cluster")
+	}
+	return fmt.Errorf("%w: %s (EACCES): %s", ErrAuth, msg, strings.Join(checks, "; "))
 }
 
 // keeper pings the live connection and reconnects when it breaks.

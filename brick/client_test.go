@@ -318,7 +318,9 @@ func TestAuthFailure(t *testing.T) {
 		t.Fatalf("Start: %v, want ErrAuth", err)
 	}
 	msg := err.Error()
-	for _, want := range []string{"fake-client-0", "Authentication failed", "username/password"} {
+	for _, want := range []string{"brick fake-client-0 (127.0.0.1:", "Authentication failed (EACCES)",
+		"auth.allow and auth.reject of volume fake must admit this host's address 127.0.0.1", "gluster volume get fake auth.allow",
+		"the volfile's username/password (auth.login) must be the brick's: remount"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not mention %q", msg, want)
 		}
@@ -340,6 +342,15 @@ func TestAuthFailure(t *testing.T) {
 				t.Errorf("process-uuid %q", pu)
 			}
 		}
+	}
+	// Without credentials only the address can have been refused
+	// (auth/login does not care).
+	c0 := New(fastConfig(fk), nil)
+	err = c0.Start(testCtx(t))
+	c0.Close()
+	if !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "auth.allow and auth.reject of volume fake") ||
+		strings.Contains(err.Error(), "username") || strings.Contains(err.Error(), "ssl-allow") {
+		t.Errorf("refused without credentials: %v", err)
 	}
 	// Other refusals are not auth errors.
 	fk.SetSetVolume(func(xdr.OldDict) bricktest.SetVolumeResult {

@@ -50,7 +50,7 @@ func ConfigFrom(cl *volfile.Volume, base Config) (Config, error) {
 	if cfg.RemoteHost == "" || cfg.RemoteSubvolume == "" {
 		return cfg, fmt.Errorf("volfile: %s lacks remote-host or remote-subvolume", cl.Name)
 	}
-	tc, err := brickTLS(cl)
+	tc, err := brickTLS(cl, cfg.TLSDir)
 	if err != nil {
 		return cfg, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/brickfs/brickfs/brick"
 	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/brick/tlsconf"
 	"github.com/brickfs/brickfs/brick/volfile"
 	"github.com/brickfs/brickfs/failover/afr"
 )
@@ -49,6 +50,11 @@ type Options struct {
 	// ShardDeleteInterval is how often a sharded volume's layer looks
 	// for the blocks of removed files to delete (default 600 s).
 	ShardDeleteInterval time.Duration
+	// MgmtTLS is management TLS for the bricks' PORTBYBRICK (nil: none);
+	// TLSDir the directory of this host's default TLS files ("" for
+	// tlsconf.DefaultDir). See brick.Config.
+	MgmtTLS *tlsconf.Config
+	TLSDir  string
 }
 
 // Replicated volumes' health-check defaults.

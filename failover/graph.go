@@ -152,7 +152,8 @@ func (a *assembly) build(x *volfile.Volume) (*node, error) {
 // a brick alone keeps the volfile's ping-timeout, having nowhere to fail
 // over to.
 func buildClient(a *assembly, x *volfile.Volume, _ []*node) (*node, error) {
-	base := brick.Config{VolfileKey: a.opts.VolfileKey, Subdir: a.opts.Subdir, PingInterval: a.opts.PingInterval, PingTimeout: a.opts.PingTimeout}
+	base := brick.Config{VolfileKey: a.opts.VolfileKey, Subdir: a.opts.Subdir, PingInterval: a.opts.PingInterval, PingTimeout: a.opts.PingTimeout,
+		MgmtTLS: a.opts.MgmtTLS, TLSDir: a.opts.TLSDir}
 	if a.replicated[x] {
 		if base.PingInterval == 0 {
 			base.PingInterval = DefaultReplicaPingInterval

@@ -235,7 +235,8 @@ func (v *Volume) planBrick(n *node, x *volfile.Volume) (func() string, error) {
 	}
 	c := n.client
 	cur := c.Config()
-	base := brick.Config{VolfileKey: cur.VolfileKey, Subdir: cur.Subdir, PingInterval: cur.PingInterval, PingTimeout: cur.PingTimeout}
+	base := brick.Config{VolfileKey: cur.VolfileKey, Subdir: cur.Subdir, PingInterval: cur.PingInterval, PingTimeout: cur.PingTimeout,
+		MgmtTLS: cur.MgmtTLS, TLSDir: cur.TLSDir}
 	cfg, err := brick.ConfigFrom(x, base)
 	if err != nil {
 		return nil, fmt.Errorf("%w; the mount keeps the graph it has", err)

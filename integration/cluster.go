@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/brickfs/brickfs/brick/tlsconf"
 )
 
 // Timeouts for GlusterFS operations; generous because CI machines are slow.
@@ -33,6 +35,8 @@ type Cluster struct {
 	t     T
 	nodes []*node // index 0 is node 1
 	claim string  // lock directory reserving Prefix
+	opts  ClusterOptions
+	gdLib string // with ManagementTLS: the copy of /var/lib/glusterd mounted over it
 
 	mu      sync.Mutex
 	pids    map[int]string   // GUARDED_BY(mu): recorded pid -> what it is
@@ -63,6 +67,32 @@ type node struct {
 // Everything is torn down in t.Cleanup.
 func NewCluster(t T, n int) *Cluster {
 	t.Helper()
+	return NewClusterWith(t, n, ClusterOptions{})
+}
+
+// ClusterOptions change how NewClusterWith starts the glusterds.
+type ClusterOptions struct {
+	// ManagementTLS, when set, is a directory holding glusterfs.pem,
+	// glusterfs.key and glusterfs.ca: every glusterd runs with
+	// management TLS on and these files, as on a server with
+	// /var/lib/glusterd/secure-access, without touching the host's
+	// files. GlusterFS reads that path and OpenSSL's directory
+	// (/usr/lib/ssl for Debian's build), both fixed at build time, so
+	// each glusterd runs in a mount namespace of its own (the bricks and
+	// daemons it starts inherit it) where a copy of /var/lib/glusterd
+	// with a secure-access file, and this directory over each of
+	// tlsconf.OpenSSLDirs that exists, are bind-mounted. The namespace
+	// is a slave of the host's: mounts made later on the host (backing
+	// filesystems, FUSE mounts) appear in it, none of its own leave it.
+	// Clients on the host (brickfs with BRICKFS_SECURE_ACCESS and
+	// BRICKFS_SSL_DIR) then need management TLS to reach glusterd;
+	// the native client cannot.
+	ManagementTLS string
+}
+
+// NewClusterWith is NewCluster with options.
+func NewClusterWith(t T, n int, opts ClusterOptions) *Cluster {
+	t.Helper()
 	RequireGlusterFS(t)
 	if n < 1 || n > 9 {
 		t.Fatalf("NewCluster: %d nodes; want 1..9", n)
@@ -76,6 +106,7 @@ func NewCluster(t T, n int) *Cluster {
 		dropped: map[int]bool{},
 		stopped: map[int]bool{},
 		mounts:  map[string]mount{},
+		opts:    opts,
 	}
 	c.pickPrefix(t)
 	dir, err := os.MkdirTemp("", "brickfs-it-")
@@ -89,6 +120,9 @@ func NewCluster(t T, n int) *Cluster {
 		t.Fatalf("create /var/run/gluster: %v", err)
 	}
 	t.Cleanup(c.teardown)
+	if opts.ManagementTLS != "" {
+		c.prepareManagementTLS(t)
+	}
 
 	for i := 1; i <= n; i++ {
 		nd := &node{n: i, host: fmt.Sprintf("%s.%d", c.Prefix, i), dir: filepath.Join(dir, fmt.Sprintf("n%d", i))}
@@ -288,6 +322,10 @@ func (c *Cluster) launchGlusterd(t T, n int) {
 	}
 	defer out.Close()
 	cmd := exec.Command("glusterd", nd.args...)
+	if c.opts.ManagementTLS != "" {
+		cmd = exec.Command("unshare", append([]string{"--mount", "--propagation", "slave", "sh", "-c", mgmtTLSScript, "sh",
+			c.gdLib, c.opts.ManagementTLS, strings.Join(tlsconf.OpenSSLDirs(), " "), "glusterd"}, nd.args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = out, out
 	// Own process group: a ^C on the test does not kill glusterd before
 	// teardown can stop the volumes.
@@ -301,6 +339,46 @@ func (c *Cluster) launchGlusterd(t T, n int) {
 	nd.cmd, nd.done = cmd, done
 	c.mu.Unlock()
 	c.record(cmd.Process.Pid, fmt.Sprintf("glusterd %d", n))
+}
+
+// mgmtTLSScript runs glusterd in its own mount namespace with management
+// TLS (ClusterOptions.ManagementTLS): $1 is mounted over /var/lib/glusterd,
+// $2 over each directory of the list $3 that exists, then the rest of the
+// arguments run, as the same process (unshare and sh exec).
+const mgmtTLSScript = `set -e
+mount --bind "$1" /var/lib/glusterd
+for d in $3; do
+	if [ -d "$d" ]; then mount --bind "$2" "$d"; fi
+done
+shift 3
+exec "$@"`
+
+// prepareManagementTLS makes the /var/lib/glusterd the glusterds see: a
+// copy of the host's (its hooks and groups), with a secure-access file.
+func (c *Cluster) prepareManagementTLS(t T) {
+	t.Helper()
+	for _, tool := range []string{"unshare", "mount"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("ManagementTLS needs %s: %v; install util-linux (bash scripts/deps.sh)", tool, err)
+		}
+	}
+	for _, f := range []string{"glusterfs.pem", "glusterfs.key", "glusterfs.ca"} {
+		if _, err := os.Stat(filepath.Join(c.opts.ManagementTLS, f)); err != nil {
+			t.Fatalf("ManagementTLS: %v", err)
+		}
+	}
+	c.gdLib = filepath.Join(c.Dir, "var-lib-glusterd")
+	if err := os.MkdirAll(c.gdLib, 0o755); err != nil {
+		t.Fatalf("ManagementTLS: %v", err)
+	}
+	if _, err := os.Stat("/var/lib/glusterd"); err == nil {
+		if _, err := run(time.Minute, "cp", "-a", "/var/lib/glusterd/.", c.gdLib); err != nil {
+			t.Fatalf("ManagementTLS: %v", err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(c.gdLib, "secure-access"), nil, 0o644); err != nil {
+		t.Fatalf("ManagementTLS: %v", err)
+	}
 }
 
 func (c *Cluster) waitGlusterd(t T, n int) {

@@ -18,6 +18,8 @@
 //	DIR/nN/gd.sock     the CLI socket: gluster --glusterd-sock=DIR/nN/gd.sock
 //	DIR/nN/bricks/VOL-bI  brick directories
 //	DIR/mnt/...        mount points; DIR/logs/... client logs
+//	DIR/var-lib-glusterd  with ClusterOptions.ManagementTLS: /var/lib/glusterd
+//	                   as the glusterds see it, with secure-access
 //
 // glusterd is started as tests/cluster.rc in the GlusterFS source does it,
 // plus -N (no daemon) so that the harness owns the process:

@@ -21,6 +21,7 @@ package bricktest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -147,6 +148,10 @@ type Options struct {
 	BrickPath string
 	// SetVolume answers SETVOLUME; nil means AcceptVolume.
 	SetVolume func(req xdr.OldDict) SetVolumeResult
+	// GlusterdTLS and BrickTLS, when set, make that listener speak TLS
+	// with this server configuration (management TLS; a volume with
+	// server.ssl on).
+	GlusterdTLS, BrickTLS *tls.Config
 }
 
 type procKey struct{ prog, proc uint32 }
@@ -193,10 +198,10 @@ func New(tb testing.TB, opts Options) *Fake {
 		f.setvolume = AcceptVolume
 	}
 	var err error
-	if f.gd, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+	if f.gd, err = listen(opts.GlusterdTLS); err != nil {
 		tb.Fatalf("bricktest: listen: %v", err)
 	}
-	if f.brick, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+	if f.brick, err = listen(opts.BrickTLS); err != nil {
 		tb.Fatalf("bricktest: listen: %v", err)
 	}
 	f.installDefaults()
@@ -205,6 +210,15 @@ func New(tb testing.TB, opts Options) *Fake {
 	go f.accept(f.brick, Brick)
 	tb.Cleanup(f.Close)
 	return f
+}
+
+// listen listens on 127.0.0.1, with TLS when tc is set.
+func listen(tc *tls.Config) (net.Listener, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil || tc == nil {
+		return l, err
+	}
+	return tls.NewListener(l, tc), nil
 }
 
 // Host is the address both listeners use.
@@ -375,7 +389,7 @@ func (f *Fake) Restart() {
 	f.DropConnections()
 	var nl net.Listener
 	for i := 0; i < 20; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := listen(f.opts.BrickTLS)
 		if err != nil {
 			f.tb.Fatalf("bricktest: restart listen: %v", err)
 		}

@@ -281,6 +281,10 @@ func (t tlsConn) Close() error { return t.raw.Close() }
 // RemoteAddr is the peer's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
+// LocalAddr is this end's address, as the peer sees it on loopback and
+// unNATed networks (a brick checks it against auth.allow).
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
 // Done is closed when the connection has broken or been closed.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
@@ -441,9 +445,17 @@ func (c *Conn) readLoop() {
 	for {
 		rec, err := ReadRecord(br, c.opts.MaxRecord)
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+			var alert *net.OpError
+			switch {
+			case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
 				err = fmt.Errorf("%w: closed by peer", ErrDisconnected)
-			} else if !errors.Is(err, ErrDisconnected) {
+			case errors.As(err, &alert) && alert.Op == "remote error":
+				// A TLS alert from the peer (it refused this host's
+				// certificate) stays visible to errors.As, to be
+				// explained; nothing else of the cause does (a
+				// syscall.Errno in it would pass for a fop's).
+				err = fmt.Errorf("%w: %w", ErrDisconnected, alert)
+			case !errors.Is(err, ErrDisconnected):
 				err = fmt.Errorf("%w: %v", ErrDisconnected, err)
 			}
 			c.fail(err)

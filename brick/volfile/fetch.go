@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/brickfs/brickfs/brick/sunrpc"
+	"github.com/brickfs/brickfs/brick/tlsconf"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
@@ -34,25 +35,40 @@ type Fetched struct {
 	Peers []Server
 }
 
+// FetchOptions tune Fetch.
+type FetchOptions struct {
+	// Timeout bounds each server; 0 means 5 s.
+	Timeout time.Duration
+	// TLS, when set, is management TLS (tlsconf.Management): glusterd
+	// is spoken to over TLS with this host's certificate.
+	TLS *tlsconf.Config
+}
+
 // Fetch asks each server in turn for the client volfile of key (the volume
-// name, or "vol.transport") and returns the first answer. timeout bounds
-// each server. When none answers, the error names every server tried and
-// what went wrong with it.
-func Fetch(ctx context.Context, servers []Server, key string, timeout time.Duration) (*Fetched, error) {
+// name, or "vol.transport") and returns the first answer. When none
+// answers, the error names every server tried and what went wrong with it.
+func Fetch(ctx context.Context, servers []Server, key string, o FetchOptions) (*Fetched, error) {
 	if len(servers) == 0 {
 		return nil, errors.New("no volfile server given")
 	}
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
 	var errs *multierror.Error
-	noVolume := 0
+	noVolume, tlsFailed := 0, 0
 	for _, s := range servers {
-		sctx, cancel := context.WithTimeout(ctx, timeout)
-		spec, peers, err := getSpec(sctx, s, key)
+		sctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		spec, peers, err := getSpec(sctx, s, key, o.TLS)
 		cancel()
 		if err == nil {
 			return &Fetched{Volfile: spec, From: s, Peers: peers}, nil
 		}
-		if errors.Is(err, ErrNoVolume) {
+		var te *tlsconf.Error
+		switch {
+		case errors.Is(err, ErrNoVolume):
 			noVolume++
+		case errors.As(err, &te):
+			tlsFailed++
 		}
 		errs = multierror.Append(errs, fmt.Errorf("%s: %w", s, err))
 		if ctx.Err() != nil {
@@ -69,7 +85,35 @@ func Fetch(ctx context.Context, servers []Server, key string, timeout time.Durat
 	if noVolume == len(servers) {
 		return nil, fmt.Errorf("volume %q does not exist on %s; check the name with `gluster volume list`: %w", key, serverList(servers), ErrNoVolume)
 	}
+	if tlsFailed == len(servers) {
+		// Each error says what to do; "check that glusterd runs" would
+		// mislead.
+		return nil, fmt.Errorf("no volfile server accepted the management TLS connection (%s exists here): %w", o.TLS.SecureAccess(), errs)
+	}
 	return nil, fmt.Errorf("no volfile server answered (tried %s); check that glusterd runs on them or pass backup-volfile-servers=HOST2:HOST3", errs.Error())
+}
+
+// ExplainMgmt says what to do about a failed connection to glusterd when
+// TLS may be why: with management TLS (tc set), a certificate refused by
+// either side or a glusterd that does not expect TLS; without it, glusterd
+// hanging up on the first call, as one with management TLS on does to a
+// client speaking in the clear. Other errors come back as they are.
+func ExplainMgmt(tc *tlsconf.Config, err error) error {
+	if err == nil {
+		return nil
+	}
+	if tc != nil {
+		err = tc.ExplainHandshake(err)
+		var te *tlsconf.Error
+		if errors.As(err, &te) && errors.Is(err, tlsconf.ErrNotTLS) {
+			return &tlsconf.Error{What: te.What, Fix: fmt.Sprintf("if it keeps doing so, glusterd does not use management TLS, which this host uses because %s exists: remove that file, or turn management TLS on at the servers", tc.SecureAccess()), Err: te.Err}
+		}
+		return err
+	}
+	if errors.Is(err, sunrpc.ErrDisconnected) {
+		return fmt.Errorf("%w (glusterd hung up: if the servers use management TLS, this host needs it too: create %s, with this host's glusterfs.pem, glusterfs.key and glusterfs.ca)", err, tlsconf.SecureAccessFile)
+	}
+	return err
 }
 
 func serverList(servers []Server) string {
@@ -80,9 +124,12 @@ func serverList(servers []Server) string {
 	return strings.Join(parts, ", ")
 }
 
-func getSpec(ctx context.Context, s Server, key string) ([]byte, []Server, error) {
-	conn, err := sunrpc.Dial(ctx, s.String(), 0, sunrpc.Options{})
+func getSpec(ctx context.Context, s Server, key string, tc *tlsconf.Config) ([]byte, []Server, error) {
+	conn, err := sunrpc.Dial(ctx, s.String(), 0, sunrpc.Options{TLS: tc.TLS()})
 	if err != nil {
+		if e := ExplainMgmt(tc, err); e != err {
+			return nil, nil, e
+		}
 		var oe interface{ Timeout() bool }
 		if errors.As(err, &oe) && oe.Timeout() {
 			return nil, nil, errors.New("timed out connecting")
@@ -93,7 +140,8 @@ func getSpec(ctx context.Context, s Server, key string) ([]byte, []Server, error
 		return nil, nil, err
 	}
 	defer conn.Close()
-	return GetSpec(ctx, conn, key)
+	spec, peers, err := GetSpec(ctx, conn, key)
+	return spec, peers, ExplainMgmt(tc, err)
 }
 
 // GetSpec asks glusterd on conn for the client volfile of key; it also

@@ -90,7 +90,7 @@ func TestFetchNamesEveryServer(t *testing.T) {
 	closed.Close()
 	silent := Server{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port}
 	refused := Server{Host: "127.0.0.1", Port: closedPort}
-	_, err = Fetch(context.Background(), []Server{refused, silent}, "vol", 300*time.Millisecond)
+	_, err = Fetch(context.Background(), []Server{refused, silent}, "vol", FetchOptions{Timeout: 300 * time.Millisecond})
 	if err == nil {
 		t.Fatal("fetch from dead servers succeeded")
 	}

@@ -3,12 +3,14 @@ package volfile
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/brickfs/brickfs/brick/sunrpc"
+	"github.com/brickfs/brickfs/brick/tlsconf"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
@@ -19,6 +21,8 @@ type WatchOptions struct {
 	Check time.Duration
 	// Retry is the longest wait between connection attempts (default 10 s).
 	Retry time.Duration
+	// TLS, when set, is management TLS, as for Fetch.
+	TLS *tlsconf.Config
 }
 
 // Watch follows the volfile of key until ctx ends, as the native client
@@ -56,7 +60,7 @@ func Watch(ctx context.Context, servers []Server, key string, spec []byte, o Wat
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
-				log.Warn("cannot fetch the volfile to check it for changes", zap.Stringer("remote", conn.RemoteAddr()), zap.Error(err))
+				log.Warn("cannot fetch the volfile to check it for changes", zap.Stringer("remote", conn.RemoteAddr()), zap.Error(ExplainMgmt(o.TLS, err)))
 			}
 			return false
 		}
@@ -75,6 +79,7 @@ func Watch(ctx context.Context, servers []Server, key string, spec []byte, o Wat
 	wait := time.Second
 	failedRound := true // no server answered yet in this round
 	failedRounds := 0   // rounds in a row that no server answered
+	var lastErr error   // why the last connection attempt failed
 	for i := 0; ctx.Err() == nil; i++ {
 		s := servers[i%len(servers)]
 		if i%len(servers) == 0 {
@@ -82,7 +87,7 @@ func Watch(ctx context.Context, servers []Server, key string, spec []byte, o Wat
 				// Said when it starts, then about every 5 minutes.
 				if failedRounds%30 == 0 {
 					log.Warn("no volfile server answers; volume changes (replace-brick, quorum) are not applied until one does",
-						zap.Stringers("servers", servers), zap.Int("rounds", failedRounds+1))
+						zap.Stringers("servers", servers), zap.Int("rounds", failedRounds+1), zap.Error(lastErr))
 				}
 				failedRounds++
 			} else if i > 0 {
@@ -101,9 +106,10 @@ func Watch(ctx context.Context, servers []Server, key string, spec []byte, o Wat
 			failedRound = true
 		}
 		dctx, cancel := context.WithTimeout(ctx, o.Check)
-		conn, err := sunrpc.Dial(dctx, s.String(), 0, sunrpc.Options{Log: log, OnCallback: onCallback})
+		conn, err := sunrpc.Dial(dctx, s.String(), 0, sunrpc.Options{Log: log, OnCallback: onCallback, TLS: o.TLS.TLS()})
 		cancel()
 		if err != nil {
+			lastErr = fmt.Errorf("%s: %w", s, ExplainMgmt(o.TLS, err))
 			continue
 		}
 		log.Debug("following the volfile", zap.Stringer("remote", s))

@@ -19,6 +19,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/brickfs/brickfs/brick"
+	"github.com/brickfs/brickfs/brick/tlsconf"
 	"github.com/brickfs/brickfs/brick/volfile"
 	"github.com/brickfs/brickfs/failover"
 	"github.com/brickfs/brickfs/fuse"
@@ -250,12 +252,39 @@ func newLogger(m Mount, foreground bool) (*zap.Logger, error) {
 	return cfg.Build()
 }
 
+// Where this host's GlusterFS TLS setup is, when not where GlusterFS keeps
+// it: for tests, which cannot touch the host's files, and for hosts whose
+// GlusterFS was built with another OpenSSL directory.
+const (
+	// envSecureAccess names the file whose existence turns management
+	// TLS on (default tlsconf.SecureAccessFile).
+	envSecureAccess = "BRICKFS_SECURE_ACCESS"
+	// envSSLDir names the directory of glusterfs.pem, glusterfs.key and
+	// glusterfs.ca (default tlsconf.DefaultDir).
+	envSSLDir = "BRICKFS_SSL_DIR"
+)
+
+// hostTLS returns this host's management TLS (nil when it is off) and the
+// directory of its default TLS files, as GlusterFS's client decides them.
+func hostTLS(getenv func(string) string) (*tlsconf.Config, string, error) {
+	secure := getenv(envSecureAccess)
+	if secure == "" {
+		secure = tlsconf.SecureAccessFile
+	}
+	dir := getenv(envSSLDir)
+	if dir == "" {
+		dir = tlsconf.DefaultDir()
+	}
+	mgmt, err := tlsconf.Management(secure, dir)
+	return mgmt, dir, err
+}
+
 // loadVolfile fetches the volfile, falling back to the last good copy;
 // note is set when the copy was used, for the user.
-func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, log *zap.Logger) (g *volfile.Graph, raw []byte, note string, err error) {
+func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, mgmt *tlsconf.Config, log *zap.Logger) (g *volfile.Graph, raw []byte, note string, err error) {
 	servers := volfileServers(m, spec)
 	cache := volfile.Cache{Dir: m.VolfileCacheDir}
-	got, err := volfile.Fetch(ctx, servers, spec.Volume, m.FetchTimeout)
+	got, err := volfile.Fetch(ctx, servers, spec.Volume, volfile.FetchOptions{Timeout: m.FetchTimeout, TLS: mgmt})
 	var b []byte
 	switch {
 	case err == nil:
@@ -350,7 +379,15 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 	if err != nil {
 		return report(err)
 	}
-	g, raw, note, err := loadVolfile(ctx, m, spec, log)
+	mgmt, tlsDir, err := hostTLS(os.Getenv)
+	if err != nil {
+		log.Error("mount failed", zap.Error(err))
+		return report(err)
+	}
+	if mgmt != nil {
+		log.Info("management TLS is on", zap.String("cert", mgmt.Files().Cert), zap.String("ca", mgmt.Files().CA), zap.Int("depth", mgmt.Files().Depth))
+	}
+	g, raw, note, err := loadVolfile(ctx, m, spec, mgmt, log)
 	if note != "" {
 		notes = append(notes, note)
 	}
@@ -361,9 +398,14 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 	vol, err := failover.Open(ctx, g, failover.Options{
 		PingInterval: m.PingInterval, PingTimeout: m.PingTimeout, VolfileKey: "/" + spec.Volume,
 		FopTimeout: m.FopTimeout, LagTimeout: m.LagTimeout, PostOpDelay: m.PostOpDelay, Subdir: subdir,
+		MgmtTLS: mgmt, TLSDir: tlsDir,
 	}, log)
 	if err != nil {
 		log.Error("mount failed", zap.Error(err))
+		var te *tlsconf.Error
+		if errors.As(err, &te) || errors.Is(err, brick.ErrAuth) {
+			return report(err) // it says what to do already
+		}
 		return report(fmt.Errorf("%w; check `gluster volume status %s`", err, spec.Volume))
 	}
 	defer vol.Close()
@@ -409,7 +451,7 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 	cache := volfile.Cache{Dir: m.VolfileCacheDir}
 	go func() {
 		defer close(followDone)
-		volfile.Watch(fctx, servers, spec.Volume, raw, volfile.WatchOptions{}, log, func(b []byte) ([]string, error) {
+		volfile.Watch(fctx, servers, spec.Volume, raw, volfile.WatchOptions{TLS: mgmt}, log, func(b []byte) ([]string, error) {
 			g, err := volfile.Parse(b)
 			if err != nil {
 				return nil, err

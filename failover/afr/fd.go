@@ -19,8 +19,9 @@ type replFd struct {
 	released atomic.Bool
 
 	mu        sync.Mutex
-	kids      []*fop.Fd // GUARDED_BY(mu)
-	readChild int       // GUARDED_BY(mu); readdir sticks to one child, -1 until chosen
+	kids      []*fop.Fd             // GUARDED_BY(mu)
+	opening   map[int]chan struct{} // GUARDED_BY(mu); closed when the child's open ends
+	readChild int                   // GUARDED_BY(mu); readdir sticks to one child, -1 until chosen
 }
 
 func (r *Replicate) newFd(ino *inode, flags uint32, dir bool, kids []*fop.Fd) *fop.Fd {
@@ -52,19 +53,43 @@ func (r *Replicate) rfd(f *fop.Fd) (*replFd, error) {
 	return v.(*replFd), nil
 }
 
-// child returns the brick fd of child i, opening it there if needed.
+// child returns the brick fd of child i, opening it there if needed. The
+// open runs without rf.mu held: a child whose open hangs (it lags) must
+// not hold up the others' fops on the fd.
 func (r *Replicate) child(ctx context.Context, rf *replFd, i int) (*fop.Fd, error) {
 	rf.mu.Lock()
-	defer rf.mu.Unlock()
-	if rf.kids[i] != nil {
-		return rf.kids[i], nil
+	for {
+		if rf.kids[i] != nil {
+			fd := rf.kids[i]
+			rf.mu.Unlock()
+			return fd, nil
+		}
+		// A fop that got the fd before its Release must not open it on
+		// a child now: nothing would ever release that brick fd.
+		// Release sets released before it takes mu to collect the
+		// children's fds.
+		if rf.released.Load() {
+			rf.mu.Unlock()
+			return nil, &fop.OpError{Brick: r.name, GFID: rf.fd.GFID, Errno: syscall.EBADF, Err: errors.New("fd already released")}
+		}
+		wait, busy := rf.opening[i]
+		if !busy {
+			break
+		}
+		rf.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, &fop.OpError{Brick: r.kids[i].Name(), GFID: rf.fd.GFID, Errno: syscall.ETIMEDOUT, Err: ctx.Err()}
+		}
+		rf.mu.Lock()
 	}
-	// A fop that got the fd before its Release must not open it on a
-	// child now: nothing would ever release that brick fd. Release sets
-	// released before it takes mu to collect the children's fds.
-	if rf.released.Load() {
-		return nil, &fop.OpError{Brick: r.name, GFID: rf.fd.GFID, Errno: syscall.EBADF, Err: errors.New("fd already released")}
+	done := make(chan struct{})
+	if rf.opening == nil {
+		rf.opening = map[int]chan struct{}{}
 	}
+	rf.opening[i] = done
+	rf.mu.Unlock()
 	var fd *fop.Fd
 	var err error
 	if rf.fd.Dir {
@@ -72,11 +97,21 @@ func (r *Replicate) child(ctx context.Context, rf *replFd, i int) (*fop.Fd, erro
 	} else {
 		fd, _, err = r.kids[i].Open(ctx, rf.fd.GFID, rf.fd.Flags&^uint32(syscall.O_CREAT|syscall.O_EXCL|syscall.O_TRUNC), nil)
 	}
-	if err != nil {
-		return nil, err
+	rf.mu.Lock()
+	delete(rf.opening, i)
+	close(done)
+	if err == nil && rf.released.Load() {
+		// Release collected the fds while this one opened: it is ours
+		// to give back.
+		rf.mu.Unlock()
+		_ = r.kids[i].Release(context.WithoutCancel(ctx), fd)
+		return nil, &fop.OpError{Brick: r.name, GFID: rf.fd.GFID, Errno: syscall.EBADF, Err: errors.New("fd already released")}
 	}
-	rf.kids[i] = fd
-	return fd, nil
+	if err == nil {
+		rf.kids[i] = fd
+	}
+	rf.mu.Unlock()
+	return fd, err
 }
 
 func (r *Replicate) withFd(f *fop.Fd, fn func(ctx context.Context, i int, cf *fop.Fd) error) (*replFd, func(ctx context.Context, i int) error, error) {

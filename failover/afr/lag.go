@@ -40,6 +40,13 @@ func (r *Replicate) lagWait(q time.Duration) time.Duration {
 	return min(max(r.opts.LagTimeout, lagFactor*q), r.opts.FopTimeout)
 }
 
+// lagWaitFor is lagWait for child i: also lagFactor times what its own
+// calls take of late, so a child slower than its peers under load (its
+// queue is the longest) is waited for.
+func (r *Replicate) lagWaitFor(i int, q time.Duration) time.Duration {
+	return min(max(r.lagWait(q), lagFactor*time.Duration(r.lag.callNs[i].Load())), r.opts.FopTimeout)
+}
+
 // lagState is what the replica set knows of its lagging children.
 type lagState struct {
 	mu      sync.Mutex
@@ -49,10 +56,17 @@ type lagState struct {
 	calls   map[*int]context.CancelFunc // GUARDED_BY(mu); ends a cut call (Close)
 	closing bool                        // GUARDED_BY(mu); Close ends every cut call
 	idle    *sync.Cond                  // on mu: a cut call ended
+	// after holds, per child, what waits for its cut calls to end: the
+	// unlocks of locks it granted while they were pending (see afterLag).
+	after [][]func() // GUARDED_BY(mu)
+	// callNs is, per child, a moving average of how long its calls in
+	// changes take (ns): a child slow of late gets longer to answer.
+	callNs []atomic.Int64
 	// cuts counts every cut, for tests and status.
 	cuts atomic.Int64
-	// readNs is a moving average of how long reads take (ns).
-	readNs atomic.Int64
+	// readNs is a moving average of how long reads take (ns): of data
+	// [0] and of metadata [1].
+	readNs []atomic.Int64
 	// slowUntil: a child whose read was moved on from goes last in
 	// reads until then (unix ns).
 	slowUntil []atomic.Int64
@@ -64,14 +78,25 @@ const slowReadFor = 5 * time.Second
 
 // readWait is how long a read waits on one child before it moves on to the
 // next: lagFactor times what reads take of late, at least LagTimeout.
-func (r *Replicate) readWait() time.Duration {
-	return min(max(r.opts.LagTimeout, lagFactor*time.Duration(r.lag.readNs.Load())), r.opts.FopTimeout)
+func (r *Replicate) readWait(meta bool) time.Duration {
+	return min(max(r.opts.LagTimeout, lagFactor*time.Duration(r.lag.readNs[b2i(meta)].Load())), r.opts.FopTimeout)
 }
 
-// readTook folds a read's time into the average (1/8 weight).
-func (r *Replicate) readTook(d time.Duration) {
-	old := r.lag.readNs.Load()
-	r.lag.readNs.Store(old + (int64(d)-old)/8) // a lost update among racing reads is harmless
+// readTook folds a read's time into its kind's average.
+func (r *Replicate) readTook(meta bool, d time.Duration) { average(&r.lag.readNs[b2i(meta)], d) }
+
+// average folds d into a moving average (1/8 weight). A lost update among
+// racing callers is harmless.
+func average(a *atomic.Int64, d time.Duration) {
+	old := a.Load()
+	a.Store(old + (int64(d)-old)/8)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // slowReads puts child i last in reads for slowReadFor.
@@ -81,7 +106,7 @@ func (r *Replicate) slowReads(i int) {
 
 func newLagState(n int) *lagState {
 	l := &lagState{cut: make([]int, n), ctx: make([]context.Context, n), end: make([]context.CancelFunc, n), calls: map[*int]context.CancelFunc{},
-		slowUntil: make([]atomic.Int64, n)}
+		slowUntil: make([]atomic.Int64, n), readNs: make([]atomic.Int64, 2), after: make([][]func(), n), callNs: make([]atomic.Int64, n)}
 	l.idle = sync.NewCond(&l.mu)
 	for i := range l.ctx {
 		l.ctx[i], l.end[i] = context.WithCancel(context.Background())
@@ -134,9 +159,10 @@ func (r *Replicate) Cuts() int64 { return r.lag.cuts.Load() }
 
 // cutStart records that a call of child i was cut after it had taken
 // took while a quorum answered in q.
+// REQUIRES r.lag.mu held, and the call's state set to callCut under it:
+// the call's end (cutEnd) cannot be counted before its cut.
 func (r *Replicate) cutStart(i int, took, q time.Duration, id *int, cancel context.CancelFunc) {
 	r.lag.cuts.Add(1)
-	r.lag.mu.Lock()
 	r.lag.cut[i]++
 	r.lag.calls[id] = cancel
 	if r.lag.closing {
@@ -146,7 +172,6 @@ func (r *Replicate) cutStart(i int, took, q time.Duration, id *int, cancel conte
 	if first {
 		r.lag.end[i]() // reads on it move on
 	}
-	r.lag.mu.Unlock()
 	if first {
 		r.log.Warn("brick is lagging behind its peers: leaving it out of changes (marked for heal) until it catches up",
 			zap.String("brick", r.kids[i].Name()), zap.Duration("working for", took.Round(time.Millisecond)),
@@ -159,7 +184,21 @@ func (r *Replicate) cutStart(i int, took, q time.Duration, id *int, cancel conte
 // again with it, and the heal worker looks at what it missed.
 func (r *Replicate) cutEnd(i int, err error, id *int) {
 	r.lag.mu.Lock()
+	// What waits for the child's cut calls runs before the last one is
+	// counted out: until then no new transaction takes the child.
+	for r.lag.cut[i] == 1 && len(r.lag.after[i]) > 0 && !r.lag.closing {
+		fns := r.lag.after[i]
+		r.lag.after[i] = nil
+		r.lag.mu.Unlock()
+		for _, fn := range fns {
+			fn()
+		}
+		r.lag.mu.Lock()
+	}
 	r.lag.cut[i]--
+	if r.lag.cut[i] == 0 {
+		r.lag.after[i] = nil // closing: the connections close, and their locks with them
+	}
 	delete(r.lag.calls, id)
 	r.lag.idle.Broadcast()
 	closing := r.lag.closing
@@ -178,6 +217,20 @@ func (r *Replicate) cutEnd(i int, err error, id *int) {
 	r.log.Info("lagging brick caught up: it takes part in changes again", zap.String("brick", r.kids[i].Name()), zap.String("last cut call", res))
 	r.gen.Add(1)
 	r.kickHeal()
+}
+
+// afterLag runs fn once child i has no cut call left, or now (it returns
+// true) if it has none. An unlock of a lock the child granted goes this
+// way: a cut write of ours may still be pending there, and nobody (the
+// self-heal daemon) may lock and heal the child before it lands.
+func (r *Replicate) afterLag(i int, fn func()) (now bool) {
+	r.lag.mu.Lock()
+	defer r.lag.mu.Unlock()
+	if r.lag.cut[i] == 0 {
+		return true
+	}
+	r.lag.after[i] = append(r.lag.after[i], fn)
+	return false
 }
 
 // changeSet is the children a new transaction takes: those up, less the
@@ -241,7 +294,11 @@ func (r *Replicate) fanoutLag(ctx context.Context, set []bool, fn func(ctx conte
 			err := r.callIn(cctx, bctx, i, fn)
 			cancel()
 			if state[i].CompareAndSwap(callRunning, callAnswered) {
-				ch <- answer{i, reply{err: err, done: true, at: time.Now()}}
+				now := time.Now()
+				if err == nil {
+					average(&r.lag.callNs[i], now.Sub(start))
+				}
+				ch <- answer{i, reply{err: err, done: true, at: now}}
 				return
 			}
 			if late != nil {
@@ -264,16 +321,15 @@ func (r *Replicate) fanoutLag(ctx context.Context, set []bool, fn func(ctx conte
 			}
 			if cut == nil && timer == nil && left > 0 && r.hasQuorum(ok) {
 				q = time.Since(start)
-				// Children already lagging (calls of theirs cut
-				// before, still not ended) are not waited for.
-				wait := r.lagWait(q)
+				// The longest any remaining child gets; children
+				// already lagging (calls of theirs cut before, still
+				// not ended) are not waited for.
+				var wait time.Duration
 				lagging := r.lagging()
-				waiting := false
 				for i := range r.kids {
-					waiting = waiting || set[i] && !out[i].done && !lagging[i]
-				}
-				if !waiting {
-					wait = 0
+					if set[i] && !out[i].done && !lagging[i] {
+						wait = max(wait, r.lagWaitFor(i, q))
+					}
 				}
 				timer = time.NewTimer(wait)
 				cut = timer.C
@@ -281,6 +337,7 @@ func (r *Replicate) fanoutLag(ctx context.Context, set []bool, fn func(ctx conte
 		case now := <-cut:
 			cut = nil
 			took := now.Sub(start)
+			r.lag.mu.Lock()
 			for i := range r.kids {
 				if set[i] && !out[i].done && state[i].CompareAndSwap(callRunning, callCut) {
 					r.cutStart(i, took, q, &ids[i], cancels[i])
@@ -288,6 +345,7 @@ func (r *Replicate) fanoutLag(ctx context.Context, set []bool, fn func(ctx conte
 					left--
 				}
 			}
+			r.lag.mu.Unlock()
 			// A child that answered as the cut came is in ch.
 		}
 	}

@@ -41,7 +41,11 @@ func (r *Replicate) takeLocks(ctx context.Context, set []bool, lock func(ctx con
 	if contended {
 		undo(locked)
 		locked = make([]bool, r.n())
+		// Lagging children are left out while the rest meet quorum.
 		lagging := r.lagging()
+		if !r.hasQuorum(and(set, not(lagging))) {
+			lagging = make([]bool, r.n())
+		}
 		for i := range r.kids {
 			if set[i] && lagging[i] {
 				rs[i] = reply{err: &fop.OpError{Brick: r.kids[i].Name(), Errno: syscall.ENOTCONN, Err: errors.New("lagging behind its peers")}, done: true}
@@ -73,9 +77,24 @@ func (r *Replicate) lockInode(ctx context.Context, ino *inode, set []bool, fl xd
 
 func (r *Replicate) unlockInode(ctx context.Context, ino *inode, locked []bool, fl xdr.Flock) {
 	ictx := internal(ctx, ino.owner)
-	r.fanoutLag(ictx, locked, func(ctx context.Context, i int) error {
+	unlock := func(ctx context.Context, i int) error {
 		return fop.ErrOnly(r.kids[i].Inodelk(ctx, ino.gfid, r.name, fop.LkSet, unlockOf(fl), nil))
-	}, nil)
+	}
+	r.fanoutLag(ictx, r.unlockNow(ictx, locked, unlock), unlock, nil)
+}
+
+// unlockNow returns the children of locked that can be unlocked now, and
+// leaves the unlock of each lagging one until its cut calls end: a write
+// of ours may be pending there, and whoever locks it next (the self-heal
+// daemon) must find it written, or accused.
+func (r *Replicate) unlockNow(ctx context.Context, locked []bool, unlock func(ctx context.Context, i int) error) []bool {
+	now := clone(locked)
+	for i, l := range locked {
+		if l && !r.afterLag(i, func() { _ = r.callOne(ctx, i, unlock) }) {
+			now[i] = false
+		}
+	}
+	return now
 }
 
 // lockEntries takes the entry locks on names, in their sorted order, on
@@ -99,12 +118,14 @@ func (r *Replicate) lockEntries(ctx context.Context, owner []byte, names []entry
 }
 
 func (r *Replicate) unlockEntries(ctx context.Context, owner []byte, names []entry, locked []bool) {
-	r.fanoutLag(internal(ctx, owner), locked, func(ctx context.Context, i int) error {
+	ictx := internal(ctx, owner)
+	unlock := func(ctx context.Context, i int) error {
 		for _, e := range names {
 			_, _ = r.kids[i].Entrylk(ctx, e.parent, e.name, r.name, fop.EntrylkUnlock, fop.LkWrite, nil)
 		}
 		return nil
-	}, nil)
+	}
+	r.fanoutLag(ictx, r.unlockNow(ictx, locked, unlock), unlock, nil)
 }
 
 // Lock ranges: data transactions lock the whole file, metadata

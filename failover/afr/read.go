@@ -34,7 +34,7 @@ func (r *Replicate) refresh(ctx context.Context, ino *inode, rf *replFd) ([]xdr.
 // probe asks every child that is up for the inode and its changelog (see
 // refresh) without changing what the replica set believes of it.
 func (r *Replicate) probe(ctx context.Context, ino *inode, rf *replFd) (sts []xdr.Iatt, ok []bool, dicts []xdr.Dict, isDir bool, err error) {
-	up := r.up()
+	up := r.changeSet() // a lagging child would hold the probe up
 	if !r.hasQuorum(up) {
 		return nil, nil, nil, false, r.errNoQuorum("LOOKUP")
 	}
@@ -165,7 +165,7 @@ func (r *Replicate) readTxnOn(ctx context.Context, ino *inode, rf *replFd, meta 
 		if n+1 < len(order) {
 			stop = context.AfterFunc(r.lagContext(i), func() { lagged.Store(true); cancel() })
 			if r.opts.LagTimeout >= 0 {
-				t := time.AfterFunc(r.readWait(), func() { slow.Store(true); cancel() })
+				t := time.AfterFunc(r.readWait(meta), func() { slow.Store(true); cancel() })
 				stopSlow = t.Stop
 			}
 		}
@@ -174,7 +174,7 @@ func (r *Replicate) readTxnOn(ctx context.Context, ino *inode, rf *replFd, meta 
 		stopSlow()
 		cancel()
 		if err == nil {
-			r.readTook(time.Since(start))
+			r.readTook(meta, time.Since(start))
 		}
 		if err != nil && (lagged.Load() || slow.Load()) && ctx.Err() == nil {
 			why := "lags behind its peers in changes"

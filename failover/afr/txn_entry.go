@@ -79,6 +79,15 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 			}
 			return nil, fail
 		}
+		// A child locked but not marked (its pre-op failed, or lagged)
+		// misses the change: blamed before it is made.
+		if missed := and(locked, not(part)); count(missed) > 0 {
+			for _, e := range changed(names) {
+				if err := r.accuse(ctx, e.parent, owner, part, missed, slotEntry, entryXdata("glusterfs.xattrop-entry-create", e.name)); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	rs := r.fanout(ctx, part, op)
 	ok, err := r.outcome(rs, part)

@@ -27,6 +27,14 @@ func (r *Replicate) metaTxn(ctx context.Context, ino *inode, op func(ctx context
 			return nil, fail
 		}
 		r.noteHeal(ino.gfid, slotMeta)
+		// A child locked but not marked (its pre-op failed, or lagged)
+		// misses the change: blamed before it is made.
+		if missed := and(locked, not(part)); count(missed) > 0 {
+			r.unreadable(ino, missed, slotMeta)
+			if err := r.accuse(ctx, ino.gfid, ino.owner, part, missed, slotMeta, nil); err != nil {
+				return nil, err
+			}
+		}
 	}
 	rs := r.fanout(ctx, part, op)
 	ok, err := r.outcome(rs, part)

@@ -17,7 +17,7 @@ import (
 // wait for the watchdog takes well under a second.
 const (
 	hostilePingInterval = 50 * time.Millisecond
-	hostilePingTimeout  = 300 * time.Millisecond
+	hostilePingTimeout  = 500 * time.Millisecond
 	hostileDialTimeout  = 500 * time.Millisecond
 	// slack is what a loaded 2-core machine under -race may add to a
 	// bound before a call counts as hung.

@@ -126,6 +126,8 @@ type Client struct {
 	volumeID atomic.Pointer[string] // as the brick reported it in SETVOLUME
 	lastErr  atomic.Pointer[error]  // why the last connect failed or the connection broke
 	stop     chan struct{}
+	stopCtx  context.Context // ends with stop: a reconnect under way gives up at Close
+	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	watchMu  sync.Mutex
 	watchers []func(up bool) // GUARDED_BY(watchMu)
@@ -159,14 +161,17 @@ func New(cfg Config, log *zap.Logger) *Client {
 	}
 	var id [16]byte
 	_, _ = rand.Read(id[:])
+	stopCtx, cancel := context.WithCancel(context.Background())
 	return &Client{
-		cfg:   cfg,
-		log:   log.With(zap.String("brick", cfg.Name)),
-		ctx:   hex.EncodeToString(id[:]),
-		up:    make(chan struct{}),
-		xid:   1,
-		slots: make(chan struct{}, cfg.MaxInflight),
-		stop:  make(chan struct{}),
+		cfg:     cfg,
+		log:     log.With(zap.String("brick", cfg.Name)),
+		ctx:     hex.EncodeToString(id[:]),
+		up:      make(chan struct{}),
+		xid:     1,
+		slots:   make(chan struct{}, cfg.MaxInflight),
+		stop:    make(chan struct{}),
+		stopCtx: stopCtx,
+		cancel:  cancel,
 	}
 }
 
@@ -203,6 +208,7 @@ func (c *Client) Close() error {
 	conn := c.conn
 	c.mu.Unlock()
 	close(c.stop)
+	c.cancel()
 	if conn != nil {
 		_ = conn.Close()
 	}
@@ -227,14 +233,14 @@ func (c *Client) Up() bool {
 
 // Kick drops the current connection, as a dead brick's would be: pending
 // calls fail with ENOTCONN, the brick releases this client's locks and fds,
-// and the client reconnects in the background.
+// and the client reconnects in the background. The disconnection is logged
+// once, with reason.
 func (c *Client) Kick(reason string) {
 	c.mu.Lock()
 	conn := c.conn
 	c.mu.Unlock()
 	if conn != nil {
-		c.log.Warn("dropping brick connection", zap.String("reason", reason))
-		go conn.Close()
+		go conn.Abort(fmt.Errorf("dropping brick connection: %s", reason))
 	}
 }
 
@@ -335,6 +341,14 @@ func (c *Client) connect(ctx context.Context) (err error) {
 	cfg, moves := c.targetGen()
 	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
+	// A peer that accepts and then says nothing, or never finishes a
+	// record, runs into the dial timeout: say so.
+	timedOut := func(err error) error {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return fmt.Errorf("%w: no complete answer within the dial timeout (%v)", err, cfg.DialTimeout)
+		}
+		return err
+	}
 	c.mu.Lock()
 	xid := c.xid
 	c.mu.Unlock()
@@ -347,7 +361,7 @@ func (c *Client) connect(ctx context.Context) (err error) {
 	xid = gd.NextXid()
 	_ = gd.Close()
 	if err != nil {
-		return fmt.Errorf("brick %s: glusterd at %s: %w", c.cfg.Name, glusterdAddr(cfg), volfile.ExplainMgmt(cfg.MgmtTLS, err))
+		return fmt.Errorf("brick %s: glusterd at %s: %w", c.cfg.Name, glusterdAddr(cfg), volfile.ExplainMgmt(cfg.MgmtTLS, timedOut(err)))
 	}
 	addr := net.JoinHostPort(cfg.RemoteHost, strconv.Itoa(port))
 	conn, err := sunrpc.Dial(dctx, addr, xid, sunrpc.Options{Log: c.log, OnCallback: c.onCallback, TLS: cfg.TLS.TLS()})
@@ -367,7 +381,7 @@ func (c *Client) connect(ctx context.Context) (err error) {
 	}
 	if err != nil {
 		_ = conn.Close()
-		return fmt.Errorf("brick %s (%s:%s): %w", c.cfg.Name, addr, cfg.RemoteSubvolume, err)
+		return fmt.Errorf("brick %s (%s:%s): %w", c.cfg.Name, addr, cfg.RemoteSubvolume, timedOut(err))
 	}
 	c.mu.Lock()
 	if c.closed {
@@ -523,7 +537,7 @@ func (c *Client) keeper() {
 			}
 			cerr := conn.Err()
 			c.lastErr.Store(&cerr)
-			c.log.Warn("brick disconnected", zap.Error(cerr))
+			c.log.Warn("brick disconnected", zap.Stringer("remote", conn.RemoteAddr()), zap.Error(cerr))
 			c.notify(false)
 		}
 		if !c.reconnect() {
@@ -535,10 +549,11 @@ func (c *Client) keeper() {
 // watch checks conn's health until it breaks or the client stops. A ping
 // goes out every PingInterval, each in its own goroutine so that a hung
 // brick cannot hold up the checks. The brick is declared dead when calls
-// (pings included) have waited PingTimeout with nothing at all arriving:
-// any reply proves it alive, so a brick slowed by a saturating load is
-// never dropped for a late ping, while a hung or silent one is dropped
-// PingTimeout after its last word.
+// (pings included) have waited PingTimeout with no reply arriving: any
+// reply proves it alive, so a brick slowed by a saturating load is never
+// dropped for a late ping, while a hung or silent one is dropped
+// PingTimeout after its last reply, and so is one that sends anything but
+// replies (callbacks only, a record that never ends).
 func (c *Client) watch(conn *sunrpc.Conn) {
 	check := c.cfg.PingTimeout / 30 // a hung brick is dropped at most 3 % late
 	if check > c.cfg.PingInterval {
@@ -566,8 +581,9 @@ func (c *Client) watch(conn *sunrpc.Conn) {
 				}()
 			}
 			if s := conn.Silence(now); s > c.cfg.PingTimeout {
-				c.log.Warn("brick stopped answering, disconnecting", zap.Duration("silent", s), zap.Duration("timeout", c.cfg.PingTimeout))
-				_ = conn.Close()
+				// The keeper logs it, with this reason.
+				conn.Abort(fmt.Errorf("brick stopped answering: no reply for %v with calls waiting (ping-timeout %v)",
+					s.Round(time.Millisecond), c.cfg.PingTimeout))
 				return
 			}
 		}
@@ -584,9 +600,14 @@ func (c *Client) reconnect() bool {
 			return false
 		default:
 		}
-		err := c.connect(context.Background())
+		err := c.connect(c.stopCtx)
 		if err == nil {
 			return true
+		}
+		select {
+		case <-c.stop:
+			return false
+		default:
 		}
 		if attempt == 1 || attempt%20 == 0 {
 			c.log.Warn("brick reconnect failed, retrying", zap.Int("attempt", attempt), zap.Error(err))

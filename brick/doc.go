@@ -7,9 +7,10 @@
 // caches volfiles.
 //
 // A Client keeps one TCP (or TLS) connection to its brick, with one reader
-// goroutine. It pings every ping-interval; a brick that has sent nothing
-// for ping-timeout while calls wait for it is dropped (its calls fail with
-// ENOTCONN) and reconnected with a capped, jittered backoff, asking
+// goroutine. It pings every ping-interval; a brick that has sent no reply
+// for ping-timeout while calls wait for it (callbacks and records that never
+// end do not count) is dropped (its calls fail with ENOTCONN) and
+// reconnected with a capped, jittered backoff, asking
 // glusterd for its port anew, so a brick restarted on another port is
 // found. Open fds are reopened by GFID after a reconnect: the Client keeps
 // the remote fd and the connection generation it belongs to in its own
@@ -17,6 +18,11 @@
 // EBADF an Fd it did not open. So a brick moved elsewhere is retargeted
 // (Retarget), never replaced by a new Client: that would turn every open
 // fd into EBADF.
+//
+// A brick or glusterd that breaks the protocol (see brick/sunrpc's
+// "Hostile peers") is dropped the same way, and the "brick disconnected"
+// line names its address and what it did; the handshake is bounded by the
+// dial timeout, and Close ends a reconnect under way at once.
 //
 // # Errors
 //

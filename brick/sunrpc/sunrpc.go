@@ -17,6 +17,21 @@
 // When the connection breaks every pending and later call fails with an error
 // that wraps ErrDisconnected. A call whose context ends stops waiting; its
 // request may already have been sent and is never resent here.
+//
+// # Hostile peers
+//
+// Nothing the peer sends can crash the process, grow memory without bound or
+// keep a call waiting while the peer looks alive. A record is at most
+// MaxRecord bytes (DefaultMaxRecord, 64 MiB) in at most MaxFragments
+// fragments, and the room for it grows with the bytes that actually arrive,
+// so a record mark that promises much and sends little costs little. A reply
+// to an xid that no call is waiting for (never sent, or answered already)
+// breaks the connection, as rpc-clnt's rpc_clnt_fill_request_info does: a
+// peer that says such things cannot be trusted with the replies that follow.
+// Late replies to calls whose callers gave up (the newest MaxAbandoned of
+// them) are dropped quietly. Only a reply to one of our calls counts as a
+// sign of life (LastReply, Silence): a peer streaming callbacks, or a record
+// that never ends, while our calls wait, is silent to the caller's watchdog.
 package sunrpc
 
 import (
@@ -67,11 +82,35 @@ const (
 const MaxAuthBytes = 400
 
 // DefaultMaxRecord bounds a record read from the peer. GlusterFS itself drops
-// a connection at 1 GiB; brickfs never asks for more than a few MiB a reply.
+// a connection at 1 GiB (socket_proto_state_machine, GF_UNIT_GB); brickfs asks
+// for at most 1 MiB of data a reply, and a volfile is at most 16 MiB.
 const DefaultMaxRecord = 64 << 20
+
+// MaxFragments bounds the fragments of one record. GlusterFS writes every
+// record as one fragment (socket.c __socket_ioq_new); a peer that sends empty
+// or tiny fragments without end is cut off here, not read until MaxRecord.
+const MaxFragments = 1024
+
+// MaxAbandoned is how many calls whose callers gave up a Conn remembers, so
+// that their late replies are dropped quietly rather than taken for replies
+// to xids never asked.
+const MaxAbandoned = 4096
+
+// eagerAlloc is the most room taken for a fragment before its bytes arrive:
+// a 1 MiB READ reply is read into one allocation, while a mark that promises
+// 64 MiB and then sends nothing costs 4 MiB, not 64.
+const eagerAlloc = 4 << 20
 
 // ErrDisconnected is wrapped by every error caused by a lost connection.
 var ErrDisconnected = errors.New("connection lost")
+
+// ErrPeerClosed is the error of a connection the peer closed between
+// records (one closed in the middle of a record is a broken peer).
+var ErrPeerClosed = fmt.Errorf("%w: closed by peer", ErrDisconnected)
+
+// errBadRecord is wrapped by ReadRecord's errors about the record itself
+// (as opposed to the connection under it).
+var errBadRecord = errors.New("bad record from peer")
 
 // RPCError is a reply that was not a successful procedure result.
 type RPCError struct {
@@ -205,10 +244,11 @@ type Conn struct {
 
 	mu      sync.Mutex
 	pending map[uint32]chan reply // GUARDED_BY(mu)
+	gaveUp  abandoned             // GUARDED_BY(mu); calls whose callers stopped waiting
 	nextXid uint32                // GUARDED_BY(mu)
 	err     error                 // GUARDED_BY(mu); set once when the connection breaks
 
-	lastRecv  atomic.Int64 // unix nanos of the last byte-complete record
+	lastReply atomic.Int64 // unix nanos of the last reply to one of our calls
 	busySince atomic.Int64 // unix nanos when the pending map last went from empty to non-empty
 	callbacks chan Call
 	dropped   atomic.Uint64
@@ -238,7 +278,7 @@ func NewConn(nc net.Conn, firstXid uint32, opts Options) *Conn {
 		callbacks: make(chan Call, 64),
 		done:      make(chan struct{}),
 	}
-	c.lastRecv.Store(time.Now().UnixNano())
+	c.lastReply.Store(time.Now().UnixNano())
 	c.wg.Add(2)
 	go c.readLoop()
 	go c.callbackLoop()
@@ -295,17 +335,19 @@ func (c *Conn) Err() error {
 	return c.err
 }
 
-// LastRecv is when the last whole record arrived from the peer.
-func (c *Conn) LastRecv() time.Time { return time.Unix(0, c.lastRecv.Load()) }
+// LastReply is when the last reply to one of our calls arrived (a late one
+// included), or when the Conn started.
+func (c *Conn) LastReply() time.Time { return time.Unix(0, c.lastReply.Load()) }
 
-// Silence is how long calls have waited with nothing at all arriving from
-// the peer: zero while no call is pending. Any reply proves the peer alive,
-// so a busy peer is never silent; a hung one is.
+// Silence is how long calls have waited with no reply to any of our calls
+// arriving: zero while no call is pending. Any reply proves the peer alive,
+// so a busy peer is never silent; a hung one is, and so is one that sends
+// only callbacks, or a record that never ends.
 func (c *Conn) Silence(now time.Time) time.Duration {
 	if c.Pending() == 0 {
 		return 0
 	}
-	from := c.lastRecv.Load()
+	from := c.lastReply.Load()
 	if b := c.busySince.Load(); b > from {
 		from = b
 	}
@@ -335,6 +377,14 @@ func (c *Conn) Close() error {
 	c.fail(fmt.Errorf("%w: closed by client", ErrDisconnected))
 	c.wg.Wait()
 	return nil
+}
+
+// Abort is Close with a reason: pending and later calls fail, and Err
+// returns, an error that wraps ErrDisconnected and reason. A Conn that has
+// already broken keeps its first error.
+func (c *Conn) Abort(reason error) {
+	c.fail(fmt.Errorf("%w: %w", ErrDisconnected, reason))
+	c.wg.Wait()
 }
 
 func (c *Conn) fail(err error) {
@@ -368,7 +418,7 @@ func (c *Conn) register() (uint32, chan reply, error) {
 		if c.nextXid == 0 {
 			c.nextXid = 1
 		}
-		if _, busy := c.pending[x]; !busy && x != 0 {
+		if _, busy := c.pending[x]; !busy && !c.gaveUp.has(x) && x != 0 {
 			if len(c.pending) == 0 {
 				c.busySince.Store(time.Now().UnixNano())
 			}
@@ -382,6 +432,52 @@ func (c *Conn) forget(xid uint32) {
 	c.mu.Lock()
 	delete(c.pending, xid)
 	c.mu.Unlock()
+}
+
+// abandon stops waiting for xid's reply, which may still come.
+func (c *Conn) abandon(xid uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.pending[xid]; !ok {
+		return // answered meanwhile, or the connection broke
+	}
+	delete(c.pending, xid)
+	c.gaveUp.add(xid)
+}
+
+// abandoned is a set of the newest MaxAbandoned xids added to it.
+type abandoned struct {
+	set  map[uint32]struct{}
+	ring []uint32 // in the order added; may hold xids already removed from set
+	next int      // the oldest entry of ring once it is full
+}
+
+func (a *abandoned) has(x uint32) bool {
+	_, ok := a.set[x]
+	return ok
+}
+
+func (a *abandoned) add(x uint32) {
+	if a.set == nil {
+		a.set = make(map[uint32]struct{})
+	}
+	if len(a.ring) < MaxAbandoned {
+		a.ring = append(a.ring, x)
+	} else {
+		delete(a.set, a.ring[a.next])
+		a.ring[a.next] = x
+		a.next = (a.next + 1) % MaxAbandoned
+	}
+	a.set[x] = struct{}{}
+}
+
+// remove reports whether x was in the set, and takes it out.
+func (a *abandoned) remove(x uint32) bool {
+	if _, ok := a.set[x]; !ok {
+		return false
+	}
+	delete(a.set, x)
+	return true
 }
 
 // Call sends one CALL and waits for its reply. args is the encoded argument
@@ -421,7 +517,7 @@ func (c *Conn) Call(ctx context.Context, prog, vers, proc uint32, cred Cred, arg
 	case r := <-ch:
 		return r.body, r.err
 	case <-ctx.Done():
-		c.forget(xid)
+		c.abandon(xid)
 		return nil, ctx.Err()
 	}
 }
@@ -447,8 +543,10 @@ func (c *Conn) readLoop() {
 		if err != nil {
 			var alert *net.OpError
 			switch {
+			case errors.Is(err, io.ErrUnexpectedEOF):
+				err = fmt.Errorf("%w: closed by peer in the middle of a record", ErrDisconnected)
 			case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
-				err = fmt.Errorf("%w: closed by peer", ErrDisconnected)
+				err = ErrPeerClosed
 			case errors.As(err, &alert) && alert.Op == "remote error":
 				// A TLS alert from the peer (it refused this host's
 				// certificate) stays visible to errors.As, to be
@@ -461,46 +559,68 @@ func (c *Conn) readLoop() {
 			c.fail(err)
 			return
 		}
-		c.lastRecv.Store(time.Now().UnixNano())
 		if err := c.dispatch(rec); err != nil {
-			c.fail(fmt.Errorf("%w: bad record from peer: %v", ErrDisconnected, err))
+			c.fail(fmt.Errorf("%w: %w: %w", ErrDisconnected, errBadRecord, err))
 			return
 		}
 	}
 }
 
-// ReadRecord reads one whole record (all its fragments), at most max bytes.
+// ReadRecord reads one whole record (all its fragments) of at most max bytes
+// in at most MaxFragments fragments. The room for the record grows with the
+// bytes that arrive (past the first eagerAlloc bytes of a fragment), never
+// beyond what its marks announced, so it never exceeds max.
 func ReadRecord(r io.Reader, max int) ([]byte, error) {
 	var rec []byte
 	var mark [4]byte
-	for {
+	for frags := 1; ; frags++ {
+		if frags > MaxFragments {
+			return nil, fmt.Errorf("%w: a record in more than %d fragments (%d bytes so far)", errBadRecord, MaxFragments, len(rec))
+		}
 		if _, err := io.ReadFull(r, mark[:]); err != nil {
-			if len(rec) > 0 && errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
+			if frags > 1 {
+				err = unexpected(err)
 			}
 			return nil, err
 		}
 		m := binary.BigEndian.Uint32(mark[:])
 		n := int(m &^ (1 << 31))
 		if len(rec)+n > max {
-			return nil, fmt.Errorf("record of over %d bytes (limit %d)", len(rec)+n, max)
+			return nil, fmt.Errorf("%w: a record of %d bytes or more announced (limit %d)", errBadRecord, len(rec)+n, max)
 		}
-		if rec == nil && m&(1<<31) != 0 {
-			rec = make([]byte, n)
-			if _, err := io.ReadFull(r, rec); err != nil {
-				return nil, unexpected(err)
+		var err error
+		if rec, err = readFragment(r, rec, n, max); err != nil {
+			return nil, err
+		}
+		if m&(1<<31) != 0 {
+			if rec == nil {
+				rec = []byte{}
 			}
 			return rec, nil
 		}
-		start := len(rec)
-		rec = append(rec, make([]byte, n)...)
-		if _, err := io.ReadFull(r, rec[start:]); err != nil {
+	}
+}
+
+// readFragment appends n bytes from r to rec, growing rec with the bytes
+// that arrive: it doubles (so a record in many fragments is copied a few
+// times, not once a fragment), but takes at most eagerAlloc bytes, or as
+// many as have arrived, ahead of them, and never more than limit in all.
+func readFragment(r io.Reader, rec []byte, n, limit int) ([]byte, error) {
+	want := len(rec) + n
+	for len(rec) < want {
+		if cap(rec) == len(rec) {
+			c := min(max(want, 2*len(rec)), len(rec)+max(len(rec), eagerAlloc), limit)
+			grown := make([]byte, len(rec), c)
+			copy(grown, rec)
+			rec = grown
+		}
+		end := min(cap(rec), want)
+		if _, err := io.ReadFull(r, rec[len(rec):end]); err != nil {
 			return nil, unexpected(err)
 		}
-		if m&(1<<31) != 0 {
-			return rec, nil
-		}
+		rec = rec[:end]
 	}
+	return rec, nil
 }
 
 func unexpected(err error) error {
@@ -538,6 +658,9 @@ func ParseMessage(rec []byte) (Message, error) {
 			if d.Err() != nil {
 				return m, d.Err()
 			}
+			if as > SystemErr {
+				return m, fmt.Errorf("accepted reply with accept_stat %d, not one of RFC 5531", as)
+			}
 			if as != Success {
 				m.Err = &RPCError{Stat: as}
 			} else {
@@ -545,6 +668,9 @@ func ParseMessage(rec []byte) (Message, error) {
 			}
 		case replyDenied:
 			rs := d.Uint32()
+			if rs > 1 && d.Err() == nil {
+				return m, fmt.Errorf("denied reply with reject_stat %d, neither RPC_MISMATCH nor AUTH_ERROR", rs)
+			}
 			e := &RPCError{Denied: true, Stat: rs}
 			if rs == 1 {
 				e.Auth = d.Uint32()
@@ -585,18 +711,28 @@ func (c *Conn) dispatch(rec []byte) error {
 		select {
 		case c.callbacks <- m.Call:
 		default:
-			c.dropped.Add(1)
-			c.log.Warn("dropped server callback: handler is behind", zap.Uint32("prog", m.Call.Prog), zap.Uint32("proc", m.Call.Proc))
+			// Said for the 1st, 2nd, 4th, 8th... drop: a peer flooding
+			// callbacks must not flood the log too.
+			if n := c.dropped.Add(1); n&(n-1) == 0 {
+				c.log.Warn("dropped server callbacks: handler is behind", zap.Uint32("prog", m.Call.Prog), zap.Uint32("proc", m.Call.Proc), zap.Uint64("dropped", n))
+			}
 		}
 		return nil
 	}
 	c.mu.Lock()
 	ch, ok := c.pending[m.Xid]
 	delete(c.pending, m.Xid)
+	late := !ok && c.gaveUp.remove(m.Xid)
 	c.mu.Unlock()
-	if !ok {
+	if !ok && !late {
+		// rpc_clnt_fill_request_info fails the same way, and socket.c
+		// then drops the connection.
+		return fmt.Errorf("reply to xid %d, which no call is waiting for (never sent, or answered already)", m.Xid)
+	}
+	c.lastReply.Store(time.Now().UnixNano())
+	if late {
 		// A reply to a call whose caller gave up: harmless.
-		if ce := c.log.Check(zap.DebugLevel, "reply for unknown xid"); ce != nil {
+		if ce := c.log.Check(zap.DebugLevel, "late reply"); ce != nil {
 			ce.Write(zap.Uint32("xid", m.Xid))
 		}
 		return nil

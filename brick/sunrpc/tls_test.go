@@ -56,7 +56,7 @@ func TestTLSCloseToHungPeer(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
 	conn.Close()
-	if d := time.Since(start); d > time.Second {
+	if d := time.Since(start); d > 5*time.Second { // immediate, but machines are loaded
 		t.Errorf("Close took %v with a write blocked on a hung TLS peer", d)
 	}
 	select {
@@ -64,8 +64,8 @@ func TestTLSCloseToHungPeer(t *testing.T) {
 		if err == nil {
 			t.Error("the call succeeded on a closed connection")
 		}
-	case <-time.After(2 * time.Second):
-		t.Error("the pending call did not fail after Close")
+	case <-time.After(10 * time.Second):
+		t.Error("the pending call did not fail within 10 s of Close")
 	}
 }
 

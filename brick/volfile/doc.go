@@ -20,6 +20,11 @@
 // Watch stays connected to one glusterd of the list (the next when it
 // goes), fetches the volfile on every FETCHSPEC callback and after every
 // reconnect, and hands a changed volfile to its caller's apply function.
+// A glusterd that stops answering its pings, or breaks the protocol, is
+// left for the next with one line naming it and what it did (at info when
+// it merely closed the connection, as a restart does). Fetch and Watch
+// bound every call by their timeouts; brick/sunrpc bounds what a glusterd
+// can make them read.
 //
 // # Errors
 //

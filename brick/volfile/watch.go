@@ -3,6 +3,7 @@ package volfile
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"syscall"
 	"time"
@@ -116,32 +117,43 @@ func Watch(ctx context.Context, servers []Server, key string, spec []byte, o Wat
 		if check(conn) {
 			failedRound = false
 			wait = time.Second
-			followOn(ctx, conn, changed, check, o.Check)
+			if err := followOn(ctx, conn, changed, check, o.Check); err != nil && ctx.Err() == nil {
+				lvl := zap.WarnLevel
+				if errors.Is(err, sunrpc.ErrPeerClosed) {
+					lvl = zap.InfoLevel // glusterd restarting
+				}
+				log.Log(lvl, "lost the volfile server; following the volfile from the next one", zap.Stringer("remote", s), zap.Error(err))
+			}
 		}
 		_ = conn.Close()
 	}
 }
 
-// followOn serves one glusterd connection until it breaks or ctx ends.
-func followOn(ctx context.Context, conn *sunrpc.Conn, changed <-chan struct{}, check func(*sunrpc.Conn) bool, every time.Duration) {
+// followOn serves one glusterd connection until it breaks or ctx ends. It
+// returns why the connection is no good, or nil when ctx ended or check
+// failed (check logs its own failures).
+func followOn(ctx context.Context, conn *sunrpc.Conn, changed <-chan struct{}, check func(*sunrpc.Conn) bool, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-conn.Done():
-			return
+			return conn.Err()
 		case <-changed:
 			if !check(conn) {
-				return
+				return nil
 			}
 		case <-t.C:
 			pctx, cancel := context.WithTimeout(ctx, every)
 			err := Ping(pctx, conn)
 			cancel()
+			if errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("no answer to a ping within %v", every)
+			}
 			if err != nil {
-				return
+				return fmt.Errorf("ping: %w", err)
 			}
 		}
 	}

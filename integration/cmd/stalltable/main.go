@@ -14,6 +14,7 @@
 //	kill   SIGKILL brick 2, restart it (new port) after -down
 //	stop   SIGSTOP brick 2 for -hold, then SIGCONT
 //	drop   iptables DROP of brick 2's node (glusterd included) for -hold
+//	flap   iptables DROP and ACCEPT of brick 2's node every 2 s for -hold
 //	freeze fsfreeze of brick 2's XFS filesystem for -hold (the brick stays
 //	       up and answers pings; a brick frozen past its health check's
 //	       20 s stops itself and is restarted after the thaw)
@@ -58,7 +59,7 @@ func main() {
 	lead := flag.Duration("lead", 5*time.Second, "fio runs this long before the fault")
 	tailD := flag.Duration("tail", 10*time.Second, "fio runs this long after the fault is cleared")
 	size := flag.String("size", "64M", "fio file size")
-	scen := flag.String("scenarios", "kill,stop,drop,freeze", "comma-separated: kill, stop, drop, freeze")
+	scen := flag.String("scenarios", "kill,stop,drop,freeze", "comma-separated: kill, stop, drop, flap, freeze")
 	clients := flag.String("clients", "brickfs,native", "comma-separated: brickfs, native")
 	bopts := flag.String("brickfs-opts", "", "extra brickfs mount options (comma-separated)")
 	out := flag.String("o", "", "write the table to this file too")
@@ -68,8 +69,8 @@ func main() {
 
 	scenarios := strings.Split(*scen, ",")
 	for _, s := range scenarios {
-		if s != "kill" && s != "stop" && s != "drop" && s != "freeze" {
-			log.Fatalf("stalltable: unknown scenario %q (want kill, stop, drop, freeze)", s)
+		if s != "kill" && s != "stop" && s != "drop" && s != "flap" && s != "freeze" {
+			log.Fatalf("stalltable: unknown scenario %q (want kill, stop, drop, flap, freeze)", s)
 		}
 	}
 	kinds := strings.Split(*clients, ",")
@@ -159,6 +160,14 @@ func runScenario(d *integration.Program, c *integration.Cluster, fss []*integrat
 		c.DropHost(d, node)
 		time.Sleep(hold)
 		c.UndropHost(d, node)
+	case "flap":
+		node := c.Brick(d, vol, victim).Node
+		for end := time.Now().Add(hold); time.Now().Before(end); {
+			c.DropHost(d, node)
+			time.Sleep(2 * time.Second)
+			c.UndropHost(d, node)
+			time.Sleep(2 * time.Second)
+		}
 	case "freeze":
 		c.Freeze(d, fss[victim])
 		time.Sleep(hold)
@@ -220,6 +229,7 @@ func render(res map[string]map[string]result, scenarios []string, hold, down, le
 		"kill":   fmt.Sprintf("SIGKILL brick, restart after %v", down),
 		"stop":   fmt.Sprintf("SIGSTOP brick %v, then SIGCONT", hold),
 		"drop":   fmt.Sprintf("iptables DROP of brick's node %v", hold),
+		"flap":   fmt.Sprintf("DROP/ACCEPT of brick's node every 2 s for %v", hold),
 		"freeze": fmt.Sprintf("fsfreeze of brick's XFS %v", hold),
 	}
 	fmt.Fprintf(&b, "| scenario | brickfs max stall | native max stall | brickfs errors | native errors |\n")

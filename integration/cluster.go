@@ -82,8 +82,10 @@ type ClusterOptions struct {
 	// daemons it starts inherit it) where a copy of /var/lib/glusterd
 	// with a secure-access file, and this directory over each of
 	// tlsconf.OpenSSLDirs that exists, are bind-mounted. The namespace
-	// is a slave of the host's: mounts made later on the host (backing
-	// filesystems, FUSE mounts) appear in it, none of its own leave it.
+	// copies the host's mounts when glusterd starts (other runs' are
+	// unmounted in it); where / is not a shared mount, as here, mounts
+	// made on the host later (MakeFS filesystems) do not appear in it,
+	// so such a cluster's bricks are plain directories.
 	// Clients on the host (brickfs with BRICKFS_SECURE_ACCESS and
 	// BRICKFS_SSL_DIR) then need management TLS to reach glusterd;
 	// the native client cannot.
@@ -324,7 +326,7 @@ func (c *Cluster) launchGlusterd(t T, n int) {
 	cmd := exec.Command("glusterd", nd.args...)
 	if c.opts.ManagementTLS != "" {
 		cmd = exec.Command("unshare", append([]string{"--mount", "--propagation", "slave", "sh", "-c", mgmtTLSScript, "sh",
-			c.gdLib, c.opts.ManagementTLS, strings.Join(tlsconf.OpenSSLDirs(), " "), "glusterd"}, nd.args...)...)
+			c.gdLib, c.opts.ManagementTLS, strings.Join(tlsconf.OpenSSLDirs(), " "), c.Dir, "glusterd"}, nd.args...)...)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
 	// Own process group: a ^C on the test does not kill glusterd before
@@ -350,7 +352,15 @@ mount --bind "$1" /var/lib/glusterd
 for d in $3; do
 	if [ -d "$d" ]; then mount --bind "$2" "$d"; fi
 done
-shift 3
+# The namespace got a copy of every mount of the host, and an unmount on
+# the host does not reach it: other runs' FUSE mounts and filesystems
+# would stay pinned here (their daemons never exit, their loop devices
+# stay busy) for as long as this glusterd runs. Only this cluster's own
+# stay.
+awk '$3 ~ /^fuse/ || $2 ~ /^\/tmp\/brickfs-it-/ {print $2}' /proc/self/mounts | while read -r m; do
+	case "$m" in "$4"|"$4"/*) ;; *) umount -l "$m" 2>/dev/null || true ;; esac
+done
+shift 4
 exec "$@"`
 
 // prepareManagementTLS makes the /var/lib/glusterd the glusterds see: a

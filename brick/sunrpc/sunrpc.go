@@ -91,9 +91,9 @@ const DefaultMaxRecord = 64 << 20
 // or tiny fragments without end is cut off here, not read until MaxRecord.
 const MaxFragments = 1024
 
-// MaxAbandoned is how many calls whose callers gave up a Conn remembers, so
-// that their late replies are dropped quietly rather than taken for replies
-// to xids never asked.
+// MaxAbandoned is how many calls whose callers gave up, and whose replies
+// have not come, a Conn remembers, so that their late replies are dropped
+// quietly rather than taken for replies to xids never asked.
 const MaxAbandoned = 4096
 
 // eagerAlloc is the most room taken for a fragment before its bytes arrive:
@@ -445,11 +445,14 @@ func (c *Conn) abandon(xid uint32) {
 	c.gaveUp.add(xid)
 }
 
-// abandoned is a set of the newest MaxAbandoned xids added to it.
+// abandoned is the set of xids whose callers gave up and whose replies
+// have not come: at most MaxAbandoned of them, the oldest forgotten
+// first. Answered ones leave it at once, so a brick answering a long
+// queue late (a disk that stalled) is not dropped for a reply to a call
+// given up long ago.
 type abandoned struct {
-	set  map[uint32]struct{}
-	ring []uint32 // in the order added; may hold xids already removed from set
-	next int      // the oldest entry of ring once it is full
+	set   map[uint32]struct{}
+	order []uint32 // in the order added; may hold xids already removed from set
 }
 
 func (a *abandoned) has(x uint32) bool {
@@ -461,13 +464,22 @@ func (a *abandoned) add(x uint32) {
 	if a.set == nil {
 		a.set = make(map[uint32]struct{})
 	}
-	if len(a.ring) < MaxAbandoned {
-		a.ring = append(a.ring, x)
-	} else {
-		delete(a.set, a.ring[a.next])
-		a.ring[a.next] = x
-		a.next = (a.next + 1) % MaxAbandoned
+	for len(a.set) >= MaxAbandoned && len(a.order) > 0 {
+		old := a.order[0]
+		a.order = a.order[1:]
+		delete(a.set, old) // a no-op for one answered already
 	}
+	if len(a.order) >= 2*MaxAbandoned {
+		// Mostly answered ones: keep those still waited for.
+		live := make([]uint32, 0, len(a.set)+1)
+		for _, o := range a.order {
+			if _, ok := a.set[o]; ok {
+				live = append(live, o)
+			}
+		}
+		a.order = live
+	}
+	a.order = append(a.order, x)
 	a.set[x] = struct{}{}
 }
 

@@ -648,3 +648,27 @@ func FuzzReadRecord(f *testing.F) {
 		}
 	})
 }
+
+// A call given up long ago is still known when its reply comes, however
+// many calls were given up and answered since: only those still waited
+// for count against MaxAbandoned.
+func TestAbandonedKeepsOldUnanswered(t *testing.T) {
+	var a abandoned
+	a.add(1)
+	for x := uint32(2); x < 3*MaxAbandoned; x++ {
+		a.add(x)
+		if !a.remove(x) {
+			t.Fatalf("xid %d just given up is not known", x)
+		}
+	}
+	if !a.remove(1) {
+		t.Fatal("the reply to xid 1, given up first and never answered, would drop the connection")
+	}
+	// Without answers, the oldest go first.
+	for x := uint32(10); x < 10+MaxAbandoned+5; x++ {
+		a.add(x)
+	}
+	if a.has(10) || !a.has(10+MaxAbandoned+4) || len(a.set) != MaxAbandoned || len(a.order) > 2*MaxAbandoned {
+		t.Errorf("set %d, order %d, has oldest %v", len(a.set), len(a.order), a.has(10))
+	}
+}

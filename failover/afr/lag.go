@@ -44,7 +44,7 @@ func (r *Replicate) lagWait(q time.Duration) time.Duration {
 // calls take of late, so a child slower than its peers under load (its
 // queue is the longest) is waited for.
 func (r *Replicate) lagWaitFor(i int, q time.Duration) time.Duration {
-	return min(max(r.lagWait(q), lagFactor*time.Duration(r.lag.callNs[i].Load())), r.opts.FopTimeout)
+	return min(max(r.lagWait(q), q+lagFactor*time.Duration(r.lag.callNs[i].Load())), r.opts.FopTimeout)
 }
 
 // lagState is what the replica set knows of its lagging children.
@@ -186,7 +186,7 @@ func (r *Replicate) cutEnd(i int, err error, id *int) {
 	r.lag.mu.Lock()
 	// What waits for the child's cut calls runs before the last one is
 	// counted out: until then no new transaction takes the child.
-	for r.lag.cut[i] == 1 && len(r.lag.after[i]) > 0 && !r.lag.closing {
+	for r.lag.cut[i] == 1 && len(r.lag.after[i]) > 0 {
 		fns := r.lag.after[i]
 		r.lag.after[i] = nil
 		r.lag.mu.Unlock()
@@ -295,9 +295,6 @@ func (r *Replicate) fanoutLag(ctx context.Context, set []bool, fn func(ctx conte
 			cancel()
 			if state[i].CompareAndSwap(callRunning, callAnswered) {
 				now := time.Now()
-				if err == nil {
-					average(&r.lag.callNs[i], now.Sub(start))
-				}
 				ch <- answer{i, reply{err: err, done: true, at: now}}
 				return
 			}
@@ -318,6 +315,11 @@ func (r *Replicate) fanoutLag(ctx context.Context, set []bool, fn func(ctx conte
 			left--
 			if a.rp.err == nil {
 				ok[a.i] = true
+				var excess time.Duration
+				if cut != nil || timer != nil {
+					excess = a.rp.at.Sub(start) - q
+				}
+				average(&r.lag.callNs[a.i], excess)
 			}
 			if cut == nil && timer == nil && left > 0 && r.hasQuorum(ok) {
 				q = time.Since(start)

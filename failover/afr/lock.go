@@ -72,7 +72,13 @@ func (r *Replicate) lockInode(ctx context.Context, ino *inode, set []bool, fl xd
 			cmd = fop.LkSetW
 		}
 		return fop.ErrOnly(r.kids[i].Inodelk(ctx, ino.gfid, r.name, cmd, fl, nil))
-	}, func(locked []bool) { r.unlockInode(ctx, ino, locked, fl) })
+	}, func(locked []bool) {
+		// nothing was written under a lock just taken: give it back now
+		ictx := internal(ctx, ino.owner)
+		r.fanoutLag(ictx, locked, func(ctx context.Context, i int) error {
+			return fop.ErrOnly(r.kids[i].Inodelk(ctx, ino.gfid, r.name, fop.LkSet, unlockOf(fl), nil))
+		}, nil)
+	})
 }
 
 func (r *Replicate) unlockInode(ctx context.Context, ino *inode, locked []bool, fl xdr.Flock) {
@@ -114,7 +120,14 @@ func (r *Replicate) lockEntries(ctx context.Context, owner []byte, names []entry
 			}
 		}
 		return nil
-	}, func(locked []bool) { r.unlockEntries(ctx, owner, names, locked) })
+	}, func(locked []bool) {
+		r.fanoutLag(internal(ctx, owner), locked, func(ctx context.Context, i int) error {
+			for _, e := range names {
+				_, _ = r.kids[i].Entrylk(ctx, e.parent, e.name, r.name, fop.EntrylkUnlock, fop.LkWrite, nil)
+			}
+			return nil
+		}, nil)
+	})
 }
 
 func (r *Replicate) unlockEntries(ctx context.Context, owner []byte, names []entry, locked []bool) {

@@ -131,6 +131,7 @@ func issuerCRL(dir string, issuer *x509.Certificate) (*x509.RevocationList, stri
 	want, _ := canonicalName(issuer.RawSubject)
 	var best *x509.RevocationList
 	var bestFile string
+	var unsigned error // the first list in the issuer's name that another key signed
 	for k := 0; ; k++ {
 		file := filepath.Join(dir, fmt.Sprintf("%08x.r%d", h, k))
 		if _, err := os.Stat(file); err != nil {
@@ -145,13 +146,23 @@ func issuerCRL(dir string, issuer *x509.Certificate) (*x509.RevocationList, stri
 				continue // another name with the same hash
 			}
 			if err := l.CheckSignatureFrom(issuer); err != nil {
-				return nil, "", &Error{What: fmt.Sprintf("the revocation list %s names %s as its issuer but is not signed by it (%v)", file, issuer.Subject, err),
-					Fix: "replace it with the list that CA issued", Err: errors.Join(ErrCRL, err)}
+				// Another key of the same name (a CA's key rolled
+				// over, its old list left beside the new one): it
+				// counts against us only if no list of this key is
+				// there.
+				if unsigned == nil {
+					unsigned = &Error{What: fmt.Sprintf("the revocation list %s names %s as its issuer but is not signed by it (%v)", file, issuer.Subject, err),
+						Fix: "replace it with the list that CA issued", Err: errors.Join(ErrCRL, err)}
+				}
+				continue
 			}
 			if best == nil || l.ThisUpdate.After(best.ThisUpdate) {
 				best, bestFile = l, file
 			}
 		}
+	}
+	if best == nil && unsigned != nil {
+		return nil, "", unsigned
 	}
 	return best, bestFile, nil
 }

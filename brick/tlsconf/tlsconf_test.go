@@ -266,6 +266,11 @@ func TestRevocation(t *testing.T) {
 	if err := impostor.WriteCRL(crlPath(t, crls, p.ca, 0), bricktest.CRLOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// Beside the CA's own list (r1, which revokes): that one counts (a
+	// key rolled over, the old key's list left in place).
+	wantError(t, "another key's list beside the CA's own", c.verify([][]byte{p.server.Raw}, now), ErrRevoked, `\.r1 of`)
+	// Alone: refused.
+	os.Remove(crlPath(t, crls, p.ca, 1))
 	wantError(t, "a list signed by another key", c.verify([][]byte{p.server.Raw}, now), ErrCRL,
 		`revocation list .*\.r0 names .*test CA.* as its issuer but is not signed by it`)
 	// A list file that went bad, and the directory gone: refused.

@@ -267,8 +267,34 @@ const (
 // lagging. fn must not touch what the caller reads of a child that did
 // not succeed: the call of a cut child runs on after fanoutLag returns.
 func (r *Replicate) fanoutLag(ctx context.Context, set []bool, fn func(ctx context.Context, i int) error, late func(i int, err error)) []reply {
+	return r.fanoutLagCut(ctx, set, fn, late).rs
+}
+
+// lagReplies is what fanoutLagCut returns: the replies, and for each child
+// that was cut, a channel that gets its call's outcome when it ends.
+type lagReplies struct {
+	rs  []reply
+	cut []chan error // nil for children not cut
+}
+
+// awaitCut waits for the calls of the children that were cut and returns
+// those that succeeded after all: a change that lost its quorum after the
+// cut (another child failed later, in the flush) still has them.
+func (lr lagReplies) awaitCut() []bool {
+	ok := make([]bool, len(lr.rs))
+	for i, ch := range lr.cut {
+		if ch != nil {
+			ok[i] = <-ch == nil // the call is bounded by the fop timeout
+		}
+	}
+	return ok
+}
+
+// fanoutLagCut is fanoutLag that also lets the caller wait for the calls
+// it cut.
+func (r *Replicate) fanoutLagCut(ctx context.Context, set []bool, fn func(ctx context.Context, i int) error, late func(i int, err error)) lagReplies {
 	if r.opts.LagTimeout < 0 || count(set) < 2 {
-		return r.fanout(ctx, set, fn)
+		return lagReplies{rs: r.fanout(ctx, set, fn), cut: make([]chan error, r.n())}
 	}
 	type answer struct {
 		i  int
@@ -278,6 +304,12 @@ func (r *Replicate) fanoutLag(ctx context.Context, set []bool, fn func(ctx conte
 	out := make([]reply, n)
 	state := make([]atomic.Int32, n)
 	ch := make(chan answer, n) // never blocks: a cut child's answer is dropped here
+	lateCh := make([]chan error, n)
+	for i := range lateCh {
+		if set[i] {
+			lateCh[i] = make(chan error, 1)
+		}
+	}
 	bctx := context.WithoutCancel(ctx)
 	cancels := make([]context.CancelFunc, n)
 	ids := make([]int, n) // &ids[i] names child i's call while it is cut
@@ -298,6 +330,7 @@ func (r *Replicate) fanoutLag(ctx context.Context, set []bool, fn func(ctx conte
 				ch <- answer{i, reply{err: err, done: true, at: now}}
 				return
 			}
+			lateCh[i] <- err
 			if late != nil {
 				late(i, err)
 			}
@@ -354,7 +387,13 @@ func (r *Replicate) fanoutLag(ctx context.Context, set []bool, fn func(ctx conte
 	if timer != nil {
 		timer.Stop()
 	}
-	return out
+	res := lagReplies{rs: out, cut: make([]chan error, n)}
+	for i := range out {
+		if state[i].Load() == callCut {
+			res.cut[i] = lateCh[i]
+		}
+	}
+	return res
 }
 
 // callOne runs fn for child i bounded by the fop timeout; a child that

@@ -295,3 +295,34 @@ func TestAlreadyLaggingIsNotWaitedFor(t *testing.T) {
 	releaseWrite()
 	eventually(t, 10*time.Second, "brick 2 unlocked once its write ended", func() bool { return mems[2].Locks() == 0 && !r.lagging()[2] })
 }
+
+// A slow brick cut from a write, and then another brick failing the
+// flush before the accusation: the write has no quorum left among those
+// that were waited for, so the cut brick's call is waited for after all
+// (it only lagged), flushed, and the write succeeds on it and the third.
+func TestCutBrickMakesUpQuorumAfterALaterFailure(t *testing.T) {
+	r, mems := memReplicaWith(t, lagOpts)
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, f)
+	mems[1].Delay("WRITE", 400*time.Millisecond) // slow, not stuck: cut at 50 ms
+	mems[0].Refuse("FSYNC", syscall.EIO)         // brick 0 fails as the others are flushed
+	within(t, 10*time.Second, "a write whose quorum needs the slow brick", func() error {
+		_, _, _, err := r.Write(ctx, f, 0, []byte("data"), nil)
+		return err
+	})
+	if r.Cuts() == 0 {
+		t.Fatal("the slow brick was not cut: the scenario did not happen")
+	}
+	for _, i := range []int{1, 2} {
+		if d, _ := mems[i].Data(foptest.GFID(1)); string(d) != "data" {
+			t.Errorf("brick %d holds %q", i, d)
+		}
+		if !accuses(mems[i], 0) {
+			t.Errorf("brick %d does not accuse brick 0, whose flush failed", i)
+		}
+	}
+}

@@ -26,6 +26,14 @@ func and(a, b []bool) []bool {
 	return o
 }
 
+func or(a, b []bool) []bool {
+	o := make([]bool, len(a))
+	for i := range a {
+		o[i] = a[i] || b[i]
+	}
+	return o
+}
+
 func clone(b []bool) []bool { return append([]bool(nil), b...) }
 
 func first(ok []bool) int {

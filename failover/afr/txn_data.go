@@ -38,7 +38,8 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 	var t [3]time.Time // start, locked, fop done: for the slow-change log
 	t[0] = start
 	t[1] = time.Now()
-	rs := r.fanoutLag(ctx, part, op, nil)
+	lr := r.fanoutLagCut(ctx, part, op, nil)
+	rs := lr.rs
 	t[2] = time.Now()
 	defer func() {
 		if end := time.Now(); end.Sub(t[0]) >= slowChange {
@@ -48,6 +49,12 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 		}
 	}()
 	ok, err := r.outcome(rs, part)
+	if err != nil && !symmetric(rs, part) {
+		// Too few took it once the lagging were cut: they may have
+		// taken it after all (a slow brick, not a stuck one), and
+		// waiting for them beats failing the write.
+		ok, err = r.recoverCut(lr, part, ok, err)
+	}
 	now := false
 	switch {
 	case err != nil && !symmetric(rs, part):
@@ -68,6 +75,32 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 				return fop.ErrOnly(r.kids[i].Fsync(ctx, cf, true, nil))
 			})
 			flushed := succeeded(frs, ok)
+			if !r.hasQuorum(flushed) {
+				// A child cut for lagging may hold the change after
+				// all: flushed too, it can make up the quorum.
+				more := and(lr.awaitCut(), not(ok))
+				if count(more) > 0 {
+					for i, m := range more {
+						if m {
+							rs[i] = reply{done: true, at: time.Now()}
+						}
+					}
+					mrs := r.fanout(ctx, more, func(ctx context.Context, i int) error {
+						cf, err := r.child(ctx, rf, i)
+						if err != nil {
+							return err
+						}
+						return fop.ErrOnly(r.kids[i].Fsync(ctx, cf, true, nil))
+					})
+					for i, m := range more {
+						if m {
+							frs[i] = mrs[i]
+						}
+					}
+					flushed = or(flushed, succeeded(mrs, more))
+					ok = or(ok, more)
+				}
+			}
 			if !r.hasQuorum(flushed) {
 				err = r.quorumErr("FSYNC", frs, ok)
 			}
@@ -100,6 +133,25 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 		now = true
 	}
 	r.release(ino, off, length, now)
+	return ok, err
+}
+
+// recoverCut waits for the children cut from a change that then fell
+// short of quorum; those that took it after all count.
+func (r *Replicate) recoverCut(lr lagReplies, part, ok []bool, err error) ([]bool, error) {
+	more := and(lr.awaitCut(), part)
+	if count(more) == 0 {
+		return ok, err
+	}
+	for i, m := range more {
+		if m {
+			lr.rs[i] = reply{done: true, at: time.Now()}
+		}
+	}
+	ok = or(ok, more)
+	if r.hasQuorum(ok) {
+		return ok, nil
+	}
 	return ok, err
 }
 

@@ -121,6 +121,27 @@ func (c *Config) ExplainHandshake(err error) error {
 	return err
 }
 
+// ExplainHangup explains a server that hung up on the first call over a
+// TLS connection it had let through the handshake. In TLS 1.3 the server
+// checks this host's certificate only after the client's side of the
+// handshake is done: one that refuses it sends an alert and closes, and
+// the alert is lost when the close arrives as a reset first. So the
+// likely cause is said, as a guess.
+func (c *Config) ExplainHangup(err error) error {
+	if c == nil || err == nil {
+		return err
+	}
+	if e := c.Explain(err); e != err {
+		return e
+	}
+	peer, what := c.peer(), "this host's certificate "+c.files.Cert
+	if c.own != nil {
+		what = fmt.Sprintf("%s (%s, issued by %s)", what, c.own.Subject, c.own.Issuer)
+	}
+	return &Error{What: fmt.Sprintf("%s hung up right after the TLS handshake without saying why (%v); most likely %s does not trust %s", peer, err, peer, what),
+		Fix: "add this host's CA to the servers' CA list (glusterfs.ca, or ssl.ca-list on the volume) or install a certificate signed by one on it; if the servers trust it, see glusterd's log", Err: errors.Join(ErrRefused, err)}
+}
+
 // alert explains a TLS alert the server sent about this host's certificate.
 func (c *Config) alert(a uint8, err error) error {
 	own, path, peer := c.own, c.files.Cert, c.peer()

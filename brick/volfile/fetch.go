@@ -108,6 +108,10 @@ func ExplainMgmt(tc *tlsconf.Config, err error) error {
 		if errors.As(err, &te) && errors.Is(err, tlsconf.ErrNotTLS) {
 			return &tlsconf.Error{What: te.What, Fix: fmt.Sprintf("if it keeps doing so, glusterd does not use management TLS, which this host uses because %s exists: remove that file, or turn management TLS on at the servers", tc.SecureAccess()), Err: te.Err}
 		}
+		if !errors.As(err, &te) && errors.Is(err, sunrpc.ErrDisconnected) {
+			// Hung up on after the handshake, with the alert lost.
+			return tc.ExplainHangup(err)
+		}
 		return err
 	}
 	if errors.Is(err, sunrpc.ErrDisconnected) {

@@ -5,15 +5,18 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap/zaptest"
 
 	"github.com/brickfs/brickfs/brick/bricktest"
+	"github.com/brickfs/brickfs/brick/sunrpc"
 	"github.com/brickfs/brickfs/brick/tlsconf"
 )
 
@@ -156,5 +159,22 @@ func TestWatchOverManagementTLS(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the volfile served over management TLS was never applied")
+	}
+}
+
+// A glusterd that refuses this host's certificate after the TLS 1.3
+// handshake may reset the connection before its alert is read: the
+// hang-up on the first call is explained as that, said as the likely
+// cause.
+func TestMgmtHangupAfterHandshakeExplained(t *testing.T) {
+	m := newMgmtTLS(t, time.Now().Add(time.Hour))
+	err := ExplainMgmt(m.client, fmt.Errorf("%w: write: write tcp 127.0.0.1:1->127.0.0.1:24007: write: connection reset by peer", sunrpc.ErrDisconnected))
+	var te *tlsconf.Error
+	if !errors.As(err, &te) || !errors.Is(err, tlsconf.ErrRefused) {
+		t.Fatalf("a hang-up after the handshake: %v (%T), want a tlsconf.Error", err, err)
+	}
+	if !regexp.MustCompile(`glusterd hung up right after the TLS handshake .*most likely glusterd does not trust this host's certificate .*glusterfs\.pem \(CN=client, issued by `).MatchString(err.Error()) ||
+		!strings.Contains(err.Error(), "add this host's CA to the servers' CA list") {
+		t.Errorf("message: %v", err)
 	}
 }

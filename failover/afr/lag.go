@@ -62,6 +62,10 @@ type lagState struct {
 	// callNs is, per child, a moving average of how long its calls in
 	// changes take (ns): a child slow of late gets longer to answer.
 	callNs []atomic.Int64
+	// answered is, per child, when a call of a change last came back
+	// (unix ns): a child still answering is working through a queue,
+	// not stuck, and is not cut.
+	answered []atomic.Int64
 	// cuts counts every cut, for tests and status.
 	cuts atomic.Int64
 	// readNs is a moving average of how long reads take (ns): of data
@@ -106,7 +110,7 @@ func (r *Replicate) slowReads(i int) {
 
 func newLagState(n int) *lagState {
 	l := &lagState{cut: make([]int, n), ctx: make([]context.Context, n), end: make([]context.CancelFunc, n), calls: map[*int]context.CancelFunc{},
-		slowUntil: make([]atomic.Int64, n), readNs: make([]atomic.Int64, 2), after: make([][]func(), n), callNs: make([]atomic.Int64, n)}
+		slowUntil: make([]atomic.Int64, n), readNs: make([]atomic.Int64, 2), after: make([][]func(), n), callNs: make([]atomic.Int64, n), answered: make([]atomic.Int64, n)}
 	l.idle = sync.NewCond(&l.mu)
 	for i := range l.ctx {
 		l.ctx[i], l.end[i] = context.WithCancel(context.Background())
@@ -325,6 +329,7 @@ func (r *Replicate) fanoutLagCut(ctx context.Context, set []bool, fn func(ctx co
 		r.workers.run(func() {
 			err := r.callIn(cctx, bctx, i, fn)
 			cancel()
+			r.lag.answered[i].Store(time.Now().UnixNano())
 			if state[i].CompareAndSwap(callRunning, callAnswered) {
 				now := time.Now()
 				ch <- answer{i, reply{err: err, done: true, at: now}}
@@ -372,9 +377,24 @@ func (r *Replicate) fanoutLagCut(ctx context.Context, set []bool, fn func(ctx co
 		case now := <-cut:
 			cut = nil
 			took := now.Sub(start)
+			// A child that answered other calls within the wait is
+			// slow, not stuck: it is given another wait.
+			var again time.Duration
+			busy := make([]bool, n)
+			for i := range r.kids {
+				if set[i] && !out[i].done {
+					if w := r.lagWaitFor(i, q); now.Sub(time.Unix(0, r.lag.answered[i].Load())) < w && took < r.opts.FopTimeout {
+						busy[i], again = true, max(again, w)
+					}
+				}
+			}
+			if again > 0 {
+				timer = time.NewTimer(again)
+				cut = timer.C
+			}
 			r.lag.mu.Lock()
 			for i := range r.kids {
-				if set[i] && !out[i].done && state[i].CompareAndSwap(callRunning, callCut) {
+				if set[i] && !out[i].done && !busy[i] && state[i].CompareAndSwap(callRunning, callCut) {
 					r.cutStart(i, took, q, &ids[i], cancels[i])
 					out[i] = reply{err: r.errLagging(i, took, q), done: true, at: now}
 					left--

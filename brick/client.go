@@ -372,7 +372,10 @@ func (c *Client) connect(ctx context.Context) (err error) {
 	// client's side of the handshake: a refusal comes as the answer to
 	// the first call.
 	progs, err := Dump(dctx, conn)
-	err = cfg.TLS.Explain(err)
+	if err != nil && cfg.TLS != nil && errors.Is(err, sunrpc.ErrDisconnected) {
+		// Hung up on with no alert read (the reset can beat it).
+		err = cfg.TLS.ExplainHangup(err)
+	}
 	if err == nil && !hasProgram(progs, ProgFOP, VersFOP) {
 		err = fmt.Errorf("the brick does not offer the GlusterFS 4.x FOP program (%d/%d); brickfs needs GlusterFS 4.0 or later", ProgFOP, VersFOP)
 	}

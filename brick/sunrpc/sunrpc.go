@@ -522,7 +522,7 @@ func (c *Conn) Call(ctx context.Context, prog, vers, proc uint32, cred Cred, arg
 
 	if err := c.write(hdr.B, data); err != nil {
 		c.forget(xid)
-		c.fail(fmt.Errorf("%w: write: %v", ErrDisconnected, err))
+		c.writeFailed(err)
 		return nil, c.Err()
 	}
 	select {
@@ -532,6 +532,28 @@ func (c *Conn) Call(ctx context.Context, prog, vers, proc uint32, cred Cred, arg
 		c.abandon(xid)
 		return nil, ctx.Err()
 	}
+}
+
+// writeFailGrace bounds how long a failed write waits for the reader's
+// own account of the connection's end.
+const writeFailGrace = 250 * time.Millisecond
+
+// writeFailed ends the connection after a write failed. A peer that hangs
+// up often says why first: a TLS server refusing this host's certificate
+// after the 1.3 handshake sends an alert, then closes, and the reset this
+// write met arrives after the alert, which still waits, unread, in the
+// socket's buffer. The reader gets it at once, so its error is the one
+// that ends the connection when it comes within writeFailGrace; only
+// otherwise does the write's.
+func (c *Conn) writeFailed(err error) {
+	t := time.NewTimer(writeFailGrace)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return
+	case <-t.C:
+	}
+	c.fail(fmt.Errorf("%w: write: %v", ErrDisconnected, err))
 }
 
 func (c *Conn) write(hdr, data []byte) error {

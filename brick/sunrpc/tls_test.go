@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -109,5 +110,50 @@ func TestTLSAlertReachesCaller(t *testing.T) {
 	var en syscall.Errno
 	if errors.As(err, &en) {
 		t.Errorf("a syscall.Errno (%v) shows through a disconnect", en)
+	}
+}
+
+// lastWords is a connection whose peer refused this end after the TLS
+// handshake: the write meets the reset while the peer's alert still waits
+// for the reader, which gets it a little later.
+type lastWords struct {
+	net.Conn
+	alert  chan struct{}
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (l *lastWords) Write(p []byte) (int, error) {
+	defer close(l.alert) // the reader wakes only after the write failed
+	return 0, &net.OpError{Op: "write", Net: "tcp", Err: syscall.ECONNRESET}
+}
+
+func (l *lastWords) Read(p []byte) (int, error) {
+	select {
+	case <-l.alert:
+		time.Sleep(20 * time.Millisecond)
+		return 0, &net.OpError{Op: "remote error", Err: errors.New(tls.AlertError(44).Error())}
+	case <-l.closed:
+		return 0, net.ErrClosed
+	}
+}
+
+func (l *lastWords) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+// A write that fails on a reset leaves the connection's error to the
+// reader when the peer's last words (a TLS alert) are still to be read:
+// the caller gets the alert to explain, not the bare reset.
+func TestWriteResetYieldsToAlert(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	conn := NewConn(&lastWords{Conn: a, alert: make(chan struct{}), closed: make(chan struct{})}, 1, Options{})
+	defer conn.Close()
+	_, err := conn.Call(context.Background(), 1, 1, 1, CredV2(0, 0, 0, nil, nil), nil, nil)
+	var oe *net.OpError
+	if !errors.Is(err, ErrDisconnected) || !errors.As(err, &oe) || oe.Op != "remote error" {
+		t.Fatalf("call whose write met the reset before the alert was read: %v; want ErrDisconnected and the TLS alert", err)
 	}
 }

@@ -326,3 +326,32 @@ func TestCutBrickMakesUpQuorumAfterALaterFailure(t *testing.T) {
 		}
 	}
 }
+
+// Finding which copies are readable does not wait on a brick whose calls
+// hang either (a frozen filesystem after the child came back): the probe
+// cuts it as a change does, and the read goes on from the others.
+func TestRefreshMovesOnFromAHungBrick(t *testing.T) {
+	r, mems := memReplicaWith(t, lagOpts)
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, f)
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("before"), nil); err != nil {
+		t.Fatal(err)
+	}
+	release := mems[1].Hang("FSTAT")
+	defer release()
+	r.gen.Add(1) // what the replica set knows of the file is stale: the read refreshes it
+	within(t, 10*time.Second, "a read whose refresh meets a hung brick", func() error {
+		b, _, err := r.Read(ctx, f, 0, 100, nil)
+		if err == nil && string(b) != "before" {
+			err = fmt.Errorf("read %q", b)
+		}
+		return err
+	})
+	if got := mems[1].Calls("FSTAT"); got != 1 {
+		t.Errorf("the hung brick got %d FSTATs, want 1", got)
+	}
+}

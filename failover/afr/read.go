@@ -38,25 +38,40 @@ func (r *Replicate) probe(ctx context.Context, ino *inode, rf *replFd) (sts []xd
 	if !r.hasQuorum(up) {
 		return nil, nil, nil, false, r.errNoQuorum("LOOKUP")
 	}
-	sts = make([]xdr.Iatt, r.n())
-	dicts = make([]xdr.Dict, r.n())
+	// A child still working well after a quorum answered (a frozen
+	// brick) is cut, as from a change, rather than waited for up to the
+	// fop timeout; its call runs on, so it hands its answer over through
+	// got, and only the answers of children that succeeded in time are
+	// read.
+	type answer struct {
+		st xdr.Iatt
+		d  xdr.Dict
+	}
+	got := make([]atomic.Pointer[answer], r.n())
 	keys := r.lookupKeys()
-	rs := r.fanout(ctx, up, func(ctx context.Context, i int) error {
-		var st xdr.Iatt
-		var d xdr.Dict
+	rs := r.fanoutLag(ctx, up, func(ctx context.Context, i int) error {
+		var a answer
 		var err error
 		if rf != nil {
 			var cf *fop.Fd
 			if cf, err = r.child(ctx, rf, i); err == nil {
-				st, d, err = r.kids[i].Fstat(ctx, cf, keys)
+				a.st, a.d, err = r.kids[i].Fstat(ctx, cf, keys)
 			}
 		} else {
-			st, d, err = r.kids[i].Lookup(ctx, xdr.GFID{}, "", ino.gfid, keys)
+			a.st, a.d, err = r.kids[i].Lookup(ctx, xdr.GFID{}, "", ino.gfid, keys)
 		}
-		sts[i], dicts[i] = st, d
+		got[i].Store(&a)
 		return err
-	})
+	}, nil)
 	ok = succeeded(rs, up)
+	sts = make([]xdr.Iatt, r.n())
+	dicts = make([]xdr.Dict, r.n())
+	for i := range ok {
+		if ok[i] {
+			a := got[i].Load()
+			sts[i], dicts[i] = a.st, a.d
+		}
+	}
 	if !r.hasQuorum(ok) {
 		// As afr_inode_refresh_done: the bricks' errno when they gave
 		// one (an ENOENT while another client removes the file).

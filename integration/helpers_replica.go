@@ -177,13 +177,26 @@ func parseFio(raw []byte, res *FioResult) {
 // FioFill writes path sequentially with fio's verify headers, so that a
 // later read-verify pass can check every block.
 func FioFill(ctx context.Context, path, size string) FioResult {
-	return Fio{Name: "fill", File: path, Size: size, RW: "write", IODepth: 16, Verify: true, Extra: []string{"--do_verify=0"}}.Run(ctx, filepath.Dir(path))
+	return Fio{Name: "fill", File: path, Size: size, RW: "write", IODepth: 16, Verify: true, Extra: []string{"--do_verify=0"}}.runAside(ctx)
 }
 
 // FioCheck reads all of path and checks every block's verify header and
 // checksum.
 func FioCheck(ctx context.Context, path, size string) FioResult {
-	return Fio{Name: "check", File: path, Size: size, RW: "read", IODepth: 16, Verify: true}.Run(ctx, filepath.Dir(path))
+	return Fio{Name: "check", File: path, Size: size, RW: "read", IODepth: 16, Verify: true}.runAside(ctx)
+}
+
+// runAside is Run with fio's own files (its JSON report, a verify state)
+// in a directory of their own outside the volume: on the volume they
+// would be files the test did not write, and a full volume would fail
+// the run before it read a byte.
+func (f Fio) runAside(ctx context.Context) FioResult {
+	dir, err := os.MkdirTemp("", "brickfs-fio-")
+	if err != nil {
+		return FioResult{ExitErr: err}
+	}
+	defer os.RemoveAll(dir)
+	return f.Run(ctx, dir)
 }
 
 // AFRState reads every trusted.afr.* xattr of path on a brick backend

@@ -69,6 +69,12 @@ func TestReplicaFullBrick(t *testing.T) {
 		}
 		return fss
 	})
+	// A brick whose filesystem is full kills itself at its next health
+	// check (storage.health-check-interval, 30 s), as GlusterFS's posix
+	// does when it cannot write its health_check file: off here, so
+	// that what the bricks answer is ENOSPC, not a brick gone down at a
+	// random moment (the down brick is another test's subject).
+	e.c.Set(t, e.vol, "storage.health-check-interval", "0")
 	e.fill("data")
 	e.c.FillFS(t, fss[2])
 	e.faultRun("full", filepath.Join(e.mnt, "data2"), repFioRun, func() {
@@ -94,8 +100,9 @@ func TestReplicaFullBrick(t *testing.T) {
 	if err := writeNew(filepath.Join(e.mnt, "nospace2"), 16<<20); !errors.Is(err, syscall.ENOSPC) {
 		t.Errorf("a write to a full volume: %v, want ENOSPC", err)
 	}
-	for _, f := range fss {
+	for i, f := range fss {
 		e.c.UnfillFS(t, f)
+		e.restartIfDown(i)
 	}
 	for _, n := range []string{"nospace", "nospace2"} {
 		if err := os.Remove(filepath.Join(e.mnt, n)); err != nil && !os.IsNotExist(err) {

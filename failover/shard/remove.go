@@ -225,12 +225,15 @@ func (s *Shard) deleteMarked(ctx context.Context) error {
 		}
 	}
 	var errs []error
+	s.backlog.Store(int64(len(names)))
 	for _, name := range names {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if err := s.deleteOne(ctx, name); err != nil {
 			errs = append(errs, err)
+		} else {
+			s.backlog.Add(-1)
 		}
 	}
 	return errors.Join(errs...)

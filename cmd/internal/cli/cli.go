@@ -102,6 +102,7 @@ Options (-o, comma-separated):
   volfile-fetch-timeout=S       per volfile server (default 5)
   volfile-cache-dir=DIR         last good volfiles (default /var/lib/brickfs/volfiles)
   statedump-dir=DIR             where SIGUSR1 writes a statedump (default /var/run/gluster)
+  metrics=HOST:PORT             serve Prometheus metrics on http://HOST:PORT/metrics
   server-port=PORT              glusterd port (default 24007)
   subdir-mount=DIR              mount that directory of the volume
   copy-offload=POLICY           copy_file_range (brickfs clone, qemu-img convert -C): auto (default:
@@ -417,6 +418,17 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 	defer vol.Close()
 	state := &mountState{m: m, volume: spec.Volume, started: time.Now(), graph: vol.Status}
 	state.volfile.Store(used)
+	if m.Metrics != "" {
+		reg := metricsRegistry(&graphCollector{volume: spec.Volume, mountpoint: m.MountPoint, graph: vol.Status})
+		ms, err := listenMetrics(m.Metrics, reg, log)
+		if err != nil {
+			log.Error("mount failed", zap.Error(err))
+			return report(err)
+		}
+		defer ms.Close()
+		state.metrics = ms.addr
+		log.Info("serving metrics", zap.String("addr", ms.addr))
+	}
 
 	fsys := fuse.New(vol, fuse.Options{
 		AttrTimeout: m.AttrTimeout, EntryTimeout: m.EntryTimeout, NegativeTimeout: m.NegativeTimeout,

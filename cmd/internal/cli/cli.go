@@ -434,6 +434,7 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 		AttrTimeout: m.AttrTimeout, EntryTimeout: m.EntryTimeout, NegativeTimeout: m.NegativeTimeout,
 		VolumeID: vol.ID, Log: log, CopyOffload: m.CopyOffload, CopyChunk: m.CopyChunk,
 	})
+	state.tables = fsys.Tables
 	var w *watcher
 	if m.AutoUnmount {
 		if w, err = startWatcher(m.MountPoint); err != nil {
@@ -503,7 +504,8 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 				continue
 			}
 			if s == syscall.SIGUSR1 {
-				writeStatedump(m.StatedumpDir, takeStatedump(vol.Status().String(), started), log)
+				inodes, files := fsys.Tables()
+				writeStatedump(m.StatedumpDir, takeStatedump(vol.Status(), inodes, files, started), log)
 				continue
 			}
 			log.Info("signal received, unmounting", zap.Stringer("signal", s))

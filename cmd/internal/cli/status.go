@@ -66,6 +66,8 @@ type statusDoc struct {
 	Goroutines int           `json:"goroutines"`
 	Fds        int           `json:"fds"`
 	HeapInuse  uint64        `json:"heap_inuse_bytes"`
+	FuseInodes int64         `json:"fuse_inodes"` // inodes the kernel knows of the mount
+	FuseFiles  int64         `json:"fuse_open_files"`
 	Volfile    *volfileInUse `json:"volfile,omitempty"`
 	Metrics    string        `json:"metrics,omitempty"` // the /metrics address, if served
 	Graph      *fop.Status   `json:"graph,omitempty"`
@@ -87,18 +89,23 @@ type mountState struct {
 	volume  string
 	started time.Time
 	graph   func() fop.Status // the volume's Status
+	tables  func() (inodes, files int64)
 	volfile atomic.Pointer[volfileInUse]
 	metrics string
 }
 
 func (s *mountState) snapshot() statusDoc {
 	g := s.graph()
-	d := takeStatedump("", s.started)
-	return statusDoc{
+	d := takeStatedump(fop.Status{}, 0, 0, s.started)
+	doc := statusDoc{
 		Version: Version, PID: os.Getpid(), MountPoint: s.m.MountPoint, Spec: s.m.Spec, Volume: s.volume,
 		Started: s.started, Uptime: d.Uptime.Seconds(), RSSBytes: d.RSSKiB << 10, Goroutines: d.Goroutines, Fds: d.Fds,
 		HeapInuse: d.HeapInuse, Volfile: s.volfile.Load(), Metrics: s.metrics, Graph: &g,
 	}
+	if s.tables != nil {
+		doc.FuseInodes, doc.FuseFiles = s.tables()
+	}
+	return doc
 }
 
 // statusServer serves snapshots on a unix socket.
@@ -350,8 +357,8 @@ func writeJSON(w io.Writer, v any) {
 func renderStatus(d statusDoc) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s (volume %s), brickfs %s, pid %d\n", d.MountPoint, d.Spec, d.Volume, d.Version, d.PID)
-	fmt.Fprintf(&b, "  up %s, RSS %s, heap %s, %d goroutines, %d fds\n", time.Duration(d.Uptime*float64(time.Second)).Round(time.Second).String(),
-		bytesText(uint64(d.RSSBytes)), bytesText(d.HeapInuse), d.Goroutines, d.Fds)
+	fmt.Fprintf(&b, "  up %s, RSS %s, heap %s, %d goroutines, %d fds; the kernel knows %d inodes, holds %d files open\n", time.Duration(d.Uptime*float64(time.Second)).Round(time.Second).String(),
+		bytesText(uint64(d.RSSBytes)), bytesText(d.HeapInuse), d.Goroutines, d.Fds, d.FuseInodes, d.FuseFiles)
 	if v := d.Volfile; v != nil {
 		switch v.Source {
 		case "cache":

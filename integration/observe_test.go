@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -118,6 +119,9 @@ func TestBrickfsStatusMetrics(t *testing.T) {
 	RequireGlusterFS(t)
 	RequireFUSE(t)
 	BrickfsBin(t)
+	if _, err := os.Stat("/usr/bin/fio"); err != nil {
+		need(t, false, bothEnvs, "fio not installed; install fio (bash scripts/deps.sh)")
+	}
 	// A port on this run's own loopback prefix.
 	c0 := NewCluster(t, 3)
 	l, err := net.Listen("tcp", c0.Host(1)+":0")

@@ -114,7 +114,15 @@ func TestStatusHungSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() {
+		closed := make(chan struct{})
+		go func() { s.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Error("the server did not stop: an answer waits on the hung snapshot")
+		}
+	}()
 	for i := 0; i < statusBusy+2; i++ {
 		start := time.Now()
 		_, err := queryStatus(sock, 2*time.Second)

@@ -322,6 +322,12 @@ func statusMain(args []string, stdout, stderr io.Writer) int {
 	for _, rec := range mounts {
 		sock := statusSocket(rec.PID)
 		doc, err := queryStatus(sock, statusClientTimeout)
+		if errors.Is(err, syscall.ENOENT) {
+			fmt.Fprintf(stderr, "brickfs: the daemon of the mount at %s (pid %d) serves no status socket %s: a brickfs from before `brickfs status`, or one that could not make the socket (see its log); remount it with this brickfs to see its status\n",
+				rec.MountPoint, rec.PID, sock)
+			rc = ExitFail
+			continue
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "brickfs: the mount at %s does not answer on its status socket %s: %v; see its log, or send the daemon (pid %d) SIGUSR1 for a statedump\n",
 				rec.MountPoint, sock, err, rec.PID)
@@ -427,15 +433,15 @@ func renderNode(b *strings.Builder, s fop.Status, depth int) {
 		fs := s.Fops
 		fmt.Fprintf(b, ": read %s, written %s\n", bytesText(fs.BytesRead), bytesText(fs.BytesWritten))
 		for _, f := range fs.Fops {
-			fmt.Fprintf(b, "%s  %-16s %10d  mean %-9s p99 <= %-9s", ind, f.Fop, f.Count, durText(f.Total/time.Duration(f.Count)), durText(quantile(fs.Buckets, f.Buckets, 0.99)))
+			line := fmt.Sprintf("%s  %-16s %10d  mean %-9s p99 <= %-9s", ind, f.Fop, f.Count, durText(f.Total/time.Duration(f.Count)), durText(quantile(fs.Buckets, f.Buckets, 0.99)))
 			if len(f.Errors) > 0 {
 				var ev []string
 				for _, k := range sortedKeys(f.Errors) {
 					ev = append(ev, fmt.Sprintf("%s %d", k, f.Errors[k]))
 				}
-				fmt.Fprintf(b, "  errors: %s", strings.Join(ev, ", "))
+				line += "  errors: " + strings.Join(ev, ", ")
 			}
-			b.WriteByte('\n')
+			b.WriteString(strings.TrimRight(line, " ") + "\n")
 		}
 	default:
 		if s.Detail != "" {

@@ -285,7 +285,7 @@ func hostTLS(getenv func(string) string) (*tlsconf.Config, string, error) {
 
 // loadVolfile fetches the volfile, falling back to the last good copy;
 // note is set when the copy was used, for the user.
-func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, mgmt *tlsconf.Config, log *zap.Logger) (g *volfile.Graph, used *volfileInUse, note string, err error) {
+func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, mgmt *tlsconf.Config, log *zap.Logger) (g *volfile.Graph, raw []byte, used *volfileInUse, note string, err error) {
 	servers := volfileServers(m, spec)
 	cache := volfile.Cache{Dir: m.VolfileCacheDir}
 	got, err := volfile.Fetch(ctx, servers, spec.Volume, volfile.FetchOptions{Timeout: m.FetchTimeout, TLS: mgmt})
@@ -301,11 +301,11 @@ func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, mgmt *tlsconf.
 			}
 		}
 	case errors.Is(err, volfile.ErrNoVolume):
-		return nil, nil, "", err
+		return nil, nil, nil, "", err
 	default:
 		cached, at, cerr := cache.Load(spec.Volume, servers)
 		if cerr != nil {
-			return nil, nil, "", err
+			return nil, nil, nil, "", err
 		}
 		log.Warn("no volfile server answered; mounting from the last good volfile",
 			zap.String("volume", spec.Volume), zap.Time("saved", at), zap.Error(err))
@@ -314,15 +314,15 @@ func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, mgmt *tlsconf.
 		b = cached
 		used = &volfileInUse{Source: "cache", From: m.VolfileCacheDir, At: at}
 	}
-	used.Text = string(b)
+	used.Text = redactVolfile(string(b))
 	g, err = volfile.Parse(b)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("the volfile of %s is not valid: %w", spec.Volume, err)
+		return nil, nil, nil, "", fmt.Errorf("the volfile of %s is not valid: %w", spec.Volume, err)
 	}
 	if err := failover.Check(g); err != nil {
-		return nil, nil, "", err
+		return nil, nil, nil, "", err
 	}
-	return g, used, note, nil
+	return g, b, used, note, nil
 }
 
 // volfileServers lists where the volfile is fetched from: the spec's
@@ -394,7 +394,7 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 	if mgmt != nil {
 		log.Info("management TLS is on", zap.String("cert", mgmt.Files().Cert), zap.String("ca", mgmt.Files().CA), zap.Int("depth", mgmt.Files().Depth))
 	}
-	g, used, note, err := loadVolfile(ctx, m, spec, mgmt, log)
+	g, raw, used, note, err := loadVolfile(ctx, m, spec, mgmt, log)
 	if note != "" {
 		notes = append(notes, note)
 	}
@@ -479,7 +479,7 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 	cache := volfile.Cache{Dir: m.VolfileCacheDir}
 	go func() {
 		defer close(followDone)
-		volfile.Watch(fctx, servers, spec.Volume, []byte(used.Text), volfile.WatchOptions{TLS: mgmt}, log, func(b []byte) ([]string, error) {
+		volfile.Watch(fctx, servers, spec.Volume, raw, volfile.WatchOptions{TLS: mgmt}, log, func(b []byte) ([]string, error) {
 			g, err := volfile.Parse(b)
 			if err != nil {
 				return nil, err
@@ -491,7 +491,7 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 			if err := cache.Save(spec.Volume, servers, b); err != nil {
 				log.Warn("cannot keep a copy of the volfile", zap.Error(err))
 			}
-			state.volfile.Store(&volfileInUse{Source: "server", From: "a change glusterd announced (" + serverList(servers) + ")", At: time.Now(), Text: string(b)})
+			state.volfile.Store(&volfileInUse{Source: "server", From: "a change glusterd announced (" + serverList(servers) + ")", At: time.Now(), Text: redactVolfile(string(b))})
 			return changes, nil
 		})
 	}()

@@ -79,7 +79,21 @@ type volfileInUse struct {
 	Source string    `json:"source"` // "server" or "cache"
 	From   string    `json:"from"`   // the glusterd that served it, or the cache directory
 	At     time.Time `json:"at"`     // when fetched, or when the cached copy was saved
-	Text   string    `json:"text"`
+	Text   string    `json:"text"`   // with the bricks' passwords redacted
+}
+
+// redactVolfile hides the bricks' auth.login passwords a trusted volfile
+// carries (`option password ...`): status is for looking, not for
+// handing out credentials, even on a root-only socket.
+func redactVolfile(text string) string {
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		f := strings.Fields(l)
+		if len(f) >= 3 && f[0] == "option" && f[1] == "password" {
+			lines[i] = l[:strings.Index(l, "password")+len("password")] + " (redacted)"
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // mountState is what the daemon knows of its mount for status, metrics

@@ -192,3 +192,12 @@ func TestStatusJSONForm(t *testing.T) {
 }
 
 func netDial(sock string) (net.Conn, error) { return net.Dial("unix", sock) }
+
+// The volfile status shows has no brick password.
+func TestRedactVolfile(t *testing.T) {
+	in := "volume v-client-0\n    type protocol/client\n    option username 6d1c\n    option password 9f3e-secret\n    option remote-host h\nend-volume\n"
+	out := redactVolfile(in)
+	if strings.Contains(out, "9f3e-secret") || !strings.Contains(out, "    option password (redacted)\n") || !strings.Contains(out, "option username 6d1c") || !strings.Contains(out, "option remote-host h") {
+		t.Errorf("redacted:\n%s", out)
+	}
+}

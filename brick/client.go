@@ -125,6 +125,7 @@ type Client struct {
 	slots    chan struct{}          // fops in flight, at most MaxInflight
 	volumeID atomic.Pointer[string] // as the brick reported it in SETVOLUME
 	lastErr  atomic.Pointer[error]  // why the last connect failed or the connection broke
+	stats    clientStats
 	stop     chan struct{}
 	stopCtx  context.Context // ends with stop: a reconnect under way gives up at Close
 	cancel   context.CancelFunc
@@ -335,7 +336,7 @@ func glusterdAddr(cfg Config) string {
 func (c *Client) connect(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
-			c.lastErr.Store(&err)
+			c.setErr(err)
 		}
 	}()
 	cfg, moves := c.targetGen()
@@ -403,6 +404,7 @@ func (c *Client) connect(ctx context.Context) (err error) {
 	c.gen = connGen.Add(1)
 	close(c.up)
 	c.mu.Unlock()
+	c.stats.connected(port)
 	c.log.Info("brick connected", zap.String("remote", addr), zap.String("subvol", cfg.RemoteSubvolume))
 	c.notify(true)
 	return nil
@@ -539,7 +541,8 @@ func (c *Client) keeper() {
 				return
 			}
 			cerr := conn.Err()
-			c.lastErr.Store(&cerr)
+			c.setErr(cerr)
+			c.stats.disconnected()
 			c.log.Warn("brick disconnected", zap.Stringer("remote", conn.RemoteAddr()), zap.Error(cerr))
 			c.notify(false)
 		}
@@ -580,7 +583,10 @@ func (c *Client) watch(conn *sunrpc.Conn) {
 				go func() {
 					ctx, cancel := context.WithTimeout(context.Background(), 2*c.cfg.PingTimeout)
 					defer cancel()
-					_ = Ping(ctx, conn)
+					start := time.Now()
+					if Ping(ctx, conn) == nil {
+						c.stats.pingRTT.Store(int64(time.Since(start)))
+					}
 				}()
 			}
 			if s := conn.Silence(now); s > c.cfg.PingTimeout {

@@ -169,6 +169,7 @@ func (c *Client) call(ctx context.Context, conn *sunrpc.Conn, proc uint32, gfid 
 	}
 	body, err := conn.Call(ctx, ProgFOP, VersFOP, proc, cred, args, data)
 	<-c.slots
+	c.stats.call(len(args)+len(data), len(body), err)
 	if err != nil {
 		return nil, 0, c.opErr(proc, gfid, err)
 	}
@@ -187,6 +188,7 @@ func (c *Client) call(ctx context.Context, conn *sunrpc.Conn, proc uint32, gfid 
 				en = syscall.EINVAL
 			}
 		}
+		c.stats.errs.Add(1)
 		return d, ret, &OpError{Brick: c.cfg.Name, Fop: FopName(proc), GFID: gfid, Errno: en}
 	}
 	return d, ret, nil

@@ -13,7 +13,18 @@
 // cluster/distribute over one subvolume a layer that gives new
 // directories the layout covering the whole hash range. It then connects
 // every brick at once and mounts when each part of the graph has a brick
-// that answers.
+// that answers. The io-stats layer (package stats) always stands on top,
+// whether the volfile names debug/io-stats or not: Volume.Fops drives it.
+//
+// # Status
+//
+// Volume.Status is the graph as a tree of fop.Status, io-stats on top,
+// each node with the figures of its kind (brick.Client.Stats,
+// afr.Replicate.Stats, dht.DHT.Stats, shard.Shard.Stats, the io-stats
+// counters): `brickfs status`, the Prometheus metrics and the statedump
+// read it. The figures are atomics and short critical sections; Status
+// holds Volume.mu only to walk the nodes, never across a call to a brick
+// (but a Reconfigure under way holds it, so a Status waits for it).
 //
 // # Events
 //

@@ -17,6 +17,7 @@ import (
 	"github.com/brickfs/brickfs/brick/tlsconf"
 	"github.com/brickfs/brickfs/brick/volfile"
 	"github.com/brickfs/brickfs/failover/afr"
+	"github.com/brickfs/brickfs/failover/stats"
 )
 
 // Fops is every file operation a volume offers (fop.Fops).
@@ -71,6 +72,7 @@ type Volume struct {
 	ID      string
 	opts    Options
 	top     *node
+	stats   *stats.Stats    // the io-stats layer over top: what Fops drives
 	clients []*brick.Client // every brick of the graph, in volfile order
 	zk      keepSizer       // the node that carries out ZerofillKeepSize, if any
 
@@ -101,11 +103,21 @@ func (v *Volume) ZerofillKeepSize(ctx context.Context, f *fop.Fd, off, length ui
 	return fop.ZeroKeepSize(ctx, v.Fops, f, off, length)
 }
 
-// Status returns the graph's state, node by node from the top.
+// Status returns the graph's state, node by node from the top: the
+// io-stats layer, then the graph the volfile describes. v.mu keeps
+// Reconfigure from changing the nodes meanwhile; it is never held across
+// a call to a brick by Status.
 func (v *Volume) Status() fop.Status {
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.top.status()
+	g := v.top.status()
+	v.mu.Unlock()
+	fs := v.stats.Figures()
+	var n uint64
+	for _, f := range fs.Fops {
+		n += f.Count
+	}
+	return fop.Status{Name: v.stats.Name(), Type: stats.Type, Up: g.Up, Fops: &fs, Children: []fop.Status{g},
+		Detail: fmt.Sprintf("%d fops, %d bytes read, %d written", n, fs.BytesRead, fs.BytesWritten)}
 }
 
 // Close stops every node: the replica sets' heal, then every brick.
@@ -170,7 +182,11 @@ func Open(ctx context.Context, g *volfile.Graph, opts Options, log *zap.Logger) 
 		closeClients(a.clients)
 		return nil, err
 	}
-	v := &Volume{Fops: top.sub, opts: opts, top: top, clients: a.clients, log: log}
+	// The io-stats layer always stands on top, whether the volfile names
+	// debug/io-stats (GlusterFS's client volfiles do, as their top) or
+	// not: the mount's figures must not depend on how the volfile was made.
+	st := stats.New(ioStatsName(g), top.sub)
+	v := &Volume{Fops: st, stats: st, opts: opts, top: top, clients: a.clients, log: log}
 	for n := top; n != nil; n = n.only() {
 		if zk, ok := n.sub.(keepSizer); ok {
 			v.zk = zk
@@ -295,4 +311,13 @@ func oneLine(es []error) string {
 		parts[i] = e.Error()
 	}
 	return strings.Join(parts, "; ")
+}
+
+// ioStatsName is the io-stats translator's name: the volfile's, when its
+// top is one (named after the volume), else the top's name and "-io-stats".
+func ioStatsName(g *volfile.Graph) string {
+	if volfile.Canonical(g.Top.Type) == stats.Type {
+		return g.Top.Name
+	}
+	return g.Top.Name + "-io-stats"
 }

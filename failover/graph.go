@@ -88,7 +88,11 @@ func (n *node) status() fop.Status {
 	case n.client != nil:
 		host, port, path := n.client.Target()
 		s.Detail = fmt.Sprintf("%s:%d %s", host, port, path)
+		bs := n.client.Stats()
+		s.Brick = &bs
 	case n.repl != nil:
+		rs := n.repl.Stats()
+		s.Replica = &rs
 		up := 0
 		for _, u := range n.repl.ChildrenUp() {
 			if u {
@@ -104,6 +108,12 @@ func (n *node) status() fop.Status {
 			}
 		}
 		s.Detail = fmt.Sprintf("%d of %d subvolumes up", up, len(n.kids))
+		ds := n.dht.Stats()
+		s.Distribute = &ds
+	case n.shard != nil:
+		ss := n.shard.Stats()
+		s.Shard = &ss
+		s.Detail = fmt.Sprintf("block size %d, %d blocks to delete", ss.BlockSize, ss.RemoveBacklog)
 	}
 	for _, k := range n.kids {
 		s.Children = append(s.Children, k.status())

@@ -54,10 +54,14 @@ func TestGraphFromVolfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer v.Close()
-	if _, ok := v.Fops.(*single); !ok {
-		t.Fatalf("the volume's top is %T, want the distribute layer", v.Fops)
+	if _, ok := v.stats.Next().(*single); !ok {
+		t.Fatalf("the volume's top is %T, want the distribute layer", v.stats.Next())
 	}
-	st := v.Status()
+	top := v.Status()
+	if top.Name != "v" || top.Type != "debug/io-stats" || top.Fops == nil || len(top.Children) != 1 {
+		t.Fatalf("status tree:\n%s", top)
+	}
+	st := top.Children[0]
 	if st.Name != "v-dht" || len(st.Children) != 1 || st.Children[0].Name != "v-replicate-0" || len(st.Children[0].Children) != 3 {
 		t.Fatalf("status tree:\n%s", st)
 	}

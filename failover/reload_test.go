@@ -152,7 +152,7 @@ func TestReconfigureDistribute(t *testing.T) {
 	defer v.Close()
 	sets := func() []string {
 		var out []string
-		for _, c := range v.Status().Children {
+		for _, c := range v.Status().Children[0].Children {
 			var bricks []string
 			for _, b := range c.Children {
 				bricks = append(bricks, b.Name)
@@ -250,7 +250,7 @@ func TestReconfigureDistributeRefusesReplicaChange(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "replica count") {
 		t.Fatalf("a replica count change: %v, want a refusal", err)
 	}
-	if n := len(v.Status().Children); n != 2 {
+	if n := len(v.Status().Children[0].Children); n != 2 {
 		t.Fatalf("after the refusal the volume has %d subvolumes", n)
 	}
 }

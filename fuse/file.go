@@ -75,6 +75,7 @@ func (h *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 var _ = (fs.FileReleaser)((*file)(nil))
 
 func (h *file) Release(ctx context.Context) syscall.Errno {
+	h.fsys.files.Add(-1)
 	if err := h.vol().Release(context.Background(), h.fd); err != nil {
 		return h.fsys.fail("RELEASE", err)
 	}

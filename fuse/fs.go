@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,7 +60,15 @@ type FS struct {
 	// wrapper (see rawFS) parks it here for the duration of the call.
 	ownersMu sync.Mutex
 	owners   map[uint32]*flushOwner // GUARDED_BY(ownersMu)
+
+	// The kernel's view, for the statedump and status: inodes it knows
+	// (made, not forgotten) and files it holds open.
+	inodes, files atomic.Int64
 }
+
+// Tables reports how many inodes the kernel knows of the mount (looked
+// up and not forgotten) and how many files it holds open.
+func (f *FS) Tables() (inodes, files int64) { return f.inodes.Load(), f.files.Load() }
 
 // New returns a filesystem over vol.
 func New(vol Volume, opts Options) *FS {
@@ -204,7 +213,12 @@ func (f *FS) entry(ctx context.Context, parent *fs.Inode, a *xdr.Iatt, out *gofu
 	fillAttr(a, &out.Attr)
 	out.SetEntryTimeout(f.opts.EntryTimeout)
 	out.SetAttrTimeout(f.opts.AttrTimeout)
-	return parent.NewInode(ctx, &node{fsys: f, gfid: a.GFID}, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: inoOf(a.GFID)})
+	n := &node{fsys: f, gfid: a.GFID}
+	in := parent.NewInode(ctx, n, fs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: inoOf(a.GFID)})
+	if in.Operations() == fs.InodeEmbedder(n) {
+		f.inodes.Add(1) // a new one, not one the kernel knew already
+	}
+	return in
 }
 
 func (f *FS) hidden(parent xdr.GFID, name string) bool {

@@ -84,3 +84,53 @@ var memPosixSkipOK = map[string]string{
 	"Tmpfile":       "no O_TMPFILE fop",
 	"RenameOpenDir": "fstat of an open directory a rename replaced: ENOENT, as the brick answers",
 }
+
+// The kernel's inode and open-file counts (the statedump's fuse tables)
+// follow lookups, opens and releases.
+func TestMemTables(t *testing.T) {
+	if _, err := os.Stat("/dev/fuse"); err != nil || os.Geteuid() != 0 {
+		msg := "needs root and /dev/fuse (modprobe fuse) to mount"
+		if os.Getenv("CI") != "" || os.Getenv("REQUIRE_FUSE") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	dir := t.TempDir()
+	fsys := New(memVolume{foptest.NewMem("mem-client-0")}, Options{AttrTimeout: time.Second, EntryTimeout: time.Second})
+	srv, err := fsys.Mount(dir, MountConfig{FsName: "mem", Type: "brickfs-test", Flags: syscall.MS_NOSUID | syscall.MS_NODEV})
+	if err != nil {
+		t.Fatalf("mount: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+			syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+		srv.Wait()
+	})
+	var fs []*os.File
+	for i := 0; i < 3; i++ {
+		f, err := os.Create(dir + "/f" + string(rune('0'+i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, f)
+	}
+	if ino, files := fsys.Tables(); ino != 3 || files != 3 {
+		t.Errorf("3 files created and open: %d inodes, %d open", ino, files)
+	}
+	for _, f := range fs {
+		f.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, files := fsys.Tables()
+		if files == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after closing them: %d open", files)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -166,8 +166,14 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		}
 		return nil, 0, n.fsys.fail("OPEN", err)
 	}
+	n.fsys.files.Add(1)
 	return &file{fsys: n.fsys, fd: fd}, openFlags(flags), 0
 }
+
+var _ = (fs.NodeOnForgetter)((*node)(nil))
+
+// OnForget: the kernel forgot the inode.
+func (n *node) OnForget() { n.fsys.inodes.Add(-1) }
 
 // openFlags: O_DIRECT opens bypass the kernel page cache, as QEMU's
 // cache=none expects.
@@ -185,6 +191,7 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	if err != nil {
 		return nil, nil, 0, n.fsys.fail("CREATE", err)
 	}
+	n.fsys.files.Add(1)
 	return n.fsys.entry(ctx, n.EmbeddedInode(), &st, out), &file{fsys: n.fsys, fd: fd}, openFlags(flags), 0
 }
 

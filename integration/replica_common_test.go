@@ -69,7 +69,12 @@ func newRepEnvFS(t *testing.T, vol string, kind Kind, sharded bool, fss func(c *
 	if _, err := os.Stat("/usr/bin/fio"); err != nil {
 		need(t, false, bothEnvs, "fio not installed; install fio (bash scripts/deps.sh)")
 	}
-	c := NewCluster(t, 3)
+	return newRepEnvOn(t, NewCluster(t, 3), vol, kind, sharded, fss, mountOpts...)
+}
+
+// newRepEnvOn is newRepEnvFS on cluster c, made by the caller.
+func newRepEnvOn(t *testing.T, c *Cluster, vol string, kind Kind, sharded bool, fss func(c *Cluster) []*BackingFS, mountOpts ...string) *repEnv {
+	t.Helper()
 	if fss != nil {
 		c.CreateVolumeOn(t, vol, kind, fss(c)...)
 	} else {

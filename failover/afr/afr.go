@@ -78,6 +78,7 @@ type Replicate struct {
 
 	workers *workers // the fan-outs' goroutines
 	lag     *lagState
+	stats   setStats
 
 	abandonMu sync.Mutex
 	abandoned map[string]chan struct{} // GUARDED_BY(abandonMu); blocking lock requests whose callers gave up, by lockKey
@@ -122,7 +123,8 @@ func NewReplicate(name string, kids []Child, pendingNames []string, opts Replica
 		opts.LagTimeout = DefaultLagTimeout
 	}
 	r := &Replicate{name: name, kids: kids, opts: opts, log: log.With(zap.String("subvol", name)), inodes: map[xdr.GFID]*inode{},
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), workers: newWorkers(), lag: newLagState(len(kids))}
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), workers: newWorkers(), lag: newLagState(len(kids)),
+		stats: setStats{kids: make([]childStats, len(kids))}}
 	go r.deliver()
 	for _, n := range pendingNames {
 		r.keys = append(r.keys, "trusted.afr."+n)
@@ -152,6 +154,7 @@ func (r *Replicate) ChildEvent(i int, up bool) {
 		r.kickHeal()
 	} else {
 		r.log.Warn("child down", zap.String("brick", r.kids[i].Name()))
+		r.event(i, evDown, 0)
 	}
 	r.notify()
 }

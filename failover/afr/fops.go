@@ -81,6 +81,7 @@ func (r *Replicate) oneFile(ctx context.Context, parent xdr.GFID, name string, o
 	}
 	g = sts[first(good)].GFID
 	if count(and(good, r.holding(sts, g))) != count(good) {
+		r.splitBrainSeen()
 		r.log.Error("gfid split-brain: bricks hold different files under one name; resolve it with `gluster volume heal VOLUME split-brain ...`",
 			zap.Stringer("parent", parent), zap.String("name", name))
 		return g, nil, &fop.OpError{Brick: r.name, Fop: "CREATE", GFID: parent, Errno: syscall.EIO, Err: errors.New("gfid split-brain")}

@@ -167,6 +167,7 @@ func (r *Replicate) Cuts() int64 { return r.lag.cuts.Load() }
 // the call's end (cutEnd) cannot be counted before its cut.
 func (r *Replicate) cutStart(i int, took, q time.Duration, id *int, cancel context.CancelFunc) {
 	r.lag.cuts.Add(1)
+	r.event(i, evCut, took)
 	r.lag.cut[i]++
 	r.lag.calls[id] = cancel
 	if r.lag.closing {
@@ -427,8 +428,10 @@ func (r *Replicate) callOne(ctx context.Context, i int, fn func(ctx context.Cont
 
 // callIn is callOne's call in cctx, ctx bounded by the fop timeout.
 func (r *Replicate) callIn(cctx, ctx context.Context, i int, fn func(ctx context.Context, i int) error) error {
+	start := time.Now()
 	err := fn(cctx, i)
 	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		r.event(i, evKick, time.Since(start))
 		r.kids[i].Kick("a fop did not complete within the fop timeout")
 		err = &fop.OpError{Brick: r.kids[i].Name(), Errno: syscall.ENOTCONN, Err: err}
 	}

@@ -117,6 +117,7 @@ func (r *Replicate) readOrder(ctx context.Context, ino *inode, rf *replFd, meta 
 		for _, k := range r.kids {
 			names = append(names, k.Name())
 		}
+		r.splitBrainSeen()
 		r.log.Error("split-brain: no brick holds a copy that the others do not blame; heal it with `gluster volume heal VOLUME split-brain ...`",
 			zap.Stringer("gfid", ino.gfid), zap.Strings("bricks", names))
 		return nil, &fop.OpError{Brick: r.name, GFID: ino.gfid, Errno: syscall.EIO, Err: errors.New("split-brain: no readable copy")}
@@ -197,6 +198,7 @@ func (r *Replicate) readTxnOn(ctx context.Context, ino *inode, rf *replFd, meta 
 				why = fmt.Sprintf("has not answered in %v, far longer than reads take", time.Since(start).Round(time.Millisecond))
 				r.slowReads(i)
 			}
+			r.event(i, evReadMoved, time.Since(start))
 			r.log.Warn("read moved on from a brick that "+why, zap.String("brick", r.kids[i].Name()), zap.Stringer("gfid", gfid))
 			continue
 		}
@@ -204,6 +206,7 @@ func (r *Replicate) readTxnOn(ctx context.Context, ino *inode, rf *replFd, meta 
 			return err
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
+			r.event(i, evKick, time.Since(start))
 			r.kids[i].Kick("a read did not complete within the fop timeout")
 		}
 		if n+1 < len(order) {
@@ -280,6 +283,7 @@ func (r *Replicate) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 		if g.IsZero() {
 			g = sts[i].GFID
 		} else if sts[i].GFID != g {
+			r.splitBrainSeen()
 			r.log.Error("gfid split-brain: bricks hold different files under one name",
 				zap.Stringer("parent", parent), zap.String("name", name))
 			return xdr.Iatt{}, nil, &fop.OpError{Brick: r.name, Fop: "LOOKUP", GFID: parent, Errno: syscall.EIO, Err: errors.New("gfid split-brain")}
@@ -302,6 +306,7 @@ func (r *Replicate) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 		for _, k := range r.kids {
 			names = append(names, k.Name())
 		}
+		r.splitBrainSeen()
 		r.log.Error("split-brain: no brick holds a copy that the others do not blame; resolve it with `gluster volume heal VOLUME split-brain ...`",
 			zap.Stringer("gfid", g), zap.Stringer("parent", parent), zap.String("name", name), zap.Strings("bricks", names))
 		if !r.quorum.Load().none {

@@ -646,3 +646,21 @@ func withKeys(xd xdr.Dict, dir bool) xdr.Dict {
 func internal(xd xdr.Dict) xdr.Dict {
 	return append(xdr.Dict{}, xd...).With(keyInternalFop, xdr.Str("yes"))
 }
+
+// Stats returns the layer's figures for `brickfs status` and the metrics.
+func (d *DHT) Stats() fop.DistributeStats {
+	up := d.SubvolumesUp()
+	s := fop.DistributeStats{Subvolumes: len(up)}
+	for _, u := range up {
+		if u {
+			s.SubvolumesUp++
+		}
+	}
+	d.mu.Lock()
+	s.Inodes = len(d.inodes)
+	d.mu.Unlock()
+	d.followMu.Lock()
+	s.Migrations = len(d.following)
+	d.followMu.Unlock()
+	return s
+}

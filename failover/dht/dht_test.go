@@ -875,3 +875,16 @@ func TestXattrSubvolume(t *testing.T) {
 		t.Errorf("a directory's subvolume: %v, want ENODATA", err)
 	}
 }
+
+// The layer's figures: subvolumes up, inodes known.
+func TestDHTStats(t *testing.T) {
+	e := newEnv(t, 3, DefaultOptions())
+	e.create(xdr.RootGFID, "f")
+	if s := e.d.Stats(); s.Subvolumes != 3 || s.SubvolumesUp != 3 || s.Inodes == 0 || s.Migrations != 0 {
+		t.Errorf("all up: %+v", s)
+	}
+	e.m[1].SetDown(true)
+	if s := e.d.Stats(); s.SubvolumesUp != 2 {
+		t.Errorf("one down: %+v", s)
+	}
+}

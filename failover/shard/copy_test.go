@@ -145,7 +145,7 @@ func TestDeletionKeepsBlocksWhenUnsure(t *testing.T) {
 	if _, err := s.Unlink(context.Background(), xdr.RootGFID, "f", nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.deleteOne(context.Background(), g.String()); fop.Errno(err) != syscall.ENOTCONN {
+	if _, err := s.deleteOne(context.Background(), g.String()); fop.Errno(err) != syscall.ENOTCONN {
 		t.Errorf("deletion pass: %v, want the lookup's ENOTCONN", err)
 	}
 	for n := uint64(1); n <= 2; n++ {

@@ -225,12 +225,17 @@ func (s *Shard) deleteMarked(ctx context.Context) error {
 		}
 	}
 	var errs []error
+	s.backlog.Store(int64(len(names)))
 	for _, name := range names {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err := s.deleteOne(ctx, name); err != nil {
+		gone, err := s.deleteOne(ctx, name)
+		if err != nil {
 			errs = append(errs, err)
+		}
+		if gone {
+			s.backlog.Add(-1)
 		}
 	}
 	return errors.Join(errs...)
@@ -239,33 +244,33 @@ func (s *Shard) deleteMarked(ctx context.Context) error {
 // deleteOne deletes the blocks of the file whose marker is name, unless
 // the file is still open somewhere or exists again, then the marker
 // (§4.11 steps 2-7).
-func (s *Shard) deleteOne(ctx context.Context, name string) error {
-	base, err := xdr.ParseGFID(name)
-	if err != nil {
+func (s *Shard) deleteOne(ctx context.Context, name string) (gone bool, err error) {
+	base, perr := xdr.ParseGFID(name)
+	if perr != nil {
 		s.log.Warn("a file in .shard/.remove_me is not a marker; leaving it", zap.String("name", name))
-		return nil
+		return false, nil
 	}
 	ictx := internal(ctx)
 	unlinked := xdr.Dict{{Key: "unlinked-lookup", Value: xdr.Uint(1)}}
 	if st, _, err := s.Subvolume.Lookup(ictx, xdr.GFID{}, "", base, unlinked); err == nil && st.Nlink == 0 {
-		return nil // removed but still open somewhere: its blocks are in use
+		return false, nil // removed but still open somewhere: its blocks are in use
 	}
 	mctx := owned(ctx)
 	if _, err := s.Subvolume.Entrylk(mctx, RemoveMeGFID, name, s.name, fop.EntrylkLockNB, fop.LkWrite, nil); err != nil {
 		if fop.Errno(err) == syscall.EAGAIN {
-			return nil // another client deletes them
+			return false, nil // another client deletes them
 		}
-		return err
+		return false, err
 	}
 	defer func() {
 		_, _ = s.Subvolume.Entrylk(context.WithoutCancel(mctx), RemoveMeGFID, name, s.name, fop.EntrylkUnlock, fop.LkWrite, nil)
 	}()
 	_, rx, err := s.Subvolume.Lookup(ictx, RemoveMeGFID, name, xdr.GFID{}, sizeKeys)
 	if missing(err) {
-		return nil // deleted meanwhile
+		return true, nil // deleted meanwhile
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	bsb, ok1 := rx.Bytes(KeyBlockSize)
 	fsb, ok2 := rx.Bytes(KeyFileSize)
@@ -274,17 +279,18 @@ func (s *Shard) deleteOne(ctx context.Context, name string) error {
 	if !ok1 || !ok2 || err1 != nil || err2 != nil {
 		s.log.Warn("a deletion marker lacks a valid block size or size; leaving it for a person to look at",
 			zap.String("marker", name))
-		return nil
+		return false, nil
 	}
 	if _, _, err := s.Subvolume.Lookup(ictx, xdr.GFID{}, "", base, nil); err == nil {
 		// The base file exists (its removal failed after the marker
 		// was made; the marker's lock rules out one in progress): only
 		// the marker goes. Native leaves it until the file is removed.
-		return fop.ErrOnly(s.Subvolume.Unlink(ictx, RemoveMeGFID, name, nil))
+		err := fop.ErrOnly(s.Subvolume.Unlink(ictx, RemoveMeGFID, name, nil))
+		return err == nil, err
 	} else if !missing(err) {
 		// Not known to be gone (a brick down, a timeout): its blocks
 		// stay until the next pass can tell.
-		return err
+		return false, err
 	}
 	last := Blocks(sz.Size, bs) - 1
 	rate := uint64(s.Options().DeletionRate)
@@ -294,7 +300,7 @@ func (s *Shard) deleteOne(ctx context.Context, name string) error {
 			batch = append(batch, b)
 		}
 		if _, err := s.unlinkBlocks(ctx, base, batch, false); err != nil {
-			return err
+			return false, err
 		}
 	}
 	s.mu.Lock()
@@ -304,8 +310,8 @@ func (s *Shard) deleteOne(ctx context.Context, name string) error {
 	}
 	s.mu.Unlock()
 	if err := fop.ErrOnly(s.Subvolume.Unlink(ictx, RemoveMeGFID, name, nil)); err != nil && !missing(err) {
-		return err
+		return false, err
 	}
 	s.log.Debug("deleted the blocks of a removed file", zap.Stringer("gfid", base), zap.Uint64("blocks", last))
-	return nil
+	return true, nil
 }

@@ -74,6 +74,9 @@ type Shard struct {
 	// reply carries a size newer than the cache only if the request went
 	// out after the inode's last change (see learn).
 	epoch atomic.Uint64
+	// backlog is the .remove_me markers found at the last look, less
+	// those deleted since.
+	backlog atomic.Int64
 
 	lru fdLRU
 
@@ -323,4 +326,16 @@ func newGFID() xdr.GFID {
 
 func (s *Shard) opErr(op string, g xdr.GFID, en syscall.Errno, err error) error {
 	return &fop.OpError{Brick: s.name, Fop: op, GFID: g, Errno: en, Err: err}
+}
+
+// Stats returns the layer's figures for `brickfs status` and the metrics.
+func (s *Shard) Stats() fop.ShardStats {
+	st := fop.ShardStats{BlockSize: s.Options().BlockSize, RemoveBacklog: s.backlog.Load()}
+	s.mu.Lock()
+	st.Inodes = len(s.inodes)
+	s.mu.Unlock()
+	s.lru.mu.Lock()
+	st.OpenBlocks = s.lru.n
+	s.lru.mu.Unlock()
+	return st
 }

@@ -668,6 +668,9 @@ func TestDeletionSkipsOpenFiles(t *testing.T) {
 	if blockOn(t, m, g, 2) == nil {
 		t.Fatal("the deletion removed the blocks of a file still open")
 	}
+	if st := s.Stats(); st.RemoveBacklog != 1 || st.BlockSize != 4*mib {
+		t.Errorf("a marker left for an open file: backlog %d, block size %d", st.RemoveBacklog, st.BlockSize)
+	}
 	_ = m.Release(context.Background(), other)
 	// The unlink's own background run may hold the marker's lock now
 	// (a run that finds it taken skips it): kick until it is done.
@@ -675,6 +678,7 @@ func TestDeletionSkipsOpenFiles(t *testing.T) {
 		s.kickDeletion()
 		return blockOn(t, m, g, 1) == nil && blockOn(t, m, g, 2) == nil && len(m.Names(RemoveMeGFID)) == 0
 	})
+	waitFor(t, "the backlog to drain", func() bool { return s.Stats().RemoveBacklog == 0 })
 }
 
 // A second name keeps the blocks; renaming over a sharded file removes

@@ -71,6 +71,7 @@ const usage = `brickfs: a GlusterFS client for VM volume files
 Usage:
   brickfs mount [-f] [-o OPTIONS] HOST[,HOST...]:/VOLUME[/DIR] MOUNTPOINT
   brickfs unmount MOUNTPOINT
+  brickfs status [MOUNTPOINT] [--json]       the mount's graph, bricks, replica sets, fops
   brickfs clone [--force] [--quiet] SRC DST   instant clone on XFS reflink bricks (brickfs clone --help)
   brickfs install [--glusterfs|--revert|--uninstall|--status] [--root DIR]
   brickfs version
@@ -101,6 +102,7 @@ Options (-o, comma-separated):
   volfile-fetch-timeout=S       per volfile server (default 5)
   volfile-cache-dir=DIR         last good volfiles (default /var/lib/brickfs/volfiles)
   statedump-dir=DIR             where SIGUSR1 writes a statedump (default /var/run/gluster)
+  metrics=HOST:PORT             serve Prometheus metrics on http://HOST:PORT/metrics
   server-port=PORT              glusterd port (default 24007)
   subdir-mount=DIR              mount that directory of the volume
   copy-offload=POLICY           copy_file_range (brickfs clone, qemu-img convert -C): auto (default:
@@ -132,6 +134,8 @@ func Main(args []string, stderr io.Writer) int {
 		return runMount("brickfs", m, fg, stderr)
 	case "install":
 		return installMain(args[1:], stderr)
+	case "status":
+		return statusMain(args[1:], os.Stdout, stderr)
 	case "clone":
 		return cloneMain(args[1:], os.Stdout, stderr)
 	case "unmount", "umount":
@@ -281,7 +285,7 @@ func hostTLS(getenv func(string) string) (*tlsconf.Config, string, error) {
 
 // loadVolfile fetches the volfile, falling back to the last good copy;
 // note is set when the copy was used, for the user.
-func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, mgmt *tlsconf.Config, log *zap.Logger) (g *volfile.Graph, raw []byte, note string, err error) {
+func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, mgmt *tlsconf.Config, log *zap.Logger) (g *volfile.Graph, raw []byte, used *volfileInUse, note string, err error) {
 	servers := volfileServers(m, spec)
 	cache := volfile.Cache{Dir: m.VolfileCacheDir}
 	got, err := volfile.Fetch(ctx, servers, spec.Volume, volfile.FetchOptions{Timeout: m.FetchTimeout, TLS: mgmt})
@@ -289,6 +293,7 @@ func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, mgmt *tlsconf.
 	switch {
 	case err == nil:
 		b = got.Volfile
+		used = &volfileInUse{Source: "server", From: got.From.String(), At: time.Now()}
 		log.Info("volfile fetched", zap.String("volume", spec.Volume), zap.Stringer("remote", got.From), zap.Int("bytes", len(b)))
 		if _, perr := volfile.Parse(b); perr == nil {
 			if serr := cache.Save(spec.Volume, servers, b); serr != nil {
@@ -296,26 +301,28 @@ func loadVolfile(ctx context.Context, m Mount, spec volfile.Spec, mgmt *tlsconf.
 			}
 		}
 	case errors.Is(err, volfile.ErrNoVolume):
-		return nil, nil, "", err
+		return nil, nil, nil, "", err
 	default:
 		cached, at, cerr := cache.Load(spec.Volume, servers)
 		if cerr != nil {
-			return nil, nil, "", err
+			return nil, nil, nil, "", err
 		}
 		log.Warn("no volfile server answered; mounting from the last good volfile",
 			zap.String("volume", spec.Volume), zap.Time("saved", at), zap.Error(err))
 		note = fmt.Sprintf("no volfile server answered (%v); mounted %s from the last good volfile, saved %s in %s; changes to the volume apply once a server answers",
 			err, spec.Volume, at.Format(time.RFC3339), m.VolfileCacheDir)
 		b = cached
+		used = &volfileInUse{Source: "cache", From: m.VolfileCacheDir, At: at}
 	}
+	used.Text = redactVolfile(string(b))
 	g, err = volfile.Parse(b)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("the volfile of %s is not valid: %w", spec.Volume, err)
+		return nil, nil, nil, "", fmt.Errorf("the volfile of %s is not valid: %w", spec.Volume, err)
 	}
 	if err := failover.Check(g); err != nil {
-		return nil, nil, "", err
+		return nil, nil, nil, "", err
 	}
-	return g, b, note, nil
+	return g, b, used, note, nil
 }
 
 // volfileServers lists where the volfile is fetched from: the spec's
@@ -387,7 +394,7 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 	if mgmt != nil {
 		log.Info("management TLS is on", zap.String("cert", mgmt.Files().Cert), zap.String("ca", mgmt.Files().CA), zap.Int("depth", mgmt.Files().Depth))
 	}
-	g, raw, note, err := loadVolfile(ctx, m, spec, mgmt, log)
+	g, raw, used, note, err := loadVolfile(ctx, m, spec, mgmt, log)
 	if note != "" {
 		notes = append(notes, note)
 	}
@@ -409,11 +416,25 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 		return report(fmt.Errorf("%w; check `gluster volume status %s`", err, spec.Volume))
 	}
 	defer vol.Close()
+	state := &mountState{m: m, volume: spec.Volume, started: time.Now(), graph: vol.Status}
+	state.volfile.Store(used)
+	if m.Metrics != "" {
+		reg := metricsRegistry(&graphCollector{volume: spec.Volume, mountpoint: m.MountPoint, graph: vol.Status})
+		ms, err := listenMetrics(m.Metrics, reg, log)
+		if err != nil {
+			log.Error("mount failed", zap.Error(err))
+			return report(err)
+		}
+		defer ms.Close()
+		state.metrics = ms.addr
+		log.Info("serving metrics", zap.String("addr", ms.addr))
+	}
 
 	fsys := fuse.New(vol, fuse.Options{
 		AttrTimeout: m.AttrTimeout, EntryTimeout: m.EntryTimeout, NegativeTimeout: m.NegativeTimeout,
 		VolumeID: vol.ID, Log: log, CopyOffload: m.CopyOffload, CopyChunk: m.CopyChunk,
 	})
+	state.tables = fsys.Tables
 	var w *watcher
 	if m.AutoUnmount {
 		if w, err = startWatcher(m.MountPoint); err != nil {
@@ -433,6 +454,13 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 	}
 	if w != nil {
 		w.mounted(m.MountPoint)
+	}
+	// The status socket comes before the record: a recorded mount
+	// answers `brickfs status`.
+	if ss, err := serveStatus(statusSocket(os.Getpid()), state.snapshot, log); err != nil {
+		log.Warn("brickfs status will not answer for this mount", zap.Error(err))
+	} else {
+		defer ss.Close()
 	}
 	unrecord, err := recordMount(m.MountPoint)
 	if err != nil {
@@ -463,19 +491,21 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 			if err := cache.Save(spec.Volume, servers, b); err != nil {
 				log.Warn("cannot keep a copy of the volfile", zap.Error(err))
 			}
+			state.volfile.Store(&volfileInUse{Source: "server", From: "a change glusterd announced (" + serverList(servers) + ")", At: time.Now(), Text: redactVolfile(string(b))})
 			return changes, nil
 		})
 	}()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
-	started := time.Now()
+	started := state.started
 	go func() {
 		for s := range sigs {
 			if s == syscall.SIGHUP {
 				continue
 			}
 			if s == syscall.SIGUSR1 {
-				writeStatedump(m.StatedumpDir, takeStatedump(vol.Status().String(), started), log)
+				inodes, files := fsys.Tables()
+				writeStatedump(m.StatedumpDir, takeStatedump(vol.Status(), inodes, files, started), log)
 				continue
 			}
 			log.Info("signal received, unmounting", zap.Stringer("signal", s))
@@ -635,4 +665,12 @@ func HelperMain(name string, args []string, stderr io.Writer) int {
 		return ExitOK
 	}
 	return runMount(prog, m, false, stderr)
+}
+
+func serverList(ss []volfile.Server) string {
+	parts := make([]string, len(ss))
+	for i, s := range ss {
+		parts[i] = s.String()
+	}
+	return strings.Join(parts, ", ")
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path"
 	"path/filepath"
@@ -30,9 +31,11 @@ type Mount struct {
 	FetchTimeout                               time.Duration
 	VolfileCacheDir                            string
 	StatedumpDir                               string
-	ACL                                        bool
-	Transport                                  string
-	ServerPort                                 int
+	// Metrics is the HOST:PORT that serves Prometheus's /metrics ("": none).
+	Metrics    string
+	ACL        bool
+	Transport  string
+	ServerPort int
 	// CopyOffload is the copy_file_range policy (fuse.OffloadAuto, ...);
 	// CopyChunk the most one call sends to the bricks (0: 64 MiB).
 	CopyOffload string
@@ -280,6 +283,8 @@ func (m *Mount) parseOptions(s string) error {
 			m.VolfileCacheDir = val
 		case "statedump-dir":
 			m.StatedumpDir = val
+		case "metrics":
+			m.Metrics, err = metricsAddr(val)
 		case "copy-offload":
 			m.CopyOffload = val
 			if val != fuse.OffloadAuto && val != fuse.OffloadBricks && val != fuse.OffloadKernel {
@@ -405,4 +410,23 @@ func unescapeMount(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// metricsAddr checks the metrics option: HOST:PORT, or :PORT for every
+// address of the host.
+func metricsAddr(v string) (string, error) {
+	bad := func(why string) error {
+		return fmt.Errorf("option metrics=%q: %s; want HOST:PORT to serve Prometheus's /metrics on, e.g. metrics=127.0.0.1:9464 (or metrics=:9464 on every address)", v, why)
+	}
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return "", bad("not HOST:PORT")
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return "", bad("the port is not a TCP port number (1-65535)")
+	}
+	if strings.ContainsAny(host, " /,") {
+		return "", bad("the host is not a host name or an address")
+	}
+	return v, nil
 }

@@ -16,7 +16,7 @@ import (
 func TestStatedump(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "gluster")
 	core, logs := observer.New(zap.InfoLevel)
-	d := takeStatedump("v-replicate-0 (cluster/replicate) up: 3 of 3 bricks up", time.Now().Add(-time.Minute))
+	d := takeStatedump(sampleGraph(), 12, 3, time.Now().Add(-time.Minute))
 	if d.Goroutines <= 0 || d.RSSKiB <= 0 || d.Fds <= 0 || d.Uptime < time.Minute {
 		t.Fatalf("statedump figures: %+v", d)
 	}
@@ -29,7 +29,11 @@ func TestStatedump(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"goroutines=", "rss_kib=", "fds=", "[graph]", "3 of 3 bricks up"} {
+	for _, want := range []string{"goroutines=", "rss_kib=", "fds=", "[graph]", "v-replicate-0 (cluster/replicate) up",
+		"[fuse]\ninode_table.active=12\nopen_files=3\n", "[xlator.cluster.replicate.v-replicate-0]", "heal_pending=7", "inode_table.active=0",
+		"locks.eager_inodelks_held=0", "failover.v-client-2.cut=1", "failover.v-client-2.last_stall=300ms", "lagging=v-client-2",
+		"[xlator.protocol.client.v-client-2]\nup=0\nremote=127.1.0.1:49154:/bricks/b2\nconnected=0\n", "pending_calls=0", "last_error=brick stopped answering",
+		"[xlator.debug.io-stats.v]", "fop.WRITE.count=2", "fop.WRITE.errors.ENOSPC=1"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("statedump lacks %q:\n%s", want, b)
 		}

@@ -44,6 +44,18 @@ func TestBrickfsUnmountWithFopInFlight(t *testing.T) {
 		b, err := os.ReadFile(stack)
 		return err == nil && strings.Contains(string(b), "fuse_"), fmt.Sprintf("%s: %q %v", stack, b, err)
 	})
+	// The reader waiting in FUSE does not mean brickfs has read its
+	// request yet (on a loaded machine it may still be in the kernel's
+	// queue, and the unmount then ends it with nothing in flight): the
+	// daemon's own count of fops waiting on the brick says it has.
+	brick := vol + "-client-0"
+	waitFor(t, 30*time.Second, "brickfs to wait on the stopped brick", func() (bool, string) {
+		n := brickfsStatus(t, mnt).node(brick)
+		if n == nil || n.Brick == nil {
+			return false, "no brick " + brick + " in the status"
+		}
+		return n.Brick.Inflight > 0, fmt.Sprintf("%d fops in flight on %s", n.Brick.Inflight, brick)
+	})
 	// Force the unmount: the kernel aborts the connection (the reader gets
 	// an error at once; a process killed while its request is with the
 	// daemon would wait for the answer) and detaches the mount.

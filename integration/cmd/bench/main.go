@@ -107,6 +107,7 @@ type config struct {
 	size    string
 	multi   string
 	out     string
+	rawDir  string // fio's JSON of every run
 	fsMiB   int
 	cmdline string
 }
@@ -191,6 +192,7 @@ func parseConfig(args []string) (config, error) {
 	if c.out == "" {
 		c.out = fmt.Sprintf("/tmp/brickfs-bench-%s.md", time.Now().Format("20060102-150405"))
 	}
+	c.rawDir = strings.TrimSuffix(c.out, ".md") + "-fio"
 	c.cmdline = fmt.Sprintf("VOLUMES=%q CLIENTS=%q JOBS=%q REPEATS=%d RUNTIME=%d SIZE=%s MULTI_SIZE=%s",
 		strings.Join(c.volumes, " "), strings.Join(c.clients, " "), jobNames(c.jobs), c.repeats, int(c.runtime.Seconds()), c.size, c.multi)
 	return c, nil
@@ -283,6 +285,9 @@ func main() {
 		log.Fatalf("bench: %v", err)
 	}
 	defer os.RemoveAll(work)
+	if err := os.MkdirAll(cfg.rawDir, 0o755); err != nil {
+		log.Fatalf("bench: %v", err)
+	}
 
 	d := integration.NewProgram("bench")
 	code := d.Run(func() {
@@ -383,11 +388,16 @@ func main() {
 	} else {
 		log.Printf("bench: tables written to %s (took %v)", cfg.out, took.Round(time.Second))
 	}
-	if len(Failures(samples)) > 0 {
-		code = 1
-	}
-	if ctx.Err() != nil {
+	failed := Failures(samples)
+	switch {
+	case ctx.Err() != nil:
+		log.Printf("bench: interrupted after %v; everything it started is torn down", took.Round(time.Second))
 		code = 130
+	case len(failed) > 0:
+		log.Printf("bench: FAILED: %d fio runs failed (listed at the end of the tables; the client and brick logs were printed above); fix the cause and run again", len(failed))
+		code = 1
+	case code != 0:
+		log.Printf("bench: FAILED: the run stopped early: the ERROR line above says why; everything it started is torn down")
 	}
 	os.Exit(code)
 }
@@ -453,7 +463,7 @@ func removeArgs(args []string, drop ...string) []string {
 // runOne runs job j through t once, sampling the client's CPU and RSS.
 func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep int, work string) Sample {
 	s := Sample{Volume: vol, Job: j.Name, Client: t.client, Rep: rep, CPU: math.NaN()}
-	jsonOut := filepath.Join(work, fmt.Sprintf("%s-%s-%s-%d.json", vol, j.Name, t.client, rep))
+	jsonOut := filepath.Join(cfg.rawDir, fmt.Sprintf("%s-%s-%s-%d.json", vol, j.Name, t.client, rep))
 	tgt, size := t.file(mainFile), cfg.size
 	if j.NumJobs > 1 {
 		tgt, size = t.dir, cfg.multi
@@ -483,7 +493,6 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 		return s
 	}
 	raw, rerr := os.ReadFile(jsonOut)
-	os.Remove(jsonOut)
 	switch {
 	case rctx.Err() != nil:
 		s.Err = fmt.Sprintf("fio did not finish within %v; killed", cfg.runtime+2*time.Minute)
@@ -649,6 +658,7 @@ func render(cfg config, samples []Sample, meta []string, load0, load1 [3]float64
 	fmt.Fprintf(&b, "- %d repeats, interleaved (per repeat, job and volume every client in turn, the order reversed on even repeats); throughput is the median with min-max, latencies the medians of fio's completion latency percentiles\n", cfg.repeats)
 	b.WriteString("- CPU: the FUSE daemon's utime+stime over the fio run, per GiB moved and per 10k I/Os (median over repeats); peak RSS: the daemon's VmRSS sampled every 100 ms during the run, the largest of any repeat (the mounts stay up for the whole benchmark). gfapi's client is fio itself and local has none: `-`\n")
 	fmt.Fprintf(&b, "- load average before %.2f %.2f %.2f, after %.2f %.2f %.2f; took %v\n", load0[0], load0[1], load0[2], load1[0], load1[1], load1[2], took.Round(time.Second))
+	fmt.Fprintf(&b, "- fio's JSON of every run: %s\n", cfg.rawDir)
 	if stopped {
 		b.WriteString("- **interrupted**: the tables hold only the runs that finished\n")
 	}
@@ -660,6 +670,11 @@ func render(cfg config, samples []Sample, meta []string, load0, load1 [3]float64
 		fmt.Fprintf(&b, "## %s (%s)\n\n", vk.name, vk.desc)
 		b.WriteString(Table(samples, vk.name, cfg.jobs, cfg.clients))
 		b.WriteString("\n")
+		if has(cfg.clients, "brickfs") && (has(cfg.clients, "native-strict") || has(cfg.clients, "gfapi")) {
+			fmt.Fprintf(&b, "brickfs against issue 14's targets on %s (ratios of the medians):\n\n", vk.name)
+			b.WriteString(Targets(samples, vk.name, cfg.jobs))
+			b.WriteString("\n")
+		}
 	}
 	if f := Failures(samples); len(f) > 0 {
 		b.WriteString("## Failed runs\n\n")

@@ -476,3 +476,62 @@ func (j Job) FioArgs(target string, size string, runtimeSec int, engine []string
 
 // MultiFilePattern names the multi-job run's files: vm.0 ... vm.N-1.
 const MultiFilePattern = "vm.$jobnum"
+
+// Targets is a volume's table of brickfs against issue 14's targets, per
+// job: throughput at least 1.5x native-strict's and at least gfapi's, p99
+// below both of theirs, CPU per I/O below native-strict's, peak RSS at
+// most twice native-strict's. A figure that is missing (a client not run,
+// a run failed) is "-"; "yes"/"no" says whether the target is met.
+func Targets(samples []Sample, volume string, js []Job) string {
+	cell := func(j Job, client string) (Cell, bool) {
+		var ss []Sample
+		for _, s := range samples {
+			if s.Volume == volume && s.Job == j.Name && s.Client == client {
+				ss = append(ss, s)
+			}
+		}
+		c := summarizeCell(j, ss)
+		return c, c.Value.N > 0
+	}
+	// verdict is r with whether it meets the target: r >= limit, r < limit
+	// or r <= limit, as cmp says.
+	verdict := func(r, limit float64, cmp string) string {
+		if math.IsNaN(r) {
+			return "-"
+		}
+		ok := r >= limit
+		switch cmp {
+		case "<":
+			ok = r < limit
+		case "<=":
+			ok = r <= limit
+		}
+		if ok {
+			return ratio(r) + " yes"
+		}
+		return ratio(r) + " no"
+	}
+	var b strings.Builder
+	b.WriteString("| job | brickfs / native-strict (>= 1.5x) | brickfs / gfapi (>= 1x) | p99 / native-strict's (< 1x) | p99 / gfapi's (< 1x) | CPU per I/O / native-strict's (< 1x) | peak RSS / native-strict's (<= 2x) |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, j := range js {
+		bf, ok := cell(j, "brickfs")
+		if !ok {
+			continue
+		}
+		st, _ := cell(j, "native-strict")
+		gf, _ := cell(j, "gfapi")
+		rss := math.NaN()
+		if bf.PeakRSS > 0 && st.PeakRSS > 0 {
+			rss = float64(bf.PeakRSS) / float64(st.PeakRSS)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", j.Desc,
+			verdict(Ratio(bf.Value.Med, st.Value.Med), 1.5, ">="),
+			verdict(Ratio(bf.Value.Med, gf.Value.Med), 1, ">="),
+			verdict(Ratio(bf.P99.Med, st.P99.Med), 1, "<"),
+			verdict(Ratio(bf.P99.Med, gf.P99.Med), 1, "<"),
+			verdict(Ratio(bf.CPU10k.Med, st.CPU10k.Med), 1, "<"),
+			verdict(rss, 2, "<="))
+	}
+	return b.String()
+}

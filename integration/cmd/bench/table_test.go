@@ -221,6 +221,13 @@ func TestTable(t *testing.T) {
 	if got != want {
 		t.Errorf("Table:\n%s\nwant:\n%s", got, want)
 	}
+	got = Targets(samples, "rep3", js)
+	want = "| job | brickfs / native-strict (>= 1.5x) | brickfs / gfapi (>= 1x) | p99 / native-strict's (< 1x) | p99 / gfapi's (< 1x) | CPU per I/O / native-strict's (< 1x) | peak RSS / native-strict's (<= 2x) |\n" +
+		"|---|---:|---:|---:|---:|---:|---:|\n" +
+		"| 4k randwrite QD16 | 1.50x yes | 1.00x yes | 1.00x no | 1.00x no | 0.33x yes | 1.67x yes |\n"
+	if got != want {
+		t.Errorf("Targets:\n%s\nwant:\n%s", got, want)
+	}
 	if f := Failures(samples); len(f) != 2 || !strings.Contains(f[0], "rep3 randwrite4k-qd16 native-strict repeat 3: fio: exit status 1") {
 		t.Errorf("Failures = %q", f)
 	}

@@ -348,6 +348,7 @@ func main() {
 		d.Logf("cluster up, files written; %d runs of %v to go (about %v)", cfg.repeats*len(cfg.jobs)*len(cfg.volumes)*len(cfg.clients),
 			cfg.runtime, time.Duration(cfg.repeats*len(cfg.jobs)*len(cfg.volumes)*len(cfg.clients))*(cfg.runtime+2*time.Second))
 
+		total, done, t0 := cfg.repeats*len(cfg.jobs)*len(cfg.volumes)*len(cfg.clients), 0, time.Now()
 		for rep := 1; rep <= cfg.repeats; rep++ {
 			for _, j := range cfg.jobs {
 				for _, vol := range Order(cfg.volumes, rep) {
@@ -363,9 +364,11 @@ func main() {
 						mu.Lock()
 						samples = append(samples, s)
 						mu.Unlock()
+						done++
+						eta := time.Since(t0) / time.Duration(done) * time.Duration(total-done)
 						if s.OK() {
-							d.Logf("%s %s %s rep %d: %s %s, p99 %s ms, CPU %.2f s, peak RSS %.0f MiB, load %.2f",
-								vol, j.Name, cl, rep, num(j.Value(s)), j.Unit(), ms(s.P99), s.CPU, float64(s.PeakRSS)/1024, s.Load)
+							d.Logf("[%d/%d, %v to go] %s %s %s rep %d: %s %s, p99 %s ms, CPU %.2f s, peak RSS %.0f MiB, load %.2f",
+								done, total, eta.Round(time.Second), vol, j.Name, cl, rep, num(j.Value(s)), j.Unit(), ms(s.P99), s.CPU, float64(s.PeakRSS)/1024, s.Load)
 						} else {
 							d.Errorf("%s %s %s rep %d: %s", vol, j.Name, cl, rep, s.Err)
 						}

@@ -89,7 +89,7 @@ var volumeKinds = []struct {
 }{
 	{"single", "single brick", integration.Single, false},
 	{"rep3", "replica 3", integration.Replica3, false},
-	{"rep3shard", "replica 3, sharded (features.shard on, 64 MB blocks)", integration.Replica3, true},
+	{"rep3shard", "replica 3, sharded: features.shard on, 64 MB blocks", integration.Replica3, true},
 	{"dist", "2 x 3 distributed-replicate", integration.Dist2Replica3, false},
 }
 
@@ -658,7 +658,7 @@ func render(cfg config, samples []Sample, meta []string, load0, load1 [3]float64
 		fmt.Fprintf(&b, "- %s\n", m)
 	}
 	fmt.Fprintf(&b, "- each run: direct=1, %v time-based, no ramp; libaio on the mounts and the local directory, gfapi_async for gfapi; one %s file for the single-file jobs and four of %s for multi4, written once, shared by all clients\n", cfg.runtime, cfg.size, cfg.multi)
-	fmt.Fprintf(&b, "- %d repeats, interleaved (per repeat, job and volume every client in turn, the order reversed on even repeats); throughput is the median with min-max, latencies the medians of fio's completion latency percentiles\n", cfg.repeats)
+	fmt.Fprintf(&b, "- %d repeat(s), interleaved (per repeat, job and volume every client in turn, the order reversed on even repeats); throughput is the median with min-max, latencies the medians of fio's completion latency percentiles\n", cfg.repeats)
 	b.WriteString("- CPU: the FUSE daemon's utime+stime over the fio run, per GiB moved and per 10k I/Os (median over repeats); peak RSS: the daemon's VmRSS sampled every 100 ms during the run, the largest of any repeat (the mounts stay up for the whole benchmark). gfapi's client is fio itself and local has none: `-`\n")
 	fmt.Fprintf(&b, "- load average before %.2f %.2f %.2f, after %.2f %.2f %.2f; took %v\n", load0[0], load0[1], load0[2], load1[0], load1[1], load1[2], took.Round(time.Second))
 	fmt.Fprintf(&b, "- fio's JSON of every run: %s\n", cfg.rawDir)

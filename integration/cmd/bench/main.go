@@ -367,8 +367,8 @@ func main() {
 						done++
 						eta := time.Since(t0) / time.Duration(done) * time.Duration(total-done)
 						if s.OK() {
-							d.Logf("[%d/%d, %v to go] %s %s %s rep %d: %s %s, p99 %s ms, CPU %.2f s, peak RSS %.0f MiB, load %.2f",
-								done, total, eta.Round(time.Second), vol, j.Name, cl, rep, num(j.Value(s)), j.Unit(), ms(s.P99), s.CPU, float64(s.PeakRSS)/1024, s.Load)
+							d.Logf("[%d/%d, %v to go] %s %s %s rep %d: %s %s, p99 %s ms, CPU %.2f s, peak RSS %.0f MiB (%.0f at start), load %.2f",
+								done, total, eta.Round(time.Second), vol, j.Name, cl, rep, num(j.Value(s)), j.Unit(), ms(s.P99), s.CPU, float64(s.PeakRSS)/1024, float64(s.StartRSS)/1024, s.Load)
 						} else {
 							d.Errorf("%s %s %s rep %d: %s", vol, j.Name, cl, rep, s.Err)
 						}
@@ -482,6 +482,7 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 	cpu0, cpuErr := cpuSeconds(t.pids)
 	stopRSS := make(chan struct{})
 	rssDone := make(chan int64, 1)
+	s.StartRSS = rssKiB(t.pids)
 	go func() { rssDone <- sampleRSS(t.pids, stopRSS) }()
 	err := cmd.Run()
 	cpu1, cpuErr1 := cpuSeconds(t.pids)
@@ -541,21 +542,26 @@ func sampleRSS(pids []int, stop <-chan struct{}) int64 {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		var sum int64
-		for _, p := range pids {
-			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p)); err == nil {
-				if v, err := VmRSS(string(b)); err == nil {
-					sum += v
-				}
-			}
-		}
-		peak = max(peak, sum)
+		peak = max(peak, rssKiB(pids))
 		select {
 		case <-stop:
 			return peak
 		case <-tick.C:
 		}
 	}
+}
+
+// rssKiB is the summed VmRSS of pids.
+func rssKiB(pids []int) int64 {
+	var sum int64
+	for _, p := range pids {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p)); err == nil {
+			if v, err := VmRSS(string(b)); err == nil {
+				sum += v
+			}
+		}
+	}
+	return sum
 }
 
 // daemonPids are the FUSE daemons serving mnt: brickfs or glusterfs
@@ -659,7 +665,7 @@ func render(cfg config, samples []Sample, meta []string, load0, load1 [3]float64
 	}
 	fmt.Fprintf(&b, "- each run: direct=1, %v time-based, no ramp; libaio on the mounts and the local directory, gfapi_async for gfapi; one %s file for the single-file jobs and four of %s for multi4, written once, shared by all clients\n", cfg.runtime, cfg.size, cfg.multi)
 	fmt.Fprintf(&b, "- %d repeat(s), interleaved (per repeat, job and volume every client in turn, the order reversed on even repeats); throughput is the median with min-max, latencies the medians of fio's completion latency percentiles\n", cfg.repeats)
-	b.WriteString("- CPU: the FUSE daemon's utime+stime over the fio run, per GiB moved and per 10k I/Os (median over repeats); peak RSS: the daemon's VmRSS sampled every 100 ms during the run, the largest of any repeat (the mounts stay up for the whole benchmark). gfapi's client is fio itself and local has none: `-`\n")
+	b.WriteString("- CPU: the FUSE daemon's utime+stime over the fio run, per GiB moved and per 10k I/Os (median over repeats); peak RSS: the daemon's VmRSS sampled every 100 ms during the run, the largest of any repeat, with in parentheses its VmRSS when that run started (the mounts stay up for the whole benchmark, so a daemon that kept memory from an earlier job, such as multi4's, shows it in later jobs' peaks). gfapi's client is fio itself and local has none: `-`\n")
 	fmt.Fprintf(&b, "- load average before %.2f %.2f %.2f, after %.2f %.2f %.2f; took %v\n", load0[0], load0[1], load0[2], load1[0], load1[1], load1[2], took.Round(time.Second))
 	fmt.Fprintf(&b, "- fio's JSON of every run: %s\n", cfg.rawDir)
 	if stopped {

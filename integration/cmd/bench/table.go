@@ -69,7 +69,10 @@ type Sample struct {
 	P999    float64
 	CPU     float64 // client process CPU seconds (utime+stime) over the run; NaN if not measured
 	PeakRSS int64   // client process peak VmRSS over the run (KiB, sampled); 0 if not measured
-	Load    float64 // 1-minute load average at the end of the run
+	// StartRSS is the client's VmRSS when fio started (KiB): what it kept
+	// from earlier runs, since the mounts stay up for the whole benchmark.
+	StartRSS int64
+	Load     float64 // 1-minute load average at the end of the run
 }
 
 // OK reports whether the run succeeded.
@@ -265,6 +268,7 @@ type Cell struct {
 	Value, P50, P99, P999 Stat
 	CPUGiB, CPU10k        Stat
 	PeakRSS               int64 // KiB, the largest over the repeats; 0 if not measured
+	StartRSS              int64 // KiB, VmRSS at the start of the run whose peak that was
 	Runs, Failed          int
 	Errs                  []string
 }
@@ -286,7 +290,9 @@ func summarizeCell(j Job, samples []Sample) Cell {
 		p999 = append(p999, s.P999)
 		cg = append(cg, CPUPerGiB(s.CPU, s.Bytes))
 		ck = append(ck, CPUPer10k(s.CPU, s.IOs))
-		c.PeakRSS = max(c.PeakRSS, s.PeakRSS)
+		if s.PeakRSS > c.PeakRSS {
+			c.PeakRSS, c.StartRSS = s.PeakRSS, s.StartRSS
+		}
 	}
 	c.Value, c.P50, c.P99, c.P999 = Summarize(val), Summarize(p50), Summarize(p99), Summarize(p999)
 	c.CPUGiB, c.CPU10k = Summarize(cg), Summarize(ck)
@@ -305,7 +311,7 @@ func Table(samples []Sample, volume string, js []Job, clients []string) string {
 		}
 	}
 	var b strings.Builder
-	b.WriteString("| job | client | throughput: median (min-max) | p50 ms | p99 ms | p99.9 ms | vs native-strict | vs gfapi | CPU s/GiB | CPU s/10k I/O | peak RSS MiB |\n")
+	b.WriteString("| job | client | throughput: median (min-max) | p50 ms | p99 ms | p99.9 ms | vs native-strict | vs gfapi | CPU s/GiB | CPU s/10k I/O | peak RSS MiB (at start) |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, j := range js {
 		cells := map[string]Cell{}
@@ -335,7 +341,7 @@ func Table(samples []Sample, volume string, js []Job, clients []string) string {
 			}
 			rss := "-"
 			if cell.PeakRSS > 0 {
-				rss = fmt.Sprintf("%.0f", float64(cell.PeakRSS)/1024)
+				rss = fmt.Sprintf("%.0f (%.0f)", float64(cell.PeakRSS)/1024, float64(cell.StartRSS)/1024)
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 				j.Desc, c, val, ms(cell.P50.Med), ms(cell.P99.Med), ms(cell.P999.Med), vsStrict, vsGfapi,

@@ -198,7 +198,7 @@ func TestFioArgs(t *testing.T) {
 func TestTable(t *testing.T) {
 	mk := func(client string, rep int, iops, cpu float64, rss int64) Sample {
 		return Sample{Volume: "rep3", Job: "randwrite4k-qd16", Client: client, Rep: rep, IOPS: iops, BW: iops * 4096,
-			IOs: int64(iops * 10), Bytes: int64(iops * 10 * 4096), P50: 1000, P99: 12345, P999: 250000, CPU: cpu, PeakRSS: rss}
+			IOs: int64(iops * 10), Bytes: int64(iops * 10 * 4096), P50: 1000, P99: 12345, P999: 250000, CPU: cpu, PeakRSS: rss, StartRSS: rss / 2}
 	}
 	nan := math.NaN()
 	samples := []Sample{
@@ -211,12 +211,12 @@ func TestTable(t *testing.T) {
 	}
 	js, _ := SelectJobs([]string{"randwrite4k-qd16", "randread4k-qd1"})
 	got := Table(samples, "rep3", js, []string{"brickfs", "native-strict", "gfapi", "local"})
-	want := "| job | client | throughput: median (min-max) | p50 ms | p99 ms | p99.9 ms | vs native-strict | vs gfapi | CPU s/GiB | CPU s/10k I/O | peak RSS MiB |\n" +
+	want := "| job | client | throughput: median (min-max) | p50 ms | p99 ms | p99.9 ms | vs native-strict | vs gfapi | CPU s/GiB | CPU s/10k I/O | peak RSS MiB (at start) |\n" +
 		"|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n" +
 		"| 4k randread QD1 | brickfs | **FAIL** | - | - | - | - | - | - | - | - |\n" +
 		// 2 CPU s for 30000 I/Os of 4 KiB: 2/(30000*4096/2^30) s/GiB, 2/3 s per 10k.
-		"| 4k randwrite QD16 | brickfs | 3000 IOPS (2700-3300) | 1.00 | 12.3 | 250 | 1.50x | 1.00x | 17.5 | 0.67 | 50 |\n" +
-		"| 4k randwrite QD16 | native-strict | 2000 IOPS (2000-2000), 1 of 3 failed | 1.00 | 12.3 | 250 | - | 0.67x | 52.4 | 2.00 | 30 |\n" +
+		"| 4k randwrite QD16 | brickfs | 3000 IOPS (2700-3300) | 1.00 | 12.3 | 250 | 1.50x | 1.00x | 17.5 | 0.67 | 50 (25) |\n" +
+		"| 4k randwrite QD16 | native-strict | 2000 IOPS (2000-2000), 1 of 3 failed | 1.00 | 12.3 | 250 | - | 0.67x | 52.4 | 2.00 | 30 (15) |\n" +
 		"| 4k randwrite QD16 | gfapi | 3000 IOPS (2500-3500) | 1.00 | 12.3 | 250 | 1.50x | - | - | - | - |\n"
 	if got != want {
 		t.Errorf("Table:\n%s\nwant:\n%s", got, want)

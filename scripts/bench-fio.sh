@@ -6,7 +6,7 @@
 # `sudo make bench-fio`; the program is integration/cmd/bench (its doc
 # comment says what is measured and how).
 #
-#   sudo bash scripts/bench-fio.sh                                  (all of it: about 2 h 45 min on 2 CPUs)
+#   sudo bash scripts/bench-fio.sh                                  (all of it: about 2 h 30 min on 2 CPUs)
 #   sudo VOLUMES=rep3 REPEATS=1 RUNTIME=5 bash scripts/bench-fio.sh   (a short run)
 #
 # Environment (or the program's flags, e.g. -volumes rep3; -h lists them):

@@ -279,6 +279,9 @@ func main() {
 	)
 	load0 := loadavg()
 	start := time.Now()
+	// The tree as the run starts (the binary was built from it just before).
+	revb, _ := exec.Command("git", "describe", "--always", "--dirty").Output()
+	rev := strings.TrimSpace(string(revb))
 	var meta []string
 	work, err := os.MkdirTemp("", "brickfs-bench-fio-")
 	if err != nil {
@@ -344,7 +347,7 @@ func main() {
 			fill(ctx, d, cfg, targets[vk.name], work)
 			interrupted(ctx, d)
 		}
-		meta = describe(c, fss[0])
+		meta = describe(c, fss[0], rev)
 		d.Logf("cluster up, files written; %d runs of %v to go (about %v)", cfg.repeats*len(cfg.jobs)*len(cfg.volumes)*len(cfg.clients),
 			cfg.runtime, time.Duration(cfg.repeats*len(cfg.jobs)*len(cfg.volumes)*len(cfg.clients))*(cfg.runtime+2*time.Second))
 
@@ -625,7 +628,7 @@ func lastLines(s string, n int) string {
 }
 
 // describe says what the run ran on, for the report's header.
-func describe(c *integration.Cluster, fs *integration.BackingFS) []string {
+func describe(c *integration.Cluster, fs *integration.BackingFS, rev string) []string {
 	var m []string
 	model := "?"
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
@@ -638,10 +641,9 @@ func describe(c *integration.Cluster, fs *integration.BackingFS) []string {
 	}
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	m = append(m, fmt.Sprintf("machine: %d CPUs (%s), kernel %s", runtime.NumCPU(), model, strings.TrimSpace(string(kernel))))
-	rev, _ := exec.Command("git", "describe", "--always", "--dirty").Output()
 	gv, _ := exec.Command("glusterfs", "--version").Output()
 	fv, _ := exec.Command("fio", "--version").Output()
-	m = append(m, fmt.Sprintf("brickfs %s; %s; %s", strings.TrimSpace(string(rev)), lastLines(firstLine(string(gv)), 1), strings.TrimSpace(string(fv))))
+	m = append(m, fmt.Sprintf("brickfs %s; %s; %s", rev, lastLines(firstLine(string(gv)), 1), strings.TrimSpace(string(fv))))
 	backing := "?"
 	if out, err := exec.Command("df", "--output=source,fstype", filepath.Dir(fs.Image)).Output(); err == nil {
 		backing = strings.Join(strings.Fields(lastLines(string(out), 1)), " ")

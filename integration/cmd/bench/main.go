@@ -446,7 +446,7 @@ func fill(ctx context.Context, d *integration.Program, cfg config, ts []target, 
 			args := fj.FioArgs(tgt, size, 0, t.engine, filepath.Join(work, "fill.json"))
 			args = removeArgs(args, "--time_based", "--runtime=0", "--norandommap")
 			start := time.Now()
-			out, err := exec.CommandContext(ctx, "fio", args...).CombinedOutput()
+			out, err := fioCommand(ctx, args).CombinedOutput()
 			interrupted(ctx, d)
 			if err != nil {
 				d.Fatalf("writing the files through %s: fio %s: %v: %s", t.client, strings.Join(args, " "), err, lastLines(string(out), 5))
@@ -477,8 +477,7 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 	args := j.FioArgs(tgt, size, int(cfg.runtime.Seconds()), t.engine, jsonOut)
 	rctx, cancel := context.WithTimeout(ctx, cfg.runtime+2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(rctx, "fio", args...)
-	cmd.WaitDelay = 10 * time.Second
+	cmd := fioCommand(rctx, args)
 	var outBuf strings.Builder
 	cmd.Stdout, cmd.Stderr = &outBuf, &outBuf
 
@@ -513,6 +512,17 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 		}
 	}
 	return s
+}
+
+// fioCommand is fio with args, stopped with SIGINT when ctx ends (fio then
+// stops its job processes and exits; a SIGKILL would leave them running on
+// the mount, which could then not be unmounted), killed 10 s later if it
+// has not exited.
+func fioCommand(ctx context.Context, args []string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "fio", args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
 }
 
 // clkTck is USER_HZ, the unit of /proc/PID/stat's times: 100 on every

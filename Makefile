@@ -9,7 +9,12 @@
 #   make test         unit tests: brick, failover, fuse, cmd
 #   make integration  real GlusterFS on loopback; root; REQUIRE_FUSE=1 REQUIRE_GLUSTER=1
 #   make fuzz         every Fuzz* target for $(FUZZTIME) each (default 15s)
-#   make bench        all benchmarks
+#   make bench        bench-go, then bench-fio
+#   make bench-go     the Go benchmarks: go test -run='^$' -bench=. ./...
+#   make bench-fio    fio through brickfs, native, native-strict, gfapi and the local
+#                     disk on single, rep3, rep3shard, 2x3 (integration/cmd/bench);
+#                     root; about 2 h 30 min; a short run: VOLUMES=rep3 REPEATS=1 RUNTIME=5
+#                     (also CLIENTS, JOBS, SIZE, MULTI_SIZE, OUT; not part of ci)
 #   make check        lint + test + integration
 #   make ci           deps + check: the README's test command, what .ci/run runs
 #   make demo         scripts/demo.sh: local cluster, brickfs mount, failover
@@ -24,7 +29,7 @@ LDFLAGS := -X github.com/brickfs/brickfs/cmd/internal/cli.Version=$(VERSION)
 # DESTDIR installs into another root (a package build, a test).
 DESTDIR ?= /
 
-.PHONY: build deps lint test integration fuzz bench check ci demo clean install install-glusterfs uninstall
+.PHONY: build deps lint test integration fuzz bench bench-go bench-fio check ci demo clean install install-glusterfs uninstall
 
 build:
 	@mkdir -p bin
@@ -65,8 +70,18 @@ integration: build
 fuzz:
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
-bench:
+bench: bench-go
+	$(MAKE) bench-fio
+
+bench-go:
 	$(GO) test -run='^$$' -bench=. ./...
+
+# VOLUMES, CLIENTS, JOBS, REPEATS, RUNTIME, SIZE, MULTI_SIZE and OUT given to
+# make (make bench-fio VOLUMES=rep3) reach the program through the environment.
+bench-fio: build
+	@if [ "$$(id -u)" -ne 0 ]; then echo "bench-fio: needs root (FUSE mounts, glusterd, loop devices); run: sudo make bench-fio"; exit 1; fi
+	$(GO) build -o bin/brickfs-bench ./integration/cmd/bench
+	bin/brickfs-bench
 
 check: lint test integration
 

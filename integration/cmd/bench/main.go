@@ -1,0 +1,733 @@
+// Command bench runs fio side by side through brickfs, the native GlusterFS
+// client, libgfapi and a local directory, on the same volumes of a local
+// 3-node cluster, and prints one markdown table per volume type. It is what
+// `make bench-fio` (and `make bench`) runs; it is a benchmark, not a CI test.
+//
+//	bench [-volumes single,rep3,rep3shard,dist] [-clients brickfs,native,native-strict,gfapi,local]
+//	      [-jobs ...] [-repeats 3] [-runtime 15s] [-size 1G] [-multi-size 256M] [-o FILE]
+//
+// Every flag defaults to an environment variable of the same name in upper
+// case (VOLUMES, CLIENTS, JOBS, REPEATS, RUNTIME, SIZE, MULTI_SIZE, OUT), so
+// that `sudo make bench VOLUMES=rep3 REPEATS=1 RUNTIME=5` works; lists are
+// separated by spaces or commas.
+//
+// The cluster is the integration harness's: three glusterds on 127.a.b.1-3,
+// one loop-mounted XFS filesystem per node for the bricks (on the machine's
+// disk, in the run directory under /tmp). The volumes:
+//
+//	single     1 brick (node 1)
+//	rep3       replica 3
+//	rep3shard  replica 3 with features.shard on (shard-block-size 64MB, the default)
+//	dist       2 x 3 distributed-replicate (two bricks per node)
+//
+// all with GlusterFS's default options otherwise. The clients:
+//
+//	brickfs        bin/brickfs mount -o log-level=info; fio --ioengine=libaio
+//	native         mount -t glusterfs; libaio
+//	native-strict  mount -t glusterfs -o xlator-option=VOL-write-behind.strict-O_DIRECT=on
+//	               (the per-mount form of performance.strict-o-direct on, which
+//	               `group virt` sets): O_DIRECT writes acknowledged only once the
+//	               bricks have them, as brickfs always does
+//	gfapi          fio --ioengine=gfapi_async: libgfapi inside fio, no FUSE
+//	local          libaio on a directory of node 1's brick filesystem: the
+//	               limit of the disk stack under the bricks (no network, one copy)
+//
+// Each volume has one file of -size and four of -multi-size (vm.0-vm.3, the
+// multi-job run's), written once through the first mounted client, that
+// every client then reads and writes. The jobs (all direct=1, time-based,
+// no ramp):
+//
+//	randread4k-qd1, randread4k-qd16, randwrite4k-qd1, randwrite4k-qd16
+//	randrw64k-qd8     64k random, 70 % reads
+//	seqread1m-qd4, seqwrite1m-qd4
+//	multi4            4 VMs' disks at once: 4 fio jobs, one file each,
+//	                  random 4k-1M blocks, 60 % reads, QD8 each
+//
+// Runs are interleaved: per repeat, per job, per volume, every client in
+// turn (the order reversed on even repeats). Each (job, client) cell shows
+// the median over the repeats with min-max, completion latency p50, p99 and
+// p99.9 (medians; a mixed job's are over reads and writes together), the
+// median's ratio to native-strict and to gfapi, and for the FUSE clients the
+// daemon's CPU seconds (utime+stime from /proc/PID/stat, sampled before
+// fio starts and after it exits) per GiB moved and per 10k I/Os, and its
+// peak RSS: VmRSS sampled every 100 ms while fio runs, the largest sample
+// of any repeat (VmHWM would be the mount's lifetime peak; the mounts stay
+// up for the whole benchmark).
+//
+// A run that fails is shown as such and makes the exit status non-zero;
+// a mount that fails ends the benchmark. Everything it mounted or started
+// is torn down at the end, also on failure or ^C (the table of what ran so
+// far is still printed). Must run as root, with bin/brickfs built.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"math"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/brickfs/brickfs/integration"
+)
+
+// volumeKinds are the volume types, in table order.
+var volumeKinds = []struct {
+	name, desc string
+	kind       integration.Kind
+	shard      bool
+}{
+	{"single", "single brick", integration.Single, false},
+	{"rep3", "replica 3", integration.Replica3, false},
+	{"rep3shard", "replica 3, sharded: features.shard on, 64 MB blocks", integration.Replica3, true},
+	{"dist", "2 x 3 distributed-replicate", integration.Dist2Replica3, false},
+}
+
+var allClients = []string{"brickfs", "native", "native-strict", "gfapi", "local"}
+
+const mainFile = "bench.img"
+
+// config is what the flags say.
+type config struct {
+	volumes []string
+	clients []string
+	jobs    []Job
+	repeats int
+	runtime time.Duration
+	size    string
+	multi   string
+	out     string
+	rawDir  string // fio's JSON of every run
+	fsMiB   int
+	cmdline string
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func list(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+}
+
+func parseConfig(args []string) (config, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	volumes := fs.String("volumes", envOr("VOLUMES", "single rep3 rep3shard dist"), "volume types: single rep3 rep3shard dist ($VOLUMES)")
+	clients := fs.String("clients", envOr("CLIENTS", strings.Join(allClients, " ")), "clients: brickfs native native-strict gfapi local ($CLIENTS)")
+	jobList := fs.String("jobs", envOr("JOBS", ""), "jobs (default all): randread4k-qd1 randread4k-qd16 randwrite4k-qd1 randwrite4k-qd16 randrw64k-qd8 seqread1m-qd4 seqwrite1m-qd4 multi4 ($JOBS)")
+	repeats := fs.Int("repeats", 3, "runs of each (job, client) ($REPEATS)")
+	runtimeF := fs.String("runtime", envOr("RUNTIME", "15"), "seconds of each fio run, or a duration ($RUNTIME)")
+	size := fs.String("size", envOr("SIZE", "1G"), "the file of the single-file jobs ($SIZE)")
+	multi := fs.String("multi-size", envOr("MULTI_SIZE", "256M"), "each of the multi-job run's four files ($MULTI_SIZE)")
+	out := fs.String("o", envOr("OUT", ""), "write the tables here (default /tmp/brickfs-bench-DATE.md) ($OUT)")
+	if v := os.Getenv("REPEATS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return config{}, fmt.Errorf("REPEATS=%q: want a number", v)
+		}
+		*repeats = n
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	c := config{volumes: list(*volumes), clients: list(*clients), repeats: *repeats, size: *size, multi: *multi, out: *out}
+	for _, v := range c.volumes {
+		ok := false
+		for _, k := range volumeKinds {
+			ok = ok || k.name == v
+		}
+		if !ok {
+			return c, fmt.Errorf("unknown volume %q; volumes are single rep3 rep3shard dist", v)
+		}
+	}
+	for _, cl := range c.clients {
+		ok := false
+		for _, k := range allClients {
+			ok = ok || k == cl
+		}
+		if !ok {
+			return c, fmt.Errorf("unknown client %q; clients are %s", cl, strings.Join(allClients, " "))
+		}
+	}
+	if len(c.volumes) == 0 || len(c.clients) == 0 {
+		return c, fmt.Errorf("no volumes or no clients chosen")
+	}
+	var err error
+	if c.jobs, err = SelectJobs(list(*jobList)); err != nil {
+		return c, err
+	}
+	if c.repeats < 1 {
+		return c, fmt.Errorf("-repeats %d: want 1 or more", c.repeats)
+	}
+	if n, err := strconv.Atoi(*runtimeF); err == nil {
+		c.runtime = time.Duration(n) * time.Second
+	} else if c.runtime, err = time.ParseDuration(*runtimeF); err != nil {
+		return c, fmt.Errorf("-runtime %q: want seconds or a duration", *runtimeF)
+	}
+	if c.runtime < time.Second {
+		return c, fmt.Errorf("-runtime %v: want 1s or more", c.runtime)
+	}
+	sb, err1 := parseSize(c.size)
+	mb, err2 := parseSize(c.multi)
+	if err := errors.Join(err1, err2); err != nil {
+		return c, err
+	}
+	// Node 1 holds, per volume and for the local directory, the file and
+	// the four multi-job files (both of dist's replica sets at worst).
+	per := int((sb + 4*mb) >> 20)
+	c.fsMiB = max(1024, (len(c.volumes)+1)*per*11/10+512)
+	if c.out == "" {
+		c.out = fmt.Sprintf("/tmp/brickfs-bench-%s.md", time.Now().Format("20060102-150405"))
+	}
+	c.rawDir = strings.TrimSuffix(c.out, ".md") + "-fio"
+	c.cmdline = fmt.Sprintf("VOLUMES=%q CLIENTS=%q JOBS=%q REPEATS=%d RUNTIME=%d SIZE=%s MULTI_SIZE=%s",
+		strings.Join(c.volumes, " "), strings.Join(c.clients, " "), jobNames(c.jobs), c.repeats, int(c.runtime.Seconds()), c.size, c.multi)
+	return c, nil
+}
+
+func jobNames(js []Job) string {
+	var n []string
+	for _, j := range js {
+		n = append(n, j.Name)
+	}
+	return strings.Join(n, " ")
+}
+
+func has(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// preflight checks what the run needs before anything is started, and says
+// what to do about what is missing.
+func preflight(c config) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("needs root (FUSE mounts, glusterd, loop devices); run: sudo make bench-fio")
+	}
+	for _, p := range []string{"fio", "glusterd", "gluster", "mkfs.xfs"} {
+		if _, err := exec.LookPath(p); err != nil {
+			return fmt.Errorf("%s not found in PATH; install it with: sudo make deps (scripts/deps.sh)", p)
+		}
+	}
+	if has(c.clients, "native") || has(c.clients, "native-strict") {
+		if _, err := exec.LookPath("mount.glusterfs"); err != nil {
+			if _, err := os.Stat("/sbin/mount.glusterfs"); err != nil {
+				return fmt.Errorf("mount.glusterfs not found; install glusterfs-client (sudo make deps), or leave native out of CLIENTS")
+			}
+		}
+	}
+	if has(c.clients, "gfapi") {
+		out, _ := exec.Command("fio", "--enghelp").CombinedOutput()
+		if !strings.Contains(string(out), "gfapi_async") {
+			return fmt.Errorf("this fio has no gfapi_async engine (built without libgfapi; Debian's fio has it); install Debian's fio (sudo make deps) or leave gfapi out of CLIENTS")
+		}
+	}
+	return nil
+}
+
+// target is where a client's fio runs go.
+type target struct {
+	client string
+	dir    string   // mount point or local directory; "" for gfapi
+	engine []string // fio's engine arguments
+	pids   []int    // the FUSE daemon(s) to measure; none for gfapi and local
+}
+
+func (t target) file(name string) string {
+	if t.dir == "" {
+		return name // gfapi: a name at the volume's root
+	}
+	return filepath.Join(t.dir, name)
+}
+
+func main() {
+	log.SetFlags(log.Ltime)
+	log.SetOutput(os.Stderr)
+	cfg, err := parseConfig(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		log.Fatalf("bench: %v", err)
+	}
+	if err := preflight(cfg); err != nil {
+		log.Fatalf("bench: %v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	var (
+		mu      sync.Mutex
+		samples []Sample
+	)
+	load0 := loadavg()
+	start := time.Now()
+	// The tree as the run starts (the binary was built from it just before).
+	revb, _ := exec.Command("git", "describe", "--always", "--dirty").Output()
+	rev := strings.TrimSpace(string(revb))
+	var meta []string
+	work, err := os.MkdirTemp("", "brickfs-bench-fio-")
+	if err != nil {
+		log.Fatalf("bench: %v", err)
+	}
+	defer os.RemoveAll(work)
+	if err := os.MkdirAll(cfg.rawDir, 0o755); err != nil {
+		log.Fatalf("bench: %v", err)
+	}
+
+	d := integration.NewProgram("bench")
+	code := d.Run(func() {
+		c := integration.NewCluster(d, 3)
+		var fss []*integration.BackingFS
+		for n := 1; n <= 3; n++ {
+			fss = append(fss, c.MakeFS(d, n, "xfs", cfg.fsMiB))
+		}
+		interrupted(ctx, d)
+		targets := map[string][]target{} // by volume
+		for _, vk := range volumeKinds {
+			if !has(cfg.volumes, vk.name) {
+				continue
+			}
+			on := fss
+			if vk.kind.Bricks() == 1 {
+				on = fss[:1]
+			} else if vk.kind.Bricks() == 6 {
+				on = []*integration.BackingFS{fss[0], fss[1], fss[2], fss[0], fss[1], fss[2]}
+			}
+			c.CreateVolumeOn(d, vk.name, vk.kind, on...)
+			if vk.shard {
+				c.Set(d, vk.name, "features.shard", "on")
+			}
+			c.Start(d, vk.name)
+			interrupted(ctx, d)
+			for _, cl := range cfg.clients {
+				t := target{client: cl, engine: []string{"--ioengine=libaio"}}
+				switch cl {
+				case "brickfs":
+					t.dir = c.MountBrickfs(d, c.Spec(vk.name), "log-level=info")
+				case "native":
+					t.dir = c.MountNative(d, vk.name)
+				case "native-strict":
+					t.dir = c.MountNative(d, vk.name, "xlator-option="+vk.name+"-write-behind.strict-O_DIRECT=on")
+				case "gfapi":
+					t.engine = []string{"--ioengine=gfapi_async", "--volume=" + vk.name, "--brick=" + c.Host(1)}
+				case "local":
+					t.dir = filepath.Join(fss[0].Dir, "local-bench")
+					if err := os.MkdirAll(t.dir, 0o755); err != nil {
+						d.Fatalf("local directory: %v", err)
+					}
+				}
+				if cl != "gfapi" && cl != "local" {
+					t.pids = daemonPids(t.dir)
+					if len(t.pids) == 0 {
+						d.Fatalf("%s on %s: no FUSE daemon found with the mount point in its command line; the mount may have died (its log is under %s)", cl, vk.name, c.LogDir())
+					}
+					d.Logf("%s: %s mounted on %s, daemon pid %v", vk.name, cl, t.dir, t.pids)
+				}
+				targets[vk.name] = append(targets[vk.name], t)
+				interrupted(ctx, d)
+			}
+			fill(ctx, d, cfg, targets[vk.name], work)
+			interrupted(ctx, d)
+		}
+		meta = describe(c, fss[0], rev)
+		d.Logf("cluster up, files written; %d runs of %v to go (about %v)", cfg.repeats*len(cfg.jobs)*len(cfg.volumes)*len(cfg.clients),
+			cfg.runtime, time.Duration(cfg.repeats*len(cfg.jobs)*len(cfg.volumes)*len(cfg.clients))*(cfg.runtime+2*time.Second))
+
+		total, done, t0 := cfg.repeats*len(cfg.jobs)*len(cfg.volumes)*len(cfg.clients), 0, time.Now()
+		for rep := 1; rep <= cfg.repeats; rep++ {
+			for _, j := range cfg.jobs {
+				for _, vol := range Order(cfg.volumes, rep) {
+					for _, cl := range Order(cfg.clients, rep) {
+						var t target
+						for _, x := range targets[vol] {
+							if x.client == cl {
+								t = x
+							}
+						}
+						s := runOne(ctx, cfg, vol, j, t, rep, work)
+						interrupted(ctx, d)
+						mu.Lock()
+						samples = append(samples, s)
+						mu.Unlock()
+						done++
+						eta := time.Since(t0) / time.Duration(done) * time.Duration(total-done)
+						if s.OK() {
+							d.Logf("[%d/%d, %v to go] %s %s %s rep %d: %s %s, p99 %s ms, CPU %.2f s, peak RSS %.0f MiB (%.0f at start), load %.2f",
+								done, total, eta.Round(time.Second), vol, j.Name, cl, rep, num(j.Value(s)), j.Unit(), ms(s.P99), s.CPU, float64(s.PeakRSS)/1024, float64(s.StartRSS)/1024, s.Load)
+						} else {
+							d.Errorf("%s %s %s rep %d: %s", vol, j.Name, cl, rep, s.Err)
+						}
+						if t.dir != "" && t.client != "local" && !mountedAt(t.dir) {
+							d.Fatalf("%s on %s is no longer mounted (its daemon died?); client logs are under %s", cl, vol, c.LogDir())
+						}
+					}
+				}
+			}
+		}
+	})
+	took := time.Since(start)
+	mu.Lock()
+	report := render(cfg, samples, meta, load0, loadavg(), took, ctx.Err() != nil)
+	mu.Unlock()
+	fmt.Print(report)
+	if err := os.WriteFile(cfg.out, []byte(report), 0o644); err != nil {
+		log.Printf("bench: write %s: %v", cfg.out, err)
+		code = 1
+	} else {
+		log.Printf("bench: tables written to %s (took %v)", cfg.out, took.Round(time.Second))
+	}
+	failed := Failures(samples)
+	switch {
+	case ctx.Err() != nil:
+		log.Printf("bench: interrupted after %v; everything it started is torn down", took.Round(time.Second))
+		code = 130
+	case len(failed) > 0:
+		log.Printf("bench: FAILED: %d fio runs failed (listed at the end of the tables; the client and brick logs were printed above); fix the cause and run again", len(failed))
+		code = 1
+	case code != 0:
+		log.Printf("bench: FAILED: the run stopped early: the ERROR line above says why; everything it started is torn down")
+	}
+	os.Exit(code)
+}
+
+// fill writes every file the jobs use through the first client that is a
+// mount (else gfapi), and the local directory's own copies.
+func fill(ctx context.Context, d *integration.Program, cfg config, ts []target, work string) {
+	// The local directory's own copies, once for all volumes, and the
+	// volume's through its first mount (gfapi if none).
+	var via []target
+	var first *target
+	for i, t := range ts {
+		switch {
+		case t.client == "local":
+			via = append(via, t)
+		case first == nil && t.client != "gfapi":
+			first = &ts[i]
+		}
+	}
+	for i, t := range ts {
+		if first == nil && t.client == "gfapi" {
+			first = &ts[i]
+		}
+	}
+	if first != nil {
+		via = append(via, *first)
+	}
+	for _, t := range via {
+		if t.client == "local" {
+			if _, err := os.Stat(t.file(mainFile)); err == nil {
+				continue // written for an earlier volume
+			}
+		}
+		fillJobs := []Job{{Name: "fill", RW: "write", BS: "1M", Depth: 4}, {Name: "fill-vm", RW: "write", BS: "1M", Depth: 4, NumJobs: 4}}
+		for _, fj := range fillJobs {
+			tgt, size := t.file(mainFile), cfg.size
+			if fj.NumJobs > 1 {
+				tgt, size = t.dir, cfg.multi
+			}
+			args := fj.FioArgs(tgt, size, 0, t.engine, filepath.Join(work, "fill.json"))
+			args = removeArgs(args, "--time_based", "--runtime=0", "--norandommap")
+			start := time.Now()
+			out, err := fioCommand(ctx, args).CombinedOutput()
+			interrupted(ctx, d)
+			if err != nil {
+				d.Fatalf("writing the files through %s: fio %s: %v: %s", t.client, strings.Join(args, " "), err, lastLines(string(out), 5))
+			}
+			d.Logf("wrote %s through %s in %v", fj.Name, t.client, time.Since(start).Round(time.Millisecond))
+		}
+	}
+}
+
+func removeArgs(args []string, drop ...string) []string {
+	var out []string
+	for _, a := range args {
+		if !has(drop, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// runOne runs job j through t once, sampling the client's CPU and RSS.
+func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep int, work string) Sample {
+	s := Sample{Volume: vol, Job: j.Name, Client: t.client, Rep: rep, CPU: math.NaN()}
+	jsonOut := filepath.Join(cfg.rawDir, fmt.Sprintf("%s-%s-%s-%d.json", vol, j.Name, t.client, rep))
+	tgt, size := t.file(mainFile), cfg.size
+	if j.NumJobs > 1 {
+		tgt, size = t.dir, cfg.multi
+	}
+	args := j.FioArgs(tgt, size, int(cfg.runtime.Seconds()), t.engine, jsonOut)
+	rctx, cancel := context.WithTimeout(ctx, cfg.runtime+2*time.Minute)
+	defer cancel()
+	cmd := fioCommand(rctx, args)
+	var outBuf strings.Builder
+	cmd.Stdout, cmd.Stderr = &outBuf, &outBuf
+
+	cpu0, cpuErr := cpuSeconds(t.pids)
+	stopRSS := make(chan struct{})
+	rssDone := make(chan int64, 1)
+	s.StartRSS = rssKiB(t.pids)
+	go func() { rssDone <- sampleRSS(t.pids, stopRSS) }()
+	err := cmd.Run()
+	cpu1, cpuErr1 := cpuSeconds(t.pids)
+	close(stopRSS)
+	s.PeakRSS = <-rssDone
+	s.Load = loadavg()[0]
+	if len(t.pids) > 0 && cpuErr == nil && cpuErr1 == nil {
+		s.CPU = cpu1 - cpu0
+	}
+	if ctx.Err() != nil {
+		s.Err = "interrupted"
+		return s
+	}
+	raw, rerr := os.ReadFile(jsonOut)
+	switch {
+	case rctx.Err() != nil:
+		s.Err = fmt.Sprintf("fio did not finish within %v; killed", cfg.runtime+2*time.Minute)
+	case err != nil:
+		s.Err = fmt.Sprintf("fio: %v: %s", err, lastLines(outBuf.String(), 3))
+	case rerr != nil:
+		s.Err = fmt.Sprintf("fio wrote no JSON: %v", rerr)
+	default:
+		if perr := ParseFio(raw, &s); perr != nil {
+			s.Err = perr.Error() + ": " + lastLines(outBuf.String(), 3)
+		}
+	}
+	return s
+}
+
+// fioCommand is fio with args, stopped with SIGINT when ctx ends (fio then
+// stops its job processes and exits; a SIGKILL would leave them running on
+// the mount, which could then not be unmounted), killed 10 s later if it
+// has not exited.
+func fioCommand(ctx context.Context, args []string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "fio", args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
+}
+
+// clkTck is USER_HZ, the unit of /proc/PID/stat's times: 100 on every
+// Linux architecture Go runs on.
+const clkTck = 100
+
+func cpuSeconds(pids []int) (float64, error) {
+	var ticks int64
+	for _, p := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			return 0, err
+		}
+		t, err := CPUTicks(string(b))
+		if err != nil {
+			return 0, err
+		}
+		ticks += t
+	}
+	return float64(ticks) / clkTck, nil
+}
+
+// sampleRSS reads the summed VmRSS of pids every 100 ms until stop is
+// closed, and returns the largest (KiB); 0 for no pids.
+func sampleRSS(pids []int, stop <-chan struct{}) int64 {
+	if len(pids) == 0 {
+		return 0
+	}
+	var peak int64
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		peak = max(peak, rssKiB(pids))
+		select {
+		case <-stop:
+			return peak
+		case <-tick.C:
+		}
+	}
+}
+
+// rssKiB is the summed VmRSS of pids.
+func rssKiB(pids []int) int64 {
+	var sum int64
+	for _, p := range pids {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p)); err == nil {
+			if v, err := VmRSS(string(b)); err == nil {
+				sum += v
+			}
+		}
+	}
+	return sum
+}
+
+// daemonPids are the FUSE daemons serving mnt: brickfs or glusterfs
+// processes with mnt in their command line.
+func daemonPids(mnt string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(args) < 2 || !has(args, mnt) || args[1] == "auto-unmount" {
+			continue
+		}
+		switch filepath.Base(args[0]) {
+		case "brickfs", "glusterfs":
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func mountedAt(dir string) bool {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return true
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[1] == dir {
+			return true
+		}
+	}
+	return false
+}
+
+func loadavg() [3]float64 {
+	var l [3]float64
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return l
+	}
+	f := strings.Fields(string(b))
+	for i := 0; i < 3 && i < len(f); i++ {
+		l[i], _ = strconv.ParseFloat(f[i], 64)
+	}
+	return l
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, " | ")
+}
+
+// describe says what the run ran on, for the report's header.
+func describe(c *integration.Cluster, fs *integration.BackingFS, rev string) []string {
+	var m []string
+	model := "?"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	m = append(m, fmt.Sprintf("machine: %d CPUs (%s), kernel %s", runtime.NumCPU(), model, strings.TrimSpace(string(kernel))))
+	gv, _ := exec.Command("glusterfs", "--version").Output()
+	fv, _ := exec.Command("fio", "--version").Output()
+	m = append(m, fmt.Sprintf("brickfs %s; %s; %s", rev, lastLines(firstLine(string(gv)), 1), strings.TrimSpace(string(fv))))
+	backing := "?"
+	if out, err := exec.Command("df", "--output=source,fstype", filepath.Dir(fs.Image)).Output(); err == nil {
+		backing = strings.Join(strings.Fields(lastLines(string(out), 1)), " ")
+	}
+	m = append(m, fmt.Sprintf("cluster: 3 glusterds on %s.1-3 (loopback); bricks on one loop-mounted XFS per node (reflink=1), image files on %s; bricks, clients and fio share the machine", c.Prefix, backing))
+	return m
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// render is the report: a header saying what ran, then a table per volume.
+func render(cfg config, samples []Sample, meta []string, load0, load1 [3]float64, took time.Duration, stopped bool) string {
+	var b strings.Builder
+	b.WriteString("# fio: brickfs, the native client, libgfapi and the local disk on the same volumes\n\n")
+	fmt.Fprintf(&b, "`sudo make bench-fio %s`\n\n", cfg.cmdline)
+	for _, m := range meta {
+		fmt.Fprintf(&b, "- %s\n", m)
+	}
+	fmt.Fprintf(&b, "- each run: direct=1, %v time-based, no ramp; libaio on the mounts and the local directory, gfapi_async for gfapi; one %s file for the single-file jobs and four of %s for multi4, written once, shared by all clients\n", cfg.runtime, cfg.size, cfg.multi)
+	fmt.Fprintf(&b, "- %d repeat(s), interleaved (per repeat, job and volume every client in turn, the order reversed on even repeats); throughput is the median with min-max, latencies the medians of fio's completion latency percentiles\n", cfg.repeats)
+	b.WriteString("- CPU: the FUSE daemon's utime+stime over the fio run, per GiB moved and per 10k I/Os (median over repeats); peak RSS: the daemon's VmRSS sampled every 100 ms during the run, the largest of any repeat, with in parentheses its VmRSS when that run started (the mounts stay up for the whole benchmark, so a daemon that kept memory from an earlier job, such as multi4's, shows it in later jobs' peaks). gfapi's client is fio itself and local has none: `-`\n")
+	fmt.Fprintf(&b, "- load average before %.2f %.2f %.2f, after %.2f %.2f %.2f; took %v\n", load0[0], load0[1], load0[2], load1[0], load1[1], load1[2], took.Round(time.Second))
+	fmt.Fprintf(&b, "- fio's JSON of every run: %s\n", cfg.rawDir)
+	if stopped {
+		b.WriteString("- **interrupted**: the tables hold only the runs that finished\n")
+	}
+	b.WriteString("\n")
+	for _, vk := range volumeKinds {
+		if !has(cfg.volumes, vk.name) {
+			continue
+		}
+		fmt.Fprintf(&b, "## %s (%s)\n\n", vk.name, vk.desc)
+		b.WriteString(Table(samples, vk.name, cfg.jobs, cfg.clients))
+		b.WriteString("\n")
+		if has(cfg.clients, "brickfs") && (has(cfg.clients, "native-strict") || has(cfg.clients, "gfapi")) {
+			fmt.Fprintf(&b, "brickfs against issue 14's targets on %s (ratios of the medians):\n\n", vk.name)
+			b.WriteString(Targets(samples, vk.name, cfg.jobs))
+			b.WriteString("\n")
+		}
+	}
+	if f := Failures(samples); len(f) > 0 {
+		b.WriteString("## Failed runs\n\n")
+		for _, l := range f {
+			fmt.Fprintf(&b, "- %s\n", l)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// interrupted stops the body once a signal came.
+func interrupted(ctx context.Context, d *integration.Program) {
+	if ctx.Err() != nil {
+		d.Fatalf("interrupted; tearing down")
+	}
+}
+
+// parseSize reads fio's sizes: 512K, 128M, 1G (powers of 1024).
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "K"):
+		mult = 1 << 10
+	case strings.HasSuffix(s, "M"):
+		mult = 1 << 20
+	case strings.HasSuffix(s, "G"):
+		mult = 1 << 30
+	}
+	n, err := strconv.ParseInt(strings.TrimRight(s, "KMG"), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("size %q: want a size such as 256M or 1G", s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func read(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9*math.Max(1, math.Abs(b)) }
+
+func TestParseFio(t *testing.T) {
+	for _, tc := range []struct {
+		file           string
+		iops, bw       float64
+		ios, bytes     int64
+		p50, p99, p999 float64
+	}{
+		// Warnings before the JSON are skipped; the empty write side adds nothing.
+		{"randread.json", 10000.5, 40960000, 100000, 409600000, 1500, 4000, 9000},
+		// unified_rw_reporting=mixed: one direction for both.
+		{"mixed.json", 500, 107374182, 5000, 1 << 30, 2000, 30000, 60000},
+		// Reads and writes apart: summed, and the larger of each percentile.
+		{"readwrite.json", 10, 100, 10, 1000, 2, 5, 10},
+	} {
+		var s Sample
+		if err := ParseFio(read(t, tc.file), &s); err != nil {
+			t.Errorf("%s: %v", tc.file, err)
+			continue
+		}
+		if !near(s.IOPS, tc.iops) || !near(s.BW, tc.bw) || s.IOs != tc.ios || s.Bytes != tc.bytes ||
+			!near(s.P50, tc.p50) || !near(s.P99, tc.p99) || !near(s.P999, tc.p999) {
+			t.Errorf("%s: got IOPS %v BW %v IOs %d bytes %d p50 %v p99 %v p99.9 %v; want %v %v %d %d %v %v %v",
+				tc.file, s.IOPS, s.BW, s.IOs, s.Bytes, s.P50, s.P99, s.P999, tc.iops, tc.bw, tc.ios, tc.bytes, tc.p50, tc.p99, tc.p999)
+		}
+	}
+}
+
+func TestParseFioErrors(t *testing.T) {
+	for name, raw := range map[string]string{
+		"not JSON":  "fio: failed to open file",
+		"no jobs":   `{"jobs": []}`,
+		"two jobs":  `{"jobs": [{"read": {"total_ios": 1}}, {"read": {"total_ios": 1}}]}`,
+		"job error": `{"jobs": [{"error": 5, "read": {"total_ios": 1}}]}`,
+		"no I/O":    `{"jobs": [{"error": 0, "read": {"total_ios": 0}, "write": {"total_ios": 0}}]}`,
+	} {
+		var s Sample
+		err := ParseFio([]byte(raw), &s)
+		if err == nil {
+			t.Errorf("%s: no error", name)
+		}
+		if name == "job error" && !strings.Contains(err.Error(), "EIO") {
+			t.Errorf("%s: %v does not name EIO", name, err)
+		}
+	}
+}
+
+func TestCPUTicks(t *testing.T) {
+	// A name with spaces and a parenthesis; utime 1234, stime 567.
+	stat := "4242 (glusterfs) x) S 1 4242 4242 0 -1 4194560 1000 0 0 0 1234 567 0 0 20 0 12 0 100 1000000 2000 18446744073709551615"
+	got, err := CPUTicks(stat)
+	if err != nil || got != 1234+567 {
+		t.Errorf("CPUTicks = %d, %v; want 1801", got, err)
+	}
+	for _, bad := range []string{"", "1 (x) S 1 2", "1 (x) S 1 2 3 4 5 6 7 8 9 10 u s 0"} {
+		if _, err := CPUTicks(bad); err == nil {
+			t.Errorf("CPUTicks(%q): no error", bad)
+		}
+	}
+}
+
+func TestVmRSS(t *testing.T) {
+	status := "Name:\tbrickfs\nVmPeak:\t 1000 kB\nVmHWM:\t  900 kB\nVmRSS:\t   34816 kB\nThreads:\t12\n"
+	if got, err := VmRSS(status); err != nil || got != 34816 {
+		t.Errorf("VmRSS = %d, %v; want 34816", got, err)
+	}
+	if _, err := VmRSS("Name:\tkthreadd\n"); err == nil {
+		t.Error("VmRSS of a kernel thread: no error")
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	for _, tc := range []struct {
+		in            []float64
+		n             int
+		med, min, max float64
+	}{
+		{[]float64{3, 1, 2}, 3, 2, 1, 3},
+		{[]float64{4, 1, 3, 2}, 4, 2.5, 1, 4},
+		{[]float64{5}, 1, 5, 5, 5},
+		{[]float64{math.NaN(), 7, 9}, 2, 8, 7, 9},
+	} {
+		s := Summarize(tc.in)
+		if s.N != tc.n || s.Med != tc.med || s.Min != tc.min || s.Max != tc.max {
+			t.Errorf("Summarize(%v) = %+v; want n %d med %v min %v max %v", tc.in, s, tc.n, tc.med, tc.min, tc.max)
+		}
+	}
+	if s := Summarize(nil); s.N != 0 || !math.IsNaN(s.Med) {
+		t.Errorf("Summarize(nil) = %+v", s)
+	}
+}
+
+func TestRatioAndCPU(t *testing.T) {
+	if r := Ratio(3, 2); r != 1.5 {
+		t.Errorf("Ratio(3, 2) = %v", r)
+	}
+	for _, r := range []float64{Ratio(1, 0), Ratio(math.NaN(), 1), Ratio(1, math.NaN())} {
+		if !math.IsNaN(r) {
+			t.Errorf("Ratio of a missing value = %v; want NaN", r)
+		}
+	}
+	if v := CPUPerGiB(3, 2<<30); v != 1.5 {
+		t.Errorf("CPUPerGiB(3 s, 2 GiB) = %v", v)
+	}
+	if v := CPUPer10k(2, 40000); v != 0.5 {
+		t.Errorf("CPUPer10k(2 s, 40k) = %v", v)
+	}
+	if !math.IsNaN(CPUPerGiB(math.NaN(), 1)) || !math.IsNaN(CPUPer10k(1, 0)) {
+		t.Error("CPU per unit of nothing is not NaN")
+	}
+}
+
+func TestOrder(t *testing.T) {
+	in := []string{"a", "b", "c"}
+	if got := Order(in, 1); !slices.Equal(got, in) {
+		t.Errorf("Order(rep 1) = %v", got)
+	}
+	if got := Order(in, 2); !slices.Equal(got, []string{"c", "b", "a"}) {
+		t.Errorf("Order(rep 2) = %v", got)
+	}
+	if !slices.Equal(in, []string{"a", "b", "c"}) {
+		t.Errorf("Order changed its input: %v", in)
+	}
+}
+
+func TestSelectJobs(t *testing.T) {
+	js, err := SelectJobs([]string{"multi4", "randwrite4k", "randread4k-qd1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := jobNames(js); got != "randread4k-qd1 randwrite4k-qd16 multi4" {
+		t.Errorf("SelectJobs = %s; want table order, aliases resolved", got)
+	}
+	if all, _ := SelectJobs(nil); len(all) != len(jobs) {
+		t.Errorf("SelectJobs(nil) = %d jobs; want all %d", len(all), len(jobs))
+	}
+	if _, err := SelectJobs([]string{"nope"}); err == nil || !strings.Contains(err.Error(), "randrw64k-qd8") {
+		t.Errorf("SelectJobs(nope): %v; want an error listing the jobs", err)
+	}
+}
+
+func TestFioArgs(t *testing.T) {
+	var multi, rw64, rr Job
+	for _, j := range jobs {
+		switch j.Name {
+		case "multi4":
+			multi = j
+		case "randrw64k-qd8":
+			rw64 = j
+		case "randread4k-qd16":
+			rr = j
+		}
+	}
+	a := strings.Join(multi.FioArgs("/mnt/x", "256M", 15, []string{"--ioengine=libaio"}, "/o.json"), " ")
+	for _, want := range []string{"--rw=randrw", "--bsrange=4k-1M", "--rwmixread=60", "--numjobs=4", "--iodepth=8",
+		"--directory=/mnt/x", "--filename_format=vm.$jobnum", "--group_reporting", "--unified_rw_reporting=mixed", "--direct=1",
+		"--runtime=15", "--size=256M", "--ioengine=libaio"} {
+		if !strings.Contains(a, want) {
+			t.Errorf("multi4 args %q lack %s", a, want)
+		}
+	}
+	// gfapi: the files at the volume's root, no directory.
+	if a := strings.Join(multi.FioArgs("", "256M", 15, []string{"--ioengine=gfapi_async"}, "/o.json"), " "); strings.Contains(a, "--directory") {
+		t.Errorf("gfapi multi4 args %q have a directory", a)
+	}
+	a = strings.Join(rw64.FioArgs("/mnt/x/f", "1G", 15, nil, "/o.json"), " ")
+	for _, want := range []string{"--bs=64k", "--rwmixread=70", "--filename=/mnt/x/f"} {
+		if !strings.Contains(a, want) {
+			t.Errorf("randrw64k args %q lack %s", a, want)
+		}
+	}
+	a = strings.Join(rr.FioArgs("f", "1G", 15, nil, "/o.json"), " ")
+	if strings.Contains(a, "rwmix") || strings.Contains(a, "unified") || strings.Contains(a, "numjobs") {
+		t.Errorf("randread args %q have mixed or multi-job options", a)
+	}
+}
+
+func TestTable(t *testing.T) {
+	mk := func(client string, rep int, iops, cpu float64, rss int64) Sample {
+		return Sample{Volume: "rep3", Job: "randwrite4k-qd16", Client: client, Rep: rep, IOPS: iops, BW: iops * 4096,
+			IOs: int64(iops * 10), Bytes: int64(iops * 10 * 4096), P50: 1000, P99: 12345, P999: 250000, CPU: cpu, PeakRSS: rss, StartRSS: rss / 2}
+	}
+	nan := math.NaN()
+	samples := []Sample{
+		mk("brickfs", 1, 3000, 2, 40<<10), mk("brickfs", 2, 3300, 2, 50<<10), mk("brickfs", 3, 2700, 2, 45<<10),
+		mk("native-strict", 1, 2000, 4, 30<<10), mk("native-strict", 2, 2000, 4, 30<<10),
+		{Volume: "rep3", Job: "randwrite4k-qd16", Client: "native-strict", Rep: 3, Err: "fio: exit status 1", CPU: nan},
+		mk("gfapi", 1, 2500, nan, 0), mk("gfapi", 2, 3000, nan, 0), mk("gfapi", 3, 3500, nan, 0),
+		{Volume: "rep3", Job: "randread4k-qd1", Client: "brickfs", Rep: 1, Err: "fio did not finish", CPU: nan},
+		mk("brickfs", 1, 99999, 1, 1).withVolume("single"),
+	}
+	js, _ := SelectJobs([]string{"randwrite4k-qd16", "randread4k-qd1"})
+	got := Table(samples, "rep3", js, []string{"brickfs", "native-strict", "gfapi", "local"})
+	want := "| job | client | throughput: median (min-max) | p50 ms | p99 ms | p99.9 ms | vs native-strict | vs gfapi | CPU s/GiB | CPU s/10k I/O | peak RSS MiB (at start) |\n" +
+		"|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n" +
+		"| 4k randread QD1 | brickfs | **FAIL** | - | - | - | - | - | - | - | - |\n" +
+		// 2 CPU s for 30000 I/Os of 4 KiB: 2/(30000*4096/2^30) s/GiB, 2/3 s per 10k.
+		"| 4k randwrite QD16 | brickfs | 3000 IOPS (2700-3300) | 1.00 | 12.3 | 250 | 1.50x | 1.00x | 17.5 | 0.67 | 50 (25) |\n" +
+		"| 4k randwrite QD16 | native-strict | 2000 IOPS (2000-2000), 1 of 3 failed | 1.00 | 12.3 | 250 | - | 0.67x | 52.4 | 2.00 | 30 (15) |\n" +
+		"| 4k randwrite QD16 | gfapi | 3000 IOPS (2500-3500) | 1.00 | 12.3 | 250 | 1.50x | - | - | - | - |\n"
+	if got != want {
+		t.Errorf("Table:\n%s\nwant:\n%s", got, want)
+	}
+	got = Targets(samples, "rep3", js)
+	want = "| job | brickfs / native-strict (>= 1.5x) | brickfs / gfapi (>= 1x) | p99 / native-strict's (< 1x) | p99 / gfapi's (< 1x) | CPU per I/O / native-strict's (< 1x) | peak RSS / native-strict's (<= 2x) |\n" +
+		"|---|---:|---:|---:|---:|---:|---:|\n" +
+		"| 4k randwrite QD16 | 1.50x yes | 1.00x yes | 1.00x no | 1.00x no | 0.33x yes | 1.67x yes |\n"
+	if got != want {
+		t.Errorf("Targets:\n%s\nwant:\n%s", got, want)
+	}
+	if f := Failures(samples); len(f) != 2 || !strings.Contains(f[0], "rep3 randwrite4k-qd16 native-strict repeat 3: fio: exit status 1") {
+		t.Errorf("Failures = %q", f)
+	}
+}
+
+func (s Sample) withVolume(v string) Sample { s.Volume = v; return s }
+
+func TestFormat(t *testing.T) {
+	for us, want := range map[float64]string{123: "0.123", 1234: "1.23", 12345: "12.3", 123456: "123", math.NaN(): "-"} {
+		if got := ms(us); got != want {
+			t.Errorf("ms(%v) = %q; want %q", us, got, want)
+		}
+	}
+	for v, want := range map[float64]string{9809.4: "9809", 97.25: "97.2", math.NaN(): "-"} {
+		if got := num(v); got != want {
+			t.Errorf("num(%v) = %q; want %q", v, got, want)
+		}
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	for _, e := range []string{"VOLUMES", "CLIENTS", "JOBS", "REPEATS", "RUNTIME", "SIZE", "MULTI_SIZE", "OUT"} {
+		t.Setenv(e, "")
+	}
+	c, err := parseConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.volumes) != 4 || len(c.clients) != 5 || len(c.jobs) != len(jobs) || c.repeats != 3 || c.runtime.Seconds() != 15 {
+		t.Errorf("defaults: %+v", c)
+	}
+	t.Setenv("VOLUMES", "rep3")
+	t.Setenv("REPEATS", "1")
+	t.Setenv("RUNTIME", "5")
+	t.Setenv("CLIENTS", "brickfs,native-strict")
+	c, err = parseConfig([]string{"-o", "/tmp/x.md"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.volumes, []string{"rep3"}) || c.repeats != 1 || c.runtime.Seconds() != 5 || len(c.clients) != 2 || c.out != "/tmp/x.md" {
+		t.Errorf("from the environment: %+v", c)
+	}
+	for _, args := range [][]string{{"-volumes", "rep4"}, {"-clients", "nfs"}, {"-jobs", "x"}, {"-repeats", "0"}, {"-runtime", "soon"}, {"-size", "1T"}} {
+		if _, err := parseConfig(args); err == nil {
+			t.Errorf("parseConfig(%q): no error", args)
+		}
+	}
+}

@@ -32,7 +32,10 @@ type Mount struct {
 	VolfileCacheDir                            string
 	StatedumpDir                               string
 	// Metrics is the HOST:PORT that serves Prometheus's /metrics ("": none).
-	Metrics    string
+	Metrics string
+	// MemoryLimit is the daemon's soft memory limit in bytes (Go's
+	// runtime/debug.SetMemoryLimit): 0 the default, negative none.
+	MemoryLimit int64
 	ACL        bool
 	Transport  string
 	ServerPort int
@@ -274,6 +277,12 @@ func (m *Mount) parseOptions(s string) error {
 		case "lag-timeout":
 			if m.LagTimeout, err = seconds(key, val); err == nil && m.LagTimeout == 0 {
 				m.LagTimeout = -1
+			}
+		case "memory-limit":
+			if val == "0" {
+				m.MemoryLimit = -1
+			} else {
+				m.MemoryLimit, err = byteSize(key, val)
 			}
 		case "post-op-delay":
 			m.PostOpDelay, err = seconds(key, val)

@@ -1,0 +1,33 @@
+package cli
+
+import (
+	"math"
+	"os"
+	"runtime/debug"
+)
+
+// DefaultMemoryLimit is the daemon's soft memory limit. A mount's memory
+// is mostly buffers of requests in flight (up to 1 MiB each, go-fuse's
+// and the bricks' replies), which the garbage collector returns at its
+// own pace: without a limit, a busy mount's resident memory settles at
+// about twice what it uses. Past the limit the collector runs more often
+// (the runtime bounds the time it takes to half the CPU), so the limit is
+// a target, not a ceiling: a mount with more in flight than fits uses
+// what it needs.
+const DefaultMemoryLimit = 64 << 20
+
+// setMemoryLimit applies memory-limit (0: the default, negative: none),
+// unless GOMEMLIMIT is set in the environment, which the runtime has
+// applied already.
+func setMemoryLimit(limit int64) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	switch {
+	case limit == 0:
+		limit = DefaultMemoryLimit
+	case limit < 0:
+		limit = math.MaxInt64
+	}
+	debug.SetMemoryLimit(limit)
+}

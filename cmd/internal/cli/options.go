@@ -36,9 +36,9 @@ type Mount struct {
 	// MemoryLimit is the daemon's soft memory limit in bytes (Go's
 	// runtime/debug.SetMemoryLimit): 0 the default, negative none.
 	MemoryLimit int64
-	ACL        bool
-	Transport  string
-	ServerPort int
+	ACL         bool
+	Transport   string
+	ServerPort  int
 	// CopyOffload is the copy_file_range policy (fuse.OffloadAuto, ...);
 	// CopyChunk the most one call sends to the bricks (0: 64 MiB).
 	CopyOffload string

@@ -100,7 +100,7 @@ Options (-o, comma-separated):
                                 and marked for heal (default 0.3; 0: wait up to fop-timeout)
   post-op-delay=S               idle time before an eager lock is released (default 1)
   memory-limit=SIZE             the daemon's soft memory limit: past it the garbage
-                                collector works harder (default 64M; 0: none;
+                                collector works harder (default 96M; 0: none;
                                 GOMEMLIMIT in the environment wins)
   volfile-fetch-timeout=S       per volfile server (default 5)
   volfile-cache-dir=DIR         last good volfiles (default /var/lib/brickfs/volfiles)

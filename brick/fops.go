@@ -726,7 +726,9 @@ func (c *Client) Rename(ctx context.Context, oldParent xdr.GFID, oldName string,
 }
 
 // Read reads up to size bytes at off. A short result means end of file. The
-// returned slice is owned by the caller.
+// returned slice is the caller's, except that with fop.ReadBufs in ctx it
+// may live in pooled storage that the layer at the top gives back: see
+// fop.ReadBufs for the rule the layers in between keep.
 //
 // With fop.ReadBufs in ctx (fuse puts them there), a large reply's data
 // stays in pooled storage kept there, for the layer at the top to give
@@ -767,6 +769,9 @@ func (c *Client) Read(ctx context.Context, f *Fd, off uint64, size uint32, xd xd
 		rx = rx.Clone()
 	}
 	if buf != nil {
+		// Capped, so that a layer appending to it (shard pads a short
+		// read) copies instead of writing into the pooled storage.
+		data = data[:len(data):len(data)]
 		rbs.Keep(data, buf) // when it is full, the collector takes the storage
 	}
 	return data, rx, nil

@@ -56,6 +56,12 @@ func (r *pooledResult) Size() int { return len(r.data) }
 
 func (r *pooledResult) Bytes(buf []byte) ([]byte, gofuse.Status) { return r.data, gofuse.OK }
 
+// Slices makes go-fuse write the data with writev and call Done after the
+// write in every mode (v2.12: with DisableSplice, a result without
+// Slices has Done called before its bytes are written, which would hand
+// the storage back too soon).
+func (r *pooledResult) Slices() ([][]byte, gofuse.Status) { return [][]byte{r.data}, gofuse.OK }
+
 func (r *pooledResult) Done() {
 	if r.rel != nil {
 		r.rel.Release()

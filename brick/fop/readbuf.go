@@ -3,7 +3,6 @@ package fop
 import (
 	"context"
 	"sync"
-	"unsafe"
 )
 
 // Releaser gives back storage that must no longer be used (a brick
@@ -18,6 +17,11 @@ type Releaser interface{ Release() }
 // never reaches the top (a read a replica set moved on from, a heal's
 // read) is simply never released: the garbage collector takes it, as it
 // takes any allocation. So nothing a layer keeps is ever reused under it.
+//
+// The rule every layer between a brick and the top keeps: READ data it
+// hands up is not also kept or handed elsewhere (a cache, a read-ahead, a
+// repair writing it to another brick); a layer that needs to keep it
+// copies it, or Takes its storage first and so owns it.
 type ReadBufs struct {
 	mu   sync.Mutex
 	n    int
@@ -57,7 +61,7 @@ func (rb *ReadBufs) Keep(data []byte, rel Releaser) bool {
 	if rb.n == len(rb.ents) {
 		return false
 	}
-	rb.ents[rb.n] = readBuf{data: unsafe.SliceData(data), size: len(data), rel: rel}
+	rb.ents[rb.n] = readBuf{data: &data[0], size: len(data), rel: rel}
 	rb.n++
 	return true
 }
@@ -70,7 +74,7 @@ func (rb *ReadBufs) Take(data []byte) Releaser {
 	if rb == nil || len(data) == 0 {
 		return nil
 	}
-	p := unsafe.SliceData(data)
+	p := &data[0]
 	rb.mu.Lock()
 	defer rb.mu.Unlock()
 	for i := 0; i < rb.n; i++ {

@@ -643,8 +643,8 @@ func readRecord(r io.Reader, max int) ([]byte, *Buf, error) {
 		}
 		last := m&(1<<31) != 0
 		if frags == 1 && last {
-			// The pool's buffers exist already: taking one for a
-			// record announced but not sent costs nothing new.
+			// At most poolMax: a record announced but not sent
+			// costs no more than eagerAlloc would let it.
 			if b := getBuf(n); b != nil {
 				if _, err := io.ReadFull(r, b.b); err != nil {
 					b.Release()

@@ -369,7 +369,7 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 			}
 		}
 	}
-	setMemoryLimit(m.MemoryLimit)
+	memLimit := setMemoryLimit(m.MemoryLimit)
 	var notes []string // what the user should hear, also if the mount fails
 	report := func(err error) int {
 		ready(notes, err)
@@ -380,6 +380,7 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 		return report(fmt.Errorf("log: %w", err))
 	}
 	defer func() { _ = log.Sync() }()
+	log.Info("memory limit", zap.String("limit", memLimit))
 	spec, err := volfile.ParseSpec(m.Spec, m.Backup)
 	if err != nil {
 		return report(err)

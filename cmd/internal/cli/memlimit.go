@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"runtime/debug"
@@ -17,21 +18,32 @@ import (
 // QD8) on a replica-3 volume: peak RSS 154-160 MiB without a limit,
 // 105 MiB at 96M with the same CPU per MiB, 73 MiB at 64M with 1.7 times
 // the CPU (go-fuse holds a max_write buffer for every request in
-// flight, so below about 96M the collector runs without end).
+// flight, so below about 96M the collector runs without end). A mount
+// with more large requests in flight (64 of 1 MiB) needs a higher one.
 const DefaultMemoryLimit = 96 << 20
+
+// minMemoryLimit is the least memory-limit accepted: below it the
+// collector would run without end on any load.
+const minMemoryLimit = 32 << 20
 
 // setMemoryLimit applies memory-limit (0: the default, negative: none),
 // unless GOMEMLIMIT is set in the environment, which the runtime has
-// applied already.
-func setMemoryLimit(limit int64) {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return
+// applied already. It says what it applied, for the log.
+func setMemoryLimit(limit int64) string {
+	if env := os.Getenv("GOMEMLIMIT"); env != "" {
+		if limit != 0 {
+			return fmt.Sprintf("GOMEMLIMIT=%s (from the environment, which wins over memory-limit=%d)", env, limit)
+		}
+		return fmt.Sprintf("GOMEMLIMIT=%s (from the environment)", env)
 	}
 	switch {
 	case limit == 0:
-		limit = DefaultMemoryLimit
+		debug.SetMemoryLimit(DefaultMemoryLimit)
+		return fmt.Sprintf("%d MiB (the default)", DefaultMemoryLimit>>20)
 	case limit < 0:
-		limit = math.MaxInt64
+		debug.SetMemoryLimit(math.MaxInt64)
+		return "none (memory-limit=0)"
 	}
 	debug.SetMemoryLimit(limit)
+	return fmt.Sprintf("%d MiB (memory-limit)", limit>>20)
 }

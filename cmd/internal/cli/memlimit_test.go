@@ -3,6 +3,7 @@ package cli
 import (
 	"math"
 	"runtime/debug"
+	"strings"
 	"testing"
 )
 
@@ -15,5 +16,12 @@ func TestSetMemoryLimit(t *testing.T) {
 		if got := debug.SetMemoryLimit(-1); got != c.want {
 			t.Errorf("memory-limit %d: the runtime's limit is %d, want %d", c.opt, got, c.want)
 		}
+	}
+	// GOMEMLIMIT in the environment wins, and the log says so.
+	t.Setenv("GOMEMLIMIT", "200MiB")
+	debug.SetMemoryLimit(123 << 20)
+	said := setMemoryLimit(64 << 20)
+	if got := debug.SetMemoryLimit(-1); got != 123<<20 || !strings.Contains(said, "wins over memory-limit") {
+		t.Errorf("with GOMEMLIMIT set, memory-limit changed the limit to %d, and said %q", got, said)
 	}
 }

@@ -281,8 +281,8 @@ func (m *Mount) parseOptions(s string) error {
 		case "memory-limit":
 			if val == "0" {
 				m.MemoryLimit = -1
-			} else {
-				m.MemoryLimit, err = byteSize(key, val)
+			} else if m.MemoryLimit, err = byteSize(key, val); err == nil && m.MemoryLimit < minMemoryLimit {
+				err = fmt.Errorf("option %s=%s: too small, the garbage collector would run without end; give at least %dM, or 0 for no limit", key, val, minMemoryLimit>>20)
 			}
 		case "post-op-delay":
 			m.PostOpDelay, err = seconds(key, val)

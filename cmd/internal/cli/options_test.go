@@ -365,4 +365,7 @@ func TestMemoryLimitOption(t *testing.T) {
 	if err := m.parseOptions("memory-limit=lots"); err == nil || !strings.Contains(err.Error(), "want a size such as 64M") {
 		t.Errorf("memory-limit=lots: %v, want an error saying what a size looks like", err)
 	}
+	if err := m.parseOptions("memory-limit=1K"); err == nil || !strings.Contains(err.Error(), "give at least 32M") {
+		t.Errorf("memory-limit=1K: %v, want an error saying the least limit", err)
+	}
 }

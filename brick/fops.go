@@ -162,21 +162,32 @@ func (c *Client) opErr(proc uint32, gfid xdr.GFID, err error) error {
 // and op_errno. A negative op_ret becomes an *OpError; op_errno is ignored
 // on success, where bricks often leave it non-zero.
 func (c *Client) call(ctx context.Context, conn *sunrpc.Conn, proc uint32, gfid xdr.GFID, cred sunrpc.Cred, args, data []byte) (*xdr.Decoder, int32, error) {
+	d, ret, _, err := c.callBuf(ctx, conn, proc, gfid, cred, args, data, false)
+	return d, ret, err
+}
+
+// callBuf is call that, with keep, also returns the pooled storage of a
+// large reply (see sunrpc.Conn.CallBuf), for the caller to release; the
+// storage of a failed call is left to the collector.
+func (c *Client) callBuf(ctx context.Context, conn *sunrpc.Conn, proc uint32, gfid xdr.GFID, cred sunrpc.Cred, args, data []byte, keep bool) (*xdr.Decoder, int32, *sunrpc.Buf, error) {
 	select {
 	case c.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, 0, c.opErr(proc, gfid, ctx.Err())
+		return nil, 0, nil, c.opErr(proc, gfid, ctx.Err())
 	}
-	body, err := conn.Call(ctx, ProgFOP, VersFOP, proc, cred, args, data)
+	body, buf, err := conn.CallBuf(ctx, ProgFOP, VersFOP, proc, cred, args, data)
 	<-c.slots
 	c.stats.call(len(args)+len(data), len(body), err)
 	if err != nil {
-		return nil, 0, c.opErr(proc, gfid, err)
+		return nil, 0, nil, c.opErr(proc, gfid, err)
+	}
+	if !keep {
+		buf = nil
 	}
 	d := xdr.NewDecoder(body)
 	ret, errno := d.Int32(), d.Int32()
 	if d.Err() != nil {
-		return nil, 0, c.opErr(proc, gfid, fmt.Errorf("short reply: %w", d.Err()))
+		return nil, 0, nil, c.opErr(proc, gfid, fmt.Errorf("short reply: %w", d.Err()))
 	}
 	if ret < 0 {
 		en := syscall.Errno(errno)
@@ -189,9 +200,9 @@ func (c *Client) call(ctx context.Context, conn *sunrpc.Conn, proc uint32, gfid 
 			}
 		}
 		c.stats.errs.Add(1)
-		return d, ret, &OpError{Brick: c.cfg.Name, Fop: FopName(proc), GFID: gfid, Errno: en}
+		return d, ret, nil, &OpError{Brick: c.cfg.Name, Fop: FopName(proc), GFID: gfid, Errno: en}
 	}
-	return d, ret, nil
+	return d, ret, buf, nil
 }
 
 // do runs a gfid-based fop on the current connection.
@@ -715,16 +726,30 @@ func (c *Client) Rename(ctx context.Context, oldParent xdr.GFID, oldName string,
 }
 
 // Read reads up to size bytes at off. A short result means end of file. The
-// returned slice is owned by the caller.
+// returned slice is the caller's, except that with fop.ReadBufs in ctx it
+// may live in pooled storage that the layer at the top gives back: see
+// fop.ReadBufs for the rule the layers in between keep.
+//
+// With fop.ReadBufs in ctx (fuse puts them there), a large reply's data
+// stays in pooled storage kept there, for the layer at the top to give
+// back once the kernel has it.
 func (c *Client) Read(ctx context.Context, f *Fd, off uint64, size uint32, xd xdr.Dict) ([]byte, xdr.Dict, error) {
-	d, ret, err := c.fdOp(ctx, opRead, f, func(e *xdr.Encoder, rfd int64) error {
-		e.GFID(f.GFID)
-		e.Int64(rfd)
-		e.Uint64(off)
-		e.Uint32(size)
-		e.Uint32(c.wireFlags(f.Flags))
-		return e.Dict(xd)
-	}, nil)
+	conn, rfd, err := c.resolve(ctx, f, opRead)
+	if err != nil {
+		return nil, nil, err
+	}
+	e := xdr.NewEncoder(96)
+	e.GFID(f.GFID)
+	e.Int64(rfd)
+	e.Uint64(off)
+	e.Uint32(size)
+	e.Uint32(c.wireFlags(f.Flags))
+	if err := e.Dict(xd); err != nil {
+		return nil, nil, c.opErr(opRead, f.GFID, err)
+	}
+	flags, stamp := utimeFlags(opRead)
+	rbs := fop.ReadBufsOf(ctx)
+	d, ret, buf, err := c.callBuf(ctx, conn, opRead, f.GFID, c.cred(ctx, flags, stamp), e.B, nil, rbs != nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -735,7 +760,21 @@ func (c *Client) Read(ctx context.Context, f *Fd, off uint64, size uint32, xd xd
 		d.Fail(fmt.Errorf("read reply says %d bytes, op_ret %d, asked %d", n, ret, size))
 	}
 	data := d.Raw(int(n))
-	return data, rx, c.finish(d, opRead, f.GFID)
+	if err := c.finish(d, opRead, f.GFID); err != nil {
+		return nil, nil, err
+	}
+	if buf != nil && len(rx) > 0 {
+		// The layers above may keep the reply's xdata: it must not
+		// live in storage that is given back.
+		rx = rx.Clone()
+	}
+	if buf != nil {
+		// Capped, so that a layer appending to it (shard pads a short
+		// read) copies instead of writing into the pooled storage.
+		data = data[:len(data):len(data)]
+		rbs.Keep(data, buf) // when it is full, the collector takes the storage
+	}
+	return data, rx, nil
 }
 
 // Write writes data at off and returns the file's attributes before and

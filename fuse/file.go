@@ -25,11 +25,48 @@ var _ = (fs.FileReader)((*file)(nil))
 
 func (h *file) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
 	defer h.fsys.slow("READ", off, time.Now())
-	data, _, err := h.vol().Read(h.fsys.caller(ctx, nil), h.fd, uint64(off), uint32(len(dest)), nil)
+	cctx := h.fsys.caller(ctx, nil)
+	var rbs *fop.ReadBufs
+	if len(dest) >= pooledRead {
+		cctx, rbs = fop.WithReadBufs(cctx)
+	}
+	data, _, err := h.vol().Read(cctx, h.fd, uint64(off), uint32(len(dest)), nil)
 	if err != nil {
 		return nil, h.fsys.fail("READ", err)
 	}
+	if rel := rbs.Take(data); rel != nil {
+		return &pooledResult{data: data, rel: rel}, 0
+	}
 	return gofuse.ReadResultData(data), 0
+}
+
+// pooledRead is the smallest READ whose reply may come in a brick
+// client's pooled storage (below it, the bookkeeping costs more than the
+// allocation it saves).
+const pooledRead = 64 << 10
+
+// pooledResult is data in a brick client's pooled storage, given back
+// once go-fuse has written it to the kernel.
+type pooledResult struct {
+	data []byte
+	rel  fop.Releaser
+}
+
+func (r *pooledResult) Size() int { return len(r.data) }
+
+func (r *pooledResult) Bytes(buf []byte) ([]byte, gofuse.Status) { return r.data, gofuse.OK }
+
+// Slices makes go-fuse write the data with writev and call Done after the
+// write in every mode (v2.12: with DisableSplice, a result without
+// Slices has Done called before its bytes are written, which would hand
+// the storage back too soon).
+func (r *pooledResult) Slices() ([][]byte, gofuse.Status) { return [][]byte{r.data}, gofuse.OK }
+
+func (r *pooledResult) Done() {
+	if r.rel != nil {
+		r.rel.Release()
+	}
+	r.data, r.rel = nil, nil
 }
 
 var _ = (fs.FileWriter)((*file)(nil))

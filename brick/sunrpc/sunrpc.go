@@ -232,6 +232,7 @@ type Options struct {
 type reply struct {
 	body []byte
 	err  error
+	buf  *Buf // the record's pooled storage, or nil
 }
 
 // Conn is one RPC connection.
@@ -496,9 +497,17 @@ func (a *abandoned) remove(x uint32) bool {
 // struct; data, if any, follows it unpadded (WRITE payloads). The returned
 // body is the procedure result, including any raw data after it (READ).
 func (c *Conn) Call(ctx context.Context, prog, vers, proc uint32, cred Cred, args, data []byte) ([]byte, error) {
+	body, _, err := c.CallBuf(ctx, prog, vers, proc, cred, args, data)
+	return body, err // a pooled record is left to the collector
+}
+
+// CallBuf is Call that also returns the pooled storage of a large reply
+// (nil for others), for the caller to Release once it is done with every
+// byte of the body.
+func (c *Conn) CallBuf(ctx context.Context, prog, vers, proc uint32, cred Cred, args, data []byte) ([]byte, *Buf, error) {
 	xid, ch, err := c.register()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hdr := xdr.NewEncoder(48 + len(cred.Body) + len(args))
 	hdr.Uint32(0) // record mark, patched below
@@ -516,21 +525,24 @@ func (c *Conn) Call(ctx context.Context, prog, vers, proc uint32, cred Cred, arg
 	n := len(hdr.B) - 4 + len(data)
 	if n >= 1<<31 {
 		c.forget(xid)
-		return nil, fmt.Errorf("rpc record of %d bytes is too large", n)
+		return nil, nil, fmt.Errorf("rpc record of %d bytes is too large", n)
 	}
 	binary.BigEndian.PutUint32(hdr.B, uint32(n)|1<<31)
 
 	if err := c.write(hdr.B, data); err != nil {
 		c.forget(xid)
 		c.writeFailed(err)
-		return nil, c.Err()
+		return nil, nil, c.Err()
 	}
 	select {
 	case r := <-ch:
-		return r.body, r.err
+		if r.err != nil {
+			return r.body, nil, r.err
+		}
+		return r.body, r.buf, nil
 	case <-ctx.Done():
 		c.abandon(xid)
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	}
 }
 
@@ -573,7 +585,7 @@ func (c *Conn) readLoop() {
 	defer close(c.callbacks)
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	for {
-		rec, err := ReadRecord(br, c.opts.MaxRecord)
+		rec, buf, err := readRecord(br, c.opts.MaxRecord)
 		if err != nil {
 			var alert *net.OpError
 			switch {
@@ -593,7 +605,7 @@ func (c *Conn) readLoop() {
 			c.fail(err)
 			return
 		}
-		if err := c.dispatch(rec); err != nil {
+		if err := c.dispatch(rec, buf); err != nil {
 			c.fail(fmt.Errorf("%w: %w: %w", ErrDisconnected, errBadRecord, err))
 			return
 		}
@@ -605,32 +617,51 @@ func (c *Conn) readLoop() {
 // bytes that arrive (past the first eagerAlloc bytes of a fragment), never
 // beyond what its marks announced, so it never exceeds max.
 func ReadRecord(r io.Reader, max int) ([]byte, error) {
+	rec, _, err := readRecord(r, max)
+	return rec, err
+}
+
+// readRecord is ReadRecord that reads a large record in one fragment (a
+// READ reply) into a pooled buffer, returned with it.
+func readRecord(r io.Reader, max int) ([]byte, *Buf, error) {
 	var rec []byte
 	var mark [4]byte
 	for frags := 1; ; frags++ {
 		if frags > MaxFragments {
-			return nil, fmt.Errorf("%w: a record in more than %d fragments (%d bytes so far)", errBadRecord, MaxFragments, len(rec))
+			return nil, nil, fmt.Errorf("%w: a record in more than %d fragments (%d bytes so far)", errBadRecord, MaxFragments, len(rec))
 		}
 		if _, err := io.ReadFull(r, mark[:]); err != nil {
 			if frags > 1 {
 				err = unexpected(err)
 			}
-			return nil, err
+			return nil, nil, err
 		}
 		m := binary.BigEndian.Uint32(mark[:])
 		n := int(m &^ (1 << 31))
 		if len(rec)+n > max {
-			return nil, fmt.Errorf("%w: a record of %d bytes or more announced (limit %d)", errBadRecord, len(rec)+n, max)
+			return nil, nil, fmt.Errorf("%w: a record of %d bytes or more announced (limit %d)", errBadRecord, len(rec)+n, max)
+		}
+		last := m&(1<<31) != 0
+		if frags == 1 && last {
+			// At most poolMax: a record announced but not sent
+			// costs no more than eagerAlloc would let it.
+			if b := getBuf(n); b != nil {
+				if _, err := io.ReadFull(r, b.b); err != nil {
+					b.Release()
+					return nil, nil, unexpected(err)
+				}
+				return b.b, b, nil
+			}
 		}
 		var err error
 		if rec, err = readFragment(r, rec, n, max); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if m&(1<<31) != 0 {
+		if last {
 			if rec == nil {
 				rec = []byte{}
 			}
-			return rec, nil
+			return rec, nil, nil
 		}
 	}
 }
@@ -736,12 +767,16 @@ func ParseMessage(rec []byte) (Message, error) {
 	return m, nil
 }
 
-func (c *Conn) dispatch(rec []byte) error {
+// dispatch hands a record to the call it answers, with buf, the pooled
+// storage of the record if it has one.
+func (c *Conn) dispatch(rec []byte, buf *Buf) error {
 	m, err := ParseMessage(rec)
 	if err != nil {
 		return err
 	}
 	if m.Type == MsgCall {
+		// The handler keeps the arguments: buf is left to the
+		// collector.
 		select {
 		case c.callbacks <- m.Call:
 		default:
@@ -769,9 +804,10 @@ func (c *Conn) dispatch(rec []byte) error {
 		if ce := c.log.Check(zap.DebugLevel, "late reply"); ce != nil {
 			ce.Write(zap.Uint32("xid", m.Xid))
 		}
+		buf.Release()
 		return nil
 	}
-	ch <- reply{body: m.Body, err: m.Err}
+	ch <- reply{body: m.Body, err: m.Err, buf: buf}
 	return nil
 }
 

@@ -277,13 +277,13 @@ func TestReadRecordOversizeNoAlloc(t *testing.T) {
 
 // peer is the server end of a Conn under test.
 type peer struct {
-	t  *testing.T
+	t  testing.TB
 	nc net.Conn
 	br *bufio.Reader
 	mu sync.Mutex
 }
 
-func newPair(t *testing.T, firstXid uint32, opts Options) (*Conn, *peer) {
+func newPair(t testing.TB, firstXid uint32, opts Options) (*Conn, *peer) {
 	t.Helper()
 	a, b := net.Pipe()
 	if opts.Log == nil {

@@ -208,6 +208,22 @@ type Pair struct {
 // the NULL dict (count -1); a non-nil empty Dict as an empty dict (count 0).
 type Dict []Pair
 
+// Clone returns a copy of d that shares no bytes with it (a decoded dict's
+// values are slices of the record it came in).
+func (d Dict) Clone() Dict {
+	if d == nil {
+		return nil
+	}
+	out := make(Dict, len(d))
+	for i, p := range d {
+		out[i] = p
+		if p.Value.Bytes != nil {
+			out[i].Value.Bytes = append([]byte{}, p.Value.Bytes...)
+		}
+	}
+	return out
+}
+
 // MaxDictPairs bounds the pairs a peer may announce in one dict.
 const MaxDictPairs = 1 << 16
 

@@ -254,6 +254,10 @@ func (s *Shard) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd
 		b, _, err := s.Subvolume.Read(ctx, fd, p.Off, uint32(p.Len), xd)
 		if err == nil {
 			copy(buf[p.At:p.At+p.Len], b)
+			// Copied: the piece's pooled storage, if any, can go back.
+			if rel := fop.ReadBufsOf(ctx).Take(b); rel != nil {
+				rel.Release()
+			}
 		}
 		return 0, err
 	})

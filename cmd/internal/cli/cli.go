@@ -99,6 +99,9 @@ Options (-o, comma-separated):
                                 for a brick still working on it before it is left behind
                                 and marked for heal (default 0.3; 0: wait up to fop-timeout)
   post-op-delay=S               idle time before an eager lock is released (default 1)
+  memory-limit=SIZE             the daemon's soft memory limit: past it the garbage
+                                collector works harder (default 96M; 0: none;
+                                GOMEMLIMIT in the environment wins)
   volfile-fetch-timeout=S       per volfile server (default 5)
   volfile-cache-dir=DIR         last good volfiles (default /var/lib/brickfs/volfiles)
   statedump-dir=DIR             where SIGUSR1 writes a statedump (default /var/run/gluster)
@@ -366,6 +369,7 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 			}
 		}
 	}
+	memLimit := setMemoryLimit(m.MemoryLimit)
 	var notes []string // what the user should hear, also if the mount fails
 	report := func(err error) int {
 		ready(notes, err)
@@ -376,6 +380,7 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 		return report(fmt.Errorf("log: %w", err))
 	}
 	defer func() { _ = log.Sync() }()
+	log.Info("memory limit", zap.String("limit", memLimit))
 	spec, err := volfile.ParseSpec(m.Spec, m.Backup)
 	if err != nil {
 		return report(err)

@@ -32,10 +32,13 @@ type Mount struct {
 	VolfileCacheDir                            string
 	StatedumpDir                               string
 	// Metrics is the HOST:PORT that serves Prometheus's /metrics ("": none).
-	Metrics    string
-	ACL        bool
-	Transport  string
-	ServerPort int
+	Metrics string
+	// MemoryLimit is the daemon's soft memory limit in bytes (Go's
+	// runtime/debug.SetMemoryLimit): 0 the default, negative none.
+	MemoryLimit int64
+	ACL         bool
+	Transport   string
+	ServerPort  int
 	// CopyOffload is the copy_file_range policy (fuse.OffloadAuto, ...);
 	// CopyChunk the most one call sends to the bricks (0: 64 MiB).
 	CopyOffload string
@@ -274,6 +277,12 @@ func (m *Mount) parseOptions(s string) error {
 		case "lag-timeout":
 			if m.LagTimeout, err = seconds(key, val); err == nil && m.LagTimeout == 0 {
 				m.LagTimeout = -1
+			}
+		case "memory-limit":
+			if val == "0" {
+				m.MemoryLimit = -1
+			} else if m.MemoryLimit, err = byteSize(key, val); err == nil && m.MemoryLimit < minMemoryLimit {
+				err = fmt.Errorf("option %s=%s: too small, the garbage collector would run without end; give at least %dM, or 0 for no limit", key, val, minMemoryLimit>>20)
 			}
 		case "post-op-delay":
 			m.PostOpDelay, err = seconds(key, val)

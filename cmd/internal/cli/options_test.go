@@ -350,3 +350,22 @@ func TestMountsHelpers(t *testing.T) {
 		t.Fatalf("log file %q", got)
 	}
 }
+
+func TestMemoryLimitOption(t *testing.T) {
+	for _, c := range []struct {
+		opt  string
+		want int64
+	}{{"memory-limit=96M", 96 << 20}, {"memory-limit=1G", 1 << 30}, {"memory-limit=0", -1}, {"ro", 0}} {
+		var m Mount
+		if err := m.parseOptions(c.opt); err != nil || m.MemoryLimit != c.want {
+			t.Errorf("%s: limit %d, %v; want %d", c.opt, m.MemoryLimit, err, c.want)
+		}
+	}
+	var m Mount
+	if err := m.parseOptions("memory-limit=lots"); err == nil || !strings.Contains(err.Error(), "want a size such as 64M") {
+		t.Errorf("memory-limit=lots: %v, want an error saying what a size looks like", err)
+	}
+	if err := m.parseOptions("memory-limit=1K"); err == nil || !strings.Contains(err.Error(), "give at least 32M") {
+		t.Errorf("memory-limit=1K: %v, want an error saying the least limit", err)
+	}
+}

@@ -1,0 +1,85 @@
+package sunrpc
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/brickfs/brickfs/brick/xdr"
+)
+
+// The classes cover every pooled size, and a 1 MiB READ's record (1 MiB of
+// data and its headers) takes the 1 MiB class, not the next.
+func TestPoolClasses(t *testing.T) {
+	if k := classOf(poolMax); k != len(pools)-1 {
+		t.Errorf("the largest pooled record is in class %d of %d", k, len(pools))
+	}
+	if k := classOf(1<<20 + 200); (k+1)*poolStep-(1<<20+200) >= poolStep {
+		t.Errorf("a 1 MiB READ's record takes a %d-byte class", (k+1)*poolStep)
+	}
+	for _, n := range []int{poolMin, poolMin + 1, 1 << 20, 1<<20 + 1, poolMax} {
+		if b := getBuf(n); b == nil || len(b.b) != n || cap(b.b) < n {
+			t.Errorf("getBuf(%d) gave %v", n, b)
+		}
+	}
+	if getBuf(poolMin-1) != nil || getBuf(poolMax+1) != nil {
+		t.Error("sizes outside the pool come from it")
+	}
+}
+
+// largeReplies runs calls calls on c whose peer answers each with body,
+// releasing each reply's storage after checking it is the peer's bytes.
+func largeReplies(tb testing.TB, c *Conn, p *peer, body []byte, calls int, each func()) {
+	// One reply record, its xid patched per call: the peer's side
+	// allocates nothing per reply.
+	e := xdr.NewEncoder(24 + len(body))
+	for _, v := range []uint32{0, MsgReply, 0, 0, 0, Success} {
+		e.Uint32(v)
+	}
+	e.Raw(body)
+	rep := frame(e.B)
+	go func() {
+		for i := 0; i < calls; i++ {
+			rec := p.next()
+			if rec == nil {
+				return
+			}
+			copy(rep[4:8], rec[:4])
+			p.write(rep)
+		}
+	}()
+	for i := 0; i < calls; i++ {
+		got, buf, err := c.CallBuf(context.Background(), 1, 1, 1, CredV2(0, 0, 0, nil, nil), nil, nil)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if buf == nil || !bytes.Equal(got, body) {
+			tb.Fatalf("reply %d: %d bytes, pooled %v, the peer's bytes %v", i, len(got), buf != nil, bytes.Equal(got, body))
+		}
+		buf.Release()
+		if each != nil {
+			each()
+		}
+	}
+}
+
+// Large replies come in pooled storage, and storage given back and
+// reused holds each new reply's bytes, never an earlier one's.
+func TestLargeRepliesInPooledStorage(t *testing.T) {
+	c, p := newPair(t, 1, Options{})
+	a := bytes.Repeat([]byte("brickfs!"), 256<<10/8)
+	largeReplies(t, c, p, a, 16, nil)
+	b := bytes.Repeat([]byte("GLUSTER."), 256<<10/8)
+	largeReplies(t, c, p, b, 16, nil)
+}
+
+// BenchmarkLargeReplies: a stream of 256 KiB replies whose storage is
+// given back; B/op shows how much of what they move is allocated.
+func BenchmarkLargeReplies(b *testing.B) {
+	c, p := newPair(b, 1, Options{})
+	body := bytes.Repeat([]byte("brickfs!"), 256<<10/8)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	largeReplies(b, c, p, body, b.N, nil)
+}

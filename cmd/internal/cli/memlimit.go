@@ -1,0 +1,49 @@
+package cli
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"runtime/debug"
+)
+
+// DefaultMemoryLimit is the daemon's soft memory limit. A mount's memory
+// is mostly buffers of requests in flight (up to 1 MiB each, go-fuse's
+// and the bricks' replies), which the garbage collector returns at its
+// own pace: without a limit, a busy mount's resident memory settles at
+// about twice what it uses. Past the limit the collector runs more often
+// (the runtime bounds the time it takes to half the CPU), so the limit is
+// a target, not a ceiling: a mount with more in flight than fits uses
+// what it needs. Measured with 4 fio jobs (random 4k-1M, 60 % reads,
+// QD8) on a replica-3 volume: peak RSS 154-160 MiB without a limit,
+// 105 MiB at 96M with the same CPU per MiB, 73 MiB at 64M with 1.7 times
+// the CPU (go-fuse holds a max_write buffer for every request in
+// flight, so below about 96M the collector runs without end). A mount
+// with more large requests in flight (64 of 1 MiB) needs a higher one.
+const DefaultMemoryLimit = 96 << 20
+
+// minMemoryLimit is the least memory-limit accepted: below it the
+// collector would run without end on any load.
+const minMemoryLimit = 32 << 20
+
+// setMemoryLimit applies memory-limit (0: the default, negative: none),
+// unless GOMEMLIMIT is set in the environment, which the runtime has
+// applied already. It says what it applied, for the log.
+func setMemoryLimit(limit int64) string {
+	if env := os.Getenv("GOMEMLIMIT"); env != "" {
+		if limit != 0 {
+			return fmt.Sprintf("GOMEMLIMIT=%s (from the environment, which wins over memory-limit=%d)", env, limit)
+		}
+		return fmt.Sprintf("GOMEMLIMIT=%s (from the environment)", env)
+	}
+	switch {
+	case limit == 0:
+		debug.SetMemoryLimit(DefaultMemoryLimit)
+		return fmt.Sprintf("%d MiB (the default)", DefaultMemoryLimit>>20)
+	case limit < 0:
+		debug.SetMemoryLimit(math.MaxInt64)
+		return "none (memory-limit=0)"
+	}
+	debug.SetMemoryLimit(limit)
+	return fmt.Sprintf("%d MiB (memory-limit)", limit>>20)
+}

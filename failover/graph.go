@@ -39,6 +39,18 @@ func (n *node) only() *node {
 	return nil
 }
 
+// clone copies the tree below n, node by node; the translators (client,
+// repl, ...) are shared. Reconfigure changes nodes in place (x, kids,
+// dht), so a copy is what may be read without v.mu.
+func (n *node) clone() *node {
+	c := *n
+	c.kids = make([]*node, len(n.kids))
+	for i, k := range n.kids {
+		c.kids[i] = k.clone()
+	}
+	return &c
+}
+
 // walk calls fn on n and every node below it, children first.
 func (n *node) walk(fn func(*node)) {
 	for _, k := range n.kids {

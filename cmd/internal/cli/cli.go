@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -498,14 +499,24 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 	started := state.started
+	var dumping atomic.Bool // one statedump at a time
 	go func() {
 		for s := range sigs {
 			if s == syscall.SIGHUP {
 				continue
 			}
 			if s == syscall.SIGUSR1 {
-				inodes, files := fsys.Tables()
-				writeStatedump(m.StatedumpDir, takeStatedump(vol.Status(), inodes, files, started), log)
+				// Off this goroutine: a statedump must never hold up
+				// the SIGTERM that follows it.
+				if !dumping.CompareAndSwap(false, true) {
+					log.Warn("SIGUSR1 ignored: a statedump is already being written")
+					continue
+				}
+				go func() {
+					defer dumping.Store(false)
+					inodes, files := fsys.Tables()
+					writeStatedump(m.StatedumpDir, takeStatedump(vol.Status(), inodes, files, started), log)
+				}()
 				continue
 			}
 			log.Info("signal received, unmounting", zap.Stringer("signal", s))

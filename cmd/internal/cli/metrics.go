@@ -190,7 +190,13 @@ type metricsServer struct {
 
 // scrapeTimeout bounds a scrape: past it the answer is 503, and the
 // collection left running ends on its own (it never waits on a brick).
-const scrapeTimeout = 5 * time.Second
+// At most scrapesInFlight scrapes run at once (two Prometheus servers of
+// an HA pair); another is answered 503 at once, so scrapes that got
+// stuck cannot pile up.
+const (
+	scrapeTimeout   = 5 * time.Second
+	scrapesInFlight = 2
+)
 
 // listenMetrics listens on addr (before the mount, so that an address in
 // use fails the mount) and serves reg's /metrics until Close.
@@ -200,7 +206,7 @@ func listenMetrics(addr string, reg *prometheus.Registry, log *zap.Logger) (*met
 		return nil, fmt.Errorf("metrics: cannot serve /metrics on %s: %v; pick a free address in -o metrics=HOST:PORT, or leave the option out", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Timeout: scrapeTimeout, ErrorHandling: promhttp.ContinueOnError,
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Timeout: scrapeTimeout, MaxRequestsInFlight: scrapesInFlight, ErrorHandling: promhttp.ContinueOnError,
 		ErrorLog: zap.NewStdLog(log.With(zap.String("what", "metrics")))}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "brickfs serves /metrics here", http.StatusNotFound)

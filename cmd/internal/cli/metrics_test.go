@@ -162,3 +162,39 @@ func TestMetricsOption(t *testing.T) {
 		}
 	}
 }
+
+// Scrapes that got stuck do not pile up: past scrapesInFlight, a scrape
+// is answered 503 at once.
+func TestMetricsScrapesInFlight(t *testing.T) {
+	g := sampleGraph()
+	in, release := make(chan struct{}, scrapesInFlight+1), make(chan struct{})
+	c := &graphCollector{volume: "v", mountpoint: "/mnt/v", graph: func() fop.Status {
+		in <- struct{}{}
+		<-release
+		return g
+	}}
+	ms, err := listenMetrics("127.0.0.1:0", metricsRegistry(c), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ms.Close()
+	defer close(release)
+	for i := 0; i < scrapesInFlight; i++ {
+		go func() {
+			if r, err := http.Get("http://" + ms.addr + "/metrics"); err == nil {
+				r.Body.Close()
+			}
+		}()
+		<-in
+	}
+	start := time.Now()
+	cl := http.Client{Timeout: scrapeTimeout + 5*time.Second}
+	r, err := cl.Get("http://" + ms.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if took := time.Since(start); r.StatusCode != http.StatusServiceUnavailable || took >= scrapeTimeout {
+		t.Errorf("a scrape past %d stuck ones: %s after %v; want 503 at once", scrapesInFlight, r.Status, took)
+	}
+}

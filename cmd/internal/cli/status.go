@@ -135,21 +135,59 @@ type statusServer struct {
 }
 
 // serveStatus listens on path (a stale socket left by a dead daemon with
-// the same pid is replaced) and serves snap until Close.
+// the same pid is replaced, and so are those of other dead daemons in its
+// directory) and serves snap until Close. The socket is root's alone
+// (0600) from the moment it exists: it is made under umask 077, since
+// the directory also holds the mount records, which anyone may read.
 func serveStatus(path string, snap func() statusDoc, log *zap.Logger) (*statusServer, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("status socket: %v", err)
 	}
+	removeStaleSockets(dir, log)
 	_ = os.Remove(path)
-	l, err := net.Listen("unix", path)
+	l, err := listenPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("status socket: %v", err)
 	}
-	_ = os.Chmod(path, 0o600)
+	if err := os.Chmod(path, 0o600); err != nil {
+		_ = l.Close()
+		_ = os.Remove(path)
+		return nil, fmt.Errorf("status socket: %v", err)
+	}
 	s := &statusServer{l: l, path: path, snap: snap, log: log, busy: make(chan struct{}, statusBusy), snapTimeout: statusSnapTimeout}
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
+}
+
+// umaskMu serializes listenPrivate's umask changes (the umask is the
+// process's).
+var umaskMu sync.Mutex
+
+// listenPrivate listens on the unix socket path made with mode 0700 at
+// most (umask 077), so no other user can connect before its chmod.
+func listenPrivate(path string) (net.Listener, error) {
+	umaskMu.Lock()
+	defer umaskMu.Unlock()
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	return net.Listen("unix", path)
+}
+
+// removeStaleSockets removes dir's status sockets (PID.sock) of daemons
+// that are gone: one killed, or one that exited past closeLimit.
+func removeStaleSockets(dir string, log *zap.Logger) {
+	socks, _ := filepath.Glob(filepath.Join(dir, "*.sock"))
+	for _, p := range socks {
+		pid, err := strconv.Atoi(strings.TrimSuffix(filepath.Base(p), ".sock"))
+		if err != nil || pid <= 0 || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			continue
+		}
+		if err := os.Remove(p); err == nil {
+			log.Info("removed the status socket of a daemon that is gone", zap.String("path", p), zap.Int("pid", pid))
+		}
+	}
 }
 
 func (s *statusServer) accept() {

@@ -3,9 +3,11 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -199,5 +201,34 @@ func TestRedactVolfile(t *testing.T) {
 	out := redactVolfile(in)
 	if strings.Contains(out, "9f3e-secret") || !strings.Contains(out, "    option password (redacted)\n") || !strings.Contains(out, "option username 6d1c") || !strings.Contains(out, "option remote-host h") {
 		t.Errorf("redacted:\n%s", out)
+	}
+}
+
+// At start the daemon removes the status sockets of daemons that are gone
+// (one killed, or one that exited past closeLimit), keeps live ones', and
+// serves its own as root's alone.
+func TestStatusSocketStale(t *testing.T) {
+	dir := shortDir(t)
+	dead := filepath.Join(dir, "2147483646.sock") // no such pid
+	live := filepath.Join(dir, strconv.Itoa(os.Getppid())+".sock")
+	for _, p := range []string{dead, live} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sock := filepath.Join(dir, strconv.Itoa(os.Getpid())+".sock")
+	s, err := serveStatus(sock, testState(t).snapshot, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(dead); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the socket of a dead daemon is still there (%v)", err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("the socket of a live daemon was removed: %v", err)
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the status socket: %v, %v; want mode 0600", fi.Mode(), err)
 	}
 }

@@ -585,7 +585,11 @@ func (c *Client) watch(conn *sunrpc.Conn) {
 					defer cancel()
 					start := time.Now()
 					if Ping(ctx, conn) == nil {
-						c.stats.pingRTT.Store(int64(time.Since(start)))
+						select {
+						case <-conn.Done(): // a late answer: the connection is gone
+						default:
+							c.stats.pingRTT.Store(int64(time.Since(start)))
+						}
 					}
 				}()
 			}

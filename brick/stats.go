@@ -14,7 +14,7 @@ type clientStats struct {
 	disconnects atomic.Uint64 // connections lost
 	since       atomic.Int64  // unix ns the connection up now was made; 0 while down
 	port        atomic.Int64  // the brick's port at the last connect
-	pingRTT     atomic.Int64  // ns, the last ping answered
+	pingRTT     atomic.Int64  // ns, the last ping answered on the connection up now; 0 while down
 	calls       atomic.Uint64 // fops sent
 	errs        atomic.Uint64 // fops that failed (on the wire or with op_ret < 0)
 	bytesOut    atomic.Uint64 // fop arguments and payloads sent
@@ -30,6 +30,7 @@ func (s *clientStats) connected(port int) {
 
 func (s *clientStats) disconnected() {
 	s.since.Store(0)
+	s.pingRTT.Store(0) // no round trip to a brick that is not there
 	s.disconnects.Add(1)
 }
 

@@ -47,7 +47,7 @@ var (
 	mBrickErrors      = prometheus.NewDesc("brickfs_brick_call_errors_total", "Fops sent to the brick that failed.", labBrick, nil)
 	mBrickSent        = prometheus.NewDesc("brickfs_brick_sent_bytes_total", "Fop arguments and payloads sent to the brick.", labBrick, nil)
 	mBrickReceived    = prometheus.NewDesc("brickfs_brick_received_bytes_total", "Fop replies received from the brick.", labBrick, nil)
-	mBrickSince       = prometheus.NewDesc("brickfs_brick_connected_since_seconds", "Unix time the brick's connection was made (0 while down).", labBrick, nil)
+	mBrickSince       = prometheus.NewDesc("brickfs_brick_connected_timestamp_seconds", "Unix time the brick's connection was made (0 while down).", labBrick, nil)
 
 	mReplBricksUp   = prometheus.NewDesc("brickfs_replica_bricks_up", "Bricks of the replica set that are connected.", labSubvol, nil)
 	mReplBricks     = prometheus.NewDesc("brickfs_replica_bricks", "Bricks of the replica set.", labSubvol, nil)

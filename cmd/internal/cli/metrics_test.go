@@ -94,6 +94,7 @@ func TestMetricsScrape(t *testing.T) {
 		{"brickfs_read_bytes_total", nil, 0},
 		{"brickfs_brick_up", map[string]string{"brick": "v-client-0"}, 1},
 		{"brickfs_brick_up", map[string]string{"brick": "v-client-2"}, 0},
+		{"brickfs_brick_connected_timestamp_seconds", map[string]string{"brick": "v-client-2"}, 0},
 		{"brickfs_brick_ping_rtt_seconds", map[string]string{"brick": "v-client-1"}, 0.0003},
 		{"brickfs_brick_calls_total", map[string]string{"brick": "v-client-1"}, 10},
 		{"brickfs_replica_bricks_up", map[string]string{"subvol": "v-replicate-0"}, 2},

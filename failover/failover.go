@@ -106,7 +106,8 @@ type keepSizer interface {
 // at all: it preallocates and zeroes nothing).
 func (v *Volume) ZerofillKeepSize(ctx context.Context, f *fop.Fd, off, length uint64) error {
 	if v.zk != nil {
-		return v.zk.ZerofillKeepSize(ctx, f, off, length)
+		// Past the io-stats layer: counted there by hand.
+		return v.stats.ZerofillKeepSize(func() error { return v.zk.ZerofillKeepSize(ctx, f, off, length) })
 	}
 	return fop.ZeroKeepSize(ctx, v.Fops, f, off, length)
 }

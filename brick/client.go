@@ -542,6 +542,7 @@ func (c *Client) keeper() {
 			}
 			cerr := conn.Err()
 			c.setErr(cerr)
+			c.stats.downStall.Store(int64(conn.SilenceAtBreak())) // before the watchers hear
 			c.stats.disconnected()
 			c.log.Warn("brick disconnected", zap.Stringer("remote", conn.RemoteAddr()), zap.Error(cerr))
 			c.notify(false)

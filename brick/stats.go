@@ -20,6 +20,7 @@ type clientStats struct {
 	bytesOut    atomic.Uint64 // fop arguments and payloads sent
 	bytesIn     atomic.Uint64 // fop replies received
 	lastErrAt   atomic.Int64  // unix ns of Client.lastErr
+	downStall   atomic.Int64  // ns, the silence of the last connection when it broke
 }
 
 func (s *clientStats) connected(port int) {
@@ -42,6 +43,12 @@ func (s *clientStats) call(sent, received int, err error) {
 		s.errs.Add(1)
 	}
 }
+
+// DownStall is how long the last connection's calls had waited with no
+// reply when it broke (sunrpc.Conn.SilenceAtBreak): for a hung brick, the
+// stall before the ping timeout dropped it; zero when nothing waited. A
+// replica set reads it when the brick goes down.
+func (c *Client) DownStall() time.Duration { return time.Duration(c.stats.downStall.Load()) }
 
 // setErr records why a connect failed or the connection broke.
 func (c *Client) setErr(err error) {

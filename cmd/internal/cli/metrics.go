@@ -59,7 +59,7 @@ var (
 	mReplEagerLocks = prometheus.NewDesc("brickfs_replica_eager_locks", "Eager data locks the replica set holds.", labSubvol, nil)
 	mReplFds        = prometheus.NewDesc("brickfs_replica_fds", "Fds open through the replica set.", labSubvol, nil)
 	mFailovers      = prometheus.NewDesc("brickfs_failover_events_total", "Events that took a brick out of its replica set's I/O: down, cut (lagging), kick (fop timeout), read-moved.", labEvent, nil)
-	mFailoverStall  = prometheus.NewDesc("brickfs_failover_stall_seconds", "How long the I/O waited on a brick at the failover events where it is known (cut, kick, read-moved).", labLag, nil)
+	mFailoverStall  = prometheus.NewDesc("brickfs_failover_stall_seconds", "How long the I/O waited on a brick at the failover events where it is known (down: its calls had waited unanswered when the connection broke; cut, kick, read-moved).", labLag, nil)
 	mFailoverLast   = prometheus.NewDesc("brickfs_failover_last_stall_seconds", "The stall of the brick's last failover event where it is known.", labLag, nil)
 
 	mDhtUp         = prometheus.NewDesc("brickfs_distribute_subvolumes_up", "Subvolumes of the distribute layer that are up.", labSubvol, nil)

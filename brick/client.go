@@ -542,6 +542,7 @@ func (c *Client) keeper() {
 			}
 			cerr := conn.Err()
 			c.setErr(cerr)
+			c.stats.downStall.Store(int64(conn.SilenceAtBreak())) // before the watchers hear
 			c.stats.disconnected()
 			c.log.Warn("brick disconnected", zap.Stringer("remote", conn.RemoteAddr()), zap.Error(cerr))
 			c.notify(false)
@@ -585,7 +586,11 @@ func (c *Client) watch(conn *sunrpc.Conn) {
 					defer cancel()
 					start := time.Now()
 					if Ping(ctx, conn) == nil {
-						c.stats.pingRTT.Store(int64(time.Since(start)))
+						select {
+						case <-conn.Done(): // a late answer: the connection is gone
+						default:
+							c.stats.pingRTT.Store(int64(time.Since(start)))
+						}
 					}
 				}()
 			}

@@ -14,12 +14,13 @@ type clientStats struct {
 	disconnects atomic.Uint64 // connections lost
 	since       atomic.Int64  // unix ns the connection up now was made; 0 while down
 	port        atomic.Int64  // the brick's port at the last connect
-	pingRTT     atomic.Int64  // ns, the last ping answered
+	pingRTT     atomic.Int64  // ns, the last ping answered on the connection up now; 0 while down
 	calls       atomic.Uint64 // fops sent
 	errs        atomic.Uint64 // fops that failed (on the wire or with op_ret < 0)
 	bytesOut    atomic.Uint64 // fop arguments and payloads sent
 	bytesIn     atomic.Uint64 // fop replies received
 	lastErrAt   atomic.Int64  // unix ns of Client.lastErr
+	downStall   atomic.Int64  // ns, the silence of the last connection when it broke
 }
 
 func (s *clientStats) connected(port int) {
@@ -30,6 +31,7 @@ func (s *clientStats) connected(port int) {
 
 func (s *clientStats) disconnected() {
 	s.since.Store(0)
+	s.pingRTT.Store(0) // no round trip to a brick that is not there
 	s.disconnects.Add(1)
 }
 
@@ -41,6 +43,12 @@ func (s *clientStats) call(sent, received int, err error) {
 		s.errs.Add(1)
 	}
 }
+
+// DownStall is how long the last connection's calls had waited with no
+// reply when it broke (sunrpc.Conn.SilenceAtBreak): for a hung brick, the
+// stall before the ping timeout dropped it; zero when nothing waited. A
+// replica set reads it when the brick goes down.
+func (c *Client) DownStall() time.Duration { return time.Duration(c.stats.downStall.Load()) }
 
 // setErr records why a connect failed or the connection broke.
 func (c *Client) setErr(err error) {

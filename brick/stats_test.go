@@ -54,3 +54,15 @@ func TestClientStats(t *testing.T) {
 		t.Fatalf("after the reconnect: %+v", s)
 	}
 }
+
+// A brick that is down shows no ping round trip: the last one was of a
+// connection that is gone.
+func TestClientStatsPingResetOnDisconnect(t *testing.T) {
+	var s clientStats
+	s.connected(49152)
+	s.pingRTT.Store(int64(300 * time.Microsecond))
+	s.disconnected()
+	if rtt := s.pingRTT.Load(); rtt != 0 {
+		t.Errorf("ping RTT after a disconnect: %v, want 0", time.Duration(rtt))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -78,6 +79,13 @@ type Volume struct {
 
 	log *zap.Logger
 
+	// shown is a copy of the node tree, taken under mu whenever
+	// Reconfigure changes a node and never changed after: Status reads
+	// it without mu, which Reconfigure holds while bricks reconnect (up
+	// to tens of seconds), so status, metrics and statedumps never wait
+	// on a volfile change.
+	shown atomic.Pointer[node]
+
 	mu       sync.Mutex      // serializes Reconfigure, the only writer of the nodes' translators
 	undo     []func()        // GUARDED_BY(mu); what a refused Reconfigure built, to close
 	closed   bool            // GUARDED_BY(mu); Close was called: Reconfigure refuses
@@ -98,19 +106,18 @@ type keepSizer interface {
 // at all: it preallocates and zeroes nothing).
 func (v *Volume) ZerofillKeepSize(ctx context.Context, f *fop.Fd, off, length uint64) error {
 	if v.zk != nil {
-		return v.zk.ZerofillKeepSize(ctx, f, off, length)
+		// Past the io-stats layer: counted there by hand.
+		return v.stats.ZerofillKeepSize(func() error { return v.zk.ZerofillKeepSize(ctx, f, off, length) })
 	}
 	return fop.ZeroKeepSize(ctx, v.Fops, f, off, length)
 }
 
 // Status returns the graph's state, node by node from the top: the
-// io-stats layer, then the graph the volfile describes. v.mu keeps
-// Reconfigure from changing the nodes meanwhile; it is never held across
-// a call to a brick by Status.
+// io-stats layer, then the graph the volfile describes. It reads the copy
+// of the node tree Reconfigure publishes (publish), never v.mu: a volfile
+// change under way does not hold it up.
 func (v *Volume) Status() fop.Status {
-	v.mu.Lock()
-	g := v.top.status()
-	v.mu.Unlock()
+	g := v.shown.Load().status()
 	fs := v.stats.Figures()
 	var n uint64
 	for _, f := range fs.Fops {
@@ -119,6 +126,10 @@ func (v *Volume) Status() fop.Status {
 	return fop.Status{Name: v.stats.Name(), Type: stats.Type, Up: g.Up, Fops: &fs, Children: []fop.Status{g},
 		Detail: fmt.Sprintf("%d fops, %d bytes read, %d written", n, fs.BytesRead, fs.BytesWritten)}
 }
+
+// publish makes the node tree as it is now what Status shows. The caller
+// holds v.mu, or has v to itself (Open).
+func (v *Volume) publish() { v.shown.Store(v.top.clone()) }
 
 // Close stops every node: the replica sets' heal, then every brick.
 func (v *Volume) Close() error {
@@ -187,6 +198,7 @@ func Open(ctx context.Context, g *volfile.Graph, opts Options, log *zap.Logger) 
 	// not: the mount's figures must not depend on how the volfile was made.
 	st := stats.New(ioStatsName(g), top.sub)
 	v := &Volume{Fops: st, stats: st, opts: opts, top: top, clients: a.clients, log: log}
+	v.publish()
 	for n := top; n != nil; n = n.only() {
 		if zk, ok := n.sub.(keepSizer); ok {
 			v.zk = zk

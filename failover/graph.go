@@ -39,6 +39,18 @@ func (n *node) only() *node {
 	return nil
 }
 
+// clone copies the tree below n, node by node; the translators (client,
+// repl, ...) are shared. Reconfigure changes nodes in place (x, kids,
+// dht), so a copy is what may be read without v.mu.
+func (n *node) clone() *node {
+	c := *n
+	c.kids = make([]*node, len(n.kids))
+	for i, k := range n.kids {
+		c.kids[i] = k.clone()
+	}
+	return &c
+}
+
 // walk calls fn on n and every node below it, children first.
 func (n *node) walk(fn func(*node)) {
 	for _, k := range n.kids {
@@ -91,29 +103,18 @@ func (n *node) status() fop.Status {
 		bs := n.client.Stats()
 		s.Brick = &bs
 	case n.repl != nil:
+		// The line says what the figures say: read once.
 		rs := n.repl.Stats()
 		s.Replica = &rs
-		up := 0
-		for _, u := range n.repl.ChildrenUp() {
-			if u {
-				up++
-			}
-		}
-		s.Detail = fmt.Sprintf("%d of %d bricks up, client quorum %s, %d files to heal", up, len(n.kids), n.repl.QuorumText(), n.repl.HealPending())
+		s.Detail = fmt.Sprintf("%d of %d bricks up, client quorum %s, %d files to heal", rs.BricksUp, rs.Bricks, rs.Quorum, rs.HealPending)
 	case n.dht != nil:
-		up := 0
-		for _, u := range n.dht.SubvolumesUp() {
-			if u {
-				up++
-			}
-		}
-		s.Detail = fmt.Sprintf("%d of %d subvolumes up", up, len(n.kids))
 		ds := n.dht.Stats()
 		s.Distribute = &ds
+		s.Detail = fmt.Sprintf("%d of %d subvolumes up", ds.SubvolumesUp, ds.Subvolumes)
 	case n.shard != nil:
 		ss := n.shard.Stats()
 		s.Shard = &ss
-		s.Detail = fmt.Sprintf("block size %d, %d blocks to delete", ss.BlockSize, ss.RemoveBacklog)
+		s.Detail = fmt.Sprintf("block size %d, %d removed files with blocks to delete", ss.BlockSize, ss.RemoveBacklog)
 	}
 	for _, k := range n.kids {
 		s.Children = append(s.Children, k.status())

@@ -60,6 +60,7 @@ func (v *Volume) Reconfigure(g *volfile.Graph) ([]string, error) {
 	var changes []string
 	for _, s := range steps {
 		changes = append(changes, s()...)
+		v.publish() // a step may wait for bricks: show what is done
 	}
 	return changes, nil
 }

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/brickfs/brickfs/brick/bricktest"
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/volfile"
 )
 
@@ -274,5 +275,52 @@ func TestReconfigureAfterClose(t *testing.T) {
 	}
 	if n := len(fakes[1].BrickConns()); n != 0 {
 		t.Errorf("the new brick was connected after Close (%d connections)", n)
+	}
+}
+
+// TestStatusDuringReconfigure: Status does not wait for a volfile change
+// that holds v.mu (Reconfigure does while moved bricks reconnect, up to
+// tens of seconds), and shows the graph once the change is made.
+func TestStatusDuringReconfigure(t *testing.T) {
+	fakes := []*bricktest.Fake{
+		bricktest.New(t, bricktest.Options{BrickPath: "/bricks/b0"}),
+		bricktest.New(t, bricktest.Options{BrickPath: "/bricks/b1"}),
+		bricktest.New(t, bricktest.Options{BrickPath: "/bricks/b2"}),
+		bricktest.New(t, bricktest.Options{BrickPath: "/bricks/b3"}),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := Open(ctx, mustGraph(t, replicaVolfile(fakes[:3], "", "")), Options{}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+
+	v.mu.Lock() // as Reconfigure holds it while bricks reconnect
+	got := make(chan fop.Status, 1)
+	go func() { got <- v.Status() }()
+	select {
+	case s := <-got:
+		if len(s.Children) != 1 || s.Children[0].Replica == nil {
+			t.Errorf("status while v.mu is held: %+v", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("Status waited on v.mu, which a volfile change holds while bricks reconnect")
+		v.mu.Unlock()
+		<-got
+		v.mu.Lock()
+	}
+	v.mu.Unlock()
+
+	moved := []*bricktest.Fake{fakes[0], fakes[1], fakes[3]}
+	if _, err := v.Reconfigure(mustGraph(t, replicaVolfile(moved, " option quorum-type fixed\n option quorum-count 3\n", ""))); err != nil {
+		t.Fatal(err)
+	}
+	s := v.Status().Children[0]
+	if !strings.Contains(s.Detail, "fixed at 3") {
+		t.Errorf("status after a quorum change: %q", s.Detail)
+	}
+	if b := s.Children[2].Brick; b == nil || b.Path != "/bricks/b3" {
+		t.Errorf("status after a brick move shows brick 2 as %+v", b)
 	}
 }

@@ -107,6 +107,10 @@ func TestMemTables(t *testing.T) {
 			syscall.Unmount(dir, syscall.MNT_DETACH)
 		}
 		srv.Wait()
+		// The root is forgotten at unmount, and was never counted.
+		if ino, _ := fsys.Tables(); ino != 0 {
+			t.Errorf("after the unmount: %d inodes", ino)
+		}
 	})
 	var fs []*os.File
 	for i := 0; i < 3; i++ {
@@ -130,6 +134,22 @@ func TestMemTables(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("after closing them: %d open", files)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Unlinked and closed, the files' inodes are forgotten by the kernel.
+	for _, f := range fs {
+		if err := os.Remove(f.Name()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		ino, _ := fsys.Tables()
+		if ino == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after unlinking them: %d inodes", ino)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

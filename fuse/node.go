@@ -172,8 +172,14 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 
 var _ = (fs.NodeOnForgetter)((*node)(nil))
 
-// OnForget: the kernel forgot the inode.
-func (n *node) OnForget() { n.fsys.inodes.Add(-1) }
+// OnForget: the kernel forgot the inode. The root, never counted (the
+// kernel does not look it up), is forgotten at unmount: skipped.
+func (n *node) OnForget() {
+	if n.IsRoot() {
+		return
+	}
+	n.fsys.inodes.Add(-1)
+}
 
 // openFlags: O_DIRECT opens bypass the kernel page cache, as QEMU's
 // cache=none expects.

@@ -68,6 +68,17 @@ func (s statusOut) node(name string) *fop.Status {
 }
 
 // metrics scrapes addr's /metrics.
+// graphNodes returns the figures of brick and of the replica set set in
+// s; a node missing from the graph fails the test (it does not panic).
+func graphNodes(t *testing.T, s statusOut, brick, set string) (*fop.BrickStats, *fop.ReplicaStats) {
+	t.Helper()
+	b, r := s.node(brick), s.node(set)
+	if b == nil || b.Brick == nil || r == nil || r.Replica == nil || len(r.Replica.Failovers) != 3 {
+		t.Fatalf("status has no figures for brick %s (%+v) or replica set %s (%+v)", brick, b, set, r)
+	}
+	return b.Brick, r.Replica
+}
+
 func metrics(t *testing.T, addr string) map[string]*dto.MetricFamily {
 	t.Helper()
 	c := http.Client{Timeout: 10 * time.Second}
@@ -106,6 +117,8 @@ next:
 			sum += m.Counter.GetValue()
 		case m.Histogram != nil:
 			sum += float64(m.Histogram.GetSampleCount())
+		case m.Summary != nil:
+			sum += float64(m.Summary.GetSampleCount())
 		}
 	}
 	return sum
@@ -122,21 +135,20 @@ func TestBrickfsStatusMetrics(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/fio"); err != nil {
 		need(t, false, bothEnvs, "fio not installed; install fio (bash scripts/deps.sh)")
 	}
-	// A port on this run's own loopback prefix.
+	// A port the daemon picks on this run's own loopback prefix: status
+	// says which.
 	c0 := NewCluster(t, 3)
-	l, err := net.Listen("tcp", c0.Host(1)+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	e := newRepEnvOn(t, c0, "robs", Replica3, false, nil, "metrics="+addr)
+	e := newRepEnvOn(t, c0, "robs", Replica3, false, nil, "metrics="+c0.Host(1)+":0")
 	brick := e.c.Brick(t, e.vol, 2).Name
 	set := e.vol + "-replicate-0"
 	scope := map[string]string{"volume": e.vol}
 
 	s := brickfsStatus(t, e.mnt)
-	if s.MountPoint != e.mnt || s.Volume != e.vol || s.Metrics != addr || s.Volfile.Source != "server" || !strings.Contains(s.Volfile.Text, set) || s.Goroutines == 0 || s.RSSBytes == 0 {
+	addr := s.Metrics
+	if host, port, err := net.SplitHostPort(addr); err != nil || host != c0.Host(1) || port == "0" {
+		t.Fatalf("status at mount: metrics served at %q, want %s:PORT", addr, c0.Host(1))
+	}
+	if s.MountPoint != e.mnt || s.Volume != e.vol || s.Volfile.Source != "server" || !strings.Contains(s.Volfile.Text, set) || s.Goroutines == 0 || s.RSSBytes == 0 {
 		t.Errorf("status at mount: %+v", s)
 	}
 	if b := s.node(brick); b == nil || b.Brick == nil || !b.Brick.Connected || b.Brick.Host != e.c.Brick(t, e.vol, 2).Host {
@@ -158,20 +170,22 @@ func TestBrickfsStatusMetrics(t *testing.T) {
 		e.c.StopBrick(t, e.vol, 2)
 		// The brick is cut from the changes (lagging) at once, and dropped
 		// at the ping timeout.
+		// The down event carries the stall before it (the silence
+		// until the ping timeout): the stall summary counts it.
 		waitFor(t, 20*time.Second, "status and metrics to show brick 2 out", func() (bool, string) {
-			s := brickfsStatus(t, e.mnt)
-			b, r := s.node(brick), s.node(set)
+			b, r := graphNodes(t, brickfsStatus(t, e.mnt), brick, set)
 			m := metrics(t, addr)
 			up := sample(m, "brickfs_brick_up", map[string]string{"brick": brick})
 			events := sample(m, "brickfs_failover_events_total", map[string]string{"brick": brick, "subvol": set})
-			ok := b != nil && !b.Brick.Connected && r != nil && r.Replica.BricksUp == 2 && r.Replica.QuorumMet &&
-				r.Replica.Failovers[2].Events[afrDown] >= 1 && up == 0 && events >= 1 &&
+			stalls := sample(m, "brickfs_failover_stall_seconds", map[string]string{"brick": brick, "subvol": set})
+			ok := !b.Connected && r.BricksUp == 2 && r.QuorumMet &&
+				r.Failovers[2].Events[afrDown] >= 1 && up == 0 && events >= 1 && stalls >= 1 &&
 				sample(m, "brickfs_replica_bricks_up", map[string]string{"subvol": set}) == 2
-			return ok, fmt.Sprintf("brick %+v; replica %+v; metrics: up %v, events %v", b.Brick, r.Replica, up, events)
+			return ok, fmt.Sprintf("brick %+v; replica %+v; metrics: up %v, events %v, stalls %v", b, r, up, events, stalls)
 		})
 		t.Logf("brick 2 shown down %v after SIGSTOP", time.Since(start).Round(time.Millisecond))
-		s := brickfsStatus(t, e.mnt)
-		t.Logf("status while brick 2 is stopped: %s: %+v; %s: %+v", set, *s.node(set).Replica, brick, *s.node(brick).Brick)
+		b, r := graphNodes(t, brickfsStatus(t, e.mnt), brick, set)
+		t.Logf("status while brick 2 is stopped: %s: %+v; %s: %+v", set, *r, brick, *b)
 		// What it costs to look, under fio's load.
 		var statusTook, scrapeTook time.Duration
 		for i := 0; i < 5; i++ {
@@ -205,13 +219,12 @@ func TestBrickfsStatusMetrics(t *testing.T) {
 		t.Errorf("failover events of %s: %v", brick, n)
 	}
 	waitFor(t, 60*time.Second, "brick 2 back up and the heal backlog at 0", func() (bool, string) {
-		s := brickfsStatus(t, e.mnt)
-		b, r := s.node(brick), s.node(set)
+		b, r := graphNodes(t, brickfsStatus(t, e.mnt), brick, set)
 		m := metrics(t, addr)
 		up := sample(m, "brickfs_brick_up", map[string]string{"brick": brick})
 		heal := sample(m, "brickfs_replica_heal_pending", map[string]string{"subvol": set})
-		ok := b.Brick.Connected && b.Brick.Reconnects >= 1 && r.Replica.BricksUp == 3 && r.Replica.HealPending == 0 && len(r.Replica.Lagging) == 0 && up == 1 && heal == 0
-		return ok, fmt.Sprintf("brick %+v; replica %+v; metrics up %v heal %v", b.Brick, r.Replica, up, heal)
+		ok := b.Connected && b.Reconnects >= 1 && r.BricksUp == 3 && r.HealPending == 0 && len(r.Lagging) == 0 && up == 1 && heal == 0
+		return ok, fmt.Sprintf("brick %+v; replica %+v; metrics up %v heal %v", b, r, up, heal)
 	})
 	// The human form says the same.
 	out, err := exec.Command(BrickfsBin(t), "status", e.mnt).CombinedOutput()

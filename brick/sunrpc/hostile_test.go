@@ -286,3 +286,23 @@ func TestCallbackDropLogBounded(t *testing.T) {
 		t.Fatalf("%d log lines for %d dropped callbacks", k, n)
 	}
 }
+
+// TestSilenceAtBreak: when a connection breaks with calls waiting, how
+// long they had waited unanswered is kept (the stall a hung brick cost);
+// a connection that breaks with nothing waiting stalled nothing.
+func TestSilenceAtBreak(t *testing.T) {
+	c, p := newPair(t, 1, Options{})
+	go func() { _, _ = c.Call(context.Background(), 1, 1, 1, Cred{}, nil, nil) }()
+	p.next()
+	start := time.Now()
+	time.Sleep(50 * time.Millisecond)
+	c.Abort(errors.New("ping timeout"))
+	if s := c.SilenceAtBreak(); s < 50*time.Millisecond || s > time.Since(start)+time.Second {
+		t.Errorf("silence at break %v after 50ms with a call waiting", s)
+	}
+	idle, _ := newPair(t, 1, Options{})
+	idle.Abort(errors.New("ping timeout"))
+	if s := idle.SilenceAtBreak(); s != 0 {
+		t.Errorf("silence at break %v with nothing waiting", s)
+	}
+}

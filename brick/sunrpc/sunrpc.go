@@ -251,10 +251,13 @@ type Conn struct {
 
 	lastReply atomic.Int64 // unix nanos of the last reply to one of our calls
 	busySince atomic.Int64 // unix nanos when the pending map last went from empty to non-empty
-	callbacks chan Call
-	dropped   atomic.Uint64
-	done      chan struct{}
-	wg        sync.WaitGroup
+	// brokeSilent is Silence when the connection broke (ns; set once,
+	// under mu, before the pending calls fail).
+	brokeSilent atomic.Int64
+	callbacks   chan Call
+	dropped     atomic.Uint64
+	done        chan struct{}
+	wg          sync.WaitGroup
 }
 
 // NewConn starts serving an established connection. firstXid lets a caller
@@ -355,6 +358,11 @@ func (c *Conn) Silence(now time.Time) time.Duration {
 	return now.Sub(time.Unix(0, from))
 }
 
+// SilenceAtBreak is Silence at the moment the connection broke: how long
+// its calls had waited with no reply (a hung brick's whole ping timeout),
+// zero while it is up or when no call was waiting.
+func (c *Conn) SilenceAtBreak() time.Duration { return time.Duration(c.brokeSilent.Load()) }
+
 // Pending is the number of calls waiting for replies.
 func (c *Conn) Pending() int {
 	c.mu.Lock()
@@ -395,6 +403,10 @@ func (c *Conn) fail(err error) {
 		return
 	}
 	c.err = err
+	if len(c.pending) > 0 {
+		from := max(c.lastReply.Load(), c.busySince.Load())
+		c.brokeSilent.Store(int64(time.Since(time.Unix(0, from))))
+	}
 	pend := c.pending
 	c.pending = make(map[uint32]chan reply)
 	c.mu.Unlock()

@@ -154,7 +154,14 @@ func (r *Replicate) ChildEvent(i int, up bool) {
 		r.kickHeal()
 	} else {
 		r.log.Warn("child down", zap.String("brick", r.kids[i].Name()))
-		r.event(i, evDown, 0)
+		// The stall of a down: how long the brick's calls had waited
+		// when its connection broke (a hung brick's ping timeout),
+		// where the child knows it (a brick client does).
+		var stall time.Duration
+		if s, ok := r.kids[i].(interface{ DownStall() time.Duration }); ok {
+			stall = s.DownStall()
+		}
+		r.event(i, evDown, stall)
 	}
 	r.notify()
 }

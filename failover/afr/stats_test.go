@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zaptest"
+
 	"github.com/brickfs/brickfs/brick/fop/foptest"
 )
 
@@ -76,5 +78,32 @@ func TestReplicaStatsEagerLock(t *testing.T) {
 	r.Drain()
 	if s := r.Stats(); s.EagerLocks != 0 || s.Fds != 0 {
 		t.Errorf("after the release: %d eager locks, %d fds", s.EagerLocks, s.Fds)
+	}
+}
+
+// stalledMem is a brick whose connection broke after its calls had waited
+// stall (a brick client's DownStall).
+type stalledMem struct {
+	*foptest.Mem
+	stall time.Duration
+}
+
+func (m stalledMem) DownStall() time.Duration { return m.stall }
+
+// A child going down records, as the stall of the down event, how long
+// its calls had waited when its connection broke: the biggest stall of
+// all (a hung brick's ping timeout), where the child knows it.
+func TestReplicaStatsDownStall(t *testing.T) {
+	names := []string{"v-client-0", "v-client-1"}
+	m0, m1 := foptest.NewMem(names[0]), foptest.NewMem(names[1])
+	r, err := NewReplicate("v-replicate-0", []Child{m0, stalledMem{m1, 1500 * time.Millisecond}}, names, ReplicateOptions{Arbiter: -1}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	m1.SetDown(true) // its watchers hear: ChildEvent(1, false)
+	fo := r.Stats().Failovers[1]
+	if fo.Events[EventDown] != 1 || fo.StallCount != 1 || fo.LastStall != 1500*time.Millisecond {
+		t.Errorf("brick 1 went down after 1.5 s of silence: %+v", fo)
 	}
 }

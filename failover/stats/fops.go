@@ -433,3 +433,14 @@ func (s *Stats) CopyFileRange(ctx context.Context, in *fop.Fd, offIn uint64, out
 	s.end(opCopyFileRange, start, err)
 	return r0, r1, r2, err
 }
+
+// ZerofillKeepSize counts and times, as a FALLOCATE (the fop GlusterFS's
+// client sends for it), fallocate(ZERO_RANGE|KEEP_SIZE) carried out by
+// zero below this layer: a replica set does it as one transaction of its
+// own, not through the fops above it.
+func (s *Stats) ZerofillKeepSize(zero func() error) error {
+	start := s.begin()
+	err := zero()
+	s.end(opFallocate, start, err)
+	return err
+}

@@ -81,8 +81,16 @@ func TestStatsFigures(t *testing.T) {
 		t.Errorf("LOOKUP: %+v", l)
 	}
 	st := by["STAT"]
-	if st.Count != 1 || st.Total < 30*time.Millisecond || st.Buckets[bucket(30*time.Millisecond)] != 1 {
-		t.Errorf("STAT: %+v (30 ms falls in bucket %d)", st, bucket(30*time.Millisecond))
+	// A loaded machine can make the 30 ms delay take longer: the STAT is
+	// in bucket(30 ms) or one above it, never below.
+	at := -1
+	for i, n := range st.Buckets {
+		if n != 0 {
+			at = i
+		}
+	}
+	if st.Count != 1 || st.Total < 30*time.Millisecond || at < bucket(30*time.Millisecond) || bucket(st.Total) != at {
+		t.Errorf("STAT: %+v (30 ms falls in bucket %d, it is in %d)", st, bucket(30*time.Millisecond), at)
 	}
 	if _, ok := by["UNLINK"]; ok || by["CREATE"].Count != 1 || by["READ"].Count != 1 {
 		t.Errorf("fops: %+v", fs.Fops)

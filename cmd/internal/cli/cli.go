@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -462,15 +464,18 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 	}
 	// The status socket comes before the record: a recorded mount
 	// answers `brickfs status`.
+	closeStatus := func() {}
 	if ss, err := serveStatus(statusSocket(os.Getpid()), state.snapshot, log); err != nil {
 		log.Warn("brickfs status will not answer for this mount", zap.Error(err))
 	} else {
-		defer ss.Close()
+		closeStatus = sync.OnceFunc(ss.Close)
+		defer closeStatus()
 	}
 	unrecord, err := recordMount(m.MountPoint)
 	if err != nil {
 		log.Warn("cannot record the mount; brickfs unmount will not know it as brickfs's", zap.Error(err))
 	}
+	unrecord = sync.OnceFunc(unrecord)
 	defer unrecord()
 	log.Info("mounted", zap.String("spec", m.Spec), zap.String("mountpoint", m.MountPoint), zap.String("volume", spec.Volume),
 		zap.String("type", "fuse."+m.FsType))
@@ -503,14 +508,24 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 	started := state.started
+	var dumping atomic.Bool // one statedump at a time
 	go func() {
 		for s := range sigs {
 			if s == syscall.SIGHUP {
 				continue
 			}
 			if s == syscall.SIGUSR1 {
-				inodes, files := fsys.Tables()
-				writeStatedump(m.StatedumpDir, takeStatedump(vol.Status(), inodes, files, started), log)
+				// Off this goroutine: a statedump must never hold up
+				// the SIGTERM that follows it.
+				if !dumping.CompareAndSwap(false, true) {
+					log.Warn("SIGUSR1 ignored: a statedump is already being written")
+					continue
+				}
+				go func() {
+					defer dumping.Store(false)
+					inodes, files := fsys.Tables()
+					writeStatedump(m.StatedumpDir, takeStatedump(vol.Status(), inodes, files, started), log)
+				}()
 				continue
 			}
 			log.Info("signal received, unmounting", zap.Stringer("signal", s))
@@ -535,6 +550,10 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 		}
 	}
 	log.Info("unmounted", zap.String("mountpoint", m.MountPoint))
+	// The status socket and the record go now: the closing below may end
+	// in os.Exit, which runs no deferred call.
+	closeStatus()
+	unrecord()
 	// Nothing may keep an unmounted daemon alive: the deferred closing of
 	// the follower, the bricks and the heal worker is bounded too (the
 	// timer is never stopped: the process ends when serve returns).

@@ -47,7 +47,7 @@ var (
 	mBrickErrors      = prometheus.NewDesc("brickfs_brick_call_errors_total", "Fops sent to the brick that failed.", labBrick, nil)
 	mBrickSent        = prometheus.NewDesc("brickfs_brick_sent_bytes_total", "Fop arguments and payloads sent to the brick.", labBrick, nil)
 	mBrickReceived    = prometheus.NewDesc("brickfs_brick_received_bytes_total", "Fop replies received from the brick.", labBrick, nil)
-	mBrickSince       = prometheus.NewDesc("brickfs_brick_connected_since_seconds", "Unix time the brick's connection was made (0 while down).", labBrick, nil)
+	mBrickSince       = prometheus.NewDesc("brickfs_brick_connected_timestamp_seconds", "Unix time the brick's connection was made (0 while down).", labBrick, nil)
 
 	mReplBricksUp   = prometheus.NewDesc("brickfs_replica_bricks_up", "Bricks of the replica set that are connected.", labSubvol, nil)
 	mReplBricks     = prometheus.NewDesc("brickfs_replica_bricks", "Bricks of the replica set.", labSubvol, nil)
@@ -59,7 +59,7 @@ var (
 	mReplEagerLocks = prometheus.NewDesc("brickfs_replica_eager_locks", "Eager data locks the replica set holds.", labSubvol, nil)
 	mReplFds        = prometheus.NewDesc("brickfs_replica_fds", "Fds open through the replica set.", labSubvol, nil)
 	mFailovers      = prometheus.NewDesc("brickfs_failover_events_total", "Events that took a brick out of its replica set's I/O: down, cut (lagging), kick (fop timeout), read-moved.", labEvent, nil)
-	mFailoverStall  = prometheus.NewDesc("brickfs_failover_stall_seconds", "How long the I/O waited on a brick at the failover events where it is known (cut, kick, read-moved).", labLag, nil)
+	mFailoverStall  = prometheus.NewDesc("brickfs_failover_stall_seconds", "How long the I/O waited on a brick at the failover events where it is known (down: its calls had waited unanswered when the connection broke; cut, kick, read-moved).", labLag, nil)
 	mFailoverLast   = prometheus.NewDesc("brickfs_failover_last_stall_seconds", "The stall of the brick's last failover event where it is known.", labLag, nil)
 
 	mDhtUp         = prometheus.NewDesc("brickfs_distribute_subvolumes_up", "Subvolumes of the distribute layer that are up.", labSubvol, nil)
@@ -190,7 +190,13 @@ type metricsServer struct {
 
 // scrapeTimeout bounds a scrape: past it the answer is 503, and the
 // collection left running ends on its own (it never waits on a brick).
-const scrapeTimeout = 5 * time.Second
+// At most scrapesInFlight scrapes run at once (two Prometheus servers of
+// an HA pair); another is answered 503 at once, so scrapes that got
+// stuck cannot pile up.
+const (
+	scrapeTimeout   = 5 * time.Second
+	scrapesInFlight = 2
+)
 
 // listenMetrics listens on addr (before the mount, so that an address in
 // use fails the mount) and serves reg's /metrics until Close.
@@ -200,7 +206,7 @@ func listenMetrics(addr string, reg *prometheus.Registry, log *zap.Logger) (*met
 		return nil, fmt.Errorf("metrics: cannot serve /metrics on %s: %v; pick a free address in -o metrics=HOST:PORT, or leave the option out", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Timeout: scrapeTimeout, ErrorHandling: promhttp.ContinueOnError,
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Timeout: scrapeTimeout, MaxRequestsInFlight: scrapesInFlight, ErrorHandling: promhttp.ContinueOnError,
 		ErrorLog: zap.NewStdLog(log.With(zap.String("what", "metrics")))}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "brickfs serves /metrics here", http.StatusNotFound)

@@ -94,6 +94,7 @@ func TestMetricsScrape(t *testing.T) {
 		{"brickfs_read_bytes_total", nil, 0},
 		{"brickfs_brick_up", map[string]string{"brick": "v-client-0"}, 1},
 		{"brickfs_brick_up", map[string]string{"brick": "v-client-2"}, 0},
+		{"brickfs_brick_connected_timestamp_seconds", map[string]string{"brick": "v-client-2"}, 0},
 		{"brickfs_brick_ping_rtt_seconds", map[string]string{"brick": "v-client-1"}, 0.0003},
 		{"brickfs_brick_calls_total", map[string]string{"brick": "v-client-1"}, 10},
 		{"brickfs_replica_bricks_up", map[string]string{"subvol": "v-replicate-0"}, 2},
@@ -160,5 +161,41 @@ func TestMetricsOption(t *testing.T) {
 		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "e.g. metrics=127.0.0.1:9464")):
 			t.Errorf("metrics=%s: %v, want %q", tc.v, err, tc.err)
 		}
+	}
+}
+
+// Scrapes that got stuck do not pile up: past scrapesInFlight, a scrape
+// is answered 503 at once.
+func TestMetricsScrapesInFlight(t *testing.T) {
+	g := sampleGraph()
+	in, release := make(chan struct{}, scrapesInFlight+1), make(chan struct{})
+	c := &graphCollector{volume: "v", mountpoint: "/mnt/v", graph: func() fop.Status {
+		in <- struct{}{}
+		<-release
+		return g
+	}}
+	ms, err := listenMetrics("127.0.0.1:0", metricsRegistry(c), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ms.Close()
+	defer close(release)
+	for i := 0; i < scrapesInFlight; i++ {
+		go func() {
+			if r, err := http.Get("http://" + ms.addr + "/metrics"); err == nil {
+				r.Body.Close()
+			}
+		}()
+		<-in
+	}
+	start := time.Now()
+	cl := http.Client{Timeout: scrapeTimeout + 5*time.Second}
+	r, err := cl.Get("http://" + ms.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if took := time.Since(start); r.StatusCode != http.StatusServiceUnavailable || took >= scrapeTimeout {
+		t.Errorf("a scrape past %d stuck ones: %s after %v; want 503 at once", scrapesInFlight, r.Status, took)
 	}
 }

@@ -135,21 +135,59 @@ type statusServer struct {
 }
 
 // serveStatus listens on path (a stale socket left by a dead daemon with
-// the same pid is replaced) and serves snap until Close.
+// the same pid is replaced, and so are those of other dead daemons in its
+// directory) and serves snap until Close. The socket is root's alone
+// (0600) from the moment it exists: it is made under umask 077, since
+// the directory also holds the mount records, which anyone may read.
 func serveStatus(path string, snap func() statusDoc, log *zap.Logger) (*statusServer, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("status socket: %v", err)
 	}
+	removeStaleSockets(dir, log)
 	_ = os.Remove(path)
-	l, err := net.Listen("unix", path)
+	l, err := listenPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("status socket: %v", err)
 	}
-	_ = os.Chmod(path, 0o600)
+	if err := os.Chmod(path, 0o600); err != nil {
+		_ = l.Close()
+		_ = os.Remove(path)
+		return nil, fmt.Errorf("status socket: %v", err)
+	}
 	s := &statusServer{l: l, path: path, snap: snap, log: log, busy: make(chan struct{}, statusBusy), snapTimeout: statusSnapTimeout}
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
+}
+
+// umaskMu serializes listenPrivate's umask changes (the umask is the
+// process's).
+var umaskMu sync.Mutex
+
+// listenPrivate listens on the unix socket path made with mode 0700 at
+// most (umask 077), so no other user can connect before its chmod.
+func listenPrivate(path string) (net.Listener, error) {
+	umaskMu.Lock()
+	defer umaskMu.Unlock()
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	return net.Listen("unix", path)
+}
+
+// removeStaleSockets removes dir's status sockets (PID.sock) of daemons
+// that are gone: one killed, or one that exited past closeLimit.
+func removeStaleSockets(dir string, log *zap.Logger) {
+	socks, _ := filepath.Glob(filepath.Join(dir, "*.sock"))
+	for _, p := range socks {
+		pid, err := strconv.Atoi(strings.TrimSuffix(filepath.Base(p), ".sock"))
+		if err != nil || pid <= 0 || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			continue
+		}
+		if err := os.Remove(p); err == nil {
+			log.Info("removed the status socket of a daemon that is gone", zap.String("path", p), zap.Int("pid", pid))
+		}
+	}
 }
 
 func (s *statusServer) accept() {
@@ -224,7 +262,7 @@ func queryStatus(sock string, timeout time.Duration) (statusDoc, error) {
 		return doc, fmt.Errorf("not a status answer: %v", err)
 	}
 	if doc.Error != "" {
-		return doc, errors.New(doc.Error)
+		return doc, &answeredError{msg: doc.Error}
 	}
 	return doc, nil
 }
@@ -270,13 +308,47 @@ func findMount(mnt string) (brickfsMount, error) {
 		}
 		return brickfsMount{}, fmt.Errorf("the brickfs mount at %s has no record of its daemon in %s (a daemon that could not write it, or one that died: then `brickfs unmount %s`)", abs, mountRecords, abs)
 	}
-	if syscall.Kill(rec.PID, 0) != nil && !errors.Is(syscall.Kill(rec.PID, 0), syscall.EPERM) {
-		return brickfsMount{}, fmt.Errorf("the daemon of the brickfs mount at %s (pid %d) is gone; unmount it with `brickfs unmount %s` and mount again", abs, rec.PID, abs)
+	if daemonGone(rec.PID) {
+		return brickfsMount{}, goneError(rec)
 	}
 	return rec, nil
 }
 
-// allMounts lists the mounts recorded by live daemons, still mounted.
+// daemonGone reports whether no process has pid.
+func daemonGone(pid int) bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }
+
+// goneError says what to do with a mount whose daemon died.
+func goneError(rec brickfsMount) error {
+	return fmt.Errorf("the brickfs daemon (pid %d) of %s is gone; unmount it (`brickfs unmount %s` or `umount %s`) and mount again",
+		rec.PID, rec.MountPoint, rec.MountPoint, rec.MountPoint)
+}
+
+// answeredError is the error a daemon answered with (statusDoc.Error).
+type answeredError struct{ msg string }
+
+func (e *answeredError) Error() string { return e.msg }
+
+// statusError is the line `brickfs status` prints when the daemon of rec
+// gave no status on sock.
+func statusError(rec brickfsMount, sock string, err error) string {
+	var ans *answeredError
+	switch {
+	case errors.As(err, &ans):
+		return fmt.Sprintf("the mount at %s answered: %s", rec.MountPoint, ans.msg)
+	case (errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)) && daemonGone(rec.PID):
+		return goneError(rec).Error()
+	case errors.Is(err, syscall.ENOENT):
+		return fmt.Sprintf("the daemon of the mount at %s (pid %d) serves no status socket %s: a brickfs from before `brickfs status`, or one that could not make the socket (see its log); remount it with this brickfs to see its status",
+			rec.MountPoint, rec.PID, sock)
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
+		return fmt.Sprintf("the status socket of the mount at %s (%s) is root's only: run `sudo brickfs status`", rec.MountPoint, sock)
+	}
+	return fmt.Sprintf("the mount at %s does not answer on its status socket %s: %v; see its log, or send the daemon (pid %d) SIGUSR1 for a statedump",
+		rec.MountPoint, sock, err, rec.PID)
+}
+
+// allMounts lists the recorded mounts still mounted, their daemons alive
+// or not (statusMain says which are gone).
 func allMounts() []brickfsMount {
 	ents, err := os.ReadDir(mountRecords)
 	if err != nil {
@@ -334,17 +406,15 @@ func statusMain(args []string, stdout, stderr io.Writer) int {
 	rc := ExitOK
 	var docs []statusDoc
 	for _, rec := range mounts {
-		sock := statusSocket(rec.PID)
-		doc, err := queryStatus(sock, statusClientTimeout)
-		if errors.Is(err, syscall.ENOENT) {
-			fmt.Fprintf(stderr, "brickfs: the daemon of the mount at %s (pid %d) serves no status socket %s: a brickfs from before `brickfs status`, or one that could not make the socket (see its log); remount it with this brickfs to see its status\n",
-				rec.MountPoint, rec.PID, sock)
+		if daemonGone(rec.PID) {
+			fmt.Fprintf(stderr, "brickfs: %v\n", goneError(rec))
 			rc = ExitFail
 			continue
 		}
+		sock := statusSocket(rec.PID)
+		doc, err := queryStatus(sock, statusClientTimeout)
 		if err != nil {
-			fmt.Fprintf(stderr, "brickfs: the mount at %s does not answer on its status socket %s: %v; see its log, or send the daemon (pid %d) SIGUSR1 for a statedump\n",
-				rec.MountPoint, sock, err, rec.PID)
+			fmt.Fprintf(stderr, "brickfs: %s\n", statusError(rec, sock, err))
 			rc = ExitFail
 			continue
 		}

@@ -3,10 +3,14 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -199,5 +203,105 @@ func TestRedactVolfile(t *testing.T) {
 	out := redactVolfile(in)
 	if strings.Contains(out, "9f3e-secret") || !strings.Contains(out, "    option password (redacted)\n") || !strings.Contains(out, "option username 6d1c") || !strings.Contains(out, "option remote-host h") {
 		t.Errorf("redacted:\n%s", out)
+	}
+}
+
+// At start the daemon removes the status sockets of daemons that are gone
+// (one killed, or one that exited past closeLimit), keeps live ones', and
+// serves its own as root's alone.
+func TestStatusSocketStale(t *testing.T) {
+	dir := shortDir(t)
+	dead := filepath.Join(dir, "2147483646.sock") // no such pid
+	live := filepath.Join(dir, strconv.Itoa(os.Getppid())+".sock")
+	for _, p := range []string{dead, live} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sock := filepath.Join(dir, strconv.Itoa(os.Getpid())+".sock")
+	s, err := serveStatus(sock, testState(t).snapshot, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(dead); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the socket of a dead daemon is still there (%v)", err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("the socket of a live daemon was removed: %v", err)
+	}
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the status socket: %v, %v; want mode 0600", fi.Mode(), err)
+	}
+}
+
+// `brickfs status` says what happened to a mount that gives no status,
+// and what to do: a fake mount record (for /proc) and socket in a temp
+// directory stand for the daemon.
+func TestStatusCommandDaemonErrors(t *testing.T) {
+	oldRec, oldDir := mountRecords, statusDir
+	mountRecords, statusDir = filepath.Join(t.TempDir(), "mounts"), shortDir(t)
+	defer func() { mountRecords, statusDir = oldRec, oldDir }()
+	dev, ok := mountDev("/proc")
+	if !ok {
+		t.Skip("no /proc mount to stand for a brickfs mount")
+	}
+	if err := os.MkdirAll(mountRecords, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	record := func(pid int) {
+		if err := os.WriteFile(filepath.Join(mountRecords, dev), []byte(fmt.Sprintf("%d\n/proc\n", pid)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(what string, args []string, want string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if rc := statusMain(args, &out, &errb); rc == 0 || !strings.Contains(errb.String(), want) {
+			t.Errorf("%s: rc %d, %q; want it to say %q", what, rc, errb.String(), want)
+		}
+	}
+	const dead = 2147483646 // no such pid
+	gone := "the brickfs daemon (pid 2147483646) of /proc is gone; unmount it (`brickfs unmount /proc` or `umount /proc`) and mount again"
+	record(dead)
+	run("a dead daemon, all mounts", nil, gone)
+	run("a dead daemon, its mount", []string{"/proc"}, gone)
+
+	// A live daemon that answers with an error.
+	me := os.Getpid()
+	record(me)
+	l, err := net.Listen("unix", statusSocket(me))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte(`{"error":"the graph is held; send it SIGUSR1 for a statedump"}` + "\n"))
+			c.Close()
+		}
+	}()
+	var out, errb bytes.Buffer
+	statusMain(nil, &out, &errb)
+	if e := errb.String(); !strings.Contains(e, "the mount at /proc answered: the graph is held") || strings.Contains(e, "does not answer") || strings.Count(e, "SIGUSR1") != 1 {
+		t.Errorf("a daemon that answered an error: %q", e)
+	}
+	// A live daemon whose socket refuses.
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	run("a socket that refuses", nil, "the mount at /proc does not answer on its status socket")
+
+	// A socket that refuses, its daemon dead meanwhile.
+	refused := &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	if got := statusError(brickfsMount{MountPoint: "/proc", PID: dead}, "/x.sock", refused); got != gone {
+		t.Errorf("refused by a dead daemon: %q", got)
+	}
+	// Not root.
+	denied := &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", syscall.EACCES)}
+	if got := statusError(brickfsMount{MountPoint: "/proc", PID: me}, "/x.sock", denied); !strings.Contains(got, "root's only: run `sudo brickfs status`") {
+		t.Errorf("a socket the user may not use: %q", got)
 	}
 }

@@ -29,6 +29,10 @@ func newLayer(t *testing.T, kid fop.Subvolume, bs uint64) *Shard {
 
 // replica3 is a replica set of three in-memory bricks, as the layer
 // runs over it in a replica-3 volume.
+// replica3 is a replica set of three in-memory bricks. A brick slower
+// than its peers is never cut (LagTimeout off): these tests look at every
+// brick's copy right after a call returns, and on a loaded machine a cut
+// (correct there, and tested in afr) would leave one copy to land later.
 func replica3(t *testing.T) (*afr.Replicate, []*foptest.Mem) {
 	t.Helper()
 	mems := []*foptest.Mem{foptest.NewMem("v-client-0"), foptest.NewMem("v-client-1"), foptest.NewMem("v-client-2")}
@@ -36,7 +40,7 @@ func replica3(t *testing.T) (*afr.Replicate, []*foptest.Mem) {
 	for i, m := range mems {
 		kids[i] = m
 	}
-	r, err := afr.NewReplicate("v-replicate-0", kids, []string{"v-client-0", "v-client-1", "v-client-2"}, afr.ReplicateOptions{Arbiter: -1, FopTimeout: 5 * time.Second, PostOpDelay: 10 * time.Millisecond}, zaptest.NewLogger(t))
+	r, err := afr.NewReplicate("v-replicate-0", kids, []string{"v-client-0", "v-client-1", "v-client-2"}, afr.ReplicateOptions{Arbiter: -1, FopTimeout: 5 * time.Second, PostOpDelay: 10 * time.Millisecond, LagTimeout: -1}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -151,7 +151,7 @@ func TestMetricsListenError(t *testing.T) {
 func TestMetricsOption(t *testing.T) {
 	for _, tc := range []struct{ v, err string }{
 		{"127.0.0.1:9464", ""}, {":9464", ""}, {"[::1]:9464", ""}, {"localhost:9464", ""},
-		{"9464", "not HOST:PORT"}, {"127.0.0.1:0", "not a TCP port"}, {"127.0.0.1:70000", "not a TCP port"}, {"h:x", "not a TCP port"},
+		{"127.0.0.1:0", ""}, {"9464", "not HOST:PORT"}, {"127.0.0.1:-1", "not a TCP port"}, {"127.0.0.1:70000", "not a TCP port"}, {"h:x", "not a TCP port"},
 	} {
 		m := defaults()
 		err := m.parseOptions("metrics=" + tc.v)

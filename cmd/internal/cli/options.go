@@ -422,7 +422,7 @@ func unescapeMount(s string) string {
 }
 
 // metricsAddr checks the metrics option: HOST:PORT, or :PORT for every
-// address of the host.
+// address of the host; port 0 takes a free one.
 func metricsAddr(v string) (string, error) {
 	bad := func(why string) error {
 		return fmt.Errorf("option metrics=%q: %s; want HOST:PORT to serve Prometheus's /metrics on, e.g. metrics=127.0.0.1:9464 (or metrics=:9464 on every address)", v, why)
@@ -431,8 +431,9 @@ func metricsAddr(v string) (string, error) {
 	if err != nil {
 		return "", bad("not HOST:PORT")
 	}
-	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return "", bad("the port is not a TCP port number (1-65535)")
+	// Port 0 takes a free port, shown in the log and by brickfs status.
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return "", bad("the port is not a TCP port number (0-65535; 0 takes a free one)")
 	}
 	if strings.ContainsAny(host, " /,") {
 		return "", bad("the host is not a host name or an address")

@@ -43,16 +43,18 @@
 //	multi4            4 VMs' disks at once: 4 fio jobs, one file each,
 //	                  random 4k-1M blocks, 60 % reads, QD8 each
 //
-// Runs are interleaved: per repeat, per job, per volume, every client in
-// turn (the order reversed on even repeats). Each (job, client) cell shows
-// the median over the repeats with min-max, completion latency p50, p99 and
-// p99.9 (medians; a mixed job's are over reads and writes together), the
+// Runs are interleaved: per job, per repeat, per volume, every client in
+// turn (the order reversed on even repeats), so that a job's repeats are
+// close in time and no job inherits the memory of one that comes later.
+// Each (job, client) cell shows the median over the repeats with min-max,
+// total latency (submission + completion, fio's lat_ns) p50, p99 and p99.9
+// (medians; a mixed job's are over reads and writes together), the
 // median's ratio to native-strict and to gfapi, and for the FUSE clients the
 // daemon's CPU seconds (utime+stime from /proc/PID/stat, sampled before
 // fio starts and after it exits) per GiB moved and per 10k I/Os, and its
-// peak RSS: VmRSS sampled every 100 ms while fio runs, the largest sample
-// of any repeat (VmHWM would be the mount's lifetime peak; the mounts stay
-// up for the whole benchmark).
+// peak RSS over the run: VmHWM after the run, with the high-water mark
+// reset through /proc/PID/clear_refs just before it (the mounts stay up for
+// the whole benchmark), and VmRSS sampled every 100 ms as a floor.
 //
 // A run that fails is shown as such and makes the exit status non-zero;
 // a mount that fails ends the benchmark. Everything it mounted or started
@@ -233,6 +235,16 @@ func preflight(c config) error {
 			}
 		}
 	}
+	// The bricks' filesystems are sparse image files in the run directory
+	// (under the temp directory): what the files written into them take
+	// must fit, or the fill fails late with ENOSPC on a brick.
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(os.TempDir(), &st); err == nil {
+		free := int64(st.Bavail) * int64(st.Bsize) >> 20
+		if need := int64(3 * c.fsMiB); free < need {
+			return fmt.Errorf("%s has %d MiB free; the three bricks' filesystems may take up to %d MiB: free space there, set TMPDIR to a larger filesystem, or use smaller SIZE/MULTI_SIZE or fewer VOLUMES", os.TempDir(), free, need)
+		}
+	}
 	if has(c.clients, "gfapi") {
 		out, _ := exec.Command("fio", "--enghelp").CombinedOutput()
 		if !strings.Contains(string(out), "gfapi_async") {
@@ -270,7 +282,7 @@ func main() {
 	if err := preflight(cfg); err != nil {
 		log.Fatalf("bench: %v", err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 
 	var (
@@ -287,8 +299,8 @@ func main() {
 	if err != nil {
 		log.Fatalf("bench: %v", err)
 	}
-	defer os.RemoveAll(work)
 	if err := os.MkdirAll(cfg.rawDir, 0o755); err != nil {
+		os.RemoveAll(work)
 		log.Fatalf("bench: %v", err)
 	}
 
@@ -352,8 +364,8 @@ func main() {
 			cfg.runtime, time.Duration(cfg.repeats*len(cfg.jobs)*len(cfg.volumes)*len(cfg.clients))*(cfg.runtime+2*time.Second))
 
 		total, done, t0 := cfg.repeats*len(cfg.jobs)*len(cfg.volumes)*len(cfg.clients), 0, time.Now()
-		for rep := 1; rep <= cfg.repeats; rep++ {
-			for _, j := range cfg.jobs {
+		for _, j := range cfg.jobs {
+			for rep := 1; rep <= cfg.repeats; rep++ {
 				for _, vol := range Order(cfg.volumes, rep) {
 					for _, cl := range Order(cfg.clients, rep) {
 						var t target
@@ -405,6 +417,7 @@ func main() {
 	case code != 0:
 		log.Printf("bench: FAILED: the run stopped early: the ERROR line above says why; everything it started is torn down")
 	}
+	os.RemoveAll(work) // os.Exit runs no deferred calls
 	os.Exit(code)
 }
 
@@ -446,8 +459,15 @@ func fill(ctx context.Context, d *integration.Program, cfg config, ts []target, 
 			args := fj.FioArgs(tgt, size, 0, t.engine, filepath.Join(work, "fill.json"))
 			args = removeArgs(args, "--time_based", "--runtime=0", "--norandommap")
 			start := time.Now()
-			out, err := fioCommand(ctx, args).CombinedOutput()
+			fctx, cancel := context.WithTimeout(ctx, fillTimeout(tgt, size, fj.NumJobs))
+			out, err := fioOutput(fioCommand(fctx, args))
+			timedOut := fctx.Err() != nil
+			cancel()
 			interrupted(ctx, d)
+			if timedOut {
+				d.Fatalf("writing the files through %s did not finish within %v (under 10 MiB/s); the client's or the bricks' logs under the run directory say why: fio %s: %s",
+					t.client, fillTimeout(tgt, size, fj.NumJobs), strings.Join(args, " "), lastLines(string(out), 5))
+			}
 			if err != nil {
 				d.Fatalf("writing the files through %s: fio %s: %v: %s", t.client, strings.Join(args, " "), err, lastLines(string(out), 5))
 			}
@@ -481,15 +501,16 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 	var outBuf strings.Builder
 	cmd.Stdout, cmd.Stderr = &outBuf, &outBuf
 
+	resetPeakRSS(t.pids)
 	cpu0, cpuErr := cpuSeconds(t.pids)
 	stopRSS := make(chan struct{})
 	rssDone := make(chan int64, 1)
 	s.StartRSS = rssKiB(t.pids)
 	go func() { rssDone <- sampleRSS(t.pids, stopRSS) }()
-	err := cmd.Run()
+	err := runFio(cmd)
 	cpu1, cpuErr1 := cpuSeconds(t.pids)
 	close(stopRSS)
-	s.PeakRSS = <-rssDone
+	s.PeakRSS = max(<-rssDone, peakRSS(t.pids))
 	s.Load = loadavg()[0]
 	if len(t.pids) > 0 && cpuErr == nil && cpuErr1 == nil {
 		s.CPU = cpu1 - cpu0
@@ -514,15 +535,44 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 	return s
 }
 
-// fioCommand is fio with args, stopped with SIGINT when ctx ends (fio then
-// stops its job processes and exits; a SIGKILL would leave them running on
-// the mount, which could then not be unmounted), killed 10 s later if it
-// has not exited.
+// fioCommand is fio with args in a process group of its own (fio forks a
+// process per job), stopped with SIGINT to the whole group when ctx ends
+// (fio then stops its jobs and exits; a SIGKILL to fio alone would leave
+// its job processes running on the mount, which could then not be
+// unmounted), and the group killed 10 s later if fio has not exited. Run
+// it with runFio, which also kills what is left of the group.
 func fioCommand(ctx context.Context, args []string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "fio", args...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
-	cmd.WaitDelay = 10 * time.Second
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+		go func(pid int) {
+			time.Sleep(10 * time.Second)
+			syscall.Kill(-pid, syscall.SIGKILL) // ESRCH once the group is gone
+		}(cmd.Process.Pid)
+		return err
+	}
+	cmd.WaitDelay = 12 * time.Second
 	return cmd
+}
+
+// runFio runs cmd (from fioCommand) and then kills any of its group that
+// outlived it: a job process whose parent died would otherwise keep files
+// open on the mount.
+func runFio(cmd *exec.Cmd) error {
+	err := cmd.Run()
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	return err
+}
+
+// fioOutput is runFio with fio's output combined.
+func fioOutput(cmd *exec.Cmd) ([]byte, error) {
+	var b strings.Builder
+	cmd.Stdout, cmd.Stderr = &b, &b
+	err := runFio(cmd)
+	return []byte(b.String()), err
 }
 
 // clkTck is USER_HZ, the unit of /proc/PID/stat's times: 100 on every
@@ -562,6 +612,39 @@ func sampleRSS(pids []int, stop <-chan struct{}) int64 {
 		case <-tick.C:
 		}
 	}
+}
+
+// fillTimeout is how long writing numJobs files of size may take: at 10
+// MiB/s, and at least 5 minutes.
+func fillTimeout(_ string, size string, numJobs int) time.Duration {
+	n, err := parseSize(size)
+	if err != nil {
+		return 5 * time.Minute
+	}
+	return max(5*time.Minute, time.Duration(n*int64(max(numJobs, 1))/(10<<20))*time.Second)
+}
+
+// resetPeakRSS resets the VmHWM of pids to their current RSS (writing "5"
+// to /proc/PID/clear_refs), so that peakRSS after a run is that run's.
+func resetPeakRSS(pids []int) {
+	for _, p := range pids {
+		os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p), []byte("5"), 0)
+	}
+}
+
+// peakRSS is the summed VmHWM of pids: each one's peak since resetPeakRSS.
+// Summed peaks may not have been at the same moment: an upper bound for
+// more than one pid.
+func peakRSS(pids []int) int64 {
+	var sum int64
+	for _, p := range pids {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p)); err == nil {
+			if v, err := VmHWM(string(b)); err == nil {
+				sum += v
+			}
+		}
+	}
+	return sum
 }
 
 // rssKiB is the summed VmRSS of pids.
@@ -676,8 +759,8 @@ func render(cfg config, samples []Sample, meta []string, load0, load1 [3]float64
 		fmt.Fprintf(&b, "- %s\n", m)
 	}
 	fmt.Fprintf(&b, "- each run: direct=1, %v time-based, no ramp; libaio on the mounts and the local directory, gfapi_async for gfapi; one %s file for the single-file jobs and four of %s for multi4, written once, shared by all clients\n", cfg.runtime, cfg.size, cfg.multi)
-	fmt.Fprintf(&b, "- %d repeat(s), interleaved (per repeat, job and volume every client in turn, the order reversed on even repeats); throughput is the median with min-max, latencies the medians of fio's completion latency percentiles\n", cfg.repeats)
-	b.WriteString("- CPU: the FUSE daemon's utime+stime over the fio run, per GiB moved and per 10k I/Os (median over repeats); peak RSS: the daemon's VmRSS sampled every 100 ms during the run, the largest of any repeat, with in parentheses its VmRSS when that run started (the mounts stay up for the whole benchmark, so a daemon that kept memory from an earlier job, such as multi4's, shows it in later jobs' peaks). gfapi's client is fio itself and local has none: `-`\n")
+	fmt.Fprintf(&b, "- %d repeat(s), interleaved (per job, repeat and volume every client in turn, the order reversed on even repeats); throughput is the median with min-max, latencies the medians of fio's total latency percentiles (lat_ns: submission plus completion, what the application waited)\n", cfg.repeats)
+	b.WriteString("- CPU: the FUSE daemon's utime+stime over the fio run, per GiB moved and per 10k I/Os (median over repeats); peak RSS: the daemon's VmHWM after the run, reset through /proc/PID/clear_refs just before it, the largest of any repeat, with in parentheses its VmRSS when that run started (the mounts stay up for the whole benchmark, so memory a daemon kept from an earlier job shows there). gfapi's client is fio itself and local has none: `-`\n")
 	fmt.Fprintf(&b, "- load average before %.2f %.2f %.2f, after %.2f %.2f %.2f; took %v\n", load0[0], load0[1], load0[2], load1[0], load1[1], load1[2], took.Round(time.Second))
 	fmt.Fprintf(&b, "- fio's JSON of every run: %s\n", cfg.rawDir)
 	if stopped {

@@ -64,11 +64,11 @@ type Sample struct {
 	BW      float64 // bytes per second, reads and writes
 	IOs     int64   // I/Os completed
 	Bytes   int64   // bytes moved
-	P50     float64 // completion latency percentiles, microseconds
+	P50     float64 // total latency percentiles (submission + completion), microseconds
 	P99     float64
 	P999    float64
 	CPU     float64 // client process CPU seconds (utime+stime) over the run; NaN if not measured
-	PeakRSS int64   // client process peak VmRSS over the run (KiB, sampled); 0 if not measured
+	PeakRSS int64   // client process peak RSS over the run (KiB: VmHWM reset at the start); 0 if not measured
 	// StartRSS is the client's VmRSS when fio started (KiB): what it kept
 	// from earlier runs, since the mounts stay up for the whole benchmark.
 	StartRSS int64
@@ -83,10 +83,13 @@ type fioDirJSON struct {
 	IOBytes  int64   `json:"io_bytes"`
 	BWBytes  float64 `json:"bw_bytes"`
 	IOPS     float64 `json:"iops"`
-	Clat     struct {
-		N          int64              `json:"N"`
-		Percentile map[string]float64 `json:"percentile"`
-	} `json:"clat_ns"`
+	Lat      fioLatJSON `json:"lat_ns"`  // submission + completion: what the application waited
+	Clat     fioLatJSON `json:"clat_ns"` // completion only (older runs without --lat_percentiles)
+}
+
+type fioLatJSON struct {
+	N          int64              `json:"N"`
+	Percentile map[string]float64 `json:"percentile"`
 }
 
 type fioJobJSON struct {
@@ -102,8 +105,8 @@ type fioOutJSON struct {
 
 // ParseFio reads fio's --output-format=json of one job (numjobs>1 with
 // group_reporting is one job too) into s: IOPS, bandwidth, I/Os and bytes
-// summed over reads and writes, completion latency percentiles in
-// microseconds. With --unified_rw_reporting=mixed fio reports reads and
+// summed over reads and writes, total latency percentiles (submission plus
+// completion) in microseconds. With --unified_rw_reporting=mixed fio reports reads and
 // writes as one "mixed" direction whose percentiles cover both; without it,
 // a job that both reads and writes gets the larger of each percentile (a
 // bound, not the mixture). fio may print warnings before the JSON.
@@ -145,7 +148,18 @@ func ParseFio(raw []byte, s *Sample) error {
 	return nil
 }
 
-func percentile(d *fioDirJSON, key string) float64 { return d.Clat.Percentile[key] / 1000 }
+// percentile is the total latency's (lat_ns, present with
+// --lat_percentiles=1): submission plus completion. Completion latency
+// alone (clat) leaves out the submission time, which for a client that
+// acknowledges a write while io_submit is still in the kernel (the native
+// client's write-behind, libgfapi) is most of what the application waits,
+// so comparing clat would favour exactly those clients.
+func percentile(d *fioDirJSON, key string) float64 {
+	if v, ok := d.Lat.Percentile[key]; ok {
+		return v / 1000
+	}
+	return d.Clat.Percentile[key] / 1000
+}
 
 func errnoName(n int) string {
 	switch n {
@@ -184,17 +198,23 @@ func CPUTicks(stat string) (int64, error) {
 }
 
 // VmRSS is the VmRSS line of /proc/PID/status, in KiB.
-func VmRSS(status string) (int64, error) {
+func VmRSS(status string) (int64, error) { return statusKiB(status, "VmRSS") }
+
+// VmHWM is the VmHWM line of /proc/PID/status (the peak RSS since the
+// process started or since "5" was written to /proc/PID/clear_refs), in KiB.
+func VmHWM(status string) (int64, error) { return statusKiB(status, "VmHWM") }
+
+func statusKiB(status, field string) (int64, error) {
 	for _, l := range strings.Split(status, "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
 			f := strings.Fields(v)
 			if len(f) == 2 && f[1] == "kB" {
 				return strconv.ParseInt(f[0], 10, 64)
 			}
-			return 0, fmt.Errorf("/proc/PID/status: VmRSS %q", v)
+			return 0, fmt.Errorf("/proc/PID/status: %s %q", field, v)
 		}
 	}
-	return 0, fmt.Errorf("/proc/PID/status: no VmRSS (a kernel thread, or the process is gone)")
+	return 0, fmt.Errorf("/proc/PID/status: no %s (a kernel thread, or the process is gone)", field)
 }
 
 // Stat is the median, least and largest of values.
@@ -460,7 +480,7 @@ func SelectJobs(list []string) ([]Job, error) {
 func (j Job) FioArgs(target string, size string, runtimeSec int, engine []string, jsonOut string) []string {
 	a := []string{"--name=" + j.Name, "--rw=" + j.RW, "--iodepth=" + strconv.Itoa(j.Depth),
 		"--direct=1", "--time_based", "--runtime=" + strconv.Itoa(runtimeSec), "--size=" + size,
-		"--norandommap", "--randrepeat=0", "--group_reporting", "--output-format=json", "--output=" + jsonOut}
+		"--norandommap", "--randrepeat=0", "--group_reporting", "--lat_percentiles=1", "--output-format=json", "--output=" + jsonOut}
 	if strings.Contains(j.BS, "-") {
 		a = append(a, "--bsrange="+j.BS)
 	} else {

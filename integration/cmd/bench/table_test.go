@@ -32,6 +32,9 @@ func TestParseFio(t *testing.T) {
 		{"mixed.json", 500, 107374182, 5000, 1 << 30, 2000, 30000, 60000},
 		// Reads and writes apart: summed, and the larger of each percentile.
 		{"readwrite.json", 10, 100, 10, 1000, 2, 5, 10},
+		// --lat_percentiles=1: the total latency (submission + completion)
+		// is read, not the completion latency alone.
+		{"latpct.json", 1000, 4096000, 10000, 40960000, 1000, 1800, 3000},
 	} {
 		var s Sample
 		if err := ParseFio(read(t, tc.file), &s); err != nil {
@@ -42,6 +45,14 @@ func TestParseFio(t *testing.T) {
 			!near(s.P50, tc.p50) || !near(s.P99, tc.p99) || !near(s.P999, tc.p999) {
 			t.Errorf("%s: got IOPS %v BW %v IOs %d bytes %d p50 %v p99 %v p99.9 %v; want %v %v %d %d %v %v %v",
 				tc.file, s.IOPS, s.BW, s.IOs, s.Bytes, s.P50, s.P99, s.P999, tc.iops, tc.bw, tc.ios, tc.bytes, tc.p50, tc.p99, tc.p999)
+		}
+	}
+}
+
+func TestFioArgsAskForTotalLatency(t *testing.T) {
+	for _, j := range jobs {
+		if !slices.Contains(j.FioArgs("/mnt/f", "1G", 10, []string{"--ioengine=libaio"}, "/tmp/o.json"), "--lat_percentiles=1") {
+			t.Errorf("%s: fio is not asked for total latency percentiles", j.Name)
 		}
 	}
 }
@@ -83,6 +94,9 @@ func TestVmRSS(t *testing.T) {
 	status := "Name:\tbrickfs\nVmPeak:\t 1000 kB\nVmHWM:\t  900 kB\nVmRSS:\t   34816 kB\nThreads:\t12\n"
 	if got, err := VmRSS(status); err != nil || got != 34816 {
 		t.Errorf("VmRSS = %d, %v; want 34816", got, err)
+	}
+	if got, err := VmHWM(status); err != nil || got != 900 {
+		t.Errorf("VmHWM = %d, %v; want 900", got, err)
 	}
 	if _, err := VmRSS("Name:\tkthreadd\n"); err == nil {
 		t.Error("VmRSS of a kernel thread: no error")

@@ -108,6 +108,8 @@ Options (-o, comma-separated):
   volfile-cache-dir=DIR         last good volfiles (default /var/lib/brickfs/volfiles)
   statedump-dir=DIR             where SIGUSR1 writes a statedump (default /var/run/gluster)
   metrics=HOST:PORT             serve Prometheus metrics on http://HOST:PORT/metrics
+  pprof=HOST:PORT               serve Go's profiles on http://HOST:PORT/debug/pprof/ (keep it
+                                on loopback: go tool pprof http://HOST:PORT/debug/pprof/profile)
   server-port=PORT              glusterd port (default 24007)
   subdir-mount=DIR              mount that directory of the volume
   copy-offload=POLICY           copy_file_range (brickfs clone, qemu-img convert -C): auto (default:
@@ -435,6 +437,15 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 		defer ms.Close()
 		state.metrics = ms.addr
 		log.Info("serving metrics", zap.String("addr", ms.addr))
+	}
+	if m.Pprof != "" {
+		ps, err := listenPprof(m.Pprof, log)
+		if err != nil {
+			log.Error("mount failed", zap.Error(err))
+			return report(err)
+		}
+		defer ps.Close()
+		log.Info("serving Go's profiles", zap.String("addr", "http://"+ps.addr+"/debug/pprof/"))
 	}
 
 	fsys := fuse.New(vol, fuse.Options{

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -216,6 +217,35 @@ func listenMetrics(addr string, reg *prometheus.Registry, log *zap.Logger) (*met
 		defer close(s.done)
 		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics: /metrics stopped", zap.String("addr", addr), zap.Error(err))
+		}
+	}()
+	return s, nil
+}
+
+// listenPprof serves Go's profiles (net/http/pprof) under /debug/pprof/ on
+// addr until Close: `go tool pprof http://ADDR/debug/pprof/profile?seconds=30`
+// for a CPU profile of a live mount, /debug/pprof/heap for its memory.
+// There is no write timeout: a CPU profile streams for as long as it was
+// asked to run.
+func listenPprof(addr string, log *zap.Logger) (*metricsServer, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pprof: cannot serve /debug/pprof/ on %s: %v; pick a free address in -o pprof=HOST:PORT, or leave the option out", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "brickfs serves Go's profiles under /debug/pprof/ here", http.StatusNotFound)
+	})
+	s := &metricsServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, done: make(chan struct{}), addr: l.Addr().String()}
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("pprof: /debug/pprof/ stopped", zap.String("addr", addr), zap.Error(err))
 		}
 	}()
 	return s, nil

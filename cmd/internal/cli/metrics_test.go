@@ -199,3 +199,39 @@ func TestMetricsScrapesInFlight(t *testing.T) {
 		t.Errorf("a scrape past %d stuck ones: %s after %v; want 503 at once", scrapesInFlight, r.Status, took)
 	}
 }
+
+// -o pprof serves Go's profiles; a CPU profile longer than any write
+// timeout streams to its end.
+func TestPprofServes(t *testing.T) {
+	m := defaults()
+	if err := m.parseOptions("pprof=127.0.0.1:0"); err != nil || m.Pprof != "127.0.0.1:0" {
+		t.Fatalf("pprof=127.0.0.1:0: %v, %q", err, m.Pprof)
+	}
+	if err := m.parseOptions("pprof=6060"); err == nil || !strings.Contains(err.Error(), "e.g. pprof=127.0.0.1:6060") {
+		t.Fatalf("pprof=6060: %v", err)
+	}
+	s, err := listenPprof(m.Pprof, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, path := range []string{"/debug/pprof/goroutine?debug=1", "/debug/pprof/heap", "/debug/pprof/profile?seconds=1"} {
+		resp, err := http.Get("http://" + s.addr + path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(b) == 0 {
+			t.Errorf("%s: %s, %d bytes: %.200s", path, resp.Status, len(b), b)
+		}
+	}
+	resp, err := http.Get("http://" + s.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/metrics on the pprof address: %s; want 404", resp.Status)
+	}
+}

@@ -33,6 +33,9 @@ type Mount struct {
 	StatedumpDir                               string
 	// Metrics is the HOST:PORT that serves Prometheus's /metrics ("": none).
 	Metrics string
+	// Pprof is the HOST:PORT that serves Go's profiles under /debug/pprof/
+	// ("": none).
+	Pprof string
 	// MemoryLimit is the daemon's soft memory limit in bytes (Go's
 	// runtime/debug.SetMemoryLimit): 0 the default, negative none.
 	MemoryLimit int64
@@ -293,7 +296,9 @@ func (m *Mount) parseOptions(s string) error {
 		case "statedump-dir":
 			m.StatedumpDir = val
 		case "metrics":
-			m.Metrics, err = metricsAddr(val)
+			m.Metrics, err = httpAddr(key, val, "serve Prometheus's /metrics on, e.g. metrics=127.0.0.1:9464 (or metrics=:9464 on every address)")
+		case "pprof":
+			m.Pprof, err = httpAddr(key, val, "serve Go's profiles (/debug/pprof/) on, e.g. pprof=127.0.0.1:6060; they show the daemon's internals, so keep it on loopback")
 		case "copy-offload":
 			m.CopyOffload = val
 			if val != fuse.OffloadAuto && val != fuse.OffloadBricks && val != fuse.OffloadKernel {
@@ -421,11 +426,12 @@ func unescapeMount(s string) string {
 	return b.String()
 }
 
-// metricsAddr checks the metrics option: HOST:PORT, or :PORT for every
-// address of the host; port 0 takes a free one.
-func metricsAddr(v string) (string, error) {
+// httpAddr checks the metrics and pprof options: HOST:PORT, or :PORT for
+// every address of the host; port 0 takes a free one. want says what the
+// address is for.
+func httpAddr(key, v, want string) (string, error) {
 	bad := func(why string) error {
-		return fmt.Errorf("option metrics=%q: %s; want HOST:PORT to serve Prometheus's /metrics on, e.g. metrics=127.0.0.1:9464 (or metrics=:9464 on every address)", v, why)
+		return fmt.Errorf("option %s=%q: %s; want HOST:PORT to %s", key, v, why, want)
 	}
 	host, port, err := net.SplitHostPort(v)
 	if err != nil {

@@ -79,10 +79,10 @@ type Sample struct {
 func (s Sample) OK() bool { return s.Err == "" }
 
 type fioDirJSON struct {
-	TotalIOs int64   `json:"total_ios"`
-	IOBytes  int64   `json:"io_bytes"`
-	BWBytes  float64 `json:"bw_bytes"`
-	IOPS     float64 `json:"iops"`
+	TotalIOs int64      `json:"total_ios"`
+	IOBytes  int64      `json:"io_bytes"`
+	BWBytes  float64    `json:"bw_bytes"`
+	IOPS     float64    `json:"iops"`
 	Lat      fioLatJSON `json:"lat_ns"`  // submission + completion: what the application waited
 	Clat     fioLatJSON `json:"clat_ns"` // completion only (older runs without --lat_percentiles)
 }

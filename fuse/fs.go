@@ -474,6 +474,14 @@ func (f *FS) Mount(dir string, mc MountConfig) (*Server, error) {
 		ExtraCapabilities:   gofuse.CAP_ASYNC_DIO,
 		MaxBackground:       64,
 		CongestionThreshold: 48,
+		// Splicing is for data in a file descriptor; ours is in memory
+		// (from the bricks' replies). Left on, go-fuse takes a pipe for
+		// every READ reply without Slices, writes the header into it,
+		// finds there is no descriptor to splice from, and drains the
+		// pipe again (FIONREAD and a splice to /dev/null): four needless
+		// syscalls per small READ, 8 % of the daemon's CPU in a 4k random
+		// read profile.
+		DisableSplice: true,
 	}
 	if os.Geteuid() == 0 {
 		// The mount flags apply only to a direct mount: never let a

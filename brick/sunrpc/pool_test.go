@@ -3,6 +3,7 @@ package sunrpc
 import (
 	"bytes"
 	"context"
+	"runtime"
 	"testing"
 
 	"github.com/brickfs/brickfs/brick/xdr"
@@ -11,8 +12,8 @@ import (
 // The classes cover every pooled size, and a 1 MiB READ's record (1 MiB of
 // data and its headers) takes the 1 MiB class, not the next.
 func TestPoolClasses(t *testing.T) {
-	if k := classOf(poolMax); k != len(pools)-1 {
-		t.Errorf("the largest pooled record is in class %d of %d", k, len(pools))
+	if k := classOf(poolMax); k != len(pool.free)-1 {
+		t.Errorf("the largest pooled record is in class %d of %d", k, len(pool.free))
 	}
 	if k := classOf(1<<20 + 200); (k+1)*poolStep-(1<<20+200) >= poolStep {
 		t.Errorf("a 1 MiB READ's record takes a %d-byte class", (k+1)*poolStep)
@@ -82,4 +83,31 @@ func BenchmarkLargeReplies(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	largeReplies(b, c, p, body, b.N, nil)
+}
+
+// Released storage survives garbage collections (a sync.Pool's would be
+// gone after two, and under the memory limit they come often), and the
+// free list never holds more than poolKeep bytes.
+func TestPoolKeepsBoundedStorageAcrossCollections(t *testing.T) {
+	b := getBuf(1 << 20)
+	b.b[0] = 42
+	b.Release()
+	runtime.GC()
+	runtime.GC()
+	runtime.GC()
+	if got := getBuf(1 << 20); got != b {
+		t.Errorf("a buffer released before three collections was not reused")
+	} else {
+		got.Release()
+	}
+	var bufs []*Buf
+	for i := 0; i < 2*poolKeep/(1<<20); i++ {
+		bufs = append(bufs, getBuf(1<<20))
+	}
+	for _, b := range bufs {
+		b.Release()
+	}
+	if held := pool.held(); held > poolKeep || held < poolKeep-(2<<20) {
+		t.Errorf("after releasing %d MiB the free list holds %d bytes; want at most %d and close to it", 2*poolKeep>>20, held, poolKeep)
+	}
 }

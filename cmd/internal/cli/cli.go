@@ -104,6 +104,8 @@ Options (-o, comma-separated):
   memory-limit=SIZE             the daemon's soft memory limit: past it the garbage
                                 collector works harder (default 96M; 0: none;
                                 GOMEMLIMIT in the environment wins)
+  procs=N                       threads that run the daemon's code at once (Go's GOMAXPROCS;
+                                default 2; GOMAXPROCS in the environment wins)
   volfile-fetch-timeout=S       per volfile server (default 5)
   volfile-cache-dir=DIR         last good volfiles (default /var/lib/brickfs/volfiles)
   statedump-dir=DIR             where SIGUSR1 writes a statedump (default /var/run/gluster)
@@ -374,6 +376,7 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 		}
 	}
 	memLimit := setMemoryLimit(m.MemoryLimit)
+	procs := setProcs(m.Procs)
 	var notes []string // what the user should hear, also if the mount fails
 	report := func(err error) int {
 		ready(notes, err)
@@ -385,6 +388,7 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 	}
 	defer func() { _ = log.Sync() }()
 	log.Info("memory limit", zap.String("limit", memLimit))
+	log.Info("threads running Go code", zap.String("procs", procs))
 	spec, err := volfile.ParseSpec(m.Spec, m.Backup)
 	if err != nil {
 		return report(err)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"math"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -23,5 +24,31 @@ func TestSetMemoryLimit(t *testing.T) {
 	said := setMemoryLimit(64 << 20)
 	if got := debug.SetMemoryLimit(-1); got != 123<<20 || !strings.Contains(said, "wins over memory-limit") {
 		t.Errorf("with GOMEMLIMIT set, memory-limit changed the limit to %d, and said %q", got, said)
+	}
+}
+
+func TestSetProcs(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "")
+	old := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(old)
+	for _, c := range []struct{ opt, want int }{{0, min(DefaultProcs, runtime.NumCPU())}, {1, 1}, {3, 3}} {
+		setProcs(c.opt)
+		if got := runtime.GOMAXPROCS(0); got != c.want {
+			t.Errorf("procs=%d: GOMAXPROCS is %d, want %d", c.opt, got, c.want)
+		}
+	}
+	t.Setenv("GOMAXPROCS", "5")
+	runtime.GOMAXPROCS(5)
+	if said := setProcs(1); runtime.GOMAXPROCS(0) != 5 || !strings.Contains(said, "wins over procs=1") {
+		t.Errorf("with GOMAXPROCS set, procs=1 gave %d and said %q", runtime.GOMAXPROCS(0), said)
+	}
+	m := defaults()
+	for _, bad := range []string{"0", "-1", "x", "2000"} {
+		if err := m.parseOptions("procs=" + bad); err == nil || !strings.Contains(err.Error(), "1 to 1024") {
+			t.Errorf("procs=%s: %v", bad, err)
+		}
+	}
+	if err := m.parseOptions("procs=4"); err != nil || m.Procs != 4 {
+		t.Errorf("procs=4: %v, %d", err, m.Procs)
 	}
 }

@@ -39,9 +39,12 @@ type Mount struct {
 	// MemoryLimit is the daemon's soft memory limit in bytes (Go's
 	// runtime/debug.SetMemoryLimit): 0 the default, negative none.
 	MemoryLimit int64
-	ACL         bool
-	Transport   string
-	ServerPort  int
+	// Procs is how many threads run the daemon's Go code at once (Go's
+	// GOMAXPROCS): 0 the default.
+	Procs      int
+	ACL        bool
+	Transport  string
+	ServerPort int
 	// CopyOffload is the copy_file_range policy (fuse.OffloadAuto, ...);
 	// CopyChunk the most one call sends to the bricks (0: 64 MiB).
 	CopyOffload string
@@ -286,6 +289,10 @@ func (m *Mount) parseOptions(s string) error {
 				m.MemoryLimit = -1
 			} else if m.MemoryLimit, err = byteSize(key, val); err == nil && m.MemoryLimit < minMemoryLimit {
 				err = fmt.Errorf("option %s=%s: too small, the garbage collector would run without end; give at least %dM, or 0 for no limit", key, val, minMemoryLimit>>20)
+			}
+		case "procs":
+			if m.Procs, err = strconv.Atoi(val); err != nil || m.Procs < 1 || m.Procs > 1024 {
+				err = fmt.Errorf("option %s=%q: want how many threads run the daemon's code at once, 1 to 1024 (default %d)", key, val, DefaultProcs)
 			}
 		case "post-op-delay":
 			m.PostOpDelay, err = seconds(key, val)

@@ -62,6 +62,15 @@ func (r *pooledResult) Bytes(buf []byte) ([]byte, gofuse.Status) { return r.data
 // the storage back too soon).
 func (r *pooledResult) Slices() ([][]byte, gofuse.Status) { return [][]byte{r.data}, gofuse.OK }
 
+// withSlices is go-fuse's (unexported) interface for a result written with
+// writev before Done: pooledResult must keep it, or with splicing off
+// (Mount) its storage would go back to the free list, and to the next
+// reply, before the kernel had the data.
+var _ interface {
+	gofuse.ReadResult
+	Slices() ([][]byte, gofuse.Status)
+} = (*pooledResult)(nil)
+
 func (r *pooledResult) Done() {
 	if r.rel != nil {
 		r.rel.Release()

@@ -1,6 +1,9 @@
 package sunrpc
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // Large replies (READ data) are read into buffers from a free list, so
 // that a stream of reads reuses a few buffers instead of leaving the
@@ -13,7 +16,7 @@ import "sync"
 // collections, and under the daemon's memory limit the collector runs
 // often exactly when reads are heavy, so the pool would be empty when it
 // matters most. The list instead holds at most poolKeep bytes, so what it
-// keeps is bounded whatever the load was.
+// keeps is bounded whatever the load was, and lets go of it when idle.
 const (
 	poolMin  = 64 << 10 // smaller records are plain allocations
 	poolMax  = 4 << 20  // larger ones (none in practice) too
@@ -39,22 +42,79 @@ func (b *Buf) Release() {
 	}
 }
 
-// freeList holds released buffers by class, poolKeep bytes at most.
+// freeList holds released buffers by class, poolKeep bytes at most. When
+// a buffer does not fit, buffers of the class holding the most bytes
+// (other than its own) make room: after a burst of one size the list
+// follows the sizes now in use instead of keeping the old ones. A list
+// nobody took from for poolIdle is emptied, so an idle mount gives its
+// buffers back to the collector.
 type freeList struct {
 	mu    sync.Mutex
 	free  [poolMax / poolStep][]*Buf
-	bytes int // held, by capacity
+	bytes int  // held, by capacity
+	taken bool // a get was served since the last idle check
+	timer bool // the idle check is running
 }
+
+// poolIdle is how long a free list nobody takes from keeps its buffers.
+const poolIdle = 10 * time.Second
 
 var pool freeList
 
 func (l *freeList) put(b *Buf) {
 	l.mu.Lock()
-	if c := cap(b.b); l.bytes+c <= poolKeep {
-		l.free[b.class] = append(l.free[b.class], b)
-		l.bytes += c
+	defer l.mu.Unlock()
+	c := cap(b.b)
+	if c > poolKeep {
+		return
 	}
-	l.mu.Unlock()
+	for l.bytes+c > poolKeep {
+		victim, most := -1, 0
+		for k, f := range l.free {
+			if held := len(f) * (k + 1) * poolStep; k != b.class && held > most {
+				victim, most = k, held
+			}
+		}
+		if victim < 0 {
+			return // the list is full of this class already
+		}
+		l.drop(victim)
+	}
+	l.free[b.class] = append(l.free[b.class], b)
+	l.bytes += c
+	if !l.timer {
+		l.timer = true
+		time.AfterFunc(poolIdle, l.idleCheck)
+	}
+}
+
+// drop lets the collector have one buffer of class k.
+func (l *freeList) drop(k int) {
+	f := l.free[k]
+	b := f[len(f)-1]
+	f[len(f)-1] = nil
+	l.free[k] = f[:len(f)-1]
+	l.bytes -= cap(b.b)
+}
+
+// idleCheck empties the list if nothing was taken from it since the last
+// check, and checks again later while it holds anything.
+func (l *freeList) idleCheck() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.taken {
+		for k := range l.free {
+			clear(l.free[k])
+			l.free[k] = nil
+		}
+		l.bytes = 0
+	}
+	l.taken = false
+	if l.bytes > 0 {
+		time.AfterFunc(poolIdle, l.idleCheck)
+	} else {
+		l.timer = false
+	}
 }
 
 func (l *freeList) get(k int) *Buf {
@@ -68,6 +128,7 @@ func (l *freeList) get(k int) *Buf {
 	f[len(f)-1] = nil
 	l.free[k] = f[:len(f)-1]
 	l.bytes -= cap(b.b)
+	l.taken = true
 	return b
 }
 

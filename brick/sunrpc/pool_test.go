@@ -111,3 +111,54 @@ func TestPoolKeepsBoundedStorageAcrossCollections(t *testing.T) {
 		t.Errorf("after releasing %d MiB the free list holds %d bytes; want at most %d and close to it", 2*poolKeep>>20, held, poolKeep)
 	}
 }
+
+// After a burst of one size fills the free list, another size is still
+// reused: its buffers make room by pushing the old size out.
+func TestPoolFollowsTheSizesInUse(t *testing.T) {
+	var small []*Buf
+	for i := 0; i < 2*poolKeep/poolMin; i++ {
+		small = append(small, getBuf(poolMin))
+	}
+	for _, b := range small {
+		b.Release()
+	}
+	reused := 0
+	for i := 0; i < 100; i++ {
+		a, b := getBuf(1<<20), getBuf(1<<20)
+		a.Release()
+		if c := getBuf(1 << 20); c == a {
+			reused++
+			c.Release()
+		} else {
+			c.Release()
+		}
+		b.Release()
+	}
+	if reused < 99 {
+		t.Errorf("after a burst of 64 KiB buffers, 1 MiB buffers were reused %d times of 100", reused)
+	}
+	if held := pool.held(); held > poolKeep {
+		t.Errorf("the free list holds %d bytes, more than %d", held, poolKeep)
+	}
+}
+
+// A free list nobody takes from is emptied at its idle check; one in use
+// is not.
+func TestPoolIdleListEmptied(t *testing.T) {
+	var l freeList
+	l.timer = true // no timer of its own: the test calls idleCheck
+	b := &Buf{b: make([]byte, poolMin), class: 0}
+	l.put(b)
+	if got := l.get(0); got != b {
+		t.Fatal("the buffer put was not taken back")
+	}
+	l.put(b)
+	l.idleCheck() // taken since the last check: kept
+	if l.held() == 0 {
+		t.Fatal("a list in use was emptied")
+	}
+	l.idleCheck() // nothing taken since: emptied
+	if l.held() != 0 || l.get(0) != nil {
+		t.Fatalf("an idle list still holds %d bytes", l.held())
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -105,7 +106,9 @@ Options (-o, comma-separated):
                                 collector works harder (default 96M; 0: none;
                                 GOMEMLIMIT in the environment wins)
   procs=N                       threads that run the daemon's code at once (Go's GOMAXPROCS;
-                                default 2; GOMAXPROCS in the environment wins)
+                                default 2, at most the CPUs; GOMAXPROCS in the environment wins)
+  max-request=SIZE              largest READ/WRITE the kernel sends, 128K to 1M (default 1M);
+                                smaller takes less memory and slows large sequential I/O
   volfile-fetch-timeout=S       per volfile server (default 5)
   volfile-cache-dir=DIR         last good volfiles (default /var/lib/brickfs/volfiles)
   statedump-dir=DIR             where SIGUSR1 writes a statedump (default /var/run/gluster)
@@ -450,11 +453,15 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 		}
 		defer ps.Close()
 		log.Info("serving Go's profiles", zap.String("addr", "http://"+ps.addr+"/debug/pprof/"))
+		if host, _, _ := net.SplitHostPort(ps.addr); !net.ParseIP(host).IsLoopback() {
+			log.Warn("Go's profiles are served on an address other hosts can reach, without authentication: they show the daemon's internals; give pprof=127.0.0.1:PORT", zap.String("addr", ps.addr))
+		}
+		state.pprof = ps.addr
 	}
 
 	fsys := fuse.New(vol, fuse.Options{
 		AttrTimeout: m.AttrTimeout, EntryTimeout: m.EntryTimeout, NegativeTimeout: m.NegativeTimeout,
-		VolumeID: vol.ID, Log: log, CopyOffload: m.CopyOffload, CopyChunk: m.CopyChunk,
+		VolumeID: vol.ID, Log: log, CopyOffload: m.CopyOffload, CopyChunk: m.CopyChunk, MaxWrite: m.MaxRequest,
 	})
 	state.tables = fsys.Tables
 	var w *watcher

@@ -37,6 +37,11 @@ func TestSetProcs(t *testing.T) {
 			t.Errorf("procs=%d: GOMAXPROCS is %d, want %d", c.opt, got, c.want)
 		}
 	}
+	// A GOMAXPROCS the runtime ignores does not stop procs.
+	t.Setenv("GOMAXPROCS", "abc")
+	if setProcs(1); runtime.GOMAXPROCS(0) != 1 {
+		t.Errorf("with GOMAXPROCS=abc, procs=1 gave %d", runtime.GOMAXPROCS(0))
+	}
 	t.Setenv("GOMAXPROCS", "5")
 	runtime.GOMAXPROCS(5)
 	if said := setProcs(1); runtime.GOMAXPROCS(0) != 5 || !strings.Contains(said, "wins over procs=1") {
@@ -50,5 +55,22 @@ func TestSetProcs(t *testing.T) {
 	}
 	if err := m.parseOptions("procs=4"); err != nil || m.Procs != 4 {
 		t.Errorf("procs=4: %v, %d", err, m.Procs)
+	}
+}
+
+func TestMaxRequestOption(t *testing.T) {
+	m := defaults()
+	for _, ok := range []struct {
+		v    string
+		want int
+	}{{"128K", 128 << 10}, {"256K", 256 << 10}, {"1M", 1 << 20}} {
+		if err := m.parseOptions("max-request=" + ok.v); err != nil || m.MaxRequest != ok.want {
+			t.Errorf("max-request=%s: %v, %d", ok.v, err, m.MaxRequest)
+		}
+	}
+	for _, bad := range []string{"64K", "2M", "300K", "x"} {
+		if err := m.parseOptions("max-request=" + bad); err == nil {
+			t.Errorf("max-request=%s: no error", bad)
+		}
 	}
 }

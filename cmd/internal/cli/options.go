@@ -41,7 +41,9 @@ type Mount struct {
 	MemoryLimit int64
 	// Procs is how many threads run the daemon's Go code at once (Go's
 	// GOMAXPROCS): 0 the default.
-	Procs      int
+	Procs int
+	// MaxRequest is the largest READ or WRITE the kernel sends (0: 1 MiB).
+	MaxRequest int
 	ACL        bool
 	Transport  string
 	ServerPort int
@@ -290,6 +292,12 @@ func (m *Mount) parseOptions(s string) error {
 			} else if m.MemoryLimit, err = byteSize(key, val); err == nil && m.MemoryLimit < minMemoryLimit {
 				err = fmt.Errorf("option %s=%s: too small, the garbage collector would run without end; give at least %dM, or 0 for no limit", key, val, minMemoryLimit>>20)
 			}
+		case "max-request":
+			var n int64
+			if n, err = byteSize(key, val); err == nil && (n < 128<<10 || n > 1<<20 || n&(n-1) != 0) {
+				err = fmt.Errorf("option %s=%s: want a power of two from 128K to 1M (default 1M)", key, val)
+			}
+			m.MaxRequest = int(n)
 		case "procs":
 			if m.Procs, err = strconv.Atoi(val); err != nil || m.Procs < 1 || m.Procs > 1024 {
 				err = fmt.Errorf("option %s=%q: want how many threads run the daemon's code at once, 1 to 1024 (default %d)", key, val, DefaultProcs)

@@ -70,6 +70,7 @@ type statusDoc struct {
 	FuseFiles  int64         `json:"fuse_open_files"`
 	Volfile    *volfileInUse `json:"volfile,omitempty"`
 	Metrics    string        `json:"metrics,omitempty"` // the /metrics address, if served
+	Pprof      string        `json:"pprof,omitempty"`   // the /debug/pprof/ address, if served
 	Graph      *fop.Status   `json:"graph,omitempty"`
 }
 
@@ -106,6 +107,7 @@ type mountState struct {
 	tables  func() (inodes, files int64)
 	volfile atomic.Pointer[volfileInUse]
 	metrics string
+	pprof   string
 }
 
 func (s *mountState) snapshot() statusDoc {
@@ -114,7 +116,7 @@ func (s *mountState) snapshot() statusDoc {
 	doc := statusDoc{
 		Version: Version, PID: os.Getpid(), MountPoint: s.m.MountPoint, Spec: s.m.Spec, Volume: s.volume,
 		Started: s.started, Uptime: d.Uptime.Seconds(), RSSBytes: d.RSSKiB << 10, Goroutines: d.Goroutines, Fds: d.Fds,
-		HeapInuse: d.HeapInuse, Volfile: s.volfile.Load(), Metrics: s.metrics, Graph: &g,
+		HeapInuse: d.HeapInuse, Volfile: s.volfile.Load(), Metrics: s.metrics, Pprof: s.pprof, Graph: &g,
 	}
 	if s.tables != nil {
 		doc.FuseInodes, doc.FuseFiles = s.tables()
@@ -459,6 +461,9 @@ func renderStatus(d statusDoc) string {
 	}
 	if d.Metrics != "" {
 		fmt.Fprintf(&b, "  metrics: http://%s/metrics\n", d.Metrics)
+	}
+	if d.Pprof != "" {
+		fmt.Fprintf(&b, "  profiles: http://%s/debug/pprof/\n", d.Pprof)
 	}
 	if d.Graph != nil {
 		b.WriteString("graph:\n")

@@ -79,6 +79,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/brickfs/brickfs/integration"
 )
@@ -242,7 +243,7 @@ func preflight(c config) error {
 	if err := syscall.Statfs(os.TempDir(), &st); err == nil {
 		free := int64(st.Bavail) * int64(st.Bsize) >> 20
 		if need := int64(3 * c.fsMiB); free < need {
-			return fmt.Errorf("%s has %d MiB free; the three bricks' filesystems may take up to %d MiB: free space there, set TMPDIR to a larger filesystem, or use smaller SIZE/MULTI_SIZE or fewer VOLUMES", os.TempDir(), free, need)
+			return fmt.Errorf("%s has %d MiB free; the three bricks' filesystems may take up to %d MiB: free space there, give a larger filesystem (sudo make bench-fio TMPDIR=/big/dir), or use smaller SIZE/MULTI_SIZE or fewer VOLUMES", os.TempDir(), free, need)
 		}
 	}
 	if has(c.clients, "gfapi") {
@@ -460,13 +461,13 @@ func fill(ctx context.Context, d *integration.Program, cfg config, ts []target, 
 			args = removeArgs(args, "--time_based", "--runtime=0", "--norandommap")
 			start := time.Now()
 			fctx, cancel := context.WithTimeout(ctx, fillTimeout(tgt, size, fj.NumJobs))
-			out, err := fioOutput(fioCommand(fctx, args))
+			out, err := fioOutput(fctx, fioCommand(args))
 			timedOut := fctx.Err() != nil
 			cancel()
 			interrupted(ctx, d)
 			if timedOut {
-				d.Fatalf("writing the files through %s did not finish within %v (under 10 MiB/s); the client's or the bricks' logs under the run directory say why: fio %s: %s",
-					t.client, fillTimeout(tgt, size, fj.NumJobs), strings.Join(args, " "), lastLines(string(out), 5))
+				d.Fatalf("writing the files through %s did not finish within %v (under 10 MiB/s); the client and brick logs printed below say why (BRICKFS_KEEP_RUN_DIR=1 keeps them in %s): fio %s: %s",
+					t.client, fillTimeout(tgt, size, fj.NumJobs), filepath.Dir(t.dir), strings.Join(args, " "), lastLines(string(out), 5))
 			}
 			if err != nil {
 				d.Fatalf("writing the files through %s: fio %s: %v: %s", t.client, strings.Join(args, " "), err, lastLines(string(out), 5))
@@ -497,20 +498,25 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 	args := j.FioArgs(tgt, size, int(cfg.runtime.Seconds()), t.engine, jsonOut)
 	rctx, cancel := context.WithTimeout(ctx, cfg.runtime+2*time.Minute)
 	defer cancel()
-	cmd := fioCommand(rctx, args)
+	cmd := fioCommand(args)
 	var outBuf strings.Builder
 	cmd.Stdout, cmd.Stderr = &outBuf, &outBuf
 
-	resetPeakRSS(t.pids)
+	hwmOK := resetPeakRSS(t.pids)
 	cpu0, cpuErr := cpuSeconds(t.pids)
 	stopRSS := make(chan struct{})
 	rssDone := make(chan int64, 1)
 	s.StartRSS = rssKiB(t.pids)
 	go func() { rssDone <- sampleRSS(t.pids, stopRSS) }()
-	err := runFio(cmd)
+	err := runFio(rctx, cmd)
 	cpu1, cpuErr1 := cpuSeconds(t.pids)
 	close(stopRSS)
-	s.PeakRSS = max(<-rssDone, peakRSS(t.pids))
+	s.PeakRSS = <-rssDone
+	if hwmOK {
+		s.PeakRSS = max(s.PeakRSS, peakRSS(t.pids))
+	} else if len(t.pids) > 0 {
+		s.RSSSampled = true // VmHWM could not be reset: only the 100 ms samples
+	}
 	s.Load = loadavg()[0]
 	if len(t.pids) > 0 && cpuErr == nil && cpuErr1 == nil {
 		s.CPU = cpu1 - cpu0
@@ -536,42 +542,50 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 }
 
 // fioCommand is fio with args in a process group of its own (fio forks a
-// process per job), stopped with SIGINT to the whole group when ctx ends
-// (fio then stops its jobs and exits; a SIGKILL to fio alone would leave
-// its job processes running on the mount, which could then not be
-// unmounted), and the group killed 10 s later if fio has not exited. Run
-// it with runFio, which also kills what is left of the group.
-func fioCommand(ctx context.Context, args []string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "fio", args...)
+// process per job). Run it with runFio.
+func fioCommand(args []string) *exec.Cmd {
+	cmd := exec.Command("fio", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
-		go func(pid int) {
-			time.Sleep(10 * time.Second)
-			syscall.Kill(-pid, syscall.SIGKILL) // ESRCH once the group is gone
-		}(cmd.Process.Pid)
-		return err
-	}
-	cmd.WaitDelay = 12 * time.Second
 	return cmd
 }
 
-// runFio runs cmd (from fioCommand) and then kills any of its group that
-// outlived it: a job process whose parent died would otherwise keep files
-// open on the mount.
-func runFio(cmd *exec.Cmd) error {
-	err := cmd.Run()
-	if cmd.Process != nil {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+// runFio runs cmd (from fioCommand): once ctx ends, SIGINT goes to fio's
+// group (fio then stops its jobs and exits; a SIGKILL to fio alone would
+// leave its job processes running on the mount, which could then not be
+// unmounted) and, if fio has not exited 10 s later, SIGKILL; after fio
+// exits, whatever is left of its group is killed (a job process whose
+// parent died would keep files open on the mount). The group is killed
+// before fio is reaped, so its id cannot have been reused.
+func runFio(ctx context.Context, cmd *exec.Cmd) error {
+	if err := cmd.Start(); err != nil {
+		return err
 	}
-	return err
+	pid := cmd.Process.Pid
+	exited := make(chan struct{})
+	go func() {
+		// cmd.Process.Wait would reap fio; waitid with WNOWAIT only waits.
+		var info [128]byte
+		syscall.Syscall6(syscall.SYS_WAITID, 1 /* P_PID */, uintptr(pid), uintptr(unsafe.Pointer(&info[0])), syscall.WEXITED|0x1000000 /* WNOWAIT */, 0, 0)
+		close(exited)
+	}()
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		syscall.Kill(-pid, syscall.SIGINT)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	syscall.Kill(-pid, syscall.SIGKILL) // fio is a zombie at most: the group is still its
+	return cmd.Wait()
 }
 
 // fioOutput is runFio with fio's output combined.
-func fioOutput(cmd *exec.Cmd) ([]byte, error) {
+func fioOutput(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
 	var b strings.Builder
 	cmd.Stdout, cmd.Stderr = &b, &b
-	err := runFio(cmd)
+	err := runFio(ctx, cmd)
 	return []byte(b.String()), err
 }
 
@@ -625,11 +639,17 @@ func fillTimeout(_ string, size string, numJobs int) time.Duration {
 }
 
 // resetPeakRSS resets the VmHWM of pids to their current RSS (writing "5"
-// to /proc/PID/clear_refs), so that peakRSS after a run is that run's.
-func resetPeakRSS(pids []int) {
+// to /proc/PID/clear_refs), so that peakRSS after a run is that run's. It
+// reports whether every reset took (not on kernels before 4.0, nor for a
+// daemon that is gone).
+func resetPeakRSS(pids []int) bool {
+	ok := true
 	for _, p := range pids {
-		os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p), []byte("5"), 0)
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p), []byte("5"), 0); err != nil {
+			ok = false
+		}
 	}
+	return ok
 }
 
 // peakRSS is the summed VmHWM of pids: each one's peak since resetPeakRSS.
@@ -761,6 +781,7 @@ func render(cfg config, samples []Sample, meta []string, load0, load1 [3]float64
 	fmt.Fprintf(&b, "- each run: direct=1, %v time-based, no ramp; libaio on the mounts and the local directory, gfapi_async for gfapi; one %s file for the single-file jobs and four of %s for multi4, written once, shared by all clients\n", cfg.runtime, cfg.size, cfg.multi)
 	fmt.Fprintf(&b, "- %d repeat(s), interleaved (per job, repeat and volume every client in turn, the order reversed on even repeats); throughput is the median with min-max, latencies the medians of fio's total latency percentiles (lat_ns: submission plus completion, what the application waited)\n", cfg.repeats)
 	b.WriteString("- CPU: the FUSE daemon's utime+stime over the fio run, per GiB moved and per 10k I/Os (median over repeats); peak RSS: the daemon's VmHWM after the run, reset through /proc/PID/clear_refs just before it, the largest of any repeat, with in parentheses its VmRSS when that run started (the mounts stay up for the whole benchmark, so memory a daemon kept from an earlier job shows there). gfapi's client is fio itself and local has none: `-`\n")
+	b.WriteString("- markers: `clat` after a p50: fio gave completion latency only for some run of the cell; `sampled` after a peak RSS: VmHWM could not be reset, so the peak is the largest 100 ms sample\n")
 	fmt.Fprintf(&b, "- load average before %.2f %.2f %.2f, after %.2f %.2f %.2f; took %v\n", load0[0], load0[1], load0[2], load1[0], load1[1], load1[2], took.Round(time.Second))
 	fmt.Fprintf(&b, "- fio's JSON of every run: %s\n", cfg.rawDir)
 	if stopped {

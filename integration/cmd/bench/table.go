@@ -72,6 +72,12 @@ type Sample struct {
 	// StartRSS is the client's VmRSS when fio started (KiB): what it kept
 	// from earlier runs, since the mounts stay up for the whole benchmark.
 	StartRSS int64
+	// RSSSampled: VmHWM could not be reset before the run, so PeakRSS is
+	// the largest of the 100 ms samples only.
+	RSSSampled bool
+	// ClatOnly: fio gave no total latency percentiles (lat_ns), so the
+	// percentiles are completion latency only.
+	ClatOnly bool
 	Load     float64 // 1-minute load average at the end of the run
 }
 
@@ -138,9 +144,9 @@ func ParseFio(raw []byte, s *Sample) error {
 		s.BW += d.BWBytes
 		s.IOs += d.TotalIOs
 		s.Bytes += d.IOBytes
-		s.P50 = max(s.P50, percentile(d, "50.000000"))
-		s.P99 = max(s.P99, percentile(d, "99.000000"))
-		s.P999 = max(s.P999, percentile(d, "99.900000"))
+		s.P50 = max(s.P50, percentile(d, "50.000000", &s.ClatOnly))
+		s.P99 = max(s.P99, percentile(d, "99.000000", &s.ClatOnly))
+		s.P999 = max(s.P999, percentile(d, "99.900000", &s.ClatOnly))
 	}
 	if s.IOs == 0 {
 		return fmt.Errorf("fio completed no I/O")
@@ -154,10 +160,11 @@ func ParseFio(raw []byte, s *Sample) error {
 // acknowledges a write while io_submit is still in the kernel (the native
 // client's write-behind, libgfapi) is most of what the application waits,
 // so comparing clat would favour exactly those clients.
-func percentile(d *fioDirJSON, key string) float64 {
+func percentile(d *fioDirJSON, key string, clatOnly *bool) float64 {
 	if v, ok := d.Lat.Percentile[key]; ok {
 		return v / 1000
 	}
+	*clatOnly = true
 	return d.Clat.Percentile[key] / 1000
 }
 
@@ -289,6 +296,7 @@ type Cell struct {
 	CPUGiB, CPU10k        Stat
 	PeakRSS               int64 // KiB, the largest over the repeats; 0 if not measured
 	StartRSS              int64 // KiB, VmRSS at the start of the run whose peak that was
+	RSSSampled, ClatOnly  bool  // some run's peak RSS was sampled only / its latency completion only
 	Runs, Failed          int
 	Errs                  []string
 }
@@ -304,6 +312,8 @@ func summarizeCell(j Job, samples []Sample) Cell {
 			c.Errs = append(c.Errs, s.Err)
 			continue
 		}
+		c.RSSSampled = c.RSSSampled || s.RSSSampled
+		c.ClatOnly = c.ClatOnly || s.ClatOnly
 		val = append(val, j.Value(s))
 		p50 = append(p50, s.P50)
 		p99 = append(p99, s.P99)
@@ -362,9 +372,16 @@ func Table(samples []Sample, volume string, js []Job, clients []string) string {
 			rss := "-"
 			if cell.PeakRSS > 0 {
 				rss = fmt.Sprintf("%.0f (%.0f)", float64(cell.PeakRSS)/1024, float64(cell.StartRSS)/1024)
+				if cell.RSSSampled {
+					rss += " sampled"
+				}
+			}
+			p50 := ms(cell.P50.Med)
+			if cell.ClatOnly {
+				p50 += " clat"
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-				j.Desc, c, val, ms(cell.P50.Med), ms(cell.P99.Med), ms(cell.P999.Med), vsStrict, vsGfapi,
+				j.Desc, c, val, p50, ms(cell.P99.Med), ms(cell.P999.Med), vsStrict, vsGfapi,
 				cpu(cell.CPUGiB.Med), cpu(cell.CPU10k.Med), rss)
 		}
 	}

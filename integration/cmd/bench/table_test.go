@@ -46,6 +46,14 @@ func TestParseFio(t *testing.T) {
 			t.Errorf("%s: got IOPS %v BW %v IOs %d bytes %d p50 %v p99 %v p99.9 %v; want %v %v %d %d %v %v %v",
 				tc.file, s.IOPS, s.BW, s.IOs, s.Bytes, s.P50, s.P99, s.P999, tc.iops, tc.bw, tc.ios, tc.bytes, tc.p50, tc.p99, tc.p999)
 		}
+		// Only latpct.json has total latency: the others are marked.
+		if s.ClatOnly != (tc.file != "latpct.json") {
+			t.Errorf("%s: ClatOnly %v", tc.file, s.ClatOnly)
+		}
+		s.Job, s.Client = jobs[0].Name, "brickfs"
+		if tbl := Table([]Sample{s}, "", jobs[:1], []string{"brickfs"}); strings.Contains(tbl, " clat |") != s.ClatOnly {
+			t.Errorf("%s: the table does not mark completion-only latency as such:\n%s", tc.file, tbl)
+		}
 	}
 }
 

@@ -355,3 +355,38 @@ func TestRefreshMovesOnFromAHungBrick(t *testing.T) {
 		t.Errorf("the hung brick got %d FSTATs, want 1", got)
 	}
 }
+
+// A brick cut for lagging that took the change after all needs no
+// accusation: when the accusation cannot reach quorum (a brick that took
+// the change fails it), the change stands on the bricks that took it, and
+// the VM gets no error (seen in the soak: one brick 300 ms behind under
+// load, another frozen as it was told of the first).
+func TestCutBrickNeedsNoAccusationWhenItTookTheChange(t *testing.T) {
+	opts := lagOpts
+	opts.PostOpDelay = time.Minute // the eager lock stays: no pre-op on the second write
+	r, mems := memReplicaWith(t, opts)
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, f)
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("aaaa"), nil); err != nil {
+		t.Fatal(err)
+	}
+	mems[1].Delay("WRITE", 400*time.Millisecond) // slow, not stuck: cut at 50 ms
+	mems[0].Refuse("XATTROP", syscall.ENOTCONN)  // brick 0 fails the accusation of brick 1
+	within(t, 10*time.Second, "a write whose accusation falls short of quorum", func() error {
+		_, _, _, err := r.Write(ctx, f, 0, []byte("data"), nil)
+		return err
+	})
+	mems[0].Refuse("XATTROP", 0)
+	if r.Cuts() == 0 {
+		t.Fatal("the slow brick was not cut: the scenario did not happen")
+	}
+	for i := range mems {
+		if d, _ := mems[i].Data(foptest.GFID(1)); string(d) != "data" {
+			t.Errorf("brick %d holds %q", i, d)
+		}
+	}
+}

@@ -56,6 +56,7 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 		ok, err = r.recoverCut(lr, part, ok, err)
 	}
 	now := false
+	awaited := false // lr.awaitCut has been called (it can be once)
 	switch {
 	case err != nil && !symmetric(rs, part):
 		// Too few bricks took the change: leave dirty raised and accuse
@@ -78,6 +79,7 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 			if !r.hasQuorum(flushed) {
 				// A child cut for lagging may hold the change after
 				// all: flushed too, it can make up the quorum.
+				awaited = true
 				more := and(lr.awaitCut(), not(ok))
 				if count(more) > 0 {
 					for i, m := range more {
@@ -121,6 +123,19 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 		r.unreadable(ino, failed, slotData)
 		if err == nil {
 			err = r.accuse(ctx, ino.gfid, ino.owner, ok, failed, slotData, nil)
+			if err != nil && !awaited {
+				// The accusation fell short of quorum: a brick that took
+				// the change failed it (hung, or gone) after the lagging
+				// were cut. If every brick accused was only cut, and took
+				// the change after all (flushed too), none needs accusing:
+				// the change stands on the bricks that took it. They stay
+				// marked for heal, as the accusation may have reached some.
+				if back := r.tookItLate(ctx, lr, rf, failed); count(back) == count(failed) && r.hasQuorum(or(ok, back)) {
+					r.log.Warn("the accusation of bricks cut for lagging fell short of quorum, but they took the change after all: it stands",
+						zap.Stringer("gfid", ino.gfid), zap.Error(err))
+					ok, err = or(ok, back), nil
+				}
+			}
 		}
 		ino.mu.Lock()
 		ino.part = and(ino.part, not(failed))
@@ -153,6 +168,24 @@ func (r *Replicate) recoverCut(lr lagReplies, part, ok []bool, err error) ([]boo
 		return ok, nil
 	}
 	return ok, err
+}
+
+// tookItLate waits for the calls of the children in failed that were cut
+// for lagging, and returns those that took the change after all (and,
+// through rf, were then flushed).
+func (r *Replicate) tookItLate(ctx context.Context, lr lagReplies, rf *replFd, failed []bool) []bool {
+	back := and(lr.awaitCut(), failed)
+	if rf == nil || count(back) == 0 {
+		return back
+	}
+	frs := r.fanout(ctx, back, func(ctx context.Context, i int) error {
+		cf, err := r.child(ctx, rf, i)
+		if err != nil {
+			return err
+		}
+		return fop.ErrOnly(r.kids[i].Fsync(ctx, cf, true, nil))
+	})
+	return succeeded(frs, back)
 }
 
 // validWrite refuses a change that landed only on children known to be

@@ -278,28 +278,39 @@ func (r *Replicate) fanoutLag(ctx context.Context, set []bool, fn func(ctx conte
 // lagReplies is what fanoutLagCut returns: the replies, and for each child
 // that was cut, a channel that gets its call's outcome when it ends.
 type lagReplies struct {
-	rs  []reply
-	cut []chan error // nil for children not cut
+	rs   []reply
+	cut  []chan error // nil for children not cut; each is sent to once
+	memo *cutMemo     // awaitCut's answer, kept: a second call must not wait on the drained channels
+}
+
+type cutMemo struct {
+	once sync.Once
+	ok   []bool
 }
 
 // awaitCut waits for the calls of the children that were cut and returns
 // those that succeeded after all: a change that lost its quorum after the
 // cut (another child failed later, in the flush) still has them.
+//
+// It may be called more than once: the first call waits, the others
+// answer the same.
 func (lr lagReplies) awaitCut() []bool {
-	ok := make([]bool, len(lr.rs))
-	for i, ch := range lr.cut {
-		if ch != nil {
-			ok[i] = <-ch == nil // the call is bounded by the fop timeout
+	lr.memo.once.Do(func() {
+		lr.memo.ok = make([]bool, len(lr.rs))
+		for i, ch := range lr.cut {
+			if ch != nil {
+				lr.memo.ok[i] = <-ch == nil // the call is bounded by the fop timeout
+			}
 		}
-	}
-	return ok
+	})
+	return append([]bool(nil), lr.memo.ok...)
 }
 
 // fanoutLagCut is fanoutLag that also lets the caller wait for the calls
 // it cut.
 func (r *Replicate) fanoutLagCut(ctx context.Context, set []bool, fn func(ctx context.Context, i int) error, late func(i int, err error)) lagReplies {
 	if r.opts.LagTimeout < 0 || count(set) < 2 {
-		return lagReplies{rs: r.fanout(ctx, set, fn), cut: make([]chan error, r.n())}
+		return lagReplies{rs: r.fanout(ctx, set, fn), cut: make([]chan error, r.n()), memo: &cutMemo{}}
 	}
 	type answer struct {
 		i  int
@@ -408,7 +419,7 @@ func (r *Replicate) fanoutLagCut(ctx context.Context, set []bool, fn func(ctx co
 	if timer != nil {
 		timer.Stop()
 	}
-	res := lagReplies{rs: out, cut: make([]chan error, n)}
+	res := lagReplies{rs: out, cut: make([]chan error, n), memo: &cutMemo{}}
 	for i := range out {
 		if state[i].Load() == callCut {
 			res.cut[i] = lateCh[i]

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/fop/foptest"
 )
 
@@ -362,20 +363,8 @@ func TestRefreshMovesOnFromAHungBrick(t *testing.T) {
 // the VM gets no error (seen in the soak: one brick 300 ms behind under
 // load, another frozen as it was told of the first).
 func TestCutBrickNeedsNoAccusationWhenItTookTheChange(t *testing.T) {
-	opts := lagOpts
-	opts.PostOpDelay = time.Minute // the eager lock stays: no pre-op on the second write
-	r, mems := memReplicaWith(t, opts)
+	r, mems, f := accusationShortOfQuorum(t, nil)
 	ctx := context.Background()
-	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Release(ctx, f)
-	if _, _, _, err := r.Write(ctx, f, 0, []byte("aaaa"), nil); err != nil {
-		t.Fatal(err)
-	}
-	mems[1].Delay("WRITE", 400*time.Millisecond) // slow, not stuck: cut at 50 ms
-	mems[0].Refuse("XATTROP", syscall.ENOTCONN)  // brick 0 fails the accusation of brick 1
 	within(t, 10*time.Second, "a write whose accusation falls short of quorum", func() error {
 		_, _, _, err := r.Write(ctx, f, 0, []byte("data"), nil)
 		return err
@@ -387,6 +376,77 @@ func TestCutBrickNeedsNoAccusationWhenItTookTheChange(t *testing.T) {
 	for i := range mems {
 		if d, _ := mems[i].Data(foptest.GFID(1)); string(d) != "data" {
 			t.Errorf("brick %d holds %q", i, d)
+		}
+	}
+	// The cut brick is not read from until healed.
+	ino := r.inode(foptest.GFID(1))
+	ino.mu.Lock()
+	readable := append([]bool(nil), ino.readable...)
+	ino.mu.Unlock()
+	if len(readable) != 3 || readable[1] || !readable[0] || !readable[2] {
+		t.Errorf("readable copies %v; want bricks 0 and 2 only, until brick 1 is healed", readable)
+	}
+}
+
+// The same, but the cut brick did not take the change after all (its
+// late write failed, or its flush): the write fails, as it did before.
+func TestCutBrickThatFailedLateStillFailsTheWrite(t *testing.T) {
+	for _, fopName := range []string{"WRITE", "FSYNC"} {
+		t.Run(fopName, func(t *testing.T) {
+			r, mems, f := accusationShortOfQuorum(t, func(m []*foptest.Mem) { m[1].Refuse(fopName, syscall.EIO) })
+			ctx := context.Background()
+			var err error
+			within(t, 10*time.Second, "a write whose cut brick failed", func() error {
+				_, _, _, err = r.Write(ctx, f, 0, []byte("data"), nil)
+				return nil
+			})
+			mems[0].Refuse("XATTROP", 0)
+			mems[1].Refuse(fopName, 0)
+			if err == nil {
+				t.Fatal("the write succeeded: only one brick both took it and recorded the other's miss")
+			}
+		})
+	}
+}
+
+// accusationShortOfQuorum sets up a replica set whose next write cuts
+// brick 1 (400 ms slow) and whose accusation of it brick 0 refuses; more
+// adds faults of its own.
+func accusationShortOfQuorum(t *testing.T, more func([]*foptest.Mem)) (*Replicate, []*foptest.Mem, *fop.Fd) {
+	t.Helper()
+	opts := lagOpts
+	opts.PostOpDelay = time.Minute // the eager lock stays: no pre-op on the second write
+	r, mems := memReplicaWith(t, opts)
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Release(ctx, f) })
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("aaaa"), nil); err != nil {
+		t.Fatal(err)
+	}
+	mems[1].Delay("WRITE", 400*time.Millisecond) // slow, not stuck: cut at 50 ms
+	mems[0].Refuse("XATTROP", syscall.ENOTCONN)  // brick 0 fails the accusation of brick 1
+	if more != nil {
+		more(mems)
+	}
+	return r, mems, f
+}
+
+// awaitCut answers a second call the same, without waiting on the cut
+// calls' channels again (each is sent to once: a second receive would
+// hang the change for good).
+func TestAwaitCutTwice(t *testing.T) {
+	lr := lagReplies{rs: make([]reply, 3), cut: []chan error{nil, make(chan error, 1), make(chan error, 1)}, memo: &cutMemo{}}
+	lr.cut[1] <- nil
+	lr.cut[2] <- syscall.EIO
+	want := []bool{false, true, false}
+	for n := 1; n <= 2; n++ {
+		var got []bool
+		within(t, time.Second, fmt.Sprintf("awaitCut call %d", n), func() error { got = lr.awaitCut(); return nil })
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("awaitCut call %d: %v, want %v", n, got, want)
 		}
 	}
 }

@@ -56,7 +56,7 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 		ok, err = r.recoverCut(lr, part, ok, err)
 	}
 	now := false
-	awaited := false // lr.awaitCut has been called (it can be once)
+	flushedCut := false // the cut children that took the change were flushed already
 	switch {
 	case err != nil && !symmetric(rs, part):
 		// Too few bricks took the change: leave dirty raised and accuse
@@ -79,7 +79,7 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 			if !r.hasQuorum(flushed) {
 				// A child cut for lagging may hold the change after
 				// all: flushed too, it can make up the quorum.
-				awaited = true
+				flushedCut = true
 				more := and(lr.awaitCut(), not(ok))
 				if count(more) > 0 {
 					for i, m := range more {
@@ -123,7 +123,7 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 		r.unreadable(ino, failed, slotData)
 		if err == nil {
 			err = r.accuse(ctx, ino.gfid, ino.owner, ok, failed, slotData, nil)
-			if err != nil && !awaited {
+			if err != nil && !flushedCut {
 				// The accusation fell short of quorum: a brick that took
 				// the change failed it (hung, or gone) after the lagging
 				// were cut. If every brick accused was only cut, and took
@@ -133,6 +133,11 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 				if back := r.tookItLate(ctx, lr, rf, failed); count(back) == count(failed) && r.hasQuorum(or(ok, back)) {
 					r.log.Warn("the accusation of bricks cut for lagging fell short of quorum, but they took the change after all: it stands",
 						zap.Stringer("gfid", ino.gfid), zap.Error(err))
+					for i, b := range back {
+						if b {
+							rs[i] = reply{done: true, at: time.Now()}
+						}
+					}
 					ok, err = or(ok, back), nil
 				}
 			}

@@ -212,14 +212,20 @@ func listenMetrics(addr string, reg *prometheus.Registry, log *zap.Logger) (*met
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "brickfs serves /metrics here", http.StatusNotFound)
 	})
-	s := &metricsServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 2 * scrapeTimeout}, done: make(chan struct{}), addr: l.Addr().String()}
+	return serveHTTP(l, mux, 2*scrapeTimeout, "metrics: /metrics stopped", log), nil
+}
+
+// serveHTTP serves mux on l until Close; writeTimeout 0 is none. stopped
+// is logged if serving ends other than by Close.
+func serveHTTP(l net.Listener, mux *http.ServeMux, writeTimeout time.Duration, stopped string, log *zap.Logger) *metricsServer {
+	s := &metricsServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: writeTimeout}, done: make(chan struct{}), addr: l.Addr().String()}
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics: /metrics stopped", zap.String("addr", addr), zap.Error(err))
+			log.Error(stopped, zap.String("addr", s.addr), zap.Error(err))
 		}
 	}()
-	return s, nil
+	return s
 }
 
 // listenPprof serves Go's profiles (net/http/pprof) under /debug/pprof/ on
@@ -241,14 +247,7 @@ func listenPprof(addr string, log *zap.Logger) (*metricsServer, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "brickfs serves Go's profiles under /debug/pprof/ here", http.StatusNotFound)
 	})
-	s := &metricsServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, done: make(chan struct{}), addr: l.Addr().String()}
-	go func() {
-		defer close(s.done)
-		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("pprof: /debug/pprof/ stopped", zap.String("addr", addr), zap.Error(err))
-		}
-	}()
-	return s, nil
+	return serveHTTP(l, mux, 0, "pprof: /debug/pprof/ stopped", log), nil
 }
 
 // Close stops serving, waiting a moment for scrapes under way.

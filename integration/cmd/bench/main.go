@@ -655,24 +655,18 @@ func resetPeakRSS(pids []int) bool {
 // peakRSS is the summed VmHWM of pids: each one's peak since resetPeakRSS.
 // Summed peaks may not have been at the same moment: an upper bound for
 // more than one pid.
-func peakRSS(pids []int) int64 {
-	var sum int64
-	for _, p := range pids {
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p)); err == nil {
-			if v, err := VmHWM(string(b)); err == nil {
-				sum += v
-			}
-		}
-	}
-	return sum
-}
+func peakRSS(pids []int) int64 { return sumStatus(pids, VmHWM) }
 
 // rssKiB is the summed VmRSS of pids.
-func rssKiB(pids []int) int64 {
+func rssKiB(pids []int) int64 { return sumStatus(pids, VmRSS) }
+
+// sumStatus sums what field reads from each pid's /proc/PID/status (KiB);
+// a pid that is gone adds nothing.
+func sumStatus(pids []int, field func(status string) (int64, error)) int64 {
 	var sum int64
 	for _, p := range pids {
 		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p)); err == nil {
-			if v, err := VmRSS(string(b)); err == nil {
+			if v, err := field(string(b)); err == nil {
 				sum += v
 			}
 		}

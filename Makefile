@@ -60,8 +60,8 @@ test:
 integration: build
 	@if [ "$$(id -u)" -ne 0 ]; then echo "integration: needs root (mounts, glusterd, iptables); run: sudo make integration"; exit 1; fi
 	@log=$$(mktemp /tmp/brickfs-integration.XXXXXX.log); \
-	echo "REQUIRE_FUSE=1 REQUIRE_GLUSTER=1 $(GO) test -count=1 -timeout 60m ./integration/... (output also in $$log)"; \
-	REQUIRE_FUSE=1 REQUIRE_GLUSTER=1 $(GO) test -count=1 -timeout 60m ./integration/... 2>&1 | tee $$log; rc=$${PIPESTATUS[0]}; \
+	echo "REQUIRE_FUSE=1 REQUIRE_GLUSTER=1 $(GO) test -count=1 -timeout 80m ./integration/... (output also in $$log)"; \
+	REQUIRE_FUSE=1 REQUIRE_GLUSTER=1 $(GO) test -count=1 -timeout 80m ./integration/... 2>&1 | tee $$log; rc=$${PIPESTATUS[0]}; \
 	if [ $$rc -ne 0 ]; then \
 		echo "==== what the failed tests said (their own lines, without the logs dumped; all of it in $$log) ===="; \
 		grep -E '^\s*--- FAIL|^\s+[A-Za-z0-9_]+_test\.go:[0-9]+: ' $$log | cut -c1-500 | tail -n 60; \

@@ -40,7 +40,7 @@ type Options struct {
 	FopTimeout time.Duration
 	// LagTimeout is afr.ReplicateOptions.LagTimeout: the least time a
 	// change waits for a brick still working after a quorum of its
-	// replica set took it (default 0.3 s; negative: wait up to
+	// replica set took it (default 0.5 s; negative: wait up to
 	// FopTimeout).
 	LagTimeout time.Duration
 	// PostOpDelay is how long an idle eager lock is kept (default 1 s).

@@ -35,7 +35,13 @@ type inode struct {
 	releaseNow bool // GUARDED_BY(mu)
 	// noPostOp keeps dirty raised at unlock: a change reached too few
 	// bricks and the heal daemon must compare them (afr_changelog_post_op_do).
-	noPostOp bool      // GUARDED_BY(mu)
+	noPostOp bool // GUARDED_BY(mu)
+	// noJoin keeps new fops out of the held lock until it is taken again:
+	// a change failed, or the accusation of a brick that missed it fell
+	// short of quorum, so the children taking part no longer say who
+	// must be accused. A fop joining it would skip those children and
+	// accuse nobody; one taking the lock anew accuses them in its pre-op.
+	noJoin   bool      // GUARDED_BY(mu)
 	fds      int       // GUARDED_BY(mu); open fds, for dropping idle inodes
 	lastUsed time.Time // GUARDED_BY(mu)
 }

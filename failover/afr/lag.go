@@ -201,27 +201,24 @@ func (r *Replicate) cutEnd(i int, err error, id *int) {
 		r.lag.mu.Lock()
 	}
 	r.lag.cut[i]--
+	delete(r.lag.calls, id)
 	if r.lag.cut[i] == 0 {
 		r.lag.after[i] = nil // closing: the connections close, and their locks with them
-	}
-	delete(r.lag.calls, id)
-	r.lag.idle.Broadcast()
-	closing := r.lag.closing
-	last := r.lag.cut[i] == 0
-	if last {
 		r.lag.ctx[i], r.lag.end[i] = context.WithCancel(context.Background())
+		// Under mu: closeLag sees the count only once this is done, so
+		// nothing of a cut call runs after Close returned.
+		if !r.lag.closing {
+			res := "ok"
+			if err != nil {
+				res = err.Error()
+			}
+			r.log.Info("lagging brick caught up: it takes part in changes again", zap.String("brick", r.kids[i].Name()), zap.String("last cut call", res))
+			r.gen.Add(1)
+			r.kickHeal()
+		}
 	}
+	r.lag.idle.Broadcast()
 	r.lag.mu.Unlock()
-	if !last || closing {
-		return
-	}
-	res := "ok"
-	if err != nil {
-		res = err.Error()
-	}
-	r.log.Info("lagging brick caught up: it takes part in changes again", zap.String("brick", r.kids[i].Name()), zap.String("last cut call", res))
-	r.gen.Add(1)
-	r.kickHeal()
 }
 
 // afterLag runs fn once child i has no cut call left, or now (it returns
@@ -390,13 +387,14 @@ func (r *Replicate) fanoutLagCut(ctx context.Context, set []bool, fn func(ctx co
 			cut = nil
 			took := now.Sub(start)
 			// A child that answered other calls within the wait is
-			// slow, not stuck: it is given another wait.
+			// slow, not stuck: it gets the rest of a wait from its
+			// last answer.
 			var again time.Duration
 			busy := make([]bool, n)
 			for i := range r.kids {
 				if set[i] && !out[i].done {
-					if w := r.lagWaitFor(i, q); now.Sub(time.Unix(0, r.lag.answered[i].Load())) < w && took < r.opts.FopTimeout {
-						busy[i], again = true, max(again, w)
+					if left := r.cutIn(i, now, q, took); left > 0 {
+						busy[i], again = true, max(again, left)
 					}
 				}
 			}
@@ -426,6 +424,20 @@ func (r *Replicate) fanoutLagCut(ctx context.Context, set []bool, fn func(ctx co
 		}
 	}
 	return res
+}
+
+// cutIn is how much longer child i, still working on a change that has
+// run for took while a quorum answered in q, is waited for: none once it
+// has been silent (answered no call of a change) for a whole wait, or the
+// change reached the fop timeout; else the rest of that wait. Counted
+// from its last answer, a child frozen just after the change went out is
+// cut one wait after it fell silent, not a second wait later.
+func (r *Replicate) cutIn(i int, now time.Time, q, took time.Duration) time.Duration {
+	if took >= r.opts.FopTimeout {
+		return 0
+	}
+	last := time.Unix(0, r.lag.answered[i].Load())
+	return max(0, last.Add(r.lagWaitFor(i, q)).Sub(now))
 }
 
 // callOne runs fn for child i bounded by the fop timeout; a child that

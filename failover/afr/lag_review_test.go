@@ -123,7 +123,7 @@ func (q *queued) Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, 
 // max_background allows), a healthy brick with a third of its peers'
 // bandwidth is the bottleneck: its queue grows to 64*svc while the others
 // answer at once, so 8x the quorum's time stays tiny and the brick is cut
-// (accused, healed) over and over. Default LagTimeout (0.3 s).
+// (accused, healed) over and over. Default LagTimeout (0.5 s).
 func TestSlowerBrickNotCutUnderLoad(t *testing.T) {
 	svc := []time.Duration{2 * time.Millisecond, 2 * time.Millisecond, 6 * time.Millisecond}
 	mems := make([]*foptest.Mem, 3)

@@ -409,6 +409,103 @@ func TestCutBrickThatFailedLateStillFailsTheWrite(t *testing.T) {
 	}
 }
 
+// While another write holds the eager lock open, a write that joins it
+// after a change whose accusation of a cut brick reached no brick must not
+// skip that brick silently: it takes the lock anew (accusing the brick in
+// its pre-op, or writing to it) once the lock is free. Both outcomes of
+// the first change: it fails (the cut brick's late write failed), or it
+// stands (the cut brick took it after all).
+func TestJoinAfterAccusationFellShort(t *testing.T) {
+	for name, late := range map[string]syscall.Errno{"fails": syscall.EIO, "stands": 0} {
+		t.Run(name, func(t *testing.T) {
+			r, mems, f := accusationShortOfQuorum(t, func(m []*foptest.Mem) {
+				m[2].Refuse("XATTROP", syscall.ENOTCONN) // the accusation reaches no brick
+				if late != 0 {
+					m[1].Refuse("WRITE", late)
+				}
+			})
+			ctx := context.Background()
+			ino := r.inode(foptest.GFID(1))
+			// Another write in flight all along, whose call on brick 1
+			// was cut too and has not ended: brick 1 keeps lagging, so no
+			// generation change retakes the lock.
+			other := [2]uint64{1 << 20, 4096}
+			ino.mu.Lock()
+			if !ino.held {
+				ino.mu.Unlock()
+				t.Fatal("the eager lock is not held after the first write")
+			}
+			ino.busy = append(ino.busy, other)
+			ino.mu.Unlock()
+			var otherCut int
+			r.lag.mu.Lock()
+			r.lag.cut[1]++
+			r.lag.mu.Unlock()
+			gen := r.gen.Load()
+			var err error
+			within(t, 10*time.Second, "the write whose accusation falls short", func() error {
+				_, _, _, err = r.Write(ctx, f, 0, []byte("data"), nil)
+				return nil
+			})
+			if (err == nil) != (late == 0) {
+				t.Fatalf("first write: %v", err)
+			}
+			for _, m := range mems {
+				m.Refuse("XATTROP", 0)
+				m.Refuse("WRITE", 0)
+				m.Delay("WRITE", 0)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, _, _, err := r.Write(ctx, f, 8, []byte("join"), nil)
+				done <- err
+			}()
+			// The joining write may not finish while the lock it would
+			// join is held; give it the time to (it takes microseconds).
+			select {
+			case err := <-done:
+				t.Errorf("a write joined the lock of a change whose accusation fell short (err %v)", err)
+				done <- err
+			case <-time.After(200 * time.Millisecond):
+			}
+			if r.gen.Load() != gen {
+				t.Fatal("the generation changed: the scenario did not happen")
+			}
+			r.release(ino, other[0], other[1], false)
+			within(t, 10*time.Second, "the joining write", func() error { return <-done })
+			r.cutEnd(1, nil, &otherCut)
+			d, _ := mems[1].Data(foptest.GFID(1))
+			if len(d) < 12 || string(d[8:12]) != "join" {
+				if !accuses(mems[0], 1) || !accuses(mems[2], 1) {
+					t.Errorf("brick 1 missed a write (holds %q) and bricks 0 and 2 do not both accuse it (%v %v)", d, accuses(mems[0], 1), accuses(mems[2], 1))
+				}
+			}
+		})
+	}
+}
+
+// A child still working when the wait ends is cut once it has been silent
+// for a whole wait, counted from its last answer: one that answered just
+// before it froze gets only the rest of the wait, not a second one.
+func TestCutInCountsFromLastAnswer(t *testing.T) {
+	r, _ := memReplicaWith(t, lagOpts) // wait: 50 ms
+	now := time.Now()
+	q := time.Millisecond
+	for _, c := range []struct {
+		ago, took, want time.Duration
+	}{
+		{ago: 40 * time.Millisecond, took: 50 * time.Millisecond, want: 10 * time.Millisecond},
+		{ago: 50 * time.Millisecond, took: 50 * time.Millisecond, want: 0},
+		{ago: time.Second, took: 50 * time.Millisecond, want: 0},
+		{ago: 0, took: lagOpts.FopTimeout, want: 0},
+	} {
+		r.lag.answered[2].Store(now.Add(-c.ago).UnixNano())
+		if got := r.cutIn(2, now, q, c.took); got != c.want {
+			t.Errorf("last answer %v ago, change running %v: waits %v more, want %v", c.ago, c.took, got, c.want)
+		}
+	}
+}
+
 // accusationShortOfQuorum sets up a replica set whose next write cuts
 // brick 1 (400 ms slow) and whose accusation of it brick 0 refuses; more
 // adds faults of its own.

@@ -176,9 +176,10 @@ func (r *Replicate) acquire(ctx context.Context, ino *inode, off, length uint64)
 		switch {
 		case ino.changing:
 			ino.cond.Wait()
-		case ino.held && ino.lockGen != gen:
-			// A child came or went since the lock was taken: release it
-			// and take it again over the children up now.
+		case ino.held && (ino.lockGen != gen || ino.noJoin):
+			// A child came or went since the lock was taken, or a change
+			// under it failed: release it and take it again over the
+			// children up now.
 			if len(ino.busy) > 0 {
 				ino.cond.Wait()
 				continue
@@ -298,7 +299,7 @@ func (r *Replicate) unlockHeld(ino *inode) {
 	r.unlockInode(ctx, ino, and(locked, r.up()), dataRange)
 	ino.mu.Lock()
 	ino.held, ino.changing, ino.locked, ino.part = false, false, nil, nil
-	ino.releaseNow, ino.noPostOp = false, false
+	ino.releaseNow, ino.noPostOp, ino.noJoin = false, false, false
 	ino.cond.Broadcast()
 }
 

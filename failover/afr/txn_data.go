@@ -62,19 +62,13 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 		// Too few bricks took the change: leave dirty raised and accuse
 		// nobody; the heal daemon compares the copies.
 		ino.mu.Lock()
-		ino.noPostOp = true
+		ino.noPostOp, ino.noJoin = true, true
 		ino.mu.Unlock()
 		r.unreadable(ino, and(part, not(ok)), slotData)
 		now = true
 	case err == nil && count(ok) < count(part):
 		if rf != nil {
-			frs := r.fanout(ctx, ok, func(ctx context.Context, i int) error {
-				cf, err := r.child(ctx, rf, i)
-				if err != nil {
-					return err
-				}
-				return fop.ErrOnly(r.kids[i].Fsync(ctx, cf, true, nil))
-			})
+			frs := r.flushFd(ctx, rf, ok)
 			flushed := succeeded(frs, ok)
 			if !r.hasQuorum(flushed) {
 				// A child cut for lagging may hold the change after
@@ -87,13 +81,7 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 							rs[i] = reply{done: true, at: time.Now()}
 						}
 					}
-					mrs := r.fanout(ctx, more, func(ctx context.Context, i int) error {
-						cf, err := r.child(ctx, rf, i)
-						if err != nil {
-							return err
-						}
-						return fop.ErrOnly(r.kids[i].Fsync(ctx, cf, true, nil))
-					})
+					mrs := r.flushFd(ctx, rf, more)
 					for i, m := range more {
 						if m {
 							frs[i] = mrs[i]
@@ -121,8 +109,10 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 		}
 		r.log.Warn("data change failed on bricks", zap.Stringer("gfid", ino.gfid), zap.Strings("errors", why))
 		r.unreadable(ino, failed, slotData)
+		accused := true
 		if err == nil {
 			err = r.accuse(ctx, ino.gfid, ino.owner, ok, failed, slotData, nil)
+			accused = err == nil
 			if err != nil && !flushedCut {
 				// The accusation fell short of quorum: a brick that took
 				// the change failed it (hung, or gone) after the lagging
@@ -144,12 +134,19 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 		}
 		ino.mu.Lock()
 		ino.part = and(ino.part, not(failed))
+		// Left out of the lock's children without a quorum recording
+		// it (even when this change stands), a brick would miss the
+		// changes of fops joining the lock with nobody accusing it.
+		ino.noJoin = ino.noJoin || !accused || err != nil
 		ino.mu.Unlock()
 		now = true
 	}
 	if err == nil && !r.validWrite(ino, ok) {
 		err = &fop.OpError{Brick: r.name, Fop: "WRITE", GFID: ino.gfid, Errno: syscall.EIO,
 			Err: errors.New("the change reached only bricks that hold a stale copy")}
+		ino.mu.Lock()
+		ino.noJoin = true
+		ino.mu.Unlock()
 		now = true
 	}
 	r.release(ino, off, length, now)
@@ -183,14 +180,21 @@ func (r *Replicate) tookItLate(ctx context.Context, lr lagReplies, rf *replFd, f
 	if rf == nil || count(back) == 0 {
 		return back
 	}
-	frs := r.fanout(ctx, back, func(ctx context.Context, i int) error {
+	frs := r.flushFd(ctx, rf, back)
+	return succeeded(frs, back)
+}
+
+// flushFd flushes the data of rf (FSYNC, datasync) on the children in
+// set: those that took a change are made to hold it before their word
+// vouches for it.
+func (r *Replicate) flushFd(ctx context.Context, rf *replFd, set []bool) []reply {
+	return r.fanout(ctx, set, func(ctx context.Context, i int) error {
 		cf, err := r.child(ctx, rf, i)
 		if err != nil {
 			return err
 		}
 		return fop.ErrOnly(r.kids[i].Fsync(ctx, cf, true, nil))
 	})
-	return succeeded(frs, back)
 }
 
 // validWrite refuses a change that landed only on children known to be

@@ -100,7 +100,7 @@ Options (-o, comma-separated):
                                 dropped and marked for heal (default 10)
   lag-timeout=S                 least wait, once a quorum of a replica set took a change,
                                 for a brick still working on it before it is left behind
-                                and marked for heal (default 0.3; 0: wait up to fop-timeout)
+                                and marked for heal (default 0.5; 0: wait up to fop-timeout)
   post-op-delay=S               idle time before an eager lock is released (default 1)
   memory-limit=SIZE             the daemon's soft memory limit: past it the garbage
                                 collector works harder (default 96M; 0: none;

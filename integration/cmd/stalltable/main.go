@@ -237,7 +237,7 @@ func render(res map[string]map[string]result, scenarios []string, hold, down, le
 	for _, s := range scenarios {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", name[s], cell("brickfs", s, true), cell("native", s, true), cell("brickfs", s, false), cell("native", s, false))
 	}
-	fmt.Fprintf(&b, "\nreplica 3 on 3 loopback nodes with XFS bricks, GlusterFS 10.3, network.ping-timeout 42 (default); brickfs with its replica defaults (ping 0.5 s, ping-timeout 1.5 s, lag-timeout 0.3 s).\n")
+	fmt.Fprintf(&b, "\nreplica 3 on 3 loopback nodes with XFS bricks, GlusterFS 10.3, network.ping-timeout 42 (default); brickfs with its replica defaults (ping 0.5 s, ping-timeout 1.5 s, lag-timeout 0.5 s).\n")
 	fmt.Fprintf(&b, "fio randwrite bs=4k iodepth=1 psync direct=1, %v before the fault and %v after it; stall = fio's largest single write latency; errors = failed writes of all.\n", lead, tailD)
 	fmt.Fprintf(&b, "measured in %v.\n", took.Round(time.Second))
 	return b.String()

@@ -405,6 +405,14 @@ func TestCutBrickThatFailedLateStillFailsTheWrite(t *testing.T) {
 			if err == nil {
 				t.Fatal("the write succeeded: only one brick both took it and recorded the other's miss")
 			}
+			// Nobody recorded which copies hold the change: dirty stays
+			// raised on those that took it, for the heal to compare.
+			r.postOpNow(r.inode(foptest.GFID(1)))
+			for _, i := range []int{0, 2} {
+				if b, _ := mems[i].Xattr(foptest.GFID(1), "trusted.afr.dirty"); len(b) < 4 || (b[0]|b[1]|b[2]|b[3]) == 0 {
+					t.Errorf("brick %d: dirty cleared (%x) after a failed change whose accusation fell short", i, b)
+				}
+			}
 		})
 	}
 }
@@ -449,6 +457,12 @@ func TestJoinAfterAccusationFellShort(t *testing.T) {
 			})
 			if (err == nil) != (late == 0) {
 				t.Fatalf("first write: %v", err)
+			}
+			ino.mu.Lock()
+			held, noJoin := ino.held, ino.noJoin
+			ino.mu.Unlock()
+			if !held || !noJoin {
+				t.Fatalf("after the change, with another write in flight: lock held %v, closed to new fops %v; want both", held, noJoin)
 			}
 			for _, m := range mems {
 				m.Refuse("XATTROP", 0)

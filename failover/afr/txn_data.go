@@ -138,6 +138,11 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 		// it (even when this change stands), a brick would miss the
 		// changes of fops joining the lock with nobody accusing it.
 		ino.noJoin = ino.noJoin || !accused || err != nil
+		if err != nil {
+			// The change failed with the copies' states unrecorded:
+			// dirty stays raised, as for a change short of quorum.
+			ino.noPostOp = true
+		}
 		ino.mu.Unlock()
 		now = true
 	}

@@ -340,11 +340,20 @@ func (c *Cluster) recordStatus(v *vol, st map[string]statusEntry) {
 
 // waitBricks waits until every brick of the volume (or, with only set, those
 // bricks) is online in `volume status`, has a live pid, and, if old[i] is
-// set, a pid different from old[i]. It records the pids it sees.
-func (c *Cluster) waitBricks(t T, volume string, old map[int]int) {
+// set, a pid different from old[i]. It records the pids it sees. With
+// again, it runs again every startRetry while some brick is not online.
+func (c *Cluster) waitBricks(t T, volume string, old map[int]int, again ...func()) {
 	t.Helper()
 	v := c.vol(t, volume)
-	waitFor(t, readyTimeout, "bricks of "+volume+" online", func() (bool, string) {
+	tried := time.Now()
+	waitFor(t, readyTimeout, "bricks of "+volume+" online", func() (ok bool, detail string) {
+		defer func() {
+			if !ok && len(again) > 0 && time.Since(tried) >= startRetry {
+				t.Logf("bricks of %s still not online after %v (%s): starting them again", volume, startRetry, detail)
+				again[0]()
+				tried = time.Now()
+			}
+		}()
 		// With a silent peer `volume status` blocks until the CLI times
 		// out; then a brick counts as online when it accepts connections.
 		var st map[string]statusEntry
@@ -475,7 +484,7 @@ func (c *Cluster) RestartBrick(t T, volume string, i int) BrickInfo {
 		old[i] = b.PID
 	}
 	c.MustGluster(t, c.cliNode(t), "volume", "start", volume, "force")
-	c.waitBricks(t, volume, old)
+	c.waitBricks(t, volume, old, c.startForceAgain(t, volume))
 	nb := c.Brick(t, volume, i)
 	t.Logf("restarted brick %s", nb)
 	return nb
@@ -486,7 +495,22 @@ func (c *Cluster) RestartBrick(t T, volume string, i int) BrickInfo {
 func (c *Cluster) StartForce(t T, volume string) {
 	t.Helper()
 	c.MustGluster(t, c.cliNode(t), "volume", "start", volume, "force")
-	c.waitBricks(t, volume, nil)
+	c.waitBricks(t, volume, nil, c.startForceAgain(t, volume))
+}
+
+// startRetry is how long a brick `volume start force` should have started
+// may stay offline before the command is given again.
+const startRetry = 15 * time.Second
+
+// startForceAgain gives `volume start VOL force` again. A glusterd that has
+// just started its bricks itself skips one it still counts as starting,
+// though the process is gone (killed at once): nothing starts it after.
+func (c *Cluster) startForceAgain(t T, volume string) func() {
+	return func() {
+		if out, err := c.Gluster(c.cliNode(t), "volume", "start", volume, "force"); err != nil {
+			t.Logf("volume start %s force again: %v %s", volume, err, out)
+		}
+	}
 }
 
 // ReplaceBrick moves brick i of the volume to a new directory on the same

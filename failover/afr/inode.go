@@ -37,10 +37,11 @@ type inode struct {
 	// bricks and the heal daemon must compare them (afr_changelog_post_op_do).
 	noPostOp bool // GUARDED_BY(mu)
 	// noJoin keeps new fops out of the held lock until it is taken again:
-	// a change failed, or the accusation of a brick that missed it fell
-	// short of quorum, so the children taking part no longer say who
-	// must be accused. A fop joining it would skip those children and
-	// accuse nobody; one taking the lock anew accuses them in its pre-op.
+	// another client waits for it (contended), or a change failed, or the
+	// accusation of a brick that missed it fell short of quorum, so the
+	// children taking part no longer say who must be accused. A fop
+	// joining it would skip those children and accuse nobody; one taking
+	// the lock anew accuses them in its pre-op.
 	noJoin   bool      // GUARDED_BY(mu)
 	fds      int       // GUARDED_BY(mu); open fds, for dropping idle inodes
 	lastUsed time.Time // GUARDED_BY(mu)

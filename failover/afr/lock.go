@@ -304,10 +304,14 @@ func (r *Replicate) unlockHeld(ino *inode) {
 }
 
 // contended notes that another client waits for the inode's lock: the
-// eager lock is given up as soon as the fops in flight are done.
+// eager lock is given up as soon as the fops in flight are done, and no
+// new fop joins it meanwhile (they take it again after the other client),
+// or a stream of overlapping fops would keep it from that client for as
+// long as the stream lasts (AFR too stops new fops joining a lock another
+// client waits for).
 func (r *Replicate) contended(ino *inode) {
 	ino.mu.Lock()
-	ino.releaseNow = true
+	ino.releaseNow, ino.noJoin = true, true
 	ino.mu.Unlock()
 }
 

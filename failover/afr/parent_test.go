@@ -553,3 +553,87 @@ func abandonBlockingLock(t *testing.T, r *Replicate, mems []*foptest.Mem, dom st
 		t.Fatalf("interrupted blocking lock: %v, want EINTR", err)
 	}
 }
+
+// Another client waiting for the data lock closes the eager lock to new
+// fops: they wait for the ones in flight, the lock goes to the other
+// client, and they take it again after it. Without that, a writer whose
+// fops overlap without a gap (a VM's queue) would keep the lock, and the
+// other client (the self-heal daemon, another mount) would wait for as
+// long as the stream lasts.
+func TestContendedLockTakesNoNewFops(t *testing.T) {
+	r, mems := memReplicaWith(t, ReplicateOptions{Arbiter: -1, PostOpDelay: time.Hour, FopTimeout: 5 * time.Second})
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, f)
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("first"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// A write of ours in flight all along, so the lock never goes idle.
+	ino := r.inode(foptest.GFID(1))
+	stream := [2]uint64{1 << 20, 4096}
+	ino.mu.Lock()
+	if !ino.held {
+		ino.mu.Unlock()
+		t.Fatal("the eager lock is not held after the first write")
+	}
+	ino.busy = append(ino.busy, stream)
+	ino.mu.Unlock()
+
+	dom := r.Name()
+	other := make(chan error, 1)
+	go func() {
+		_, err := mems[0].Inodelk(owner("other"), foptest.GFID(1), dom, fop.LkSetW, xdr.Flock{Type: fop.LkWrite}, nil)
+		other <- err
+	}()
+	for mems[0].Waiters() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	// This write learns from the bricks that the other client waits.
+	if _, _, _, err := r.Write(ctx, f, 8, []byte("learns"), nil); err != nil {
+		t.Fatal(err)
+	}
+	joined := make(chan error, 1)
+	go func() {
+		_, _, _, err := r.Write(ctx, f, 16, []byte("later"), nil)
+		joined <- err
+	}()
+	// The later write may not finish while our lock is held with the
+	// other client waiting; give it the time to (it takes microseconds).
+	select {
+	case err := <-joined:
+		t.Fatalf("a write joined the eager lock another client waits for (err %v)", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	// The write in flight ends: the lock goes to the other client first.
+	r.release(ino, stream[0], stream[1], false)
+	select {
+	case err := <-other:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other client did not get the lock after our last fop in flight ended")
+	}
+	select {
+	case err := <-joined:
+		t.Fatalf("the later write finished while the other client holds the lock (err %v)", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if _, err := mems[0].Inodelk(owner("other"), foptest.GFID(1), dom, fop.LkSet, xdr.Flock{Type: fop.LkUnlock}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-joined:
+		if err != nil {
+			t.Fatalf("the later write, after the other client let go: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the later write did not finish after the other client let go")
+	}
+	if got, _, err := r.Read(ctx, f, 0, 21, nil); err != nil || string(got) != "first\x00\x00\x00learns\x00\x00later" {
+		t.Errorf("read %q, %v", got, err)
+	}
+}

@@ -480,9 +480,9 @@ func (f *FS) Mount(dir string, mc MountConfig) (*Server, error) {
 		// finds there is no descriptor to splice from, and drains the
 		// pipe again (FIONREAD and a splice to /dev/null): four needless
 		// syscalls per small READ, 8 % of the daemon's CPU in a 4k random
-		// read profile. With it off, go-fuse calls Done before writing a
-		// result that has no Slices method: pooledResult has one (see
-		// file.go), so its storage is given back only after the write.
+		// read profile. (With it off, go-fuse calls a result's Done
+		// before writing it unless it has Slices: Read's results own
+		// their bytes, so that does not matter.)
 		DisableSplice: true,
 	}
 	if os.Geteuid() == 0 {

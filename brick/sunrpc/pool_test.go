@@ -162,3 +162,30 @@ func TestPoolIdleListEmptied(t *testing.T) {
 		t.Fatalf("an idle list still holds %d bytes", l.held())
 	}
 }
+
+// A record smaller than the buffers the free list holds takes one of
+// them: reads of every size reuse the storage of the largest.
+func TestPoolSmallRecordTakesALargerBuffer(t *testing.T) {
+	pool.mu.Lock()
+	for k := range pool.free {
+		clear(pool.free[k])
+		pool.free[k] = nil
+	}
+	pool.bytes = 0
+	pool.mu.Unlock()
+	b := getBuf(1 << 20)
+	b.Release()
+	got := getBuf(poolMin)
+	if got != b {
+		t.Fatalf("a %d-byte record did not reuse the free 1 MiB buffer", poolMin)
+	}
+	if len(got.b) != poolMin {
+		t.Errorf("the record has %d bytes, want %d", len(got.b), poolMin)
+	}
+	got.Release()
+	if again := getBuf(1 << 20); again != b {
+		t.Error("the 1 MiB buffer did not go back to its own size's list")
+	} else {
+		again.Release()
+	}
+}

@@ -113,6 +113,9 @@ type config struct {
 	rawDir  string // fio's JSON of every run
 	fsMiB   int
 	cmdline string
+	// brickfsOpts are brickfs's mount options: log-level=info and
+	// -brickfs-opts.
+	brickfsOpts string
 }
 
 func envOr(name, def string) string {
@@ -136,6 +139,7 @@ func parseConfig(args []string) (config, error) {
 	size := fs.String("size", envOr("SIZE", "1G"), "the file of the single-file jobs ($SIZE)")
 	multi := fs.String("multi-size", envOr("MULTI_SIZE", "256M"), "each of the multi-job run's four files ($MULTI_SIZE)")
 	out := fs.String("o", envOr("OUT", ""), "write the tables here (default /tmp/brickfs-bench-DATE.md) ($OUT)")
+	bopts := fs.String("brickfs-opts", envOr("BRICKFS_OPTS", ""), "more mount options for brickfs, comma-separated, e.g. memory-limit=64M,pprof=127.0.0.1:6060 ($BRICKFS_OPTS)")
 	if v := os.Getenv("REPEATS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -147,6 +151,10 @@ func parseConfig(args []string) (config, error) {
 		return config{}, err
 	}
 	c := config{volumes: list(*volumes), clients: list(*clients), repeats: *repeats, size: *size, multi: *multi, out: *out}
+	c.brickfsOpts = "log-level=info"
+	if o := strings.Trim(*bopts, ", "); o != "" {
+		c.brickfsOpts += "," + o
+	}
 	for _, v := range c.volumes {
 		ok := false
 		for _, k := range volumeKinds {
@@ -198,6 +206,9 @@ func parseConfig(args []string) (config, error) {
 	c.rawDir = strings.TrimSuffix(c.out, ".md") + "-fio"
 	c.cmdline = fmt.Sprintf("VOLUMES=%q CLIENTS=%q JOBS=%q REPEATS=%d RUNTIME=%d SIZE=%s MULTI_SIZE=%s",
 		strings.Join(c.volumes, " "), strings.Join(c.clients, " "), jobNames(c.jobs), c.repeats, int(c.runtime.Seconds()), c.size, c.multi)
+	if o := strings.TrimPrefix(c.brickfsOpts, "log-level=info"); o != "" {
+		c.cmdline += fmt.Sprintf(" BRICKFS_OPTS=%q", strings.TrimPrefix(o, ","))
+	}
 	return c, nil
 }
 
@@ -334,7 +345,7 @@ func main() {
 				t := target{client: cl, engine: []string{"--ioengine=libaio"}}
 				switch cl {
 				case "brickfs":
-					t.dir = c.MountBrickfs(d, c.Spec(vk.name), "log-level=info")
+					t.dir = c.MountBrickfs(d, c.Spec(vk.name), cfg.brickfsOpts)
 				case "native":
 					t.dir = c.MountNative(d, vk.name)
 				case "native-strict":

@@ -1,6 +1,7 @@
 package brick
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -181,7 +182,13 @@ func (c *Client) callBuf(ctx context.Context, conn *sunrpc.Conn, proc uint32, gf
 	if err != nil {
 		return nil, 0, nil, c.opErr(proc, gfid, err)
 	}
-	if !keep {
+	if !keep && buf != nil {
+		// A large record the caller will not give back (a READDIRP, a
+		// heal's or a copy's READ): copied out, so that its pooled
+		// buffer, which may be one of the largest, goes back to the
+		// free list instead of to the collector.
+		body = bytes.Clone(body)
+		buf.Release()
 		buf = nil
 	}
 	d := xdr.NewDecoder(body)
@@ -732,7 +739,7 @@ func (c *Client) Rename(ctx context.Context, oldParent xdr.GFID, oldName string,
 //
 // With fop.ReadBufs in ctx (fuse puts them there), a large reply's data
 // stays in pooled storage kept there, for the layer at the top to give
-// back once the kernel has it.
+// back once it has copied the data out.
 func (c *Client) Read(ctx context.Context, f *Fd, off uint64, size uint32, xd xdr.Dict) ([]byte, xdr.Dict, error) {
 	conn, rfd, err := c.resolve(ctx, f, opRead)
 	if err != nil {

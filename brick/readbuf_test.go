@@ -45,4 +45,28 @@ func TestReadKeepsPooledStorage(t *testing.T) {
 	if err != nil || len(got) != size {
 		t.Fatalf("read without ReadBufs: %d bytes, %v", len(got), err)
 	}
+	// That read's record went back to the free list (its data was copied
+	// out): the next records may take its buffer, and must not change the
+	// bytes it answered.
+	want := bytes.Repeat([]byte{'c'}, size)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("read without ReadBufs: not the brick's bytes")
+	}
+	for _, fill := range []byte{'d', 'e'} {
+		fk.Handle(opRead, fixed(bricktest.ReadRsp(st, bytes.Repeat([]byte{fill}, size))))
+		rctx, rbs := fop.WithReadBufs(ctx)
+		d, _, err := c.Read(rctx, f, 0, size, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rel := rbs.Take(d); rel != nil {
+			rel.Release()
+		}
+		if _, _, err := c.Read(ctx, f, 0, size, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("the data of a read without ReadBufs changed under later reads: it was left in pooled storage that went back")
+	}
 }

@@ -9,8 +9,8 @@ import (
 // client's pooled reply record).
 type Releaser interface{ Release() }
 
-// ReadBufs lets the layer that ends a READ (fuse, once the kernel has the
-// data) give back the pooled storage the data came in. A brick client
+// ReadBufs lets the layer that ends a READ (fuse, once it has copied the
+// data into its reply) give back the pooled storage the data came in. A brick client
 // that answers a READ with data in pooled storage keeps it here (Keep);
 // the layer at the top takes back the storage of the data it got (Take)
 // and releases it when it is done with it. Storage kept for data that

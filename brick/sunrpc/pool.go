@@ -21,7 +21,8 @@ const (
 	poolMin  = 64 << 10 // smaller records are plain allocations
 	poolMax  = 4 << 20  // larger ones (none in practice) too
 	poolStep = 64 << 10 // class k holds (k+1)*poolStep bytes: a 1 MiB READ's record (1 MiB and its headers) wastes under 64 KiB
-	// poolKeep bounds the bytes the free list holds: 8 x 1 MiB READs.
+	// poolKeep bounds the bytes the free list holds: seven 1 MiB READs'
+	// records (1088 KiB each).
 	// fuse copies a READ's data out and gives its record back as soon as
 	// the reply is decoded, so records are out only between a brick
 	// connection's reader and the caller it wakes, not for a READ's whole

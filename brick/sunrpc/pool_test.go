@@ -167,12 +167,14 @@ func TestPoolIdleListEmptied(t *testing.T) {
 // them: reads of every size reuse the storage of the largest.
 func TestPoolSmallRecordTakesALargerBuffer(t *testing.T) {
 	pool.mu.Lock()
-	for k := range pool.free {
-		clear(pool.free[k])
-		pool.free[k] = nil
-	}
-	pool.bytes = 0
+	saved, savedBytes := pool.free, pool.bytes
+	pool.free, pool.bytes = [len(pool.free)][]*Buf{}, 0
 	pool.mu.Unlock()
+	t.Cleanup(func() {
+		pool.mu.Lock()
+		pool.free, pool.bytes = saved, savedBytes
+		pool.mu.Unlock()
+	})
 	b := getBuf(1 << 20)
 	b.Release()
 	got := getBuf(poolMin)
@@ -182,7 +184,13 @@ func TestPoolSmallRecordTakesALargerBuffer(t *testing.T) {
 	if len(got.b) != poolMin {
 		t.Errorf("the record has %d bytes, want %d", len(got.b), poolMin)
 	}
+	if held := pool.held(); held != 0 {
+		t.Errorf("the free list counts %d bytes with its only buffer out", held)
+	}
 	got.Release()
+	if held, want := pool.held(), cap(b.b); held != want {
+		t.Errorf("the free list counts %d bytes with the 1 MiB buffer back; want %d", held, want)
+	}
 	if again := getBuf(1 << 20); again != b {
 		t.Error("the 1 MiB buffer did not go back to its own size's list")
 	} else {

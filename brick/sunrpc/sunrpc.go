@@ -662,7 +662,9 @@ func readRecord(r io.Reader, max int) ([]byte, *Buf, error) {
 					b.Release()
 					return nil, nil, unexpected(err)
 				}
-				return b.b, b, nil
+				// Capped: nothing reads past the record into what
+				// an earlier, larger one left in the buffer.
+				return b.b[:n:n], b, nil
 			}
 		}
 		var err error

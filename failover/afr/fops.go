@@ -318,9 +318,10 @@ func (r *Replicate) Write(ctx context.Context, f *fop.Fd, off uint64, data []byt
 // writeChild is one child's part of Write.
 func (r *Replicate) writeChild(ctx context.Context, i int, cf *fop.Fd, off uint64, d []byte, x xdr.Dict, rf *replFd, pre, st *xdr.Iatt, rx *xdr.Dict) error {
 	var err error
+	cycle := rf.ino.cycle.Load() // the lock this write is sent under
 	*pre, *st, *rx, err = r.kids[i].Write(ctx, cf, off, d, x)
 	if n, ok := rx.Uint(inodelkCount); ok && n > 1 {
-		r.contended(rf.ino)
+		r.contended(rf.ino, cycle, n)
 	}
 	return err
 }

@@ -2,6 +2,7 @@ package afr
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/brickfs/brickfs/brick/xdr"
@@ -42,7 +43,14 @@ type inode struct {
 	// children taking part no longer say who must be accused. A fop
 	// joining it would skip those children and accuse nobody; one taking
 	// the lock anew accuses them in its pre-op.
-	noJoin   bool      // GUARDED_BY(mu)
+	noJoin bool // GUARDED_BY(mu)
+	// cycle counts the times the eager lock was taken, so that a brick's
+	// answer about a lock (contended) is matched to the lock it was about.
+	cycle atomic.Uint64
+	// ownLocks is how many more of our inodelks in AFR's domain the bricks
+	// may count beside the eager lock: a metadata change's, and unlocks
+	// left for a lagging child (see contended).
+	ownLocks atomic.Int32
 	fds      int       // GUARDED_BY(mu); open fds, for dropping idle inodes
 	lastUsed time.Time // GUARDED_BY(mu)
 }

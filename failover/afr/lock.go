@@ -81,12 +81,28 @@ func (r *Replicate) lockInode(ctx context.Context, ino *inode, set []bool, fl xd
 	})
 }
 
+// unlockInode gives back fl on the children of locked; a lagging child's
+// unlock waits until its cut calls end (as in unlockNow), and counts in
+// ino.ownLocks until it is done: the lock is still ours on that child, not
+// another client's (see contended).
 func (r *Replicate) unlockInode(ctx context.Context, ino *inode, locked []bool, fl xdr.Flock) {
 	ictx := internal(ctx, ino.owner)
 	unlock := func(ctx context.Context, i int) error {
 		return fop.ErrOnly(r.kids[i].Inodelk(ctx, ino.gfid, r.name, fop.LkSet, unlockOf(fl), nil))
 	}
-	r.fanoutLag(ictx, r.unlockNow(ictx, locked, unlock), unlock, nil)
+	now := clone(locked)
+	for i, l := range locked {
+		if !l {
+			continue
+		}
+		ino.ownLocks.Add(1)
+		if r.afterLag(i, func() { _ = r.callOne(ictx, i, unlock); ino.ownLocks.Add(-1) }) {
+			ino.ownLocks.Add(-1)
+		} else {
+			now[i] = false
+		}
+	}
+	r.fanoutLag(ictx, now, unlock, nil)
 }
 
 // unlockNow returns the children of locked that can be unlocked now, and
@@ -208,6 +224,7 @@ func (r *Replicate) acquire(ctx context.Context, ino *inode, off, length uint64)
 				return nil, err
 			}
 			ino.held, ino.lockGen, ino.locked, ino.part = true, gen, locked, part
+			ino.cycle.Add(1)
 		}
 	}
 }
@@ -303,16 +320,36 @@ func (r *Replicate) unlockHeld(ino *inode) {
 	ino.cond.Broadcast()
 }
 
-// contended notes that another client waits for the inode's lock: the
-// eager lock is given up as soon as the fops in flight are done, and no
-// new fop joins it meanwhile (they take it again after the other client),
-// or a stream of overlapping fops would keep it from that client for as
-// long as the stream lasts (AFR too stops new fops joining a lock another
-// client waits for).
-func (r *Replicate) contended(ino *inode) {
+// contended takes a brick's count of the inode's locks in AFR's domain
+// (glusterfs.inodelk-count, granted and waiting) from the reply of a write
+// sent under the eager lock of the given cycle. When locks other than ours
+// are among them, another client waits for the lock: it is given up as
+// soon as the fops in flight are done, and no new fop joins it meanwhile
+// (they take it again after the other client), or a stream of overlapping
+// fops would keep it from that client for as long as the stream lasts
+// (AFR too stops new fops joining a lock another client waits for).
+//
+// Ours are the eager lock itself and ino.ownLocks (a metadata change's
+// lock, taken with the same owner, and unlocks left until a lagging
+// child's calls end). A reply that comes after its lock was given up (a
+// cut child's, late) speaks of a lock that is gone: ignored, or it would
+// cost the next lock a needless unlock and retake.
+func (r *Replicate) contended(ino *inode, cycle uint64, n uint64) {
+	if own := ino.ownLocks.Load(); n <= 1+uint64(max(own, 0)) {
+		return
+	}
 	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	if !ino.held || ino.changing || ino.cycle.Load() != cycle {
+		return
+	}
 	ino.releaseNow, ino.noJoin = true, true
-	ino.mu.Unlock()
+	if len(ino.busy) == 0 {
+		// No fop in flight to give it up on release (the reply came
+		// after its write's transaction ended): now, not after
+		// post-op-delay.
+		go r.postOpNow(ino)
+	}
 }
 
 // Drain gives up every eager lock, with its post-op, as soon as the fops

@@ -637,3 +637,90 @@ func TestContendedLockTakesNoNewFops(t *testing.T) {
 		t.Errorf("read %q, %v", got, err)
 	}
 }
+
+// The bricks count our own metadata lock beside the eager data lock (the
+// same owner: it does not wait for it). A write during a chmod of its file
+// must not take that for another client and give the eager lock up.
+func TestOwnMetadataLockIsNotContention(t *testing.T) {
+	r, mems := memReplicaWith(t, ReplicateOptions{Arbiter: -1, PostOpDelay: time.Hour, FopTimeout: 5 * time.Second})
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, f)
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("first"), nil); err != nil {
+		t.Fatal(err)
+	}
+	ino := r.inode(foptest.GFID(1))
+	cycle := ino.cycle.Load()
+	// A chmod holds the metadata lock, its SETATTR hung on brick 0.
+	release := mems[0].Hang("SETATTR")
+	chmod := make(chan error, 1)
+	go func() {
+		_, _, _, err := r.Setattr(ctx, foptest.GFID(1), &xdr.Iatt{Mode: 0o600}, fop.SetAttrMode, nil)
+		chmod <- err
+	}()
+	for mems[0].Calls("SETATTR") == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	fd0, _, err := mems[0].Open(ctx, foptest.GFID(1), uint32(syscall.O_RDWR), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, rx, err := mems[0].Write(ctx, fd0, 100, []byte("probe"), xdr.Dict{{Key: "glusterfs.inodelk-dom-count", Value: xdr.Str(r.Name())}}); err != nil {
+		t.Fatal(err)
+	} else if n, _ := rx.Uint(inodelkCount); n != 2 {
+		t.Fatalf("brick 0 counts %d locks in AFR's domain during the chmod; the scenario needs 2 (eager lock and metadata lock)", n)
+	}
+	if _, _, _, err := r.Write(ctx, f, 8, []byte("during"), nil); err != nil {
+		t.Fatal(err)
+	}
+	ino.mu.Lock()
+	held, noJoin, releaseNow := ino.held, ino.noJoin, ino.releaseNow
+	ino.mu.Unlock()
+	if !held || noJoin || releaseNow || ino.cycle.Load() != cycle {
+		t.Errorf("after a write during our own chmod: lock held %v, closed to new fops %v, to go at once %v, retaken %v; want it kept as it was",
+			held, noJoin, releaseNow, ino.cycle.Load() != cycle)
+	}
+	release()
+	if err := <-chmod; err != nil {
+		t.Fatal(err)
+	}
+	if n := ino.ownLocks.Load(); n != 0 {
+		t.Errorf("after the chmod, %d of our own locks are still counted", n)
+	}
+}
+
+// A brick's count of waiting lockers that comes in after the lock it
+// was about was given up (a cut child's late reply) does not cost the
+// next lock a needless unlock and retake.
+func TestLateContentionAnswerIsIgnored(t *testing.T) {
+	r, mems := memReplicaWith(t, ReplicateOptions{Arbiter: -1, PostOpDelay: time.Hour, FopTimeout: 5 * time.Second})
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, f)
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("first"), nil); err != nil {
+		t.Fatal(err)
+	}
+	ino := r.inode(foptest.GFID(1))
+	old := ino.cycle.Load()
+	r.postOpNow(ino) // the lock is given up
+	r.contended(ino, old, 2)
+	locks := mems[0].Calls("INODELK")
+	if _, _, _, err := r.Write(ctx, f, 8, []byte("next"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := mems[0].Calls("INODELK") - locks; got != 1 {
+		t.Errorf("the next write sent %d INODELKs to brick 0; want 1 (the lock taken once)", got)
+	}
+	ino.mu.Lock()
+	held, noJoin := ino.held, ino.noJoin
+	ino.mu.Unlock()
+	if !held || noJoin {
+		t.Errorf("after the next write: lock held %v, closed to new fops %v; want held and open", held, noJoin)
+	}
+}

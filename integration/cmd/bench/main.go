@@ -114,8 +114,9 @@ type config struct {
 	fsMiB   int
 	cmdline string
 	// brickfsOpts are brickfs's mount options: log-level=info and
-	// -brickfs-opts.
-	brickfsOpts string
+	// -brickfs-opts, one per element (the harness reads log-file= and
+	// others from them).
+	brickfsOpts []string
 }
 
 func envOr(name, def string) string {
@@ -151,9 +152,11 @@ func parseConfig(args []string) (config, error) {
 		return config{}, err
 	}
 	c := config{volumes: list(*volumes), clients: list(*clients), repeats: *repeats, size: *size, multi: *multi, out: *out}
-	c.brickfsOpts = "log-level=info"
-	if o := strings.Trim(*bopts, ", "); o != "" {
-		c.brickfsOpts += "," + o
+	c.brickfsOpts = []string{"log-level=info"}
+	for _, o := range strings.Split(*bopts, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.brickfsOpts = append(c.brickfsOpts, o)
+		}
 	}
 	for _, v := range c.volumes {
 		ok := false
@@ -206,8 +209,8 @@ func parseConfig(args []string) (config, error) {
 	c.rawDir = strings.TrimSuffix(c.out, ".md") + "-fio"
 	c.cmdline = fmt.Sprintf("VOLUMES=%q CLIENTS=%q JOBS=%q REPEATS=%d RUNTIME=%d SIZE=%s MULTI_SIZE=%s",
 		strings.Join(c.volumes, " "), strings.Join(c.clients, " "), jobNames(c.jobs), c.repeats, int(c.runtime.Seconds()), c.size, c.multi)
-	if o := strings.TrimPrefix(c.brickfsOpts, "log-level=info"); o != "" {
-		c.cmdline += fmt.Sprintf(" BRICKFS_OPTS=%q", strings.TrimPrefix(o, ","))
+	if len(c.brickfsOpts) > 1 {
+		c.cmdline += fmt.Sprintf(" BRICKFS_OPTS=%q", strings.Join(c.brickfsOpts[1:], ","))
 	}
 	return c, nil
 }
@@ -345,7 +348,7 @@ func main() {
 				t := target{client: cl, engine: []string{"--ioengine=libaio"}}
 				switch cl {
 				case "brickfs":
-					t.dir = c.MountBrickfs(d, c.Spec(vk.name), cfg.brickfsOpts)
+					t.dir = c.MountBrickfs(d, c.Spec(vk.name), cfg.brickfsOpts...)
 				case "native":
 					t.dir = c.MountNative(d, vk.name)
 				case "native-strict":

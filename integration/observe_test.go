@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -93,6 +94,32 @@ func metrics(t *testing.T, addr string) map[string]*dto.MetricFamily {
 		t.Fatalf("scrape %s: %v", addr, err)
 	}
 	return mfs
+}
+
+// metricsExcerpt is the scrape's lines (as served) about one brick and its
+// replica set, for the log: what a dashboard shows of a fault.
+func metricsExcerpt(t *testing.T, addr, brick, set string) string {
+	t.Helper()
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape %s: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", addr, err)
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, "#") || !strings.HasPrefix(l, "brickfs_") || strings.Contains(l, "_bucket{") {
+			continue
+		}
+		if strings.Contains(l, `brick="`+brick+`"`) || (strings.Contains(l, `subvol="`+set+`"`) && !strings.Contains(l, `brick="`)) {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
 }
 
 // sample sums the samples of family name whose labels include want (a
@@ -199,6 +226,7 @@ func TestBrickfsStatusMetrics(t *testing.T) {
 			statusTook.Round(time.Microsecond), scrapeTook.Round(time.Microsecond))
 		out, _ := exec.Command(BrickfsBin(t), "status", e.mnt).CombinedOutput()
 		t.Logf("brickfs status %s while brick 2 is stopped:\n%s", e.mnt, out)
+		t.Logf("/metrics while brick 2 is stopped (%s and %s):\n%s", brick, set, metricsExcerpt(t, addr, brick, set))
 		holdFault(start, repHold)
 		e.c.ContBrick(t, e.vol, 2)
 	})
@@ -232,6 +260,7 @@ func TestBrickfsStatusMetrics(t *testing.T) {
 		t.Errorf("brickfs status %s: %v\n%s", e.mnt, err, out)
 	}
 	t.Logf("brickfs status %s:\n%s", e.mnt, out)
+	t.Logf("/metrics after the heal (%s and %s):\n%s", brick, set, metricsExcerpt(t, addr, brick, set))
 	// And without a mount point, every mount, this one among them (the
 	// exit status is not this test's: other runs' mounts on the host may
 	// not answer, e.g. those of an older brickfs).

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -55,6 +56,73 @@ func TestReplicaNativeAndBrickfs(t *testing.T) {
 		}
 		e.c.CheckBackends(t, e.vol, e.kind, f, e.mnt, native)
 	}
+}
+
+// TestReplicaSharedFile: brickfs and GlusterFS's own client write two
+// halves of one file at the same time, brickfs at queue depth 16 (a stream
+// that keeps its eager lock busy without a gap). Each time the native
+// client waits for the file's lock, the bricks say so in brickfs's write
+// replies and brickfs hands the lock over: both make progress, nothing is
+// taken for a failed brick, each half reads back through the other mount,
+// and the bricks end identical.
+func TestReplicaSharedFile(t *testing.T) {
+	e := newRepEnv(t, "rshare", Replica3)
+	native := e.c.MountNative(t, e.vol)
+	const half = "32M"
+	file := "shared"
+	// Made whole first, so that the two mounts do not race to create it.
+	if err := os.WriteFile(filepath.Join(e.mnt, file), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(e.mnt, file), 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	type job struct {
+		mnt    string
+		offset string
+		depth  int
+	}
+	jobs := map[string]job{"brickfs": {e.mnt, "0", 16}, "native": {native, half, 4}}
+	var mu sync.Mutex
+	res := map[string]FioResult{}
+	var wg sync.WaitGroup
+	for who, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := Fio{Name: who, File: filepath.Join(j.mnt, file), Size: half, RW: "randwrite", IODepth: j.depth,
+				Runtime: 15 * time.Second, Verify: true, Extra: []string{"--offset=" + j.offset}}.Run(ctx, t.TempDir())
+			mu.Lock()
+			res[who] = r
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	for who, r := range res {
+		t.Logf("STALL shared-%s=%.2fs (%d writes in %v)", who, r.MaxStall().Seconds(), r.WriteIOs, r.Took.Round(time.Millisecond))
+		if !r.Clean() || r.WriteIOs == 0 {
+			t.Errorf("fio on the %s mount: %v\n%s", who, r, r.Stderr)
+		}
+	}
+	if lines := LogLines(e.c.MountLog(e.mnt), falseFailover...); len(lines) > 0 {
+		t.Errorf("brickfs took a healthy brick for a failed one while sharing a file (%d lines):\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	// Each half through the mount that did not write it.
+	for who, j := range jobs {
+		other := native
+		if who == "native" {
+			other = e.mnt
+		}
+		r := Fio{Name: "check-" + who, File: filepath.Join(other, file), Size: half, RW: "read", IODepth: 16, Verify: true,
+			Extra: []string{"--offset=" + j.offset}}.runAside(ctx)
+		if !r.Clean() || r.ReadIOs == 0 {
+			t.Errorf("the half %s wrote, read through the other mount: %v\n%s", who, r, r.Stderr)
+		}
+	}
+	t.Logf("healed in %v", e.c.WaitHealed(t, e.vol, []string{file}, repHealWait).Round(time.Millisecond))
+	e.c.CheckBackends(t, e.vol, e.kind, file, e.mnt, native)
 }
 
 // falseFailover are the brickfs log lines that mean a brick was taken for

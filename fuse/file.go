@@ -35,6 +35,15 @@ func (h *file) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadRes
 	if err != nil {
 		return nil, h.fsys.fail("READ", err)
 	}
+	if len(data) > len(dest) {
+		// More than asked: a layer broke its contract, and the kernel
+		// would take a reply cut to size for end of file. Fail it.
+		if rel := rbs.Take(data); rel != nil {
+			rel.Release()
+		}
+		h.fsys.log.Error("READ answered more than asked", zap.Int("asked", len(dest)), zap.Int("got", len(data)))
+		return nil, syscall.EIO
+	}
 	if rel := rbs.Take(data); rel != nil {
 		// The data is in a brick client's pooled record: copy it into
 		// dest, go-fuse's buffer for this reply, and give the record
@@ -45,12 +54,6 @@ func (h *file) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadRes
 		// the CPU brickfs spends on a 1 MiB READ).
 		n := copy(dest, data)
 		rel.Release()
-		if n < len(data) {
-			// More than asked: a layer broke its contract. A short
-			// reply would read as end of file; fail it instead.
-			h.fsys.log.Error("READ answered more than asked", zap.Int("asked", len(dest)), zap.Int("got", len(data)))
-			return nil, syscall.EIO
-		}
 		return gofuse.ReadResultData(dest[:n]), 0
 	}
 	return gofuse.ReadResultData(data), 0

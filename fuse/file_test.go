@@ -3,6 +3,7 @@ package fuse
 import (
 	"bytes"
 	"context"
+	"syscall"
 	"testing"
 
 	"github.com/brickfs/brickfs/brick/fop"
@@ -54,5 +55,20 @@ func TestReadGivesPooledRecordBack(t *testing.T) {
 	res.Done()
 	if vol.released != 1 {
 		t.Errorf("the record was given back %d times after Done; want once", vol.released)
+	}
+}
+
+// A READ answered with more than it asked fails (EIO) instead of reaching
+// the kernel cut short, which would read as end of file; the record still
+// goes back.
+func TestReadAnsweredWithMoreThanAskedFails(t *testing.T) {
+	vol := &pooledVolume{memVolume: memVolume{foptest.NewMem("mem-client-0")}, data: bytes.Repeat([]byte("abcd"), pooledRead/2)}
+	h := &file{fsys: New(vol, Options{}), fd: &fop.Fd{GFID: foptest.GFID(1)}}
+	res, errno := h.Read(context.Background(), make([]byte, pooledRead), 0)
+	if errno != syscall.EIO || res != nil {
+		t.Fatalf("a READ of %d bytes answered with %d: %v, %v; want EIO", pooledRead, len(vol.data), res, errno)
+	}
+	if vol.released != 1 {
+		t.Errorf("the record was given back %d times; want once", vol.released)
 	}
 }

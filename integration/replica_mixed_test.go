@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -70,12 +69,10 @@ func TestReplicaSharedFile(t *testing.T) {
 	native := e.c.MountNative(t, e.vol)
 	const half = "32M"
 	file := "shared"
-	// Made whole first, so that the two mounts do not race to create it.
-	if err := os.WriteFile(filepath.Join(e.mnt, file), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(filepath.Join(e.mnt, file), 64<<20); err != nil {
-		t.Fatal(err)
+	// Written whole first (every block with fio's header, for the checks
+	// below), so that the two mounts do not race to create it.
+	if r := FioFill(context.Background(), filepath.Join(e.mnt, file), "64M"); !r.Clean() {
+		t.Fatalf("fill: %v\n%s", r, r.Stderr)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -105,6 +102,12 @@ func TestReplicaSharedFile(t *testing.T) {
 		if !r.Clean() || r.WriteIOs == 0 {
 			t.Errorf("fio on the %s mount: %v\n%s", who, r, r.Stderr)
 		}
+	}
+	// Liveness, not speed: a client kept from the lock by brickfs's
+	// stream would wait for as long as the stream lasts (15 s); one that
+	// gets it when it asks waits for a few of brickfs's writes.
+	if w := res["native"].MaxWrite; w > 7500*time.Millisecond {
+		t.Errorf("a native write waited %v for the file's lock, half of brickfs's whole stream: brickfs did not hand the lock over", w)
 	}
 	if lines := LogLines(e.c.MountLog(e.mnt), falseFailover...); len(lines) > 0 {
 		t.Errorf("brickfs took a healthy brick for a failed one while sharing a file (%d lines):\n%s", len(lines), strings.Join(lines, "\n"))

@@ -321,7 +321,7 @@ func (r *Replicate) writeChild(ctx context.Context, i int, cf *fop.Fd, off uint6
 	cycle := rf.ino.cycle.Load() // the lock this write is sent under
 	*pre, *st, *rx, err = r.kids[i].Write(ctx, cf, off, d, x)
 	if n, ok := rx.Uint(inodelkCount); ok && n > 1 {
-		r.contended(rf.ino, cycle, n)
+		r.contended(rf.ino, i, cycle, n)
 	}
 	return err
 }

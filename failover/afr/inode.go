@@ -47,10 +47,11 @@ type inode struct {
 	// cycle counts the times the eager lock was taken, so that a brick's
 	// answer about a lock (contended) is matched to the lock it was about.
 	cycle atomic.Uint64
-	// ownLocks is how many more of our inodelks in AFR's domain the bricks
-	// may count beside the eager lock: a metadata change's, and unlocks
-	// left for a lagging child (see contended).
-	ownLocks atomic.Int32
+	// ownLocks is, per child, how many more of our inodelks in AFR's
+	// domain the brick may count beside the eager lock: a metadata
+	// change's, and locks whose unlock is on its way or left until the
+	// child stops lagging (see contended).
+	ownLocks []atomic.Int32
 	fds      int       // GUARDED_BY(mu); open fds, for dropping idle inodes
 	lastUsed time.Time // GUARDED_BY(mu)
 }
@@ -63,7 +64,7 @@ func (r *Replicate) inode(g xdr.GFID) *inode {
 		if len(r.inodes) > 100000 {
 			r.pruneLocked()
 		}
-		ino = &inode{gfid: g, owner: newOwner()}
+		ino = &inode{gfid: g, owner: newOwner(), ownLocks: make([]atomic.Int32, r.n())}
 		ino.cond = sync.NewCond(&ino.mu)
 		r.inodes[g] = ino
 	}

@@ -82,27 +82,22 @@ func (r *Replicate) lockInode(ctx context.Context, ino *inode, set []bool, fl xd
 }
 
 // unlockInode gives back fl on the children of locked; a lagging child's
-// unlock waits until its cut calls end (as in unlockNow), and counts in
-// ino.ownLocks until it is done: the lock is still ours on that child, not
-// another client's (see contended).
+// unlock waits until its cut calls end (unlockNow). Until a child has
+// answered its unlock, the lock counts in its ino.ownLocks: it is still
+// ours there, not another client's (see contended), also while the unlock
+// is held back or was cut for lagging and runs on.
 func (r *Replicate) unlockInode(ctx context.Context, ino *inode, locked []bool, fl xdr.Flock) {
 	ictx := internal(ctx, ino.owner)
 	unlock := func(ctx context.Context, i int) error {
+		defer ino.ownLocks[i].Add(-1)
 		return fop.ErrOnly(r.kids[i].Inodelk(ctx, ino.gfid, r.name, fop.LkSet, unlockOf(fl), nil))
 	}
-	now := clone(locked)
 	for i, l := range locked {
-		if !l {
-			continue
-		}
-		ino.ownLocks.Add(1)
-		if r.afterLag(i, func() { _ = r.callOne(ictx, i, unlock); ino.ownLocks.Add(-1) }) {
-			ino.ownLocks.Add(-1)
-		} else {
-			now[i] = false
+		if l {
+			ino.ownLocks[i].Add(1) // every child of locked runs unlock once: now, on a cut, or after its lag
 		}
 	}
-	r.fanoutLag(ictx, now, unlock, nil)
+	r.fanoutLag(ictx, r.unlockNow(ictx, locked, unlock), unlock, nil)
 }
 
 // unlockNow returns the children of locked that can be unlocked now, and
@@ -334,8 +329,8 @@ func (r *Replicate) unlockHeld(ino *inode) {
 // child's calls end). A reply that comes after its lock was given up (a
 // cut child's, late) speaks of a lock that is gone: ignored, or it would
 // cost the next lock a needless unlock and retake.
-func (r *Replicate) contended(ino *inode, cycle uint64, n uint64) {
-	if own := ino.ownLocks.Load(); n <= 1+uint64(max(own, 0)) {
+func (r *Replicate) contended(ino *inode, i int, cycle uint64, n uint64) {
+	if own := ino.ownLocks[i].Load(); n <= 1+uint64(max(own, 0)) {
 		return
 	}
 	ino.mu.Lock()
@@ -347,8 +342,18 @@ func (r *Replicate) contended(ino *inode, cycle uint64, n uint64) {
 	if len(ino.busy) == 0 {
 		// No fop in flight to give it up on release (the reply came
 		// after its write's transaction ended): now, not after
-		// post-op-delay.
-		go r.postOpNow(ino)
+		// post-op-delay; unless by then this lock is gone and another
+		// taken (it keeps its own post-op delay).
+		go func() {
+			ino.mu.Lock()
+			defer ino.mu.Unlock()
+			for ino.changing {
+				ino.cond.Wait()
+			}
+			if ino.held && len(ino.busy) == 0 && ino.cycle.Load() == cycle {
+				r.unlockHeld(ino)
+			}
+		}()
 	}
 }
 

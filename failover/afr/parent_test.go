@@ -687,8 +687,10 @@ func TestOwnMetadataLockIsNotContention(t *testing.T) {
 	if err := <-chmod; err != nil {
 		t.Fatal(err)
 	}
-	if n := ino.ownLocks.Load(); n != 0 {
-		t.Errorf("after the chmod, %d of our own locks are still counted", n)
+	for i := range ino.ownLocks {
+		if n := ino.ownLocks[i].Load(); n != 0 {
+			t.Errorf("after the chmod, %d of our own locks are still counted on brick %d", n, i)
+		}
 	}
 }
 
@@ -709,7 +711,7 @@ func TestLateContentionAnswerIsIgnored(t *testing.T) {
 	ino := r.inode(foptest.GFID(1))
 	old := ino.cycle.Load()
 	r.postOpNow(ino) // the lock is given up
-	r.contended(ino, old, 2)
+	r.contended(ino, 0, old, 2)
 	locks := mems[0].Calls("INODELK")
 	if _, _, _, err := r.Write(ctx, f, 8, []byte("next"), nil); err != nil {
 		t.Fatal(err)
@@ -717,10 +719,87 @@ func TestLateContentionAnswerIsIgnored(t *testing.T) {
 	if got := mems[0].Calls("INODELK") - locks; got != 1 {
 		t.Errorf("the next write sent %d INODELKs to brick 0; want 1 (the lock taken once)", got)
 	}
+	// The answer comes again, now while a newer lock is held.
+	r.contended(ino, 0, old, 2)
 	ino.mu.Lock()
-	held, noJoin := ino.held, ino.noJoin
+	held, noJoin, releaseNow := ino.held, ino.noJoin, ino.releaseNow
 	ino.mu.Unlock()
-	if !held || noJoin {
-		t.Errorf("after the next write: lock held %v, closed to new fops %v; want held and open", held, noJoin)
+	if !held || noJoin || releaseNow {
+		t.Errorf("after an answer about the old lock, with a new one held: held %v, closed to new fops %v, to go at once %v; want it held and open", held, noJoin, releaseNow)
 	}
+	locks = mems[0].Calls("INODELK")
+	if _, _, _, err := r.Write(ctx, f, 16, []byte("joins"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := mems[0].Calls("INODELK") - locks; got != 0 {
+		t.Errorf("a write after it sent %d INODELKs; want none (it joins the lock held)", got)
+	}
+}
+
+// While a lagging brick holds back the unlock of our old lock, the count
+// of our own locks on it does not hide another client waiting on the
+// other bricks for the new one.
+func TestHeldBackUnlockDoesNotHideAWaiter(t *testing.T) {
+	o := lagOpts
+	o.PostOpDelay = time.Hour
+	r, mems := memReplicaWith(t, o)
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, f)
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("first"), nil); err != nil {
+		t.Fatal(err)
+	}
+	release := mems[2].Hang("WRITE")
+	defer release()
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("cut"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if !r.lagging()[2] {
+		t.Fatal("brick 2 is not lagging: the scenario did not happen")
+	}
+	ino := r.inode(foptest.GFID(1))
+	r.postOpNow(ino) // the unlock on brick 2 is held back
+	if n := ino.ownLocks[2].Load(); n != 1 {
+		t.Fatalf("our locks counted on lagging brick 2: %d, want 1 (the held-back unlock)", n)
+	}
+	if n := ino.ownLocks[0].Load(); n != 0 {
+		t.Fatalf("our locks counted on brick 0: %d, want 0", n)
+	}
+	if _, _, _, err := r.Write(ctx, f, 8, []byte("next"), nil); err != nil {
+		t.Fatal(err)
+	}
+	stream := [2]uint64{1 << 20, 4096} // a write of ours in flight
+	ino.mu.Lock()
+	ino.busy = append(ino.busy, stream)
+	ino.mu.Unlock()
+	other := make(chan error, 1)
+	go func() {
+		_, err := mems[0].Inodelk(owner("other"), foptest.GFID(1), r.Name(), fop.LkSetW, xdr.Flock{Type: fop.LkWrite}, nil)
+		other <- err
+	}()
+	for mems[0].Waiters() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if _, _, _, err := r.Write(ctx, f, 16, []byte("learns"), nil); err != nil {
+		t.Fatal(err)
+	}
+	ino.mu.Lock()
+	noJoin := ino.noJoin
+	ino.mu.Unlock()
+	if !noJoin {
+		t.Errorf("another client waits on brick 0, but the lock stays open to new fops")
+	}
+	r.release(ino, stream[0], stream[1], false)
+	select {
+	case err := <-other:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other client did not get the lock")
+	}
+	_, _ = mems[0].Inodelk(owner("other"), foptest.GFID(1), r.Name(), fop.LkSet, xdr.Flock{Type: fop.LkUnlock}, nil)
 }

@@ -12,10 +12,21 @@ func (r *Replicate) metaTxn(ctx context.Context, ino *inode, op func(ctx context
 	if !r.hasQuorum(up) {
 		return nil, r.errNoQuorum("INODELK")
 	}
-	// Counted from before it is asked for: the bricks count it beside
-	// the eager data lock (the same owner, so it does not wait for it).
-	ino.ownLocks.Add(1)
-	defer ino.ownLocks.Add(-1)
+	// Counted from before it is asked for until it is given back: the
+	// bricks count it beside the eager data lock (the same owner, so it
+	// does not wait for it).
+	for i, u := range up {
+		if u {
+			ino.ownLocks[i].Add(1)
+		}
+	}
+	defer func() {
+		for i, u := range up {
+			if u {
+				ino.ownLocks[i].Add(-1)
+			}
+		}
+	}()
 	locked, err := r.lockInode(ctx, ino, up, metaRange)
 	if err != nil {
 		r.unlockInode(ctx, ino, locked, metaRange)

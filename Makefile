@@ -14,7 +14,7 @@
 #   make bench-fio    fio through brickfs, native, native-strict, gfapi and the local
 #                     disk on single, rep3, rep3shard, 2x3 (integration/cmd/bench);
 #                     root; about 2 h 30 min; a short run: VOLUMES=rep3 REPEATS=1 RUNTIME=5
-#                     (also CLIENTS, JOBS, SIZE, MULTI_SIZE, OUT; not part of ci)
+#                     (also CLIENTS, JOBS, SIZE, MULTI_SIZE, OUT, BRICKFS_OPTS; not part of ci)
 #   make check        lint + test + integration
 #   make ci           deps + check: the README's test command, what .ci/run runs
 #   make demo         scripts/demo.sh: local cluster, brickfs mount, failover

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -82,23 +83,16 @@ func graphNodes(t *testing.T, s statusOut, brick, set string) (*fop.BrickStats, 
 
 func metrics(t *testing.T, addr string) map[string]*dto.MetricFamily {
 	t.Helper()
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatalf("scrape %s: %v", addr, err)
-	}
-	defer resp.Body.Close()
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(resp.Body)
+	mfs, err := p.TextToMetricFamilies(bytes.NewReader(scrape(t, addr)))
 	if err != nil {
 		t.Fatalf("scrape %s: %v", addr, err)
 	}
 	return mfs
 }
 
-// metricsExcerpt is the scrape's lines (as served) about one brick and its
-// replica set, for the log: what a dashboard shows of a fault.
-func metricsExcerpt(t *testing.T, addr, brick, set string) string {
+// scrape GETs /metrics from addr.
+func scrape(t *testing.T, addr string) []byte {
 	t.Helper()
 	c := http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Get("http://" + addr + "/metrics")
@@ -110,8 +104,15 @@ func metricsExcerpt(t *testing.T, addr, brick, set string) string {
 	if err != nil {
 		t.Fatalf("scrape %s: %v", addr, err)
 	}
+	return body
+}
+
+// metricsExcerpt is the scrape's lines (as served) about one brick and its
+// replica set, for the log: what a dashboard shows of a fault.
+func metricsExcerpt(t *testing.T, addr, brick, set string) string {
+	t.Helper()
 	var b strings.Builder
-	for _, l := range strings.Split(string(body), "\n") {
+	for _, l := range strings.Split(string(scrape(t, addr)), "\n") {
 		if strings.HasPrefix(l, "#") || !strings.HasPrefix(l, "brickfs_") || strings.Contains(l, "_bucket{") {
 			continue
 		}

@@ -561,16 +561,8 @@ func abandonBlockingLock(t *testing.T, r *Replicate, mems []*foptest.Mem, dom st
 // other client (the self-heal daemon, another mount) would wait for as
 // long as the stream lasts.
 func TestContendedLockTakesNoNewFops(t *testing.T) {
-	r, mems := memReplicaWith(t, ReplicateOptions{Arbiter: -1, PostOpDelay: time.Hour, FopTimeout: 5 * time.Second})
+	r, mems, f := eagerLockHeld(t, ReplicateOptions{Arbiter: -1, PostOpDelay: time.Hour, FopTimeout: 5 * time.Second})
 	ctx := context.Background()
-	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Release(ctx, f)
-	if _, _, _, err := r.Write(ctx, f, 0, []byte("first"), nil); err != nil {
-		t.Fatal(err)
-	}
 	// A write of ours in flight all along, so the lock never goes idle.
 	ino := r.inode(foptest.GFID(1))
 	stream := [2]uint64{1 << 20, 4096}
@@ -642,16 +634,8 @@ func TestContendedLockTakesNoNewFops(t *testing.T) {
 // same owner: it does not wait for it). A write during a chmod of its file
 // must not take that for another client and give the eager lock up.
 func TestOwnMetadataLockIsNotContention(t *testing.T) {
-	r, mems := memReplicaWith(t, ReplicateOptions{Arbiter: -1, PostOpDelay: time.Hour, FopTimeout: 5 * time.Second})
+	r, mems, f := eagerLockHeld(t, ReplicateOptions{Arbiter: -1, PostOpDelay: time.Hour, FopTimeout: 5 * time.Second})
 	ctx := context.Background()
-	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Release(ctx, f)
-	if _, _, _, err := r.Write(ctx, f, 0, []byte("first"), nil); err != nil {
-		t.Fatal(err)
-	}
 	ino := r.inode(foptest.GFID(1))
 	cycle := ino.cycle.Load()
 	// A chmod holds the metadata lock, its SETATTR hung on brick 0.
@@ -698,16 +682,8 @@ func TestOwnMetadataLockIsNotContention(t *testing.T) {
 // was about was given up (a cut child's late reply) does not cost the
 // next lock a needless unlock and retake.
 func TestLateContentionAnswerIsIgnored(t *testing.T) {
-	r, mems := memReplicaWith(t, ReplicateOptions{Arbiter: -1, PostOpDelay: time.Hour, FopTimeout: 5 * time.Second})
+	r, mems, f := eagerLockHeld(t, ReplicateOptions{Arbiter: -1, PostOpDelay: time.Hour, FopTimeout: 5 * time.Second})
 	ctx := context.Background()
-	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Release(ctx, f)
-	if _, _, _, err := r.Write(ctx, f, 0, []byte("first"), nil); err != nil {
-		t.Fatal(err)
-	}
 	ino := r.inode(foptest.GFID(1))
 	old := ino.cycle.Load()
 	r.postOpNow(ino) // the lock is given up
@@ -742,16 +718,8 @@ func TestLateContentionAnswerIsIgnored(t *testing.T) {
 func TestHeldBackUnlockDoesNotHideAWaiter(t *testing.T) {
 	o := lagOpts
 	o.PostOpDelay = time.Hour
-	r, mems := memReplicaWith(t, o)
+	r, mems, f := eagerLockHeld(t, o)
 	ctx := context.Background()
-	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Release(ctx, f)
-	if _, _, _, err := r.Write(ctx, f, 0, []byte("first"), nil); err != nil {
-		t.Fatal(err)
-	}
 	release := mems[2].Hang("WRITE")
 	defer release()
 	if _, _, _, err := r.Write(ctx, f, 0, []byte("cut"), nil); err != nil {
@@ -802,4 +770,21 @@ func TestHeldBackUnlockDoesNotHideAWaiter(t *testing.T) {
 		t.Fatal("the other client did not get the lock")
 	}
 	_, _ = mems[0].Inodelk(owner("other"), foptest.GFID(1), r.Name(), fop.LkSet, xdr.Flock{Type: fop.LkUnlock}, nil)
+}
+
+// eagerLockHeld makes file f (GFID 1) on an in-memory replica set and
+// writes "first" at 0, so that its eager lock is held.
+func eagerLockHeld(t *testing.T, o ReplicateOptions) (*Replicate, []*foptest.Mem, *fop.Fd) {
+	t.Helper()
+	r, mems := memReplicaWith(t, o)
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Release(ctx, f) })
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("first"), nil); err != nil {
+		t.Fatal(err)
+	}
+	return r, mems, f
 }

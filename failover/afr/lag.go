@@ -269,7 +269,7 @@ const (
 // lagging. fn must not touch what the caller reads of a child that did
 // not succeed: the call of a cut child runs on after fanoutLag returns.
 func (r *Replicate) fanoutLag(ctx context.Context, set []bool, fn func(ctx context.Context, i int) error, late func(i int, err error)) []reply {
-	return r.fanoutLagCut(ctx, set, fn, late).rs
+	return r.fanoutLagCut(ctx, set, fn, late, nil).rs
 }
 
 // lagReplies is what fanoutLagCut returns: the replies, and for each child
@@ -304,8 +304,10 @@ func (lr lagReplies) awaitCut() []bool {
 }
 
 // fanoutLagCut is fanoutLag that also lets the caller wait for the calls
-// it cut.
-func (r *Replicate) fanoutLagCut(ctx context.Context, set []bool, fn func(ctx context.Context, i int) error, late func(i int, err error)) lagReplies {
+// it cut. With enough, the children that succeeded must also satisfy it
+// before any other is cut (a data change: one of them must hold a good
+// copy, or the change would stand on stale copies alone).
+func (r *Replicate) fanoutLagCut(ctx context.Context, set []bool, fn func(ctx context.Context, i int) error, late func(i int, err error), enough func(ok []bool) bool) lagReplies {
 	if r.opts.LagTimeout < 0 || count(set) < 2 {
 		return lagReplies{rs: r.fanout(ctx, set, fn), cut: make([]chan error, r.n()), memo: &cutMemo{}}
 	}
@@ -368,7 +370,7 @@ func (r *Replicate) fanoutLagCut(ctx context.Context, set []bool, fn func(ctx co
 				}
 				average(&r.lag.callNs[a.i], excess)
 			}
-			if cut == nil && timer == nil && left > 0 && r.hasQuorum(ok) {
+			if cut == nil && timer == nil && left > 0 && r.hasQuorum(ok) && (enough == nil || enough(ok)) {
 				q = time.Since(start)
 				// The longest any remaining child gets; children
 				// already lagging (calls of theirs cut before, still

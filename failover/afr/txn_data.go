@@ -38,7 +38,11 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 	var t [3]time.Time // start, locked, fop done: for the slow-change log
 	t[0] = start
 	t[1] = time.Now()
-	lr := r.fanoutLagCut(ctx, part, op, nil)
+	// A slow child is cut only once the others that took the change
+	// include a good copy: cutting the last one would leave the change
+	// on stale copies alone, and fail it (validWrite), while that child
+	// was only slow.
+	lr := r.fanoutLagCut(ctx, part, op, nil, func(ok []bool) bool { return r.validWrite(ino, ok) })
 	rs := lr.rs
 	t[2] = time.Now()
 	defer func() {

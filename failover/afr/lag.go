@@ -387,6 +387,13 @@ func (r *Replicate) fanoutLagCut(ctx context.Context, set []bool, fn func(ctx co
 			}
 		case now := <-cut:
 			cut = nil
+			if enough != nil && !enough(ok) {
+				// What made the cut possible no longer holds (another
+				// change made the child that answered stale): wait
+				// for more answers, which arm it again.
+				timer = nil
+				continue
+			}
 			took := now.Sub(start)
 			// A child that answered other calls within the wait is
 			// slow, not stuck: it gets the rest of a wait from its

@@ -591,3 +591,92 @@ func TestSlowLastGoodCopyIsNotCut(t *testing.T) {
 		t.Error("the brick holding the only good copy was cut for lagging")
 	}
 }
+
+// lastGoodCopy makes file f (GFID 1) whose only good copy is on brick 0:
+// brick 0 accuses bricks 1 and 2 on disk, and the replica set knows it.
+func lastGoodCopy(t *testing.T, o ReplicateOptions) (*Replicate, []*foptest.Mem, *fop.Fd, *inode) {
+	t.Helper()
+	r, mems, f := eagerLockHeld(t, o)
+	ctx := context.Background()
+	ino := r.inode(foptest.GFID(1))
+	d := r.changelog(counts{}, blame([]bool{false, true, true}, slotData))
+	if _, _, err := mems[0].Xattrop(ctx, ino.gfid, fop.XattropAddArray, d, nil); err != nil {
+		t.Fatal(err)
+	}
+	ino.mu.Lock()
+	ino.readable = []bool{true, false, false}
+	ino.mu.Unlock()
+	return r, mems, f, ino
+}
+
+// noneAccuses fails the test if a brick's changelog accuses brick 0 of
+// missing data: with brick 0 the only good copy, the file would have no
+// source left (split-brain).
+func noneAccuses(t *testing.T, r *Replicate, mems []*foptest.Mem, ino *inode) {
+	t.Helper()
+	for i, m := range mems {
+		if b, ok := m.Xattr(ino.gfid, r.keys[0]); ok {
+			if c, _ := parseCounts(b); c[slotData] != 0 {
+				t.Errorf("brick %d accuses brick 0, the only good copy, of %d data changes: split-brain", i, c[slotData])
+			}
+		}
+	}
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	if ino.readable != nil && !ino.readable[0] {
+		t.Errorf("brick 0, the only good copy, is no longer readable: %v", ino.readable)
+	}
+}
+
+// The only good copy hangs: the write fails (EIO) by the fop timeout,
+// and nobody accuses it, so the heal still has its source.
+func TestHungLastGoodCopyIsNotAccused(t *testing.T) {
+	o := lagOpts
+	o.FopTimeout = time.Second
+	r, mems, f, ino := lastGoodCopy(t, o)
+	release := mems[0].Hang("WRITE")
+	defer release()
+	_, _, _, err := r.Write(context.Background(), f, 8, []byte("hung"), nil)
+	if fop.Errno(err) != syscall.EIO {
+		t.Errorf("a write whose only good copy hung: %v, want EIO", err)
+	}
+	release()
+	noneAccuses(t, r, mems, ino)
+}
+
+// The only good copy lags (a cut on another file) when the file's lock is
+// taken again: it is locked and written all the same, not blamed.
+func TestLaggingLastGoodCopyTakesPart(t *testing.T) {
+	r, mems, f, ino := lastGoodCopy(t, lagOpts)
+	ctx := context.Background()
+	g, _, _, err := r.Create(ctx, foptest.RootGFID, "g", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(2), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(ctx, g)
+	r.postOpNow(ino) // f's lock is taken again by the next write
+	release := mems[0].Hang("WRITE")
+	defer release()
+	if _, _, _, err := r.Write(ctx, g, 0, []byte("other"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if !r.lagging()[0] {
+		t.Fatal("brick 0 is not lagging: the scenario did not happen")
+	}
+	time.AfterFunc(10*lagOpts.LagTimeout, release)
+	if _, _, _, err := r.Write(ctx, f, 8, []byte("x"), nil); err != nil {
+		t.Errorf("a write while its only good copy lagged: %v", err)
+	}
+	noneAccuses(t, r, mems, ino)
+}
+
+// The only good copy is slow to grant the lock: it is waited for.
+func TestSlowLockOnLastGoodCopy(t *testing.T) {
+	r, mems, f, ino := lastGoodCopy(t, lagOpts)
+	r.postOpNow(ino)
+	mems[0].Delay("INODELK", 10*lagOpts.LagTimeout)
+	if _, _, _, err := r.Write(context.Background(), f, 8, []byte("x"), nil); err != nil {
+		t.Errorf("a write whose only good copy was slow to lock: %v", err)
+	}
+	noneAccuses(t, r, mems, ino)
+}

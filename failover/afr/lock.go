@@ -22,6 +22,12 @@ func unlockOf(fl xdr.Flock) xdr.Flock {
 // child at a time in index order, so two clients never deadlock. It fails
 // unless a quorum is locked.
 func (r *Replicate) takeLocks(ctx context.Context, set []bool, lock func(ctx context.Context, i int, block bool) error, undo func(locked []bool)) ([]bool, error) {
+	return r.takeLocksIf(ctx, set, lock, undo, nil)
+}
+
+// takeLocksIf is takeLocks whose non-blocking round cuts a lagging child
+// only once the children locked satisfy enough too (see fanoutLagCut).
+func (r *Replicate) takeLocksIf(ctx context.Context, set []bool, lock func(ctx context.Context, i int, block bool) error, undo func(locked []bool), enough func(ok []bool) bool) ([]bool, error) {
 	// A lock granted after its child was cut for lagging is given back.
 	late := func(i int, err error) {
 		if err == nil {
@@ -30,7 +36,7 @@ func (r *Replicate) takeLocks(ctx context.Context, set []bool, lock func(ctx con
 			undo(one)
 		}
 	}
-	rs := r.fanoutLag(ctx, set, func(ctx context.Context, i int) error { return lock(ctx, i, false) }, late)
+	rs := r.fanoutLagCut(ctx, set, func(ctx context.Context, i int) error { return lock(ctx, i, false) }, late, enough).rs
 	locked := succeeded(rs, set)
 	contended := false
 	for i, rp := range rs {
@@ -66,7 +72,12 @@ func (r *Replicate) takeLocks(ctx context.Context, set []bool, lock func(ctx con
 
 // lockInode takes fl on the inode in the replica's domain.
 func (r *Replicate) lockInode(ctx context.Context, ino *inode, set []bool, fl xdr.Flock) ([]bool, error) {
-	return r.takeLocks(internal(ctx, ino.owner), set, func(ctx context.Context, i int, block bool) error {
+	return r.lockInodeIf(ctx, ino, set, fl, nil)
+}
+
+// lockInodeIf is lockInode with takeLocksIf's enough.
+func (r *Replicate) lockInodeIf(ctx context.Context, ino *inode, set []bool, fl xdr.Flock, enough func(ok []bool) bool) ([]bool, error) {
+	return r.takeLocksIf(internal(ctx, ino.owner), set, func(ctx context.Context, i int, block bool) error {
 		cmd := uint32(fop.LkSet)
 		if block {
 			cmd = fop.LkSetW
@@ -78,7 +89,7 @@ func (r *Replicate) lockInode(ctx context.Context, ino *inode, set []bool, fl xd
 		r.fanoutLag(ictx, locked, func(ctx context.Context, i int) error {
 			return fop.ErrOnly(r.kids[i].Inodelk(ctx, ino.gfid, r.name, fop.LkSet, unlockOf(fl), nil))
 		}, nil)
-	})
+	}, enough)
 }
 
 // unlockInode gives back fl on the children of locked; a lagging child's
@@ -226,17 +237,40 @@ func (r *Replicate) acquire(ctx context.Context, ino *inode, off, length uint64)
 
 // takeDataLock locks the inode on the children up and raises dirty in the
 // pre-op; a child already down is accused right there.
+//
+// The children that hold a good copy of the data (ino.readable) are not
+// all left out for lagging, and a lock or pre-op without one of them fails
+// before anyone is blamed: blaming the only good copy from the stale ones
+// would leave the file without a source (split-brain), as the pre-op
+// blames the children it did not lock and accuses those that missed it.
 func (r *Replicate) takeDataLock(ctx context.Context, ino *inode) (locked, part []bool, err error) {
 	up := r.changeSet()
+	if good := r.goodCopies(ino); good != nil && !r.validWrite(ino, up) {
+		// Every good copy lags: wait for one rather than leave them
+		// all out (a lagging child is left out only while good copies
+		// remain, or a frozen one would cost each new lock a wait).
+		up = or(up, and(r.up(), good))
+	}
 	if !r.hasQuorum(up) {
 		return nil, nil, r.errNoQuorum("FINODELK")
 	}
-	locked, err = r.lockInode(ctx, ino, up, dataRange)
+	hasGood := func(ok []bool) bool { return r.validWrite(ino, ok) }
+	locked, err = r.lockInodeIf(ctx, ino, up, dataRange, hasGood)
 	if err != nil {
 		r.unlockInode(ctx, ino, locked, dataRange)
 		return nil, nil, err
 	}
+	if !hasGood(locked) {
+		r.unlockInode(ctx, ino, locked, dataRange)
+		return nil, nil, r.errNoGoodCopy(ino, "FINODELK")
+	}
 	part, fail := r.xattrop(ctx, ino.gfid, ino.owner, locked, slotOnly(slotData, 1), blame(not(locked), slotData), nil)
+	if r.hasQuorum(part) && !hasGood(part) {
+		// Raised dirty on the stale copies only: left raised (the heal
+		// compares the copies), and nobody accused.
+		r.unlockInode(ctx, ino, locked, dataRange)
+		return nil, nil, r.errNoGoodCopy(ino, "XATTROP")
+	}
 	if count(locked) < r.n() {
 		r.noteHeal(ino.gfid, slotData)
 	}
@@ -251,6 +285,22 @@ func (r *Replicate) takeDataLock(ctx context.Context, ino *inode) (locked, part 
 		}
 	}
 	return locked, part, nil
+}
+
+// goodCopies returns a copy of the children known to hold a good copy of
+// ino's data, or nil when that is not known.
+func (r *Replicate) goodCopies(ino *inode) []bool {
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	return clone(ino.readable)
+}
+
+// errNoGoodCopy is the error of a change that could reach only stale
+// copies of ino's data: the one good copy is out (down, hung) or failed
+// it. EIO, as AFR answers a write with no good copy among its bricks.
+func (r *Replicate) errNoGoodCopy(ino *inode, op string) error {
+	return &fop.OpError{Brick: r.name, Fop: op, GFID: ino.gfid, Errno: syscall.EIO,
+		Err: errors.New("no brick holding a good copy of the file took part: the change would reach only stale copies")}
 }
 
 // release ends one fop under the eager lock. The last one arms the delayed

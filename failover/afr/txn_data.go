@@ -59,6 +59,19 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 		// waiting for them beats failing the write.
 		ok, err = r.recoverCut(lr, part, ok, err)
 	}
+	if err == nil && !r.validWrite(ino, ok) {
+		// A quorum took the change, but only stale copies: the one good
+		// copy failed it (hung to the fop timeout, or gone). Accusing it
+		// from the stale ones would leave the file without a source
+		// (split-brain): fail the write, accuse nobody, and leave dirty
+		// raised, so that the heal compares the copies and takes the
+		// good one as source (AFR's in-flight split-brain).
+		ino.mu.Lock()
+		ino.noPostOp, ino.noJoin = true, true
+		ino.mu.Unlock()
+		r.release(ino, off, length, true)
+		return ok, r.errNoGoodCopy(ino, "WRITE")
+	}
 	now := false
 	flushedCut := false // the cut children that took the change were flushed already
 	switch {

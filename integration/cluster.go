@@ -39,15 +39,16 @@ type Cluster struct {
 	gdLib string // with ManagementTLS: the copy of /var/lib/glusterd mounted over it
 
 	mu      sync.Mutex
-	pids    map[int]string   // GUARDED_BY(mu): recorded pid -> what it is
-	sockets map[string]bool  // GUARDED_BY(mu): brick/shd unix sockets to remove
-	vols    map[string]*vol  // GUARDED_BY(mu)
-	dropped map[int]bool     // GUARDED_BY(mu): nodes behind DropHost
-	stopped map[int]bool     // GUARDED_BY(mu): pids sent SIGSTOP
-	chain   string           // GUARDED_BY(mu): iptables chain, "" until first DropHost
-	seq     int              // GUARDED_BY(mu): counter for mount and log names
-	mounts  map[string]mount // GUARDED_BY(mu): live mounts by mount point
-	fss     []*BackingFS     // GUARDED_BY(mu): filesystems MakeFS made, in order
+	atStart map[string][][2]string // GUARDED_BY(mu); options Start sets first (SetAtStart)
+	pids    map[int]string         // GUARDED_BY(mu): recorded pid -> what it is
+	sockets map[string]bool        // GUARDED_BY(mu): brick/shd unix sockets to remove
+	vols    map[string]*vol        // GUARDED_BY(mu)
+	dropped map[int]bool           // GUARDED_BY(mu): nodes behind DropHost
+	stopped map[int]bool           // GUARDED_BY(mu): pids sent SIGSTOP
+	chain   string                 // GUARDED_BY(mu): iptables chain, "" until first DropHost
+	seq     int                    // GUARDED_BY(mu): counter for mount and log names
+	mounts  map[string]mount       // GUARDED_BY(mu): live mounts by mount point
+	fss     []*BackingFS           // GUARDED_BY(mu): filesystems MakeFS made, in order
 }
 
 type node struct {

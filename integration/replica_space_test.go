@@ -67,14 +67,16 @@ func TestReplicaFullBrick(t *testing.T) {
 		for n := 1; n <= 3; n++ {
 			fss = append(fss, c.MakeFS(t, n, "xfs", 400))
 		}
+		// A brick whose filesystem is full kills itself at its next
+		// health check (storage.health-check-interval, 30 s), as
+		// GlusterFS's posix does when it cannot write its health_check
+		// file: off here, so that what the bricks answer is ENOSPC, not
+		// a brick gone down at a random moment (the down brick is
+		// another test's subject). Set before the bricks start: set on
+		// a running brick, it leaves the check thread already running.
+		c.SetAtStart("rfull", "storage.health-check-interval", "0")
 		return fss
 	})
-	// A brick whose filesystem is full kills itself at its next health
-	// check (storage.health-check-interval, 30 s), as GlusterFS's posix
-	// does when it cannot write its health_check file: off here, so
-	// that what the bricks answer is ENOSPC, not a brick gone down at a
-	// random moment (the down brick is another test's subject).
-	e.c.Set(t, e.vol, "storage.health-check-interval", "0")
 	e.fill("data")
 	e.c.FillFS(t, fss[2])
 	e.faultRun("full", filepath.Join(e.mnt, "data2"), repFioRun, func() {

@@ -167,11 +167,30 @@ func (c *Cluster) Set(t T, volume, key, value string) {
 func (c *Cluster) Start(t T, volume string) {
 	t.Helper()
 	v := c.vol(t, volume)
+	c.mu.Lock()
+	opts := c.atStart[volume]
+	c.mu.Unlock()
+	for _, o := range opts {
+		c.Set(t, volume, o[0], o[1])
+	}
 	c.MustGluster(t, c.cliNode(t), "volume", "start", volume)
 	c.mu.Lock()
 	v.started = true
 	c.mu.Unlock()
 	c.waitBricks(t, volume, nil)
+}
+
+// SetAtStart has Start set key to value on volume before it starts it:
+// for options a running brick does not take back once it has acted on
+// them (storage.health-check-interval 0 does not stop a health-check
+// thread that is already running).
+func (c *Cluster) SetAtStart(volume, key, value string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.atStart == nil {
+		c.atStart = map[string][][2]string{}
+	}
+	c.atStart[volume] = append(c.atStart[volume], [2]string{key, value})
 }
 
 // Brick describes brick i (0-based) of the volume now. It asks no glusterd

@@ -245,7 +245,7 @@ func (r *Replicate) acquire(ctx context.Context, ino *inode, off, length uint64)
 // blames the children it did not lock and accuses those that missed it.
 func (r *Replicate) takeDataLock(ctx context.Context, ino *inode) (locked, part []bool, err error) {
 	up := r.changeSet()
-	if good := r.goodCopies(ino); good != nil && !r.validWrite(ino, up) {
+	if good := r.goodCopies(ino); good != nil && count(and(up, good)) == 0 {
 		// Every good copy lags: wait for one rather than leave them
 		// all out (a lagging child is left out only while good copies
 		// remain, or a frozen one would cost each new lock a wait).

@@ -99,11 +99,18 @@ func superFastHash(g [16]byte) uint32 {
 // changelog is the caller's, as AFR keeps it from the changelog callback),
 // else ENOTCONN.
 func (r *Replicate) xattrop(ctx context.Context, gfid xdr.GFID, owner []byte, set []bool, dirty counts, pending map[int]counts, xdata xdr.Dict) ([]bool, error) {
+	return r.xattropIf(ctx, gfid, owner, set, dirty, pending, xdata, nil)
+}
+
+// xattropIf is xattrop that cuts a slow child only once the children that
+// applied it satisfy enough too (see fanoutLagCut): a data pre-op must not
+// be left standing on stale copies alone because the good one was slow.
+func (r *Replicate) xattropIf(ctx context.Context, gfid xdr.GFID, owner []byte, set []bool, dirty counts, pending map[int]counts, xdata xdr.Dict, enough func(ok []bool) bool) ([]bool, error) {
 	dict := r.changelog(dirty, pending)
-	rs := r.fanoutLag(internal(ctx, owner), set, func(ctx context.Context, i int) error {
+	rs := r.fanoutLagCut(internal(ctx, owner), set, func(ctx context.Context, i int) error {
 		_, _, err := r.kids[i].Xattrop(ctx, gfid, fop.XattropAddArray, dict, xdata)
 		return err
-	}, nil)
+	}, nil, enough).rs
 	for i, rp := range rs {
 		if set[i] && rp.err != nil {
 			r.log.Warn("changelog update failed", zap.String("brick", r.kids[i].Name()), zap.Stringer("gfid", gfid), zap.Error(rp.err))

@@ -47,9 +47,10 @@ func (r *Replicate) takeLocksIf(ctx context.Context, set []bool, lock func(ctx c
 	if contended {
 		undo(locked)
 		locked = make([]bool, r.n())
-		// Lagging children are left out while the rest meet quorum.
+		// Lagging children are left out while the rest meet quorum
+		// (and enough: a lagging good copy of the data stays in).
 		lagging := r.lagging()
-		if !r.hasQuorum(and(set, not(lagging))) {
+		if rest := and(set, not(lagging)); !r.hasQuorum(rest) || enough != nil && !enough(rest) {
 			lagging = make([]bool, r.n())
 		}
 		for i := range r.kids {
@@ -264,7 +265,7 @@ func (r *Replicate) takeDataLock(ctx context.Context, ino *inode) (locked, part 
 		r.unlockInode(ctx, ino, locked, dataRange)
 		return nil, nil, r.errNoGoodCopy(ino, "FINODELK")
 	}
-	part, fail := r.xattrop(ctx, ino.gfid, ino.owner, locked, slotOnly(slotData, 1), blame(not(locked), slotData), nil)
+	part, fail := r.xattropIf(ctx, ino.gfid, ino.owner, locked, slotOnly(slotData, 1), blame(not(locked), slotData), nil, hasGood)
 	if r.hasQuorum(part) && !hasGood(part) {
 		// Raised dirty on the stale copies only: left raised (the heal
 		// compares the copies), and nobody accused.

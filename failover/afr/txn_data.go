@@ -66,11 +66,7 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 		// (split-brain): fail the write, accuse nobody, and leave dirty
 		// raised, so that the heal compares the copies and takes the
 		// good one as source (AFR's in-flight split-brain).
-		ino.mu.Lock()
-		ino.noPostOp, ino.noJoin = true, true
-		ino.mu.Unlock()
-		r.release(ino, off, length, true)
-		return ok, r.errNoGoodCopy(ino, "WRITE")
+		return ok, r.failNoGoodCopy(ino, off, length)
 	}
 	now := false
 	flushedCut := false // the cut children that took the change were flushed already
@@ -81,7 +77,12 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 		ino.mu.Lock()
 		ino.noPostOp, ino.noJoin = true, true
 		ino.mu.Unlock()
-		r.unreadable(ino, and(part, not(ok)), slotData)
+		if r.validWrite(ino, ok) {
+			// Only with a good copy among those that took it are the
+			// others known stale; else the good copy stays readable
+			// (it holds all but this failed change).
+			r.unreadable(ino, and(part, not(ok)), slotData)
+		}
 		now = true
 	case err == nil && count(ok) < count(part):
 		if rf != nil {
@@ -112,6 +113,11 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 				err = r.quorumErr("FSYNC", frs, ok)
 			}
 			ok = flushed
+			if err == nil && !r.validWrite(ino, ok) {
+				// The good copy failed the flush: as when it fails
+				// the change, accuse nobody.
+				return ok, r.failNoGoodCopy(ino, off, length)
+			}
 		}
 		failed := and(part, not(ok))
 		var why []string
@@ -125,7 +131,9 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 			}
 		}
 		r.log.Warn("data change failed on bricks", zap.Stringer("gfid", ino.gfid), zap.Strings("errors", why))
-		r.unreadable(ino, failed, slotData)
+		if r.validWrite(ino, ok) {
+			r.unreadable(ino, failed, slotData)
+		}
 		accused := true
 		if err == nil {
 			err = r.accuse(ctx, ino.gfid, ino.owner, ok, failed, slotData, nil)
@@ -173,6 +181,17 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 	}
 	r.release(ino, off, length, now)
 	return ok, err
+}
+
+// failNoGoodCopy ends a change that only stale copies of ino's data took
+// (the one good copy failed it): it leaves dirty raised for the heal to
+// compare the copies, accuses nobody, gives the lock up and returns EIO.
+func (r *Replicate) failNoGoodCopy(ino *inode, off, length uint64) error {
+	ino.mu.Lock()
+	ino.noPostOp, ino.noJoin = true, true
+	ino.mu.Unlock()
+	r.release(ino, off, length, true)
+	return r.errNoGoodCopy(ino, "WRITE")
 }
 
 // recoverCut waits for the children cut from a change that then fell

@@ -173,8 +173,11 @@ func TestSelectJobs(t *testing.T) {
 	if got := jobNames(js); got != "randread4k-qd1 randwrite4k-qd16 multi4" {
 		t.Errorf("SelectJobs = %s; want table order, aliases resolved", got)
 	}
-	if all, _ := SelectJobs(nil); len(all) != len(jobs) {
-		t.Errorf("SelectJobs(nil) = %d jobs; want all %d", len(all), len(jobs))
+	if all, _ := SelectJobs(nil); jobNames(all) != "randread4k-qd1 randread4k-qd16 randwrite4k-qd1 randwrite4k-qd16 randrw64k-qd8 seqread1m-qd4 seqwrite1m-qd4 multi4" {
+		t.Errorf("SelectJobs(nil) = %s; want all but the opt-in multi4-qd64", jobNames(all))
+	}
+	if js, _ := SelectJobs([]string{"multi4-qd64"}); jobNames(js) != "multi4-qd64" || js[0].Depth*js[0].NumJobs != 64 {
+		t.Errorf("SelectJobs(multi4-qd64) = %+v; want the one job, 64 in flight", js)
 	}
 	if _, err := SelectJobs([]string{"nope"}); err == nil || !strings.Contains(err.Error(), "randrw64k-qd8") {
 		t.Errorf("SelectJobs(nope): %v; want an error listing the jobs", err)
@@ -278,7 +281,7 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.volumes) != 4 || len(c.clients) != 5 || len(c.jobs) != len(jobs) || c.repeats != 3 || c.runtime.Seconds() != 15 {
+	if len(c.volumes) != 4 || len(c.clients) != 5 || len(c.jobs) != len(jobs)-1 || c.repeats != 3 || c.runtime.Seconds() != 15 {
 		t.Errorf("defaults: %+v", c)
 	}
 	t.Setenv("VOLUMES", "rep3")

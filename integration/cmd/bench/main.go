@@ -31,6 +31,8 @@
 //	gfapi          fio --ioengine=gfapi_async: libgfapi inside fio, no FUSE
 //	local          libaio on a directory of node 1's brick filesystem: the
 //	               limit of the disk stack under the bricks (no network, one copy)
+//	brickfs+O1+O2  brickfs with more mount options O1, O2 (e.g.
+//	               brickfs+memory-limit=64M), side by side with brickfs
 //
 // Each volume has one file of -size and four of -multi-size (vm.0-vm.3, the
 // multi-job run's), written once through the first mounted client, that
@@ -100,6 +102,10 @@ var volumeKinds = []struct {
 
 var allClients = []string{"brickfs", "native", "native-strict", "gfapi", "local"}
 
+// brickfsVariant starts a client that is brickfs mounted with more
+// options, each after a "+": "brickfs+memory-limit=64M+lag-timeout=1s".
+const brickfsVariant = "brickfs+"
+
 const mainFile = "bench.img"
 
 // config is what the flags say.
@@ -135,7 +141,7 @@ func list(s string) []string {
 func parseConfig(args []string) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	volumes := fs.String("volumes", envOr("VOLUMES", "single rep3 rep3shard dist"), "volume types: single rep3 rep3shard dist ($VOLUMES)")
-	clients := fs.String("clients", envOr("CLIENTS", strings.Join(allClients, " ")), "clients: brickfs native native-strict gfapi local ($CLIENTS)")
+	clients := fs.String("clients", envOr("CLIENTS", strings.Join(allClients, " ")), "clients: brickfs native native-strict gfapi local, brickfs+OPT+OPT... ($CLIENTS)")
 	jobList := fs.String("jobs", envOr("JOBS", ""), "jobs (default all): randread4k-qd1 randread4k-qd16 randwrite4k-qd1 randwrite4k-qd16 randrw64k-qd8 seqread1m-qd4 seqwrite1m-qd4 multi4; multi4-qd64 only when named ($JOBS)")
 	repeats := fs.Int("repeats", 3, "runs of each (job, client) ($REPEATS)")
 	runtimeF := fs.String("runtime", envOr("RUNTIME", "15"), "seconds of each fio run, or a duration ($RUNTIME)")
@@ -170,12 +176,13 @@ func parseConfig(args []string) (config, error) {
 		}
 	}
 	for _, cl := range c.clients {
-		ok := false
+		ok := strings.HasPrefix(cl, brickfsVariant) && len(cl) > len(brickfsVariant)
 		for _, k := range allClients {
 			ok = ok || k == cl
 		}
 		if !ok {
-			return c, fmt.Errorf("unknown client %q; clients are %s", cl, strings.Join(allClients, " "))
+			return c, fmt.Errorf("unknown client %q; clients are %s, and %sOPTIONS (brickfs with more mount options, e.g. %smemory-limit=64M, side by side with brickfs)",
+				cl, strings.Join(allClients, " "), brickfsVariant, brickfsVariant)
 		}
 	}
 	if len(c.volumes) == 0 || len(c.clients) == 0 {
@@ -351,6 +358,9 @@ func main() {
 				switch cl {
 				case "brickfs":
 					t.dir = c.MountBrickfs(d, c.Spec(vk.name), cfg.brickfsOpts...)
+				default: // a brickfsVariant
+					opts := append(append([]string(nil), cfg.brickfsOpts...), strings.Split(strings.TrimPrefix(cl, brickfsVariant), "+")...)
+					t.dir = c.MountBrickfs(d, c.Spec(vk.name), opts...)
 				case "native":
 					t.dir = c.MountNative(d, vk.name)
 				case "native-strict":

@@ -295,7 +295,10 @@ func TestParseConfig(t *testing.T) {
 	if !slices.Equal(c.volumes, []string{"rep3"}) || c.repeats != 1 || c.runtime.Seconds() != 5 || len(c.clients) != 2 || c.out != "/tmp/x.md" {
 		t.Errorf("from the environment: %+v", c)
 	}
-	for _, args := range [][]string{{"-volumes", "rep4"}, {"-clients", "nfs"}, {"-jobs", "x"}, {"-repeats", "0"}, {"-runtime", "soon"}, {"-size", "1T"}} {
+	if c, err := parseConfig([]string{"-clients", "brickfs brickfs+memory-limit=64M+lag-timeout=1s"}); err != nil || len(c.clients) != 2 {
+		t.Errorf("a brickfs variant beside brickfs: %v, %q", err, c.clients)
+	}
+	for _, args := range [][]string{{"-volumes", "rep4"}, {"-clients", "nfs"}, {"-clients", "brickfs+"}, {"-jobs", "x"}, {"-repeats", "0"}, {"-runtime", "soon"}, {"-size", "1T"}} {
 		if _, err := parseConfig(args); err == nil {
 			t.Errorf("parseConfig(%q): no error", args)
 		}

@@ -2,12 +2,14 @@ package afr
 
 import (
 	"context"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/fop/foptest"
+	"github.com/brickfs/brickfs/brick/xdr"
 )
 
 // The tests here hold one file whose only good copy is on brick 0 (see
@@ -24,6 +26,7 @@ func TestSlowPreOpOnLastGoodCopy(t *testing.T) {
 	if _, _, _, err := r.Write(context.Background(), f, 8, []byte("x"), nil); err != nil {
 		t.Errorf("a write whose only good copy was slow in the pre-op: %v", err)
 	}
+	r.postOpNow(ino) // the post-op, as slow there, is waited for too
 	if r.lagging()[0] {
 		t.Error("the brick holding the only good copy was cut for lagging")
 	}
@@ -104,4 +107,176 @@ func TestShortOfQuorumKeepsGoodCopyReadable(t *testing.T) {
 	if _, _, err := r.Read(context.Background(), f, 0, 5, nil); err != nil {
 		t.Errorf("a read after the failed write: %v", err)
 	}
+}
+
+// The only good copy fails the flush, and a stale copy the write, under
+// the default quorum: the flush falls short of quorum, the write fails,
+// and the good copy is neither accused nor made unreadable.
+func TestFailedFlushShortOfQuorumKeepsGoodCopy(t *testing.T) {
+	r, mems, f, ino := lastGoodCopy(t, lagOpts)
+	mems[2].Refuse("WRITE", syscall.EIO)
+	mems[0].Refuse("FSYNC", syscall.EIO)
+	if _, _, _, err := r.Write(context.Background(), f, 8, []byte("x"), nil); err == nil {
+		t.Error("a write flushed on one brick of three succeeded")
+	}
+	noneAccuses(t, r, mems, ino)
+}
+
+// lagBrick0 makes brick 0 lag: a write to another file hangs there and is
+// cut. The returned function lets brick 0's writes go on.
+func lagBrick0(t *testing.T, r *Replicate, mems []*foptest.Mem) func() {
+	t.Helper()
+	ctx := context.Background()
+	g, _, _, err := r.Create(ctx, foptest.RootGFID, "g", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(2), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Release(ctx, g) })
+	release := mems[0].Hang("WRITE")
+	t.Cleanup(release)
+	if _, _, _, err := r.Write(ctx, g, 0, []byte("other"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if !r.lagging()[0] {
+		t.Fatal("brick 0 is not lagging: the scenario did not happen")
+	}
+	return release
+}
+
+// refreshWhileGoodCopyLags: a refresh (any child event makes the next read
+// refresh) while the only good copy lags keeps it the good copy, reads
+// serve its data, and the next write waits for it rather than blame it
+// from the stale copies.
+func refreshWhileGoodCopyLags(t *testing.T, r *Replicate, mems []*foptest.Mem, f *fop.Fd, ino *inode) {
+	t.Helper()
+	ctx := context.Background()
+	r.postOpNow(ino)
+	release := lagBrick0(t, r, mems)
+	r.gen.Add(1)
+	if b, _, err := r.Read(ctx, f, 0, 5, nil); err != nil || string(b) != "first" {
+		t.Errorf("a read after the refresh: %q, %v; want first", b, err)
+	}
+	ino.mu.Lock()
+	readable := clone(ino.readable)
+	ino.mu.Unlock()
+	if want := []bool{true, false, false}; !slices.Equal(readable, want) {
+		t.Errorf("readable after a refresh while the good copy lags: %v, want %v", readable, want)
+	}
+	time.AfterFunc(10*lagOpts.LagTimeout, release)
+	if _, _, _, err := r.Write(ctx, f, 8, []byte("x"), nil); err != nil {
+		t.Errorf("a write after the refresh: %v", err)
+	}
+	noneAccuses(t, r, mems, ino)
+}
+
+func TestRefreshWhileGoodCopyLags(t *testing.T) {
+	r, mems, f, ino := lastGoodCopy(t, lagOpts)
+	refreshWhileGoodCopyLags(t, r, mems, f, ino)
+}
+
+// The usual replica-3 history: the stale copies accuse each other too
+// (each missed a change the other two took).
+func TestRefreshWhileGoodCopyLagsStaleAccuseEachOther(t *testing.T) {
+	r, mems, f, ino := lastGoodCopy(t, lagOpts)
+	ctx := context.Background()
+	for i, who := range map[int][]bool{1: {false, false, true}, 2: {false, true, false}} {
+		if _, _, err := mems[i].Xattrop(ctx, ino.gfid, fop.XattropAddArray, r.changelog(counts{}, blame(who, slotData)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refreshWhileGoodCopyLags(t, r, mems, f, ino)
+}
+
+// The only good copy is slow to answer a refresh: the refresh cuts it
+// and decides from the others, but it stays the good copy.
+func TestSlowRefreshOnGoodCopy(t *testing.T) {
+	r, mems, f, ino := lastGoodCopy(t, lagOpts)
+	r.postOpNow(ino)
+	r.gen.Add(1)
+	mems[0].Delay("FSTAT", 10*lagOpts.LagTimeout)
+	mems[0].Delay("LOOKUP", 10*lagOpts.LagTimeout)
+	if b, _, err := r.Read(context.Background(), f, 0, 5, nil); err != nil || string(b) != "first" {
+		t.Errorf("a read whose refresh the good copy was slow to answer: %q, %v; want first", b, err)
+	}
+	noneAccuses(t, r, mems, ino)
+}
+
+// A refresh that a down brick cannot answer decides from the others, as
+// AFR does: the copies they do not accuse are good, also when the down
+// one was the good copy before (it would otherwise be unreadable until
+// it came back, however long that is).
+func TestRefreshWithoutADownBrick(t *testing.T) {
+	r, mems, f, ino := lastGoodCopy(t, lagOpts)
+	r.postOpNow(ino)
+	mems[0].SetDown(true)
+	eventually(t, 5*time.Second, "brick 0 to be down", func() bool { return !r.up()[0] })
+	if _, _, err := r.Read(context.Background(), f, 0, 5, nil); err != nil {
+		t.Errorf("a read with the good copy down: %v", err)
+	}
+	ino.mu.Lock()
+	readable := clone(ino.readable)
+	ino.mu.Unlock()
+	if want := []bool{false, true, true}; !slices.Equal(readable, want) {
+		t.Errorf("readable after a refresh without the down brick: %v, want %v", readable, want)
+	}
+}
+
+// The only good copy of the metadata lags: a metadata change locks it all
+// the same, and nobody blames it.
+func TestMetaChangeKeepsLaggingGoodMetaCopy(t *testing.T) {
+	r, mems, f, ino := lastGoodCopy(t, lagOpts)
+	ctx := context.Background()
+	if _, _, err := mems[0].Xattrop(ctx, ino.gfid, fop.XattropAddArray, r.changelog(counts{}, blame([]bool{false, true, true}, slotMeta)), nil); err != nil {
+		t.Fatal(err)
+	}
+	ino.mu.Lock()
+	ino.metaRead = []bool{true, false, false}
+	ino.mu.Unlock()
+	r.postOpNow(ino)
+	lagBrick0(t, r, mems)
+	if _, _, _, err := r.Fsetattr(ctx, f, &xdr.Iatt{Mode: 0o600}, fop.SetAttrMode, nil); err != nil {
+		t.Errorf("a metadata change while its only good copy lagged: %v", err)
+	}
+	for i := 1; i < 3; i++ {
+		if v := slotAcc(mems[i], ino.gfid, 0, slotMeta); v != 0 {
+			t.Errorf("brick %d accuses brick 0, the only good metadata copy, of %d metadata changes", i, v)
+		}
+	}
+}
+
+// The only good copy of the metadata fails a metadata change the others
+// take: EIO, and nobody blames it.
+func TestMetaChangeFailedOnGoodMetaCopy(t *testing.T) {
+	r, mems, f, ino := lastGoodCopy(t, lagOpts)
+	ctx := context.Background()
+	ino.mu.Lock()
+	ino.metaRead = []bool{true, false, false}
+	ino.mu.Unlock()
+	mems[0].Refuse("FSETATTR", syscall.EIO)
+	if _, _, _, err := r.Fsetattr(ctx, f, &xdr.Iatt{Mode: 0o600}, fop.SetAttrMode, nil); fop.Errno(err) != syscall.EIO {
+		t.Errorf("a metadata change its only good copy failed: %v, want EIO", err)
+	}
+	for i := 1; i < 3; i++ {
+		if v := slotAcc(mems[i], ino.gfid, 0, slotMeta); v != 0 {
+			t.Errorf("brick %d accuses brick 0, the only good metadata copy, of %d metadata changes", i, v)
+		}
+	}
+}
+
+// The good copy went down while the eager lock was held: the post-op on
+// the stale copies cannot include it, so a stale copy that hangs is cut
+// as usual rather than waited for until the fop timeout (quorum fixed at
+// 1, so that one stale copy answering is a quorum).
+func TestPostOpWithoutGoodCopyCutsAHungBrick(t *testing.T) {
+	o := lagOpts
+	o.Quorum = 1
+	r, mems, f, ino := lastGoodCopy(t, o)
+	if _, _, _, err := r.Write(context.Background(), f, 8, []byte("x"), nil); err != nil {
+		t.Fatal(err)
+	}
+	mems[0].SetDown(true)
+	eventually(t, 5*time.Second, "brick 0 to be down", func() bool { return !r.up()[0] })
+	release := mems[2].Hang("XATTROP")
+	defer release()
+	within(t, 20*lagOpts.LagTimeout, "the post-op", func() error { r.postOpNow(ino); return nil })
 }

@@ -95,6 +95,53 @@ func (r *Replicate) setReadable(ino *inode, ok []bool, dicts []xdr.Dict, isDir b
 	ino.mu.Unlock()
 }
 
+// refreshReadable is setReadable for a refresh or lookup that some
+// children did not answer. The changelog of one still connected (cut as
+// slow, or lagging) is unseen only for now: when it held a good copy, the
+// answers alone may clear the copies it accuses, so what was known is kept
+// instead. A child that was good stays good unless one that answered
+// accuses it, and one that was not good does not become good, until a
+// refresh that every connected good copy answers (its lag ending is such
+// an event). Otherwise a refresh while the only good copy lags would take
+// the stale copies for good ones, and the next write, leaving the lagging
+// copy out, would blame it: the file left without a source (split-brain).
+// A child that is down is not waited for, as AFR does not: the answers of
+// the others decide.
+func (r *Replicate) refreshReadable(ino *inode, ok []bool, dicts []xdr.Dict, isDir bool, gen uint64) {
+	all := make([]bool, r.n())
+	for i := range all {
+		all[i] = true
+	}
+	data, meta := r.readableFrom(all, dicts, isDir) // accused by none that answered
+	unseen := and(r.up(), not(ok))
+	ino.mu.Lock()
+	ino.readable = keepGood(ino.readable, ok, unseen, data, ino.isDir == isDir)
+	ino.metaRead = keepGood(ino.metaRead, ok, unseen, meta, ino.isDir == isDir)
+	ino.isDir, ino.readGen = isDir, gen
+	ino.lastUsed = timeNow()
+	ino.mu.Unlock()
+}
+
+// keepGood merges what a refresh found (fresh: accused by none of the
+// children in ok, which answered) with what was known (prev): see
+// refreshReadable. unseen are the connected children that did not answer.
+func keepGood(prev, ok, unseen, fresh []bool, same bool) []bool {
+	out := and(fresh, ok)
+	if !same || len(prev) != len(ok) {
+		return out
+	}
+	for i := range ok {
+		if unseen[i] && prev[i] {
+			// A good copy is connected but did not answer.
+			for j := range out {
+				out[j] = fresh[j] && prev[j]
+			}
+			return out
+		}
+	}
+	return out
+}
+
 // readableFrom says which children among ok hold a good copy of the data
 // (for a directory: of its entries) and of the metadata, from the
 // changelogs their lookups returned: a child any other accuses is not

@@ -311,6 +311,11 @@ func (r *Replicate) fanoutLagCut(ctx context.Context, set []bool, fn func(ctx co
 	if r.opts.LagTimeout < 0 || count(set) < 2 {
 		return lagReplies{rs: r.fanout(ctx, set, fn), cut: make([]chan error, r.n()), memo: &cutMemo{}}
 	}
+	if enough != nil && !enough(set) {
+		// No answers could satisfy it (the good copy is not among set):
+		// waiting for them would only hold the change up.
+		enough = nil
+	}
 	type answer struct {
 		i  int
 		rp reply

@@ -47,11 +47,20 @@ func (r *Replicate) takeLocksIf(ctx context.Context, set []bool, lock func(ctx c
 	if contended {
 		undo(locked)
 		locked = make([]bool, r.n())
-		// Lagging children are left out while the rest meet quorum
-		// (and enough: a lagging good copy of the data stays in).
+		// Lagging children are left out while the rest meet quorum,
+		// and enough: a lagging child that the rest need to satisfy it
+		// (a good copy of the data) stays in.
 		lagging := r.lagging()
-		if rest := and(set, not(lagging)); !r.hasQuorum(rest) || enough != nil && !enough(rest) {
+		if rest := and(set, not(lagging)); !r.hasQuorum(rest) {
 			lagging = make([]bool, r.n())
+		} else if enough != nil && !enough(rest) {
+			for i := range lagging {
+				if set[i] && lagging[i] {
+					with := clone(rest)
+					with[i] = true
+					lagging[i] = !enough(with)
+				}
+			}
 		}
 		for i := range r.kids {
 			if set[i] && lagging[i] {
@@ -357,7 +366,10 @@ func (r *Replicate) unlockHeld(ino *inode) {
 	ino.mu.Unlock()
 	ctx := context.Background()
 	if postOp {
-		_, _ = r.xattrop(ctx, ino.gfid, ino.owner, and(part, r.up()), slotOnly(slotData, -1), nil, nil)
+		// A slow good copy is waited for here too: cut, it would lag,
+		// and leave the next lock to the stale copies.
+		_, _ = r.xattropIf(ctx, ino.gfid, ino.owner, and(part, r.up()), slotOnly(slotData, -1), nil, nil,
+			func(ok []bool) bool { return r.validWrite(ino, ok) })
 	}
 	r.unlockInode(ctx, ino, and(locked, r.up()), dataRange)
 	ino.mu.Lock()

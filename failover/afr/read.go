@@ -27,7 +27,7 @@ func (r *Replicate) refresh(ctx context.Context, ino *inode, rf *replFd) ([]xdr.
 	if err != nil {
 		return nil, nil, err
 	}
-	r.setReadable(ino, ok, dicts, isDir, gen)
+	r.refreshReadable(ino, ok, dicts, isDir, gen)
 	return sts, ok, nil
 }
 
@@ -297,7 +297,7 @@ func (r *Replicate) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 			break
 		}
 	}
-	r.setReadable(ino, ok, dicts, isDir, gen)
+	r.refreshReadable(ino, ok, dicts, isDir, gen)
 	ino.mu.Lock()
 	readable := ino.readable
 	ino.mu.Unlock()

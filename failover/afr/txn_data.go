@@ -243,11 +243,25 @@ func (r *Replicate) flushFd(ctx context.Context, rf *replFd, set []bool) []reply
 func (r *Replicate) validWrite(ino *inode, ok []bool) bool {
 	ino.mu.Lock()
 	defer ino.mu.Unlock()
-	if ino.readable == nil {
+	return anyGood(ino.readable, ok)
+}
+
+// validMeta is validWrite for the metadata: ok includes a child known to
+// hold good metadata, or that is not known.
+func (r *Replicate) validMeta(ino *inode, ok []bool) bool {
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	return anyGood(ino.metaRead, ok)
+}
+
+// anyGood reports whether ok includes a child of good, or good is not
+// known (nil).
+func anyGood(good, ok []bool) bool {
+	if good == nil {
 		return true
 	}
 	for i := range ok {
-		if ok[i] && ino.readable[i] {
+		if ok[i] && good[i] {
 			return true
 		}
 	}

@@ -7,8 +7,20 @@ import (
 // metaTxn runs a metadata change (setattr, setxattr, removexattr) under
 // AFR's metadata lock. With every child locked it sends no changelog (the
 // optimistic changelog); otherwise pre-op and post-op around the change.
+//
+// As for data (takeDataLock), the children that hold good metadata
+// (ino.metaRead) are not left out for lagging when no other remains, nor
+// cut when slow, and a change that only stale copies would take fails
+// (EIO) without blaming anyone.
 func (r *Replicate) metaTxn(ctx context.Context, ino *inode, op func(ctx context.Context, i int) error) ([]bool, error) {
 	up := r.changeSet()
+	ino.mu.Lock()
+	good := clone(ino.metaRead)
+	ino.mu.Unlock()
+	if good != nil && count(and(up, good)) == 0 {
+		up = or(up, and(r.up(), good))
+	}
+	hasGood := func(ok []bool) bool { return r.validMeta(ino, ok) }
 	if !r.hasQuorum(up) {
 		return nil, r.errNoQuorum("INODELK")
 	}
@@ -27,19 +39,26 @@ func (r *Replicate) metaTxn(ctx context.Context, ino *inode, op func(ctx context
 			}
 		}
 	}()
-	locked, err := r.lockInode(ctx, ino, up, metaRange)
+	locked, err := r.lockInodeIf(ctx, ino, up, metaRange, hasGood)
 	if err != nil {
 		r.unlockInode(ctx, ino, locked, metaRange)
 		return nil, err
 	}
 	defer r.unlockInode(ctx, ino, locked, metaRange)
+	if !hasGood(locked) {
+		return nil, r.errNoGoodCopy(ino, "INODELK")
+	}
 	optimistic := count(locked) == r.n()
 	part := locked
 	if !optimistic {
 		var fail error
-		part, fail = r.xattrop(ctx, ino.gfid, ino.owner, locked, slotOnly(slotMeta, 1), blame(not(locked), slotMeta), nil)
+		part, fail = r.xattropIf(ctx, ino.gfid, ino.owner, locked, slotOnly(slotMeta, 1), blame(not(locked), slotMeta), nil, hasGood)
 		if !r.hasQuorum(part) {
 			return nil, fail
+		}
+		if !hasGood(part) {
+			// Dirty raised on stale copies only: left for the heal.
+			return nil, r.errNoGoodCopy(ino, "XATTROP")
 		}
 		r.noteHeal(ino.gfid, slotMeta)
 		// A child locked but not marked (its pre-op failed, or lagged)
@@ -55,6 +74,13 @@ func (r *Replicate) metaTxn(ctx context.Context, ino *inode, op func(ctx context
 	ok, err := r.outcome(rs, part)
 	if err != nil {
 		return ok, err
+	}
+	if !hasGood(ok) {
+		// The good copy failed the change: blaming it from the stale
+		// ones would leave no source. Dirty stays raised (or, with the
+		// optimistic changelog, the good copy's accusations of the
+		// others stand), and the heal copies the good metadata back.
+		return ok, r.errNoGoodCopy(ino, "metadata change")
 	}
 	if failed := and(part, not(ok)); count(failed) > 0 {
 		r.unreadable(ino, failed, slotMeta)

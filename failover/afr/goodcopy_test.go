@@ -280,3 +280,160 @@ func TestPostOpWithoutGoodCopyCutsAHungBrick(t *testing.T) {
 	defer release()
 	within(t, 20*lagOpts.LagTimeout, "the post-op", func() error { r.postOpNow(ino); return nil })
 }
+
+// rootGoodCopy makes brick 0 hold the only good copy of the root
+// directory's entries: it accuses bricks 1 and 2 on disk, and the replica
+// set knows it.
+func rootGoodCopy(t *testing.T, r *Replicate, mems []*foptest.Mem) {
+	t.Helper()
+	d := r.changelog(counts{}, blame([]bool{false, true, true}, slotEntry))
+	if _, _, err := mems[0].Xattrop(context.Background(), foptest.RootGFID, fop.XattropAddArray, d, nil); err != nil {
+		t.Fatal(err)
+	}
+	root := r.inode(foptest.RootGFID)
+	root.mu.Lock()
+	root.readable, root.isDir = []bool{true, false, false}, true
+	root.mu.Unlock()
+}
+
+// noneAccusesRoot fails the test if a brick accuses brick 0, the only good
+// copy of the root's entries.
+func noneAccusesRoot(t *testing.T, mems []*foptest.Mem) {
+	t.Helper()
+	for i := 1; i < 3; i++ {
+		if v := slotAcc(mems[i], foptest.RootGFID, 0, slotEntry); v != 0 {
+			t.Errorf("brick %d accuses brick 0, the only good copy of the root's entries, of %d entry changes", i, v)
+		}
+	}
+}
+
+// The only good copy of a directory's entries lags: a mkdir in it locks
+// that copy all the same, and nobody blames it.
+func TestEntryChangeKeepsLaggingGoodParentCopy(t *testing.T) {
+	r, mems := memReplicaWith(t, lagOpts)
+	lagBrick0(t, r, mems)
+	rootGoodCopy(t, r, mems)
+	if _, _, err := r.Mkdir(context.Background(), foptest.RootGFID, "d", 0o755, 0, foptest.GFID(3), nil); err != nil {
+		t.Errorf("a mkdir while the only good copy of its parent lagged: %v", err)
+	}
+	if !slices.Contains(mems[0].Names(foptest.RootGFID), "d") {
+		t.Error("the mkdir left out brick 0, the only good copy of its parent")
+	}
+	noneAccusesRoot(t, mems)
+}
+
+// The only good copy of a directory's entries fails a mkdir the others
+// take: EIO, and nobody blames it.
+func TestEntryChangeFailedOnGoodParentCopy(t *testing.T) {
+	r, mems := memReplicaWith(t, lagOpts)
+	rootGoodCopy(t, r, mems)
+	mems[0].Refuse("MKDIR", syscall.EIO)
+	if _, _, err := r.Mkdir(context.Background(), foptest.RootGFID, "d", 0o755, 0, foptest.GFID(3), nil); fop.Errno(err) != syscall.EIO {
+		t.Errorf("a mkdir that the only good copy of its parent failed: %v, want EIO", err)
+	}
+	noneAccusesRoot(t, mems)
+}
+
+// A lookup trusts only the children whose copy of the parent is good: a
+// stale one may hold an older file of the same name, whose changelog says
+// nothing of the file the others hold.
+func TestLookupIgnoresOldFileOnStaleParent(t *testing.T) {
+	r, mems := memReplicaWith(t, lagOpts)
+	ctx := context.Background()
+	old, cur := foptest.GFID(4), foptest.GFID(5)
+	for i, g := range []xdr.GFID{cur, cur, old} {
+		f, _, _, err := mems[i].Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, g, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = mems[i].Release(ctx, f)
+	}
+	for i := 0; i < 2; i++ { // bricks 0 and 1 hold the root's good entries
+		if _, _, err := mems[i].Xattrop(ctx, foptest.RootGFID, fop.XattropAddArray, r.changelog(counts{}, blame([]bool{false, false, true}, slotEntry)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The old file on brick 2 accuses bricks 0 and 1 of missing its data.
+	if _, _, err := mems[2].Xattrop(ctx, old, fop.XattropAddArray, r.changelog(counts{}, blame([]bool{true, true, false}, slotData)), nil); err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := r.Lookup(ctx, foptest.RootGFID, "f", xdr.GFID{}, nil)
+	if err != nil || st.GFID != cur {
+		t.Fatalf("lookup: %v, gfid %v; want the file of bricks 0 and 1, %v", err, st.GFID, cur)
+	}
+	ino := r.inode(cur)
+	ino.mu.Lock()
+	readable := clone(ino.readable)
+	ino.mu.Unlock()
+	if !readable[0] || !readable[1] {
+		t.Errorf("readable %v: the old file's changelog on brick 2 counted against the current one", readable)
+	}
+}
+
+// This mount heals the metadata of a file whose only good metadata copy
+// was brick 0, then brick 0 goes down: a chmod goes on with the healed
+// copies, as what it knew of the good copies predates the heal.
+func TestMetaChangeAfterOwnHeal(t *testing.T) {
+	r, mems, f, ino := lastGoodCopy(t, lagOpts)
+	ctx := context.Background()
+	r.postOpNow(ino)
+	if _, _, err := mems[0].Xattrop(ctx, ino.gfid, fop.XattropAddArray, r.changelog(counts{}, blame([]bool{false, true, true}, slotMeta)), nil); err != nil {
+		t.Fatal(err)
+	}
+	ino.mu.Lock()
+	ino.metaRead = []bool{true, false, false}
+	ino.mu.Unlock()
+	if healed, err := r.healMeta(ctx, ino.gfid); !healed || err != nil {
+		t.Fatalf("metadata heal: %v, %v", healed, err)
+	}
+	mems[0].SetDown(true)
+	eventually(t, 5*time.Second, "brick 0 to be down", func() bool { return !r.up()[0] })
+	if _, _, _, err := r.Fsetattr(ctx, f, &xdr.Iatt{Mode: 0o600}, fop.SetAttrMode, nil); err != nil {
+		t.Errorf("a chmod after the metadata was healed, its source down: %v", err)
+	}
+}
+
+// The good copy answers a refresh with an error of its own (its copy is
+// gone): that is an answer, not a silence, and the others decide.
+func TestRefreshTakesAGoodCopysOwnError(t *testing.T) {
+	r, mems, f, ino := lastGoodCopy(t, lagOpts)
+	r.postOpNow(ino)
+	r.gen.Add(1)
+	mems[0].Refuse("FSTAT", syscall.ESTALE)
+	if b, _, err := r.Read(context.Background(), f, 0, 5, nil); err != nil || string(b) != "first" {
+		t.Errorf("a read after the refresh: %q, %v", b, err)
+	}
+	ino.mu.Lock()
+	readable := clone(ino.readable)
+	ino.mu.Unlock()
+	if want := []bool{false, true, true}; !slices.Equal(readable, want) {
+		t.Errorf("readable after the good copy answered ESTALE: %v, want %v", readable, want)
+	}
+}
+
+// The same when another client (the self-heal daemon) healed the
+// metadata: brick 0 going down is a child event, after which a change
+// asks the bricks again rather than trust what it knew.
+func TestMetaChangeAfterAnotherHeal(t *testing.T) {
+	r, mems, f, ino := lastGoodCopy(t, lagOpts)
+	ctx := context.Background()
+	r.postOpNow(ino)
+	accuse := func(n int32) map[int]counts {
+		return map[int]counts{1: slotOnly(slotMeta, n), 2: slotOnly(slotMeta, n)}
+	}
+	if _, _, err := mems[0].Xattrop(ctx, ino.gfid, fop.XattropAddArray, r.changelog(counts{}, accuse(1)), nil); err != nil {
+		t.Fatal(err)
+	}
+	ino.mu.Lock()
+	ino.metaRead = []bool{true, false, false}
+	ino.mu.Unlock()
+	// The heal daemon's work: the metadata copied, the accusations gone.
+	if _, _, err := mems[0].Xattrop(ctx, ino.gfid, fop.XattropAddArray, r.changelog(counts{}, accuse(-1)), nil); err != nil {
+		t.Fatal(err)
+	}
+	mems[0].SetDown(true)
+	eventually(t, 5*time.Second, "brick 0 to be down", func() bool { return !r.up()[0] })
+	if _, _, _, err := r.Fsetattr(ctx, f, &xdr.Iatt{Mode: 0o600}, fop.SetAttrMode, nil); err != nil {
+		t.Errorf("a chmod after another client healed the metadata, its source down: %v", err)
+	}
+}

@@ -117,7 +117,7 @@ func (r *Replicate) healMeta(ctx context.Context, g xdr.GFID) (bool, error) {
 		}
 	}
 	ino.mu.Lock()
-	ino.readable = nil // refresh on the next read
+	ino.readable, ino.metaRead = nil, nil // refresh on the next read or change
 	ino.mu.Unlock()
 	r.log.Info("metadata healed", zap.Stringer("gfid", g), zap.String("source", r.kids[src].Name()))
 	return true, nil

@@ -96,24 +96,31 @@ func (r *Replicate) setReadable(ino *inode, ok []bool, dicts []xdr.Dict, isDir b
 }
 
 // refreshReadable is setReadable for a refresh or lookup that some
-// children did not answer. The changelog of one still connected (cut as
-// slow, or lagging) is unseen only for now: when it held a good copy, the
-// answers alone may clear the copies it accuses, so what was known is kept
-// instead. A child that was good stays good unless one that answered
-// accuses it, and one that was not good does not become good, until a
-// refresh that every connected good copy answers (its lag ending is such
-// an event). Otherwise a refresh while the only good copy lags would take
-// the stale copies for good ones, and the next write, leaving the lagging
-// copy out, would blame it: the file left without a source (split-brain).
-// A child that is down is not waited for, as AFR does not: the answers of
-// the others decide.
-func (r *Replicate) refreshReadable(ino *inode, ok []bool, dicts []xdr.Dict, isDir bool, gen uint64) {
+// children did not answer. The changelog of one still connected that gave
+// no answer of its own (unseen: lagging, cut as slow, timed out) is unseen
+// only for now: when it held a good copy, the answers alone may clear the
+// copies it accuses, so what was known is kept instead. A child that was
+// good stays good unless one that answered accuses it, and one that was
+// not good does not become good, until a refresh that every connected
+// good copy answers (its lag ending is such an event). Otherwise a refresh
+// while the only good copy lags would take the stale copies for good
+// ones, and the next write, leaving the lagging copy out, would blame it:
+// the file left without a source (split-brain). A child that is down, or
+// answered with an error of its own, is judged from the others' answers,
+// as AFR does.
+//
+// Only the changelogs of the children in ok count: a child left out of ok
+// (its copy of the parent is stale) may hold another file of the name.
+func (r *Replicate) refreshReadable(ino *inode, ok, unseen []bool, dicts []xdr.Dict, isDir bool, gen uint64) {
 	all := make([]bool, r.n())
+	seen := make([]xdr.Dict, r.n())
 	for i := range all {
 		all[i] = true
+		if ok[i] {
+			seen[i] = dicts[i]
+		}
 	}
-	data, meta := r.readableFrom(all, dicts, isDir) // accused by none that answered
-	unseen := and(r.up(), not(ok))
+	data, meta := r.readableFrom(all, seen, isDir) // accused by none in ok
 	ino.mu.Lock()
 	ino.readable = keepGood(ino.readable, ok, unseen, data, ino.isDir == isDir)
 	ino.metaRead = keepGood(ino.metaRead, ok, unseen, meta, ino.isDir == isDir)
@@ -124,7 +131,7 @@ func (r *Replicate) refreshReadable(ino *inode, ok []bool, dicts []xdr.Dict, isD
 
 // keepGood merges what a refresh found (fresh: accused by none of the
 // children in ok, which answered) with what was known (prev): see
-// refreshReadable. unseen are the connected children that did not answer.
+// refreshReadable.
 func keepGood(prev, ok, unseen, fresh []bool, same bool) []bool {
 	out := and(fresh, ok)
 	if !same || len(prev) != len(ok) {
@@ -132,9 +139,9 @@ func keepGood(prev, ok, unseen, fresh []bool, same bool) []bool {
 	}
 	for i := range ok {
 		if unseen[i] && prev[i] {
-			// A good copy is connected but did not answer.
+			// A good copy is connected but gave no answer.
 			for j := range out {
-				out[j] = fresh[j] && prev[j]
+				out[j] = (ok[j] || unseen[j]) && fresh[j] && prev[j]
 			}
 			return out
 		}

@@ -47,20 +47,11 @@ func (r *Replicate) takeLocksIf(ctx context.Context, set []bool, lock func(ctx c
 	if contended {
 		undo(locked)
 		locked = make([]bool, r.n())
-		// Lagging children are left out while the rest meet quorum,
-		// and enough: a lagging child that the rest need to satisfy it
-		// (a good copy of the data) stays in.
+		// Lagging children are left out while the rest meet quorum
+		// and enough (a lagging good copy of the data stays in).
 		lagging := r.lagging()
-		if rest := and(set, not(lagging)); !r.hasQuorum(rest) {
+		if rest := and(set, not(lagging)); !r.hasQuorum(rest) || enough != nil && !enough(rest) {
 			lagging = make([]bool, r.n())
-		} else if enough != nil && !enough(rest) {
-			for i := range lagging {
-				if set[i] && lagging[i] {
-					with := clone(rest)
-					with[i] = true
-					lagging[i] = !enough(with)
-				}
-			}
 		}
 		for i := range r.kids {
 			if set[i] && lagging[i] {
@@ -137,8 +128,8 @@ func (r *Replicate) unlockNow(ctx context.Context, locked []bool, unlock func(ct
 
 // lockEntries takes the entry locks on names, in their sorted order, on
 // each child; a child that fails one gives back the ones it took.
-func (r *Replicate) lockEntries(ctx context.Context, owner []byte, names []entry, set []bool) ([]bool, error) {
-	return r.takeLocks(internal(ctx, owner), set, func(ctx context.Context, i int, block bool) error {
+func (r *Replicate) lockEntries(ctx context.Context, owner []byte, names []entry, set []bool, enough func(ok []bool) bool) ([]bool, error) {
+	return r.takeLocksIf(internal(ctx, owner), set, func(ctx context.Context, i int, block bool) error {
 		cmd := uint32(fop.EntrylkLockNB)
 		if block {
 			cmd = fop.EntrylkLock
@@ -159,7 +150,7 @@ func (r *Replicate) lockEntries(ctx context.Context, owner []byte, names []entry
 			}
 			return nil
 		}, nil)
-	})
+	}, enough)
 }
 
 func (r *Replicate) unlockEntries(ctx context.Context, owner []byte, names []entry, locked []bool) {
@@ -254,6 +245,7 @@ func (r *Replicate) acquire(ctx context.Context, ino *inode, off, length uint64)
 // would leave the file without a source (split-brain), as the pre-op
 // blames the children it did not lock and accuses those that missed it.
 func (r *Replicate) takeDataLock(ctx context.Context, ino *inode) (locked, part []bool, err error) {
+	r.freshen(ctx, ino, nil) // what it knows of the good copies predates a child event or a heal
 	up := r.changeSet()
 	if good := r.goodCopies(ino); good != nil && count(and(up, good)) == 0 {
 		// Every good copy lags: wait for one rather than leave them

@@ -445,7 +445,7 @@ func (r *Replicate) copyOnce(ctx context.Context, rin *replFd, offIn uint64, rou
 	// Which copies of the source are good, read under its lock; what the
 	// replica set believes of the whole file is left alone (this round
 	// holds only a range of it).
-	_, srcOK, dicts, _, err := r.probe(ctx, rin.ino, rin)
+	_, srcOK, _, dicts, _, err := r.probe(ctx, rin.ino, rin)
 	if err != nil {
 		releaseSrc()
 		r.release(dstHeld.ino, dstHeld.off, dstHeld.len, false)

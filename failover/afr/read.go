@@ -23,20 +23,22 @@ import (
 // a lookup by gfid would fail where the fd still reads.
 func (r *Replicate) refresh(ctx context.Context, ino *inode, rf *replFd) ([]xdr.Iatt, []bool, error) {
 	gen := r.gen.Load()
-	sts, ok, dicts, isDir, err := r.probe(ctx, ino, rf)
+	sts, ok, unseen, dicts, isDir, err := r.probe(ctx, ino, rf)
 	if err != nil {
 		return nil, nil, err
 	}
-	r.refreshReadable(ino, ok, dicts, isDir, gen)
+	r.refreshReadable(ino, ok, unseen, dicts, isDir, gen)
 	return sts, ok, nil
 }
 
 // probe asks every child that is up for the inode and its changelog (see
-// refresh) without changing what the replica set believes of it.
-func (r *Replicate) probe(ctx context.Context, ino *inode, rf *replFd) (sts []xdr.Iatt, ok []bool, dicts []xdr.Dict, isDir bool, err error) {
+// refresh) without changing what the replica set believes of it. unseen
+// are the children connected that gave no answer of their own: lagging,
+// cut as slow, or timed out (see refreshReadable).
+func (r *Replicate) probe(ctx context.Context, ino *inode, rf *replFd) (sts []xdr.Iatt, ok, unseen []bool, dicts []xdr.Dict, isDir bool, err error) {
 	up := r.changeSet() // a lagging child would hold the probe up
 	if !r.hasQuorum(up) {
-		return nil, nil, nil, false, r.errNoQuorum("LOOKUP")
+		return nil, nil, nil, nil, false, r.errNoQuorum("LOOKUP")
 	}
 	// A child still working well after a quorum answered (a frozen
 	// brick) is cut, as from a change, rather than waited for up to the
@@ -64,6 +66,7 @@ func (r *Replicate) probe(ctx context.Context, ino *inode, rf *replFd) (sts []xd
 		return err
 	}, nil)
 	ok = succeeded(rs, up)
+	unseen = r.unseen(rs, ok)
 	sts = make([]xdr.Iatt, r.n())
 	dicts = make([]xdr.Dict, r.n())
 	for i := range ok {
@@ -75,7 +78,7 @@ func (r *Replicate) probe(ctx context.Context, ino *inode, rf *replFd) (sts []xd
 	if !r.hasQuorum(ok) {
 		// As afr_inode_refresh_done: the bricks' errno when they gave
 		// one (an ENOENT while another client removes the file).
-		return nil, nil, nil, false, r.quorumErr("LOOKUP", rs, up)
+		return nil, nil, nil, nil, false, r.quorumErr("LOOKUP", rs, up)
 	}
 	for i := range ok {
 		if ok[i] {
@@ -83,7 +86,20 @@ func (r *Replicate) probe(ctx context.Context, ino *inode, rf *replFd) (sts []xd
 			break
 		}
 	}
-	return sts, ok, dicts, isDir, nil
+	return sts, ok, unseen, dicts, isDir, nil
+}
+
+// unseen returns the children connected that did not succeed in rs and
+// gave no answer of their own (an errno of the brick's): they were not
+// asked (lagging), were cut as slow, or timed out.
+func (r *Replicate) unseen(rs []reply, ok []bool) []bool {
+	out := and(r.up(), not(ok))
+	for i, rp := range rs {
+		if rp.done && rp.err != nil && ownErrno(rp.err) {
+			out[i] = false
+		}
+	}
+	return out
 }
 
 // readOrder returns the children to read from, best first: the hash child
@@ -234,6 +250,7 @@ func (r *Replicate) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 		return err
 	})
 	ok := succeeded(rs, up)
+	unseen := r.unseen(rs, ok)
 	if count(ok) == 0 {
 		// Nobody has the name: with a quorum of bricks answering, their
 		// errno is the answer (ENOENT, ENAMETOOLONG, EACCES...).
@@ -297,7 +314,7 @@ func (r *Replicate) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 			break
 		}
 	}
-	r.refreshReadable(ino, ok, dicts, isDir, gen)
+	r.refreshReadable(ino, ok, unseen, dicts, isDir, gen)
 	ino.mu.Lock()
 	readable := ino.readable
 	ino.mu.Unlock()

@@ -43,8 +43,29 @@ func entryXdata(key, name string) xdr.Dict {
 // created, when set, runs after a creation succeeded on a quorum, still
 // under the locks and before the parents' post-op, to mark the new inode
 // for heal on the bricks that missed it (afr_mark_new_entry_changelog).
+//
+// As for data (takeDataLock), the children that hold the only good copy
+// of a parent's entries (its ino.readable) are not left out for lagging
+// nor cut when slow, and a change that only stale copies of a parent
+// would take fails (EIO) without blaming anyone.
 func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx context.Context, i int) error, created func(ctx context.Context, ok []bool)) ([]bool, error) {
 	up := r.changeSet()
+	parents := r.entryParents(names)
+	for _, p := range parents {
+		r.freshen(ctx, p, nil)
+		if good := r.goodCopies(p); good != nil && count(and(up, good)) == 0 {
+			up = or(up, and(r.up(), good))
+		}
+	}
+	// hasGood: ok includes a good copy of every parent's entries.
+	hasGood := func(ok []bool) bool {
+		for _, p := range parents {
+			if !r.validWrite(p, ok) {
+				return false
+			}
+		}
+		return true
+	}
 	if !r.hasQuorum(up) {
 		return nil, r.errNoQuorum("ENTRYLK")
 	}
@@ -55,19 +76,23 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 		return names[a].name < names[b].name
 	})
 	owner := newOwner()
-	locked, err := r.lockEntries(ctx, owner, names, up)
+	locked, err := r.lockEntries(ctx, owner, names, up, hasGood)
 	if err != nil {
 		r.unlockEntries(ctx, owner, names, locked)
 		return nil, err
 	}
 	defer r.unlockEntries(ctx, owner, names, locked)
+	if !hasGood(locked) {
+		return nil, r.errNoGoodCopy(r.noGoodParent(parents, locked), "ENTRYLK")
+	}
 	optimistic := count(locked) == r.n()
 	part := locked
 	if !optimistic {
 		var fail error
 		for _, e := range changed(names) {
-			done, f := r.xattrop(ctx, e.parent, owner, locked, slotOnly(slotEntry, 1), blame(not(locked), slotEntry),
-				entryXdata("glusterfs.xattrop-entry-create", e.name))
+			p := r.inode(e.parent)
+			done, f := r.xattropIf(ctx, e.parent, owner, locked, slotOnly(slotEntry, 1), blame(not(locked), slotEntry),
+				entryXdata("glusterfs.xattrop-entry-create", e.name), func(ok []bool) bool { return r.validWrite(p, ok) })
 			if !r.hasQuorum(done) {
 				fail = f
 			}
@@ -78,6 +103,10 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 				fail = r.errNoQuorum("XATTROP")
 			}
 			return nil, fail
+		}
+		if !hasGood(part) {
+			// Dirty raised on stale copies only: left for the heal.
+			return nil, r.errNoGoodCopy(r.noGoodParent(parents, part), "XATTROP")
 		}
 		// A child locked but not marked (its pre-op failed, or lagged)
 		// misses the change: blamed before it is made.
@@ -94,6 +123,16 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 	if err != nil {
 		r.entryTooFew(ctx, owner, names, rs, part, ok, optimistic)
 		return ok, err
+	}
+	if !hasGood(ok) {
+		// The good copy of a parent failed the change: blaming it from
+		// the stale ones would leave no source. Dirty stays raised (or,
+		// with the optimistic changelog, the good copy's accusations of
+		// the others stand), and the heal takes the good copy's entries.
+		for _, e := range changed(names) {
+			r.noteEntryHeal(e.parent, e.name)
+		}
+		return ok, r.errNoGoodCopy(r.noGoodParent(parents, ok), "entry change")
 	}
 	if created != nil {
 		created(ctx, ok)
@@ -116,6 +155,30 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 		}
 	}
 	return ok, nil
+}
+
+// entryParents returns the inodes of the directories whose entries
+// names change (not a directory only locked whole), each once.
+func (r *Replicate) entryParents(names []entry) []*inode {
+	var out []*inode
+	seen := map[xdr.GFID]bool{}
+	for _, e := range changed(names) {
+		if !seen[e.parent] {
+			seen[e.parent] = true
+			out = append(out, r.inode(e.parent))
+		}
+	}
+	return out
+}
+
+// noGoodParent returns the parent of which ok holds no good copy.
+func (r *Replicate) noGoodParent(parents []*inode, ok []bool) *inode {
+	for _, p := range parents {
+		if !r.validWrite(p, ok) {
+			return p
+		}
+	}
+	return parents[0]
 }
 
 // entryTooFew records an entry change that some bricks took but too few

@@ -13,6 +13,7 @@ import (
 // cut when slow, and a change that only stale copies would take fails
 // (EIO) without blaming anyone.
 func (r *Replicate) metaTxn(ctx context.Context, ino *inode, op func(ctx context.Context, i int) error) ([]bool, error) {
+	r.freshen(ctx, ino, nil) // what it knows of the good copies predates a child event or a heal
 	up := r.changeSet()
 	ino.mu.Lock()
 	good := clone(ino.metaRead)

@@ -58,6 +58,7 @@ type Mem struct {
 	opened  map[*fop.Fd]bool         // GUARDED_BY(mu); fds open here
 	lost    map[*fop.Fd]bool         // GUARDED_BY(mu); fds open when the brick went down
 	waiting map[string]int           // GUARDED_BY(mu); blocked lock requests, by lock list
+	queued  map[string][]*lock       // GUARDED_BY(mu); the blocked requests in the order they came, by lock list
 
 	watchers []func(up bool) // GUARDED_BY(mu)
 }
@@ -74,7 +75,7 @@ func (m *Mem) Watch(fn func(up bool)) {
 // NewMem returns an empty brick named name holding the volume root.
 func NewMem(name string) *Mem {
 	m := &Mem{name: name, inodes: map[xdr.GFID]*inode{}, locks: map[string][]lock{},
-		refuse: map[string]syscall.Errno{}, hang: map[string]chan struct{}{}, delay: map[string]time.Duration{}, lose: map[string]bool{}, calls: map[string]int{}, opened: map[*fop.Fd]bool{}, lost: map[*fop.Fd]bool{}, waiting: map[string]int{}}
+		refuse: map[string]syscall.Errno{}, hang: map[string]chan struct{}{}, delay: map[string]time.Duration{}, lose: map[string]bool{}, calls: map[string]int{}, opened: map[*fop.Fd]bool{}, lost: map[*fop.Fd]bool{}, waiting: map[string]int{}, queued: map[string][]*lock{}}
 	m.cond = sync.NewCond(&m.mu)
 	m.inodes[RootGFID] = &inode{st: xdr.Iatt{GFID: RootGFID, Ino: 1, Mode: syscall.S_IFDIR | 0o755, Nlink: 2, Blksize: 4096},
 		xattrs: map[string][]byte{}, children: map[string]xdr.GFID{}}
@@ -1269,9 +1270,39 @@ func (m *Mem) takeLock(ctx context.Context, op, key string, g xdr.GFID, l lock, 
 		m.cond.Broadcast()
 		return nil
 	}
-	for conflicts(m.locks[key], l) {
-		if !block {
-			return m.err(op, g, syscall.EAGAIN)
+	// As features/locks: a request that conflicts with a blocked one
+	// queued before it waits behind it (unless its owner already holds
+	// a lock there), so a waiter is not overtaken by later requests.
+	if m.grantable(key, &l, len(m.queued[key])) {
+		m.locks[key] = append(m.locks[key], l)
+		return nil
+	}
+	if !block {
+		return m.err(op, g, syscall.EAGAIN)
+	}
+	me := &l
+	m.queued[key] = append(m.queued[key], me)
+	defer func() {
+		q := m.queued[key]
+		for i, w := range q {
+			if w == me {
+				m.queued[key] = append(q[:i:i], q[i+1:]...)
+				break
+			}
+		}
+		if len(m.queued[key]) == 0 {
+			delete(m.queued, key)
+		}
+		m.cond.Broadcast() // a waiter behind this one may go now
+	}()
+	for {
+		ahead := 0
+		for ahead < len(m.queued[key]) && m.queued[key][ahead] != me {
+			ahead++
+		}
+		if m.grantable(key, me, ahead) {
+			m.locks[key] = append(m.locks[key], l)
+			return nil
 		}
 		if ctx.Err() != nil || m.down {
 			return &fop.OpError{Brick: m.name, Fop: op, GFID: g, Errno: syscall.ETIMEDOUT, Err: ctx.Err()}
@@ -1287,8 +1318,25 @@ func (m *Mem) takeLock(ctx context.Context, op, key string, g xdr.GFID, l lock, 
 			return &fop.OpError{Brick: m.name, Fop: op, GFID: g, Errno: syscall.ENOTCONN, Err: errors.New("brick down")}
 		}
 	}
-	m.locks[key] = append(m.locks[key], l)
-	return nil
+}
+
+// grantable reports whether l can be granted on the lock list key: no
+// held lock conflicts, and, unless l's owner holds one there already, no
+// blocked request among the first ahead queued. REQUIRES m.mu.
+func (m *Mem) grantable(key string, l *lock, ahead int) bool {
+	if conflicts(m.locks[key], *l) {
+		return false
+	}
+	for _, h := range m.locks[key] {
+		if h.owner == l.owner {
+			return true
+		}
+	}
+	var before []lock
+	for _, w := range m.queued[key][:ahead] {
+		before = append(before, *w)
+	}
+	return !conflicts(before, *l)
 }
 
 // Inodelk takes, waits for or drops an inode lock in domain.

@@ -101,6 +101,49 @@ func TestMemLocks(t *testing.T) {
 	}
 }
 
+// A blocked lock request is not overtaken (features/locks: a request that
+// conflicts with one queued before it waits behind it): once the holder
+// lets go, a later non-blocking request is refused while the waiter gets
+// the lock, and a later blocking one waits for the waiter.
+func TestMemLockQueueIsFair(t *testing.T) {
+	m := NewMem("m")
+	own := func(o string) context.Context {
+		return fop.WithCaller(context.Background(), &fop.Caller{LkOwner: []byte(o)})
+	}
+	w := xdr.Flock{Type: fop.LkWrite}
+	unlock := xdr.Flock{Type: fop.LkUnlock}
+	if _, err := m.Inodelk(own("a"), RootGFID, "dom", fop.LkSet, w, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() { got <- fop.ErrOnly(m.Inodelk(own("b"), RootGFID, "dom", fop.LkSetW, w, nil)) }()
+	for m.Waiters() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	// While b waits, c may not take the lock past it, even with a free
+	// range at the moment of the unlock.
+	m.mu.Lock()
+	if err := m.inodelk(own("a"), "INODELK", RootGFID, "dom", fop.LkSet, unlock); err != nil {
+		m.mu.Unlock()
+		t.Fatal(err)
+	}
+	err := m.inodelk(own("c"), "INODELK", RootGFID, "dom", fop.LkSet, w)
+	if err == nil {
+		_ = m.inodelk(own("c"), "INODELK", RootGFID, "dom", fop.LkSet, unlock) // let the waiter go
+	}
+	m.mu.Unlock()
+	if fop.Errno(err) != syscall.EAGAIN {
+		t.Errorf("a non-blocking request past a waiter, right after the unlock: %v, want EAGAIN", err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("the waiter after the unlock: %v", err)
+	}
+	// b holds it now; its owner may take more (no queue for a holder).
+	if _, err := m.Inodelk(own("b"), RootGFID, "dom", fop.LkSet, xdr.Flock{Type: fop.LkWrite, Start: 10, Len: 1}, nil); err != nil {
+		t.Errorf("the holder's own second lock: %v", err)
+	}
+}
+
 // TestMemEntrylkNames: different names do not conflict, the same does.
 func TestMemEntrylkNames(t *testing.T) {
 	m := NewMem("m")

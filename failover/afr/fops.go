@@ -194,7 +194,7 @@ func (r *Replicate) Setattr(ctx context.Context, gfid xdr.GFID, attr *xdr.Iatt, 
 	}
 	ino := r.inode(gfid)
 	sts := make([]xdr.Iatt, r.n())
-	ok, err := r.metaTxn(ctx, ino, func(ctx context.Context, i int) error {
+	ok, err := r.metaTxn(ctx, ino, nil, func(ctx context.Context, i int) error {
 		var err error
 		_, sts[i], _, err = r.kids[i].Setattr(ctx, gfid, attr, valid, xd)
 		return err
@@ -216,7 +216,7 @@ func (r *Replicate) Fsetattr(ctx context.Context, f *fop.Fd, attr *xdr.Iatt, val
 	if err != nil {
 		return pre, post, nil, err
 	}
-	ok, err := r.metaTxn(ctx, rf.ino, fn)
+	ok, err := r.metaTxn(ctx, rf.ino, rf, fn)
 	if err != nil {
 		return pre, post, nil, err
 	}
@@ -230,7 +230,7 @@ func (r *Replicate) Setxattr(ctx context.Context, gfid xdr.GFID, dict xdr.Dict, 
 			return nil, &fop.OpError{Brick: r.name, Fop: "SETXATTR", GFID: gfid, Errno: syscall.EPERM, Err: errors.New("the replication changelog is not settable")}
 		}
 	}
-	_, err := r.metaTxn(ctx, r.inode(gfid), func(ctx context.Context, i int) error {
+	_, err := r.metaTxn(ctx, r.inode(gfid), nil, func(ctx context.Context, i int) error {
 		return fop.ErrOnly(r.kids[i].Setxattr(ctx, gfid, dict, flags, xd))
 	})
 	return nil, err
@@ -238,7 +238,7 @@ func (r *Replicate) Setxattr(ctx context.Context, gfid xdr.GFID, dict xdr.Dict, 
 
 // Removexattr removes an xattr on every child.
 func (r *Replicate) Removexattr(ctx context.Context, gfid xdr.GFID, name string, xd xdr.Dict) (xdr.Dict, error) {
-	_, err := r.metaTxn(ctx, r.inode(gfid), func(ctx context.Context, i int) error {
+	_, err := r.metaTxn(ctx, r.inode(gfid), nil, func(ctx context.Context, i int) error {
 		return fop.ErrOnly(r.kids[i].Removexattr(ctx, gfid, name, xd))
 	})
 	return nil, err

@@ -437,3 +437,147 @@ func TestMetaChangeAfterAnotherHeal(t *testing.T) {
 		t.Errorf("a chmod after another client healed the metadata, its source down: %v", err)
 	}
 }
+
+func rootReadable(r *Replicate) []bool {
+	root := r.inode(foptest.RootGFID)
+	root.mu.Lock()
+	defer root.mu.Unlock()
+	return clone(root.readable)
+}
+
+// Three mkdirs, each refused (ENOSPC) by another brick, in one generation:
+// each accusation marks the copy it blames, so the third, which would
+// blame the last copy nobody accused, fails instead.
+func TestEntryChangesNeverBlameTheLastGoodCopy(t *testing.T) {
+	r, mems := memReplicaWith(t, lagOpts)
+	ctx := context.Background()
+	if _, _, err := r.Lookup(ctx, foptest.RootGFID, "", foptest.RootGFID, nil); err != nil {
+		t.Log("root lookup:", err)
+	}
+	r.freshen(ctx, r.inode(foptest.RootGFID), nil)
+	t.Logf("root readable at start %v", rootReadable(r))
+	steps := []int{2, 0, 1}
+	for n, bad := range steps {
+		for i := range mems {
+			mems[i].Refuse("MKDIR", 0)
+		}
+		mems[bad].Refuse("MKDIR", syscall.ENOSPC)
+		_, _, err := r.Mkdir(ctx, foptest.RootGFID, string(rune('a'+n)), 0o755, 0, foptest.GFID(byte(10+n)), nil)
+		t.Logf("mkdir %c with brick %d refusing: %v; root readable now %v", 'a'+n, bad, err, rootReadable(r))
+	}
+	accused := 0
+	for j := 0; j < 3; j++ {
+		for i := 0; i < 3; i++ {
+			if i != j && slotAcc(mems[i], foptest.RootGFID, j, slotEntry) != 0 {
+				accused++
+				t.Logf("brick %d accuses brick %d of entries", i, j)
+				break
+			}
+		}
+	}
+	if accused == 3 {
+		t.Errorf("every copy of the root's entries is accused: the only good copy was blamed")
+	}
+}
+
+// A directory whose copies all are accused (rolling restarts before the
+// heal caught up) has no good copy to protect: entry changes go on, as in
+// AFR (the heal's conservative merge resolves it).
+func TestEntryChangeInADirectoryWithNoGoodCopy(t *testing.T) {
+	r, mems := memReplicaWith(t, lagOpts)
+	ctx := context.Background()
+	for i := range mems {
+		// i accuses the next one only: a cycle
+		w := make([]bool, 3)
+		w[(i+1)%3] = true
+		if _, _, err := mems[i].Xattrop(ctx, foptest.RootGFID, fop.XattropAddArray, r.changelog(counts{}, blame(w, slotEntry)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.gen.Add(1)
+	if _, _, err := r.Mkdir(ctx, foptest.RootGFID, "d", 0o755, 0, foptest.GFID(3), nil); err != nil {
+		t.Errorf("mkdir in a directory whose copies all are accused: %v (readable %v)", err, rootReadable(r))
+	}
+	if _, err := r.Unlink(ctx, foptest.RootGFID, "nope", nil); fop.Errno(err) != syscall.ENOENT {
+		t.Errorf("unlink of a missing name there: %v, want ENOENT", err)
+	}
+}
+
+// The only good copy of the parent answers EEXIST (the stale copies
+// missed the name): that is the answer, not EIO.
+func TestEntryChangeTakesTheGoodCopysRefusal(t *testing.T) {
+	r, mems := memReplicaWith(t, lagOpts)
+	ctx := context.Background()
+	rootGoodCopy(t, r, mems)
+	if _, _, err := mems[0].Mkdir(ctx, foptest.RootGFID, "d", 0o755, 0, foptest.GFID(3), nil); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := r.Mkdir(ctx, foptest.RootGFID, "d", 0o755, 0, foptest.GFID(4), nil)
+	t.Logf("mkdir of a name only the good copy holds: %v", err)
+	if fop.Errno(err) != syscall.EEXIST {
+		t.Errorf("got %v, want EEXIST", err)
+	}
+}
+
+// A brick whose copy of the parent is stale but which holds the same file
+// (same gfid): its changelog of the file counts, and the copy it accuses
+// is not taken as good.
+func TestLookupReadsTheSameFileOnAStaleParent(t *testing.T) {
+	r, mems := memReplicaWith(t, lagOpts)
+	ctx := context.Background()
+	g := foptest.GFID(5)
+	for i := range mems {
+		f, _, _, err := mems[i].Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, g, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = mems[i].Release(ctx, f)
+	}
+	// root: bricks 0 and 1 accuse 2 of entries
+	for i := 0; i < 2; i++ {
+		if _, _, err := mems[i].Xattrop(ctx, foptest.RootGFID, fop.XattropAddArray, r.changelog(counts{}, blame([]bool{false, false, true}, slotEntry)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// f: bricks 1 and 2 accuse 0 of data
+	for i := 1; i < 3; i++ {
+		if _, _, err := mems[i].Xattrop(ctx, g, fop.XattropAddArray, r.changelog(counts{}, blame([]bool{true, false, false}, slotData)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mems[1].SetDown(true)
+	eventually(t, 5*time.Second, "brick 1 down", func() bool { return !r.up()[1] })
+	_, _, err := r.Lookup(ctx, foptest.RootGFID, "f", xdr.GFID{}, nil)
+	ino := r.inode(g)
+	ino.mu.Lock()
+	rd := clone(ino.readable)
+	ino.mu.Unlock()
+	t.Logf("lookup: %v; readable %v", err, rd)
+	if rd != nil && rd[0] {
+		t.Errorf("brick 0, accused of f's data by brick 2 (same gfid), taken as good: %v", rd)
+	}
+}
+
+// A change asks the bricks again once per generation: when that fails (an
+// open file unlinked has no gfid handle left on a real brick), the next
+// changes in the same generation do not ask again.
+func TestFailedRefreshIsNotRepeated(t *testing.T) {
+	r, mems, f := eagerLockHeld(t, lagOpts)
+	ctx := context.Background()
+	r.postOpNow(r.inode(foptest.GFID(1)))
+	for _, m := range mems {
+		m.Refuse("LOOKUP", syscall.ESTALE)
+		m.Refuse("FSTAT", syscall.ESTALE)
+	}
+	asked := func() int { return mems[0].Calls("LOOKUP") + mems[0].Calls("FSTAT") }
+	r.gen.Add(1)
+	before := asked()
+	for n := 0; n < 3; n++ {
+		if _, _, _, err := r.Fsetattr(ctx, f, &xdr.Iatt{Mode: 0o600}, fop.SetAttrMode, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := asked() - before; got != 1 {
+		t.Errorf("brick 0 was asked %d times for 3 changes in one generation whose refresh failed; want once", got)
+	}
+}

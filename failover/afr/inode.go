@@ -22,6 +22,10 @@ type inode struct {
 	readable []bool // GUARDED_BY(mu); nil until known
 	metaRead []bool // GUARDED_BY(mu)
 	isDir    bool   // GUARDED_BY(mu)
+	// failGen is 1 + the generation in which a refresh through freshen
+	// failed (0: none): it is not tried again until the next (an open
+	// but unlinked file cannot be looked up by gfid).
+	failGen uint64 // GUARDED_BY(mu)
 
 	// The eager data lock: several writes share one lock and pre-op.
 	held     bool        // GUARDED_BY(mu)
@@ -111,12 +115,12 @@ func (r *Replicate) setReadable(ino *inode, ok []bool, dicts []xdr.Dict, isDir b
 //
 // Only the changelogs of the children in ok count: a child left out of ok
 // (its copy of the parent is stale) may hold another file of the name.
-func (r *Replicate) refreshReadable(ino *inode, ok, unseen []bool, dicts []xdr.Dict, isDir bool, gen uint64) {
+func (r *Replicate) refreshReadable(ino *inode, ok, unseen, trust []bool, dicts []xdr.Dict, isDir bool, gen uint64) {
 	all := make([]bool, r.n())
 	seen := make([]xdr.Dict, r.n())
 	for i := range all {
 		all[i] = true
-		if ok[i] {
+		if trust[i] {
 			seen[i] = dicts[i]
 		}
 	}

@@ -275,7 +275,7 @@ func (r *Replicate) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, di
 	ino := r.inode(gfid)
 	r.freshen(ctx, ino, nil)
 	outs := make([]xdr.Dict, r.n())
-	ok, err := r.metaTxn(ctx, ino, func(ctx context.Context, i int) error {
+	ok, err := r.metaTxn(ctx, ino, nil, func(ctx context.Context, i int) error {
 		var err error
 		outs[i], _, err = r.kids[i].Xattrop(ctx, gfid, flags, dict, xd)
 		return err
@@ -287,14 +287,21 @@ func (r *Replicate) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, di
 }
 
 // freshen makes sure the inode's readable children are known for this
-// generation of child events (a refresh that fails leaves them unknown;
-// the transaction then answers for itself).
+// generation of child events (a refresh that fails leaves what was known,
+// or nothing, and is not tried again in this generation; the transaction
+// then answers for itself).
 func (r *Replicate) freshen(ctx context.Context, ino *inode, rf *replFd) {
+	gen := r.gen.Load()
 	ino.mu.Lock()
-	fresh := ino.readable != nil && ino.readGen == r.gen.Load()
+	fresh := ino.readable != nil && ino.readGen == gen || ino.failGen == gen+1
 	ino.mu.Unlock()
-	if !fresh {
-		_, _, _ = r.refresh(ctx, ino, rf)
+	if fresh {
+		return
+	}
+	if _, _, err := r.refresh(ctx, ino, rf); err != nil {
+		ino.mu.Lock()
+		ino.failGen = gen + 1
+		ino.mu.Unlock()
 	}
 }
 
@@ -327,7 +334,7 @@ func (r *Replicate) Fxattrop(ctx context.Context, f *fop.Fd, flags uint32, dict,
 		return nil, nil, err
 	}
 	r.freshen(ctx, rf.ino, rf)
-	ok, err := r.metaTxn(ctx, rf.ino, fn)
+	ok, err := r.metaTxn(ctx, rf.ino, rf, fn)
 	if err != nil {
 		return nil, nil, err
 	}

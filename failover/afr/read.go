@@ -27,7 +27,7 @@ func (r *Replicate) refresh(ctx context.Context, ino *inode, rf *replFd) ([]xdr.
 	if err != nil {
 		return nil, nil, err
 	}
-	r.refreshReadable(ino, ok, unseen, dicts, isDir, gen)
+	r.refreshReadable(ino, ok, unseen, ok, dicts, isDir, gen)
 	return sts, ok, nil
 }
 
@@ -251,6 +251,7 @@ func (r *Replicate) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 	})
 	ok := succeeded(rs, up)
 	unseen := r.unseen(rs, ok)
+	took := clone(ok)
 	if count(ok) == 0 {
 		// Nobody has the name: with a quorum of bricks answering, their
 		// errno is the answer (ENOENT, ENAMETOOLONG, EACCES...).
@@ -314,7 +315,11 @@ func (r *Replicate) Lookup(ctx context.Context, parent xdr.GFID, name string, gf
 			break
 		}
 	}
-	r.refreshReadable(ino, ok, unseen, dicts, isDir, gen)
+	trust := make([]bool, r.n()) // the same file, even on a stale parent
+	for i := range took {
+		trust[i] = took[i] && sts[i].GFID == g
+	}
+	r.refreshReadable(ino, ok, unseen, trust, dicts, isDir, gen)
 	ino.mu.Lock()
 	readable := ino.readable
 	ino.mu.Unlock()

@@ -246,12 +246,20 @@ func (r *Replicate) validWrite(ino *inode, ok []bool) bool {
 	return anyGood(ino.readable, ok)
 }
 
-// validMeta is validWrite for the metadata: ok includes a child known to
-// hold good metadata, or that is not known.
+// validMeta is validWrite for the metadata, which it checks only while a
+// good copy is known: ok includes a child known to hold good metadata, or
+// none is known.
 func (r *Replicate) validMeta(ino *inode, ok []bool) bool {
 	ino.mu.Lock()
 	defer ino.mu.Unlock()
-	return anyGood(ino.metaRead, ok)
+	return keepsGood(ino.metaRead, ok)
+}
+
+// keepsGood reports whether ok includes a child of good, or good holds
+// none (nil: not known; all false: every copy accused, which AFR leaves
+// to the heal for metadata and entries).
+func keepsGood(good, ok []bool) bool {
+	return count(good) == 0 || anyGood(good, ok)
 }
 
 // anyGood reports whether ok includes a child of good, or good is not

@@ -60,7 +60,7 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 	// hasGood: ok includes a good copy of every parent's entries.
 	hasGood := func(ok []bool) bool {
 		for _, p := range parents {
-			if !r.validWrite(p, ok) {
+			if !keepsGood(r.goodCopies(p), ok) {
 				return false
 			}
 		}
@@ -97,6 +97,7 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 				fail = f
 			}
 			part = and(part, done)
+			r.unreadable(p, not(locked), slotEntry)
 		}
 		if !r.hasQuorum(part) {
 			if fail == nil {
@@ -112,6 +113,7 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 		// misses the change: blamed before it is made.
 		if missed := and(locked, not(part)); count(missed) > 0 {
 			for _, e := range changed(names) {
+				r.unreadable(r.inode(e.parent), missed, slotEntry)
 				if err := r.accuse(ctx, e.parent, owner, part, missed, slotEntry, entryXdata("glusterfs.xattrop-entry-create", e.name)); err != nil {
 					return nil, err
 				}
@@ -132,7 +134,17 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 		for _, e := range changed(names) {
 			r.noteEntryHeal(e.parent, e.name)
 		}
-		return ok, r.errNoGoodCopy(r.noGoodParent(parents, ok), "entry change")
+		// A good copy that refused it itself (the name exists there,
+		// or not, the directory is not empty) holds the entries the
+		// caller sees: its errno is the answer.
+		p := r.noGoodParent(parents, ok)
+		good := r.goodCopies(p)
+		for i, rp := range rs {
+			if part[i] && !ok[i] && good[i] && rp.done && namespaceRefusal(rp.err) {
+				return ok, rp.err
+			}
+		}
+		return ok, r.errNoGoodCopy(p, "entry change")
 	}
 	if created != nil {
 		created(ctx, ok)
@@ -144,6 +156,7 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 	}
 	if failed := and(part, not(ok)); count(failed) > 0 {
 		for _, e := range changed(names) {
+			r.unreadable(r.inode(e.parent), failed, slotEntry)
 			if err := r.accuse(ctx, e.parent, owner, ok, failed, slotEntry, entryXdata("glusterfs.xattrop-entry-create", e.name)); err != nil {
 				return ok, err
 			}

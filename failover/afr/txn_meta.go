@@ -12,8 +12,11 @@ import (
 // (ino.metaRead) are not left out for lagging when no other remains, nor
 // cut when slow, and a change that only stale copies would take fails
 // (EIO) without blaming anyone.
-func (r *Replicate) metaTxn(ctx context.Context, ino *inode, op func(ctx context.Context, i int) error) ([]bool, error) {
-	r.freshen(ctx, ino, nil) // what it knows of the good copies predates a child event or a heal
+//
+// rf, when the change goes through an fd, is how the copies are asked
+// again after a child event (an unlinked file has no gfid handle left).
+func (r *Replicate) metaTxn(ctx context.Context, ino *inode, rf *replFd, op func(ctx context.Context, i int) error) ([]bool, error) {
+	r.freshen(ctx, ino, rf) // what it knows of the good copies predates a child event or a heal
 	up := r.changeSet()
 	ino.mu.Lock()
 	good := clone(ino.metaRead)
@@ -21,6 +24,9 @@ func (r *Replicate) metaTxn(ctx context.Context, ino *inode, op func(ctx context
 	if good != nil && count(and(up, good)) == 0 {
 		up = or(up, and(r.up(), good))
 	}
+	// As AFR checks only data changes for a good copy, a file whose
+	// metadata copies are all accused still takes changes (the heal
+	// resolves it); one with a good copy left keeps it.
 	hasGood := func(ok []bool) bool { return r.validMeta(ino, ok) }
 	if !r.hasQuorum(up) {
 		return nil, r.errNoQuorum("INODELK")

@@ -71,7 +71,7 @@ func (r *Replicate) oneFile(ctx context.Context, parent xdr.GFID, name string, o
 		return g, ok, nil
 	}
 	pino := r.inode(parent)
-	r.freshen(ctx, pino, nil)
+	_ = r.freshen(ctx, pino, nil) // what is known (or nothing) decides when it fails
 	pino.mu.Lock()
 	pr := pino.readable
 	pino.mu.Unlock()

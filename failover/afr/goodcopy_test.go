@@ -558,26 +558,98 @@ func TestLookupReadsTheSameFileOnAStaleParent(t *testing.T) {
 	}
 }
 
-// A change asks the bricks again once per generation: when that fails (an
-// open file unlinked has no gfid handle left on a real brick), the next
-// changes in the same generation do not ask again.
-func TestFailedRefreshIsNotRepeated(t *testing.T) {
-	r, mems, f := eagerLockHeld(t, lagOpts)
+// A refresh that fails for a passing reason (EIO from the bricks, no
+// quorum, an interrupt) does not stop the next change of the generation
+// from asking the bricks again: else it would trust what it knew before
+// the event, and blame the only good copy.
+func TestPassingRefreshFailureIsRepeated(t *testing.T) {
+	r, mems, f, ino := lastGoodCopy(t, lagOpts)
 	ctx := context.Background()
-	r.postOpNow(r.inode(foptest.GFID(1)))
-	for _, m := range mems {
-		m.Refuse("LOOKUP", syscall.ESTALE)
-		m.Refuse("FSTAT", syscall.ESTALE)
-	}
-	asked := func() int { return mems[0].Calls("LOOKUP") + mems[0].Calls("FSTAT") }
-	r.gen.Add(1)
-	before := asked()
-	for n := 0; n < 3; n++ {
-		if _, _, _, err := r.Fsetattr(ctx, f, &xdr.Iatt{Mode: 0o600}, fop.SetAttrMode, nil); err != nil {
+	r.postOpNow(ino)
+	ino.mu.Lock()
+	ino.metaRead = []bool{true, true, true} // known before the event
+	ino.mu.Unlock()
+	// Other clients' chmods, each while one of bricks 1 and 2 was away:
+	// brick 0 alone holds good metadata, and each accusation is on a
+	// quorum (bricks 1 and 2 accuse each other).
+	for i, who := range map[int][]bool{0: {false, true, true}, 1: {false, false, true}, 2: {false, true, false}} {
+		if _, _, err := mems[i].Xattrop(ctx, ino.gfid, fop.XattropAddArray, r.changelog(counts{}, blame(who, slotMeta)), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := asked() - before; got != 1 {
-		t.Errorf("brick 0 was asked %d times for 3 changes in one generation whose refresh failed; want once", got)
+	r.gen.Add(1) // the child event
+	// One refresh fails for a passing reason (EIO from two bricks at once).
+	for _, m := range mems {
+		m.Refuse("FSTAT", syscall.EIO)
+	}
+	if _, _, _, err := r.Fsetattr(ctx, f, &xdr.Iatt{Mode: 0o640}, fop.SetAttrMode, nil); err == nil {
+		t.Error("a chmod whose refresh failed went on what it knew before the event")
+	}
+	for _, m := range mems {
+		m.Refuse("FSTAT", 0)
+	}
+	lagBrick0(t, r, mems)
+	if _, _, _, err := r.Fsetattr(ctx, f, &xdr.Iatt{Mode: 0o600}, fop.SetAttrMode, nil); err != nil {
+		t.Logf("chmod: %v", err)
+	}
+	ino.mu.Lock()
+	t.Logf("metaRead %v", ino.metaRead)
+	ino.mu.Unlock()
+	for i := 1; i < 3; i++ {
+		if v := slotAcc(mems[i], ino.gfid, 0, slotMeta); v != 0 {
+			t.Errorf("brick %d accuses brick 0, the only good metadata copy, of %d metadata changes", i, v)
+		}
+	}
+}
+
+// An open file unlinked has no gfid handle left: changes through its fd
+// ask the bricks again through the fd (FSTAT) after a child event, and
+// go on.
+func TestGfidRefreshFailureKeepsFdRefresh(t *testing.T) {
+	r, mems, f := eagerLockHeld(t, lagOpts)
+	ctx := context.Background()
+	ino := r.inode(foptest.GFID(1))
+	r.postOpNow(ino)
+	for _, m := range mems {
+		m.Refuse("LOOKUP", syscall.ESTALE)
+	}
+	r.gen.Add(1)
+	before := mems[0].Calls("FSTAT")
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("x"), nil); err != nil {
+		t.Errorf("a write through an fd whose file has no gfid handle left: %v", err)
+	}
+	if _, _, _, err := r.Fsetattr(ctx, f, &xdr.Iatt{Mode: 0o600}, fop.SetAttrMode, nil); err != nil {
+		t.Fatal(err)
+	}
+	if mems[0].Calls("FSTAT")-before == 0 {
+		t.Errorf("no refresh through the fd ran after the child event")
+	}
+}
+
+// claimBlame checks that a good copy stays among the children a change
+// stands on and marks the blamed ones in one step: of two changes failing
+// on different good copies, the second finds the first's mark and is
+// refused, rather than both passing and blaming every good copy.
+func TestClaimBlameKeepsAGoodCopy(t *testing.T) {
+	r, _ := memReplicaWith(t, lagOpts)
+	ino := r.inode(foptest.GFID(9))
+	ino.mu.Lock()
+	ino.readable, ino.metaRead = []bool{true, true, false}, []bool{false, false, false}
+	ino.mu.Unlock()
+	if !r.claimBlame(ino, []bool{false, true, true}, []bool{true, false, false}, slotData) {
+		t.Fatal("blaming brick 0 while brick 1, a good copy, took the change: refused")
+	}
+	if r.claimBlame(ino, []bool{true, false, true}, []bool{false, true, false}, slotData) {
+		t.Error("blaming brick 1, the last good copy, from bricks 0 (just blamed) and 2: allowed")
+	}
+	ino.mu.Lock()
+	got := clone(ino.readable)
+	ino.mu.Unlock()
+	if want := []bool{false, true, false}; !slices.Equal(got, want) {
+		t.Errorf("readable %v, want %v", got, want)
+	}
+	// Every metadata copy accused: nothing to protect, as in AFR.
+	if !r.claimBlame(ino, []bool{true, true, false}, []bool{false, false, true}, slotMeta) {
+		t.Error("a metadata change with every copy accused: refused")
 	}
 }

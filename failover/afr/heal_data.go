@@ -55,7 +55,7 @@ func (r *Replicate) healData(ctx context.Context, g xdr.GFID) (bool, error) {
 	}
 
 	// The direction, from the changelog read under the file's data lock.
-	part, err := r.acquire(ctx, ino, 0, whole)
+	part, err := r.acquire(ctx, ino, nil, 0, whole)
 	if err != nil {
 		return false, err
 	}
@@ -123,7 +123,7 @@ func (r *Replicate) healData(ctx context.Context, g xdr.GFID) (bool, error) {
 // healChunkAt copies one chunk from src to the sinks, ordered against the
 // file's writers by the eager lock's busy ranges.
 func (r *Replicate) healChunkAt(ctx context.Context, ino *inode, fds []*fop.Fd, src int, sinks []bool, off uint64) error {
-	if _, err := r.acquire(ctx, ino, off, healChunk); err != nil {
+	if _, err := r.acquire(ctx, ino, nil, off, healChunk); err != nil {
 		return err
 	}
 	defer r.release(ino, off, healChunk, false)
@@ -152,7 +152,7 @@ func (r *Replicate) healChunkAt(ctx context.Context, ino *inode, fds []*fop.Fd, 
 // one this eager lock's pre-op added is a leftover of the failure and is
 // cleared too; the sources' dirty counts are left alone.
 func (r *Replicate) healFinish(ctx context.Context, ino *inode, fds []*fop.Fd, src int, sources, sinks []bool, snap matrix) (bool, error) {
-	part, err := r.acquire(ctx, ino, 0, whole)
+	part, err := r.acquire(ctx, ino, nil, 0, whole)
 	if err != nil {
 		return false, err
 	}

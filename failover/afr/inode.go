@@ -22,10 +22,6 @@ type inode struct {
 	readable []bool // GUARDED_BY(mu); nil until known
 	metaRead []bool // GUARDED_BY(mu)
 	isDir    bool   // GUARDED_BY(mu)
-	// failGen is 1 + the generation in which a refresh through freshen
-	// failed (0: none): it is not tried again until the next (an open
-	// but unlinked file cannot be looked up by gfid).
-	failGen uint64 // GUARDED_BY(mu)
 
 	// The eager data lock: several writes share one lock and pre-op.
 	held     bool        // GUARDED_BY(mu)
@@ -230,6 +226,36 @@ func (r *Replicate) unreadable(ino *inode, who []bool, slot int) {
 			ino.readable[i] = false
 		}
 	}
+}
+
+// claimBlame marks the children of who as holding a stale copy (of the
+// data or entries, or with slot slotMeta the metadata) before a change
+// blames them, unless that would leave ok, the children the change stands
+// on, without a good copy; it reports whether it did. The check and the
+// marks are one step: two changes failing on different children at once
+// cannot both pass the check and together blame every good copy. Nothing
+// known (nil) passes; every copy already accused passes for metadata and
+// entries (AFR leaves them to the heal) but not for data (validWrite).
+func (r *Replicate) claimBlame(ino *inode, ok, who []bool, slot int) bool {
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	good := &ino.readable
+	if slot == slotMeta {
+		good = &ino.metaRead
+	}
+	g := *good
+	if g == nil || count(who) == 0 {
+		return true
+	}
+	if count(g) == 0 {
+		return slot != slotData
+	}
+	after := and(g, not(who))
+	if !anyGood(after, ok) {
+		return false
+	}
+	*good = after
+	return true
 }
 
 // pick returns the iatt of the best child among ok: readable first.

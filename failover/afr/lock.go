@@ -191,7 +191,10 @@ func overlaps(busy [][2]uint64, off, length uint64) bool {
 
 // acquire joins the inode's eager lock, taking it if needed, and returns
 // the children taking part.
-func (r *Replicate) acquire(ctx context.Context, ino *inode, off, length uint64) ([]bool, error) {
+//
+// rf, when the change goes through an fd, is how the copies are asked
+// again after a child event before the lock is taken (see freshen).
+func (r *Replicate) acquire(ctx context.Context, ino *inode, rf *replFd, off, length uint64) ([]bool, error) {
 	ino.mu.Lock()
 	defer ino.mu.Unlock()
 	for {
@@ -223,7 +226,7 @@ func (r *Replicate) acquire(ctx context.Context, ino *inode, off, length uint64)
 		default:
 			ino.changing = true
 			ino.mu.Unlock()
-			locked, part, err := r.takeDataLock(ctx, ino)
+			locked, part, err := r.takeDataLock(ctx, ino, rf)
 			ino.mu.Lock()
 			ino.changing = false
 			ino.cond.Broadcast()
@@ -244,8 +247,10 @@ func (r *Replicate) acquire(ctx context.Context, ino *inode, off, length uint64)
 // before anyone is blamed: blaming the only good copy from the stale ones
 // would leave the file without a source (split-brain), as the pre-op
 // blames the children it did not lock and accuses those that missed it.
-func (r *Replicate) takeDataLock(ctx context.Context, ino *inode) (locked, part []bool, err error) {
-	r.freshen(ctx, ino, nil) // what it knows of the good copies predates a child event or a heal
+func (r *Replicate) takeDataLock(ctx context.Context, ino *inode, rf *replFd) (locked, part []bool, err error) {
+	if err := r.freshen(ctx, ino, rf); err != nil { // what it knows of the good copies may predate a child event or a heal
+		return nil, nil, err
+	}
 	up := r.changeSet()
 	if good := r.goodCopies(ino); good != nil && count(and(up, good)) == 0 {
 		// Every good copy lags: wait for one rather than leave them

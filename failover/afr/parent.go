@@ -273,7 +273,6 @@ func (r *Replicate) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, di
 		return nil, nil, err
 	}
 	ino := r.inode(gfid)
-	r.freshen(ctx, ino, nil)
 	outs := make([]xdr.Dict, r.n())
 	ok, err := r.metaTxn(ctx, ino, nil, func(ctx context.Context, i int) error {
 		var err error
@@ -287,22 +286,19 @@ func (r *Replicate) Xattrop(ctx context.Context, gfid xdr.GFID, flags uint32, di
 }
 
 // freshen makes sure the inode's readable children are known for this
-// generation of child events (a refresh that fails leaves what was known,
-// or nothing, and is not tried again in this generation; the transaction
-// then answers for itself).
-func (r *Replicate) freshen(ctx context.Context, ino *inode, rf *replFd) {
-	gen := r.gen.Load()
+// generation of child events, and returns the refresh's error: a change
+// does not go on what it knew before a child event or a heal, as AFR fails
+// a write transaction whose inode refresh fails (afr_write_txn_refresh_done).
+// Callers that only read may ignore it.
+func (r *Replicate) freshen(ctx context.Context, ino *inode, rf *replFd) error {
 	ino.mu.Lock()
-	fresh := ino.readable != nil && ino.readGen == gen || ino.failGen == gen+1
+	fresh := ino.readable != nil && ino.readGen == r.gen.Load()
 	ino.mu.Unlock()
 	if fresh {
-		return
+		return nil
 	}
-	if _, _, err := r.refresh(ctx, ino, rf); err != nil {
-		ino.mu.Lock()
-		ino.failGen = gen + 1
-		ino.mu.Unlock()
-	}
+	_, _, err := r.refresh(ctx, ino, rf)
+	return err
 }
 
 // xattropResult is the value an xattrop answers: that of a brick whose
@@ -333,7 +329,6 @@ func (r *Replicate) Fxattrop(ctx context.Context, f *fop.Fd, flags uint32, dict,
 	if err != nil {
 		return nil, nil, err
 	}
-	r.freshen(ctx, rf.ino, rf)
 	ok, err := r.metaTxn(ctx, rf.ino, rf, fn)
 	if err != nil {
 		return nil, nil, err
@@ -418,22 +413,23 @@ func (r *Replicate) copyOnce(ctx context.Context, rin *replFd, offIn uint64, rou
 	if rin.ino == rout.ino {
 		lo := min(offIn, offOut)
 		dstHeld = rng{rout.ino, lo, max(offIn, offOut) + n - lo}
-		p, err := r.acquire(ctx, dstHeld.ino, dstHeld.off, dstHeld.len)
+		p, err := r.acquire(ctx, dstHeld.ino, rout, dstHeld.off, dstHeld.len)
 		if err != nil {
 			return 0, xdr.Iatt{}, err
 		}
 		partDst = p
 	} else {
 		src, dst := rng{rin.ino, offIn, n}, rng{rout.ino, offOut, n}
+		fds := map[*inode]*replFd{rin.ino: rin, rout.ino: rout}
 		first, second := src, dst
 		if bytes.Compare(dst.ino.gfid[:], src.ino.gfid[:]) < 0 {
 			first, second = dst, src
 		}
-		p1, err := r.acquire(ctx, first.ino, first.off, first.len)
+		p1, err := r.acquire(ctx, first.ino, fds[first.ino], first.off, first.len)
 		if err != nil {
 			return 0, xdr.Iatt{}, err
 		}
-		p2, err := r.acquire(ctx, second.ino, second.off, second.len)
+		p2, err := r.acquire(ctx, second.ino, fds[second.ino], second.off, second.len)
 		if err != nil {
 			r.release(first.ino, first.off, first.len, false)
 			return 0, xdr.Iatt{}, err

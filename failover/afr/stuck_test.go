@@ -19,6 +19,7 @@ const (
 	procOpen    = 11
 	procWrite   = 13
 	procFsync   = 16
+	procFstat   = 25
 	procInodelk = 29
 	procXattrop = 33
 )
@@ -58,6 +59,8 @@ func fakeBrick(t *testing.T, stuck bool, accused *atomic.Int32) *bricktest.Fake 
 		return bricktest.OK(bricktest.IattRsp(4, 0, 2, st))
 	})
 	fk.Handle(procFsync, func(c *bricktest.Call) bricktest.Reply { return bricktest.OK(bricktest.IattRsp(0, 0, 2, st)) })
+	// The refresh through the fd before the lock (clean changelog).
+	fk.Handle(procFstat, func(c *bricktest.Call) bricktest.Reply { return bricktest.OK(bricktest.IattRsp(0, 0, 1, st)) })
 	return fk
 }
 

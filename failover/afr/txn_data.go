@@ -25,7 +25,7 @@ const whole = ^uint64(0)
 // (ensure-durability, afr_changelog_post_op_safe).
 func (r *Replicate) dataTxn(ctx context.Context, ino *inode, rf *replFd, off, length uint64, op func(ctx context.Context, i int) error) ([]bool, error) {
 	start := time.Now()
-	part, err := r.acquire(ctx, ino, off, length)
+	part, err := r.acquire(ctx, ino, rf, off, length)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +131,15 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 			}
 		}
 		r.log.Warn("data change failed on bricks", zap.Stringer("gfid", ino.gfid), zap.Strings("errors", why))
-		if r.validWrite(ino, ok) {
+		if err == nil {
+			// Marked before they are accused, in one step with the
+			// check that a good copy stays among ok: a write failing
+			// on another brick at the same time cannot pass the check
+			// too and blame the last good copy.
+			if !r.claimBlame(ino, ok, failed, slotData) {
+				return ok, r.failNoGoodCopy(ino, off, length)
+			}
+		} else if r.validWrite(ino, ok) {
 			r.unreadable(ino, failed, slotData)
 		}
 		accused := true

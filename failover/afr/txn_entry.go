@@ -52,7 +52,9 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 	up := r.changeSet()
 	parents := r.entryParents(names)
 	for _, p := range parents {
-		r.freshen(ctx, p, nil)
+		if err := r.freshen(ctx, p, nil); err != nil {
+			return nil, err
+		}
 		if good := r.goodCopies(p); good != nil && count(and(up, good)) == 0 {
 			up = or(up, and(r.up(), good))
 		}
@@ -91,13 +93,16 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 		var fail error
 		for _, e := range changed(names) {
 			p := r.inode(e.parent)
+			// The pre-op blames the children not locked.
+			if !r.claimBlame(p, locked, not(locked), slotEntry) {
+				return nil, r.errNoGoodCopy(p, "XATTROP")
+			}
 			done, f := r.xattropIf(ctx, e.parent, owner, locked, slotOnly(slotEntry, 1), blame(not(locked), slotEntry),
-				entryXdata("glusterfs.xattrop-entry-create", e.name), func(ok []bool) bool { return r.validWrite(p, ok) })
+				entryXdata("glusterfs.xattrop-entry-create", e.name), func(ok []bool) bool { return keepsGood(r.goodCopies(p), ok) })
 			if !r.hasQuorum(done) {
 				fail = f
 			}
 			part = and(part, done)
-			r.unreadable(p, not(locked), slotEntry)
 		}
 		if !r.hasQuorum(part) {
 			if fail == nil {
@@ -113,7 +118,9 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 		// misses the change: blamed before it is made.
 		if missed := and(locked, not(part)); count(missed) > 0 {
 			for _, e := range changed(names) {
-				r.unreadable(r.inode(e.parent), missed, slotEntry)
+				if p := r.inode(e.parent); !r.claimBlame(p, part, missed, slotEntry) {
+					return nil, r.errNoGoodCopy(p, "XATTROP")
+				}
 				if err := r.accuse(ctx, e.parent, owner, part, missed, slotEntry, entryXdata("glusterfs.xattrop-entry-create", e.name)); err != nil {
 					return nil, err
 				}
@@ -126,7 +133,12 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 		r.entryTooFew(ctx, owner, names, rs, part, ok, optimistic)
 		return ok, err
 	}
-	if !hasGood(ok) {
+	failed := and(part, not(ok))
+	lost := !hasGood(ok)
+	for _, p := range parents {
+		lost = lost || !r.claimBlame(p, ok, failed, slotEntry)
+	}
+	if lost {
 		// The good copy of a parent failed the change: blaming it from
 		// the stale ones would leave no source. Dirty stays raised (or,
 		// with the optimistic changelog, the good copy's accusations of
@@ -140,7 +152,7 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 		p := r.noGoodParent(parents, ok)
 		good := r.goodCopies(p)
 		for i, rp := range rs {
-			if part[i] && !ok[i] && good[i] && rp.done && namespaceRefusal(rp.err) {
+			if part[i] && !ok[i] && i < len(good) && good[i] && rp.done && namespaceRefusal(rp.err) {
 				return ok, rp.err
 			}
 		}
@@ -154,9 +166,8 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 			r.noteEntryHeal(e.parent, e.name)
 		}
 	}
-	if failed := and(part, not(ok)); count(failed) > 0 {
+	if count(failed) > 0 {
 		for _, e := range changed(names) {
-			r.unreadable(r.inode(e.parent), failed, slotEntry)
 			if err := r.accuse(ctx, e.parent, owner, ok, failed, slotEntry, entryXdata("glusterfs.xattrop-entry-create", e.name)); err != nil {
 				return ok, err
 			}
@@ -187,7 +198,7 @@ func (r *Replicate) entryParents(names []entry) []*inode {
 // noGoodParent returns the parent of which ok holds no good copy.
 func (r *Replicate) noGoodParent(parents []*inode, ok []bool) *inode {
 	for _, p := range parents {
-		if !r.validWrite(p, ok) {
+		if !keepsGood(r.goodCopies(p), ok) {
 			return p
 		}
 	}

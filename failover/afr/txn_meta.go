@@ -16,7 +16,9 @@ import (
 // rf, when the change goes through an fd, is how the copies are asked
 // again after a child event (an unlinked file has no gfid handle left).
 func (r *Replicate) metaTxn(ctx context.Context, ino *inode, rf *replFd, op func(ctx context.Context, i int) error) ([]bool, error) {
-	r.freshen(ctx, ino, rf) // what it knows of the good copies predates a child event or a heal
+	if err := r.freshen(ctx, ino, rf); err != nil { // what it knows of the good copies may predate a child event or a heal
+		return nil, err
+	}
 	up := r.changeSet()
 	ino.mu.Lock()
 	good := clone(ino.metaRead)
@@ -58,6 +60,10 @@ func (r *Replicate) metaTxn(ctx context.Context, ino *inode, rf *replFd, op func
 	optimistic := count(locked) == r.n()
 	part := locked
 	if !optimistic {
+		// The pre-op blames the children not locked.
+		if !r.claimBlame(ino, locked, not(locked), slotMeta) {
+			return nil, r.errNoGoodCopy(ino, "XATTROP")
+		}
 		var fail error
 		part, fail = r.xattropIf(ctx, ino.gfid, ino.owner, locked, slotOnly(slotMeta, 1), blame(not(locked), slotMeta), nil, hasGood)
 		if !r.hasQuorum(part) {
@@ -71,7 +77,9 @@ func (r *Replicate) metaTxn(ctx context.Context, ino *inode, rf *replFd, op func
 		// A child locked but not marked (its pre-op failed, or lagged)
 		// misses the change: blamed before it is made.
 		if missed := and(locked, not(part)); count(missed) > 0 {
-			r.unreadable(ino, missed, slotMeta)
+			if !r.claimBlame(ino, part, missed, slotMeta) {
+				return nil, r.errNoGoodCopy(ino, "XATTROP")
+			}
 			if err := r.accuse(ctx, ino.gfid, ino.owner, part, missed, slotMeta, nil); err != nil {
 				return nil, err
 			}
@@ -82,15 +90,15 @@ func (r *Replicate) metaTxn(ctx context.Context, ino *inode, rf *replFd, op func
 	if err != nil {
 		return ok, err
 	}
-	if !hasGood(ok) {
+	failed := and(part, not(ok))
+	if !hasGood(ok) || !r.claimBlame(ino, ok, failed, slotMeta) {
 		// The good copy failed the change: blaming it from the stale
 		// ones would leave no source. Dirty stays raised (or, with the
 		// optimistic changelog, the good copy's accusations of the
 		// others stand), and the heal copies the good metadata back.
 		return ok, r.errNoGoodCopy(ino, "metadata change")
 	}
-	if failed := and(part, not(ok)); count(failed) > 0 {
-		r.unreadable(ino, failed, slotMeta)
+	if count(failed) > 0 {
 		if err := r.accuse(ctx, ino.gfid, ino.owner, ok, failed, slotMeta, nil); err != nil {
 			return ok, err
 		}

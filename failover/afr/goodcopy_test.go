@@ -39,20 +39,8 @@ func TestSlowPreOpOnLastGoodCopy(t *testing.T) {
 func TestContendedLockKeepsLaggingGoodCopy(t *testing.T) {
 	r, mems, f, ino := lastGoodCopy(t, lagOpts)
 	ctx := context.Background()
-	g, _, _, err := r.Create(ctx, foptest.RootGFID, "g", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(2), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Release(ctx, g)
 	r.postOpNow(ino)
-	release := mems[0].Hang("WRITE")
-	defer release()
-	if _, _, _, err := r.Write(ctx, g, 0, []byte("other"), nil); err != nil {
-		t.Fatal(err)
-	}
-	if !r.lagging()[0] {
-		t.Fatal("brick 0 is not lagging: the scenario did not happen")
-	}
+	release := lagBrick0(t, r, mems)
 	other := owner("other")
 	if _, err := mems[1].Inodelk(other, ino.gfid, r.name, fop.LkSet, dataRange, nil); err != nil {
 		t.Fatal(err)

@@ -648,23 +648,10 @@ func TestHungLastGoodCopyIsNotAccused(t *testing.T) {
 // taken again: it is locked and written all the same, not blamed.
 func TestLaggingLastGoodCopyTakesPart(t *testing.T) {
 	r, mems, f, ino := lastGoodCopy(t, lagOpts)
-	ctx := context.Background()
-	g, _, _, err := r.Create(ctx, foptest.RootGFID, "g", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(2), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Release(ctx, g)
 	r.postOpNow(ino) // f's lock is taken again by the next write
-	release := mems[0].Hang("WRITE")
-	defer release()
-	if _, _, _, err := r.Write(ctx, g, 0, []byte("other"), nil); err != nil {
-		t.Fatal(err)
-	}
-	if !r.lagging()[0] {
-		t.Fatal("brick 0 is not lagging: the scenario did not happen")
-	}
+	release := lagBrick0(t, r, mems)
 	time.AfterFunc(10*lagOpts.LagTimeout, release)
-	if _, _, _, err := r.Write(ctx, f, 8, []byte("x"), nil); err != nil {
+	if _, _, _, err := r.Write(context.Background(), f, 8, []byte("x"), nil); err != nil {
 		t.Errorf("a write while its only good copy lagged: %v", err)
 	}
 	noneAccuses(t, r, mems, ino)

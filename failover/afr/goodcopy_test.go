@@ -641,3 +641,36 @@ func TestClaimBlameKeepsAGoodCopy(t *testing.T) {
 		t.Error("a metadata change with every copy accused: refused")
 	}
 }
+
+// A write cuts brick 0 as slow because brick 1, a good copy, took it;
+// before the outcome is judged, another change finds brick 1 stale. The
+// write waits for brick 0, which took it after all, and stands on it,
+// instead of failing (EIO) for want of a good copy.
+func TestCutGoodCopyRescuesTheWrite(t *testing.T) {
+	r, mems, f := eagerLockHeld(t, lagOpts)
+	ino := r.inode(foptest.GFID(1))
+	ino.mu.Lock()
+	ino.readable = []bool{true, true, false}
+	ino.mu.Unlock()
+	afterChangeHook = func(i *inode) {
+		if i == ino {
+			i.mu.Lock()
+			i.readable[1] = false // a concurrent write's failure on brick 1
+			i.mu.Unlock()
+		}
+	}
+	t.Cleanup(func() { afterChangeHook = nil })
+	mems[0].Delay("WRITE", 10*lagOpts.LagTimeout)
+	cuts := r.lag.cuts.Load()
+	if _, _, _, err := r.Write(context.Background(), f, 8, []byte("x"), nil); err != nil {
+		t.Errorf("a write whose slow good copy took it after all: %v", err)
+	}
+	if r.lag.cuts.Load() == cuts {
+		t.Fatal("brick 0 was not cut: the scenario did not happen")
+	}
+	for i := 1; i < 3; i++ {
+		if v := slotAcc(mems[i], ino.gfid, 0, slotData); v != 0 {
+			t.Errorf("brick %d accuses brick 0, which took the write, of %d data changes", i, v)
+		}
+	}
+}

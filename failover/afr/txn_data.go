@@ -59,14 +59,20 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 		// waiting for them beats failing the write.
 		ok, err = r.recoverCut(lr, part, ok, err)
 	}
+	if afterChangeHook != nil {
+		afterChangeHook(ino)
+	}
 	if err == nil && !r.validWrite(ino, ok) {
 		// A quorum took the change, but only stale copies: the one good
 		// copy failed it (hung to the fop timeout, or gone). Accusing it
 		// from the stale ones would leave the file without a source
 		// (split-brain): fail the write, accuse nobody, and leave dirty
 		// raised, so that the heal compares the copies and takes the
-		// good one as source (AFR's in-flight split-brain).
-		return ok, r.failNoGoodCopy(ino, off, length)
+		// good one as source (AFR's in-flight split-brain). Unless a
+		// good copy was only cut as slow, and took it after all.
+		if ok = r.rescueGood(ctx, ino, lr, rf, part, ok, rs); !r.validWrite(ino, ok) {
+			return ok, r.failNoGoodCopy(ino, off, length)
+		}
 	}
 	now := false
 	flushedCut := false // the cut children that took the change were flushed already
@@ -137,7 +143,10 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 			// on another brick at the same time cannot pass the check
 			// too and blame the last good copy.
 			if !r.claimBlame(ino, ok, failed, slotData) {
-				return ok, r.failNoGoodCopy(ino, off, length)
+				ok = r.rescueGood(ctx, ino, lr, rf, part, ok, rs)
+				if failed = and(part, not(ok)); !r.claimBlame(ino, ok, failed, slotData) {
+					return ok, r.failNoGoodCopy(ino, off, length)
+				}
 			}
 		} else if r.validWrite(ino, ok) {
 			r.unreadable(ino, failed, slotData)
@@ -189,6 +198,26 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 	}
 	r.release(ino, off, length, now)
 	return ok, err
+}
+
+// afterChangeHook, when set (tests), runs once a data change's replies
+// are in, before they are judged: where a concurrent change's outcome
+// lands in the race the tests recreate.
+var afterChangeHook func(ino *inode)
+
+// rescueGood is for a change left without a good copy among ok, although
+// when the slow children were cut one remained (another change has since
+// found it stale): it waits for the cut calls and returns ok with those
+// that took the change after all (flushed through rf), marking them done
+// in rs. A good copy cut only for being slow then carries the change.
+func (r *Replicate) rescueGood(ctx context.Context, ino *inode, lr lagReplies, rf *replFd, part, ok []bool, rs []reply) []bool {
+	back := r.tookItLate(ctx, lr, rf, and(part, not(ok)))
+	for i, b := range back {
+		if b {
+			rs[i] = reply{done: true, at: time.Now()}
+		}
+	}
+	return or(ok, back)
 }
 
 // failNoGoodCopy ends a change that only stale copies of ino's data took

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zaptest"
+
 	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/fop/foptest"
 	"github.com/brickfs/brickfs/brick/xdr"
@@ -673,4 +675,54 @@ func TestCutGoodCopyRescuesTheWrite(t *testing.T) {
 			t.Errorf("brick %d accuses brick 0, which took the write, of %d data changes", i, v)
 		}
 	}
+}
+
+// The good copy really failed the write, and only a stale copy was cut as
+// slow: waiting for the cut one cannot give the write a good copy, so the
+// EIO comes at once, not when the slow brick is done (replica 5).
+func TestNoGoodCopyCutFailsAtOnce(t *testing.T) {
+	mems := make([]*foptest.Mem, 5)
+	kids := make([]Child, 5)
+	names := make([]string, 5)
+	for i := range mems {
+		names[i] = "v-client-" + string(rune('0'+i))
+		mems[i] = foptest.NewMem(names[i])
+		kids[i] = mems[i]
+	}
+	r, err := NewReplicate("v-replicate-0", kids, names, lagOpts, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	ctx := context.Background()
+	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Release(ctx, f) })
+	if _, _, _, err := r.Write(ctx, f, 0, []byte("first"), nil); err != nil {
+		t.Fatal(err)
+	}
+	ino := r.inode(foptest.GFID(1))
+	ino.mu.Lock()
+	ino.readable = []bool{true, true, false, false, false}
+	ino.mu.Unlock()
+	afterChangeHook = func(i *inode) {
+		if i == ino {
+			i.mu.Lock()
+			i.readable[0] = false // a concurrent write's failure on brick 0
+			i.mu.Unlock()
+		}
+	}
+	t.Cleanup(func() { afterChangeHook = nil })
+	mems[1].Refuse("WRITE", syscall.EIO)
+	release := mems[4].Hang("WRITE")
+	defer release()
+	within(t, 20*lagOpts.LagTimeout, "the write with no good copy left", func() error {
+		_, _, _, err := r.Write(ctx, f, 8, []byte("x"), nil)
+		if fop.Errno(err) != syscall.EIO {
+			t.Errorf("a write no good copy took: %v, want EIO", err)
+		}
+		return nil
+	})
 }

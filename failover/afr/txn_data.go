@@ -144,7 +144,7 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 			// too and blame the last good copy.
 			if !r.claimBlame(ino, ok, failed, slotData) {
 				ok = r.rescueGood(ctx, ino, lr, rf, part, ok, rs)
-				if failed = and(part, not(ok)); !r.claimBlame(ino, ok, failed, slotData) {
+				if failed = and(part, not(ok)); !r.validWrite(ino, ok) || !r.claimBlame(ino, ok, failed, slotData) {
 					return ok, r.failNoGoodCopy(ino, off, length)
 				}
 			}
@@ -211,7 +211,16 @@ var afterChangeHook func(ino *inode)
 // that took the change after all (flushed through rf), marking them done
 // in rs. A good copy cut only for being slow then carries the change.
 func (r *Replicate) rescueGood(ctx context.Context, ino *inode, lr lagReplies, rf *replFd, part, ok []bool, rs []reply) []bool {
-	back := r.tookItLate(ctx, lr, rf, and(part, not(ok)))
+	wait := and(part, not(ok))
+	for i := range wait {
+		wait[i] = wait[i] && lr.cut[i] != nil
+	}
+	if !r.validWrite(ino, wait) {
+		// No good copy among those cut: waiting cannot help, and the
+		// EIO comes now.
+		return ok
+	}
+	back := r.tookItLate(ctx, lr, rf, wait)
 	for i, b := range back {
 		if b {
 			rs[i] = reply{done: true, at: time.Now()}

@@ -246,6 +246,18 @@ func (r *Replicate) changeSet() []bool {
 	return up
 }
 
+// keepingGood returns up (a changeSet) with the children of good that are
+// connected added back when it holds none of them: the only good copies of
+// a file lagging, a change waits for one rather than leave them all out
+// and stand on stale copies (a lagging child is left out only while good
+// copies remain, or a frozen one would cost each new lock a wait).
+func (r *Replicate) keepingGood(up, good []bool) []bool {
+	if good != nil && count(and(up, good)) == 0 {
+		return or(up, and(r.up(), good))
+	}
+	return up
+}
+
 // errLagging is the reply of a child cut from a change.
 func (r *Replicate) errLagging(i int, took, q time.Duration) error {
 	return &fop.OpError{Brick: r.kids[i].Name(), Errno: syscall.ENOTCONN,

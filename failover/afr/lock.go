@@ -251,13 +251,7 @@ func (r *Replicate) takeDataLock(ctx context.Context, ino *inode, rf *replFd) (l
 	if err := r.freshen(ctx, ino, rf); err != nil { // what it knows of the good copies may predate a child event or a heal
 		return nil, nil, err
 	}
-	up := r.changeSet()
-	if good := r.goodCopies(ino); good != nil && count(and(up, good)) == 0 {
-		// Every good copy lags: wait for one rather than leave them
-		// all out (a lagging child is left out only while good copies
-		// remain, or a frozen one would cost each new lock a wait).
-		up = or(up, and(r.up(), good))
-	}
+	up := r.keepingGood(r.changeSet(), r.goodCopies(ino))
 	if !r.hasQuorum(up) {
 		return nil, nil, r.errNoQuorum("FINODELK")
 	}
@@ -307,7 +301,9 @@ func (r *Replicate) goodCopies(ino *inode) []bool {
 // it. EIO, as AFR answers a write with no good copy among its bricks.
 func (r *Replicate) errNoGoodCopy(ino *inode, op string) error {
 	return &fop.OpError{Brick: r.name, Fop: op, GFID: ino.gfid, Errno: syscall.EIO,
-		Err: errors.New("no brick holding a good copy of the file took part: the change would reach only stale copies")}
+		Err: errors.New("no brick holding a good copy of the file took part, so the change would reach only stale copies; " +
+			"it works again once that brick answers: `brickfs status` shows which bricks are down or lagging, " +
+			"`gluster volume heal VOLUME info` lists the file until it is healed")}
 }
 
 // release ends one fop under the eager lock. The last one arms the delayed

@@ -55,9 +55,7 @@ func (r *Replicate) entryTxn(ctx context.Context, names []entry, op func(ctx con
 		if err := r.freshen(ctx, p, nil); err != nil {
 			return nil, err
 		}
-		if good := r.goodCopies(p); good != nil && count(and(up, good)) == 0 {
-			up = or(up, and(r.up(), good))
-		}
+		up = r.keepingGood(up, r.goodCopies(p))
 	}
 	// hasGood: ok includes a good copy of every parent's entries.
 	hasGood := func(ok []bool) bool {

@@ -19,13 +19,10 @@ func (r *Replicate) metaTxn(ctx context.Context, ino *inode, rf *replFd, op func
 	if err := r.freshen(ctx, ino, rf); err != nil { // what it knows of the good copies may predate a child event or a heal
 		return nil, err
 	}
-	up := r.changeSet()
 	ino.mu.Lock()
 	good := clone(ino.metaRead)
 	ino.mu.Unlock()
-	if good != nil && count(and(up, good)) == 0 {
-		up = or(up, and(r.up(), good))
-	}
+	up := r.keepingGood(r.changeSet(), good)
 	// As AFR checks only data changes for a good copy, a file whose
 	// metadata copies are all accused still takes changes (the heal
 	// resolves it); one with a good copy left keeps it.

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
-
 	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/fop/foptest"
 	"github.com/brickfs/brickfs/brick/xdr"
@@ -654,14 +652,7 @@ func TestCutGoodCopyRescuesTheWrite(t *testing.T) {
 	ino.mu.Lock()
 	ino.readable = []bool{true, true, false}
 	ino.mu.Unlock()
-	afterChangeHook = func(i *inode) {
-		if i == ino {
-			i.mu.Lock()
-			i.readable[1] = false // a concurrent write's failure on brick 1
-			i.mu.Unlock()
-		}
-	}
-	t.Cleanup(func() { afterChangeHook = nil })
+	staleAfterChange(t, ino, 1)
 	mems[0].Delay("WRITE", 10*lagOpts.LagTimeout)
 	cuts := r.lag.cuts.Load()
 	if _, _, _, err := r.Write(context.Background(), f, 8, []byte("x"), nil); err != nil {
@@ -681,40 +672,13 @@ func TestCutGoodCopyRescuesTheWrite(t *testing.T) {
 // slow: waiting for the cut one cannot give the write a good copy, so the
 // EIO comes at once, not when the slow brick is done (replica 5).
 func TestNoGoodCopyCutFailsAtOnce(t *testing.T) {
-	mems := make([]*foptest.Mem, 5)
-	kids := make([]Child, 5)
-	names := make([]string, 5)
-	for i := range mems {
-		names[i] = "v-client-" + string(rune('0'+i))
-		mems[i] = foptest.NewMem(names[i])
-		kids[i] = mems[i]
-	}
-	r, err := NewReplicate("v-replicate-0", kids, names, lagOpts, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	r, mems, f := eagerLockHeldN(t, 5, lagOpts)
 	ctx := context.Background()
-	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Release(ctx, f) })
-	if _, _, _, err := r.Write(ctx, f, 0, []byte("first"), nil); err != nil {
-		t.Fatal(err)
-	}
 	ino := r.inode(foptest.GFID(1))
 	ino.mu.Lock()
 	ino.readable = []bool{true, true, false, false, false}
 	ino.mu.Unlock()
-	afterChangeHook = func(i *inode) {
-		if i == ino {
-			i.mu.Lock()
-			i.readable[0] = false // a concurrent write's failure on brick 0
-			i.mu.Unlock()
-		}
-	}
-	t.Cleanup(func() { afterChangeHook = nil })
+	staleAfterChange(t, ino, 0)
 	mems[1].Refuse("WRITE", syscall.EIO)
 	release := mems[4].Hang("WRITE")
 	defer release()
@@ -725,4 +689,18 @@ func TestNoGoodCopyCutFailsAtOnce(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// staleAfterChange has the next data change of ino find brick i stale
+// once its replies are in, before they are judged: as a concurrent write
+// failing on brick i would.
+func staleAfterChange(t *testing.T, ino *inode, i int) {
+	afterChangeHook = func(in *inode) {
+		if in == ino {
+			in.mu.Lock()
+			in.readable[i] = false
+			in.mu.Unlock()
+		}
+	}
+	t.Cleanup(func() { afterChangeHook = nil })
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
+// memReplicaN is memReplicaWith over n bricks.
 func memReplicaN(t *testing.T, n int, o ReplicateOptions) (*Replicate, []*foptest.Mem) {
 	t.Helper()
 	mems := make([]*foptest.Mem, n)

@@ -23,21 +23,7 @@ func memReplica(t *testing.T) (*Replicate, []*foptest.Mem) {
 
 func memReplicaWith(t *testing.T, o ReplicateOptions) (*Replicate, []*foptest.Mem) {
 	t.Helper()
-	mems := make([]*foptest.Mem, 3)
-	kids := make([]Child, 3)
-	names := make([]string, 3)
-	for i := range mems {
-		names[i] = "v-client-" + string(rune('0'+i))
-		mems[i] = foptest.NewMem(names[i])
-		kids[i] = mems[i]
-	}
-	r, err := NewReplicate("v-replicate-0", kids, names, o, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.healOnce.Do(func() { r.healKick = make(chan struct{}, 1) })
-	t.Cleanup(r.Close)
-	return r, mems
+	return memReplicaN(t, 3, o)
 }
 
 // The fop contract holds for a replica set over three bricks.

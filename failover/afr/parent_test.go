@@ -776,7 +776,13 @@ func TestHeldBackUnlockDoesNotHideAWaiter(t *testing.T) {
 // writes "first" at 0, so that its eager lock is held.
 func eagerLockHeld(t *testing.T, o ReplicateOptions) (*Replicate, []*foptest.Mem, *fop.Fd) {
 	t.Helper()
-	r, mems := memReplicaWith(t, o)
+	return eagerLockHeldN(t, 3, o)
+}
+
+// eagerLockHeldN is eagerLockHeld over n bricks.
+func eagerLockHeldN(t *testing.T, n int, o ReplicateOptions) (*Replicate, []*foptest.Mem, *fop.Fd) {
+	t.Helper()
+	r, mems := memReplicaN(t, n, o)
 	ctx := context.Background()
 	f, _, _, err := r.Create(ctx, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
 	if err != nil {

@@ -284,6 +284,7 @@ type target struct {
 	dir    string   // mount point or local directory; "" for gfapi
 	engine []string // fio's engine arguments
 	pids   []int    // the FUSE daemon(s) to measure; none for gfapi and local
+	bricks []int    // the volume's brick processes (glusterfsd); none for local
 }
 
 func (t target) file(name string) string {
@@ -353,8 +354,15 @@ func main() {
 			}
 			c.Start(d, vk.name)
 			interrupted(ctx, d)
+			var bricks []int
+			for _, b := range c.Bricks(d, vk.name) {
+				if b.PID <= 0 {
+					d.Fatalf("%s: brick %s on %s is not running after the volume started; its log is under %s", vk.name, b.Path, b.Host, c.LogDir())
+				}
+				bricks = append(bricks, b.PID)
+			}
 			for _, cl := range cfg.clients {
-				t := target{client: cl, engine: []string{"--ioengine=libaio"}}
+				t := target{client: cl, engine: []string{"--ioengine=libaio"}, bricks: bricks}
 				switch cl {
 				case "brickfs":
 					t.dir = c.MountBrickfs(d, c.Spec(vk.name), cfg.brickfsOpts...)
@@ -368,7 +376,7 @@ func main() {
 				case "gfapi":
 					t.engine = []string{"--ioengine=gfapi_async", "--volume=" + vk.name, "--brick=" + c.Host(1)}
 				case "local":
-					t.dir = filepath.Join(fss[0].Dir, "local-bench")
+					t.dir, t.bricks = filepath.Join(fss[0].Dir, "local-bench"), nil
 					if err := os.MkdirAll(t.dir, 0o755); err != nil {
 						d.Fatalf("local directory: %v", err)
 					}
@@ -515,7 +523,8 @@ func removeArgs(args []string, drop ...string) []string {
 
 // runOne runs job j through t once, sampling the client's CPU and RSS.
 func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep int, work string) Sample {
-	s := Sample{Volume: vol, Job: j.Name, Client: t.client, Rep: rep, CPU: math.NaN()}
+	nan := math.NaN()
+	s := Sample{Volume: vol, Job: j.Name, Client: t.client, Rep: rep, CPU: nan, BrickCPU: nan, AppCPU: nan, HostBusy: nan}
 	jsonOut := filepath.Join(cfg.rawDir, fmt.Sprintf("%s-%s-%s-%d.json", vol, j.Name, t.client, rep))
 	tgt, size := t.file(mainFile), cfg.size
 	if j.NumJobs > 1 {
@@ -530,12 +539,16 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 
 	hwmOK := resetPeakRSS(t.pids)
 	cpu0, cpuErr := cpuSeconds(t.pids)
+	bcpu0, bcpuErr := cpuSeconds(t.bricks)
+	busy0, total0, hostErr := hostTicks()
 	stopRSS := make(chan struct{})
 	rssDone := make(chan int64, 1)
 	s.StartRSS = rssKiB(t.pids)
 	go func() { rssDone <- sampleRSS(t.pids, stopRSS) }()
 	err := runFio(rctx, cmd)
 	cpu1, cpuErr1 := cpuSeconds(t.pids)
+	bcpu1, bcpuErr1 := cpuSeconds(t.bricks)
+	busy1, total1, hostErr1 := hostTicks()
 	close(stopRSS)
 	s.PeakRSS = <-rssDone
 	if hwmOK {
@@ -546,6 +559,18 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 	s.Load = loadavg()[0]
 	if len(t.pids) > 0 && cpuErr == nil && cpuErr1 == nil {
 		s.CPU = cpu1 - cpu0
+	}
+	if len(t.bricks) > 0 && bcpuErr == nil && bcpuErr1 == nil {
+		s.BrickCPU = bcpu1 - bcpu0
+	}
+	if hostErr == nil && hostErr1 == nil && total1 > total0 {
+		s.HostBusy = float64(busy1-busy0) / float64(total1-total0)
+	}
+	if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			// fio's own times include its job processes': it reaps them.
+			s.AppCPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		}
 	}
 	if ctx.Err() != nil {
 		s.Err = "interrupted"
@@ -633,6 +658,15 @@ func cpuSeconds(pids []int) (float64, error) {
 		ticks += t
 	}
 	return float64(ticks) / clkTck, nil
+}
+
+// hostTicks is the machine's busy and total CPU ticks so far (/proc/stat).
+func hostTicks() (busy, total int64, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	return HostTicks(string(b))
 }
 
 // sampleRSS reads the summed VmRSS of pids every 100 ms until stop is
@@ -801,6 +835,7 @@ func render(cfg config, samples []Sample, meta []string, load0, load1 [3]float64
 	fmt.Fprintf(&b, "- each run: direct=1, %v time-based, no ramp; libaio on the mounts and the local directory, gfapi_async for gfapi; one %s file for the single-file jobs and four of %s for multi4, written once, shared by all clients\n", cfg.runtime, cfg.size, cfg.multi)
 	fmt.Fprintf(&b, "- %d repeat(s), interleaved (per job, repeat and volume every client in turn, the order reversed on even repeats); throughput is the median with min-max, latencies the medians of fio's total latency percentiles (lat_ns: submission plus completion, what the application waited)\n", cfg.repeats)
 	b.WriteString("- CPU: the FUSE daemon's utime+stime over the fio run, per GiB moved and per 10k I/Os (median over repeats); peak RSS: the daemon's VmHWM after the run, reset through /proc/PID/clear_refs just before it, the largest of any repeat, with in parentheses its VmRSS when that run started (the mounts stay up for the whole benchmark, so memory a daemon kept from an earlier job shows there). gfapi's client is fio itself and local has none: `-`\n")
+	b.WriteString("- where the machine's CPU went: the volume's brick processes' (glusterfsd) utime+stime over the run, and fio's (its job processes included; for gfapi that is the whole GlusterFS client stack), per GiB moved; host CPU busy: the share of all CPUs' time (/proc/stat) that was not idle or waiting for I/O over the run, every process and the kernel's threads (the loop devices' among them) included. Near 100 %, the CPUs bound every client: what one client saves in CPU per GiB, the others can use\n")
 	b.WriteString("- markers: `clat` after a p50: fio gave completion latency only for some run of the cell; `sampled` after a peak RSS: VmHWM could not be reset, so the peak is the largest 100 ms sample\n")
 	fmt.Fprintf(&b, "- load average before %.2f %.2f %.2f, after %.2f %.2f %.2f; took %v\n", load0[0], load0[1], load0[2], load1[0], load1[1], load1[2], took.Round(time.Second))
 	fmt.Fprintf(&b, "- fio's JSON of every run: %s\n", cfg.rawDir)

@@ -82,6 +82,13 @@ type Sample struct {
 	// percentiles are completion latency only.
 	ClatOnly bool
 	Load     float64 // 1-minute load average at the end of the run
+	// BrickCPU is the volume's brick processes' (glusterfsd) CPU seconds
+	// over the run; AppCPU fio's own, its job processes included (for
+	// gfapi that is the whole client stack); HostBusy the share of the
+	// machine's CPU time that was not idle over the run (every process and
+	// the kernel's own threads, the loop devices' among them), 0 to 1.
+	// NaN if not measured.
+	BrickCPU, AppCPU, HostBusy float64
 }
 
 // OK reports whether the run succeeded.
@@ -207,6 +214,25 @@ func CPUTicks(stat string) (int64, error) {
 	return u + s, nil
 }
 
+// HostTicks is the machine's CPU time from /proc/stat's first line ("cpu
+// user nice system idle iowait irq softirq steal ..."), in clock ticks:
+// busy (all but idle and iowait) and the total of those eight.
+func HostTicks(stat string) (busy, total int64, err error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: first line %.80q is not the cpu totals", line)
+	}
+	var v [8]int64
+	for i := range v {
+		if v[i], err = strconv.ParseInt(f[i+1], 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: cpu field %d %q", i+1, f[i+1])
+		}
+		total += v[i]
+	}
+	return total - v[3] - v[4], total, nil
+}
+
 // VmRSS is the VmRSS line of /proc/PID/status, in KiB.
 func VmRSS(status string) (int64, error) { return statusKiB(status, "VmRSS") }
 
@@ -295,19 +321,20 @@ func (j Job) Unit() string {
 
 // Cell is one (job, client) row of a volume's table.
 type Cell struct {
-	Value, P50, P99, P999 Stat
-	CPUGiB, CPU10k        Stat
-	PeakRSS               int64 // KiB, the largest over the repeats; 0 if not measured
-	StartRSS              int64 // KiB, VmRSS at the start of the run whose peak that was
-	RSSSampled, ClatOnly  bool  // some run's peak RSS was sampled only / its latency completion only
-	Runs, Failed          int
-	Errs                  []string
+	Value, P50, P99, P999  Stat
+	CPUGiB, CPU10k         Stat
+	BrickGiB, AppGiB, Busy Stat  // bricks' and fio's CPU s/GiB, the host's busy share
+	PeakRSS                int64 // KiB, the largest over the repeats; 0 if not measured
+	StartRSS               int64 // KiB, VmRSS at the start of the run whose peak that was
+	RSSSampled, ClatOnly   bool  // some run's peak RSS was sampled only / its latency completion only
+	Runs, Failed           int
+	Errs                   []string
 }
 
 // Summarize the samples of one volume, job and client.
 func summarizeCell(j Job, samples []Sample) Cell {
 	var c Cell
-	var val, p50, p99, p999, cg, ck []float64
+	var val, p50, p99, p999, cg, ck, bg, ag, busy []float64
 	for _, s := range samples {
 		c.Runs++
 		if !s.OK() {
@@ -323,18 +350,24 @@ func summarizeCell(j Job, samples []Sample) Cell {
 		p999 = append(p999, s.P999)
 		cg = append(cg, CPUPerGiB(s.CPU, s.Bytes))
 		ck = append(ck, CPUPer10k(s.CPU, s.IOs))
+		bg = append(bg, CPUPerGiB(s.BrickCPU, s.Bytes))
+		ag = append(ag, CPUPerGiB(s.AppCPU, s.Bytes))
+		busy = append(busy, s.HostBusy)
 		if s.PeakRSS > c.PeakRSS {
 			c.PeakRSS, c.StartRSS = s.PeakRSS, s.StartRSS
 		}
 	}
 	c.Value, c.P50, c.P99, c.P999 = Summarize(val), Summarize(p50), Summarize(p99), Summarize(p999)
 	c.CPUGiB, c.CPU10k = Summarize(cg), Summarize(ck)
+	c.BrickGiB, c.AppGiB, c.Busy = Summarize(bg), Summarize(ag), Summarize(busy)
 	return c
 }
 
 // Table is one volume's markdown table: a row per job and client, in the
 // order given, with the median over the repeats and its range, latency,
-// ratios to native-strict and gfapi (of the medians), CPU and peak RSS.
+// ratios to native-strict and gfapi (of the medians), CPU and peak RSS,
+// and where the machine's CPU went: the bricks', fio's and how busy the
+// host was.
 func Table(samples []Sample, volume string, js []Job, clients []string) string {
 	by := map[[2]string][]Sample{}
 	for _, s := range samples {
@@ -344,8 +377,8 @@ func Table(samples []Sample, volume string, js []Job, clients []string) string {
 		}
 	}
 	var b strings.Builder
-	b.WriteString("| job | client | throughput: median (min-max) | p50 ms | p99 ms | p99.9 ms | vs native-strict | vs gfapi | CPU s/GiB | CPU s/10k I/O | peak RSS MiB (at start) |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| job | client | throughput: median (min-max) | p50 ms | p99 ms | p99.9 ms | vs native-strict | vs gfapi | CPU s/GiB | CPU s/10k I/O | peak RSS MiB (at start) | bricks CPU s/GiB | fio CPU s/GiB | host CPU busy |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, j := range js {
 		cells := map[string]Cell{}
 		for _, c := range clients {
@@ -383,9 +416,9 @@ func Table(samples []Sample, volume string, js []Job, clients []string) string {
 			if cell.ClatOnly {
 				p50 += " clat"
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 				j.Desc, c, val, p50, ms(cell.P99.Med), ms(cell.P999.Med), vsStrict, vsGfapi,
-				cpu(cell.CPUGiB.Med), cpu(cell.CPU10k.Med), rss)
+				cpu(cell.CPUGiB.Med), cpu(cell.CPU10k.Med), rss, cpu(cell.BrickGiB.Med), cpu(cell.AppGiB.Med), pct(cell.Busy.Med))
 		}
 	}
 	return b.String()
@@ -435,6 +468,14 @@ func ratio(r float64) string {
 		return "-"
 	}
 	return strconv.FormatFloat(r, 'f', 2, 64) + "x"
+}
+
+// pct formats a share (0 to 1) as a whole percentage.
+func pct(v float64) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return strconv.FormatFloat(100*v, 'f', 0, 64) + " %"
 }
 
 func cpu(v float64) string {

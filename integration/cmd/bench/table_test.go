@@ -223,26 +223,29 @@ func TestFioArgs(t *testing.T) {
 func TestTable(t *testing.T) {
 	mk := func(client string, rep int, iops, cpu float64, rss int64) Sample {
 		return Sample{Volume: "rep3", Job: "randwrite4k-qd16", Client: client, Rep: rep, IOPS: iops, BW: iops * 4096,
-			IOs: int64(iops * 10), Bytes: int64(iops * 10 * 4096), P50: 1000, P99: 12345, P999: 250000, CPU: cpu, PeakRSS: rss, StartRSS: rss / 2}
+			IOs: int64(iops * 10), Bytes: int64(iops * 10 * 4096), P50: 1000, P99: 12345, P999: 250000, CPU: cpu, PeakRSS: rss, StartRSS: rss / 2,
+			BrickCPU: 3 * cpu, AppCPU: 1, HostBusy: 0.5 + float64(rep)/10}
 	}
 	nan := math.NaN()
 	samples := []Sample{
 		mk("brickfs", 1, 3000, 2, 40<<10), mk("brickfs", 2, 3300, 2, 50<<10), mk("brickfs", 3, 2700, 2, 45<<10),
 		mk("native-strict", 1, 2000, 4, 30<<10), mk("native-strict", 2, 2000, 4, 30<<10),
 		{Volume: "rep3", Job: "randwrite4k-qd16", Client: "native-strict", Rep: 3, Err: "fio: exit status 1", CPU: nan},
-		mk("gfapi", 1, 2500, nan, 0), mk("gfapi", 2, 3000, nan, 0), mk("gfapi", 3, 3500, nan, 0),
+		mk("gfapi", 1, 2500, nan, 0).withBricks(1.5), mk("gfapi", 2, 3000, nan, 0).withBricks(1.5), mk("gfapi", 3, 3500, nan, 0).withBricks(1.5),
 		{Volume: "rep3", Job: "randread4k-qd1", Client: "brickfs", Rep: 1, Err: "fio did not finish", CPU: nan},
 		mk("brickfs", 1, 99999, 1, 1).withVolume("single"),
 	}
 	js, _ := SelectJobs([]string{"randwrite4k-qd16", "randread4k-qd1"})
 	got := Table(samples, "rep3", js, []string{"brickfs", "native-strict", "gfapi", "local"})
-	want := "| job | client | throughput: median (min-max) | p50 ms | p99 ms | p99.9 ms | vs native-strict | vs gfapi | CPU s/GiB | CPU s/10k I/O | peak RSS MiB (at start) |\n" +
-		"|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n" +
-		"| 4k randread QD1 | brickfs | **FAIL** | - | - | - | - | - | - | - | - |\n" +
-		// 2 CPU s for 30000 I/Os of 4 KiB: 2/(30000*4096/2^30) s/GiB, 2/3 s per 10k.
-		"| 4k randwrite QD16 | brickfs | 3000 IOPS (2700-3300) | 1.00 | 12.3 | 250 | 1.50x | 1.00x | 17.5 | 0.67 | 50 (25) |\n" +
-		"| 4k randwrite QD16 | native-strict | 2000 IOPS (2000-2000), 1 of 3 failed | 1.00 | 12.3 | 250 | - | 0.67x | 52.4 | 2.00 | 30 (15) |\n" +
-		"| 4k randwrite QD16 | gfapi | 3000 IOPS (2500-3500) | 1.00 | 12.3 | 250 | 1.50x | - | - | - | - |\n"
+	want := "| job | client | throughput: median (min-max) | p50 ms | p99 ms | p99.9 ms | vs native-strict | vs gfapi | CPU s/GiB | CPU s/10k I/O | peak RSS MiB (at start) | bricks CPU s/GiB | fio CPU s/GiB | host CPU busy |\n" +
+		"|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n" +
+		"| 4k randread QD1 | brickfs | **FAIL** | - | - | - | - | - | - | - | - | - | - | - |\n" +
+		// 2 CPU s for 30000 I/Os of 4 KiB: 2/(30000*4096/2^30) s/GiB, 2/3 s
+		// per 10k; the bricks 3 times that, fio 1 s (the median of 1 s over
+		// 27000, 30000 and 33000 I/Os); the host busy 60-80 %.
+		"| 4k randwrite QD16 | brickfs | 3000 IOPS (2700-3300) | 1.00 | 12.3 | 250 | 1.50x | 1.00x | 17.5 | 0.67 | 50 (25) | 52.4 | 8.74 | 70 % |\n" +
+		"| 4k randwrite QD16 | native-strict | 2000 IOPS (2000-2000), 1 of 3 failed | 1.00 | 12.3 | 250 | - | 0.67x | 52.4 | 2.00 | 30 (15) | 157.3 | 13.1 | 65 % |\n" +
+		"| 4k randwrite QD16 | gfapi | 3000 IOPS (2500-3500) | 1.00 | 12.3 | 250 | 1.50x | - | - | - | - | 13.1 | 8.74 | 70 % |\n"
 	if got != want {
 		t.Errorf("Table:\n%s\nwant:\n%s", got, want)
 	}
@@ -259,6 +262,22 @@ func TestTable(t *testing.T) {
 }
 
 func (s Sample) withVolume(v string) Sample { s.Volume = v; return s }
+
+func (s Sample) withBricks(cpu float64) Sample { s.BrickCPU = cpu; return s }
+
+func TestHostTicks(t *testing.T) {
+	stat := "cpu  100 5 50 1000 20 3 2 1 7 0\ncpu0 50 2 25 500 10 1 1 0 3 0\nintr 1\n"
+	busy, total, err := HostTicks(stat)
+	// busy: user+nice+system+irq+softirq+steal; guest is inside user.
+	if err != nil || busy != 161 || total != 1181 {
+		t.Errorf("HostTicks = %d, %d, %v; want 161, 1181", busy, total, err)
+	}
+	for _, bad := range []string{"", "intr 1 2 3 4 5 6 7 8 9", "cpu 1 2 3", "cpu 1 2 x 4 5 6 7 8"} {
+		if _, _, err := HostTicks(bad); err == nil {
+			t.Errorf("HostTicks(%q): no error", bad)
+		}
+	}
+}
 
 func TestFormat(t *testing.T) {
 	for us, want := range map[float64]string{123: "0.123", 1234: "1.23", 12345: "12.3", 123456: "123", math.NaN(): "-"} {

@@ -58,7 +58,16 @@
 // fio starts and after it exits) per GiB moved and per 10k I/Os, and its
 // peak RSS over the run: VmHWM after the run, with the high-water mark
 // reset through /proc/PID/clear_refs just before it (the mounts stay up for
-// the whole benchmark), and VmRSS sampled every 100 ms as a floor.
+// the whole benchmark), and VmRSS sampled every 100 ms as a floor. Beside
+// the client's, where the rest of the machine's CPU went: the volume's
+// brick processes' and fio's CPU per GiB and the host's busy share
+// (/proc/stat), which near 100 % says the CPUs bound every client.
+//
+// The client brickfs-lib (only when named) is brickfs's graph opened in
+// the bench's own process and driven by goroutines, a worker per I/O in
+// flight: brickfs without FUSE and fio, the counterpart of gfapi; its CPU
+// is the bench process's. Against brickfs it shows what the FUSE round
+// trip costs, against the others what brickfs's layers and the bricks do.
 //
 // A run that fails is shown as such and makes the exit status non-zero;
 // a mount that fails ends the benchmark. Everything it mounted or started
@@ -78,6 +87,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,6 +95,9 @@ import (
 	"time"
 	"unsafe"
 
+	"go.uber.org/zap"
+
+	"github.com/brickfs/brickfs/failover"
 	"github.com/brickfs/brickfs/integration"
 )
 
@@ -141,7 +154,7 @@ func list(s string) []string {
 func parseConfig(args []string) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	volumes := fs.String("volumes", envOr("VOLUMES", "single rep3 rep3shard dist"), "volume types: single rep3 rep3shard dist ($VOLUMES)")
-	clients := fs.String("clients", envOr("CLIENTS", strings.Join(allClients, " ")), "clients: brickfs native native-strict gfapi local, brickfs+OPT+OPT... ($CLIENTS)")
+	clients := fs.String("clients", envOr("CLIENTS", strings.Join(allClients, " ")), "clients: brickfs native native-strict gfapi local, brickfs+OPT+OPT...; brickfs-lib (brickfs's graph in this process, no FUSE, no fio) only when named ($CLIENTS)")
 	jobList := fs.String("jobs", envOr("JOBS", ""), "jobs (default all): randread4k-qd1 randread4k-qd16 randwrite4k-qd1 randwrite4k-qd16 randrw64k-qd8 seqread1m-qd4 seqwrite1m-qd4 multi4; multi4-qd64 only when named ($JOBS)")
 	repeats := fs.Int("repeats", 3, "runs of each (job, client) ($REPEATS)")
 	runtimeF := fs.String("runtime", envOr("RUNTIME", "15"), "seconds of each fio run, or a duration ($RUNTIME)")
@@ -176,7 +189,7 @@ func parseConfig(args []string) (config, error) {
 		}
 	}
 	for _, cl := range c.clients {
-		ok := strings.HasPrefix(cl, brickfsVariant) && len(cl) > len(brickfsVariant)
+		ok := strings.HasPrefix(cl, brickfsVariant) && len(cl) > len(brickfsVariant) || cl == libClient
 		for _, k := range allClients {
 			ok = ok || k == cl
 		}
@@ -187,6 +200,9 @@ func parseConfig(args []string) (config, error) {
 	}
 	if len(c.volumes) == 0 || len(c.clients) == 0 {
 		return c, fmt.Errorf("no volumes or no clients chosen")
+	}
+	if has(c.clients, libClient) && !slices.ContainsFunc(c.clients, func(cl string) bool { return cl != libClient && cl != "local" }) {
+		return c, fmt.Errorf("%s writes no files of its own: add a client that writes them (brickfs, native or gfapi)", libClient)
 	}
 	var err error
 	if c.jobs, err = SelectJobs(list(*jobList)); err != nil {
@@ -281,10 +297,11 @@ func preflight(c config) error {
 // target is where a client's fio runs go.
 type target struct {
 	client string
-	dir    string   // mount point or local directory; "" for gfapi
-	engine []string // fio's engine arguments
-	pids   []int    // the FUSE daemon(s) to measure; none for gfapi and local
-	bricks []int    // the volume's brick processes (glusterfsd); none for local
+	dir    string           // mount point or local directory; "" for gfapi
+	engine []string         // fio's engine arguments
+	pids   []int            // the FUSE daemon(s) to measure; none for gfapi and local
+	bricks []int            // the volume's brick processes (glusterfsd); none for local
+	lib    *failover.Volume // brickfs-lib: the graph in this process, no fio
 }
 
 func (t target) file(name string) string {
@@ -375,13 +392,16 @@ func main() {
 					t.dir = c.MountNative(d, vk.name, "xlator-option="+vk.name+"-write-behind.strict-O_DIRECT=on")
 				case "gfapi":
 					t.engine = []string{"--ioengine=gfapi_async", "--volume=" + vk.name, "--brick=" + c.Host(1)}
+				case libClient:
+					t.engine = nil
+					t.lib = openLib(ctx, d, c, vk.name)
 				case "local":
 					t.dir, t.bricks = filepath.Join(fss[0].Dir, "local-bench"), nil
 					if err := os.MkdirAll(t.dir, 0o755); err != nil {
 						d.Fatalf("local directory: %v", err)
 					}
 				}
-				if cl != "gfapi" && cl != "local" {
+				if cl != "gfapi" && cl != "local" && cl != libClient {
 					t.pids = daemonPids(t.dir)
 					if len(t.pids) == 0 {
 						d.Fatalf("%s on %s: no FUSE daemon found with the mount point in its command line; the mount may have died (its log is under %s)", cl, vk.name, c.LogDir())
@@ -467,7 +487,7 @@ func fill(ctx context.Context, d *integration.Program, cfg config, ts []target, 
 		switch {
 		case t.client == "local":
 			via = append(via, t)
-		case first == nil && t.client != "gfapi":
+		case first == nil && t.client != "gfapi" && t.client != libClient:
 			first = &ts[i]
 		}
 	}
@@ -525,6 +545,21 @@ func removeArgs(args []string, drop ...string) []string {
 func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep int, work string) Sample {
 	nan := math.NaN()
 	s := Sample{Volume: vol, Job: j.Name, Client: t.client, Rep: rep, CPU: nan, BrickCPU: nan, AppCPU: nan, HostBusy: nan}
+	if t.lib != nil {
+		bcpu0, bcpuErr := cpuSeconds(t.bricks)
+		busy0, total0, hostErr := hostTicks()
+		libRun(ctx, t.lib, cfg, j, &s)
+		bcpu1, bcpuErr1 := cpuSeconds(t.bricks)
+		busy1, total1, hostErr1 := hostTicks()
+		s.Load = loadavg()[0]
+		if bcpuErr == nil && bcpuErr1 == nil {
+			s.BrickCPU = bcpu1 - bcpu0
+		}
+		if hostErr == nil && hostErr1 == nil && total1 > total0 {
+			s.HostBusy = float64(busy1-busy0) / float64(total1-total0)
+		}
+		return s
+	}
 	jsonOut := filepath.Join(cfg.rawDir, fmt.Sprintf("%s-%s-%s-%d.json", vol, j.Name, t.client, rep))
 	tgt, size := t.file(mainFile), cfg.size
 	if j.NumJobs > 1 {
@@ -658,6 +693,28 @@ func cpuSeconds(pids []int) (float64, error) {
 		ticks += t
 	}
 	return float64(ticks) / clkTck, nil
+}
+
+// openLib opens volume through brickfs's graph in this process, logging to
+// the cluster's log directory, and closes it before the cluster goes.
+func openLib(ctx context.Context, d *integration.Program, c *integration.Cluster, volume string) *failover.Volume {
+	logPath := filepath.Join(c.LogDir(), libClient+"-"+volume+".log")
+	lc := zap.NewProductionConfig()
+	lc.OutputPaths, lc.ErrorOutputPaths = []string{logPath}, []string{logPath}
+	lc.Sampling = nil
+	logger, err := lc.Build()
+	if err != nil {
+		d.Fatalf("%s: log to %s: %v", libClient, logPath, err)
+	}
+	octx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	v, err := libVolume(octx, c.Host(1), volume, logger)
+	if err != nil {
+		d.Fatalf("%v (its log: %s)", err, logPath)
+	}
+	d.Cleanup(func() { v.Close(); logger.Sync() })
+	d.Logf("%s: %s opened in this process (log %s)", volume, libClient, logPath)
+	return v
 }
 
 // hostTicks is the machine's busy and total CPU ticks so far (/proc/stat).

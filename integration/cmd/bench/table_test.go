@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func read(t *testing.T, name string) []byte {
@@ -321,5 +322,70 @@ func TestParseConfig(t *testing.T) {
 		if _, err := parseConfig(args); err == nil {
 			t.Errorf("parseConfig(%q): no error", args)
 		}
+	}
+}
+
+func TestLibPlan(t *testing.T) {
+	const size = 64 << 20
+	for _, j := range jobs {
+		p, err := newLibPlan(j, size, 1, j.Depth, 7)
+		if err != nil {
+			t.Fatalf("%s: %v", j.Name, err)
+		}
+		lo, hi, _ := blockRange(j.BS)
+		reads := 0
+		seen := map[int64]bool{}
+		for range 10000 {
+			io := p.draw()
+			if io.size < lo || io.size > hi || io.size%lo != 0 || io.off%lo != 0 || io.off < 0 || io.off+io.size > size {
+				t.Fatalf("%s: I/O at %d of %d bytes: outside the file or the job's blocks", j.Name, io.off, io.size)
+			}
+			if io.read {
+				reads++
+			}
+			seen[io.off] = true
+		}
+		want := map[string]int{"randread": 100, "read": 100, "randwrite": 0, "write": 0, "randrw": j.MixRead}[j.RW]
+		if got := reads / 100; got < want-3 || got > want+3 {
+			t.Errorf("%s: %d %% reads; want %d", j.Name, got, want)
+		}
+		if hi > lo && len(seen) < 1000 {
+			t.Errorf("%s: only %d offsets in 10000 random I/Os", j.Name, len(seen))
+		}
+	}
+	// Sequential: worker 1 of 4 reads blocks 1, 5, 9, ... and wraps to its
+	// own first block at the end of the file.
+	p, _ := newLibPlan(Job{RW: "read", BS: "1M"}, 8<<20, 1, 4, 1)
+	var offs []int64
+	for range 4 {
+		offs = append(offs, p.draw().off>>20)
+	}
+	if !slices.Equal(offs, []int64{1, 5, 1, 5}) {
+		t.Errorf("sequential offsets (MiB) %v; want [1 5 1 5]", offs)
+	}
+	if _, err := newLibPlan(Job{RW: "read", BS: "1M"}, 1<<10, 0, 1, 1); err == nil {
+		t.Error("a file smaller than a block: no error")
+	}
+}
+
+func TestLatPercentile(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 1000; i++ {
+		d = append(d, time.Duration(i)*time.Microsecond)
+	}
+	if p50, p99, p999 := latPercentile(d, 50), latPercentile(d, 99), latPercentile(d, 99.9); p50 != 500 || p99 != 990 || p999 != 999 {
+		t.Errorf("percentiles %v %v %v; want 500 990 999", p50, p99, p999)
+	}
+	if !math.IsNaN(latPercentile(nil, 50)) {
+		t.Error("no latencies: not NaN")
+	}
+}
+
+func TestLibClientNeedsAFiller(t *testing.T) {
+	if _, err := parseConfig([]string{"-clients", "brickfs-lib local"}); err == nil || !strings.Contains(err.Error(), "writes no files") {
+		t.Errorf("brickfs-lib alone: %v", err)
+	}
+	if _, err := parseConfig([]string{"-clients", "brickfs brickfs-lib"}); err != nil {
+		t.Errorf("brickfs and brickfs-lib: %v", err)
 	}
 }

@@ -87,6 +87,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -132,8 +133,10 @@ type config struct {
 	multi   string
 	out     string
 	rawDir  string // fio's JSON of every run
-	fsMiB   int
-	cmdline string
+	// libProfile: write a CPU profile of every brickfs-lib run to rawDir.
+	libProfile bool
+	fsMiB      int
+	cmdline    string
 	// brickfsOpts are brickfs's mount options: log-level=info and
 	// -brickfs-opts, one per element (the harness reads log-file= and
 	// others from them).
@@ -161,6 +164,7 @@ func parseConfig(args []string) (config, error) {
 	size := fs.String("size", envOr("SIZE", "1G"), "the file of the single-file jobs ($SIZE)")
 	multi := fs.String("multi-size", envOr("MULTI_SIZE", "256M"), "each of the multi-job run's four files ($MULTI_SIZE)")
 	out := fs.String("o", envOr("OUT", ""), "write the tables here (default /tmp/brickfs-bench-DATE.md) ($OUT)")
+	libProfile := fs.Bool("lib-profile", os.Getenv("LIB_PROFILE") != "", "write a Go CPU profile of every brickfs-lib run beside fio's JSON ($LIB_PROFILE non-empty)")
 	bopts := fs.String("brickfs-opts", envOr("BRICKFS_OPTS", ""), "more mount options for brickfs, comma-separated, e.g. memory-limit=64M,pprof=127.0.0.1:6060 ($BRICKFS_OPTS)")
 	if v := os.Getenv("REPEATS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -232,6 +236,7 @@ func parseConfig(args []string) (config, error) {
 		c.out = fmt.Sprintf("/tmp/brickfs-bench-%s.md", time.Now().Format("20060102-150405"))
 	}
 	c.rawDir = strings.TrimSuffix(c.out, ".md") + "-fio"
+	c.libProfile = *libProfile
 	c.cmdline = fmt.Sprintf("VOLUMES=%q CLIENTS=%q JOBS=%q REPEATS=%d RUNTIME=%d SIZE=%s MULTI_SIZE=%s",
 		strings.Join(c.volumes, " "), strings.Join(c.clients, " "), jobNames(c.jobs), c.repeats, int(c.runtime.Seconds()), c.size, c.multi)
 	if len(c.brickfsOpts) > 1 {
@@ -548,7 +553,12 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 	if t.lib != nil {
 		bcpu0, bcpuErr := cpuSeconds(t.bricks)
 		busy0, total0, hostErr := hostTicks()
+		stop := func() {}
+		if cfg.libProfile {
+			stop = startProfile(filepath.Join(cfg.rawDir, fmt.Sprintf("%s-%s-%s-%d.pprof", vol, j.Name, t.client, rep)))
+		}
 		libRun(ctx, t.lib, cfg, j, &s)
+		stop()
 		bcpu1, bcpuErr1 := cpuSeconds(t.bricks)
 		busy1, total1, hostErr1 := hostTicks()
 		s.Load = loadavg()[0]
@@ -693,6 +703,22 @@ func cpuSeconds(pids []int) (float64, error) {
 		ticks += t
 	}
 	return float64(ticks) / clkTck, nil
+}
+
+// startProfile starts a CPU profile of this process into path and returns
+// what stops it; a profile that cannot start is logged, not fatal.
+func startProfile(path string) (stop func()) {
+	f, err := os.Create(path)
+	if err == nil {
+		if err = pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		log.Printf("bench: no CPU profile %s: %v", path, err)
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // openLib opens volume through brickfs's graph in this process, logging to

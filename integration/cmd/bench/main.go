@@ -611,12 +611,6 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 	if hostErr == nil && hostErr1 == nil && total1 > total0 {
 		s.HostBusy = float64(busy1-busy0) / float64(total1-total0)
 	}
-	if cmd.ProcessState != nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			// fio's own times include its job processes': it reaps them.
-			s.AppCPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-		}
-	}
 	if ctx.Err() != nil {
 		s.Err = "interrupted"
 		return s
@@ -918,7 +912,7 @@ func render(cfg config, samples []Sample, meta []string, load0, load1 [3]float64
 	fmt.Fprintf(&b, "- each run: direct=1, %v time-based, no ramp; libaio on the mounts and the local directory, gfapi_async for gfapi; one %s file for the single-file jobs and four of %s for multi4, written once, shared by all clients\n", cfg.runtime, cfg.size, cfg.multi)
 	fmt.Fprintf(&b, "- %d repeat(s), interleaved (per job, repeat and volume every client in turn, the order reversed on even repeats); throughput is the median with min-max, latencies the medians of fio's total latency percentiles (lat_ns: submission plus completion, what the application waited)\n", cfg.repeats)
 	b.WriteString("- CPU: the FUSE daemon's utime+stime over the fio run, per GiB moved and per 10k I/Os (median over repeats); peak RSS: the daemon's VmHWM after the run, reset through /proc/PID/clear_refs just before it, the largest of any repeat, with in parentheses its VmRSS when that run started (the mounts stay up for the whole benchmark, so memory a daemon kept from an earlier job shows there). gfapi's client is fio itself and local has none: `-`\n")
-	b.WriteString("- where the machine's CPU went: the volume's brick processes' (glusterfsd) utime+stime over the run, and fio's (its job processes included; for gfapi that is the whole GlusterFS client stack), per GiB moved; host CPU busy: the share of all CPUs' time (/proc/stat) that was not idle or waiting for I/O over the run, every process and the kernel's threads (the loop devices' among them) included. Near 100 %, the CPUs bound every client: what one client saves in CPU per GiB, the others can use\n")
+	b.WriteString("- where the machine's CPU went: the volume's brick processes' (glusterfsd) utime+stime over the run, and fio's job processes' (usr_cpu and sys_cpu of fio's report: for gfapi that includes the whole GlusterFS client stack), per GiB moved; host CPU busy: the share of all CPUs' time (/proc/stat) that was not idle or waiting for I/O over the run, every process and the kernel's threads (the loop devices' among them) included. Near 100 %, the CPUs bound every client: what one client saves in CPU per GiB, the others can use\n")
 	b.WriteString("- markers: `clat` after a p50: fio gave completion latency only for some run of the cell; `sampled` after a peak RSS: VmHWM could not be reset, so the peak is the largest 100 ms sample\n")
 	fmt.Fprintf(&b, "- load average before %.2f %.2f %.2f, after %.2f %.2f %.2f; took %v\n", load0[0], load0[1], load0[2], load1[0], load1[1], load1[2], took.Round(time.Second))
 	fmt.Fprintf(&b, "- fio's JSON of every run: %s\n", cfg.rawDir)

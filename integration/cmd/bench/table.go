@@ -83,7 +83,7 @@ type Sample struct {
 	ClatOnly bool
 	Load     float64 // 1-minute load average at the end of the run
 	// BrickCPU is the volume's brick processes' (glusterfsd) CPU seconds
-	// over the run; AppCPU fio's own, its job processes included (for
+	// over the run; AppCPU fio's job processes', as fio reports them (for
 	// gfapi that is the whole client stack); HostBusy the share of the
 	// machine's CPU time that was not idle over the run (every process and
 	// the kernel's own threads, the loop devices' among them), 0 to 1.
@@ -109,10 +109,16 @@ type fioLatJSON struct {
 }
 
 type fioJobJSON struct {
-	Error int         `json:"error"`
-	Read  *fioDirJSON `json:"read"`
-	Write *fioDirJSON `json:"write"`
-	Mixed *fioDirJSON `json:"mixed"`
+	Error int `json:"error"`
+	// The job processes' CPU (getrusage of each, its threads included: for
+	// gfapi the whole client stack) as percentages of JobRuntime, the
+	// jobs' summed run time in ms.
+	UsrCPU     float64     `json:"usr_cpu"`
+	SysCPU     float64     `json:"sys_cpu"`
+	JobRuntime float64     `json:"job_runtime"`
+	Read       *fioDirJSON `json:"read"`
+	Write      *fioDirJSON `json:"write"`
+	Mixed      *fioDirJSON `json:"mixed"`
 }
 
 type fioOutJSON struct {
@@ -160,6 +166,10 @@ func ParseFio(raw []byte, s *Sample) error {
 	}
 	if s.IOs == 0 {
 		return fmt.Errorf("fio completed no I/O")
+	}
+	s.AppCPU = math.NaN()
+	if j.JobRuntime > 0 {
+		s.AppCPU = (j.UsrCPU + j.SysCPU) / 100 * j.JobRuntime / 1000
 	}
 	return nil
 }

@@ -47,6 +47,11 @@ func TestParseFio(t *testing.T) {
 			t.Errorf("%s: got IOPS %v BW %v IOs %d bytes %d p50 %v p99 %v p99.9 %v; want %v %v %d %d %v %v %v",
 				tc.file, s.IOPS, s.BW, s.IOs, s.Bytes, s.P50, s.P99, s.P999, tc.iops, tc.bw, tc.ios, tc.bytes, tc.p50, tc.p99, tc.p999)
 		}
+		// fio's CPU: (2.5 + 7.5) % of 10 s in latpct.json; the others
+		// have no job_runtime.
+		if wantCPU := map[bool]float64{true: 1, false: math.NaN()}[tc.file == "latpct.json"]; !(near(s.AppCPU, wantCPU) || math.IsNaN(wantCPU) && math.IsNaN(s.AppCPU)) {
+			t.Errorf("%s: fio CPU %v s; want %v", tc.file, s.AppCPU, wantCPU)
+		}
 		// Only latpct.json has total latency: the others are marked.
 		if s.ClatOnly != (tc.file != "latpct.json") {
 			t.Errorf("%s: ClatOnly %v", tc.file, s.ClatOnly)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,8 +47,9 @@ func libVolume(ctx context.Context, host, volume string, log *zap.Logger) (*fail
 }
 
 // libFiles opens, O_RDWR|O_DIRECT as fio does, the files job j works on:
-// the main file or the multi-job run's files, at the volume's root.
-func libFiles(ctx context.Context, v *failover.Volume, j Job) ([]*fop.Fd, error) {
+// the main file or the multi-job run's files, at the volume's root, each
+// at least size bytes long.
+func libFiles(ctx context.Context, v *failover.Volume, j Job, size int64) ([]*fop.Fd, error) {
 	names := []string{mainFile}
 	if j.NumJobs > 1 {
 		names = names[:0]
@@ -60,7 +62,11 @@ func libFiles(ctx context.Context, v *failover.Volume, j Job) ([]*fop.Fd, error)
 		ia, _, err := v.Lookup(ctx, xdr.RootGFID, n, xdr.GFID{}, nil)
 		if err != nil {
 			libRelease(v, fds)
-			return nil, fmt.Errorf("%s: look up %s: %w", libClient, n, err)
+			return nil, fmt.Errorf("%s: look up %s: %w (the files are written before the runs; its log says more)", libClient, n, err)
+		}
+		if int64(ia.Size) < size {
+			libRelease(v, fds)
+			return nil, fmt.Errorf("%s: %s is %d bytes, the job needs %d: it was not written completely; run the bench again", libClient, n, ia.Size, size)
 		}
 		f, _, err := v.Open(ctx, ia.GFID, uint32(syscall.O_RDWR|syscall.O_DIRECT), nil)
 		if err != nil {
@@ -73,8 +79,10 @@ func libFiles(ctx context.Context, v *failover.Volume, j Job) ([]*fop.Fd, error)
 }
 
 func libRelease(v *failover.Volume, fds []*fop.Fd) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	for _, f := range fds {
-		_ = v.Release(context.Background(), f)
+		_ = v.Release(ctx, f)
 	}
 }
 
@@ -103,31 +111,29 @@ type libIO struct {
 	off, size int64
 }
 
-// libPlan draws a worker's I/Os as fio's job would: random or sequential
-// offsets aligned to the smallest block size within the file, block sizes
-// uniform over the range's multiples, reads in MixRead percent of a mixed
-// job. Sequential workers of one file start a block apart and stride by
-// the queue depth's blocks, as one fio job's queue does.
+// libPlan draws a worker's I/Os as fio's job would: random offsets
+// aligned to the smallest block size within the file, block sizes uniform
+// over the range's multiples, reads in MixRead percent of a mixed job. A
+// sequential job's workers on one file share its cursor, so the blocks go
+// out in order, as from one fio job's queue, and wrap at the file's end.
 type libPlan struct {
 	j               Job
 	lo, hi, size    int64
 	rng             *rand.Rand
-	next, stride    int64
+	cursor          *atomic.Int64 // sequential: the file's next block
 	random, reading bool
 }
 
-func newLibPlan(j Job, size int64, worker, depth int, seed uint64) (*libPlan, error) {
+func newLibPlan(j Job, size int64, cursor *atomic.Int64, seed uint64) (*libPlan, error) {
 	lo, hi, err := blockRange(j.BS)
 	if err != nil {
 		return nil, err
 	}
 	if size < hi {
-		return nil, fmt.Errorf("file of %d bytes is smaller than a block of %d", size, hi)
+		return nil, fmt.Errorf("files of %d bytes are smaller than the job's largest block of %d: give a larger SIZE (or MULTI_SIZE for the multi-VM run)", size, hi)
 	}
-	p := &libPlan{j: j, lo: lo, hi: hi, size: size, rng: rand.New(rand.NewPCG(seed, uint64(worker))),
-		random: strings.HasPrefix(j.RW, "rand"), reading: j.RW == "read" || j.RW == "randread"}
-	p.next, p.stride = int64(worker)*lo, int64(depth)*lo
-	return p, nil
+	return &libPlan{j: j, lo: lo, hi: hi, size: size, rng: rand.New(rand.NewPCG(seed, seed>>32^0x9e3779b97f4a7c15)), cursor: cursor,
+		random: strings.HasPrefix(j.RW, "rand"), reading: j.RW == "read" || j.RW == "randread"}, nil
 }
 
 func (p *libPlan) draw() libIO {
@@ -143,27 +149,14 @@ func (p *libPlan) draw() libIO {
 	if p.random {
 		off = p.rng.Int64N((p.size-size)/p.lo+1) * p.lo
 	} else {
-		if p.next+size > p.size {
-			p.next %= p.stride
-		}
-		off = p.next
-		p.next += p.stride
+		// Sequential jobs have one block size (hi is lo).
+		off = (p.cursor.Add(1) - 1) % (p.size / p.hi) * p.hi
 	}
 	return libIO{read: read, off: off, size: size}
 }
 
-// libRun runs job j for the run time through v: a worker per I/O in
-// flight (the job's depth, times its jobs), each waiting for its I/O
-// before the next, as fio's queue keeps that many in flight. The sample
-// holds what fio's would; CPU is the bench process's own over the run
-// (brickfs's graph and the workers); fio and peak RSS do not apply.
-func libRun(ctx context.Context, v *failover.Volume, cfg config, j Job, s *Sample) {
-	fds, err := libFiles(ctx, v, j)
-	if err != nil {
-		s.Err = err.Error()
-		return
-	}
-	defer libRelease(v, fds)
+// libJob runs job j on v's files for the run time into s.
+func libJob(ctx context.Context, v *failover.Volume, cfg config, j Job, s *Sample) {
 	size, err := parseSize(cfg.size)
 	if j.NumJobs > 1 {
 		size, err = parseSize(cfg.multi)
@@ -172,23 +165,55 @@ func libRun(ctx context.Context, v *failover.Volume, cfg config, j Job, s *Sampl
 		s.Err = err.Error()
 		return
 	}
+	octx, cancel := context.WithTimeout(ctx, time.Minute)
+	fds, err := libFiles(octx, v, j, size)
+	cancel()
+	if err != nil {
+		s.Err = err.Error()
+		return
+	}
+	defer libRelease(v, fds)
+	libRun(ctx, v, fds, size, cfg.runtime, j, s)
+}
+
+// libVol is what libRun needs of a volume (a fake in the tests).
+type libVol interface {
+	Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd xdr.Dict) ([]byte, xdr.Dict, error)
+	Write(ctx context.Context, f *fop.Fd, off uint64, data []byte, xd xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error)
+}
+
+// libRun runs job j for the run time on files (each at least size bytes)
+// through v: a worker per I/O in flight (the job's depth, times its jobs),
+// each waiting for its I/O before the next, as fio's queue keeps that many
+// in flight. Reads of 64 KiB and more use pooled buffers, as the FUSE
+// daemon's do. The sample holds what fio's would, latency measured around
+// each call; CPU is the bench process's own over the run: brickfs's graph
+// and the workers that stand in for fio. An I/O that has not finished
+// runtime+2 min after the start fails the run.
+func libRun(ctx context.Context, v libVol, files []*fop.Fd, size int64, runtime time.Duration, j Job, s *Sample) {
 	var plans []*libPlan
-	var files []*fop.Fd
+	var fds []*fop.Fd
 	seed := uint64(time.Now().UnixNano())
-	for _, f := range fds {
-		for w := range j.Depth {
-			p, err := newLibPlan(j, size, w, j.Depth, seed+uint64(len(plans))<<32)
+	for _, f := range files {
+		cursor := new(atomic.Int64)
+		for range j.Depth {
+			p, err := newLibPlan(j, size, cursor, seed+uint64(len(plans))<<32)
 			if err != nil {
 				s.Err = fmt.Sprintf("%s: %v", libClient, err)
 				return
 			}
-			plans, files = append(plans, p), append(files, f)
+			plans, fds = append(plans, p), append(fds, f)
 		}
 	}
 	lats := make([][]time.Duration, len(plans))
 	bytes := make([]int64, len(plans))
 	errs := make([]error, len(plans))
-	rctx, cancel := context.WithTimeout(ctx, cfg.runtime)
+	// Workers stop issuing at the run time and drain what is in flight,
+	// as fio does; ioctx bounds the drain as fio's runs are bounded.
+	rctx, stop := context.WithTimeout(ctx, runtime)
+	defer stop()
+	limit := runtime + 2*time.Minute
+	ioctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	cpu0 := selfCPU()
 	start := time.Now()
@@ -207,13 +232,28 @@ func libRun(ctx context.Context, v *failover.Volume, cfg config, j Job, s *Sampl
 				t0 := time.Now()
 				var err error
 				if io.read {
-					_, _, err = v.Read(ctx, files[i], uint64(io.off), uint32(io.size), nil)
+					cctx, rbs := ioctx, (*fop.ReadBufs)(nil)
+					if io.size >= pooledRead {
+						cctx, rbs = fop.WithReadBufs(ioctx)
+					}
+					var data []byte
+					data, _, err = v.Read(cctx, fds[i], uint64(io.off), uint32(io.size), nil)
+					n := int64(len(data))
+					if rel := rbs.Take(data); rel != nil {
+						rel.Release() // the data is not looked at
+					}
+					if err == nil && n != io.size {
+						err = fmt.Errorf("%d bytes came back: the file is shorter than it was written", n)
+					}
 				} else {
-					_, _, _, err = v.Write(ctx, files[i], uint64(io.off), buf[:io.size], nil)
+					_, _, _, err = v.Write(ioctx, fds[i], uint64(io.off), buf[:io.size], nil)
 				}
 				if err != nil {
+					if ioctx.Err() != nil && ctx.Err() == nil {
+						err = fmt.Errorf("did not finish within %v of the run's start: %w", limit, err)
+					}
 					errs[i] = fmt.Errorf("%s at %d (%d bytes): %w", map[bool]string{true: "read", false: "write"}[io.read], io.off, io.size, err)
-					cancel()
+					stop()
 					return
 				}
 				lats[i] = append(lats[i], time.Since(t0))
@@ -249,6 +289,10 @@ func libRun(ctx context.Context, v *failover.Volume, cfg config, j Job, s *Sampl
 	slices.Sort(all)
 	s.P50, s.P99, s.P999 = latPercentile(all, 50), latPercentile(all, 99), latPercentile(all, 99.9)
 }
+
+// pooledRead is the FUSE daemon's threshold for pooled read buffers
+// (fuse/file.go).
+const pooledRead = 64 << 10
 
 // latPercentile is the p-th percentile of sorted latencies, in
 // microseconds (nearest rank).

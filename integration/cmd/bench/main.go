@@ -87,6 +87,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -164,7 +165,8 @@ func parseConfig(args []string) (config, error) {
 	size := fs.String("size", envOr("SIZE", "1G"), "the file of the single-file jobs ($SIZE)")
 	multi := fs.String("multi-size", envOr("MULTI_SIZE", "256M"), "each of the multi-job run's four files ($MULTI_SIZE)")
 	out := fs.String("o", envOr("OUT", ""), "write the tables here (default /tmp/brickfs-bench-DATE.md) ($OUT)")
-	libProfile := fs.Bool("lib-profile", os.Getenv("LIB_PROFILE") != "", "write a Go CPU profile of every brickfs-lib run beside fio's JSON ($LIB_PROFILE non-empty)")
+	libProfileEnv, _ := strconv.ParseBool(os.Getenv("LIB_PROFILE"))
+	libProfile := fs.Bool("lib-profile", libProfileEnv, "write a Go CPU profile of every brickfs-lib run beside fio's JSON ($LIB_PROFILE=1)")
 	bopts := fs.String("brickfs-opts", envOr("BRICKFS_OPTS", ""), "more mount options for brickfs, comma-separated, e.g. memory-limit=64M,pprof=127.0.0.1:6060 ($BRICKFS_OPTS)")
 	if v := os.Getenv("REPEATS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -329,6 +331,12 @@ func main() {
 	if err := preflight(cfg); err != nil {
 		log.Fatalf("bench: %v", err)
 	}
+	if has(cfg.clients, libClient) {
+		// brickfs-lib runs in this process: under the mount's defaults
+		// (procs=2 at most the CPUs, memory-limit=96M).
+		runtime.GOMAXPROCS(min(2, runtime.NumCPU()))
+		debug.SetMemoryLimit(96 << 20)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 
@@ -381,7 +389,9 @@ func main() {
 				if b.PID <= 0 {
 					d.Fatalf("%s: brick %s on %s is not running after the volume started; its log is under %s", vk.name, b.Path, b.Host, c.LogDir())
 				}
-				bricks = append(bricks, b.PID)
+				if !slices.Contains(bricks, b.PID) { // one process for several bricks when multiplexed
+					bricks = append(bricks, b.PID)
+				}
 			}
 			for _, cl := range cfg.clients {
 				t := target{client: cl, engine: []string{"--ioengine=libaio"}, bricks: bricks}
@@ -557,7 +567,7 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 		if cfg.libProfile {
 			stop = startProfile(filepath.Join(cfg.rawDir, fmt.Sprintf("%s-%s-%s-%d.pprof", vol, j.Name, t.client, rep)))
 		}
-		libRun(ctx, t.lib, cfg, j, &s)
+		libJob(ctx, t.lib, cfg, j, &s)
 		stop()
 		bcpu1, bcpuErr1 := cpuSeconds(t.bricks)
 		busy1, total1, hostErr1 := hostTicks()
@@ -590,7 +600,7 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 	rssDone := make(chan int64, 1)
 	s.StartRSS = rssKiB(t.pids)
 	go func() { rssDone <- sampleRSS(t.pids, stopRSS) }()
-	err := runFio(rctx, cmd)
+	appCPU, err := runFioCPU(rctx, cmd)
 	cpu1, cpuErr1 := cpuSeconds(t.pids)
 	bcpu1, bcpuErr1 := cpuSeconds(t.bricks)
 	busy1, total1, hostErr1 := hostTicks()
@@ -627,6 +637,7 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 		if perr := ParseFio(raw, &s); perr != nil {
 			s.Err = perr.Error() + ": " + lastLines(outBuf.String(), 3)
 		}
+		s.AppCPU = appCPU
 	}
 	return s
 }
@@ -647,8 +658,17 @@ func fioCommand(args []string) *exec.Cmd {
 // parent died would keep files open on the mount). The group is killed
 // before fio is reaped, so its id cannot have been reused.
 func runFio(ctx context.Context, cmd *exec.Cmd) error {
+	_, err := runFioCPU(ctx, cmd)
+	return err
+}
+
+// runFioCPU is runFio that also returns the CPU seconds of fio's job
+// processes (and every thread of theirs: for gfapi the client stack), the
+// children fio reaped, read from fio's /proc/PID/stat while it is a
+// zombie; NaN if they could not be read.
+func runFioCPU(ctx context.Context, cmd *exec.Cmd) (float64, error) {
 	if err := cmd.Start(); err != nil {
-		return err
+		return math.NaN(), err
 	}
 	pid := cmd.Process.Pid
 	exited := make(chan struct{})
@@ -667,8 +687,14 @@ func runFio(ctx context.Context, cmd *exec.Cmd) error {
 		case <-time.After(10 * time.Second):
 		}
 	}
+	children := math.NaN()
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		if t, err := ChildTicks(string(b)); err == nil {
+			children = float64(t) / clkTck
+		}
+	}
 	syscall.Kill(-pid, syscall.SIGKILL) // fio is a zombie at most: the group is still its
-	return cmd.Wait()
+	return children, cmd.Wait()
 }
 
 // fioOutput is runFio with fio's output combined.
@@ -730,7 +756,7 @@ func openLib(ctx context.Context, d *integration.Program, c *integration.Cluster
 	defer cancel()
 	v, err := libVolume(octx, c.Host(1), volume, logger)
 	if err != nil {
-		d.Fatalf("%v (its log: %s)", err, logPath)
+		d.Fatalf("%v (its log: %s; check `gluster volume status %s`)", err, logPath, volume)
 	}
 	d.Cleanup(func() { v.Close(); logger.Sync() })
 	d.Logf("%s: %s opened in this process (log %s)", volume, libClient, logPath)
@@ -913,6 +939,9 @@ func render(cfg config, samples []Sample, meta []string, load0, load1 [3]float64
 	fmt.Fprintf(&b, "- %d repeat(s), interleaved (per job, repeat and volume every client in turn, the order reversed on even repeats); throughput is the median with min-max, latencies the medians of fio's total latency percentiles (lat_ns: submission plus completion, what the application waited)\n", cfg.repeats)
 	b.WriteString("- CPU: the FUSE daemon's utime+stime over the fio run, per GiB moved and per 10k I/Os (median over repeats); peak RSS: the daemon's VmHWM after the run, reset through /proc/PID/clear_refs just before it, the largest of any repeat, with in parentheses its VmRSS when that run started (the mounts stay up for the whole benchmark, so memory a daemon kept from an earlier job shows there). gfapi's client is fio itself and local has none: `-`\n")
 	b.WriteString("- where the machine's CPU went: the volume's brick processes' (glusterfsd) utime+stime over the run, and fio's job processes' (usr_cpu and sys_cpu of fio's report: for gfapi that includes the whole GlusterFS client stack), per GiB moved; host CPU busy: the share of all CPUs' time (/proc/stat) that was not idle or waiting for I/O over the run, every process and the kernel's threads (the loop devices' among them) included. Near 100 %, the CPUs bound every client: what one client saves in CPU per GiB, the others can use\n")
+	if has(cfg.clients, libClient) {
+		b.WriteString("- brickfs-lib: brickfs's graph in the bench's process (the mount's procs=2 and memory-limit=96M), a goroutine per I/O in flight instead of fio, no FUSE; latency measured around each call; its CPU is the process's, the graph and the goroutines that stand in for fio: compare it with brickfs's CPU plus fio's\n")
+	}
 	b.WriteString("- markers: `clat` after a p50: fio gave completion latency only for some run of the cell; `sampled` after a peak RSS: VmHWM could not be reset, so the peak is the largest 100 ms sample\n")
 	fmt.Fprintf(&b, "- load average before %.2f %.2f %.2f, after %.2f %.2f %.2f; took %v\n", load0[0], load0[1], load0[2], load1[0], load1[1], load1[2], took.Round(time.Second))
 	fmt.Fprintf(&b, "- fio's JSON of every run: %s\n", cfg.rawDir)

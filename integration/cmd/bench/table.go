@@ -83,8 +83,8 @@ type Sample struct {
 	ClatOnly bool
 	Load     float64 // 1-minute load average at the end of the run
 	// BrickCPU is the volume's brick processes' (glusterfsd) CPU seconds
-	// over the run; AppCPU fio's job processes', as fio reports them (for
-	// gfapi that is the whole client stack); HostBusy the share of the
+	// over the run; AppCPU fio's job processes' (every thread of theirs:
+	// for gfapi the whole client stack); HostBusy the share of the
 	// machine's CPU time that was not idle over the run (every process and
 	// the kernel's own threads, the loop devices' among them), 0 to 1.
 	// NaN if not measured.
@@ -109,16 +109,10 @@ type fioLatJSON struct {
 }
 
 type fioJobJSON struct {
-	Error int `json:"error"`
-	// The job processes' CPU (getrusage of each, its threads included: for
-	// gfapi the whole client stack) as percentages of JobRuntime, the
-	// jobs' summed run time in ms.
-	UsrCPU     float64     `json:"usr_cpu"`
-	SysCPU     float64     `json:"sys_cpu"`
-	JobRuntime float64     `json:"job_runtime"`
-	Read       *fioDirJSON `json:"read"`
-	Write      *fioDirJSON `json:"write"`
-	Mixed      *fioDirJSON `json:"mixed"`
+	Error int         `json:"error"`
+	Read  *fioDirJSON `json:"read"`
+	Write *fioDirJSON `json:"write"`
+	Mixed *fioDirJSON `json:"mixed"`
 }
 
 type fioOutJSON struct {
@@ -166,10 +160,6 @@ func ParseFio(raw []byte, s *Sample) error {
 	}
 	if s.IOs == 0 {
 		return fmt.Errorf("fio completed no I/O")
-	}
-	s.AppCPU = math.NaN()
-	if j.JobRuntime > 0 {
-		s.AppCPU = (j.UsrCPU + j.SysCPU) / 100 * j.JobRuntime / 1000
 	}
 	return nil
 }
@@ -241,6 +231,25 @@ func HostTicks(stat string) (busy, total int64, err error) {
 		total += v[i]
 	}
 	return total - v[3] - v[4], total, nil
+}
+
+// ChildTicks is cutime+cstime (fields 16 and 17) of a /proc/PID/stat
+// line, in clock ticks: the CPU of the children the process reaped.
+func ChildTicks(stat string) (int64, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/PID/stat: no ')' in %.80q", stat)
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 15 {
+		return 0, fmt.Errorf("/proc/PID/stat: %d fields after the name", len(f))
+	}
+	u, err1 := strconv.ParseInt(f[13], 10, 64)
+	s, err2 := strconv.ParseInt(f[14], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/PID/stat: cutime %q cstime %q", f[13], f[14])
+	}
+	return u + s, nil
 }
 
 // VmRSS is the VmRSS line of /proc/PID/status, in KiB.

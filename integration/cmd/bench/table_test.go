@@ -1,12 +1,19 @@
 package main
 
 import (
+	"context"
 	"math"
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/brick/xdr"
 )
 
 func read(t *testing.T, name string) []byte {
@@ -46,11 +53,6 @@ func TestParseFio(t *testing.T) {
 			!near(s.P50, tc.p50) || !near(s.P99, tc.p99) || !near(s.P999, tc.p999) {
 			t.Errorf("%s: got IOPS %v BW %v IOs %d bytes %d p50 %v p99 %v p99.9 %v; want %v %v %d %d %v %v %v",
 				tc.file, s.IOPS, s.BW, s.IOs, s.Bytes, s.P50, s.P99, s.P999, tc.iops, tc.bw, tc.ios, tc.bytes, tc.p50, tc.p99, tc.p999)
-		}
-		// fio's CPU: (2.5 + 7.5) % of 10 s in latpct.json; the others
-		// have no job_runtime.
-		if wantCPU := map[bool]float64{true: 1, false: math.NaN()}[tc.file == "latpct.json"]; !(near(s.AppCPU, wantCPU) || math.IsNaN(wantCPU) && math.IsNaN(s.AppCPU)) {
-			t.Errorf("%s: fio CPU %v s; want %v", tc.file, s.AppCPU, wantCPU)
 		}
 		// Only latpct.json has total latency: the others are marked.
 		if s.ClatOnly != (tc.file != "latpct.json") {
@@ -96,6 +98,17 @@ func TestCPUTicks(t *testing.T) {
 	got, err := CPUTicks(stat)
 	if err != nil || got != 1234+567 {
 		t.Errorf("CPUTicks = %d, %v; want 1801", got, err)
+	}
+	// The children's: cutime 89, cstime 11.
+	if got, err := ChildTicks(stat); err != nil || got != 0 {
+		t.Errorf("ChildTicks = %d, %v; want 0", got, err)
+	}
+	reaped := "4242 (fio) Z 1 4242 4242 0 -1 4194560 1000 0 0 0 1234 567 89 11 20 0 1 0 100 0 0 0"
+	if got, err := ChildTicks(reaped); err != nil || got != 100 {
+		t.Errorf("ChildTicks = %d, %v; want 100", got, err)
+	}
+	if _, err := ChildTicks("1 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13"); err == nil {
+		t.Error("ChildTicks of a short line: no error")
 	}
 	for _, bad := range []string{"", "1 (x) S 1 2", "1 (x) S 1 2 3 4 5 6 7 8 9 10 u s 0"} {
 		if _, err := CPUTicks(bad); err == nil {
@@ -333,13 +346,14 @@ func TestParseConfig(t *testing.T) {
 func TestLibPlan(t *testing.T) {
 	const size = 64 << 20
 	for _, j := range jobs {
-		p, err := newLibPlan(j, size, 1, j.Depth, 7)
+		p, err := newLibPlan(j, size, new(atomic.Int64), 7)
 		if err != nil {
 			t.Fatalf("%s: %v", j.Name, err)
 		}
 		lo, hi, _ := blockRange(j.BS)
-		reads := 0
-		seen := map[int64]bool{}
+		reads, sizes := 0, map[int64]int{}
+		var sum int64
+		var offs []int64
 		for range 10000 {
 			io := p.draw()
 			if io.size < lo || io.size > hi || io.size%lo != 0 || io.off%lo != 0 || io.off < 0 || io.off+io.size > size {
@@ -348,28 +362,151 @@ func TestLibPlan(t *testing.T) {
 			if io.read {
 				reads++
 			}
-			seen[io.off] = true
+			sizes[io.size]++
+			sum += io.size
+			offs = append(offs, io.off)
 		}
 		want := map[string]int{"randread": 100, "read": 100, "randwrite": 0, "write": 0, "randrw": j.MixRead}[j.RW]
 		if got := reads / 100; got < want-3 || got > want+3 {
 			t.Errorf("%s: %d %% reads; want %d", j.Name, got, want)
 		}
-		if hi > lo && len(seen) < 1000 {
-			t.Errorf("%s: only %d offsets in 10000 random I/Os", j.Name, len(seen))
+		if strings.HasPrefix(j.RW, "rand") {
+			// Random: offsets all over the file, not in order.
+			seen, ordered := map[int64]bool{}, 0
+			for k, o := range offs {
+				seen[o] = true
+				if k > 0 && o > offs[k-1] {
+					ordered++
+				}
+			}
+			// Drawn with replacement from (size-hi)/lo+1 slots or more.
+			slots := float64((size-hi)/lo + 1)
+			expect := slots * (1 - math.Pow(1-1/slots, 10000))
+			if float64(len(seen)) < 0.95*expect || ordered > 5300 || ordered < 4700 {
+				t.Errorf("%s: %d distinct offsets, %d of 10000 above the one before: not random", j.Name, len(seen), ordered)
+			}
+		} else {
+			// Sequential: block after block from 0, wrapping at the end.
+			for k, o := range offs {
+				if want := int64(k) * lo % size; o != want {
+					t.Fatalf("%s: I/O %d at %d; want %d", j.Name, k, o, want)
+				}
+			}
+		}
+		if hi > lo {
+			// Sizes uniform over the multiples of lo: both ends drawn, the
+			// mean near the middle.
+			mean, mid := float64(sum)/10000, float64(lo+hi)/2
+			if sizes[lo] == 0 || sizes[hi] == 0 || math.Abs(mean-mid) > 0.05*mid {
+				t.Errorf("%s: %d of %d, %d of %d bytes, mean %.0f; want both ends and a mean near %.0f", j.Name, sizes[lo], lo, sizes[hi], hi, mean, mid)
+			}
+		} else if len(sizes) != 1 {
+			t.Errorf("%s: sizes %v; want only %d", j.Name, sizes, lo)
 		}
 	}
-	// Sequential: worker 1 of 4 reads blocks 1, 5, 9, ... and wraps to its
-	// own first block at the end of the file.
-	p, _ := newLibPlan(Job{RW: "read", BS: "1M"}, 8<<20, 1, 4, 1)
-	var offs []int64
-	for range 4 {
-		offs = append(offs, p.draw().off>>20)
+	// Sequential workers of one file share its cursor: four of them
+	// together read blocks 0, 1, 2, ... in turn, whoever asks, and wrap.
+	cur := new(atomic.Int64)
+	var ws []*libPlan
+	for w := range 4 {
+		p, _ := newLibPlan(Job{RW: "read", BS: "1M"}, 6<<20, cur, uint64(w))
+		ws = append(ws, p)
 	}
-	if !slices.Equal(offs, []int64{1, 5, 1, 5}) {
-		t.Errorf("sequential offsets (MiB) %v; want [1 5 1 5]", offs)
+	var got []int64
+	for _, w := range []int{0, 3, 3, 1, 2, 0, 0, 1} {
+		got = append(got, ws[w].draw().off>>20)
 	}
-	if _, err := newLibPlan(Job{RW: "read", BS: "1M"}, 1<<10, 0, 1, 1); err == nil {
-		t.Error("a file smaller than a block: no error")
+	if !slices.Equal(got, []int64{0, 1, 2, 3, 4, 5, 0, 1}) {
+		t.Errorf("sequential offsets (MiB) %v; want [0 1 2 3 4 5 0 1]", got)
+	}
+	if _, err := newLibPlan(Job{RW: "read", BS: "1M"}, 1<<10, cur, 1); err == nil || !strings.Contains(err.Error(), "SIZE") {
+		t.Errorf("a file smaller than a block: %v", err)
+	}
+}
+
+// fakeLib is a volume of one file for libRun: reads answer short past
+// short (if set), and every I/O fails once fail is set.
+type fakeLib struct {
+	mu          sync.Mutex
+	reads       int
+	writes      int
+	short, fail int64
+	hang        chan struct{}
+}
+
+func (f *fakeLib) io(ctx context.Context, read bool) error {
+	f.mu.Lock()
+	if read {
+		f.reads++
+	} else {
+		f.writes++
+	}
+	n := int64(f.reads + f.writes)
+	f.mu.Unlock()
+	if f.hang != nil && n == 5 {
+		select {
+		case <-f.hang:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if f.fail > 0 && n >= f.fail {
+		return syscall.EIO
+	}
+	return nil
+}
+
+func (f *fakeLib) Read(ctx context.Context, _ *fop.Fd, off uint64, size uint32, _ xdr.Dict) ([]byte, xdr.Dict, error) {
+	if err := f.io(ctx, true); err != nil {
+		return nil, nil, err
+	}
+	if f.short > 0 && int64(off)+int64(size) > f.short {
+		size = uint32(max(0, f.short-int64(off)))
+	}
+	return make([]byte, size), nil, nil
+}
+
+func (f *fakeLib) Write(ctx context.Context, _ *fop.Fd, _ uint64, _ []byte, _ xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
+	return xdr.Iatt{}, xdr.Iatt{}, nil, f.io(ctx, false)
+}
+
+func TestLibRun(t *testing.T) {
+	j, _ := SelectJobs([]string{"randrw64k-qd8"})
+	fd := []*fop.Fd{{}}
+	var s Sample
+	f := &fakeLib{}
+	libRun(context.Background(), f, fd, 1<<20, 100*time.Millisecond, j[0], &s)
+	f.mu.Lock()
+	reads, writes := f.reads, f.writes
+	f.mu.Unlock()
+	// Every I/O counted once, with its bytes, latency and a share of reads.
+	if !s.OK() || s.IOs != int64(reads+writes) || s.Bytes != s.IOs*64<<10 || s.IOPS <= 0 || !near(s.BW, s.IOPS*65536) || s.P50 <= 0 || s.P999 < s.P50 {
+		t.Errorf("sample %+v after %d reads and %d writes", s, reads, writes)
+	}
+	if reads < writes {
+		t.Errorf("%d reads, %d writes: want 70 %% reads", reads, writes)
+	}
+	// A failing I/O fails the run, saying which.
+	s = Sample{}
+	libRun(context.Background(), &fakeLib{fail: 20}, fd, 1<<20, 5*time.Second, j[0], &s)
+	if !strings.Contains(s.Err, "input/output error") || !strings.Contains(s.Err, "(65536 bytes)") {
+		t.Errorf("failing I/O: %q", s.Err)
+	}
+	// A short read is an error, not a full block.
+	s = Sample{}
+	rj, _ := SelectJobs([]string{"seqread1m-qd4"})
+	libRun(context.Background(), &fakeLib{short: 3 << 20}, fd, 4<<20, 5*time.Second, rj[0], &s)
+	if !strings.Contains(s.Err, "shorter than it was written") {
+		t.Errorf("short read: %q", s.Err)
+	}
+	// Interrupted: the run says so.
+	s = Sample{}
+	ctx, cancel := context.WithCancel(context.Background())
+	hung := &fakeLib{hang: make(chan struct{})}
+	time.AfterFunc(50*time.Millisecond, cancel)
+	libRun(ctx, hung, fd, 1<<20, 5*time.Second, j[0], &s)
+	if s.Err != "interrupted" {
+		t.Errorf("interrupted run: %q", s.Err)
 	}
 }
 

@@ -637,7 +637,12 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 		if perr := ParseFio(raw, &s); perr != nil {
 			s.Err = perr.Error() + ": " + lastLines(outBuf.String(), 3)
 		}
-		s.AppCPU = appCPU
+		if t.client != "gfapi" {
+			// gfapi's job process escapes both fio's reaping and its
+			// process group; fio's own report counts only the job's
+			// thread, not gfapi's: none of it would be the client's.
+			s.AppCPU = appCPU
+		}
 	}
 	return s
 }
@@ -938,7 +943,7 @@ func render(cfg config, samples []Sample, meta []string, load0, load1 [3]float64
 	fmt.Fprintf(&b, "- each run: direct=1, %v time-based, no ramp; libaio on the mounts and the local directory, gfapi_async for gfapi; one %s file for the single-file jobs and four of %s for multi4, written once, shared by all clients\n", cfg.runtime, cfg.size, cfg.multi)
 	fmt.Fprintf(&b, "- %d repeat(s), interleaved (per job, repeat and volume every client in turn, the order reversed on even repeats); throughput is the median with min-max, latencies the medians of fio's total latency percentiles (lat_ns: submission plus completion, what the application waited)\n", cfg.repeats)
 	b.WriteString("- CPU: the FUSE daemon's utime+stime over the fio run, per GiB moved and per 10k I/Os (median over repeats); peak RSS: the daemon's VmHWM after the run, reset through /proc/PID/clear_refs just before it, the largest of any repeat, with in parentheses its VmRSS when that run started (the mounts stay up for the whole benchmark, so memory a daemon kept from an earlier job shows there). gfapi's client is fio itself and local has none: `-`\n")
-	b.WriteString("- where the machine's CPU went: the volume's brick processes' (glusterfsd) utime+stime over the run, and fio's job processes' (usr_cpu and sys_cpu of fio's report: for gfapi that includes the whole GlusterFS client stack), per GiB moved; host CPU busy: the share of all CPUs' time (/proc/stat) that was not idle or waiting for I/O over the run, every process and the kernel's threads (the loop devices' among them) included. Near 100 %, the CPUs bound every client: what one client saves in CPU per GiB, the others can use\n")
+	b.WriteString("- where the machine's CPU went: the volume's brick processes' (glusterfsd) utime+stime over the run, and fio's job processes' (the children fio reaped: cutime+cstime of its /proc/PID/stat; not for gfapi, whose job process, where its client stack runs, escapes that account); host CPU busy: the share of all CPUs' time (/proc/stat) that was not idle or waiting for I/O over the run, every process and the kernel's threads (the loop devices' among them) included. Near 100 %, the CPUs bound every client: what one client saves in CPU per GiB, the others can use\n")
 	if has(cfg.clients, libClient) {
 		b.WriteString("- brickfs-lib: brickfs's graph in the bench's process (the mount's procs=2 and memory-limit=96M), a goroutine per I/O in flight instead of fio, no FUSE; latency measured around each call; its CPU is the process's, the graph and the goroutines that stand in for fio: compare it with brickfs's CPU plus fio's\n")
 	}

@@ -196,22 +196,29 @@ func errnoName(n int) string {
 
 // CPUTicks is utime+stime (fields 14 and 15) of a /proc/PID/stat line, in
 // clock ticks. The command name in parentheses may hold spaces and ')'.
-func CPUTicks(stat string) (int64, error) {
+func CPUTicks(stat string) (int64, error) { return statSum(stat, 14, "utime", "stime") }
+
+// ChildTicks is cutime+cstime (fields 16 and 17) of a /proc/PID/stat
+// line, in clock ticks: the CPU of the children the process reaped.
+func ChildTicks(stat string) (int64, error) { return statSum(stat, 16, "cutime", "cstime") }
+
+// statSum is the sum of fields n and n+1 (1-based, as in proc(5)) of a
+// /proc/PID/stat line, named a and b for errors.
+func statSum(stat string, n int, a, b string) (int64, error) {
 	i := strings.LastIndexByte(stat, ')')
 	if i < 0 {
 		return 0, fmt.Errorf("/proc/PID/stat: no ')' in %.80q", stat)
 	}
-	f := strings.Fields(stat[i+1:])
-	// f[0] is field 3 (state): utime is field 14, stime 15.
-	if len(f) < 13 {
+	f := strings.Fields(stat[i+1:]) // f[0] is field 3 (state)
+	if len(f) < n-1 {
 		return 0, fmt.Errorf("/proc/PID/stat: %d fields after the name", len(f))
 	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	x, err1 := strconv.ParseInt(f[n-3], 10, 64)
+	y, err2 := strconv.ParseInt(f[n-2], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/PID/stat: utime %q stime %q", f[11], f[12])
+		return 0, fmt.Errorf("/proc/PID/stat: %s %q %s %q", a, f[n-3], b, f[n-2])
 	}
-	return u + s, nil
+	return x + y, nil
 }
 
 // HostTicks is the machine's CPU time from /proc/stat's first line ("cpu
@@ -231,25 +238,6 @@ func HostTicks(stat string) (busy, total int64, err error) {
 		total += v[i]
 	}
 	return total - v[3] - v[4], total, nil
-}
-
-// ChildTicks is cutime+cstime (fields 16 and 17) of a /proc/PID/stat
-// line, in clock ticks: the CPU of the children the process reaped.
-func ChildTicks(stat string) (int64, error) {
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/PID/stat: no ')' in %.80q", stat)
-	}
-	f := strings.Fields(stat[i+1:])
-	if len(f) < 15 {
-		return 0, fmt.Errorf("/proc/PID/stat: %d fields after the name", len(f))
-	}
-	u, err1 := strconv.ParseInt(f[13], 10, 64)
-	s, err2 := strconv.ParseInt(f[14], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/PID/stat: cutime %q cstime %q", f[13], f[14])
-	}
-	return u + s, nil
 }
 
 // VmRSS is the VmRSS line of /proc/PID/status, in KiB.

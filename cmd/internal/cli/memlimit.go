@@ -59,9 +59,10 @@ func setMemoryLimit(limit int64) string {
 // default), a compute node with dozens of cores and a daemon per volume
 // would spend its CPU on threads spinning for work that is not there.
 // Measured side by side on one replica-3 volume of a loaded 2-core host,
-// procs=1 against 2: 3-18 % less CPU per I/O, and 10-15 % more IOPS, on
-// 4k random read QD1 and QD16, 4k random write QD16, 1M sequential read
-// and 4 VMs' mixed I/O; 2 keeps room for a burst of large copies.
+// procs=1 against 2 took 3-18 % less CPU per I/O with 10-15 % more IOPS
+// in one run, but in a later one 0-21 % fewer IOPS (4k reads, 64k 70/30)
+// and 8-19 % more CPU per I/O on writes: 2 keeps room for a burst of
+// large copies and for the FUSE readers and the brick replies at once.
 const DefaultProcs = 2
 
 // setProcs applies procs (0: the default), unless GOMAXPROCS is set in

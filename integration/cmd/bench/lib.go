@@ -212,7 +212,7 @@ func libRun(ctx context.Context, v libVol, files []*fop.Fd, size int64, runtime 
 	// as fio does; ioctx bounds the drain as fio's runs are bounded.
 	rctx, stop := context.WithTimeout(ctx, runtime)
 	defer stop()
-	limit := runtime + 2*time.Minute
+	limit := runtime + libDrain
 	ioctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	cpu0 := selfCPU()
@@ -289,6 +289,10 @@ func libRun(ctx context.Context, v libVol, files []*fop.Fd, size int64, runtime 
 	slices.Sort(all)
 	s.P50, s.P99, s.P999 = latPercentile(all, 50), latPercentile(all, 99), latPercentile(all, 99.9)
 }
+
+// libDrain is how long past the run time an I/O in flight may take
+// before it fails the run (fio's runs are bounded the same way).
+var libDrain = 2 * time.Minute
 
 // pooledRead is the FUSE daemon's threshold for pooled read buffers
 // (fuse/file.go).

@@ -165,7 +165,10 @@ func parseConfig(args []string) (config, error) {
 	size := fs.String("size", envOr("SIZE", "1G"), "the file of the single-file jobs ($SIZE)")
 	multi := fs.String("multi-size", envOr("MULTI_SIZE", "256M"), "each of the multi-job run's four files ($MULTI_SIZE)")
 	out := fs.String("o", envOr("OUT", ""), "write the tables here (default /tmp/brickfs-bench-DATE.md) ($OUT)")
-	libProfileEnv, _ := strconv.ParseBool(os.Getenv("LIB_PROFILE"))
+	libProfileEnv, perr := strconv.ParseBool(envOr("LIB_PROFILE", "false"))
+	if perr != nil {
+		return config{}, fmt.Errorf("LIB_PROFILE=%q: want 1 or 0 (true or false)", os.Getenv("LIB_PROFILE"))
+	}
 	libProfile := fs.Bool("lib-profile", libProfileEnv, "write a Go CPU profile of every brickfs-lib run beside fio's JSON ($LIB_PROFILE=1)")
 	bopts := fs.String("brickfs-opts", envOr("BRICKFS_OPTS", ""), "more mount options for brickfs, comma-separated, e.g. memory-limit=64M,pprof=127.0.0.1:6060 ($BRICKFS_OPTS)")
 	if v := os.Getenv("REPEATS"); v != "" {
@@ -333,9 +336,14 @@ func main() {
 	}
 	if has(cfg.clients, libClient) {
 		// brickfs-lib runs in this process: under the mount's defaults
-		// (procs=2 at most the CPUs, memory-limit=96M).
-		runtime.GOMAXPROCS(min(2, runtime.NumCPU()))
-		debug.SetMemoryLimit(96 << 20)
+		// (procs=2 at most the CPUs, memory-limit=96M), unless the
+		// environment says otherwise, as it wins for the mount too.
+		if os.Getenv("GOMAXPROCS") == "" {
+			runtime.GOMAXPROCS(min(2, runtime.NumCPU()))
+		}
+		if os.Getenv("GOMEMLIMIT") == "" {
+			debug.SetMemoryLimit(96 << 20)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
@@ -652,6 +660,9 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 func fioCommand(args []string) *exec.Cmd {
 	cmd := exec.Command("fio", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A process of fio's outside its group (gfapi's job, as measured)
+	// that kept the output pipe open must not hold Wait forever.
+	cmd.WaitDelay = 10 * time.Second
 	return cmd
 }
 
@@ -667,10 +678,12 @@ func runFio(ctx context.Context, cmd *exec.Cmd) error {
 	return err
 }
 
-// runFioCPU is runFio that also returns the CPU seconds of fio's job
-// processes (and every thread of theirs: for gfapi the client stack), the
-// children fio reaped, read from fio's /proc/PID/stat while it is a
-// zombie; NaN if they could not be read.
+// runFioCPU is runFio that also returns the CPU seconds of the children
+// fio reaped (its job processes, each with all its threads), read from
+// fio's /proc/PID/stat while it is a zombie; NaN if they could not be
+// read. gfapi's job process is not among them: measured on fio 3.33, its
+// CPU was neither in fio's cutime nor in a process of fio's group alive
+// when fio exited.
 func runFioCPU(ctx context.Context, cmd *exec.Cmd) (float64, error) {
 	if err := cmd.Start(); err != nil {
 		return math.NaN(), err
@@ -945,7 +958,7 @@ func render(cfg config, samples []Sample, meta []string, load0, load1 [3]float64
 	b.WriteString("- CPU: the FUSE daemon's utime+stime over the fio run, per GiB moved and per 10k I/Os (median over repeats); peak RSS: the daemon's VmHWM after the run, reset through /proc/PID/clear_refs just before it, the largest of any repeat, with in parentheses its VmRSS when that run started (the mounts stay up for the whole benchmark, so memory a daemon kept from an earlier job shows there). gfapi's client is fio itself and local has none: `-`\n")
 	b.WriteString("- where the machine's CPU went: the volume's brick processes' (glusterfsd) utime+stime over the run, and fio's job processes' (the children fio reaped: cutime+cstime of its /proc/PID/stat; not for gfapi, whose job process, where its client stack runs, escapes that account); host CPU busy: the share of all CPUs' time (/proc/stat) that was not idle or waiting for I/O over the run, every process and the kernel's threads (the loop devices' among them) included. Near 100 %, the CPUs bound every client: what one client saves in CPU per GiB, the others can use\n")
 	if has(cfg.clients, libClient) {
-		b.WriteString("- brickfs-lib: brickfs's graph in the bench's process (the mount's procs=2 and memory-limit=96M), a goroutine per I/O in flight instead of fio, no FUSE; latency measured around each call; its CPU is the process's, the graph and the goroutines that stand in for fio: compare it with brickfs's CPU plus fio's\n")
+		fmt.Fprintf(&b, "- brickfs-lib: brickfs's graph in the bench's process (GOMAXPROCS %d, memory limit %d MiB), a goroutine per I/O in flight instead of fio, no FUSE; latency measured around each call; its CPU is the process's, the graph and the goroutines that stand in for fio: compare it with brickfs's CPU plus fio's\n", runtime.GOMAXPROCS(0), debug.SetMemoryLimit(-1)>>20)
 	}
 	b.WriteString("- markers: `clat` after a p50: fio gave completion latency only for some run of the cell; `sampled` after a peak RSS: VmHWM could not be reset, so the peak is the largest 100 ms sample\n")
 	fmt.Fprintf(&b, "- load average before %.2f %.2f %.2f, after %.2f %.2f %.2f; took %v\n", load0[0], load0[1], load0[2], load1[0], load1[1], load1[2], took.Round(time.Second))

@@ -83,8 +83,8 @@ type Sample struct {
 	ClatOnly bool
 	Load     float64 // 1-minute load average at the end of the run
 	// BrickCPU is the volume's brick processes' (glusterfsd) CPU seconds
-	// over the run; AppCPU fio's job processes' (every thread of theirs:
-	// for gfapi the whole client stack); HostBusy the share of the
+	// over the run; AppCPU fio's job processes' (the children fio reaped;
+	// NaN for gfapi, whose job process escapes fio's reaping); HostBusy the share of the
 	// machine's CPU time that was not idle over the run (every process and
 	// the kernel's own threads, the loop devices' among them), 0 to 1.
 	// NaN if not measured.

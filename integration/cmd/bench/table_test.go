@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -99,10 +100,10 @@ func TestCPUTicks(t *testing.T) {
 	if err != nil || got != 1234+567 {
 		t.Errorf("CPUTicks = %d, %v; want 1801", got, err)
 	}
-	// The children's: cutime 89, cstime 11.
 	if got, err := ChildTicks(stat); err != nil || got != 0 {
 		t.Errorf("ChildTicks = %d, %v; want 0", got, err)
 	}
+	// The children's: cutime 89, cstime 11.
 	reaped := "4242 (fio) Z 1 4242 4242 0 -1 4194560 1000 0 0 0 1234 567 89 11 20 0 1 0 100 0 0 0"
 	if got, err := ChildTicks(reaped); err != nil || got != 100 {
 		t.Errorf("ChildTicks = %d, %v; want 100", got, err)
@@ -425,14 +426,22 @@ func TestLibPlan(t *testing.T) {
 }
 
 // fakeLib is a volume of one file for libRun: reads answer short past
-// short (if set), and every I/O fails once fail is set.
+// short (if set), every I/O fails once fail is set, the 5th hangs if hang
+// is set. It counts the I/Os, the pooled reads and their releases, and
+// the reads of each offset.
 type fakeLib struct {
-	mu          sync.Mutex
-	reads       int
-	writes      int
-	short, fail int64
-	hang        chan struct{}
+	mu              sync.Mutex
+	reads           int
+	writes          int
+	pooled, release int
+	offs            map[uint64]int
+	short, fail     int64
+	hang            chan struct{}
 }
+
+type countRelease struct{ f *fakeLib }
+
+func (c countRelease) Release() { c.f.mu.Lock(); c.f.release++; c.f.mu.Unlock() }
 
 func (f *fakeLib) io(ctx context.Context, read bool) error {
 	f.mu.Lock()
@@ -463,7 +472,17 @@ func (f *fakeLib) Read(ctx context.Context, _ *fop.Fd, off uint64, size uint32, 
 	if f.short > 0 && int64(off)+int64(size) > f.short {
 		size = uint32(max(0, f.short-int64(off)))
 	}
-	return make([]byte, size), nil, nil
+	data := make([]byte, size)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.offs == nil {
+		f.offs = map[uint64]int{}
+	}
+	f.offs[off]++
+	if rb := fop.ReadBufsOf(ctx); rb != nil && rb.Keep(data, countRelease{f}) {
+		f.pooled++
+	}
+	return data, nil, nil
 }
 
 func (f *fakeLib) Write(ctx context.Context, _ *fop.Fd, _ uint64, _ []byte, _ xdr.Dict) (pre, post xdr.Iatt, rx xdr.Dict, err error) {
@@ -485,6 +504,25 @@ func TestLibRun(t *testing.T) {
 	}
 	if reads < writes {
 		t.Errorf("%d reads, %d writes: want 70 %% reads", reads, writes)
+	}
+	// 64k reads go through pooled buffers, each given back.
+	if f.pooled != reads || f.release != reads {
+		t.Errorf("%d reads, %d of them pooled, %d released: want all", reads, f.pooled, f.release)
+	}
+	// Sequential workers share the file's cursor: no block is read twice
+	// before the file wraps (16 blocks of 64k, 4 workers).
+	seq := &fakeLib{}
+	sj := Job{Name: "seq", RW: "read", BS: "64k", Depth: 4}
+	s = Sample{}
+	libRun(context.Background(), seq, fd, 1<<20, 20*time.Millisecond, sj, &s)
+	seq.mu.Lock()
+	lo, hi := math.MaxInt, 0
+	for off := uint64(0); off < 1<<20; off += 64 << 10 {
+		lo, hi = min(lo, seq.offs[off]), max(hi, seq.offs[off])
+	}
+	seq.mu.Unlock()
+	if !s.OK() || hi-lo > 1 {
+		t.Errorf("sequential reads per 64k block from %d to %d (%q): workers do not share the cursor", lo, hi, s.Err)
 	}
 	// A failing I/O fails the run, saying which.
 	s = Sample{}
@@ -508,6 +546,14 @@ func TestLibRun(t *testing.T) {
 	if s.Err != "interrupted" {
 		t.Errorf("interrupted run: %q", s.Err)
 	}
+	// An I/O stuck past the run time and the drain fails the run.
+	defer func(d time.Duration) { libDrain = d }(libDrain)
+	libDrain = 100 * time.Millisecond
+	s = Sample{}
+	libRun(context.Background(), &fakeLib{hang: make(chan struct{})}, fd, 1<<20, 50*time.Millisecond, j[0], &s)
+	if !strings.Contains(s.Err, "did not finish within 150ms") {
+		t.Errorf("stuck I/O: %q", s.Err)
+	}
 }
 
 func TestLatPercentile(t *testing.T) {
@@ -529,5 +575,27 @@ func TestLibClientNeedsAFiller(t *testing.T) {
 	}
 	if _, err := parseConfig([]string{"-clients", "brickfs brickfs-lib"}); err != nil {
 		t.Errorf("brickfs and brickfs-lib: %v", err)
+	}
+}
+
+// runFioCPU reads the reaped children's CPU while the leader is a zombie:
+// after cmd.Wait it would be gone.
+func TestRunFioCPUCountsReapedChildren(t *testing.T) {
+	cmd := exec.Command("sh", "-c", `sh -c 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done'; exit 0`)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cpu, err := runFioCPU(context.Background(), cmd)
+	if err != nil || !(cpu >= 0.05) {
+		t.Errorf("runFioCPU = %v s, %v; want the busy child's CPU (0.05 s or more)", cpu, err)
+	}
+}
+
+func TestLibProfileEnv(t *testing.T) {
+	t.Setenv("LIB_PROFILE", "yes")
+	if _, err := parseConfig(nil); err == nil || !strings.Contains(err.Error(), "LIB_PROFILE") {
+		t.Errorf("LIB_PROFILE=yes: %v", err)
+	}
+	t.Setenv("LIB_PROFILE", "1")
+	if c, err := parseConfig(nil); err != nil || !c.libProfile {
+		t.Errorf("LIB_PROFILE=1: %v, %v", c.libProfile, err)
 	}
 }

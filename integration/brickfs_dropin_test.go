@@ -380,6 +380,12 @@ func testImageLocking(t *testing.T, mnt, other, nat string) {
 	})
 	for _, p := range []string{filepath.Join(other, "locked.raw"), filepath.Join(nat, "locked.raw"), img} {
 		out, stderr, code := runCmd(t, time.Minute, "qemu-io", "-f", "raw", "-t", "none", "-c", "write 0 4k", p)
+		select {
+		case <-exited:
+			// Its locks went with it: what the writers saw says nothing.
+			t.Fatalf("the paused VM exited while the writers ran (%s): %s", vm.ProcessState, vmOut.String())
+		default:
+		}
 		if code == 0 || !strings.Contains(out+stderr, `Failed to get "write" lock`) {
 			t.Errorf("a second writer through %s while the VM runs: exit %d, %s%s; want `Failed to get \"write\" lock`", p, code, out, stderr)
 		}

@@ -110,7 +110,7 @@ func (r *Replicate) xattropIf(ctx context.Context, gfid xdr.GFID, owner []byte, 
 	rs := r.fanoutLagCut(internal(ctx, owner), set, func(ctx context.Context, i int) error {
 		_, _, err := r.kids[i].Xattrop(ctx, gfid, fop.XattropAddArray, dict, xdata)
 		return err
-	}, nil, enough).rs
+	}, nil, enough, nil).rs
 	for i, rp := range rs {
 		if set[i] && rp.err != nil {
 			r.log.Warn("changelog update failed", zap.String("brick", r.kids[i].Name()), zap.Stringer("gfid", gfid), zap.Error(rp.err))

@@ -281,7 +281,7 @@ const (
 // lagging. fn must not touch what the caller reads of a child that did
 // not succeed: the call of a cut child runs on after fanoutLag returns.
 func (r *Replicate) fanoutLag(ctx context.Context, set []bool, fn func(ctx context.Context, i int) error, late func(i int, err error)) []reply {
-	return r.fanoutLagCut(ctx, set, fn, late, nil).rs
+	return r.fanoutLagCut(ctx, set, fn, late, nil, nil).rs
 }
 
 // lagReplies is what fanoutLagCut returns: the replies, and for each child
@@ -319,7 +319,12 @@ func (lr lagReplies) awaitCut() []bool {
 // it cut. With enough, the children that succeeded must also satisfy it
 // before any other is cut (a data change: one of them must hold a good
 // copy, or the change would stand on stale copies alone).
-func (r *Replicate) fanoutLagCut(ctx context.Context, set []bool, fn func(ctx context.Context, i int) error, late func(i int, err error), enough func(ok []bool) bool) lagReplies {
+//
+// hold, if not nil, counts the calls while they run: a call cut goes on
+// after this returns, and a data change's calls read the caller's data
+// (fop.DataHold). Only a data change passes it: the locks and changelog
+// calls around it read none.
+func (r *Replicate) fanoutLagCut(ctx context.Context, set []bool, fn func(ctx context.Context, i int) error, late func(i int, err error), enough func(ok []bool) bool, hold *fop.DataHold) lagReplies {
 	if r.opts.LagTimeout < 0 || count(set) < 2 {
 		return lagReplies{rs: r.fanout(ctx, set, fn), cut: make([]chan error, r.n()), memo: &cutMemo{}}
 	}
@@ -354,8 +359,12 @@ func (r *Replicate) fanoutLagCut(ctx context.Context, set []bool, fn func(ctx co
 		left++
 		cctx, cancel := context.WithTimeout(bctx, r.opts.FopTimeout)
 		cancels[i] = cancel
+		held := hold.Add()
 		r.workers.run(func() {
 			err := r.callIn(cctx, bctx, i, fn)
+			if held {
+				hold.Done() // the call has ended: it reads the data no more
+			}
 			cancel()
 			r.lag.answered[i].Store(time.Now().UnixNano())
 			if state[i].CompareAndSwap(callRunning, callAnswered) {

@@ -667,3 +667,69 @@ func TestSlowLockOnLastGoodCopy(t *testing.T) {
 	}
 	noneAccuses(t, r, mems, ino)
 }
+
+// A write cut from a lagging brick goes on reading the caller's data after
+// the write returned: it is counted in the context's fop.DataHold until the
+// call ends, so the data's owner (the FUSE request buffer) keeps it. A
+// write whose calls all answered holds nothing once it returns.
+func TestCutWriteHoldsItsData(t *testing.T) {
+	r, mems := memReplicaWith(t, lagOpts)
+	bg := context.Background()
+	f, _, _, err := r.Create(bg, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(bg, f)
+	quick := new(fop.DataHold)
+	cuts := r.Cuts()
+	if _, _, _, err := r.Write(fop.WithDataHold(bg, quick), f, 0, []byte("zero"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if quick.Held() && r.Cuts() == cuts { // a stall of this machine may cut a brick
+		t.Errorf("a write whose calls all answered still holds its data")
+	}
+	release := mems[2].Hang("WRITE")
+	defer release()
+	hold := new(fop.DataHold)
+	within(t, 10*time.Second, "a write while brick 2 hangs", func() error {
+		_, _, _, err := r.Write(fop.WithDataHold(bg, hold), f, 0, []byte("first"), nil)
+		return err
+	})
+	if !r.lagging()[2] {
+		t.Fatalf("brick 2 was not cut")
+	}
+	if !hold.Held() {
+		t.Fatalf("the write returned with a call still reading its data, and its hold is not held")
+	}
+	release()
+	within(t, 10*time.Second, "the cut call's end", func() error { hold.Wait(); return nil })
+	if hold.Held() {
+		t.Errorf("held after the cut call ended")
+	}
+}
+
+// The locks and changelog calls of a write read none of its data: a lock
+// cut from a hung brick leaves the write's hold free once it returns, and
+// the FUSE request buffer is not kept for it.
+func TestCutLockDoesNotHoldTheData(t *testing.T) {
+	r, mems := memReplicaWith(t, lagOpts)
+	bg := context.Background()
+	f, _, _, err := r.Create(bg, foptest.RootGFID, "f", uint32(syscall.O_RDWR), 0o644, 0, foptest.GFID(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release(bg, f)
+	release := mems[2].Hang("INODELK")
+	defer release()
+	hold := new(fop.DataHold)
+	within(t, 10*time.Second, "a write while brick 2's locks hang", func() error {
+		_, _, _, err := r.Write(fop.WithDataHold(bg, hold), f, 0, []byte("first"), nil)
+		return err
+	})
+	if r.Cuts() == 0 {
+		t.Fatalf("brick 2's lock was not cut")
+	}
+	if hold.Held() {
+		t.Errorf("the write's data is held for a lock call that reads none of it")
+	}
+}

@@ -36,7 +36,7 @@ func (r *Replicate) takeLocksIf(ctx context.Context, set []bool, lock func(ctx c
 			undo(one)
 		}
 	}
-	rs := r.fanoutLagCut(ctx, set, func(ctx context.Context, i int) error { return lock(ctx, i, false) }, late, enough).rs
+	rs := r.fanoutLagCut(ctx, set, func(ctx context.Context, i int) error { return lock(ctx, i, false) }, late, enough, nil).rs
 	locked := succeeded(rs, set)
 	contended := false
 	for i, rp := range rs {

@@ -42,7 +42,7 @@ func (r *Replicate) dataTxnHeld(ctx context.Context, ino *inode, rf *replFd, off
 	// include a good copy: cutting the last one would leave the change
 	// on stale copies alone, and fail it (validWrite), while that child
 	// was only slow.
-	lr := r.fanoutLagCut(ctx, part, op, nil, func(ok []bool) bool { return r.validWrite(ino, ok) })
+	lr := r.fanoutLagCut(ctx, part, op, nil, func(ok []bool) bool { return r.validWrite(ino, ok) }, fop.DataHoldOf(ctx))
 	rs := lr.rs
 	t[2] = time.Now()
 	defer func() {

@@ -68,7 +68,15 @@ var _ = (fs.FileWriter)((*file)(nil))
 
 func (h *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	defer h.fsys.slow("WRITE", off, time.Now())
-	if _, _, _, err := h.vol().Write(h.fsys.caller(ctx, nil), h.fd, uint64(off), data, nil); err != nil {
+	// data is the FUSE request's buffer: a call that goes on reading it
+	// after the write returns (to a brick cut for lagging) keeps it.
+	hold := new(fop.DataHold)
+	_, _, _, err := h.vol().Write(fop.WithDataHold(h.fsys.caller(ctx, nil), hold), h.fd, uint64(off), data, nil)
+	hold.Seal()
+	if hold.Held() {
+		h.fsys.retain(data, hold)
+	}
+	if err != nil {
 		return 0, h.fsys.fail("WRITE", err)
 	}
 	return uint32(len(data)), 0

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
@@ -64,6 +65,15 @@ type FS struct {
 	// The kernel's view, for the statedump and status: inodes it knows
 	// (made, not forgotten) and files it holds open.
 	inodes, files atomic.Int64
+
+	// bufs are the buffers FUSE requests and replies travel in (serve.go).
+	bufs *bufPool
+
+	// retained are WRITE data that calls still read after the write
+	// returned (fop.DataHold): their request buffers wait for them.
+	retainMu  sync.Mutex
+	retained  []retainedData // GUARDED_BY(retainMu)
+	nRetained atomic.Int32
 }
 
 // Tables reports how many inodes the kernel knows of the mount (looked
@@ -78,7 +88,22 @@ func New(vol Volume, opts Options) *FS {
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
 	}
-	return &FS{vol: vol, opts: opts, log: opts.Log, owners: map[uint32]*flushOwner{}}
+	return &FS{vol: vol, opts: opts, log: opts.Log, owners: map[uint32]*flushOwner{}, bufs: newBufPool(keepWarm)}
+}
+
+// BufferStats are the FUSE buffers' figures (bytes, and counts).
+type BufferStats struct {
+	Mapped   int64 `json:"mapped_bytes"`   // address space mapped for them
+	InUse    int64 `json:"in_use_bytes"`   // held by requests in flight and waiting readers
+	Warm     int64 `json:"warm_bytes"`     // idle, their pages kept for the next requests
+	Maps     int64 `json:"maps"`           // buffers mapped since the mount
+	Released int64 `json:"released_total"` // times an idle buffer's pages went back to the kernel
+}
+
+// Buffers reports the FUSE buffers' figures.
+func (f *FS) Buffers() BufferStats {
+	st := f.bufs.stats()
+	return BufferStats(st)
 }
 
 // Root returns the node of the volume root.
@@ -380,25 +405,6 @@ func flagOptions(flags uintptr) []string {
 	return o
 }
 
-// Server is a mounted filesystem.
-type Server struct {
-	srv  *gofuse.Server
-	gone chan struct{}
-}
-
-// Unmount asks the kernel to unmount; it fails while the mount is busy.
-func (s *Server) Unmount() error { return s.srv.Unmount() }
-
-// Wait returns once the filesystem has been unmounted and every request
-// handler has returned: one still waiting on a brick holds it up.
-func (s *Server) Wait() { s.srv.Wait() }
-
-// Gone is closed when the kernel has ended the FUSE connection: the
-// mount is gone (after a lazy unmount, only once nobody uses it any more)
-// or was aborted. A request in flight then can no longer be answered. It
-// is seen within connectionCheck.
-func (s *Server) Gone() <-chan struct{} { return s.gone }
-
 // connectionCheck is how often the /dev/fuse descriptor is polled for
 // the end of the connection. A blocking poll would be woken by every FUSE
 // request (the kernel wakes all waiters of the queue), a context switch per
@@ -407,18 +413,21 @@ const connectionCheck = 250 * time.Millisecond
 
 // watchConnection closes gone when the kernel ends the FUSE connection:
 // fuse_dev_poll reports POLLERR on the descriptor then, and nothing else
-// when no event is asked for. It polls its own duplicate of the
-// descriptor, so the number cannot be reused under it.
-func watchConnection(fd int, gone chan struct{}, log *zap.Logger) {
-	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		log.Warn("cannot watch the FUSE connection; the daemon exits only once every request handler has returned", zap.Error(err))
-		return
-	}
+// when no event is asked for. It polls dup, its own duplicate of the
+// descriptor (so the number cannot be reused under it), and closes it
+// when it returns: once the connection ended, or stop is closed (the
+// loops have returned: the last reference must go, or the kernel would
+// keep a connection nobody serves).
+func watchConnection(dup int, gone chan struct{}, stop <-chan struct{}, log *zap.Logger) {
 	defer unix.Close(dup)
 	tick := time.NewTicker(connectionCheck)
 	defer tick.Stop()
-	for range tick.C {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
 		p := []unix.PollFd{{Fd: int32(dup)}}
 		n, err := unix.Poll(p, 0)
 		switch {
@@ -434,86 +443,48 @@ func watchConnection(fd int, gone chan struct{}, log *zap.Logger) {
 	}
 }
 
-// devFuseFD finds this process's /dev/fuse descriptor (the character
-// device 10:229); a brickfs daemon serves one mount.
-func devFuseFD() (int, bool) {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return 0, false
-	}
-	found, fd := 0, 0
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		var st unix.Stat_t
-		if unix.Fstat(n, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFCHR && unix.Major(st.Rdev) == 10 && unix.Minor(st.Rdev) == 229 {
-			found, fd = found+1, n
-		}
-	}
-	return fd, found == 1
+// newNodeFS is go-fuse's node bridge over f's tree.
+func newNodeFS(f *FS) gofuse.RawFileSystem { return fs.NewNodeFS(f.Root(), f.NodeOptions()) }
+
+// retainedData is a WRITE's data, by the address of its first byte, and
+// the calls that still read it.
+type retainedData struct {
+	at   uintptr
+	hold *fop.DataHold
 }
 
-// Mount mounts f at dir (type fuse.TYPE) and serves it.
-func (f *FS) Mount(dir string, mc MountConfig) (*Server, error) {
-	if mc.Type == "" {
-		mc.Type = "brickfs"
+// retain keeps data from reuse until hold's calls have ended.
+func (f *FS) retain(data []byte, hold *fop.DataHold) {
+	if len(data) == 0 {
+		return
 	}
-	mo := gofuse.MountOptions{
-		FsName:           mc.FsName,
-		Name:             mc.Type,
-		DirectMountFlags: mc.Flags,
-		AllowOther:       os.Geteuid() == 0,
-		EnableLocks:      true,
-		DirectMount:      true,
-		MaxWrite:         f.opts.MaxWrite,
-		// Async direct I/O lets a VM's queue depth reach the bricks: without
-		// it the kernel serializes O_DIRECT requests of one file. The native
-		// fuse-bridge asks for it too, with the same background queue.
-		ExtraCapabilities:   gofuse.CAP_ASYNC_DIO,
-		MaxBackground:       64,
-		CongestionThreshold: 48,
-		// Splicing is for data in a file descriptor; ours is in memory
-		// (from the bricks' replies). Left on, go-fuse takes a pipe for
-		// every READ reply without Slices, writes the header into it,
-		// finds there is no descriptor to splice from, and drains the
-		// pipe again (FIONREAD and a splice to /dev/null): four needless
-		// syscalls per small READ, 8 % of the daemon's CPU in a 4k random
-		// read profile. (With it off, go-fuse calls a result's Done
-		// before writing it unless it has Slices: Read's results own
-		// their bytes, so that does not matter.)
-		DisableSplice: true,
+	f.retainMu.Lock()
+	f.retained = append(f.retained, retainedData{uintptr(unsafe.Pointer(&data[0])), hold})
+	f.retainMu.Unlock()
+	f.nRetained.Add(1)
+}
+
+// heldIn takes the holds on data within buf: the buffer may be reused
+// only once they are done.
+func (f *FS) heldIn(buf []byte) []*fop.DataHold {
+	if f.nRetained.Load() == 0 || cap(buf) == 0 {
+		return nil
 	}
-	if os.Geteuid() == 0 {
-		// The mount flags apply only to a direct mount: never let a
-		// failed one fall back to fusermount3, which would mount without
-		// them (a ro mount read-write) and hide the kernel's errno.
-		mo.DirectMountStrict = true
-	} else {
-		// Not root: fusermount3 mounts, and takes the flags as options.
-		mo.Options = append(mo.Options, flagOptions(mc.Flags)...)
+	lo := uintptr(unsafe.Pointer(&buf[:1][0]))
+	hi := lo + uintptr(cap(buf))
+	var holds []*fop.DataHold
+	f.retainMu.Lock()
+	kept := f.retained[:0]
+	for _, r := range f.retained {
+		if r.at >= lo && r.at < hi {
+			holds = append(holds, r.hold)
+			continue
+		}
+		kept = append(kept, r)
 	}
-	if mc.ACL {
-		mo.EnableAcl = true
-	} else {
-		mo.Options = append(mo.Options, "default_permissions")
-	}
-	raw := &rawFS{RawFileSystem: fs.NewNodeFS(f.Root(), f.NodeOptions()), fsys: f}
-	srv, err := gofuse.NewServer(raw, dir, &mo)
-	if err != nil {
-		return nil, err
-	}
-	go srv.Serve()
-	if err := srv.WaitMount(); err != nil {
-		_ = srv.Unmount()
-		return nil, err
-	}
-	s := &Server{srv: srv, gone: make(chan struct{})}
-	if fd, ok := devFuseFD(); ok {
-		go watchConnection(fd, s.gone, f.log)
-	} else {
-		f.log.Warn("cannot find the /dev/fuse descriptor; the daemon exits only once every request handler has returned")
-	}
-	return s, nil
+	clear(f.retained[len(kept):])
+	f.retained = kept
+	f.retainMu.Unlock()
+	f.nRetained.Add(-int32(len(holds)))
+	return holds
 }

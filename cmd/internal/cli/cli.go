@@ -432,10 +432,14 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 		return report(fmt.Errorf("%w; check `gluster volume status %s`", err, spec.Volume))
 	}
 	defer vol.Close()
+	fsys := fuse.New(vol, fuse.Options{
+		AttrTimeout: m.AttrTimeout, EntryTimeout: m.EntryTimeout, NegativeTimeout: m.NegativeTimeout,
+		VolumeID: vol.ID, Log: log, CopyOffload: m.CopyOffload, CopyChunk: m.CopyChunk, MaxWrite: m.MaxRequest,
+	})
 	state := &mountState{m: m, volume: spec.Volume, started: time.Now(), graph: vol.Status}
 	state.volfile.Store(used)
 	if m.Metrics != "" {
-		reg := metricsRegistry(&graphCollector{volume: spec.Volume, mountpoint: m.MountPoint, graph: vol.Status})
+		reg := metricsRegistry(&graphCollector{volume: spec.Volume, mountpoint: m.MountPoint, graph: vol.Status, buffers: fsys.Buffers})
 		ms, err := listenMetrics(m.Metrics, reg, log)
 		if err != nil {
 			log.Error("mount failed", zap.Error(err))
@@ -459,11 +463,8 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 		state.pprof = ps.addr
 	}
 
-	fsys := fuse.New(vol, fuse.Options{
-		AttrTimeout: m.AttrTimeout, EntryTimeout: m.EntryTimeout, NegativeTimeout: m.NegativeTimeout,
-		VolumeID: vol.ID, Log: log, CopyOffload: m.CopyOffload, CopyChunk: m.CopyChunk, MaxWrite: m.MaxRequest,
-	})
 	state.tables = fsys.Tables
+	state.buffers = fsys.Buffers
 	var w *watcher
 	if m.AutoUnmount {
 		if w, err = startWatcher(m.MountPoint); err != nil {
@@ -546,7 +547,9 @@ func serve(m Mount, ready func(notes []string, err error), stderr io.Writer) int
 				go func() {
 					defer dumping.Store(false)
 					inodes, files := fsys.Tables()
-					writeStatedump(m.StatedumpDir, takeStatedump(vol.Status(), inodes, files, started), log)
+					d := takeStatedump(vol.Status(), inodes, files, started)
+					d.FuseBuffers = fsys.Buffers()
+					writeStatedump(m.StatedumpDir, d, log)
 				}()
 				continue
 			}

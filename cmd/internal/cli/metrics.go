@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/fuse"
 )
 
 // Prometheus metrics (-o metrics=ADDR). The figures live in the graph's
@@ -68,19 +69,23 @@ var (
 	mDhtMigrations = prometheus.NewDesc("brickfs_distribute_migrations", "Files followed through a rebalance's migration now.", labSubvol, nil)
 	mShardBacklog  = prometheus.NewDesc("brickfs_shard_remove_backlog", "Removed files whose blocks are still to delete (.shard/.remove_me).", labSubvol, nil)
 	mShardOpen     = prometheus.NewDesc("brickfs_shard_open_blocks", "Block fds the shard layer keeps open.", labSubvol, nil)
+
+	mFuseBuffers        = prometheus.NewDesc("brickfs_fuse_buffer_bytes", "The buffers FUSE requests and replies travel in: held by requests in flight and waiting readers (in_use), idle with their pages kept (warm), address space mapped (mapped).", []string{"volume", "state"}, nil)
+	mFuseBufferReleases = prometheus.NewDesc("brickfs_fuse_buffer_releases_total", "Times an idle FUSE buffer's pages went back to the kernel.", labVol, nil)
 )
 
 // graphCollector reads the graph's figures at scrape time.
 type graphCollector struct {
 	volume, mountpoint string
 	graph              func() fop.Status
+	buffers            func() fuse.BufferStats // nil: not reported
 }
 
 func (c *graphCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mInfo, mFopDuration, mFopErrors, mReadBytes, mWriteBytes, mBrickUp, mBrickPing, mBrickInflight, mBrickPending,
 		mBrickReconnects, mBrickDisconnects, mBrickCalls, mBrickErrors, mBrickSent, mBrickReceived, mBrickSince, mReplBricksUp, mReplBricks,
 		mReplQuorum, mReplHeal, mReplSplitBrain, mReplLagging, mReplInodes, mReplEagerLocks, mReplFds, mFailovers, mFailoverStall, mFailoverLast,
-		mDhtUp, mDhtSubvols, mDhtMigrations, mShardBacklog, mShardOpen} {
+		mDhtUp, mDhtSubvols, mDhtMigrations, mShardBacklog, mShardOpen, mFuseBuffers, mFuseBufferReleases} {
 		ch <- d
 	}
 }
@@ -101,6 +106,13 @@ func (c *graphCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, x, append([]string{v}, l...)...)
 	}
 	ch <- prometheus.MustNewConstMetric(mInfo, prometheus.GaugeValue, 1, v, c.mountpoint, Version)
+	if c.buffers != nil {
+		b := c.buffers()
+		gauge(mFuseBuffers, float64(b.InUse), "in_use")
+		gauge(mFuseBuffers, float64(b.Warm), "warm")
+		gauge(mFuseBuffers, float64(b.Mapped), "mapped")
+		counter(mFuseBufferReleases, float64(b.Released))
+	}
 	g := c.graph()
 	g.Walk(func(s *fop.Status) {
 		switch {

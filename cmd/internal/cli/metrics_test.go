@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/fuse"
 )
 
 // scrape fetches and parses addr's /metrics.
@@ -70,7 +71,9 @@ next:
 // Go runtime's and the process's, read at scrape time.
 func TestMetricsScrape(t *testing.T) {
 	g := sampleGraph()
-	c := &graphCollector{volume: "v", mountpoint: "/mnt/v", graph: func() fop.Status { return g }}
+	c := &graphCollector{volume: "v", mountpoint: "/mnt/v", graph: func() fop.Status { return g }, buffers: func() fuse.BufferStats {
+		return fuse.BufferStats{Mapped: 40 << 20, InUse: 3 << 20, Warm: 16 << 20, Maps: 37, Released: 5}
+	}}
 	if probs, err := testutil.CollectAndLint(c); err != nil || len(probs) != 0 {
 		t.Errorf("lint: %v %v", probs, err)
 	}
@@ -106,6 +109,10 @@ func TestMetricsScrape(t *testing.T) {
 		{"brickfs_failover_events_total", map[string]string{"brick": "v-client-0", "reason": "down"}, 0},
 		{"brickfs_failover_last_stall_seconds", map[string]string{"brick": "v-client-2"}, 0.3},
 		{"brickfs_info", map[string]string{"mountpoint": "/mnt/v"}, 1},
+		{"brickfs_fuse_buffer_bytes", map[string]string{"state": "in_use"}, 3 << 20},
+		{"brickfs_fuse_buffer_bytes", map[string]string{"state": "warm"}, 16 << 20},
+		{"brickfs_fuse_buffer_bytes", map[string]string{"state": "mapped"}, 40 << 20},
+		{"brickfs_fuse_buffer_releases_total", nil, 5},
 	} {
 		m := value(t, mfs, tc.name, tc.labels)
 		var got float64

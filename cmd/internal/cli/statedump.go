@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/fuse"
 )
 
 // DefaultStatedumpDir is where a mount writes its statedump on SIGUSR1,
@@ -26,12 +27,14 @@ type statedump struct {
 	Graph      fop.Status
 	FuseInodes int64 // inodes the kernel knows of the mount
 	FuseFiles  int64 // files it holds open
-	Goroutines int
-	RSSKiB     int64
-	HeapInuse  uint64
-	Sys        uint64
-	Fds        int
-	Uptime     time.Duration
+	// FuseBuffers are the buffers FUSE requests and replies travel in.
+	FuseBuffers fuse.BufferStats
+	Goroutines  int
+	RSSKiB      int64
+	HeapInuse   uint64
+	Sys         uint64
+	Fds         int
+	Uptime      time.Duration
 }
 
 // takeStatedump reads the process's figures; graph is the volume's status
@@ -57,8 +60,9 @@ func takeStatedump(graph fop.Status, inodes, files int64, started time.Time) sta
 // key=value lines, one section per translator (xlator.TYPE.NAME).
 func (d statedump) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[brickfs]\nuptime=%s\ngoroutines=%d\nrss_kib=%d\nheap_inuse=%d\nsys=%d\nfds=%d\n\n[fuse]\ninode_table.active=%d\nopen_files=%d\n\n[graph]\n%s\n",
-		d.Uptime.Round(time.Second), d.Goroutines, d.RSSKiB, d.HeapInuse, d.Sys, d.Fds, d.FuseInodes, d.FuseFiles, strings.TrimSpace(d.Graph.String()))
+	fmt.Fprintf(&b, "[brickfs]\nuptime=%s\ngoroutines=%d\nrss_kib=%d\nheap_inuse=%d\nsys=%d\nfds=%d\n\n[fuse]\ninode_table.active=%d\nopen_files=%d\nbuffers.in_use=%d\nbuffers.warm=%d\nbuffers.mapped=%d\nbuffers.maps=%d\nbuffers.released=%d\n\n[graph]\n%s\n",
+		d.Uptime.Round(time.Second), d.Goroutines, d.RSSKiB, d.HeapInuse, d.Sys, d.Fds, d.FuseInodes, d.FuseFiles,
+		d.FuseBuffers.InUse, d.FuseBuffers.Warm, d.FuseBuffers.Mapped, d.FuseBuffers.Maps, d.FuseBuffers.Released, strings.TrimSpace(d.Graph.String()))
 	d.Graph.Walk(func(s *fop.Status) {
 		fmt.Fprintf(&b, "\n[xlator.%s.%s]\nup=%d\n", strings.ReplaceAll(s.Type, "/", "."), s.Name, b2i(s.Up))
 		kv := func(k string, v any) { fmt.Fprintf(&b, "%s=%v\n", k, v) }

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/fuse"
 )
 
 // `brickfs status`: each mount daemon serves its state on a unix socket,
@@ -54,24 +55,26 @@ func statusSocket(pid int) string { return filepath.Join(statusDir, strconv.Itoa
 type statusDoc struct {
 	// Error is set, and the rest may be empty, when the daemon could not
 	// take its snapshot in time.
-	Error      string        `json:"error,omitempty"`
-	Version    string        `json:"version"`
-	PID        int           `json:"pid"`
-	MountPoint string        `json:"mountpoint"`
-	Spec       string        `json:"spec"`
-	Volume     string        `json:"volume"`
-	Started    time.Time     `json:"started"`
-	Uptime     float64       `json:"uptime_seconds"`
-	RSSBytes   int64         `json:"rss_bytes"`
-	Goroutines int           `json:"goroutines"`
-	Fds        int           `json:"fds"`
-	HeapInuse  uint64        `json:"heap_inuse_bytes"`
-	FuseInodes int64         `json:"fuse_inodes"` // inodes the kernel knows of the mount
-	FuseFiles  int64         `json:"fuse_open_files"`
-	Volfile    *volfileInUse `json:"volfile,omitempty"`
-	Metrics    string        `json:"metrics,omitempty"` // the /metrics address, if served
-	Pprof      string        `json:"pprof,omitempty"`   // the /debug/pprof/ address, if served
-	Graph      *fop.Status   `json:"graph,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	Version    string    `json:"version"`
+	PID        int       `json:"pid"`
+	MountPoint string    `json:"mountpoint"`
+	Spec       string    `json:"spec"`
+	Volume     string    `json:"volume"`
+	Started    time.Time `json:"started"`
+	Uptime     float64   `json:"uptime_seconds"`
+	RSSBytes   int64     `json:"rss_bytes"`
+	Goroutines int       `json:"goroutines"`
+	Fds        int       `json:"fds"`
+	HeapInuse  uint64    `json:"heap_inuse_bytes"`
+	FuseInodes int64     `json:"fuse_inodes"` // inodes the kernel knows of the mount
+	FuseFiles  int64     `json:"fuse_open_files"`
+	// FuseBuffers are the buffers FUSE requests and replies travel in.
+	FuseBuffers *fuse.BufferStats `json:"fuse_buffers,omitempty"`
+	Volfile     *volfileInUse     `json:"volfile,omitempty"`
+	Metrics     string            `json:"metrics,omitempty"` // the /metrics address, if served
+	Pprof       string            `json:"pprof,omitempty"`   // the /debug/pprof/ address, if served
+	Graph       *fop.Status       `json:"graph,omitempty"`
 }
 
 // volfileInUse is the volfile the graph was built from, and where it came
@@ -105,6 +108,7 @@ type mountState struct {
 	started time.Time
 	graph   func() fop.Status // the volume's Status
 	tables  func() (inodes, files int64)
+	buffers func() fuse.BufferStats
 	volfile atomic.Pointer[volfileInUse]
 	metrics string
 	pprof   string
@@ -120,6 +124,10 @@ func (s *mountState) snapshot() statusDoc {
 	}
 	if s.tables != nil {
 		doc.FuseInodes, doc.FuseFiles = s.tables()
+	}
+	if s.buffers != nil {
+		b := s.buffers()
+		doc.FuseBuffers = &b
 	}
 	return doc
 }
@@ -451,6 +459,10 @@ func renderStatus(d statusDoc) string {
 	fmt.Fprintf(&b, "%s: %s (volume %s), brickfs %s, pid %d\n", d.MountPoint, d.Spec, d.Volume, d.Version, d.PID)
 	fmt.Fprintf(&b, "  up %s, RSS %s, heap %s, %d goroutines, %d fds; the kernel knows %d inodes, holds %d files open\n", time.Duration(d.Uptime*float64(time.Second)).Round(time.Second).String(),
 		bytesText(uint64(d.RSSBytes)), bytesText(d.HeapInuse), d.Goroutines, d.Fds, d.FuseInodes, d.FuseFiles)
+	if fb := d.FuseBuffers; fb != nil {
+		fmt.Fprintf(&b, "  FUSE buffers: %s in use, %s idle and kept, %s mapped in %d buffers; idle ones gave their pages back %d times\n",
+			bytesText(uint64(fb.InUse)), bytesText(uint64(fb.Warm)), bytesText(uint64(fb.Mapped)), fb.Maps, fb.Released)
+	}
 	if v := d.Volfile; v != nil {
 		switch v.Source {
 		case "cache":

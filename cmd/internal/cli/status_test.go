@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/brickfs/brickfs/brick/fop"
+	"github.com/brickfs/brickfs/fuse"
 )
 
 // sampleGraph is a replica-3 volume under io-stats, one brick down and
@@ -43,6 +44,9 @@ func sampleGraph() fop.Status {
 
 func testState(t *testing.T) *mountState {
 	st := &mountState{m: Mount{MountPoint: "/mnt/v", Spec: "h:/v"}, volume: "v", started: time.Now().Add(-time.Hour), graph: sampleGraph}
+	st.buffers = func() fuse.BufferStats {
+		return fuse.BufferStats{Mapped: 40 << 20, InUse: 3 << 20, Warm: 16 << 20, Maps: 37, Released: 5}
+	}
 	st.volfile.Store(&volfileInUse{Source: "server", From: "h:24007", At: time.Now(), Text: "volume v\nend-volume\n"})
 	return st
 }
@@ -88,10 +92,14 @@ func TestStatusRoundTrip(t *testing.T) {
 	out := renderStatus(doc)
 	for _, w := range []string{"/mnt/v: h:/v (volume v)", "volfile: fetched from h:24007", "v-replicate-0 (cluster/replicate) up: 2 of 3 bricks up, quorum auto (2 of 3) met, 7 files to heal",
 		"lagging: v-client-2", "failovers of v-client-2: cut 1, down 1; last stall 300ms", "v-client-2 (protocol/client) down: 127.1.0.1:49154 /bricks/b2, NOT CONNECTED",
-		"last error", "WRITE", "errors: ENOSPC 1", "ping 300µs"} {
+		"last error", "WRITE", "errors: ENOSPC 1", "ping 300µs",
+		"FUSE buffers: 3.0 MiB in use, 16.0 MiB idle and kept, 40.0 MiB mapped in 37 buffers; idle ones gave their pages back 5 times"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("human status lacks %q:\n%s", w, out)
 		}
+	}
+	if b := doc.FuseBuffers; b == nil || b.InUse != 3<<20 || b.Maps != 37 {
+		t.Errorf("FUSE buffers lost on the way: %+v", b)
 	}
 	t.Logf("\n%s", out)
 }

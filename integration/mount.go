@@ -86,7 +86,14 @@ func binary(t T, env, name string) string {
 func (c *Cluster) MountBrickfs(t T, spec string, opts ...string) string {
 	t.Helper()
 	RequireFUSE(t)
-	bin := BrickfsBin(t)
+	return c.MountBrickfsWith(t, BrickfsBin(t), spec, opts...)
+}
+
+// MountBrickfsWith is MountBrickfs with the brickfs binary bin (another
+// build, to compare side by side).
+func (c *Cluster) MountBrickfsWith(t T, bin, spec string, opts ...string) string {
+	t.Helper()
+	RequireFUSE(t)
 	mnt, log := c.newMountPoint(t, "brickfs")
 	o := withDefaults(opts, log)
 	c.doMount(t, mnt, mount{kind: brickfsMount, bin: bin, log: logOf(o)}, bin, "mount", "-o", strings.Join(o, ","), spec, mnt)

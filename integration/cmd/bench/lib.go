@@ -222,8 +222,7 @@ func libRun(ctx context.Context, v libVol, files []*fop.Fd, size int64, runtime 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, hi, _ := blockRange(j.BS)
-			buf := make([]byte, hi)
+			buf := make([]byte, plans[i].hi)
 			for k := range buf {
 				buf[k] = byte(k*7 + i) // not zeros: nothing may take a short cut
 			}
@@ -252,7 +251,11 @@ func libRun(ctx context.Context, v libVol, files []*fop.Fd, size int64, runtime 
 					if ioctx.Err() != nil && ctx.Err() == nil {
 						err = fmt.Errorf("did not finish within %v of the run's start: %w", limit, err)
 					}
-					errs[i] = fmt.Errorf("%s at %d (%d bytes): %w", map[bool]string{true: "read", false: "write"}[io.read], io.off, io.size, err)
+					op := "write"
+					if io.read {
+						op = "read"
+					}
+					errs[i] = fmt.Errorf("%s at %d (%d bytes): %w", op, io.off, io.size, err)
 					stop()
 					return
 				}

@@ -33,6 +33,9 @@
 //	               limit of the disk stack under the bricks (no network, one copy)
 //	brickfs+O1+O2  brickfs with more mount options O1, O2 (e.g.
 //	               brickfs+memory-limit=64M), side by side with brickfs
+//	brickfs@PATH   another build of brickfs (the binary at PATH, e.g. one
+//	               built from main), side by side with this one; +O1+O2
+//	               may follow PATH
 //
 // Each volume has one file of -size and four of -multi-size (vm.0-vm.3, the
 // multi-job run's), written once through the first mounted client, that
@@ -121,6 +124,30 @@ var allClients = []string{"brickfs", "native", "native-strict", "gfapi", "local"
 // options, each after a "+": "brickfs+memory-limit=64M+lag-timeout=1s".
 const brickfsVariant = "brickfs+"
 
+// brickfsBuild starts a client that is another build of brickfs, at the
+// path after the "@", with more options after it as for brickfsVariant:
+// "brickfs@/tmp/old/brickfs", "brickfs@/tmp/old/brickfs+procs=1".
+const brickfsBuild = "brickfs@"
+
+// variant is the binary (empty: the built one) and the more mount options
+// a brickfsVariant or brickfsBuild client names.
+func variant(cl string) (bin string, opts []string) {
+	rest, ok := strings.CutPrefix(cl, brickfsBuild)
+	if !ok {
+		rest = strings.TrimPrefix(cl, "brickfs")
+	}
+	f := strings.Split(rest, "+")
+	if ok {
+		bin = f[0]
+	}
+	for _, o := range f[1:] {
+		if o != "" {
+			opts = append(opts, o)
+		}
+	}
+	return bin, opts
+}
+
 const mainFile = "bench.img"
 
 // config is what the flags say.
@@ -198,13 +225,20 @@ func parseConfig(args []string) (config, error) {
 		}
 	}
 	for _, cl := range c.clients {
-		ok := strings.HasPrefix(cl, brickfsVariant) && len(cl) > len(brickfsVariant) || cl == libClient
+		bin, _ := variant(cl)
+		ok := strings.HasPrefix(cl, brickfsVariant) && len(cl) > len(brickfsVariant) || cl == libClient ||
+			strings.HasPrefix(cl, brickfsBuild) && bin != ""
 		for _, k := range allClients {
 			ok = ok || k == cl
 		}
+		if ok && bin != "" {
+			if st, err := os.Stat(bin); err != nil || st.Mode()&0o111 == 0 || st.IsDir() {
+				return c, fmt.Errorf("client %s: no brickfs binary at %s (%v); build one there, e.g. git worktree add /tmp/old main && (cd /tmp/old && go build -o /tmp/old/brickfs ./cmd/brickfs)", cl, bin, err)
+			}
+		}
 		if !ok {
-			return c, fmt.Errorf("unknown client %q; clients are %s, and %sOPTIONS (brickfs with more mount options, e.g. %smemory-limit=64M, side by side with brickfs)",
-				cl, strings.Join(allClients, " "), brickfsVariant, brickfsVariant)
+			return c, fmt.Errorf("unknown client %q; clients are %s, %sOPTIONS (brickfs with more mount options, e.g. %smemory-limit=64M, side by side with brickfs) and %sPATH[+OPTIONS] (another build of brickfs)",
+				cl, strings.Join(allClients, " "), brickfsVariant, brickfsVariant, brickfsBuild)
 		}
 	}
 	if len(c.volumes) == 0 || len(c.clients) == 0 {
@@ -406,9 +440,14 @@ func main() {
 				switch cl {
 				case "brickfs":
 					t.dir = c.MountBrickfs(d, c.Spec(vk.name), cfg.brickfsOpts...)
-				default: // a brickfsVariant
-					opts := append(append([]string(nil), cfg.brickfsOpts...), strings.Split(strings.TrimPrefix(cl, brickfsVariant), "+")...)
-					t.dir = c.MountBrickfs(d, c.Spec(vk.name), opts...)
+				default: // a brickfsVariant or brickfsBuild
+					bin, more := variant(cl)
+					opts := append(append([]string(nil), cfg.brickfsOpts...), more...)
+					if bin == "" {
+						t.dir = c.MountBrickfs(d, c.Spec(vk.name), opts...)
+					} else {
+						t.dir = c.MountBrickfsWith(d, bin, c.Spec(vk.name), opts...)
+					}
 				case "native":
 					t.dir = c.MountNative(d, vk.name)
 				case "native-strict":
@@ -437,6 +476,15 @@ func main() {
 			fill(ctx, d, cfg, targets[vk.name], work)
 			interrupted(ctx, d)
 		}
+		// The fill is setup, not a job: the client that wrote the files
+		// settles (its idle buffers given back) before
+		// the first job's peak is measured from it, as every client does
+		// between its own runs while the others run.
+		select {
+		case <-ctx.Done():
+		case <-time.After(fillSettle):
+		}
+		interrupted(ctx, d)
 		meta = describe(c, fss[0], rev)
 		d.Logf("cluster up, files written; %d runs of %v to go (about %v)", cfg.repeats*len(cfg.jobs)*len(cfg.volumes)*len(cfg.clients),
 			cfg.runtime, time.Duration(cfg.repeats*len(cfg.jobs)*len(cfg.volumes)*len(cfg.clients))*(cfg.runtime+2*time.Second))
@@ -569,26 +617,17 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 	nan := math.NaN()
 	s := Sample{Volume: vol, Job: j.Name, Client: t.client, Rep: rep, CPU: nan, BrickCPU: nan, AppCPU: nan, HostBusy: nan}
 	if t.lib != nil {
-		bcpu0, bcpuErr := cpuSeconds(t.bricks)
-		busy0, total0, hostErr := hostTicks()
+		m := startMeter(t.bricks)
 		stop := func() {}
 		if cfg.libProfile {
-			stop = startProfile(filepath.Join(cfg.rawDir, fmt.Sprintf("%s-%s-%s-%d.pprof", vol, j.Name, t.client, rep)))
+			stop = startProfile(filepath.Join(cfg.rawDir, fmt.Sprintf("%s-%s-%s-%d.pprof", vol, j.Name, fileSafe(t.client), rep)))
 		}
 		libJob(ctx, t.lib, cfg, j, &s)
 		stop()
-		bcpu1, bcpuErr1 := cpuSeconds(t.bricks)
-		busy1, total1, hostErr1 := hostTicks()
-		s.Load = loadavg()[0]
-		if bcpuErr == nil && bcpuErr1 == nil {
-			s.BrickCPU = bcpu1 - bcpu0
-		}
-		if hostErr == nil && hostErr1 == nil && total1 > total0 {
-			s.HostBusy = float64(busy1-busy0) / float64(total1-total0)
-		}
+		m.read(&s)
 		return s
 	}
-	jsonOut := filepath.Join(cfg.rawDir, fmt.Sprintf("%s-%s-%s-%d.json", vol, j.Name, t.client, rep))
+	jsonOut := filepath.Join(cfg.rawDir, fmt.Sprintf("%s-%s-%s-%d.json", vol, j.Name, fileSafe(t.client), rep))
 	tgt, size := t.file(mainFile), cfg.size
 	if j.NumJobs > 1 {
 		tgt, size = t.dir, cfg.multi
@@ -602,16 +641,14 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 
 	hwmOK := resetPeakRSS(t.pids)
 	cpu0, cpuErr := cpuSeconds(t.pids)
-	bcpu0, bcpuErr := cpuSeconds(t.bricks)
-	busy0, total0, hostErr := hostTicks()
+	m := startMeter(t.bricks)
 	stopRSS := make(chan struct{})
 	rssDone := make(chan int64, 1)
 	s.StartRSS = rssKiB(t.pids)
 	go func() { rssDone <- sampleRSS(t.pids, stopRSS) }()
 	appCPU, err := runFioCPU(rctx, cmd)
 	cpu1, cpuErr1 := cpuSeconds(t.pids)
-	bcpu1, bcpuErr1 := cpuSeconds(t.bricks)
-	busy1, total1, hostErr1 := hostTicks()
+	m.read(&s)
 	close(stopRSS)
 	s.PeakRSS = <-rssDone
 	if hwmOK {
@@ -619,15 +656,8 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 	} else if len(t.pids) > 0 {
 		s.RSSSampled = true // VmHWM could not be reset: only the 100 ms samples
 	}
-	s.Load = loadavg()[0]
 	if len(t.pids) > 0 && cpuErr == nil && cpuErr1 == nil {
 		s.CPU = cpu1 - cpu0
-	}
-	if len(t.bricks) > 0 && bcpuErr == nil && bcpuErr1 == nil {
-		s.BrickCPU = bcpu1 - bcpu0
-	}
-	if hostErr == nil && hostErr1 == nil && total1 > total0 {
-		s.HostBusy = float64(busy1-busy0) / float64(total1-total0)
 	}
 	if ctx.Err() != nil {
 		s.Err = "interrupted"
@@ -653,6 +683,44 @@ func runOne(ctx context.Context, cfg config, vol string, j Job, t target, rep in
 		}
 	}
 	return s
+}
+
+// fillSettle is the pause between writing the files and the first job.
+const fillSettle = 5 * time.Second
+
+// fileSafe is a client's name as a part of a file name: a brickfsBuild's
+// path has slashes.
+func fileSafe(client string) string { return strings.ReplaceAll(client, "/", "_") }
+
+// meter measures what a run costs the machine beside its client: the
+// bricks' CPU and the host's busy share, from startMeter to read.
+type meter struct {
+	bricks        []int
+	bcpu0         float64
+	bcpuErr       error
+	busy0, total0 int64
+	hostErr       error
+}
+
+func startMeter(bricks []int) meter {
+	m := meter{bricks: bricks}
+	m.bcpu0, m.bcpuErr = cpuSeconds(bricks)
+	m.busy0, m.total0, m.hostErr = hostTicks()
+	return m
+}
+
+// read sets s's BrickCPU, HostBusy and Load; a figure that could not be
+// read stays NaN.
+func (m meter) read(s *Sample) {
+	bcpu1, bcpuErr := cpuSeconds(m.bricks)
+	busy1, total1, hostErr := hostTicks()
+	s.Load = loadavg()[0]
+	if len(m.bricks) > 0 && m.bcpuErr == nil && bcpuErr == nil {
+		s.BrickCPU = bcpu1 - m.bcpu0
+	}
+	if m.hostErr == nil && hostErr == nil && total1 > m.total0 {
+		s.HostBusy = float64(busy1-m.busy0) / float64(total1-m.total0)
+	}
 }
 
 // fioCommand is fio with args in a process group of its own (fio forks a

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -337,7 +338,32 @@ func TestParseConfig(t *testing.T) {
 	if c, err := parseConfig([]string{"-clients", "brickfs brickfs+memory-limit=64M+lag-timeout=1s"}); err != nil || len(c.clients) != 2 {
 		t.Errorf("a brickfs variant beside brickfs: %v, %q", err, c.clients)
 	}
-	for _, args := range [][]string{{"-volumes", "rep4"}, {"-clients", "nfs"}, {"-clients", "brickfs+"}, {"-jobs", "x"}, {"-repeats", "0"}, {"-runtime", "soon"}, {"-size", "1T"}} {
+	old := filepath.Join(t.TempDir(), "brickfs")
+	if err := os.WriteFile(old, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := parseConfig([]string{"-clients", "brickfs brickfs@" + old + " brickfs@" + old + "+procs=1"}); err != nil || len(c.clients) != 3 {
+		t.Errorf("other builds of brickfs beside brickfs: %v, %q", err, c.clients)
+	}
+	if _, err := parseConfig([]string{"-clients", "brickfs@" + old + ".missing"}); err == nil || !strings.Contains(err.Error(), "no brickfs binary") {
+		t.Errorf("a build that is not there: %v", err)
+	}
+	for _, c := range []struct {
+		client, bin string
+		opts        []string
+	}{
+		{"brickfs+memory-limit=64M+lag-timeout=1s", "", []string{"memory-limit=64M", "lag-timeout=1s"}},
+		{"brickfs@/tmp/old/brickfs", "/tmp/old/brickfs", nil},
+		{"brickfs@/tmp/old/brickfs+procs=1", "/tmp/old/brickfs", []string{"procs=1"}},
+	} {
+		if bin, opts := variant(c.client); bin != c.bin || !slices.Equal(opts, c.opts) {
+			t.Errorf("variant(%q) = %q %q, want %q %q", c.client, bin, opts, c.bin, c.opts)
+		}
+	}
+	if f := fileSafe("brickfs@/tmp/old/brickfs+procs=1"); strings.Contains(f, "/") {
+		t.Errorf("fileSafe left a slash: %q", f)
+	}
+	for _, args := range [][]string{{"-volumes", "rep4"}, {"-clients", "nfs"}, {"-clients", "brickfs+"}, {"-clients", "brickfs@"}, {"-clients", "brickfs@+procs=1"}, {"-jobs", "x"}, {"-repeats", "0"}, {"-runtime", "soon"}, {"-size", "1T"}} {
 		if _, err := parseConfig(args); err == nil {
 			t.Errorf("parseConfig(%q): no error", args)
 		}

@@ -12,8 +12,19 @@ import (
 )
 
 // internalXattr names the xattrs a metadata heal leaves alone: the
-// changelog, the gfid and what the bricks keep for themselves.
+// changelog, the gfid and what the bricks keep for themselves. The shard
+// translator's xattrs on a base file (trusted.glusterfs.shard.block-size
+// and .file-size, the file's size and block count) are metadata like a
+// mode: AFR heals them (afr_is_xattr_ignorable leaves out only the
+// changelog and a few virtual keys). Left alone, a brick that missed size
+// updates kept a stale size after its heal, and a base file an entry heal
+// made on a brick had none: a client reading from that brick saw the
+// file shorter, and the native client failed on it ("Failed to get
+// trusted.glusterfs.shard.file-size", EINVAL).
 func internalXattr(k string) bool {
+	if strings.HasPrefix(k, "trusted.glusterfs.shard.") {
+		return false
+	}
 	for _, p := range []string{"trusted.afr.", "trusted.gfid", "trusted.glusterfs.", "trusted.ec.", "trusted.pgfid."} {
 		if strings.HasPrefix(k, p) {
 			return true

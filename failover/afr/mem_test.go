@@ -529,3 +529,50 @@ func TestClosedIgnoresChildEvents(t *testing.T) {
 		t.Errorf("a closed replica set took %d child events", g-gen)
 	}
 }
+
+// A shard size update (the xattrop the shard layer sends) made while a
+// brick is down is healed like any metadata: the brick gets the size
+// xattr, and one it never had (its base file made by an entry heal).
+func TestMetaHealCopiesShardXattrs(t *testing.T) {
+	r, mems := memReplica(t)
+	ctx := context.Background()
+	g := foptest.GFID(1)
+	if _, _, err := r.Mknod(ctx, foptest.RootGFID, "f", syscall.S_IFREG|0o644, 0, 0, g, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Lookup(ctx, foptest.RootGFID, "f", xdr.GFID{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	const sizeKey, blockKey = "trusted.glusterfs.shard.file-size", "trusted.glusterfs.shard.block-size"
+	mems[1].SetDown(true)
+	r.ChildEvent(1, false)
+	size := make([]byte, 32)
+	size[7] = 0x10 // 4096 bytes
+	size[23] = 8   // 8 blocks
+	if _, _, err := r.Xattrop(ctx, g, fop.XattropAddArray64, xdr.Dict{{Key: sizeKey, Value: xdr.Ptr(size)}}, nil); err != nil {
+		t.Fatalf("size update with 2 of 3 bricks: %v", err)
+	}
+	if _, err := r.Setxattr(ctx, g, xdr.Dict{{Key: blockKey, Value: xdr.Ptr([]byte{0, 0, 0, 0, 4, 0, 0, 0})}}, 0, nil); err != nil {
+		t.Fatalf("block size with 2 of 3 bricks: %v", err)
+	}
+	mems[1].SetDown(false)
+	r.ChildEvent(1, true)
+	if _, ok := mems[1].Xattr(g, sizeKey); ok {
+		t.Fatalf("brick 1 already has the size")
+	}
+	if healed, err := r.healMeta(ctx, g); err != nil || !healed {
+		t.Fatalf("healMeta: %v, %v", healed, err)
+	}
+	want, _ := mems[0].Xattr(g, sizeKey)
+	for _, m := range mems {
+		if got, ok := m.Xattr(g, sizeKey); !ok || string(got) != string(want) {
+			t.Errorf("%s: %s %x (%v) after the heal, want %x", m.Name(), sizeKey, got, ok, want)
+		}
+		if got, ok := m.Xattr(g, blockKey); !ok || len(got) != 8 || got[4] != 4 {
+			t.Errorf("%s: %s %x (%v) after the heal", m.Name(), blockKey, got, ok)
+		}
+		if !allZero(t, m, g) {
+			t.Errorf("%s still holds marks after the heal", m.Name())
+		}
+	}
+}

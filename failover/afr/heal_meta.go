@@ -11,22 +11,39 @@ import (
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
-// internalXattr names the xattrs a metadata heal leaves alone: the
-// changelog, the gfid and what the bricks keep for themselves. The shard
-// translator's xattrs on a base file (trusted.glusterfs.shard.block-size
-// and .file-size, the file's size and block count) are metadata like a
-// mode: AFR heals them (afr_is_xattr_ignorable leaves out only the
-// changelog and a few virtual keys). Left alone, a brick that missed size
-// updates kept a stale size after its heal, and a base file an entry heal
-// made on a brick had none: a client reading from that brick saw the
-// file shorter, and the native client failed on it ("Failed to get
-// trusted.glusterfs.shard.file-size", EINVAL).
+// internalXattr names the xattrs a metadata heal leaves alone, the set
+// GlusterFS AFR leaves (afr_is_xattr_ignorable, and what posix keeps for
+// itself or hides from a listing): the changelog, the gfid and the
+// volume id, the per-brick accounting of quota, marker and geo-
+// replication (a quota limit, set by glusterd, is healed), gfid2path and
+// pgfid (each brick's own record of the names it holds), the ctime
+// translator's mdata, and SELinux's label.
+// Everything else is the file's metadata like a mode, and is healed:
+// the shard translator's block-size and file-size on a base file (left
+// alone, a brick that missed size updates kept a stale size, and the
+// native client failed on a base file without one: "Failed to get
+// trusted.glusterfs.shard.file-size", EINVAL), and distribute's layout,
+// linkto and mds keys (a linkto file an entry heal made on a brick would
+// point nowhere there, a directory there would have no layout).
 func internalXattr(k string) bool {
-	if strings.HasPrefix(k, "trusted.glusterfs.shard.") {
-		return false
+	switch k {
+	case "trusted.gfid", "trusted.glusterfs.volume-id", "trusted.glusterfs.mdata",
+		"security.selinux", "trusted.glusterfs.lockinfo":
+		return true
 	}
-	for _, p := range []string{"trusted.afr.", "trusted.gfid", "trusted.glusterfs.", "trusted.ec.", "trusted.pgfid."} {
+	for _, p := range []string{"trusted.afr.", "trusted.ec.", "trusted.pgfid.", "trusted.gfid2path.",
+		"trusted.glusterfs.quota.size", "trusted.glusterfs.quota.dirty", "trusted.gfs.squota.", "trusted.glusterfs.volume-mark.", "trusted.SGI_"} {
 		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	if strings.HasPrefix(k, "trusted.glusterfs.") {
+		for _, s := range []string{".xtime", ".stime", ".entry_stime"} {
+			if strings.HasSuffix(k, s) {
+				return true
+			}
+		}
+		if strings.Contains(k, ".contri") {
 			return true
 		}
 	}

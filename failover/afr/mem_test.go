@@ -576,3 +576,89 @@ func TestMetaHealCopiesShardXattrs(t *testing.T) {
 		}
 	}
 }
+
+// Distribute's xattrs set while a brick is down reach it in the heal
+// (a linkto file's target, a directory's layout), as GlusterFS AFR heals
+// them; what a brick keeps for itself (here the ctime translator's mdata
+// and a quota contribution, set on the sink alone) is not taken away.
+func TestMetaHealCopiesDHTXattrs(t *testing.T) {
+	r, mems := memReplica(t)
+	ctx := context.Background()
+	g := foptest.GFID(1)
+	if _, _, err := r.Mknod(ctx, foptest.RootGFID, "f", syscall.S_IFREG|0o1000, 0, 0, g, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Lookup(ctx, foptest.RootGFID, "f", xdr.GFID{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	const linkto, layout, mds = "trusted.glusterfs.dht.linkto", "trusted.glusterfs.dht", "trusted.glusterfs.dht.mds"
+	private := map[string]string{
+		"trusted.glusterfs.mdata": "ctime of brick 1",
+		"trusted.glusterfs.quota.00000000-0000-0000-0000-000000000001.contri.1": "brick 1's count",
+	}
+	mems[1].SetDown(true)
+	r.ChildEvent(1, false)
+	set := xdr.Dict{
+		{Key: linkto, Value: xdr.Ptr([]byte("vol-replicate-1\x00"))},
+		{Key: layout, Value: xdr.Ptr([]byte{0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff})},
+		{Key: mds, Value: xdr.Ptr([]byte{0, 0, 0, 0})},
+	}
+	if _, err := r.Setxattr(ctx, g, set, 0, nil); err != nil {
+		t.Fatalf("setxattr with 2 of 3 bricks: %v", err)
+	}
+	mems[1].SetDown(false)
+	r.ChildEvent(1, true)
+	for k, v := range private {
+		if _, err := mems[1].Setxattr(ctx, g, xdr.Dict{{Key: k, Value: xdr.Ptr([]byte(v))}}, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if healed, err := r.healMeta(ctx, g); err != nil || !healed {
+		t.Fatalf("healMeta: %v, %v", healed, err)
+	}
+	for _, m := range mems {
+		for _, p := range set {
+			if got, ok := m.Xattr(g, p.Key); !ok || string(got) != string(p.Value.Bytes) {
+				t.Errorf("%s: %s %q (%v) after the heal, want %q", m.Name(), p.Key, got, ok, p.Value.Bytes)
+			}
+		}
+	}
+	for k, v := range private {
+		if got, ok := mems[1].Xattr(g, k); !ok || string(got) != v {
+			t.Errorf("%s: the heal changed the brick's own %s: %q (%v)", mems[1].Name(), k, got, ok)
+		}
+		if _, ok := mems[0].Xattr(g, k); ok {
+			t.Errorf("%s got brick 1's own %s", mems[0].Name(), k)
+		}
+	}
+}
+
+func TestInternalXattr(t *testing.T) {
+	for k, want := range map[string]bool{
+		"trusted.afr.vol-client-0":                           true,
+		"trusted.afr.dirty":                                  true,
+		"trusted.gfid":                                       true,
+		"trusted.glusterfs.volume-id":                        true,
+		"trusted.glusterfs.mdata":                            true,
+		"trusted.glusterfs.quota.size.1":                     true,
+		"trusted.glusterfs.quota.limit-set":                  false,
+		"trusted.glusterfs.quota.dirty":                      true,
+		"trusted.gfid2path.a1b2c3d4e5f60718":                 true,
+		"trusted.pgfid.00000000-0000-0000-0000-000000000001": true,
+		"trusted.glusterfs.0a1b.xtime":                       true,
+		"trusted.glusterfs.0a1b.0c2d.stime":                  true,
+		"security.selinux":                                   true,
+		"trusted.glusterfs.dht":                              false,
+		"trusted.glusterfs.dht.linkto":                       false,
+		"trusted.glusterfs.dht.mds":                          false,
+		"trusted.glusterfs.dht.commithash":                   false,
+		"trusted.glusterfs.shard.file-size":                  false,
+		"trusted.glusterfs.shard.block-size":                 false,
+		"user.comment":                                       false,
+		"system.posix_acl_access":                            false,
+	} {
+		if got := internalXattr(k); got != want {
+			t.Errorf("internalXattr(%q) = %v, want %v", k, got, want)
+		}
+	}
+}

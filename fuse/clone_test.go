@@ -21,39 +21,6 @@ import (
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
-// mountMem mounts the filesystem over m in this process.
-func mountMem(t *testing.T, m *foptest.Mem) (string, *FS) {
-	t.Helper()
-	return mountVolume(t, memVolume{m}, Options{})
-}
-
-// mountVolume mounts the filesystem over vol with opts (1 s caches).
-func mountVolume(t *testing.T, vol Volume, opts Options) (string, *FS) {
-	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil || os.Geteuid() != 0 {
-		msg := "needs root and /dev/fuse (modprobe fuse) to mount"
-		if os.Getenv("CI") != "" || os.Getenv("REQUIRE_FUSE") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	dir := t.TempDir()
-	opts.AttrTimeout, opts.EntryTimeout = time.Second, time.Second
-	fsys := New(vol, opts)
-	srv, err := fsys.Mount(dir, MountConfig{FsName: "mem", Type: "brickfs-test", Flags: syscall.MS_NOSUID | syscall.MS_NODEV})
-	if err != nil {
-		t.Fatalf("mount: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Unmount(); err != nil {
-			t.Errorf("unmount: %v", err)
-			syscall.Unmount(dir, syscall.MNT_DETACH)
-		}
-		srv.Wait()
-	})
-	return dir, fsys
-}
-
 // copy_file_range(2) on the mount reaches the brick as COPY_FILE_RANGE,
 // through fds of its own opened without O_DIRECT (the application's are
 // O_DIRECT here, as QEMU's cache=none), with one destination fd kept per

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"sort"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,26 +33,7 @@ var memPosixExcluded = map[string]string{
 // without GlusterFS. It needs root and /dev/fuse; in CI their absence
 // fails the test.
 func TestMemPosixtest(t *testing.T) {
-	if _, err := os.Stat("/dev/fuse"); err != nil || os.Geteuid() != 0 {
-		msg := "needs root and /dev/fuse (modprobe fuse) to mount"
-		if os.Getenv("CI") != "" || os.Getenv("REQUIRE_FUSE") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	dir := t.TempDir()
-	fsys := New(memVolume{foptest.NewMem("mem-client-0")}, Options{AttrTimeout: time.Second, EntryTimeout: time.Second})
-	srv, err := fsys.Mount(dir, MountConfig{FsName: "mem", Type: "brickfs-test", Flags: syscall.MS_NOSUID | syscall.MS_NODEV})
-	if err != nil {
-		t.Fatalf("mount: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Unmount(); err != nil {
-			t.Errorf("unmount: %v", err)
-			syscall.Unmount(dir, syscall.MNT_DETACH)
-		}
-		srv.Wait()
-	})
+	dir, _ := mountMem(t, foptest.NewMem("mem-client-0"))
 	var names []string
 	for name := range posixtest.All {
 		names = append(names, name)
@@ -88,30 +68,18 @@ var memPosixSkipOK = map[string]string{
 // The kernel's inode and open-file counts (the statedump's fuse tables)
 // follow lookups, opens and releases.
 func TestMemTables(t *testing.T) {
-	if _, err := os.Stat("/dev/fuse"); err != nil || os.Geteuid() != 0 {
-		msg := "needs root and /dev/fuse (modprobe fuse) to mount"
-		if os.Getenv("CI") != "" || os.Getenv("REQUIRE_FUSE") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	dir := t.TempDir()
-	fsys := New(memVolume{foptest.NewMem("mem-client-0")}, Options{AttrTimeout: time.Second, EntryTimeout: time.Second})
-	srv, err := fsys.Mount(dir, MountConfig{FsName: "mem", Type: "brickfs-test", Flags: syscall.MS_NOSUID | syscall.MS_NODEV})
-	if err != nil {
-		t.Fatalf("mount: %v", err)
-	}
+	var fsys *FS
+	// Registered first, so it runs after the unmount: the root is
+	// forgotten then, and was never counted.
 	t.Cleanup(func() {
-		if err := srv.Unmount(); err != nil {
-			t.Errorf("unmount: %v", err)
-			syscall.Unmount(dir, syscall.MNT_DETACH)
+		if fsys == nil {
+			return
 		}
-		srv.Wait()
-		// The root is forgotten at unmount, and was never counted.
 		if ino, _ := fsys.Tables(); ino != 0 {
 			t.Errorf("after the unmount: %d inodes", ino)
 		}
 	})
+	dir, fsys := mountMem(t, foptest.NewMem("mem-client-0"))
 	var fs []*os.File
 	for i := 0; i < 3; i++ {
 		f, err := os.Create(dir + "/f" + string(rune('0'+i)))

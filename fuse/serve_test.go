@@ -315,26 +315,7 @@ func TestServeAnswersEveryRequest(t *testing.T) {
 // are the pool's, reused: few mappings, and none in use but the waiting
 // readers' once the I/O is done.
 func TestMemMountBuffersReused(t *testing.T) {
-	if _, err := os.Stat("/dev/fuse"); err != nil || os.Geteuid() != 0 {
-		msg := "needs root and /dev/fuse (modprobe fuse) to mount"
-		if os.Getenv("CI") != "" || os.Getenv("REQUIRE_FUSE") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	dir := t.TempDir()
-	fsys := New(memVolume{foptest.NewMem("mem-client-0")}, Options{AttrTimeout: time.Second, EntryTimeout: time.Second, Log: zaptest.NewLogger(t)})
-	srv, err := fsys.Mount(dir, MountConfig{FsName: "mem", Type: "brickfs-test", Flags: syscall.MS_NOSUID | syscall.MS_NODEV})
-	if err != nil {
-		t.Fatalf("mount: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := srv.Unmount(); err != nil {
-			t.Errorf("unmount: %v", err)
-			syscall.Unmount(dir, syscall.MNT_DETACH)
-		}
-		srv.Wait()
-	})
+	dir, fsys, srv := mountServed(t, memVolume{foptest.NewMem("mem-client-0")}, Options{Log: zaptest.NewLogger(t)})
 	const workers, rounds = 4, 40
 	pass := func() {
 		var wg sync.WaitGroup
@@ -518,13 +499,7 @@ func (v lockWaitVolume) Lk(ctx context.Context, f *fop.Fd, cmd uint32, fl xdr.Fl
 // own server did: a lock wait returns, and Wait with it, instead of
 // holding the daemon until the brick grants the lock.
 func TestMemMountAbortInterruptsWaits(t *testing.T) {
-	if _, err := os.Stat("/dev/fuse"); err != nil || os.Geteuid() != 0 {
-		msg := "needs root and /dev/fuse (modprobe fuse) to mount"
-		if os.Getenv("CI") != "" || os.Getenv("REQUIRE_FUSE") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	needMount(t)
 	dir := t.TempDir()
 	v := lockWaitVolume{memVolume{foptest.NewMem("mem-client-0")}, make(chan struct{}, 1), make(chan struct{})}
 	fsys := New(v, Options{AttrTimeout: time.Second, EntryTimeout: time.Second, Log: zaptest.NewLogger(t)})

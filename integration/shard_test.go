@@ -493,3 +493,60 @@ func TestShardFaults(t *testing.T) {
 	e.waitBrickUsed(2, 90*time.Second)
 	e.healAndCheck("data")
 }
+
+// TestShardHealByBrickfs: with the self-heal daemon off, brickfs alone
+// heals what a killed brick missed on a sharded volume: a file that grew
+// (its blocks, and the base file's size xattr) and a file made while the
+// brick was down (its base file and blocks, made there by entry heal, with
+// the shard xattrs). Then the native client, reading through that brick
+// alone, sees each file whole and at its size: without the shard xattrs
+// it failed on the file ("Failed to get trusted.glusterfs.shard.file-size",
+// EINVAL) or read it short.
+func TestShardHealByBrickfs(t *testing.T) {
+	e := newShardEnv(t, "shh", Replica3)
+	e.c.Set(t, e.vol, "cluster.self-heal-daemon", "off")
+	ctx := context.Background()
+	e.fill("data") // 32 MiB: 8 blocks
+	e.c.KillBrick(t, e.vol, 0)
+	sizes := map[string]int64{"data": 48 << 20, "fresh": 16 << 20}
+	// Sized first, so fio writes data in place (it would make the file
+	// anew to grow it).
+	if err := os.Truncate(filepath.Join(e.mnt, "data"), sizes["data"]); err != nil {
+		t.Fatalf("grow data with brick 0 down: %v", err)
+	}
+	for name, size := range sizes {
+		if r := FioFill(ctx, filepath.Join(e.mnt, name), fmt.Sprint(size)); !r.Clean() {
+			t.Fatalf("write %s (%d bytes) with brick 0 down: %v\n%s", name, size, r, r.Stderr)
+		}
+	}
+	e.requirePendingOn(0, "data")
+	e.c.RestartBrick(t, e.vol, 0)
+	took := e.c.WaitHealed(t, e.vol, e.files("data", "fresh"), repHealWait)
+	t.Logf("brickfs healed brick 0 in %v", took.Round(time.Millisecond))
+	for name := range sizes {
+		e.c.CheckShardBackends(t, e.vol, e.kind, name, e.mnt)
+	}
+	if t.Failed() {
+		return
+	}
+	// Brick 0 alone: what the native client reads is what brickfs healed
+	// (AFR serves no read without quorum unless told not to need one).
+	e.c.Set(t, e.vol, "cluster.quorum-type", "none")
+	e.c.KillBrick(t, e.vol, 1)
+	e.c.KillBrick(t, e.vol, 2)
+	native := e.c.MountNative(t, e.vol)
+	for name, size := range sizes {
+		p := filepath.Join(native, name)
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("stat %s through the native client on brick 0 alone: %v", name, err)
+			continue
+		}
+		if fi.Size() != size {
+			t.Errorf("%s through the native client on brick 0 alone: %d bytes, want %d", name, fi.Size(), size)
+		}
+		if r := FioCheck(ctx, p, fmt.Sprint(size)); !r.Clean() {
+			t.Errorf("verify %s through the native client on brick 0 alone: %v\n%s", name, r, r.Stderr)
+		}
+	}
+}

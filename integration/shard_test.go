@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -499,11 +500,15 @@ func TestShardFaults(t *testing.T) {
 // (its blocks, and the base file's size xattr) and a file made while the
 // brick was down (its base file and blocks, made there by entry heal, with
 // the shard xattrs). Then the native client, reading through that brick
-// alone, sees each file whole and at its size: without the shard xattrs
-// it failed on the file ("Failed to get trusted.glusterfs.shard.file-size",
-// EINVAL) or read it short.
+// alone, sees each file whole and at its size. Without the shard xattrs
+// in the heal (before 085335a) the bricks' copies differ (the backend
+// compare fails), and the native client fails on the file ("Failed to
+// get trusted.glusterfs.shard.file-size", EINVAL) or reads it short.
 func TestShardHealByBrickfs(t *testing.T) {
 	e := newShardEnv(t, "shh", Replica3)
+	// glusterd keeps the daemon's process (it serves every volume of the
+	// node) but takes this volume out of its graph; its log shows any
+	// heal it made all the same.
 	e.c.Set(t, e.vol, "cluster.self-heal-daemon", "off")
 	ctx := context.Background()
 	e.fill("data") // 32 MiB: 8 blocks
@@ -525,9 +530,27 @@ func TestShardHealByBrickfs(t *testing.T) {
 	t.Logf("brickfs healed brick 0 in %v", took.Round(time.Millisecond))
 	for name := range sizes {
 		e.c.CheckShardBackends(t, e.vol, e.kind, name, e.mnt)
+		// brickfs healed each base file's metadata (the self-heal
+		// daemon is off; the bricks' own index is not a healer).
+		g, err := BackendGFID(filepath.Join(e.c.Brick(t, e.vol, 1).Path, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(LogLines(e.c.MountLog(e.mnt), g), func(l string) bool { return strings.Contains(l, "metadata healed") }) {
+			t.Errorf("no metadata heal of %s (%s) in brickfs's log", name, g)
+		}
 	}
-	if t.Failed() {
-		return
+	shdLogs, _ := filepath.Glob(filepath.Join(e.c.Dir, "n*", "logs", "glustershd.log"))
+	for _, l := range shdLogs {
+		var heals []string
+		for _, h := range LogLines(l, "selfheal on") {
+			if strings.Contains(h, "Completed") {
+				heals = append(heals, h)
+			}
+		}
+		if len(heals) > 0 {
+			t.Errorf("the self-heal daemon healed, though off: %s: %q", l, heals)
+		}
 	}
 	// Brick 0 alone: what the native client reads is what brickfs healed
 	// (AFR serves no read without quorum unless told not to need one).

@@ -16,8 +16,10 @@ import (
 // itself or hides from a listing): the changelog, the gfid and the
 // volume id, the per-brick accounting of quota, marker and geo-
 // replication (a quota limit, set by glusterd, is healed), gfid2path and
-// pgfid (each brick's own record of the names it holds), the ctime
-// translator's mdata, and SELinux's label.
+// pgfid (each brick's own record of the names it holds), SELinux's
+// label, and the ctime translator's mdata (posix shows it to the
+// self-heal daemon's pid, which heals it, but hides it from brickfs's:
+// skipping it is what the heal could do anyway).
 // Everything else is the file's metadata like a mode, and is healed:
 // the shard translator's block-size and file-size on a base file (left
 // alone, a brick that missed size updates kept a stale size, and the

@@ -577,57 +577,84 @@ func TestMetaHealCopiesShardXattrs(t *testing.T) {
 	}
 }
 
-// Distribute's xattrs set while a brick is down reach it in the heal
-// (a linkto file's target, a directory's layout), as GlusterFS AFR heals
-// them; what a brick keeps for itself (here the ctime translator's mdata
-// and a quota contribution, set on the sink alone) is not taken away.
+// Distribute's xattrs changed while a brick is down reach it in the heal,
+// as GlusterFS AFR heals them: a linkto file's target, a directory's
+// layout and mds key, and a linkto key the source no longer has (a file
+// whose migration ended) taken away. What the heal never touches (here
+// the ctime translator's mdata, which posix hides from brickfs's pid, and
+// a quota contribution, the marker's own, set on the sink alone) stays.
 func TestMetaHealCopiesDHTXattrs(t *testing.T) {
 	r, mems := memReplica(t)
 	ctx := context.Background()
-	g := foptest.GFID(1)
-	if _, _, err := r.Mknod(ctx, foptest.RootGFID, "f", syscall.S_IFREG|0o1000, 0, 0, g, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := r.Lookup(ctx, foptest.RootGFID, "f", xdr.GFID{}, nil); err != nil {
-		t.Fatal(err)
-	}
+	f, d, moved := foptest.GFID(1), foptest.GFID(2), foptest.GFID(3)
 	const linkto, layout, mds = "trusted.glusterfs.dht.linkto", "trusted.glusterfs.dht", "trusted.glusterfs.dht.mds"
+	if _, _, err := r.Mknod(ctx, foptest.RootGFID, "f", syscall.S_IFREG|0o1000, 0, 0, f, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Mkdir(ctx, foptest.RootGFID, "d", 0o755, 0, d, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Mknod(ctx, foptest.RootGFID, "moved", syscall.S_IFREG|0o1000, 0, 0, moved, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"f", "d", "moved"} {
+		if _, _, err := r.Lookup(ctx, foptest.RootGFID, n, xdr.GFID{}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Setxattr(ctx, moved, xdr.Dict{{Key: linkto, Value: xdr.Ptr([]byte("vol-replicate-0\x00"))}}, 0, nil); err != nil {
+		t.Fatal(err)
+	}
 	private := map[string]string{
 		"trusted.glusterfs.mdata": "ctime of brick 1",
 		"trusted.glusterfs.quota.00000000-0000-0000-0000-000000000001.contri.1": "brick 1's count",
 	}
 	mems[1].SetDown(true)
 	r.ChildEvent(1, false)
-	set := xdr.Dict{
-		{Key: linkto, Value: xdr.Ptr([]byte("vol-replicate-1\x00"))},
-		{Key: layout, Value: xdr.Ptr([]byte{0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff})},
-		{Key: mds, Value: xdr.Ptr([]byte{0, 0, 0, 0})},
+	set := map[xdr.GFID]xdr.Dict{
+		f: {{Key: linkto, Value: xdr.Ptr([]byte("vol-replicate-1\x00"))}},
+		d: {
+			{Key: layout, Value: xdr.Ptr([]byte{0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff})},
+			{Key: mds, Value: xdr.Ptr([]byte{0, 0, 0, 0})},
+		},
 	}
-	if _, err := r.Setxattr(ctx, g, set, 0, nil); err != nil {
-		t.Fatalf("setxattr with 2 of 3 bricks: %v", err)
+	for g, x := range set {
+		if _, err := r.Setxattr(ctx, g, x, 0, nil); err != nil {
+			t.Fatalf("setxattr with 2 of 3 bricks: %v", err)
+		}
+	}
+	if _, err := r.Removexattr(ctx, moved, linkto, nil); err != nil {
+		t.Fatalf("removexattr with 2 of 3 bricks: %v", err)
 	}
 	mems[1].SetDown(false)
 	r.ChildEvent(1, true)
 	for k, v := range private {
-		if _, err := mems[1].Setxattr(ctx, g, xdr.Dict{{Key: k, Value: xdr.Ptr([]byte(v))}}, 0, nil); err != nil {
+		if _, err := mems[1].Setxattr(ctx, f, xdr.Dict{{Key: k, Value: xdr.Ptr([]byte(v))}}, 0, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if healed, err := r.healMeta(ctx, g); err != nil || !healed {
-		t.Fatalf("healMeta: %v, %v", healed, err)
+	for _, g := range []xdr.GFID{f, d, moved} {
+		if healed, err := r.healMeta(ctx, g); err != nil || !healed {
+			t.Fatalf("healMeta %s: %v, %v", g, healed, err)
+		}
 	}
 	for _, m := range mems {
-		for _, p := range set {
-			if got, ok := m.Xattr(g, p.Key); !ok || string(got) != string(p.Value.Bytes) {
-				t.Errorf("%s: %s %q (%v) after the heal, want %q", m.Name(), p.Key, got, ok, p.Value.Bytes)
+		for g, x := range set {
+			for _, p := range x {
+				if got, ok := m.Xattr(g, p.Key); !ok || string(got) != string(p.Value.Bytes) {
+					t.Errorf("%s: %s on %s %q (%v) after the heal, want %q", m.Name(), p.Key, g, got, ok, p.Value.Bytes)
+				}
 			}
+		}
+		if got, ok := m.Xattr(moved, linkto); ok {
+			t.Errorf("%s: %s %q after the heal; the source has none", m.Name(), linkto, got)
 		}
 	}
 	for k, v := range private {
-		if got, ok := mems[1].Xattr(g, k); !ok || string(got) != v {
+		if got, ok := mems[1].Xattr(f, k); !ok || string(got) != v {
 			t.Errorf("%s: the heal changed the brick's own %s: %q (%v)", mems[1].Name(), k, got, ok)
 		}
-		if _, ok := mems[0].Xattr(g, k); ok {
+		if _, ok := mems[0].Xattr(f, k); ok {
 			t.Errorf("%s got brick 1's own %s", mems[0].Name(), k)
 		}
 	}

@@ -215,6 +215,13 @@ func TestDistributeGrowShrink(t *testing.T) {
 	}
 	check("three add-brick/remove-brick cycles")
 
+	// A rebalance leaves files away from where their names hash with no
+	// linkto file there (for a moment, or for good when its daemons
+	// disagree on a directory's layout); brickfs's listing makes it (check
+	// reads the tree through brickfs before CheckDHT looks at the bricks).
+	if strays := LogLines(c.MountLog(mnt), "had no linkto file there"); len(strays) > 0 {
+		t.Logf("STRAYS brickfs made %d linkto files a rebalance left out: %q", len(strays), strays)
+	}
 	r = <-res
 	rss1 := mountRSS(t, mnt)
 	t.Logf("GRAPH fio through add-brick x4, fix-layout x2, rebalance x3, remove-brick x3: %d writes in %v, longest write %v; brickfs RSS %.1f MiB before, %.1f MiB after",

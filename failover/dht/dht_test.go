@@ -888,3 +888,119 @@ func TestDHTStats(t *testing.T) {
 		t.Errorf("one down: %+v", s)
 	}
 }
+
+// A file away from where its name hashes, with no linkto file there,
+// under a layout carrying the volume's commit hash (what a rebalance
+// leaves, for a moment or, when its daemons disagreed on the layout, for
+// good): a lookup trusts the miss and answers ENOENT, though the directory
+// lists the file. Listing it makes the linkto file, and the name is found
+// again. A stray with its linkto file costs the listing no call; under a
+// layout lookups do not trust (a fix-layout without a rebalance) a
+// listing makes none; with the hashed subvolume gone after its copy was
+// listed, the listing still works.
+func TestReaddirLinksStrays(t *testing.T) {
+	for _, c := range []string{"committed", "uncommitted", "linked", "down"} {
+		t.Run(c, func(t *testing.T) {
+			e := newEnv(t, 2, DefaultOptions())
+			e.d.ttl = 0 // every check reads the layouts again
+			g := e.gfid()
+			_, _, err := e.d.Mkdir(e.ctx, xdr.RootGFID, "d", 0o755, 0, g, nil)
+			e.must(err, "mkdir")
+			if c == "uncommitted" {
+				// A rebalance started (the root's commit hash moved on)
+				// and has not settled d.
+				for i := range e.m {
+					e.must(fop.ErrOnly(e.m[i].Setxattr(e.ctx, xdr.RootGFID, xdr.Dict{}.With(xattrCommitHash, xdr.Str("77")), 0, nil)), "commit hash")
+				}
+			}
+			var name, other string
+			for k := 0; name == "" || other == ""; k++ {
+				n := fmt.Sprintf("disk%02d.img", k)
+				switch e.hashedSub(g, n) {
+				case 1:
+					if name == "" {
+						name = n
+					}
+				case 0:
+					if other == "" {
+						other = n
+					}
+				}
+			}
+			fg := e.gfid()
+			if c == "linked" {
+				// A rename leaves the data where it was and a linkto
+				// file where the new name hashes.
+				e.create(g, other)
+				_, _, err := e.d.Rename(e.ctx, g, other, g, name, nil)
+				e.must(err, "rename")
+				st, _, err := e.d.Lookup(e.ctx, g, name, xdr.GFID{}, nil)
+				e.must(err, "lookup")
+				fg = st.GFID
+			} else {
+				_, _, err = e.m[0].Mknod(e.ctx, g, name, syscall.S_IFREG|0o640, 0, 0, fg, nil)
+				e.must(err, "the daemon's migration, by its own layout")
+				_, _, _, err = e.m[0].Setattr(e.ctx, fg, &xdr.Iatt{UID: 107, GID: 107}, fop.SetAttrUID|fop.SetAttrGID, nil)
+				e.must(err, "chown")
+			}
+			data, links := e.where(g, name)
+			if fmt.Sprint(data) != "[0]" {
+				t.Fatalf("before the listing: data on %v, want [0]", data)
+			}
+			if c == "committed" {
+				if _, _, err := e.d.Lookup(e.ctx, g, name, xdr.GFID{}, nil); fop.Errno(err) != syscall.ENOENT {
+					t.Fatalf("lookup before the listing: %v, want ENOENT (a miss the layout says is final)", err)
+				}
+			}
+			f, _, err := e.d.Opendir(e.ctx, g, nil)
+			e.must(err, "opendir")
+			if c == "down" {
+				// Gone after it listed its copy: its lookups fail.
+				e.m[1].Refuse("LOOKUP", syscall.ENOTCONN)
+			}
+			defer e.d.Release(e.ctx, f)
+			lookups := e.m[0].Calls("LOOKUP") + e.m[1].Calls("LOOKUP")
+			listed := false
+			for off, eof := uint64(0), false; !eof; {
+				var ents []fop.Dirent
+				ents, eof, _, err = e.d.Readdirp(e.ctx, f, off, 4096, nil)
+				e.must(err, "readdirp")
+				for _, en := range ents {
+					listed = listed || en.Name == name
+					off = en.Off
+				}
+			}
+			if !listed {
+				t.Fatalf("%s not listed", name)
+			}
+			lookups = e.m[0].Calls("LOOKUP") + e.m[1].Calls("LOOKUP") - lookups
+			if c == "down" {
+				e.m[1].Refuse("LOOKUP", 0)
+			}
+			data, links = e.where(g, name)
+			switch c {
+			case "uncommitted", "down":
+				if len(links) != 0 {
+					t.Errorf("the listing made linkto files on %v", links)
+				}
+				return
+			case "linked":
+				if lookups != 0 || fmt.Sprint(links) != "[1]" {
+					t.Errorf("a stray with its linkto file: the listing made %d lookups, linkto files on %v", lookups, links)
+				}
+				return
+			}
+			if fmt.Sprint(data) != "[0]" || fmt.Sprint(links) != "[1]" {
+				t.Fatalf("after the listing: data on %v, linkto files on %v; want data on [0], a linkto on [1]", data, links)
+			}
+			st, x, err := e.m[1].Lookup(e.ctx, g, name, xdr.GFID{}, xdr.Dict{}.With(xattrLinkto, xdr.Uint(256)))
+			e.must(err, "linkto lookup")
+			if to, _ := x.Bytes(xattrLinkto); st.GFID != fg || strings.TrimRight(string(to), "\x00") != "v-replicate-0" || st.UID != 107 {
+				t.Errorf("linkto file: gfid %s (want %s), target %q, uid %d", st.GFID, fg, to, st.UID)
+			}
+			if st, _, err := e.d.Lookup(e.ctx, g, name, xdr.GFID{}, nil); err != nil || st.GFID != fg {
+				t.Errorf("lookup after the listing: %s, %v; want %s", st.GFID, err, fg)
+			}
+		})
+	}
+}

@@ -343,6 +343,7 @@ type dirFd struct {
 	// layout or up/down change mid-listing lists nothing twice.
 	lay     *layout
 	firstUp int
+	strays  strayWatch
 }
 
 // fileSub returns the subvolume of an open file (or of an anonymous fd's

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"syscall"
 
+	"go.uber.org/zap"
+
 	"github.com/brickfs/brickfs/brick/fop"
 	"github.com/brickfs/brickfs/brick/xdr"
 )
@@ -100,6 +102,12 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 	l, firstUp := df.lay, df.firstUp
 	o, h := d.options()
 	x := append(xdr.Dict{}, xd...).With(xattrLinkto, xdr.Uint(256))
+	// Files listed away from where their names hash are matched with the
+	// linkto files listed, where a lookup would trust a miss.
+	var cur *layout
+	if o.LookupOptimize && !d.distrust.Load() {
+		cur = d.trustedLayout(f.GFID, l)
+	}
 	for sub < len(df.fds) {
 		if df.fds[sub] == nil || !d.isLive(sub) {
 			// Not there at opendir, or gone since (remove-brick
@@ -120,6 +128,9 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 					continue
 				}
 			case isLinkto(e.Stat, e.Xdata):
+				if cur != nil {
+					df.strays.linkto(sub, e.Name)
+				}
 				continue
 			case isDir(e.Stat):
 				owner := firstUp
@@ -134,6 +145,11 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 				d.setDir(e.Stat.GFID, f.GFID, e.Name, nil)
 			default:
 				d.setFile(e.Stat.GFID, sub)
+				if cur != nil {
+					if hs := cur.search(h.hash(e.Name)); hs >= 0 && hs != sub {
+						df.strays.away(stray{name: e.Name, st: e.Stat, on: sub, hashed: hs})
+					}
+				}
 				strip1(&e.Stat)
 			}
 			e.Off = d.encodeOff(sub, e.Off)
@@ -141,6 +157,11 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 			out = append(out, e)
 		}
 		if eof || len(ents) == 0 {
+			if cur != nil {
+				if lost := df.strays.listed(sub, len(df.fds)); len(lost) > 0 {
+					d.linkStrays(ctx, f.GFID, lost)
+				}
+			}
 			next := sub + 1
 			for next < len(df.fds) && (df.fds[next] == nil || !d.isLive(next)) {
 				next++
@@ -162,4 +183,157 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 		}
 	}
 	return nil, true, nil, nil
+}
+
+// Files with no linkto file where their names hash.
+//
+// Under a layout carrying the volume's commit hash a lookup trusts a miss
+// on the subvolume a name hashes to (lookup-optimize): a file away from
+// there with no linkto file there is listed but cannot be opened by name,
+// through brickfs or a native client. A rebalance leaves such files: for
+// a moment, since it commits a directory's layout once it has queued its
+// files for migration, not once they moved; and for good when its daemons
+// disagree on the layout (each node's daemon lays every directory out
+// again, weighted by disk usage it gathers in the background and may not
+// have yet, and migrates files by the layout it made itself; the layout
+// written last is the one clients read). Nothing looks everywhere under a
+// committed layout, so nothing made the linkto file a lookup everywhere
+// makes (dht_lookup_everywhere_done).
+//
+// A listing sees both sides without asking a brick: the files away from
+// where their names hash, and the linkto files each subvolume holds. Once
+// the subvolume a name hashes to is listed with no linkto file for it,
+// the name is looked up everywhere, which makes the linkto file.
+
+// maxStrays bounds what one listing follows; past it, it gives up.
+const maxStrays = 1 << 16
+
+// stray is a file a subvolume listed whose name hashes to another one.
+type stray struct {
+	name   string
+	st     xdr.Iatt
+	on     int // the subvolume holding its data
+	hashed int // where its name hashes by the layout of the listing
+}
+
+// strayWatch follows one listing's strays and linkto files.
+type strayWatch struct {
+	mu      sync.Mutex
+	links   map[linkName]bool // GUARDED_BY(mu)
+	pending map[string]stray  // GUARDED_BY(mu); by name
+	done    []bool            // GUARDED_BY(mu); subvolumes listed to their end
+	full    bool              // GUARDED_BY(mu); too many: given up
+}
+
+type linkName struct {
+	sub  int
+	name string
+}
+
+func (w *strayWatch) linkto(sub int, name string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.full {
+		return
+	}
+	if w.links == nil {
+		w.links = map[linkName]bool{}
+	}
+	w.links[linkName{sub, name}] = true
+	w.full = len(w.links)+len(w.pending) > maxStrays
+}
+
+func (w *strayWatch) away(s stray) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.full || s.hashed < len(w.done) && w.done[s.hashed] && w.links[linkName{s.hashed, s.name}] {
+		return
+	}
+	if w.pending == nil {
+		w.pending = map[string]stray{}
+	}
+	w.pending[s.name] = s
+	w.full = len(w.links)+len(w.pending) > maxStrays
+}
+
+// listed notes that subvolume sub of n was listed to its end, and
+// returns the strays whose hashed subvolume is listed with no linkto file
+// for them.
+func (w *strayWatch) listed(sub, n int) []stray {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.full {
+		w.links, w.pending = nil, nil
+		return nil
+	}
+	if w.done == nil {
+		w.done = make([]bool, n)
+	}
+	if sub < len(w.done) {
+		w.done[sub] = true
+	}
+	var lost []stray
+	for name, s := range w.pending {
+		if s.hashed >= len(w.done) || !w.done[s.hashed] {
+			continue
+		}
+		delete(w.pending, name)
+		if !w.links[linkName{s.hashed, name}] {
+			lost = append(lost, s)
+		}
+	}
+	return lost
+}
+
+// trustedLayout is the layout of directory g brickfs has (l, the
+// listing's, when it has none cached) if it carries the volume's commit
+// hash as brickfs last read it, nil otherwise. It asks no brick.
+func (d *DHT) trustedLayout(g xdr.GFID, l *layout) *layout {
+	if ino, ok := d.get(g); ok && ino.dir && ino.lay != nil {
+		l = ino.lay
+	}
+	d.mu.Lock()
+	vc := d.volCommit
+	d.mu.Unlock()
+	if l == nil || !l.commitMatches(vc) {
+		return nil
+	}
+	return l
+}
+
+// linkStrays looks up everywhere the strays a listing found no linkto file
+// for, which makes one where each name hashes, if the directory's layout,
+// read again, still carries the volume's commit hash and still sends the
+// name there.
+func (d *DHT) linkStrays(ctx context.Context, dir xdr.GFID, strays []stray) {
+	// The root's lookup brings the volume's commit hash.
+	if _, err := d.freshLayout(ctx, xdr.RootGFID); err != nil {
+		return
+	}
+	l, err := d.freshLayout(ctx, dir)
+	if err != nil {
+		return
+	}
+	d.mu.Lock()
+	vc := d.volCommit
+	d.mu.Unlock()
+	if !l.commitMatches(vc) || d.distrust.Load() {
+		return
+	}
+	for _, s := range strays {
+		hs := l.search(d.hashOf(s.name))
+		if hs < 0 || hs == s.on || !d.isLive(hs) {
+			continue
+		}
+		if _, _, err := d.kid(hs).Lookup(ctx, dir, s.name, xdr.GFID{}, withKeys(nil, false)); fop.Errno(err) != syscall.ENOENT {
+			continue // there (made since), or not known
+		}
+		r, err := d.everywhere(ctx, dir, s.name, nil, hs)
+		if err != nil || !r.linkOn || r.dir {
+			continue
+		}
+		d.log.Info("a file away from where its name hashes had no linkto file there, under a layout lookups trust (a rebalance's doing); made one",
+			zap.Stringer("dir", dir), zap.String("name", s.name), zap.Stringer("gfid", r.st.GFID),
+			zap.String("data on", d.subName(r.cached)), zap.String("linkto on", d.subName(hs)))
+	}
 }

@@ -108,6 +108,9 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 	if o.LookupOptimize && !d.distrust.Load() {
 		cur = d.trustedLayout(f.GFID, l)
 	}
+	if offset == 0 {
+		df.strays.reset() // a listing from the start (rewinddir)
+	}
 	for sub < len(df.fds) {
 		if df.fds[sub] == nil || !d.isLive(sub) {
 			// Not there at opendir, or gone since (remove-brick
@@ -147,7 +150,7 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 				d.setFile(e.Stat.GFID, sub)
 				if cur != nil {
 					if hs := cur.search(h.hash(e.Name)); hs >= 0 && hs != sub {
-						df.strays.away(stray{name: e.Name, st: e.Stat, on: sub, hashed: hs})
+						df.strays.away(stray{name: e.Name, on: sub, hashed: hs})
 					}
 				}
 				strip1(&e.Stat)
@@ -159,7 +162,9 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 		if eof || len(ents) == 0 {
 			if cur != nil {
 				if lost := df.strays.listed(sub, len(df.fds)); len(lost) > 0 {
-					d.linkStrays(ctx, f.GFID, lost)
+					for _, s := range d.linkStrays(ctx, f.GFID, lost) {
+						df.strays.linkto(s.hashed, s.name)
+					}
 				}
 			}
 			next := sub + 1
@@ -205,22 +210,27 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 // the subvolume a name hashes to is listed with no linkto file for it,
 // the name is looked up everywhere, which makes the linkto file.
 
-// maxStrays bounds what one listing follows; past it, it gives up.
-const maxStrays = 1 << 16
+// maxStrays bounds what one listing follows (strays and linkto files not
+// matched yet); past it, it gives up. maxRepairs bounds the names one
+// subvolume's end looks up everywhere; the rest wait for another listing.
+const (
+	maxStrays  = 1 << 16
+	maxRepairs = 64
+)
 
 // stray is a file a subvolume listed whose name hashes to another one.
 type stray struct {
 	name   string
-	st     xdr.Iatt
 	on     int // the subvolume holding its data
 	hashed int // where its name hashes by the layout of the listing
 }
 
-// strayWatch follows one listing's strays and linkto files.
+// strayWatch follows one listing's strays and linkto files; a pair that
+// matches is forgotten at once.
 type strayWatch struct {
 	mu      sync.Mutex
-	links   map[linkName]bool // GUARDED_BY(mu)
-	pending map[string]stray  // GUARDED_BY(mu); by name
+	links   map[linkName]bool // GUARDED_BY(mu); linkto files no stray matched yet
+	pending map[string]stray  // GUARDED_BY(mu); by name: strays no linkto file matched yet
 	done    []bool            // GUARDED_BY(mu); subvolumes listed to their end
 	full    bool              // GUARDED_BY(mu); too many: given up
 }
@@ -230,10 +240,21 @@ type linkName struct {
 	name string
 }
 
+func (w *strayWatch) reset() {
+	w.mu.Lock()
+	w.links, w.pending, w.done, w.full = nil, nil, nil, false
+	w.mu.Unlock()
+}
+
+// linkto notes a linkto file subvolume sub listed (or a listing made).
 func (w *strayWatch) linkto(sub int, name string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.full {
+		return
+	}
+	if s, ok := w.pending[name]; ok && s.hashed == sub {
+		delete(w.pending, name)
 		return
 	}
 	if w.links == nil {
@@ -243,10 +264,15 @@ func (w *strayWatch) linkto(sub int, name string) {
 	w.full = len(w.links)+len(w.pending) > maxStrays
 }
 
+// away notes a file listed away from where its name hashes.
 func (w *strayWatch) away(s stray) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.full || s.hashed < len(w.done) && w.done[s.hashed] && w.links[linkName{s.hashed, s.name}] {
+	if w.full {
+		return
+	}
+	if k := (linkName{s.hashed, s.name}); w.links[k] {
+		delete(w.links, k)
 		return
 	}
 	if w.pending == nil {
@@ -258,7 +284,7 @@ func (w *strayWatch) away(s stray) {
 
 // listed notes that subvolume sub of n was listed to its end, and
 // returns the strays whose hashed subvolume is listed with no linkto file
-// for them.
+// for them (at most maxRepairs; the others are forgotten).
 func (w *strayWatch) listed(sub, n int) []stray {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -278,7 +304,7 @@ func (w *strayWatch) listed(sub, n int) []stray {
 			continue
 		}
 		delete(w.pending, name)
-		if !w.links[linkName{s.hashed, name}] {
+		if len(lost) < maxRepairs {
 			lost = append(lost, s)
 		}
 	}
@@ -304,22 +330,26 @@ func (d *DHT) trustedLayout(g xdr.GFID, l *layout) *layout {
 // linkStrays looks up everywhere the strays a listing found no linkto file
 // for, which makes one where each name hashes, if the directory's layout,
 // read again, still carries the volume's commit hash and still sends the
-// name there.
-func (d *DHT) linkStrays(ctx context.Context, dir xdr.GFID, strays []stray) {
+// name there. It returns the strays that have a linkto file now.
+func (d *DHT) linkStrays(ctx context.Context, dir xdr.GFID, strays []stray) []stray {
+	if o, _ := d.options(); !o.LookupOptimize || d.distrust.Load() {
+		return nil
+	}
 	// The root's lookup brings the volume's commit hash.
 	if _, err := d.freshLayout(ctx, xdr.RootGFID); err != nil {
-		return
+		return nil
 	}
 	l, err := d.freshLayout(ctx, dir)
 	if err != nil {
-		return
+		return nil
 	}
 	d.mu.Lock()
 	vc := d.volCommit
 	d.mu.Unlock()
-	if !l.commitMatches(vc) || d.distrust.Load() {
-		return
+	if !l.commitMatches(vc) {
+		return nil
 	}
+	var linked []stray
 	for _, s := range strays {
 		hs := l.search(d.hashOf(s.name))
 		if hs < 0 || hs == s.on || !d.isLive(hs) {
@@ -332,8 +362,11 @@ func (d *DHT) linkStrays(ctx context.Context, dir xdr.GFID, strays []stray) {
 		if err != nil || !r.linkOn || r.dir {
 			continue
 		}
+		s.hashed = hs
+		linked = append(linked, s)
 		d.log.Info("a file away from where its name hashes had no linkto file there, under a layout lookups trust (a rebalance's doing); made one",
 			zap.Stringer("dir", dir), zap.String("name", s.name), zap.Stringer("gfid", r.st.GFID),
 			zap.String("data on", d.subName(r.cached)), zap.String("linkto on", d.subName(hs)))
 	}
+	return linked
 }

@@ -106,10 +106,17 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 	// linkto files listed, where a lookup would trust a miss.
 	var cur *layout
 	if o.LookupOptimize && !d.distrust.Load() {
+		if offset == 0 {
+			// A listing from the start (or rewinddir) reads the
+			// volume's commit hash (on the root) and the directory's
+			// layout again if brickfs has not lately: a rebalance
+			// since changes both, and brickfs may have neither
+			// looked up since.
+			df.strays.reset()
+			_, _ = d.freshLayout(ctx, xdr.RootGFID)
+			_, _ = d.freshLayout(ctx, f.GFID)
+		}
 		cur = d.trustedLayout(f.GFID, l)
-	}
-	if offset == 0 {
-		df.strays.reset() // a listing from the start (rewinddir)
 	}
 	for sub < len(df.fds) {
 		if df.fds[sub] == nil || !d.isLive(sub) {

@@ -105,14 +105,17 @@ func (d *DHT) Readdirp(ctx context.Context, f *fop.Fd, offset uint64, size uint3
 	// Files listed away from where their names hash are matched with the
 	// linkto files listed, where a lookup would trust a miss.
 	var cur *layout
+	if offset == 0 {
+		df.strays.reset() // a listing from the start (or rewinddir)
+	}
 	if o.LookupOptimize && !d.distrust.Load() {
 		if offset == 0 {
-			// A listing from the start (or rewinddir) reads the
-			// volume's commit hash (on the root) and the directory's
-			// layout again if brickfs has not lately: a rebalance
-			// since changes both, and brickfs may have neither
-			// looked up since.
-			df.strays.reset()
+			// A listing from the start reads the volume's commit hash
+			// (on the root) and the directory's layout again if
+			// brickfs has not lately (layoutTTL): a rebalance since
+			// changes both, and brickfs may have looked up neither
+			// since. A failed read leaves the cached ones, which
+			// linkStrays reads again before it acts.
 			_, _ = d.freshLayout(ctx, xdr.RootGFID)
 			_, _ = d.freshLayout(ctx, f.GFID)
 		}

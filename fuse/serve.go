@@ -282,7 +282,15 @@ func mountFusermount(dir string, mc MountConfig, opts []string) (int, error) {
 	err = cmd.Run()
 	remote.Close() // fusermount3's end: a Recvmsg after it exited without sending sees EOF
 	if err != nil {
-		return -1, fmt.Errorf("fusermount3: %v: %s", err, strings.TrimSpace(stderr.String()))
+		msg := strings.TrimSpace(stderr.String())
+		if strings.Contains(msg, "/dev/fuse") && strings.Contains(msg, "ermission denied") {
+			mode := "not there"
+			if fi, serr := os.Stat("/dev/fuse"); serr == nil {
+				mode = fmt.Sprintf("mode %#o", fi.Mode().Perm())
+			}
+			return -1, fmt.Errorf("fusermount3: %s: an ordinary user needs to read and write /dev/fuse (%s; udev makes it 0666): chmod 0666 /dev/fuse, or mount as root", msg, mode)
+		}
+		return -1, fmt.Errorf("fusermount3: %v: %s", err, msg)
 	}
 	buf := make([]byte, 1)
 	oob := make([]byte, unix.CmsgSpace(4))

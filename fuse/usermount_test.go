@@ -48,7 +48,8 @@ func TestMountAsUser(t *testing.T) {
 		}
 		t.Cleanup(func() { os.Chmod("/dev/fuse", fi.Mode().Perm()) })
 	}
-	top, err := os.MkdirTemp("", "brickfs-user-mount-")
+	// Under /tmp, which every user can enter (TMPDIR may not be).
+	top, err := os.MkdirTemp("/tmp", "brickfs-user-mount-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,14 +69,16 @@ func TestMountAsUser(t *testing.T) {
 	if err := os.WriteFile(bin, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	mnt := filepath.Join(top, "mnt")
-	for _, d := range []string{top, mnt} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	// The mountpoint and the copy's temporary directory (coverage data,
+	// t.TempDir) are the user's.
+	mnt, tmp := filepath.Join(top, "mnt"), filepath.Join(top, "tmp")
+	for _, d := range []string{mnt, tmp} {
+		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := os.Chown(mnt, uid, gid); err != nil {
-		t.Fatal(err)
+		if err := os.Chown(d, uid, gid); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() {
 		// Only if the user's copy left it mounted.
@@ -85,8 +88,11 @@ func TestMountAsUser(t *testing.T) {
 		}
 	})
 	cmd := exec.Command(bin, "-test.run=^TestMountAsUser$", "-test.v", "-test.count=1")
-	cmd.Env = []string{asUserEnv + "=" + mnt, "PATH=" + os.Getenv("PATH"), "TMPDIR=" + top}
-	cmd.Dir = top
+	cmd.Env = []string{asUserEnv + "=" + mnt, "PATH=" + os.Getenv("PATH"), "TMPDIR=" + tmp}
+	cmd.Dir = tmp
+	// Output goes through a pipe: a process the copy left holding it
+	// must not hold Wait after a kill.
+	cmd.WaitDelay = 10 * time.Second
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -282,9 +282,29 @@ func (c *Cluster) MustGluster(t T, n int, args ...string) string {
 	t.Helper()
 	out, err := c.Gluster(n, args...)
 	if err != nil {
-		t.Fatalf("node %d: %v", n, err)
+		t.Fatalf("node %d: %v%s", n, err, c.glusterdErrors())
 	}
 	return out
+}
+
+// glusterdErrors is the last error lines of every node's glusterd log, for
+// a failed command's message: "Commit failed on HOST" names a node, whose
+// own log says why.
+func (c *Cluster) glusterdErrors() string {
+	var b strings.Builder
+	for _, nd := range c.nodes {
+		var errs []string
+		for _, l := range LogLines(filepath.Join(nd.dir, "logs", "glusterd.log"), "] E [") {
+			errs = append(errs, l)
+		}
+		if len(errs) > 10 {
+			errs = errs[len(errs)-10:]
+		}
+		if len(errs) > 0 {
+			fmt.Fprintf(&b, "\nglusterd of node %d (%s), its last errors:\n  %s", nd.n, nd.host, strings.Join(errs, "\n  "))
+		}
+	}
+	return b.String()
 }
 
 // cliNode is a node whose glusterd runs and is not dropped, preferring

@@ -42,7 +42,10 @@ func (c *Cluster) AddBrick(t T, volume string) {
 		// attach shd svc", after a quick remove-brick), once the bricks
 		// are in the volume. The bricks being there on every node, the
 		// add-brick is done; waitBricks below checks they run.
-		if missing := c.bricksMissing(volume, added); !strings.Contains(err.Error(), "Commit failed") || len(missing) > 0 {
+		if !strings.Contains(err.Error(), "Commit failed") || !strings.Contains(c.glusterdErrors(), "Failed to attach shd svc") {
+			t.Fatalf("%v%s", err, c.glusterdErrors())
+		}
+		if missing := c.bricksMissing(volume, added); len(missing) > 0 {
 			t.Fatalf("%v (bricks missing from the volume: %v)%s", err, missing, c.glusterdErrors())
 		}
 		t.Logf("add-brick: %v; the bricks are in the volume on every node, so it is taken as done%s", err, c.glusterdErrors())

@@ -163,24 +163,26 @@ func (c *Client) opErr(proc uint32, gfid xdr.GFID, err error) error {
 // and op_errno. A negative op_ret becomes an *OpError; op_errno is ignored
 // on success, where bricks often leave it non-zero.
 func (c *Client) call(ctx context.Context, conn *sunrpc.Conn, proc uint32, gfid xdr.GFID, cred sunrpc.Cred, args, data []byte) (*xdr.Decoder, int32, error) {
-	d, ret, _, err := c.callBuf(ctx, conn, proc, gfid, cred, args, data, false)
+	d, ret, _, _, err := c.callInto(ctx, conn, proc, gfid, cred, args, data, false, nil)
 	return d, ret, err
 }
 
-// callBuf is call that, with keep, also returns the pooled storage of a
-// large reply (see sunrpc.Conn.CallBuf), for the caller to release; the
-// storage of a failed call is left to the collector.
-func (c *Client) callBuf(ctx context.Context, conn *sunrpc.Conn, proc uint32, gfid xdr.GFID, cred sunrpc.Cred, args, data []byte, keep bool) (*xdr.Decoder, int32, *sunrpc.Buf, error) {
+// callInto is call that, with keep, also returns the pooled storage of a
+// large reply (see sunrpc.Conn.CallBuf), for the caller to release (the
+// storage of a failed call is left to the collector), and with into, may
+// read the data at the reply's end into into.Dest (see
+// sunrpc.Conn.CallInto): direct is how many bytes went there, -1 none.
+func (c *Client) callInto(ctx context.Context, conn *sunrpc.Conn, proc uint32, gfid xdr.GFID, cred sunrpc.Cred, args, data []byte, keep bool, into *sunrpc.Into) (d *xdr.Decoder, ret int32, direct int, buf *sunrpc.Buf, err error) {
 	select {
 	case c.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, 0, nil, c.opErr(proc, gfid, ctx.Err())
+		return nil, 0, -1, nil, c.opErr(proc, gfid, ctx.Err())
 	}
-	body, buf, err := conn.CallBuf(ctx, ProgFOP, VersFOP, proc, cred, args, data)
+	body, direct, buf, err := conn.CallInto(ctx, ProgFOP, VersFOP, proc, cred, args, data, into)
 	<-c.slots
-	c.stats.call(len(args)+len(data), len(body), err)
+	c.stats.call(len(args)+len(data), len(body)+max(direct, 0), err)
 	if err != nil {
-		return nil, 0, nil, c.opErr(proc, gfid, err)
+		return nil, 0, -1, nil, c.opErr(proc, gfid, err)
 	}
 	if !keep && buf != nil {
 		// A large record the caller will not give back (a READDIRP, a
@@ -191,10 +193,10 @@ func (c *Client) callBuf(ctx context.Context, conn *sunrpc.Conn, proc uint32, gf
 		buf.Release()
 		buf = nil
 	}
-	d := xdr.NewDecoder(body)
+	d = xdr.NewDecoder(body)
 	ret, errno := d.Int32(), d.Int32()
 	if d.Err() != nil {
-		return nil, 0, nil, c.opErr(proc, gfid, fmt.Errorf("short reply: %w", d.Err()))
+		return nil, 0, -1, nil, c.opErr(proc, gfid, fmt.Errorf("short reply: %w", d.Err()))
 	}
 	if ret < 0 {
 		en := syscall.Errno(errno)
@@ -207,9 +209,9 @@ func (c *Client) callBuf(ctx context.Context, conn *sunrpc.Conn, proc uint32, gf
 			}
 		}
 		c.stats.errs.Add(1)
-		return d, ret, nil, &OpError{Brick: c.cfg.Name, Fop: FopName(proc), GFID: gfid, Errno: en}
+		return d, ret, -1, nil, &OpError{Brick: c.cfg.Name, Fop: FopName(proc), GFID: gfid, Errno: en}
 	}
-	return d, ret, buf, nil
+	return d, ret, direct, buf, nil
 }
 
 // do runs a gfid-based fop on the current connection.
@@ -732,14 +734,13 @@ func (c *Client) Rename(ctx context.Context, oldParent xdr.GFID, oldName string,
 	return st, rx, c.finish(d, opRename, oldParent)
 }
 
-// Read reads up to size bytes at off. A short result means end of file. The
-// returned slice is the caller's, except that with fop.ReadBufs in ctx it
-// may live in pooled storage that the layer at the top gives back: see
-// fop.ReadBufs for the rule the layers in between keep.
+// Read reads up to size bytes at off. A short result means end of file.
 //
-// With fop.ReadBufs in ctx (fuse puts them there), a large reply's data
-// stays in pooled storage kept there, for the layer at the top to give
-// back once it has copied the data out.
+// With a fop.ReadDest in ctx (fuse puts its reply buffer there) that it can
+// take, the data is put in that buffer: a large reply's data is read
+// straight into it from the connection, a smaller one is copied there. The
+// returned slice is then a prefix of the buffer; otherwise it is the
+// caller's own.
 func (c *Client) Read(ctx context.Context, f *Fd, off uint64, size uint32, xd xdr.Dict) ([]byte, xdr.Dict, error) {
 	conn, rfd, err := c.resolve(ctx, f, opRead)
 	if err != nil {
@@ -755,18 +756,37 @@ func (c *Client) Read(ctx context.Context, f *Fd, off uint64, size uint32, xd xd
 		return nil, nil, c.opErr(opRead, f.GFID, err)
 	}
 	flags, stamp := utimeFlags(opRead)
-	rbs := fop.ReadBufsOf(ctx)
-	d, ret, buf, err := c.callBuf(ctx, conn, opRead, f.GFID, c.cred(ctx, flags, stamp), e.B, nil, rbs != nil)
+	rd := fop.ReadDestOf(ctx)
+	dest := rd.Take(int(size))
+	var into *sunrpc.Into
+	if dest != nil {
+		// Given back once the call is over: the connection no longer
+		// writes to it then, whatever the reply did.
+		defer rd.Give()
+		into = &sunrpc.Into{Dest: dest, Tail: readTail}
+	}
+	d, ret, direct, buf, err := c.callInto(ctx, conn, opRead, f.GFID, c.cred(ctx, flags, stamp), e.B, nil, dest != nil, into)
 	if err != nil {
 		return nil, nil, err
 	}
+	defer buf.Release() // nil unless pooled and dest != nil: the data is copied out below
 	_ = d.Iatt()
 	n := d.Uint32()
 	rx := d.Dict()
 	if d.Err() == nil && (int64(n) != int64(ret) || n > size) {
 		d.Fail(fmt.Errorf("read reply says %d bytes, op_ret %d, asked %d", n, ret, size))
 	}
-	data := d.Raw(int(n))
+	var data []byte
+	if direct >= 0 {
+		// The data went to dest: what is left of the record is the
+		// result before it, exactly.
+		if d.Err() == nil && (int64(direct) != int64(n) || len(d.Remaining()) != 0) {
+			d.Fail(fmt.Errorf("read reply of %d bytes has %d bytes between its xdata and its data", n, len(d.Remaining())))
+		}
+		data = dest[:n:n]
+	} else {
+		data = d.Raw(int(n))
+	}
 	if err := c.finish(d, opRead, f.GFID); err != nil {
 		return nil, nil, err
 	}
@@ -775,13 +795,19 @@ func (c *Client) Read(ctx context.Context, f *Fd, off uint64, size uint32, xd xd
 		// live in storage that is given back.
 		rx = rx.Clone()
 	}
-	if buf != nil {
+	if dest != nil && direct < 0 {
 		// Capped, so that a layer appending to it (shard pads a short
-		// read) copies instead of writing into the pooled storage.
-		data = data[:len(data):len(data)]
-		rbs.Keep(data, buf) // when it is full, the collector takes the storage
+		// read) copies instead of writing past it.
+		data = dest[:copy(dest, data):n]
 	}
 	return data, rx, nil
+}
+
+// readTail says how many bytes at the end of a READ reply are its data,
+// from the start of the result: op_ret, when the read succeeded.
+func readTail(body []byte) (int, bool) {
+	ret := int32(binary.BigEndian.Uint32(body))
+	return int(ret), ret >= 0
 }
 
 // Write writes data at off and returns the file's attributes before and

@@ -3,6 +3,7 @@ package brick
 import (
 	"bytes"
 	"context"
+	"syscall"
 	"testing"
 
 	"github.com/brickfs/brickfs/brick/bricktest"
@@ -10,63 +11,121 @@ import (
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
-// A large READ with fop.ReadBufs in its context keeps its pooled storage
-// there, for the top to give back; the data is capped (an append copies)
-// and each read after a give-back has its own bytes. Without ReadBufs
-// nothing is kept.
-func TestReadKeepsPooledStorage(t *testing.T) {
-	const size = 256 << 10
+// A READ with a fop.ReadDest in its context puts its data there: a large
+// reply straight from the connection, a small one copied; the data is
+// capped (an append copies) and the reply's xdata is the caller's own. A
+// READ whose ReadDest is taken, or without one, answers in storage of its
+// own that later reads never change.
+func TestReadIntoReadDest(t *testing.T) {
 	fk := bricktest.New(t, bricktest.Options{})
-	st := &xdr.Iatt{GFID: g1, Ino: g1.Ino(), Mode: 0100644, Nlink: 1, Size: size}
 	c := startClient(t, fk, nil)
 	ctx := context.Background()
 	f, _, err := c.Open(ctx, g1, 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, fill := range []byte{'a', 'b', 'c'} {
-		want := bytes.Repeat([]byte{fill}, size)
-		fk.Handle(opRead, fixed(bricktest.ReadRsp(st, want)))
-		rctx, rbs := fop.WithReadBufs(ctx)
-		got, _, err := c.Read(rctx, f, 0, size, nil)
+	answer := func(size int, fill byte, xd xdr.Dict) []byte {
+		data := bytes.Repeat([]byte{fill}, size)
+		st := &xdr.Iatt{GFID: g1, Ino: g1.Ino(), Mode: 0100644, Nlink: 1, Size: uint64(size)}
+		e := xdr.NewEncoder(300 + size)
+		e.Int32(int32(size))
+		e.Int32(0)
+		e.Iatt(st)
+		e.Uint32(uint32(size))
+		if err := e.Dict(xd); err != nil {
+			t.Fatal(err)
+		}
+		e.Raw(data)
+		fk.Handle(opRead, fixed(e.B))
+		return data
+	}
+	for _, size := range []int{256 << 10, 4 << 10} {
+		want := answer(size, 'a', xdr.Dict{}.With("k", xdr.Ptr([]byte("v"))))
+		dest := make([]byte, 1<<20)
+		got, rx, err := c.Read(fop.WithReadDest(ctx, dest), f, 0, uint32(len(dest)), nil)
 		if err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("read %d: %d bytes, %v; want %d of %q", i, len(got), err, size, fill)
+			t.Fatalf("%d bytes: read %d, %v", size, len(got), err)
 		}
-		if cap(got) != len(got) {
-			t.Errorf("read %d: data of %d bytes has room for %d: an append would write into pooled storage", i, len(got), cap(got))
+		if !fop.InBuf(got, dest) || cap(got) != len(got) {
+			t.Errorf("%d bytes: the data is in the ReadDest %v, with room for %d", size, fop.InBuf(got, dest), cap(got))
 		}
-		rel := rbs.Take(got)
-		if rel == nil {
-			t.Fatalf("read %d: its pooled storage was not kept", i)
+		if v, _ := rx.Bytes("k"); string(v) != "v" {
+			t.Errorf("%d bytes: xdata %v", size, rx)
 		}
-		rel.Release()
+		// The ReadDest was given back: the next read takes it.
+		if rd := fop.ReadDestOf(fop.WithReadDest(ctx, dest)); rd.Take(1) == nil {
+			t.Error("a fresh ReadDest over the same buffer cannot be taken")
+		}
 	}
-	got, _, err := c.Read(ctx, f, 0, size, nil)
-	if err != nil || len(got) != size {
-		t.Fatalf("read without ReadBufs: %d bytes, %v", len(got), err)
+
+	// Taken by another read: this one answers in its own storage.
+	want := answer(256<<10, 'b', nil)
+	dest := make([]byte, 1<<20)
+	rctx := fop.WithReadDest(ctx, dest)
+	fop.ReadDestOf(rctx).Take(1)
+	got, _, err := c.Read(rctx, f, 0, 256<<10, nil)
+	if err != nil || !bytes.Equal(got, want) || fop.InBuf(got, dest) || dest[0] != 0 {
+		t.Fatalf("a taken ReadDest: read %d bytes, %v, in it %v", len(got), err, fop.InBuf(got, dest))
 	}
-	// That read's record went back to the free list (its data was copied
-	// out): the next records may take its buffer, and must not change the
-	// bytes it answered.
-	want := bytes.Repeat([]byte{'c'}, size)
-	if !bytes.Equal(got, want) {
-		t.Fatalf("read without ReadBufs: not the brick's bytes")
+	// Without one: the data is the caller's; later reads reuse the
+	// records' storage and must not change it.
+	own, _, err := c.Read(ctx, f, 0, 256<<10, nil)
+	if err != nil || !bytes.Equal(own, want) {
+		t.Fatalf("read without a ReadDest: %d bytes, %v", len(own), err)
 	}
-	for _, fill := range []byte{'d', 'e'} {
-		fk.Handle(opRead, fixed(bricktest.ReadRsp(st, bytes.Repeat([]byte{fill}, size))))
-		rctx, rbs := fop.WithReadBufs(ctx)
-		d, _, err := c.Read(rctx, f, 0, size, nil)
-		if err != nil {
+	for _, fill := range []byte{'c', 'd'} {
+		answer(256<<10, fill, nil)
+		if _, _, err := c.Read(ctx, f, 0, 256<<10, nil); err != nil {
 			t.Fatal(err)
 		}
-		if rel := rbs.Take(d); rel != nil {
-			rel.Release()
-		}
-		if _, _, err := c.Read(ctx, f, 0, size, nil); err != nil {
+		if _, _, err := c.Read(fop.WithReadDest(ctx, make([]byte, 256<<10)), f, 0, 256<<10, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("the data of a read without ReadBufs changed under later reads: it was left in pooled storage that went back")
+	if !bytes.Equal(own, want) {
+		t.Error("the data of a read without a ReadDest changed under later reads")
+	}
+}
+
+// A READ reply read into the ReadDest must be exactly a result and its
+// data: one whose count disagrees with op_ret, or with bytes between its
+// xdata and its data, fails (EIO) instead of handing up what the bytes
+// happen to be.
+func TestReadIntoReadDestMalformed(t *testing.T) {
+	fk := bricktest.New(t, bricktest.Options{})
+	c := startClient(t, fk, nil)
+	ctx := context.Background()
+	f, _, err := c.Open(ctx, g1, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 128 << 10
+	st := &xdr.Iatt{GFID: g1, Ino: g1.Ino(), Mode: 0100644, Nlink: 1, Size: size}
+	for _, tc := range []struct {
+		name       string
+		ret, count int32
+		junk       int
+	}{
+		{"count below op_ret", size, size - 8, 0},
+		{"bytes between xdata and data", size - 8, size - 8, 8},
+	} {
+		e := xdr.NewEncoder(300 + size)
+		e.Int32(tc.ret)
+		e.Int32(0)
+		e.Iatt(st)
+		e.Uint32(uint32(tc.count))
+		_ = e.Dict(nil)
+		e.Raw(make([]byte, tc.junk))
+		e.Raw(bytes.Repeat([]byte{'z'}, int(tc.ret)))
+		fk.Handle(opRead, fixed(e.B))
+		got, _, err := c.Read(fop.WithReadDest(ctx, make([]byte, size)), f, 0, size, nil)
+		if Errno(err) != syscall.EIO {
+			t.Errorf("%s: read %d bytes, %v; want EIO", tc.name, len(got), err)
+		}
+	}
+	// The connection still serves.
+	fk.Handle(opRead, fixed(bricktest.ReadRsp(st, bytes.Repeat([]byte{'y'}, size))))
+	if got, _, err := c.Read(fop.WithReadDest(ctx, make([]byte, size)), f, 0, size, nil); err != nil || len(got) != size {
+		t.Fatalf("after the malformed replies: %d bytes, %v", len(got), err)
 	}
 }

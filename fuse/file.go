@@ -26,11 +26,10 @@ var _ = (fs.FileReader)((*file)(nil))
 
 func (h *file) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadResult, syscall.Errno) {
 	defer h.fsys.slow("READ", off, time.Now())
-	cctx := h.fsys.caller(ctx, nil)
-	var rbs *fop.ReadBufs
-	if len(dest) >= pooledRead {
-		cctx, rbs = fop.WithReadBufs(cctx)
-	}
+	// dest is the reply's buffer: a brick reads the data straight into
+	// it (fop.ReadDest), so that a READ in flight holds one buffer of its
+	// size, not that and a record of the brick's reply.
+	cctx := fop.WithReadDest(h.fsys.caller(ctx, nil), dest)
 	data, _, err := h.vol().Read(cctx, h.fd, uint64(off), uint32(len(dest)), nil)
 	if err != nil {
 		return nil, h.fsys.fail("READ", err)
@@ -38,31 +37,15 @@ func (h *file) Read(ctx context.Context, dest []byte, off int64) (gofuse.ReadRes
 	if len(data) > len(dest) {
 		// More than asked: a layer broke its contract, and the kernel
 		// would take a reply cut to size for end of file. Fail it.
-		if rel := rbs.Take(data); rel != nil {
-			rel.Release()
-		}
 		h.fsys.log.Error("READ answered more than asked", zap.Int("asked", len(dest)), zap.Int("got", len(data)))
 		return nil, syscall.EIO
 	}
-	if rel := rbs.Take(data); rel != nil {
-		// The data is in a brick client's pooled record: copy it into
-		// dest, go-fuse's buffer for this reply, and give the record
-		// back at once. go-fuse allocates dest for every READ whether
-		// or not it is used; keeping the record until the kernel had
-		// the data instead held two buffers of the request's size for
-		// every READ in flight (a 1 MiB copy takes 15-50 µs, 1-3 % of
-		// the CPU brickfs spends on a 1 MiB READ).
-		n := copy(dest, data)
-		rel.Release()
-		return gofuse.ReadResultData(dest[:n]), 0
+	if !fop.InBuf(data, dest) {
+		// A layer assembled or padded it elsewhere.
+		data = dest[:copy(dest, data)]
 	}
 	return gofuse.ReadResultData(data), 0
 }
-
-// pooledRead is the smallest READ whose reply may come in a brick
-// client's pooled storage (below it, the bookkeeping costs more than the
-// allocation it saves).
-const pooledRead = 64 << 10
 
 var _ = (fs.FileWriter)((*file)(nil))
 

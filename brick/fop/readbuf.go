@@ -2,88 +2,71 @@ package fop
 
 import (
 	"context"
-	"sync"
+	"sync/atomic"
+	"unsafe"
 )
 
-// Releaser gives back storage that must no longer be used (a brick
-// client's pooled reply record).
-type Releaser interface{ Release() }
-
-// ReadBufs lets the layer that ends a READ (fuse, once it has copied the
-// data into its reply) give back the pooled storage the data came in. A brick client
-// that answers a READ with data in pooled storage keeps it here (Keep);
-// the layer at the top takes back the storage of the data it got (Take)
-// and releases it when it is done with it. Storage kept for data that
-// never reaches the top (a read a replica set moved on from, a heal's
-// read) is simply never released: the garbage collector takes it, as it
-// takes any allocation. So nothing a layer keeps is ever reused under it.
+// ReadDest is the buffer the layer that ends a READ (fuse: its reply to the
+// kernel) wants the data in. A brick client reads a large reply's data
+// straight into it, so that a READ in flight holds one buffer of its size
+// instead of that and a record of the brick's reply to copy from.
 //
-// The rule every layer between a brick and the top keeps: READ data it
-// hands up is not also kept or handed elsewhere (a cache, a read-ahead, a
-// repair writing it to another brick); a layer that needs to keep it
-// copies it, or Takes its storage first and so owns it.
-type ReadBufs struct {
-	mu   sync.Mutex
-	n    int
-	ents [4]readBuf // bounded: reads beyond it are left to the collector
+// One read at a time may fill it: a layer takes it (Take) for the brick
+// call or the assembly it does, and gives it back (Give) once nothing
+// writes to it any more; a read that finds it taken reads into storage of
+// its own. A layer that splits a read (shard) takes the buffer and hands
+// each piece a ReadDest over its part (WithReadDest).
+//
+// The rules every layer keeps:
+//   - The data a READ returns may be the buffer (or a prefix of it): a
+//     layer that keeps READ data (a cache, a repair writing it elsewhere)
+//     copies it.
+//   - A layer that reads again with the same context (a retry on another
+//     brick) gives up the data of the earlier read: the next one may
+//     overwrite it.
+//   - A READ of another range with the caller's context (none does today)
+//     must strip the ReadDest first (WithoutReadDest).
+type ReadDest struct {
+	buf   []byte
+	taken atomic.Bool
 }
 
-type readBuf struct {
-	data *byte // the first byte of the data handed up
-	size int
-	rel  Releaser
+type readDestKey struct{}
+
+// WithReadDest returns a context whose READ may put its data in buf.
+func WithReadDest(ctx context.Context, buf []byte) context.Context {
+	return context.WithValue(ctx, readDestKey{}, &ReadDest{buf: buf})
 }
 
-type readBufsKey struct{}
-
-// WithReadBufs returns a context whose READs may keep pooled storage in
-// the returned ReadBufs.
-func WithReadBufs(ctx context.Context) (context.Context, *ReadBufs) {
-	rb := &ReadBufs{}
-	return context.WithValue(ctx, readBufsKey{}, rb), rb
-}
-
-// ReadBufsOf returns the ReadBufs of ctx, or nil.
-func ReadBufsOf(ctx context.Context) *ReadBufs {
-	rb, _ := ctx.Value(readBufsKey{}).(*ReadBufs)
-	return rb
-}
-
-// Keep records that data lives in storage rel gives back. It returns
-// false (and keeps nothing) when it is full or data is empty: the caller
-// then leaves the storage to the collector.
-func (rb *ReadBufs) Keep(data []byte, rel Releaser) bool {
-	if rb == nil || len(data) == 0 {
-		return false
+// WithoutReadDest returns ctx without its ReadDest, if it has one.
+func WithoutReadDest(ctx context.Context) context.Context {
+	if ReadDestOf(ctx) == nil {
+		return ctx
 	}
-	rb.mu.Lock()
-	defer rb.mu.Unlock()
-	if rb.n == len(rb.ents) {
-		return false
-	}
-	rb.ents[rb.n] = readBuf{data: &data[0], size: len(data), rel: rel}
-	rb.n++
-	return true
+	return context.WithValue(ctx, readDestKey{}, (*ReadDest)(nil))
 }
 
-// Take returns the storage kept for exactly data (same first byte, same
-// length), forgetting it, or nil when data is not what a brick handed up
-// (a layer copied or assembled it). Whatever else was kept stays with the
-// collector.
-func (rb *ReadBufs) Take(data []byte) Releaser {
-	if rb == nil || len(data) == 0 {
+// ReadDestOf returns the ReadDest of ctx, or nil.
+func ReadDestOf(ctx context.Context) *ReadDest {
+	rd, _ := ctx.Value(readDestKey{}).(*ReadDest)
+	return rd
+}
+
+// Take returns the first size bytes of the buffer, for the caller alone
+// until it calls Give, or nil when rd is nil, the buffer is shorter or
+// another read has it.
+func (rd *ReadDest) Take(size int) []byte {
+	if rd == nil || size > len(rd.buf) || !rd.taken.CompareAndSwap(false, true) {
 		return nil
 	}
-	p := &data[0]
-	rb.mu.Lock()
-	defer rb.mu.Unlock()
-	for i := 0; i < rb.n; i++ {
-		if e := rb.ents[i]; e.data == p && e.size == len(data) {
-			rb.ents[i] = rb.ents[rb.n-1]
-			rb.ents[rb.n-1] = readBuf{}
-			rb.n--
-			return e.rel
-		}
-	}
-	return nil
+	return rd.buf[:size:size]
+}
+
+// Give hands the buffer back after Take: nothing may write to it any more.
+func (rd *ReadDest) Give() { rd.taken.Store(false) }
+
+// InBuf reports whether data begins where buf does: a READ's answer already
+// in the caller's buffer, which need not be copied there.
+func InBuf(data, buf []byte) bool {
+	return len(data) > 0 && len(buf) > 0 && unsafe.SliceData(data) == unsafe.SliceData(buf)
 }

@@ -5,50 +5,37 @@ import (
 	"testing"
 )
 
-type countRel struct{ n *int }
-
-func (c countRel) Release() { *c.n++ }
-
-// Only the exact data a brick kept comes back, once; a copy, a prefix or
-// data never kept does not, and a full ReadBufs keeps nothing more.
-func TestReadBufsTakeExact(t *testing.T) {
-	ctx, rb := WithReadBufs(context.Background())
-	if ReadBufsOf(ctx) != rb {
-		t.Fatal("ReadBufsOf does not find the context's ReadBufs")
+// One read at a time takes a ReadDest, and only one it fits; Give frees
+// it; a context without one, or one stripped of it, has none to take.
+func TestReadDestTakeGive(t *testing.T) {
+	buf := make([]byte, 8)
+	ctx := WithReadDest(context.Background(), buf)
+	rd := ReadDestOf(ctx)
+	if rd == nil {
+		t.Fatal("ReadDestOf does not find the context's ReadDest")
 	}
-	var released int
-	store := make([]byte, 100)
-	data := store[10:60]
-	if !rb.Keep(data, countRel{&released}) {
-		t.Fatal("Keep refused with room left")
+	if b := rd.Take(9); b != nil {
+		t.Fatal("a READ larger than the buffer took it")
 	}
-	if rb.Take(append([]byte{}, data...)) != nil {
-		t.Error("a copy of the data took its storage")
+	b := rd.Take(4)
+	if len(b) != 4 || cap(b) != 4 || !InBuf(b, buf) {
+		t.Fatalf("Take(4) = %d bytes (room %d), in the buffer %v; want the buffer's first 4, capped", len(b), cap(b), InBuf(b, buf))
 	}
-	if rb.Take(data[:20]) != nil {
-		t.Error("a prefix of the data took its storage")
+	if rd.Take(1) != nil {
+		t.Fatal("a second read took a ReadDest already taken")
 	}
-	if rb.Take(store[:50]) != nil {
-		t.Error("other bytes of the same storage took it")
+	rd.Give()
+	if rd.Take(8) == nil {
+		t.Fatal("a ReadDest given back cannot be taken again")
 	}
-	rel := rb.Take(data)
-	if rel == nil {
-		t.Fatal("the data kept did not give its storage back")
+	if ReadDestOf(WithoutReadDest(ctx)) != nil || ReadDestOf(context.Background()) != nil {
+		t.Error("a context without a ReadDest has one")
 	}
-	rel.Release()
-	if released != 1 || rb.Take(data) != nil {
-		t.Errorf("released %d times, and taken again: %v", released, rb.Take(data) != nil)
+	var none *ReadDest
+	if none.Take(1) != nil {
+		t.Error("a nil ReadDest gave a buffer")
 	}
-	for i := 0; i < 4; i++ {
-		if !rb.Keep(make([]byte, 8), countRel{&released}) {
-			t.Fatalf("Keep %d refused", i)
-		}
-	}
-	if rb.Keep(make([]byte, 8), countRel{&released}) {
-		t.Error("a full ReadBufs kept more")
-	}
-	var none *ReadBufs
-	if none.Keep(data, countRel{&released}) || none.Take(data) != nil {
-		t.Error("a nil ReadBufs kept or gave back storage")
+	if InBuf(buf[1:], buf) || InBuf(nil, buf) || !InBuf(buf[:1], buf) {
+		t.Error("InBuf does not tell data at the buffer's start")
 	}
 }

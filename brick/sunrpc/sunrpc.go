@@ -233,6 +233,15 @@ type reply struct {
 	body []byte
 	err  error
 	buf  *Buf // the record's pooled storage, or nil
+	// direct is how many bytes of the record's end went to the call's
+	// Into instead of body; -1 when none did (body is the whole result).
+	direct int
+}
+
+// waiter is a call waiting for its reply.
+type waiter struct {
+	ch   chan reply
+	into *Into // nil: the reply comes whole
 }
 
 // Conn is one RPC connection.
@@ -244,7 +253,7 @@ type Conn struct {
 	wmu sync.Mutex // serializes record writes
 
 	mu      sync.Mutex
-	pending map[uint32]chan reply // GUARDED_BY(mu)
+	pending map[uint32]waiter // GUARDED_BY(mu)
 	gaveUp  abandoned             // GUARDED_BY(mu); calls whose callers stopped waiting
 	nextXid uint32                // GUARDED_BY(mu)
 	err     error                 // GUARDED_BY(mu); set once when the connection breaks
@@ -277,7 +286,7 @@ func NewConn(nc net.Conn, firstXid uint32, opts Options) *Conn {
 		nc:        nc,
 		opts:      opts,
 		log:       log,
-		pending:   make(map[uint32]chan reply),
+		pending:   make(map[uint32]waiter),
 		nextXid:   firstXid,
 		callbacks: make(chan Call, 64),
 		done:      make(chan struct{}),
@@ -408,17 +417,17 @@ func (c *Conn) fail(err error) {
 		c.brokeSilent.Store(int64(time.Since(time.Unix(0, from))))
 	}
 	pend := c.pending
-	c.pending = make(map[uint32]chan reply)
+	c.pending = make(map[uint32]waiter)
 	c.mu.Unlock()
 	_ = c.nc.Close()
-	for _, ch := range pend {
-		ch <- reply{err: err}
+	for _, w := range pend {
+		w.ch <- reply{err: err, direct: -1}
 	}
 	close(c.done)
 }
 
 // register allocates an xid not in use.
-func (c *Conn) register() (uint32, chan reply, error) {
+func (c *Conn) register(into *Into) (uint32, chan reply, error) {
 	ch := make(chan reply, 1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -435,7 +444,7 @@ func (c *Conn) register() (uint32, chan reply, error) {
 			if len(c.pending) == 0 {
 				c.busySince.Store(time.Now().UnixNano())
 			}
-			c.pending[x] = ch
+			c.pending[x] = waiter{ch: ch, into: into}
 			return x, ch, nil
 		}
 	}
@@ -517,9 +526,25 @@ func (c *Conn) Call(ctx context.Context, prog, vers, proc uint32, cred Cred, arg
 // (nil for others), for the caller to Release once it is done with every
 // byte of the body.
 func (c *Conn) CallBuf(ctx context.Context, prog, vers, proc uint32, cred Cred, args, data []byte) ([]byte, *Buf, error) {
-	xid, ch, err := c.register()
+	body, _, buf, err := c.CallInto(ctx, prog, vers, proc, cred, args, data, nil)
+	return body, buf, err
+}
+
+// CallInto is CallBuf that may read the data at the end of a large reply
+// straight into into.Dest (see Into) instead of into the record: n is how
+// many bytes went there, with body the result before them; -1 when the
+// reply came whole (body holds all of it, and Dest is untouched). Once
+// CallInto returns, the connection never writes to Dest again, whatever
+// the reply did. A nil into is CallBuf.
+func (c *Conn) CallInto(ctx context.Context, prog, vers, proc uint32, cred Cred, args, data []byte, into *Into) (body []byte, n int, buf *Buf, err error) {
+	if into != nil {
+		// Every way out below: the reader may have begun filling Dest
+		// for this call and must stop before the caller reuses it.
+		defer into.stop()
+	}
+	xid, ch, err := c.register(into)
 	if err != nil {
-		return nil, nil, err
+		return nil, -1, nil, err
 	}
 	hdr := xdr.NewEncoder(48 + len(cred.Body) + len(args))
 	hdr.Uint32(0) // record mark, patched below
@@ -534,27 +559,27 @@ func (c *Conn) CallBuf(ctx context.Context, prog, vers, proc uint32, cred Cred, 
 	hdr.Uint32(AuthNull)
 	hdr.Uint32(0)
 	hdr.Raw(args)
-	n := len(hdr.B) - 4 + len(data)
-	if n >= 1<<31 {
+	size := len(hdr.B) - 4 + len(data)
+	if size >= 1<<31 {
 		c.forget(xid)
-		return nil, nil, fmt.Errorf("rpc record of %d bytes is too large", n)
+		return nil, -1, nil, fmt.Errorf("rpc record of %d bytes is too large", size)
 	}
-	binary.BigEndian.PutUint32(hdr.B, uint32(n)|1<<31)
+	binary.BigEndian.PutUint32(hdr.B, uint32(size)|1<<31)
 
 	if err := c.write(hdr.B, data); err != nil {
 		c.forget(xid)
 		c.writeFailed(err)
-		return nil, nil, c.Err()
+		return nil, -1, nil, c.Err()
 	}
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return r.body, nil, r.err
+			return r.body, -1, nil, r.err
 		}
-		return r.body, r.buf, nil
+		return r.body, r.direct, r.buf, nil
 	case <-ctx.Done():
 		c.abandon(xid)
-		return nil, nil, ctx.Err()
+		return nil, -1, nil, ctx.Err()
 	}
 }
 
@@ -597,7 +622,7 @@ func (c *Conn) readLoop() {
 	defer close(c.callbacks)
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	for {
-		rec, buf, err := readRecord(br, c.opts.MaxRecord)
+		rec, buf, direct, err := c.readReply(br)
 		if err != nil {
 			var alert *net.OpError
 			switch {
@@ -617,7 +642,7 @@ func (c *Conn) readLoop() {
 			c.fail(err)
 			return
 		}
-		if err := c.dispatch(rec, buf); err != nil {
+		if err := c.dispatch(rec, buf, direct); err != nil {
 			c.fail(fmt.Errorf("%w: %w: %w", ErrDisconnected, errBadRecord, err))
 			return
 		}
@@ -782,8 +807,9 @@ func ParseMessage(rec []byte) (Message, error) {
 }
 
 // dispatch hands a record to the call it answers, with buf, the pooled
-// storage of the record if it has one.
-func (c *Conn) dispatch(rec []byte, buf *Buf) error {
+// storage of the record if it has one, and direct, how many bytes of its
+// end went to the call's Into (-1: none).
+func (c *Conn) dispatch(rec []byte, buf *Buf, direct int) error {
 	m, err := ParseMessage(rec)
 	if err != nil {
 		return err
@@ -803,7 +829,7 @@ func (c *Conn) dispatch(rec []byte, buf *Buf) error {
 		return nil
 	}
 	c.mu.Lock()
-	ch, ok := c.pending[m.Xid]
+	w, ok := c.pending[m.Xid]
 	delete(c.pending, m.Xid)
 	late := !ok && c.gaveUp.remove(m.Xid)
 	c.mu.Unlock()
@@ -821,7 +847,11 @@ func (c *Conn) dispatch(rec []byte, buf *Buf) error {
 		buf.Release()
 		return nil
 	}
-	ch <- reply{body: m.Body, err: m.Err, buf: buf}
+	if direct >= 0 && m.Err != nil {
+		// readReply fills an Into only for a successful reply.
+		return fmt.Errorf("reply to xid %d read into the caller's buffer, yet not a success", m.Xid)
+	}
+	w.ch <- reply{body: m.Body, err: m.Err, buf: buf, direct: direct}
 	return nil
 }
 

@@ -246,25 +246,51 @@ func (s *Shard) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd
 		}
 		return b, rx, nil
 	}
-	buf := make([]byte, size)
+	// The pieces are read into the caller's buffer (fop.ReadDest) when
+	// it has one, each brick straight into its part; into one of ours
+	// otherwise.
+	rd := fop.ReadDestOf(ctx)
+	buf := rd.Take(int(size))
+	ours := buf == nil
+	if ours {
+		buf = make([]byte, size)
+	} else {
+		defer rd.Give()
+	}
+	var (
+		mu     sync.Mutex
+		filled = map[uint64]int{} // GUARDED_BY(mu); bytes read, by the piece's place in buf
+	)
 	_, _, err = s.eachPiece(ctx, ino, f, off, uint64(size), bs, pieceRead, func(ctx context.Context, p Piece, fd *fop.Fd) (int64, error) {
 		if off+p.At >= end {
 			return 0, nil // wholly past the end: nothing to ask
 		}
-		b, _, err := s.Subvolume.Read(ctx, fd, p.Off, uint32(p.Len), xd)
+		part := buf[p.At : p.At+p.Len]
+		b, _, err := s.Subvolume.Read(fop.WithReadDest(ctx, part), fd, p.Off, uint32(p.Len), xd)
 		if err == nil {
-			copy(buf[p.At:p.At+p.Len], b)
-			// Copied: the piece's pooled storage, if any, can go back.
-			if rel := fop.ReadBufsOf(ctx).Take(b); rel != nil {
-				rel.Release()
+			if !fop.InBuf(b, part) {
+				copy(part, b)
 			}
+			mu.Lock()
+			filled[p.At] = len(b)
+			mu.Unlock()
 		}
 		return 0, err
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	return buf[:n], nil, nil
+	if !ours {
+		// A hole, or a block shorter than its piece, reads as zeros:
+		// the caller's buffer holds whatever it held before.
+		pieces, _ := Pieces(off, uint64(size), bs)
+		for p := range pieces {
+			if p.At < n {
+				clear(buf[p.At+uint64(filled[p.At]) : p.At+p.Len])
+			}
+		}
+	}
+	return buf[:n:n], nil, nil
 }
 
 // Fallocate allocates a range block by block (mode 0 or KEEP_SIZE; the

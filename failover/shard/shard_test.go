@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -1263,5 +1264,65 @@ func TestSubdirMountDoesNotMakeDotShard(t *testing.T) {
 	write(t, sub, f, 5*mib, []byte("x"))
 	if got := read(t, sub, f, 5*mib, 1); string(got) != "x" {
 		t.Errorf("read back %q", got)
+	}
+}
+
+// destSub answers READs as a brick client does with a fop.ReadDest: the
+// data in the caller's buffer, and only the bytes read written there.
+type destSub struct {
+	fop.Subvolume
+	took atomic.Int64
+}
+
+func (d *destSub) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd xdr.Dict) ([]byte, xdr.Dict, error) {
+	b, rx, err := d.Subvolume.Read(ctx, f, off, size, xd)
+	rd := fop.ReadDestOf(ctx)
+	dest := rd.Take(int(size))
+	if err != nil || dest == nil {
+		return b, rx, err
+	}
+	defer rd.Give()
+	d.took.Add(1)
+	return dest[:copy(dest, b)], rx, nil
+}
+
+// Reads into the caller's buffer (fop.ReadDest, fuse's reply buffer, which
+// holds an earlier reply's bytes): every piece lands in its part of it,
+// and holes, missing and short blocks read as zeros there too.
+func TestReadIntoDirtyReadDest(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	sub := &destSub{Subvolume: m}
+	s := newLayer(t, sub, 4*mib)
+	f, _ := create(t, s, "f")
+	write(t, s, f, 13*mib, fill(4096, 'z')) // block 3 only
+	write(t, s, f, 4*mib-4096, fill(8192, 'b'))
+	readDirty := func(off uint64, n uint32) []byte {
+		t.Helper()
+		dest := fill(int(n), 0xee)
+		b, _, err := s.Read(fop.WithReadDest(context.Background(), dest), f, off, n, nil)
+		if err != nil {
+			t.Fatalf("read %d at %d: %v", n, off, err)
+		}
+		if len(b) > 0 && !fop.InBuf(b, dest) {
+			t.Errorf("read %d at %d: the answer is not in the caller's buffer", n, off)
+		}
+		return b
+	}
+	took := sub.took.Load()
+	if got := readDirty(0, 1<<20); !bytes.Equal(got, make([]byte, 1<<20)) {
+		t.Errorf("a hole in the base file read %d bytes, not all zero", len(got))
+	}
+	if got := readDirty(8*mib-10, 20); !bytes.Equal(got, make([]byte, 20)) {
+		t.Errorf("missing blocks read %d bytes of 0xee", bytes.Count(got, []byte{0xee}))
+	}
+	if got := readDirty(4*mib-8192, 16384); !bytes.Equal(got, append(append(make([]byte, 4096), fill(8192, 'b')...), make([]byte, 4096)...)) {
+		t.Errorf("a read across blocks 0 and 1 got %d bytes, not the 8 KiB written between zeros (%d bytes of 0xee)", len(got), bytes.Count(got, []byte{0xee}))
+	}
+	want := append(make([]byte, 4096), fill(4096, 'z')...)
+	if got := readDirty(13*mib-4096, 64<<10); !bytes.Equal(got, want) {
+		t.Errorf("read at the end got %d bytes, want %d", len(got), len(want))
+	}
+	if sub.took.Load() == took {
+		t.Error("no piece was read into the caller's buffer")
 	}
 }

@@ -223,6 +223,7 @@ func libRun(ctx context.Context, v libVol, files []*fop.Fd, size int64, runtime 
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, plans[i].hi)
+			rbuf := make([]byte, plans[i].hi) // reads land here, as in fuse's reply buffer
 			for k := range buf {
 				buf[k] = byte(k*7 + i) // not zeros: nothing may take a short cut
 			}
@@ -231,16 +232,9 @@ func libRun(ctx context.Context, v libVol, files []*fop.Fd, size int64, runtime 
 				t0 := time.Now()
 				var err error
 				if io.read {
-					cctx, rbs := ioctx, (*fop.ReadBufs)(nil)
-					if io.size >= pooledRead {
-						cctx, rbs = fop.WithReadBufs(ioctx)
-					}
 					var data []byte
-					data, _, err = v.Read(cctx, fds[i], uint64(io.off), uint32(io.size), nil)
+					data, _, err = v.Read(fop.WithReadDest(ioctx, rbuf[:io.size]), fds[i], uint64(io.off), uint32(io.size), nil)
 					n := int64(len(data))
-					if rel := rbs.Take(data); rel != nil {
-						rel.Release() // the data is not looked at
-					}
 					if err == nil && n != io.size {
 						err = fmt.Errorf("%d bytes came back: the file is shorter than it was written", n)
 					}
@@ -296,10 +290,6 @@ func libRun(ctx context.Context, v libVol, files []*fop.Fd, size int64, runtime 
 // libDrain is how long past the run time an I/O in flight may take
 // before it fails the run (fio's runs are bounded the same way).
 var libDrain = 2 * time.Minute
-
-// pooledRead is the FUSE daemon's threshold for pooled read buffers
-// (fuse/file.go).
-const pooledRead = 64 << 10
 
 // latPercentile is the p-th percentile of sorted latencies, in
 // microseconds (nearest rank).

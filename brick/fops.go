@@ -783,7 +783,9 @@ func (c *Client) Read(ctx context.Context, f *Fd, off uint64, size uint32, xd xd
 		if d.Err() == nil && (int64(direct) != int64(n) || len(d.Remaining()) != 0) {
 			d.Fail(fmt.Errorf("read reply of %d bytes has %d bytes between its xdata and its data", n, len(d.Remaining())))
 		}
-		data = dest[:n:n]
+		if d.Err() == nil { // n fits dest only once the checks above passed
+			data = dest[:n:n]
+		}
 	} else {
 		data = d.Raw(int(n))
 	}

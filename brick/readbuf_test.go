@@ -42,7 +42,8 @@ func TestReadIntoReadDest(t *testing.T) {
 	for _, size := range []int{256 << 10, 4 << 10} {
 		want := answer(size, 'a', xdr.Dict{}.With("k", xdr.Ptr([]byte("v"))))
 		dest := make([]byte, 1<<20)
-		got, rx, err := c.Read(fop.WithReadDest(ctx, dest), f, 0, uint32(len(dest)), nil)
+		rctx := fop.WithReadDest(ctx, dest)
+		got, rx, err := c.Read(rctx, f, 0, uint32(len(dest)), nil)
 		if err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("%d bytes: read %d, %v", size, len(got), err)
 		}
@@ -53,8 +54,8 @@ func TestReadIntoReadDest(t *testing.T) {
 			t.Errorf("%d bytes: xdata %v", size, rx)
 		}
 		// The ReadDest was given back: the next read takes it.
-		if rd := fop.ReadDestOf(fop.WithReadDest(ctx, dest)); rd.Take(1) == nil {
-			t.Error("a fresh ReadDest over the same buffer cannot be taken")
+		if rd := fop.ReadDestOf(rctx); rd.Take(1) == nil {
+			t.Errorf("%d bytes: the ReadDest was not given back", size)
 		}
 	}
 
@@ -107,6 +108,8 @@ func TestReadIntoReadDestMalformed(t *testing.T) {
 		junk       int
 	}{
 		{"count below op_ret", size, size - 8, 0},
+		{"count above the size asked", size - 8, size + 8, 0},
+		{"count of 4 GiB", size - 8, -1, 0},
 		{"bytes between xdata and data", size - 8, size - 8, 8},
 	} {
 		e := xdr.NewEncoder(300 + size)

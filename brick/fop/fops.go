@@ -58,8 +58,8 @@ type Fops interface {
 	// size bytes of reply; eof is set at the end of the directory.
 	Readdirp(ctx context.Context, f *Fd, offset uint64, size uint32, xd xdr.Dict) (ents []Dirent, eof bool, rx xdr.Dict, err error)
 	// Read returns up to size bytes at off; short means end of file. The
-	// data may live in pooled storage (see ReadBufs): a layer does not keep
-	// data it hands up.
+	// data may live in the caller's buffer (see ReadDest): a layer does
+	// not keep data it hands up.
 	Read(ctx context.Context, f *Fd, off uint64, size uint32, xd xdr.Dict) ([]byte, xdr.Dict, error)
 	// Write answers the file's attributes before and after it (the
 	// shard layer counts blocks from the two).

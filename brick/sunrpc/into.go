@@ -106,7 +106,11 @@ func (in *Into) filled() bool {
 // the Into. Any other record comes whole (direct -1), as readRecord reads
 // it.
 func (c *Conn) readReply(br *bufio.Reader) ([]byte, *Buf, int, error) {
-	if head, in, tail, ok := c.splittable(br); ok {
+	head, in, tail, ok, err := c.splittable(br)
+	if err != nil {
+		return nil, nil, -1, err
+	}
+	if ok {
 		rec, err := readInto(br, head, in, tail)
 		if err != nil {
 			return nil, nil, -1, err
@@ -121,34 +125,40 @@ func (c *Conn) readReply(br *bufio.Reader) ([]byte, *Buf, int, error) {
 // be read: if it is a whole (single-fragment) successful reply of at
 // least intoMin bytes to a call waiting with an Into, and Tail says its
 // last tail bytes are data that fit Dest after a head of at most
-// maxIntoHead, it claims the Into and says so.
-func (c *Conn) splittable(br *bufio.Reader) (head int, in *Into, tail int, ok bool) {
+// maxIntoHead, it claims the Into and says so. An error is the
+// connection's, met while looking.
+func (c *Conn) splittable(br *bufio.Reader) (head int, in *Into, tail int, ok bool, err error) {
 	mark, err := br.Peek(4)
 	if err != nil {
-		return 0, nil, 0, false // readRecord meets the error
+		// Returned, not left for a later read: bufio hands an error out
+		// once, and a read after a reset would say EOF instead.
+		if len(mark) > 0 {
+			err = unexpected(err)
+		}
+		return 0, nil, 0, false, err
 	}
 	m := binary.BigEndian.Uint32(mark)
 	n := int(m &^ (1 << 31))
 	if m&(1<<31) == 0 || n < intoMin || n > c.opts.MaxRecord {
-		return 0, nil, 0, false
+		return 0, nil, 0, false, nil
 	}
 	// The record has at least intoMin bytes, so these arrive.
 	p, err := br.Peek(4 + 24 + MaxAuthBytes + IntoPeek)
 	if err != nil {
-		return 0, nil, 0, false
+		return 0, nil, 0, false, unexpected(err)
 	}
 	p = p[4:]
 	u32 := func(i int) uint32 { return binary.BigEndian.Uint32(p[i:]) }
 	if u32(4) != MsgReply || u32(8) != replyAccepted {
-		return 0, nil, 0, false
+		return 0, nil, 0, false, nil
 	}
 	verf := int(u32(16)) // the verifier body's length, padded below
 	if verf < 0 || verf > MaxAuthBytes {
-		return 0, nil, 0, false
+		return 0, nil, 0, false, nil
 	}
 	at := 20 + (verf+3)&^3 // accept_stat
 	if u32(at) != Success {
-		return 0, nil, 0, false
+		return 0, nil, 0, false, nil
 	}
 	body := p[at+4 : at+4+IntoPeek]
 	xid := u32(0)
@@ -156,17 +166,17 @@ func (c *Conn) splittable(br *bufio.Reader) (head int, in *Into, tail int, ok bo
 	w, waiting := c.pending[xid]
 	c.mu.Unlock()
 	if !waiting || w.into == nil || w.into.Tail == nil {
-		return 0, nil, 0, false
+		return 0, nil, 0, false, nil
 	}
 	t, ok := w.into.Tail(body)
 	head = n - t
 	if !ok || t < 0 || t > len(w.into.Dest) || head < at+4+IntoPeek || head > maxIntoHead {
-		return 0, nil, 0, false
+		return 0, nil, 0, false, nil
 	}
 	if !w.into.claim() {
-		return 0, nil, 0, false // the caller stopped waiting: read it whole, as a late reply
+		return 0, nil, 0, false, nil // the caller stopped waiting: read it whole, as a late reply
 	}
-	return head, w.into, t, true
+	return head, w.into, t, true, nil
 }
 
 // readInto reads a record splittable claimed: its first head bytes into a

@@ -138,6 +138,57 @@ func TestCallIntoGiveUpMidData(t *testing.T) {
 	}
 }
 
+// A caller that gave up before any of the reply came: the reply, when it
+// comes, is read whole as a late one, Dest untouched, and the connection
+// serves on.
+func TestCallIntoGiveUpBeforeReply(t *testing.T) {
+	c, p := newPair(t, 1, Options{})
+	const size = 256 << 10
+	dest := make([]byte, size)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := callInto(ctx, c, &Into{Dest: dest, Tail: tailWord})
+	x := xidOf(p.next())
+	cancel()
+	if r := <-done; !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("gave up: %v", r.err)
+	}
+	p.write(intoReply(x, bytes.Repeat([]byte{'X'}, size)))
+	next := make([]byte, size)
+	done = callInto(context.Background(), c, &Into{Dest: next, Tail: tailWord})
+	want := bytes.Repeat([]byte{'b'}, size)
+	p.write(intoReply(xidOf(p.next()), want))
+	if r := <-done; r.err != nil || r.n != size || !bytes.Equal(next, want) {
+		t.Fatalf("the next call: %d bytes to Dest, %v", r.n, r.err)
+	}
+	if bytes.IndexByte(dest, 'X') >= 0 {
+		t.Fatal("a reply that came after its caller gave up was written to Dest")
+	}
+}
+
+// Closing the connection while a reply's data is half read (the ping
+// timeout dropping a brick hung mid-reply) fails the call; nothing sent
+// after lands in Dest.
+func TestCallIntoCloseMidData(t *testing.T) {
+	c, p := newPair(t, 1, Options{})
+	const size = 512 << 10
+	dest := make([]byte, size)
+	done := callInto(context.Background(), c, &Into{Dest: dest, Tail: tailWord})
+	rep := intoReply(xidOf(p.next()), bytes.Repeat([]byte{'a'}, size))
+	half := len(rep) - size/2
+	p.write(rep[:half])
+	go func() { _ = c.Close() }()
+	if r := <-done; !errors.Is(r.err, ErrDisconnected) || r.n != -1 {
+		t.Fatalf("closed mid-data: %d bytes to Dest, %v; want ErrDisconnected", r.n, r.err)
+	}
+	for i := half; i < len(rep); i++ {
+		rep[i] = 'X'
+	}
+	_, _ = p.nc.Write(rep[half:]) // fails once the reader is gone
+	if bytes.IndexByte(dest, 'X') >= 0 {
+		t.Fatal("data sent after the call failed was written to Dest")
+	}
+}
+
 // A connection that breaks mid-data fails the call; Dest is the caller's
 // again when it returns.
 func TestCallIntoBreakMidData(t *testing.T) {

@@ -5,12 +5,14 @@ import (
 	"time"
 )
 
-// Large replies (READ data) are read into buffers from a free list, so
-// that a stream of reads reuses a few buffers instead of leaving the
-// garbage collector a record of each to return: the mount's memory then
-// follows how many reads are in flight, not how fast they come. Only the
-// callers that ask for a reply's storage (CallBuf) give it back; other
-// large records taken from the list are left to the collector.
+// Large replies (READ data that has no Into to go to: a heal's, a copy's;
+// READDIRP entries) are read into buffers from a free list, so that a
+// stream of them reuses a few buffers instead of leaving the garbage
+// collector a record of each to return: the mount's memory then follows
+// how many are in flight, not how fast they come. Only the callers that
+// ask for a reply's storage (CallBuf) give it back; other large records
+// taken from the list are left to the collector. A FUSE READ's data goes
+// straight to the reply buffer (Into) and takes nothing from the list.
 //
 // The list is ours, not a sync.Pool: a sync.Pool is emptied over two
 // collections, and under the daemon's memory limit the collector runs
@@ -22,11 +24,9 @@ const (
 	poolMax  = 4 << 20  // larger ones (none in practice) too
 	poolStep = 64 << 10 // class k holds (k+1)*poolStep bytes: a 1 MiB READ's record (1 MiB and its headers) wastes under 64 KiB
 	// poolKeep bounds the bytes the free list holds: seven 1 MiB READs'
-	// records (1088 KiB each).
-	// fuse copies a READ's data out and gives its record back as soon as
-	// the reply is decoded, so records are out only between a brick
-	// connection's reader and the caller it wakes, not for a READ's whole
-	// way to the kernel: eight cover that, also for a dozen bricks.
+	// records (1088 KiB each). Records are out only between a brick
+	// connection's reader and the caller it wakes, which copies the
+	// data out: eight cover that, also for a dozen bricks.
 	poolKeep = 8 << 20
 )
 

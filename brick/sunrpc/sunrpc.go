@@ -254,9 +254,9 @@ type Conn struct {
 
 	mu      sync.Mutex
 	pending map[uint32]waiter // GUARDED_BY(mu)
-	gaveUp  abandoned             // GUARDED_BY(mu); calls whose callers stopped waiting
-	nextXid uint32                // GUARDED_BY(mu)
-	err     error                 // GUARDED_BY(mu); set once when the connection breaks
+	gaveUp  abandoned         // GUARDED_BY(mu); calls whose callers stopped waiting
+	nextXid uint32            // GUARDED_BY(mu)
+	err     error             // GUARDED_BY(mu); set once when the connection breaks
 
 	lastReply atomic.Int64 // unix nanos of the last reply to one of our calls
 	busySince atomic.Int64 // unix nanos when the pending map last went from empty to non-empty

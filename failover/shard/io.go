@@ -272,7 +272,7 @@ func (s *Shard) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd
 				copy(part, b)
 			}
 			mu.Lock()
-			filled[p.At] = len(b)
+			filled[p.At] = min(len(b), int(p.Len))
 			mu.Unlock()
 		}
 		return 0, err

@@ -456,13 +456,13 @@ func TestLibPlan(t *testing.T) {
 // is set. It counts the I/Os, the reads that had a buffer of the request's
 // size to land in (fop.ReadDest), and the reads of each offset.
 type fakeLib struct {
-	mu              sync.Mutex
-	reads           int
-	writes          int
-	inDest          int
-	offs            map[uint64]int
-	short, fail     int64
-	hang            chan struct{}
+	mu          sync.Mutex
+	reads       int
+	writes      int
+	inDest      int
+	offs        map[uint64]int
+	short, fail int64
+	hang        chan struct{}
 }
 
 func (f *fakeLib) io(ctx context.Context, read bool) error {

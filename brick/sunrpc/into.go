@@ -50,6 +50,19 @@ const (
 // exist.
 const IntoPeek = 32
 
+// readBufBytes is the size of a connection's read buffer: the pieces of
+// an Into's data are copied from it, and splittable peeks intoPeekBytes
+// into it.
+const readBufBytes = 64 << 10
+
+// intoPeekBytes is how much of a record splittable looks at: the mark, an
+// accepted reply's header with the largest verifier, IntoPeek of result.
+const intoPeekBytes = 4 + 24 + MaxAuthBytes + IntoPeek
+
+// A peek larger than the buffer would fail (bufio.ErrBufferFull) and drop
+// the connection: this does not compile then.
+var _ [readBufBytes - intoPeekBytes]struct{}
+
 // intoMin is the smallest record read into an Into: below it, a copy of
 // the data costs less than the bookkeeping.
 const intoMin = 16 << 10
@@ -143,7 +156,7 @@ func (c *Conn) splittable(br *bufio.Reader) (head int, in *Into, tail int, ok bo
 		return 0, nil, 0, false, nil
 	}
 	// The record has at least intoMin bytes, so these arrive.
-	p, err := br.Peek(4 + 24 + MaxAuthBytes + IntoPeek)
+	p, err := br.Peek(intoPeekBytes)
 	if err != nil {
 		return 0, nil, 0, false, unexpected(err)
 	}

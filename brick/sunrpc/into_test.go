@@ -6,7 +6,13 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 	"testing"
+
+	"go.uber.org/zap/zaptest"
 
 	"github.com/brickfs/brickfs/brick/xdr"
 )
@@ -115,6 +121,9 @@ func TestCallIntoGiveUpMidData(t *testing.T) {
 	if r := <-done; !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("gave up: %v", r.err)
 	}
+	if dest[0] != 'a' {
+		t.Fatal("the data that came before the caller gave up is not in Dest: the reply was not read into it")
+	}
 	for i := half; i < len(rep); i++ {
 		rep[i] = 'X'
 	}
@@ -165,27 +174,90 @@ func TestCallIntoGiveUpBeforeReply(t *testing.T) {
 	}
 }
 
-// Closing the connection while a reply's data is half read (the ping
-// timeout dropping a brick hung mid-reply) fails the call; nothing sent
-// after lands in Dest.
+// Closing the connection while a reply's data is half read into Dest (the
+// ping timeout dropping a brick hung mid-reply) fails the call at once.
 func TestCallIntoCloseMidData(t *testing.T) {
 	c, p := newPair(t, 1, Options{})
 	const size = 512 << 10
 	dest := make([]byte, size)
 	done := callInto(context.Background(), c, &Into{Dest: dest, Tail: tailWord})
 	rep := intoReply(xidOf(p.next()), bytes.Repeat([]byte{'a'}, size))
-	half := len(rep) - size/2
-	p.write(rep[:half])
+	p.write(rep[:len(rep)-size/2])
+	if dest[0] != 'a' {
+		t.Fatal("the first half of the data is not in Dest: the reply was not read into it")
+	}
 	go func() { _ = c.Close() }()
 	if r := <-done; !errors.Is(r.err, ErrDisconnected) || r.n != -1 {
 		t.Fatalf("closed mid-data: %d bytes to Dest, %v; want ErrDisconnected", r.n, r.err)
 	}
-	for i := half; i < len(rep); i++ {
-		rep[i] = 'X'
+}
+
+// A reply that begins after its caller stopped the Into (the race of a
+// caller giving up against the reader) is read whole, Dest untouched.
+func TestCallIntoStoppedBeforeClaim(t *testing.T) {
+	c, p := newPair(t, 1, Options{})
+	const size = 256 << 10
+	dest := make([]byte, size)
+	in := &Into{Dest: dest, Tail: tailWord}
+	xid, ch, err := c.register(in)
+	if err != nil {
+		t.Fatal(err)
 	}
-	_, _ = p.nc.Write(rep[half:]) // fails once the reader is gone
-	if bytes.IndexByte(dest, 'X') >= 0 {
-		t.Fatal("data sent after the call failed was written to Dest")
+	in.stop()
+	want := bytes.Repeat([]byte{'a'}, size)
+	go p.write(intoReply(xid, want))
+	r := <-ch
+	if r.err != nil || r.direct != -1 || len(r.body) != headLen+size || !bytes.Equal(r.body[headLen:], want) {
+		t.Fatalf("reply to a stopped Into: %d bytes to Dest, body of %d, %v; want it whole", r.direct, len(r.body), r.err)
+	}
+	if bytes.IndexByte(dest, 'a') >= 0 {
+		t.Fatal("a stopped Into's Dest was written")
+	}
+	r.buf.Release()
+}
+
+// resetConn is a connection whose peer sends some bytes and then resets
+// it: reads after the reset say EOF, as Linux's do.
+type resetConn struct {
+	net.Conn
+	data  []byte
+	reset bool
+}
+
+func (r *resetConn) Read(b []byte) (int, error) {
+	if len(r.data) > 0 {
+		n := copy(b, r.data)
+		r.data = r.data[n:]
+		return n, nil
+	}
+	if !r.reset {
+		r.reset = true
+		return 0, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	}
+	return 0, io.EOF
+}
+
+// A connection reset between records, or in the first bytes of one, is
+// the connection's error, not a clean close by the peer: the error a
+// look at the next record meets is not read again as EOF.
+func TestResetIsNotEOF(t *testing.T) {
+	big := intoReply(1, make([]byte, 64<<10))
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"between records", nil},
+		{"in a large record's first bytes", big[:100]},
+	} {
+		a, b := net.Pipe()
+		t.Cleanup(func() { _ = b.Close() })
+		c := NewConn(&resetConn{Conn: a, data: tc.data}, 1, Options{Log: zaptest.NewLogger(t)})
+		<-c.Done()
+		err := c.Err()
+		if errors.Is(err, ErrPeerClosed) || !errors.Is(err, ErrDisconnected) || !strings.Contains(err.Error(), "connection reset") {
+			t.Errorf("%s: the connection ended with %v; want the reset", tc.name, err)
+		}
+		_ = c.Close()
 	}
 }
 

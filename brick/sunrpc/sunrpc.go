@@ -620,7 +620,7 @@ func (c *Conn) write(hdr, data []byte) error {
 func (c *Conn) readLoop() {
 	defer c.wg.Done()
 	defer close(c.callbacks)
-	br := bufio.NewReaderSize(c.nc, 64<<10)
+	br := bufio.NewReaderSize(c.nc, readBufBytes)
 	for {
 		rec, buf, direct, err := c.readReply(br)
 		if err != nil {

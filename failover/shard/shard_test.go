@@ -1272,10 +1272,14 @@ func TestSubdirMountDoesNotMakeDotShard(t *testing.T) {
 type destSub struct {
 	fop.Subvolume
 	took atomic.Int64
+	more bool // answer a byte more than asked, elsewhere: a broken layer
 }
 
 func (d *destSub) Read(ctx context.Context, f *fop.Fd, off uint64, size uint32, xd xdr.Dict) ([]byte, xdr.Dict, error) {
 	b, rx, err := d.Subvolume.Read(ctx, f, off, size, xd)
+	if d.more && err == nil {
+		return append(bytes.Clone(b), make([]byte, int(size)+1-len(b))...), rx, nil
+	}
 	rd := fop.ReadDestOf(ctx)
 	dest := rd.Take(int(size))
 	if err != nil || dest == nil {
@@ -1324,5 +1328,22 @@ func TestReadIntoDirtyReadDest(t *testing.T) {
 	}
 	if sub.took.Load() == took {
 		t.Error("no piece was read into the caller's buffer")
+	}
+}
+
+// A layer below that answers a piece with more than asked (a broken
+// contract) neither crashes the read nor writes past the piece's part.
+func TestReadPieceLongerThanAsked(t *testing.T) {
+	m := foptest.NewMem("v-client-0")
+	sub := &destSub{Subvolume: m}
+	s := newLayer(t, sub, 4*mib)
+	f, _ := create(t, s, "f")
+	write(t, s, f, 4*mib-4096, fill(8192, 'b'))
+	sub.more = true
+	dest := fill(16384, 0xee)
+	b, _, err := s.Read(fop.WithReadDest(context.Background(), dest), f, 4*mib-8192, 16384, nil)
+	// The file ends 4 KiB into block 1.
+	if want := append(make([]byte, 4096), fill(8192, 'b')...); err != nil || !bytes.Equal(b, want) {
+		t.Fatalf("read across blocks: %d bytes (%d of them 'b'), %v; want 4 KiB of zeros, then the 8 KiB written", len(b), bytes.Count(b, []byte{'b'}), err)
 	}
 }

@@ -185,8 +185,8 @@ type libVol interface {
 // libRun runs job j for the run time on files (each at least size bytes)
 // through v: a worker per I/O in flight (the job's depth, times its jobs),
 // each waiting for its I/O before the next, as fio's queue keeps that many
-// in flight. Reads of 64 KiB and more use pooled buffers, as the FUSE
-// daemon's do. The sample holds what fio's would, latency measured around
+// in flight. Reads land in a buffer of the worker's own (fop.ReadDest),
+// as the FUSE daemon's land in its reply buffer. The sample holds what fio's would, latency measured around
 // each call; CPU is the bench process's own over the run: brickfs's graph
 // and the workers that stand in for fio. An I/O that has not finished
 // runtime+2 min after the start fails the run.

@@ -176,6 +176,25 @@ func (e *env) where(parent xdr.GFID, name string) (data, links []int) {
 
 // hashedSub is the subvolume name hashes to in dir's layout as stored on
 // the Mems.
+// swapLayout lays dir out again on the bricks behind the layer's back,
+// as another client's rebalance would: the two subvolumes' ranges
+// swapped, with commit as the layouts' commit hash if not nil.
+func (e *env) swapLayout(dir xdr.GFID, commit *uint32) {
+	e.t.Helper()
+	var s [2]slice
+	for i, m := range e.m {
+		v, _ := m.Xattr(dir, xattrLayout)
+		s[i], _ = parseSlice(v)
+	}
+	s[0].start, s[0].stop, s[1].start, s[1].stop = s[1].start, s[1].stop, s[0].start, s[0].stop
+	for i, m := range e.m {
+		if commit != nil {
+			s[i].commit = *commit
+		}
+		e.must(fop.ErrOnly(m.Setxattr(e.ctx, dir, xdr.Dict{}.With(xattrLayout, xdr.Ptr(s[i].encode())), 0, nil)), "swap the layout")
+	}
+}
+
 func (e *env) hashedSub(dir xdr.GFID, name string) int {
 	e.t.Helper()
 	s := make([]slice, len(e.m))
@@ -829,15 +848,7 @@ func TestStaleLayoutMiss(t *testing.T) {
 	_, _, err := e.d.Mkdir(e.ctx, xdr.RootGFID, "d", 0o755, 0, g, nil)
 	e.must(err, "mkdir")
 	e.create(g, "warm") // d's layout is cached, commit == the volume's
-	var s [2]slice
-	for i, m := range e.m {
-		v, _ := m.Xattr(g, xattrLayout)
-		s[i], _ = parseSlice(v)
-	}
-	s[0].start, s[0].stop, s[1].start, s[1].stop = s[1].start, s[1].stop, s[0].start, s[0].stop
-	for i, m := range e.m {
-		e.must(fop.ErrOnly(m.Setxattr(e.ctx, g, xdr.Dict{}.With(xattrLayout, xdr.Ptr(s[i].encode())), 0, nil)), "swap")
-	}
+	e.swapLayout(g, nil)
 	// Another client makes x where the new layout puts it.
 	sub := e.hashedSub(g, "x")
 	_, _, err = e.m[sub].Mknod(e.ctx, g, "x", syscall.S_IFREG|0o644, 0, 0, e.gfid(), nil)
@@ -925,16 +936,8 @@ func TestReaddirLinksStrays(t *testing.T) {
 				// ... and has: d laid out again (its ranges swapped) and
 				// committed, behind the back of brickfs, which still
 				// holds d's old layout and the old commit hash.
-				var s [2]slice
-				for i, m := range e.m {
-					v, _ := m.Xattr(g, xattrLayout)
-					s[i], _ = parseSlice(v)
-				}
-				s[0].start, s[0].stop, s[1].start, s[1].stop = s[1].start, s[1].stop, s[0].start, s[0].stop
-				for i, m := range e.m {
-					s[i].commit = 77
-					e.must(fop.ErrOnly(m.Setxattr(e.ctx, g, xdr.Dict{}.With(xattrLayout, xdr.Ptr(s[i].encode())), 0, nil)), "new layout")
-				}
+				commit := uint32(77)
+				e.swapLayout(g, &commit)
 			}
 			var name, other string
 			for k := 0; name == "" || other == ""; k++ {

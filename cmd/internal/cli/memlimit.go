@@ -9,19 +9,19 @@ import (
 	"strconv"
 )
 
-// DefaultMemoryLimit is the daemon's soft memory limit. A mount's memory
-// is mostly buffers of requests in flight (up to 1 MiB each, go-fuse's
-// and the bricks' replies), which the garbage collector returns at its
-// own pace: without a limit, a busy mount's resident memory settles at
-// about twice what it uses. Past the limit the collector runs more often
-// (the runtime bounds the time it takes to half the CPU), so the limit is
-// a target, not a ceiling: a mount with more in flight than fits uses
-// what it needs. Measured with 4 fio jobs (random 4k-1M, 60 % reads,
-// QD8) on a replica-3 volume: peak RSS 154-160 MiB without a limit,
-// 105 MiB at 96M with the same CPU per MiB, 73 MiB at 64M with 1.7 times
-// the CPU (go-fuse holds a max_write buffer for every request in
-// flight, so below about 96M the collector runs without end). A mount
-// with more large requests in flight (64 of 1 MiB) needs a higher one.
+// DefaultMemoryLimit is the daemon's soft memory limit on what Go's
+// heap and runtime hold. Past it the collector runs more often (the
+// runtime bounds the time it takes to half the CPU), so the limit is a
+// target, not a ceiling: a mount with more in flight than fits uses what
+// it needs. It was set when the buffers of requests in flight lived in
+// the heap (go-fuse's, and the bricks' READ replies): with 4 fio jobs
+// (random 4k-1M, 60 % reads, QD8) on a replica-3 volume, peak RSS was
+// 154-160 MiB without a limit, 105 MiB at 96M with the same CPU per MiB,
+// 73 MiB at 64M with 1.7 times the CPU. Those buffers now live outside
+// the heap (fuse/bufpool.go), and a READ's data goes from the brick
+// straight into its FUSE reply buffer: in the same run the heap holds
+// 8-12 MiB and Go 22-26 MiB from the kernel, well under the limit, which
+// now only bounds a burst of large records (READDIRP, a heal's READs).
 const DefaultMemoryLimit = 96 << 20
 
 // minMemoryLimit is the least memory-limit accepted: below it the

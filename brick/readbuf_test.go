@@ -11,19 +11,26 @@ import (
 	"github.com/brickfs/brickfs/brick/xdr"
 )
 
+// openForRead is a client of a fake brick and a file open on it.
+func openForRead(t *testing.T) (*bricktest.Fake, *Client, *Fd) {
+	t.Helper()
+	fk := bricktest.New(t, bricktest.Options{})
+	c := startClient(t, fk, nil)
+	f, _, err := c.Open(context.Background(), g1, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fk, c, f
+}
+
 // A READ with a fop.ReadDest in its context puts its data there: a large
 // reply straight from the connection, a small one copied; the data is
 // capped (an append copies) and the reply's xdata is the caller's own. A
 // READ whose ReadDest is taken, or without one, answers in storage of its
 // own that later reads never change.
 func TestReadIntoReadDest(t *testing.T) {
-	fk := bricktest.New(t, bricktest.Options{})
-	c := startClient(t, fk, nil)
+	fk, c, f := openForRead(t)
 	ctx := context.Background()
-	f, _, err := c.Open(ctx, g1, 2, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	answer := func(size int, fill byte, xd xdr.Dict) []byte {
 		data := bytes.Repeat([]byte{fill}, size)
 		st := &xdr.Iatt{GFID: g1, Ino: g1.Ino(), Mode: 0100644, Nlink: 1, Size: uint64(size)}
@@ -93,13 +100,8 @@ func TestReadIntoReadDest(t *testing.T) {
 // xdata and its data, fails (EIO) instead of handing up what the bytes
 // happen to be.
 func TestReadIntoReadDestMalformed(t *testing.T) {
-	fk := bricktest.New(t, bricktest.Options{})
-	c := startClient(t, fk, nil)
+	fk, c, f := openForRead(t)
 	ctx := context.Background()
-	f, _, err := c.Open(ctx, g1, 2, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const size = 128 << 10
 	st := &xdr.Iatt{GFID: g1, Ino: g1.Ino(), Mode: 0100644, Nlink: 1, Size: size}
 	for _, tc := range []struct {

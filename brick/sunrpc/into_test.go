@@ -56,6 +56,19 @@ func callInto(ctx context.Context, c *Conn, in *Into) <-chan intoResult {
 	return done
 }
 
+// servesOn checks that c still answers: a call's reply of size bytes of
+// data goes to its Dest.
+func servesOn(t *testing.T, c *Conn, p *peer, size int) {
+	t.Helper()
+	next := make([]byte, size)
+	done := callInto(context.Background(), c, &Into{Dest: next, Tail: tailWord})
+	want := bytes.Repeat([]byte{'b'}, size)
+	p.write(intoReply(xidOf(p.next()), want))
+	if r := <-done; r.err != nil || r.n != size || !bytes.Equal(next, want) {
+		t.Fatalf("the next call: %d bytes to Dest, %v", r.n, r.err)
+	}
+}
+
 // A large reply's data goes straight to the Into's Dest; the body holds
 // the rest of the result. Replies that do not fit, are too small to
 // split or that Tail will not split come whole, Dest untouched.
@@ -131,15 +144,9 @@ func TestCallIntoGiveUpMidData(t *testing.T) {
 	if i := bytes.IndexByte(dest, 'X'); i >= 0 {
 		t.Fatalf("byte %d of Dest was written after the caller gave up", i)
 	}
-	// The connection reads on: the next call is answered.
-	next := make([]byte, size)
-	done = callInto(context.Background(), c, &Into{Dest: next, Tail: tailWord})
-	want := bytes.Repeat([]byte{'b'}, size)
-	p.write(intoReply(xidOf(p.next()), want))
-	if r := <-done; r.err != nil || r.n != size || !bytes.Equal(next, want) {
-		t.Fatalf("the next call: %d bytes to Dest, %v", r.n, r.err)
-	}
+	servesOn(t, c, p, size)
 	// in served its call: used again, it comes whole.
+	want := bytes.Repeat([]byte{'b'}, size)
 	done = callInto(context.Background(), c, in)
 	p.write(intoReply(xidOf(p.next()), want))
 	if r := <-done; r.err != nil || r.n != -1 || bytes.Contains(dest, []byte{'b'}) {
@@ -162,13 +169,7 @@ func TestCallIntoGiveUpBeforeReply(t *testing.T) {
 		t.Fatalf("gave up: %v", r.err)
 	}
 	p.write(intoReply(x, bytes.Repeat([]byte{'X'}, size)))
-	next := make([]byte, size)
-	done = callInto(context.Background(), c, &Into{Dest: next, Tail: tailWord})
-	want := bytes.Repeat([]byte{'b'}, size)
-	p.write(intoReply(xidOf(p.next()), want))
-	if r := <-done; r.err != nil || r.n != size || !bytes.Equal(next, want) {
-		t.Fatalf("the next call: %d bytes to Dest, %v", r.n, r.err)
-	}
+	servesOn(t, c, p, size)
 	if bytes.IndexByte(dest, 'X') >= 0 {
 		t.Fatal("a reply that came after its caller gave up was written to Dest")
 	}

@@ -163,16 +163,17 @@ func (c *Client) opErr(proc uint32, gfid xdr.GFID, err error) error {
 // and op_errno. A negative op_ret becomes an *OpError; op_errno is ignored
 // on success, where bricks often leave it non-zero.
 func (c *Client) call(ctx context.Context, conn *sunrpc.Conn, proc uint32, gfid xdr.GFID, cred sunrpc.Cred, args, data []byte) (*xdr.Decoder, int32, error) {
-	d, ret, _, _, err := c.callInto(ctx, conn, proc, gfid, cred, args, data, false, nil)
+	d, ret, _, _, err := c.callInto(ctx, conn, proc, gfid, cred, args, data, nil)
 	return d, ret, err
 }
 
-// callInto is call that, with keep, also returns the pooled storage of a
-// large reply (see sunrpc.Conn.CallBuf), for the caller to release (the
-// storage of a failed call is left to the collector), and with into, may
-// read the data at the reply's end into into.Dest (see
-// sunrpc.Conn.CallInto): direct is how many bytes went there, -1 none.
-func (c *Client) callInto(ctx context.Context, conn *sunrpc.Conn, proc uint32, gfid xdr.GFID, cred sunrpc.Cred, args, data []byte, keep bool, into *sunrpc.Into) (d *xdr.Decoder, ret int32, direct int, buf *sunrpc.Buf, err error) {
+// callInto is call that, with into, may read the data at the reply's end
+// into into.Dest (see sunrpc.Conn.CallInto): direct is how many bytes went
+// there, -1 none. A reply that came whole then keeps its pooled storage
+// (see sunrpc.Conn.CallBuf), returned for the caller to release once it
+// has copied the data out (the storage of a failed call is left to the
+// collector); without into, a large record is copied out at once.
+func (c *Client) callInto(ctx context.Context, conn *sunrpc.Conn, proc uint32, gfid xdr.GFID, cred sunrpc.Cred, args, data []byte, into *sunrpc.Into) (d *xdr.Decoder, ret int32, direct int, buf *sunrpc.Buf, err error) {
 	select {
 	case c.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -184,7 +185,7 @@ func (c *Client) callInto(ctx context.Context, conn *sunrpc.Conn, proc uint32, g
 	if err != nil {
 		return nil, 0, -1, nil, c.opErr(proc, gfid, err)
 	}
-	if !keep && buf != nil {
+	if into == nil && buf != nil {
 		// A large record the caller will not give back (a READDIRP, a
 		// heal's or a copy's READ): copied out, so that its pooled
 		// buffer, which may be one of the largest, goes back to the
@@ -765,7 +766,7 @@ func (c *Client) Read(ctx context.Context, f *Fd, off uint64, size uint32, xd xd
 		defer rd.Give()
 		into = &sunrpc.Into{Dest: dest, Tail: readTail}
 	}
-	d, ret, direct, buf, err := c.callInto(ctx, conn, opRead, f.GFID, c.cred(ctx, flags, stamp), e.B, nil, dest != nil, into)
+	d, ret, direct, buf, err := c.callInto(ctx, conn, opRead, f.GFID, c.cred(ctx, flags, stamp), e.B, nil, into)
 	if err != nil {
 		return nil, nil, err
 	}

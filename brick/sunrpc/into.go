@@ -81,14 +81,16 @@ func (in *Into) stop() {
 	in.mu.Unlock()
 }
 
-// claim moves a waiting Into to filling; false if the caller stopped it.
-func (in *Into) claim() bool {
+// move changes the state from to to; false if it was not from (the
+// caller stopped waiting). The reader claims a waiting Into (waiting to
+// filling) and marks it complete (filling to filled).
+func (in *Into) move(from, to intoState) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.state != intoWaiting {
+	if in.state != from {
 		return false
 	}
-	in.state = intoFilling
+	in.state = to
 	return true
 }
 
@@ -99,18 +101,6 @@ func (in *Into) fill(off int, p []byte) {
 		copy(in.Dest[off:], p)
 	}
 	in.mu.Unlock()
-}
-
-// filled marks the data complete; false if the caller stopped waiting
-// meanwhile (then Dest holds nothing it may use).
-func (in *Into) filled() bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.state != intoFilling {
-		return false
-	}
-	in.state = intoFilled
-	return true
 }
 
 // readReply reads the next record. A reply to a call with an Into whose
@@ -186,7 +176,7 @@ func (c *Conn) splittable(br *bufio.Reader) (head int, in *Into, tail int, ok bo
 	if !ok || t < 0 || t > len(w.into.Dest) || head < at+4+IntoPeek || head > maxIntoHead {
 		return 0, nil, 0, false, nil
 	}
-	if !w.into.claim() {
+	if !w.into.move(intoWaiting, intoFilling) {
 		return 0, nil, 0, false, nil // the caller stopped waiting: read it whole, as a late reply
 	}
 	return head, w.into, t, true, nil
@@ -217,6 +207,6 @@ func readInto(br *bufio.Reader, head int, in *Into, tail int) ([]byte, error) {
 		_, _ = br.Discard(k)
 		off += k
 	}
-	in.filled()
+	in.move(intoFilling, intoFilled) // false: the caller stopped waiting, Dest holds nothing it uses
 	return rec, nil
 }
